@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds (or reuses) the real components the tests need, at the versions in versions.env:
+# helm v3 and v4, kube-apiserver, kube-controller-manager, kubectl, etcd; installs Debian's
+# docker-registry. Each step lands in $IMAGE_REFRESH_TOOLS/<name>-<version>/ and is rebuilt
+# only when that directory lacks its .done marker. Prints one line per tool with the time it took.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+tools=${IMAGE_REFRESH_TOOLS:-$HOME/.cache/image-refresh-tools}
+mkdir -p "$tools"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
+
+step() { # name version command...
+  local name=$1 version=$2; shift 2
+  local dir="$tools/$name-$version"
+  if [ -f "$dir/.done" ]; then
+    echo "tools: $name $version cached ($dir)"
+    return
+  fi
+  local start=$SECONDS
+  echo "tools: building $name $version ..."
+  mkdir -p "$dir.tmp"
+  "$@" "$dir.tmp"
+  touch "$dir.tmp/.done"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  echo "tools: $name $version built in $((SECONDS - start))s"
+}
+
+build_helm() { # major version out
+  GOBIN="$3" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v$1/cmd/helm@$2"
+  mv "$3/helm" "$3/helm$1"
+}
+helm3() { build_helm 3 "$HELM3_VERSION" "$1"; }
+helm4() { build_helm 4 "$HELM4_VERSION" "$1"; }
+
+etcd() {
+  local m="$work/etcd"
+  mkdir -p "$m"
+  cat >"$m/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  (cd "$m" && go mod init etcd >/dev/null 2>&1 && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 &&
+    go mod tidy >/dev/null 2>&1 && go build -trimpath -ldflags "-s -w" -o "$1/etcd" .)
+}
+
+# k8s.io/kubernetes cannot be `go install`ed: build it from a throwaway module that replaces
+# each staging module with its published version.
+kubernetes() {
+  local m="$work/k8s" v=$KUBERNETES_VERSION
+  local minor=${v#v1.}; minor=${minor%%.*}
+  local staging="v0.${v#v1.}"
+  mkdir -p "$m"
+  local gomod
+  gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  {
+    echo "module k8stools"
+    echo "go 1.26.0"
+    echo "require k8s.io/kubernetes $v"
+    grep -E '^\s*k8s.io/[^ ]+ => ./staging/' "$gomod" | awk -v s="$staging" '{print "replace " $1 " => " $1 " " s}'
+  } >"$m/go.mod"
+  cat >"$m/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  (cd "$m" && go mod tidy >/dev/null 2>&1 &&
+    for c in kube-apiserver kube-controller-manager kubectl; do
+      go build -trimpath -ldflags "$ld" -o "$1/$c" "k8s.io/kubernetes/cmd/$c"
+    done)
+}
+
+registry() {
+  if ! command -v docker-registry >/dev/null; then
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+  fi
+  ln -sf "$(command -v docker-registry)" "$1/docker-registry"
+}
+
+only=${1:-all}
+case $only in
+  helm) step helm3 "$HELM3_VERSION" helm3; step helm4 "$HELM4_VERSION" helm4 ;;
+  all)
+    step helm3 "$HELM3_VERSION" helm3
+    step helm4 "$HELM4_VERSION" helm4
+    step etcd "$ETCD_VERSION" etcd
+    step kubernetes "$KUBERNETES_VERSION" kubernetes
+    step docker-registry debian registry
+    ;;
+  *) echo "usage: $0 [all|helm]" >&2; exit 2 ;;
+esac
+echo "tools: ready in $tools"

@@ -1,0 +1,212 @@
+// Package config is the one contract shared by the refresher, the post-renderer and chartcheck:
+// the RefreshConfig document (image-refresh.io/v1alpha1), its YAML loading, defaults and
+// validation. Nothing else in the module declares these types.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"gopkg.in/yaml.v3"
+)
+
+const (
+	// APIVersion and Kind identify a RefreshConfig document.
+	APIVersion = "image-refresh.io/v1alpha1"
+	Kind       = "RefreshConfig"
+
+	// ConfigMapKey is the key of the ConfigMap entry that carries the document.
+	ConfigMapKey = "refresh.yaml"
+	// ConfigLabel marks the ConfigMap that carries the document; its value is "true".
+	ConfigLabel = "image-refresh.io/config"
+
+	// FieldManager is the server-side field manager of every patch the refresher sends.
+	FieldManager = "image-refresh"
+	// RestartedAtAnnotation is the pod-template annotation kubectl rollout restart sets.
+	RestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
+
+	// MountPath is where the CronJob mounts the config ConfigMap; the refresher reads
+	// MountPath/ConfigMapKey.
+	MountPath = "/etc/image-refresh"
+	// DockerConfigMountPath is where the optional registry-credentials Secret is mounted;
+	// DOCKER_CONFIG points at it.
+	DockerConfigMountPath = "/etc/image-refresh-docker"
+)
+
+// Action is what the refresher does when a floating tag moves.
+type Action string
+
+const (
+	// ActionRolloutRestart stamps the pod template with kubectl's restartedAt annotation.
+	ActionRolloutRestart Action = "rollout-restart"
+	// ActionSetEnv writes the new digest into an env var of the target container.
+	ActionSetEnv Action = "set-env"
+)
+
+// KindDeployment is the only target kind supported in v1alpha1.
+const KindDeployment = "Deployment"
+
+// RefreshConfig is the whole document.
+type RefreshConfig struct {
+	APIVersion string     `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string     `yaml:"kind" json:"kind"`
+	Metadata   ObjectMeta `yaml:"metadata" json:"metadata"`
+	Spec       Spec       `yaml:"spec" json:"spec"`
+}
+
+// ObjectMeta names the config; metadata.name also names every object the post-renderer injects.
+type ObjectMeta struct {
+	Name      string `yaml:"name" json:"name"`
+	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+}
+
+// Spec is the refresh schedule, the images and how the CronJob runs.
+type Spec struct {
+	// Schedule is a standard five-field cron expression.
+	Schedule string  `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	Images   []Image `yaml:"images" json:"images"`
+	// Job shapes the CronJob the post-renderer injects; the refresher ignores it.
+	Job Job `yaml:"job,omitempty" json:"job,omitempty"`
+}
+
+// Image is one floating (or pinned) image and what to do when its tag moves.
+type Image struct {
+	Name       string `yaml:"name" json:"name"`
+	Repository string `yaml:"repository" json:"repository"`
+	Tag        string `yaml:"tag,omitempty" json:"tag,omitempty"`
+	// Digest pins the image: a pinned image is never polled and never touched.
+	Digest     string `yaml:"digest,omitempty" json:"digest,omitempty"`
+	Action     Action `yaml:"action" json:"action"`
+	Env        string `yaml:"env,omitempty" json:"env,omitempty"`
+	Target     Target `yaml:"target" json:"target"`
+	Annotation string `yaml:"annotation" json:"annotation"`
+}
+
+// Target is the workload an image's change is applied to.
+type Target struct {
+	Kind      string `yaml:"kind,omitempty" json:"kind,omitempty"`
+	Name      string `yaml:"name" json:"name"`
+	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	Container string `yaml:"container" json:"container"`
+}
+
+// Job shapes the injected CronJob and its pod.
+type Job struct {
+	// Image is the refresher image the CronJob runs.
+	Image           string `yaml:"image,omitempty" json:"image,omitempty"`
+	ImagePullPolicy string `yaml:"imagePullPolicy,omitempty" json:"imagePullPolicy,omitempty"`
+	// ImagePullSecrets are Secret names used to pull the refresher image.
+	ImagePullSecrets []string `yaml:"imagePullSecrets,omitempty" json:"imagePullSecrets,omitempty"`
+	// RegistryCredentialsSecret names a kubernetes.io/dockerconfigjson Secret mounted at
+	// DockerConfigMountPath for private registries (DOCKER_CONFIG points at it).
+	RegistryCredentialsSecret  string    `yaml:"registryCredentialsSecret,omitempty" json:"registryCredentialsSecret,omitempty"`
+	Resources                  Resources `yaml:"resources,omitempty" json:"resources,omitempty"`
+	StartingDeadlineSeconds    *int64    `yaml:"startingDeadlineSeconds,omitempty" json:"startingDeadlineSeconds,omitempty"`
+	ActiveDeadlineSeconds      *int64    `yaml:"activeDeadlineSeconds,omitempty" json:"activeDeadlineSeconds,omitempty"`
+	BackoffLimit               *int32    `yaml:"backoffLimit,omitempty" json:"backoffLimit,omitempty"`
+	SuccessfulJobsHistoryLimit *int32    `yaml:"successfulJobsHistoryLimit,omitempty" json:"successfulJobsHistoryLimit,omitempty"`
+	FailedJobsHistoryLimit     *int32    `yaml:"failedJobsHistoryLimit,omitempty" json:"failedJobsHistoryLimit,omitempty"`
+	// RunAsUser is the non-root UID of the refresher container.
+	RunAsUser *int64 `yaml:"runAsUser,omitempty" json:"runAsUser,omitempty"`
+}
+
+// Resources are the container's requests and limits, as Kubernetes quantities.
+type Resources struct {
+	Requests map[string]string `yaml:"requests,omitempty" json:"requests,omitempty"`
+	Limits   map[string]string `yaml:"limits,omitempty" json:"limits,omitempty"`
+}
+
+// Parse decodes one RefreshConfig document, rejecting unknown fields, applies defaults and
+// validates it. The error names the image and the field at fault.
+func Parse(data []byte) (*RefreshConfig, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("refresh config is empty")
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var cfg RefreshConfig
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("decoding refresh config: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("refresh config must be a single YAML document")
+	}
+	cfg.Default()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Load reads and parses a RefreshConfig file.
+func Load(path string) (*RefreshConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading refresh config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Marshal renders the config as YAML, the form carried in the ConfigMap.
+func (c *RefreshConfig) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("encoding refresh config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encoding refresh config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Pinned reports whether the image's digest is fixed in values: never polled, never touched.
+func (i Image) Pinned() bool { return i.Digest != "" }
+
+// Reference is the floating reference the refresher polls, "repository:tag".
+func (i Image) Reference() string { return i.Repository + ":" + i.Tag }
+
+// Floating returns the images that are not pinned, in config order.
+func (c *RefreshConfig) Floating() []Image {
+	var out []Image
+	for _, img := range c.Spec.Images {
+		if !img.Pinned() {
+			out = append(out, img)
+		}
+	}
+	return out
+}
+
+// AnyFloating reports whether the refresh machinery has anything to do.
+func (c *RefreshConfig) AnyFloating() bool { return len(c.Floating()) > 0 }
+
+// TargetKey identifies one workload.
+type TargetKey struct {
+	Kind, Namespace, Name string
+}
+
+// Key is the workload the image acts on.
+func (t Target) Key() TargetKey { return TargetKey{Kind: t.Kind, Namespace: t.Namespace, Name: t.Name} }
+
+// FloatingTargetNames returns the distinct names of the targets of floating images, in config
+// order: exactly what the CronJob's Role must be allowed to get and patch.
+func (c *RefreshConfig) FloatingTargetNames() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, img := range c.Floating() {
+		if !seen[img.Target.Name] {
+			seen[img.Target.Name] = true
+			out = append(out, img.Target.Name)
+		}
+	}
+	return out
+}

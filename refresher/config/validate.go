@@ -1,0 +1,233 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/robfig/cron/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/api/validate/content"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Defaults applied by Default.
+const (
+	DefaultSchedule     = "7,22,37,52 * * * *"
+	DefaultTag          = "latest"
+	DefaultJobImage     = "ghcr.io/tracebloc/image-refresh:v0.1.0"
+	DefaultRunAsUser    = int64(65532)
+	DefaultPullPolicy   = "IfNotPresent"
+	maxCronJobNameChars = 52 // the CronJob controller appends an 11-character suffix to Job names
+)
+
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// ValidDigest reports whether d is a sha256 digest as the contract requires.
+func ValidDigest(d string) bool { return digestPattern.MatchString(d) }
+
+// Default fills the fields the contract defaults: schedule, tag, target kind and namespace,
+// and the CronJob's image and security settings.
+func (c *RefreshConfig) Default() {
+	if c.Spec.Schedule == "" {
+		c.Spec.Schedule = DefaultSchedule
+	}
+	for i := range c.Spec.Images {
+		img := &c.Spec.Images[i]
+		if img.Tag == "" {
+			img.Tag = DefaultTag
+		}
+		if img.Target.Kind == "" {
+			img.Target.Kind = KindDeployment
+		}
+		if img.Target.Namespace == "" {
+			img.Target.Namespace = c.Metadata.Namespace
+		}
+	}
+	job := &c.Spec.Job
+	if job.Image == "" {
+		job.Image = DefaultJobImage
+	}
+	if job.ImagePullPolicy == "" {
+		job.ImagePullPolicy = DefaultPullPolicy
+	}
+	setDefault(&job.RunAsUser, DefaultRunAsUser)
+	setDefault(&job.StartingDeadlineSeconds, 300)
+	setDefault(&job.ActiveDeadlineSeconds, 600)
+	setDefault(&job.BackoffLimit, 1)
+	setDefault(&job.SuccessfulJobsHistoryLimit, 1)
+	setDefault(&job.FailedJobsHistoryLimit, 3)
+	if job.Resources.Requests == nil && job.Resources.Limits == nil {
+		job.Resources = Resources{
+			Requests: map[string]string{"cpu": "10m", "memory": "32Mi"},
+			Limits:   map[string]string{"cpu": "200m", "memory": "64Mi"},
+		}
+	}
+}
+
+func setDefault[T any](field **T, v T) {
+	if *field == nil {
+		*field = &v
+	}
+}
+
+// Validate checks the whole document and reports every problem at once; each message names
+// the image (by index and name) and the field.
+func (c *RefreshConfig) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if c.APIVersion != APIVersion {
+		add("apiVersion: got %q, want %q", c.APIVersion, APIVersion)
+	}
+	if c.Kind != Kind {
+		add("kind: got %q, want %q", c.Kind, Kind)
+	}
+	if msgs := content.IsDNS1123Label(c.Metadata.Name); len(msgs) > 0 {
+		add("metadata.name %q: %s", c.Metadata.Name, strings.Join(msgs, "; "))
+	} else if len(c.Metadata.Name) > maxCronJobNameChars {
+		add("metadata.name %q: must be at most %d characters (it names the CronJob)", c.Metadata.Name, maxCronJobNameChars)
+	}
+	if c.Metadata.Namespace != "" {
+		if msgs := content.IsDNS1123Label(c.Metadata.Namespace); len(msgs) > 0 {
+			add("metadata.namespace %q: %s", c.Metadata.Namespace, strings.Join(msgs, "; "))
+		}
+	}
+	if _, err := cron.ParseStandard(c.Spec.Schedule); err != nil {
+		add("spec.schedule %q: %v", c.Spec.Schedule, err)
+	}
+	if len(c.Spec.Images) == 0 {
+		add("spec.images: at least one image is required")
+	}
+
+	names := map[string]int{}
+	annotations := map[string]int{}
+	for i, img := range c.Spec.Images {
+		at := fmt.Sprintf("spec.images[%d] (%s)", i, img.Name)
+		if img.Name == "" {
+			add("spec.images[%d].name: required", i)
+		} else if msgs := content.IsDNS1123Label(img.Name); len(msgs) > 0 {
+			add("%s.name: %s", at, strings.Join(msgs, "; "))
+		} else if j, dup := names[img.Name]; dup {
+			add("%s.name: duplicate of spec.images[%d]", at, j)
+		} else {
+			names[img.Name] = i
+		}
+		errs = append(errs, img.validate(at, c.Metadata.Namespace)...)
+		if img.Annotation != "" {
+			if j, dup := annotations[img.Annotation]; dup {
+				add("%s.annotation %q: duplicate of spec.images[%d]", at, img.Annotation, j)
+			} else {
+				annotations[img.Annotation] = i
+			}
+		}
+	}
+	errs = append(errs, c.Spec.Job.validate()...)
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid refresh config %q: %w", c.Metadata.Name, errors.Join(errs...))
+	}
+	return nil
+}
+
+func (img Image) validate(at, namespace string) []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(at+"."+format, args...)) }
+
+	if img.Repository == "" {
+		add("repository: required")
+	} else if repo, err := name.NewRepository(img.Repository); err != nil {
+		add("repository %q: %v", img.Repository, err)
+	} else if _, err := name.NewTag(repo.Name() + ":" + img.Tag); err != nil {
+		add("tag %q: %v", img.Tag, err)
+	}
+	if img.Digest != "" && !ValidDigest(img.Digest) {
+		add("digest %q: must be sha256: followed by 64 lowercase hex characters", img.Digest)
+	}
+	switch img.Action {
+	case ActionRolloutRestart:
+		if img.Env != "" {
+			add("env %q: only valid with action %q", img.Env, ActionSetEnv)
+		}
+	case ActionSetEnv:
+		if img.Env == "" {
+			add("env: required with action %q", ActionSetEnv)
+		} else if msgs := validation.IsEnvVarName(img.Env); len(msgs) > 0 {
+			add("env %q: %s", img.Env, strings.Join(msgs, "; "))
+		}
+	case "":
+		add("action: required (%q or %q)", ActionRolloutRestart, ActionSetEnv)
+	default:
+		add("action %q: unsupported (use %q or %q)", img.Action, ActionRolloutRestart, ActionSetEnv)
+	}
+	if img.Target.Kind != KindDeployment {
+		add("target.kind %q: unsupported (only %q)", img.Target.Kind, KindDeployment)
+	}
+	if msgs := content.IsDNS1123Subdomain(img.Target.Name); len(msgs) > 0 {
+		add("target.name %q: %s", img.Target.Name, strings.Join(msgs, "; "))
+	}
+	if msgs := content.IsDNS1123Label(img.Target.Container); len(msgs) > 0 {
+		add("target.container %q: %s", img.Target.Container, strings.Join(msgs, "; "))
+	}
+	if namespace != "" && img.Target.Namespace != namespace {
+		add("target.namespace %q: must be the config's namespace %q (the CronJob's Role is namespaced)", img.Target.Namespace, namespace)
+	}
+	if img.Annotation == "" {
+		add("annotation: required")
+	} else if msgs := content.IsQualifiedName(img.Annotation); len(msgs) > 0 {
+		add("annotation %q: %s", img.Annotation, strings.Join(msgs, "; "))
+	}
+	return errs
+}
+
+func (j Job) validate() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("spec.job."+format, args...)) }
+	if _, err := name.ParseReference(j.Image); err != nil {
+		add("image %q: %v", j.Image, err)
+	}
+	switch j.ImagePullPolicy {
+	case "Always", "IfNotPresent", "Never":
+	default:
+		add("imagePullPolicy %q: must be Always, IfNotPresent or Never", j.ImagePullPolicy)
+	}
+	if j.RunAsUser != nil && *j.RunAsUser <= 0 {
+		add("runAsUser %d: must be a non-root UID (> 0)", *j.RunAsUser)
+	}
+	for _, s := range append(append([]string{}, j.ImagePullSecrets...), j.RegistryCredentialsSecret) {
+		if s == "" {
+			continue
+		}
+		if msgs := content.IsDNS1123Subdomain(s); len(msgs) > 0 {
+			add("secret name %q: %s", s, strings.Join(msgs, "; "))
+		}
+	}
+	if v := j.StartingDeadlineSeconds; v != nil && *v <= 0 {
+		add("startingDeadlineSeconds %d: must be positive", *v)
+	}
+	if v := j.ActiveDeadlineSeconds; v != nil && *v <= 0 {
+		add("activeDeadlineSeconds %d: must be positive", *v)
+	}
+	for _, f := range []struct {
+		field string
+		v     *int32
+	}{{"backoffLimit", j.BackoffLimit}, {"successfulJobsHistoryLimit", j.SuccessfulJobsHistoryLimit}, {"failedJobsHistoryLimit", j.FailedJobsHistoryLimit}} {
+		if f.v != nil && *f.v < 0 {
+			add("%s %d: must not be negative", f.field, *f.v)
+		}
+	}
+	for _, list := range []struct {
+		field string
+		m     map[string]string
+	}{{"requests", j.Resources.Requests}, {"limits", j.Resources.Limits}} {
+		for _, k := range slices.Sorted(maps.Keys(list.m)) {
+			if _, err := resource.ParseQuantity(list.m[k]); err != nil {
+				add("resources.%s.%s %q: %v", list.field, k, list.m[k], err)
+			}
+		}
+	}
+	return errs
+}
