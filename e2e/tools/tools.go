@@ -1,0 +1,106 @@
+// Package tools locates the real components built by build.sh (helm v3 and v4, kube-apiserver,
+// kube-controller-manager, kubectl, etcd, docker-registry) for tests.
+package tools
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// Names of the tools, as build.sh lays them out: <dir>/<step>-<version>/<binary>.
+const (
+	Helm3                 = "helm3"
+	Helm4                 = "helm4"
+	Etcd                  = "etcd"
+	KubeAPIServer         = "kube-apiserver"
+	KubeControllerManager = "kube-controller-manager"
+	Kubectl               = "kubectl"
+	DockerRegistry        = "docker-registry"
+)
+
+// Dir is where build.sh caches the tools: $IMAGE_REFRESH_TOOLS or ~/.cache/image-refresh-tools.
+func Dir() string {
+	if d := os.Getenv("IMAGE_REFRESH_TOOLS"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "image-refresh-tools")
+	}
+	return filepath.Join(home, ".cache", "image-refresh-tools")
+}
+
+// Versions reads versions.env, the one place the tool versions are recorded.
+func Versions() (map[string]string, error) {
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return nil, fmt.Errorf("locating versions.env: no caller information")
+	}
+	f, err := os.Open(filepath.Join(filepath.Dir(self), "versions.env"))
+	if err != nil {
+		return nil, fmt.Errorf("reading tool versions: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("versions.env: malformed line %q", line)
+		}
+		out[k] = v
+	}
+	return out, sc.Err()
+}
+
+// Lookup returns the path of a built tool, or an error telling how to build it.
+func Lookup(name string) (string, error) {
+	v, err := Versions()
+	if err != nil {
+		return "", err
+	}
+	step, version := name, ""
+	switch name {
+	case Helm3:
+		version = v["HELM3_VERSION"]
+	case Helm4:
+		version = v["HELM4_VERSION"]
+	case Etcd:
+		version = v["ETCD_VERSION"]
+	case KubeAPIServer, KubeControllerManager, Kubectl:
+		step, version = "kubernetes", v["KUBERNETES_VERSION"]
+	case DockerRegistry:
+		version = "debian"
+	default:
+		return "", fmt.Errorf("unknown tool %q", name)
+	}
+	dir := filepath.Join(Dir(), step+"-"+version)
+	if _, err := os.Stat(filepath.Join(dir, ".done")); err != nil {
+		return "", fmt.Errorf("%s %s is not built in %s: run `make tools` (e2e/tools/build.sh)", name, version, Dir())
+	}
+	return filepath.Join(dir, name), nil
+}
+
+// Require returns the path of a built tool for a test that runs real components. Under
+// `go test -short` such tests are skipped; otherwise a missing tool fails the test, so
+// `make test` can never pass without having run them.
+func Require(t testing.TB, name string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("real %s: skipped in -short mode", name)
+	}
+	p, err := Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
