@@ -1,0 +1,174 @@
+// Package registry resolves floating tags to the digests the kubelet would pull, spending as
+// few registry requests as possible: one HEAD per distinct reference, one bearer token per
+// repository, one API version check (GET /v2/) per registry, no retries, and a GET of the
+// manifest only when a successful HEAD did not carry Docker-Content-Digest (on Docker Hub a
+// GET counts as a pull).
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+const (
+	// DefaultConcurrency bounds the lookups in flight. A lookup costs two round trips (token,
+	// HEAD), so 200 images against a registry 50 ms away take 4 waves ≈ 0.45 s.
+	DefaultConcurrency = 64
+	// DefaultTimeout bounds one lookup: the version check, token, HEAD and GET fallback.
+	DefaultTimeout = 20 * time.Second
+)
+
+// Options configure a Resolver. The zero value is ready for production use.
+type Options struct {
+	// Transport carries the requests; default a clone of go-containerregistry's
+	// remote.DefaultTransport (proxy from the environment, HTTP/2) sized for Concurrency.
+	Transport http.RoundTripper
+	// Keychain finds credentials per registry; default authn.DefaultKeychain, which reads
+	// $DOCKER_CONFIG/config.json (anonymous when there is none).
+	Keychain authn.Keychain
+	// Concurrency bounds the lookups in flight; default DefaultConcurrency.
+	Concurrency int
+	// Timeout bounds each lookup; default DefaultTimeout.
+	Timeout time.Duration
+	// UserAgent is prepended to go-containerregistry's User-Agent.
+	UserAgent string
+}
+
+// Result is the outcome of one reference's lookup.
+type Result struct {
+	// Digest is the manifest (or index) digest the tag points at, "sha256:<64 hex>".
+	Digest string
+	// ViaGet reports that the HEAD lacked Docker-Content-Digest and the manifest was fetched.
+	ViaGet bool
+	Err    error
+}
+
+// Resolver looks up digests for one run: it remembers version checks and tokens, so create a
+// new one per run (tokens expire).
+type Resolver struct {
+	puller      *remote.Puller
+	concurrency int
+	timeout     time.Duration
+}
+
+// NewResolver prepares a Resolver.
+func NewResolver(opts Options) (*Resolver, error) {
+	if opts.Concurrency < 0 || opts.Timeout < 0 {
+		return nil, fmt.Errorf("registry options: concurrency %d and timeout %s must not be negative", opts.Concurrency, opts.Timeout)
+	}
+	if opts.Concurrency == 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Keychain == nil {
+		opts.Keychain = authn.DefaultKeychain
+	}
+	if opts.Transport == nil {
+		t := remote.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = opts.Concurrency
+		opts.Transport = t
+	}
+	ropts := []remote.Option{
+		remote.WithTransport(newRunTransport(opts.Transport)),
+		remote.WithAuthFromKeychain(opts.Keychain),
+		// go-containerregistry retries 408/429/5xx and temporary network errors three times by
+		// default; a 429 retried is a rate limit made worse, so every request is sent once.
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryPredicate(func(error) bool { return false }),
+		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
+	}
+	if opts.UserAgent != "" {
+		ropts = append(ropts, remote.WithUserAgent(opts.UserAgent))
+	}
+	puller, err := remote.NewPuller(ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("configuring registry client: %w", err)
+	}
+	return &Resolver{puller: puller, concurrency: opts.Concurrency, timeout: opts.Timeout}, nil
+}
+
+// Resolve looks up every reference ("repository:tag") and returns the results in the same
+// order. References naming the same tag (docker.io/busybox:1 and index.docker.io/library/busybox:1)
+// share one lookup; at most Concurrency lookups run at once.
+func (r *Resolver) Resolve(ctx context.Context, refs []string) []Result {
+	results := make([]Result, len(refs))
+	type lookup struct {
+		tag     name.Tag
+		indexes []int
+	}
+	var lookups []*lookup
+	byName := map[string]*lookup{}
+	for i, ref := range refs {
+		tag, err := name.NewTag(ref)
+		if err != nil {
+			results[i].Err = fmt.Errorf("parsing reference %q: %w", ref, err)
+			continue
+		}
+		l, ok := byName[tag.Name()]
+		if !ok {
+			l = &lookup{tag: tag}
+			byName[tag.Name()] = l
+			lookups = append(lookups, l)
+		}
+		l.indexes = append(l.indexes, i)
+	}
+
+	sem := make(chan struct{}, r.concurrency)
+	var wg sync.WaitGroup
+	for _, l := range lookups {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			for _, i := range l.indexes {
+				results[i].Err = fmt.Errorf("resolving %s: %w", l.tag, ctx.Err())
+			}
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			res := r.resolve(ctx, l.tag)
+			for _, i := range l.indexes {
+				results[i] = res
+			}
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+func (r *Resolver) resolve(ctx context.Context, tag name.Tag) Result {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	var head headObservation
+	ctx = withHeadObservation(ctx, &head)
+
+	var res Result
+	desc, err := r.puller.Head(ctx, tag)
+	switch {
+	case err == nil:
+		res.Digest = desc.Digest.String()
+	case head.okWithoutDigest():
+		got, getErr := r.puller.Get(ctx, tag)
+		if getErr != nil {
+			return Result{Err: fmt.Errorf("resolving %s: HEAD had no Docker-Content-Digest, GET failed: %w", tag, getErr)}
+		}
+		res.Digest, res.ViaGet = got.Digest.String(), true
+	default:
+		return Result{Err: fmt.Errorf("resolving %s: %w", tag, err)}
+	}
+	if !config.ValidDigest(res.Digest) {
+		return Result{Err: fmt.Errorf("resolving %s: registry answered digest %q, want sha256:<64 hex>", tag, res.Digest)}
+	}
+	return res
+}
