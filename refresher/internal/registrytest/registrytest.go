@@ -89,7 +89,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	requests    []Request
-	statuses    map[string]int // "host/repo" → status for its manifest requests
+	statuses    map[string]int    // "host/repo" → status for its manifest requests
 	headDigests map[string]string // "host/repo" → Docker-Content-Digest sent on HEAD ("" = none)
 	credentials map[string]string // "host/repo" → required "user:password"
 }
