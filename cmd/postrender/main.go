@@ -1,0 +1,179 @@
+// Command postrender is image-refresh's Helm post-renderer: it reads a rendered release on
+// stdin and writes it to stdout with the image-refresh CronJob and its RBAC appended (or
+// unchanged when the release carries no refresh config or every image is pinned).
+//
+//	helm install REL CHART --post-renderer ./bin/postrender [--post-renderer-args --config=FILE]
+//	helm install REL CHART --post-renderer image-refresh [--post-renderer-args --config=FILE]   # Helm 4 plugin
+//
+// Exit codes: 0 output written; 1 refused (the release or the refresh config cannot work);
+// 2 usage (bad flags, unreadable --config); 3 stdin or stdout failed.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tracebloc/image-refresh/cmd/internal/version"
+	"github.com/tracebloc/image-refresh/postrender"
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRefused = 1
+	exitUsage   = 2
+	exitIO      = 3
+)
+
+// ErrorFileEnv names the file a failure is also written to, because Helm 4 drops a
+// post-renderer plugin's stderr. Set it empty to write no file.
+const ErrorFileEnv = "IMAGE_REFRESH_ERROR_FILE"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the command and reports the failure on stderr and in the error file.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := newCommand(stdin, stdout)
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	err := cmd.ExecuteContext(ctx)
+	errorFile := errorFilePath()
+	if err == nil {
+		if errorFile != "" {
+			// The file describes the last failure; a success makes it stale.
+			_ = os.Remove(errorFile)
+		}
+		return exitOK
+	}
+	message := "image-refresh postrender: " + err.Error() + "\n"
+	if errorFile != "" {
+		if werr := writeErrorFile(errorFile, message); werr != nil {
+			message += fmt.Sprintf("(could not write %s: %v)\n", errorFile, werr)
+		} else {
+			message += fmt.Sprintf("(this message is also in %s)\n", errorFile)
+		}
+	}
+	fmt.Fprint(stderr, message)
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	var usage *usageError
+	var ioErr *ioError
+	switch {
+	case errors.As(err, &usage):
+		return exitUsage
+	case errors.As(err, &ioErr):
+		return exitIO
+	case len(postrender.Refusals(err)) > 0:
+		return exitRefused
+	default:
+		// Cobra's own errors: unknown flags and arguments.
+		return exitUsage
+	}
+}
+
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+type ioError struct{ err error }
+
+func (e *ioError) Error() string { return e.err.Error() }
+func (e *ioError) Unwrap() error { return e.err }
+
+func newCommand(stdin io.Reader, stdout io.Writer) *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "postrender [--config FILE]",
+		Short: "Helm post-renderer that injects the image-refresh CronJob into a release",
+		Long: `postrender reads a rendered Helm release on stdin and writes it to stdout, every document
+unchanged, with image-refresh's ServiceAccount, Role, RoleBinding and CronJob appended.
+
+The refresh config comes from a ConfigMap in the release labelled ` + config.ConfigLabel + `: "true"
+(key ` + config.ConfigMapKey + `), or from --config, in which case the ConfigMap is appended too.
+Without either the release passes through unchanged; with every image pinned nothing is added.
+
+A config that cannot work against the release is refused (exit 1) with the image, the
+document and the fix. Helm 4 hides a plugin's stderr, so the message is also written to
+$` + ErrorFileEnv + ` (default ` + defaultErrorFileDoc + `).`,
+		Example: `  helm template rel ./chart | postrender --config refresh.yaml
+  helm install rel ./chart --post-renderer ./bin/postrender --post-renderer-args --config=refresh.yaml`,
+		Version:       version.Version,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var opts postrender.Options
+			if configFile != "" {
+				data, err := os.ReadFile(configFile)
+				if err != nil {
+					return &usageError{fmt.Errorf("reading --config: %w", err)}
+				}
+				cfg, err := config.Parse(data)
+				if err != nil {
+					return &postrender.RefusalError{Reason: postrender.ReasonInvalidConfig, Message: fmt.Sprintf("--config %s: %v", configFile, err)}
+				}
+				opts.Config = cfg
+			}
+			in, err := io.ReadAll(stdin)
+			if err != nil {
+				return &ioError{fmt.Errorf("reading the release from stdin: %w", err)}
+			}
+			out, err := postrender.Render(in, opts)
+			if err != nil {
+				return err
+			}
+			if _, err := stdout.Write(out); err != nil {
+				return &ioError{fmt.Errorf("writing the release to stdout: %w", err)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "refresh config file (image-refresh.io/v1alpha1 RefreshConfig); also appended as a ConfigMap")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	return cmd
+}
+
+const defaultErrorFileDoc = "${XDG_STATE_HOME:-~/.local/state}/image-refresh/postrender-error.txt"
+
+// errorFilePath is $IMAGE_REFRESH_ERROR_FILE, or the default under the XDG state directory;
+// "" when disabled or when there is no home directory.
+func errorFilePath() string {
+	if p, ok := os.LookupEnv(ErrorFileEnv); ok {
+		return p
+	}
+	state := os.Getenv("XDG_STATE_HOME")
+	if state == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		state = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(state, "image-refresh", "postrender-error.txt")
+}
+
+func writeErrorFile(path, message string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating directory: %w", err)
+	}
+	return os.WriteFile(path, []byte(strings.TrimRight(message, "\n")+"\n"), 0o644)
+}

@@ -1,0 +1,395 @@
+package postrender
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+const (
+	// ConfigMapSuffix names the ConfigMap injected with --config: "<config name>-config".
+	ConfigMapSuffix = "-config"
+	// InjectedFilename is the Helm 4 postrender-filename given to the injected documents when
+	// the input carries such annotations, so Helm 4 files them under one name.
+	InjectedFilename = "image-refresh/injected.yaml"
+	// ContainerName is the name of the refresher container in the CronJob.
+	ContainerName = "refresher"
+
+	configVolume       = "config"
+	credentialsVolume  = "registry-credentials"
+	dockerConfigJSON   = ".dockerconfigjson"
+	dockerConfigFile   = "config.json"
+	dockerConfigEnvVar = "DOCKER_CONFIG"
+)
+
+// injection is the set of objects appended for one refresh config.
+type injection struct {
+	cfg    *config.RefreshConfig
+	source *configSource
+	// namespace of every injected object: the config's metadata.namespace, else the
+	// namespace of the chart's config ConfigMap, else none (the release namespace).
+	namespace string
+	// configMapName is the ConfigMap the CronJob mounts.
+	configMapName string
+	// filename is set when the input came from Helm 4.
+	filename string
+}
+
+func newInjection(src *configSource, objects []object) *injection {
+	inj := &injection{cfg: src.cfg, source: src, namespace: src.cfg.Metadata.Namespace}
+	if src.configMap != nil {
+		inj.configMapName = src.configMap.name
+		if inj.namespace == "" {
+			inj.namespace = src.configMap.namespace
+		}
+	} else {
+		inj.configMapName = src.cfg.Metadata.Name + ConfigMapSuffix
+	}
+	for _, obj := range objects {
+		if obj.filename != "" {
+			inj.filename = InjectedFilename
+			break
+		}
+	}
+	return inj
+}
+
+type kindName struct{ kind, name string }
+
+// names lists the objects the injection adds, in the order it emits them.
+func (inj *injection) names() []kindName {
+	name := inj.cfg.Metadata.Name
+	var out []kindName
+	if inj.source.configMap == nil {
+		out = append(out, kindName{"ConfigMap", inj.configMapName})
+	}
+	return append(out,
+		kindName{"ServiceAccount", name},
+		kindName{"Role", name},
+		kindName{"RoleBinding", name},
+		kindName{"CronJob", name})
+}
+
+// render encodes the injected objects, each opened by "---".
+func (inj *injection) render() ([]byte, error) {
+	var objects []any
+	if inj.source.configMap == nil {
+		cm, err := inj.configMap()
+		if err != nil {
+			return nil, err
+		}
+		objects = append(objects, cm)
+	}
+	objects = append(objects, inj.serviceAccount(), inj.role(), inj.roleBinding(), inj.cronJob())
+	var out bytes.Buffer
+	for _, obj := range objects {
+		data, err := yaml.Marshal(obj)
+		if err != nil {
+			return nil, fmt.Errorf("encoding injected object: %w", err)
+		}
+		out.WriteString("---\n")
+		out.Write(data)
+	}
+	return out.Bytes(), nil
+}
+
+func (inj *injection) meta(name string, extraLabels map[string]string) objectMeta {
+	labels := map[string]string{
+		"app.kubernetes.io/name":     "image-refresh",
+		"app.kubernetes.io/instance": inj.cfg.Metadata.Name,
+		ManagedByLabel:               ManagedByValue,
+	}
+	for k, v := range extraLabels {
+		labels[k] = v
+	}
+	m := objectMeta{Name: name, Namespace: inj.namespace, Labels: labels}
+	if inj.filename != "" {
+		m.Annotations = map[string]string{FilenameAnnotation: inj.filename}
+	}
+	return m
+}
+
+func (inj *injection) configMap() (any, error) {
+	data, err := inj.cfg.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		typeMeta `yaml:",inline"`
+		Metadata objectMeta        `yaml:"metadata"`
+		Data     map[string]string `yaml:"data"`
+	}{
+		typeMeta{"v1", "ConfigMap"},
+		inj.meta(inj.configMapName, map[string]string{config.ConfigLabel: "true"}),
+		map[string]string{config.ConfigMapKey: string(data)},
+	}, nil
+}
+
+func (inj *injection) serviceAccount() any {
+	return struct {
+		typeMeta `yaml:",inline"`
+		Metadata objectMeta `yaml:"metadata"`
+	}{typeMeta{"v1", "ServiceAccount"}, inj.meta(inj.cfg.Metadata.Name, nil)}
+}
+
+// role grants exactly what the refresher does: get and patch the floating images' target
+// Deployments, by name.
+func (inj *injection) role() any {
+	type rule struct {
+		APIGroups     []string `yaml:"apiGroups"`
+		Resources     []string `yaml:"resources"`
+		ResourceNames []string `yaml:"resourceNames"`
+		Verbs         []string `yaml:"verbs"`
+	}
+	return struct {
+		typeMeta `yaml:",inline"`
+		Metadata objectMeta `yaml:"metadata"`
+		Rules    []rule     `yaml:"rules"`
+	}{
+		typeMeta{"rbac.authorization.k8s.io/v1", "Role"},
+		inj.meta(inj.cfg.Metadata.Name, nil),
+		[]rule{{
+			APIGroups:     []string{"apps"},
+			Resources:     []string{"deployments"},
+			ResourceNames: inj.cfg.FloatingTargetNames(),
+			Verbs:         []string{"get", "patch"},
+		}},
+	}
+}
+
+func (inj *injection) roleBinding() any {
+	type ref struct {
+		APIGroup  string `yaml:"apiGroup,omitempty"`
+		Kind      string `yaml:"kind"`
+		Name      string `yaml:"name"`
+		Namespace string `yaml:"namespace,omitempty"`
+	}
+	name := inj.cfg.Metadata.Name
+	return struct {
+		typeMeta `yaml:",inline"`
+		Metadata objectMeta `yaml:"metadata"`
+		RoleRef  ref        `yaml:"roleRef"`
+		Subjects []ref      `yaml:"subjects"`
+	}{
+		typeMeta{"rbac.authorization.k8s.io/v1", "RoleBinding"},
+		inj.meta(name, nil),
+		ref{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
+		// Without a namespace the subject is the ServiceAccount in the binding's namespace.
+		[]ref{{Kind: "ServiceAccount", Name: name, Namespace: inj.namespace}},
+	}
+}
+
+func (inj *injection) cronJob() any {
+	job := inj.cfg.Spec.Job
+	name := inj.cfg.Metadata.Name
+	podLabels := map[string]string{
+		"app.kubernetes.io/name":     "image-refresh",
+		"app.kubernetes.io/instance": name,
+	}
+	mounts := []volumeMount{{Name: configVolume, MountPath: config.MountPath, ReadOnly: true}}
+	volumes := []volume{{Name: configVolume, ConfigMap: &configMapVolume{
+		Name:  inj.configMapName,
+		Items: []keyToPath{{Key: config.ConfigMapKey, Path: config.ConfigMapKey}},
+	}}}
+	var env []envVar
+	if job.RegistryCredentialsSecret != "" {
+		mounts = append(mounts, volumeMount{Name: credentialsVolume, MountPath: config.DockerConfigMountPath, ReadOnly: true})
+		volumes = append(volumes, volume{Name: credentialsVolume, Secret: &secretVolume{
+			SecretName: job.RegistryCredentialsSecret,
+			Items:      []keyToPath{{Key: dockerConfigJSON, Path: dockerConfigFile}},
+		}})
+		env = append(env, envVar{Name: dockerConfigEnvVar, Value: config.DockerConfigMountPath})
+	}
+	var pullSecrets []localObjectReference
+	for _, s := range job.ImagePullSecrets {
+		pullSecrets = append(pullSecrets, localObjectReference{Name: s})
+	}
+	yes, no := true, false
+	pod := podSpec{
+		ServiceAccountName:           name,
+		AutomountServiceAccountToken: &yes,
+		RestartPolicy:                "Never",
+		ImagePullSecrets:             pullSecrets,
+		SecurityContext: podSecurityContext{
+			RunAsNonRoot:   true,
+			RunAsUser:      *job.RunAsUser,
+			RunAsGroup:     *job.RunAsUser,
+			SeccompProfile: seccompProfile{Type: "RuntimeDefault"},
+		},
+		Containers: []container{{
+			Name:            ContainerName,
+			Image:           job.Image,
+			ImagePullPolicy: job.ImagePullPolicy,
+			Args:            []string{"--config", path.Join(config.MountPath, config.ConfigMapKey)},
+			Env:             env,
+			Resources:       resources{Requests: job.Resources.Requests, Limits: job.Resources.Limits},
+			SecurityContext: containerSecurityContext{
+				AllowPrivilegeEscalation: &no,
+				ReadOnlyRootFilesystem:   true,
+				RunAsNonRoot:             true,
+				Capabilities:             capabilities{Drop: []string{"ALL"}},
+			},
+			VolumeMounts: mounts,
+		}},
+		Volumes: volumes,
+	}
+	return cronJob{
+		typeMeta: typeMeta{"batch/v1", "CronJob"},
+		Metadata: inj.meta(name, nil),
+		Spec: cronJobSpec{
+			Schedule:                   inj.cfg.Spec.Schedule,
+			ConcurrencyPolicy:          "Forbid",
+			StartingDeadlineSeconds:    *job.StartingDeadlineSeconds,
+			SuccessfulJobsHistoryLimit: *job.SuccessfulJobsHistoryLimit,
+			FailedJobsHistoryLimit:     *job.FailedJobsHistoryLimit,
+			JobTemplate: jobTemplate{
+				Metadata: templateMeta{Labels: podLabels},
+				Spec: jobSpec{
+					ActiveDeadlineSeconds: *job.ActiveDeadlineSeconds,
+					BackoffLimit:          *job.BackoffLimit,
+					Template: podTemplate{
+						Metadata: templateMeta{Labels: podLabels},
+						Spec:     pod,
+					},
+				},
+			},
+		},
+	}
+}
+
+// The injected objects' shapes: the few fields of the Kubernetes types the post-renderer sets,
+// in kubectl's field order. The Kubernetes API types are not imported, to keep the binary free
+// of client libraries.
+type typeMeta struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+}
+
+type objectMeta struct {
+	Name        string            `yaml:"name"`
+	Namespace   string            `yaml:"namespace,omitempty"`
+	Labels      map[string]string `yaml:"labels,omitempty"`
+	Annotations map[string]string `yaml:"annotations,omitempty"`
+}
+
+type templateMeta struct {
+	Labels map[string]string `yaml:"labels"`
+}
+
+type cronJob struct {
+	typeMeta `yaml:",inline"`
+	Metadata objectMeta  `yaml:"metadata"`
+	Spec     cronJobSpec `yaml:"spec"`
+}
+
+type cronJobSpec struct {
+	Schedule                   string      `yaml:"schedule"`
+	ConcurrencyPolicy          string      `yaml:"concurrencyPolicy"`
+	StartingDeadlineSeconds    int64       `yaml:"startingDeadlineSeconds"`
+	SuccessfulJobsHistoryLimit int32       `yaml:"successfulJobsHistoryLimit"`
+	FailedJobsHistoryLimit     int32       `yaml:"failedJobsHistoryLimit"`
+	JobTemplate                jobTemplate `yaml:"jobTemplate"`
+}
+
+type jobTemplate struct {
+	Metadata templateMeta `yaml:"metadata"`
+	Spec     jobSpec      `yaml:"spec"`
+}
+
+type jobSpec struct {
+	ActiveDeadlineSeconds int64       `yaml:"activeDeadlineSeconds"`
+	BackoffLimit          int32       `yaml:"backoffLimit"`
+	Template              podTemplate `yaml:"template"`
+}
+
+type podTemplate struct {
+	Metadata templateMeta `yaml:"metadata"`
+	Spec     podSpec      `yaml:"spec"`
+}
+
+type podSpec struct {
+	ServiceAccountName           string                 `yaml:"serviceAccountName"`
+	AutomountServiceAccountToken *bool                  `yaml:"automountServiceAccountToken,omitempty"`
+	RestartPolicy                string                 `yaml:"restartPolicy"`
+	ImagePullSecrets             []localObjectReference `yaml:"imagePullSecrets,omitempty"`
+	SecurityContext              podSecurityContext     `yaml:"securityContext"`
+	Containers                   []container            `yaml:"containers"`
+	Volumes                      []volume               `yaml:"volumes"`
+}
+
+type localObjectReference struct {
+	Name string `yaml:"name"`
+}
+
+type podSecurityContext struct {
+	RunAsNonRoot   bool           `yaml:"runAsNonRoot"`
+	RunAsUser      int64          `yaml:"runAsUser"`
+	RunAsGroup     int64          `yaml:"runAsGroup"`
+	SeccompProfile seccompProfile `yaml:"seccompProfile"`
+}
+
+type seccompProfile struct {
+	Type string `yaml:"type"`
+}
+
+type container struct {
+	Name            string                   `yaml:"name"`
+	Image           string                   `yaml:"image"`
+	ImagePullPolicy string                   `yaml:"imagePullPolicy"`
+	Args            []string                 `yaml:"args"`
+	Env             []envVar                 `yaml:"env,omitempty"`
+	Resources       resources                `yaml:"resources"`
+	SecurityContext containerSecurityContext `yaml:"securityContext"`
+	VolumeMounts    []volumeMount            `yaml:"volumeMounts"`
+}
+
+type envVar struct {
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}
+
+type resources struct {
+	Requests map[string]string `yaml:"requests,omitempty"`
+	Limits   map[string]string `yaml:"limits,omitempty"`
+}
+
+type containerSecurityContext struct {
+	AllowPrivilegeEscalation *bool        `yaml:"allowPrivilegeEscalation"`
+	ReadOnlyRootFilesystem   bool         `yaml:"readOnlyRootFilesystem"`
+	RunAsNonRoot             bool         `yaml:"runAsNonRoot"`
+	Capabilities             capabilities `yaml:"capabilities"`
+}
+
+type capabilities struct {
+	Drop []string `yaml:"drop"`
+}
+
+type volumeMount struct {
+	Name      string `yaml:"name"`
+	MountPath string `yaml:"mountPath"`
+	ReadOnly  bool   `yaml:"readOnly"`
+}
+
+type volume struct {
+	Name      string           `yaml:"name"`
+	ConfigMap *configMapVolume `yaml:"configMap,omitempty"`
+	Secret    *secretVolume    `yaml:"secret,omitempty"`
+}
+
+type configMapVolume struct {
+	Name  string      `yaml:"name"`
+	Items []keyToPath `yaml:"items"`
+}
+
+type secretVolume struct {
+	SecretName string      `yaml:"secretName"`
+	Items      []keyToPath `yaml:"items"`
+}
+
+type keyToPath struct {
+	Key  string `yaml:"key"`
+	Path string `yaml:"path"`
+}

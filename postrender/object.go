@@ -1,0 +1,163 @@
+package postrender
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+const (
+	// ManagedByLabel and ManagedByValue mark every object the post-renderer injects; an object
+	// carrying both is recognised as the post-renderer's own, so running it on its own output
+	// replaces those objects instead of injecting them twice.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "image-refresh"
+	// FilenameAnnotation is the annotation Helm 4 puts on every document it post-renders, to
+	// put the documents back into the chart's files afterwards.
+	FilenameAnnotation = "postrenderer.helm.sh/postrender-filename"
+)
+
+// object is what the post-renderer needs to know about one document of the stream: where it
+// is and the few identifying fields. The document itself is not kept: only the few candidates
+// are parsed again, as kyaml RNodes, once the config is known.
+type object struct {
+	segment  int // index of the segment holding the document
+	position int // index of the document within its segment
+	number   int // 1-based position among the stream's documents, for messages
+
+	apiVersion, kind, name, namespace string
+	// configLabel is true for a document labelled image-refresh.io/config: "true".
+	configLabel bool
+	// managedBy is the app.kubernetes.io/managed-by label.
+	managedBy string
+	// filename is Helm 4's postrender-filename annotation.
+	filename string
+	// source is Helm 3's "# Source:" comment above the document, if any.
+	source string
+}
+
+// readObject takes the identifying fields of one parsed document. It refuses documents whose
+// root is not a mapping: Kubernetes objects are mappings, and Helm would fail later anyway.
+func readObject(doc *yaml.Node) (object, error) {
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return object{}, fmt.Errorf("malformed stream: document is a YAML %s, not a mapping (a Kubernetes object)", nodeKindName(root))
+	}
+	var obj object
+	obj.apiVersion = scalarField(root, "apiVersion")
+	obj.kind = scalarField(root, "kind")
+	if meta := field(root, "metadata"); meta != nil && meta.Kind == yaml.MappingNode {
+		obj.name = scalarField(meta, "name")
+		obj.namespace = scalarField(meta, "namespace")
+		if labels := field(meta, "labels"); labels != nil {
+			obj.configLabel = scalarField(labels, config.ConfigLabel) == "true"
+			obj.managedBy = scalarField(labels, ManagedByLabel)
+		}
+		if annotations := field(meta, "annotations"); annotations != nil {
+			obj.filename = scalarField(annotations, FilenameAnnotation)
+		}
+	}
+	return obj, nil
+}
+
+// field returns the value of key in a mapping node, or nil.
+func field(m *yaml.Node, key string) *yaml.Node {
+	if m.Kind == yaml.AliasNode && m.Alias != nil {
+		m = m.Alias
+	}
+	if m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			v := m.Content[i+1]
+			if v.Kind == yaml.AliasNode && v.Alias != nil {
+				v = v.Alias
+			}
+			return v
+		}
+	}
+	return nil
+}
+
+func scalarField(m *yaml.Node, key string) string {
+	if v := field(m, key); v != nil && v.Kind == yaml.ScalarNode {
+		return v.Value
+	}
+	return ""
+}
+
+// sourceComment finds Helm 3's "# Source: <file>" comment among the comment lines that open a
+// segment, before its first content line.
+func sourceComment(seg []byte) string {
+	for line := range bytes.Lines(seg) {
+		text := bytes.TrimSpace(line)
+		if len(text) == 0 || isDocumentMarker(line) {
+			continue
+		}
+		if text[0] != '#' {
+			return ""
+		}
+		if rest, ok := bytes.CutPrefix(text, []byte("# Source: ")); ok {
+			return string(bytes.TrimSpace(rest))
+		}
+	}
+	return ""
+}
+
+func nodeKindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "sequence"
+	case yaml.ScalarNode:
+		return "scalar"
+	case yaml.AliasNode:
+		return "alias"
+	default:
+		return "node"
+	}
+}
+
+// ref names an object the way kubectl does, with its namespace when it has one.
+func (o object) ref() string {
+	if o.namespace != "" {
+		return fmt.Sprintf("%s %s/%s", o.kind, o.namespace, o.name)
+	}
+	return fmt.Sprintf("%s %s", o.kind, o.name)
+}
+
+// where says which document of the stream the object is, with the chart file it came from.
+func (o object) where() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "document %d", o.number)
+	switch {
+	case o.filename != "":
+		fmt.Fprintf(&b, ", %s", o.filename)
+	case o.source != "":
+		fmt.Fprintf(&b, ", %s", o.source)
+	}
+	return b.String()
+}
+
+// describe is ref and where together: `Deployment ns/web (document 3, chart/templates/web.yaml)`.
+func (o object) describe() string { return fmt.Sprintf("%s (%s)", o.ref(), o.where()) }
+
+// own reports whether the object is one the post-renderer injected in an earlier run.
+func (o object) own() bool {
+	if o.managedBy != ManagedByValue {
+		return false
+	}
+	switch o.kind {
+	case "ServiceAccount", "Role", "RoleBinding", "CronJob", "ConfigMap":
+		return true
+	}
+	return false
+}
+
+// sameNamespace matches an object against a namespace the config names. An object without a
+// namespace is installed into the release namespace, which the post-renderer cannot see, so
+// an empty namespace on either side matches.
+func sameNamespace(a, b string) bool { return a == "" || b == "" || a == b }

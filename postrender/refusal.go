@@ -1,0 +1,81 @@
+package postrender
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Reason classifies why the post-renderer refused a release.
+type Reason string
+
+// The reasons a release is refused. Each refusal's message names the image, the document and
+// the fix.
+const (
+	// ReasonMalformedStream: the input is not a stream of YAML mappings.
+	ReasonMalformedStream Reason = "malformed-stream"
+	// ReasonInvalidConfig: the refresh config fails the contract's validation, or its
+	// ConfigMap cannot be used.
+	ReasonInvalidConfig Reason = "invalid-config"
+	// ReasonConfigConflict: --config and a chart-rendered config, or several chart-rendered
+	// configs.
+	ReasonConfigConflict Reason = "config-conflict"
+	// ReasonTargetMissing: a floating image's target Deployment or container is not in the
+	// release, or the target name matches several Deployments.
+	ReasonTargetMissing Reason = "target-missing"
+	// ReasonEnvRendered: a floating set-env image whose env var the chart renders itself;
+	// every helm upgrade would reset the refreshed digest.
+	ReasonEnvRendered Reason = "env-rendered"
+	// ReasonRestartPinned: a floating rollout-restart image whose target container is
+	// digest-pinned, so a restart would run the same digest again.
+	ReasonRestartPinned Reason = "restart-target-pinned"
+	// ReasonPullPolicy: a floating rollout-restart image whose target container does not
+	// pull on every start, so a restart would not fetch the new digest.
+	ReasonPullPolicy Reason = "restart-pull-policy"
+	// ReasonNameTaken: the release already renders an object the post-renderer would inject.
+	ReasonNameTaken Reason = "name-taken"
+)
+
+// RefusalError is one reason the post-renderer refused a release.
+type RefusalError struct {
+	Reason  Reason
+	Message string
+}
+
+func (e *RefusalError) Error() string { return e.Message }
+
+func refuse(reason Reason, format string, args ...any) *RefusalError {
+	return &RefusalError{Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Refusals lists the refusals an error from Render carries, in the order they were found.
+func Refusals(err error) []*RefusalError {
+	var out []*RefusalError
+	var walk func(error)
+	walk = func(err error) {
+		if r, ok := err.(*RefusalError); ok {
+			out = append(out, r)
+			return
+		}
+		switch e := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	if err != nil {
+		walk(err)
+	}
+	return out
+}
+
+// joinRefusals is errors.Join for refusals, nil when there are none.
+func joinRefusals(refusals []*RefusalError) error {
+	errs := make([]error, len(refusals))
+	for i, r := range refusals {
+		errs[i] = r
+	}
+	return errors.Join(errs...)
+}

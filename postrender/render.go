@@ -1,0 +1,218 @@
+// Package postrender is the Helm post-renderer of image-refresh: it reads a rendered release,
+// finds the refresh config (a labelled ConfigMap in the stream, or --config) and appends the
+// machinery that keeps floating image tags fresh: a ServiceAccount, a Role limited to the
+// target Deployments, a RoleBinding and the CronJob that runs the refresher. It refuses
+// configs that cannot work against the release, naming the image, the document and the fix.
+//
+// The stream is handled without a kyaml round-trip: it is cut on document markers, every
+// document is parsed once to validate it and read its kind, name and labels, only the few
+// candidates (the config ConfigMap, the target Deployments) are parsed again as kyaml RNodes,
+// and every other document is copied to the output byte for byte.
+package postrender
+
+import (
+	"bytes"
+	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// Options configure Render.
+type Options struct {
+	// Config is the refresh config from --config; nil means "look for the labelled ConfigMap
+	// in the stream".
+	Config *config.RefreshConfig
+}
+
+// Render post-renders one release stream. On error it returns nil output.
+func Render(in []byte, opts Options) ([]byte, error) {
+	if len(in) == 0 {
+		return []byte{}, nil
+	}
+	s, err := scan(in)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPlan(s.objects, opts, s.load)
+	if err != nil {
+		return nil, err
+	}
+	return s.emit(p)
+}
+
+// PostRenderer runs Render over Helm's buffer; it satisfies Helm's postrender.PostRenderer
+// (v3) and postrenderer.PostRenderer (v4) interfaces without importing Helm.
+type PostRenderer struct {
+	opts Options
+}
+
+// New returns a Helm post-renderer over Render.
+func New(opts Options) *PostRenderer { return &PostRenderer{opts: opts} }
+
+// Run post-renders Helm's rendered manifests.
+func (p *PostRenderer) Run(renderedManifests *bytes.Buffer) (*bytes.Buffer, error) {
+	out, err := Render(renderedManifests.Bytes(), p.opts)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewBuffer(out), nil
+}
+
+// emptyResult is written instead of nothing when every document of a non-empty input was the
+// post-renderer's own and is no longer wanted: Helm 4 treats empty output as a failure.
+const emptyResult = "# image-refresh: every image is pinned; nothing to inject\n"
+
+// scanned is the input cut into segments, with the identifying fields of every document.
+type scanned struct {
+	in       []byte
+	segments []segment
+	objects  []object
+}
+
+// scan parses every document once, in parallel: the parse is both the syntax check and the
+// classification. The parsed trees are dropped straight away so memory stays flat.
+func scan(in []byte) (*scanned, error) {
+	segs := splitSegments(in)
+	perSegment := make([][]object, len(segs))
+	errs := make([]error, len(segs))
+	forEachParallel(len(segs), func(i int) {
+		data := in[segs[i].start:segs[i].end]
+		docs, err := decodeDocuments(data)
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		source := ""
+		if len(docs) > 0 {
+			source = sourceComment(data)
+		}
+		for j, doc := range docs {
+			obj, err := readObject(doc)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			obj.segment, obj.position, obj.source = i, j, source
+			perSegment[i] = append(perSegment[i], obj)
+		}
+	})
+	s := &scanned{in: in, segments: segs}
+	for i, seg := range segs {
+		if errs[i] != nil {
+			where := ""
+			if src := sourceComment(in[seg.start:seg.end]); src != "" {
+				where = ", " + src
+			}
+			return nil, refuse(ReasonMalformedStream,
+				"document %d (starting at line %d of the input%s; the parser counts lines from there): %v; fix the template that renders it (`helm template` without the post-renderer shows it)",
+				len(s.objects)+1, 1+bytes.Count(in[:seg.start], []byte("\n")), where, errs[i])
+		}
+		for _, obj := range perSegment[i] {
+			obj.number = len(s.objects) + 1
+			s.objects = append(s.objects, obj)
+		}
+	}
+	return s, nil
+}
+
+// minSegmentsPerWorker keeps small streams on one goroutine, where starting workers would cost
+// more than it saves.
+const minSegmentsPerWorker = 64
+
+func forEachParallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+minSegmentsPerWorker-1)/minSegmentsPerWorker)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// load parses one candidate document again, as a kyaml RNode.
+func (s *scanned) load(obj object) (*yaml.RNode, error) {
+	seg := s.segments[obj.segment]
+	docs, err := decodeDocuments(s.in[seg.start:seg.end])
+	if err != nil {
+		return nil, err
+	}
+	return yaml.NewRNode(docs[obj.position]), nil
+}
+
+// emit copies every kept segment verbatim and appends the injected documents.
+func (s *scanned) emit(p *plan) ([]byte, error) {
+	dropped := make([]int, len(s.segments))
+	total := make([]int, len(s.segments))
+	for i, obj := range s.objects {
+		total[obj.segment]++
+		if p.drop[i] {
+			dropped[obj.segment]++
+		}
+	}
+	out := make([]byte, 0, len(s.in)+len(p.inject)+1)
+	for i, seg := range s.segments {
+		if dropped[i] > 0 && dropped[i] < total[i] {
+			obj := s.objects[firstObjectOf(s.objects, i)]
+			return nil, refuse(ReasonMalformedStream,
+				"%s shares its document section with other documents, so the post-renderer cannot replace the object it injected earlier; put each object after its own '---' line",
+				obj.describe())
+		}
+		if dropped[i] == 0 {
+			out = append(out, s.in[seg.start:seg.end]...)
+		}
+	}
+	if len(p.inject) > 0 {
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			if err := s.checkFinalLineBreak(); err != nil {
+				return nil, err
+			}
+			out = append(out, '\n')
+		}
+		out = append(out, p.inject...)
+	}
+	if len(out) == 0 {
+		out = append(out, emptyResult...)
+	}
+	return out, nil
+}
+
+func firstObjectOf(objects []object, segment int) int {
+	for i, obj := range objects {
+		if obj.segment == segment {
+			return i
+		}
+	}
+	return 0
+}
+
+// checkFinalLineBreak makes sure the line break added before the injected documents does not
+// change the last document, which it would when the input ends inside a block scalar that
+// keeps its trailing line breaks ("|+") without a final newline.
+func (s *scanned) checkFinalLineBreak() error {
+	last := s.segments[len(s.segments)-1]
+	data := s.in[last.start:last.end]
+	before, err := decodeDocuments(data)
+	if err != nil {
+		return err
+	}
+	after, err := decodeDocuments(append(bytes.Clone(data), '\n'))
+	if err != nil || !reflect.DeepEqual(before, after) {
+		return refuse(ReasonMalformedStream,
+			"the input ends without a final newline inside a value that keeps trailing newlines, so appending the image-refresh objects would change it; end the input with a newline")
+	}
+	return nil
+}
