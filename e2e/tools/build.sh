@@ -2,7 +2,8 @@
 # Builds (or reuses) the real components the tests need, at the versions in versions.env:
 # helm v3 and v4, kube-apiserver, kube-controller-manager, kubectl, etcd; installs Debian's
 # docker-registry. Each step lands in $IMAGE_REFRESH_TOOLS/<name>-<version>/ and is rebuilt
-# only when that directory lacks its .done marker. Prints one line per tool with the time it took.
+# only when that directory lacks its .done marker. Prints one line per tool with the time it
+# took; a failing step prints the tail of its log (kept in <name>-<version>.log).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -13,17 +14,21 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 
-step() { # name version command...
-  local name=$1 version=$2; shift 2
-  local dir="$tools/$name-$version"
+step() { # name version function
+  local name=$1 version=$2 fn=$3
+  local dir="$tools/$name-$version" log="$tools/$name-$version.log"
   if [ -f "$dir/.done" ]; then
     echo "tools: $name $version cached ($dir)"
     return
   fi
   local start=$SECONDS
-  echo "tools: building $name $version ..."
-  mkdir -p "$dir.tmp"
-  "$@" "$dir.tmp"
+  echo "tools: building $name $version (log: $log) ..."
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  if ! "$fn" "$dir.tmp" >"$log" 2>&1; then
+    echo "tools: $name $version FAILED after $((SECONDS - start))s; last lines of $log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+  fi
   touch "$dir.tmp/.done"
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
   echo "tools: $name $version built in $((SECONDS - start))s"
@@ -50,22 +55,28 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-  (cd "$m" && go mod init etcd >/dev/null 2>&1 && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 &&
-    go mod tidy >/dev/null 2>&1 && go build -trimpath -ldflags "-s -w" -o "$1/etcd" .)
+  cd "$m"
+  go mod init etcd
+  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  go mod tidy
+  go build -trimpath -ldflags "-s -w" -o "$1/etcd" .
 }
 
 # k8s.io/kubernetes cannot be `go install`ed: build it from a throwaway module that replaces
-# each staging module with its published version.
+# each staging module with its published version (v1.X.Y → v0.X.Y). The version ldflags make
+# /version (and so Helm's kubeVersion checks) report the real version instead of v0.0.0.
 kubernetes() {
   local m="$work/k8s" v=$KUBERNETES_VERSION
-  local minor=${v#v1.}; minor=${minor%%.*}
+  local minor=${v#v1.}
+  minor=${minor%%.*}
   local staging="v0.${v#v1.}"
   mkdir -p "$m"
   local gomod
   gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [ -n "$gomod" ] || { echo "cannot download k8s.io/kubernetes@$v" >&2; return 1; }
   {
     echo "module k8stools"
-    echo "go 1.26.0"
+    echo "go $(sed -n 's/^go //p' "$gomod")"
     echo "require k8s.io/kubernetes $v"
     grep -E '^\s*k8s.io/[^ ]+ => ./staging/' "$gomod" | awk -v s="$staging" '{print "replace " $1 " => " $1 " " s}'
   } >"$m/go.mod"
@@ -80,33 +91,45 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
-  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-  (cd "$m" && go mod tidy >/dev/null 2>&1 &&
-    for c in kube-apiserver kube-controller-manager kubectl; do
-      go build -trimpath -ldflags "$ld" -o "$1/$c" "k8s.io/kubernetes/cmd/$c"
-    done)
+  local ld="-s -w"
+  local pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  cd "$m"
+  go mod tidy
+  go build -trimpath -ldflags "$ld" -o "$1/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+  "$1/kube-apiserver" --version
+  "$1/kubectl" version --client
 }
 
 registry() {
   if ! command -v docker-registry >/dev/null; then
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends docker-registry
   fi
   ln -sf "$(command -v docker-registry)" "$1/docker-registry"
 }
 
 only=${1:-all}
 case $only in
-  helm) step helm3 "$HELM3_VERSION" helm3; step helm4 "$HELM4_VERSION" helm4 ;;
+  helm)
+    step helm3 "$HELM3_VERSION" helm3
+    step helm4 "$HELM4_VERSION" helm4
+    ;;
   all)
+    step docker-registry debian registry
     step helm3 "$HELM3_VERSION" helm3
     step helm4 "$HELM4_VERSION" helm4
     step etcd "$ETCD_VERSION" etcd
     step kubernetes "$KUBERNETES_VERSION" kubernetes
-    step docker-registry debian registry
     ;;
-  *) echo "usage: $0 [all|helm]" >&2; exit 2 ;;
+  *)
+    echo "usage: $0 [all|helm]" >&2
+    exit 2
+    ;;
 esac
 echo "tools: ready in $tools"
