@@ -55,7 +55,9 @@ func TestRegistryTokenHandshake(t *testing.T) {
 	if !slices.Contains(anonymous, "repository:team/multi:pull") {
 		t.Errorf("anonymous tokens %q lack pull on team/multi", anonymous)
 	}
-	if !slices.ContainsFunc(pusher, func(a string) bool { return strings.HasPrefix(a, "repository:team/app:") && strings.Contains(a, "push") }) {
+	if !slices.ContainsFunc(pusher, func(a string) bool {
+		return strings.HasPrefix(a, "repository:team/app:") && strings.Contains(a, "push")
+	}) {
 		t.Errorf("pusher tokens %q lack push on team/app", pusher)
 	}
 
