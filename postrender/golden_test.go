@@ -1,0 +1,102 @@
+package postrender
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/postrender")
+
+const goldenDir = "../testdata/postrender/golden"
+
+// TestGolden renders each testdata/postrender/golden/<case>/input.yaml (with config.yaml as
+// --config when present) and compares the result with output.yaml. The inputs are the test
+// chart's `helm template` output (Helm 4's plugin input for the helm4 case).
+func TestGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// injects says whether the image-refresh objects are appended.
+		injects bool
+	}{
+		{"all-floating", true},
+		{"pinned-jobs-manager", true},
+		{"pinned-pods-monitor", true},
+		{"pinned-ingestor", true},
+		{"all-pinned", false},
+		{"config-from-file", true},
+		{"config-from-stream", true},
+		{"helm4", true},
+		{"no-config", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(goldenDir, tc.name)
+			in := readFile(t, filepath.Join(dir, "input.yaml"))
+			opts := goldenOptions(t, dir)
+
+			out, err := Render(in, opts)
+			if err != nil {
+				t.Fatalf("Render: %v", err)
+			}
+			assertGolden(t, filepath.Join(dir, "output.yaml"), out)
+
+			if !bytes.HasPrefix(out, in) {
+				t.Errorf("output does not start with the input verbatim")
+			}
+			if injected := len(out) > len(in); injected != tc.injects {
+				t.Errorf("injected = %v, want %v", injected, tc.injects)
+			}
+			again, err := Render(out, opts)
+			if err != nil {
+				t.Fatalf("Render on its own output: %v", err)
+			}
+			if !bytes.Equal(again, out) {
+				t.Errorf("not idempotent: a second run changed the output:\n%s", again)
+			}
+		})
+	}
+}
+
+func goldenOptions(t *testing.T, dir string) Options {
+	t.Helper()
+	path := filepath.Join(dir, "config.yaml")
+	if _, err := os.Stat(path); err != nil {
+		return Options{}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Options{Config: cfg}
+}
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// assertGolden compares got with the golden file, or rewrites it under -update.
+func assertGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run `go test ./postrender -update` to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (run `go test ./postrender -update` after checking the change):\n%s", path, lineDiff(string(want), string(got)))
+	}
+}
