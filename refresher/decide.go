@@ -1,0 +1,88 @@
+package refresher
+
+import "github.com/tracebloc/image-refresh/refresher/config"
+
+// Decision is what the refresher did (or, in a dry run, would do) about one image.
+type Decision string
+
+const (
+	// DecisionPinned: the config fixes the digest; the image is neither polled nor touched.
+	DecisionPinned Decision = "pinned"
+	// DecisionFailed: the registry lookup or the target failed; nothing about the image changed.
+	DecisionFailed Decision = "failed"
+	// DecisionUnchanged: the target already reflects the registry digest.
+	DecisionUnchanged Decision = "unchanged"
+	// DecisionRecord (rollout-restart, no annotation yet): first observation; record the
+	// digest, do not restart.
+	DecisionRecord Decision = "record"
+	// DecisionRestart (rollout-restart, annotation differs): restart the rollout, record.
+	DecisionRestart Decision = "restart"
+	// DecisionAdopt (set-env, no annotation, env holds a digest): record the env's digest,
+	// leave the env alone; a newer registry digest is applied on the next run.
+	DecisionAdopt Decision = "adopt"
+	// DecisionFill (set-env, no annotation, no env digest): set the env and record.
+	DecisionFill Decision = "fill"
+	// DecisionUpdateEnv (set-env, annotation differs): set the env (that is the rollout;
+	// no restart annotation) and record.
+	DecisionUpdateEnv Decision = "update-env"
+	// DecisionDrift (set-env, annotation current, env differs — a helm upgrade, rollout undo
+	// or manual edit): set the env back to the recorded digest.
+	DecisionDrift Decision = "drift"
+)
+
+// Live is the state of the target a decision starts from.
+type Live struct {
+	// Annotation is the target's audit annotation (A); "" when absent.
+	Annotation string
+	// Env is the value of the env var on the target container (L, set-env only); "" when
+	// absent. A value that is not a sha256 digest counts as absent, so it is overwritten.
+	Env string
+}
+
+// Change is what a decision writes; empty fields are left alone.
+type Change struct {
+	Decision   Decision
+	Annotation string
+	Env        string
+	Restart    bool
+}
+
+// Decide applies the decision table to one floating image whose tag currently points at
+// digest (R). It is pure: the same inputs always give the same change.
+func Decide(action config.Action, digest string, live Live) Change {
+	recorded := live.Annotation
+	switch action {
+	case config.ActionRolloutRestart:
+		switch recorded {
+		case "":
+			return Change{Decision: DecisionRecord, Annotation: digest}
+		case digest:
+			return Change{Decision: DecisionUnchanged}
+		default:
+			return Change{Decision: DecisionRestart, Annotation: digest, Restart: true}
+		}
+	case config.ActionSetEnv:
+		env := live.Env
+		if !config.ValidDigest(env) {
+			env = ""
+		}
+		switch {
+		case recorded == "" && env != "":
+			return Change{Decision: DecisionAdopt, Annotation: env}
+		case recorded == "":
+			return Change{Decision: DecisionFill, Annotation: digest, Env: digest}
+		case recorded != digest:
+			c := Change{Decision: DecisionUpdateEnv, Annotation: digest}
+			if env != digest {
+				c.Env = digest
+			}
+			return c
+		case env != digest:
+			return Change{Decision: DecisionDrift, Env: digest}
+		default:
+			return Change{Decision: DecisionUnchanged}
+		}
+	}
+	// Validation admits only the two actions above.
+	return Change{Decision: DecisionFailed}
+}

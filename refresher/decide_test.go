@@ -1,0 +1,45 @@
+package refresher
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+func digestOf(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
+
+func TestDecide(t *testing.T) {
+	r, old, other := digestOf('a'), digestOf('b'), digestOf('c')
+	for _, tc := range []struct {
+		name   string
+		action config.Action
+		live   Live
+		want   Change
+	}{
+		// rollout-restart
+		{"restart: first observation records, no restart", config.ActionRolloutRestart, Live{}, Change{Decision: DecisionRecord, Annotation: r}},
+		{"restart: annotation current", config.ActionRolloutRestart, Live{Annotation: r}, Change{Decision: DecisionUnchanged}},
+		{"restart: tag moved", config.ActionRolloutRestart, Live{Annotation: old}, Change{Decision: DecisionRestart, Annotation: r, Restart: true}},
+		{"restart: annotation not a digest counts as moved", config.ActionRolloutRestart, Live{Annotation: "garbage"}, Change{Decision: DecisionRestart, Annotation: r, Restart: true}},
+		{"restart: env is irrelevant", config.ActionRolloutRestart, Live{Annotation: r, Env: old}, Change{Decision: DecisionUnchanged}},
+
+		// set-env
+		{"set-env: adopt the env's digest", config.ActionSetEnv, Live{Env: old}, Change{Decision: DecisionAdopt, Annotation: old}},
+		{"set-env: adopt even when it equals the registry", config.ActionSetEnv, Live{Env: r}, Change{Decision: DecisionAdopt, Annotation: r}},
+		{"set-env: fill when neither exists", config.ActionSetEnv, Live{}, Change{Decision: DecisionFill, Annotation: r, Env: r}},
+		{"set-env: fill over an env that is not a digest", config.ActionSetEnv, Live{Env: "latest"}, Change{Decision: DecisionFill, Annotation: r, Env: r}},
+		{"set-env: tag moved sets env and records", config.ActionSetEnv, Live{Annotation: old, Env: old}, Change{Decision: DecisionUpdateEnv, Annotation: r, Env: r}},
+		{"set-env: tag moved, env missing", config.ActionSetEnv, Live{Annotation: old}, Change{Decision: DecisionUpdateEnv, Annotation: r, Env: r}},
+		{"set-env: tag moved, env already there records only", config.ActionSetEnv, Live{Annotation: old, Env: r}, Change{Decision: DecisionUpdateEnv, Annotation: r}},
+		{"set-env: drift back to the recorded digest", config.ActionSetEnv, Live{Annotation: r, Env: other}, Change{Decision: DecisionDrift, Env: r}},
+		{"set-env: drift after the env was removed", config.ActionSetEnv, Live{Annotation: r}, Change{Decision: DecisionDrift, Env: r}},
+		{"set-env: everything current", config.ActionSetEnv, Live{Annotation: r, Env: r}, Change{Decision: DecisionUnchanged}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Decide(tc.action, r, tc.live); got != tc.want {
+				t.Errorf("Decide(%s, R, %+v) = %+v, want %+v", tc.action, tc.live, got, tc.want)
+			}
+		})
+	}
+}

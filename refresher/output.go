@@ -1,0 +1,41 @@
+package refresher
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// printPlan writes the dry-run plan: one row per image (digest seen, decision), then the patch
+// each changed Deployment would receive.
+func printPlan(w io.Writer, report Report) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE\tREFERENCE\tTARGET\tDIGEST\tDECISION\tERROR")
+	for _, img := range report.Images {
+		digest, errText := dash(img.Digest), "-"
+		if img.Err != nil {
+			errText = img.Err.Error()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", img.Name, img.Reference, img.Target, digest, img.Decision, errText)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(report.Patches) == 0 {
+		_, err := fmt.Fprintln(w, "no patches")
+		return err
+	}
+	for _, p := range report.Patches {
+		if _, err := fmt.Fprintf(w, "patch Deployment %s: %s\n", p.Target, p.Patch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,249 @@
+// Package refresher is one tick of the image-refresh CronJob: it looks up the digest of every
+// floating image tag, compares it with the audit annotation on the image's target Deployment
+// and applies the decision table (see Decide) — restarting the rollout or setting an env var —
+// with one strategic-merge patch per Deployment.
+package refresher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/registry"
+)
+
+// Options configure one Run.
+type Options struct {
+	// Kube reads and patches the target Deployments. Required unless every image is pinned.
+	Kube kubernetes.Interface
+	// Namespace is used for targets whose namespace the config leaves empty (no
+	// metadata.namespace and no target.namespace).
+	Namespace string
+	// Registry configures the digest lookups (transport, keychain, concurrency, timeout).
+	Registry registry.Options
+	// DryRun plans and reports but writes nothing; the plan is printed to Out.
+	DryRun bool
+	// Out receives the dry-run plan; default io.Discard.
+	Out io.Writer
+	// Logger receives one record per image decision; default slog.Default().
+	Logger *slog.Logger
+	// Now stamps restarts (kubectl.kubernetes.io/restartedAt); default time.Now.
+	Now func() time.Time
+}
+
+// Report is the outcome of a Run, one entry per configured image in config order.
+type Report struct {
+	Images []ImageReport
+	// Patches are the patches sent (or, in a dry run, planned), one per changed target.
+	Patches []TargetPatch
+}
+
+// ImageReport is what happened to one image.
+type ImageReport struct {
+	Name      string
+	Reference string // repository:tag as configured
+	Action    config.Action
+	Target    string // namespace/name of the Deployment
+	Container string
+	// Digest is the registry digest seen (R); for a pinned image, the pinned digest.
+	Digest string
+	// ViaGet reports that the HEAD lacked Docker-Content-Digest and the manifest was fetched.
+	ViaGet bool
+	// Previous is the audit annotation before the run (A); Env the env value (L, set-env).
+	Previous, Env string
+	Decision      Decision
+	// Err is why the image failed. With DecisionFailed nothing was decided; with another
+	// decision, the decision could not be written.
+	Err error
+}
+
+// TargetPatch is the single strategic-merge patch for one Deployment.
+type TargetPatch struct {
+	Target string // namespace/name
+	Patch  []byte
+}
+
+// Failed reports whether any image or target failed.
+func (r Report) Failed() bool { return r.Err() != nil }
+
+// Err joins the failures, each naming its image.
+func (r Report) Err() error {
+	var errs []error
+	for _, img := range r.Images {
+		if img.Err != nil {
+			errs = append(errs, fmt.Errorf("image %s: %w", img.Name, img.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *ImageReport) fail(err error) {
+	r.Decision, r.Err = DecisionFailed, err
+}
+
+// Run performs one refresh over cfg. Per-image and per-target failures are recorded in the
+// report (see Report.Failed) after every other image was processed; the error is for a run
+// that could not start (invalid config or options).
+func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return Report{}, err
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+
+	report := Report{Images: make([]ImageReport, len(cfg.Spec.Images))}
+	var floating []int
+	for i, img := range cfg.Spec.Images {
+		namespace := img.Target.Namespace
+		if namespace == "" {
+			namespace = opts.Namespace
+		}
+		report.Images[i] = ImageReport{
+			Name: img.Name, Reference: img.Reference(), Action: img.Action,
+			Target: namespace + "/" + img.Target.Name, Container: img.Target.Container,
+		}
+		if img.Pinned() {
+			report.Images[i].Digest, report.Images[i].Decision = img.Digest, DecisionPinned
+			continue
+		}
+		if namespace == "" {
+			return Report{}, fmt.Errorf("image %s: target %s has no namespace: set metadata.namespace in the config or pass a namespace", img.Name, img.Target.Name)
+		}
+		floating = append(floating, i)
+	}
+	if len(floating) > 0 && opts.Kube == nil {
+		return Report{}, errors.New("refresher options: a Kubernetes client is required")
+	}
+
+	resolver, err := registry.NewResolver(opts.Registry)
+	if err != nil {
+		return Report{}, err
+	}
+	refs := make([]string, len(floating))
+	for j, i := range floating {
+		refs[j] = cfg.Spec.Images[i].Reference()
+	}
+	// Targets in config order, each with its images whose digest is known.
+	var targets []*target
+	byKey := map[string]*target{}
+	for j, res := range resolver.Resolve(ctx, refs) {
+		i := floating[j]
+		rep := &report.Images[i]
+		if res.Err != nil {
+			rep.fail(res.Err)
+			continue
+		}
+		rep.Digest, rep.ViaGet = res.Digest, res.ViaGet
+		t, ok := byKey[rep.Target]
+		if !ok {
+			namespace, name, _ := strings.Cut(rep.Target, "/")
+			t = &target{namespace: namespace, name: name}
+			byKey[rep.Target] = t
+			targets = append(targets, t)
+		}
+		t.images = append(t.images, targetImage{report: rep, image: cfg.Spec.Images[i]})
+	}
+	for _, t := range targets {
+		if patch := t.apply(ctx, opts); patch != nil {
+			report.Patches = append(report.Patches, TargetPatch{Target: t.namespace + "/" + t.name, Patch: patch})
+		}
+	}
+
+	for _, rep := range report.Images {
+		logDecision(ctx, opts.Logger, rep, opts.DryRun)
+	}
+	if opts.DryRun {
+		if err := printPlan(opts.Out, report); err != nil {
+			return report, fmt.Errorf("printing the plan: %w", err)
+		}
+	}
+	return report, nil
+}
+
+// target is one Deployment and the images acting on it.
+type target struct {
+	namespace, name string
+	images          []targetImage
+}
+
+// apply plans and sends the one patch for the Deployment, re-reading and re-planning on a
+// conflict. It returns the patch sent (or planned, in a dry run), nil when none was needed.
+// A failure to read or patch fails every image of the target that had not failed already.
+func (t *target) apply(ctx context.Context, opts Options) []byte {
+	deployments := opts.Kube.AppsV1().Deployments(t.namespace)
+	var patch []byte
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		dep, err := deployments.Get(ctx, t.name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading Deployment %s/%s: %w", t.namespace, t.name, err)
+		}
+		if patch, err = planTarget(dep, t.images, opts.Now()); err != nil || patch == nil || opts.DryRun {
+			return err
+		}
+		_, err = deployments.Patch(ctx, t.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: config.FieldManager})
+		if err != nil {
+			return fmt.Errorf("patching Deployment %s/%s: %w", t.namespace, t.name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		for _, ti := range t.images {
+			if ti.report.Err == nil {
+				if ti.report.Decision == "" {
+					ti.report.Decision = DecisionFailed
+				}
+				ti.report.Err = err
+			}
+		}
+		return nil
+	}
+	return patch
+}
+
+func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryRun bool) {
+	attrs := []slog.Attr{
+		slog.String("image", rep.Name),
+		slog.String("reference", rep.Reference),
+		slog.String("action", string(rep.Action)),
+		slog.String("target", rep.Target),
+		slog.String("container", rep.Container),
+		slog.String("decision", string(rep.Decision)),
+		slog.String("old_digest", rep.Previous),
+		slog.String("new_digest", rep.Digest),
+	}
+	if rep.Action == config.ActionSetEnv {
+		attrs = append(attrs, slog.String("env_digest", rep.Env))
+	}
+	if rep.ViaGet {
+		attrs = append(attrs, slog.Bool("via_get", true))
+	}
+	if dryRun {
+		attrs = append(attrs, slog.Bool("dry_run", true))
+	}
+	level, msg := slog.LevelInfo, "image checked"
+	switch {
+	case rep.Err != nil:
+		level, msg = slog.LevelError, "image failed"
+		attrs = append(attrs, slog.String("error", rep.Err.Error()))
+	case rep.Decision == DecisionPinned:
+		msg = "image pinned, not polled"
+	}
+	logger.LogAttrs(ctx, level, msg, attrs...)
+}
