@@ -1,0 +1,229 @@
+package chartcheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	helmpostrender "helm.sh/helm/v3/pkg/postrender"
+	"helm.sh/helm/v3/pkg/cli/values"
+)
+
+// Release names the release a chart is rendered as; empty fields take the suite's or Helm's
+// defaults (release-name, default, DefaultKubeVersion).
+type Release struct {
+	Name        string
+	Namespace   string
+	KubeVersion string
+}
+
+// Check is chartcheck's main verb: render a chart (or read a rendered stream), post-render it and
+// check the contract, for one set of values or every scenario of a suite.
+type Check struct {
+	// ChartPath is the chart to render. With SuitePath it overrides the suite's chart.
+	ChartPath string
+	// SuitePath is a suite file; its scenarios are run instead of one render with Values.
+	SuitePath string
+	// ManifestsPath is an already-rendered stream ("-" for Stdin) checked instead of a chart.
+	ManifestsPath string
+	Release       Release
+	// Values are -f/--set style values; not allowed with SuitePath or ManifestsPath.
+	Values values.Options
+	// PostRenderer runs on every render; nil means image-refresh's own.
+	PostRenderer helmpostrender.PostRenderer
+	Stdin        io.Reader
+}
+
+// UsageError is a mistake in how chartcheck was called (exit status 2).
+type UsageError struct{ msg string }
+
+func (e *UsageError) Error() string { return e.msg }
+
+func usageError(format string, args ...any) error {
+	return &UsageError{msg: fmt.Sprintf(format, args...)}
+}
+
+func hasValues(v values.Options) bool {
+	return len(v.ValueFiles)+len(v.Values)+len(v.StringValues)+len(v.JSONValues)+len(v.FileValues)+len(v.LiteralValues) > 0
+}
+
+// Run checks and returns the report. An error means nothing could be checked (a usage error, an
+// unreadable suite, stream or chart); a scenario that fails to render unexpectedly is recorded in
+// the report (Report.RenderFailed).
+func (c *Check) Run(ctx context.Context) (*Report, error) {
+	switch {
+	case c.ManifestsPath != "" && (c.ChartPath != "" || c.SuitePath != ""):
+		return nil, usageError("--manifests checks a rendered stream: it excludes CHART and --suite")
+	case c.ManifestsPath != "" && hasValues(c.Values):
+		return nil, usageError("--manifests checks a rendered stream: values flags do not apply")
+	case c.SuitePath != "" && hasValues(c.Values):
+		return nil, usageError("--suite scenarios carry their own values: drop -f/--set or run without --suite")
+	case c.ManifestsPath == "" && c.SuitePath == "" && c.ChartPath == "":
+		return nil, usageError("nothing to check: give CHART, --suite FILE or --manifests FILE")
+	}
+	switch {
+	case c.ManifestsPath != "":
+		return c.runManifests()
+	case c.SuitePath != "":
+		return c.runSuite(ctx)
+	default:
+		return c.runChart(ctx)
+	}
+}
+
+func (c *Check) postRenderer() helmpostrender.PostRenderer {
+	if c.PostRenderer != nil {
+		return c.PostRenderer
+	}
+	return imageRefreshPostRenderer()
+}
+
+func (c *Check) runManifests() (*Report, error) {
+	data, err := readManifests(c.ManifestsPath, c.Stdin)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := ParseStream(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.ManifestsPath, err)
+	}
+	return &Report{Scenarios: []ScenarioResult{{Name: c.ManifestsPath, Checks: checkScenario(stream, false, nil, nil)}}}, nil
+}
+
+func (c *Check) runChart(ctx context.Context) (*Report, error) {
+	ch, err := LoadChart(c.ChartPath)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := mergeValues(c.Values)
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	opts := RenderOptions{ReleaseName: c.Release.Name, Namespace: c.Release.Namespace, KubeVersion: c.Release.KubeVersion, Values: vals}
+	rendered, err := ch.Render(ctx, opts, c.postRenderer())
+	if err != nil {
+		return nil, err
+	}
+	result := c.checkRendered(rendered, nil)
+	result.Name = c.ChartPath
+	result.Release = defaultString(opts.ReleaseName, DefaultReleaseName)
+	result.Namespace = defaultString(opts.Namespace, DefaultNamespace)
+	return &Report{Scenarios: []ScenarioResult{result}}, nil
+}
+
+func (c *Check) runSuite(ctx context.Context) (*Report, error) {
+	suite, err := LoadSuite(c.SuitePath)
+	if err != nil {
+		return nil, err
+	}
+	var ch *Chart
+	if suite.rendersChart() {
+		chartPath := suite.chartPath(c.ChartPath)
+		if chartPath == "" {
+			return nil, usageError("suite %s renders a chart: give CHART or set chart: in the suite", c.SuitePath)
+		}
+		// Loaded once: every scenario renders a copy.
+		if ch, err = LoadChart(chartPath); err != nil {
+			return nil, err
+		}
+	}
+	report := &Report{}
+	for i := range suite.Scenarios {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("suite %s: %w", c.SuitePath, err)
+		}
+		report.Scenarios = append(report.Scenarios, c.runScenario(ctx, suite, ch, &suite.Scenarios[i]))
+	}
+	return report, nil
+}
+
+// runScenario renders (or reads) one scenario and checks it.
+func (c *Check) runScenario(ctx context.Context, suite *Suite, ch *Chart, sc *Scenario) ScenarioResult {
+	result := ScenarioResult{Name: sc.Name}
+	if sc.Manifests != "" {
+		data, err := readManifests(suite.resolve(sc.Manifests), c.Stdin)
+		if err != nil {
+			result.RenderError = err.Error()
+			return result
+		}
+		stream, err := ParseStream(data)
+		if err != nil {
+			result.RenderError = fmt.Sprintf("%s: %v", sc.Manifests, err)
+			return result
+		}
+		result.Checks = checkScenario(stream, false, nil, &sc.Expect)
+		return result
+	}
+	opts, err := suite.renderOptions(sc, RenderOptions{ReleaseName: c.Release.Name, Namespace: c.Release.Namespace, KubeVersion: c.Release.KubeVersion})
+	if err != nil {
+		result.RenderError = err.Error()
+		return result
+	}
+	result.Release = defaultString(opts.ReleaseName, DefaultReleaseName)
+	result.Namespace = defaultString(opts.Namespace, DefaultNamespace)
+	rendered, err := ch.Render(ctx, opts, c.postRenderer())
+	if sc.ExpectError != "" {
+		cs := &checkSet{}
+		cs.add(ExpectError, expectRenderError(sc.ExpectError, err))
+		result.Checks = cs.results
+		return result
+	}
+	if err != nil {
+		result.RenderError = err.Error()
+		return result
+	}
+	r := c.checkRendered(rendered, &sc.Expect)
+	r.Name, r.Release, r.Namespace = result.Name, result.Release, result.Namespace
+	return r
+}
+
+func expectRenderError(want string, err error) []Finding {
+	expected := fmt.Sprintf("rendering to fail with %q", want)
+	switch {
+	case err == nil:
+		return []Finding{{Document: "render", Expected: expected, Found: "it succeeded"}}
+	case !strings.Contains(err.Error(), want):
+		return []Finding{{Document: "render", Expected: expected, Found: err.Error()}}
+	}
+	return nil
+}
+
+func (c *Check) checkRendered(rendered *Rendered, expect *Expectations) ScenarioResult {
+	stream, err := ParseStream(rendered.Output)
+	if err != nil {
+		return ScenarioResult{RenderError: fmt.Sprintf("post-rendered stream: %v", err)}
+	}
+	return ScenarioResult{Checks: checkScenario(stream, true, rendered.PostRenderErr, expect)}
+}
+
+// checkScenario runs the built-in contract, then the expectations, over one stream.
+func checkScenario(s *Stream, postRendered bool, postRenderErr error, expect *Expectations) []CheckResult {
+	cs := &checkSet{}
+	c := &contract{stream: s}
+	c.check(cs, postRendered, postRenderErr)
+	if expect != nil {
+		expect.check(c, cs)
+	}
+	return cs.results
+}
+
+func readManifests(path string, stdin io.Reader) ([]byte, error) {
+	if path == "-" {
+		if stdin == nil {
+			return nil, errors.New("reading manifests from stdin: no stdin")
+		}
+		data, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("reading manifests from stdin: %w", err)
+		}
+		return data, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifests: %w", err)
+	}
+	return data, nil
+}

@@ -1,0 +1,654 @@
+package chartcheck
+
+import (
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/robfig/cron/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+// Names of the built-in checks, in the order they run and are reported.
+const (
+	CheckPostRender     = "post-render"
+	CheckRefreshConfig  = "refresh-config"
+	CheckCronJob        = "cronjob-presence"
+	CheckCronJobConfig  = "cronjob-config"
+	CheckSchedule       = "cronjob-schedule"
+	CheckPodSecurity    = "pod-security"
+	CheckRBAC           = "rbac"
+	CheckTargets        = "targets"
+	CheckSetEnv         = "set-env"
+	CheckRolloutRestart = "rollout-restart"
+	CheckAnnotations    = "annotations"
+)
+
+// contract is what the built-in checks look at: the stream and the refresh config found in it.
+type contract struct {
+	stream    *Stream
+	configDoc *Document
+	cfg       *config.RefreshConfig
+	// cronJob is the CronJob named after the config, if the stream has one.
+	cronJobDoc *Document
+	cronJob    *batchv1.CronJob
+}
+
+// CheckStream runs the built-in contract over a rendered stream. postRenderErr is the
+// post-renderer's refusal, if it refused; the objects it would have injected are then not checked.
+func CheckStream(s *Stream, postRendered bool, postRenderErr error) []CheckResult {
+	return checkScenario(s, postRendered, postRenderErr, nil)
+}
+
+func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
+	if postRendered {
+		var findings []Finding
+		if postRenderErr != nil {
+			findings = append(findings, Finding{Document: "stream", Expected: "the post-renderer to accept the release", Found: postRenderErr.Error()})
+		}
+		cs.add(CheckPostRender, findings)
+	}
+
+	findings, ok := c.loadConfig()
+	cs.add(CheckRefreshConfig, findings)
+	if !ok {
+		for _, name := range []string{CheckCronJob, CheckCronJobConfig, CheckSchedule, CheckPodSecurity, CheckRBAC, CheckTargets, CheckSetEnv, CheckRolloutRestart, CheckAnnotations} {
+			cs.skip(name, "the refresh config is invalid")
+		}
+		return
+	}
+
+	injectedChecks := []string{CheckCronJob, CheckCronJobConfig, CheckSchedule, CheckPodSecurity, CheckRBAC}
+	if postRenderErr != nil {
+		for _, name := range injectedChecks {
+			cs.skip(name, "the post-renderer refused the release")
+		}
+	} else {
+		cs.add(CheckCronJob, c.checkCronJobPresence())
+		switch {
+		case c.cfg == nil || !c.cfg.AnyFloating():
+			for _, name := range []string{CheckCronJobConfig, CheckSchedule, CheckPodSecurity} {
+				cs.skip(name, nothingFloats(c.cfg))
+			}
+			cs.add(CheckRBAC, c.checkNothingInjected())
+		case c.cronJob == nil:
+			for _, name := range injectedChecks[1:] {
+				cs.skip(name, "no CronJob "+quoted(c.cfg.Metadata.Name)+" (see "+CheckCronJob+")")
+			}
+		default:
+			cs.add(CheckCronJobConfig, c.checkCronJobConfig())
+			cs.add(CheckSchedule, c.checkSchedule())
+			cs.add(CheckPodSecurity, checkRestrictedPod(c.cronJobDoc, &c.cronJob.Spec.JobTemplate.Spec.Template, true))
+			cs.add(CheckRBAC, c.checkRBAC())
+		}
+	}
+
+	if c.cfg == nil || !c.cfg.AnyFloating() {
+		for _, name := range []string{CheckTargets, CheckSetEnv, CheckRolloutRestart, CheckAnnotations} {
+			cs.skip(name, nothingFloats(c.cfg))
+		}
+		return
+	}
+	targets := c.resolveTargets()
+	cs.add(CheckTargets, targets.findings)
+	cs.add(CheckSetEnv, c.checkSetEnv(targets))
+	cs.add(CheckRolloutRestart, c.checkRolloutRestart(targets))
+	cs.add(CheckAnnotations, c.checkAnnotations(targets))
+}
+
+func nothingFloats(cfg *config.RefreshConfig) string {
+	if cfg == nil {
+		return "no refresh config in the stream"
+	}
+	return "every image is pinned"
+}
+
+func quoted(s string) string { return fmt.Sprintf("%q", s) }
+
+// loadConfig finds the ConfigMap labelled image-refresh.io/config=true and parses its
+// refresh.yaml with the contract's own parser. ok is false when a config is present but unusable.
+func (c *contract) loadConfig() (findings []Finding, ok bool) {
+	var docs []*Document
+	var configMaps []*corev1.ConfigMap
+	for _, d := range c.stream.OfKind("ConfigMap") {
+		var cm corev1.ConfigMap
+		if err := d.Decode(&cm); err != nil {
+			return []Finding{{Document: d.String(), Expected: "a ConfigMap", Found: err.Error()}}, false
+		}
+		if cm.Labels[config.ConfigLabel] == "true" {
+			docs = append(docs, d)
+			configMaps = append(configMaps, &cm)
+		}
+	}
+	switch len(docs) {
+	case 0:
+		return nil, true
+	case 1:
+	default:
+		c.configDoc = docs[0]
+		var names []string
+		for _, d := range docs {
+			names = append(names, d.String())
+		}
+		return []Finding{{
+			Document: docs[1].String(),
+			Expected: fmt.Sprintf("at most one ConfigMap labelled %s=true", config.ConfigLabel),
+			Found:    fmt.Sprintf("%d: %s", len(docs), strings.Join(names, ", ")),
+		}}, false
+	}
+	doc, cm := docs[0], configMaps[0]
+	c.configDoc = doc
+	data, present := cm.Data[config.ConfigMapKey]
+	if !present {
+		return []Finding{{
+			Document: doc.String(),
+			Expected: fmt.Sprintf("data key %q", config.ConfigMapKey),
+			Found:    fmt.Sprintf("keys %v", slices.Sorted(maps.Keys(cm.Data))),
+		}}, false
+	}
+	cfg, err := config.Parse([]byte(data))
+	if err != nil {
+		return []Finding{{Document: doc.String(), Expected: "a valid RefreshConfig", Found: err.Error()}}, false
+	}
+	if cfg.Metadata.Namespace != "" && !sameNamespace(doc.Namespace, cfg.Metadata.Namespace) {
+		return []Finding{{
+			Document: doc.String(),
+			Expected: fmt.Sprintf("the ConfigMap in the config's namespace %q (the CronJob mounts it from there)", cfg.Metadata.Namespace),
+			Found:    fmt.Sprintf("namespace %q", doc.Namespace),
+		}}, false
+	}
+	c.cfg = cfg
+	return nil, true
+}
+
+// runsRefresher tells the CronJobs that run the refresher: they mount the config directory or
+// their first container's command is the refresher binary.
+func runsRefresher(cj *batchv1.CronJob) bool {
+	for _, ctr := range cj.Spec.JobTemplate.Spec.Template.Spec.Containers {
+		for _, m := range ctr.VolumeMounts {
+			if path.Clean(m.MountPath) == config.MountPath {
+				return true
+			}
+		}
+		if len(ctr.Command) > 0 && path.Base(ctr.Command[0]) == "refresher" {
+			return true
+		}
+	}
+	return false
+}
+
+// checkCronJobPresence: the CronJob named after the config exists iff some image floats, and no
+// other CronJob runs the refresher.
+func (c *contract) checkCronJobPresence() []Finding {
+	var findings []Finding
+	wantName := ""
+	if c.cfg != nil {
+		wantName = c.cfg.Metadata.Name
+	}
+	for _, d := range c.stream.OfKind("CronJob") {
+		var cj batchv1.CronJob
+		if err := d.Decode(&cj); err != nil {
+			findings = append(findings, Finding{Document: d.String(), Expected: "a CronJob", Found: err.Error()})
+			continue
+		}
+		named := c.cfg != nil && d.Name == wantName && sameNamespace(d.Namespace, c.cfg.Metadata.Namespace)
+		if !named && !runsRefresher(&cj) {
+			continue
+		}
+		switch {
+		case c.cfg == nil:
+			findings = append(findings, Finding{
+				Document: d.String(),
+				Expected: fmt.Sprintf("no image-refresh CronJob: the stream has no ConfigMap labelled %s=true", config.ConfigLabel),
+				Found:    "a CronJob running the refresher",
+			})
+		case !c.cfg.AnyFloating():
+			findings = append(findings, Finding{
+				Document: d.String(),
+				Expected: fmt.Sprintf("no image-refresh CronJob: every image of %s is pinned", c.configDoc),
+				Found:    "a CronJob running the refresher",
+			})
+		case !named:
+			findings = append(findings, Finding{
+				Document: d.String(),
+				Expected: fmt.Sprintf("one image-refresh CronJob, named %q after the config", wantName),
+				Found:    "another CronJob running the refresher",
+			})
+		case c.cronJob != nil:
+			findings = append(findings, Finding{Document: d.String(), Expected: "one CronJob " + quoted(wantName), Found: "a duplicate"})
+		default:
+			c.cronJobDoc, c.cronJob = d, &cj
+		}
+	}
+	if c.cfg != nil && c.cfg.AnyFloating() && c.cronJob == nil {
+		findings = append(findings, Finding{
+			Document: c.configDoc.String(),
+			Expected: fmt.Sprintf("CronJob %q: images %s float", wantName, strings.Join(floatingNames(c.cfg), ", ")),
+			Found:    "no such CronJob in the stream",
+		})
+	}
+	return findings
+}
+
+func floatingNames(cfg *config.RefreshConfig) []string {
+	var out []string
+	for _, img := range cfg.Floating() {
+		out = append(out, img.Name)
+	}
+	return out
+}
+
+// checkCronJobConfig: the CronJob mounts the config ConfigMap read-only at config.MountPath and
+// runs the refresher on MountPath/refresh.yaml.
+func (c *contract) checkCronJobConfig() []Finding {
+	doc, pod := c.cronJobDoc.String(), c.cronJob.Spec.JobTemplate.Spec.Template.Spec
+	configFile := path.Join(config.MountPath, config.ConfigMapKey)
+	var volume *corev1.Volume
+	var sources []string
+	for i, v := range pod.Volumes {
+		if v.ConfigMap != nil {
+			sources = append(sources, fmt.Sprintf("%s=configMap/%s", v.Name, v.ConfigMap.Name))
+			if v.ConfigMap.Name == c.configDoc.Name {
+				volume = &pod.Volumes[i]
+			}
+		}
+	}
+	if volume == nil {
+		return []Finding{{Document: doc, Expected: fmt.Sprintf("a volume from ConfigMap %q", c.configDoc.Name), Found: describeList("configMap volumes", sources)}}
+	}
+	var findings []Finding
+	if items := volume.ConfigMap.Items; len(items) > 0 {
+		mapped := slices.ContainsFunc(items, func(k corev1.KeyToPath) bool {
+			return k.Key == config.ConfigMapKey && k.Path == config.ConfigMapKey
+		})
+		if !mapped {
+			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("volume %q to project key %q as %q", volume.Name, config.ConfigMapKey, config.ConfigMapKey), Found: fmt.Sprintf("items %v", items)})
+		}
+	}
+	mounted := false
+	for _, ctr := range pod.Containers {
+		for _, m := range ctr.VolumeMounts {
+			if m.Name != volume.Name {
+				continue
+			}
+			mounted = true
+			if path.Clean(m.MountPath) != config.MountPath || m.SubPath != "" {
+				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount volume %q at %s", ctr.Name, volume.Name, config.MountPath), Found: fmt.Sprintf("mountPath %q subPath %q", m.MountPath, m.SubPath)})
+			}
+			if !m.ReadOnly {
+				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount volume %q readOnly", ctr.Name, volume.Name), Found: "a writable mount"})
+			}
+			if !hasFlag(append(slices.Clone(ctr.Command), ctr.Args...), "--config", configFile) {
+				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to run with --config %s", ctr.Name, configFile), Found: fmt.Sprintf("command %q args %q", ctr.Command, ctr.Args)})
+			}
+		}
+	}
+	if !mounted {
+		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("a container mounting volume %q at %s", volume.Name, config.MountPath), Found: "no container mounts it"})
+	}
+	return findings
+}
+
+// hasFlag reports whether argv carries "flag value" or "flag=value".
+func hasFlag(argv []string, flag, value string) bool {
+	for i, a := range argv {
+		if a == flag+"="+value || (a == flag && i+1 < len(argv) && argv[i+1] == value) {
+			return true
+		}
+	}
+	return false
+}
+
+func describeList(what string, items []string) string {
+	if len(items) == 0 {
+		return "no " + what
+	}
+	return what + " " + strings.Join(items, ", ")
+}
+
+func (c *contract) checkSchedule() []Finding {
+	doc, schedule := c.cronJobDoc.String(), c.cronJob.Spec.Schedule
+	if _, err := cron.ParseStandard(schedule); err != nil {
+		return []Finding{{Document: doc, Expected: "a five-field cron schedule", Found: fmt.Sprintf("%q: %v", schedule, err)}}
+	}
+	if schedule != c.cfg.Spec.Schedule {
+		return []Finding{{Document: doc, Expected: fmt.Sprintf("the config's schedule %q", c.cfg.Spec.Schedule), Found: fmt.Sprintf("%q", schedule)}}
+	}
+	return nil
+}
+
+// checkNothingInjected: with every image pinned, none of the objects named after the config exist.
+func (c *contract) checkNothingInjected() []Finding {
+	if c.cfg == nil {
+		return nil
+	}
+	var findings []Finding
+	for _, kind := range []string{"ServiceAccount", "Role", "RoleBinding"} {
+		for _, d := range c.stream.Find(kind, c.cfg.Metadata.Namespace, c.cfg.Metadata.Name) {
+			findings = append(findings, Finding{Document: d.String(), Expected: "nothing injected: every image is pinned", Found: "an image-refresh " + kind})
+		}
+	}
+	return findings
+}
+
+// checkRBAC: the CronJob runs as the ServiceAccount named after the config, bound to a Role that
+// grants get and patch on exactly the Deployments of floating images, and nothing else (create on
+// events is the one allowance, for the refresher's Events).
+func (c *contract) checkRBAC() []Finding {
+	cfgName, ns := c.cfg.Metadata.Name, c.cfg.Metadata.Namespace
+	var findings []Finding
+	if sa := c.cronJob.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName; sa != cfgName {
+		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("serviceAccountName %q", cfgName), Found: fmt.Sprintf("%q", sa)})
+	}
+	if len(c.stream.Find("ServiceAccount", ns, cfgName)) == 0 {
+		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("ServiceAccount %q", cfgName), Found: "no such ServiceAccount in the stream"})
+	}
+
+	roles := c.stream.Find("Role", ns, cfgName)
+	if len(roles) == 0 {
+		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("Role %q", cfgName), Found: "no such Role in the stream"})
+	} else {
+		var role rbacv1.Role
+		if err := roles[0].Decode(&role); err != nil {
+			findings = append(findings, Finding{Document: roles[0].String(), Expected: "a Role", Found: err.Error()})
+		} else {
+			findings = append(findings, checkRules(roles[0].String(), role.Rules, c.cfg.FloatingTargetNames())...)
+		}
+	}
+
+	wantSubject := fmt.Sprintf("ServiceAccount %s/%s", ns, cfgName)
+	foundBinding := false
+	for _, kind := range []string{"RoleBinding", "ClusterRoleBinding"} {
+		for _, d := range c.stream.OfKind(kind) {
+			var b rbacv1.RoleBinding // ClusterRoleBinding has the same roleRef and subjects
+			if err := d.Decode(&b); err != nil {
+				findings = append(findings, Finding{Document: d.String(), Expected: "a " + kind, Found: err.Error()})
+				continue
+			}
+			if !bindsServiceAccount(b.Subjects, cfgName, ns, d.Namespace) {
+				continue
+			}
+			expected := kind == "RoleBinding" && d.Name == cfgName && sameNamespace(d.Namespace, ns)
+			if !expected {
+				findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("%s to be bound only by RoleBinding %q", wantSubject, cfgName), Found: fmt.Sprintf("an extra grant of %s %q", b.RoleRef.Kind, b.RoleRef.Name)})
+				continue
+			}
+			foundBinding = true
+			if b.RoleRef.Kind != "Role" || b.RoleRef.Name != cfgName || b.RoleRef.APIGroup != rbacv1.GroupName {
+				findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("roleRef Role %q", cfgName), Found: fmt.Sprintf("roleRef %s %q (apiGroup %q)", b.RoleRef.Kind, b.RoleRef.Name, b.RoleRef.APIGroup)})
+			}
+			if len(b.Subjects) != 1 {
+				findings = append(findings, Finding{Document: d.String(), Expected: "one subject, " + wantSubject, Found: fmt.Sprintf("%d subjects", len(b.Subjects))})
+			}
+		}
+	}
+	if !foundBinding {
+		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("RoleBinding %q binding Role %q to %s", cfgName, cfgName, wantSubject), Found: "no such RoleBinding in the stream"})
+	}
+	return findings
+}
+
+func bindsServiceAccount(subjects []rbacv1.Subject, name, namespace, bindingNamespace string) bool {
+	for _, s := range subjects {
+		if s.Kind != rbacv1.ServiceAccountKind || s.Name != name {
+			continue
+		}
+		subjectNamespace := s.Namespace
+		if subjectNamespace == "" {
+			subjectNamespace = bindingNamespace
+		}
+		if sameNamespace(subjectNamespace, namespace) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRules compares a Role's rules with the one grant the refresher needs.
+func checkRules(doc string, rules []rbacv1.PolicyRule, targets []string) []Finding {
+	want := fmt.Sprintf("get and patch on deployments.apps with resourceNames %v", targets)
+	var findings []Finding
+	verbs := map[string]bool{}
+	granted := map[string]bool{}
+	namespaceWide := false
+	for i, r := range rules {
+		at := fmt.Sprintf("rules[%d]", i)
+		if isEventsRule(r) {
+			continue
+		}
+		if !slices.Equal(r.APIGroups, []string{"apps"}) || !slices.Equal(r.Resources, []string{"deployments"}) || len(r.NonResourceURLs) > 0 {
+			findings = append(findings, Finding{Document: doc, Expected: "only " + want + " (and create on events)", Found: fmt.Sprintf("%s: %s", at, describeRule(r))})
+			continue
+		}
+		for _, v := range r.Verbs {
+			if v != "get" && v != "patch" {
+				findings = append(findings, Finding{Document: doc, Expected: "verbs get and patch only", Found: fmt.Sprintf("%s: verb %q", at, v)})
+			}
+			verbs[v] = true
+		}
+		if len(r.ResourceNames) == 0 {
+			namespaceWide = true
+			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", targets), Found: fmt.Sprintf("%s: no resourceNames, a namespace-wide grant on every Deployment", at)})
+			continue
+		}
+		for _, n := range r.ResourceNames {
+			if !slices.Contains(targets, n) {
+				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", targets), Found: fmt.Sprintf("%s: resourceName %q, which is no floating image's target", at, n)})
+			}
+			granted[n] = true
+		}
+	}
+	for _, v := range []string{"get", "patch"} {
+		if !verbs[v] {
+			findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("no %q on deployments.apps", v)})
+		}
+	}
+	for _, t := range targets {
+		if !granted[t] && len(verbs) > 0 && !namespaceWide {
+			findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("no grant on Deployment %q", t)})
+		}
+	}
+	return findings
+}
+
+func isEventsRule(r rbacv1.PolicyRule) bool {
+	for _, g := range r.APIGroups {
+		if g != "" && g != "events.k8s.io" {
+			return false
+		}
+	}
+	return len(r.APIGroups) > 0 && slices.Equal(r.Resources, []string{"events"}) && slices.Equal(r.Verbs, []string{"create"}) && len(r.NonResourceURLs) == 0
+}
+
+func describeRule(r rbacv1.PolicyRule) string {
+	s := fmt.Sprintf("apiGroups %q resources %q verbs %q", r.APIGroups, r.Resources, r.Verbs)
+	if len(r.ResourceNames) > 0 {
+		s += fmt.Sprintf(" resourceNames %q", r.ResourceNames)
+	}
+	if len(r.NonResourceURLs) > 0 {
+		s += fmt.Sprintf(" nonResourceURLs %q", r.NonResourceURLs)
+	}
+	return s
+}
+
+// target is a floating image's resolved workload.
+type target struct {
+	image      config.Image
+	doc        *Document
+	deployment *appsv1.Deployment
+	container  *corev1.Container
+}
+
+type resolvedTargets struct {
+	targets  []target // floating images whose Deployment and container exist
+	findings []Finding
+}
+
+// resolveTargets finds each floating image's Deployment and container in the stream.
+func (c *contract) resolveTargets() resolvedTargets {
+	var out resolvedTargets
+	for _, img := range c.cfg.Floating() {
+		docs := c.stream.Find(img.Target.Kind, img.Target.Namespace, img.Target.Name)
+		if len(docs) == 0 {
+			out.findings = append(out.findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: fmt.Sprintf("target %s %q in the stream", img.Target.Kind, img.Target.Name), Found: "no such object"})
+			continue
+		}
+		var dep appsv1.Deployment
+		if err := docs[0].Decode(&dep); err != nil {
+			out.findings = append(out.findings, Finding{Document: docs[0].String(), Image: img.Name, Expected: "a Deployment", Found: err.Error()})
+			continue
+		}
+		containers := dep.Spec.Template.Spec.Containers
+		i := slices.IndexFunc(containers, func(ctr corev1.Container) bool { return ctr.Name == img.Target.Container })
+		if i < 0 {
+			var names []string
+			for _, ctr := range containers {
+				names = append(names, ctr.Name)
+			}
+			out.findings = append(out.findings, Finding{Document: docs[0].String(), Image: img.Name, Expected: fmt.Sprintf("container %q", img.Target.Container), Found: fmt.Sprintf("containers %q", names)})
+			continue
+		}
+		out.targets = append(out.targets, target{image: img, doc: docs[0], deployment: &dep, container: &containers[i]})
+	}
+	return out
+}
+
+// checkSetEnv: while a set-env image floats the chart must not render its variable, or every
+// helm upgrade would reset the refreshed digest (Helm's three-way merge patches every field
+// present in the new manifest).
+func (c *contract) checkSetEnv(resolved resolvedTargets) []Finding {
+	var findings []Finding
+	for _, t := range resolved.targets {
+		if t.image.Action != config.ActionSetEnv {
+			continue
+		}
+		expected := fmt.Sprintf("no env %s on container %q: image-refresh owns it while %s floats", t.image.Env, t.container.Name, t.image.Name)
+		for _, e := range t.container.Env {
+			if e.Name != t.image.Env {
+				continue
+			}
+			found := fmt.Sprintf("the chart renders env %s with value %q, which every helm upgrade would restore", e.Name, e.Value)
+			if e.ValueFrom != nil {
+				found = fmt.Sprintf("the chart renders env %s from valueFrom, which every helm upgrade would restore", e.Name)
+			}
+			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name, Expected: expected, Found: found})
+		}
+		for _, src := range t.container.EnvFrom {
+			if doc := c.envSourceDefining(src, t.image.Env, t.doc.Namespace); doc != nil {
+				findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name, Expected: expected, Found: fmt.Sprintf("envFrom %s defines %s", doc, t.image.Env)})
+			}
+		}
+	}
+	return findings
+}
+
+// envSourceDefining returns the ConfigMap or Secret of the stream that an envFrom entry takes env
+// from, if it carries the variable.
+func (c *contract) envSourceDefining(src corev1.EnvFromSource, env, namespace string) *Document {
+	key, found := strings.CutPrefix(env, src.Prefix)
+	if !found {
+		return nil
+	}
+	kind, name := "", ""
+	switch {
+	case src.ConfigMapRef != nil:
+		kind, name = "ConfigMap", src.ConfigMapRef.Name
+	case src.SecretRef != nil:
+		kind, name = "Secret", src.SecretRef.Name
+	default:
+		return nil
+	}
+	for _, d := range c.stream.Find(kind, namespace, name) {
+		var obj struct {
+			Data       map[string]any `json:"data"`
+			StringData map[string]any `json:"stringData"`
+			BinaryData map[string]any `json:"binaryData"`
+		}
+		if err := d.Decode(&obj); err != nil {
+			continue
+		}
+		_, inData := obj.Data[key]
+		_, inStringData := obj.StringData[key]
+		if inData || inStringData {
+			return d
+		}
+	}
+	return nil
+}
+
+// checkRolloutRestart: a restart only picks up a moved tag when the container runs the polled
+// repository:tag, not a digest, with imagePullPolicy Always.
+func (c *contract) checkRolloutRestart(resolved resolvedTargets) []Finding {
+	var findings []Finding
+	for _, t := range resolved.targets {
+		if t.image.Action != config.ActionRolloutRestart {
+			continue
+		}
+		doc, ctr := t.doc.String(), t.container
+		polled, err := name.NewTag(t.image.Reference())
+		if err != nil {
+			findings = append(findings, Finding{Document: c.configDoc.String(), Image: t.image.Name, Expected: "a valid repository:tag", Found: err.Error()})
+			continue
+		}
+		running, err := name.ParseReference(ctr.Image)
+		switch {
+		case err != nil:
+			findings = append(findings, Finding{Document: doc, Image: t.image.Name, Expected: fmt.Sprintf("container %q to run %s", ctr.Name, polled), Found: fmt.Sprintf("image %q: %v", ctr.Image, err)})
+		case strings.Contains(ctr.Image, "@"):
+			findings = append(findings, Finding{Document: doc, Image: t.image.Name, Expected: fmt.Sprintf("container %q to run the floating %s, not a digest", ctr.Name, polled), Found: fmt.Sprintf("image %q, pinned: a restart cannot pick up a moved tag", ctr.Image)})
+		case running.Name() != polled.Name():
+			findings = append(findings, Finding{Document: doc, Image: t.image.Name, Expected: fmt.Sprintf("container %q to run %s, the reference image-refresh polls", ctr.Name, polled), Found: fmt.Sprintf("image %q", ctr.Image)})
+		}
+		if policy := effectivePullPolicy(ctr); policy != corev1.PullAlways {
+			findings = append(findings, Finding{Document: doc, Image: t.image.Name, Expected: fmt.Sprintf("container %q with imagePullPolicy Always", ctr.Name), Found: fmt.Sprintf("%s: a restart would start the cached digest again", policy)})
+		}
+	}
+	return findings
+}
+
+// effectivePullPolicy is the policy the API server will set: Always for an unset policy on a
+// :latest or untagged image, IfNotPresent otherwise.
+func effectivePullPolicy(ctr *corev1.Container) corev1.PullPolicy {
+	if ctr.ImagePullPolicy != "" {
+		return ctr.ImagePullPolicy
+	}
+	if strings.Contains(ctr.Image, "@") {
+		return corev1.PullIfNotPresent
+	}
+	if ref, err := name.NewTag(ctr.Image); err == nil && ref.TagStr() == "latest" {
+		return corev1.PullAlways
+	}
+	return corev1.PullIfNotPresent
+}
+
+// checkAnnotations: every audit annotation key is a valid, unique annotation name, and the chart
+// does not render it on the target itself (an upgrade would reset the recorded digest and the next
+// run would act on an unchanged image).
+func (c *contract) checkAnnotations(resolved resolvedTargets) []Finding {
+	var findings []Finding
+	seen := map[string]string{}
+	for _, img := range c.cfg.Spec.Images {
+		if msgs := validation.IsQualifiedName(img.Annotation); len(msgs) > 0 {
+			findings = append(findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: "a valid annotation key", Found: fmt.Sprintf("%q: %s", img.Annotation, strings.Join(msgs, "; "))})
+		}
+		if other, dup := seen[img.Annotation]; dup {
+			findings = append(findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: "an annotation key of its own", Found: fmt.Sprintf("%q, also used by image %s", img.Annotation, other)})
+		}
+		seen[img.Annotation] = img.Name
+	}
+	for _, t := range resolved.targets {
+		if v, owned := t.deployment.Annotations[t.image.Annotation]; owned {
+			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name, Expected: fmt.Sprintf("annotation %s left to image-refresh", t.image.Annotation), Found: fmt.Sprintf("the chart renders it with value %q", v)})
+		}
+	}
+	return findings
+}

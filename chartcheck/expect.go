@@ -1,0 +1,238 @@
+package chartcheck
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+// Names of the expectation checks; image checks are "expect.image/<name>".
+const (
+	ExpectError       = "expect.error"
+	ExpectConfig      = "expect.config"
+	ExpectCronJob     = "expect.cronJob"
+	ExpectSchedule    = "expect.schedule"
+	ExpectPodSecurity = "expect.podSecurity"
+	ExpectImagePrefix = "expect.image/"
+)
+
+func (e *Expectations) check(c *contract, cs *checkSet) {
+	if e.Config != "" {
+		cs.add(ExpectConfig, c.expectConfig(e.Config))
+	}
+	if e.CronJob != "" {
+		cs.add(ExpectCronJob, c.expectCronJob(e.CronJob))
+	}
+	if e.Schedule != "" {
+		cs.add(ExpectSchedule, c.expectSchedule(e.Schedule))
+	}
+	if e.PodSecurity != "" {
+		cs.add(ExpectPodSecurity, c.expectRestrictedPods())
+	}
+	for _, n := range slices.Sorted(maps.Keys(e.Images)) {
+		want := e.Images[n]
+		cs.add(ExpectImagePrefix+n, c.expectImage(n, &want))
+	}
+}
+
+func (c *contract) expectConfig(want Presence) []Finding {
+	label := fmt.Sprintf("a ConfigMap labelled %s=true", config.ConfigLabel)
+	switch {
+	case want == Present && c.configDoc == nil:
+		return []Finding{{Document: "stream", Expected: label, Found: "none"}}
+	case want == Absent && c.configDoc != nil:
+		return []Finding{{Document: c.configDoc.String(), Expected: "no " + label, Found: "one"}}
+	}
+	return nil
+}
+
+// refreshCronJobs are the CronJobs named after the config or running the refresher.
+func (c *contract) refreshCronJobs() []*Document {
+	var out []*Document
+	for _, d := range c.stream.OfKind("CronJob") {
+		var cj batchv1.CronJob
+		if err := d.Decode(&cj); err != nil {
+			continue
+		}
+		if (c.cfg != nil && d.Name == c.cfg.Metadata.Name) || runsRefresher(&cj) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (c *contract) expectCronJob(want Presence) []Finding {
+	cronJobs := c.refreshCronJobs()
+	if want == Present && len(cronJobs) == 0 {
+		doc := "stream"
+		if c.configDoc != nil {
+			doc = c.configDoc.String()
+		}
+		return []Finding{{Document: doc, Expected: "an image-refresh CronJob", Found: "none"}}
+	}
+	var findings []Finding
+	if want == Absent {
+		for _, d := range cronJobs {
+			findings = append(findings, Finding{Document: d.String(), Expected: "no image-refresh CronJob", Found: "one"})
+		}
+	}
+	return findings
+}
+
+func (c *contract) noConfig() []Finding {
+	if c.configDoc != nil {
+		return []Finding{{Document: c.configDoc.String(), Expected: "a valid refresh config", Found: "an invalid one (see " + CheckRefreshConfig + ")"}}
+	}
+	return []Finding{{Document: "stream", Expected: fmt.Sprintf("a ConfigMap labelled %s=true", config.ConfigLabel), Found: "none"}}
+}
+
+func (c *contract) expectSchedule(want string) []Finding {
+	if c.cfg == nil {
+		return c.noConfig()
+	}
+	if c.cfg.Spec.Schedule != want {
+		return []Finding{{Document: c.configDoc.String(), Expected: fmt.Sprintf("schedule %q", want), Found: fmt.Sprintf("%q", c.cfg.Spec.Schedule)}}
+	}
+	return nil
+}
+
+// expectRestrictedPods evaluates every pod template of the stream against Pod Security restricted.
+func (c *contract) expectRestrictedPods() []Finding {
+	var findings []Finding
+	for _, d := range c.stream.Docs {
+		var tmpl *corev1.PodTemplateSpec
+		var err error
+		switch d.Kind {
+		case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job":
+			var obj struct {
+				Spec struct {
+					Template corev1.PodTemplateSpec `json:"template"`
+				} `json:"spec"`
+			}
+			err, tmpl = d.Decode(&obj), &obj.Spec.Template
+		case "CronJob":
+			var cj batchv1.CronJob
+			err, tmpl = d.Decode(&cj), &cj.Spec.JobTemplate.Spec.Template
+		case "Pod":
+			var pod corev1.Pod
+			err, tmpl = d.Decode(&pod), &corev1.PodTemplateSpec{ObjectMeta: pod.ObjectMeta, Spec: pod.Spec}
+		default:
+			continue
+		}
+		if err != nil {
+			findings = append(findings, Finding{Document: d.String(), Expected: "a " + d.Kind, Found: err.Error()})
+			continue
+		}
+		findings = append(findings, checkRestrictedPod(d, tmpl, false)...)
+	}
+	return findings
+}
+
+func (c *contract) expectImage(imageName string, want *ImageExpectation) []Finding {
+	if c.cfg == nil {
+		return c.noConfig()
+	}
+	i := slices.IndexFunc(c.cfg.Spec.Images, func(img config.Image) bool { return img.Name == imageName })
+	if i < 0 {
+		var names []string
+		for _, img := range c.cfg.Spec.Images {
+			names = append(names, img.Name)
+		}
+		return []Finding{{Document: c.configDoc.String(), Image: imageName, Expected: "the image in the refresh config", Found: fmt.Sprintf("images %q", names)}}
+	}
+	img := c.cfg.Spec.Images[i]
+	var findings []Finding
+	compare := func(field, want, got string) {
+		if want != "" && want != got {
+			findings = append(findings, Finding{Document: c.configDoc.String(), Image: imageName, Expected: fmt.Sprintf("%s %q", field, want), Found: fmt.Sprintf("%s %q", field, got)})
+		}
+	}
+	if want.Pinned != nil && *want.Pinned != img.Pinned() {
+		findings = append(findings, Finding{Document: c.configDoc.String(), Image: imageName, Expected: pinnedWord(*want.Pinned), Found: pinnedWord(img.Pinned()) + digestSuffix(img.Digest)})
+	}
+	compare("action", want.Action, string(img.Action))
+	compare("env", want.Env, img.Env)
+	compare("target", want.Target, img.Target.Name)
+	compare("container", want.Container, img.Target.Container)
+	compare("repository", want.Repository, img.Repository)
+	compare("tag", want.Tag, img.Tag)
+	compare("digest", want.Digest, img.Digest)
+	compare("annotation", want.Annotation, img.Annotation)
+	if want.Registry != "" {
+		wantRegistry, err := name.NewRegistry(want.Registry)
+		if err != nil {
+			findings = append(findings, Finding{Document: "suite", Image: imageName, Expected: "a registry host", Found: fmt.Sprintf("%q: %v", want.Registry, err)})
+		} else if repo, err := name.NewRepository(img.Repository); err != nil {
+			findings = append(findings, Finding{Document: c.configDoc.String(), Image: imageName, Expected: "a valid repository", Found: err.Error()})
+		} else if repo.RegistryStr() != wantRegistry.RegistryStr() {
+			findings = append(findings, Finding{Document: c.configDoc.String(), Image: imageName, Expected: fmt.Sprintf("registry %s", wantRegistry.RegistryStr()), Found: fmt.Sprintf("registry %s (repository %q)", repo.RegistryStr(), img.Repository)})
+		}
+	}
+	if want.RenderedEnv != "" {
+		findings = append(findings, c.expectRenderedEnv(img, want.RenderedEnv)...)
+	}
+	return findings
+}
+
+func pinnedWord(pinned bool) string {
+	if pinned {
+		return "pinned"
+	}
+	return "floating"
+}
+
+func digestSuffix(d string) string {
+	if d == "" {
+		return ""
+	}
+	return " to " + d
+}
+
+// expectRenderedEnv compares the value the chart renders for the image's env var on its target
+// container; want "absent" means the chart must not render it.
+func (c *contract) expectRenderedEnv(img config.Image, want string) []Finding {
+	finding := func(doc, expected, found string) []Finding {
+		return []Finding{{Document: doc, Image: img.Name, Expected: expected, Found: found}}
+	}
+	docs := c.stream.Find(img.Target.Kind, img.Target.Namespace, img.Target.Name)
+	if len(docs) == 0 {
+		return finding(c.configDoc.String(), fmt.Sprintf("target %s %q", img.Target.Kind, img.Target.Name), "no such object")
+	}
+	var dep appsv1.Deployment
+	if err := docs[0].Decode(&dep); err != nil {
+		return finding(docs[0].String(), "a Deployment", err.Error())
+	}
+	containers := dep.Spec.Template.Spec.Containers
+	i := slices.IndexFunc(containers, func(ctr corev1.Container) bool { return ctr.Name == img.Target.Container })
+	if i < 0 {
+		return finding(docs[0].String(), fmt.Sprintf("container %q", img.Target.Container), "none")
+	}
+	var rendered []string
+	for _, e := range containers[i].Env {
+		if e.Name == img.Env {
+			rendered = append(rendered, fmt.Sprintf("%q", e.Value))
+		}
+	}
+	expected := fmt.Sprintf("env %s=%q on container %q", img.Env, want, img.Target.Container)
+	if want == string(Absent) {
+		expected = fmt.Sprintf("no env %s on container %q", img.Env, img.Target.Container)
+	}
+	switch {
+	case want == string(Absent) && len(rendered) == 0:
+		return nil
+	case len(rendered) == 1 && rendered[0] == fmt.Sprintf("%q", want):
+		return nil
+	case len(rendered) == 0:
+		return finding(docs[0].String(), expected, "no such env")
+	default:
+		return finding(docs[0].String(), expected, "value "+strings.Join(rendered, ", "))
+	}
+}

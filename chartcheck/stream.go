@@ -1,0 +1,164 @@
+// Package chartcheck proves that a rendered release keeps the image-refresh contract. It renders
+// a chart in-process with the Helm v3 SDK, runs the image-refresh post-renderer on it, and
+// re-derives from the rendered stream alone everything the refresher will rely on: it trusts
+// neither the chart nor the post-renderer.
+package chartcheck
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// helm4FilenameAnnotation is how Helm 4 tells a post-renderer which template a document came from.
+const helm4FilenameAnnotation = "postrenderer.helm.sh/postrender-filename"
+
+// Document is one object of a rendered stream.
+type Document struct {
+	// Index is the 1-based position among the stream's non-empty documents.
+	Index      int
+	Source     string
+	APIVersion string
+	Kind       string
+	Name       string
+	Namespace  string
+	Raw        []byte
+}
+
+// String names the document the way every finding does:
+// `Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml)`.
+func (d *Document) String() string {
+	if d == nil {
+		return "stream"
+	}
+	where := fmt.Sprintf("document %d", d.Index)
+	if d.Source != "" {
+		where += ", " + d.Source
+	}
+	return fmt.Sprintf("%s %q (%s)", d.Kind, d.Name, where)
+}
+
+// Decode unmarshals the document into a typed object (appsv1.Deployment, batchv1.CronJob, ...).
+func (d *Document) Decode(into any) error {
+	if err := yaml.Unmarshal(d.Raw, into); err != nil {
+		return fmt.Errorf("decoding %s: %w", d, err)
+	}
+	return nil
+}
+
+// Stream is a parsed multi-document manifest.
+type Stream struct {
+	Docs []*Document
+}
+
+type objectHeader struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name        string            `json:"name"`
+		Namespace   string            `json:"namespace"`
+		Annotations map[string]string `json:"annotations"`
+	} `json:"metadata"`
+}
+
+// ParseStream splits a rendered stream into documents. Documents holding only comments or
+// whitespace are dropped; anything else must be a Kubernetes object with a kind.
+func ParseStream(data []byte) (*Stream, error) {
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	s := &Stream{}
+	for {
+		chunk, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return s, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading document %d of the stream: %w", len(s.Docs)+1, err)
+		}
+		if isBlank(chunk) {
+			continue
+		}
+		var header objectHeader
+		index := len(s.Docs) + 1
+		source := helmSource(chunk)
+		if err := yaml.Unmarshal(chunk, &header); err != nil {
+			return nil, fmt.Errorf("document %d%s: not a Kubernetes object: %w", index, sourceSuffix(source), err)
+		}
+		if header.Kind == "" {
+			return nil, fmt.Errorf("document %d%s: no kind", index, sourceSuffix(source))
+		}
+		if source == "" {
+			source = header.Metadata.Annotations[helm4FilenameAnnotation]
+		}
+		s.Docs = append(s.Docs, &Document{
+			Index:      index,
+			Source:     source,
+			APIVersion: header.APIVersion,
+			Kind:       header.Kind,
+			Name:       header.Metadata.Name,
+			Namespace:  header.Metadata.Namespace,
+			Raw:        chunk,
+		})
+	}
+}
+
+func sourceSuffix(source string) string {
+	if source == "" {
+		return ""
+	}
+	return " (" + source + ")"
+}
+
+// helmSource returns the template path of Helm's "# Source: chart/templates/x.yaml" comment.
+func helmSource(chunk []byte) string {
+	for line := range strings.Lines(string(chunk)) {
+		trimmed := strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(trimmed, "# Source:"); ok {
+			return strings.TrimSpace(rest)
+		}
+		if trimmed != "" && !strings.HasPrefix(trimmed, "#") {
+			return ""
+		}
+	}
+	return ""
+}
+
+func isBlank(chunk []byte) bool {
+	for line := range strings.Lines(string(chunk)) {
+		trimmed := strings.TrimSpace(line)
+		if trimmed != "" && trimmed != "---" && !strings.HasPrefix(trimmed, "#") {
+			return false
+		}
+	}
+	return true
+}
+
+// Find returns the documents of a kind and name. A document without a namespace belongs to the
+// release namespace, so it matches any namespace; an empty namespace argument matches all.
+func (s *Stream) Find(kind, namespace, name string) []*Document {
+	var out []*Document
+	for _, d := range s.Docs {
+		if d.Kind == kind && d.Name == name && sameNamespace(d.Namespace, namespace) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// OfKind returns the documents of one kind, in stream order.
+func (s *Stream) OfKind(kind string) []*Document {
+	var out []*Document
+	for _, d := range s.Docs {
+		if d.Kind == kind {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func sameNamespace(a, b string) bool { return a == "" || b == "" || a == b }

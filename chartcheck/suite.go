@@ -1,0 +1,244 @@
+package chartcheck
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/cli/values"
+	"helm.sh/helm/v3/pkg/getter"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+// Suite is a chartcheck suite file: scenarios, each a render of the chart (or a rendered stream)
+// with expectations on top of the built-in contract. Paths are relative to the suite file.
+type Suite struct {
+	// Chart is the chart directory or archive; the CHART argument overrides it.
+	Chart string `yaml:"chart"`
+	// Release, Namespace and KubeVersion are the defaults of every scenario.
+	Release     string     `yaml:"release"`
+	Namespace   string     `yaml:"namespace"`
+	KubeVersion string     `yaml:"kubeVersion"`
+	Scenarios   []Scenario `yaml:"scenarios"`
+
+	dir string
+}
+
+// Scenario is one render and what it must produce.
+type Scenario struct {
+	Name      string `yaml:"name"`
+	Release   string `yaml:"release"`
+	Namespace string `yaml:"namespace"`
+	// Values are values files, like -f.
+	Values []string `yaml:"values"`
+	// Set maps --set paths to YAML values, applied like --set-json so types and commas survive.
+	Set map[string]any `yaml:"set"`
+	// SetString maps --set-string paths to strings.
+	SetString map[string]string `yaml:"setString"`
+	// ReuseValues is a values file standing for the previous release's computed values under
+	// `helm upgrade --reuse-values`: it replaces the chart's values.yaml.
+	ReuseValues string `yaml:"reuseValues"`
+	// Manifests checks this rendered stream instead of rendering the chart.
+	Manifests string `yaml:"manifests"`
+	// ExpectError makes the scenario pass only if rendering fails with this text.
+	ExpectError string       `yaml:"expectError"`
+	Expect      Expectations `yaml:"expect"`
+}
+
+// Presence is "present" or "absent".
+type Presence string
+
+const (
+	Present Presence = "present"
+	Absent  Presence = "absent"
+)
+
+// Expectations are what a scenario's stream must contain, beyond the built-in contract.
+type Expectations struct {
+	// CronJob: is there a CronJob running the refresher?
+	CronJob Presence `yaml:"cronJob"`
+	// Config: is there a ConfigMap labelled image-refresh.io/config=true?
+	Config Presence `yaml:"config"`
+	// Schedule is the config's schedule (defaults applied).
+	Schedule string `yaml:"schedule"`
+	// PodSecurity "restricted": every pod template in the stream passes Pod Security restricted.
+	PodSecurity string `yaml:"podSecurity"`
+	// Images are keyed by the config's image name.
+	Images map[string]ImageExpectation `yaml:"images"`
+}
+
+// ImageExpectation is one refresh-config image; empty fields are not checked.
+type ImageExpectation struct {
+	Pinned *bool  `yaml:"pinned"`
+	Action string `yaml:"action"`
+	Env    string `yaml:"env"`
+	// Target is the target Deployment's name; Container its container.
+	Target    string `yaml:"target"`
+	Container string `yaml:"container"`
+	// Registry is the registry the refresher calls: "docker.io" and "index.docker.io" are one.
+	Registry   string `yaml:"registry"`
+	Repository string `yaml:"repository"`
+	Tag        string `yaml:"tag"`
+	Digest     string `yaml:"digest"`
+	Annotation string `yaml:"annotation"`
+	// RenderedEnv is the value the chart renders for Env on the target container, or "absent".
+	RenderedEnv string `yaml:"renderedEnv"`
+}
+
+// LoadSuite reads and validates a suite file.
+func LoadSuite(path string) (*Suite, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading suite: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var s Suite
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("suite %s: %w", path, err)
+	}
+	s.dir = filepath.Dir(path)
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("suite %s: %w", path, err)
+	}
+	return &s, nil
+}
+
+func (s *Suite) validate() error {
+	var errs []error
+	if len(s.Scenarios) == 0 {
+		errs = append(errs, errors.New("scenarios: at least one is required"))
+	}
+	seen := map[string]bool{}
+	for i, sc := range s.Scenarios {
+		at := fmt.Sprintf("scenarios[%d] (%s)", i, sc.Name)
+		switch {
+		case sc.Name == "":
+			errs = append(errs, fmt.Errorf("scenarios[%d].name: required", i))
+		case seen[sc.Name]:
+			errs = append(errs, fmt.Errorf("%s.name: duplicate", at))
+		}
+		seen[sc.Name] = true
+		renders := len(sc.Values) > 0 || len(sc.Set) > 0 || len(sc.SetString) > 0 || sc.ReuseValues != "" || sc.ExpectError != ""
+		if sc.Manifests != "" && renders {
+			errs = append(errs, fmt.Errorf("%s: manifests excludes values, set, setString, reuseValues and expectError", at))
+		}
+		for _, p := range []struct {
+			field string
+			value Presence
+		}{{"cronJob", sc.Expect.CronJob}, {"config", sc.Expect.Config}} {
+			if p.value != "" && p.value != Present && p.value != Absent {
+				errs = append(errs, fmt.Errorf("%s.expect.%s %q: must be %q or %q", at, p.field, p.value, Present, Absent))
+			}
+		}
+		if ps := sc.Expect.PodSecurity; ps != "" && ps != "restricted" {
+			errs = append(errs, fmt.Errorf("%s.expect.podSecurity %q: only \"restricted\" is supported", at, ps))
+		}
+		for _, name := range slices.Sorted(maps.Keys(sc.Expect.Images)) {
+			img := sc.Expect.Images[name]
+			if a := config.Action(img.Action); a != "" && a != config.ActionRolloutRestart && a != config.ActionSetEnv {
+				errs = append(errs, fmt.Errorf("%s.expect.images.%s.action %q: must be %q or %q", at, name, a, config.ActionRolloutRestart, config.ActionSetEnv))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// chartPath is the chart the suite renders: the override, else the suite's own, relative to it.
+func (s *Suite) chartPath(override string) string {
+	if override != "" {
+		return override
+	}
+	if s.Chart == "" {
+		return ""
+	}
+	return s.resolve(s.Chart)
+}
+
+func (s *Suite) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || p == "-" {
+		return p
+	}
+	return filepath.Join(s.dir, p)
+}
+
+// rendersChart reports whether any scenario renders the chart (rather than reading manifests).
+func (s *Suite) rendersChart() bool {
+	return slices.ContainsFunc(s.Scenarios, func(sc Scenario) bool { return sc.Manifests == "" })
+}
+
+// valueOptions turns the scenario's values into Helm's value options, paths resolved.
+func (s *Suite) valueOptions(sc *Scenario) (values.Options, error) {
+	var opts values.Options
+	for _, f := range sc.Values {
+		opts.ValueFiles = append(opts.ValueFiles, s.resolve(f))
+	}
+	for _, key := range slices.Sorted(maps.Keys(sc.Set)) {
+		v, err := json.Marshal(sc.Set[key])
+		if err != nil {
+			return values.Options{}, fmt.Errorf("scenario %s: set %s: %w", sc.Name, key, err)
+		}
+		opts.JSONValues = append(opts.JSONValues, key+"="+string(v))
+	}
+	for _, key := range slices.Sorted(maps.Keys(sc.SetString)) {
+		opts.StringValues = append(opts.StringValues, key+"="+escapeSetValue(sc.SetString[key]))
+	}
+	return opts, nil
+}
+
+// escapeSetValue escapes what --set-string would otherwise split or interpret.
+func escapeSetValue(v string) string {
+	return strings.NewReplacer(`\`, `\\`, `,`, `\,`).Replace(v)
+}
+
+// renderOptions are the scenario's release and values. Release, namespace and Kubernetes version
+// come from the scenario, else the command line (defaults), else the suite.
+func (s *Suite) renderOptions(sc *Scenario, defaults RenderOptions) (RenderOptions, error) {
+	opts := RenderOptions{
+		ReleaseName: firstNonEmpty(sc.Release, defaults.ReleaseName, s.Release),
+		Namespace:   firstNonEmpty(sc.Namespace, defaults.Namespace, s.Namespace),
+		KubeVersion: firstNonEmpty(defaults.KubeVersion, s.KubeVersion),
+	}
+	valueOpts, err := s.valueOptions(sc)
+	if err != nil {
+		return RenderOptions{}, err
+	}
+	if opts.Values, err = mergeValues(valueOpts); err != nil {
+		return RenderOptions{}, fmt.Errorf("scenario %s: %w", sc.Name, err)
+	}
+	if sc.ReuseValues != "" {
+		reused, err := chartutil.ReadValuesFile(s.resolve(sc.ReuseValues))
+		if err != nil {
+			return RenderOptions{}, fmt.Errorf("scenario %s: reuseValues: %w", sc.Name, err)
+		}
+		opts.ReuseValues = reused.AsMap()
+	}
+	return opts, nil
+}
+
+// mergeValues merges -f/--set style options; only local files are read.
+func mergeValues(opts values.Options) (map[string]any, error) {
+	vals, err := opts.MergeValues(getter.Providers{})
+	if err != nil {
+		return nil, fmt.Errorf("merging values: %w", err)
+	}
+	return vals, nil
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,207 @@
+// Command chartcheck proves in CI that a chart's rendered release keeps the image-refresh
+// contract: it renders the chart in-process with the Helm v3 SDK, runs the image-refresh
+// post-renderer on it and checks the result.
+//
+//	chartcheck [run] CHART [-f FILE] [--set K=V] [--release NAME] [-n NS]   one render
+//	chartcheck [run] [CHART] --suite FILE                                  every scenario of a suite
+//	chartcheck [run] --manifests FILE                                      an already-rendered stream
+//	chartcheck plan CHART [-f FILE] [--set K=V] | plan --manifests FILE     the refresher's calls
+//
+// Exit codes: 0 every check passed; 1 a check failed; 2 usage or render error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"helm.sh/helm/v3/pkg/cli/values"
+
+	"github.com/tracebloc/image-refresh/chartcheck"
+	"github.com/tracebloc/image-refresh/cmd/internal/version"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// errChecksFailed means the report was written and a check failed.
+var errChecksFailed = errors.New("checks failed")
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCommand(stdin, stdout, stderr)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errChecksFailed):
+		return exitFailed
+	default:
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitUsage
+	}
+}
+
+// renderFlags are the flags shared by the run and plan commands.
+type renderFlags struct {
+	release   chartcheck.Release
+	values    values.Options
+	manifests string
+	output    string
+	debug     bool
+}
+
+func (f *renderFlags) add(fs *pflag.FlagSet, formats string) {
+	fs.StringVar(&f.manifests, "manifests", "", `check an already-rendered stream instead of a chart ("-" for stdin)`)
+	fs.StringVar(&f.release.Name, "release", "", `release name (default "`+chartcheck.DefaultReleaseName+`", or the suite's)`)
+	fs.StringVarP(&f.release.Namespace, "namespace", "n", "", `release namespace (default "`+chartcheck.DefaultNamespace+`", or the suite's)`)
+	fs.StringVar(&f.release.KubeVersion, "kube-version", "", `Kubernetes version for .Capabilities (default "`+chartcheck.DefaultKubeVersion+`", or the suite's)`)
+	fs.StringSliceVarP(&f.values.ValueFiles, "values", "f", nil, "values file, as helm -f (repeatable)")
+	fs.StringArrayVar(&f.values.Values, "set", nil, "set values, as helm --set (repeatable)")
+	fs.StringArrayVar(&f.values.StringValues, "set-string", nil, "set STRING values, as helm --set-string (repeatable)")
+	fs.StringArrayVar(&f.values.JSONValues, "set-json", nil, "set JSON values, as helm --set-json (repeatable)")
+	fs.StringArrayVar(&f.values.FileValues, "set-file", nil, "set values from files, as helm --set-file (repeatable)")
+	fs.StringVarP(&f.output, "output", "o", string(chartcheck.FormatText), "output format: "+formats)
+	fs.BoolVar(&f.debug, "debug", false, "log Helm's rendering details to stderr")
+}
+
+func (f *renderFlags) setUpLogging(stderr io.Writer) {
+	level := slog.LevelInfo
+	if f.debug {
+		level = slog.LevelDebug
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+}
+
+func chartArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
+}
+
+// newRootCommand is chartcheck itself, which runs the checks, with run as its explicit spelling.
+func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root := newRunCommand("chartcheck [CHART]", stdin, stdout, stderr)
+	root.Version = version.Version
+	root.AddCommand(newRunCommand("run [CHART]", stdin, stdout, stderr), newPlanCommand(stdin, stdout, stderr))
+	return root
+}
+
+func newRunCommand(use string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	var flags renderFlags
+	var suite string
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: "Check that a chart's rendered release keeps the image-refresh contract",
+		Long: `Renders CHART in-process with the Helm v3 SDK (as helm install --dry-run, client-only, with an
+explicit Kubernetes version), runs the image-refresh post-renderer on it and checks the built-in
+contract: the CronJob is present iff an image floats and mounts a valid config; set-env targets
+exist and the chart leaves their variable alone; rollout-restart containers run the polled tag
+with imagePullPolicy Always; the Role grants get/patch on exactly the targets; the CronJob pod is
+Pod Security restricted; the schedule parses; annotation keys are valid and unique.
+
+With --suite, every scenario of the suite file is rendered (the chart is loaded once) and its
+expectations are checked too. With --manifests, an already-rendered stream is checked.
+
+Exit status: 0 every check passed, 1 a check failed, 2 usage or render error.`,
+		Example: `  chartcheck ./charts/client --set images.ingestor.digest=sha256:...
+  chartcheck --suite charts/client/chartcheck.yaml -o junit > chartcheck.xml
+  helm template rel ./chart --post-renderer ./bin/postrender | chartcheck --manifests -`,
+		Args:          cobra.MaximumNArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			flags.setUpLogging(stderr)
+			format, err := chartcheck.ParseFormat(flags.output)
+			if err != nil {
+				return err
+			}
+			check := &chartcheck.Check{
+				ChartPath:     chartArg(args),
+				SuitePath:     suite,
+				ManifestsPath: flags.manifests,
+				Release:       flags.release,
+				Values:        flags.values,
+				Stdin:         stdin,
+			}
+			report, err := check.Run(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := chartcheck.WriteReport(stdout, report, format); err != nil {
+				return err
+			}
+			switch {
+			case report.RenderFailed():
+				return errors.New("a scenario could not be rendered (see the report)")
+			case report.Failed():
+				return errChecksFailed
+			}
+			return nil
+		},
+	}
+	flags.add(cmd.Flags(), "text, json or junit")
+	cmd.Flags().StringVar(&suite, "suite", "", "suite file of scenarios and expectations (e.g. charts/client/chartcheck.yaml)")
+	return cmd
+}
+
+func newPlanCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	var flags renderFlags
+	cmd := &cobra.Command{
+		Use:   "plan [CHART]",
+		Short: "Print, per image, the registry calls the refresher will make and what it changes",
+		Long: `Renders CHART (or reads --manifests) and prints, for each image of its refresh config: the
+reference, whether it is pinned, the HEAD URL of the manifest poll, the token realm, service and
+scope, the action, the target and the audit annotation. Pinned images are never polled.`,
+		Example: `  chartcheck plan ./charts/client
+  chartcheck plan ./charts/client --set images.ingestor.digest=sha256:... -o json`,
+		Args:          cobra.MaximumNArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			flags.setUpLogging(stderr)
+			format, err := chartcheck.ParseFormat(flags.output)
+			if err != nil {
+				return err
+			}
+			if format == chartcheck.FormatJUnit {
+				return errors.New("-o junit: plan writes text or json")
+			}
+			plan := &chartcheck.Plan{
+				ChartPath:     chartArg(args),
+				ManifestsPath: flags.manifests,
+				Release:       flags.release,
+				Values:        flags.values,
+				Stdin:         stdin,
+			}
+			report, err := plan.Run(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return chartcheck.WritePlan(stdout, report, format)
+		},
+	}
+	flags.add(cmd.Flags(), "text or json")
+	return cmd
+}
