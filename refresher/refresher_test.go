@@ -25,7 +25,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/internal/registrytest"
+	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 )
 

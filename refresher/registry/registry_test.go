@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/tracebloc/image-refresh/refresher/internal/registrytest"
+	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
 )
 
 // isolateKeychain points the default keychain at an empty config so the machine's own
