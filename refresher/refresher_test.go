@@ -25,8 +25,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
 	"github.com/tracebloc/image-refresh/refresher/registry"
+	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
 )
 
 const (

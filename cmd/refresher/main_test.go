@@ -19,8 +19,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/tracebloc/image-refresh/cmd/internal/version"
-	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
 	"github.com/tracebloc/image-refresh/refresher/registry"
+	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
 )
 
 var exampleConfig = filepath.Join("..", "..", "testdata", "config", "refresh.yaml")
@@ -158,7 +158,9 @@ func TestRunExit1WhenTheClusterIsUnreachable(t *testing.T) {
 	h := newHarness(t, "tracebloc")
 	code := run(context.Background(), []string{"--config", exampleConfig}, environment{
 		stdout: &h.stdout, stderr: &h.stderr,
-		kube: func(string) (kubernetes.Interface, string, error) { return nil, "", errors.New("in-cluster config: not in a cluster") },
+		kube: func(string) (kubernetes.Interface, string, error) {
+			return nil, "", errors.New("in-cluster config: not in a cluster")
+		},
 	})
 	if code != exitFailed || !strings.Contains(h.stderr.String(), "not in a cluster") {
 		t.Errorf("exit %d; stderr:\n%s", code, h.stderr.String())
