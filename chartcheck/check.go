@@ -8,8 +8,8 @@ import (
 	"os"
 	"strings"
 
-	helmpostrender "helm.sh/helm/v3/pkg/postrender"
 	"helm.sh/helm/v3/pkg/cli/values"
+	helmpostrender "helm.sh/helm/v3/pkg/postrender"
 )
 
 // Release names the release a chart is rendered as; empty fields take the suite's or Helm's
