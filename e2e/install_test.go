@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/tracebloc/image-refresh/e2e/harness"
+	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+// Scenario 1: helm3 install --post-renderer bin/postrender into a namespace enforcing Pod
+// Security "restricted".
+func TestHelm3InstallWithPostRenderer(t *testing.T) {
+	w := setup(t)
+	r := newRelease(t, w, tools.Helm3, w.registry)
+	res := r.install()
+	checkInjected(t, r, res)
+}
+
+// Scenario 2: the same with helm4 and the image-refresh post-renderer plugin, followed by a
+// first refresher run to show the release works end to end.
+func TestHelm4InstallWithPlugin(t *testing.T) {
+	w := setup(t)
+	r := newRelease(t, w, tools.Helm4, w.registry)
+	if out := r.helmRun("plugin", "list").Stdout; !strings.Contains(out, harness.PluginName) {
+		t.Fatalf("helm4 plugin list does not show %s:\n%s", harness.PluginName, out)
+	}
+	res := r.install()
+	checkInjected(t, r, res)
+	r.refreshOK()
+	s := r.state()
+	for _, img := range allImages {
+		if got := s.annotation(img); got != r.digest[img] {
+			t.Errorf("after the first run %s = %q, want %s", img.annotation(), got, r.digest[img])
+		}
+	}
+}
+
+// checkInjected verifies what the post-renderer added: the refresh ConfigMap, a CronJob
+// running as its own ServiceAccount, and a Role limited to get/patch on the one Deployment;
+// and that the API server's Pod Security admission accepts the pods of both the CronJob and
+// the chart's Deployment.
+func checkInjected(t *testing.T, r *release, install *harness.Result) {
+	t.Helper()
+	ctx := t.Context()
+	client := r.w.cluster.Client
+	if strings.Contains(install.Stderr, "PodSecurity") {
+		t.Errorf("helm install printed Pod Security warnings:\n%s", install.Stderr)
+	}
+
+	cms, err := client.CoreV1().ConfigMaps(r.ns).List(ctx, metav1.ListOptions{LabelSelector: config.ConfigLabel + "=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cms.Items) != 1 {
+		t.Fatalf("want one refresh ConfigMap, found %d", len(cms.Items))
+	}
+	cfg, err := config.Parse([]byte(cms.Items[0].Data[config.ConfigMapKey]))
+	if err != nil {
+		t.Fatalf("the refresh ConfigMap does not hold a valid config: %v", err)
+	}
+	for _, img := range allImages {
+		i := slices.IndexFunc(cfg.Spec.Images, func(c config.Image) bool { return c.Name == img.name })
+		if i < 0 {
+			t.Errorf("config has no image %s", img.name)
+			continue
+		}
+		c := cfg.Spec.Images[i]
+		if c.Repository != r.registry.Repository(r.repo(img)) || c.Tag != floatingTag || c.Annotation != img.annotation() || c.Target.Name != deployName {
+			t.Errorf("config image %s = %+v", img.name, c)
+		}
+	}
+
+	pod, err := r.w.cluster.PrepareCronJobPod(ctx, r.ns, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cj := pod.CronJob
+	if cj.Spec.Schedule != cfg.Spec.Schedule || cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+		t.Errorf("CronJob %s: schedule %q (config %q), concurrency %s", cj.Name, cj.Spec.Schedule, cfg.Spec.Schedule, cj.Spec.ConcurrencyPolicy)
+	}
+	if _, err := client.CoreV1().ServiceAccounts(r.ns).Get(ctx, pod.ServiceAccount, metav1.GetOptions{}); err != nil {
+		t.Errorf("the CronJob's ServiceAccount: %v", err)
+	}
+	checkRBAC(t, r, pod.ServiceAccount)
+
+	// Workload objects only get Pod Security warnings; the pods themselves are enforced.
+	// The job controller creating the pod of a Job made from the CronJob proves the
+	// template complies.
+	job, err := client.BatchV1().Jobs(r.ns).Create(ctx, &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "manual-refresh", Namespace: r.ns},
+		Spec:       *cj.Spec.JobTemplate.Spec.DeepCopy(),
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating a Job from CronJob %s: %v", cj.Name, err)
+	}
+	waitForPod(t, r, job.UID, "Job "+job.Name)
+	s := r.state()
+	if len(s.replicaSets) != 1 {
+		t.Fatalf("want one ReplicaSet after install, found %d", len(s.replicaSets))
+	}
+	waitForPod(t, r, s.replicaSets[0].UID, "ReplicaSet "+s.replicaSets[0].Name)
+}
+
+// checkRBAC verifies the Role bound to the ServiceAccount grants exactly get and patch on
+// the target Deployment.
+func checkRBAC(t *testing.T, r *release, serviceAccount string) {
+	t.Helper()
+	ctx := t.Context()
+	client := r.w.cluster.Client
+	bindings, err := client.RbacV1().RoleBindings(r.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []string
+	for _, b := range bindings.Items {
+		for _, s := range b.Subjects {
+			if s.Kind == rbacv1.ServiceAccountKind && s.Name == serviceAccount && b.RoleRef.Kind == "Role" {
+				roles = append(roles, b.RoleRef.Name)
+			}
+		}
+	}
+	if len(roles) != 1 {
+		t.Fatalf("want one Role bound to ServiceAccount %s, found %q", serviceAccount, roles)
+	}
+	role, err := client.RbacV1().Roles(r.ns).Get(ctx, roles[0], metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rule := range role.Rules {
+		if slices.Equal(rule.APIGroups, []string{""}) && slices.Equal(rule.Resources, []string{"events"}) && slices.Equal(rule.Verbs, []string{"create"}) {
+			continue // recording Events is allowed
+		}
+		verbs := slices.Sorted(slices.Values(rule.Verbs))
+		if !slices.Equal(rule.APIGroups, []string{"apps"}) || !slices.Equal(rule.Resources, []string{"deployments"}) ||
+			!slices.Equal(rule.ResourceNames, []string{deployName}) || !slices.Equal(verbs, []string{"get", "patch"}) {
+			t.Errorf("Role %s has rule %+v; want only get,patch on deployments.apps/%s", role.Name, rule, deployName)
+		}
+	}
+}
+
+// waitForPod waits until the controller owning uid has created a pod, failing fast with the
+// controller's FailedCreate event (a Pod Security rejection, for one).
+func waitForPod(t *testing.T, r *release, owner types.UID, what string) {
+	t.Helper()
+	client := r.w.cluster.Client
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		pods, err := client.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			if ref := metav1.GetControllerOf(&p); ref != nil && ref.UID == owner {
+				return true, nil
+			}
+		}
+		events, err := client.CoreV1().Events(r.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range events.Items {
+			if e.InvolvedObject.UID == owner && e.Reason == "FailedCreate" {
+				t.Fatalf("%s could not create its pod: %s", what, e.Message)
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("%s created no pod: %v", what, err)
+	}
+}
+

@@ -1,0 +1,196 @@
+package e2e
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/tracebloc/image-refresh/e2e/harness"
+	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+// installAndFirstRun installs the release with helm3 and runs the refresher once: the
+// annotations are recorded and the floating ingestor digest is filled into the env.
+func installAndFirstRun(t *testing.T, r *release) state {
+	t.Helper()
+	r.install()
+	r.refreshOK()
+	return r.state()
+}
+
+// Scenario 3: the refresher run as the CronJob would — the injected ServiceAccount's token,
+// the mounted config, no other rights.
+func TestRefresherRunsAsCronJob(t *testing.T) {
+	w := setup(t)
+	r := newRelease(t, w, tools.Helm3, w.registry)
+	r.install()
+	before := r.state()
+
+	pod, err := w.cluster.PrepareCronJobPod(t.Context(), r.ns, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("can-i", func(t *testing.T) {
+		deployment := "deployments.apps/" + deployName
+		for _, c := range []struct {
+			args []string
+			want bool
+		}{
+			{[]string{"get", deployment}, true},
+			{[]string{"patch", deployment}, true},
+			{[]string{"list", "deployments.apps"}, false},
+			{[]string{"watch", "deployments.apps"}, false},
+			{[]string{"update", deployment}, false},
+			{[]string{"delete", deployment}, false},
+			{[]string{"create", "deployments.apps"}, false},
+			{[]string{"get", "deployments.apps/other"}, false},
+			{[]string{"patch", "deployments.apps/other"}, false},
+			{[]string{"get", "secrets"}, false},
+			{[]string{"list", "secrets"}, false},
+			{[]string{"get", "configmaps"}, false},
+			{[]string{"create", "pods"}, false},
+			{[]string{"patch", "cronjobs.batch"}, false},
+			{[]string{"get", deployment, "--namespace", "default"}, false},
+			{[]string{"patch", deployment, "--namespace", "default"}, false},
+		} {
+			args := append([]string{"auth", "can-i"}, c.args...)
+			if !slices.Contains(c.args, "--namespace") {
+				args = append(args, "--namespace", r.ns)
+			}
+			res, err := harness.TryKubectl(t.Context(), pod.Kubeconfig, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// can-i exits 0 for yes and 1 for no.
+			if got := res.ExitCode == 0 && strings.TrimSpace(res.Stdout) == "yes"; got != c.want || res.ExitCode > 1 {
+				t.Errorf("ServiceAccount %s: can-i %s = %v, want %v\n%s", pod.ServiceAccount, strings.Join(c.args, " "), got, c.want, res)
+			}
+		}
+	})
+
+	res, err := pod.Run(t.Context(), w.bins.Refresher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("first run failed:\n%s", res)
+	}
+	after := r.state()
+	for _, img := range allImages {
+		if got := after.annotation(img); got != r.digest[img] {
+			t.Errorf("first run recorded %s = %q, want %s", img.annotation(), got, r.digest[img])
+		}
+	}
+	if after.restartedAt() != "" {
+		t.Errorf("first run restarted the rollout (%s = %s); a first observation only records", restartedAt, after.restartedAt())
+	}
+	// The documented fill: the floating ingestor had no digest env, now it has the tag's.
+	if got, _ := after.env(digestEnv); got != r.digest[ingestor] {
+		t.Errorf("first run filled %s = %q, want %s", digestEnv, got, r.digest[ingestor])
+	}
+	if n := len(after.replicaSets) - len(before.replicaSets); n != 1 {
+		t.Errorf("the fill made %d new ReplicaSets, want 1", n)
+	}
+	checkPatchedBy(t, after.dep)
+	checkAnonymousPulls(t, r)
+
+	// Nothing moved: the second run writes nothing.
+	r.refreshOK()
+	if again := r.state(); again.dep.ResourceVersion != after.dep.ResourceVersion {
+		t.Errorf("an unchanged second run modified the Deployment (resourceVersion %s → %s)", after.dep.ResourceVersion, again.dep.ResourceVersion)
+	}
+}
+
+// checkPatchedBy verifies the refresher's writes carry its field manager.
+func checkPatchedBy(t *testing.T, dep *appsv1.Deployment) {
+	t.Helper()
+	for _, mf := range dep.ManagedFields {
+		if mf.Manager == config.FieldManager {
+			return
+		}
+	}
+	t.Errorf("no managedFields entry of manager %q on Deployment %s", config.FieldManager, dep.Name)
+}
+
+// checkAnonymousPulls verifies the refresher went through the token handshake: anonymous
+// pull tokens for each of the release's repositories, nothing more.
+func checkAnonymousPulls(t *testing.T, r *release) {
+	t.Helper()
+	granted := map[string]bool{}
+	for _, tok := range r.registry.Tokens.Issued() {
+		if tok.User != "" {
+			continue
+		}
+		for _, a := range tok.Access {
+			granted[a] = true
+		}
+	}
+	for _, img := range allImages {
+		if want := "repository:" + r.repo(img) + ":pull"; !granted[want] {
+			t.Errorf("no anonymous token %q was issued; tokens: %v", want, granted)
+		}
+	}
+}
+
+// Scenario 4: a new digest on each floating tag, and on two at once.
+func TestNewDigests(t *testing.T) {
+	w := setup(t)
+	r := newRelease(t, w, tools.Helm3, w.registry)
+	s0 := installAndFirstRun(t, r)
+
+	// The ingestor moves: the env follows (that is the rollout), no restart.
+	newIngestor := r.push(ingestor)
+	r.refreshOK()
+	s1 := r.state()
+	if got, _ := s1.env(digestEnv); got != newIngestor {
+		t.Errorf("%s = %q, want the new digest %s", digestEnv, got, newIngestor)
+	}
+	if got := s1.annotation(ingestor); got != newIngestor {
+		t.Errorf("%s = %q, want %s", ingestor.annotation(), got, newIngestor)
+	}
+	if s1.restartedAt() != "" {
+		t.Errorf("an ingestor change restarted the rollout (%s = %s)", restartedAt, s1.restartedAt())
+	}
+	checkNewReplicaSets(t, "ingestor change", s0, s1, 1)
+
+	// jobs-manager moves: a restart, the env stays.
+	newJobsManager := r.push(jobsManager)
+	r.refreshOK()
+	s2 := r.state()
+	if s2.restartedAt() == "" {
+		t.Errorf("a jobs-manager change did not set %s", restartedAt)
+	}
+	if got := s2.annotation(jobsManager); got != newJobsManager {
+		t.Errorf("%s = %q, want %s", jobsManager.annotation(), got, newJobsManager)
+	}
+	if got, _ := s2.env(digestEnv); got != newIngestor {
+		t.Errorf("a jobs-manager change touched %s: %q, want %s", digestEnv, got, newIngestor)
+	}
+	checkNewReplicaSets(t, "jobs-manager change", s1, s2, 1)
+
+	// Both (and pods-monitor) at once: one patch, one rollout.
+	for _, img := range allImages {
+		r.push(img)
+	}
+	r.refreshOK()
+	s3 := r.state()
+	for _, img := range allImages {
+		if got := s3.annotation(img); got != r.digest[img] {
+			t.Errorf("%s = %q, want %s", img.annotation(), got, r.digest[img])
+		}
+	}
+	if got, _ := s3.env(digestEnv); got != r.digest[ingestor] {
+		t.Errorf("%s = %q, want %s", digestEnv, got, r.digest[ingestor])
+	}
+	checkNewReplicaSets(t, "all three changing at once", s2, s3, 1)
+}
+
+func checkNewReplicaSets(t *testing.T, what string, before, after state, want int) {
+	t.Helper()
+	if got := len(after.replicaSets) - len(before.replicaSets); got != want {
+		t.Errorf("%s: %d new ReplicaSets, want %d", what, got, want)
+	}
+}
