@@ -53,7 +53,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 	if postRendered {
 		var findings []Finding
 		if postRenderErr != nil {
-			findings = append(findings, Finding{Document: "stream", Expected: "the post-renderer to accept the release", Found: postRenderErr.Error()})
+			findings = postRenderFindings(postRenderErr)
 		}
 		cs.add(CheckPostRender, findings)
 	}

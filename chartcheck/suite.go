@@ -29,6 +29,8 @@ type Suite struct {
 	Namespace   string     `yaml:"namespace"`
 	KubeVersion string     `yaml:"kubeVersion"`
 	Scenarios   []Scenario `yaml:"scenarios"`
+	// Definitions is not read: it holds YAML anchors that scenarios share (expect: *name).
+	Definitions yaml.Node `yaml:"definitions"`
 
 	dir string
 }
