@@ -16,12 +16,12 @@ func TestRegistryFailures(t *testing.T) {
 	t.Run("tag-missing", func(t *testing.T) {
 		r := newRelease(t, w, tools.Helm3, w.registry)
 		s0 := installAndFirstRun(t, r)
-		if err := r.registry.DeleteManifest(t.Context(), r.repo(ingestor), r.digest[ingestor]); err != nil {
+		if err := r.Registry.DeleteManifest(t.Context(), r.Repo(ingestor), r.Digest[ingestor]); err != nil {
 			t.Fatal(err)
 		}
 		res := r.refresh()
 		checkFailedRun(t, res, ingestor)
-		if s := r.state(); s.dep.ResourceVersion != s0.dep.ResourceVersion {
+		if s := r.state(); s.Deployment.ResourceVersion != s0.Deployment.ResourceVersion {
 			t.Errorf("the Deployment changed although the only lookup failed")
 		}
 
@@ -29,13 +29,13 @@ func TestRegistryFailures(t *testing.T) {
 		newJobsManager := r.push(jobsManager)
 		checkFailedRun(t, r.refresh(), ingestor)
 		s := r.state()
-		if got := s.annotation(jobsManager); got != newJobsManager || s.restartedAt() == "" {
-			t.Errorf("jobs-manager not refreshed beside the failure: %s = %q (want %s), restartedAt %q", jobsManager.annotation(), got, newJobsManager, s.restartedAt())
+		if got := s.Annotation(jobsManager); got != newJobsManager || s.RestartedAt() == "" {
+			t.Errorf("jobs-manager not refreshed beside the failure: %s = %q (want %s), restartedAt %q", jobsManager.Annotation(), got, newJobsManager, s.RestartedAt())
 		}
-		gotEnv, _ := s.env(digestEnv)
-		wantEnv, _ := s0.env(digestEnv)
-		if s.annotation(ingestor) != s0.annotation(ingestor) || gotEnv != wantEnv {
-			t.Errorf("the failed ingestor changed: annotation %q → %q, env %q → %q", s0.annotation(ingestor), s.annotation(ingestor), wantEnv, gotEnv)
+		gotEnv, _ := s.Env(digestEnv)
+		wantEnv, _ := s0.Env(digestEnv)
+		if s.Annotation(ingestor) != s0.Annotation(ingestor) || gotEnv != wantEnv {
+			t.Errorf("the failed ingestor changed: annotation %q → %q, env %q → %q", s0.Annotation(ingestor), s.Annotation(ingestor), wantEnv, gotEnv)
 		}
 	})
 
@@ -49,21 +49,21 @@ func TestRegistryFailures(t *testing.T) {
 		s0 := installAndFirstRun(t, r)
 		reg.Stop()
 		checkFailedRun(t, r.refresh(), allImages...)
-		if s := r.state(); s.dep.ResourceVersion != s0.dep.ResourceVersion {
+		if s := r.state(); s.Deployment.ResourceVersion != s0.Deployment.ResourceVersion {
 			t.Errorf("the Deployment changed while the registry was down")
 		}
 	})
 }
 
 // checkFailedRun requires exit code 1 and a log naming each failed image.
-func checkFailedRun(t *testing.T, res *harness.Result, failed ...image) {
+func checkFailedRun(t *testing.T, res *harness.Result, failed ...harness.Image) {
 	t.Helper()
 	if res.ExitCode != 1 {
 		t.Errorf("exit code %d, want 1\n%s", res.ExitCode, res)
 	}
 	for _, img := range failed {
-		if !strings.Contains(res.Stderr, img.name) {
-			t.Errorf("the refresher's log does not name the failed image %s:\n%s", img.name, res.Stderr)
+		if !strings.Contains(res.Stderr, img.Name) {
+			t.Errorf("the refresher's log does not name the failed image %s:\n%s", img.Name, res.Stderr)
 		}
 	}
 }

@@ -40,8 +40,8 @@ func TestHelm4InstallWithPlugin(t *testing.T) {
 	r.refreshOK()
 	s := r.state()
 	for _, img := range allImages {
-		if got := s.annotation(img); got != r.digest[img] {
-			t.Errorf("after the first run %s = %q, want %s", img.annotation(), got, r.digest[img])
+		if got := s.Annotation(img); got != r.Digest[img] {
+			t.Errorf("after the first run %s = %q, want %s", img.Annotation(), got, r.Digest[img])
 		}
 	}
 }
@@ -58,7 +58,7 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 		t.Errorf("helm install printed Pod Security warnings:\n%s", install.Stderr)
 	}
 
-	cms, err := client.CoreV1().ConfigMaps(r.ns).List(ctx, metav1.ListOptions{LabelSelector: config.ConfigLabel + "=true"})
+	cms, err := client.CoreV1().ConfigMaps(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: config.ConfigLabel + "=true"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,18 +70,18 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 		t.Fatalf("the refresh ConfigMap does not hold a valid config: %v", err)
 	}
 	for _, img := range allImages {
-		i := slices.IndexFunc(cfg.Spec.Images, func(c config.Image) bool { return c.Name == img.name })
+		i := slices.IndexFunc(cfg.Spec.Images, func(c config.Image) bool { return c.Name == img.Name })
 		if i < 0 {
-			t.Errorf("config has no image %s", img.name)
+			t.Errorf("config has no image %s", img.Name)
 			continue
 		}
 		c := cfg.Spec.Images[i]
-		if c.Repository != r.registry.Repository(r.repo(img)) || c.Tag != floatingTag || c.Annotation != img.annotation() || c.Target.Name != deployName {
-			t.Errorf("config image %s = %+v", img.name, c)
+		if c.Repository != r.Registry.Repository(r.Repo(img)) || c.Tag != harness.FloatingTag || c.Annotation != img.Annotation() || c.Target.Name != deployName {
+			t.Errorf("config image %s = %+v", img.Name, c)
 		}
 	}
 
-	pod, err := r.w.cluster.PrepareCronJobPod(ctx, r.ns, t.TempDir())
+	pod, err := r.w.cluster.PrepareCronJobPod(ctx, r.Namespace, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 	if cj.Spec.Schedule != cfg.Spec.Schedule || cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
 		t.Errorf("CronJob %s: schedule %q (config %q), concurrency %s", cj.Name, cj.Spec.Schedule, cfg.Spec.Schedule, cj.Spec.ConcurrencyPolicy)
 	}
-	if _, err := client.CoreV1().ServiceAccounts(r.ns).Get(ctx, pod.ServiceAccount, metav1.GetOptions{}); err != nil {
+	if _, err := client.CoreV1().ServiceAccounts(r.Namespace).Get(ctx, pod.ServiceAccount, metav1.GetOptions{}); err != nil {
 		t.Errorf("the CronJob's ServiceAccount: %v", err)
 	}
 	checkRBAC(t, r, pod.ServiceAccount)
@@ -97,8 +97,8 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 	// Workload objects only get Pod Security warnings; the pods themselves are enforced.
 	// The job controller creating the pod of a Job made from the CronJob proves the
 	// template complies.
-	job, err := client.BatchV1().Jobs(r.ns).Create(ctx, &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: "manual-refresh", Namespace: r.ns},
+	job, err := client.BatchV1().Jobs(r.Namespace).Create(ctx, &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "manual-refresh", Namespace: r.Namespace},
 		Spec:       *cj.Spec.JobTemplate.Spec.DeepCopy(),
 	}, metav1.CreateOptions{})
 	if err != nil {
@@ -106,10 +106,10 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 	}
 	waitForPod(t, r, job.UID, "Job "+job.Name)
 	s := r.state()
-	if len(s.replicaSets) != 1 {
-		t.Fatalf("want one ReplicaSet after install, found %d", len(s.replicaSets))
+	if len(s.ReplicaSets) != 1 {
+		t.Fatalf("want one ReplicaSet after install, found %d", len(s.ReplicaSets))
 	}
-	waitForPod(t, r, s.replicaSets[0].UID, "ReplicaSet "+s.replicaSets[0].Name)
+	waitForPod(t, r, s.ReplicaSets[0].UID, "ReplicaSet "+s.ReplicaSets[0].Name)
 }
 
 // checkRBAC verifies the Role bound to the ServiceAccount grants exactly get and patch on
@@ -118,7 +118,7 @@ func checkRBAC(t *testing.T, r *release, serviceAccount string) {
 	t.Helper()
 	ctx := t.Context()
 	client := r.w.cluster.Client
-	bindings, err := client.RbacV1().RoleBindings(r.ns).List(ctx, metav1.ListOptions{})
+	bindings, err := client.RbacV1().RoleBindings(r.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func checkRBAC(t *testing.T, r *release, serviceAccount string) {
 	if len(roles) != 1 {
 		t.Fatalf("want one Role bound to ServiceAccount %s, found %q", serviceAccount, roles)
 	}
-	role, err := client.RbacV1().Roles(r.ns).Get(ctx, roles[0], metav1.GetOptions{})
+	role, err := client.RbacV1().Roles(r.Namespace).Get(ctx, roles[0], metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func waitForPod(t *testing.T, r *release, owner types.UID, what string) {
 	t.Helper()
 	client := r.w.cluster.Client
 	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		pods, err := client.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{})
+		pods, err := client.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
 		}
@@ -164,7 +164,7 @@ func waitForPod(t *testing.T, r *release, owner types.UID, what string) {
 				return true, nil
 			}
 		}
-		events, err := client.CoreV1().Events(r.ns).List(ctx, metav1.ListOptions{})
+		events, err := client.CoreV1().Events(r.Namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
 		}
@@ -179,4 +179,3 @@ func waitForPod(t *testing.T, r *release, owner types.UID, what string) {
 		t.Fatalf("%s created no pod: %v", what, err)
 	}
 }
-

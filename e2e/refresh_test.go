@@ -14,7 +14,7 @@ import (
 
 // installAndFirstRun installs the release with helm3 and runs the refresher once: the
 // annotations are recorded and the floating ingestor digest is filled into the env.
-func installAndFirstRun(t *testing.T, r *release) state {
+func installAndFirstRun(t *testing.T, r *release) *harness.State {
 	t.Helper()
 	r.install()
 	r.refreshOK()
@@ -29,7 +29,7 @@ func TestRefresherRunsAsCronJob(t *testing.T) {
 	r.install()
 	before := r.state()
 
-	pod, err := w.cluster.PrepareCronJobPod(t.Context(), r.ns, t.TempDir())
+	pod, err := w.cluster.PrepareCronJobPod(t.Context(), r.Namespace, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestRefresherRunsAsCronJob(t *testing.T) {
 		} {
 			args := append([]string{"auth", "can-i"}, c.args...)
 			if !slices.Contains(c.args, "--namespace") {
-				args = append(args, "--namespace", r.ns)
+				args = append(args, "--namespace", r.Namespace)
 			}
 			res, err := harness.TryKubectl(t.Context(), pod.Kubeconfig, args...)
 			if err != nil {
@@ -80,27 +80,27 @@ func TestRefresherRunsAsCronJob(t *testing.T) {
 	}
 	after := r.state()
 	for _, img := range allImages {
-		if got := after.annotation(img); got != r.digest[img] {
-			t.Errorf("first run recorded %s = %q, want %s", img.annotation(), got, r.digest[img])
+		if got := after.Annotation(img); got != r.Digest[img] {
+			t.Errorf("first run recorded %s = %q, want %s", img.Annotation(), got, r.Digest[img])
 		}
 	}
-	if after.restartedAt() != "" {
-		t.Errorf("first run restarted the rollout (%s = %s); a first observation only records", restartedAt, after.restartedAt())
+	if after.RestartedAt() != "" {
+		t.Errorf("first run restarted the rollout (%s = %s); a first observation only records", restartedAt, after.RestartedAt())
 	}
 	// The documented fill: the floating ingestor had no digest env, now it has the tag's.
-	if got, _ := after.env(digestEnv); got != r.digest[ingestor] {
-		t.Errorf("first run filled %s = %q, want %s", digestEnv, got, r.digest[ingestor])
+	if got, _ := after.Env(digestEnv); got != r.Digest[ingestor] {
+		t.Errorf("first run filled %s = %q, want %s", digestEnv, got, r.Digest[ingestor])
 	}
-	if n := len(after.replicaSets) - len(before.replicaSets); n != 1 {
+	if n := len(after.ReplicaSets) - len(before.ReplicaSets); n != 1 {
 		t.Errorf("the fill made %d new ReplicaSets, want 1", n)
 	}
-	checkPatchedBy(t, after.dep)
+	checkPatchedBy(t, after.Deployment)
 	checkAnonymousPulls(t, r)
 
 	// Nothing moved: the second run writes nothing.
 	r.refreshOK()
-	if again := r.state(); again.dep.ResourceVersion != after.dep.ResourceVersion {
-		t.Errorf("an unchanged second run modified the Deployment (resourceVersion %s → %s)", after.dep.ResourceVersion, again.dep.ResourceVersion)
+	if again := r.state(); again.Deployment.ResourceVersion != after.Deployment.ResourceVersion {
+		t.Errorf("an unchanged second run modified the Deployment (resourceVersion %s → %s)", after.Deployment.ResourceVersion, again.Deployment.ResourceVersion)
 	}
 }
 
@@ -120,7 +120,7 @@ func checkPatchedBy(t *testing.T, dep *appsv1.Deployment) {
 func checkAnonymousPulls(t *testing.T, r *release) {
 	t.Helper()
 	granted := map[string]bool{}
-	for _, tok := range r.registry.Tokens.Issued() {
+	for _, tok := range r.Registry.Tokens.Issued() {
 		if tok.User != "" {
 			continue
 		}
@@ -129,7 +129,7 @@ func checkAnonymousPulls(t *testing.T, r *release) {
 		}
 	}
 	for _, img := range allImages {
-		if want := "repository:" + r.repo(img) + ":pull"; !granted[want] {
+		if want := "repository:" + r.Repo(img) + ":pull"; !granted[want] {
 			t.Errorf("no anonymous token %q was issued; tokens: %v", want, granted)
 		}
 	}
@@ -145,14 +145,14 @@ func TestNewDigests(t *testing.T) {
 	newIngestor := r.push(ingestor)
 	r.refreshOK()
 	s1 := r.state()
-	if got, _ := s1.env(digestEnv); got != newIngestor {
+	if got, _ := s1.Env(digestEnv); got != newIngestor {
 		t.Errorf("%s = %q, want the new digest %s", digestEnv, got, newIngestor)
 	}
-	if got := s1.annotation(ingestor); got != newIngestor {
-		t.Errorf("%s = %q, want %s", ingestor.annotation(), got, newIngestor)
+	if got := s1.Annotation(ingestor); got != newIngestor {
+		t.Errorf("%s = %q, want %s", ingestor.Annotation(), got, newIngestor)
 	}
-	if s1.restartedAt() != "" {
-		t.Errorf("an ingestor change restarted the rollout (%s = %s)", restartedAt, s1.restartedAt())
+	if s1.RestartedAt() != "" {
+		t.Errorf("an ingestor change restarted the rollout (%s = %s)", restartedAt, s1.RestartedAt())
 	}
 	checkNewReplicaSets(t, "ingestor change", s0, s1, 1)
 
@@ -160,13 +160,13 @@ func TestNewDigests(t *testing.T) {
 	newJobsManager := r.push(jobsManager)
 	r.refreshOK()
 	s2 := r.state()
-	if s2.restartedAt() == "" {
+	if s2.RestartedAt() == "" {
 		t.Errorf("a jobs-manager change did not set %s", restartedAt)
 	}
-	if got := s2.annotation(jobsManager); got != newJobsManager {
-		t.Errorf("%s = %q, want %s", jobsManager.annotation(), got, newJobsManager)
+	if got := s2.Annotation(jobsManager); got != newJobsManager {
+		t.Errorf("%s = %q, want %s", jobsManager.Annotation(), got, newJobsManager)
 	}
-	if got, _ := s2.env(digestEnv); got != newIngestor {
+	if got, _ := s2.Env(digestEnv); got != newIngestor {
 		t.Errorf("a jobs-manager change touched %s: %q, want %s", digestEnv, got, newIngestor)
 	}
 	checkNewReplicaSets(t, "jobs-manager change", s1, s2, 1)
@@ -178,19 +178,19 @@ func TestNewDigests(t *testing.T) {
 	r.refreshOK()
 	s3 := r.state()
 	for _, img := range allImages {
-		if got := s3.annotation(img); got != r.digest[img] {
-			t.Errorf("%s = %q, want %s", img.annotation(), got, r.digest[img])
+		if got := s3.Annotation(img); got != r.Digest[img] {
+			t.Errorf("%s = %q, want %s", img.Annotation(), got, r.Digest[img])
 		}
 	}
-	if got, _ := s3.env(digestEnv); got != r.digest[ingestor] {
-		t.Errorf("%s = %q, want %s", digestEnv, got, r.digest[ingestor])
+	if got, _ := s3.Env(digestEnv); got != r.Digest[ingestor] {
+		t.Errorf("%s = %q, want %s", digestEnv, got, r.Digest[ingestor])
 	}
 	checkNewReplicaSets(t, "all three changing at once", s2, s3, 1)
 }
 
-func checkNewReplicaSets(t *testing.T, what string, before, after state, want int) {
+func checkNewReplicaSets(t *testing.T, what string, before, after *harness.State, want int) {
 	t.Helper()
-	if got := len(after.replicaSets) - len(before.replicaSets); got != want {
+	if got := len(after.ReplicaSets) - len(before.ReplicaSets); got != want {
 		t.Errorf("%s: %d new ReplicaSets, want %d", what, got, want)
 	}
 }

@@ -26,7 +26,7 @@ func TestUpgradeKeepsRefresh(t *testing.T) {
 			r := newRelease(t, w, tool, w.registry)
 			r.install()
 			r.refreshOK()
-			filled := r.digest[ingestor]
+			filled := r.Digest[ingestor]
 			refreshedDigest := r.push(ingestor)
 			r.refreshOK()
 			refreshed := r.state()
@@ -34,12 +34,12 @@ func TestUpgradeKeepsRefresh(t *testing.T) {
 			kept := func(what string) {
 				t.Helper()
 				s := r.state()
-				if got, _ := s.env(digestEnv); got != refreshedDigest {
+				if got, _ := s.Env(digestEnv); got != refreshedDigest {
 					t.Errorf("after %s: %s = %q, want the refreshed %s", what, digestEnv, got, refreshedDigest)
 				}
 				for _, img := range allImages {
-					if got := s.annotation(img); got != r.digest[img] {
-						t.Errorf("after %s: %s = %q, want %s", what, img.annotation(), got, r.digest[img])
+					if got := s.Annotation(img); got != r.Digest[img] {
+						t.Errorf("after %s: %s = %q, want %s", what, img.Annotation(), got, r.Digest[img])
 					}
 				}
 				checkNewReplicaSets(t, what, refreshed, s, 0)
@@ -52,23 +52,23 @@ func TestUpgradeKeepsRefresh(t *testing.T) {
 			kept("helm upgrade to a new chart version")
 			beforeRun := r.state()
 			r.refreshOK()
-			if s := r.state(); s.dep.ResourceVersion != beforeRun.dep.ResourceVersion {
+			if s := r.state(); s.Deployment.ResourceVersion != beforeRun.Deployment.ResourceVersion {
 				t.Errorf("a run after the upgrades modified the Deployment; nothing had moved")
 			}
 
-			if _, err := harness.Kubectl(t.Context(), w.cluster.AdminKubeconfig, "rollout", "undo", "deployment/"+deployName, "--namespace", r.ns); err != nil {
+			if _, err := harness.Kubectl(t.Context(), w.cluster.AdminKubeconfig, "rollout", "undo", "deployment/"+deployName, "--namespace", r.Namespace); err != nil {
 				t.Fatal(err)
 			}
-			if got, _ := r.state().env(digestEnv); got != filled {
+			if got, _ := r.state().Env(digestEnv); got != filled {
 				t.Fatalf("rollout undo left %s = %q, want the previous %s", digestEnv, got, filled)
 			}
 			r.refreshOK()
 			healed := r.state()
-			if got, _ := healed.env(digestEnv); got != refreshedDigest {
+			if got, _ := healed.Env(digestEnv); got != refreshedDigest {
 				t.Errorf("the run after rollout undo left %s = %q, want %s", digestEnv, got, refreshedDigest)
 			}
-			if got := healed.annotation(ingestor); got != refreshedDigest {
-				t.Errorf("after healing %s = %q, want %s", ingestor.annotation(), got, refreshedDigest)
+			if got := healed.Annotation(ingestor); got != refreshedDigest {
+				t.Errorf("after healing %s = %q, want %s", ingestor.Annotation(), got, refreshedDigest)
 			}
 		})
 	}
@@ -102,46 +102,46 @@ func TestPinAllThenUnpinOne(t *testing.T) {
 	w := setup(t)
 	r := newRelease(t, w, tools.Helm3, w.registry)
 	installAndFirstRun(t, r)
-	pod, err := w.cluster.PrepareCronJobPod(t.Context(), r.ns, t.TempDir())
+	pod, err := w.cluster.PrepareCronJobPod(t.Context(), r.Namespace, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	for _, img := range allImages {
-		r.pinned[img] = r.digest[img]
+		r.Pinned[img] = r.Digest[img]
 	}
 	r.upgrade(w.chart)
 	ctx := t.Context()
 	client := w.cluster.Client
-	cronJobs, err := client.BatchV1().CronJobs(r.ns).List(ctx, metav1.ListOptions{})
+	cronJobs, err := client.BatchV1().CronJobs(r.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	roles, err := client.RbacV1().Roles(r.ns).List(ctx, metav1.ListOptions{})
+	roles, err := client.RbacV1().Roles(r.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bindings, err := client.RbacV1().RoleBindings(r.ns).List(ctx, metav1.ListOptions{})
+	bindings, err := client.RbacV1().RoleBindings(r.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	configs, err := client.CoreV1().ConfigMaps(r.ns).List(ctx, metav1.ListOptions{LabelSelector: config.ConfigLabel + "=true"})
+	configs, err := client.CoreV1().ConfigMaps(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: config.ConfigLabel + "=true"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := [4]int{len(cronJobs.Items), len(roles.Items), len(bindings.Items), len(configs.Items)}; n != [4]int{} {
 		t.Errorf("all pinned: CronJobs, Roles, RoleBindings, refresh ConfigMaps = %v, want none", n)
 	}
-	if _, err := client.CoreV1().ServiceAccounts(r.ns).Get(ctx, pod.ServiceAccount, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := client.CoreV1().ServiceAccounts(r.Namespace).Get(ctx, pod.ServiceAccount, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("all pinned: ServiceAccount %s still there (%v)", pod.ServiceAccount, err)
 	}
-	if got, _ := r.state().env(digestEnv); got != r.pinned[ingestor] {
-		t.Errorf("all pinned: %s = %q, want the pinned %s", digestEnv, got, r.pinned[ingestor])
+	if got, _ := r.state().Env(digestEnv); got != r.Pinned[ingestor] {
+		t.Errorf("all pinned: %s = %q, want the pinned %s", digestEnv, got, r.Pinned[ingestor])
 	}
 
-	delete(r.pinned, jobsManager)
+	delete(r.Pinned, jobsManager)
 	r.upgrade(w.chart)
-	pod, err = w.cluster.PrepareCronJobPod(ctx, r.ns, t.TempDir())
+	pod, err = w.cluster.PrepareCronJobPod(ctx, r.Namespace, t.TempDir())
 	if err != nil {
 		t.Fatalf("jobs-manager unpinned: %v", err)
 	}
@@ -154,8 +154,8 @@ func TestPinAllThenUnpinOne(t *testing.T) {
 	for _, img := range cfg.Floating() {
 		floating = append(floating, img.Name)
 	}
-	if !slices.Equal(floating, []string{jobsManager.name}) {
-		t.Errorf("jobs-manager unpinned: floating images %q, want only %s", floating, jobsManager.name)
+	if !slices.Equal(floating, []string{jobsManager.Name}) {
+		t.Errorf("jobs-manager unpinned: floating images %q, want only %s", floating, jobsManager.Name)
 	}
 	newJobsManager := r.push(jobsManager)
 	r.push(ingestor) // pinned: must be ignored
@@ -168,10 +168,10 @@ func TestPinAllThenUnpinOne(t *testing.T) {
 		t.Fatalf("refresher failed:\n%s", res)
 	}
 	s := r.state()
-	if got := s.annotation(jobsManager); got != newJobsManager {
-		t.Errorf("%s = %q, want %s", jobsManager.annotation(), got, newJobsManager)
+	if got := s.Annotation(jobsManager); got != newJobsManager {
+		t.Errorf("%s = %q, want %s", jobsManager.Annotation(), got, newJobsManager)
 	}
-	if got, _ := s.env(digestEnv); got != r.pinned[ingestor] {
+	if got, _ := s.Env(digestEnv); got != r.Pinned[ingestor] {
 		t.Errorf("the pinned ingestor's %s changed to %q", digestEnv, got)
 	}
 	checkNewReplicaSets(t, "jobs-manager moving", before, s, 1)
