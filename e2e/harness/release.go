@@ -223,9 +223,10 @@ func (s *State) RestartedAt() string {
 }
 
 // Env returns the value of an env var of container api, and whether it is set.
-func (s *State) Env(name string) (string, bool) { return podEnv(s.Deployment.Spec.Template.Spec, name) }
+func (s *State) Env(name string) (string, bool) { return APIEnv(s.Deployment.Spec.Template.Spec, name) }
 
-func podEnv(spec corev1.PodSpec, name string) (string, bool) {
+// APIEnv returns the value of an env var of container api in a pod spec, and whether it is set.
+func APIEnv(spec corev1.PodSpec, name string) (string, bool) {
 	for _, c := range spec.Containers {
 		if c.Name != APIContainer {
 			continue
