@@ -28,7 +28,7 @@ type object struct {
 	position int // index of the document within its segment
 	number   int // 1-based position among the stream's documents, for messages
 
-	apiVersion, kind, name, namespace string
+	kind, name, namespace string
 	// configLabel is true for a document labelled image-refresh.io/config: "true".
 	configLabel bool
 	// managedBy is the app.kubernetes.io/managed-by label.
@@ -41,15 +41,14 @@ type object struct {
 
 // readObject takes the identifying fields of one parsed document. It refuses documents whose
 // root is not a mapping: Kubernetes objects are mappings, and Helm would fail later anyway.
+// (kyaml's metadata getters are not used here: they panic on a metadata that is not a mapping.)
 func readObject(doc *yaml.Node) (object, error) {
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return object{}, fmt.Errorf("malformed stream: document is a YAML %s, not a mapping (a Kubernetes object)", nodeKindName(root))
 	}
-	var obj object
-	obj.apiVersion = scalarField(root, "apiVersion")
-	obj.kind = scalarField(root, "kind")
-	if meta := field(root, "metadata"); meta != nil && meta.Kind == yaml.MappingNode {
+	obj := object{kind: scalarField(root, "kind")}
+	if meta := field(root, "metadata"); meta != nil {
 		obj.name = scalarField(meta, "name")
 		obj.namespace = scalarField(meta, "namespace")
 		if labels := field(meta, "labels"); labels != nil {
@@ -63,28 +62,30 @@ func readObject(doc *yaml.Node) (object, error) {
 	return obj, nil
 }
 
-// field returns the value of key in a mapping node, or nil.
+// field returns the value of key in a mapping node (following aliases), or nil.
 func field(m *yaml.Node, key string) *yaml.Node {
-	if m.Kind == yaml.AliasNode && m.Alias != nil {
-		m = m.Alias
-	}
-	if m.Kind != yaml.MappingNode {
+	m = resolveAlias(m)
+	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
-			v := m.Content[i+1]
-			if v.Kind == yaml.AliasNode && v.Alias != nil {
-				v = v.Alias
-			}
-			return v
+			return resolveAlias(m.Content[i+1])
 		}
 	}
 	return nil
 }
 
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	if n != nil && n.Kind == yaml.AliasNode {
+		return n.Alias
+	}
+	return n
+}
+
+// scalarField is the value of a scalar field; "" when absent, null or not a scalar.
 func scalarField(m *yaml.Node, key string) string {
-	if v := field(m, key); v != nil && v.Kind == yaml.ScalarNode {
+	if v := field(m, key); v != nil && v.Kind == yaml.ScalarNode && v.Tag != yaml.NodeTagNull {
 		return v.Value
 	}
 	return ""
