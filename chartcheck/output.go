@@ -107,8 +107,12 @@ type junitSuite struct {
 	Failures   int             `xml:"failures,attr"`
 	Errors     int             `xml:"errors,attr"`
 	Skipped    int             `xml:"skipped,attr"`
-	Properties []junitProperty `xml:"properties>property,omitempty"`
+	Properties *junitProperties `xml:"properties,omitempty"`
 	Cases      []junitCase     `xml:"testcase"`
+}
+
+type junitProperties struct {
+	Property []junitProperty `xml:"property"`
 }
 
 type junitProperty struct {
@@ -127,7 +131,7 @@ type junitCase struct {
 type junitMessage struct {
 	Message string `xml:"message,attr"`
 	Type    string `xml:"type,attr,omitempty"`
-	Body    string `xml:",chardata"`
+	Body    string `xml:",cdata"`
 }
 
 // writeJUnit writes one testsuite per scenario and one testcase per check; an unexpected render
@@ -137,7 +141,7 @@ func writeJUnit(w io.Writer, r *Report) error {
 	for _, s := range r.Scenarios {
 		suite := junitSuite{Name: s.Name}
 		if s.Release != "" {
-			suite.Properties = []junitProperty{{Name: "release", Value: s.Release}, {Name: "namespace", Value: s.Namespace}}
+			suite.Properties = &junitProperties{Property: []junitProperty{{Name: "release", Value: s.Release}, {Name: "namespace", Value: s.Namespace}}}
 		}
 		class := "chartcheck." + s.Name
 		if s.RenderError != "" {
@@ -152,7 +156,11 @@ func writeJUnit(w io.Writer, r *Report) error {
 				for i, f := range c.Findings {
 					lines[i] = f.String()
 				}
-				tc.Failure = &junitMessage{Message: fmt.Sprintf("%d finding(s)", len(c.Findings)), Type: "check", Body: strings.Join(lines, "\n")}
+				message := lines[0]
+				if len(lines) > 1 {
+					message += fmt.Sprintf(" (and %d more)", len(lines)-1)
+				}
+				tc.Failure = &junitMessage{Message: message, Type: "check", Body: strings.Join(lines, "\n")}
 				suite.Failures++
 			case StatusSkip:
 				tc.Skipped = &junitMessage{Message: c.Reason}

@@ -121,7 +121,7 @@ func helmSource(chunk []byte) string {
 		if rest, ok := strings.CutPrefix(trimmed, "# Source:"); ok {
 			return strings.TrimSpace(rest)
 		}
-		if trimmed != "" && !strings.HasPrefix(trimmed, "#") {
+		if trimmed != "" && trimmed != "---" && !strings.HasPrefix(trimmed, "#") {
 			return ""
 		}
 	}

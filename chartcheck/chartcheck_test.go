@@ -1,0 +1,642 @@
+package chartcheck
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/cli/values"
+
+	"github.com/tracebloc/image-refresh/e2e/tools"
+)
+
+var update = flag.Bool("update", false, "update golden files")
+
+const (
+	clientChart  = "../charts/client"
+	clientSuite  = "../charts/client/chartcheck.yaml"
+	testdataDir  = "../testdata/chartcheck"
+	brokenSuite  = testdataDir + "/broken-suite.yaml"
+	goldenDir    = testdataDir + "/golden"
+	validStream  = testdataDir + "/streams/valid.yaml"
+	ingestorPin  = "sha256:dca267c008dd8ae938ce3697004692c080095675c46630d19c4c6b3f7dc06a37"
+	podsMonitorR = "localhost:5000/tracebloc/pods-monitor"
+)
+
+// countLoads replaces the chart loader with one that counts its calls for the test's duration.
+func countLoads(t *testing.T) *int {
+	t.Helper()
+	loads := 0
+	original := loadChart
+	loadChart = func(path string) (*chart.Chart, error) {
+		loads++
+		return original(path)
+	}
+	t.Cleanup(func() { loadChart = original })
+	return &loads
+}
+
+func scenarioNames(r *Report) []string {
+	var names []string
+	for _, s := range r.Scenarios {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+func checkStatus(s *ScenarioResult, name string) Status {
+	for _, c := range s.Checks {
+		if c.Name == name {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// TestClientSuite runs charts/client/chartcheck.yaml: every scenario must pass, and the suite
+// must keep covering what the chart promises.
+func TestClientSuite(t *testing.T) {
+	loads := countLoads(t)
+	report, err := (&Check{SuitePath: clientSuite}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range report.Findings() {
+		t.Error(f)
+	}
+	if *loads != 1 {
+		t.Errorf("the chart was loaded %d times for %d scenarios; want once per run", *loads, len(report.Scenarios))
+	}
+	names := scenarioNames(report)
+	for _, want := range []string{
+		"defaults", "jobs-manager-pinned", "pods-monitor-pinned", "ingestor-pinned",
+		"jobs-manager-and-pods-monitor-pinned", "all-pinned", "image-refresh-disabled",
+		"reuse-values-from-chart-without-image-refresh", "image-refresh-values-nulled",
+		"custom-schedule", "custom-release", "malformed-digest-rejected", "malformed-tag-rejected",
+	} {
+		if !slices.Contains(names, want) {
+			t.Errorf("suite has no scenario %q", want)
+		}
+	}
+	// The contract itself ran where it matters, not only the expectations.
+	for _, s := range report.Scenarios {
+		switch s.Name {
+		case "defaults", "jobs-manager-and-pods-monitor-pinned", "reuse-values-from-chart-without-image-refresh":
+			for _, c := range []string{CheckPostRender, CheckRefreshConfig, CheckCronJobConfig, CheckPodSecurity, CheckRBAC, CheckSetEnv, CheckRolloutRestart} {
+				if got := checkStatus(&s, c); got != StatusPass {
+					t.Errorf("%s: check %s is %q, want pass", s.Name, c, got)
+				}
+			}
+		case "all-pinned", "image-refresh-disabled":
+			if got := checkStatus(&s, CheckCronJob); got != StatusPass {
+				t.Errorf("%s: check %s is %q, want pass", s.Name, CheckCronJob, got)
+			}
+		}
+	}
+}
+
+// TestBrokenStreams: every broken stream fails with exactly these findings.
+func TestBrokenStreams(t *testing.T) {
+	const (
+		config     = `ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml)`
+		deployment = `Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml)`
+		invalid    = config + ": expected a valid refresh config; found an invalid one (see refresh-config)"
+	)
+	want := map[string][]string{
+		"valid": nil,
+		"ingestor-rollout-restart": {
+			`rollout-restart: ` + deployment + `: image ingestor: expected container "api" to run ghcr.io/tracebloc/ingestor:prod, the reference image-refresh polls; found image "docker.io/tracebloc/jobs-manager:prod"`,
+			`expect.image/ingestor: ` + config + `: image ingestor: expected action "set-env"; found action "rollout-restart"`,
+			`expect.image/ingestor: ` + config + `: image ingestor: expected env "INGESTOR_IMAGE_DIGEST"; found env ""`,
+		},
+		"ingestor-docker-io": {
+			`expect.image/ingestor: ` + config + `: image ingestor: expected registry ghcr.io; found registry index.docker.io (repository "docker.io/tracebloc/ingestor")`,
+		},
+		"annotation-key-wrong": {
+			`expect.image/ingestor: ` + config + `: image ingestor: expected annotation "tracebloc.io/last-refreshed-ingestor-digest"; found annotation "tracebloc.io/last-refreshed-ingestor"`,
+		},
+		"annotation-key-invalid": {
+			`refresh-config: ` + config + `: expected a valid RefreshConfig; found invalid refresh config "stg-image-refresh": spec.images[2] (ingestor).annotation "tracebloc.io/last refreshed ingestor digest": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`,
+			`expect.image/ingestor: ` + invalid,
+			`expect.image/jobs-manager: ` + invalid,
+			`expect.image/pods-monitor: ` + invalid,
+		},
+		"cronjob-all-pinned": {
+			`cronjob-presence: CronJob "stg-image-refresh" (document 8): expected no image-refresh CronJob: every image of ` + config + ` is pinned; found a CronJob running the refresher`,
+			`rbac: ServiceAccount "stg-image-refresh" (document 5): expected nothing injected: every image is pinned; found an image-refresh ServiceAccount`,
+			`rbac: Role "stg-image-refresh" (document 6): expected nothing injected: every image is pinned; found an image-refresh Role`,
+			`rbac: RoleBinding "stg-image-refresh" (document 7): expected nothing injected: every image is pinned; found an image-refresh RoleBinding`,
+			`expect.cronJob: CronJob "stg-image-refresh" (document 8): expected no image-refresh CronJob; found one`,
+		},
+		"role-namespace-wide": {
+			`rbac: Role "stg-image-refresh" (document 6): expected resourceNames [stg-jobs-manager]; found rules[0]: no resourceNames, a namespace-wide grant on every Deployment`,
+		},
+		"env-chart-owned": {
+			`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found the chart renders env INGESTOR_IMAGE_DIGEST with value "` + ingestorPin + `", which every helm upgrade would restore`,
+			`expect.image/ingestor: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api"; found value "` + ingestorPin + `"`,
+		},
+	}
+	report, err := (&Check{SuitePath: brokenSuite}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.RenderFailed() {
+		t.Fatalf("render failed: %v", report.Findings())
+	}
+	if got := scenarioNames(report); len(got) != len(want) {
+		t.Fatalf("scenarios %q; want %d", got, len(want))
+	}
+	for _, s := range report.Scenarios {
+		t.Run(s.Name, func(t *testing.T) {
+			wantFindings, ok := want[s.Name]
+			if !ok {
+				t.Fatalf("no expectation for scenario %q", s.Name)
+			}
+			var got []string
+			for _, c := range s.Checks {
+				for _, f := range c.Findings {
+					got = append(got, c.Name+": "+f.String())
+				}
+			}
+			if !slices.Equal(got, wantFindings) {
+				t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(wantFindings, "\n  "))
+			}
+			if s.Failed() != (len(wantFindings) > 0) {
+				t.Errorf("Failed() = %v with %d findings", s.Failed(), len(wantFindings))
+			}
+		})
+	}
+}
+
+// TestPostRendererRefusalIsACheckFailure: a chart the post-renderer refuses is reported as failed
+// checks (exit 1), with chartcheck's own findings beside the refusals.
+func TestPostRendererRefusalIsACheckFailure(t *testing.T) {
+	report, err := (&Check{ChartPath: testdataDir + "/charts/owned-env"}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := report.Scenarios[0]
+	var got []string
+	for _, c := range s.Checks {
+		for _, f := range c.Findings {
+			got = append(got, c.Name+": "+f.String())
+		}
+	}
+	const deployment = `Deployment "release-name-jobs-manager" (document 2, owned-env/templates/all.yaml)`
+	wantPrefixes := []string{
+		"post-render: stream: expected the post-renderer to accept the release; found refused (restart-pull-policy): ",
+		"post-render: stream: expected the post-renderer to accept the release; found refused (env-rendered): ",
+		`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found the chart renders env INGESTOR_IMAGE_DIGEST with value "` + ingestorPin + `", which every helm upgrade would restore`,
+		`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" with imagePullPolicy Always; found IfNotPresent: a restart would start the cached digest again`,
+	}
+	if len(got) != len(wantPrefixes) {
+		t.Fatalf("findings:\n  %s\nwant %d", strings.Join(got, "\n  "), len(wantPrefixes))
+	}
+	for i, want := range wantPrefixes {
+		if !strings.HasPrefix(got[i], want) {
+			t.Errorf("finding %d:\n  %s\nwant prefix:\n  %s", i, got[i], want)
+		}
+	}
+	for _, c := range []string{CheckCronJob, CheckCronJobConfig, CheckSchedule, CheckPodSecurity, CheckRBAC} {
+		if st := checkStatus(&s, c); st != StatusSkip {
+			t.Errorf("check %s is %q, want skip (nothing was injected)", c, st)
+		}
+	}
+}
+
+// TestStreamEdits breaks the valid stream one inline edit at a time.
+func TestStreamEdits(t *testing.T) {
+	valid, err := os.ReadFile(validStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		cronJob    = `CronJob "stg-image-refresh" (document 8)`
+		role       = `Role "stg-image-refresh" (document 6)`
+		deployment = `Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml)`
+		config     = `ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml)`
+	)
+	tests := []struct {
+		name     string
+		old, new string
+		// appended is added to the end of the stream.
+		appended string
+		want     []string
+	}{
+		{
+			name: "config mounted writable",
+			old:  "              mountPath: /etc/image-refresh\n              readOnly: true\n",
+			new:  "              mountPath: /etc/image-refresh\n",
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to mount volume "config" readOnly; found a writable mount`},
+		},
+		{
+			name: "config from another ConfigMap",
+			old:  "            configMap:\n              name: stg-image-refresh\n",
+			new:  "            configMap:\n              name: other\n",
+			want: []string{`cronjob-config: ` + cronJob + `: expected a volume from ConfigMap "stg-image-refresh"; found configMap volumes config=configMap/other`},
+		},
+		{
+			name: "refresher reads another file",
+			old:  "            - /etc/image-refresh/refresh.yaml\n",
+			new:  "            - /etc/image-refresh/other.yaml\n",
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to run with --config /etc/image-refresh/refresh.yaml; found command [] args ["--config" "/etc/image-refresh/other.yaml"]`},
+		},
+		{
+			name: "schedule differs from the config",
+			old:  "  schedule: 7,22,37,52 * * * *\n",
+			new:  "  schedule: 0 * * * *\n",
+			want: []string{`cronjob-schedule: ` + cronJob + `: expected the config's schedule "7,22,37,52 * * * *"; found "0 * * * *"`},
+		},
+		{
+			name: "schedule does not parse",
+			old:  "  schedule: 7,22,37,52 * * * *\n",
+			new:  "  schedule: every minute\n",
+			want: []string{`cronjob-schedule: ` + cronJob + `: expected a five-field cron schedule; found "every minute": expected exactly 5 fields, found 2: [every minute]`},
+		},
+		{
+			name: "refresher may escalate",
+			old:  "              allowPrivilegeEscalation: false\n              readOnlyRootFilesystem: true\n",
+			new:  "              allowPrivilegeEscalation: true\n              readOnlyRootFilesystem: false\n",
+			want: []string{
+				`pod-security: ` + cronJob + `: expected a pod template allowed by Pod Security "restricted"; found allowPrivilegeEscalation != false (container "refresher" must set securityContext.allowPrivilegeEscalation=false)`,
+				`pod-security: ` + cronJob + `: expected readOnlyRootFilesystem: true on every container; found a writable root filesystem in containers "refresher"`,
+			},
+		},
+		{
+			name: "Role may delete",
+			old:  "  verbs:\n  - get\n  - patch\n",
+			new:  "  verbs:\n  - get\n  - patch\n  - delete\n",
+			want: []string{`rbac: ` + role + `: expected verbs get and patch only; found rules[0]: verb "delete"`},
+		},
+		{
+			name: "Role grants another Deployment",
+			old:  "  resourceNames:\n  - stg-jobs-manager\n",
+			new:  "  resourceNames:\n  - stg-jobs-manager\n  - stg-other\n",
+			want: []string{`rbac: ` + role + `: expected resourceNames [stg-jobs-manager]; found rules[0]: resourceName "stg-other", which is no floating image's target`},
+		},
+		{
+			name: "Role grants Secrets",
+			old:  "  verbs:\n  - get\n  - patch\n",
+			new:  "  verbs:\n  - get\n  - patch\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [get]\n",
+			want: []string{`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager] (and create on events); found rules[1]: apiGroups [""] resources ["secrets"] verbs ["get"]`},
+		},
+		{
+			name: "CronJob runs as another ServiceAccount",
+			old:  "          serviceAccountName: stg-image-refresh\n",
+			new:  "          serviceAccountName: default\n",
+			want: []string{`rbac: ` + cronJob + `: expected serviceAccountName "stg-image-refresh"; found "default"`},
+		},
+		{
+			name: "refresher ServiceAccount also cluster-bound",
+			old:  "apiVersion: batch/v1\nkind: CronJob\n",
+			new:  "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: too-much}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: stg-image-refresh, namespace: tracebloc}]\n---\napiVersion: batch/v1\nkind: CronJob\n",
+			want: []string{`rbac: ClusterRoleBinding "too-much" (document 8): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin"`},
+		},
+		{
+			name: "jobs-manager pinned in the Deployment only",
+			old:  "        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n",
+			new:  "        image: \"docker.io/tracebloc/jobs-manager@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be\"\n        imagePullPolicy: Always\n",
+			want: []string{`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" to run the floating docker.io/tracebloc/jobs-manager:prod, not a digest; found image "docker.io/tracebloc/jobs-manager@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be", pinned: a restart cannot pick up a moved tag`},
+		},
+		{
+			name: "pods-monitor pull policy left to the default",
+			old:  "        image: \"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: Always\n",
+			new:  "        image: \"docker.io/tracebloc/pods-monitor:prod\"\n",
+			want: []string{`rollout-restart: ` + deployment + `: image pods-monitor: expected container "pods-monitor" with imagePullPolicy Always; found IfNotPresent: a restart would start the cached digest again`},
+		},
+		{
+			name: "target container renamed",
+			old:  "      - name: pods-monitor\n        image: \"docker.io/tracebloc/pods-monitor:prod\"\n",
+			new:  "      - name: monitor\n        image: \"docker.io/tracebloc/pods-monitor:prod\"\n",
+			want: []string{`targets: ` + deployment + `: image pods-monitor: expected container "pods-monitor"; found containers ["api" "monitor"]`},
+		},
+		{
+			name: "chart renders the audit annotation",
+			old:  "kind: Deployment\nmetadata:\n  name: stg-jobs-manager\n",
+			new:  "kind: Deployment\nmetadata:\n  name: stg-jobs-manager\n  annotations:\n    tracebloc.io/last-refreshed-ingestor-digest: \"\"\n",
+			want: []string{`annotations: ` + deployment + `: image ingestor: expected annotation tracebloc.io/last-refreshed-ingestor-digest left to image-refresh; found the chart renders it with value ""`},
+		},
+		{
+			name: "env var through envFrom a chart ConfigMap",
+			old:  "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			new:  "        envFrom:\n        - configMapRef: {name: ingestor}\n          prefix: INGESTOR_\n        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			appended: "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingestor}\ndata: {IMAGE_DIGEST: sha256:0}\n",
+			want: []string{`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found envFrom ConfigMap "ingestor" (document 9) defines INGESTOR_IMAGE_DIGEST`},
+		},
+		{
+			name: "two refresh configs",
+			old:  "apiVersion: batch/v1\nkind: CronJob\n",
+			new:  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: second, labels: {image-refresh.io/config: \"true\"}}\ndata: {refresh.yaml: \"\"}\n---\napiVersion: batch/v1\nkind: CronJob\n",
+			want: []string{`refresh-config: ConfigMap "second" (document 8): expected at most one ConfigMap labelled image-refresh.io/config=true; found 2: ` + config + `, ConfigMap "second" (document 8)`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if n := bytes.Count(valid, []byte(tt.old)); n != 1 {
+				t.Fatalf("the edit's old text occurs %d times in %s", n, validStream)
+			}
+			edited := append(bytes.Replace(valid, []byte(tt.old), []byte(tt.new), 1), tt.appended...)
+			stream, err := ParseStream(edited)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range CheckStream(stream, false, nil) {
+				for _, f := range c.Findings {
+					got = append(got, c.Name+": "+f.String())
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
+			}
+		})
+	}
+}
+
+func TestParseStream(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []string // Document.String() of each document
+		wantErr string
+	}{
+		{
+			name: "helm sources and blank documents",
+			in:   "---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\n---\n# only a comment\n---\n\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\n",
+			want: []string{`ConfigMap "a" (document 1, c/templates/a.yaml)`, `Service "b" (document 2)`},
+		},
+		{
+			name: "helm 4 filename annotation",
+			in:   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations: {postrenderer.helm.sh/postrender-filename: c/templates/a.yaml}\n",
+			want: []string{`ConfigMap "a" (document 1, c/templates/a.yaml)`},
+		},
+		{
+			name: "separator inside a literal block",
+			in:   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  x: |\n    ---\n    y\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\n",
+			want: []string{`ConfigMap "a" (document 1)`, `Secret "s" (document 2)`},
+		},
+		{
+			name:    "document without kind",
+			in:      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n# Source: c/templates/b.yaml\nmetadata: {name: b}\n",
+			wantErr: "document 2 (c/templates/b.yaml): no kind",
+		},
+		{
+			name:    "not a mapping",
+			in:      "- a\n- b\n",
+			wantErr: "document 1: not a Kubernetes object",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := ParseStream([]byte(tt.in))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v; want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range s.Docs {
+				got = append(got, d.String())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("documents %q; want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSuiteValidation(t *testing.T) {
+	tests := []struct {
+		name, suite, wantErr string
+	}{
+		{"unknown field", "scenarios: [{name: a, expect: {cronjob: present}}]", "field cronjob not found"},
+		{"no scenarios", "chart: .", "scenarios: at least one is required"},
+		{"duplicate name", "scenarios: [{name: a}, {name: a}]", "scenarios[1] (a).name: duplicate"},
+		{"bad presence", "scenarios: [{name: a, expect: {cronJob: maybe}}]", `scenarios[0] (a).expect.cronJob "maybe": must be "present" or "absent"`},
+		{"bad action", "scenarios: [{name: a, expect: {images: {x: {action: restart}}}}]", `scenarios[0] (a).expect.images.x.action "restart"`},
+		{"manifests with values", "scenarios: [{name: a, manifests: m.yaml, set: {x: 1}}]", "manifests excludes values"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "suite.yaml")
+			if err := os.WriteFile(path, []byte(tt.suite), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadSuite(path)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v; want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestCheckUsageErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		check   Check
+		wantErr string
+	}{
+		{"nothing", Check{}, "nothing to check"},
+		{"manifests and chart", Check{ManifestsPath: validStream, ChartPath: clientChart}, "excludes CHART and --suite"},
+		{"manifests and values", Check{ManifestsPath: validStream, Values: values.Options{Values: []string{"a=b"}}}, "values flags do not apply"},
+		{"suite and values", Check{SuitePath: clientSuite, Values: values.Options{ValueFiles: []string{"x.yaml"}}}, "drop -f/--set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.check.Run(context.Background())
+			var usage *UsageError
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &usage) {
+				t.Fatalf("error %v; want a usage error with %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestRenderDoesNotMutateTheLoadedChart: Helm resolves dependencies in place; rendering a chart
+// with its subchart disabled must not remove the subchart from later renders.
+func TestRenderDoesNotMutateTheLoadedChart(t *testing.T) {
+	ch, err := LoadChart(testdataDir + "/charts/with-dependency")
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := func(subEnabled bool) string {
+		t.Helper()
+		r, err := ch.Render(context.Background(), RenderOptions{Values: map[string]any{"sub": map[string]any{"enabled": subEnabled}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(r.Manifest)
+	}
+	if got := render(false); strings.Contains(got, "name: from-subchart") {
+		t.Fatalf("disabled subchart rendered:\n%s", got)
+	}
+	if got := render(true); !strings.Contains(got, "name: from-subchart") {
+		t.Fatalf("enabled subchart missing after a render with it disabled:\n%s", got)
+	}
+}
+
+// TestImageDefaultsMatchValues: the chart's fallback image defaults (for --reuse-values from
+// values without images) render exactly what values.yaml renders. (Without imageRefresh the
+// config only loses keys the contract defaults; the suite's reuse-values scenario covers that.)
+func TestImageDefaultsMatchValues(t *testing.T) {
+	ch, err := LoadChart(clientChart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults, err := ch.Render(context.Background(), RenderOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := chartutil.ReadValuesFile(clientChart + "/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(vals, "images")
+	reused, err := ch.Render(context.Background(), RenderOptions{ReuseValues: vals.AsMap()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(defaults.Manifest, reused.Manifest) {
+		t.Errorf("rendering without images and imageRefresh differs from values.yaml's defaults:\n%s\nwant:\n%s", reused.Manifest, defaults.Manifest)
+	}
+}
+
+func TestDefaultKubeVersionIsTheE2EVersion(t *testing.T) {
+	v, err := tools.Versions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v["KUBERNETES_VERSION"]; got != DefaultKubeVersion {
+		t.Errorf("e2e runs Kubernetes %s; DefaultKubeVersion is %s", got, DefaultKubeVersion)
+	}
+}
+
+func TestKubeVersionReachesTheChart(t *testing.T) {
+	_, err := (&Check{ChartPath: clientChart, Release: Release{KubeVersion: "v1.20.0"}}).Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "chart requires kubeVersion: >=1.29.0-0 which is incompatible with Kubernetes v1.20.0") {
+		t.Fatalf("error %v; want the chart's kubeVersion refusal", err)
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join(goldenDir, name)
+	if *update {
+		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test -update to regenerate):\n%s", path, got)
+	}
+}
+
+func TestGoldenReports(t *testing.T) {
+	report, err := (&Check{SuitePath: brokenSuite}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		format Format
+		file   string
+	}{{FormatText, "broken-suite.txt"}, {FormatJSON, "broken-suite.json"}, {FormatJUnit, "broken-suite.xml"}} {
+		t.Run(string(f.format), func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := WriteReport(&buf, report, f.format); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, f.file, buf.Bytes())
+		})
+	}
+}
+
+func TestGoldenPlan(t *testing.T) {
+	plan := &Plan{
+		ChartPath: clientChart,
+		Release:   Release{Name: "stg", Namespace: "tracebloc"},
+		Values: values.Options{Values: []string{
+			"images.ingestor.digest=" + ingestorPin,
+			"images.podsMonitor.repository=" + podsMonitorR,
+		}},
+	}
+	report, err := plan.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		format Format
+		file   string
+	}{{FormatText, "plan.txt"}, {FormatJSON, "plan.json"}} {
+		t.Run(string(f.format), func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := WritePlan(&buf, report, f.format); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, f.file, buf.Bytes())
+		})
+	}
+}
+
+func TestPlanWithoutConfig(t *testing.T) {
+	report, err := (&Plan{ChartPath: clientChart, Values: values.Options{Values: []string{"imageRefresh.enabled=false"}}}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := WritePlan(&buf, report, FormatText); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := buf.String(), "no refresh config in the stream: nothing is polled\n"; got != want {
+		t.Errorf("plan %q; want %q", got, want)
+	}
+}
+
+// BenchmarkSuite runs charts/client/chartcheck.yaml: the chart is loaded and the first scenario
+// rendered outside the timer, so ms/scenario is the steady cost of one more scenario.
+func BenchmarkSuite(b *testing.B) {
+	suite, err := LoadSuite(clientSuite)
+	if err != nil {
+		b.Fatal(err)
+	}
+	check := &Check{SuitePath: clientSuite}
+	ctx := context.Background()
+	rest := len(suite.Scenarios) - 1
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		ch, err := LoadChart(suite.chartPath(""))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r := check.runScenario(ctx, suite, ch, &suite.Scenarios[0]); r.RenderError != "" || r.Failed() {
+			b.Fatalf("scenario %s failed", r.Name)
+		}
+		b.StartTimer()
+		for i := 1; i < len(suite.Scenarios); i++ {
+			if r := check.runScenario(ctx, suite, ch, &suite.Scenarios[i]); r.RenderError != "" || r.Failed() {
+				b.Fatalf("scenario %s failed", r.Name)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed())/float64(time.Millisecond)/float64(b.N*rest), "ms/scenario")
+}
