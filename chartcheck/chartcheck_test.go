@@ -326,11 +326,11 @@ func TestStreamEdits(t *testing.T) {
 			want: []string{`annotations: ` + deployment + `: image ingestor: expected annotation tracebloc.io/last-refreshed-ingestor-digest left to image-refresh; found the chart renders it with value ""`},
 		},
 		{
-			name: "env var through envFrom a chart ConfigMap",
-			old:  "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
-			new:  "        envFrom:\n        - configMapRef: {name: ingestor}\n          prefix: INGESTOR_\n        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			name:     "env var through envFrom a chart ConfigMap",
+			old:      "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			new:      "        envFrom:\n        - configMapRef: {name: ingestor}\n          prefix: INGESTOR_\n        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 			appended: "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingestor}\ndata: {IMAGE_DIGEST: sha256:0}\n",
-			want: []string{`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found envFrom ConfigMap "ingestor" (document 9) defines INGESTOR_IMAGE_DIGEST`},
+			want:     []string{`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found envFrom ConfigMap "ingestor" (document 9) defines INGESTOR_IMAGE_DIGEST`},
 		},
 		{
 			name: "two refresh configs",
