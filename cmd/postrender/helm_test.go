@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/tracebloc/image-refresh/e2e/tools"
+)
+
+// The real-Helm tests run `helm template` over testdata/postrender/chart with the post-renderer
+// as Helm 3 runs it (an executable) and as Helm 4 runs it (an installed postrenderer/v1 plugin).
+const (
+	testChart   = "../../testdata/postrender/chart"
+	releaseName = "stg"
+	digestA     = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+)
+
+var (
+	cronJobDoc = regexp.MustCompile(`(?m)^kind: CronJob$`)
+	allPinned  = []string{
+		"--set", "images.jobsManager.digest=" + digestA,
+		"--set", "images.podsMonitor.digest=" + digestA,
+		"--set", "images.ingestor.digest=" + digestA,
+	}
+)
+
+func TestHelm3PostRenderer(t *testing.T) {
+	helm := tools.Require(t, tools.Helm3)
+	bin := buildPostrender(t)
+	configFile, _ := filepath.Abs(filepath.Join(goldenDir, "config-from-file", "config.yaml"))
+	env := helmEnv(t)
+
+	t.Run("floating images inject the CronJob", func(t *testing.T) {
+		out := runHelm(t, env, helm, "template", releaseName, testChart, "--post-renderer", bin)
+		assertCronJobs(t, out, 1)
+		for _, want := range []string{"# Source: refresh-test/templates/deployment.yaml", "kind: Role\nmetadata:\n  name: stg-image-refresh", "resourceNames:\n  - stg-jobs-manager"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
+	})
+	t.Run("all pinned injects nothing", func(t *testing.T) {
+		out := runHelm(t, env, helm, append([]string{"template", releaseName, testChart, "--post-renderer", bin}, allPinned...)...)
+		assertCronJobs(t, out, 0)
+		if strings.Contains(out, "kind: ServiceAccount") {
+			t.Errorf("a ServiceAccount was injected although every image is pinned")
+		}
+	})
+	t.Run("--config through --post-renderer-args", func(t *testing.T) {
+		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "refresh.enabled=false", "--post-renderer", bin, "--post-renderer-args", "--config="+configFile)
+		assertCronJobs(t, out, 1)
+		if !strings.Contains(out, "name: stg-image-refresh-config") {
+			t.Errorf("the config ConfigMap was not injected")
+		}
+	})
+	t.Run("a refusal fails helm with the message", func(t *testing.T) {
+		out, err := helmCommand(env, helm, "template", releaseName, testChart, "--post-renderer", bin, "--post-renderer-args", "--config="+configFile).CombinedOutput()
+		if err == nil {
+			t.Fatalf("helm succeeded, want the post-renderer to refuse:\n%s", out)
+		}
+		if !strings.Contains(string(out), "--config was given, but the chart renders its own refresh config") {
+			t.Errorf("helm's error lacks the post-renderer's message:\n%s", out)
+		}
+	})
+}
+
+func TestHelm4Plugin(t *testing.T) {
+	helm := tools.Require(t, tools.Helm4)
+	bin := buildPostrender(t)
+	env := helmEnv(t)
+
+	// The plugin directory as `make plugin` lays it out.
+	pluginDir := filepath.Join(t.TempDir(), "image-refresh")
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, "../../postrender/plugin/plugin.yaml", filepath.Join(pluginDir, "plugin.yaml"), 0o644)
+	copyFile(t, bin, filepath.Join(pluginDir, "postrender"), 0o755)
+	runHelm(t, env, helm, "plugin", "install", pluginDir)
+
+	t.Run("floating images inject the CronJob", func(t *testing.T) {
+		out := runHelm(t, env, helm, "template", releaseName, testChart, "--post-renderer", "image-refresh")
+		assertCronJobs(t, out, 1)
+		for _, want := range []string{"# Source: image-refresh/injected.yaml", "# Source: refresh-test/templates/hook.yaml", "name: stg-migrate"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
+		if strings.Contains(out, "postrenderer.helm.sh/postrender-filename") {
+			t.Errorf("Helm 4's filename annotation leaked into the output")
+		}
+	})
+	t.Run("all pinned injects nothing", func(t *testing.T) {
+		out := runHelm(t, env, helm, append([]string{"template", releaseName, testChart, "--post-renderer", "image-refresh"}, allPinned...)...)
+		assertCronJobs(t, out, 0)
+	})
+	t.Run("a refusal is in the error file", func(t *testing.T) {
+		errorFile := filepath.Join(t.TempDir(), "error.txt")
+		out, err := helmCommand(append(env, ErrorFileEnv+"="+errorFile), helm, "template", releaseName, testChart,
+			"--set", "images.jobsManager.digest=sha256:nothex", "--post-renderer", "image-refresh").CombinedOutput()
+		if err == nil {
+			t.Fatalf("helm succeeded, want the post-renderer to refuse:\n%s", out)
+		}
+		if !strings.Contains(string(out), `plugin "image-refresh" exited with error`) {
+			t.Errorf("unexpected helm error:\n%s", out)
+		}
+		written, err := os.ReadFile(errorFile)
+		if err != nil {
+			t.Fatalf("no error file: %v", err)
+		}
+		if !strings.Contains(string(written), `spec.images[0] (jobs-manager).digest "sha256:nothex"`) {
+			t.Errorf("error file lacks the refusal:\n%s", written)
+		}
+	})
+}
+
+// buildPostrender builds the binary under test into the test's temp dir.
+func buildPostrender(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "postrender")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// helmEnv isolates Helm from the user's configuration, plugins and caches.
+func helmEnv(t *testing.T) []string {
+	t.Helper()
+	home := t.TempDir()
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HELM_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env,
+		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
+		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
+		// helm 4 `plugin install` writes to $HELM_DATA_HOME/plugins whatever HELM_PLUGINS says,
+		// so the plugins directory is left at that default.
+		"HELM_DATA_HOME="+filepath.Join(home, "data"),
+		ErrorFileEnv+"="+filepath.Join(home, "postrender-error.txt"),
+	)
+}
+
+func helmCommand(env []string, helm string, args ...string) *exec.Cmd {
+	cmd := exec.Command(helm, args...)
+	cmd.Env = env
+	return cmd
+}
+
+func runHelm(t *testing.T, env []string, helm string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := helmCommand(env, helm, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(helm), strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
+
+func assertCronJobs(t *testing.T, out string, want int) {
+	t.Helper()
+	if got := len(cronJobDoc.FindAllString(out, -1)); got != want {
+		t.Errorf("%d CronJobs in helm's output, want %d:\n%s", got, want, out)
+	}
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
