@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+const (
+	clientChart = "../../charts/client"
+	clientSuite = "../../charts/client/chartcheck.yaml"
+	streams     = "../../testdata/chartcheck/streams/"
+)
+
+func TestExitCodes(t *testing.T) {
+	valid, err := os.ReadFile(streams + "valid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		stdin      string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{name: "chart passes", args: []string{clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: exitOK, wantStdout: "PASS ../../charts/client (release stg, namespace tracebloc)"},
+		{name: "run spelled out", args: []string{"run", clientChart, "--set", "imageRefresh.enabled=false"}, wantCode: exitOK, wantStdout: "1 scenarios, 1 passed, 0 failed"},
+		{name: "suite passes", args: []string{"--suite", clientSuite}, wantCode: exitOK, wantStdout: " passed, 0 failed\n"},
+		{name: "valid stream from stdin", args: []string{"--manifests", "-"}, stdin: string(valid), wantCode: exitOK, wantStdout: "PASS -:"},
+		{name: "broken stream fails", args: []string{"--manifests", streams + "role-namespace-wide.yaml"}, wantCode: exitFailed, wantStdout: "rbac: Role \"stg-image-refresh\" (document 6): expected resourceNames [stg-jobs-manager]; found rules[0]: no resourceNames, a namespace-wide grant on every Deployment"},
+		{name: "junit on failure", args: []string{"--manifests", streams + "env-chart-owned.yaml", "-o", "junit"}, wantCode: exitFailed, wantStdout: `<testcase name="set-env" classname="chartcheck.../../testdata/chartcheck/streams/env-chart-owned.yaml">`},
+		{name: "schema rejects a digest", args: []string{clientChart, "--set", "images.ingestor.digest=sha256:abc"}, wantCode: exitUsage, wantStderr: "at '/images/ingestor/digest': 'sha256:abc' does not match pattern"},
+		{name: "unknown flag", args: []string{"--nope"}, wantCode: exitUsage, wantStderr: "unknown flag: --nope"},
+		{name: "nothing to check", args: nil, wantCode: exitUsage, wantStderr: "nothing to check"},
+		{name: "missing chart", args: []string{"./no-such-chart"}, wantCode: exitUsage, wantStderr: "loading chart ./no-such-chart"},
+		{name: "bad output format", args: []string{clientChart, "-o", "yaml"}, wantCode: exitUsage, wantStderr: `-o "yaml": must be text, json or junit`},
+		{name: "suite with --set", args: []string{"--suite", clientSuite, "--set", "a=b"}, wantCode: exitUsage, wantStderr: "--suite scenarios carry their own values"},
+		{name: "malformed stream", args: []string{"--manifests", "-"}, stdin: "kind: [", wantCode: exitUsage, wantStderr: "document 1: not a Kubernetes object"},
+		{name: "plan", args: []string{"plan", clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: exitOK, wantStdout: "  HEAD:       https://ghcr.io/v2/tracebloc/ingestor/manifests/prod\n"},
+		{name: "plan junit", args: []string{"plan", clientChart, "-o", "junit"}, wantCode: exitUsage, wantStderr: "plan writes text or json"},
+		{name: "plan a stream", args: []string{"plan", "--manifests", streams + "valid.yaml"}, wantCode: exitOK, wantStdout: "refresh config stg-image-refresh (namespace tracebloc)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, strings.NewReader(tt.stdin), &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit %d; want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.wantStdout) {
+				t.Errorf("stdout lacks %q:\n%s", tt.wantStdout, stdout.String())
+			}
+			if !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.wantStderr, stderr.String())
+			}
+		})
+	}
+}
+
+func TestJSONReport(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--manifests", streams + "cronjob-all-pinned.yaml", "-o", "json"}, nil, &stdout, &stderr)
+	if code != exitFailed {
+		t.Fatalf("exit %d; want %d: %s", code, exitFailed, stderr.String())
+	}
+	var report struct {
+		Passed    bool `json:"passed"`
+		Scenarios []struct {
+			Checks []struct {
+				Name     string `json:"name"`
+				Status   string `json:"status"`
+				Findings []struct {
+					Document, Expected, Found string
+				} `json:"findings"`
+			} `json:"checks"`
+		} `json:"scenarios"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
+		t.Fatalf("%v:\n%s", err, stdout.String())
+	}
+	if report.Passed {
+		t.Error("passed: true for a failing stream")
+	}
+	for _, c := range report.Scenarios[0].Checks {
+		if c.Name == "cronjob-presence" {
+			if c.Status != "fail" || len(c.Findings) != 1 || c.Findings[0].Document != `CronJob "stg-image-refresh" (document 8)` {
+				t.Errorf("cronjob-presence: %+v", c)
+			}
+			return
+		}
+	}
+	t.Error("no cronjob-presence check in the report")
+}
