@@ -46,8 +46,11 @@ func newPlan(objects []object, opts Options, load loader) (*plan, error) {
 	inj := newInjection(src, objects)
 	var refusals []*RefusalError
 	for i, img := range cfg.Spec.Images {
-		if !img.Pinned() {
-			refusals = append(refusals, checkImage(i, img, objects, load)...)
+		if img.Pinned() {
+			continue
+		}
+		if r := checkImage(i, img, objects, load); r != nil {
+			refusals = append(refusals, r)
 		}
 	}
 	refusals = append(refusals, checkNamesFree(inj, objects, p.drop)...)
@@ -138,7 +141,7 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 }
 
 // checkImage refuses a floating image whose target cannot be refreshed as configured.
-func checkImage(index int, img config.Image, objects []object, load loader) []*RefusalError {
+func checkImage(index int, img config.Image, objects []object, load loader) *RefusalError {
 	image := fmt.Sprintf("image %q (spec.images[%d], %s)", img.Name, index, img.Reference())
 	target := img.Target
 	var found []object
@@ -152,30 +155,30 @@ func checkImage(index int, img config.Image, objects []object, load loader) []*R
 	}
 	switch len(found) {
 	case 0:
-		return []*RefusalError{refuse(ReasonTargetMissing,
+		return refuse(ReasonTargetMissing,
 			"%s targets %s, which the release does not render (it renders %s); set spec.images[%d].target.name (and namespace) to a Deployment of this release",
-			image, targetRef(target), deploymentList(objects, target.Kind), index)}
+			image, targetRef(target), deploymentList(objects, target.Kind), index)
 	case 1:
 	default:
 		names := make([]string, len(found))
 		for i, obj := range found {
 			names[i] = obj.describe()
 		}
-		return []*RefusalError{refuse(ReasonTargetMissing,
+		return refuse(ReasonTargetMissing,
 			"%s targets %s, which matches %d documents (%s); set spec.images[%d].target.namespace to tell them apart",
-			image, targetRef(target), len(found), strings.Join(names, ", "), index)}
+			image, targetRef(target), len(found), strings.Join(names, ", "), index)
 	}
 	dep := found[0]
 	rn, err := load(dep)
 	if err != nil {
-		return []*RefusalError{refuse(ReasonMalformedStream, "reading %s: %v", dep.describe(), err)}
+		return refuse(ReasonMalformedStream, "reading %s: %v", dep.describe(), err)
 	}
 	containers, _ := rn.Pipe(yaml.Lookup("spec", "template", "spec", "containers"))
 	container, _ := containers.Pipe(yaml.MatchElement("name", target.Container))
 	if container == nil {
-		return []*RefusalError{refuse(ReasonTargetMissing,
+		return refuse(ReasonTargetMissing,
 			"%s targets container %q of %s, which has no such container (it has %s); set spec.images[%d].target.container to one of them",
-			image, target.Container, dep.describe(), containerList(containers), index)}
+			image, target.Container, dep.describe(), containerList(containers), index)
 	}
 	switch img.Action {
 	case config.ActionSetEnv:
@@ -186,17 +189,17 @@ func checkImage(index int, img config.Image, objects []object, load loader) []*R
 		}
 		for _, literal := range []string{"value", "valueFrom"} {
 			if entry.Field(literal) != nil {
-				return []*RefusalError{refuse(ReasonEnvRendered,
+				return refuse(ReasonEnvRendered,
 					"%s floats, but container %q of %s renders env %s with a %s: every helm upgrade would reset the digest the refresher set back to the chart's value (a silent downgrade); leave %s out of the chart while %s floats (render it only when its digest is pinned)",
-					image, target.Container, dep.describe(), img.Env, literal, img.Env, img.Name)}
+					image, target.Container, dep.describe(), img.Env, literal, img.Env, img.Name)
 			}
 		}
 	case config.ActionRolloutRestart:
 		ref := stringField(container, "image")
 		if strings.Contains(ref, "@") {
-			return []*RefusalError{refuse(ReasonRestartPinned,
+			return refuse(ReasonRestartPinned,
 				"%s floats, but container %q of %s runs the digest-pinned image %s: a rollout restart would start the same digest again; render the container image by tag (%s) while %s floats, or pin the digest in the config too",
-				image, target.Container, dep.describe(), ref, img.Reference(), img.Name)}
+				image, target.Container, dep.describe(), ref, img.Reference(), img.Name)
 		}
 		policy := stringField(container, "imagePullPolicy")
 		if effective := effectivePullPolicy(policy, ref); effective != "Always" {
@@ -204,9 +207,9 @@ func checkImage(index int, img config.Image, objects []object, load loader) []*R
 			if policy == "" {
 				why = fmt.Sprintf("sets no imagePullPolicy, which Kubernetes defaults to %s for %q", effective, ref)
 			}
-			return []*RefusalError{refuse(ReasonPullPolicy,
+			return refuse(ReasonPullPolicy,
 				"%s floats, but container %q of %s %s: a rollout restart would reuse the cached image instead of pulling the new digest; set imagePullPolicy: Always on that container while %s floats",
-				image, target.Container, dep.describe(), why, img.Name)}
+				image, target.Container, dep.describe(), why, img.Name)
 		}
 	}
 	return nil

@@ -6,7 +6,7 @@
 //	helm install REL CHART --post-renderer image-refresh [--post-renderer-args --config=FILE]   # Helm 4 plugin
 //
 // Exit codes: 0 output written; 1 refused (the release or the refresh config cannot work);
-// 2 usage (bad flags, unreadable --config); 3 stdin or stdout failed.
+// 2 usage (bad flags or arguments, unreadable --config); 3 stdin or stdout failed.
 package main
 
 import (
@@ -81,11 +81,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &ioErr):
 		return exitIO
-	case len(postrender.Refusals(err)) > 0:
-		return exitRefused
 	default:
-		// Cobra's own errors: unknown flags and arguments.
-		return exitUsage
+		return exitRefused
 	}
 }
 
@@ -116,8 +113,13 @@ document and the fix. Helm 4 hides a plugin's stderr, so the message is also wri
 $` + ErrorFileEnv + ` (default ` + defaultErrorFileDoc + `).`,
 		Example: `  helm template rel ./chart | postrender --config refresh.yaml
   helm install rel ./chart --post-renderer ./bin/postrender --post-renderer-args --config=refresh.yaml`,
-		Version:       version.Version,
-		Args:          cobra.NoArgs,
+		Version: version.Version,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return &usageError{fmt.Errorf("unexpected argument %q: the release is read from stdin", args[0])}
+			}
+			return nil
+		},
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -48,7 +48,7 @@ func TestRun(t *testing.T) {
 		{name: "refused: invalid --config", args: []string{"--config", badConfig}, stdin: noConfig, wantCode: exitRefused, wantStderr: []string{"--config " + badConfig, "spec.images: at least one image is required"}},
 		{name: "usage: missing --config file", args: []string{"--config", "/nonexistent/refresh.yaml"}, stdin: noConfig, wantCode: exitUsage, wantStderr: []string{"reading --config"}},
 		{name: "usage: unknown flag", args: []string{"--bogus"}, wantCode: exitUsage, wantStderr: []string{"unknown flag: --bogus"}},
-		{name: "usage: argument", args: []string{"extra"}, wantCode: exitUsage, wantStderr: []string{"unknown command"}},
+		{name: "usage: argument", args: []string{"extra"}, wantCode: exitUsage, wantStderr: []string{`unexpected argument "extra": the release is read from stdin`}},
 		{name: "--version", args: []string{"--version"}, wantCode: exitOK, wantOut: []byte("postrender version " + version.Version + "\n")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
