@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,6 +60,32 @@ func TestExitCodes(t *testing.T) {
 				t.Errorf("stderr lacks %q:\n%s", tt.wantStderr, stderr.String())
 			}
 		})
+	}
+}
+
+// TestUnexpectedRenderErrorInASuite: the report is still written, and the exit status is 2.
+func TestUnexpectedRenderErrorInASuite(t *testing.T) {
+	chart, err := filepath.Abs(clientChart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite := filepath.Join(t.TempDir(), "suite.yaml")
+	body := "chart: " + chart + "\nscenarios:\n- name: fine\n- name: bad-digest\n  set: {images.ingestor.digest: nope}\n"
+	if err := os.WriteFile(suite, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--suite", suite}, nil, &stdout, &stderr)
+	if code != exitUsage {
+		t.Errorf("exit %d; want %d", code, exitUsage)
+	}
+	for _, want := range []string{"PASS fine (release release-name, namespace default)", "ERROR bad-digest (release release-name, namespace default): rendering chart", "'nope' does not match pattern"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "a scenario could not be rendered") {
+		t.Errorf("stderr: %s", stderr.String())
 	}
 }
 
