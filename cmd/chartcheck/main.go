@@ -72,10 +72,10 @@ type renderFlags struct {
 }
 
 func (f *renderFlags) add(fs *pflag.FlagSet, formats string) {
-	fs.StringVar(&f.manifests, "manifests", "", `check an already-rendered stream instead of a chart ("-" for stdin)`)
-	fs.StringVar(&f.release.Name, "release", "", `release name (default "`+chartcheck.DefaultReleaseName+`", or the suite's)`)
-	fs.StringVarP(&f.release.Namespace, "namespace", "n", "", `release namespace (default "`+chartcheck.DefaultNamespace+`", or the suite's)`)
-	fs.StringVar(&f.release.KubeVersion, "kube-version", "", `Kubernetes version for .Capabilities (default "`+chartcheck.DefaultKubeVersion+`", or the suite's)`)
+	fs.StringVar(&f.manifests, "manifests", "", `read an already-rendered stream instead of rendering a chart ("-" for stdin)`)
+	fs.StringVar(&f.release.Name, "release", "", `release name (default "`+chartcheck.DefaultReleaseName+`")`)
+	fs.StringVarP(&f.release.Namespace, "namespace", "n", "", `release namespace (default "`+chartcheck.DefaultNamespace+`")`)
+	fs.StringVar(&f.release.KubeVersion, "kube-version", "", `Kubernetes version for .Capabilities (default "`+chartcheck.DefaultKubeVersion+`")`)
 	fs.StringSliceVarP(&f.values.ValueFiles, "values", "f", nil, "values file, as helm -f (repeatable)")
 	fs.StringArrayVar(&f.values.Values, "set", nil, "set values, as helm --set (repeatable)")
 	fs.StringArrayVar(&f.values.StringValues, "set-string", nil, "set STRING values, as helm --set-string (repeatable)")
@@ -104,6 +104,7 @@ func chartArg(args []string) string {
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := newRunCommand("chartcheck [CHART]", stdin, stdout, stderr)
 	root.Version = version.Version
+	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newRunCommand("run [CHART]", stdin, stdout, stderr), newPlanCommand(stdin, stdout, stderr))
 	return root
 }
@@ -162,7 +163,7 @@ Exit status: 0 every check passed, 1 a check failed, 2 usage or render error.`,
 		},
 	}
 	flags.add(cmd.Flags(), "text, json or junit")
-	cmd.Flags().StringVar(&suite, "suite", "", "suite file of scenarios and expectations (e.g. charts/client/chartcheck.yaml)")
+	cmd.Flags().StringVar(&suite, "suite", "", "suite file of scenarios and expectations (e.g. charts/client/chartcheck.yaml); --release, -n and --kube-version override its defaults, not its scenarios'")
 	return cmd
 }
 
