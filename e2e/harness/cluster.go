@@ -51,17 +51,19 @@ type Cluster struct {
 // StartCluster starts etcd, kube-apiserver and kube-controller-manager with their state and
 // logs under dir, and returns once the controllers are running. On error everything
 // started so far is stopped.
-func StartCluster(ctx context.Context, dir string, log Logger) (c *Cluster, err error) {
+func StartCluster(ctx context.Context, dir string, log Logger) (_ *Cluster, err error) {
 	bins := map[string]string{}
 	for _, name := range []string{tools.Etcd, tools.KubeAPIServer, tools.KubeControllerManager} {
-		if bins[name], err = tools.Lookup(name); err != nil {
+		bin, err := tools.Lookup(name)
+		if err != nil {
 			return nil, err
 		}
+		bins[name] = bin
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cluster dir: %w", err)
 	}
-	c = &Cluster{dir: dir}
+	c := &Cluster{dir: dir}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -188,7 +190,7 @@ func (c *Cluster) startControllerManager(ctx context.Context, bin string) error 
 		"--kubeconfig="+c.AdminKubeconfig,
 		"--leader-elect=false",
 		"--secure-port=0",
-		"--controllers=deployment,replicaset,job,cronjob,serviceaccount,serviceaccount-token,garbage-collector,namespace",
+		"--controllers=deployment-controller,replicaset-controller,job-controller,cronjob-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,namespace-controller,root-ca-certificate-publisher-controller",
 		"--service-account-private-key-file="+filepath.Join(c.dir, "sa.key"),
 		"--root-ca-file="+filepath.Join(c.dir, "certs", "apiserver.crt"),
 		"--use-service-account-credentials=false",

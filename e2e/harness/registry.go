@@ -34,7 +34,7 @@ type Registry struct {
 }
 
 // StartRegistry starts a token server and a registry with storage and logs under dir.
-func StartRegistry(ctx context.Context, dir string) (r *Registry, err error) {
+func StartRegistry(ctx context.Context, dir string) (_ *Registry, err error) {
 	bin, err := tools.Lookup(tools.DockerRegistry)
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func StartRegistry(ctx context.Context, dir string) (r *Registry, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r = &Registry{
+	r := &Registry{
 		Host:   fmt.Sprintf("localhost:%d", ports[0]),
 		bin:    bin,
 		dir:    dir,
