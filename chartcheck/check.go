@@ -82,36 +82,56 @@ func (c *Check) postRenderer() helmpostrender.PostRenderer {
 }
 
 func (c *Check) runManifests() (*Report, error) {
-	data, err := readManifests(c.ManifestsPath, c.Stdin)
+	result, err := c.checkManifests(c.ManifestsPath, c.ManifestsPath, nil)
 	if err != nil {
 		return nil, err
+	}
+	return &Report{Scenarios: []ScenarioResult{result}}, nil
+}
+
+// checkManifests checks a rendered stream file, named display in errors.
+func (c *Check) checkManifests(path, display string, expect *Expectations) (ScenarioResult, error) {
+	data, err := readManifests(path, c.Stdin)
+	if err != nil {
+		return ScenarioResult{}, err
 	}
 	stream, err := ParseStream(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.ManifestsPath, err)
+		return ScenarioResult{}, fmt.Errorf("%s: %w", display, err)
 	}
-	return &Report{Scenarios: []ScenarioResult{{Name: c.ManifestsPath, Checks: checkScenario(stream, false, nil, nil)}}}, nil
+	return ScenarioResult{Name: display, Checks: checkScenario(stream, false, nil, expect)}, nil
 }
 
 func (c *Check) runChart(ctx context.Context) (*Report, error) {
-	ch, err := LoadChart(c.ChartPath)
-	if err != nil {
-		return nil, err
-	}
-	vals, err := mergeValues(c.Values)
-	if err != nil {
-		return nil, usageError("%v", err)
-	}
-	opts := RenderOptions{ReleaseName: c.Release.Name, Namespace: c.Release.Namespace, KubeVersion: c.Release.KubeVersion, Values: vals}
-	rendered, err := ch.Render(ctx, opts, c.postRenderer())
+	rendered, opts, err := renderChart(ctx, c.ChartPath, c.Release, c.Values, c.postRenderer())
 	if err != nil {
 		return nil, err
 	}
 	result := c.checkRendered(rendered, nil)
 	result.Name = c.ChartPath
-	result.Release = defaultString(opts.ReleaseName, DefaultReleaseName)
-	result.Namespace = defaultString(opts.Namespace, DefaultNamespace)
+	result.Release, result.Namespace = opts.ReleaseName, opts.Namespace
 	return &Report{Scenarios: []ScenarioResult{result}}, nil
+}
+
+// renderChart loads and renders a chart once with command-line values; the options returned
+// carry the defaulted release name and namespace.
+func renderChart(ctx context.Context, chartPath string, release Release, vals values.Options, pr helmpostrender.PostRenderer) (*Rendered, RenderOptions, error) {
+	ch, err := LoadChart(chartPath)
+	if err != nil {
+		return nil, RenderOptions{}, err
+	}
+	merged, err := mergeValues(vals)
+	if err != nil {
+		return nil, RenderOptions{}, usageError("%v", err)
+	}
+	opts := RenderOptions{
+		ReleaseName: defaultString(release.Name, DefaultReleaseName),
+		Namespace:   defaultString(release.Namespace, DefaultNamespace),
+		KubeVersion: release.KubeVersion,
+		Values:      merged,
+	}
+	rendered, err := ch.Render(ctx, opts, pr)
+	return rendered, opts, err
 }
 
 func (c *Check) runSuite(ctx context.Context) (*Report, error) {
@@ -144,17 +164,12 @@ func (c *Check) runSuite(ctx context.Context) (*Report, error) {
 func (c *Check) runScenario(ctx context.Context, suite *Suite, ch *Chart, sc *Scenario) ScenarioResult {
 	result := ScenarioResult{Name: sc.Name}
 	if sc.Manifests != "" {
-		data, err := readManifests(suite.resolve(sc.Manifests), c.Stdin)
+		checked, err := c.checkManifests(suite.resolve(sc.Manifests), sc.Manifests, &sc.Expect)
 		if err != nil {
 			result.RenderError = err.Error()
 			return result
 		}
-		stream, err := ParseStream(data)
-		if err != nil {
-			result.RenderError = fmt.Sprintf("%s: %v", sc.Manifests, err)
-			return result
-		}
-		result.Checks = checkScenario(stream, false, nil, &sc.Expect)
+		result.Checks = checked.Checks
 		return result
 	}
 	opts, err := suite.renderOptions(sc, RenderOptions{ReleaseName: c.Release.Name, Namespace: c.Release.Namespace, KubeVersion: c.Release.KubeVersion})

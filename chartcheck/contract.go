@@ -497,29 +497,36 @@ type resolvedTargets struct {
 func (c *contract) resolveTargets() resolvedTargets {
 	var out resolvedTargets
 	for _, img := range c.cfg.Floating() {
-		docs := c.stream.Find(img.Target.Kind, img.Target.Namespace, img.Target.Name)
-		if len(docs) == 0 {
-			out.findings = append(out.findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: fmt.Sprintf("target %s %q in the stream", img.Target.Kind, img.Target.Name), Found: "no such object"})
+		t, finding := c.findTarget(img)
+		if finding != nil {
+			out.findings = append(out.findings, *finding)
 			continue
 		}
-		var dep appsv1.Deployment
-		if err := docs[0].Decode(&dep); err != nil {
-			out.findings = append(out.findings, Finding{Document: docs[0].String(), Image: img.Name, Expected: "a Deployment", Found: err.Error()})
-			continue
-		}
-		containers := dep.Spec.Template.Spec.Containers
-		i := slices.IndexFunc(containers, func(ctr corev1.Container) bool { return ctr.Name == img.Target.Container })
-		if i < 0 {
-			var names []string
-			for _, ctr := range containers {
-				names = append(names, ctr.Name)
-			}
-			out.findings = append(out.findings, Finding{Document: docs[0].String(), Image: img.Name, Expected: fmt.Sprintf("container %q", img.Target.Container), Found: fmt.Sprintf("containers %q", names)})
-			continue
-		}
-		out.targets = append(out.targets, target{image: img, doc: docs[0], deployment: &dep, container: &containers[i]})
+		out.targets = append(out.targets, t)
 	}
 	return out
+}
+
+// findTarget finds an image's target Deployment and container, or says what is missing.
+func (c *contract) findTarget(img config.Image) (target, *Finding) {
+	docs := c.stream.Find(img.Target.Kind, img.Target.Namespace, img.Target.Name)
+	if len(docs) == 0 {
+		return target{}, &Finding{Document: c.configDoc.String(), Image: img.Name, Expected: fmt.Sprintf("target %s %q in the stream", img.Target.Kind, img.Target.Name), Found: "no such object"}
+	}
+	var dep appsv1.Deployment
+	if err := docs[0].Decode(&dep); err != nil {
+		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: "a Deployment", Found: err.Error()}
+	}
+	containers := dep.Spec.Template.Spec.Containers
+	i := slices.IndexFunc(containers, func(ctr corev1.Container) bool { return ctr.Name == img.Target.Container })
+	if i < 0 {
+		var names []string
+		for _, ctr := range containers {
+			names = append(names, ctr.Name)
+		}
+		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: fmt.Sprintf("container %q", img.Target.Container), Found: fmt.Sprintf("containers %q", names)}
+	}
+	return target{image: img, doc: docs[0], deployment: &dep, container: &containers[i]}, nil
 }
 
 // checkSetEnv: while a set-env image floats the chart must not render its variable, or every

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
@@ -199,24 +198,12 @@ func digestSuffix(d string) string {
 // expectRenderedEnv compares the value the chart renders for the image's env var on its target
 // container; want "absent" means the chart must not render it.
 func (c *contract) expectRenderedEnv(img config.Image, want string) []Finding {
-	finding := func(doc, expected, found string) []Finding {
-		return []Finding{{Document: doc, Image: img.Name, Expected: expected, Found: found}}
-	}
-	docs := c.stream.Find(img.Target.Kind, img.Target.Namespace, img.Target.Name)
-	if len(docs) == 0 {
-		return finding(c.configDoc.String(), fmt.Sprintf("target %s %q", img.Target.Kind, img.Target.Name), "no such object")
-	}
-	var dep appsv1.Deployment
-	if err := docs[0].Decode(&dep); err != nil {
-		return finding(docs[0].String(), "a Deployment", err.Error())
-	}
-	containers := dep.Spec.Template.Spec.Containers
-	i := slices.IndexFunc(containers, func(ctr corev1.Container) bool { return ctr.Name == img.Target.Container })
-	if i < 0 {
-		return finding(docs[0].String(), fmt.Sprintf("container %q", img.Target.Container), "none")
+	t, missing := c.findTarget(img)
+	if missing != nil {
+		return []Finding{*missing}
 	}
 	var rendered []string
-	for _, e := range containers[i].Env {
+	for _, e := range t.container.Env {
 		if e.Name == img.Env {
 			rendered = append(rendered, fmt.Sprintf("%q", e.Value))
 		}
@@ -225,14 +212,14 @@ func (c *contract) expectRenderedEnv(img config.Image, want string) []Finding {
 	if want == string(Absent) {
 		expected = fmt.Sprintf("no env %s on container %q", img.Env, img.Target.Container)
 	}
+	found := "value " + strings.Join(rendered, ", ")
 	switch {
 	case want == string(Absent) && len(rendered) == 0:
 		return nil
 	case len(rendered) == 1 && rendered[0] == fmt.Sprintf("%q", want):
 		return nil
 	case len(rendered) == 0:
-		return finding(docs[0].String(), expected, "no such env")
-	default:
-		return finding(docs[0].String(), expected, "value "+strings.Join(rendered, ", "))
+		found = "no such env"
 	}
+	return []Finding{{Document: t.doc.String(), Image: img.Name, Expected: expected, Found: found}}
 }

@@ -86,15 +86,7 @@ func (p *Plan) Run(ctx context.Context) (*PlanReport, error) {
 			return nil, err
 		}
 	case p.ChartPath != "":
-		ch, err := LoadChart(p.ChartPath)
-		if err != nil {
-			return nil, err
-		}
-		vals, err := mergeValues(p.Values)
-		if err != nil {
-			return nil, usageError("%v", err)
-		}
-		rendered, err := ch.Render(ctx, RenderOptions{ReleaseName: p.Release.Name, Namespace: p.Release.Namespace, KubeVersion: p.Release.KubeVersion, Values: vals}, nil)
+		rendered, _, err := renderChart(ctx, p.ChartPath, p.Release, p.Values, nil)
 		if err != nil {
 			return nil, err
 		}
