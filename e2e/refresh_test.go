@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/e2e/tools"
@@ -99,9 +100,7 @@ func TestRefresherRunsAsCronJob(t *testing.T) {
 
 	// Nothing moved: the second run writes nothing.
 	r.refreshOK()
-	if again := r.state(); again.Deployment.ResourceVersion != after.Deployment.ResourceVersion {
-		t.Errorf("an unchanged second run modified the Deployment (resourceVersion %s → %s)", after.Deployment.ResourceVersion, again.Deployment.ResourceVersion)
-	}
+	checkUnchanged(t, "a second run with nothing moved", after, r.state())
 }
 
 // checkPatchedBy verifies the refresher's writes carry its field manager.
@@ -186,6 +185,18 @@ func TestNewDigests(t *testing.T) {
 		t.Errorf("%s = %q, want %s", digestEnv, got, r.Digest[ingestor])
 	}
 	checkNewReplicaSets(t, "all three changing at once", s2, s3, 1)
+}
+
+// checkUnchanged requires the Deployment's labels, annotations and spec to be as before:
+// everything the refresher could write. (The resourceVersion also moves with the deployment
+// controller's status updates, so it proves nothing.)
+func checkUnchanged(t *testing.T, what string, before, after *harness.State) {
+	t.Helper()
+	b, a := before.Deployment, after.Deployment
+	if !apiequality.Semantic.DeepEqual(b.Annotations, a.Annotations) || !apiequality.Semantic.DeepEqual(b.Labels, a.Labels) || !apiequality.Semantic.DeepEqual(b.Spec, a.Spec) {
+		t.Errorf("%s changed the Deployment:\nannotations %v\n         → %v\ntemplate %v\n      → %v", what, b.Annotations, a.Annotations, b.Spec.Template, a.Spec.Template)
+	}
+	checkNewReplicaSets(t, what, before, after, 0)
 }
 
 func checkNewReplicaSets(t *testing.T, what string, before, after *harness.State, want int) {

@@ -52,9 +52,7 @@ func TestUpgradeKeepsRefresh(t *testing.T) {
 			kept("helm upgrade to a new chart version")
 			beforeRun := r.state()
 			r.refreshOK()
-			if s := r.state(); s.Deployment.ResourceVersion != beforeRun.Deployment.ResourceVersion {
-				t.Errorf("a run after the upgrades modified the Deployment; nothing had moved")
-			}
+			checkUnchanged(t, "a run after the upgrades (nothing had moved)", beforeRun, r.state())
 
 			if _, err := harness.Kubectl(t.Context(), w.cluster.AdminKubeconfig, "rollout", "undo", "deployment/"+deployName, "--namespace", r.Namespace); err != nil {
 				t.Fatal(err)

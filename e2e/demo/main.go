@@ -18,7 +18,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -279,6 +278,9 @@ func (d *demo) refresh(ctx context.Context, rel *harness.Release, bins *harness.
 	return nil
 }
 
+// leadingLogKeys come first in a compacted log line, the rest follow sorted.
+var leadingLogKeys = []string{"image", "decision", "old_digest", "new_digest"}
+
 // compactLogLine renders one slog JSON line as "LEVEL msg key=value ..." without the time.
 func compactLogLine(line string) string {
 	var rec map[string]any
@@ -287,15 +289,17 @@ func compactLogLine(line string) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%v %v", rec["level"], rec["msg"])
-	keys := make([]string, 0, len(rec))
+	var rest []string
 	for k := range rec {
-		if k != "time" && k != "level" && k != "msg" {
-			keys = append(keys, k)
+		if k != "time" && k != "level" && k != "msg" && !slices.Contains(leadingLogKeys, k) {
+			rest = append(rest, k)
 		}
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, " %s=%v", k, rec[k])
+	slices.Sort(rest)
+	for _, k := range append(slices.Clone(leadingLogKeys), rest...) {
+		if v, ok := rec[k]; ok {
+			fmt.Fprintf(&b, " %s=%v", k, v)
+		}
 	}
 	return b.String()
 }
@@ -334,9 +338,9 @@ func (d *demo) printState(s *harness.State) {
 func (d *demo) summary(before, after *harness.State) {
 	oldEnv, _ := before.Env(harness.DigestEnv)
 	newEnv, _ := after.Env(harness.DigestEnv)
-	d.Logf("\nchanged: %s %s → %s; %s follows; ReplicaSets %d → %d; restart annotation %q → %q",
+	d.Logf("\nchanged: %s %s → %s\n         %s follows it\n         ReplicaSets %d → %d, %s %s → %s",
 		harness.DigestEnv, oldEnv, newEnv, harness.Ingestor.Annotation(),
-		len(before.ReplicaSets), len(after.ReplicaSets), before.RestartedAt(), after.RestartedAt())
+		len(before.ReplicaSets), len(after.ReplicaSets), config.RestartedAtAnnotation, orNone(before.RestartedAt()), orNone(after.RestartedAt()))
 }
 
 func revision(rs appsv1.ReplicaSet) int {
