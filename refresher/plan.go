@@ -13,6 +13,7 @@ import (
 
 // targetImage is one floating image whose digest is known, acting on the target being planned.
 type targetImage struct {
+	index  int // in the config
 	report *ImageReport
 	image  config.Image
 }

@@ -10,17 +10,39 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 )
+
+const (
+	// targetConcurrency bounds the Deployments read and patched at once.
+	targetConcurrency = 8
+	// kubeRequestTimeout bounds every API request of a client made by ClientConfig.
+	kubeRequestTimeout = 30 * time.Second
+)
+
+// ClientConfig returns a copy of c fit for one tick: a timeout on every API request and no
+// client-side rate limit (client-go's default, 5 requests per second, would stretch a tick over
+// 200 targets — two requests each — to over a minute). The load stays bounded: at most
+// targetConcurrency requests are in flight, and the API server's priority and fairness applies.
+func ClientConfig(c *rest.Config, userAgent string) *rest.Config {
+	c = rest.CopyConfig(c)
+	c.Timeout = kubeRequestTimeout
+	c.QPS = -1 // disables the client-side rate limiter
+	c.UserAgent = userAgent
+	return c
+}
 
 // Options configure one Run.
 type Options struct {
@@ -137,20 +159,12 @@ func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, 
 		return Report{}, err
 	}
 	refs := make([]string, len(floating))
-	for j, i := range floating {
-		refs[j] = cfg.Spec.Images[i].Reference()
-	}
-	// Targets in config order, each with its images whose digest is known.
-	var targets []*target
+	targetOf := make([]*target, len(floating))
+	var targets []*target // in config order
 	byKey := map[string]*target{}
-	for j, res := range resolver.Resolve(ctx, refs) {
-		i := floating[j]
-		rep := &report.Images[i]
-		if res.Err != nil {
-			rep.fail(res.Err)
-			continue
-		}
-		rep.Digest, rep.ViaGet = res.Digest, res.ViaGet
+	for j, i := range floating {
+		img, rep := cfg.Spec.Images[i], &report.Images[i]
+		refs[j] = img.Reference()
 		t, ok := byKey[rep.Target]
 		if !ok {
 			namespace, name, _ := strings.Cut(rep.Target, "/")
@@ -158,11 +172,39 @@ func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, 
 			byKey[rep.Target] = t
 			targets = append(targets, t)
 		}
-		t.images = append(t.images, targetImage{report: rep, image: cfg.Spec.Images[i]})
+		t.pending++
+		targetOf[j] = t
 	}
+
+	// A target is applied as soon as the last of its images is resolved, so the API work
+	// overlaps the remaining registry lookups.
+	ready := make(chan *target, len(targets))
+	var workers sync.WaitGroup
+	for range min(targetConcurrency, len(targets)) {
+		workers.Go(func() {
+			for t := range ready {
+				t.patch = t.apply(ctx, opts)
+			}
+		})
+	}
+	resolver.ResolveEach(ctx, refs, func(j int, res registry.Result) {
+		i, t := floating[j], targetOf[j]
+		rep := &report.Images[i]
+		if res.Err != nil {
+			rep.fail(res.Err)
+		} else {
+			rep.Digest, rep.ViaGet = res.Digest, res.ViaGet
+			t.images = append(t.images, targetImage{index: i, report: rep, image: cfg.Spec.Images[i]})
+		}
+		if t.pending--; t.pending == 0 && len(t.images) > 0 {
+			ready <- t
+		}
+	})
+	close(ready)
+	workers.Wait()
 	for _, t := range targets {
-		if patch := t.apply(ctx, opts); patch != nil {
-			report.Patches = append(report.Patches, TargetPatch{Target: t.namespace + "/" + t.name, Patch: patch})
+		if t.patch != nil {
+			report.Patches = append(report.Patches, TargetPatch{Target: t.namespace + "/" + t.name, Patch: t.patch})
 		}
 	}
 
@@ -180,13 +222,19 @@ func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, 
 // target is one Deployment and the images acting on it.
 type target struct {
 	namespace, name string
-	images          []targetImage
+	// pending counts images still being resolved; images are those resolved successfully.
+	pending int
+	images  []targetImage
+	// patch is what apply sent (or planned).
+	patch []byte
 }
 
 // apply plans and sends the one patch for the Deployment, re-reading and re-planning on a
 // conflict. It returns the patch sent (or planned, in a dry run), nil when none was needed.
 // A failure to read or patch fails every image of the target that had not failed already.
 func (t *target) apply(ctx context.Context, opts Options) []byte {
+	// Lookups finish in any order; plan in config order so the patch is deterministic.
+	slices.SortFunc(t.images, func(a, b targetImage) int { return a.index - b.index })
 	deployments := opts.Kube.AppsV1().Deployments(t.namespace)
 	var patch []byte
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {

@@ -40,8 +40,6 @@ const (
 
 const (
 	defaultTimeout = 5 * time.Minute
-	// kubeRequestTimeout bounds every API request.
-	kubeRequestTimeout = 30 * time.Second
 	// serviceAccountNamespace holds the pod's namespace in a cluster.
 	serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 )
@@ -208,9 +206,7 @@ func connect(kubeconfig string) (kubernetes.Interface, string, error) {
 			return nil, "", &usageError{fmt.Errorf("namespace of kubeconfig %s: %w", kubeconfig, err)}
 		}
 	}
-	restConfig.Timeout = kubeRequestTimeout
-	restConfig.UserAgent = "image-refresh/" + version.Version
-	client, err := kubernetes.NewForConfig(restConfig)
+	client, err := kubernetes.NewForConfig(refresher.ClientConfig(restConfig, "image-refresh/"+version.Version))
 	if err != nil {
 		return nil, "", fmt.Errorf("creating Kubernetes client: %w", err)
 	}

@@ -62,6 +62,8 @@ type Request struct {
 	Query              url.Values
 	Authorization      string
 	Accept             string
+	// Received is when the request arrived, before any injected latency.
+	Received time.Time
 }
 
 // IsToken reports whether the request asked a token endpoint for a token.
@@ -127,6 +129,7 @@ func Start() (*Server, error) {
 	s.roots.AppendCertsFromPEM(certPEM)
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.srv.EnableHTTP2 = true // as Docker Hub and GHCR do
 	s.srv.StartTLS()
 	return s, nil
 }
@@ -159,6 +162,7 @@ func clientTransport(addr string, roots *x509.CertPool) *http.Transport {
 			return dialer.DialContext(ctx, network, addr)
 		},
 		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:   true, // as go-containerregistry's default transport does
 		MaxIdleConnsPerHost: 256,
 	}
 }
@@ -297,7 +301,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.requests = append(s.requests, Request{Method: r.Method, Host: host, Path: r.URL.Path, Query: r.URL.Query(),
-		Authorization: r.Header.Get("Authorization"), Accept: r.Header.Get("Accept")})
+		Authorization: r.Header.Get("Authorization"), Accept: r.Header.Get("Accept"), Received: time.Now()})
 	s.mu.Unlock()
 	s.enter()
 	defer s.inFlight.Add(-1)

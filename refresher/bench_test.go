@@ -1,0 +1,389 @@
+package refresher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/registry"
+	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
+)
+
+// benchLatency is the delay the loopback registry adds to every request (token, HEAD, /v2/).
+const benchLatency = 50 * time.Millisecond
+
+// benchFixture is n floating images in distinct repositories, each restarting its own
+// Deployment: the config and the cluster objects of a first observation.
+func benchFixture(n int) (*config.RefreshConfig, []*appsv1.Deployment) {
+	cfg := &config.RefreshConfig{
+		APIVersion: config.APIVersion, Kind: config.Kind,
+		Metadata: config.ObjectMeta{Name: "bench", Namespace: "bench"},
+	}
+	var deployments []*appsv1.Deployment
+	for i := range n {
+		name := fmt.Sprintf("app-%03d", i)
+		cfg.Spec.Images = append(cfg.Spec.Images, config.Image{
+			Name: name, Repository: benchRepository(i), Tag: "prod", Action: config.ActionRolloutRestart,
+			Target:     config.Target{Name: name, Container: "app"},
+			Annotation: "tracebloc.io/last-refreshed-" + name + "-digest",
+		})
+		deployments = append(deployments, &appsv1.Deployment{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "bench", ResourceVersion: "1"},
+			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "app", Image: benchRepository(i) + ":prod"}},
+			}}},
+		})
+	}
+	cfg.Default()
+	return cfg, deployments
+}
+
+func benchRepository(i int) string { return fmt.Sprintf("ghcr.io/bench/app-%03d", i) }
+
+// benchOptions reaches the API server over HTTP with client-go, as the CronJob does.
+func benchOptions(apiServerURL string, transport http.RoundTripper, concurrency int) (Options, error) {
+	kube, err := kubernetes.NewForConfig(ClientConfig(&rest.Config{Host: apiServerURL}, "image-refresh-bench"))
+	if err != nil {
+		return Options{}, fmt.Errorf("creating Kubernetes client: %w", err)
+	}
+	return Options{
+		Kube:     kube,
+		Registry: registry.Options{Transport: transport, Keychain: authn.NewMultiKeychain(), Concurrency: concurrency},
+		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	}, nil
+}
+
+// apiServer is a minimal Kubernetes API serving Deployments — GET and strategic-merge PATCH
+// — so benchmarks run client-go's real REST path; the fake clientset spends milliseconds of
+// bookkeeping per patch, which would swamp what is measured.
+type apiServer struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	objects map[string][]byte // namespace/name → JSON
+}
+
+func startAPIServer(tb testing.TB) *apiServer {
+	s := &apiServer{}
+	s.srv = httptest.NewServer(s)
+	tb.Cleanup(s.srv.Close)
+	return s
+}
+
+// reset stores exactly deployments.
+func (s *apiServer) reset(tb testing.TB, deployments []*appsv1.Deployment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.objects = map[string][]byte{}
+	for _, d := range deployments {
+		data, err := json.Marshal(d)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.objects[d.Namespace+"/"+d.Name] = data
+	}
+}
+
+func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// /apis/apps/v1/namespaces/{namespace}/deployments/{name}
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) != 7 || strings.Join([]string{parts[0], parts[1], parts[2], parts[3], parts[5]}, "/") != "apis/apps/v1/namespaces/deployments" {
+		http.NotFound(w, r)
+		return
+	}
+	key := parts[4] + "/" + parts[6]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	current, ok := s.objects[key]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPatch:
+		if r.Header.Get("Content-Type") != string(types.StrategicMergePatchType) {
+			http.Error(w, "want a strategic-merge patch", http.StatusUnsupportedMediaType)
+			return
+		}
+		patch, err := io.ReadAll(r.Body)
+		if err == nil {
+			current, err = strategicpatch.StrategicMergePatch(current, patch, appsv1.Deployment{})
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		s.objects[key] = current
+	default:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(current)
+}
+
+// startBenchRegistry serves n pushed images with benchLatency on every request.
+func startBenchRegistry(tb testing.TB, n int) *registrytest.Server {
+	srv := registrytest.New(tb)
+	for i := range n {
+		if _, err := srv.PushImage(benchRepository(i) + ":prod"); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	srv.SetLatency(benchLatency)
+	return srv
+}
+
+// BenchmarkRun is one tick over 1, 20 and 200 floating images against a registry 50 ms away,
+// at the default concurrency and sequentially (concurrency 1) as the baseline. Besides wall
+// time per tick (ns/op) it reports requests per image and, at the default concurrency, the
+// peak RSS of the refresher binary running one tick (peak-MiB).
+func BenchmarkRun(b *testing.B) {
+	for _, n := range []int{1, 20, 200} {
+		for _, concurrency := range []int{registry.DefaultConcurrency, 1} {
+			b.Run(fmt.Sprintf("images=%d/concurrency=%d", n, concurrency), func(b *testing.B) {
+				srv := startBenchRegistry(b, n)
+				api := startAPIServer(b)
+				cfg, deployments := benchFixture(n)
+				srv.ResetRequests()
+				b.ResetTimer()
+				for range b.N {
+					b.StopTimer()
+					api.reset(b, deployments) // every tick is a first observation
+					opts, err := benchOptions(api.srv.URL, srv.Transport(), concurrency)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					report, err := Run(context.Background(), cfg, opts)
+					if err != nil || report.Failed() {
+						b.Fatalf("run: %v %v", err, report.Err())
+					}
+				}
+				b.StopTimer()
+				requests := srv.Requests()
+				b.ReportMetric(float64(len(requests))/float64(n*b.N), "requests/image")
+				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "wall-ms")
+				if concurrency == registry.DefaultConcurrency {
+					api.reset(b, deployments)
+					b.ReportMetric(binaryPeakRSS(b, srv, api, cfg), "peak-MiB")
+				}
+			})
+		}
+	}
+}
+
+// binaryPeakRSS runs one tick of the real refresher binary (built as `make build` does) over
+// the n images and returns its peak resident set size in MiB. The binary reaches the loopback
+// registry as it would the real ones: through HTTPS_PROXY (a CONNECT proxy that tunnels every
+// host to the fake) and trusting its certificate through SSL_CERT_FILE.
+func binaryPeakRSS(b *testing.B, srv *registrytest.Server, api *apiServer, cfg *config.RefreshConfig) float64 {
+	bin := buildRefresher(b)
+	dir := b.TempDir()
+	files := map[string][]byte{
+		"ca.pem": srv.CertPEM(),
+		"kubeconfig": []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"" + api.srv.URL + "\"}}]\n" +
+			"users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"),
+	}
+	var err error
+	if files["refresh.yaml"], err = cfg.Marshal(); err != nil {
+		b.Fatal(err)
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	proxy := httptest.NewServer(connectProxy(srv.Addr()))
+	defer proxy.Close()
+
+	cmd := exec.Command(bin, "--config", filepath.Join(dir, "refresh.yaml"), "--kubeconfig", filepath.Join(dir, "kubeconfig"))
+	cmd.Env = []string{
+		"HOME=" + dir, "DOCKER_CONFIG=" + filepath.Join(dir, "docker"),
+		"HTTPS_PROXY=" + proxy.URL, "SSL_CERT_FILE=" + filepath.Join(dir, "ca.pem"),
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	peak, err := peakRSS(cmd)
+	if err != nil {
+		b.Fatalf("refresher: %v\n%s", err, out.String())
+	}
+	return peak
+}
+
+// peakRSS runs cmd and returns the high-water mark of its resident set in MiB, polling
+// /proc/PID/status (VmHWM only ever grows). The child's ru_maxrss would not do: os/exec starts
+// it with vfork, so until exec it shares — and is charged — this process's memory.
+func peakRSS(cmd *exec.Cmd) (float64, error) {
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	peakKiB := 0
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return 0, err
+			}
+			if peakKiB == 0 {
+				return 0, fmt.Errorf("no VmHWM in %s", status)
+			}
+			return float64(peakKiB) / 1024, nil
+		case <-tick.C:
+			if kib := vmHWM(status); kib > peakKiB {
+				peakKiB = kib
+			}
+		}
+	}
+}
+
+// vmHWM reads the VmHWM line ("VmHWM:   34248 kB") of a /proc status file; 0 if unreadable.
+func vmHWM(path string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return kib
+		}
+	}
+	return 0
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildRefresher builds cmd/refresher once per test binary, with the Makefile's flags.
+func buildRefresher(b *testing.B) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "image-refresh-bench")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "refresher")
+		out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, "github.com/tracebloc/image-refresh/cmd/refresher").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// connectProxy tunnels every CONNECT to addr, whatever host it names.
+func connectProxy(addr string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		upstream, err := net.Dial("tcp", addr)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer upstream.Close()
+		client, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer client.Close()
+		if _, err := client.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
+			return
+		}
+		go func() { _, _ = io.Copy(upstream, client) }()
+		_, _ = io.Copy(client, upstream)
+	})
+}
+
+// TestRequestsPerImage counts what a tick costs: exactly one HEAD and at most one token
+// request per image, plus one version check per registry.
+func TestRequestsPerImage(t *testing.T) {
+	const n = 20
+	srv := registrytest.New(t)
+	for i := range n {
+		if _, err := srv.PushImage(benchRepository(i) + ":prod"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := startAPIServer(t)
+	cfg, deployments := benchFixture(n)
+	api.reset(t, deployments)
+	opts, err := benchOptions(api.srv.URL, srv.Transport(), registry.DefaultConcurrency)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := Run(context.Background(), cfg, opts)
+	if err != nil || report.Failed() {
+		t.Fatalf("run: %v %v", err, report.Err())
+	}
+
+	heads, tokens := map[string]int{}, map[string]int{}
+	pings := 0
+	for _, r := range srv.Requests() {
+		switch {
+		case r.IsManifest(http.MethodHead):
+			heads[r.Path]++
+		case r.IsToken():
+			tokens[fmt.Sprint(r.Query["scope"])]++
+		case r.IsPing():
+			pings++
+		default:
+			t.Errorf("unexpected request %s %s%s", r.Method, r.Host, r.Path)
+		}
+	}
+	for i := range n {
+		path := fmt.Sprintf("/v2/bench/app-%03d/manifests/prod", i)
+		scope := fmt.Sprintf("[repository:bench/app-%03d:pull]", i)
+		if heads[path] != 1 {
+			t.Errorf("image %d: %d HEADs, want exactly 1", i, heads[path])
+		}
+		if tokens[scope] > 1 {
+			t.Errorf("image %d: %d token requests, want at most 1", i, tokens[scope])
+		}
+	}
+	if len(heads) != n || len(tokens) > n {
+		t.Errorf("HEADs for %d paths, tokens for %d scopes; want %d images", len(heads), len(tokens), n)
+	}
+	if pings != 1 {
+		t.Errorf("%d version checks of the one registry, want 1", pings)
+	}
+}
