@@ -90,8 +90,8 @@ func (p *process) running() error {
 }
 
 // waitReady polls ready until it succeeds, the process exits or the timeout passes.
-func (p *process) waitReady(ctx context.Context, timeout time.Duration, ready func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func (p *process) waitReady(parent context.Context, timeout time.Duration, ready func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	var last error
 	for {
@@ -102,6 +102,8 @@ func (p *process) waitReady(ctx context.Context, timeout time.Duration, ready fu
 			return nil
 		}
 		select {
+		case <-parent.Done():
+			return fmt.Errorf("waiting for %s: %w", p.name, parent.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready after %s: %w; see %s:\n%s", p.name, timeout, last, p.logPath, tail(p.logPath, 20))
 		case <-time.After(100 * time.Millisecond):
