@@ -53,7 +53,7 @@ func TestHelm4InstallWithPlugin(t *testing.T) {
 func checkInjected(t *testing.T, r *release, install *harness.Result) {
 	t.Helper()
 	ctx := t.Context()
-	client := r.w.cluster.Client
+	client := r.Cluster.Client
 	if strings.Contains(install.Stderr, "PodSecurity") {
 		t.Errorf("helm install printed Pod Security warnings:\n%s", install.Stderr)
 	}
@@ -81,10 +81,7 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 		}
 	}
 
-	pod, err := r.w.cluster.PrepareCronJobPod(ctx, r.Namespace, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pod := r.cronJobPod()
 	cj := pod.CronJob
 	if cj.Spec.Schedule != cfg.Spec.Schedule || cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
 		t.Errorf("CronJob %s: schedule %q (config %q), concurrency %s", cj.Name, cj.Spec.Schedule, cfg.Spec.Schedule, cj.Spec.ConcurrencyPolicy)
@@ -117,7 +114,7 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 func checkRBAC(t *testing.T, r *release, serviceAccount string) {
 	t.Helper()
 	ctx := t.Context()
-	client := r.w.cluster.Client
+	client := r.Cluster.Client
 	bindings, err := client.RbacV1().RoleBindings(r.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +150,7 @@ func checkRBAC(t *testing.T, r *release, serviceAccount string) {
 // controller's FailedCreate event (a Pod Security rejection, for one).
 func waitForPod(t *testing.T, r *release, owner types.UID, what string) {
 	t.Helper()
-	client := r.w.cluster.Client
+	client := r.Cluster.Client
 	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		pods, err := client.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {

@@ -68,15 +68,31 @@ func setup(t *testing.T) *world {
 	return shared.world
 }
 
-// start builds our binaries while the control plane and registry come up.
-func start(log harness.Logger) (w *world, err error) {
+// start builds our binaries while the control plane and registry come up. On error it
+// stops whatever it started and keeps the work dir, whose logs the error names.
+func start(log harness.Logger) (_ *world, err error) {
 	ctx := context.Background()
+	began := time.Now()
+	root, err := harness.ModuleRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "image-refresh-e2e-")
 	if err != nil {
 		return nil, fmt.Errorf("creating work dir: %w", err)
 	}
-	w = &world{dir: dir}
-	began := time.Now()
+	w := &world{dir: dir, chart: filepath.Join(root, "charts", "client")}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if w.registry != nil {
+			w.registry.Close()
+		}
+		if w.cluster != nil {
+			w.cluster.Close()
+		}
+	}()
 	built := make(chan error, 1)
 	go func() {
 		var err error
@@ -87,19 +103,11 @@ func start(log harness.Logger) (w *world, err error) {
 		return nil, err
 	}
 	if w.registry, err = harness.StartRegistry(ctx, filepath.Join(dir, "registry")); err != nil {
-		w.cluster.Close()
 		return nil, err
 	}
 	if err := <-built; err != nil {
-		w.cluster.Close()
-		w.registry.Close()
 		return nil, err
 	}
-	root, err := harness.ModuleRoot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	w.chart = filepath.Join(root, "charts", "client")
 	log.Logf("e2e world ready in %s (work dir %s)", time.Since(began).Round(time.Millisecond), dir)
 	return w, nil
 }

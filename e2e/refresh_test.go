@@ -30,10 +30,7 @@ func TestRefresherRunsAsCronJob(t *testing.T) {
 	r.install()
 	before := r.state()
 
-	pod, err := w.cluster.PrepareCronJobPod(t.Context(), r.Namespace, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pod := r.cronJobPod()
 	t.Run("can-i", func(t *testing.T) {
 		deployment := "deployments.apps/" + deployName
 		for _, c := range []struct {
@@ -72,11 +69,7 @@ func TestRefresherRunsAsCronJob(t *testing.T) {
 		}
 	})
 
-	res, err := pod.Run(t.Context(), w.bins.Refresher)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.ExitCode != 0 {
+	if res := r.must(pod.Run(t.Context(), w.bins.Refresher)); res.ExitCode != 0 {
 		t.Fatalf("first run failed:\n%s", res)
 	}
 	after := r.state()

@@ -100,10 +100,7 @@ func TestPinAllThenUnpinOne(t *testing.T) {
 	w := setup(t)
 	r := newRelease(t, w, tools.Helm3, w.registry)
 	installAndFirstRun(t, r)
-	pod, err := w.cluster.PrepareCronJobPod(t.Context(), r.Namespace, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pod := r.cronJobPod()
 
 	for _, img := range allImages {
 		r.Pinned[img] = r.Digest[img]
@@ -139,10 +136,7 @@ func TestPinAllThenUnpinOne(t *testing.T) {
 
 	delete(r.Pinned, jobsManager)
 	r.upgrade(w.chart)
-	pod, err = w.cluster.PrepareCronJobPod(ctx, r.Namespace, t.TempDir())
-	if err != nil {
-		t.Fatalf("jobs-manager unpinned: %v", err)
-	}
+	pod = r.cronJobPod()
 	checkRBAC(t, r, pod.ServiceAccount)
 	cfg, err := config.Load(filepath.Join(pod.Root, config.MountPath, config.ConfigMapKey))
 	if err != nil {
@@ -158,11 +152,7 @@ func TestPinAllThenUnpinOne(t *testing.T) {
 	newJobsManager := r.push(jobsManager)
 	r.push(ingestor) // pinned: must be ignored
 	before := r.state()
-	res, err := pod.Run(ctx, w.bins.Refresher)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.ExitCode != 0 {
+	if res := r.must(pod.Run(ctx, w.bins.Refresher)); res.ExitCode != 0 {
 		t.Fatalf("refresher failed:\n%s", res)
 	}
 	s := r.state()
