@@ -58,7 +58,7 @@ func (stderrLogger) Logf(format string, args ...any) { fmt.Fprintf(os.Stderr, fo
 // a missing tool fails it.
 func setup(t *testing.T) *world {
 	t.Helper()
-	for _, tool := range []string{tools.Etcd, tools.KubeAPIServer, tools.KubeControllerManager, tools.Kubectl, tools.DockerRegistry, tools.Helm3, tools.Helm4} {
+	for _, tool := range tools.All {
 		tools.Require(t, tool)
 	}
 	shared.once.Do(func() { shared.world, shared.err = start(t) })

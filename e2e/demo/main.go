@@ -231,7 +231,7 @@ func (d *demo) stop(what string, stop func()) {
 // each build takes.
 func (d *demo) ensureTools(ctx context.Context, root string) error {
 	var missing []string
-	for _, name := range []string{tools.Helm3, tools.Helm4, tools.Etcd, tools.KubeAPIServer, tools.KubeControllerManager, tools.Kubectl, tools.DockerRegistry} {
+	for _, name := range tools.All {
 		if _, err := tools.Lookup(name); err != nil {
 			missing = append(missing, name)
 		}

@@ -23,6 +23,9 @@ const (
 	DockerRegistry        = "docker-registry"
 )
 
+// All is every tool build.sh provides.
+var All = []string{Helm3, Helm4, Etcd, KubeAPIServer, KubeControllerManager, Kubectl, DockerRegistry}
+
 // Dir is where build.sh caches the tools: $IMAGE_REFRESH_TOOLS or ~/.cache/image-refresh-tools.
 func Dir() string {
 	if d := os.Getenv("IMAGE_REFRESH_TOOLS"); d != "" {
