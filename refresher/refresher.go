@@ -130,54 +130,78 @@ func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, 
 		opts.Now = time.Now
 	}
 
+	report, floating, err := newReport(cfg, opts.Namespace)
+	if err != nil {
+		return Report{}, err
+	}
+	if len(floating) > 0 && opts.Kube == nil {
+		return Report{}, errors.New("refresher options: a Kubernetes client is required")
+	}
+	resolver, err := registry.NewResolver(opts.Registry)
+	if err != nil {
+		return Report{}, err
+	}
+	report.Patches = refreshTargets(ctx, cfg, opts, resolver, report.Images, floating)
+
+	for _, rep := range report.Images {
+		logDecision(ctx, opts.Logger, rep, opts.DryRun)
+	}
+	if opts.DryRun {
+		if err := printPlan(opts.Out, report); err != nil {
+			return report, fmt.Errorf("printing the plan: %w", err)
+		}
+	}
+	return report, nil
+}
+
+// newReport starts the report: pinned images are done; the indexes of the floating ones are
+// returned. Every floating image's target must have a namespace, from the config or namespace.
+func newReport(cfg *config.RefreshConfig, namespace string) (Report, []int, error) {
 	report := Report{Images: make([]ImageReport, len(cfg.Spec.Images))}
 	var floating []int
 	for i, img := range cfg.Spec.Images {
-		namespace := img.Target.Namespace
-		if namespace == "" {
-			namespace = opts.Namespace
+		ns := img.Target.Namespace
+		if ns == "" {
+			ns = namespace
 		}
 		report.Images[i] = ImageReport{
 			Name: img.Name, Reference: img.Reference(), Action: img.Action,
-			Target: namespace + "/" + img.Target.Name, Container: img.Target.Container,
+			Target: ns + "/" + img.Target.Name, Container: img.Target.Container,
 		}
 		if img.Pinned() {
 			report.Images[i].Digest, report.Images[i].Decision = img.Digest, DecisionPinned
 			continue
 		}
-		if namespace == "" {
-			return Report{}, fmt.Errorf("image %s: target %s has no namespace: set metadata.namespace in the config or pass a namespace", img.Name, img.Target.Name)
+		if ns == "" {
+			return Report{}, nil, fmt.Errorf("image %s: target %s has no namespace: set metadata.namespace in the config or pass a namespace", img.Name, img.Target.Name)
 		}
 		floating = append(floating, i)
 	}
-	if len(floating) > 0 && opts.Kube == nil {
-		return Report{}, errors.New("refresher options: a Kubernetes client is required")
-	}
+	return report, floating, nil
+}
 
-	resolver, err := registry.NewResolver(opts.Registry)
-	if err != nil {
-		return Report{}, err
-	}
+// refreshTargets resolves the floating images and applies each target as soon as the last of
+// its images is resolved, so the API work overlaps the remaining registry lookups. It fills in
+// reports and returns the patches, in config order of the targets.
+func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options, resolver *registry.Resolver, reports []ImageReport, floating []int) []TargetPatch {
 	refs := make([]string, len(floating))
 	targetOf := make([]*target, len(floating))
 	var targets []*target // in config order
 	byKey := map[string]*target{}
 	for j, i := range floating {
-		img, rep := cfg.Spec.Images[i], &report.Images[i]
-		refs[j] = img.Reference()
-		t, ok := byKey[rep.Target]
+		refs[j] = cfg.Spec.Images[i].Reference()
+		key := reports[i].Target
+		t, ok := byKey[key]
 		if !ok {
-			namespace, name, _ := strings.Cut(rep.Target, "/")
+			namespace, name, _ := strings.Cut(key, "/")
 			t = &target{namespace: namespace, name: name}
-			byKey[rep.Target] = t
+			byKey[key] = t
 			targets = append(targets, t)
 		}
 		t.pending++
 		targetOf[j] = t
 	}
 
-	// A target is applied as soon as the last of its images is resolved, so the API work
-	// overlaps the remaining registry lookups.
 	ready := make(chan *target, len(targets))
 	var workers sync.WaitGroup
 	for range min(targetConcurrency, len(targets)) {
@@ -189,7 +213,7 @@ func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, 
 	}
 	resolver.ResolveEach(ctx, refs, func(j int, res registry.Result) {
 		i, t := floating[j], targetOf[j]
-		rep := &report.Images[i]
+		rep := &reports[i]
 		if res.Err != nil {
 			rep.fail(res.Err)
 		} else {
@@ -202,21 +226,14 @@ func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, 
 	})
 	close(ready)
 	workers.Wait()
+
+	var patches []TargetPatch
 	for _, t := range targets {
 		if t.patch != nil {
-			report.Patches = append(report.Patches, TargetPatch{Target: t.namespace + "/" + t.name, Patch: t.patch})
+			patches = append(patches, TargetPatch{Target: t.namespace + "/" + t.name, Patch: t.patch})
 		}
 	}
-
-	for _, rep := range report.Images {
-		logDecision(ctx, opts.Logger, rep, opts.DryRun)
-	}
-	if opts.DryRun {
-		if err := printPlan(opts.Out, report); err != nil {
-			return report, fmt.Errorf("printing the plan: %w", err)
-		}
-	}
-	return report, nil
+	return patches
 }
 
 // target is one Deployment and the images acting on it.
