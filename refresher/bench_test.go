@@ -284,19 +284,28 @@ func vmHWM(path string) int {
 
 var (
 	buildOnce sync.Once
+	buildDir  string
 	binPath   string
 	buildErr  error
 )
 
-// buildRefresher builds cmd/refresher once per test binary, with the Makefile's flags.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// buildRefresher builds cmd/refresher once per test binary (removed by TestMain), with the
+// Makefile's flags.
 func buildRefresher(b *testing.B) string {
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "image-refresh-bench")
-		if err != nil {
-			buildErr = err
+		buildDir, buildErr = os.MkdirTemp("", "image-refresh-bench")
+		if buildErr != nil {
 			return
 		}
-		binPath = filepath.Join(dir, "refresher")
+		binPath = filepath.Join(buildDir, "refresher")
 		out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, "github.com/tracebloc/image-refresh/cmd/refresher").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
