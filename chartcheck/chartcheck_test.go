@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,10 +15,9 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/cli/values"
 
+	"github.com/tracebloc/image-refresh/e2e/golden"
 	"github.com/tracebloc/image-refresh/e2e/tools"
 )
-
-var update = flag.Bool("update", false, "update golden files")
 
 const (
 	clientChart  = "../charts/client"
@@ -531,24 +529,9 @@ func TestKubeVersionReachesTheChart(t *testing.T) {
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func assertGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join(goldenDir, name)
-	if *update {
-		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update to regenerate):\n%s", path, got)
-	}
+	golden.Assert(t, filepath.Join(goldenDir, name), got)
 }
 
 func TestGoldenReports(t *testing.T) {
@@ -565,7 +548,7 @@ func TestGoldenReports(t *testing.T) {
 			if err := WriteReport(&buf, report, f.format); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, f.file, buf.Bytes())
+			assertGolden(t, f.file, buf.Bytes())
 		})
 	}
 }
@@ -592,7 +575,7 @@ func TestGoldenPlan(t *testing.T) {
 			if err := WritePlan(&buf, report, f.format); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, f.file, buf.Bytes())
+			assertGolden(t, f.file, buf.Bytes())
 		})
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/tracebloc/image-refresh/e2e/golden"
 )
 
 // referenceRender is the parse-everything post-renderer the streaming Render must agree with:
@@ -146,7 +148,7 @@ func assertEquivalent(t testing.TB, in []byte, opts Options) {
 		t.Fatalf("streaming output does not parse: %v\n%s", err, got)
 	}
 	if g, w := canonical(t, gotNodes), canonical(t, want); g != w {
-		t.Fatalf("streaming output differs from the reference:\n%s\ninput:\n%q", lineDiff(w, g), in)
+		t.Fatalf("streaming output differs from the reference:\n%s\ninput:\n%q", golden.LineDiff(w, g), in)
 	}
 }
 

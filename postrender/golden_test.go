@@ -2,15 +2,13 @@ package postrender
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/tracebloc/image-refresh/e2e/golden"
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/postrender")
 
 const goldenDir = "../testdata/postrender/golden"
 
@@ -42,7 +40,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
-			assertGolden(t, filepath.Join(dir, "output.yaml"), out)
+			golden.Assert(t, filepath.Join(dir, "output.yaml"), out)
 
 			if !bytes.HasPrefix(out, in) {
 				t.Errorf("output does not start with the input verbatim")
@@ -81,22 +79,4 @@ func readFile(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-// assertGolden compares got with the golden file, or rewrites it under -update.
-func assertGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run `go test ./postrender -update` to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run `go test ./postrender -update` after checking the change):\n%s", path, lineDiff(string(want), string(got)))
-	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+
+	"github.com/tracebloc/image-refresh/e2e/golden"
 )
 
 func TestSplitSegments(t *testing.T) {
@@ -92,7 +94,7 @@ func TestIdempotence(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(again, first) {
-				t.Errorf("second run changed the output:\n%s", lineDiff(string(first), string(again)))
+				t.Errorf("second run changed the output:\n%s", golden.LineDiff(string(first), string(again)))
 			}
 		})
 	}
@@ -108,7 +110,7 @@ func TestIdempotence(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(replaced, fresh) {
-			t.Errorf("re-rendering with a changed config differs from rendering the original:\n%s", lineDiff(string(fresh), string(replaced)))
+			t.Errorf("re-rendering with a changed config differs from rendering the original:\n%s", golden.LineDiff(string(fresh), string(replaced)))
 		}
 	})
 
@@ -119,7 +121,7 @@ func TestIdempotence(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(out, in) {
-			t.Errorf("output is not the original release:\n%s", lineDiff(string(in), string(out)))
+			t.Errorf("output is not the original release:\n%s", golden.LineDiff(string(in), string(out)))
 		}
 	})
 }
