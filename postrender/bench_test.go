@@ -7,11 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"sigs.k8s.io/kustomize/kyaml/kio"
+
+	"github.com/tracebloc/image-refresh/e2e/procstat"
 )
 
 // benchChildEnv makes the test binary a one-shot filter from stdin to stdout, so a benchmark
@@ -109,7 +110,7 @@ func benchmarkFilter(b *testing.B, in []byte, mode string, fn func() error) {
 }
 
 // childRun runs the test binary as a filter in the given mode and returns its wall time and
-// peak RSS (ru_maxrss) in MiB.
+// peak resident set in MiB.
 func childRun(mode string, in []byte) (time.Duration, float64, error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), benchChildEnv+"="+mode)
@@ -117,16 +118,11 @@ func childRun(mode string, in []byte) (time.Duration, float64, error) {
 	cmd.Stdout = io.Discard
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	usage, err := procstat.Run(cmd)
+	if err != nil {
 		return 0, 0, fmt.Errorf("child %s: %w: %s", mode, err, stderr.String())
 	}
-	wall := time.Since(start)
-	usage, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0, 0, fmt.Errorf("child %s: no rusage on this platform", mode)
-	}
-	return wall, float64(usage.Maxrss) / 1024, nil // Linux reports KiB
+	return usage.Wall, usage.PeakMiB, nil
 }
 
 // TestBenchStreamShape keeps the benchmark input what issue 6 describes: ~300 bytes per object

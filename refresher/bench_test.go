@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +27,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/tracebloc/image-refresh/e2e/procstat"
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
@@ -229,57 +229,11 @@ func binaryPeakRSS(b *testing.B, srv *registrytest.Server, api *apiServer, cfg *
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	peak, err := peakRSS(cmd)
+	usage, err := procstat.Run(cmd)
 	if err != nil {
 		b.Fatalf("refresher: %v\n%s", err, out.String())
 	}
-	return peak
-}
-
-// peakRSS runs cmd and returns the high-water mark of its resident set in MiB, polling
-// /proc/PID/status (VmHWM only ever grows). The child's ru_maxrss would not do: os/exec starts
-// it with vfork, so until exec it shares — and is charged — this process's memory.
-func peakRSS(cmd *exec.Cmd) (float64, error) {
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
-	peakKiB := 0
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				return 0, err
-			}
-			if peakKiB == 0 {
-				return 0, fmt.Errorf("no VmHWM in %s", status)
-			}
-			return float64(peakKiB) / 1024, nil
-		case <-tick.C:
-			if kib := vmHWM(status); kib > peakKiB {
-				peakKiB = kib
-			}
-		}
-	}
-}
-
-// vmHWM reads the VmHWM line ("VmHWM:   34248 kB") of a /proc status file; 0 if unreadable.
-func vmHWM(path string) int {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			return kib
-		}
-	}
-	return 0
+	return usage.PeakMiB
 }
 
 var (
