@@ -177,6 +177,23 @@ func TestParseRejects(t *testing.T) {
 			want: []string{`spec.images[0] (a).annotation "tracebloc.io/last refreshed"`},
 		},
 		{
+			name: "annotation owned by Helm",
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: meta.helm.sh/release-name}`),
+			want: []string{`spec.images[0] (a).annotation "meta.helm.sh/release-name": prefix "meta.helm.sh" is reserved for helm.sh`},
+		},
+		{
+			name: "annotation owned by the Deployment controller",
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: deployment.kubernetes.io/revision}`),
+			want: []string{`spec.images[0] (a).annotation "deployment.kubernetes.io/revision": prefix "deployment.kubernetes.io" is reserved for kubernetes.io`},
+		},
+		{
+			name: "annotation in k8s.io",
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: k8s.io/last-digest}`),
+			want: []string{`prefix "k8s.io" is reserved for k8s.io`},
+		},
+		{name: "schedule with a time zone", yaml: header + "spec:\n  schedule: \"TZ=UTC 7 * * * *\"\n  images:\n  - " + restartImage + "\n", want: []string{`spec.schedule "TZ=UTC 7 * * * *": TZ= and CRON_TZ= are not allowed`}},
+		{name: "schedule with a cron time zone", yaml: header + "spec:\n  schedule: \"CRON_TZ=Europe/Berlin 7 * * * *\"\n  images:\n  - " + restartImage + "\n", want: []string{`TZ= and CRON_TZ= are not allowed`}},
+		{
 			name: "duplicate annotations",
 			yaml: withImages(restartImage, strings.Replace(restartImage, "name: jobs-manager,", "name: pods-monitor,", 1)),
 			want: []string{`spec.images[1] (pods-monitor).annotation "tracebloc.io/last-refreshed-jobs-manager-digest": duplicate of spec.images[0]`},
@@ -372,6 +389,40 @@ func TestValidDigest(t *testing.T) {
 	} {
 		if got := ValidDigest(d); got != want {
 			t.Errorf("ValidDigest(%q) = %v, want %v", d, got, want)
+		}
+	}
+}
+
+func TestValidateAnnotationKey(t *testing.T) {
+	for key, ok := range map[string]bool{
+		"tracebloc.io/last-refreshed-ingestor-digest": true,
+		"last-refreshed-digest":                       true,
+		"notkubernetes.io/digest":                     true, // a different domain that merely ends alike
+		"example.com/kubernetes.io":                   true, // reserved words in the name part are fine
+		"kubernetes.io/digest":                        false,
+		"kubectl.kubernetes.io/restartedAt":           false,
+		"app.k8s.io/digest":                           false,
+		"helm.sh/resource-policy":                     false,
+		"tracebloc.io/bad key":                        false,
+	} {
+		if err := ValidateAnnotationKey(key); (err == nil) != ok {
+			t.Errorf("ValidateAnnotationKey(%q) = %v; want ok=%v", key, err, ok)
+		}
+	}
+}
+
+func TestValidateSchedule(t *testing.T) {
+	for schedule, ok := range map[string]bool{
+		"7,22,37,52 * * * *":    true,
+		"@hourly":               true,
+		"*/5 * * * *":           true,
+		"TZ=UTC 0 * * * *":      false,
+		"CRON_TZ=UTC 0 * * * *": false,
+		"0 * * *":               false,
+		"61 * * * *":            false,
+	} {
+		if err := ValidateSchedule(schedule); (err == nil) != ok {
+			t.Errorf("ValidateSchedule(%q) = %v; want ok=%v", schedule, err, ok)
 		}
 	}
 }

@@ -97,7 +97,7 @@ func (c *RefreshConfig) Validate() error {
 			add("metadata.namespace %q: %s", c.Metadata.Namespace, strings.Join(msgs, "; "))
 		}
 	}
-	if _, err := cron.ParseStandard(c.Spec.Schedule); err != nil {
+	if err := ValidateSchedule(c.Spec.Schedule); err != nil {
 		add("spec.schedule %q: %v", c.Spec.Schedule, err)
 	}
 	if len(c.Spec.Images) == 0 {
@@ -192,8 +192,8 @@ func (img Image) validate(at, namespace string) []error {
 	}
 	if img.Annotation == "" {
 		add("annotation: required")
-	} else if msgs := content.IsQualifiedName(img.Annotation); len(msgs) > 0 {
-		add("annotation %q: %s", img.Annotation, strings.Join(msgs, "; "))
+	} else if err := ValidateAnnotationKey(img.Annotation); err != nil {
+		add("annotation %q: %v", img.Annotation, err)
 	}
 	return errs
 }
@@ -245,4 +245,40 @@ func (j Job) validate() []error {
 		}
 	}
 	return errs
+}
+
+// reservedAnnotationDomains own annotations the refresher must never write: Kubernetes and its
+// controllers (deployment.kubernetes.io/revision changes on every rollout), kubectl, and Helm
+// (meta.helm.sh/release-name records ownership).
+var reservedAnnotationDomains = []string{"kubernetes.io", "k8s.io", "helm.sh"}
+
+// ValidateAnnotationKey checks an audit annotation key: a Kubernetes qualified name whose
+// prefix is not one of the domains Kubernetes, kubectl or Helm own (nor a subdomain of one).
+func ValidateAnnotationKey(key string) error {
+	if msgs := content.IsQualifiedName(key); len(msgs) > 0 {
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	prefix, _, found := strings.Cut(key, "/")
+	if !found {
+		return nil
+	}
+	for _, domain := range reservedAnnotationDomains {
+		if prefix == domain || strings.HasSuffix(prefix, "."+domain) {
+			return fmt.Errorf("prefix %q is reserved for %s; use a domain of your own, e.g. tracebloc.io/last-refreshed-<image>-digest", prefix, domain)
+		}
+	}
+	return nil
+}
+
+// ValidateSchedule checks a CronJob schedule as the API server does: standard cron syntax (five
+// fields or a @descriptor) without a TZ= or CRON_TZ= prefix, which the API server refuses in
+// favour of spec.timeZone.
+func ValidateSchedule(schedule string) error {
+	if strings.Contains(schedule, "TZ") {
+		return errors.New("TZ= and CRON_TZ= are not allowed in a CronJob schedule (the API server refuses them)")
+	}
+	if _, err := cron.ParseStandard(schedule); err != nil {
+		return err
+	}
+	return nil
 }
