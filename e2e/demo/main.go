@@ -118,8 +118,7 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	}
 	defer func() {
 		if err != nil && ctx.Err() == nil {
-			harness.DumpLogs(d, filepath.Join(work, "cluster"), 15)
-			harness.DumpLogs(d, filepath.Join(work, "registry"), 15)
+			harness.DumpLogs(d, work, 15)
 			fmt.Fprintf(d.out, "\nstate and logs kept in %s\n", work)
 			return
 		}

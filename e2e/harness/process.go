@@ -8,6 +8,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -124,9 +125,26 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// DumpLogs writes the last lines of every component log in dir, for a failed run.
+// DumpLogs writes the last lines of every component log under dir, for a failed run.
+// It descends into subdirectories because each component keeps its logs in its own
+// directory (a work dir holds cluster/ and registry/).
 func DumpLogs(log Logger, dir string, lines int) {
-	paths, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	var paths []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && filepath.Ext(path) == ".log" {
+			paths = append(paths, path)
+		}
+		return nil
+	})
+	if err != nil {
+		log.Logf("listing component logs under %s: %v", dir, err)
+	}
+	if len(paths) == 0 {
+		log.Logf("no component logs under %s", dir)
+	}
 	for _, p := range paths {
 		log.Logf("==> %s (last %d lines) <==\n%s", p, lines, tail(p, lines))
 	}
