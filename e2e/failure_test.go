@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/refresher"
 )
 
 // Scenario 7: the registry fails during a run — the tag is gone, or the registry is down —
@@ -19,13 +22,12 @@ func TestRegistryFailures(t *testing.T) {
 		if err := r.Registry.DeleteManifest(t.Context(), r.Repo(ingestor), r.Digest[ingestor]); err != nil {
 			t.Fatal(err)
 		}
-		res := r.refresh()
-		checkFailedRun(t, res, ingestor)
+		checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
 		checkUnchanged(t, "a run whose only lookup failed", s0, r.state())
 
 		// Another image moving meanwhile is still refreshed; the failed one stays as it was.
 		newJobsManager := r.push(jobsManager)
-		checkFailedRun(t, r.refresh(), ingestor)
+		checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged})
 		s := r.state()
 		if got := s.Annotation(jobsManager); got != newJobsManager || s.RestartedAt() == "" {
 			t.Errorf("jobs-manager not refreshed beside the failure: %s = %q (want %s), restartedAt %q", jobsManager.Annotation(), got, newJobsManager, s.RestartedAt())
@@ -46,20 +48,57 @@ func TestRegistryFailures(t *testing.T) {
 		r := newRelease(t, w, tools.Helm3, reg)
 		s0 := installAndFirstRun(t, r)
 		reg.Stop()
-		checkFailedRun(t, r.refresh(), allImages...)
+		checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionFailed})
 		checkUnchanged(t, "a run while the registry was down", s0, r.state())
 	})
 }
 
-// checkFailedRun requires exit code 1 and a log naming each failed image.
-func checkFailedRun(t *testing.T, res *harness.Result, failed ...harness.Image) {
+// decisions are the refresher's expected decision for every image of a run.
+type decisions map[harness.Image]refresher.Decision
+
+// logRecord is the part of one refresher JSON log line the checks read.
+type logRecord struct {
+	Level    string `json:"level"`
+	Image    string `json:"image"`
+	Decision string `json:"decision"`
+	Error    string `json:"error"`
+}
+
+// checkDecisions reads the refresher's JSON log and requires exactly one record per image
+// carrying the expected decision, at level ERROR with an error message exactly for the
+// failed ones; and exit code 1 when any image failed, 0 otherwise.
+func checkDecisions(t *testing.T, res *harness.Result, want decisions) {
 	t.Helper()
-	if res.ExitCode != 1 {
-		t.Errorf("exit code %d, want 1\n%s", res.ExitCode, res)
+	wantExit := 0
+	for _, d := range want {
+		if d == refresher.DecisionFailed {
+			wantExit = 1
+		}
 	}
-	for _, img := range failed {
-		if !strings.Contains(res.Stderr, img.Name) {
-			t.Errorf("the refresher's log does not name the failed image %s:\n%s", img.Name, res.Stderr)
+	if res.ExitCode != wantExit {
+		t.Errorf("exit code %d, want %d\n%s", res.ExitCode, wantExit, res)
+	}
+	records := map[string][]logRecord{}
+	for line := range strings.Lines(res.Stderr) {
+		var rec logRecord
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("the refresher's log has a line that is not JSON (%v): %q", err, line)
+			continue
+		}
+		if rec.Image != "" {
+			records[rec.Image] = append(records[rec.Image], rec)
+		}
+	}
+	for _, img := range allImages {
+		recs := records[img.Name]
+		if len(recs) != 1 {
+			t.Errorf("the refresher logged %d records for image %s, want 1:\n%s", len(recs), img.Name, res.Stderr)
+			continue
+		}
+		rec, failed := recs[0], want[img] == refresher.DecisionFailed
+		if rec.Decision != string(want[img]) || (rec.Level == slog.LevelError.String()) != failed || (rec.Error != "") != failed {
+			t.Errorf("image %s: logged decision %q at level %s (error %q); want decision %q, level ERROR with an error only if failed",
+				img.Name, rec.Decision, rec.Level, rec.Error, want[img])
 		}
 	}
 }
