@@ -165,10 +165,15 @@ func (r *Resolver) resolve(ctx context.Context, tag name.Tag) Result {
 
 	var res Result
 	desc, err := r.puller.Head(ctx, tag)
+	headOK, headDigest := head.succeeded()
 	switch {
 	case err == nil:
 		res.Digest = desc.Digest.String()
-	case head.okWithoutDigest():
+	case headOK && headDigest != "":
+		// go-containerregistry refused the answer for a missing Content-Type or
+		// Content-Length; the digest is all a lookup needs (and is checked below).
+		res.Digest = headDigest
+	case headOK:
 		got, getErr := r.puller.Get(ctx, tag)
 		if getErr != nil {
 			return Result{Err: fmt.Errorf("resolving %s: HEAD had no Docker-Content-Digest, GET failed: %w", tag, getErr)}

@@ -222,6 +222,25 @@ func TestResolveFallsBackToGetWhenHeadHasNoDigest(t *testing.T) {
 	}
 }
 
+func TestResolveTakesTheHeadDigestWithoutContentHeaders(t *testing.T) {
+	for _, header := range []string{"Content-Type", "Content-Length"} {
+		t.Run(header, func(t *testing.T) {
+			srv := newServer(t)
+			want := push(t, srv, "ghcr.io/tracebloc/ingestor:prod", true)
+			srv.SetHeadHeader("ghcr.io/tracebloc/ingestor", header, "")
+
+			res := newResolver(t, srv, Options{}).Resolve(context.Background(), []string{"ghcr.io/tracebloc/ingestor:prod"})
+			if res[0].Err != nil || res[0].Digest != want || res[0].ViaGet {
+				t.Fatalf("result %+v, want %s by HEAD", res[0], want)
+			}
+			path := "/v2/tracebloc/ingestor/manifests/prod"
+			if h, g := manifestRequests(srv, http.MethodHead, "ghcr.io", path), manifestRequests(srv, http.MethodGet, "ghcr.io", path); h != 1 || g != 0 {
+				t.Errorf("HEAD ×%d, GET ×%d; want one HEAD and no GET", h, g)
+			}
+		})
+	}
+}
+
 func TestResolveRejectsDigestsOutsideTheContract(t *testing.T) {
 	srv := newServer(t)
 	push(t, srv, "ghcr.io/tracebloc/ingestor:prod", false)

@@ -114,12 +114,14 @@ func (p *ping) replay(req *http.Request) *http.Response {
 }
 
 // headObservation records what the registry answered to a lookup's HEAD, so the lookup can
-// tell "the HEAD succeeded but carried no digest" (fall back to GET) from every other failure
-// (never fall back: a GET after a 429 or 5xx is one more pull against the limit).
+// take the digest of a successful HEAD that go-containerregistry rejects (it also demands
+// Content-Type and Content-Length, which the digest does not need), and tell "the HEAD
+// succeeded but carried no digest" (fall back to GET) from every other failure (never fall
+// back: a GET after a 429 or 5xx is one more pull against the limit).
 type headObservation struct {
-	mu        sync.Mutex
-	status    int
-	hasDigest bool
+	mu     sync.Mutex
+	status int
+	digest string // Docker-Content-Digest, "" when absent
 }
 
 type headObservationKey struct{}
@@ -132,11 +134,12 @@ func (o *headObservation) record(resp *http.Response) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.status = resp.StatusCode
-	o.hasDigest = resp.Header.Get("Docker-Content-Digest") != ""
+	o.digest = resp.Header.Get("Docker-Content-Digest")
 }
 
-func (o *headObservation) okWithoutDigest() bool {
+// succeeded reports whether the HEAD was answered 200, and the digest it carried ("" if none).
+func (o *headObservation) succeeded() (ok bool, digest string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.status == http.StatusOK && !o.hasDigest
+	return o.status == http.StatusOK, o.digest
 }

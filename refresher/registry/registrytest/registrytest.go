@@ -91,9 +91,9 @@ type Server struct {
 
 	mu          sync.Mutex
 	requests    []Request
-	statuses    map[string]int    // "host/repo" → status for its manifest requests
-	headDigests map[string]string // "host/repo" → Docker-Content-Digest sent on HEAD ("" = none)
-	credentials map[string]string // "host/repo" → required "user:password"
+	statuses    map[string]int         // "host/repo" → status for its manifest requests
+	headHeaders map[string]http.Header // "host/repo" → headers of HEAD manifest responses replaced ("" = dropped)
+	credentials map[string]string      // "host/repo" → required "user:password"
 }
 
 // New starts a server for Docker Hub (index.docker.io, registry-1.docker.io; tokens from
@@ -117,7 +117,7 @@ func Start() (*Server, error) {
 		registries:  map[string]*service{"index.docker.io": hub, "registry-1.docker.io": hub, "ghcr.io": ghcr},
 		tokenHosts:  map[string]*service{"auth.docker.io": hub, "ghcr.io": ghcr},
 		statuses:    map[string]int{},
-		headDigests: map[string]string{},
+		headHeaders: map[string]http.Header{},
 		credentials: map[string]string{},
 	}
 	cert, certPEM, err := selfSignedCert([]string{"index.docker.io", "registry-1.docker.io", "auth.docker.io", "ghcr.io"})
@@ -181,9 +181,19 @@ func (s *Server) SetManifestStatus(repo string, status int) {
 // SetHeadDigest replaces Docker-Content-Digest in HEAD manifest responses for repo with
 // digest; an empty digest drops the header, as some registries and proxies do.
 func (s *Server) SetHeadDigest(repo, digest string) {
+	s.SetHeadHeader(repo, "Docker-Content-Digest", digest)
+}
+
+// SetHeadHeader replaces header key in HEAD manifest responses for repo with value; an empty
+// value drops the header (Content-Length too: the response then has no length).
+func (s *Server) SetHeadHeader(repo, key, value string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.headDigests[canonicalRepo(repo)] = digest
+	repo = canonicalRepo(repo)
+	if s.headHeaders[repo] == nil {
+		s.headHeaders[repo] = http.Header{}
+	}
+	s.headHeaders[repo].Set(key, value)
 }
 
 // MaxInFlight is the largest number of requests the server was handling at once.
@@ -375,7 +385,7 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request, svc *serv
 	key := svc.host + "/" + repo
 	s.mu.Lock()
 	status, fail := s.statuses[key]
-	headDigest, replaceDigest := s.headDigests[key]
+	headHeaders := s.headHeaders[key].Clone()
 	s.mu.Unlock()
 	if fail && strings.Contains(r.URL.Path, "/manifests/") {
 		code := "UNAVAILABLE"
@@ -385,25 +395,27 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request, svc *serv
 		writeError(w, status, code, http.StatusText(status))
 		return
 	}
-	if replaceDigest && r.Method == http.MethodHead {
-		w = digestReplacer{w, headDigest}
+	if headHeaders != nil && r.Method == http.MethodHead {
+		w = headerReplacer{w, headHeaders}
 	}
 	svc.backend.ServeHTTP(w, r)
 }
 
-// digestReplacer replaces (or with "" drops) Docker-Content-Digest.
-type digestReplacer struct {
+// headerReplacer replaces (or with "" drops) the headers it holds.
+type headerReplacer struct {
 	http.ResponseWriter
-	digest string
+	replace http.Header
 }
 
-func (d digestReplacer) WriteHeader(code int) {
-	if d.digest == "" {
-		d.Header().Del("Docker-Content-Digest")
-	} else {
-		d.Header().Set("Docker-Content-Digest", d.digest)
+func (h headerReplacer) WriteHeader(code int) {
+	for key, values := range h.replace {
+		if values[0] == "" {
+			h.Header().Del(key)
+		} else {
+			h.Header()[key] = values
+		}
 	}
-	d.ResponseWriter.WriteHeader(code)
+	h.ResponseWriter.WriteHeader(code)
 }
 
 func grantedScopes(authorization string) []string {
