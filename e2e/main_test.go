@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,14 +137,19 @@ type release struct {
 
 var namespaceUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
 
+// releases numbers the releases of this process: the cluster outlives a test, so a test run
+// again (go test -count=2) needs a namespace of its own.
+var releases atomic.Int64
+
 // newRelease prepares a release of charts/client managed by helmTool (tools.Helm3 or
-// tools.Helm4) in a namespace named after the test, its images in registry.
+// tools.Helm4) in a namespace named after the test and numbered, its images in registry.
 func newRelease(t *testing.T, w *world, helmTool string, registry *harness.Registry) *release {
 	t.Helper()
 	ns := strings.Trim(namespaceUnsafe.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
 	if len(ns) > 50 {
 		ns = strings.TrimRight(ns[:50], "-")
 	}
+	ns = fmt.Sprintf("%s-%d", ns, releases.Add(1))
 	r, err := harness.NewRelease(t.Context(), w.cluster, registry, w.bins, harness.ReleaseOptions{
 		Name: releaseName, Namespace: ns, Chart: w.chart, HelmTool: helmTool, HelmHome: t.TempDir(),
 	})
