@@ -226,7 +226,7 @@ func TestStreamEdits(t *testing.T) {
 	tests := []struct {
 		name     string
 		old, new string
-		// appended is added to the end of the stream.
+		// appended is added to the end of the stream; old may then be empty.
 		appended string
 		want     []string
 	}{
@@ -331,6 +331,11 @@ func TestStreamEdits(t *testing.T) {
 			want:     []string{`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found envFrom ConfigMap "ingestor" (document 9) defines INGESTOR_IMAGE_DIGEST`},
 		},
 		{
+			name:     "refresher ServiceAccount cluster-bound inside a List",
+			appended: "---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: rbac.authorization.k8s.io/v1\n  kind: ClusterRoleBinding\n  metadata: {name: sneaky}\n  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\n  subjects:\n  - {kind: ServiceAccount, name: stg-image-refresh, namespace: tracebloc}\n",
+			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 9 items[0]): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin"`},
+		},
+		{
 			name: "two refresh configs",
 			old:  "apiVersion: batch/v1\nkind: CronJob\n",
 			new:  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: second, labels: {image-refresh.io/config: \"true\"}}\ndata: {refresh.yaml: \"\"}\n---\napiVersion: batch/v1\nkind: CronJob\n",
@@ -339,7 +344,7 @@ func TestStreamEdits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if n := bytes.Count(valid, []byte(tt.old)); n != 1 {
+			if n := bytes.Count(valid, []byte(tt.old)); tt.old != "" && n != 1 {
 				t.Fatalf("the edit's old text occurs %d times in %s", n, validStream)
 			}
 			edited := append(bytes.Replace(valid, []byte(tt.old), []byte(tt.new), 1), tt.appended...)
@@ -381,6 +386,16 @@ func TestParseStream(t *testing.T) {
 			name: "separator inside a literal block",
 			in:   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  x: |\n    ---\n    y\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\n",
 			want: []string{`ConfigMap "a" (document 1)`, `Secret "s" (document 2)`},
+		},
+		{
+			name: "List items, nested Lists included, are the objects",
+			in:   "# Source: c/templates/l.yaml\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- apiVersion: v1\n  kind: RoleBindingList\n  items:\n  - {apiVersion: rbac.authorization.k8s.io/v1, kind: RoleBinding, metadata: {name: b}}\n---\napiVersion: v1\nkind: List\nitems: []\n---\napiVersion: v1\nkind: Service\nmetadata: {name: c}\n",
+			want: []string{`ConfigMap "a" (document 1 items[0], c/templates/l.yaml)`, `RoleBinding "b" (document 1 items[1].items[0], c/templates/l.yaml)`, `Service "c" (document 3)`},
+		},
+		{
+			name:    "List item without kind",
+			in:      "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {metadata: {name: b}}\n",
+			wantErr: "document 1 items[1]: no kind",
 		},
 		{
 			name:    "document without kind",

@@ -91,13 +91,9 @@ func (c *Check) runManifests() (*Report, error) {
 
 // checkManifests checks a rendered stream file, named display in errors.
 func (c *Check) checkManifests(path, display string, expect *Expectations) (ScenarioResult, error) {
-	data, err := readManifests(path, c.Stdin)
+	stream, err := readStream(path, display, c.Stdin)
 	if err != nil {
 		return ScenarioResult{}, err
-	}
-	stream, err := ParseStream(data)
-	if err != nil {
-		return ScenarioResult{}, fmt.Errorf("%s: %w", display, err)
 	}
 	return ScenarioResult{Name: display, Checks: checkScenario(stream, false, nil, expect)}, nil
 }
@@ -223,6 +219,24 @@ func checkScenario(s *Stream, postRendered bool, postRenderErr error, expect *Ex
 		expect.check(c, cs)
 	}
 	return cs.results
+}
+
+// readStream reads and parses a rendered stream, named display in errors. A stream without
+// objects is a usage error: in `helm template ... | chartcheck --manifests -` it means helm
+// failed, and checking nothing must not pass.
+func readStream(path, display string, stdin io.Reader) (*Stream, error) {
+	data, err := readManifests(path, stdin)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := ParseStream(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", display, err)
+	}
+	if len(stream.Docs) == 0 {
+		return nil, usageError("%s: empty stream: no Kubernetes object to check (did the command that rendered it fail?)", display)
+	}
+	return stream, nil
 }
 
 func readManifests(path string, stdin io.Reader) ([]byte, error) {

@@ -74,7 +74,7 @@ type TokenRequest struct {
 // Run renders the chart (without post-rendering: the config is the chart's) or reads the stream,
 // and plans every image of its refresh config.
 func (p *Plan) Run(ctx context.Context) (*PlanReport, error) {
-	var data []byte
+	var stream *Stream
 	switch {
 	case p.ManifestsPath != "" && p.ChartPath != "":
 		return nil, usageError("--manifests plans a rendered stream: it excludes CHART")
@@ -82,7 +82,7 @@ func (p *Plan) Run(ctx context.Context) (*PlanReport, error) {
 		return nil, usageError("--manifests plans a rendered stream: values flags do not apply")
 	case p.ManifestsPath != "":
 		var err error
-		if data, err = readManifests(p.ManifestsPath, p.Stdin); err != nil {
+		if stream, err = readStream(p.ManifestsPath, p.ManifestsPath, p.Stdin); err != nil {
 			return nil, err
 		}
 	case p.ChartPath != "":
@@ -90,13 +90,11 @@ func (p *Plan) Run(ctx context.Context) (*PlanReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		data = rendered.Output
+		if stream, err = ParseStream(rendered.Output); err != nil {
+			return nil, fmt.Errorf("rendered chart %s: %w", p.ChartPath, err)
+		}
 	default:
 		return nil, usageError("nothing to plan: give CHART or --manifests FILE")
-	}
-	stream, err := ParseStream(data)
-	if err != nil {
-		return nil, err
 	}
 	c := &contract{stream: stream}
 	if findings, ok := c.loadConfig(); !ok {

@@ -7,6 +7,7 @@ package chartcheck
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +23,9 @@ const helm4FilenameAnnotation = "postrenderer.helm.sh/postrender-filename"
 // Document is one object of a rendered stream.
 type Document struct {
 	// Index is the 1-based position among the stream's non-empty documents.
-	Index      int
+	Index int
+	// Item is the object's path inside a List document ("items[0]"), empty for a document.
+	Item       string
 	Source     string
 	APIVersion string
 	Kind       string
@@ -37,7 +40,7 @@ func (d *Document) String() string {
 	if d == nil {
 		return "stream"
 	}
-	where := fmt.Sprintf("document %d", d.Index)
+	where := d.location()
 	if d.Source != "" {
 		where += ", " + d.Source
 	}
@@ -52,7 +55,7 @@ func (d *Document) Decode(into any) error {
 	return nil
 }
 
-// Stream is a parsed multi-document manifest.
+// Stream is a parsed multi-document manifest: its objects, Lists flattened.
 type Stream struct {
 	Docs []*Document
 }
@@ -67,45 +70,78 @@ type objectHeader struct {
 	} `json:"metadata"`
 }
 
-// ParseStream splits a rendered stream into documents. Documents holding only comments or
-// whitespace are dropped; anything else must be a Kubernetes object with a kind.
+// ParseStream splits a rendered stream into objects. Documents holding only comments or
+// whitespace are dropped; anything else must be a Kubernetes object with a kind. A List (any
+// object with a top-level items array) stands for its items, nested Lists included: Helm's kube
+// client flattens them so before applying, and a check that saw only the List would miss them.
 func ParseStream(data []byte) (*Stream, error) {
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	s := &Stream{}
-	for {
+	for index := 1; ; {
 		chunk, err := reader.Read()
 		if errors.Is(err, io.EOF) {
 			return s, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading document %d of the stream: %w", len(s.Docs)+1, err)
+			return nil, fmt.Errorf("reading document %d of the stream: %w", index, err)
 		}
 		if isBlank(chunk) {
 			continue
 		}
-		var header objectHeader
-		index := len(s.Docs) + 1
-		source := helmSource(chunk)
-		if err := yaml.Unmarshal(chunk, &header); err != nil {
-			return nil, fmt.Errorf("document %d%s: not a Kubernetes object: %w", index, sourceSuffix(source), err)
+		if err := s.add(&Document{Index: index, Source: helmSource(chunk), Raw: chunk}); err != nil {
+			return nil, err
 		}
-		if header.Kind == "" {
-			return nil, fmt.Errorf("document %d%s: no kind", index, sourceSuffix(source))
-		}
-		if source == "" {
-			source = header.Metadata.Annotations[helm4FilenameAnnotation]
-		}
-		s.Docs = append(s.Docs, &Document{
-			Index:      index,
-			Source:     source,
-			APIVersion: header.APIVersion,
-			Kind:       header.Kind,
-			Name:       header.Metadata.Name,
-			Namespace:  header.Metadata.Namespace,
-			Raw:        chunk,
-		})
+		index++
 	}
 }
+
+// add reads an object's header and appends it, or, for a List, its items.
+func (s *Stream) add(d *Document) error {
+	var header objectHeader
+	if err := yaml.Unmarshal(d.Raw, &header); err != nil {
+		return fmt.Errorf("%s: not a Kubernetes object: %w", d.position(), err)
+	}
+	if header.Kind == "" {
+		return fmt.Errorf("%s: no kind", d.position())
+	}
+	var list struct {
+		Items json.RawMessage `json:"items"`
+	}
+	if err := yaml.Unmarshal(d.Raw, &list); err != nil {
+		return fmt.Errorf("%s: %w", d.position(), err)
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(list.Items, &items) == nil && items != nil {
+		for i, item := range items {
+			itemPath := fmt.Sprintf("items[%d]", i)
+			if d.Item != "" {
+				itemPath = d.Item + "." + itemPath
+			}
+			if err := s.add(&Document{Index: d.Index, Item: itemPath, Source: d.Source, Raw: item}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if d.Source == "" {
+		d.Source = header.Metadata.Annotations[helm4FilenameAnnotation]
+	}
+	d.APIVersion, d.Kind = header.APIVersion, header.Kind
+	d.Name, d.Namespace = header.Metadata.Name, header.Metadata.Namespace
+	s.Docs = append(s.Docs, d)
+	return nil
+}
+
+// location is "document 3", or "document 3 items[0]" for an item of a List.
+func (d *Document) location() string {
+	if d.Item == "" {
+		return fmt.Sprintf("document %d", d.Index)
+	}
+	return fmt.Sprintf("document %d %s", d.Index, d.Item)
+}
+
+// position names a document before its kind is known: "document 3 items[0] (c/templates/x.yaml)".
+func (d *Document) position() string { return d.location() + sourceSuffix(d.Source) }
 
 func sourceSuffix(source string) string {
 	if source == "" {
