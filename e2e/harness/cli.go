@@ -35,6 +35,7 @@ func run(ctx context.Context, env []string, dir string, bin string, args ...stri
 	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	killGroupOnCancel(cmd)
 	cmd.Env = env
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer

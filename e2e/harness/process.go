@@ -60,6 +60,20 @@ func startProcess(dir, name, bin string, args ...string) (*process, error) {
 	return p, nil
 }
 
+// waitDelay bounds how long Wait still waits for output after a command was killed or has
+// exited: a grandchild that escaped the kill could otherwise hold the pipes open forever.
+const waitDelay = 5 * time.Second
+
+// killGroupOnCancel runs cmd (made with exec.CommandContext) in its own process group and,
+// when the context ends, kills the whole group rather than the command alone, so children
+// such as helm's post-renderer do not outlive it holding its pipes. Like startProcess, the
+// command gets SIGKILL if the harness process dies.
+func killGroupOnCancel(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = waitDelay
+}
+
 // stop sends SIGTERM to the process group and SIGKILL after grace. Stopping an exited
 // process is a no-op.
 func (p *process) stop(grace time.Duration) {
