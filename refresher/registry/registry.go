@@ -1,12 +1,13 @@
 // Package registry resolves floating tags to the digests the kubelet would pull, spending as
 // few registry requests as possible: one HEAD per distinct reference, one bearer token per
-// repository, one API version check (GET /v2/) per registry, no retries, and a GET of the
-// manifest only when a successful HEAD did not carry Docker-Content-Digest (on Docker Hub a
-// GET counts as a pull).
+// repository, one API version check (GET /v2/) per registry, no retries (not even after a 401),
+// and a GET of the manifest only when a successful HEAD did not carry Docker-Content-Digest
+// (on Docker Hub a GET counts as a pull).
 package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
@@ -180,6 +182,10 @@ func (r *Resolver) resolve(ctx context.Context, tag name.Tag) Result {
 		}
 		res.Digest, res.ViaGet = got.Digest.String(), true
 	default:
+		var terr *transport.Error
+		if errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden) {
+			return Result{Err: fmt.Errorf("resolving %s: unauthorized: the registry refused access to %s; check that the repository exists and that the registry credentials (DOCKER_CONFIG) may read it: %w", tag, tag.Context(), err)}
+		}
 		return Result{Err: fmt.Errorf("resolving %s: %w", tag, err)}
 	}
 	if !config.ValidDigest(res.Digest) {

@@ -302,6 +302,56 @@ func TestResolvePrivateRepositoryWithDockerConfig(t *testing.T) {
 	}
 }
 
+// A refused lookup sends one token request per repository scope and at most one HEAD per tag:
+// go-containerregistry would fetch a new token and repeat the HEAD after a 401 challenge, and
+// a later lookup in the same repository would ask for the refused token again.
+func TestResolveUnauthorizedAsksOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		refuse func(*registrytest.Server)
+		refs   []string
+		heads  int
+	}{
+		{
+			name:   "token without access to the repository (a typo on Docker Hub)",
+			refuse: func(srv *registrytest.Server) { srv.GrantNoAccess("docker.io/tracebloc/jobs-manger") },
+			refs:   []string{"docker.io/tracebloc/jobs-manger:prod", "docker.io/tracebloc/jobs-manger:stg"},
+			heads:  2, // one per tag: the token endpoint gave a token, the registry refuses each tag
+		},
+		{
+			name:   "token refused (a private repository without credentials)",
+			refuse: func(srv *registrytest.Server) { srv.RequireCredentials("ghcr.io/tracebloc/private", "bot", "s3cret") },
+			refs:   []string{"ghcr.io/tracebloc/private:prod", "ghcr.io/tracebloc/private:stg"},
+			heads:  0,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t)
+			for _, ref := range tc.refs {
+				push(t, srv, ref, false)
+			}
+			tc.refuse(srv)
+
+			// One lookup at a time, so the second tag's lookup starts after the first was refused.
+			res := newResolver(t, srv, Options{Concurrency: 1}).Resolve(context.Background(), tc.refs)
+			for i, r := range res {
+				if r.Err == nil || !strings.Contains(r.Err.Error(), "resolving "+tc.refs[i]+": unauthorized") {
+					t.Errorf("%s: %+v, want an unauthorized error", tc.refs[i], r)
+				}
+			}
+			if n := srv.Count(registrytest.Request.IsToken); n != 1 {
+				t.Errorf("%d token requests, want 1 for the repository's scope: %+v", n, srv.Requests())
+			}
+			if n := srv.Count(func(r registrytest.Request) bool { return r.IsManifest(http.MethodHead) }); n != tc.heads {
+				t.Errorf("%d HEADs, want %d", n, tc.heads)
+			}
+			if n := srv.Count(func(r registrytest.Request) bool { return r.IsManifest(http.MethodGet) }); n != 0 {
+				t.Errorf("%d GETs, want none", n)
+			}
+		})
+	}
+}
+
 func TestResolveBoundsConcurrency(t *testing.T) {
 	srv := newServer(t)
 	var refs []string

@@ -6,26 +6,41 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 )
 
-// maxPingBody bounds what is kept of a version-check response body.
-const maxPingBody = 64 << 10
+// maxRecordedBody bounds what is kept of a recorded response body (version checks, tokens,
+// refusals: all small).
+const maxRecordedBody = 64 << 10
 
-// runTransport sits beneath go-containerregistry's client for one run. It answers repeated
-// version checks (GET /v2/) of a registry from the first response, because the client checks
-// once per repository and the registry's challenge does not change within a run; and it
-// reports HEAD manifest responses to the lookup that sent them (see headObservation).
+// runTransport sits beneath go-containerregistry's client for one run and holds the run to its
+// request budget, whatever the client would repeat:
+//   - a registry's version check (GET /v2/) is sent once and its response replayed, because
+//     the client checks once per repository and the challenge does not change within a run;
+//   - a token is asked once per token endpoint and scope, and its answer replayed: after a 401
+//     the client asks again for the same scope, and a lookup of another tag in a refused
+//     repository would too;
+//   - a registry request answered 401 is not sent again: the repeat the client sends with its
+//     new token gets the recorded 401;
+//   - HEAD manifest responses are reported to the lookup that sent them (see headObservation).
 type runTransport struct {
 	inner http.RoundTripper
 
-	mu    sync.Mutex
-	pings map[string]*ping // by scheme://host
+	mu sync.Mutex
+	// exchanges are the version checks and token requests, by key (see once).
+	exchanges map[string]*exchange
+	// refusals are the registry requests answered 401, by method and URL.
+	refusals map[string]*exchange
+	// realms are the token endpoints (scheme://host/path) named by bearer challenges.
+	realms map[string]bool
 }
 
-// ping is one registry's version-check response, shared once done is closed.
-type ping struct {
+// exchange is one request's recorded response, shared once done is closed.
+type exchange struct {
 	done   chan struct{}
 	resp   *http.Response // body already read into body
 	body   []byte
@@ -33,84 +48,183 @@ type ping struct {
 }
 
 func newRunTransport(inner http.RoundTripper) *runTransport {
-	return &runTransport{inner: inner, pings: map[string]*ping{}}
+	return &runTransport{inner: inner, exchanges: map[string]*exchange{}, refusals: map[string]*exchange{}, realms: map[string]bool{}}
 }
 
 func (t *runTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method == http.MethodGet && req.URL.Path == "/v2/" {
-		return t.ping(req)
+		return t.once(req, "version check "+req.URL.Scheme+"://"+req.URL.Host)
 	}
-	resp, err := t.inner.RoundTrip(req)
-	if err == nil && req.Method == http.MethodHead && strings.Contains(req.URL.Path, "/manifests/") {
+	if t.isTokenRequest(req) {
+		key, req, err := tokenKey(req)
+		if err != nil {
+			return nil, err
+		}
+		return t.once(req, key)
+	}
+
+	key := req.Method + " " + req.URL.String()
+	t.mu.Lock()
+	refused := t.refusals[key]
+	t.mu.Unlock()
+	var resp *http.Response
+	if refused != nil {
+		resp = refused.replay(req)
+	} else {
+		var err error
+		if resp, err = t.send(req); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			refused = &exchange{}
+			if resp, err = refused.record(req, resp); err != nil {
+				return nil, err
+			}
+			t.mu.Lock()
+			t.refusals[key] = refused
+			t.mu.Unlock()
+		}
+	}
+	if req.Method == http.MethodHead && strings.Contains(req.URL.Path, "/manifests/") {
 		if obs, ok := req.Context().Value(headObservationKey{}).(*headObservation); ok {
 			obs.record(resp)
 		}
 	}
-	return resp, err
+	return resp, nil
 }
 
-// ping sends the first version check per registry and replays its response to later ones.
-// A check that fails without a response is not shared: the next caller sends its own.
-func (t *runTransport) ping(req *http.Request) (*http.Response, error) {
-	key := req.URL.Scheme + "://" + req.URL.Host
+// send sends req and learns the token endpoint a challenge in the response names.
+func (t *runTransport) send(req *http.Request) (*http.Response, error) {
+	resp, err := t.inner.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if realm := bearerRealm(resp.Header); realm != "" {
+		t.realms[realm] = true
+	}
+	return resp, nil
+}
+
+// once sends the first request under key and replays its response to later ones. A request
+// that fails without a response is not shared: the next caller sends its own.
+func (t *runTransport) once(req *http.Request, key string) (*http.Response, error) {
 	for {
 		t.mu.Lock()
-		p, ok := t.pings[key]
+		x, ok := t.exchanges[key]
 		if !ok {
-			p = &ping{done: make(chan struct{})}
-			t.pings[key] = p
+			x = &exchange{done: make(chan struct{})}
+			t.exchanges[key] = x
 		}
 		t.mu.Unlock()
 
 		if !ok {
-			resp, err := t.fetchPing(req, p)
+			resp, err := t.send(req)
+			if err == nil {
+				resp, err = x.record(req, resp)
+			}
 			if err != nil {
+				x.failed = true
 				t.mu.Lock()
-				delete(t.pings, key)
+				delete(t.exchanges, key)
 				t.mu.Unlock()
 			}
-			close(p.done)
+			close(x.done)
 			return resp, err
 		}
 		select {
-		case <-p.done:
+		case <-x.done:
 		case <-req.Context().Done():
 			return nil, req.Context().Err()
 		}
-		if !p.failed {
-			return p.replay(req), nil
+		if !x.failed {
+			return x.replay(req), nil
 		}
 	}
 }
 
-func (t *runTransport) fetchPing(req *http.Request, p *ping) (*http.Response, error) {
-	resp, err := t.inner.RoundTrip(req)
-	if err != nil {
-		p.failed = true
-		return nil, err
-	}
+// record keeps resp (closing its body) and returns a replay of it.
+func (x *exchange) record(req *http.Request, resp *http.Response) (*http.Response, error) {
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPingBody))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRecordedBody))
 	if err != nil {
-		p.failed = true
-		return nil, fmt.Errorf("reading %s: %w", req.URL, err)
+		return nil, fmt.Errorf("reading %s: %w", req.URL.Redacted(), err)
 	}
-	p.resp, p.body = resp, body
-	return p.replay(req), nil
+	x.resp, x.body = resp, body
+	return x.replay(req), nil
 }
 
-func (p *ping) replay(req *http.Request) *http.Response {
+func (x *exchange) replay(req *http.Request) *http.Response {
 	return &http.Response{
-		Status:        p.resp.Status,
-		StatusCode:    p.resp.StatusCode,
-		Proto:         p.resp.Proto,
-		ProtoMajor:    p.resp.ProtoMajor,
-		ProtoMinor:    p.resp.ProtoMinor,
-		Header:        p.resp.Header.Clone(),
-		Body:          io.NopCloser(bytes.NewReader(p.body)),
-		ContentLength: int64(len(p.body)),
+		Status:        x.resp.Status,
+		StatusCode:    x.resp.StatusCode,
+		Proto:         x.resp.Proto,
+		ProtoMajor:    x.resp.ProtoMajor,
+		ProtoMinor:    x.resp.ProtoMinor,
+		Header:        x.resp.Header.Clone(),
+		Body:          io.NopCloser(bytes.NewReader(x.body)),
+		ContentLength: int64(len(x.body)),
 		Request:       req,
 	}
+}
+
+// realmPattern finds the realm parameter of a WWW-Authenticate challenge.
+var realmPattern = regexp.MustCompile(`(?i)\brealm="([^"]+)"`)
+
+// bearerRealm returns the token endpoint (scheme://host/path) a bearer challenge names, or "".
+func bearerRealm(h http.Header) string {
+	for _, challenge := range h.Values("WWW-Authenticate") {
+		scheme, params, _ := strings.Cut(strings.TrimSpace(challenge), " ")
+		if !strings.EqualFold(scheme, "bearer") {
+			continue
+		}
+		if m := realmPattern.FindStringSubmatch(params); m != nil {
+			if u, err := url.Parse(m[1]); err == nil {
+				return u.Scheme + "://" + u.Host + u.Path
+			}
+		}
+	}
+	return ""
+}
+
+// isTokenRequest reports whether req asks a token endpoint named by an earlier challenge.
+func (t *runTransport) isTokenRequest(req *http.Request) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.realms[req.URL.Scheme+"://"+req.URL.Host+req.URL.Path]
+}
+
+// tokenKey names a token request by endpoint, method, service and scopes, whether they travel
+// in the query (GET) or in a form body (POST, the OAuth flow). It returns the request to send:
+// a POST's body, once read, is given to a copy.
+func tokenKey(req *http.Request) (string, *http.Request, error) {
+	params := req.URL.Query()
+	if req.Body != nil && req.Body != http.NoBody {
+		body, err := io.ReadAll(io.LimitReader(req.Body, maxRecordedBody))
+		req.Body.Close()
+		if err != nil {
+			return "", nil, fmt.Errorf("reading the token request to %s: %w", req.URL.Redacted(), err)
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return "", nil, fmt.Errorf("token request to %s: form body: %w", req.URL.Redacted(), err)
+		}
+		for k, v := range form {
+			params[k] = append(params[k], v...)
+		}
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	var scopes []string
+	for _, s := range params["scope"] {
+		scopes = append(scopes, strings.Fields(s)...)
+	}
+	slices.Sort(scopes)
+	key := fmt.Sprintf("token %s %s://%s%s service=%s scope=%s", req.Method, req.URL.Scheme, req.URL.Host, req.URL.Path,
+		params.Get("service"), strings.Join(slices.Compact(scopes), " "))
+	return key, req, nil
 }
 
 // headObservation records what the registry answered to a lookup's HEAD, so the lookup can

@@ -94,6 +94,7 @@ type Server struct {
 	statuses    map[string]int         // "host/repo" → status for its manifest requests
 	headHeaders map[string]http.Header // "host/repo" → headers of HEAD manifest responses replaced ("" = dropped)
 	credentials map[string]string      // "host/repo" → required "user:password"
+	noAccess    map[string]bool        // "host/repo" → tokens are granted without its scope
 }
 
 // New starts a server for Docker Hub (index.docker.io, registry-1.docker.io; tokens from
@@ -119,6 +120,7 @@ func Start() (*Server, error) {
 		statuses:    map[string]int{},
 		headHeaders: map[string]http.Header{},
 		credentials: map[string]string{},
+		noAccess:    map[string]bool{},
 	}
 	cert, certPEM, err := selfSignedCert([]string{"index.docker.io", "registry-1.docker.io", "auth.docker.io", "ghcr.io"})
 	if err != nil {
@@ -205,6 +207,15 @@ func (s *Server) RequireCredentials(repo, user, password string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.credentials[canonicalRepo(repo)] = user + ":" + password
+}
+
+// GrantNoAccess makes the token endpoint issue tokens that leave out repo's scope, as Docker
+// Hub does for a repository that does not exist or that the caller may not read: the registry
+// then answers the manifest request 401 with an insufficient_scope challenge.
+func (s *Server) GrantNoAccess(repo string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noAccess[canonicalRepo(repo)] = true
 }
 
 // Requests returns the requests received so far, in order.
@@ -337,25 +348,34 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.serveRegistry(w, r, svc)
 }
 
+// tokenPrefix starts every token, so a token granting no scope is still a token.
+const tokenPrefix = "token"
+
 // serveToken answers the Docker token protocol: GET ?service=...&scope=... → {"token": ...}.
-// The token is the granted scopes, base64-encoded, so the registry can check them.
+// The token is tokenPrefix and the granted scopes, base64-encoded, so the registry can check
+// them.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, svc *service) {
 	if got := r.URL.Query().Get("service"); got != svc.name {
 		writeError(w, http.StatusBadRequest, "UNSUPPORTED", fmt.Sprintf("service %q, want %q", got, svc.name))
 		return
 	}
 	user, password, hasBasic := r.BasicAuth()
+	var granted []string
 	for _, scope := range r.URL.Query()["scope"] {
 		repo := strings.TrimPrefix(strings.TrimSuffix(scope, ":pull"), "repository:")
 		s.mu.Lock()
 		want, private := s.credentials[svc.host+"/"+repo]
+		hidden := s.noAccess[svc.host+"/"+repo]
 		s.mu.Unlock()
 		if private && (!hasBasic || user+":"+password != want) {
 			writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
 			return
 		}
+		if !hidden {
+			granted = append(granted, scope)
+		}
 	}
-	token := base64.RawURLEncoding.EncodeToString([]byte(strings.Join(r.URL.Query()["scope"], " ")))
+	token := base64.RawURLEncoding.EncodeToString([]byte(strings.Join(append([]string{tokenPrefix}, granted...), " ")))
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"token": token, "access_token": token, "expires_in": 300, "issued_at": time.Now().UTC().Format(time.RFC3339)})
 }
@@ -427,7 +447,11 @@ func grantedScopes(authorization string) []string {
 	if err != nil {
 		return nil
 	}
-	return strings.Fields(string(raw))
+	fields := strings.Fields(string(raw))
+	if len(fields) == 0 || fields[0] != tokenPrefix {
+		return nil
+	}
+	return fields[1:]
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
