@@ -520,7 +520,11 @@ func TestRunDryRunWritesNothing(t *testing.T) {
 func TestRunLogsEveryDecision(t *testing.T) {
 	f := newFixture(t, deployment(map[string]string{jobsManagerKey: stale}))
 	f.srv.SetManifestStatus("docker.io/tracebloc/pods-monitor", http.StatusServiceUnavailable)
-	f.run(t, f.options())
+	// One lookup at a time, in config order: jobs-manager, on the same registry, is looked up
+	// before the 503 (after it, the registry is skipped for the rest of the run).
+	opts := f.options()
+	opts.Registry.Concurrency = 1
+	f.run(t, opts)
 
 	records := map[string]map[string]any{}
 	sc := bufio.NewScanner(&f.logs)

@@ -1,8 +1,9 @@
 // Package registry resolves floating tags to the digests the kubelet would pull, spending as
 // few registry requests as possible: one HEAD per distinct reference, one bearer token per
 // repository, one API version check (GET /v2/) per registry, no retries (not even after a 401),
-// and a GET of the manifest only when a successful HEAD did not carry Docker-Content-Digest
-// (on Docker Hub a GET counts as a pull).
+// no request at all to a host that answered 429 or 5xx earlier in the run, and a GET of the
+// manifest only when a successful HEAD did not carry Docker-Content-Digest (on Docker Hub a GET
+// counts as a pull).
 package registry
 
 import (
@@ -58,6 +59,7 @@ type Result struct {
 // Resolver looks up digests for one run: it remembers version checks and tokens, so create a
 // new one per run (tokens expire).
 type Resolver struct {
+	run         *runTransport
 	puller      *remote.Puller
 	concurrency int
 	timeout     time.Duration
@@ -82,8 +84,9 @@ func NewResolver(opts Options) (*Resolver, error) {
 		t.MaxIdleConnsPerHost = opts.Concurrency
 		opts.Transport = t
 	}
+	run := newRunTransport(opts.Transport)
 	ropts := []remote.Option{
-		remote.WithTransport(newRunTransport(opts.Transport)),
+		remote.WithTransport(run),
 		remote.WithAuthFromKeychain(opts.Keychain),
 		// go-containerregistry retries 408/429/5xx and temporary network errors three times by
 		// default; a 429 retried is a rate limit made worse, so every request is sent once.
@@ -98,7 +101,7 @@ func NewResolver(opts Options) (*Resolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuring registry client: %w", err)
 	}
-	return &Resolver{puller: puller, concurrency: opts.Concurrency, timeout: opts.Timeout}, nil
+	return &Resolver{run: run, puller: puller, concurrency: opts.Concurrency, timeout: opts.Timeout}, nil
 }
 
 // Resolve looks up every reference ("repository:tag") and returns the results in the same
@@ -160,6 +163,10 @@ func (r *Resolver) ResolveEach(ctx context.Context, refs []string, done func(ind
 }
 
 func (r *Resolver) resolve(ctx context.Context, tag name.Tag) Result {
+	// A registry that failed earlier gets no version check or token request either.
+	if err := r.run.skip(tag.RegistryStr()); err != nil {
+		return Result{Err: fmt.Errorf("resolving %s: %w", tag, err)}
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	var head headObservation
@@ -182,6 +189,10 @@ func (r *Resolver) resolve(ctx context.Context, tag name.Tag) Result {
 		}
 		res.Digest, res.ViaGet = got.Digest.String(), true
 	default:
+		var skipped *SkippedError
+		if errors.As(err, &skipped) {
+			return Result{Err: fmt.Errorf("resolving %s: %w", tag, skipped)}
+		}
 		var terr *transport.Error
 		if errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden) {
 			return Result{Err: fmt.Errorf("resolving %s: unauthorized: the registry refused access to %s; check that the repository exists and that the registry credentials (DOCKER_CONFIG) may read it: %w", tag, tag.Context(), err)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -199,6 +200,52 @@ func TestResolveNeverRetriesRateLimitsOrServerErrors(t *testing.T) {
 			}
 			if n := manifestRequests(srv, http.MethodGet, "ghcr.io", "/v2/tracebloc/ingestor/manifests/prod"); n != 0 {
 				t.Errorf("GET sent %d times after %d, want never", n, status)
+			}
+		})
+	}
+}
+
+func TestResolveSkipsAHostThatFailedEarlier(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fail   func(*registrytest.Server)
+		host   string
+		status int
+	}{
+		{"registry rate limit", func(srv *registrytest.Server) {
+			srv.SetManifestStatus("docker.io/tracebloc/jobs-manager", http.StatusTooManyRequests)
+		}, "index.docker.io", http.StatusTooManyRequests},
+		{"token endpoint outage", func(srv *registrytest.Server) {
+			srv.SetTokenStatus("auth.docker.io", http.StatusServiceUnavailable)
+		}, "auth.docker.io", http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t)
+			push(t, srv, "docker.io/tracebloc/jobs-manager:prod", false)
+			push(t, srv, "docker.io/tracebloc/pods-monitor:prod", false)
+			ingestor := push(t, srv, "ghcr.io/tracebloc/ingestor:prod", false)
+			tc.fail(srv)
+
+			// One lookup at a time, in order: jobs-manager meets the failure first.
+			res := newResolver(t, srv, Options{Concurrency: 1}).Resolve(context.Background(), []string{
+				"docker.io/tracebloc/jobs-manager:prod", "docker.io/tracebloc/pods-monitor:prod", "ghcr.io/tracebloc/ingestor:prod",
+			})
+			var terr *transport.Error
+			if !errors.As(res[0].Err, &terr) || terr.StatusCode != tc.status {
+				t.Errorf("jobs-manager: %v, want status %d", res[0].Err, tc.status)
+			}
+			var skipped *SkippedError
+			want := fmt.Sprintf("resolving docker.io/tracebloc/pods-monitor:prod: skipped: %s answered %d earlier in this run", tc.host, tc.status)
+			if !errors.As(res[1].Err, &skipped) || res[1].Err.Error() != want {
+				t.Errorf("pods-monitor: %v, want %q", res[1].Err, want)
+			}
+			if res[2].Err != nil || res[2].Digest != ingestor {
+				t.Errorf("ingestor on another registry: %+v, want %s", res[2], ingestor)
+			}
+			for _, r := range srv.Requests() {
+				if strings.Contains(r.Path, "pods-monitor") || strings.Contains(r.Query.Get("scope"), "pods-monitor") {
+					t.Errorf("request for the skipped lookup: %s %s%s?%s", r.Method, r.Host, r.Path, r.Query.Encode())
+				}
 			}
 		})
 	}

@@ -26,6 +26,7 @@ const maxRecordedBody = 64 << 10
 //     repository would too;
 //   - a registry request answered 401 is not sent again: the repeat the client sends with its
 //     new token gets the recorded 401;
+//   - once a host answered 429 or 5xx, no further request is sent to it (see SkippedError);
 //   - HEAD manifest responses are reported to the lookup that sent them (see headObservation).
 type runTransport struct {
 	inner http.RoundTripper
@@ -37,6 +38,8 @@ type runTransport struct {
 	refusals map[string]*exchange
 	// realms are the token endpoints (scheme://host/path) named by bearer challenges.
 	realms map[string]bool
+	// failedHosts maps a host to the 429 or 5xx status it answered.
+	failedHosts map[string]int
 }
 
 // exchange is one request's recorded response, shared once done is closed.
@@ -47,8 +50,19 @@ type exchange struct {
 	failed bool // the request failed without a response; not shared
 }
 
+// SkippedError is the failure of a request not sent because its host answered 429 (rate
+// limited) or 5xx earlier in the run: more requests would only deepen the limit or the outage.
+type SkippedError struct {
+	Host   string
+	Status int
+}
+
+func (e *SkippedError) Error() string {
+	return fmt.Sprintf("skipped: %s answered %d earlier in this run", e.Host, e.Status)
+}
+
 func newRunTransport(inner http.RoundTripper) *runTransport {
-	return &runTransport{inner: inner, exchanges: map[string]*exchange{}, refusals: map[string]*exchange{}, realms: map[string]bool{}}
+	return &runTransport{inner: inner, exchanges: map[string]*exchange{}, refusals: map[string]*exchange{}, realms: map[string]bool{}, failedHosts: map[string]int{}}
 }
 
 func (t *runTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -93,18 +107,35 @@ func (t *runTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// send sends req and learns the token endpoint a challenge in the response names.
+// send sends req unless its host failed earlier in the run. A 429 or 5xx marks the host
+// failed; a challenge names a token endpoint.
 func (t *runTransport) send(req *http.Request) (*http.Response, error) {
+	if err := t.skip(req.URL.Host); err != nil {
+		return nil, err
+	}
 	resp, err := t.inner.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if _, failed := t.failedHosts[req.URL.Host]; !failed && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= http.StatusInternalServerError) {
+		t.failedHosts[req.URL.Host] = resp.StatusCode
+	}
 	if realm := bearerRealm(resp.Header); realm != "" {
 		t.realms[realm] = true
 	}
 	return resp, nil
+}
+
+// skip returns a SkippedError if host (host[:port]) answered 429 or 5xx earlier in the run.
+func (t *runTransport) skip(host string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if status, failed := t.failedHosts[host]; failed {
+		return &SkippedError{Host: host, Status: status}
+	}
+	return nil
 }
 
 // once sends the first request under key and replays its response to later ones. A request

@@ -95,6 +95,7 @@ type Server struct {
 	headHeaders map[string]http.Header // "host/repo" → headers of HEAD manifest responses replaced ("" = dropped)
 	credentials map[string]string      // "host/repo" → required "user:password"
 	noAccess    map[string]bool        // "host/repo" → tokens are granted without its scope
+	tokenStatus map[string]int         // token host → status for every token request
 }
 
 // New starts a server for Docker Hub (index.docker.io, registry-1.docker.io; tokens from
@@ -121,6 +122,7 @@ func Start() (*Server, error) {
 		headHeaders: map[string]http.Header{},
 		credentials: map[string]string{},
 		noAccess:    map[string]bool{},
+		tokenStatus: map[string]int{},
 	}
 	cert, certPEM, err := selfSignedCert([]string{"index.docker.io", "registry-1.docker.io", "auth.docker.io", "ghcr.io"})
 	if err != nil {
@@ -207,6 +209,14 @@ func (s *Server) RequireCredentials(repo, user, password string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.credentials[canonicalRepo(repo)] = user + ":" + password
+}
+
+// SetTokenStatus makes the token endpoint on host ("auth.docker.io") answer every request with
+// status and a registry error body.
+func (s *Server) SetTokenStatus(host string, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenStatus[host] = status
 }
 
 // GrantNoAccess makes the token endpoint issue tokens that leave out repo's scope, as Docker
@@ -337,6 +347,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if svc, ok := s.tokenHosts[host]; ok && r.URL.Path == "/token" {
+		s.mu.Lock()
+		status, fail := s.tokenStatus[host]
+		s.mu.Unlock()
+		if fail {
+			writeStatusError(w, status)
+			return
+		}
 		s.serveToken(w, r, svc)
 		return
 	}
@@ -408,11 +425,7 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request, svc *serv
 	headHeaders := s.headHeaders[key].Clone()
 	s.mu.Unlock()
 	if fail && strings.Contains(r.URL.Path, "/manifests/") {
-		code := "UNAVAILABLE"
-		if status == http.StatusTooManyRequests {
-			code = "TOOMANYREQUESTS"
-		}
-		writeError(w, status, code, http.StatusText(status))
+		writeStatusError(w, status)
 		return
 	}
 	if headHeaders != nil && r.Method == http.MethodHead {
@@ -452,6 +465,15 @@ func grantedScopes(authorization string) []string {
 		return nil
 	}
 	return fields[1:]
+}
+
+// writeStatusError answers an injected failure as the registries do.
+func writeStatusError(w http.ResponseWriter, status int) {
+	code := "UNAVAILABLE"
+	if status == http.StatusTooManyRequests {
+		code = "TOOMANYREQUESTS"
+	}
+	writeError(w, status, code, http.StatusText(status))
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
