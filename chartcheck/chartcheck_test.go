@@ -336,6 +336,13 @@ func TestStreamEdits(t *testing.T) {
 			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 9 items[0]): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin"`},
 		},
 		{
+			name:     "Role rendered twice",
+			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: stg-image-refresh, namespace: tracebloc}\nrules:\n- {apiGroups: [\"*\"], resources: [\"*\"], verbs: [\"*\"]}\n",
+			want: []string{
+				`unique-objects: Role "stg-image-refresh" (document 9): expected one Role "stg-image-refresh" in the namespace; found a duplicate of ` + role,
+			},
+		},
+		{
 			name: "two refresh configs",
 			old:  "apiVersion: batch/v1\nkind: CronJob\n",
 			new:  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: second, labels: {image-refresh.io/config: \"true\"}}\ndata: {refresh.yaml: \"\"}\n---\napiVersion: batch/v1\nkind: CronJob\n",

@@ -21,6 +21,7 @@ import (
 // Names of the built-in checks, in the order they run and are reported.
 const (
 	CheckPostRender     = "post-render"
+	CheckUniqueObjects  = "unique-objects"
 	CheckRefreshConfig  = "refresh-config"
 	CheckCronJob        = "cronjob-presence"
 	CheckCronJobConfig  = "cronjob-config"
@@ -57,6 +58,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 		}
 		cs.add(CheckPostRender, findings)
 	}
+	cs.add(CheckUniqueObjects, c.checkUniqueObjects())
 
 	findings, ok := c.loadConfig()
 	cs.add(CheckRefreshConfig, findings)
@@ -103,6 +105,32 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 	cs.add(CheckSetEnv, c.checkSetEnv(targets))
 	cs.add(CheckRolloutRestart, c.checkRolloutRestart(targets))
 	cs.add(CheckAnnotations, c.checkAnnotations(targets))
+}
+
+// checkUniqueObjects: one object per kind, namespace and name. The cluster holds one object for
+// both documents, so one overwrites the other, and the checks read only the first.
+func (c *contract) checkUniqueObjects() []Finding {
+	type groupKindName struct{ group, kind, name string }
+	seen := map[groupKindName][]*Document{}
+	var findings []Finding
+	for _, d := range c.stream.Docs {
+		if d.Name == "" {
+			continue // generateName: the API server names each one
+		}
+		group := "" // the core group: apiVersion "v1"
+		if g, _, found := strings.Cut(d.APIVersion, "/"); found {
+			group = g
+		}
+		key := groupKindName{group, d.Kind, d.Name}
+		for _, earlier := range seen[key] {
+			if sameNamespace(earlier.Namespace, d.Namespace) {
+				findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("one %s %q in the namespace", d.Kind, d.Name), Found: "a duplicate of " + earlier.String()})
+				break
+			}
+		}
+		seen[key] = append(seen[key], d)
+	}
+	return findings
 }
 
 func nothingFloats(cfg *config.RefreshConfig) string {
