@@ -83,10 +83,22 @@ func start(log harness.Logger) (_ *world, err error) {
 		return nil, fmt.Errorf("creating work dir: %w", err)
 	}
 	w := &world{dir: dir, chart: filepath.Join(root, "charts", "client")}
+	buildCtx, cancelBuild := context.WithCancel(ctx)
+	defer cancelBuild()
+	built := make(chan error, 1)
+	go func() {
+		var err error
+		w.bins, err = harness.BuildBinaries(buildCtx, filepath.Join(dir, "bin"))
+		built <- err
+	}()
+	waitBuilt := sync.OnceValue(func() error { return <-built })
 	defer func() {
 		if err == nil {
 			return
 		}
+		// A go build left running would outlive the test binary.
+		cancelBuild()
+		_ = waitBuilt()
 		if w.registry != nil {
 			w.registry.Close()
 		}
@@ -94,19 +106,13 @@ func start(log harness.Logger) (_ *world, err error) {
 			w.cluster.Close()
 		}
 	}()
-	built := make(chan error, 1)
-	go func() {
-		var err error
-		w.bins, err = harness.BuildBinaries(ctx, filepath.Join(dir, "bin"))
-		built <- err
-	}()
 	if w.cluster, err = harness.StartCluster(ctx, filepath.Join(dir, "cluster"), log); err != nil {
 		return nil, err
 	}
 	if w.registry, err = harness.StartRegistry(ctx, filepath.Join(dir, "registry")); err != nil {
 		return nil, err
 	}
-	if err := <-built; err != nil {
+	if err := waitBuilt(); err != nil {
 		return nil, err
 	}
 	log.Logf("e2e world ready in %s (work dir %s)", time.Since(began).Round(time.Millisecond), dir)

@@ -53,6 +53,7 @@ func BuildBinaries(ctx context.Context, dir string) (*Binaries, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/refresher", "./cmd/postrender")
+	killGroupOnCancel(cmd) // the compiler and linker go build started stop with it
 	cmd.Dir = root
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
