@@ -134,15 +134,14 @@ func checkRBAC(t *testing.T, r *release, serviceAccount string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, rule := range role.Rules {
-		if slices.Equal(rule.APIGroups, []string{""}) && slices.Equal(rule.Resources, []string{"events"}) && slices.Equal(rule.Verbs, []string{"create"}) {
-			continue // recording Events is allowed
-		}
-		verbs := slices.Sorted(slices.Values(rule.Verbs))
-		if !slices.Equal(rule.APIGroups, []string{"apps"}) || !slices.Equal(rule.Resources, []string{"deployments"}) ||
-			!slices.Equal(rule.ResourceNames, []string{deployName}) || !slices.Equal(verbs, []string{"get", "patch"}) {
-			t.Errorf("Role %s has rule %+v; want only get,patch on deployments.apps/%s", role.Name, rule, deployName)
-		}
+	if len(role.Rules) != 1 {
+		t.Fatalf("Role %s has %d rules %+v; want exactly one: get,patch on deployments.apps/%s", role.Name, len(role.Rules), role.Rules, deployName)
+	}
+	rule := role.Rules[0]
+	if !slices.Equal(rule.APIGroups, []string{"apps"}) || !slices.Equal(rule.Resources, []string{"deployments"}) ||
+		!slices.Equal(rule.ResourceNames, []string{deployName}) || !slices.Equal(slices.Sorted(slices.Values(rule.Verbs)), []string{"get", "patch"}) ||
+		len(rule.NonResourceURLs) != 0 {
+		t.Errorf("Role %s has rule %+v; want only get,patch on deployments.apps/%s", role.Name, rule, deployName)
 	}
 }
 
