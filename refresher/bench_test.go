@@ -55,7 +55,7 @@ func benchFixture(n int) (*config.RefreshConfig, []*appsv1.Deployment) {
 			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "bench", ResourceVersion: "1"},
 			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				Containers: []corev1.Container{{Name: "app", Image: benchRepository(i) + ":prod"}},
+				Containers: []corev1.Container{{Name: "app", Image: benchRepository(i) + ":prod", ImagePullPolicy: corev1.PullAlways}},
 			}}},
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
@@ -37,6 +38,12 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, now time.Time) ([]
 		if container == nil {
 			rep.fail(fmt.Errorf("container %q not found in Deployment %s/%s", img.Target.Container, dep.Namespace, dep.Name))
 			continue
+		}
+		if img.Action == config.ActionRolloutRestart {
+			if err := checkRestartPullsTag(dep, container, img); err != nil {
+				rep.fail(err)
+				continue
+			}
 		}
 		live := Live{Annotation: rep.Previous}
 		if img.Action == config.ActionSetEnv {
@@ -116,6 +123,39 @@ type (
 		Value string `json:"value"`
 	}
 )
+
+// checkRestartPullsTag returns why restarting container would not start the digest img's tag
+// points at — it runs a digest, another reference, or does not pull on every start — or nil.
+// Recording the digest anyway would claim a change the pods never got.
+func checkRestartPullsTag(dep *appsv1.Deployment, container *corev1.Container, img config.Image) error {
+	where := fmt.Sprintf("container %q of Deployment %s/%s", container.Name, dep.Namespace, dep.Name)
+	polled, err := name.NewTag(img.Reference())
+	if err != nil {
+		return fmt.Errorf("parsing reference %q: %w", img.Reference(), err)
+	}
+	running, err := name.ParseReference(container.Image)
+	if err != nil {
+		return fmt.Errorf("%s runs %q, which is not an image reference (%w): run %s there with imagePullPolicy: Always while it floats",
+			where, container.Image, err, polled)
+	}
+	if _, pinned := running.(name.Digest); pinned {
+		return fmt.Errorf("%s runs the digest-pinned image %s: a rollout restart would start that digest again, not the one %s points at; run %s there with imagePullPolicy: Always while it floats, or pin the digest in the config",
+			where, container.Image, polled, polled)
+	}
+	if running.Name() != polled.Name() {
+		return fmt.Errorf("%s runs %s, not %s: a rollout restart would not start the digest %s points at; run %s there, or set the image's repository and tag in the config to what the container runs",
+			where, container.Image, polled, polled, polled)
+	}
+	if policy := config.EffectivePullPolicy(string(container.ImagePullPolicy), container.Image); policy != string(corev1.PullAlways) {
+		found := "imagePullPolicy " + policy
+		if container.ImagePullPolicy == "" {
+			found = "no imagePullPolicy, which Kubernetes defaults to " + policy
+		}
+		return fmt.Errorf("%s runs %s with %s: a rollout restart would start the cached image instead of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while %s floats",
+			where, container.Image, found, img.Name)
+	}
+	return nil
+}
 
 func findContainer(dep *appsv1.Deployment, name string) *corev1.Container {
 	for i := range dep.Spec.Template.Spec.Containers {

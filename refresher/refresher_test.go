@@ -130,8 +130,8 @@ func deployment(annotations map[string]string, apiEnv ...corev1.EnvVar) *appsv1.
 		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "jobs-manager"}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "api", Image: "docker.io/tracebloc/jobs-manager:prod", Env: append([]corev1.EnvVar{{Name: "LOG_LEVEL", Value: "info"}}, apiEnv...)},
-				{Name: "pods-monitor", Image: "docker.io/tracebloc/pods-monitor:prod"},
+				{Name: "api", Image: "docker.io/tracebloc/jobs-manager:prod", ImagePullPolicy: corev1.PullAlways, Env: append([]corev1.EnvVar{{Name: "LOG_LEVEL", Value: "info"}}, apiEnv...)},
+				{Name: "pods-monitor", Image: "docker.io/tracebloc/pods-monitor:prod", ImagePullPolicy: corev1.PullAlways},
 			}},
 		}},
 	}
@@ -377,6 +377,25 @@ func TestRunMissingContainerFailsOnlyThatImage(t *testing.T) {
 	}
 	if got := f.patches(t); len(got) != 1 || strings.Contains(got[0], podsMonitorKey) {
 		t.Errorf("patches %q: want one without the pods-monitor annotation", got)
+	}
+}
+
+func TestRunRestartThatWouldNotPullTheTagFailsOnlyThatImage(t *testing.T) {
+	pinned := "docker.io/tracebloc/jobs-manager@" + stale
+	f := newFixture(t, deploymentWithImage(deployment(map[string]string{jobsManagerKey: stale, podsMonitorKey: stale, ingestorKey: stale}, env(stale)), "api", pinned, corev1.PullIfNotPresent))
+
+	report := f.run(t, f.options())
+	if got := decisions(report); got != "jobs-manager=failed pods-monitor=restart ingestor=update-env" {
+		t.Errorf("decisions: %s", got)
+	}
+	if err := report.Err(); err == nil || !strings.Contains(err.Error(), `image jobs-manager: container "api" of Deployment tracebloc/stg-jobs-manager runs the digest-pinned image `+pinned) {
+		t.Errorf("report error: %v", err)
+	}
+	if got := f.patches(t); len(got) != 1 || strings.Contains(got[0], jobsManagerKey) {
+		t.Errorf("patches %q: want one, without the jobs-manager annotation", got)
+	}
+	if dep := f.deployment(t); dep.Annotations[jobsManagerKey] != stale {
+		t.Errorf("jobs-manager annotation %q, want it left at %s", dep.Annotations[jobsManagerKey], stale)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"gopkg.in/yaml.v3"
 )
 
@@ -174,6 +175,20 @@ func (i Image) Pinned() bool { return i.Digest != "" }
 
 // Reference is the floating reference the refresher polls, "repository:tag".
 func (i Image) Reference() string { return i.Repository + ":" + i.Tag }
+
+// EffectivePullPolicy is the imagePullPolicy Kubernetes gives a container running image with
+// policy: policy itself when set; when unset, Always for an image without a digest whose tag is
+// "latest" or absent, IfNotPresent for any other. A rollout restart pulls a moved tag only
+// under Always.
+func EffectivePullPolicy(policy, image string) string {
+	if policy != "" {
+		return policy
+	}
+	if tag, err := name.NewTag(image, name.WeakValidation); err == nil && tag.TagStr() == DefaultTag {
+		return "Always"
+	}
+	return "IfNotPresent"
+}
 
 // Floating returns the images that are not pinned, in config order.
 func (c *RefreshConfig) Floating() []Image {

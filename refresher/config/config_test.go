@@ -393,6 +393,24 @@ func TestValidDigest(t *testing.T) {
 	}
 }
 
+func TestEffectivePullPolicy(t *testing.T) {
+	for _, tc := range []struct{ policy, image, want string }{
+		{"", "docker.io/tracebloc/jobs-manager", "Always"},
+		{"", "docker.io/tracebloc/jobs-manager:latest", "Always"},
+		{"", "localhost:5000/jobs-manager", "Always"}, // the port is not a tag
+		{"", "docker.io/tracebloc/jobs-manager:prod", "IfNotPresent"},
+		{"", "docker.io/tracebloc/jobs-manager@" + digest, "IfNotPresent"},
+		{"", "docker.io/tracebloc/jobs-manager:latest@" + digest, "IfNotPresent"},
+		{"IfNotPresent", "docker.io/tracebloc/jobs-manager:latest", "IfNotPresent"},
+		{"Never", "docker.io/tracebloc/jobs-manager", "Never"},
+		{"Always", "docker.io/tracebloc/jobs-manager:prod", "Always"},
+	} {
+		if got := EffectivePullPolicy(tc.policy, tc.image); got != tc.want {
+			t.Errorf("EffectivePullPolicy(%q, %q) = %q, want %q", tc.policy, tc.image, got, tc.want)
+		}
+	}
+}
+
 func TestValidateAnnotationKey(t *testing.T) {
 	for key, ok := range map[string]bool{
 		"tracebloc.io/last-refreshed-ingestor-digest": true,
