@@ -285,7 +285,7 @@ func TestStreamEdits(t *testing.T) {
 			name: "Role grants Secrets",
 			old:  "  verbs:\n  - get\n  - patch\n",
 			new:  "  verbs:\n  - get\n  - patch\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [get]\n",
-			want: []string{`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager] (and create on events); found rules[1]: apiGroups [""] resources ["secrets"] verbs ["get"]`},
+			want: []string{`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager]; found rules[1]: apiGroups [""] resources ["secrets"] verbs ["get"]`},
 		},
 		{
 			name: "CronJob runs as another ServiceAccount",
@@ -297,7 +297,7 @@ func TestStreamEdits(t *testing.T) {
 			name: "refresher ServiceAccount also cluster-bound",
 			old:  "apiVersion: batch/v1\nkind: CronJob\n",
 			new:  "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: too-much}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: stg-image-refresh, namespace: tracebloc}]\n---\napiVersion: batch/v1\nkind: CronJob\n",
-			want: []string{`rbac: ClusterRoleBinding "too-much" (document 8): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin"`},
+			want: []string{`rbac: ClusterRoleBinding "too-much" (document 8): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin" through subject ServiceAccount tracebloc/stg-image-refresh`},
 		},
 		{
 			name: "jobs-manager pinned in the Deployment only",
@@ -333,7 +333,44 @@ func TestStreamEdits(t *testing.T) {
 		{
 			name:     "refresher ServiceAccount cluster-bound inside a List",
 			appended: "---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: rbac.authorization.k8s.io/v1\n  kind: ClusterRoleBinding\n  metadata: {name: sneaky}\n  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\n  subjects:\n  - {kind: ServiceAccount, name: stg-image-refresh, namespace: tracebloc}\n",
-			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 9 items[0]): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin"`},
+			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 9 items[0]): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin" through subject ServiceAccount tracebloc/stg-image-refresh`},
+		},
+		{
+			name:     "refresher ServiceAccount cluster-bound by its user name",
+			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: sneaky}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects:\n- {kind: User, name: \"system:serviceaccount:tracebloc:stg-image-refresh\", apiGroup: rbac.authorization.k8s.io}\n",
+			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin" through subject User "system:serviceaccount:tracebloc:stg-image-refresh"`},
+		},
+		{
+			name:     "refresher ServiceAccount cluster-bound through its namespace's group",
+			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: sneaky}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects:\n- {kind: Group, name: \"system:serviceaccounts:tracebloc\", apiGroup: rbac.authorization.k8s.io}\n",
+			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin" through subject Group "system:serviceaccounts:tracebloc"`},
+		},
+		{
+			name:     "refresher ServiceAccount bound through every authenticated user",
+			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: readers, namespace: tracebloc}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\nsubjects:\n- {kind: Group, name: \"system:authenticated\", apiGroup: rbac.authorization.k8s.io}\n",
+			want:     []string{`rbac: RoleBinding "readers" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "view" through subject Group "system:authenticated"`},
+		},
+		{
+			name:     "another ServiceAccount's group is no grant to the refresher",
+			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: elsewhere}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\nsubjects:\n- {kind: Group, name: \"system:serviceaccounts:other\", apiGroup: rbac.authorization.k8s.io}\n- {kind: User, name: \"system:serviceaccount:tracebloc:stg-jobs-manager\", apiGroup: rbac.authorization.k8s.io}\n",
+			want:     nil,
+		},
+		{
+			name:     "refresher Role also bound to the default ServiceAccount",
+			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: extra, namespace: tracebloc}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: stg-image-refresh}\nsubjects:\n- {kind: ServiceAccount, name: default, namespace: tracebloc}\n",
+			want:     []string{`rbac: RoleBinding "extra" (document 9): expected Role "stg-image-refresh" bound only by RoleBinding "stg-image-refresh", to ServiceAccount tracebloc/stg-image-refresh; found another binding of it, to ServiceAccount tracebloc/default`},
+		},
+		{
+			name: "refresher RoleBinding with a second subject",
+			old:  "subjects:\n- kind: ServiceAccount\n  name: stg-image-refresh\n  namespace: tracebloc\n",
+			new:  "subjects:\n- kind: ServiceAccount\n  name: stg-image-refresh\n  namespace: tracebloc\n- kind: ServiceAccount\n  name: stg-jobs-manager\n",
+			want: []string{`rbac: RoleBinding "stg-image-refresh" (document 7): expected one subject, ServiceAccount tracebloc/stg-image-refresh; found subjects[1]: ServiceAccount tracebloc/stg-jobs-manager`},
+		},
+		{
+			name: "Role allows creating Events, which the refresher never emits",
+			old:  "  verbs:\n  - get\n  - patch\n",
+			new:  "  verbs:\n  - get\n  - patch\n- apiGroups: [\"\"]\n  resources: [events]\n  verbs: [create]\n",
+			want: []string{`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager]; found rules[1]: apiGroups [""] resources ["events"] verbs ["create"]`},
 		},
 		{
 			name:     "Role rendered twice",

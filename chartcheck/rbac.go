@@ -1,0 +1,199 @@
+package chartcheck
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apiserver/pkg/authentication/serviceaccount"
+	"k8s.io/apiserver/pkg/authentication/user"
+)
+
+// checkRBAC: the CronJob runs as the ServiceAccount named after the config, bound by the
+// RoleBinding named after the config, and by nothing else, to the Role named after the config,
+// which grants get and patch on exactly the Deployments of floating images and nothing else.
+func (c *contract) checkRBAC() []Finding {
+	cfgName, ns := c.cfg.Metadata.Name, c.cfg.Metadata.Namespace
+	var findings []Finding
+	if sa := c.cronJob.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName; sa != cfgName {
+		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("serviceAccountName %q", cfgName), Found: fmt.Sprintf("%q", sa)})
+	}
+	if len(c.stream.Find("ServiceAccount", ns, cfgName)) == 0 {
+		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("ServiceAccount %q", cfgName), Found: "no such ServiceAccount in the stream"})
+	}
+
+	roles := c.stream.Find("Role", ns, cfgName)
+	if len(roles) == 0 {
+		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("Role %q", cfgName), Found: "no such Role in the stream"})
+	} else {
+		var role rbacv1.Role
+		if err := roles[0].Decode(&role); err != nil {
+			findings = append(findings, Finding{Document: roles[0].String(), Expected: "a Role", Found: err.Error()})
+		} else {
+			findings = append(findings, checkRules(roles[0].String(), role.Rules, c.cfg.FloatingTargetNames())...)
+		}
+	}
+
+	bindingFindings, found := c.checkBindings()
+	findings = append(findings, bindingFindings...)
+	if !found {
+		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("RoleBinding %q binding Role %q to %s", cfgName, cfgName, c.refresherSubject()), Found: "no such RoleBinding in the stream"})
+	}
+	return findings
+}
+
+// refresherSubject names the refresher's ServiceAccount in findings.
+func (c *contract) refresherSubject() string {
+	return fmt.Sprintf("ServiceAccount %s/%s", c.cfg.Metadata.Namespace, c.cfg.Metadata.Name)
+}
+
+// checkBindings: the refresher's RoleBinding binds its Role to its ServiceAccount alone; no other
+// binding grants that Role, and no other binding grants anything to the ServiceAccount, by
+// name, by its user name or by a group it belongs to. found reports whether the refresher's
+// RoleBinding exists.
+func (c *contract) checkBindings() (findings []Finding, found bool) {
+	cfgName, ns := c.cfg.Metadata.Name, c.cfg.Metadata.Namespace
+	wantSubject := c.refresherSubject()
+	for _, kind := range []string{"RoleBinding", "ClusterRoleBinding"} {
+		for _, d := range c.stream.OfKind(kind) {
+			var b rbacv1.RoleBinding // ClusterRoleBinding has the same roleRef and subjects
+			if err := d.Decode(&b); err != nil {
+				findings = append(findings, Finding{Document: d.String(), Expected: "a " + kind, Found: err.Error()})
+				continue
+			}
+			inNamespace := kind == "RoleBinding" && sameNamespace(d.Namespace, ns)
+			switch {
+			case inNamespace && d.Name == cfgName:
+				found = true
+				if b.RoleRef.Kind != "Role" || b.RoleRef.Name != cfgName || b.RoleRef.APIGroup != rbacv1.GroupName {
+					findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("roleRef Role %q", cfgName), Found: fmt.Sprintf("roleRef %s %q (apiGroup %q)", b.RoleRef.Kind, b.RoleRef.Name, b.RoleRef.APIGroup)})
+				}
+				if len(b.Subjects) == 0 {
+					findings = append(findings, Finding{Document: d.String(), Expected: "one subject, " + wantSubject, Found: "no subjects"})
+				}
+				for i, s := range b.Subjects {
+					if !isServiceAccount(s, cfgName, ns, d.Namespace) {
+						findings = append(findings, Finding{Document: d.String(), Expected: "one subject, " + wantSubject, Found: fmt.Sprintf("subjects[%d]: %s", i, describeSubject(s, d.Namespace))})
+					}
+				}
+			case inNamespace && b.RoleRef.Kind == "Role" && b.RoleRef.Name == cfgName:
+				findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("Role %q bound only by RoleBinding %q, to %s", cfgName, cfgName, wantSubject), Found: "another binding of it, to " + describeSubjects(b.Subjects, d.Namespace)})
+			default:
+				if s, covers := subjectCovering(b.Subjects, cfgName, ns, d.Namespace); covers {
+					findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("%s to be bound only by RoleBinding %q", wantSubject, cfgName), Found: fmt.Sprintf("an extra grant of %s %q through subject %s", b.RoleRef.Kind, b.RoleRef.Name, describeSubject(s, d.Namespace))})
+				}
+			}
+		}
+	}
+	return findings, found
+}
+
+// isServiceAccount reports whether a subject is the ServiceAccount itself; a subject without a
+// namespace means the binding's.
+func isServiceAccount(s rbacv1.Subject, name, namespace, bindingNamespace string) bool {
+	if s.Kind != rbacv1.ServiceAccountKind || s.Name != name || s.APIGroup != "" {
+		return false
+	}
+	return sameNamespace(defaultString(s.Namespace, bindingNamespace), namespace)
+}
+
+// subjectCovering returns the first subject the ServiceAccount's token authenticates as: the
+// ServiceAccount, its user name system:serviceaccount:<ns>:<name>, or one of its groups
+// system:serviceaccounts, system:serviceaccounts:<ns> and system:authenticated.
+func subjectCovering(subjects []rbacv1.Subject, name, namespace, bindingNamespace string) (rbacv1.Subject, bool) {
+	for _, s := range subjects {
+		switch s.Kind {
+		case rbacv1.ServiceAccountKind:
+			if isServiceAccount(s, name, namespace, bindingNamespace) {
+				return s, true
+			}
+		case rbacv1.UserKind:
+			if userNamespace, userName, err := serviceaccount.SplitUsername(s.Name); err == nil && userName == name && sameNamespace(userNamespace, namespace) {
+				return s, true
+			}
+		case rbacv1.GroupKind:
+			if s.Name == serviceaccount.AllServiceAccountsGroup || s.Name == user.AllAuthenticated {
+				return s, true
+			}
+			if groupNamespace, ok := strings.CutPrefix(s.Name, serviceaccount.ServiceAccountGroupPrefix); ok && sameNamespace(groupNamespace, namespace) {
+				return s, true
+			}
+		}
+	}
+	return rbacv1.Subject{}, false
+}
+
+func describeSubject(s rbacv1.Subject, bindingNamespace string) string {
+	if s.Kind == rbacv1.ServiceAccountKind {
+		return fmt.Sprintf("ServiceAccount %s/%s", defaultString(s.Namespace, bindingNamespace), s.Name)
+	}
+	return fmt.Sprintf("%s %q", s.Kind, s.Name)
+}
+
+func describeSubjects(subjects []rbacv1.Subject, bindingNamespace string) string {
+	if len(subjects) == 0 {
+		return "no subjects"
+	}
+	described := make([]string, len(subjects))
+	for i, s := range subjects {
+		described[i] = describeSubject(s, bindingNamespace)
+	}
+	return strings.Join(described, ", ")
+}
+
+// checkRules compares a Role's rules with the one grant the refresher needs. The refresher emits
+// no Events, so not even create on events is allowed.
+func checkRules(doc string, rules []rbacv1.PolicyRule, targets []string) []Finding {
+	want := fmt.Sprintf("get and patch on deployments.apps with resourceNames %v", targets)
+	var findings []Finding
+	verbs := map[string]bool{}
+	granted := map[string]bool{}
+	namespaceWide := false
+	for i, r := range rules {
+		at := fmt.Sprintf("rules[%d]", i)
+		if !slices.Equal(r.APIGroups, []string{"apps"}) || !slices.Equal(r.Resources, []string{"deployments"}) || len(r.NonResourceURLs) > 0 {
+			findings = append(findings, Finding{Document: doc, Expected: "only " + want, Found: fmt.Sprintf("%s: %s", at, describeRule(r))})
+			continue
+		}
+		for _, v := range r.Verbs {
+			if v != "get" && v != "patch" {
+				findings = append(findings, Finding{Document: doc, Expected: "verbs get and patch only", Found: fmt.Sprintf("%s: verb %q", at, v)})
+			}
+			verbs[v] = true
+		}
+		if len(r.ResourceNames) == 0 {
+			namespaceWide = true
+			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", targets), Found: fmt.Sprintf("%s: no resourceNames, a namespace-wide grant on every Deployment", at)})
+			continue
+		}
+		for _, n := range r.ResourceNames {
+			if !slices.Contains(targets, n) {
+				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", targets), Found: fmt.Sprintf("%s: resourceName %q, which is no floating image's target", at, n)})
+			}
+			granted[n] = true
+		}
+	}
+	for _, v := range []string{"get", "patch"} {
+		if !verbs[v] {
+			findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("no %q on deployments.apps", v)})
+		}
+	}
+	for _, t := range targets {
+		if !granted[t] && len(verbs) > 0 && !namespaceWide {
+			findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("no grant on Deployment %q", t)})
+		}
+	}
+	return findings
+}
+
+func describeRule(r rbacv1.PolicyRule) string {
+	s := fmt.Sprintf("apiGroups %q resources %q verbs %q", r.APIGroups, r.Resources, r.Verbs)
+	if len(r.ResourceNames) > 0 {
+		s += fmt.Sprintf(" resourceNames %q", r.ResourceNames)
+	}
+	if len(r.NonResourceURLs) > 0 {
+		s += fmt.Sprintf(" nonResourceURLs %q", r.NonResourceURLs)
+	}
+	return s
+}
