@@ -1,6 +1,10 @@
 package refresher
 
-import "github.com/tracebloc/image-refresh/refresher/config"
+import (
+	"fmt"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
 
 // Decision is what the refresher did (or, in a dry run, would do) about one image.
 type Decision string
@@ -48,18 +52,19 @@ type Change struct {
 }
 
 // Decide applies the decision table to one floating image whose tag currently points at
-// digest (R). It is pure: the same inputs always give the same change.
-func Decide(action config.Action, digest string, live Live) Change {
+// digest (R). It is pure: the same inputs always give the same change. An action outside the
+// table gives DecisionFailed and an error.
+func Decide(action config.Action, digest string, live Live) (Change, error) {
 	recorded := live.Annotation
 	switch action {
 	case config.ActionRolloutRestart:
 		switch recorded {
 		case "":
-			return Change{Decision: DecisionRecord, Annotation: digest}
+			return Change{Decision: DecisionRecord, Annotation: digest}, nil
 		case digest:
-			return Change{Decision: DecisionUnchanged}
+			return Change{Decision: DecisionUnchanged}, nil
 		default:
-			return Change{Decision: DecisionRestart, Annotation: digest, Restart: true}
+			return Change{Decision: DecisionRestart, Annotation: digest, Restart: true}, nil
 		}
 	case config.ActionSetEnv:
 		env := live.Env
@@ -68,21 +73,21 @@ func Decide(action config.Action, digest string, live Live) Change {
 		}
 		switch {
 		case recorded == "" && env != "":
-			return Change{Decision: DecisionAdopt, Annotation: env}
+			return Change{Decision: DecisionAdopt, Annotation: env}, nil
 		case recorded == "":
-			return Change{Decision: DecisionFill, Annotation: digest, Env: digest}
+			return Change{Decision: DecisionFill, Annotation: digest, Env: digest}, nil
 		case recorded != digest:
 			c := Change{Decision: DecisionUpdateEnv, Annotation: digest}
 			if env != digest {
 				c.Env = digest
 			}
-			return c
+			return c, nil
 		case env != digest:
-			return Change{Decision: DecisionDrift, Env: digest}
+			return Change{Decision: DecisionDrift, Env: digest}, nil
 		default:
-			return Change{Decision: DecisionUnchanged}
+			return Change{Decision: DecisionUnchanged}, nil
 		}
 	}
-	// Validation admits only the two actions above.
-	return Change{Decision: DecisionFailed}
+	// Validation admits only the two actions above; a caller that skipped it learns why.
+	return Change{Decision: DecisionFailed}, fmt.Errorf("unknown action %q: want %s or %s", action, config.ActionRolloutRestart, config.ActionSetEnv)
 }

@@ -37,9 +37,16 @@ func TestDecide(t *testing.T) {
 		{"set-env: everything current", config.ActionSetEnv, Live{Annotation: r, Env: r}, Change{Decision: DecisionUnchanged}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := Decide(tc.action, r, tc.live); got != tc.want {
-				t.Errorf("Decide(%s, R, %+v) = %+v, want %+v", tc.action, tc.live, got, tc.want)
+			if got, err := Decide(tc.action, r, tc.live); got != tc.want || err != nil {
+				t.Errorf("Decide(%s, R, %+v) = %+v, %v; want %+v", tc.action, tc.live, got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestDecideUnknownAction(t *testing.T) {
+	got, err := Decide("restart-twice", digestOf('a'), Live{})
+	if got != (Change{Decision: DecisionFailed}) || err == nil || !strings.Contains(err.Error(), `unknown action "restart-twice"`) {
+		t.Errorf("Decide(restart-twice) = %+v, %v; want failed with the action named", got, err)
 	}
 }

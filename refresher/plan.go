@@ -55,7 +55,11 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, now time.Time) ([]
 				live.Env, rep.Env = env.Value, env.Value
 			}
 		}
-		change := Decide(img.Action, rep.Digest, live)
+		change, err := Decide(img.Action, rep.Digest, live)
+		if err != nil {
+			rep.fail(err)
+			continue
+		}
 		rep.Decision = change.Decision
 		if change.Annotation != "" {
 			if patch.Metadata.Annotations == nil {

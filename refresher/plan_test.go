@@ -140,3 +140,24 @@ func deploymentWithImage(dep *appsv1.Deployment, name, image string, policy core
 	c.Image, c.ImagePullPolicy = image, policy
 	return dep
 }
+
+// An action outside the contract (validation admits none) still fails the run with a reason.
+func TestPlanTargetUnknownActionFailsTheRun(t *testing.T) {
+	img := config.Image{
+		Name: "jobs-manager", Repository: "docker.io/tracebloc/jobs-manager", Tag: "prod", Action: "rollout-restart-twice",
+		Target:     config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"},
+		Annotation: jobsManagerKey,
+	}
+	rep := &ImageReport{Name: img.Name, Digest: digestOf('a')}
+	patch, err := planTarget(deployment(nil), []targetImage{{report: rep, image: img}}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if patch != nil || rep.Decision != DecisionFailed {
+		t.Errorf("decision %s, patch %s; want failed and no patch", rep.Decision, patch)
+	}
+	report := Report{Images: []ImageReport{*rep}}
+	if err := report.Err(); err == nil || !strings.Contains(err.Error(), `image jobs-manager: unknown action "rollout-restart-twice"`) {
+		t.Errorf("report error %v, want the unknown action named", err)
+	}
+}
