@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -154,48 +153,56 @@ func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, 
 	return report, nil
 }
 
-// newReport starts the report: pinned images are done; the indexes of the floating ones are
-// returned. Every floating image's target must have a namespace, from the config or namespace.
-func newReport(cfg *config.RefreshConfig, namespace string) (Report, []int, error) {
+// floatingImage is an image to poll: its index in the config and its target, namespace
+// resolved.
+type floatingImage struct {
+	index  int
+	target config.TargetKey
+}
+
+// newReport starts the report: pinned images are done; the floating ones are returned. Every
+// floating image's target must have a namespace, from the config or namespace.
+func newReport(cfg *config.RefreshConfig, namespace string) (Report, []floatingImage, error) {
 	report := Report{Images: make([]ImageReport, len(cfg.Spec.Images))}
-	var floating []int
+	var floating []floatingImage
 	for i, img := range cfg.Spec.Images {
-		ns := img.Target.Namespace
-		if ns == "" {
-			ns = namespace
+		key := img.Target.Key()
+		if key.Namespace == "" {
+			key.Namespace = namespace
 		}
 		report.Images[i] = ImageReport{
 			Name: img.Name, Reference: img.Reference(), Action: img.Action,
-			Target: ns + "/" + img.Target.Name, Container: img.Target.Container,
+			Target: targetName(key), Container: img.Target.Container,
 		}
 		if img.Pinned() {
 			report.Images[i].Digest, report.Images[i].Decision = img.Digest, DecisionPinned
 			continue
 		}
-		if ns == "" {
+		if key.Namespace == "" {
 			return Report{}, nil, fmt.Errorf("image %s: target %s has no namespace: set metadata.namespace in the config or pass a namespace", img.Name, img.Target.Name)
 		}
-		floating = append(floating, i)
+		floating = append(floating, floatingImage{index: i, target: key})
 	}
 	return report, floating, nil
 }
 
+// targetName is how reports and logs name a target: namespace/name.
+func targetName(key config.TargetKey) string { return key.Namespace + "/" + key.Name }
+
 // refreshTargets resolves the floating images and applies each target as soon as the last of
 // its images is resolved, so the API work overlaps the remaining registry lookups. It fills in
 // reports and returns the patches, in config order of the targets.
-func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options, resolver *registry.Resolver, reports []ImageReport, floating []int) []TargetPatch {
+func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options, resolver *registry.Resolver, reports []ImageReport, floating []floatingImage) []TargetPatch {
 	refs := make([]string, len(floating))
 	targetOf := make([]*target, len(floating))
 	var targets []*target // in config order
-	byKey := map[string]*target{}
-	for j, i := range floating {
-		refs[j] = cfg.Spec.Images[i].Reference()
-		key := reports[i].Target
-		t, ok := byKey[key]
+	byKey := map[config.TargetKey]*target{}
+	for j, fi := range floating {
+		refs[j] = cfg.Spec.Images[fi.index].Reference()
+		t, ok := byKey[fi.target]
 		if !ok {
-			namespace, name, _ := strings.Cut(key, "/")
-			t = &target{namespace: namespace, name: name}
-			byKey[key] = t
+			t = &target{key: fi.target}
+			byKey[fi.target] = t
 			targets = append(targets, t)
 		}
 		t.pending++
@@ -212,7 +219,7 @@ func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options
 		})
 	}
 	resolver.ResolveEach(ctx, refs, func(j int, res registry.Result) {
-		i, t := floating[j], targetOf[j]
+		i, t := floating[j].index, targetOf[j]
 		rep := &reports[i]
 		if res.Err != nil {
 			rep.fail(res.Err)
@@ -230,7 +237,7 @@ func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options
 	var patches []TargetPatch
 	for _, t := range targets {
 		if t.patch != nil {
-			patches = append(patches, TargetPatch{Target: t.namespace + "/" + t.name, Patch: t.patch})
+			patches = append(patches, TargetPatch{Target: targetName(t.key), Patch: t.patch})
 		}
 	}
 	return patches
@@ -238,7 +245,7 @@ func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options
 
 // target is one Deployment and the images acting on it.
 type target struct {
-	namespace, name string
+	key config.TargetKey
 	// pending counts images still being resolved; images are those resolved successfully.
 	pending int
 	images  []targetImage
@@ -252,19 +259,20 @@ type target struct {
 func (t *target) apply(ctx context.Context, opts Options) []byte {
 	// Lookups finish in any order; plan in config order so the patch is deterministic.
 	slices.SortFunc(t.images, func(a, b targetImage) int { return a.index - b.index })
-	deployments := opts.Kube.AppsV1().Deployments(t.namespace)
+	namespace, name := t.key.Namespace, t.key.Name
+	deployments := opts.Kube.AppsV1().Deployments(namespace)
 	var patch []byte
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		dep, err := deployments.Get(ctx, t.name, metav1.GetOptions{})
+		dep, err := deployments.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("reading Deployment %s/%s: %w", t.namespace, t.name, err)
+			return fmt.Errorf("reading Deployment %s/%s: %w", namespace, name, err)
 		}
 		if patch, err = planTarget(dep, t.images, opts.Now()); err != nil || patch == nil || opts.DryRun {
 			return err
 		}
-		_, err = deployments.Patch(ctx, t.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: config.FieldManager})
+		_, err = deployments.Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: config.FieldManager})
 		if err != nil {
-			return fmt.Errorf("patching Deployment %s/%s: %w", t.namespace, t.name, err)
+			return fmt.Errorf("patching Deployment %s/%s: %w", namespace, name, err)
 		}
 		return nil
 	})
