@@ -291,6 +291,12 @@ func (t *target) apply(ctx context.Context, opts Options) []byte {
 }
 
 func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryRun bool) {
+	// old_digest is what the decision replaces: the annotation, but for a drift (annotation
+	// already current) the env's value.
+	old := rep.Previous
+	if rep.Decision == DecisionDrift {
+		old = rep.Env
+	}
 	attrs := []slog.Attr{
 		slog.String("image", rep.Name),
 		slog.String("reference", rep.Reference),
@@ -298,7 +304,7 @@ func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryR
 		slog.String("target", rep.Target),
 		slog.String("container", rep.Container),
 		slog.String("decision", string(rep.Decision)),
-		slog.String("old_digest", rep.Previous),
+		slog.String("old_digest", old),
 		slog.String("new_digest", rep.Digest),
 	}
 	if rep.Action == config.ActionSetEnv {

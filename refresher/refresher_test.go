@@ -545,15 +545,7 @@ func TestRunLogsEveryDecision(t *testing.T) {
 	opts.Registry.Concurrency = 1
 	f.run(t, opts)
 
-	records := map[string]map[string]any{}
-	sc := bufio.NewScanner(&f.logs)
-	for sc.Scan() {
-		var rec map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %s", sc.Text())
-		}
-		records[fmt.Sprint(rec["image"])] = rec
-	}
+	records := f.logRecords(t)
 	for image, want := range map[string]map[string]any{
 		"jobs-manager": {"level": "INFO", "decision": "restart", "old_digest": stale, "new_digest": f.digest["jobs-manager"], "target": "tracebloc/stg-jobs-manager"},
 		"pods-monitor": {"level": "ERROR", "decision": "failed", "old_digest": "", "new_digest": ""},
@@ -572,6 +564,36 @@ func TestRunLogsEveryDecision(t *testing.T) {
 	}
 	if msg := fmt.Sprint(records["pods-monitor"]["error"]); !strings.Contains(msg, "503") {
 		t.Errorf("pods-monitor error logged as %q", msg)
+	}
+}
+
+// logRecords returns the fixture's JSON log records by image.
+func (f *fixture) logRecords(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	records := map[string]map[string]any{}
+	sc := bufio.NewScanner(&f.logs)
+	for sc.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %s", sc.Text())
+		}
+		records[fmt.Sprint(rec["image"])] = rec
+	}
+	return records
+}
+
+// A drift leaves the annotation alone (A = R); the log says what changed: the env's value.
+func TestRunLogsTheDriftedEnvAsTheOldDigest(t *testing.T) {
+	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+		annotations, _ := f.current()
+		return deployment(annotations, env(stale))
+	})
+	f.run(t, f.options())
+	rec := f.logRecords(t)["ingestor"]
+	for k, v := range map[string]any{"decision": "drift", "old_digest": stale, "new_digest": f.digest["ingestor"], "env_digest": stale} {
+		if rec[k] != v {
+			t.Errorf("ingestor: %s = %v, want %v", k, rec[k], v)
+		}
 	}
 }
 
