@@ -439,6 +439,9 @@ func TestResolveCancelledRun(t *testing.T) {
 			t.Errorf("error %v, want context.Canceled", r.Err)
 		}
 	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("a cancelled run sent %d requests: %+v", n, srv.Requests())
+	}
 }
 
 func TestNewResolverRejectsNegativeOptions(t *testing.T) {
