@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // TestRunTimeoutStopsGrandchildren times out a command whose child holds its output pipes,
@@ -36,9 +38,15 @@ func TestRunTimeoutStopsGrandchildren(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The killed child closes its pipes before it finishes exiting, so run may return while
+	// the child is still on its way out; give it a moment.
 	pid := strings.TrimSpace(string(data))
-	if state := processState(t, pid); state != "" && state != "Z" {
-		t.Errorf("the command's child (pid %s) is still running (state %s) after the timeout", pid, state)
+	err = wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		state := processState(t, pid)
+		return state == "" || state == "Z", nil
+	})
+	if err != nil {
+		t.Errorf("the command's child (pid %s) is still running (state %s) 10s after the timeout", pid, processState(t, pid))
 	}
 }
 
