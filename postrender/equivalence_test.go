@@ -19,14 +19,15 @@ import (
 
 // referenceRender is the parse-everything post-renderer the streaming Render must agree with:
 // the whole stream goes through the YAML decoder in one piece (no splitting of our own), every
-// document is kept as a kyaml RNode, and the result is the kept documents plus the injected
-// ones, as parsed nodes.
+// document is kept as a parsed node, and the result is the kept documents plus the injected
+// ones, as parsed nodes. It reads objects out of documents and lists the way Render does
+// (documentObjects; TestListsFlattenAsHelmApplies holds that to Helm's own flattening).
 func referenceRender(in []byte, opts Options) ([]*yaml.RNode, error) {
 	if len(in) == 0 {
 		return nil, nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(in))
-	var nodes []*yaml.RNode
+	var docs []*yaml.Node
 	var objects []object
 	for {
 		doc := &yaml.Node{}
@@ -40,22 +41,30 @@ func referenceRender(in []byte, opts Options) ([]*yaml.RNode, error) {
 		if isEmptyDocument(doc) {
 			continue
 		}
-		obj, err := readObject(doc)
+		objs, err := documentObjects(doc)
 		if err != nil {
 			return nil, refuse(ReasonMalformedStream, "%v", err)
 		}
-		obj.number = len(objects) + 1
-		objects = append(objects, obj)
-		nodes = append(nodes, yaml.NewRNode(doc))
+		docs = append(docs, doc)
+		for _, obj := range objs {
+			obj.document = len(docs)
+			objects = append(objects, obj)
+		}
 	}
-	p, err := newPlan(objects, opts, func(o object) (*yaml.RNode, error) { return nodes[o.number-1], nil })
+	p, err := newPlan(objects, opts, func(o object) (*yaml.RNode, error) {
+		return yaml.NewRNode(objectNode(docs[o.document-1], o)), nil
+	})
 	if err != nil {
 		return nil, err
 	}
+	dropped := make([]bool, len(docs))
+	for i, obj := range objects {
+		dropped[obj.document-1] = dropped[obj.document-1] || p.drop[i]
+	}
 	var out []*yaml.RNode
-	for i, n := range nodes {
-		if !p.drop[i] {
-			out = append(out, n)
+	for i, doc := range docs {
+		if !dropped[i] {
+			out = append(out, yaml.NewRNode(doc))
 		}
 	}
 	if len(p.inject) > 0 && in[len(in)-1] != '\n' && !sameDocuments(in, append(bytes.Clone(in), '\n')) {
@@ -193,6 +202,9 @@ func FuzzRender(f *testing.F) {
 		"", "---", "---\n", "a: 1\n---", "--- |\n  x\n", "a: |\n  ---\n---\nb: 1\n", "a: 1\r---\rb: 2\r",
 		"%YAML 1.1\n---\na: 1\n", "a: 1\n...\n", "- x\n", "a: 'x\n---\ny'\n", "\ufeffa: 1\n", "a: |+\n  x",
 		floatingConfig + webDeployment(floatingContainer),
+		asList("v1", "List", floatingConfig, webDeployment(floatingContainer)),
+		floatingConfig + asList("apps/v1", "DeploymentList", strings.Replace(webDeployment(floatingContainer), "kind: Deployment\n", "", 1)),
+		"kind: List\nitems: [1, {kind: ConfigMap}, [a]]\n", "--- &x\nkind: List\nitems: [*x, *x]\n", "kind: ConfigMap\nitems: null\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -201,10 +213,27 @@ func FuzzRender(f *testing.F) {
 	})
 }
 
+// listDocument renders documents (bodies without markers) as the items of one list document.
+func listDocument(apiVersion, kind string, bodies ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: %s\nkind: %s\nmetadata:\n  name: list\nitems:\n", apiVersion, kind)
+	for _, body := range bodies {
+		for i, line := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
+			if i == 0 {
+				b.WriteString("- " + line + "\n")
+			} else {
+				b.WriteString("  " + line + "\n")
+			}
+		}
+	}
+	return b.String()
+}
+
 // generateRelease builds a random release stream around a refresh config, in the shapes Helm 3
 // and Helm 4 produce and some they do not: comments, "# Source:" lines, Helm 4 filename
-// annotations, hooks, CRLF, empty and comment-only documents, "---" inside literals, markers
-// with comments, a missing final newline, and targets that are sometimes refused.
+// annotations, hooks, Lists (holding the config, the target or other objects), CRLF, empty and
+// comment-only documents, "---" inside literals, markers with comments, a missing final
+// newline, and targets and configs that are sometimes refused.
 func generateRelease(r *rand.Rand) ([]byte, Options) {
 	helm4 := r.IntN(2) == 0
 	var docs []string
@@ -233,10 +262,31 @@ func generateRelease(r *rand.Rand) ([]byte, Options) {
 		}
 		opts.Config = cfg
 	default:
-		add("app/templates/refresh.yaml", strings.SplitN(refreshConfigMap(refreshBody(restartDigest, envDigest)), "\n", 3)[2])
+		cm := strings.SplitN(refreshConfigMap(refreshBody(restartDigest, envDigest)), "\n", 3)[2]
+		if r.IntN(8) == 0 {
+			// A hook is refused as the config.
+			cm = strings.Replace(cm, "  labels:\n", "  annotations:\n    helm.sh/hook: post-install\n  labels:\n", 1)
+		}
+		switch r.IntN(4) {
+		case 0:
+			cm = listDocument("v1", "List", cm)
+		case 1:
+			cm = listDocument("v1", "ConfigMapList", strings.TrimPrefix(cm, "apiVersion: v1\nkind: ConfigMap\n"))
+		}
+		add("app/templates/refresh.yaml", cm)
 	}
 	for i := range r.IntN(12) {
-		switch r.IntN(6) {
+		switch r.IntN(7) {
+		case 6:
+			// A list item is never the post-renderer's own object, whatever its labels: under an
+			// injected name it is refused.
+			account := fmt.Sprintf("listed-%d", i)
+			if r.IntN(4) == 0 {
+				account = "app-refresh"
+			}
+			add("app/templates/list.yaml", listDocument("v1", "List",
+				fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata:\n  name: listed-%d\n", i),
+				fmt.Sprintf("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: %s\n  labels: {app.kubernetes.io/managed-by: %s}\n", account, ManagedByValue)))
 		case 0:
 			add("app/templates/scripts.yaml", fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: scripts-%d\ndata:\n  run.sh: |\n    ---\n    --- not a marker ---\n    echo %d\n  keep: |+\n    kept\n\n", i, i))
 		case 1:
@@ -261,6 +311,12 @@ func generateRelease(r *rand.Rand) ([]byte, Options) {
 	if r.IntN(8) != 0 {
 		pos := r.IntN(len(docs) + 1)
 		web := strings.SplitN(webDeployment(container), "\n", 3)[2]
+		switch r.IntN(6) {
+		case 0:
+			web = listDocument("v1", "List", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n", web)
+		case 1:
+			web = listDocument("apps/v1", "DeploymentList", strings.TrimPrefix(web, "apiVersion: apps/v1\nkind: Deployment\n"))
+		}
 		docs = append(docs[:pos], append([]string{""}, docs[pos:]...)...)
 		if helm4 {
 			docs[pos] = strings.Replace(web, "metadata:\n", "metadata:\n  annotations:\n    postrenderer.helm.sh/postrender-filename: 'app/templates/web.yaml'\n", 1)

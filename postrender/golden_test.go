@@ -30,6 +30,10 @@ func TestGolden(t *testing.T) {
 		{"config-from-stream", true},
 		{"helm4", true},
 		{"no-config", false},
+		// The target Deployment is an item of a v1 List, which Helm applies item by item.
+		{"list-target", true},
+		// The config ConfigMap is a kind-less item of a ConfigMapList.
+		{"list-config", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(goldenDir, tc.name)

@@ -20,35 +20,98 @@ const (
 	FilenameAnnotation = "postrenderer.helm.sh/postrender-filename"
 )
 
-// object is what the post-renderer needs to know about one document of the stream: where it
-// is and the few identifying fields. The document itself is not kept: only the few candidates
-// are parsed again, as kyaml RNodes, once the config is known.
+// object is what the post-renderer needs to know about one object Helm applies: where it is
+// and the few identifying fields. The document itself is not kept: only the few candidates are
+// parsed again, as kyaml RNodes, once the config is known.
 type object struct {
 	segment  int // index of the segment holding the document
 	position int // index of the document within its segment
-	number   int // 1-based position among the stream's documents, for messages
+	document int // 1-based position of the document among the stream's documents, for messages
+	// listItem is 1 + the object's index in its document's items when the document is a list
+	// (see listItems); 0 for the document itself.
+	listItem int
 
 	kind, name, namespace string
-	// configLabel is true for a document labelled image-refresh.io/config: "true".
+	// configLabel is true for an object labelled image-refresh.io/config: "true".
 	configLabel bool
 	// managedBy is the app.kubernetes.io/managed-by label.
 	managedBy string
 	// filename is Helm 4's postrender-filename annotation.
 	filename string
+	// hook is the helm.sh/hook annotation of the object or, for a list item, of its document:
+	// Helm reads hook annotations from whole documents.
+	hook string
 	// source is Helm 3's "# Source:" comment above the document, if any.
 	source string
 }
 
-// readObject takes the identifying fields of one parsed document. It refuses documents whose
-// root is not a mapping: Kubernetes objects are mappings, and Helm would fail later anyway.
-// (kyaml's metadata getters are not used here: they panic on a metadata that is not a mapping.)
-func readObject(doc *yaml.Node) (object, error) {
+// HookAnnotation makes a document a Helm hook instead of a resource of the release.
+const HookAnnotation = "helm.sh/hook"
+
+// documentObjects lists the objects Helm applies from one parsed document: the document
+// itself, or the items of a list. It refuses documents whose root is not a mapping: Kubernetes
+// objects are mappings, and Helm would fail later anyway.
+func documentObjects(doc *yaml.Node) ([]object, error) {
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return object{}, fmt.Errorf("malformed stream: document is a YAML %s, not a mapping (a Kubernetes object)", nodeKindName(root))
+		return nil, fmt.Errorf("malformed stream: document is a YAML %s, not a mapping (a Kubernetes object)", nodeKindName(root))
 	}
-	obj := object{kind: scalarField(root, "kind")}
-	if meta := field(root, "metadata"); meta != nil {
+	list := readObject(root)
+	items, isList := listItems(root)
+	if !isList {
+		return []object{list}, nil
+	}
+	var out []object
+	for i, item := range items {
+		if item.Kind != yaml.MappingNode {
+			continue // Helm rejects it
+		}
+		obj := readObject(item)
+		if obj.kind == "" && scalarField(item, "apiVersion") == "" {
+			// cli-runtime gives an item without kind and apiVersion the list's kind, less "List".
+			obj.kind = strings.TrimSuffix(list.kind, "List")
+		}
+		if obj.hook == "" {
+			obj.hook = list.hook
+		}
+		obj.listItem = i + 1
+		out = append(out, obj)
+	}
+	return out, nil
+}
+
+// listItems reports whether a document is a list and returns its items, aliases resolved. It
+// follows Helm's kube client, which applies a list's items instead of the list (cli-runtime's
+// unstructured decoder and Flatten): a document with an "items" field is a list, whatever its
+// kind (List, ConfigMapList, ...). Helm rejects lists in lists, so an item is never a list.
+func listItems(root *yaml.Node) ([]*yaml.Node, bool) {
+	items := field(root, "items")
+	if items == nil {
+		return nil, false
+	}
+	var out []*yaml.Node
+	if items.Kind == yaml.SequenceNode {
+		for _, item := range items.Content {
+			out = append(out, resolveAlias(item))
+		}
+	}
+	return out, true
+}
+
+// objectNode finds an object (as documentObjects listed it) in its parsed document.
+func objectNode(doc *yaml.Node, obj object) *yaml.Node {
+	if obj.listItem == 0 {
+		return doc
+	}
+	items, _ := listItems(doc.Content[0])
+	return items[obj.listItem-1]
+}
+
+// readObject takes the identifying fields of one mapping.
+// (kyaml's metadata getters are not used here: they panic on a metadata that is not a mapping.)
+func readObject(m *yaml.Node) object {
+	obj := object{kind: scalarField(m, "kind")}
+	if meta := field(m, "metadata"); meta != nil {
 		obj.name = scalarField(meta, "name")
 		obj.namespace = scalarField(meta, "namespace")
 		if labels := field(meta, "labels"); labels != nil {
@@ -57,9 +120,10 @@ func readObject(doc *yaml.Node) (object, error) {
 		}
 		if annotations := field(meta, "annotations"); annotations != nil {
 			obj.filename = scalarField(annotations, FilenameAnnotation)
+			obj.hook = scalarField(annotations, HookAnnotation)
 		}
 	}
-	return obj, nil
+	return obj
 }
 
 // field returns the value of key in a mapping node (following aliases), or nil.
@@ -133,7 +197,10 @@ func (o object) ref() string {
 // where says which document of the stream the object is, with the chart file it came from.
 func (o object) where() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "document %d", o.number)
+	fmt.Fprintf(&b, "document %d", o.document)
+	if o.listItem > 0 {
+		fmt.Fprintf(&b, " at items[%d]", o.listItem-1)
+	}
 	switch {
 	case o.filename != "":
 		fmt.Fprintf(&b, ", %s", o.filename)
@@ -146,9 +213,10 @@ func (o object) where() string {
 // describe is ref and where together: `Deployment ns/web (document 3, chart/templates/web.yaml)`.
 func (o object) describe() string { return fmt.Sprintf("%s (%s)", o.ref(), o.where()) }
 
-// own reports whether the object is one the post-renderer injected in an earlier run.
+// own reports whether the object is one the post-renderer injected in an earlier run. It
+// never injects lists, so a list item is the chart's.
 func (o object) own() bool {
-	if o.managedBy != ManagedByValue {
+	if o.managedBy != ManagedByValue || o.listItem > 0 {
 		return false
 	}
 	switch o.kind {

@@ -167,6 +167,42 @@ func TestRefusals(t *testing.T) {
 		reason: ReasonTargetMissing,
 		want:   []string{"targets Deployment web, which matches 2 documents", "Deployment a/web (document 2", "Deployment b/web (document 3", "set spec.images[0].target.namespace"},
 	}, {
+		name:   "config ConfigMap is a Helm hook",
+		in:     strings.Replace(floatingConfig, "  labels:\n", "  annotations:\n    helm.sh/hook: pre-install\n  labels:\n", 1) + webDeployment(floatingContainer),
+		reason: ReasonInvalidConfig,
+		want:   []string{"ConfigMap app-refresh (document 1, app/templates/refresh.yaml) holds the refresh config but is a Helm hook (helm.sh/hook: pre-install)", "the CronJob could not mount it", "without the helm.sh/hook annotation"},
+	}, {
+		name:   "config ConfigMap in a List that is a Helm hook",
+		in:     strings.Replace(asList("v1", "List", floatingConfig), "  name: list\n", "  name: list\n  annotations: {helm.sh/hook: post-install}\n", 1) + webDeployment(floatingContainer),
+		reason: ReasonInvalidConfig,
+		want:   []string{"ConfigMap app-refresh (document 1 at items[0], app/templates/list.yaml) holds the refresh config but is a Helm hook (helm.sh/hook: post-install)"},
+	}, {
+		name:   "--config and a config ConfigMap in a List",
+		in:     asList("v1", "List", floatingConfig) + webDeployment(floatingContainer),
+		opts:   Options{Config: fileConfig},
+		reason: ReasonConfigConflict,
+		want:   []string{"the chart renders its own refresh config in ConfigMap app-refresh (document 1 at items[0], app/templates/list.yaml)"},
+	}, {
+		name:   "two configs, one in a List",
+		in:     floatingConfig + asList("v1", "List", strings.Replace(floatingConfig, "name: app-refresh\n", "name: other-refresh\n", 1)) + webDeployment(floatingContainer),
+		reason: ReasonConfigConflict,
+		want:   []string{"renders 2 ConfigMaps labelled", "ConfigMap other-refresh (document 2 at items[0], app/templates/list.yaml)"},
+	}, {
+		name:   "target Deployment in a List pulls IfNotPresent",
+		in:     floatingConfig + asList("v1", "List", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n", webDeployment("        image: example.com/web:prod\n        imagePullPolicy: IfNotPresent\n")),
+		reason: ReasonPullPolicy,
+		want:   []string{`container "api" of Deployment web (document 2 at items[1], app/templates/list.yaml) sets imagePullPolicy IfNotPresent`},
+	}, {
+		name:   "a list named like the target is not a Deployment",
+		in:     floatingConfig + "---\napiVersion: apps/v1\nkind: DeploymentList\nmetadata: {name: web}\nitems: []\n",
+		reason: ReasonTargetMissing,
+		want:   []string{"targets Deployment web, which the release does not render (it renders no Deployment)"},
+	}, {
+		name:   "injected ServiceAccount already rendered in a List, labelled as if injected",
+		in:     floatingConfig + webDeployment(floatingContainer) + asList("v1", "List", "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app-refresh\n  labels: {app.kubernetes.io/managed-by: image-refresh}\n"),
+		reason: ReasonNameTaken,
+		want:   []string{"already renders ServiceAccount app-refresh (document 3 at items[0], app/templates/list.yaml)"},
+	}, {
 		name:   "keep-chomped value at the end without a final newline",
 		in:     floatingConfig + webDeployment(floatingContainer) + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: tail}\ndata:\n  x: |+\n    kept",
 		reason: ReasonMalformedStream,
@@ -240,6 +276,18 @@ func TestAccepted(t *testing.T) {
 	}, {
 		name: "pinned images are not checked against the release",
 		in:   refreshConfigMap(strings.Replace(refreshBody("", pinnedDigest), "target: {name: web, container: api}\n    annotation: example.com/worker", "target: {name: gone, container: api}\n    annotation: example.com/worker", 1)) + webDeployment(floatingContainer),
+	}, {
+		name: "target Deployment in a v1 List",
+		in:   floatingConfig + asList("v1", "List", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n", webDeployment(floatingContainer)),
+	}, {
+		name: "target Deployment as a kind-less item of a DeploymentList",
+		in:   floatingConfig + asList("apps/v1", "DeploymentList", strings.Replace(webDeployment(floatingContainer), "apiVersion: apps/v1\nkind: Deployment\n", "", 1)),
+	}, {
+		name: "config ConfigMap in a v1 List",
+		in:   asList("v1", "List", floatingConfig) + webDeployment(floatingContainer),
+	}, {
+		name: "config ConfigMap as a kind-less item of a ConfigMapList",
+		in:   asList("v1", "ConfigMapList", strings.Replace(floatingConfig, "apiVersion: v1\nkind: ConfigMap\n", "", 1)) + webDeployment(floatingContainer),
 	}, {
 		name: "a Deployment without a namespace matches a namespaced target",
 		in:   refreshConfigMap(strings.Replace(refreshBody("", ""), "name: app-refresh}", "name: app-refresh, namespace: prod}", 1)) + webDeployment(floatingContainer),

@@ -7,7 +7,8 @@
 // The stream is handled without a kyaml round-trip: it is cut on document markers, every
 // document is parsed once to validate it and read its kind, name and labels, only the few
 // candidates (the config ConfigMap, the target Deployments) are parsed again as kyaml RNodes,
-// and every other document is copied to the output byte for byte.
+// and every other document is copied to the output byte for byte. A list document (List,
+// ConfigMapList, ...) stands for its items, which is what Helm applies.
 package postrender
 
 import (
@@ -78,6 +79,7 @@ type scanned struct {
 func scan(in []byte) (*scanned, error) {
 	segs := splitSegments(in)
 	perSegment := make([][]object, len(segs))
+	documents := make([]int, len(segs))
 	errs := make([]error, len(segs))
 	forEachParallel(len(segs), func(i int) {
 		data := in[segs[i].start:segs[i].end]
@@ -91,16 +93,20 @@ func scan(in []byte) (*scanned, error) {
 			source = sourceComment(data)
 		}
 		for j, doc := range docs {
-			obj, err := readObject(doc)
+			objs, err := documentObjects(doc)
 			if err != nil {
 				errs[i] = err
 				return
 			}
-			obj.segment, obj.position, obj.source = i, j, source
-			perSegment[i] = append(perSegment[i], obj)
+			for _, obj := range objs {
+				obj.segment, obj.position, obj.document, obj.source = i, j, j, source
+				perSegment[i] = append(perSegment[i], obj)
+			}
 		}
+		documents[i] = len(docs)
 	})
 	s := &scanned{in: in, segments: segs}
+	documentsBefore := 0
 	for i, seg := range segs {
 		if errs[i] != nil {
 			where := ""
@@ -109,12 +115,13 @@ func scan(in []byte) (*scanned, error) {
 			}
 			return nil, refuse(ReasonMalformedStream,
 				"document %d (starting at line %d of the input%s; the parser counts lines from there): %v; fix the template that renders it (`helm template` without the post-renderer shows it)",
-				len(s.objects)+1, 1+bytes.Count(in[:seg.start], []byte("\n")), where, errs[i])
+				documentsBefore+1, 1+bytes.Count(in[:seg.start], []byte("\n")), where, errs[i])
 		}
 		for _, obj := range perSegment[i] {
-			obj.number = len(s.objects) + 1
+			obj.document += documentsBefore + 1
 			s.objects = append(s.objects, obj)
 		}
+		documentsBefore += documents[i]
 	}
 	return s, nil
 }
@@ -143,14 +150,14 @@ func forEachParallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
-// load parses one candidate document again, as a kyaml RNode.
+// load parses one candidate object again, as a kyaml RNode.
 func (s *scanned) load(obj object) (*yaml.RNode, error) {
 	seg := s.segments[obj.segment]
 	docs, err := decodeDocuments(s.in[seg.start:seg.end])
 	if err != nil {
 		return nil, err
 	}
-	return yaml.NewRNode(docs[obj.position]), nil
+	return yaml.NewRNode(objectNode(docs[obj.position], obj)), nil
 }
 
 // emit copies every kept segment verbatim and appends the injected documents.

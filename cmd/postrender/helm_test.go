@@ -58,6 +58,19 @@ func TestHelm3PostRenderer(t *testing.T) {
 			t.Errorf("the config ConfigMap was not injected")
 		}
 	})
+	t.Run("config and target as List items inject the CronJob", func(t *testing.T) {
+		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "asList.config=true,asList.deployment=true", "--post-renderer", bin)
+		assertCronJobs(t, out, 1)
+		if got := strings.Count(out, "\nkind: List\n"); got != 2 {
+			t.Errorf("%d Lists in helm's output, want 2 (the chart's, unchanged)", got)
+		}
+	})
+	t.Run("a config ConfigMap rendered as a hook never reaches the post-renderer", func(t *testing.T) {
+		// Helm 3 keeps hooks out of the post-renderer's input: nothing is injected, and the
+		// post-renderer cannot tell. (Helm 4 passes hooks, and the post-renderer refuses.)
+		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "refresh.hook=pre-install", "--post-renderer", bin)
+		assertCronJobs(t, out, 0)
+	})
 	t.Run("a refusal fails helm with the message", func(t *testing.T) {
 		out, err := helmCommand(env, helm, "template", releaseName, testChart, "--post-renderer", bin, "--post-renderer-args", "--config="+configFile).CombinedOutput()
 		if err == nil {
@@ -98,6 +111,25 @@ func TestHelm4Plugin(t *testing.T) {
 	t.Run("all pinned injects nothing", func(t *testing.T) {
 		out := runHelm(t, env, helm, append([]string{"template", releaseName, testChart, "--post-renderer", "image-refresh"}, allPinned...)...)
 		assertCronJobs(t, out, 0)
+	})
+	t.Run("config and target as List items inject the CronJob", func(t *testing.T) {
+		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "asList.config=true,asList.deployment=true", "--post-renderer", "image-refresh")
+		assertCronJobs(t, out, 1)
+	})
+	t.Run("a config ConfigMap rendered as a hook is refused", func(t *testing.T) {
+		errorFile := filepath.Join(t.TempDir(), "error.txt")
+		out, err := helmCommand(append(env, ErrorFileEnv+"="+errorFile), helm, "template", releaseName, testChart,
+			"--set", "refresh.hook=pre-install", "--post-renderer", "image-refresh").CombinedOutput()
+		if err == nil {
+			t.Fatalf("helm succeeded, want the post-renderer to refuse:\n%s", out)
+		}
+		written, err := os.ReadFile(errorFile)
+		if err != nil {
+			t.Fatalf("no error file: %v", err)
+		}
+		if !strings.Contains(string(written), "holds the refresh config but is a Helm hook (helm.sh/hook: pre-install)") {
+			t.Errorf("error file lacks the refusal:\n%s", written)
+		}
 	})
 	t.Run("a refusal is in the error file", func(t *testing.T) {
 		errorFile := filepath.Join(t.TempDir(), "error.txt")

@@ -105,8 +105,10 @@ func newCommand(stdin io.Reader, stdout io.Writer) *cobra.Command {
 unchanged, with image-refresh's ServiceAccount, Role, RoleBinding and CronJob appended.
 
 The refresh config comes from a ConfigMap in the release labelled ` + config.ConfigLabel + `: "true"
-(key ` + config.ConfigMapKey + `), or from --config, in which case the ConfigMap is appended too.
-Without either the release passes through unchanged; with every image pinned nothing is added.
+(key ` + config.ConfigMapKey + `; it may be an item of a List, as may the target Deployments), or from
+--config, in which case the ConfigMap is appended too. A config ConfigMap that is a Helm hook is
+refused: the CronJob could not count on it (Helm 3 does not pass hooks to post-renderers at all).
+Without a config the release passes through unchanged; with every image pinned nothing is added.
 
 A config that cannot work against the release is refused (exit 1) with the image, the
 document and the fix. Helm 4 hides a plugin's stderr, so the message is also written to

@@ -6,3 +6,15 @@
 {{- define "refresh-test.pullPolicy" -}}
 {{- if .digest -}}IfNotPresent{{- else -}}Always{{- end -}}
 {{- end -}}
+
+{{/* An object as it is rendered: alone, or as the one item of a v1 List. */}}
+{{- define "refresh-test.object" -}}
+{{- if .asList -}}
+apiVersion: v1
+kind: List
+items:
+- {{- .object | nindent 2 }}
+{{- else -}}
+{{ .object }}
+{{- end -}}
+{{- end -}}
