@@ -17,6 +17,7 @@ import (
 
 	"github.com/tracebloc/image-refresh/e2e/golden"
 	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 const (
@@ -129,11 +130,20 @@ func TestBrokenStreams(t *testing.T) {
 			`expect.image/pods-monitor: ` + invalid,
 		},
 		"cronjob-all-pinned": {
-			`cronjob-presence: CronJob "stg-image-refresh" (document 8): expected no image-refresh CronJob: every image of ` + config + ` is pinned; found a CronJob running the refresher`,
+			`cronjob-presence: CronJob "stg-image-refresh" (document 8): expected no image-refresh CronJob: every image of ` + config + ` is pinned; found a CronJob running the refresher (label app.kubernetes.io/managed-by=image-refresh)`,
 			`rbac: ServiceAccount "stg-image-refresh" (document 5): expected nothing injected: every image is pinned; found an image-refresh ServiceAccount`,
 			`rbac: Role "stg-image-refresh" (document 6): expected nothing injected: every image is pinned; found an image-refresh Role`,
 			`rbac: RoleBinding "stg-image-refresh" (document 7): expected nothing injected: every image is pinned; found an image-refresh RoleBinding`,
-			`expect.cronJob: CronJob "stg-image-refresh" (document 8): expected no image-refresh CronJob; found one`,
+			`expect.cronJob: CronJob "stg-image-refresh" (document 8): expected no image-refresh CronJob; found one (label app.kubernetes.io/managed-by=image-refresh)`,
+		},
+		"cronjob-all-pinned-renamed": {
+			`cronjob-presence: CronJob "stg-refresh-legacy" (document 5): expected no image-refresh CronJob: every image of ` + config + ` is pinned; found a CronJob running the refresher (label app.kubernetes.io/managed-by=image-refresh)`,
+			`expect.cronJob: CronJob "stg-refresh-legacy" (document 5): expected no image-refresh CronJob; found one (label app.kubernetes.io/managed-by=image-refresh)`,
+		},
+		"rbac-without-config": {
+			`rbac: ServiceAccount "stg-image-refresh" (document 4): expected nothing injected: no refresh config in the stream; found an image-refresh ServiceAccount`,
+			`rbac: Role "stg-image-refresh" (document 5): expected nothing injected: no refresh config in the stream; found an image-refresh Role`,
+			`rbac: RoleBinding "stg-image-refresh" (document 6): expected nothing injected: no refresh config in the stream; found an image-refresh RoleBinding`,
 		},
 		"role-namespace-wide": {
 			`rbac: Role "stg-image-refresh" (document 6): expected resourceNames [stg-jobs-manager]; found rules[0]: no resourceNames, a namespace-wide grant on every Deployment`,
@@ -404,6 +414,48 @@ func TestStreamEdits(t *testing.T) {
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
+			}
+		})
+	}
+}
+
+// TestRefresherEvidence: a CronJob counts as the refresher's by any trace of it, whatever its name.
+func TestRefresherEvidence(t *testing.T) {
+	cfg, err := config.Parse([]byte("apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: r}\nspec:\n  images: [{name: a, repository: docker.io/x/a, action: rollout-restart, target: {name: a, container: a}, annotation: x.io/a}]\n  job: {image: registry.example.com/mirror/image-refresh:v2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, container, labels, want string
+	}{
+		{name: "unrelated", container: "{name: backup, image: busybox:1, args: [--conf, /etc/backup]}"},
+		{name: "managed-by label", labels: "{app.kubernetes.io/managed-by: image-refresh}", container: "{name: x, image: busybox:1}", want: "label app.kubernetes.io/managed-by=image-refresh"},
+		{name: "default refresher image", container: "{name: x, image: ghcr.io/tracebloc/image-refresh:v9}", want: `container "x" runs the refresher image ghcr.io/tracebloc/image-refresh:v9`},
+		{name: "spec.job.image", container: "{name: x, image: \"registry.example.com/mirror/image-refresh@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be\"}", want: `container "x" runs the refresher image registry.example.com/mirror/image-refresh@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be`},
+		{name: "refresher binary", container: "{name: x, image: busybox:1, command: [/usr/local/bin/refresher]}", want: `container "x" runs /usr/local/bin/refresher`},
+		{name: "--config flag", container: "{name: x, image: busybox:1, args: [--config=/tmp/r.yaml]}", want: `container "x" runs with --config`},
+		{name: "refresh.yaml by subPath", container: "{name: x, image: busybox:1, volumeMounts: [{name: c, mountPath: /etc/image-refresh/refresh.yaml, subPath: refresh.yaml}]}", want: `container "x" mounts /etc/image-refresh/refresh.yaml`},
+		{name: "sibling directory", container: "{name: x, image: busybox:1, volumeMounts: [{name: c, mountPath: /etc/image-refresh-docker}]}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			labels := defaultString(tt.labels, "{}")
+			doc := "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: renamed, labels: " + labels + "}\nspec:\n  schedule: \"0 * * * *\"\n  jobTemplate: {spec: {template: {spec: {containers: [" + tt.container + "]}}}}\n"
+			stream, err := ParseStream([]byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &contract{stream: stream, cfg: cfg}
+			found, findings := c.refresherCronJobs()
+			if len(findings) > 0 {
+				t.Fatal(findings)
+			}
+			got := ""
+			if len(found) == 1 {
+				got = found[0].evidence
+			}
+			if got != tt.want {
+				t.Errorf("evidence %q; want %q", got, tt.want)
 			}
 		})
 	}

@@ -53,23 +53,8 @@ func (c *contract) expectConfig(want Presence) []Finding {
 	return nil
 }
 
-// refreshCronJobs are the CronJobs named after the config or running the refresher.
-func (c *contract) refreshCronJobs() []*Document {
-	var out []*Document
-	for _, d := range c.stream.OfKind("CronJob") {
-		var cj batchv1.CronJob
-		if err := d.Decode(&cj); err != nil {
-			continue
-		}
-		if (c.cfg != nil && d.Name == c.cfg.Metadata.Name) || runsRefresher(&cj) {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
 func (c *contract) expectCronJob(want Presence) []Finding {
-	cronJobs := c.refreshCronJobs()
+	cronJobs, _ := c.refresherCronJobs() // a CronJob that does not decode is cronjob-presence's finding
 	if want == Present && len(cronJobs) == 0 {
 		doc := "stream"
 		if c.configDoc != nil {
@@ -79,8 +64,8 @@ func (c *contract) expectCronJob(want Presence) []Finding {
 	}
 	var findings []Finding
 	if want == Absent {
-		for _, d := range cronJobs {
-			findings = append(findings, Finding{Document: d.String(), Expected: "no image-refresh CronJob", Found: "one"})
+		for _, r := range cronJobs {
+			findings = append(findings, Finding{Document: r.doc.String(), Expected: "no image-refresh CronJob", Found: "one (" + r.evidence + ")"})
 		}
 	}
 	return findings

@@ -31,6 +31,7 @@ type Document struct {
 	Kind       string
 	Name       string
 	Namespace  string
+	Labels     map[string]string
 	Raw        []byte
 }
 
@@ -66,6 +67,7 @@ type objectHeader struct {
 	Metadata   struct {
 		Name        string            `json:"name"`
 		Namespace   string            `json:"namespace"`
+		Labels      map[string]string `json:"labels"`
 		Annotations map[string]string `json:"annotations"`
 	} `json:"metadata"`
 }
@@ -127,7 +129,7 @@ func (s *Stream) add(d *Document) error {
 		d.Source = header.Metadata.Annotations[helm4FilenameAnnotation]
 	}
 	d.APIVersion, d.Kind = header.APIVersion, header.Kind
-	d.Name, d.Namespace = header.Metadata.Name, header.Metadata.Namespace
+	d.Name, d.Namespace, d.Labels = header.Metadata.Name, header.Metadata.Namespace, header.Metadata.Labels
 	s.Docs = append(s.Docs, d)
 	return nil
 }
