@@ -152,6 +152,12 @@ func assertEquivalent(t testing.TB, in []byte, opts Options) {
 	if len(in) > 0 && len(got) == 0 {
 		t.Fatalf("empty output for non-empty input %q", in)
 	}
+	if usesCRLF(in) && bytes.Count(got, []byte("\n")) != bytes.Count(got, []byte("\r\n")) {
+		t.Fatalf("input breaks every line with CRLF, output mixes in LF:\n%q\ninput:\n%q", got, in)
+	}
+	if !bytes.Contains(in, []byte("\r")) && bytes.Contains(got, []byte("\r")) {
+		t.Fatalf("input has no CR, output has:\n%q\ninput:\n%q", got, in)
+	}
 	gotNodes, err := parseAll(got)
 	if err != nil {
 		t.Fatalf("streaming output does not parse: %v\n%s", err, got)
@@ -159,6 +165,17 @@ func assertEquivalent(t testing.TB, in []byte, opts Options) {
 	if g, w := canonical(t, gotNodes), canonical(t, want); g != w {
 		t.Fatalf("streaming output differs from the reference:\n%s\ninput:\n%q", golden.LineDiff(w, g), in)
 	}
+}
+
+// usesCRLF reports whether every line of in that ends ends with CRLF.
+func usesCRLF(in []byte) bool {
+	lines := bytes.SplitAfter(in, []byte("\n"))
+	for _, line := range lines[:len(lines)-1] {
+		if !bytes.HasSuffix(line, []byte("\r\n")) {
+			return false
+		}
+	}
+	return len(lines) > 1
 }
 
 func reasonsOf(err error) string {

@@ -34,6 +34,8 @@ func TestGolden(t *testing.T) {
 		{"list-target", true},
 		// The config ConfigMap is a kind-less item of a ConfigMapList.
 		{"list-config", true},
+		// CRLF line endings: the injected documents use them too.
+		{"crlf", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(goldenDir, tc.name)

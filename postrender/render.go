@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -182,17 +183,27 @@ func (s *scanned) emit(p *plan) ([]byte, error) {
 			out = append(out, s.in[seg.start:seg.end]...)
 		}
 	}
+	lineBreak := lineBreakOf(s.in)
 	if len(p.inject) > 0 {
 		if len(out) > 0 && out[len(out)-1] != '\n' {
-			if err := s.checkFinalLineBreak(); err != nil {
+			finalBreak := lineBreak
+			if out[len(out)-1] == '\r' {
+				finalBreak = "\n" // completes the CR into a CRLF
+			}
+			if err := s.checkFinalLineBreak(finalBreak); err != nil {
 				return nil, err
 			}
-			out = append(out, '\n')
+			out = append(out, finalBreak...)
 		}
-		out = append(out, p.inject...)
+		if lineBreak == "\n" {
+			out = append(out, p.inject...)
+		} else {
+			// The injected YAML has no CR of its own: the encoder escapes it in strings.
+			out = append(out, bytes.ReplaceAll(p.inject, []byte("\n"), []byte(lineBreak))...)
+		}
 	}
 	if len(out) == 0 {
-		out = append(out, emptyResult...)
+		out = append(out, strings.TrimSuffix(emptyResult, "\n")+lineBreak...)
 	}
 	return out, nil
 }
@@ -206,17 +217,26 @@ func firstObjectOf(objects []object, segment int) int {
 	return 0
 }
 
+// lineBreakOf is the line break the injected documents use: CRLF when every line break of the
+// input is one, so the output does not mix line endings; LF otherwise.
+func lineBreakOf(in []byte) string {
+	if n := bytes.Count(in, []byte("\n")); n > 0 && bytes.Count(in, []byte("\r\n")) == n {
+		return "\r\n"
+	}
+	return "\n"
+}
+
 // checkFinalLineBreak makes sure the line break added before the injected documents does not
 // change the last document, which it would when the input ends inside a block scalar that
 // keeps its trailing line breaks ("|+") without a final newline.
-func (s *scanned) checkFinalLineBreak() error {
+func (s *scanned) checkFinalLineBreak(lineBreak string) error {
 	last := s.segments[len(s.segments)-1]
 	data := s.in[last.start:last.end]
 	before, err := decodeDocuments(data)
 	if err != nil {
 		return err
 	}
-	after, err := decodeDocuments(append(bytes.Clone(data), '\n'))
+	after, err := decodeDocuments(append(bytes.Clone(data), lineBreak...))
 	if err != nil || !reflect.DeepEqual(before, after) {
 		return refuse(ReasonMalformedStream,
 			"the input ends without a final newline inside a value that keeps trailing newlines, so appending the image-refresh objects would change it; end the input with a newline")

@@ -126,6 +126,65 @@ func TestIdempotence(t *testing.T) {
 	})
 }
 
+// TestLineEndings: the injected documents break their lines as the input does when the input
+// uses CRLF throughout, and with LF otherwise; either way they parse to the same objects.
+func TestLineEndings(t *testing.T) {
+	lf := floatingConfig + webDeployment(floatingContainer)
+	crlf := strings.ReplaceAll(lf, "\n", "\r\n")
+	fileConfig := Options{Config: mustParse(t, refreshBody("", ""))}
+	for _, tc := range []struct {
+		name string
+		in   string
+		opts Options
+		// wantCRLF says whether every injected line ends with CRLF (else with LF).
+		wantCRLF bool
+	}{
+		{"LF", lf, Options{}, false},
+		{"CRLF", crlf, Options{}, true},
+		{"CRLF without a final line break", strings.TrimSuffix(crlf, "\r\n"), Options{}, true},
+		{"LF, injected ConfigMap with a literal block", webDeployment(floatingContainer), fileConfig, false},
+		{"CRLF, injected ConfigMap with a literal block", strings.ReplaceAll(webDeployment(floatingContainer), "\n", "\r\n"), fileConfig, true},
+		{"mixed: one LF line", strings.Replace(crlf, "\r\n", "\n", 1), Options{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Render([]byte(tc.in), tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(out), tc.in) {
+				t.Fatalf("output does not start with the input")
+			}
+			// With the line break added to an input that lacks a final one.
+			injected := string(out[len(tc.in):])
+			lines, crlfLines := strings.Count(injected, "\n"), strings.Count(injected, "\r\n")
+			switch {
+			case lines < 10:
+				t.Fatalf("nothing injected: %q", injected)
+			case tc.wantCRLF && crlfLines != lines:
+				t.Errorf("%d of %d injected lines end with LF alone:\n%q", lines-crlfLines, lines, injected)
+			case !tc.wantCRLF && crlfLines != 0:
+				t.Errorf("%d injected lines end with CRLF:\n%q", crlfLines, injected)
+			}
+			lfIn := strings.ReplaceAll(tc.in, "\r\n", "\n")
+			want, err := Render([]byte(lfIn), tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotNodes, err := parseAll([]byte(injected))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantNodes, err := parseAll(want[len(lfIn):])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := canonical(t, gotNodes), canonical(t, wantNodes); g != w {
+				t.Errorf("the injected objects differ from those of the LF rendering:\n%s", golden.LineDiff(w, g))
+			}
+		})
+	}
+}
+
 // TestNeverEmptyOutput: when every document was an injected object that is no longer wanted,
 // the output is a comment, not nothing (Helm 4 rejects empty output).
 func TestNeverEmptyOutput(t *testing.T) {
