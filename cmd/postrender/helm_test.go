@@ -117,7 +117,7 @@ func TestHelm4Plugin(t *testing.T) {
 		assertCronJobs(t, out, 1)
 	})
 	t.Run("a config ConfigMap rendered as a hook is refused", func(t *testing.T) {
-		errorFile := filepath.Join(t.TempDir(), "error.txt")
+		errorFile := filepath.Join(t.TempDir(), "errors.log")
 		out, err := helmCommand(append(env, ErrorFileEnv+"="+errorFile), helm, "template", releaseName, testChart,
 			"--set", "refresh.hook=pre-install", "--post-renderer", "image-refresh").CombinedOutput()
 		if err == nil {
@@ -132,7 +132,7 @@ func TestHelm4Plugin(t *testing.T) {
 		}
 	})
 	t.Run("a refusal is in the error file", func(t *testing.T) {
-		errorFile := filepath.Join(t.TempDir(), "error.txt")
+		errorFile := filepath.Join(t.TempDir(), "errors.log")
 		out, err := helmCommand(append(env, ErrorFileEnv+"="+errorFile), helm, "template", releaseName, testChart,
 			"--set", "images.jobsManager.digest=sha256:nothex", "--post-renderer", "image-refresh").CombinedOutput()
 		if err == nil {
@@ -177,7 +177,7 @@ func helmEnv(t *testing.T) []string {
 		// helm 4 `plugin install` writes to $HELM_DATA_HOME/plugins whatever HELM_PLUGINS says,
 		// so the plugins directory is left at that default.
 		"HELM_DATA_HOME="+filepath.Join(home, "data"),
-		ErrorFileEnv+"="+filepath.Join(home, "postrender-error.txt"),
+		ErrorFileEnv+"="+filepath.Join(home, "postrender-errors.log"),
 	)
 }
 

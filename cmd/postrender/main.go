@@ -14,11 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -35,9 +37,13 @@ const (
 	exitIO      = 3
 )
 
-// ErrorFileEnv names the file a failure is also written to, because Helm 4 drops a
-// post-renderer plugin's stderr. Set it empty to write no file.
+// ErrorFileEnv names the log every failure is also appended to, because Helm 4 drops a
+// post-renderer plugin's stderr. Set it empty to write none.
 const ErrorFileEnv = "IMAGE_REFRESH_ERROR_FILE"
+
+// errorLogRotateSize is the size at which the error log is renamed to <log>.1, replacing the
+// previous one, before the next entry.
+const errorLogRotateSize = 1 << 20
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -53,20 +59,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	err := cmd.ExecuteContext(ctx)
-	errorFile := errorFilePath()
 	if err == nil {
-		if errorFile != "" {
-			// The file describes the last failure; a success makes it stale.
-			_ = os.Remove(errorFile)
-		}
+		// A success leaves the error log alone: another run may have failed at the same time.
 		return exitOK
 	}
 	message := "image-refresh postrender: " + err.Error() + "\n"
-	if errorFile != "" {
-		if werr := writeErrorFile(errorFile, message); werr != nil {
-			message += fmt.Sprintf("(could not write %s: %v)\n", errorFile, werr)
+	if errorFile := errorFilePath(); errorFile != "" {
+		if werr := appendErrorLog(errorFile, errorLogEntry(time.Now(), args, message)); werr != nil {
+			message += fmt.Sprintf("(could not append this message to %s: %v)\n", errorFile, werr)
 		} else {
-			message += fmt.Sprintf("(this message is also in %s)\n", errorFile)
+			message += fmt.Sprintf("(this message is also appended to %s)\n", errorFile)
 		}
 	}
 	fmt.Fprint(stderr, message)
@@ -111,8 +113,12 @@ refused: the CronJob could not count on it (Helm 3 does not pass hooks to post-r
 Without a config the release passes through unchanged; with every image pinned nothing is added.
 
 A config that cannot work against the release is refused (exit 1) with the image, the
-document and the fix. Helm 4 hides a plugin's stderr, so the message is also written to
-$` + ErrorFileEnv + ` (default ` + defaultErrorFileDoc + `).`,
+document and the fix. Helm 4 hides a plugin's stderr, so every failure also appends an entry
+to the log $` + ErrorFileEnv + ` (default ` + defaultErrorFileDoc + `;
+empty: no log): a header line with the time, process id, working directory, HELM_NAMESPACE and
+arguments, then the message. Concurrent runs each keep their entry; a success writes nothing, so
+the last entry is the latest failure, not necessarily the latest run. At 1 MiB the log moves to
+<log>.1.`,
 		Example: `  helm template rel ./chart | postrender --config refresh.yaml
   helm install rel ./chart --post-renderer ./bin/postrender --post-renderer-args --config=refresh.yaml`,
 		Version: version.Version,
@@ -156,7 +162,7 @@ $` + ErrorFileEnv + ` (default ` + defaultErrorFileDoc + `).`,
 	return cmd
 }
 
-const defaultErrorFileDoc = "${XDG_STATE_HOME:-~/.local/state}/image-refresh/postrender-error.txt"
+const defaultErrorFileDoc = "${XDG_STATE_HOME:-~/.local/state}/image-refresh/postrender-errors.log"
 
 // errorFilePath is $IMAGE_REFRESH_ERROR_FILE, or the default under the XDG state directory;
 // "" when disabled or when there is no home directory.
@@ -172,12 +178,39 @@ func errorFilePath() string {
 		}
 		state = filepath.Join(home, ".local", "state")
 	}
-	return filepath.Join(state, "image-refresh", "postrender-error.txt")
+	return filepath.Join(state, "image-refresh", "postrender-errors.log")
 }
 
-func writeErrorFile(path, message string) error {
+// errorLogHeader opens every entry of the error log.
+const errorLogHeader = "==== image-refresh postrender failed at "
+
+// errorLogEntry is one failure as the error log records it: which run failed, then what it said.
+func errorLogEntry(now time.Time, args []string, message string) []byte {
+	dir, err := os.Getwd()
+	if err != nil {
+		dir = "(unknown)"
+	}
+	return fmt.Appendf(nil, "%s%s (pid %d, dir %s, HELM_NAMESPACE=%q, args %q)\n%s\n",
+		errorLogHeader, now.UTC().Format(time.RFC3339Nano), os.Getpid(), dir, os.Getenv("HELM_NAMESPACE"), args,
+		strings.TrimRight(message, "\n"))
+}
+
+// appendErrorLog appends one entry in a single write to the log opened for appending, so
+// entries of concurrent runs neither overwrite nor interleave. A log past errorLogRotateSize is
+// renamed first; a run that opened it before still writes into the renamed file.
+func appendErrorLog(path string, entry []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("creating directory: %w", err)
 	}
-	return os.WriteFile(path, []byte(strings.TrimRight(message, "\n")+"\n"), 0o644)
+	if info, err := os.Stat(path); err == nil && info.Size() >= errorLogRotateSize {
+		if err := os.Rename(path, path+".1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("rotating: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(entry)
+	return errors.Join(err, f.Close())
 }

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tracebloc/image-refresh/cmd/internal/version"
 )
@@ -63,12 +67,11 @@ func TestRun(t *testing.T) {
 				if stdout.Len() > 0 {
 					t.Errorf("stdout is not empty on failure:\n%s", stdout.String())
 				}
-				written, err := os.ReadFile(errorFile)
-				if err != nil {
-					t.Fatalf("error file: %v", err)
-				}
-				if !strings.Contains(stderr.String(), strings.TrimSpace(string(written))) || !strings.Contains(stderr.String(), "this message is also in "+errorFile) {
-					t.Errorf("stderr does not carry the error file's message and path:\nstderr: %s\nfile: %s", stderr.String(), written)
+				entries := readErrorLog(t, errorFile)
+				message, _, _ := strings.Cut(stderr.String(), "\n(this message is also appended to "+errorFile+")\n")
+				message = strings.TrimSuffix(message, "\n")
+				if len(entries) != 1 || entries[0].message != message {
+					t.Errorf("the error log does not hold stderr's message in one entry:\nstderr: %s\nlog: %+v", stderr.String(), entries)
 				}
 			} else if !bytes.Equal(stdout.Bytes(), tc.wantOut) {
 				t.Errorf("stdout differs from the expected output (%d bytes, want %d)", stdout.Len(), len(tc.wantOut))
@@ -82,23 +85,80 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// TestErrorFileLifecycle: a failure leaves its message in the error file, the next success
-// removes it; an empty IMAGE_REFRESH_ERROR_FILE writes none.
-func TestErrorFileLifecycle(t *testing.T) {
-	errorFile := filepath.Join(t.TempDir(), "error.txt")
+// loggedError is one entry of the error log, as read back: the header after errorLogHeader,
+// and the message lines.
+type loggedError struct{ header, message string }
+
+func readErrorLog(t *testing.T, path string) []loggedError {
+	t.Helper()
+	data := string(readFile(t, path))
+	if !strings.HasPrefix(data, errorLogHeader) || !strings.HasSuffix(data, "\n") {
+		t.Fatalf("%s is not a sequence of whole entries (%d bytes)", path, len(data))
+	}
+	var entries []loggedError
+	for line := range strings.Lines(data) {
+		if header, ok := strings.CutPrefix(line, errorLogHeader); ok {
+			entries = append(entries, loggedError{header: strings.TrimSuffix(header, "\n")})
+			continue
+		}
+		entries[len(entries)-1].message += line
+	}
+	for i := range entries {
+		entries[i].message = strings.TrimSuffix(entries[i].message, "\n")
+	}
+	return entries
+}
+
+// TestErrorLog: each failure appends an entry that says which run failed; a success leaves
+// the log alone; an empty IMAGE_REFRESH_ERROR_FILE writes none.
+func TestErrorLog(t *testing.T) {
+	errorFile := filepath.Join(t.TempDir(), "state", "errors.log")
 	t.Setenv(ErrorFileEnv, errorFile)
+	t.Setenv("HELM_NAMESPACE", "prod")
+	fail := func(args ...string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, strings.NewReader("- x\n"), &stdout, &stderr); code != exitRefused {
+			t.Fatalf("exit code %d, want %d", code, exitRefused)
+		}
+	}
+	fail()
+	afterFailure := readFile(t, errorFile)
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), nil, strings.NewReader("- x\n"), &stdout, &stderr); code != exitRefused {
-		t.Fatalf("exit code %d, want %d", code, exitRefused)
-	}
-	if _, err := os.Stat(errorFile); err != nil {
-		t.Fatalf("no error file after a failure: %v", err)
-	}
 	if code := run(context.Background(), nil, strings.NewReader("a: 1\n"), &stdout, &stderr); code != exitOK {
 		t.Fatalf("exit code %d, want %d", code, exitOK)
 	}
-	if _, err := os.Stat(errorFile); !os.IsNotExist(err) {
-		t.Errorf("error file still there after a success: %v", err)
+	if got := readFile(t, errorFile); !bytes.Equal(got, afterFailure) {
+		t.Errorf("a success changed the error log:\n%s", got)
+	}
+	fail("--config=")
+	entries := readErrorLog(t, errorFile)
+	if len(entries) != 2 {
+		t.Fatalf("%d entries after two failures, want 2: %+v", len(entries), entries)
+	}
+	dir, _ := os.Getwd()
+	for i, wantArgs := range []string{"args []", `args ["--config="]`} {
+		e := entries[i]
+		if _, err := time.Parse(time.RFC3339Nano, strings.Fields(e.header)[0]); err != nil {
+			t.Errorf("entry %d header does not start with its time: %q", i, e.header)
+		}
+		for _, want := range []string{fmt.Sprintf("pid %d,", os.Getpid()), "dir " + dir + ",", `HELM_NAMESPACE="prod"`, wantArgs} {
+			if !strings.Contains(e.header, want) {
+				t.Errorf("entry %d header lacks %q: %q", i, want, e.header)
+			}
+		}
+		if !strings.Contains(e.message, "image-refresh postrender: document 1") {
+			t.Errorf("entry %d lacks the message: %q", i, e.message)
+		}
+	}
+
+	t.Setenv(ErrorFileEnv, filepath.Join(errorFile, "not-a-directory", "errors.log"))
+	stderr.Reset()
+	if code := run(context.Background(), nil, strings.NewReader("- x\n"), &stdout, &stderr); code != exitRefused {
+		t.Fatalf("exit code %d, want %d", code, exitRefused)
+	}
+	if !strings.Contains(stderr.String(), "(could not append this message to ") {
+		t.Errorf("stderr does not say the log could not be written: %s", stderr.String())
 	}
 
 	t.Setenv(ErrorFileEnv, "")
@@ -106,8 +166,64 @@ func TestErrorFileLifecycle(t *testing.T) {
 	if code := run(context.Background(), nil, strings.NewReader("- x\n"), &stdout, &stderr); code != exitRefused {
 		t.Fatalf("exit code %d, want %d", code, exitRefused)
 	}
-	if strings.Contains(stderr.String(), "also in") {
-		t.Errorf("error file reported although disabled: %s", stderr.String())
+	if strings.Contains(stderr.String(), "appended") {
+		t.Errorf("error log reported although disabled: %s", stderr.String())
+	}
+}
+
+// TestErrorLogConcurrentRuns: failing processes that run at once each leave a whole entry, and
+// a success among them removes none.
+func TestErrorLogConcurrentRuns(t *testing.T) {
+	bin := buildPostrender(t)
+	errorFile := filepath.Join(t.TempDir(), "errors.log")
+	const failures = 8
+	var wg sync.WaitGroup
+	for i := range failures + 1 {
+		wg.Go(func() {
+			cmd := exec.Command(bin)
+			cmd.Env = append(os.Environ(), ErrorFileEnv+"="+errorFile)
+			if i == failures {
+				cmd.Stdin = strings.NewReader("a: 1\n")
+			} else {
+				// A long message per run, so interleaved writes would show.
+				cmd.Stdin = strings.NewReader(fmt.Sprintf("---\n# Source: run-%d/%s.yaml\n- x\n", i, strings.Repeat("x", 64<<10)))
+			}
+			if err := cmd.Run(); (err == nil) != (i == failures) {
+				t.Errorf("run %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	entries := readErrorLog(t, errorFile)
+	seen := map[string]bool{}
+	for i, e := range entries {
+		_, run, _ := strings.Cut(e.message, "run-")
+		run, _, _ = strings.Cut(run, "/")
+		if strings.Count(e.message, "run-") != 1 || !strings.HasSuffix(e.message, "post-renderer shows it)") {
+			t.Errorf("entry %d is not one whole message (%d bytes)", i, len(e.message))
+		}
+		seen[run] = true
+	}
+	if len(entries) != failures || len(seen) != failures {
+		t.Errorf("%d entries from %d runs, want %d of each", len(entries), len(seen), failures)
+	}
+}
+
+// TestErrorLogRotation: a log past the limit moves to <log>.1 before the next entry.
+func TestErrorLogRotation(t *testing.T) {
+	errorFile := filepath.Join(t.TempDir(), "errors.log")
+	old := append([]byte(errorLogHeader+"old\n"), bytes.Repeat([]byte("x"), errorLogRotateSize)...)
+	if err := os.WriteFile(errorFile, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendErrorLog(errorFile, []byte(errorLogHeader+"new\nmessage\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, errorFile+".1"); !bytes.Equal(got, old) {
+		t.Errorf("%s.1 is not the old log (%d bytes, want %d)", errorFile, len(got), len(old))
+	}
+	if entries := readErrorLog(t, errorFile); len(entries) != 1 || entries[0].header != "new" {
+		t.Errorf("the log holds %+v, want only the new entry", entries)
 	}
 }
 
@@ -115,12 +231,12 @@ func TestErrorFilePathDefault(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", "/state")
 	t.Setenv(ErrorFileEnv, "") // restored after the test
 	os.Unsetenv(ErrorFileEnv)
-	if got, want := errorFilePath(), "/state/image-refresh/postrender-error.txt"; got != want {
+	if got, want := errorFilePath(), "/state/image-refresh/postrender-errors.log"; got != want {
 		t.Errorf("errorFilePath() = %q, want %q", got, want)
 	}
 	t.Setenv("XDG_STATE_HOME", "")
 	t.Setenv("HOME", "/home/u")
-	if got, want := errorFilePath(), "/home/u/.local/state/image-refresh/postrender-error.txt"; got != want {
+	if got, want := errorFilePath(), "/home/u/.local/state/image-refresh/postrender-errors.log"; got != want {
 		t.Errorf("errorFilePath() = %q, want %q", got, want)
 	}
 }
