@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -236,6 +237,8 @@ func TestStreamEdits(t *testing.T) {
 	tests := []struct {
 		name     string
 		old, new string
+		// also are further edits, old text → new.
+		also map[string]string
 		// appended is added to the end of the stream; old may then be empty.
 		appended string
 		want     []string
@@ -250,13 +253,97 @@ func TestStreamEdits(t *testing.T) {
 			name: "config from another ConfigMap",
 			old:  "            configMap:\n              name: stg-image-refresh\n",
 			new:  "            configMap:\n              name: other\n",
-			want: []string{`cronjob-config: ` + cronJob + `: expected a volume from ConfigMap "stg-image-refresh"; found configMap volumes config=configMap/other`},
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to mount ConfigMap "stg-image-refresh" at /etc/image-refresh; found volume "config": ConfigMap "other"`},
 		},
 		{
 			name: "refresher reads another file",
 			old:  "            - /etc/image-refresh/refresh.yaml\n",
 			new:  "            - /etc/image-refresh/other.yaml\n",
-			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to run with --config /etc/image-refresh/refresh.yaml; found command [] args ["--config" "/etc/image-refresh/other.yaml"]`},
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to run with --config /etc/image-refresh/refresh.yaml; found --config /etc/image-refresh/other.yaml (args ["--config" "/etc/image-refresh/other.yaml"])`},
+		},
+		{
+			name: "CronJob suspended",
+			old:  "  schedule: 7,22,37,52 * * * *\n",
+			new:  "  schedule: 7,22,37,52 * * * *\n  suspend: true\n",
+			want: []string{`cronjob-config: ` + cronJob + `: expected suspend false: a suspended CronJob never refreshes; found suspend true`},
+		},
+		{
+			name: "concurrent runs allowed, deadlines dropped",
+			old:  "  concurrencyPolicy: Forbid\n  startingDeadlineSeconds: 300\n",
+			new:  "  concurrencyPolicy: Allow\n",
+			also: map[string]string{"      activeDeadlineSeconds: 600\n": ""},
+			want: []string{
+				`cronjob-config: ` + cronJob + `: expected concurrencyPolicy Forbid: two runs would patch the same Deployments; found concurrencyPolicy Allow`,
+				`cronjob-config: ` + cronJob + `: expected startingDeadlineSeconds 300 (the config's spec.job); found startingDeadlineSeconds unset`,
+				`cronjob-config: ` + cronJob + `: expected activeDeadlineSeconds 600 (the config's spec.job); found activeDeadlineSeconds unset`,
+			},
+		},
+		{
+			name: "no token in the refresher pod",
+			old:  "          automountServiceAccountToken: true\n",
+			new:  "          automountServiceAccountToken: false\n",
+			want: []string{`cronjob-config: ` + cronJob + `: expected automountServiceAccountToken true: the refresher authenticates with its ServiceAccount's token; found automountServiceAccountToken false`},
+		},
+		{
+			name: "no token from the refresher ServiceAccount",
+			old:  "          automountServiceAccountToken: true\n",
+			new:  "",
+			also: map[string]string{"kind: ServiceAccount\nmetadata:\n  name: stg-image-refresh\n": "kind: ServiceAccount\nautomountServiceAccountToken: false\nmetadata:\n  name: stg-image-refresh\n"},
+			want: []string{`cronjob-config: ` + cronJob + `: expected automountServiceAccountToken true: the refresher authenticates with its ServiceAccount's token; found automountServiceAccountToken false, from ServiceAccount "stg-image-refresh" (document 5)`},
+		},
+		{
+			name: "CronJob runs another image",
+			old:  "            image: ghcr.io/tracebloc/image-refresh:v0.1.0\n",
+			new:  "            image: docker.io/evil/refresher:latest\n",
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" image ghcr.io/tracebloc/image-refresh:v0.1.0 (the config's spec.job); found container "refresher" image docker.io/evil/refresher:latest`},
+		},
+		{
+			name: "CronJob resources and pull secrets differ from spec.job",
+			old:  "              limits:\n                cpu: 200m\n                memory: 64Mi\n",
+			new:  "              limits:\n                cpu: \"0.2\"\n                memory: 1Gi\n",
+			also: map[string]string{"          restartPolicy: Never\n": "          restartPolicy: Never\n          imagePullSecrets: [{name: regcred}]\n"},
+			want: []string{
+				`cronjob-config: ` + cronJob + `: expected imagePullSecrets [] (the config's spec.job); found imagePullSecrets ["regcred"]`,
+				`cronjob-config: ` + cronJob + `: expected container "refresher" limits cpu=200m memory=64Mi (the config's spec.job); found container "refresher" limits cpu=200m memory=1Gi`,
+			},
+		},
+		{
+			name: "CronJob overrides the entrypoint",
+			old:  "            args:\n            - --config\n",
+			new:  "            command: [/bin/sh, -c]\n            args:\n            - --config\n",
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to run the image's entrypoint, the refresher; found command ["/bin/sh" "-c"]`},
+		},
+		{
+			name: "registry credentials of spec.job not mounted",
+			old:  "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n",
+			new:  "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n      job: {registryCredentialsSecret: regcred}\n",
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to mount Secret "regcred" at /etc/image-refresh-docker with DOCKER_CONFIG=/etc/image-refresh-docker (the config's spec.job.registryCredentialsSecret); found mounted: false, DOCKER_CONFIG set: false`},
+		},
+		{
+			name: "a second container mounts another ConfigMap at the config path",
+			old:  "          volumes:\n          - name: config\n",
+			new:  "          - name: decoy\n            image: busybox:1\n            args: [--config, /etc/image-refresh/refresh.yaml]\n            securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: {drop: [ALL]}}\n            volumeMounts: [{name: evil, mountPath: /etc/image-refresh, readOnly: true}]\n          volumes:\n          - name: evil\n            configMap: {name: other-config}\n          - name: config\n",
+			want: []string{`cronjob-config: ` + cronJob + `: expected one container, the refresher, and no init containers: any container could use the refresher's token; found containers ["refresher" "decoy"], init containers []`},
+		},
+		{
+			name: "another ConfigMap's refresh.yaml mounted over the config's",
+			old:  "              mountPath: /etc/image-refresh\n              readOnly: true\n",
+			new:  "              mountPath: /etc/image-refresh\n              readOnly: true\n            - name: evil\n              mountPath: /etc/image-refresh/refresh.yaml\n              subPath: refresh.yaml\n",
+			also: map[string]string{"          volumes:\n          - name: config\n": "          volumes:\n          - name: evil\n            configMap: {name: other-config}\n          - name: config\n"},
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to mount the config volume at /etc/image-refresh, and nothing under or above it; found volume "evil" at mountPath "/etc/image-refresh/refresh.yaml" subPath "refresh.yaml"`},
+		},
+		{
+			name: "a volume mounted above the config directory",
+			old:  "              mountPath: /etc/image-refresh\n              readOnly: true\n",
+			new:  "              mountPath: /etc/image-refresh\n              readOnly: true\n            - name: etc\n              mountPath: /etc/\n",
+			also: map[string]string{"          volumes:\n          - name: config\n": "          volumes:\n          - name: etc\n            emptyDir: {}\n          - name: config\n"},
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to mount the config volume at /etc/image-refresh, and nothing under or above it; found volume "etc" at mountPath "/etc/" subPath ""`},
+		},
+		{
+			name: "a later --config overrides the config file",
+			old:  "            - /etc/image-refresh/refresh.yaml\n",
+			new:  "            - /etc/image-refresh/refresh.yaml\n            - --config=/tmp/other.yaml\n",
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to run with --config /etc/image-refresh/refresh.yaml; found --config /tmp/other.yaml (args ["--config" "/etc/image-refresh/refresh.yaml" "--config=/tmp/other.yaml"])`},
 		},
 		{
 			name: "schedule differs from the config",
@@ -398,10 +485,19 @@ func TestStreamEdits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if n := bytes.Count(valid, []byte(tt.old)); tt.old != "" && n != 1 {
-				t.Fatalf("the edit's old text occurs %d times in %s", n, validStream)
+			edited := bytes.Clone(valid)
+			edits := maps.Clone(tt.also)
+			if tt.old != "" {
+				edits = map[string]string{tt.old: tt.new}
+				maps.Copy(edits, tt.also)
 			}
-			edited := append(bytes.Replace(valid, []byte(tt.old), []byte(tt.new), 1), tt.appended...)
+			for old, new := range edits {
+				if n := bytes.Count(valid, []byte(old)); n != 1 {
+					t.Fatalf("the edit's old text %q occurs %d times in %s", old, n, validStream)
+				}
+				edited = bytes.Replace(edited, []byte(old), []byte(new), 1)
+			}
+			edited = append(edited, tt.appended...)
 			stream, err := ParseStream(edited)
 			if err != nil {
 				t.Fatal(err)

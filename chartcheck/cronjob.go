@@ -2,14 +2,17 @@ package chartcheck
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/tracebloc/image-refresh/postrender"
 	"github.com/tracebloc/image-refresh/refresher/config"
@@ -139,72 +142,227 @@ func floatingNames(cfg *config.RefreshConfig) []string {
 	return out
 }
 
-// checkCronJobConfig: the CronJob mounts the config ConfigMap read-only at config.MountPath and
-// runs the refresher on MountPath/refresh.yaml.
+// checkCronJobConfig: the CronJob is the one the post-renderer renders from the config: it runs
+// (not suspended, one run at a time), with the config's spec.job (defaults applied), one
+// container, the refresher, reading the config ConfigMap mounted read-only at config.MountPath.
 func (c *contract) checkCronJobConfig() []Finding {
-	doc, pod := c.cronJobDoc.String(), c.cronJob.Spec.JobTemplate.Spec.Template.Spec
-	configFile := path.Join(config.MountPath, config.ConfigMapKey)
-	var volume *corev1.Volume
-	var sources []string
-	for i, v := range pod.Volumes {
-		if v.ConfigMap != nil {
-			sources = append(sources, fmt.Sprintf("%s=configMap/%s", v.Name, v.ConfigMap.Name))
-			if v.ConfigMap.Name == c.configDoc.Name {
-				volume = &pod.Volumes[i]
-			}
-		}
-	}
-	if volume == nil {
-		return []Finding{{Document: doc, Expected: fmt.Sprintf("a volume from ConfigMap %q", c.configDoc.Name), Found: describeList("configMap volumes", sources)}}
-	}
+	pod := &c.cronJob.Spec.JobTemplate.Spec.Template.Spec
 	var findings []Finding
-	if items := volume.ConfigMap.Items; len(items) > 0 {
-		mapped := slices.ContainsFunc(items, func(k corev1.KeyToPath) bool {
-			return k.Key == config.ConfigMapKey && k.Path == config.ConfigMapKey
-		})
-		if !mapped {
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("volume %q to project key %q as %q", volume.Name, config.ConfigMapKey, config.ConfigMapKey), Found: fmt.Sprintf("items %v", items)})
+	if len(pod.Containers) != 1 || len(pod.InitContainers) > 0 {
+		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: "one container, the refresher, and no init containers: any container could use the refresher's token", Found: fmt.Sprintf("containers %q, init containers %q", containerNames(pod.Containers), containerNames(pod.InitContainers))})
+	}
+	// The refresher is the post-renderer's container, or the only one.
+	i := slices.IndexFunc(pod.Containers, func(ctr corev1.Container) bool { return ctr.Name == postrender.ContainerName })
+	if i < 0 && len(pod.Containers) == 1 {
+		i = 0
+	}
+	if i < 0 {
+		return findings
+	}
+	return slices.Concat(findings, c.checkJobSpec(&pod.Containers[i]), c.checkConfigMount(&pod.Containers[i]))
+}
+
+func containerNames(containers []corev1.Container) []string {
+	names := make([]string, len(containers))
+	for i, ctr := range containers {
+		names[i] = ctr.Name
+	}
+	return names
+}
+
+// checkJobSpec compares the CronJob with what the contract fixes and the config's spec.job says.
+func (c *contract) checkJobSpec(ctr *corev1.Container) []Finding {
+	doc, cj, job := c.cronJobDoc.String(), c.cronJob, c.cfg.Spec.Job
+	jobSpec := &cj.Spec.JobTemplate.Spec
+	pod := &jobSpec.Template.Spec
+	var findings []Finding
+	compare := func(field, want, got, why string) {
+		if want != got {
+			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%s %s%s", field, want, why), Found: fmt.Sprintf("%s %s", field, got)})
 		}
 	}
-	mounted := false
-	for _, ctr := range pod.Containers {
-		for _, m := range ctr.VolumeMounts {
-			if m.Name != volume.Name {
-				continue
-			}
-			mounted = true
-			if path.Clean(m.MountPath) != config.MountPath || m.SubPath != "" {
-				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount volume %q at %s", ctr.Name, volume.Name, config.MountPath), Found: fmt.Sprintf("mountPath %q subPath %q", m.MountPath, m.SubPath)})
-			}
+	const fromConfig = " (the config's spec.job)"
+	compare("suspend", "false", strconv.FormatBool(cj.Spec.Suspend != nil && *cj.Spec.Suspend), ": a suspended CronJob never refreshes")
+	compare("concurrencyPolicy", string(batchv1.ForbidConcurrent), defaultString(string(cj.Spec.ConcurrencyPolicy), string(batchv1.AllowConcurrent)), ": two runs would patch the same Deployments")
+	compare("startingDeadlineSeconds", optional(job.StartingDeadlineSeconds), optional(cj.Spec.StartingDeadlineSeconds), fromConfig)
+	compare("successfulJobsHistoryLimit", optional(job.SuccessfulJobsHistoryLimit), optional(cj.Spec.SuccessfulJobsHistoryLimit), fromConfig)
+	compare("failedJobsHistoryLimit", optional(job.FailedJobsHistoryLimit), optional(cj.Spec.FailedJobsHistoryLimit), fromConfig)
+	compare("activeDeadlineSeconds", optional(job.ActiveDeadlineSeconds), optional(jobSpec.ActiveDeadlineSeconds), fromConfig)
+	compare("backoffLimit", optional(job.BackoffLimit), optional(jobSpec.BackoffLimit), fromConfig)
+	compare("automountServiceAccountToken", "true", c.automountsToken(pod), ": the refresher authenticates with its ServiceAccount's token")
+	var pullSecrets []string
+	for _, s := range pod.ImagePullSecrets {
+		pullSecrets = append(pullSecrets, s.Name)
+	}
+	compare("imagePullSecrets", fmt.Sprintf("%q", slices.Sorted(slices.Values(job.ImagePullSecrets))), fmt.Sprintf("%q", slices.Sorted(slices.Values(pullSecrets))), fromConfig)
+	container := fmt.Sprintf("container %q ", ctr.Name)
+	compare(container+"image", job.Image, ctr.Image, fromConfig)
+	compare(container+"imagePullPolicy", job.ImagePullPolicy, string(effectivePullPolicy(ctr)), fromConfig)
+	var runAsUser *int64
+	if pod.SecurityContext != nil {
+		runAsUser = pod.SecurityContext.RunAsUser
+	}
+	if ctr.SecurityContext != nil && ctr.SecurityContext.RunAsUser != nil {
+		runAsUser = ctr.SecurityContext.RunAsUser
+	}
+	compare(container+"runAsUser", optional(job.RunAsUser), optional(runAsUser), fromConfig)
+	compare(container+"requests", describeQuantities(job.Resources.Requests), describeResources(ctr.Resources.Requests), fromConfig)
+	compare(container+"limits", describeQuantities(job.Resources.Limits), describeResources(ctr.Resources.Limits), fromConfig)
+	if len(ctr.Command) > 0 {
+		findings = append(findings, Finding{Document: doc, Expected: container + "to run the image's entrypoint, the refresher", Found: fmt.Sprintf("command %q", ctr.Command)})
+	}
+	return append(findings, c.checkRegistryCredentials(pod, ctr)...)
+}
+
+// automountsToken is whether the pod gets its ServiceAccount's token: the pod's setting, else
+// the ServiceAccount's, else true.
+func (c *contract) automountsToken(pod *corev1.PodSpec) string {
+	if pod.AutomountServiceAccountToken != nil {
+		return strconv.FormatBool(*pod.AutomountServiceAccountToken)
+	}
+	for _, d := range c.stream.Find("ServiceAccount", c.cfg.Metadata.Namespace, pod.ServiceAccountName) {
+		var sa corev1.ServiceAccount
+		if err := d.Decode(&sa); err == nil && sa.AutomountServiceAccountToken != nil && !*sa.AutomountServiceAccountToken {
+			return "false, from " + d.String()
+		}
+	}
+	return "true"
+}
+
+// checkRegistryCredentials: with spec.job.registryCredentialsSecret, the Secret is mounted at
+// config.DockerConfigMountPath and DOCKER_CONFIG points there.
+func (c *contract) checkRegistryCredentials(pod *corev1.PodSpec, ctr *corev1.Container) []Finding {
+	secret := c.cfg.Spec.Job.RegistryCredentialsSecret
+	if secret == "" {
+		return nil
+	}
+	mounted := slices.ContainsFunc(ctr.VolumeMounts, func(m corev1.VolumeMount) bool {
+		v := findVolume(pod, m.Name)
+		return path.Clean(m.MountPath) == config.DockerConfigMountPath && m.SubPath == "" && v != nil && v.Secret != nil && v.Secret.SecretName == secret
+	})
+	pointed := slices.ContainsFunc(ctr.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "DOCKER_CONFIG" && e.Value == config.DockerConfigMountPath && e.ValueFrom == nil
+	})
+	if mounted && pointed {
+		return nil
+	}
+	return []Finding{{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("container %q to mount Secret %q at %s with DOCKER_CONFIG=%s (the config's spec.job.registryCredentialsSecret)", ctr.Name, secret, config.DockerConfigMountPath, config.DockerConfigMountPath), Found: fmt.Sprintf("mounted: %t, DOCKER_CONFIG set: %t", mounted, pointed)}}
+}
+
+func findVolume(pod *corev1.PodSpec, name string) *corev1.Volume {
+	i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == name })
+	if i < 0 {
+		return nil
+	}
+	return &pod.Volumes[i]
+}
+
+// checkConfigMount: the refresher reads the labelled ConfigMap's refresh.yaml: exactly one mount
+// touches the config directory (at, under or above it), the config volume, read-only at
+// config.MountPath; and the last --config flag, the one the refresher's flag parser keeps,
+// names MountPath/refresh.yaml.
+func (c *contract) checkConfigMount(ctr *corev1.Container) []Finding {
+	doc, pod := c.cronJobDoc.String(), &c.cronJob.Spec.JobTemplate.Spec.Template.Spec
+	configFile := path.Join(config.MountPath, config.ConfigMapKey)
+	var findings []Finding
+	mountedThere := false
+	for _, m := range ctr.VolumeMounts {
+		clean := path.Clean(m.MountPath)
+		if !inConfigDir(clean) && !strings.HasPrefix(config.MountPath, strings.TrimSuffix(clean, "/")+"/") {
+			continue
+		}
+		mountedThere = mountedThere || clean == config.MountPath
+		v := findVolume(pod, m.Name)
+		switch {
+		case clean != config.MountPath || m.SubPath != "":
+			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount the config volume at %s, and nothing under or above it", ctr.Name, config.MountPath), Found: fmt.Sprintf("volume %q at mountPath %q subPath %q", m.Name, m.MountPath, m.SubPath)})
+		case v == nil || v.ConfigMap == nil || v.ConfigMap.Name != c.configDoc.Name:
+			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount ConfigMap %q at %s", ctr.Name, c.configDoc.Name, config.MountPath), Found: fmt.Sprintf("volume %q: %s", m.Name, describeVolume(v))})
+		default:
 			if !m.ReadOnly {
-				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount volume %q readOnly", ctr.Name, volume.Name), Found: "a writable mount"})
+				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount volume %q readOnly", ctr.Name, m.Name), Found: "a writable mount"})
 			}
-			if !hasFlag(append(slices.Clone(ctr.Command), ctr.Args...), "--config", configFile) {
-				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to run with --config %s", ctr.Name, configFile), Found: fmt.Sprintf("command %q args %q", ctr.Command, ctr.Args)})
+			items := v.ConfigMap.Items
+			if len(items) > 0 && !slices.Contains(items, corev1.KeyToPath{Key: config.ConfigMapKey, Path: config.ConfigMapKey}) {
+				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("volume %q to project key %q as %q", m.Name, config.ConfigMapKey, config.ConfigMapKey), Found: fmt.Sprintf("items %v", items)})
 			}
 		}
 	}
-	if !mounted {
-		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("a container mounting volume %q at %s", volume.Name, config.MountPath), Found: "no container mounts it"})
+	if !mountedThere {
+		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount ConfigMap %q at %s", ctr.Name, c.configDoc.Name, config.MountPath), Found: "no mount there"})
+	}
+	if got, found := lastFlagValue(ctr.Args, "--config"); got != configFile {
+		if !found {
+			got = "none"
+		}
+		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to run with --config %s", ctr.Name, configFile), Found: fmt.Sprintf("--config %s (args %q)", got, ctr.Args)})
 	}
 	return findings
 }
 
-// hasFlag reports whether argv carries "flag value" or "flag=value".
-func hasFlag(argv []string, flag, value string) bool {
-	for i, a := range argv {
-		if a == flag+"="+value || (a == flag && i+1 < len(argv) && argv[i+1] == value) {
-			return true
-		}
+func describeVolume(v *corev1.Volume) string {
+	switch {
+	case v == nil:
+		return "no such volume"
+	case v.ConfigMap != nil:
+		return fmt.Sprintf("ConfigMap %q", v.ConfigMap.Name)
+	case v.Secret != nil:
+		return fmt.Sprintf("Secret %q", v.Secret.SecretName)
+	default:
+		return "not a ConfigMap"
 	}
-	return false
 }
 
-func describeList(what string, items []string) string {
-	if len(items) == 0 {
-		return "no " + what
+// lastFlagValue returns the value of the last "flag value" or "flag=value" in argv, as the
+// refresher's flag parser (pflag) keeps it: a later occurrence overrides an earlier one, and "--"
+// ends the flags.
+func lastFlagValue(argv []string, flag string) (value string, found bool) {
+	for i := 0; i < len(argv); i++ {
+		switch a := argv[i]; {
+		case a == "--":
+			return value, found
+		case a == flag && i+1 < len(argv):
+			value, found = argv[i+1], true
+			i++
+		case strings.HasPrefix(a, flag+"="):
+			value, found = strings.TrimPrefix(a, flag+"="), true
+		}
 	}
-	return what + " " + strings.Join(items, ", ")
+	return value, found
+}
+
+// optional formats an optional integer field: its value, or "unset".
+func optional[T int32 | int64](p *T) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*p)
+}
+
+// describeQuantities formats the config's resource quantities as describeResources formats the
+// CronJob's, canonicalised, so that "0.5" and "500m" compare equal.
+func describeQuantities(quantities map[string]string) string {
+	list := corev1.ResourceList{}
+	for k, v := range quantities {
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return fmt.Sprintf("%v", quantities) // config.Validate rejects this; it cannot compare equal
+		}
+		list[corev1.ResourceName(k)] = q
+	}
+	return describeResources(list)
+}
+
+func describeResources(list corev1.ResourceList) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(list)) {
+		q := list[k]
+		out = append(out, fmt.Sprintf("%s=%s", k, q.String()))
+	}
+	return strings.Join(out, " ")
 }
 
 func (c *contract) checkSchedule() []Finding {
