@@ -355,7 +355,32 @@ func TestStreamEdits(t *testing.T) {
 			name: "schedule does not parse",
 			old:  "  schedule: 7,22,37,52 * * * *\n",
 			new:  "  schedule: every minute\n",
-			want: []string{`cronjob-schedule: ` + cronJob + `: expected a five-field cron schedule; found "every minute": expected exactly 5 fields, found 2: [every minute]`},
+			want: []string{`cronjob-schedule: ` + cronJob + `: expected a cron schedule the API server accepts; found "every minute": expected exactly 5 fields, found 2: [every minute]`},
+		},
+		{
+			name: "CronJob schedule with a time zone",
+			old:  "  schedule: 7,22,37,52 * * * *\n",
+			new:  "  schedule: TZ=UTC 7,22,37,52 * * * *\n",
+			want: []string{`cronjob-schedule: ` + cronJob + `: expected a cron schedule the API server accepts; found "TZ=UTC 7,22,37,52 * * * *": TZ= and CRON_TZ= are not allowed in a CronJob schedule (the API server refuses them)`},
+		},
+		{
+			name: "config and CronJob schedules with a time zone",
+			old:  "      schedule: \"7,22,37,52 * * * *\"\n",
+			new:  "      schedule: \"TZ=UTC 7 * * * *\"\n",
+			also: map[string]string{"  schedule: 7,22,37,52 * * * *\n": "  schedule: TZ=UTC 7 * * * *\n"},
+			want: []string{`refresh-config: ` + config + `: expected a valid RefreshConfig; found invalid refresh config "stg-image-refresh": spec.schedule "TZ=UTC 7 * * * *": TZ= and CRON_TZ= are not allowed in a CronJob schedule (the API server refuses them)`},
+		},
+		{
+			name: "audit annotation Helm owns",
+			old:  "        annotation: tracebloc.io/last-refreshed-jobs-manager-digest\n",
+			new:  "        annotation: meta.helm.sh/release-name\n",
+			want: []string{`refresh-config: ` + config + `: expected a valid RefreshConfig; found invalid refresh config "stg-image-refresh": spec.images[0] (jobs-manager).annotation "meta.helm.sh/release-name": prefix "meta.helm.sh" is reserved for helm.sh; use a domain of your own, e.g. tracebloc.io/last-refreshed-<image>-digest`},
+		},
+		{
+			name: "audit annotation the Deployment controller owns",
+			old:  "        annotation: tracebloc.io/last-refreshed-jobs-manager-digest\n",
+			new:  "        annotation: deployment.kubernetes.io/revision\n",
+			want: []string{`refresh-config: ` + config + `: expected a valid RefreshConfig; found invalid refresh config "stg-image-refresh": spec.images[0] (jobs-manager).annotation "deployment.kubernetes.io/revision": prefix "deployment.kubernetes.io" is reserved for kubernetes.io; use a domain of your own, e.g. tracebloc.io/last-refreshed-<image>-digest`},
 		},
 		{
 			name: "refresher may escalate",

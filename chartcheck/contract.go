@@ -10,7 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
@@ -352,21 +351,11 @@ func effectivePullPolicy(ctr *corev1.Container) corev1.PullPolicy {
 	return corev1.PullIfNotPresent
 }
 
-// checkAnnotations: every audit annotation key is a valid, unique annotation name, and the chart
-// does not render it on the target itself (an upgrade would reset the recorded digest and the next
-// run would act on an unchanged image).
+// checkAnnotations: the chart does not render an audit annotation on its target (an upgrade would
+// reset the recorded digest and the next run would act on an unchanged image). That each key is
+// valid, unique and outside the domains Kubernetes and Helm own, config.Parse has checked.
 func (c *contract) checkAnnotations(resolved resolvedTargets) []Finding {
 	var findings []Finding
-	seen := map[string]string{}
-	for _, img := range c.cfg.Spec.Images {
-		if msgs := validation.IsQualifiedName(img.Annotation); len(msgs) > 0 {
-			findings = append(findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: "a valid annotation key", Found: fmt.Sprintf("%q: %s", img.Annotation, strings.Join(msgs, "; "))})
-		}
-		if other, dup := seen[img.Annotation]; dup {
-			findings = append(findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: "an annotation key of its own", Found: fmt.Sprintf("%q, also used by image %s", img.Annotation, other)})
-		}
-		seen[img.Annotation] = img.Name
-	}
 	for _, t := range resolved.targets {
 		if v, owned := t.deployment.Annotations[t.image.Annotation]; owned {
 			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name, Expected: fmt.Sprintf("annotation %s left to image-refresh", t.image.Annotation), Found: fmt.Sprintf("the chart renders it with value %q", v)})

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -367,8 +366,8 @@ func describeResources(list corev1.ResourceList) string {
 
 func (c *contract) checkSchedule() []Finding {
 	doc, schedule := c.cronJobDoc.String(), c.cronJob.Spec.Schedule
-	if _, err := cron.ParseStandard(schedule); err != nil {
-		return []Finding{{Document: doc, Expected: "a five-field cron schedule", Found: fmt.Sprintf("%q: %v", schedule, err)}}
+	if err := config.ValidateSchedule(schedule); err != nil {
+		return []Finding{{Document: doc, Expected: "a cron schedule the API server accepts", Found: fmt.Sprintf("%q: %v", schedule, err)}}
 	}
 	if schedule != c.cfg.Spec.Schedule {
 		return []Finding{{Document: doc, Expected: fmt.Sprintf("the config's schedule %q", c.cfg.Spec.Schedule), Found: fmt.Sprintf("%q", schedule)}}
