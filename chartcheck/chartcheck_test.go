@@ -658,6 +658,7 @@ func TestSuiteValidation(t *testing.T) {
 		{"bad presence", "scenarios: [{name: a, expect: {cronJob: maybe}}]", `scenarios[0] (a).expect.cronJob "maybe": must be "present" or "absent"`},
 		{"bad action", "scenarios: [{name: a, expect: {images: {x: {action: restart}}}}]", `scenarios[0] (a).expect.images.x.action "restart"`},
 		{"manifests with values", "scenarios: [{name: a, manifests: m.yaml, set: {x: 1}}]", "manifests excludes values"},
+		{"stdin read twice", "scenarios: [{name: a, manifests: \"-\"}, {name: b, manifests: \"-\"}]", `scenarios[1] (b).manifests "-": scenarios[0] (a) already reads stdin`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

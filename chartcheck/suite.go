@@ -49,7 +49,8 @@ type Scenario struct {
 	// ReuseValues is a values file standing for the previous release's computed values under
 	// `helm upgrade --reuse-values`: it replaces the chart's values.yaml.
 	ReuseValues string `yaml:"reuseValues"`
-	// Manifests checks this rendered stream instead of rendering the chart.
+	// Manifests checks this rendered stream instead of rendering the chart; "-" is stdin, so
+	// `helm template ... | chartcheck --suite FILE` states expectations on a pipeline's stream.
 	Manifests string `yaml:"manifests"`
 	// ExpectError makes the scenario pass only if rendering fails with this text.
 	ExpectError string       `yaml:"expectError"`
@@ -121,6 +122,7 @@ func (s *Suite) validate() error {
 		errs = append(errs, errors.New("scenarios: at least one is required"))
 	}
 	seen := map[string]bool{}
+	readsStdin := ""
 	for i, sc := range s.Scenarios {
 		at := fmt.Sprintf("scenarios[%d] (%s)", i, sc.Name)
 		switch {
@@ -133,6 +135,12 @@ func (s *Suite) validate() error {
 		renders := len(sc.Values) > 0 || len(sc.Set) > 0 || len(sc.SetString) > 0 || sc.ReuseValues != "" || sc.ExpectError != ""
 		if sc.Manifests != "" && renders {
 			errs = append(errs, fmt.Errorf("%s: manifests excludes values, set, setString, reuseValues and expectError", at))
+		}
+		if sc.Manifests == "-" {
+			if readsStdin != "" {
+				errs = append(errs, fmt.Errorf("%s.manifests \"-\": %s already reads stdin", at, readsStdin))
+			}
+			readsStdin = at
 		}
 		for _, p := range []struct {
 			field string

@@ -5,6 +5,7 @@
 //	chartcheck [run] CHART [-f FILE] [--set K=V] [--release NAME] [-n NS]   one render
 //	chartcheck [run] [CHART] --suite FILE                                  every scenario of a suite
 //	chartcheck [run] --manifests FILE                                      an already-rendered stream
+//	helm template ... | chartcheck --suite FILE    a stream with expectations (scenario manifests: "-")
 //	chartcheck plan CHART [-f FILE] [--set K=V] | plan --manifests FILE     the refresher's calls
 //
 // Exit codes: 0 every check passed; 1 a check failed; 2 usage or render error.
@@ -117,18 +118,30 @@ func newRunCommand(use string, stdin io.Reader, stdout, stderr io.Writer) *cobra
 		Short: "Check that a chart's rendered release keeps the image-refresh contract",
 		Long: `Renders CHART in-process with the Helm v3 SDK (as helm install --dry-run, client-only, with an
 explicit Kubernetes version), runs the image-refresh post-renderer on it and checks the built-in
-contract: the CronJob is present iff an image floats and mounts a valid config; set-env targets
-exist and the chart leaves their variable alone; rollout-restart containers run the polled tag
-with imagePullPolicy Always; the Role grants get/patch on exactly the targets; the CronJob pod is
-Pod Security restricted; the schedule parses; annotation keys are valid and unique.
+contract: no object twice (Lists count by their items, as Helm applies them); the CronJob is
+present iff an image floats, found by any trace of the refresher whatever its name, and runs one
+refresher container exactly as the config's spec.job says (not suspended, Forbid, deadlines,
+image, resources, token) on the labelled ConfigMap mounted read-only; the schedule is one the API
+server accepts; the Role grants get/patch on exactly the targets and nothing else, and nothing
+else is granted to the refresher's ServiceAccount (by name, user name or group); the CronJob pod
+is Pod Security restricted; set-env targets exist and the chart leaves their variable alone;
+rollout-restart containers run the polled tag with imagePullPolicy Always; the chart leaves the
+audit annotations alone.
 
-With --suite, every scenario of the suite file is rendered (the chart is loaded once) and its
-expectations are checked too. With --manifests, an already-rendered stream is checked.
+The built-in contract holds for every chart; what is right for one chart (which registry an
+image comes from, its audit annotation key, whether the CronJob must be there) is stated as
+expectations in a suite. With --suite, every scenario of the suite file is rendered (the chart
+is loaded once) and its expectations are checked too; a scenario with "manifests: FILE" checks a
+rendered stream instead, and "manifests: -" reads it from stdin. With --manifests, a rendered
+stream is checked against the built-in contract only; an empty stream is an error.
 
 Exit status: 0 every check passed, 1 a check failed, 2 usage or render error.`,
 		Example: `  chartcheck ./charts/client --set images.ingestor.digest=sha256:...
   chartcheck --suite charts/client/chartcheck.yaml -o junit > chartcheck.xml
-  helm template rel ./chart --post-renderer ./bin/postrender | chartcheck --manifests -`,
+  helm template rel ./chart --post-renderer ./bin/postrender | chartcheck --manifests -
+  # the same stream with chart-specific expectations; expect.yaml:
+  #   scenarios: [{name: rel, manifests: "-", expect: {images: {ingestor: {registry: ghcr.io}}}}]
+  helm template rel ./chart --post-renderer ./bin/postrender | chartcheck --suite expect.yaml`,
 		Args:          cobra.MaximumNArgs(1),
 		SilenceUsage:  true,
 		SilenceErrors: true,

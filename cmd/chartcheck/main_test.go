@@ -92,6 +92,36 @@ func TestUnexpectedRenderErrorInASuite(t *testing.T) {
 	}
 }
 
+// TestSuiteOnAPipelineStream: a suite scenario with manifests "-" states chart-specific
+// expectations on the stream of a pipeline, which --manifests alone cannot.
+func TestSuiteOnAPipelineStream(t *testing.T) {
+	stream, err := os.ReadFile(streams + "ingestor-docker-io.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite := filepath.Join(t.TempDir(), "expect.yaml")
+	body := "scenarios:\n- name: pipeline\n  manifests: \"-\"\n  expect: {images: {ingestor: {registry: ghcr.io, annotation: tracebloc.io/last-refreshed-ingestor-digest}}}\n"
+	if err := os.WriteFile(suite, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{[]string{"--manifests", "-"}, exitOK, "PASS -:"},
+		{[]string{"--suite", suite}, exitFailed, `expect.image/ingestor: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image ingestor: expected registry ghcr.io; found registry index.docker.io`},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), tt.args, bytes.NewReader(stream), &stdout, &stderr); code != tt.wantCode {
+			t.Errorf("%q: exit %d; want %d\n%s%s", tt.args, code, tt.wantCode, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stdout.String(), tt.want) {
+			t.Errorf("%q: stdout lacks %q:\n%s", tt.args, tt.want, stdout.String())
+		}
+	}
+}
+
 func TestJSONReport(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"--manifests", streams + "cronjob-all-pinned.yaml", "-o", "json"}, nil, &stdout, &stderr)
