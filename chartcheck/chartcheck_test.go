@@ -101,6 +101,11 @@ func TestClientSuite(t *testing.T) {
 				t.Errorf("%s: check %s is %q, want pass", s.Name, CheckCronJob, got)
 			}
 		}
+		if s.Name == "image-refresh-disabled" {
+			if c := ExpectEnvPrefix + "stg-jobs-manager/api/INGESTOR_IMAGE_DIGEST"; checkStatus(&s, c) != StatusPass {
+				t.Errorf("%s: check %s is %q, want pass", s.Name, c, checkStatus(&s, c))
+			}
+		}
 	}
 }
 
@@ -648,6 +653,43 @@ func TestParseStream(t *testing.T) {
 	}
 }
 
+// TestEnvExpectation: expect.env reads the rendered Deployment, with or without a refresh config.
+func TestEnvExpectation(t *testing.T) {
+	data, err := os.ReadFile(validStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := ParseStream(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const deployment = `Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml)`
+	tests := []struct {
+		deployment, name, value string
+		want                    []string
+	}{
+		{"stg-jobs-manager", "INGESTOR_IMAGE_TAG", "prod", nil},
+		{"stg-jobs-manager", "INGESTOR_IMAGE_DIGEST", "absent", nil},
+		{"stg-jobs-manager", "INGESTOR_IMAGE_DIGEST", "", []string{deployment + `: expected env INGESTOR_IMAGE_DIGEST="" on container "api"; found no such env`}},
+		{"stg-jobs-manager", "INGESTOR_IMAGE_TAG", "absent", []string{deployment + `: expected no env INGESTOR_IMAGE_TAG on container "api"; found value "prod"`}},
+		{"stg-other", "INGESTOR_IMAGE_TAG", "prod", []string{`stream: expected Deployment "stg-other"; found no such object`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			expect := &Expectations{Env: []EnvExpectation{{Deployment: tt.deployment, Container: "api", Name: tt.name, Value: &tt.value}}}
+			var got []string
+			for _, c := range checkScenario(stream, false, nil, expect) {
+				for _, f := range c.Findings {
+					got = append(got, f.String())
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("findings %q; want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestSuiteValidation(t *testing.T) {
 	tests := []struct {
 		name, suite, wantErr string
@@ -658,6 +700,7 @@ func TestSuiteValidation(t *testing.T) {
 		{"bad presence", "scenarios: [{name: a, expect: {cronJob: maybe}}]", `scenarios[0] (a).expect.cronJob "maybe": must be "present" or "absent"`},
 		{"bad action", "scenarios: [{name: a, expect: {images: {x: {action: restart}}}}]", `scenarios[0] (a).expect.images.x.action "restart"`},
 		{"manifests with values", "scenarios: [{name: a, manifests: m.yaml, set: {x: 1}}]", "manifests excludes values"},
+		{"env without value", "scenarios: [{name: a, expect: {env: [{deployment: d, container: c, name: N}]}}]", `scenarios[0] (a).expect.env[0]: deployment, container, name and value (or "absent") are required`},
 		{"stdin read twice", "scenarios: [{name: a, manifests: \"-\"}, {name: b, manifests: \"-\"}]", `scenarios[1] (b).manifests "-": scenarios[0] (a) already reads stdin`},
 	}
 	for _, tt := range tests {

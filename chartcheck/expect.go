@@ -3,6 +3,7 @@ package chartcheck
 import (
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 
@@ -21,6 +22,8 @@ const (
 	ExpectSchedule    = "expect.schedule"
 	ExpectPodSecurity = "expect.podSecurity"
 	ExpectImagePrefix = "expect.image/"
+	// ExpectEnvPrefix is followed by deployment/container/name.
+	ExpectEnvPrefix = "expect.env/"
 )
 
 func (e *Expectations) check(c *contract, cs *checkSet) {
@@ -40,6 +43,17 @@ func (e *Expectations) check(c *contract, cs *checkSet) {
 		want := e.Images[n]
 		cs.add(ExpectImagePrefix+n, c.expectImage(n, &want))
 	}
+	for _, env := range e.Env {
+		cs.add(ExpectEnvPrefix+path.Join(env.Deployment, env.Container, env.Name), c.expectEnv(env))
+	}
+}
+
+func (c *contract) expectEnv(e EnvExpectation) []Finding {
+	if len(c.stream.Find(config.KindDeployment, "", e.Deployment)) == 0 {
+		return []Finding{{Document: "stream", Expected: fmt.Sprintf("Deployment %q", e.Deployment), Found: "no such object"}}
+	}
+	target := config.Target{Kind: config.KindDeployment, Name: e.Deployment, Container: e.Container}
+	return c.expectRenderedEnv(config.Image{Env: e.Name, Target: target}, *e.Value)
 }
 
 func (c *contract) expectConfig(want Presence) []Finding {

@@ -77,6 +77,17 @@ type Expectations struct {
 	PodSecurity string `yaml:"podSecurity"`
 	// Images are keyed by the config's image name.
 	Images map[string]ImageExpectation `yaml:"images"`
+	// Env are variables the chart renders, or not, with or without a refresh config.
+	Env []EnvExpectation `yaml:"env"`
+}
+
+// EnvExpectation is one env var of a Deployment's container.
+type EnvExpectation struct {
+	Deployment string `yaml:"deployment"`
+	Container  string `yaml:"container"`
+	Name       string `yaml:"name"`
+	// Value is the rendered value, or "absent": the chart must not render the variable.
+	Value *string `yaml:"value"`
 }
 
 // ImageExpectation is one refresh-config image; empty fields are not checked.
@@ -152,6 +163,11 @@ func (s *Suite) validate() error {
 		}
 		if ps := sc.Expect.PodSecurity; ps != "" && ps != "restricted" {
 			errs = append(errs, fmt.Errorf("%s.expect.podSecurity %q: only \"restricted\" is supported", at, ps))
+		}
+		for j, e := range sc.Expect.Env {
+			if e.Deployment == "" || e.Container == "" || e.Name == "" || e.Value == nil {
+				errs = append(errs, fmt.Errorf("%s.expect.env[%d]: deployment, container, name and value (or \"absent\") are required", at, j))
+			}
 		}
 		for _, name := range slices.Sorted(maps.Keys(sc.Expect.Images)) {
 			img := sc.Expect.Images[name]
