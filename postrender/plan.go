@@ -210,7 +210,7 @@ func checkImage(index int, img config.Image, objects []object, load loader) *Ref
 				image, target.Container, dep.describe(), ref, img.Reference(), img.Name)
 		}
 		policy := stringField(container, "imagePullPolicy")
-		if effective := effectivePullPolicy(policy, ref); effective != "Always" {
+		if effective := config.EffectivePullPolicy(policy, ref); effective != "Always" {
 			why := fmt.Sprintf("sets imagePullPolicy %s", policy)
 			if policy == "" {
 				why = fmt.Sprintf("sets no imagePullPolicy, which Kubernetes defaults to %s for %q", effective, ref)
@@ -221,22 +221,6 @@ func checkImage(index int, img config.Image, objects []object, load loader) *Ref
 		}
 	}
 	return nil
-}
-
-// effectivePullPolicy is the policy the API server stores: an absent imagePullPolicy defaults
-// to Always when the image has no digest and its tag is "latest" or absent, else IfNotPresent.
-func effectivePullPolicy(policy, image string) string {
-	if policy != "" {
-		return policy
-	}
-	if strings.Contains(image, "@") {
-		return "IfNotPresent"
-	}
-	lastPart := image[strings.LastIndex(image, "/")+1:]
-	if _, tag, ok := strings.Cut(lastPart, ":"); ok && tag != "latest" {
-		return "IfNotPresent"
-	}
-	return "Always"
 }
 
 func stringField(rn *yaml.RNode, name string) string {
