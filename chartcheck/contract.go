@@ -336,19 +336,9 @@ func (c *contract) checkRolloutRestart(resolved resolvedTargets) []Finding {
 	return findings
 }
 
-// effectivePullPolicy is the policy the API server will set: Always for an unset policy on a
-// :latest or untagged image, IfNotPresent otherwise.
+// effectivePullPolicy is the policy the API server will store for the container.
 func effectivePullPolicy(ctr *corev1.Container) corev1.PullPolicy {
-	if ctr.ImagePullPolicy != "" {
-		return ctr.ImagePullPolicy
-	}
-	if strings.Contains(ctr.Image, "@") {
-		return corev1.PullIfNotPresent
-	}
-	if ref, err := name.NewTag(ctr.Image); err == nil && ref.TagStr() == "latest" {
-		return corev1.PullAlways
-	}
-	return corev1.PullIfNotPresent
+	return corev1.PullPolicy(config.EffectivePullPolicy(string(ctr.ImagePullPolicy), ctr.Image))
 }
 
 // checkAnnotations: the chart does not render an audit annotation on its target (an upgrade would
