@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X github.com/tracebloc/image-refresh/cmd/internal/version.Vers
 # Real components (helm 3/4, kube-apiserver, ...) are cached here by version; see e2e/tools.
 export IMAGE_REFRESH_TOOLS ?= $(HOME)/.cache/image-refresh-tools
 
-.PHONY: all build plugin tools test test-unit bench demo lint clean
+.PHONY: all build plugin tools test test-unit bench demo clean
 
 all: build
 
