@@ -25,7 +25,7 @@ Name of the RefreshConfig, and so of the CronJob, ServiceAccount, Role and RoleB
 post-renderer injects: at most 52 characters (the CronJob controller appends 11 to Job names).
 */}}
 {{- define "client.imageRefresh.fullname" -}}
-{{- printf "%s-image-refresh" (include "client.fullname" . | trunc 38 | trimSuffix "-") }}
+{{- printf "%s-image-refresh" (include "client.fullname" . | replace "." "-" | trunc 38 | trimSuffix "-") }}
 {{- end }}
 
 {{- define "client.chart" -}}
