@@ -264,7 +264,7 @@ func TestStreamEdits(t *testing.T) {
 			name: "refresher reads another file",
 			old:  "            - /etc/image-refresh/refresh.yaml\n",
 			new:  "            - /etc/image-refresh/other.yaml\n",
-			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to run with --config /etc/image-refresh/refresh.yaml; found --config /etc/image-refresh/other.yaml (args ["--config" "/etc/image-refresh/other.yaml"])`},
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" args ["--config" "/etc/image-refresh/refresh.yaml"], as the post-renderer renders it; found container "refresher" args ["--config" "/etc/image-refresh/other.yaml"]`},
 		},
 		{
 			name: "CronJob suspended",
@@ -322,7 +322,10 @@ func TestStreamEdits(t *testing.T) {
 			name: "registry credentials of spec.job not mounted",
 			old:  "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n",
 			new:  "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n      job: {registryCredentialsSecret: regcred}\n",
-			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to mount Secret "regcred" at /etc/image-refresh-docker with DOCKER_CONFIG=/etc/image-refresh-docker (the config's spec.job.registryCredentialsSecret); found mounted: false, DOCKER_CONFIG set: false`},
+			want: []string{
+				`cronjob-config: ` + cronJob + `: expected container "refresher" env ["DOCKER_CONFIG=/etc/image-refresh-docker"], as the post-renderer renders it; found container "refresher" env []`,
+				`cronjob-config: ` + cronJob + `: expected container "refresher" to mount Secret "regcred" at /etc/image-refresh-docker (the config's spec.job.registryCredentialsSecret); found no such mount`,
+			},
 		},
 		{
 			name: "a second container mounts another ConfigMap at the config path",
@@ -348,7 +351,7 @@ func TestStreamEdits(t *testing.T) {
 			name: "a later --config overrides the config file",
 			old:  "            - /etc/image-refresh/refresh.yaml\n",
 			new:  "            - /etc/image-refresh/refresh.yaml\n            - --config=/tmp/other.yaml\n",
-			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" to run with --config /etc/image-refresh/refresh.yaml; found --config /tmp/other.yaml (args ["--config" "/etc/image-refresh/refresh.yaml" "--config=/tmp/other.yaml"])`},
+			want: []string{`cronjob-config: ` + cronJob + `: expected container "refresher" args ["--config" "/etc/image-refresh/refresh.yaml"], as the post-renderer renders it; found container "refresher" args ["--config" "/etc/image-refresh/refresh.yaml" "--config=/tmp/other.yaml"]`},
 		},
 		{
 			name: "schedule differs from the config",
@@ -454,7 +457,7 @@ func TestStreamEdits(t *testing.T) {
 			name:     "env var through envFrom a chart ConfigMap",
 			old:      "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 			new:      "        envFrom:\n        - configMapRef: {name: ingestor}\n          prefix: INGESTOR_\n        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
-			appended: "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingestor}\ndata: {IMAGE_DIGEST: sha256:0}\n",
+			appended: "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingestor, namespace: tracebloc}\ndata: {IMAGE_DIGEST: sha256:0}\n",
 			want:     []string{`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found envFrom ConfigMap "ingestor" (document 9) defines INGESTOR_IMAGE_DIGEST`},
 		},
 		{
@@ -552,26 +555,28 @@ func TestRefresherEvidence(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name, container, labels, want string
+		name, container, labels, volumes, want string
 	}{
 		{name: "unrelated", container: "{name: backup, image: busybox:1, args: [--conf, /etc/backup]}"},
 		{name: "managed-by label", labels: "{app.kubernetes.io/managed-by: image-refresh}", container: "{name: x, image: busybox:1}", want: "label app.kubernetes.io/managed-by=image-refresh"},
 		{name: "default refresher image", container: "{name: x, image: ghcr.io/tracebloc/image-refresh:v9}", want: `container "x" runs the refresher image ghcr.io/tracebloc/image-refresh:v9`},
 		{name: "spec.job.image", container: "{name: x, image: \"registry.example.com/mirror/image-refresh@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be\"}", want: `container "x" runs the refresher image registry.example.com/mirror/image-refresh@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be`},
-		{name: "refresher binary", container: "{name: x, image: busybox:1, command: [/usr/local/bin/refresher]}", want: `container "x" runs /usr/local/bin/refresher`},
-		{name: "--config flag", container: "{name: x, image: busybox:1, args: [--config=/tmp/r.yaml]}", want: `container "x" runs with --config`},
+		{name: "a binary named refresher is no evidence", container: "{name: x, image: busybox:1, command: [/usr/local/bin/refresher]}"},
+		{name: "a --config flag is no evidence", container: "{name: backup, image: busybox:1, args: [--config, /etc/backup/backup.yaml], volumeMounts: [{name: c, mountPath: /etc/backup}]}"},
+		{name: "config ConfigMap mounted elsewhere", container: "{name: x, image: busybox:1, volumeMounts: [{name: c, mountPath: /srv}]}", volumes: "[{name: c, configMap: {name: r-config}}]", want: `container "x" mounts the config ConfigMap "r-config"`},
+		{name: "another ConfigMap mounted elsewhere", container: "{name: x, image: busybox:1, volumeMounts: [{name: c, mountPath: /srv}]}", volumes: "[{name: c, configMap: {name: backup}}]"},
 		{name: "refresh.yaml by subPath", container: "{name: x, image: busybox:1, volumeMounts: [{name: c, mountPath: /etc/image-refresh/refresh.yaml, subPath: refresh.yaml}]}", want: `container "x" mounts /etc/image-refresh/refresh.yaml`},
 		{name: "sibling directory", container: "{name: x, image: busybox:1, volumeMounts: [{name: c, mountPath: /etc/image-refresh-docker}]}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			labels := defaultString(tt.labels, "{}")
-			doc := "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: renamed, labels: " + labels + "}\nspec:\n  schedule: \"0 * * * *\"\n  jobTemplate: {spec: {template: {spec: {containers: [" + tt.container + "]}}}}\n"
+			doc := "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: renamed, labels: " + labels + "}\nspec:\n  schedule: \"0 * * * *\"\n  jobTemplate: {spec: {template: {spec: {containers: [" + tt.container + "], volumes: " + defaultString(tt.volumes, "[]") + "}}}}\n"
 			stream, err := ParseStream([]byte(doc))
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := &contract{stream: stream, cfg: cfg}
+			c := &contract{stream: stream, cfg: cfg, configDoc: &Document{Kind: "ConfigMap", Name: "r-config"}}
 			found, findings := c.refresherCronJobs()
 			if len(findings) > 0 {
 				t.Fatal(findings)

@@ -89,11 +89,15 @@ func (c *Check) runManifests() (*Report, error) {
 	return &Report{Scenarios: []ScenarioResult{result}}, nil
 }
 
-// checkManifests checks a rendered stream file, named display in errors.
+// checkManifests checks a rendered stream file, named display in errors. Objects without a
+// namespace are in -n's namespace when it is given, else only in the same (empty) one as each other.
 func (c *Check) checkManifests(path, display string, expect *Expectations) (ScenarioResult, error) {
 	stream, err := readStream(path, display, c.Stdin)
 	if err != nil {
 		return ScenarioResult{}, err
+	}
+	if c.Release.Namespace != "" {
+		stream.DefaultNamespace(c.Release.Namespace)
 	}
 	return ScenarioResult{Name: display, Checks: checkScenario(stream, false, nil, expect)}, nil
 }
@@ -103,7 +107,7 @@ func (c *Check) runChart(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	result := c.checkRendered(rendered, nil)
+	result := c.checkRendered(rendered, opts.Namespace, nil)
 	result.Name = c.ChartPath
 	result.Release, result.Namespace = opts.ReleaseName, opts.Namespace
 	return &Report{Scenarios: []ScenarioResult{result}}, nil
@@ -186,7 +190,7 @@ func (c *Check) runScenario(ctx context.Context, suite *Suite, ch *Chart, sc *Sc
 		result.RenderError = err.Error()
 		return result
 	}
-	r := c.checkRendered(rendered, &sc.Expect)
+	r := c.checkRendered(rendered, result.Namespace, &sc.Expect)
 	r.Name, r.Release, r.Namespace = result.Name, result.Release, result.Namespace
 	return r
 }
@@ -202,11 +206,14 @@ func expectRenderError(want string, err error) []Finding {
 	return nil
 }
 
-func (c *Check) checkRendered(rendered *Rendered, expect *Expectations) ScenarioResult {
+// checkRendered checks a rendered release; objects without a namespace are the release
+// namespace's.
+func (c *Check) checkRendered(rendered *Rendered, namespace string, expect *Expectations) ScenarioResult {
 	stream, err := ParseStream(rendered.Output)
 	if err != nil {
 		return ScenarioResult{RenderError: fmt.Sprintf("post-rendered stream: %v", err)}
 	}
+	stream.DefaultNamespace(namespace)
 	return ScenarioResult{Checks: checkScenario(stream, true, rendered.PostRenderErr, expect)}
 }
 

@@ -113,13 +113,9 @@ func (c *contract) checkUniqueObjects() []Finding {
 		if d.Name == "" {
 			continue // generateName: the API server names each one
 		}
-		group := "" // the core group: apiVersion "v1"
-		if g, _, found := strings.Cut(d.APIVersion, "/"); found {
-			group = g
-		}
-		key := groupKindName{group, d.Kind, d.Name}
+		key := groupKindName{d.Group(), d.Kind, d.Name}
 		for _, earlier := range seen[key] {
-			if sameNamespace(earlier.Namespace, d.Namespace) {
+			if earlier.Namespace == d.Namespace {
 				findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("one %s %q in the namespace", d.Kind, d.Name), Found: "a duplicate of " + earlier.String()})
 				break
 			}
@@ -183,12 +179,19 @@ func (c *contract) loadConfig() (findings []Finding, ok bool) {
 	if err != nil {
 		return []Finding{{Document: doc.String(), Expected: "a valid RefreshConfig", Found: err.Error()}}, false
 	}
-	if cfg.Metadata.Namespace != "" && !sameNamespace(doc.Namespace, cfg.Metadata.Namespace) {
+	if cfg.Metadata.Namespace != "" && doc.Namespace != cfg.Metadata.Namespace {
 		return []Finding{{
 			Document: doc.String(),
 			Expected: fmt.Sprintf("the ConfigMap in the config's namespace %q (the CronJob mounts it from there)", cfg.Metadata.Namespace),
 			Found:    fmt.Sprintf("namespace %q", doc.Namespace),
 		}}, false
+	}
+	// A config without a namespace is the ConfigMap's: the CronJob and its RBAC go there.
+	if cfg.Metadata.Namespace == "" {
+		cfg.Metadata.Namespace = doc.Namespace
+		for i := range cfg.Spec.Images {
+			cfg.Spec.Images[i].Target.Namespace = defaultString(cfg.Spec.Images[i].Target.Namespace, doc.Namespace)
+		}
 	}
 	c.cfg = cfg
 	return nil, true
@@ -215,6 +218,9 @@ func (c *contract) resolveTargets() resolvedTargets {
 		if finding != nil {
 			out.findings = append(out.findings, *finding)
 			continue
+		}
+		if t.deployment.Spec.Paused {
+			out.findings = append(out.findings, Finding{Document: t.doc.String(), Image: img.Name, Expected: "an unpaused Deployment", Found: "spec.paused: true: no refresh would roll out"})
 		}
 		out.targets = append(out.targets, t)
 	}

@@ -39,7 +39,7 @@ func (c *contract) refresherCronJobs() ([]refresherCronJob, []Finding) {
 			findings = append(findings, Finding{Document: d.String(), Expected: "a CronJob", Found: err.Error()})
 			continue
 		}
-		named := c.cfg != nil && d.Name == c.cfg.Metadata.Name && sameNamespace(d.Namespace, c.cfg.Metadata.Namespace)
+		named := c.cfg != nil && d.Name == c.cfg.Metadata.Name && d.Namespace == c.cfg.Metadata.Namespace
 		evidence := c.refresherEvidence(&cj)
 		if named && evidence == "" {
 			evidence = "named after the config"
@@ -53,8 +53,9 @@ func (c *contract) refresherCronJobs() ([]refresherCronJob, []Finding) {
 
 // refresherEvidence tells why a CronJob runs the refresher, or "" if nothing says it does: the
 // post-renderer's managed-by label, a container running the refresher image (the config's
-// spec.job.image or the default) or binary, a --config flag, or a mount at or under the config
-// directory.
+// spec.job.image or the default), or a mount of the labelled config ConfigMap or at or under the
+// config directory. A --config flag or a binary's name is no evidence: any chart's CronJob may
+// have them.
 func (c *contract) refresherEvidence(cj *batchv1.CronJob) string {
 	if cj.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue {
 		return fmt.Sprintf("label %s=%s", postrender.ManagedByLabel, postrender.ManagedByValue)
@@ -63,22 +64,17 @@ func (c *contract) refresherEvidence(cj *batchv1.CronJob) string {
 	if c.cfg != nil {
 		repositories = append(repositories, imageRepository(c.cfg.Spec.Job.Image))
 	}
-	pod := cj.Spec.JobTemplate.Spec.Template.Spec
+	pod := &cj.Spec.JobTemplate.Spec.Template.Spec
 	for _, ctr := range slices.Concat(pod.InitContainers, pod.Containers) {
 		if repo := imageRepository(ctr.Image); repo != "" && slices.Contains(repositories, repo) {
 			return fmt.Sprintf("container %q runs the refresher image %s", ctr.Name, ctr.Image)
 		}
-		if len(ctr.Command) > 0 && path.Base(ctr.Command[0]) == "refresher" {
-			return fmt.Sprintf("container %q runs %s", ctr.Name, ctr.Command[0])
-		}
-		for _, arg := range slices.Concat(ctr.Command, ctr.Args) {
-			if arg == "--config" || strings.HasPrefix(arg, "--config=") {
-				return fmt.Sprintf("container %q runs with --config", ctr.Name)
-			}
-		}
 		for _, m := range ctr.VolumeMounts {
 			if inConfigDir(m.MountPath) {
 				return fmt.Sprintf("container %q mounts %s", ctr.Name, m.MountPath)
+			}
+			if v := findVolume(pod, m.Name); c.configDoc != nil && v != nil && v.ConfigMap != nil && v.ConfigMap.Name == c.configDoc.Name {
+				return fmt.Sprintf("container %q mounts the config ConfigMap %q", ctr.Name, c.configDoc.Name)
 			}
 		}
 	}
@@ -210,8 +206,55 @@ func (c *contract) checkJobSpec(ctr *corev1.Container) []Finding {
 	if len(ctr.Command) > 0 {
 		findings = append(findings, Finding{Document: doc, Expected: container + "to run the image's entrypoint, the refresher", Found: fmt.Sprintf("command %q", ctr.Command)})
 	}
+	findings = append(findings, c.checkAllowList(pod, ctr)...)
 	return append(findings, c.checkRegistryCredentials(pod, ctr)...)
 }
+
+// checkAllowList: the fields that change how or where the refresher runs hold exactly what the
+// post-renderer renders. A flag (--dry-run, --kubeconfig), a variable (KUBERNETES_SERVICE_HOST,
+// HTTPS_PROXY), a Job that never starts a pod or a pod killed at once all pass every other check
+// and never refresh anything.
+func (c *contract) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Container) []Finding {
+	doc, jobSpec := c.cronJobDoc.String(), &c.cronJob.Spec.JobTemplate.Spec
+	var findings []Finding
+	compare := func(field, want, got string) {
+		if want != got {
+			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%s %s, as the post-renderer renders it", field, want), Found: fmt.Sprintf("%s %s", field, got)})
+		}
+	}
+	container := fmt.Sprintf("container %q ", ctr.Name)
+	compare(container+"args", fmt.Sprintf("%q", []string{"--config", path.Join(config.MountPath, config.ConfigMapKey)}), fmt.Sprintf("%q", ctr.Args))
+	var wantEnv []string
+	if c.cfg.Spec.Job.RegistryCredentialsSecret != "" {
+		wantEnv = []string{"DOCKER_CONFIG=" + config.DockerConfigMountPath}
+	}
+	var env []string
+	for _, e := range ctr.Env {
+		if e.ValueFrom != nil {
+			env = append(env, e.Name+" from valueFrom")
+			continue
+		}
+		env = append(env, e.Name+"="+e.Value)
+	}
+	compare(container+"env", fmt.Sprintf("%q", wantEnv), fmt.Sprintf("%q", env))
+	compare(container+"envFrom sources", "0", strconv.Itoa(len(ctr.EnvFrom)))
+	compare("jobTemplate suspend", "false", strconv.FormatBool(jobSpec.Suspend != nil && *jobSpec.Suspend))
+	for field, count := range map[string]*int32{"parallelism": jobSpec.Parallelism, "completions": jobSpec.Completions} {
+		if got := optional(count); got != "unset" && got != "1" {
+			findings = append(findings, Finding{Document: doc, Expected: "jobTemplate " + field + " unset or 1: one pod runs the refresher once", Found: fmt.Sprintf("%s %s", field, got)})
+		}
+	}
+	compare("pod activeDeadlineSeconds", "unset", optional(pod.ActiveDeadlineSeconds))
+	compare("pod hostAliases", "0", strconv.Itoa(len(pod.HostAliases)))
+	compare("pod dnsConfig set", "false", strconv.FormatBool(pod.DNSConfig != nil))
+	compare("pod hostNetwork", "false", strconv.FormatBool(pod.HostNetwork))
+	compare("pod dnsPolicy", string(corev1.DNSClusterFirst), defaultString(string(pod.DNSPolicy), string(corev1.DNSClusterFirst)))
+	if pod.RestartPolicy != corev1.RestartPolicyNever && pod.RestartPolicy != corev1.RestartPolicyOnFailure {
+		findings = append(findings, Finding{Document: doc, Expected: "pod restartPolicy Never or OnFailure: a Job's pod must end", Found: fmt.Sprintf("restartPolicy %q", pod.RestartPolicy)})
+	}
+	return findings
+}
+
 
 // automountsToken is whether the pod gets its ServiceAccount's token: the pod's setting, else
 // the ServiceAccount's, else true.
@@ -229,7 +272,7 @@ func (c *contract) automountsToken(pod *corev1.PodSpec) string {
 }
 
 // checkRegistryCredentials: with spec.job.registryCredentialsSecret, the Secret is mounted at
-// config.DockerConfigMountPath and DOCKER_CONFIG points there.
+// config.DockerConfigMountPath (checkAllowList checks that DOCKER_CONFIG points there).
 func (c *contract) checkRegistryCredentials(pod *corev1.PodSpec, ctr *corev1.Container) []Finding {
 	secret := c.cfg.Spec.Job.RegistryCredentialsSecret
 	if secret == "" {
@@ -239,13 +282,10 @@ func (c *contract) checkRegistryCredentials(pod *corev1.PodSpec, ctr *corev1.Con
 		v := findVolume(pod, m.Name)
 		return path.Clean(m.MountPath) == config.DockerConfigMountPath && m.SubPath == "" && v != nil && v.Secret != nil && v.Secret.SecretName == secret
 	})
-	pointed := slices.ContainsFunc(ctr.Env, func(e corev1.EnvVar) bool {
-		return e.Name == "DOCKER_CONFIG" && e.Value == config.DockerConfigMountPath && e.ValueFrom == nil
-	})
-	if mounted && pointed {
+	if mounted {
 		return nil
 	}
-	return []Finding{{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("container %q to mount Secret %q at %s with DOCKER_CONFIG=%s (the config's spec.job.registryCredentialsSecret)", ctr.Name, secret, config.DockerConfigMountPath, config.DockerConfigMountPath), Found: fmt.Sprintf("mounted: %t, DOCKER_CONFIG set: %t", mounted, pointed)}}
+	return []Finding{{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("container %q to mount Secret %q at %s (the config's spec.job.registryCredentialsSecret)", ctr.Name, secret, config.DockerConfigMountPath), Found: "no such mount"}}
 }
 
 func findVolume(pod *corev1.PodSpec, name string) *corev1.Volume {
@@ -258,11 +298,9 @@ func findVolume(pod *corev1.PodSpec, name string) *corev1.Volume {
 
 // checkConfigMount: the refresher reads the labelled ConfigMap's refresh.yaml: exactly one mount
 // touches the config directory (at, under or above it), the config volume, read-only at
-// config.MountPath; and the last --config flag, the one the refresher's flag parser keeps,
-// names MountPath/refresh.yaml.
+// config.MountPath (checkAllowList checks that --config names its refresh.yaml).
 func (c *contract) checkConfigMount(ctr *corev1.Container) []Finding {
 	doc, pod := c.cronJobDoc.String(), &c.cronJob.Spec.JobTemplate.Spec.Template.Spec
-	configFile := path.Join(config.MountPath, config.ConfigMapKey)
 	var findings []Finding
 	mountedThere := false
 	for _, m := range ctr.VolumeMounts {
@@ -290,12 +328,6 @@ func (c *contract) checkConfigMount(ctr *corev1.Container) []Finding {
 	if !mountedThere {
 		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount ConfigMap %q at %s", ctr.Name, c.configDoc.Name, config.MountPath), Found: "no mount there"})
 	}
-	if got, found := lastFlagValue(ctr.Args, "--config"); got != configFile {
-		if !found {
-			got = "none"
-		}
-		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to run with --config %s", ctr.Name, configFile), Found: fmt.Sprintf("--config %s (args %q)", got, ctr.Args)})
-	}
 	return findings
 }
 
@@ -312,23 +344,6 @@ func describeVolume(v *corev1.Volume) string {
 	}
 }
 
-// lastFlagValue returns the value of the last "flag value" or "flag=value" in argv, as the
-// refresher's flag parser (pflag) keeps it: a later occurrence overrides an earlier one, and "--"
-// ends the flags.
-func lastFlagValue(argv []string, flag string) (value string, found bool) {
-	for i := 0; i < len(argv); i++ {
-		switch a := argv[i]; {
-		case a == "--":
-			return value, found
-		case a == flag && i+1 < len(argv):
-			value, found = argv[i+1], true
-			i++
-		case strings.HasPrefix(a, flag+"="):
-			value, found = strings.TrimPrefix(a, flag+"="), true
-		}
-	}
-	return value, found
-}
 
 // optional formats an optional integer field: its value, or "unset".
 func optional[T int32 | int64](p *T) string {
@@ -385,7 +400,7 @@ func (c *contract) checkNothingInjected() []Finding {
 			continue
 		}
 		labelled := d.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue
-		named := c.cfg != nil && d.Name == c.cfg.Metadata.Name && sameNamespace(d.Namespace, c.cfg.Metadata.Namespace) &&
+		named := c.cfg != nil && d.Name == c.cfg.Metadata.Name && d.Namespace == c.cfg.Metadata.Namespace &&
 			slices.Contains([]string{"ServiceAccount", "Role", "RoleBinding"}, d.Kind)
 		if labelled || named {
 			findings = append(findings, Finding{Document: d.String(), Expected: "nothing injected: " + nothingFloats(c.cfg), Found: "an image-refresh " + d.Kind})

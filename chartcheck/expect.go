@@ -49,10 +49,12 @@ func (e *Expectations) check(c *contract, cs *checkSet) {
 }
 
 func (c *contract) expectEnv(e EnvExpectation) []Finding {
-	if len(c.stream.Find(config.KindDeployment, "", e.Deployment)) == 0 {
+	i := slices.IndexFunc(c.stream.OfKind(config.KindDeployment), func(d *Document) bool { return d.Name == e.Deployment })
+	if i < 0 {
 		return []Finding{{Document: "stream", Expected: fmt.Sprintf("Deployment %q", e.Deployment), Found: "no such object"}}
 	}
-	target := config.Target{Kind: config.KindDeployment, Name: e.Deployment, Container: e.Container}
+	namespace := c.stream.OfKind(config.KindDeployment)[i].Namespace
+	target := config.Target{Kind: config.KindDeployment, Namespace: namespace, Name: e.Deployment, Container: e.Container}
 	return c.expectRenderedEnv(config.Image{Env: e.Name, Target: target}, *e.Value)
 }
 

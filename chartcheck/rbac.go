@@ -62,7 +62,7 @@ func (c *contract) checkBindings() (findings []Finding, found bool) {
 				findings = append(findings, Finding{Document: d.String(), Expected: "a " + kind, Found: err.Error()})
 				continue
 			}
-			inNamespace := kind == "RoleBinding" && sameNamespace(d.Namespace, ns)
+			inNamespace := kind == "RoleBinding" && d.Namespace == ns
 			switch {
 			case inNamespace && d.Name == cfgName:
 				found = true
@@ -95,7 +95,7 @@ func isServiceAccount(s rbacv1.Subject, name, namespace, bindingNamespace string
 	if s.Kind != rbacv1.ServiceAccountKind || s.Name != name || s.APIGroup != "" {
 		return false
 	}
-	return sameNamespace(defaultString(s.Namespace, bindingNamespace), namespace)
+	return defaultString(s.Namespace, bindingNamespace) == namespace
 }
 
 // subjectCovering returns the first subject the ServiceAccount's token authenticates as: the
@@ -109,14 +109,14 @@ func subjectCovering(subjects []rbacv1.Subject, name, namespace, bindingNamespac
 				return s, true
 			}
 		case rbacv1.UserKind:
-			if userNamespace, userName, err := serviceaccount.SplitUsername(s.Name); err == nil && userName == name && sameNamespace(userNamespace, namespace) {
+			if userNamespace, userName, err := serviceaccount.SplitUsername(s.Name); err == nil && userName == name && userNamespace == namespace {
 				return s, true
 			}
 		case rbacv1.GroupKind:
 			if s.Name == serviceaccount.AllServiceAccountsGroup || s.Name == user.AllAuthenticated {
 				return s, true
 			}
-			if groupNamespace, ok := strings.CutPrefix(s.Name, serviceaccount.ServiceAccountGroupPrefix); ok && sameNamespace(groupNamespace, namespace) {
+			if groupNamespace, ok := strings.CutPrefix(s.Name, serviceaccount.ServiceAccountGroupPrefix); ok && groupNamespace == namespace {
 				return s, true
 			}
 		}
@@ -142,14 +142,21 @@ func describeSubjects(subjects []rbacv1.Subject, bindingNamespace string) string
 	return strings.Join(described, ", ")
 }
 
-// checkRules compares a Role's rules with the one grant the refresher needs. The refresher emits
-// no Events, so not even create on events is allowed.
+// checkRules compares a Role's rules with the one grant the refresher needs: get and patch on
+// each target, verbs counted per Deployment (get on A and B with patch on A leaves B unpatchable).
+// The refresher emits no Events, so not even create on events is allowed.
 func checkRules(doc string, rules []rbacv1.PolicyRule, targets []string) []Finding {
 	want := fmt.Sprintf("get and patch on deployments.apps with resourceNames %v", targets)
 	var findings []Finding
-	verbs := map[string]bool{}
-	granted := map[string]bool{}
-	namespaceWide := false
+	verbsOf := map[string]map[string]bool{}
+	grant := func(name string, verbs []string) {
+		if verbsOf[name] == nil {
+			verbsOf[name] = map[string]bool{}
+		}
+		for _, v := range verbs {
+			verbsOf[name][v] = true
+		}
+	}
 	for i, r := range rules {
 		at := fmt.Sprintf("rules[%d]", i)
 		if !slices.Equal(r.APIGroups, []string{"apps"}) || !slices.Equal(r.Resources, []string{"deployments"}) || len(r.NonResourceURLs) > 0 {
@@ -160,28 +167,30 @@ func checkRules(doc string, rules []rbacv1.PolicyRule, targets []string) []Findi
 			if v != "get" && v != "patch" {
 				findings = append(findings, Finding{Document: doc, Expected: "verbs get and patch only", Found: fmt.Sprintf("%s: verb %q", at, v)})
 			}
-			verbs[v] = true
 		}
 		if len(r.ResourceNames) == 0 {
-			namespaceWide = true
 			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", targets), Found: fmt.Sprintf("%s: no resourceNames, a namespace-wide grant on every Deployment", at)})
+			for _, t := range targets {
+				grant(t, r.Verbs)
+			}
 			continue
 		}
 		for _, n := range r.ResourceNames {
 			if !slices.Contains(targets, n) {
 				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", targets), Found: fmt.Sprintf("%s: resourceName %q, which is no floating image's target", at, n)})
 			}
-			granted[n] = true
-		}
-	}
-	for _, v := range []string{"get", "patch"} {
-		if !verbs[v] {
-			findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("no %q on deployments.apps", v)})
+			grant(n, r.Verbs)
 		}
 	}
 	for _, t := range targets {
-		if !granted[t] && len(verbs) > 0 && !namespaceWide {
-			findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("no grant on Deployment %q", t)})
+		var missing []string
+		for _, v := range []string{"get", "patch"} {
+			if !verbsOf[t][v] {
+				missing = append(missing, v)
+			}
+		}
+		if len(missing) > 0 {
+			findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("no %s on Deployment %q", strings.Join(missing, " or "), t)})
 		}
 	}
 	return findings

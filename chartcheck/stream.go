@@ -13,6 +13,7 @@ import (
 	"io"
 	"strings"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -176,12 +177,61 @@ func isBlank(chunk []byte) bool {
 	return true
 }
 
-// Find returns the documents of a kind and name. A document without a namespace belongs to the
-// release namespace, so it matches any namespace; an empty namespace argument matches all.
+// kindGroups are the API groups of the kinds the checks read: a kind of another group (an
+// example.com/v1 Deployment) is another resource and must not stand in for it.
+var kindGroups = map[string]string{
+	"ConfigMap":          "",
+	"Secret":             "",
+	"ServiceAccount":     "",
+	"Deployment":         "apps",
+	"CronJob":            "batch",
+	"Role":               rbacv1.GroupName,
+	"RoleBinding":        rbacv1.GroupName,
+	"ClusterRole":        rbacv1.GroupName,
+	"ClusterRoleBinding": rbacv1.GroupName,
+}
+
+// clusterScoped are the common kinds without a namespace; every other kind is namespaced.
+var clusterScoped = map[string]bool{
+	"Namespace": true, "Node": true, "PersistentVolume": true, "ClusterRole": true, "ClusterRoleBinding": true,
+	"CustomResourceDefinition": true, "StorageClass": true, "PriorityClass": true, "IngressClass": true,
+	"RuntimeClass": true, "CSIDriver": true, "APIService": true,
+	"MutatingWebhookConfiguration": true, "ValidatingWebhookConfiguration": true,
+	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true,
+}
+
+// Group is the document's API group, "" for the core group (apiVersion "v1").
+func (d *Document) Group() string {
+	if g, _, found := strings.Cut(d.APIVersion, "/"); found {
+		return g
+	}
+	return ""
+}
+
+// isKind reports whether the document is of a kind, in the group the checks know it by.
+func (d *Document) isKind(kind string) bool {
+	if d.Kind != kind {
+		return false
+	}
+	group, known := kindGroups[kind]
+	return !known || d.Group() == group
+}
+
+// DefaultNamespace puts every namespaced object without a namespace into namespace, as Helm's
+// kube client does with the release namespace when it applies the stream.
+func (s *Stream) DefaultNamespace(namespace string) {
+	for _, d := range s.Docs {
+		if d.Namespace == "" && !clusterScoped[d.Kind] {
+			d.Namespace = namespace
+		}
+	}
+}
+
+// Find returns the documents of a kind, namespace and name.
 func (s *Stream) Find(kind, namespace, name string) []*Document {
 	var out []*Document
 	for _, d := range s.Docs {
-		if d.Kind == kind && d.Name == name && sameNamespace(d.Namespace, namespace) {
+		if d.isKind(kind) && d.Name == name && d.Namespace == namespace {
 			out = append(out, d)
 		}
 	}
@@ -192,11 +242,9 @@ func (s *Stream) Find(kind, namespace, name string) []*Document {
 func (s *Stream) OfKind(kind string) []*Document {
 	var out []*Document
 	for _, d := range s.Docs {
-		if d.Kind == kind {
+		if d.isKind(kind) {
 			out = append(out, d)
 		}
 	}
 	return out
 }
-
-func sameNamespace(a, b string) bool { return a == "" || b == "" || a == b }
