@@ -255,7 +255,6 @@ func (c *contract) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Container) []
 	return findings
 }
 
-
 // automountsToken is whether the pod gets its ServiceAccount's token: the pod's setting, else
 // the ServiceAccount's, else true.
 func (c *contract) automountsToken(pod *corev1.PodSpec) string {
@@ -343,7 +342,6 @@ func describeVolume(v *corev1.Volume) string {
 		return "not a ConfigMap"
 	}
 }
-
 
 // optional formats an optional integer field: its value, or "unset".
 func optional[T int32 | int64](p *T) string {
