@@ -476,9 +476,18 @@ func TestStreamEdits(t *testing.T) {
 			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin" through subject Group "system:serviceaccounts:tracebloc"`},
 		},
 		{
-			name:     "refresher ServiceAccount bound through every authenticated user",
-			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: readers, namespace: tracebloc}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\nsubjects:\n- {kind: Group, name: \"system:authenticated\", apiGroup: rbac.authorization.k8s.io}\n",
-			want:     []string{`rbac: RoleBinding "readers" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "view" through subject Group "system:authenticated"`},
+			name:     "read-only grants to every authenticated user and every ServiceAccount",
+			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: discovery}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:discovery}\nsubjects:\n- {kind: Group, name: \"system:authenticated\", apiGroup: rbac.authorization.k8s.io}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: all-view}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\nsubjects:\n- {kind: Group, name: \"system:serviceaccounts\", apiGroup: rbac.authorization.k8s.io}\n",
+		},
+		{
+			name:     "every ServiceAccount bound to a ClusterRole of the stream that writes",
+			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\nrules:\n- {apiGroups: [\"\"], resources: [pods], verbs: [get, list, delete]}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: all-read}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}\nsubjects:\n- {kind: Group, name: \"system:serviceaccounts\", apiGroup: rbac.authorization.k8s.io}\n",
+			want:     []string{`rbac: ClusterRoleBinding "all-read" (document 10): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "reader" through subject Group "system:serviceaccounts"`},
+		},
+		{
+			name:     "refresher ServiceAccount bound to edit through every authenticated user",
+			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: readers, namespace: tracebloc}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}\nsubjects:\n- {kind: Group, name: \"system:authenticated\", apiGroup: rbac.authorization.k8s.io}\n",
+			want:     []string{`rbac: RoleBinding "readers" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "edit" through subject Group "system:authenticated"`},
 		},
 		{
 			name:     "another ServiceAccount's group is no grant to the refresher",

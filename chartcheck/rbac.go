@@ -80,8 +80,14 @@ func (c *contract) checkBindings() (findings []Finding, found bool) {
 			case inNamespace && b.RoleRef.Kind == "Role" && b.RoleRef.Name == cfgName:
 				findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("Role %q bound only by RoleBinding %q, to %s", cfgName, cfgName, wantSubject), Found: "another binding of it, to " + describeSubjects(b.Subjects, d.Namespace)})
 			default:
-				if s, covers := subjectCovering(b.Subjects, cfgName, ns, d.Namespace); covers {
+				for _, s := range b.Subjects {
+					// A group binds every token of the cluster or namespace: a read-only grant
+					// (system:discovery, view) is the cluster's business, not a leak of the refresher's.
+					if !coversServiceAccount(s, cfgName, ns, d.Namespace) || (s.Kind == rbacv1.GroupKind && !c.grantsMoreThanRead(b.RoleRef, d.Namespace)) {
+						continue
+					}
 					findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("%s to be bound only by RoleBinding %q", wantSubject, cfgName), Found: fmt.Sprintf("an extra grant of %s %q through subject %s", b.RoleRef.Kind, b.RoleRef.Name, describeSubject(s, d.Namespace))})
+					break
 				}
 			}
 		}
@@ -98,30 +104,53 @@ func isServiceAccount(s rbacv1.Subject, name, namespace, bindingNamespace string
 	return defaultString(s.Namespace, bindingNamespace) == namespace
 }
 
-// subjectCovering returns the first subject the ServiceAccount's token authenticates as: the
-// ServiceAccount, its user name system:serviceaccount:<ns>:<name>, or one of its groups
+// coversServiceAccount reports whether the ServiceAccount's token authenticates as a subject:
+// the ServiceAccount, its user name system:serviceaccount:<ns>:<name>, or one of its groups
 // system:serviceaccounts, system:serviceaccounts:<ns> and system:authenticated.
-func subjectCovering(subjects []rbacv1.Subject, name, namespace, bindingNamespace string) (rbacv1.Subject, bool) {
-	for _, s := range subjects {
-		switch s.Kind {
-		case rbacv1.ServiceAccountKind:
-			if isServiceAccount(s, name, namespace, bindingNamespace) {
-				return s, true
-			}
-		case rbacv1.UserKind:
-			if userNamespace, userName, err := serviceaccount.SplitUsername(s.Name); err == nil && userName == name && userNamespace == namespace {
-				return s, true
-			}
-		case rbacv1.GroupKind:
-			if s.Name == serviceaccount.AllServiceAccountsGroup || s.Name == user.AllAuthenticated {
-				return s, true
-			}
-			if groupNamespace, ok := strings.CutPrefix(s.Name, serviceaccount.ServiceAccountGroupPrefix); ok && groupNamespace == namespace {
-				return s, true
+func coversServiceAccount(s rbacv1.Subject, name, namespace, bindingNamespace string) bool {
+	switch s.Kind {
+	case rbacv1.ServiceAccountKind:
+		return isServiceAccount(s, name, namespace, bindingNamespace)
+	case rbacv1.UserKind:
+		userNamespace, userName, err := serviceaccount.SplitUsername(s.Name)
+		return err == nil && userName == name && userNamespace == namespace
+	case rbacv1.GroupKind:
+		if s.Name == serviceaccount.AllServiceAccountsGroup || s.Name == user.AllAuthenticated {
+			return true
+		}
+		groupNamespace, ok := strings.CutPrefix(s.Name, serviceaccount.ServiceAccountGroupPrefix)
+		return ok && groupNamespace == namespace
+	}
+	return false
+}
+
+// powerfulClusterRoles are the default ClusterRoles that write: a group bound to one of them
+// hands the refresher's token far more than it needs, whether or not the stream defines it.
+var powerfulClusterRoles = []string{"cluster-admin", "admin", "edit"}
+
+// grantsMoreThanRead reports whether a binding's role may do more than get, list and watch: a
+// powerful default ClusterRole, or a role of the stream with any other verb. A role that is
+// neither (system:discovery, view) is taken as read-only.
+func (c *contract) grantsMoreThanRead(ref rbacv1.RoleRef, bindingNamespace string) bool {
+	if ref.Kind == "ClusterRole" && slices.Contains(powerfulClusterRoles, ref.Name) {
+		return true
+	}
+	namespace := bindingNamespace
+	if ref.Kind == "ClusterRole" {
+		namespace = ""
+	}
+	for _, d := range c.stream.Find(ref.Kind, namespace, ref.Name) {
+		var role rbacv1.Role // a ClusterRole has the same rules
+		if err := d.Decode(&role); err != nil {
+			return true
+		}
+		for _, r := range role.Rules {
+			if slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" }) {
+				return true
 			}
 		}
 	}
-	return rbacv1.Subject{}, false
+	return false
 }
 
 func describeSubject(s rbacv1.Subject, bindingNamespace string) string {
