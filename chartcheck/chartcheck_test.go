@@ -506,6 +506,16 @@ func TestStreamEdits(t *testing.T) {
 			want: []string{`rbac: RoleBinding "stg-image-refresh" (document 7): expected one subject, ServiceAccount tracebloc/stg-image-refresh; found subjects[1]: ServiceAccount tracebloc/stg-jobs-manager`},
 		},
 		{
+			name:     "another workload runs as the refresher ServiceAccount",
+			appended: "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: helper, namespace: tracebloc}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      serviceAccountName: stg-image-refresh\n      containers: [{name: h, image: busybox:1}]\n",
+			want:     []string{`rbac: Deployment "helper" (document 9): expected ServiceAccount tracebloc/stg-image-refresh used by CronJob "stg-image-refresh" alone; found Deployment serviceAccountName runs as it`},
+		},
+		{
+			name:     "a token Secret for the refresher ServiceAccount",
+			appended: "---\napiVersion: v1\nkind: Secret\ntype: kubernetes.io/service-account-token\nmetadata:\n  name: token\n  namespace: tracebloc\n  annotations: {kubernetes.io/service-account.name: stg-image-refresh}\n",
+			want:     []string{`rbac: Secret "token" (document 9): expected ServiceAccount tracebloc/stg-image-refresh used by CronJob "stg-image-refresh" alone; found a token Secret for it`},
+		},
+		{
 			name: "Role allows creating Events, which the refresher never emits",
 			old:  "  verbs:\n  - get\n  - patch\n",
 			new:  "  verbs:\n  - get\n  - patch\n- apiGroups: [\"\"]\n  resources: [events]\n  verbs: [create]\n",

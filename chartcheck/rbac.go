@@ -5,7 +5,9 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/apiserver/pkg/authentication/user"
 )
@@ -35,10 +37,58 @@ func (c *contract) checkRBAC() []Finding {
 		}
 	}
 
+	findings = append(findings, c.checkServiceAccountUsers()...)
 	bindingFindings, found := c.checkBindings()
 	findings = append(findings, bindingFindings...)
 	if !found {
 		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("RoleBinding %q binding Role %q to %s", cfgName, cfgName, c.refresherSubject()), Found: "no such RoleBinding in the stream"})
+	}
+	return findings
+}
+
+// podSpecPaths are where each workload kind holds its pod spec.
+var podSpecPaths = map[string][]string{
+	"Pod":         {"spec"},
+	"Deployment":  {"spec", "template", "spec"},
+	"StatefulSet": {"spec", "template", "spec"},
+	"DaemonSet":   {"spec", "template", "spec"},
+	"ReplicaSet":  {"spec", "template", "spec"},
+	"Job":         {"spec", "template", "spec"},
+	"CronJob":     {"spec", "jobTemplate", "spec", "template", "spec"},
+}
+
+// checkServiceAccountUsers: only the refresher's CronJob holds its ServiceAccount's token. Any
+// other workload running as it, or a token Secret issued for it, has get and patch on the targets.
+func (c *contract) checkServiceAccountUsers() []Finding {
+	cfgName, ns := c.cfg.Metadata.Name, c.cfg.Metadata.Namespace
+	expected := fmt.Sprintf("%s used by CronJob %q alone", c.refresherSubject(), cfgName)
+	var findings []Finding
+	for _, d := range c.stream.Docs {
+		if d == c.cronJobDoc || d.Namespace != ns {
+			continue
+		}
+		if d.isKind("Secret") {
+			var secret corev1.Secret
+			if err := d.Decode(&secret); err == nil && secret.Type == corev1.SecretTypeServiceAccountToken && secret.Annotations[corev1.ServiceAccountNameKey] == cfgName {
+				findings = append(findings, Finding{Document: d.String(), Expected: expected, Found: "a token Secret for it"})
+			}
+			continue
+		}
+		specPath, workload := podSpecPaths[d.Kind]
+		if !workload {
+			continue
+		}
+		var obj map[string]any
+		if err := d.Decode(&obj); err != nil {
+			continue // the check of that kind, if any, reports it
+		}
+		pod, _, _ := unstructured.NestedMap(obj, specPath...)
+		for _, field := range []string{"serviceAccountName", "serviceAccount"} {
+			if pod[field] == cfgName {
+				findings = append(findings, Finding{Document: d.String(), Expected: expected, Found: fmt.Sprintf("%s %s runs as it", d.Kind, field)})
+				break
+			}
+		}
 	}
 	return findings
 }
