@@ -529,6 +529,204 @@ func TestStreamEdits(t *testing.T) {
 			},
 		},
 		{
+			name: "refresher args, env and envFrom beyond the post-renderer's",
+			old:  "            - /etc/image-refresh/refresh.yaml\n",
+			new:  "            - /etc/image-refresh/refresh.yaml\n            - --dry-run\n            env: [{name: HTTPS_PROXY, value: \"http://proxy:3128\"}]\n            envFrom: [{configMapRef: {name: proxy}}]\n",
+			want: []string{
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected container "refresher" args ["--config" "/etc/image-refresh/refresh.yaml"], as the post-renderer renders it; found container "refresher" args ["--config" "/etc/image-refresh/refresh.yaml" "--dry-run"]`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected container "refresher" env [], as the post-renderer renders it; found container "refresher" env ["HTTPS_PROXY=http://proxy:3128"]`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected container "refresher" envFrom sources 0, as the post-renderer renders it; found container "refresher" envFrom sources 1`,
+			},
+		},
+		{
+			name: "a Job that never starts a pod",
+			old:  "      backoffLimit: 1\n",
+			new:  "      backoffLimit: 1\n      suspend: true\n      parallelism: 0\n      completions: 0\n",
+			want: []string{
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected jobTemplate suspend false, as the post-renderer renders it; found jobTemplate suspend true`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected jobTemplate parallelism unset or 1: one pod runs the refresher once; found parallelism 0`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected jobTemplate completions unset or 1: one pod runs the refresher once; found completions 0`,
+			},
+		},
+		{
+			name: "pod fields that keep the refresher from reaching the API server",
+			old:  "          restartPolicy: Never\n",
+			new:  "          restartPolicy: Always\n          activeDeadlineSeconds: 1\n          dnsPolicy: None\n          dnsConfig: {nameservers: [192.0.2.1]}\n          hostAliases: [{ip: 192.0.2.1, hostnames: [kubernetes.default.svc]}]\n",
+			want: []string{
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected pod activeDeadlineSeconds unset, as the post-renderer renders it; found pod activeDeadlineSeconds 1`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected pod hostAliases 0, as the post-renderer renders it; found pod hostAliases 1`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected pod dnsConfig set false, as the post-renderer renders it; found pod dnsConfig set true`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected pod dnsPolicy ClusterFirst, as the post-renderer renders it; found pod dnsPolicy None`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected pod restartPolicy Never or OnFailure: a Job's pod must end; found restartPolicy "Always"`,
+			},
+		},
+		{
+			name: "target Deployment paused",
+			old:  "  replicas: 1\n",
+			new:  "  paused: true\n  replicas: 1\n",
+			want: []string{
+				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image jobs-manager: expected an unpaused Deployment; found spec.paused: true: no refresh would roll out`,
+				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image pods-monitor: expected an unpaused Deployment; found spec.paused: true: no refresh would roll out`,
+				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected an unpaused Deployment; found spec.paused: true: no refresh would roll out`,
+			},
+		},
+		{
+			name: "verbs split across rules per Deployment",
+			old:  "- apiGroups:\n  - apps\n  resources:\n  - deployments\n  resourceNames:\n  - stg-jobs-manager\n  verbs:\n  - get\n  - patch\n",
+			new:  "- {apiGroups: [apps], resources: [deployments], resourceNames: [stg-jobs-manager, other], verbs: [get]}\n- {apiGroups: [apps], resources: [deployments], resourceNames: [other], verbs: [patch]}\n",
+			want: []string{
+				`rbac: Role "stg-image-refresh" (document 6): expected resourceNames [stg-jobs-manager]; found rules[0]: resourceName "other", which is no floating image's target`,
+				`rbac: Role "stg-image-refresh" (document 6): expected resourceNames [stg-jobs-manager]; found rules[1]: resourceName "other", which is no floating image's target`,
+				`rbac: Role "stg-image-refresh" (document 6): expected get and patch on deployments.apps with resourceNames [stg-jobs-manager]; found no patch on Deployment "stg-jobs-manager"`,
+			},
+		},
+		{
+			name: "get and patch in separate rules",
+			old:  "- apiGroups:\n  - apps\n  resources:\n  - deployments\n  resourceNames:\n  - stg-jobs-manager\n  verbs:\n  - get\n  - patch\n",
+			new:  "- {apiGroups: [apps], resources: [deployments], resourceNames: [stg-jobs-manager], verbs: [get]}\n- {apiGroups: [apps], resources: [deployments], resourceNames: [stg-jobs-manager], verbs: [patch]}\n",
+		},
+		{
+			name: "a Deployment of another API group does not stand in for the target",
+			old:  "# Source: client/templates/deployment.yaml\n",
+			new:  "apiVersion: example.com/v1\nkind: Deployment\nmetadata: {name: stg-jobs-manager, namespace: tracebloc}\nspec: {}\n---\n# Source: client/templates/deployment.yaml\n",
+		},
+		{
+			name: "target Deployment without a namespace is not the config's",
+			old:  "kind: Deployment\nmetadata:\n  name: stg-jobs-manager\n  namespace: tracebloc\n",
+			new:  "kind: Deployment\nmetadata:\n  name: stg-jobs-manager\n",
+			want: []string{
+				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image jobs-manager: expected target Deployment "stg-jobs-manager" in the stream; found no such object`,
+				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image pods-monitor: expected target Deployment "stg-jobs-manager" in the stream; found no such object`,
+				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image ingestor: expected target Deployment "stg-jobs-manager" in the stream; found no such object`,
+			},
+		},
+		{
+			name:     "a chart's own CronJob with a --config flag and a binary named refresher",
+			appended: "---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: backup, namespace: tracebloc}\nspec:\n  schedule: \"0 3 * * *\"\n  jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: backup, image: busybox:1, command: [/bin/refresher], args: [--config, /etc/backup/backup.yaml], volumeMounts: [{name: b, mountPath: /etc/backup}]}], volumes: [{name: b, configMap: {name: backup}}]}}}}\n",
+		},
+		{
+			name: "refresher CronJob of another API group",
+			old:  "apiVersion: batch/v1\nkind: CronJob\n",
+			new:  "apiVersion: example.com/v1\nkind: CronJob\n",
+			want: []string{
+				`cronjob-presence: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): expected CronJob "stg-image-refresh": images jobs-manager, pods-monitor, ingestor float; found no such CronJob in the stream`,
+			},
+		},
+		{
+			name: "refresher CronJob renamed",
+			old:  "kind: CronJob\nmetadata:\n  name: stg-image-refresh\n",
+			new:  "kind: CronJob\nmetadata:\n  name: renamed\n",
+			want: []string{
+				`cronjob-presence: CronJob "renamed" (document 8): expected one image-refresh CronJob, named "stg-image-refresh" after the config; found another CronJob running the refresher (label app.kubernetes.io/managed-by=image-refresh)`,
+				`cronjob-presence: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): expected CronJob "stg-image-refresh": images jobs-manager, pods-monitor, ingestor float; found no such CronJob in the stream`,
+			},
+		},
+		{
+			name:     "refresher CronJob rendered twice",
+			appended: "---\napiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: stg-image-refresh\n  namespace: tracebloc\n  labels: {app.kubernetes.io/managed-by: image-refresh}\nspec:\n  schedule: \"0 * * * *\"\n  jobTemplate: {spec: {template: {spec: {containers: [{name: x, image: busybox:1}]}}}}\n",
+			want: []string{
+				`unique-objects: CronJob "stg-image-refresh" (document 9): expected one CronJob "stg-image-refresh" in the namespace; found a duplicate of CronJob "stg-image-refresh" (document 8)`,
+				`cronjob-presence: CronJob "stg-image-refresh" (document 9): expected one CronJob "stg-image-refresh"; found a duplicate`,
+			},
+		},
+		{
+			name: "refresher pod with an init container",
+			old:  "          containers:\n",
+			new:  "          initContainers: [{name: init, image: busybox:1}]\n          containers:\n",
+			want: []string{
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected one container, the refresher, and no init containers: any container could use the refresher's token; found containers ["refresher"], init containers ["init"]`,
+				`pod-security: CronJob "stg-image-refresh" (document 8): expected a pod template allowed by Pod Security "restricted"; found allowPrivilegeEscalation != false (container "init" must set securityContext.allowPrivilegeEscalation=false)`,
+				`pod-security: CronJob "stg-image-refresh" (document 8): expected a pod template allowed by Pod Security "restricted"; found unrestricted capabilities (container "init" must set securityContext.capabilities.drop=["ALL"])`,
+				`pod-security: CronJob "stg-image-refresh" (document 8): expected readOnlyRootFilesystem: true on every container; found a writable root filesystem in containers "init"`,
+			},
+		},
+		{
+			name: "pull policy, requests, backoff and history limits differ from spec.job",
+			old:  "            imagePullPolicy: IfNotPresent\n",
+			new:  "            imagePullPolicy: Always\n",
+			also: map[string]string{"      backoffLimit: 1\n": "      backoffLimit: 6\n", "  successfulJobsHistoryLimit: 1\n  failedJobsHistoryLimit: 3\n": "  successfulJobsHistoryLimit: 3\n  failedJobsHistoryLimit: 1\n", "              requests:\n                cpu: 10m\n": "              requests:\n                cpu: 20m\n"},
+			want: []string{
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected successfulJobsHistoryLimit 1 (the config's spec.job); found successfulJobsHistoryLimit 3`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected failedJobsHistoryLimit 3 (the config's spec.job); found failedJobsHistoryLimit 1`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected backoffLimit 1 (the config's spec.job); found backoffLimit 6`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected container "refresher" imagePullPolicy IfNotPresent (the config's spec.job); found container "refresher" imagePullPolicy Always`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected container "refresher" requests cpu=10m memory=32Mi (the config's spec.job); found container "refresher" requests cpu=20m memory=32Mi`,
+			},
+		},
+		{
+			name: "config volume projects another key",
+			old:  "              - key: refresh.yaml\n",
+			new:  "              - key: other.yaml\n",
+			want: []string{
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected volume "config" to project key "refresh.yaml" as "refresh.yaml"; found items [{other.yaml refresh.yaml <nil> <nil>}]`,
+			},
+		},
+		{
+			name: "RoleBinding binds a ClusterRole",
+			old:  "roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n",
+			new:  "roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n",
+			want: []string{
+				`rbac: RoleBinding "stg-image-refresh" (document 7): expected roleRef Role "stg-image-refresh"; found roleRef ClusterRole "stg-image-refresh" (apiGroup "rbac.authorization.k8s.io")`,
+			},
+		},
+		{
+			name: "refresher ServiceAccount missing",
+			old:  "kind: ServiceAccount\nmetadata:\n  name: stg-image-refresh\n",
+			new:  "kind: ServiceAccount\nmetadata:\n  name: other\n",
+			want: []string{
+				`rbac: CronJob "stg-image-refresh" (document 8): expected ServiceAccount "stg-image-refresh"; found no such ServiceAccount in the stream`,
+			},
+		},
+		{
+			name: "refresher Role missing",
+			old:  "kind: Role\nmetadata:\n  name: stg-image-refresh\n",
+			new:  "kind: Role\nmetadata:\n  name: other\n",
+			want: []string{
+				`rbac: CronJob "stg-image-refresh" (document 8): expected Role "stg-image-refresh"; found no such Role in the stream`,
+			},
+		},
+		{
+			name: "refresher RoleBinding without subjects",
+			old:  "subjects:\n- kind: ServiceAccount\n  name: stg-image-refresh\n  namespace: tracebloc\n",
+			new:  "subjects: []\n",
+			want: []string{
+				`rbac: RoleBinding "stg-image-refresh" (document 7): expected one subject, ServiceAccount tracebloc/stg-image-refresh; found no subjects`,
+			},
+		},
+		{
+			name: "Role grants non-resource URLs",
+			old:  "  verbs:\n  - get\n  - patch\n",
+			new:  "  verbs:\n  - get\n  - patch\n  nonResourceURLs: [/metrics]\n",
+			want: []string{
+				`rbac: Role "stg-image-refresh" (document 6): expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager]; found rules[0]: apiGroups ["apps"] resources ["deployments"] verbs ["get" "patch"] resourceNames ["stg-jobs-manager"] nonResourceURLs ["/metrics"]`,
+				`rbac: Role "stg-image-refresh" (document 6): expected get and patch on deployments.apps with resourceNames [stg-jobs-manager]; found no get or patch on Deployment "stg-jobs-manager"`,
+			},
+		},
+		{
+			name:     "refresher ServiceAccount cluster-bound through every ServiceAccount's group",
+			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: sneaky}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}\nsubjects:\n- {kind: Group, name: \"system:serviceaccounts\", apiGroup: rbac.authorization.k8s.io}\n",
+			want: []string{
+				`rbac: ClusterRoleBinding "sneaky" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "admin" through subject Group "system:serviceaccounts"`,
+			},
+		},
+		{
+			name: "config names another namespace than its ConfigMap's",
+			old:  "      namespace: tracebloc\n",
+			new:  "      namespace: other\n",
+			want: []string{
+				`refresh-config: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): expected the ConfigMap in the config's namespace "other" (the CronJob mounts it from there); found namespace "tracebloc"`,
+			},
+		},
+		{
+			name:     "env var through envFrom a chart Secret's stringData",
+			old:      "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			new:      "        envFrom:\n        - secretRef: {name: ingestor}\n        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			appended: "---\napiVersion: v1\nkind: Secret\nmetadata: {name: ingestor, namespace: tracebloc}\nstringData: {INGESTOR_IMAGE_DIGEST: sha256:0}\n",
+			want: []string{
+				`set-env: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found envFrom Secret "ingestor" (document 9) defines INGESTOR_IMAGE_DIGEST`,
+			},
+		},
+		{
 			name: "two refresh configs",
 			old:  "apiVersion: batch/v1\nkind: CronJob\n",
 			new:  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: second, labels: {image-refresh.io/config: \"true\"}}\ndata: {refresh.yaml: \"\"}\n---\napiVersion: batch/v1\nkind: CronJob\n",
