@@ -154,6 +154,38 @@ func TestBrokenStreams(t *testing.T) {
 		"role-namespace-wide": {
 			`rbac: Role "stg-image-refresh" (document 6): expected resourceNames [stg-jobs-manager]; found rules[0]: no resourceNames, a namespace-wide grant on every Deployment`,
 		},
+		"expect-config-absent": {
+			`expect.config: ` + config + `: expected no ConfigMap labelled image-refresh.io/config=true; found one`,
+		},
+		"expect-cronjob-absent": {
+			`expect.cronJob: CronJob "stg-image-refresh" (document 8): expected no image-refresh CronJob; found one (label app.kubernetes.io/managed-by=image-refresh)`,
+		},
+		"expect-schedule": {
+			`expect.schedule: ` + config + `: expected schedule "0 * * * *"; found "7,22,37,52 * * * *"`,
+		},
+		"expect-pod-security": {
+			`expect.podSecurity: ` + deployment + `: expected a pod template allowed by Pod Security "restricted"; found privileged (container "api" must not set securityContext.privileged=true)`,
+			`expect.podSecurity: ` + deployment + `: expected a pod template allowed by Pod Security "restricted"; found allowPrivilegeEscalation != false (container "api" must set securityContext.allowPrivilegeEscalation=false)`,
+			`expect.podSecurity: ` + deployment + `: expected a pod template allowed by Pod Security "restricted"; found unrestricted capabilities (container "api" must set securityContext.capabilities.drop=["ALL"])`,
+		},
+		"expect-pinned": {
+			`expect.image/jobs-manager: ` + config + `: image jobs-manager: expected pinned; found floating`,
+		},
+		"expect-target": {
+			`expect.image/jobs-manager: ` + config + `: image jobs-manager: expected target "other"; found target "stg-jobs-manager"`,
+		},
+		"expect-container": {
+			`expect.image/jobs-manager: ` + config + `: image jobs-manager: expected container "other"; found container "api"`,
+		},
+		"expect-repository": {
+			`expect.image/jobs-manager: ` + config + `: image jobs-manager: expected repository "docker.io/other/jobs-manager"; found repository "docker.io/tracebloc/jobs-manager"`,
+		},
+		"expect-tag": {
+			`expect.image/jobs-manager: ` + config + `: image jobs-manager: expected tag "latest"; found tag "prod"`,
+		},
+		"expect-digest": {
+			`expect.image/ingestor: ` + config + `: image ingestor: expected digest "sha256:0000000000000000000000000000000000000000000000000000000000000000"; found digest ""`,
+		},
 		"env-chart-owned": {
 			`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found the chart renders env INGESTOR_IMAGE_DIGEST with value "` + ingestorPin + `", which every helm upgrade would restore`,
 			`expect.image/ingestor: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api"; found value "` + ingestorPin + `"`,

@@ -59,10 +59,10 @@ func (c *contract) expectEnv(e EnvExpectation) []Finding {
 }
 
 func (c *contract) expectConfig(want Presence) []Finding {
-	label := fmt.Sprintf("a ConfigMap labelled %s=true", config.ConfigLabel)
+	label := fmt.Sprintf("ConfigMap labelled %s=true", config.ConfigLabel)
 	switch {
 	case want == Present && c.configDoc == nil:
-		return []Finding{{Document: "stream", Expected: label, Found: "none"}}
+		return []Finding{{Document: "stream", Expected: "a " + label, Found: "none"}}
 	case want == Absent && c.configDoc != nil:
 		return []Finding{{Document: c.configDoc.String(), Expected: "no " + label, Found: "one"}}
 	}
