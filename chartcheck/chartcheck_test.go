@@ -1165,3 +1165,70 @@ func benchmarkSuite(b *testing.B, loadPerScenario bool) {
 	}
 	b.ReportMetric(float64(b.Elapsed())/float64(time.Millisecond)/float64(b.N*(len(suite.Scenarios)-1)), "ms/scenario")
 }
+
+// TestDefaultNamespace: objects without a namespace land in the release namespace, as Helm's
+// kube client puts them; cluster-scoped ones stay without.
+func TestDefaultNamespace(t *testing.T) {
+	stream, err := ParseStream([]byte("apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: x}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: x, namespace: team-a}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.DefaultNamespace("team-b")
+	var got []string
+	for _, d := range stream.Docs {
+		got = append(got, d.Kind+"/"+d.Namespace)
+	}
+	if want := []string{"Role/team-b", "Role/team-a", "ClusterRole/"}; !slices.Equal(got, want) {
+		t.Errorf("namespaces %q; want %q", got, want)
+	}
+	if findings := (&contract{stream: stream}).checkUniqueObjects(); len(findings) > 0 {
+		t.Errorf("Role x in team-a and in team-b reported as duplicates: %v", findings)
+	}
+}
+
+// TestReleaseNamespace: a chart whose Deployment has no namespace keeps the contract in the
+// release namespace, and only there; so does a rendered stream checked with -n.
+func TestReleaseNamespace(t *testing.T) {
+	chartDir := filepath.Join(t.TempDir(), "client")
+	if err := os.CopyFS(chartDir, os.DirFS(clientChart)); err != nil {
+		t.Fatal(err)
+	}
+	deployment := filepath.Join(chartDir, "templates", "deployment.yaml")
+	tpl, err := os.ReadFile(deployment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const namespaced = "  namespace: {{ .Release.Namespace }}\n"
+	if bytes.Count(tpl, []byte(namespaced)) != 1 {
+		t.Fatalf("%s: no single %q to drop", deployment, namespaced)
+	}
+	if err := os.WriteFile(deployment, bytes.Replace(tpl, []byte(namespaced), nil, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	report, err := (&Check{ChartPath: chartDir, Release: Release{Namespace: "prod"}}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.Failed() {
+		t.Errorf("chart in namespace prod: %v", report.Findings())
+	}
+
+	valid, err := os.ReadFile(validStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const deploymentMeta = "kind: Deployment\nmetadata:\n  name: stg-jobs-manager\n"
+	stream := filepath.Join(t.TempDir(), "stream.yaml")
+	if err := os.WriteFile(stream, bytes.Replace(valid, []byte(deploymentMeta+"  namespace: tracebloc\n"), []byte(deploymentMeta), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for namespace, wantFailed := range map[string]bool{"tracebloc": false, "other": true, "": true} {
+		report, err := (&Check{ManifestsPath: stream, Release: Release{Namespace: namespace}}).Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if report.Failed() != wantFailed {
+			t.Errorf("--manifests -n %q: failed %t, want %t: %v", namespace, report.Failed(), wantFailed, report.Findings())
+		}
+	}
+}
