@@ -583,13 +583,15 @@ func TestStreamEdits(t *testing.T) {
 		{
 			name: "pod fields that keep the refresher from reaching the API server",
 			old:  "          restartPolicy: Never\n",
-			new:  "          restartPolicy: Always\n          activeDeadlineSeconds: 1\n          dnsPolicy: None\n          dnsConfig: {nameservers: [192.0.2.1]}\n          hostAliases: [{ip: 192.0.2.1, hostnames: [kubernetes.default.svc]}]\n",
+			new:  "          restartPolicy: Always\n          hostNetwork: true\n          activeDeadlineSeconds: 1\n          dnsPolicy: None\n          dnsConfig: {nameservers: [192.0.2.1]}\n          hostAliases: [{ip: 192.0.2.1, hostnames: [kubernetes.default.svc]}]\n",
 			want: []string{
 				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected pod activeDeadlineSeconds unset, as the post-renderer renders it; found pod activeDeadlineSeconds 1`,
 				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected pod hostAliases 0, as the post-renderer renders it; found pod hostAliases 1`,
 				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected pod dnsConfig set false, as the post-renderer renders it; found pod dnsConfig set true`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected pod hostNetwork false, as the post-renderer renders it; found pod hostNetwork true`,
 				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected pod dnsPolicy ClusterFirst, as the post-renderer renders it; found pod dnsPolicy None`,
 				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected pod restartPolicy Never or OnFailure: a Job's pod must end; found restartPolicy "Always"`,
+				`pod-security: CronJob "stg-image-refresh" (document 8): expected a pod template allowed by Pod Security "restricted"; found host namespaces (hostNetwork=true)`,
 			},
 		},
 		{
@@ -740,6 +742,11 @@ func TestStreamEdits(t *testing.T) {
 			want: []string{
 				`rbac: ClusterRoleBinding "sneaky" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "admin" through subject Group "system:serviceaccounts"`,
 			},
+		},
+		{
+			name: "config without a namespace is its ConfigMap's",
+			old:  "      namespace: tracebloc\n",
+			new:  "",
 		},
 		{
 			name: "config names another namespace than its ConfigMap's",
