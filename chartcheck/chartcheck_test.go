@@ -744,6 +744,13 @@ func TestStreamEdits(t *testing.T) {
 			},
 		},
 		{
+			name: "schedule that never fires",
+			old:  "schedule: \"7,22,37,52 * * * *\"",
+			new:  "schedule: \"0 0 30 2 *\"",
+			also: map[string]string{"  schedule: 7,22,37,52 * * * *\n": "  schedule: 0 0 30 2 *\n"},
+			want: []string{`cronjob-schedule: ` + cronJob + `: expected a schedule that fires; found "0 0 30 2 *", which matches no date`},
+		},
+		{
 			name: "config without a namespace is its ConfigMap's",
 			old:  "      namespace: tracebloc\n",
 			new:  "",

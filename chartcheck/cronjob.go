@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -384,6 +386,11 @@ func (c *contract) checkSchedule() []Finding {
 	}
 	if schedule != c.cfg.Spec.Schedule {
 		return []Finding{{Document: doc, Expected: fmt.Sprintf("the config's schedule %q", c.cfg.Spec.Schedule), Found: fmt.Sprintf("%q", schedule)}}
+	}
+	// ValidateSchedule has parsed it. A schedule no date matches (February 30th) parses but
+	// never fires: robfig/cron gives up after five years and returns the zero time.
+	if parsed, err := cron.ParseStandard(schedule); err == nil && parsed.Next(time.Now()).IsZero() {
+		return []Finding{{Document: doc, Expected: "a schedule that fires", Found: fmt.Sprintf("%q, which matches no date", schedule)}}
 	}
 	return nil
 }
