@@ -21,9 +21,6 @@ var forbiddenDeps = []string{
 // TestDeps checks the import graph of the binary, in the manner of crane's depcheck, and
 // prints an import chain for any forbidden package.
 func TestDeps(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping the import-graph check in -short mode")
-	}
 	out, err := exec.Command("go", "list", "-deps", "-json=ImportPath,Imports", "github.com/tracebloc/image-refresh/cmd/postrender").Output()
 	if err != nil {
 		var exitErr *exec.ExitError
