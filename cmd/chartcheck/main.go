@@ -48,7 +48,8 @@ var errChecksFailed = errors.New("checks failed")
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCommand(stdin, stdout, stderr)
-	root.SetArgs(args)
+	// Never nil: cobra would fall back to os.Args, which under go test holds the test flags.
+	root.SetArgs(append([]string{}, args...))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)

@@ -55,7 +55,8 @@ func main() {
 // run executes the command and reports the failure on stderr and in the error file.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := newCommand(stdin, stdout)
-	cmd.SetArgs(args)
+	// Never nil: cobra would fall back to os.Args, which under go test holds the test flags.
+	cmd.SetArgs(append([]string{}, args...))
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	err := cmd.ExecuteContext(ctx)

@@ -64,7 +64,8 @@ func main() {
 func run(ctx context.Context, args []string, env environment) int {
 	logger := slog.New(slog.NewJSONHandler(env.stderr, nil))
 	cmd := newRefresherCommand(env, logger)
-	cmd.SetArgs(args)
+	// Never nil: cobra would fall back to os.Args, which under go test holds the test flags.
+	cmd.SetArgs(append([]string{}, args...))
 	cmd.SetOut(env.stdout)
 	cmd.SetErr(env.stderr)
 	err := cmd.ExecuteContext(ctx)
