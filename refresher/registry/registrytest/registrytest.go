@@ -19,7 +19,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -149,15 +148,6 @@ func (s *Server) CertPEM() []byte { return s.certPEM }
 
 // Transport is a client transport that reaches this server for every host.
 func (s *Server) Transport() *http.Transport { return clientTransport(s.Addr(), s.roots) }
-
-// ClientTransport dials addr for every host and trusts only the certificate in certPEM.
-func ClientTransport(addr string, certPEM []byte) (*http.Transport, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(certPEM) {
-		return nil, errors.New("no certificate in PEM")
-	}
-	return clientTransport(addr, pool), nil
-}
 
 func clientTransport(addr string, roots *x509.CertPool) *http.Transport {
 	var dialer net.Dialer
