@@ -5,6 +5,7 @@ BIN := $(CURDIR)/bin
 # The one version source (internal/version/VERSION): binaries embed it, the image and the dist
 # archives are tagged with it. Bump it there, nowhere else.
 VERSION := $(shell cat internal/version/VERSION)
+PLUGIN_VERSION := $(VERSION:v%=%)
 # Reproducible builds: no build ID, no VCS stamp, paths trimmed; archive times from the commit.
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -buildid='
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
@@ -28,7 +29,8 @@ plugin: build
 	cp $(BIN)/postrender $(BIN)/plugin/image-refresh/
 
 # Release archives in bin/dist: <binary>-$(VERSION)-<os>-<arch>[.exe] for the three binaries,
-# image-refresh-plugin-$(VERSION)-<os>-<arch>.tgz (the Helm 4 plugin: `helm plugin install FILE`),
+# image-refresh-$(PLUGIN_VERSION)-<os>-<arch>.tgz (the Helm 4 plugin: `helm plugin install FILE`;
+# Helm finds the plugin directory by cutting the name at "-<digit>.", hence no v),
 # and SHA256SUMS (`sha256sum -c SHA256SUMS`). Archives are byte-reproducible from a commit.
 dist:
 	rm -rf $(BIN)/dist && mkdir -p $(BIN)/dist
@@ -39,7 +41,7 @@ dist:
 	  for b in refresher postrender chartcheck; do cp $$work/$$b$$exe $(BIN)/dist/$$b-$(VERSION)-$$os-$$arch$$exe; done; \
 	  cp postrender/plugin/plugin.yaml $$work/postrender$$exe $$plugin/; \
 	  tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner --mode=go-w \
-	    -C $$work/plugin -cf - image-refresh | gzip -9n >$(BIN)/dist/image-refresh-plugin-$(VERSION)-$$os-$$arch.tgz; \
+	    -C $$work/plugin -cf - image-refresh | gzip -9n >$(BIN)/dist/image-refresh-$(PLUGIN_VERSION)-$$os-$$arch.tgz; \
 	done
 	rm -rf $(BIN)/dist/.work
 	cd $(BIN)/dist && sha256sum -- * >SHA256SUMS

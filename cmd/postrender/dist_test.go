@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/tracebloc/image-refresh/e2e/tools"
@@ -26,7 +27,7 @@ func TestDistPluginArchive(t *testing.T) {
 	first, second := makeDist(t, platform), makeDist(t, platform)
 
 	suffix := fmt.Sprintf("-%s-%s-%s", version.Version, runtime.GOOS, runtime.GOARCH)
-	archive := "image-refresh-plugin" + suffix + ".tgz"
+	archive := fmt.Sprintf("image-refresh-%s-%s-%s.tgz", strings.TrimPrefix(version.Version, "v"), runtime.GOOS, runtime.GOARCH)
 	for _, name := range []string{archive, "refresher" + suffix, "postrender" + suffix, "chartcheck" + suffix, "SHA256SUMS"} {
 		a, err := os.ReadFile(filepath.Join(first, name))
 		if err != nil {
