@@ -159,6 +159,9 @@ func Compile(ctx context.Context, opts Options) ([]Binary, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the %s binary: %w", p, err)
 		}
+		if err := StaticELF(data, p.Architecture); err != nil {
+			return nil, fmt.Errorf("the %s binary of %s: %w", p, opts.Package, err)
+		}
 		logger.Info("compiled", "package", opts.Package, "platform", p.String(), "bytes", len(data), "duration", time.Since(began).Round(time.Millisecond).String())
 		bins = append(bins, Binary{Platform: p, Data: data})
 	}
