@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X github.com/tracebloc/image-refresh/cmd/internal/version.Vers
 # Real components (helm 3/4, kube-apiserver, ...) are cached here by version; see e2e/tools.
 export IMAGE_REFRESH_TOOLS ?= $(HOME)/.cache/image-refresh-tools
 
-.PHONY: all build plugin tools test test-unit bench demo clean
+.PHONY: all build plugin image tools test test-unit bench demo clean
 
 all: build
 
@@ -20,6 +20,17 @@ plugin: build
 	rm -rf $(BIN)/plugin/image-refresh && mkdir -p $(BIN)/plugin/image-refresh
 	cp postrender/plugin/plugin.yaml $(BIN)/plugin/image-refresh/
 	cp $(BIN)/postrender $(BIN)/plugin/image-refresh/
+
+# The refresher image: a reproducible linux/amd64 + linux/arm64 OCI image built without Docker,
+# written as an OCI image layout to bin/image; PUSH=<registry>/<repo>:<tag> also pushes it with
+# the Docker config's credentials. CREATED defaults to SOURCE_DATE_EPOCH, else the commit time.
+CREATED ?= $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct))
+REVISION ?= $(shell git rev-parse HEAD)
+PUSH ?=
+IMAGE_FLAGS ?=
+image:
+	$(GO) run ./cmd/internal/imagebuild --out $(BIN)/image --version '$(VERSION)' \
+		--revision '$(REVISION)' --created '$(CREATED)' $(if $(PUSH),--push '$(PUSH)') $(IMAGE_FLAGS)
 
 tools:
 	e2e/tools/build.sh
