@@ -144,7 +144,7 @@ func build(ctx context.Context, f flags, stdout io.Writer, logger *slog.Logger) 
 	}
 	logger.Info("built", "index", res.Digest.String(), "duration", time.Since(began).Round(time.Millisecond).String())
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "index\t%s\t\n", res.Digest)
+	fmt.Fprintf(tw, "index\t%s\n", res.Digest)
 	for _, pi := range res.Images {
 		fmt.Fprintf(tw, "%s\t%s\t%d bytes\n", pi.Platform, pi.Digest, pi.LayerSize)
 	}
