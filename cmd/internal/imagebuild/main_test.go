@@ -467,7 +467,12 @@ spec:
 				t.Fatal(err)
 			}
 			if code != tc.wantCode || !strings.Contains(stdout.String()+stderr.String(), tc.want) {
-				t.Errorf("refresher exit %d, want %d with %q\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, tc.want, stdout.String(), stderr.String())
+				t.Fatalf("refresher exit %d, want %d with %q\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, tc.want, stdout.String(), stderr.String())
+			}
+			for _, line := range strings.Split(stdout.String(), "\n") {
+				if strings.Contains(line, tc.want) {
+					t.Logf("exit %d: %s", code, line)
+				}
 			}
 		})
 	}
