@@ -137,7 +137,9 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 }
 
 // Compile builds Options.Package for every platform with go build: CGO_ENABLED=0, -trimpath,
-// -buildvcs=false, -ldflags "-s -w -buildid= <LDFlags>".
+// -buildvcs=false, -ldflags "-s -w -buildid= <LDFlags>", GOAMD64=v1 / GOARM64=v8.0, and the
+// caller's GOFLAGS less those that change the binary (-ldflags, -gcflags, -race, -cover...).
+// Each binary must be a static ELF executable for its architecture (see StaticELF).
 func Compile(ctx context.Context, opts Options) ([]Binary, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
