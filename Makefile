@@ -14,7 +14,7 @@ DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd6
 # Real components (helm 3/4, kube-apiserver, ...) are cached here by version; see e2e/tools.
 export IMAGE_REFRESH_TOOLS ?= $(HOME)/.cache/image-refresh-tools
 
-.PHONY: all build plugin dist tools test test-unit bench demo clean
+.PHONY: all build plugin image dist tools test test-unit bench demo clean
 
 all: build
 
@@ -46,12 +46,24 @@ dist:
 	rm -rf $(BIN)/dist/.work
 	cd $(BIN)/dist && sha256sum -- * >SHA256SUMS
 
+# The refresher image: a reproducible linux/amd64 + linux/arm64 OCI image built without Docker,
+# written as an OCI image layout to bin/image; PUSH=<registry>/<repo>:<tag> also pushes it with
+# the Docker config's credentials. The version is internal/version's; created is SOURCE_DATE_EPOCH
+# (default: the commit time).
+REVISION ?= $(shell git rev-parse HEAD)
+PUSH ?=
+IMAGE_FLAGS ?=
+image:
+	$(GO) run ./cmd/internal/imagebuild --out $(BIN)/image \
+		--revision '$(REVISION)' --created '$(SOURCE_DATE_EPOCH)' $(if $(PUSH),--push '$(PUSH)') $(IMAGE_FLAGS)
+
 tools:
 	e2e/tools/build.sh
 
 # Every test: unit, golden, chartcheck suite, real Helm and the end-to-end suite on a real
-# API server and registry.
-test: tools plugin
+# API server and registry. `image` first: it warms the linux/arm64 build cache once, which the
+# image tests and the e2e world would otherwise each fill at the same time.
+test: tools plugin image
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 

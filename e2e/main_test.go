@@ -15,6 +15,7 @@ import (
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/internal/ociimage"
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
@@ -26,6 +27,10 @@ type world struct {
 	registry *harness.Registry
 	bins     *harness.Binaries
 	chart    string
+	// refresherImage is the refresher's OCI image, built from the checkout with
+	// internal/ociimage and pushed to registry at refresherImageRef (repo:tag).
+	refresherImage    *ociimage.Result
+	refresherImageRef string
 }
 
 var shared struct {
@@ -69,7 +74,8 @@ func setup(t *testing.T) *world {
 	return shared.world
 }
 
-// start builds our binaries while the control plane and registry come up. On error it
+// start builds our binaries and the refresher image while the control plane and registry
+// come up, then pushes the image to the registry. On error it
 // stops whatever it started and keeps the work dir, whose logs the error names.
 func start(log harness.Logger) (_ *world, err error) {
 	ctx := context.Background()
@@ -89,6 +95,9 @@ func start(log harness.Logger) (_ *world, err error) {
 	go func() {
 		var err error
 		w.bins, err = harness.BuildBinaries(buildCtx, filepath.Join(dir, "bin"))
+		if err == nil {
+			w.refresherImage, err = harness.BuildRefresherImage(buildCtx)
+		}
 		built <- err
 	}()
 	waitBuilt := sync.OnceValue(func() error { return <-built })
@@ -115,6 +124,10 @@ func start(log harness.Logger) (_ *world, err error) {
 	if err := waitBuilt(); err != nil {
 		return nil, err
 	}
+	if _, err := w.registry.PushIndexImage(ctx, harness.RefresherImageRepo, harness.RefresherImageTag, w.refresherImage.Index); err != nil {
+		return nil, fmt.Errorf("pushing the refresher image: %w", err)
+	}
+	w.refresherImageRef = w.registry.Repository(harness.RefresherImageRepo) + ":" + harness.RefresherImageTag
 	log.Logf("e2e world ready in %s (work dir %s)", time.Since(began).Round(time.Millisecond), dir)
 	return w, nil
 }

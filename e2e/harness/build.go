@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tracebloc/image-refresh/internal/ociimage"
 )
 
 // PluginName is the name of the Helm 4 post-renderer plugin (postrender/plugin/plugin.yaml).
@@ -81,4 +84,34 @@ func copyFile(from, to string, mode os.FileMode) error {
 		return fmt.Errorf("copying to %s: %w", to, err)
 	}
 	return nil
+}
+
+// RefresherImageRepo and RefresherImageTag are where the e2e world pushes the refresher image
+// it builds, in its registry.
+const (
+	RefresherImageRepo = "tracebloc/image-refresh"
+	RefresherImageTag  = "e2e"
+)
+
+// BuildRefresherImage builds the refresher's multi-platform OCI image from the checkout with
+// internal/ociimage, as `make image` does (linux/amd64 and linux/arm64, the default CA bundle).
+func BuildRefresherImage(ctx context.Context) (*ociimage.Result, error) {
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
+	res, err := ociimage.Build(ctx, ociimage.Options{
+		Package: "./cmd/refresher",
+		Dir:     root,
+		// Any fixed time: the e2e image need not match a commit.
+		Created:  time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Metadata: ociimage.Metadata{Title: "image-refresh", Version: "e2e", Source: "https://github.com/tracebloc/image-refresh"},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the refresher image: %w", err)
+	}
+	return res, nil
 }

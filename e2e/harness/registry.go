@@ -168,12 +168,18 @@ func (r *Registry) PushIndex(ctx context.Context, repo, tag string) (string, err
 	return r.push(ctx, repo, tag, idx)
 }
 
+// PushIndexImage pushes a built image index (e.g. ociimage.Result.Index) to repo:tag and
+// returns its digest.
+func (r *Registry) PushIndexImage(ctx context.Context, repo, tag string, idx v1.ImageIndex) (string, error) {
+	return r.push(ctx, repo, tag, idx)
+}
+
 func (r *Registry) push(ctx context.Context, repo, tag string, t remote.Taggable) (string, error) {
 	ref, err := name.NewTag(r.Repository(repo) + ":" + tag)
 	if err != nil {
 		return "", fmt.Errorf("parsing tag: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	opts := []remote.Option{remote.WithAuth(r.pusher), remote.WithContext(ctx)}
 	var digest v1.Hash
