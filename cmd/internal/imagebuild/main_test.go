@@ -291,6 +291,9 @@ func TestRefresherImageReproducible(t *testing.T) {
 	}
 }
 
+// maxCompressedImage is the budget of one platform's image, compressed.
+const maxCompressedImage = 7 << 20
+
 func TestRefresherImage(t *testing.T) {
 	b := refresherImages(t)[0]
 	m, err := b.index.IndexManifest()
@@ -341,6 +344,14 @@ func TestRefresherImage(t *testing.T) {
 				if c.Labels[k] != v {
 					t.Errorf("label %s = %q, want %q", k, c.Labels[k], v)
 				}
+			}
+			// The budget that keeps pulls cheap on every node the CronJob lands on.
+			layers, err := img.Layers()
+			if err != nil || len(layers) != 1 {
+				t.Fatalf("layers %d, %v; want one", len(layers), err)
+			}
+			if size, err := layers[0].Size(); err != nil || size > maxCompressedImage {
+				t.Errorf("compressed layer %d bytes (%v), budget %d (7 MiB)", size, err, maxCompressedImage)
 			}
 			files := layerFiles(t, img)
 			bin := files["usr/local/bin/refresher"]
