@@ -39,7 +39,9 @@ const (
 	RuleRestartPullPolicy Rule = "restart-pull-policy"
 )
 
-// Violation is one broken rule.
+// Violation is one broken rule. Its message says what the object does and the fix; for a
+// container rule it reads after the container ("container \"api\" of Deployment x/web" + " " +
+// Message).
 type Violation struct {
 	Rule    Rule
 	Message string

@@ -167,6 +167,8 @@ func TestCheckSharedEnv(t *testing.T) {
 		{"different namespaces", []config.Image{img("a", "x"), img("b", "y")}, "", nil},
 		{"defaulting lands both on one Deployment", []config.Image{img("a", ""), img("b", "x")}, "x", []int{1}},
 		{"both without namespace", []config.Image{img("a", ""), img("b", "")}, "", []int{1}},
+		{"unresolved namespace may be any", []config.Image{img("a", ""), img("b", "x")}, "", []int{1}},
+		{"same explicit target", []config.Image{img("a", "x"), img("b", "x"), img("c", "x")}, "", []int{1, 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := &config.RefreshConfig{Spec: config.Spec{Images: tc.images}}
@@ -175,7 +177,7 @@ func TestCheckSharedEnv(t *testing.T) {
 				t.Fatalf("got %v; want violations for %v", got, tc.want)
 			}
 			for _, i := range tc.want {
-				wantRule(t, got[i], RuleEnvShared, "both set env X")
+				wantRule(t, got[i], RuleEnvShared, "already sets it on container \"api\"")
 			}
 		})
 	}
@@ -203,7 +205,7 @@ func TestContainer(t *testing.T) {
 		t.Fatalf("Container(api) = %v, %v", c, v)
 	}
 	_, v := Container(dep, config.Image{Target: config.Target{Container: "side"}})
-	wantRule(t, v, RuleTargetMissing, `container "side" not found (the Deployment has "api")`)
+	wantRule(t, v, RuleTargetMissing, `container "side" not found (it has "api")`)
 }
 
 func TestCheckRestart(t *testing.T) {

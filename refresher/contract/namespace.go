@@ -54,29 +54,29 @@ func Targets(cfg *config.RefreshConfig, configMapNamespace, fallback string) []T
 	return out
 }
 
-// CheckSharedEnv is the rule that two set-env images may not write one variable of one
-// container, on resolved targets: namespace defaulting can make two entries land on the same
-// Deployment, and two values for one variable in one patch flip it on every tick. It returns
-// one violation per image that repeats an earlier one, keyed by that image's index.
+// CheckSharedEnv is the rule that two floating set-env images may not write one variable of
+// one container. It runs on resolved targets: namespace defaulting can land two entries on the
+// same Deployment, and two values for one variable in one patch flip it on every run. A
+// namespace still unresolved ("", the release namespace a post-renderer cannot see) may be
+// any, so it collides with every namespace. It returns one violation per image that repeats an
+// earlier one, keyed by that image's index.
 func CheckSharedEnv(targets []Target) map[int]*Violation {
-	type slot struct {
-		key             config.TargetKey
-		container, name string
-	}
-	seen := map[slot]Target{}
 	out := map[int]*Violation{}
-	for _, t := range targets {
+	for j, t := range targets {
 		if t.Image.Action != config.ActionSetEnv {
 			continue
 		}
-		s := slot{t.Key, t.Image.Target.Container, t.Image.Env}
-		if first, dup := seen[s]; dup {
+		for _, first := range targets[:j] {
+			if first.Image.Action != config.ActionSetEnv || first.Image.Env != t.Image.Env || first.Image.Target.Container != t.Image.Target.Container ||
+				first.Key.Kind != t.Key.Kind || first.Key.Name != t.Key.Name ||
+				(first.Key.Namespace != t.Key.Namespace && first.Key.Namespace != "" && t.Key.Namespace != "") {
+				continue
+			}
 			out[t.Index] = violation(RuleEnvShared,
-				"spec.images[%d] (%s) and spec.images[%d] (%s) both set env %s on container %q of %s: the variable would get two values in one patch and flip on every run; give one of them another variable or target",
-				first.Index, first.Image.Name, t.Index, t.Image.Name, t.Image.Env, t.Image.Target.Container, KeyString(t.Key))
-			continue
+				"spec.images[%d] (%s).env %q: spec.images[%d] (%s) already sets it on container %q of %s; one patch would carry two values and every run would flip it: give one of them another variable or target",
+				t.Index, t.Image.Name, t.Image.Env, first.Index, first.Image.Name, t.Image.Target.Container, KeyString(t.Key))
+			break
 		}
-		seen[s] = t
 	}
 	return out
 }

@@ -27,7 +27,7 @@ func Container(dep *appsv1.Deployment, img config.Image) (*corev1.Container, *Vi
 	if len(names) > 0 {
 		has = strings.Join(names, ", ")
 	}
-	return nil, violation(RuleTargetMissing, "container %q not found (the Deployment has %s); set spec.images[].target.container to one of them", img.Target.Container, has)
+	return nil, violation(RuleTargetMissing, "container %q not found (it has %s)", img.Target.Container, has)
 }
 
 // CheckTargetState: a paused Deployment does not roll out a changed pod template, and one being
@@ -54,24 +54,24 @@ func CheckRestart(img config.Image, c *corev1.Container) *Violation {
 	}
 	running, err := name.ParseReference(c.Image)
 	if err != nil {
-		return violation(RuleRestartReference, "container %q runs %q, which is not an image reference (%v): run %s there with imagePullPolicy: Always while %s floats",
-			c.Name, c.Image, err, polled, img.Name)
+		return violation(RuleRestartReference, "runs %q, which is not an image reference (%v): run %s there with imagePullPolicy: Always while %s floats",
+			c.Image, err, polled, img.Name)
 	}
 	if _, pinned := running.(name.Digest); pinned {
-		return violation(RuleRestartPinned, "container %q runs the digest-pinned image %s: a rollout restart would start that digest again, not the one %s points at; render the container image by tag (%s) with imagePullPolicy: Always while %s floats, or pin the digest in the config too",
-			c.Name, c.Image, polled, polled, img.Name)
+		return violation(RuleRestartPinned, "runs the digest-pinned image %s: a rollout restart would start that digest again, not the one %s points at; run the image by tag (%s) with imagePullPolicy: Always while %s floats, or pin the digest in the config too",
+			c.Image, polled, polled, img.Name)
 	}
 	if running.Name() != polled.Name() {
-		return violation(RuleRestartReference, "container %q runs %s, not %s: a rollout restart would not start the digest %s points at; run %s there, or set the image's repository and tag in the config to what the container runs",
-			c.Name, c.Image, polled, polled, polled)
+		return violation(RuleRestartReference, "runs %s, not %s: a rollout restart would not start the digest %s points at; run %s there, or set the image's repository and tag in the config to what the container runs",
+			c.Image, polled, polled, polled)
 	}
 	if policy := EffectivePullPolicy(c); policy != corev1.PullAlways {
 		found := "imagePullPolicy " + string(policy)
 		if c.ImagePullPolicy == "" {
 			found = fmt.Sprintf("no imagePullPolicy, which Kubernetes defaults to %s for %q", policy, c.Image)
 		}
-		return violation(RuleRestartPullPolicy, "container %q runs %s with %s: a rollout restart would start the cached image instead of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while %s floats",
-			c.Name, c.Image, found, img.Name)
+		return violation(RuleRestartPullPolicy, "runs %s with %s: a rollout restart would start the cached image instead of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while %s floats",
+			c.Image, found, img.Name)
 	}
 	return nil
 }
@@ -97,8 +97,8 @@ func checkEnvDuplicate(c *corev1.Container, env string, entries []int) *Violatio
 	if len(entries) < 2 {
 		return nil
 	}
-	return violation(RuleEnvDuplicate, "container %q lists env %s %d times (env[%d] and env[%d]); the kubelet uses the last, a patch by name cannot tell them apart; keep exactly one entry",
-		c.Name, env, len(entries), entries[0], entries[len(entries)-1])
+	return violation(RuleEnvDuplicate, "lists env %s %d times (env[%d] and env[%d]): the kubelet uses the last, a patch by name cannot say which it changes; keep exactly one entry",
+		env, len(entries), entries[0], entries[len(entries)-1])
 }
 
 // LiveEnv is the set-env rule on a live container: the value of the variable the refresher
@@ -115,7 +115,7 @@ func LiveEnv(c *corev1.Container, env string) (string, *Violation) {
 	}
 	e := c.Env[entries[0]]
 	if e.ValueFrom != nil {
-		return "", violation(RuleEnvValueFrom, "env %s of container %q is set from valueFrom; refusing to overwrite it", env, c.Name)
+		return "", violation(RuleEnvValueFrom, "sets env %s from valueFrom; refusing to overwrite it", env)
 	}
 	return e.Value, nil
 }
@@ -138,9 +138,9 @@ func CheckRenderedEnv(c *corev1.Container, env string, envFrom EnvSource) *Viola
 		e := c.Env[i]
 		switch {
 		case e.ValueFrom != nil:
-			return violation(RuleEnvRendered, "container %q renders env %s from valueFrom: every helm upgrade would reset the digest the refresher set (a silent downgrade); leave %s out of the chart while the image floats (render it only when its digest is pinned)", c.Name, env, env)
+			return violation(RuleEnvRendered, "renders env %s from valueFrom: every helm upgrade would reset the digest the refresher set (a silent downgrade); leave %s out of the chart while the image floats (render it only when its digest is pinned)", env, env)
 		case e.Value != "":
-			return violation(RuleEnvRendered, "container %q renders env %s with value %q: every helm upgrade would reset the digest the refresher set (a silent downgrade); leave %s out of the chart while the image floats (render it only when its digest is pinned)", c.Name, env, e.Value, env)
+			return violation(RuleEnvRendered, "renders env %s with value %q: every helm upgrade would reset the digest the refresher set (a silent downgrade); leave %s out of the chart while the image floats (render it only when its digest is pinned)", env, e.Value, env)
 		}
 	}
 	if len(entries) > 0 || envFrom == nil {
@@ -152,7 +152,7 @@ func CheckRenderedEnv(c *corev1.Container, env string, envFrom EnvSource) *Viola
 			continue
 		}
 		if from := envFrom(src, key); from != "" {
-			return violation(RuleEnvRendered, "container %q takes env %s from %s (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave %s out of it while the image floats", c.Name, env, from, key)
+			return violation(RuleEnvRendered, "takes env %s from %s (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave %s out of it while the image floats", env, from, key)
 		}
 	}
 	return nil
