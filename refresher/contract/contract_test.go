@@ -282,3 +282,23 @@ func TestCheckRenderedEnv(t *testing.T) {
 		})
 	}
 }
+
+func TestIsKind(t *testing.T) {
+	for _, tc := range []struct {
+		apiVersion, kind, want string
+		is                     bool
+	}{
+		{"apps/v1", "Deployment", "Deployment", true},
+		{"example.com/v1", "Deployment", "Deployment", false},
+		{"v1", "ConfigMap", "ConfigMap", true},
+		{"example.com/v1", "ConfigMap", "ConfigMap", false},
+		{"batch/v1", "CronJob", "CronJob", true},
+		{"rbac.authorization.k8s.io/v1", "Role", "Role", true},
+		{"apps/v1", "StatefulSet", "Deployment", false},
+		{"example.com/v1", "Widget", "Widget", true},
+	} {
+		if got := IsKind(tc.apiVersion, tc.kind, tc.want); got != tc.is {
+			t.Errorf("IsKind(%q, %q, %q) = %v; want %v", tc.apiVersion, tc.kind, tc.want, got, tc.is)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package contract
 
 import (
+	stdjson "encoding/json"
 	"fmt"
 
 	"sigs.k8s.io/json"
@@ -27,6 +28,25 @@ func Decode(raw []byte, into any) error {
 	}
 	if err := json.UnmarshalCaseSensitivePreserveInts(j, into); err != nil {
 		return fmt.Errorf("decoding: %w", err)
+	}
+	return nil
+}
+
+// DecodeListItem decodes items[i] of a list document (any document with an "items" array, as
+// Helm's kube client flattens it), after resolving the whole document as Decode does: an item
+// may use anchors defined elsewhere in it.
+func DecodeListItem(raw []byte, i int, into any) error {
+	var list struct {
+		Items []stdjson.RawMessage `json:"items"`
+	}
+	if err := Decode(raw, &list); err != nil {
+		return err
+	}
+	if i < 0 || i >= len(list.Items) {
+		return fmt.Errorf("the list has no items[%d]", i)
+	}
+	if err := json.UnmarshalCaseSensitivePreserveInts(list.Items[i], into); err != nil {
+		return fmt.Errorf("decoding items[%d]: %w", i, err)
 	}
 	return nil
 }
