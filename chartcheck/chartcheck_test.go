@@ -119,7 +119,7 @@ func TestBrokenStreams(t *testing.T) {
 	want := map[string][]string{
 		"valid": nil,
 		"ingestor-rollout-restart": {
-			`rollout-restart: ` + deployment + `: image ingestor: expected container "api" to run ghcr.io/tracebloc/ingestor:prod, the reference image-refresh polls; found image "docker.io/tracebloc/jobs-manager:prod"`,
+			`rollout-restart: ` + deployment + `: image ingestor: expected container "api" to run ghcr.io/tracebloc/ingestor:prod with imagePullPolicy Always, so a restart pulls the moved tag; found container "api" runs docker.io/tracebloc/jobs-manager:prod, not ghcr.io/tracebloc/ingestor:prod: a rollout restart would not start the digest ghcr.io/tracebloc/ingestor:prod points at; run ghcr.io/tracebloc/ingestor:prod there, or set the image's repository and tag in the config to what the container runs`,
 			`expect.image/ingestor: ` + config + `: image ingestor: expected action "set-env"; found action "rollout-restart"`,
 			`expect.image/ingestor: ` + config + `: image ingestor: expected env "INGESTOR_IMAGE_DIGEST"; found env ""`,
 		},
@@ -187,7 +187,7 @@ func TestBrokenStreams(t *testing.T) {
 			`expect.image/ingestor: ` + config + `: image ingestor: expected digest "sha256:0000000000000000000000000000000000000000000000000000000000000000"; found digest ""`,
 		},
 		"env-chart-owned": {
-			`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found the chart renders env INGESTOR_IMAGE_DIGEST with value "` + ingestorPin + `", which every helm upgrade would restore`,
+			`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" renders env INGESTOR_IMAGE_DIGEST with value "` + ingestorPin + `": every helm upgrade would reset the digest the refresher set (a silent downgrade); leave INGESTOR_IMAGE_DIGEST out of the chart while the image floats (render it only when its digest is pinned)`,
 			`expect.image/ingestor: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api"; found value "` + ingestorPin + `"`,
 		},
 	}
@@ -241,8 +241,8 @@ func TestPostRendererRefusalIsACheckFailure(t *testing.T) {
 	wantPrefixes := []string{
 		"post-render: stream: expected the post-renderer to accept the release; found refused (restart-pull-policy): ",
 		"post-render: stream: expected the post-renderer to accept the release; found refused (env-rendered): ",
-		`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found the chart renders env INGESTOR_IMAGE_DIGEST with value "` + ingestorPin + `", which every helm upgrade would restore`,
-		`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" with imagePullPolicy Always; found IfNotPresent: a restart would start the cached digest again`,
+		`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" renders env INGESTOR_IMAGE_DIGEST with value "` + ingestorPin + `": every helm upgrade would reset the digest the refresher set (a silent downgrade); leave INGESTOR_IMAGE_DIGEST out of the chart while the image floats (render it only when its digest is pinned)`,
+		`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" to run docker.io/tracebloc/jobs-manager:prod with imagePullPolicy Always, so a restart pulls the moved tag; found container "api" runs docker.io/tracebloc/jobs-manager:prod with imagePullPolicy IfNotPresent: a rollout restart would start the cached image instead of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while jobs-manager floats`,
 	}
 	if len(got) != len(wantPrefixes) {
 		t.Fatalf("findings:\n  %s\nwant %d", strings.Join(got, "\n  "), len(wantPrefixes))
@@ -465,19 +465,19 @@ func TestStreamEdits(t *testing.T) {
 			name: "jobs-manager pinned in the Deployment only",
 			old:  "        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n",
 			new:  "        image: \"docker.io/tracebloc/jobs-manager@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be\"\n        imagePullPolicy: Always\n",
-			want: []string{`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" to run the floating docker.io/tracebloc/jobs-manager:prod, not a digest; found image "docker.io/tracebloc/jobs-manager@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be", pinned: a restart cannot pick up a moved tag`},
+			want: []string{`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" to run docker.io/tracebloc/jobs-manager:prod with imagePullPolicy Always, so a restart pulls the moved tag; found container "api" runs the digest-pinned image docker.io/tracebloc/jobs-manager@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be: a rollout restart would start that digest again, not the one docker.io/tracebloc/jobs-manager:prod points at; run the image by tag (docker.io/tracebloc/jobs-manager:prod) with imagePullPolicy: Always while jobs-manager floats, or pin the digest in the config too`},
 		},
 		{
 			name: "pods-monitor pull policy left to the default",
 			old:  "        image: \"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: Always\n",
 			new:  "        image: \"docker.io/tracebloc/pods-monitor:prod\"\n",
-			want: []string{`rollout-restart: ` + deployment + `: image pods-monitor: expected container "pods-monitor" with imagePullPolicy Always; found IfNotPresent: a restart would start the cached digest again`},
+			want: []string{`rollout-restart: ` + deployment + `: image pods-monitor: expected container "pods-monitor" to run docker.io/tracebloc/pods-monitor:prod with imagePullPolicy Always, so a restart pulls the moved tag; found container "pods-monitor" runs docker.io/tracebloc/pods-monitor:prod with no imagePullPolicy, which Kubernetes defaults to IfNotPresent for "docker.io/tracebloc/pods-monitor:prod": a rollout restart would start the cached image instead of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while pods-monitor floats`},
 		},
 		{
 			name: "target container renamed",
 			old:  "      - name: pods-monitor\n        image: \"docker.io/tracebloc/pods-monitor:prod\"\n",
 			new:  "      - name: monitor\n        image: \"docker.io/tracebloc/pods-monitor:prod\"\n",
-			want: []string{`targets: ` + deployment + `: image pods-monitor: expected container "pods-monitor"; found containers ["api" "monitor"]`},
+			want: []string{`targets: ` + deployment + `: image pods-monitor: expected container "pods-monitor"; found container "pods-monitor" not found (it has "api", "monitor")`},
 		},
 		{
 			name: "chart renders the audit annotation",
@@ -490,7 +490,7 @@ func TestStreamEdits(t *testing.T) {
 			old:      "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 			new:      "        envFrom:\n        - configMapRef: {name: ingestor}\n          prefix: INGESTOR_\n        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 			appended: "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingestor, namespace: tracebloc}\ndata: {IMAGE_DIGEST: sha256:0}\n",
-			want:     []string{`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found envFrom ConfigMap "ingestor" (document 9) defines INGESTOR_IMAGE_DIGEST`},
+			want:     []string{`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" takes env INGESTOR_IMAGE_DIGEST from ConfigMap "ingestor" (document 9) (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave IMAGE_DIGEST out of it while the image floats`},
 		},
 		{
 			name:     "refresher ServiceAccount cluster-bound inside a List",
@@ -599,9 +599,9 @@ func TestStreamEdits(t *testing.T) {
 			old:  "  replicas: 1\n",
 			new:  "  paused: true\n  replicas: 1\n",
 			want: []string{
-				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image jobs-manager: expected an unpaused Deployment; found spec.paused: true: no refresh would roll out`,
-				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image pods-monitor: expected an unpaused Deployment; found spec.paused: true: no refresh would roll out`,
-				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected an unpaused Deployment; found spec.paused: true: no refresh would roll out`,
+				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image jobs-manager: expected a Deployment that rolls out; found the Deployment is paused (spec.paused: true): nothing would roll out; resume it (kubectl rollout resume) or pin the image`,
+				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image pods-monitor: expected a Deployment that rolls out; found the Deployment is paused (spec.paused: true): nothing would roll out; resume it (kubectl rollout resume) or pin the image`,
+				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected a Deployment that rolls out; found the Deployment is paused (spec.paused: true): nothing would roll out; resume it (kubectl rollout resume) or pin the image`,
 			},
 		},
 		{
@@ -629,9 +629,9 @@ func TestStreamEdits(t *testing.T) {
 			old:  "kind: Deployment\nmetadata:\n  name: stg-jobs-manager\n  namespace: tracebloc\n",
 			new:  "kind: Deployment\nmetadata:\n  name: stg-jobs-manager\n",
 			want: []string{
-				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image jobs-manager: expected target Deployment "stg-jobs-manager" in the stream; found no such object`,
-				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image pods-monitor: expected target Deployment "stg-jobs-manager" in the stream; found no such object`,
-				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image ingestor: expected target Deployment "stg-jobs-manager" in the stream; found no such object`,
+				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image jobs-manager: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
+				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image pods-monitor: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
+				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image ingestor: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
 			},
 		},
 		{
@@ -769,7 +769,7 @@ func TestStreamEdits(t *testing.T) {
 			new:      "        envFrom:\n        - secretRef: {name: ingestor}\n        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 			appended: "---\napiVersion: v1\nkind: Secret\nmetadata: {name: ingestor, namespace: tracebloc}\nstringData: {INGESTOR_IMAGE_DIGEST: sha256:0}\n",
 			want: []string{
-				`set-env: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found envFrom Secret "ingestor" (document 9) defines INGESTOR_IMAGE_DIGEST`,
+				`set-env: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" takes env INGESTOR_IMAGE_DIGEST from Secret "ingestor" (document 9) (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave INGESTOR_IMAGE_DIGEST out of it while the image floats`,
 			},
 		},
 		{

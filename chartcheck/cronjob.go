@@ -241,9 +241,12 @@ func (c *contract) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Container) []
 	compare(container+"env", fmt.Sprintf("%q", wantEnv), fmt.Sprintf("%q", env))
 	compare(container+"envFrom sources", "0", strconv.Itoa(len(ctr.EnvFrom)))
 	compare("jobTemplate suspend", "false", strconv.FormatBool(jobSpec.Suspend != nil && *jobSpec.Suspend))
-	for field, count := range map[string]*int32{"parallelism": jobSpec.Parallelism, "completions": jobSpec.Completions} {
-		if got := optional(count); got != "unset" && got != "1" {
-			findings = append(findings, Finding{Document: doc, Expected: "jobTemplate " + field + " unset or 1: one pod runs the refresher once", Found: fmt.Sprintf("%s %s", field, got)})
+	for _, f := range []struct {
+		field string
+		count *int32
+	}{{"parallelism", jobSpec.Parallelism}, {"completions", jobSpec.Completions}} {
+		if got := optional(f.count); got != "unset" && got != "1" {
+			findings = append(findings, Finding{Document: doc, Expected: "jobTemplate " + f.field + " unset or 1: one pod runs the refresher once", Found: fmt.Sprintf("%s %s", f.field, got)})
 		}
 	}
 	compare("pod activeDeadlineSeconds", "unset", optional(pod.ActiveDeadlineSeconds))

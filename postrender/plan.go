@@ -134,13 +134,8 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 	}
 	i := labelled[0]
 	cm := objects[i]
-	if cm.hook != "" {
-		// Helm creates a hook at its hook time, outside the release's resources, and deletes it
-		// by its hook-delete-policy: the CronJob could not count on mounting it. (Helm 3 never
-		// shows hooks to a post-renderer, so there such a config goes unseen.)
-		return nil, refuse(ReasonInvalidConfig,
-			"%s holds the refresh config but is a Helm hook (%s: %s), which is not a resource of the release and may be deleted after the hook runs, so the CronJob could not mount it; render the refresh config ConfigMap without the %s annotation",
-			cm.describe(), HookAnnotation, cm.hook, HookAnnotation)
+	if v := contract.CheckConfigNotHook(cm.hook); v != nil {
+		return nil, refuse(ReasonInvalidConfig, "%s holds the refresh config, but %s", cm.describe(), v.Message)
 	}
 	var configMap corev1.ConfigMap
 	if err := load(cm, &configMap); err != nil {

@@ -170,12 +170,12 @@ func TestRefusals(t *testing.T) {
 		name:   "config ConfigMap is a Helm hook",
 		in:     strings.Replace(floatingConfig, "  labels:\n", "  annotations:\n    helm.sh/hook: pre-install\n  labels:\n", 1) + webDeployment(floatingContainer),
 		reason: ReasonInvalidConfig,
-		want:   []string{"ConfigMap app-refresh (document 1, app/templates/refresh.yaml) holds the refresh config but is a Helm hook (helm.sh/hook: pre-install)", "the CronJob could not mount it", "without the helm.sh/hook annotation"},
+		want:   []string{"ConfigMap app-refresh (document 1, app/templates/refresh.yaml) holds the refresh config, but it is a Helm hook (helm.sh/hook: pre-install)", "the CronJob could not mount it", "without the helm.sh/hook annotation"},
 	}, {
 		name:   "config ConfigMap in a List that is a Helm hook",
 		in:     strings.Replace(asList("v1", "List", floatingConfig), "  name: list\n", "  name: list\n  annotations: {helm.sh/hook: post-install}\n", 1) + webDeployment(floatingContainer),
 		reason: ReasonInvalidConfig,
-		want:   []string{"ConfigMap app-refresh (document 1 at items[0], app/templates/list.yaml) holds the refresh config but is a Helm hook (helm.sh/hook: post-install)"},
+		want:   []string{"ConfigMap app-refresh (document 1 at items[0], app/templates/list.yaml) holds the refresh config, but it is a Helm hook (helm.sh/hook: post-install)"},
 	}, {
 		name:   "--config and a config ConfigMap in a List",
 		in:     asList("v1", "List", floatingConfig) + webDeployment(floatingContainer),

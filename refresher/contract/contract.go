@@ -17,6 +17,8 @@ type Rule string
 
 // The rules. The names are also the post-renderer's refusal reasons.
 const (
+	// RuleConfigHook: the config ConfigMap is a Helm hook.
+	RuleConfigHook Rule = "config-hook"
 	// RuleTargetMissing: the target Deployment or its container does not exist.
 	RuleTargetMissing Rule = "target-missing"
 	// RuleTargetState: the target is paused or being deleted: nothing would roll out.

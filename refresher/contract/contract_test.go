@@ -302,3 +302,8 @@ func TestIsKind(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckConfigNotHook(t *testing.T) {
+	wantRule(t, CheckConfigNotHook(""), "", "")
+	wantRule(t, CheckConfigNotHook("pre-install"), RuleConfigHook, "a Helm hook (helm.sh/hook: pre-install)")
+}

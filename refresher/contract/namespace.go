@@ -109,3 +109,15 @@ func KeyString(k config.TargetKey) string {
 	}
 	return fmt.Sprintf("%s %s/%s", kind, k.Namespace, k.Name)
 }
+
+// CheckConfigNotHook is the rule that the config ConfigMap is a resource of the release, not a
+// Helm hook (hook is its helm.sh/hook annotation, or its list's): Helm creates a hook at its
+// hook time, outside the release's resources, and deletes it by its hook-delete-policy, so the
+// CronJob could not count on mounting it.
+func CheckConfigNotHook(hook string) *Violation {
+	if hook == "" {
+		return nil
+	}
+	return violation(RuleConfigHook,
+		"it is a Helm hook (helm.sh/hook: %s), which is not a resource of the release and may be deleted after the hook runs, so the CronJob could not mount it; render the refresh config ConfigMap without the helm.sh/hook annotation", hook)
+}
