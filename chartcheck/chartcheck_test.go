@@ -692,7 +692,7 @@ func TestStreamEdits(t *testing.T) {
 			old:  "              - key: refresh.yaml\n",
 			new:  "              - key: other.yaml\n",
 			want: []string{
-				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected volume "config" to project key "refresh.yaml" as "refresh.yaml"; found items [{other.yaml refresh.yaml <nil> <nil>}]`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected volume "config" to project key "refresh.yaml" as "refresh.yaml"; found items [other.yaml→refresh.yaml]`,
 			},
 		},
 		{
@@ -777,6 +777,93 @@ func TestStreamEdits(t *testing.T) {
 			old:  "apiVersion: batch/v1\nkind: CronJob\n",
 			new:  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: second, labels: {image-refresh.io/config: \"true\"}}\ndata: {refresh.yaml: \"\"}\n---\napiVersion: batch/v1\nkind: CronJob\n",
 			want: []string{`refresh-config: ConfigMap "second" (document 8): expected at most one ConfigMap labelled image-refresh.io/config=true; found 2: ` + config + `, ConfigMap "second" (document 8)`},
+		},
+		// Issue 10: the cases where chartcheck, postrender and the refresher disagreed.
+		{
+			name: "config ConfigMap rendered as a Helm hook",
+			old:  "    image-refresh.io/config: \"true\"\ndata:\n",
+			new:  "    image-refresh.io/config: \"true\"\n  annotations:\n    helm.sh/hook: pre-install\n    helm.sh/hook-delete-policy: hook-succeeded\ndata:\n",
+			want: []string{
+				`refresh-config: ` + config + `: expected the refresh config ConfigMap as a resource of the release; found it is a Helm hook (helm.sh/hook: pre-install), which is not a resource of the release and may be deleted after the hook runs, so the CronJob could not mount it; render the refresh config ConfigMap without the helm.sh/hook annotation`,
+			},
+		},
+		{
+			name: "ServiceAccount token path shadowed by a volume",
+			old:  "            volumeMounts:\n            - name: config\n",
+			new:  "            volumeMounts:\n            - name: config\n              mountPath: /etc/image-refresh\n              readOnly: true\n            - name: tokens\n              mountPath: /var/run/secrets/kubernetes.io\n            - name: config\n",
+			also: map[string]string{"              mountPath: /etc/image-refresh\n              readOnly: true\n          volumes:\n": "              mountPath: /var/run/secrets/kubernetes.io/serviceaccount/token\n              subPath: x\n          volumes:\n"},
+			want: []string{
+				`cronjob-config: ` + cronJob + `: expected container "refresher" to leave /var/run/secrets/kubernetes.io/serviceaccount to the kubelet's ServiceAccount token; found volume "tokens" mounted at "/var/run/secrets/kubernetes.io", which shadows the token`,
+				`cronjob-config: ` + cronJob + `: expected container "refresher" to leave /var/run/secrets/kubernetes.io/serviceaccount to the kubelet's ServiceAccount token; found volume "config" mounted at "/var/run/secrets/kubernetes.io/serviceaccount/token", which shadows the token`,
+			},
+		},
+		{
+			name: "config volume defaultMode unreadable by the refresher's UID",
+			old:  "              name: stg-image-refresh\n              items:\n",
+			new:  "              name: stg-image-refresh\n              defaultMode: 0400\n              items:\n",
+			want: []string{
+				`cronjob-config: ` + cronJob + `: expected volume "config"'s refresh.yaml readable by the refresher's UID 65532 (file mode with read for others, or for the group with a pod fsGroup); found mode 0400`,
+			},
+		},
+		{
+			name: "config item mode readable by the group only, without fsGroup",
+			old:  "                path: refresh.yaml\n",
+			new:  "                path: refresh.yaml\n                mode: 0440\n",
+			want: []string{
+				`cronjob-config: ` + cronJob + `: expected volume "config"'s refresh.yaml readable by the refresher's UID 65532 (file mode with read for others, or for the group with a pod fsGroup); found mode 0440`,
+			},
+		},
+		{
+			name: "a merge key carries the set-env variable with a value",
+			old:  "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			new:  "        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			want: []string{
+				`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" renders env INGESTOR_IMAGE_DIGEST with value "sha256:old": every helm upgrade would reset the digest the refresher set (a silent downgrade); leave INGESTOR_IMAGE_DIGEST out of the chart while the image floats (render it only when its digest is pinned)`,
+			},
+		},
+		{
+			name: "duplicate imagePullPolicy keys: the last, IfNotPresent, wins",
+			old:  "        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n",
+			new:  "        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n        imagePullPolicy: IfNotPresent\n",
+			want: []string{
+				`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" to run docker.io/tracebloc/jobs-manager:prod with imagePullPolicy Always, so a restart pulls the moved tag; found container "api" runs docker.io/tracebloc/jobs-manager:prod with imagePullPolicy IfNotPresent: a rollout restart would start the cached image instead of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while jobs-manager floats`,
+			},
+		},
+		{
+			name: "a bare set-env entry is left to the refresher",
+			old:  "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			new:  "        env:\n        - name: INGESTOR_IMAGE_DIGEST\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+		},
+		{
+			name: "the set-env variable listed twice",
+			old:  "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			new:  "        env:\n        - name: INGESTOR_IMAGE_DIGEST\n        - name: INGESTOR_IMAGE_DIGEST\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			want: []string{
+				`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" lists env INGESTOR_IMAGE_DIGEST 2 times (env[0] and env[1]): the kubelet uses the last, a patch by name cannot say which it changes; keep exactly one entry`,
+			},
+		},
+		{
+			name: "target outside the Role's namespace",
+			old:  "      name: stg-image-refresh\n      namespace: tracebloc\n",
+			new:  "      name: stg-image-refresh\n",
+			also: map[string]string{"        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n": "        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, namespace: other, container: api}\n"},
+			want: []string{
+				`targets: ` + config + `: image jobs-manager: expected the target in the namespace of the refresher's Role; found its target Deployment other/stg-jobs-manager is outside namespace "tracebloc", where the refresher's Role (get/patch on the targets) is injected, so every run would be refused (403); set metadata.namespace of the config to "other", or render the target in namespace "tracebloc"`,
+			},
+		},
+		{
+			name: "a Deployment kind of another API group is not the target",
+			old:  "apiVersion: apps/v1\nkind: Deployment\n",
+			new:  "apiVersion: example.com/v1\nkind: Deployment\n",
+			want: []string{
+				`targets: ` + config + `: image jobs-manager: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
+				`targets: ` + config + `: image pods-monitor: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
+				`targets: ` + config + `: image ingestor: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
+			},
+		},
+		{
+			name:     "kind-less items of a ConfigMapList take the list's kind",
+			appended: "---\napiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata: {name: extra, namespace: tracebloc}\n  data: {a: b}\n",
 		},
 	}
 	for _, tt := range tests {
