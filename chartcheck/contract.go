@@ -276,8 +276,8 @@ func (c *contract) checkSetEnv(resolved resolvedTargets) []Finding {
 			continue
 		}
 		namespace := t.doc.Namespace
-		envFrom := func(src corev1.EnvFromSource, key string) string {
-			if doc := c.envSourceDefining(src, key, namespace); doc != nil {
+		envFrom := func(kind, name, key string) string {
+			if doc := c.envSourceDefining(kind, name, key, namespace); doc != nil {
 				return doc.String()
 			}
 			return ""
@@ -291,30 +291,12 @@ func (c *contract) checkSetEnv(resolved resolvedTargets) []Finding {
 	return findings
 }
 
-// envSourceDefining returns the ConfigMap or Secret of the stream that an envFrom entry takes env
-// from, if it carries the variable.
-func (c *contract) envSourceDefining(src corev1.EnvFromSource, key, namespace string) *Document {
-	kind, name := "", ""
-	switch {
-	case src.ConfigMapRef != nil:
-		kind, name = "ConfigMap", src.ConfigMapRef.Name
-	case src.SecretRef != nil:
-		kind, name = "Secret", src.SecretRef.Name
-	default:
-		return nil
-	}
+// envSourceDefining returns the ConfigMap or Secret of the stream, of kind and name in
+// namespace, that defines key.
+func (c *contract) envSourceDefining(kind, name, key, namespace string) *Document {
 	for _, d := range c.stream.Find(kind, namespace, name) {
-		var obj struct {
-			Data       map[string]any `json:"data"`
-			StringData map[string]any `json:"stringData"`
-			BinaryData map[string]any `json:"binaryData"`
-		}
-		if err := d.Decode(&obj); err != nil {
-			continue
-		}
-		_, inData := obj.Data[key]
-		_, inStringData := obj.StringData[key]
-		if inData || inStringData {
+		var data rules.EnvData
+		if d.Decode(&data) == nil && data.Defines(key) {
 			return d
 		}
 	}

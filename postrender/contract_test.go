@@ -81,6 +81,11 @@ func TestContractRefusals(t *testing.T) {
 		reason: ReasonEnvShared,
 		want:   `spec.images[2] (worker-b).env "WORKER_DIGEST": spec.images[1] (worker) already sets it`,
 	}, {
+		name:   "set-env variable through envFrom of a ConfigMap of the release",
+		in:     configIn("") + webDeployment(floatingContainer+"        envFrom: [{configMapRef: {name: digests}}]\n") + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: digests}\ndata: {WORKER_DIGEST: \"sha256:old\"}\n",
+		reason: ReasonEnvRendered,
+		want:   "takes env WORKER_DIGEST from ConfigMap digests (document 3) (envFrom)",
+	}, {
 		name:   "config ConfigMap in a, target Deployment only in b",
 		in:     configIn("a") + withNamespace(webDeployment(floatingContainer), "b"),
 		reason: ReasonTargetMissing,

@@ -226,30 +226,10 @@ func findTargets(objects []object, key config.TargetKey) []object {
 // envSource finds, for an envFrom entry of a target in namespace, the rendered ConfigMap or
 // Secret that defines a key.
 func envSource(objects []object, namespace string, load loader) contract.EnvSource {
-	return func(src corev1.EnvFromSource, key string) string {
-		kind, name := "", ""
-		switch {
-		case src.ConfigMapRef != nil:
-			kind, name = "ConfigMap", src.ConfigMapRef.Name
-		case src.SecretRef != nil:
-			kind, name = "Secret", src.SecretRef.Name
-		default:
-			return ""
-		}
+	return func(kind, name, key string) string {
 		for _, obj := range objects {
-			if !obj.isKind(kind) || obj.name != name || !sameNamespace(obj.namespace, namespace) {
-				continue
-			}
-			var data struct {
-				Data       map[string]any `json:"data"`
-				StringData map[string]any `json:"stringData"`
-			}
-			if load(obj, &data) != nil {
-				continue
-			}
-			_, inData := data.Data[key]
-			_, inStringData := data.StringData[key]
-			if inData || inStringData {
+			var data contract.EnvData
+			if obj.isKind(kind) && obj.name == name && sameNamespace(obj.namespace, namespace) && load(obj, &data) == nil && data.Defines(key) {
 				return obj.describe()
 			}
 		}

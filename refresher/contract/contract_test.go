@@ -256,9 +256,12 @@ func TestLiveEnv(t *testing.T) {
 }
 
 func TestCheckRenderedEnv(t *testing.T) {
-	fromStream := func(src corev1.EnvFromSource, key string) string {
-		if src.ConfigMapRef != nil && src.ConfigMapRef.Name == "has-x" && key == "X" {
+	fromStream := func(kind, name, key string) string {
+		if kind == "ConfigMap" && name == "has-x" && (EnvData{Data: map[string]any{"X": "v"}}).Defines(key) {
 			return `ConfigMap "has-x"`
+		}
+		if kind == "Secret" && name == "s" && (EnvData{StringData: map[string]any{"X": "v"}}).Defines(key) {
+			return `Secret "s"`
 		}
 		return ""
 	}
@@ -276,6 +279,8 @@ func TestCheckRenderedEnv(t *testing.T) {
 		{"envFrom of a rendered ConfigMap", "      envFrom: [{configMapRef: {name: has-x}}]\n", RuleEnvRendered, `from ConfigMap "has-x"`},
 		{"envFrom without the key", "      envFrom: [{configMapRef: {name: other}}]\n", "", ""},
 		{"envFrom with prefix", "      envFrom: [{prefix: P_, configMapRef: {name: has-x}}]\n", "", ""},
+		{"envFrom of a rendered Secret's stringData", "      envFrom: [{secretRef: {name: s}}]\n", RuleEnvRendered, `from Secret "s"`},
+		{"an explicit entry takes precedence over envFrom", "      env: [{name: X}]\n      envFrom: [{configMapRef: {name: has-x}}]\n", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantRule(t, CheckRenderedEnv(container(t, tc.body), "X", fromStream), tc.want, tc.contains)

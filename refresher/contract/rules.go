@@ -120,9 +120,23 @@ func LiveEnv(c *corev1.Container, env string) (string, *Violation) {
 	return e.Value, nil
 }
 
-// EnvSource finds what an envFrom entry brings into a container: the name of the rendered
-// ConfigMap or Secret that defines key, or "" when none does (or it is not in the release).
-type EnvSource func(src corev1.EnvFromSource, key string) string
+// EnvSource finds the rendered ConfigMap or Secret (kind) of a name that an envFrom entry reads
+// and that defines key (see EnvData), and returns how to name it; "" when none does or it is not
+// in the release.
+type EnvSource func(kind, name, key string) string
+
+// EnvData is what an envFrom source defines: decode a ConfigMap or Secret into it.
+type EnvData struct {
+	Data       map[string]any `json:"data"`
+	StringData map[string]any `json:"stringData"`
+}
+
+// Defines reports whether the ConfigMap or Secret defines key.
+func (d EnvData) Defines(key string) bool {
+	_, inData := d.Data[key]
+	_, inStringData := d.StringData[key]
+	return inData || inStringData
+}
 
 // CheckRenderedEnv is the set-env rule on a rendered container: while the image floats, the
 // chart must not render the variable — with a value, from valueFrom, or through envFrom of a
@@ -151,7 +165,16 @@ func CheckRenderedEnv(c *corev1.Container, env string, envFrom EnvSource) *Viola
 		if !found {
 			continue
 		}
-		if from := envFrom(src, key); from != "" {
+		kind, name := "ConfigMap", ""
+		switch {
+		case src.ConfigMapRef != nil:
+			name = src.ConfigMapRef.Name
+		case src.SecretRef != nil:
+			kind, name = "Secret", src.SecretRef.Name
+		default:
+			continue
+		}
+		if from := envFrom(kind, name, key); from != "" {
 			return violation(RuleEnvRendered, "takes env %s from %s (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave %s out of it while the image floats", env, from, key)
 		}
 	}
