@@ -64,11 +64,19 @@ func documentObjects(doc *yaml.Node) ([]object, error) {
 	if !isList {
 		return []object{list}, nil
 	}
+	// An item that is an alias of a node another item already stands for is the same object
+	// twice (Helm would apply it twice and fail); refusing it also caps what aliases can cost:
+	// every object listed is a mapping written once in the input.
+	seen := make(map[*yaml.Node]int, len(items))
 	var out []object
 	for i, item := range items {
 		if item.Kind != yaml.MappingNode {
 			continue // Helm rejects it
 		}
+		if j, dup := seen[item]; dup {
+			return nil, fmt.Errorf("malformed stream: items[%d] is an alias of the same object as items[%d]; Helm would apply that object twice", i, j)
+		}
+		seen[item] = i
 		obj := readObject(item)
 		if obj.kind == "" && obj.apiVersion == "" {
 			// cli-runtime gives an item without kind and apiVersion the list's kind, less
