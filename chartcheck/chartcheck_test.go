@@ -862,6 +862,14 @@ func TestStreamEdits(t *testing.T) {
 			},
 		},
 		{
+			name: "two set-env images write one variable of one resolved target",
+			old:  "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n",
+			new:  "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n      - {name: ingestor-b, repository: ghcr.io/tracebloc/ingestor, tag: prod, action: set-env, env: INGESTOR_IMAGE_DIGEST, target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/b}\n",
+			want: []string{
+				`targets: ` + config + `: image ingestor-b: expected one set-env image per variable of a container; found spec.images[3] (ingestor-b).env "INGESTOR_IMAGE_DIGEST": spec.images[2] (ingestor) already sets it on container "api" of Deployment tracebloc/stg-jobs-manager; one patch would carry two values and every run would flip it: give one of them another variable or target`,
+			},
+		},
+		{
 			name:     "kind-less items of a ConfigMapList take the list's kind",
 			appended: "---\napiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata: {name: extra, namespace: tracebloc}\n  data: {a: b}\n",
 		},
