@@ -1341,3 +1341,30 @@ func TestReleaseNamespace(t *testing.T) {
 		}
 	}
 }
+
+// TestForeignLabelledObjectsAreTheCharts: the post-renderer replaces only objects it would
+// inject (by kind and name); a chart object that merely carries its managed-by label is the
+// chart's, and chartcheck agrees: appending one changes no finding.
+func TestForeignLabelledObjectsAreTheCharts(t *testing.T) {
+	findings := func(data []byte) []string {
+		stream, err := ParseStream(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range CheckStream(stream, false, nil) {
+			for _, f := range c.Findings {
+				out = append(out, c.Name+": "+f.String())
+			}
+		}
+		return out
+	}
+	base, err := os.ReadFile(testdataDir + "/streams/cronjob-all-pinned.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: chart-settings\n  namespace: tracebloc\n  labels: {app.kubernetes.io/managed-by: image-refresh}\ndata: {a: b}\n"
+	if got, want := findings(append(bytes.Clone(base), foreign...)), findings(base); !slices.Equal(got, want) {
+		t.Errorf("findings with a foreign labelled ConfigMap:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}

@@ -457,7 +457,11 @@ func (c *contract) checkNothingInjected() []Finding {
 		if d == c.configDoc || d.Kind == "CronJob" {
 			continue
 		}
-		labelled := d.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue
+		// Only what the post-renderer injects counts (it keeps any other object with its label):
+		// the kinds it injects, named after the config when there is one.
+		labelled := d.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue &&
+			slices.Contains([]string{"ServiceAccount", "Role", "RoleBinding", "ConfigMap"}, d.Kind) &&
+			(c.cfg == nil || d.Name == c.cfg.Metadata.Name || d.Name == c.cfg.Metadata.Name+postrender.ConfigMapSuffix)
 		named := c.cfg != nil && d.Name == c.cfg.Metadata.Name && d.Namespace == c.cfg.Metadata.Namespace &&
 			slices.Contains([]string{"ServiceAccount", "Role", "RoleBinding"}, d.Kind)
 		if labelled || named {
