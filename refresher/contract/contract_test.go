@@ -133,6 +133,15 @@ func TestNamespacePrecedence(t *testing.T) {
 			if got := Namespace(cfg, img, tc.cmNS, tc.fallback); got != tc.want {
 				t.Errorf("Namespace = %q; want %q", got, tc.want)
 			}
+			// The Role goes where the config lives: its namespace, else the ConfigMap's, else
+			// the fallback — never a target's own namespace.
+			wantRole := tc.want
+			if tc.metaNS == "" && tc.targetNS != "" {
+				wantRole = Namespace(cfg, config.Image{}, tc.cmNS, tc.fallback)
+			}
+			if got := RoleNamespace(cfg, tc.cmNS, tc.fallback); got != wantRole {
+				t.Errorf("RoleNamespace = %q; want %q", got, wantRole)
+			}
 		})
 	}
 }
@@ -311,4 +320,19 @@ func TestIsKind(t *testing.T) {
 func TestCheckConfigNotHook(t *testing.T) {
 	wantRule(t, CheckConfigNotHook(""), "", "")
 	wantRule(t, CheckConfigNotHook("pre-install"), RuleConfigHook, "a Helm hook (helm.sh/hook: pre-install)")
+}
+
+// TestDecodeBillionLaughs: nested aliases are refused by the YAML decoder's own alias budget
+// before they expand (goyaml.v2's excessive-aliasing check), in well under a second.
+func TestDecodeBillionLaughs(t *testing.T) {
+	y := "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+	prev := "a"
+	for _, n := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		y += n + ": &" + n + " [" + strings.TrimSuffix(strings.Repeat("*"+prev+",", 9), ",") + "]\n"
+		prev = n
+	}
+	var into map[string]any
+	if err := Decode([]byte(y), &into); err == nil {
+		t.Fatal("Decode accepted a billion laughs")
+	}
 }
