@@ -69,9 +69,10 @@ func TestRunSharedEnvOnResolvedTargets(t *testing.T) {
 			t.Errorf("run %d ingestor-b error: %v", run, err)
 		}
 	}
-	patches := f.patches(t)
-	if len(patches) != 1 || strings.Count(patches[0], ingestorEnv) != 1 {
-		t.Errorf("patches %q: want one, carrying the variable once", patches)
+	want := `{"metadata":{"resourceVersion":"1","annotations":{"` + ingestorKey + `":"` + f.digest["ingestor"] + `","` + jobsManagerKey + `":"` + f.digest["jobs-manager"] + `","` + podsMonitorKey + `":"` + f.digest["pods-monitor"] + `"}},` +
+		`"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":"` + ingestorEnv + `","value":"` + f.digest["ingestor"] + `"}]}]}}}}`
+	if patches := f.patches(t); len(patches) != 1 || patches[0] != want {
+		t.Errorf("patches %q\nwant one: %s", patches, want)
 	}
 }
 
