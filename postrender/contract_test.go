@@ -155,3 +155,23 @@ func TestForeignObjectsWithTheLabelStay(t *testing.T) {
 		t.Errorf("a second run changed the output (err %v)", err)
 	}
 }
+
+// The post-renderer identifies objects (kind, name, namespace, labels) as Kubernetes reads them:
+// through merge keys, and the last of duplicate keys.
+func TestObjectsIdentifiedAsKubernetesReadsThem(t *testing.T) {
+	for _, tc := range []struct{ name, in string }{
+		{"metadata through a merge key", configIn("") + strings.Replace(webDeployment(floatingContainer), "metadata:\n  name: web\n", "x: &meta {name: web}\nmetadata:\n  <<: *meta\n", 1)},
+		{"the last of duplicate names", configIn("") + strings.Replace(webDeployment(floatingContainer), "metadata:\n  name: web\n", "metadata:\n  name: other\n  name: web\n", 1)},
+		{"the config label through a merge key", strings.Replace(configIn(""), "  labels:\n    image-refresh.io/config: \"true\"\n", "  labels:\n    <<: {image-refresh.io/config: \"true\"}\n", 1) + webDeployment(floatingContainer)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Render([]byte(tc.in), Options{})
+			if err != nil {
+				t.Fatalf("Render: %v", err)
+			}
+			if !strings.Contains(string(out), "kind: CronJob") {
+				t.Errorf("no CronJob injected:\n%s", out)
+			}
+		})
+	}
+}

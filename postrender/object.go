@@ -147,18 +147,43 @@ func readObject(m *yaml.Node) object {
 	return obj
 }
 
-// field returns the value of key in a mapping node (following aliases), or nil.
+// field returns the value of key in a mapping node, or nil, as Kubernetes reads it
+// (sigs.k8s.io/yaml, goyaml.v2): aliases followed, "<<" merge keys applied at their position, and
+// of duplicate keys the last wins. Of several mappings merged by one "<<", the first that has the
+// key wins.
 func field(m *yaml.Node, key string) *yaml.Node {
+	return fieldDepth(m, key, 0)
+}
+
+// maxMergeDepth bounds merge keys nested in merged mappings.
+const maxMergeDepth = 8
+
+func fieldDepth(m *yaml.Node, key string, depth int) *yaml.Node {
 	m = resolveAlias(m)
-	if m == nil || m.Kind != yaml.MappingNode {
+	if m == nil || m.Kind != yaml.MappingNode || depth > maxMergeDepth {
 		return nil
 	}
+	var found *yaml.Node
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return resolveAlias(m.Content[i+1])
+		k, v := m.Content[i], m.Content[i+1]
+		switch {
+		case k.Value == key && k.Tag != "!!merge":
+			found = resolveAlias(v)
+		case k.Value == "<<" && (k.Tag == "!!merge" || k.Tag == ""):
+			merged := resolveAlias(v)
+			sources := []*yaml.Node{merged}
+			if merged != nil && merged.Kind == yaml.SequenceNode {
+				sources = merged.Content
+			}
+			for _, src := range sources {
+				if f := fieldDepth(src, key, depth+1); f != nil {
+					found = f
+					break
+				}
+			}
 		}
 	}
-	return nil
+	return found
 }
 
 func resolveAlias(n *yaml.Node) *yaml.Node {
