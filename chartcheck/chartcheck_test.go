@@ -119,7 +119,7 @@ func TestBrokenStreams(t *testing.T) {
 	want := map[string][]string{
 		"valid": nil,
 		"ingestor-rollout-restart": {
-			`rollout-restart: ` + deployment + `: image ingestor: expected container "api" to run ghcr.io/tracebloc/ingestor:prod, the reference image-refresh polls; found image "docker.io/tracebloc/jobs-manager:prod"`,
+			`rollout-restart: ` + deployment + `: image ingestor: expected container "api" to run ghcr.io/tracebloc/ingestor:prod with imagePullPolicy Always, so a restart pulls the moved tag; found container "api" runs docker.io/tracebloc/jobs-manager:prod, not ghcr.io/tracebloc/ingestor:prod: a rollout restart would not start the digest ghcr.io/tracebloc/ingestor:prod points at; run ghcr.io/tracebloc/ingestor:prod there, or set the image's repository and tag in the config to what the container runs`,
 			`expect.image/ingestor: ` + config + `: image ingestor: expected action "set-env"; found action "rollout-restart"`,
 			`expect.image/ingestor: ` + config + `: image ingestor: expected env "INGESTOR_IMAGE_DIGEST"; found env ""`,
 		},
@@ -187,7 +187,7 @@ func TestBrokenStreams(t *testing.T) {
 			`expect.image/ingestor: ` + config + `: image ingestor: expected digest "sha256:0000000000000000000000000000000000000000000000000000000000000000"; found digest ""`,
 		},
 		"env-chart-owned": {
-			`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found the chart renders env INGESTOR_IMAGE_DIGEST with value "` + ingestorPin + `", which every helm upgrade would restore`,
+			`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" renders env INGESTOR_IMAGE_DIGEST with value "` + ingestorPin + `": every helm upgrade would reset the digest the refresher set (a silent downgrade); leave INGESTOR_IMAGE_DIGEST out of the chart while the image floats (render it only when its digest is pinned)`,
 			`expect.image/ingestor: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api"; found value "` + ingestorPin + `"`,
 		},
 	}
@@ -241,8 +241,8 @@ func TestPostRendererRefusalIsACheckFailure(t *testing.T) {
 	wantPrefixes := []string{
 		"post-render: stream: expected the post-renderer to accept the release; found refused (restart-pull-policy): ",
 		"post-render: stream: expected the post-renderer to accept the release; found refused (env-rendered): ",
-		`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found the chart renders env INGESTOR_IMAGE_DIGEST with value "` + ingestorPin + `", which every helm upgrade would restore`,
-		`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" with imagePullPolicy Always; found IfNotPresent: a restart would start the cached digest again`,
+		`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" renders env INGESTOR_IMAGE_DIGEST with value "` + ingestorPin + `": every helm upgrade would reset the digest the refresher set (a silent downgrade); leave INGESTOR_IMAGE_DIGEST out of the chart while the image floats (render it only when its digest is pinned)`,
+		`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" to run docker.io/tracebloc/jobs-manager:prod with imagePullPolicy Always, so a restart pulls the moved tag; found container "api" runs docker.io/tracebloc/jobs-manager:prod with imagePullPolicy IfNotPresent: a rollout restart would start the cached image instead of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while jobs-manager floats`,
 	}
 	if len(got) != len(wantPrefixes) {
 		t.Fatalf("findings:\n  %s\nwant %d", strings.Join(got, "\n  "), len(wantPrefixes))
@@ -465,19 +465,19 @@ func TestStreamEdits(t *testing.T) {
 			name: "jobs-manager pinned in the Deployment only",
 			old:  "        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n",
 			new:  "        image: \"docker.io/tracebloc/jobs-manager@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be\"\n        imagePullPolicy: Always\n",
-			want: []string{`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" to run the floating docker.io/tracebloc/jobs-manager:prod, not a digest; found image "docker.io/tracebloc/jobs-manager@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be", pinned: a restart cannot pick up a moved tag`},
+			want: []string{`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" to run docker.io/tracebloc/jobs-manager:prod with imagePullPolicy Always, so a restart pulls the moved tag; found container "api" runs the digest-pinned image docker.io/tracebloc/jobs-manager@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be: a rollout restart would start that digest again, not the one docker.io/tracebloc/jobs-manager:prod points at; run the image by tag (docker.io/tracebloc/jobs-manager:prod) with imagePullPolicy: Always while jobs-manager floats, or pin the digest in the config too`},
 		},
 		{
 			name: "pods-monitor pull policy left to the default",
 			old:  "        image: \"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: Always\n",
 			new:  "        image: \"docker.io/tracebloc/pods-monitor:prod\"\n",
-			want: []string{`rollout-restart: ` + deployment + `: image pods-monitor: expected container "pods-monitor" with imagePullPolicy Always; found IfNotPresent: a restart would start the cached digest again`},
+			want: []string{`rollout-restart: ` + deployment + `: image pods-monitor: expected container "pods-monitor" to run docker.io/tracebloc/pods-monitor:prod with imagePullPolicy Always, so a restart pulls the moved tag; found container "pods-monitor" runs docker.io/tracebloc/pods-monitor:prod with no imagePullPolicy, which Kubernetes defaults to IfNotPresent for "docker.io/tracebloc/pods-monitor:prod": a rollout restart would start the cached image instead of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while pods-monitor floats`},
 		},
 		{
 			name: "target container renamed",
 			old:  "      - name: pods-monitor\n        image: \"docker.io/tracebloc/pods-monitor:prod\"\n",
 			new:  "      - name: monitor\n        image: \"docker.io/tracebloc/pods-monitor:prod\"\n",
-			want: []string{`targets: ` + deployment + `: image pods-monitor: expected container "pods-monitor"; found containers ["api" "monitor"]`},
+			want: []string{`targets: ` + deployment + `: image pods-monitor: expected container "pods-monitor"; found container "pods-monitor" not found (it has "api", "monitor")`},
 		},
 		{
 			name: "chart renders the audit annotation",
@@ -490,7 +490,7 @@ func TestStreamEdits(t *testing.T) {
 			old:      "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 			new:      "        envFrom:\n        - configMapRef: {name: ingestor}\n          prefix: INGESTOR_\n        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 			appended: "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingestor, namespace: tracebloc}\ndata: {IMAGE_DIGEST: sha256:0}\n",
-			want:     []string{`set-env: ` + deployment + `: image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found envFrom ConfigMap "ingestor" (document 9) defines INGESTOR_IMAGE_DIGEST`},
+			want:     []string{`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" takes env INGESTOR_IMAGE_DIGEST from ConfigMap "ingestor" (document 9) (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave IMAGE_DIGEST out of it while the image floats`},
 		},
 		{
 			name:     "refresher ServiceAccount cluster-bound inside a List",
@@ -599,9 +599,9 @@ func TestStreamEdits(t *testing.T) {
 			old:  "  replicas: 1\n",
 			new:  "  paused: true\n  replicas: 1\n",
 			want: []string{
-				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image jobs-manager: expected an unpaused Deployment; found spec.paused: true: no refresh would roll out`,
-				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image pods-monitor: expected an unpaused Deployment; found spec.paused: true: no refresh would roll out`,
-				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected an unpaused Deployment; found spec.paused: true: no refresh would roll out`,
+				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image jobs-manager: expected a Deployment that rolls out; found the Deployment is paused (spec.paused: true): nothing would roll out; resume it (kubectl rollout resume) or pin the image`,
+				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image pods-monitor: expected a Deployment that rolls out; found the Deployment is paused (spec.paused: true): nothing would roll out; resume it (kubectl rollout resume) or pin the image`,
+				`targets: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected a Deployment that rolls out; found the Deployment is paused (spec.paused: true): nothing would roll out; resume it (kubectl rollout resume) or pin the image`,
 			},
 		},
 		{
@@ -629,9 +629,9 @@ func TestStreamEdits(t *testing.T) {
 			old:  "kind: Deployment\nmetadata:\n  name: stg-jobs-manager\n  namespace: tracebloc\n",
 			new:  "kind: Deployment\nmetadata:\n  name: stg-jobs-manager\n",
 			want: []string{
-				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image jobs-manager: expected target Deployment "stg-jobs-manager" in the stream; found no such object`,
-				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image pods-monitor: expected target Deployment "stg-jobs-manager" in the stream; found no such object`,
-				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image ingestor: expected target Deployment "stg-jobs-manager" in the stream; found no such object`,
+				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image jobs-manager: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
+				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image pods-monitor: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
+				`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image ingestor: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
 			},
 		},
 		{
@@ -692,7 +692,7 @@ func TestStreamEdits(t *testing.T) {
 			old:  "              - key: refresh.yaml\n",
 			new:  "              - key: other.yaml\n",
 			want: []string{
-				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected volume "config" to project key "refresh.yaml" as "refresh.yaml"; found items [{other.yaml refresh.yaml <nil> <nil>}]`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected volume "config" to project key "refresh.yaml" as "refresh.yaml"; found items [other.yaml→refresh.yaml]`,
 			},
 		},
 		{
@@ -769,7 +769,7 @@ func TestStreamEdits(t *testing.T) {
 			new:      "        envFrom:\n        - secretRef: {name: ingestor}\n        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 			appended: "---\napiVersion: v1\nkind: Secret\nmetadata: {name: ingestor, namespace: tracebloc}\nstringData: {INGESTOR_IMAGE_DIGEST: sha256:0}\n",
 			want: []string{
-				`set-env: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected no env INGESTOR_IMAGE_DIGEST on container "api": image-refresh owns it while ingestor floats; found envFrom Secret "ingestor" (document 9) defines INGESTOR_IMAGE_DIGEST`,
+				`set-env: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" takes env INGESTOR_IMAGE_DIGEST from Secret "ingestor" (document 9) (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave INGESTOR_IMAGE_DIGEST out of it while the image floats`,
 			},
 		},
 		{
@@ -777,6 +777,101 @@ func TestStreamEdits(t *testing.T) {
 			old:  "apiVersion: batch/v1\nkind: CronJob\n",
 			new:  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: second, labels: {image-refresh.io/config: \"true\"}}\ndata: {refresh.yaml: \"\"}\n---\napiVersion: batch/v1\nkind: CronJob\n",
 			want: []string{`refresh-config: ConfigMap "second" (document 8): expected at most one ConfigMap labelled image-refresh.io/config=true; found 2: ` + config + `, ConfigMap "second" (document 8)`},
+		},
+		// Issue 10: the cases where chartcheck, postrender and the refresher disagreed.
+		{
+			name: "config ConfigMap rendered as a Helm hook",
+			old:  "    image-refresh.io/config: \"true\"\ndata:\n",
+			new:  "    image-refresh.io/config: \"true\"\n  annotations:\n    helm.sh/hook: pre-install\n    helm.sh/hook-delete-policy: hook-succeeded\ndata:\n",
+			want: []string{
+				`refresh-config: ` + config + `: expected the refresh config ConfigMap as a resource of the release; found it is a Helm hook (helm.sh/hook: pre-install), which is not a resource of the release and may be deleted after the hook runs, so the CronJob could not mount it; render the refresh config ConfigMap without the helm.sh/hook annotation`,
+			},
+		},
+		{
+			name: "ServiceAccount token path shadowed by a volume",
+			old:  "            volumeMounts:\n            - name: config\n",
+			new:  "            volumeMounts:\n            - name: config\n              mountPath: /etc/image-refresh\n              readOnly: true\n            - name: tokens\n              mountPath: /var/run/secrets/kubernetes.io\n            - name: config\n",
+			also: map[string]string{"              mountPath: /etc/image-refresh\n              readOnly: true\n          volumes:\n": "              mountPath: /var/run/secrets/kubernetes.io/serviceaccount/token\n              subPath: x\n          volumes:\n"},
+			want: []string{
+				`cronjob-config: ` + cronJob + `: expected container "refresher" to leave /var/run/secrets/kubernetes.io/serviceaccount to the kubelet's ServiceAccount token; found volume "tokens" mounted at "/var/run/secrets/kubernetes.io", which shadows the token`,
+				`cronjob-config: ` + cronJob + `: expected container "refresher" to leave /var/run/secrets/kubernetes.io/serviceaccount to the kubelet's ServiceAccount token; found volume "config" mounted at "/var/run/secrets/kubernetes.io/serviceaccount/token", which shadows the token`,
+			},
+		},
+		{
+			name: "config volume defaultMode unreadable by the refresher's UID",
+			old:  "              name: stg-image-refresh\n              items:\n",
+			new:  "              name: stg-image-refresh\n              defaultMode: 0400\n              items:\n",
+			want: []string{
+				`cronjob-config: ` + cronJob + `: expected volume "config"'s refresh.yaml readable by the refresher's UID 65532 (file mode with read for others, or for the group with a pod fsGroup); found mode 0400`,
+			},
+		},
+		{
+			name: "config item mode readable by the group only, without fsGroup",
+			old:  "                path: refresh.yaml\n",
+			new:  "                path: refresh.yaml\n                mode: 0440\n",
+			want: []string{
+				`cronjob-config: ` + cronJob + `: expected volume "config"'s refresh.yaml readable by the refresher's UID 65532 (file mode with read for others, or for the group with a pod fsGroup); found mode 0440`,
+			},
+		},
+		{
+			name: "a merge key carries the set-env variable with a value",
+			old:  "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			new:  "        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			want: []string{
+				`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" renders env INGESTOR_IMAGE_DIGEST with value "sha256:old": every helm upgrade would reset the digest the refresher set (a silent downgrade); leave INGESTOR_IMAGE_DIGEST out of the chart while the image floats (render it only when its digest is pinned)`,
+			},
+		},
+		{
+			name: "duplicate imagePullPolicy keys: the last, IfNotPresent, wins",
+			old:  "        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n",
+			new:  "        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n        imagePullPolicy: IfNotPresent\n",
+			want: []string{
+				`rollout-restart: ` + deployment + `: image jobs-manager: expected container "api" to run docker.io/tracebloc/jobs-manager:prod with imagePullPolicy Always, so a restart pulls the moved tag; found container "api" runs docker.io/tracebloc/jobs-manager:prod with imagePullPolicy IfNotPresent: a rollout restart would start the cached image instead of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while jobs-manager floats`,
+			},
+		},
+		{
+			name: "a bare set-env entry is left to the refresher",
+			old:  "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			new:  "        env:\n        - name: INGESTOR_IMAGE_DIGEST\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+		},
+		{
+			name: "the set-env variable listed twice",
+			old:  "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			new:  "        env:\n        - name: INGESTOR_IMAGE_DIGEST\n        - name: INGESTOR_IMAGE_DIGEST\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+			want: []string{
+				`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" lists env INGESTOR_IMAGE_DIGEST 2 times (env[0] and env[1]): the kubelet uses the last, a patch by name cannot say which it changes; keep exactly one entry`,
+			},
+		},
+		{
+			name: "target outside the Role's namespace",
+			old:  "      name: stg-image-refresh\n      namespace: tracebloc\n",
+			new:  "      name: stg-image-refresh\n",
+			also: map[string]string{"        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n": "        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, namespace: other, container: api}\n"},
+			want: []string{
+				`targets: ` + config + `: image jobs-manager: expected the target in the namespace of the refresher's Role; found its target Deployment other/stg-jobs-manager is outside namespace "tracebloc", where the refresher's Role (get/patch on the targets) is injected, so every run would be refused (403); set metadata.namespace of the config to "other", or render the target in namespace "tracebloc"`,
+			},
+		},
+		{
+			name: "a Deployment kind of another API group is not the target",
+			old:  "apiVersion: apps/v1\nkind: Deployment\n",
+			new:  "apiVersion: example.com/v1\nkind: Deployment\n",
+			want: []string{
+				`targets: ` + config + `: image jobs-manager: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
+				`targets: ` + config + `: image pods-monitor: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
+				`targets: ` + config + `: image ingestor: expected target Deployment tracebloc/stg-jobs-manager in the stream; found no such object`,
+			},
+		},
+		{
+			name: "two set-env images write one variable of one resolved target",
+			old:  "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n",
+			new:  "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n      - {name: ingestor-b, repository: ghcr.io/tracebloc/ingestor, tag: prod, action: set-env, env: INGESTOR_IMAGE_DIGEST, target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/b}\n",
+			want: []string{
+				`targets: ` + config + `: image ingestor-b: expected one set-env image per variable of a container; found spec.images[3] (ingestor-b).env "INGESTOR_IMAGE_DIGEST": spec.images[2] (ingestor) already sets it on container "api" of Deployment tracebloc/stg-jobs-manager; one patch would carry two values and every run would flip it: give one of them another variable or target`,
+			},
+		},
+		{
+			name:     "kind-less items of a ConfigMapList take the list's kind",
+			appended: "---\napiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata: {name: extra, namespace: tracebloc}\n  data: {a: b}\n",
 		},
 	}
 	for _, tt := range tests {
@@ -1244,5 +1339,32 @@ func TestReleaseNamespace(t *testing.T) {
 		if report.Failed() != wantFailed {
 			t.Errorf("--manifests -n %q: failed %t, want %t: %v", namespace, report.Failed(), wantFailed, report.Findings())
 		}
+	}
+}
+
+// TestForeignLabelledObjectsAreTheCharts: the post-renderer replaces only objects it would
+// inject (by kind and name); a chart object that merely carries its managed-by label is the
+// chart's, and chartcheck agrees: appending one changes no finding.
+func TestForeignLabelledObjectsAreTheCharts(t *testing.T) {
+	findings := func(data []byte) []string {
+		stream, err := ParseStream(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range CheckStream(stream, false, nil) {
+			for _, f := range c.Findings {
+				out = append(out, c.Name+": "+f.String())
+			}
+		}
+		return out
+	}
+	base, err := os.ReadFile(testdataDir + "/streams/cronjob-all-pinned.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: chart-settings\n  namespace: tracebloc\n  labels: {app.kubernetes.io/managed-by: image-refresh}\ndata: {a: b}\n"
+	if got, want := findings(append(bytes.Clone(base), foreign...)), findings(base); !slices.Equal(got, want) {
+		t.Errorf("findings with a foreign labelled ConfigMap:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // Names of the built-in checks, in the order they run and are reported.
@@ -35,6 +35,11 @@ type contract struct {
 	stream    *Stream
 	configDoc *Document
 	cfg       *config.RefreshConfig
+	// targets are the floating images' targets, resolved by the contract's namespace
+	// precedence before cfg's namespace was defaulted to the ConfigMap's.
+	targets []rules.Target
+	// keys are every image's target, namespace resolved the same way, by image index.
+	keys []config.TargetKey
 	// cronJob is the CronJob named after the config, if the stream has one.
 	cronJobDoc *Document
 	cronJob    *batchv1.CronJob
@@ -167,6 +172,9 @@ func (c *contract) loadConfig() (findings []Finding, ok bool) {
 	}
 	doc, cm := docs[0], configMaps[0]
 	c.configDoc = doc
+	if v := rules.CheckConfigNotHook(doc.Hook); v != nil {
+		return []Finding{{Document: doc.String(), Expected: "the refresh config ConfigMap as a resource of the release", Found: v.Message}}, false
+	}
 	data, present := cm.Data[config.ConfigMapKey]
 	if !present {
 		return []Finding{{
@@ -186,13 +194,15 @@ func (c *contract) loadConfig() (findings []Finding, ok bool) {
 			Found:    fmt.Sprintf("namespace %q", doc.Namespace),
 		}}, false
 	}
-	// A config without a namespace is the ConfigMap's: the CronJob and its RBAC go there.
-	if cfg.Metadata.Namespace == "" {
-		cfg.Metadata.Namespace = doc.Namespace
-		for i := range cfg.Spec.Images {
-			cfg.Spec.Images[i].Target.Namespace = defaultString(cfg.Spec.Images[i].Target.Namespace, doc.Namespace)
-		}
+	// The targets resolve by the contract's precedence; the CronJob and its RBAC go to the
+	// Role namespace, which the checks of injected objects read as the config's namespace.
+	c.targets = rules.Targets(cfg, doc.Namespace, "")
+	for _, img := range cfg.Spec.Images {
+		key := img.Target.Key()
+		key.Namespace = rules.Namespace(cfg, img, doc.Namespace, "")
+		c.keys = append(c.keys, key)
 	}
+	cfg.Metadata.Namespace = rules.RoleNamespace(cfg, doc.Namespace, "")
 	c.cfg = cfg
 	return nil, true
 }
@@ -210,102 +220,83 @@ type resolvedTargets struct {
 	findings []Finding
 }
 
-// resolveTargets finds each floating image's Deployment and container in the stream.
+// resolveTargets finds each floating image's Deployment and container in the stream and applies
+// the contract's rules about targets: one writer per set-env variable, the Role's namespace
+// covers the target, the Deployment can roll out.
 func (c *contract) resolveTargets() resolvedTargets {
 	var out resolvedTargets
-	for _, img := range c.cfg.Floating() {
-		t, finding := c.findTarget(img)
+	shared := rules.CheckSharedEnv(c.targets)
+	for _, rt := range c.targets {
+		img := rt.Image
+		if v := shared[rt.Index]; v != nil {
+			out.findings = append(out.findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: "one set-env image per variable of a container", Found: v.Message})
+			continue
+		}
+		if v := rules.CheckRoleCovers(c.cfg.Metadata.Namespace, rt); v != nil {
+			out.findings = append(out.findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: "the target in the namespace of the refresher's Role", Found: v.Message})
+			continue
+		}
+		t, finding := c.findTarget(rt)
 		if finding != nil {
 			out.findings = append(out.findings, *finding)
 			continue
 		}
-		if t.deployment.Spec.Paused {
-			out.findings = append(out.findings, Finding{Document: t.doc.String(), Image: img.Name, Expected: "an unpaused Deployment", Found: "spec.paused: true: no refresh would roll out"})
+		if v := rules.CheckTargetState(t.deployment); v != nil {
+			out.findings = append(out.findings, Finding{Document: t.doc.String(), Image: img.Name, Expected: "a Deployment that rolls out", Found: v.Message})
 		}
 		out.targets = append(out.targets, t)
 	}
 	return out
 }
 
-// findTarget finds an image's target Deployment and container, or says what is missing.
-func (c *contract) findTarget(img config.Image) (target, *Finding) {
-	docs := c.stream.Find(img.Target.Kind, img.Target.Namespace, img.Target.Name)
+// findTarget finds an image's resolved target Deployment and container, or says what is missing.
+func (c *contract) findTarget(rt rules.Target) (target, *Finding) {
+	img := rt.Image
+	docs := c.stream.Find(rt.Key.Kind, rt.Key.Namespace, rt.Key.Name)
 	if len(docs) == 0 {
-		return target{}, &Finding{Document: c.configDoc.String(), Image: img.Name, Expected: fmt.Sprintf("target %s %q in the stream", img.Target.Kind, img.Target.Name), Found: "no such object"}
+		return target{}, &Finding{Document: c.configDoc.String(), Image: img.Name, Expected: fmt.Sprintf("target %s in the stream", rules.KeyString(rt.Key)), Found: "no such object"}
 	}
 	var dep appsv1.Deployment
 	if err := docs[0].Decode(&dep); err != nil {
 		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: "a Deployment", Found: err.Error()}
 	}
-	containers := dep.Spec.Template.Spec.Containers
-	i := slices.IndexFunc(containers, func(ctr corev1.Container) bool { return ctr.Name == img.Target.Container })
-	if i < 0 {
-		var names []string
-		for _, ctr := range containers {
-			names = append(names, ctr.Name)
-		}
-		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: fmt.Sprintf("container %q", img.Target.Container), Found: fmt.Sprintf("containers %q", names)}
+	ctr, v := rules.Container(&dep, img)
+	if v != nil {
+		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: fmt.Sprintf("container %q", img.Target.Container), Found: v.Message}
 	}
-	return target{image: img, doc: docs[0], deployment: &dep, container: &containers[i]}, nil
+	return target{image: img, doc: docs[0], deployment: &dep, container: ctr}, nil
 }
 
 // checkSetEnv: while a set-env image floats the chart must not render its variable, or every
-// helm upgrade would reset the refreshed digest (Helm's three-way merge patches every field
-// present in the new manifest).
+// helm upgrade would reset the refreshed digest (the contract's rule, rules.CheckRenderedEnv).
 func (c *contract) checkSetEnv(resolved resolvedTargets) []Finding {
 	var findings []Finding
 	for _, t := range resolved.targets {
 		if t.image.Action != config.ActionSetEnv {
 			continue
 		}
-		expected := fmt.Sprintf("no env %s on container %q: image-refresh owns it while %s floats", t.image.Env, t.container.Name, t.image.Name)
-		for _, e := range t.container.Env {
-			if e.Name != t.image.Env {
-				continue
+		namespace := t.doc.Namespace
+		envFrom := func(kind, name, key string) string {
+			if doc := c.envSourceDefining(kind, name, key, namespace); doc != nil {
+				return doc.String()
 			}
-			found := fmt.Sprintf("the chart renders env %s with value %q, which every helm upgrade would restore", e.Name, e.Value)
-			if e.ValueFrom != nil {
-				found = fmt.Sprintf("the chart renders env %s from valueFrom, which every helm upgrade would restore", e.Name)
-			}
-			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name, Expected: expected, Found: found})
+			return ""
 		}
-		for _, src := range t.container.EnvFrom {
-			if doc := c.envSourceDefining(src, t.image.Env, t.doc.Namespace); doc != nil {
-				findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name, Expected: expected, Found: fmt.Sprintf("envFrom %s defines %s", doc, t.image.Env)})
-			}
+		if v := rules.CheckRenderedEnv(t.container, t.image.Env, envFrom); v != nil {
+			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name,
+				Expected: fmt.Sprintf("env %s on container %q left to image-refresh while %s floats (absent, or named without a value)", t.image.Env, t.container.Name, t.image.Name),
+				Found:    fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
 		}
 	}
 	return findings
 }
 
-// envSourceDefining returns the ConfigMap or Secret of the stream that an envFrom entry takes env
-// from, if it carries the variable.
-func (c *contract) envSourceDefining(src corev1.EnvFromSource, env, namespace string) *Document {
-	key, found := strings.CutPrefix(env, src.Prefix)
-	if !found {
-		return nil
-	}
-	kind, name := "", ""
-	switch {
-	case src.ConfigMapRef != nil:
-		kind, name = "ConfigMap", src.ConfigMapRef.Name
-	case src.SecretRef != nil:
-		kind, name = "Secret", src.SecretRef.Name
-	default:
-		return nil
-	}
+// envSourceDefining returns the ConfigMap or Secret of the stream, of kind and name in
+// namespace, that defines key.
+func (c *contract) envSourceDefining(kind, name, key, namespace string) *Document {
 	for _, d := range c.stream.Find(kind, namespace, name) {
-		var obj struct {
-			Data       map[string]any `json:"data"`
-			StringData map[string]any `json:"stringData"`
-			BinaryData map[string]any `json:"binaryData"`
-		}
-		if err := d.Decode(&obj); err != nil {
-			continue
-		}
-		_, inData := obj.Data[key]
-		_, inStringData := obj.StringData[key]
-		if inData || inStringData {
+		var data rules.EnvData
+		if d.Decode(&data) == nil && data.Defines(key) {
 			return d
 		}
 	}
@@ -313,30 +304,17 @@ func (c *contract) envSourceDefining(src corev1.EnvFromSource, env, namespace st
 }
 
 // checkRolloutRestart: a restart only picks up a moved tag when the container runs the polled
-// repository:tag, not a digest, with imagePullPolicy Always.
+// repository:tag, not a digest, with imagePullPolicy Always (rules.CheckRestart).
 func (c *contract) checkRolloutRestart(resolved resolvedTargets) []Finding {
 	var findings []Finding
 	for _, t := range resolved.targets {
 		if t.image.Action != config.ActionRolloutRestart {
 			continue
 		}
-		doc, ctr := t.doc.String(), t.container
-		polled, err := name.NewTag(t.image.Reference())
-		if err != nil {
-			findings = append(findings, Finding{Document: c.configDoc.String(), Image: t.image.Name, Expected: "a valid repository:tag", Found: err.Error()})
-			continue
-		}
-		running, err := name.ParseReference(ctr.Image)
-		switch {
-		case err != nil:
-			findings = append(findings, Finding{Document: doc, Image: t.image.Name, Expected: fmt.Sprintf("container %q to run %s", ctr.Name, polled), Found: fmt.Sprintf("image %q: %v", ctr.Image, err)})
-		case strings.Contains(ctr.Image, "@"):
-			findings = append(findings, Finding{Document: doc, Image: t.image.Name, Expected: fmt.Sprintf("container %q to run the floating %s, not a digest", ctr.Name, polled), Found: fmt.Sprintf("image %q, pinned: a restart cannot pick up a moved tag", ctr.Image)})
-		case running.Name() != polled.Name():
-			findings = append(findings, Finding{Document: doc, Image: t.image.Name, Expected: fmt.Sprintf("container %q to run %s, the reference image-refresh polls", ctr.Name, polled), Found: fmt.Sprintf("image %q", ctr.Image)})
-		}
-		if policy := effectivePullPolicy(ctr); policy != corev1.PullAlways {
-			findings = append(findings, Finding{Document: doc, Image: t.image.Name, Expected: fmt.Sprintf("container %q with imagePullPolicy Always", ctr.Name), Found: fmt.Sprintf("%s: a restart would start the cached digest again", policy)})
+		if v := rules.CheckRestart(t.image, t.container); v != nil {
+			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name,
+				Expected: fmt.Sprintf("container %q to run %s with imagePullPolicy Always, so a restart pulls the moved tag", t.container.Name, t.image.Reference()),
+				Found:    fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
 		}
 	}
 	return findings
@@ -344,7 +322,7 @@ func (c *contract) checkRolloutRestart(resolved resolvedTargets) []Finding {
 
 // effectivePullPolicy is the policy the API server will store for the container.
 func effectivePullPolicy(ctr *corev1.Container) corev1.PullPolicy {
-	return corev1.PullPolicy(config.EffectivePullPolicy(string(ctr.ImagePullPolicy), ctr.Image))
+	return rules.EffectivePullPolicy(ctr)
 }
 
 // checkAnnotations: the chart does not render an audit annotation on its target (an upgrade would

@@ -156,7 +156,7 @@ func (c *contract) checkCronJobConfig() []Finding {
 	if i < 0 {
 		return findings
 	}
-	return slices.Concat(findings, c.checkJobSpec(&pod.Containers[i]), c.checkConfigMount(&pod.Containers[i]))
+	return slices.Concat(findings, c.checkJobSpec(&pod.Containers[i]), c.checkConfigMount(&pod.Containers[i]), checkTokenPath(c.cronJobDoc.String(), &pod.Containers[i]))
 }
 
 func containerNames(containers []corev1.Container) []string {
@@ -241,9 +241,12 @@ func (c *contract) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Container) []
 	compare(container+"env", fmt.Sprintf("%q", wantEnv), fmt.Sprintf("%q", env))
 	compare(container+"envFrom sources", "0", strconv.Itoa(len(ctr.EnvFrom)))
 	compare("jobTemplate suspend", "false", strconv.FormatBool(jobSpec.Suspend != nil && *jobSpec.Suspend))
-	for field, count := range map[string]*int32{"parallelism": jobSpec.Parallelism, "completions": jobSpec.Completions} {
-		if got := optional(count); got != "unset" && got != "1" {
-			findings = append(findings, Finding{Document: doc, Expected: "jobTemplate " + field + " unset or 1: one pod runs the refresher once", Found: fmt.Sprintf("%s %s", field, got)})
+	for _, f := range []struct {
+		field string
+		count *int32
+	}{{"parallelism", jobSpec.Parallelism}, {"completions", jobSpec.Completions}} {
+		if got := optional(f.count); got != "unset" && got != "1" {
+			findings = append(findings, Finding{Document: doc, Expected: "jobTemplate " + f.field + " unset or 1: one pod runs the refresher once", Found: fmt.Sprintf("%s %s", f.field, got)})
 		}
 	}
 	compare("pod activeDeadlineSeconds", "unset", optional(pod.ActiveDeadlineSeconds))
@@ -321,13 +324,63 @@ func (c *contract) checkConfigMount(ctr *corev1.Container) []Finding {
 				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount volume %q readOnly", ctr.Name, m.Name), Found: "a writable mount"})
 			}
 			items := v.ConfigMap.Items
-			if len(items) > 0 && !slices.Contains(items, corev1.KeyToPath{Key: config.ConfigMapKey, Path: config.ConfigMapKey}) {
-				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("volume %q to project key %q as %q", m.Name, config.ConfigMapKey, config.ConfigMapKey), Found: fmt.Sprintf("items %v", items)})
+			i := slices.IndexFunc(items, func(it corev1.KeyToPath) bool {
+				return it.Key == config.ConfigMapKey && it.Path == config.ConfigMapKey
+			})
+			if len(items) > 0 && i < 0 {
+				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("volume %q to project key %q as %q", m.Name, config.ConfigMapKey, config.ConfigMapKey), Found: "items " + describeItems(items)})
+			}
+			mode := v.ConfigMap.DefaultMode
+			if i >= 0 && items[i].Mode != nil {
+				mode = items[i].Mode
+			}
+			if !c.readableByRefresher(mode) {
+				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("volume %q's %s readable by the refresher's UID %s (file mode with read for others, or for the group with a pod fsGroup)", m.Name, config.ConfigMapKey, optional(c.cfg.Spec.Job.RunAsUser)), Found: fmt.Sprintf("mode %#o", *mode)})
 			}
 		}
 	}
 	if !mountedThere {
 		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount ConfigMap %q at %s", ctr.Name, c.configDoc.Name, config.MountPath), Found: "no mount there"})
+	}
+	return findings
+}
+
+// readableByRefresher reports whether a ConfigMap file of mode (nil: Kubernetes' default 0644),
+// owned by root and, with a pod fsGroup, by that group, can be read by the non-root refresher.
+func (c *contract) readableByRefresher(mode *int32) bool {
+	if mode == nil {
+		return true
+	}
+	pod := &c.cronJob.Spec.JobTemplate.Spec.Template.Spec
+	fsGroup := pod.SecurityContext != nil && pod.SecurityContext.FSGroup != nil
+	return *mode&0o004 != 0 || fsGroup && *mode&0o040 != 0
+}
+
+// describeItems formats a volume's items with their modes (the values, not the pointers).
+func describeItems(items []corev1.KeyToPath) string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = fmt.Sprintf("%s→%s", it.Key, it.Path)
+		if it.Mode != nil {
+			out[i] += fmt.Sprintf(" (mode %#o)", *it.Mode)
+		}
+	}
+	return "[" + strings.Join(out, ", ") + "]"
+}
+
+// serviceAccountTokenDir is where the kubelet mounts the ServiceAccount token the refresher's
+// in-cluster client reads.
+const serviceAccountTokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// checkTokenPath: no volume of the refresher container is mounted at, under or above the token
+// directory: it would shadow the token, and every run would fail to authenticate.
+func checkTokenPath(doc string, ctr *corev1.Container) []Finding {
+	var findings []Finding
+	for _, m := range ctr.VolumeMounts {
+		clean := path.Clean(m.MountPath)
+		if clean == serviceAccountTokenDir || strings.HasPrefix(clean, serviceAccountTokenDir+"/") || strings.HasPrefix(serviceAccountTokenDir, strings.TrimSuffix(clean, "/")+"/") {
+			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to leave %s to the kubelet's ServiceAccount token", ctr.Name, serviceAccountTokenDir), Found: fmt.Sprintf("volume %q mounted at %q, which shadows the token", m.Name, m.MountPath)})
+		}
 	}
 	return findings
 }
@@ -404,7 +457,11 @@ func (c *contract) checkNothingInjected() []Finding {
 		if d == c.configDoc || d.Kind == "CronJob" {
 			continue
 		}
-		labelled := d.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue
+		// Only what the post-renderer injects counts (it keeps any other object with its label):
+		// the kinds it injects, named after the config when there is one.
+		labelled := d.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue &&
+			slices.Contains([]string{"ServiceAccount", "Role", "RoleBinding", "ConfigMap"}, d.Kind) &&
+			(c.cfg == nil || d.Name == c.cfg.Metadata.Name || d.Name == c.cfg.Metadata.Name+postrender.ConfigMapSuffix)
 		named := c.cfg != nil && d.Name == c.cfg.Metadata.Name && d.Namespace == c.cfg.Metadata.Namespace &&
 			slices.Contains([]string{"ServiceAccount", "Role", "RoleBinding"}, d.Kind)
 		if labelled || named {

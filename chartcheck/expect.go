@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // Names of the expectation checks; image checks are "expect.image/<name>".
@@ -55,7 +56,7 @@ func (c *contract) expectEnv(e EnvExpectation) []Finding {
 	}
 	namespace := c.stream.OfKind(config.KindDeployment)[i].Namespace
 	target := config.Target{Kind: config.KindDeployment, Namespace: namespace, Name: e.Deployment, Container: e.Container}
-	return c.expectRenderedEnv(config.Image{Env: e.Name, Target: target}, *e.Value)
+	return c.expectRenderedEnv(rules.Target{Image: config.Image{Env: e.Name, Target: target}, Key: target.Key()}, *e.Value)
 }
 
 func (c *contract) expectConfig(want Presence) []Finding {
@@ -177,7 +178,7 @@ func (c *contract) expectImage(imageName string, want *ImageExpectation) []Findi
 		}
 	}
 	if want.RenderedEnv != "" {
-		findings = append(findings, c.expectRenderedEnv(img, want.RenderedEnv)...)
+		findings = append(findings, c.expectRenderedEnv(rules.Target{Index: i, Image: img, Key: c.keys[i]}, want.RenderedEnv)...)
 	}
 	return findings
 }
@@ -198,8 +199,9 @@ func digestSuffix(d string) string {
 
 // expectRenderedEnv compares the value the chart renders for the image's env var on its target
 // container; want "absent" means the chart must not render it.
-func (c *contract) expectRenderedEnv(img config.Image, want string) []Finding {
-	t, missing := c.findTarget(img)
+func (c *contract) expectRenderedEnv(rt rules.Target, want string) []Finding {
+	img := rt.Image
+	t, missing := c.findTarget(rt)
 	if missing != nil {
 		return []Finding{*missing}
 	}

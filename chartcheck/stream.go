@@ -13,10 +13,14 @@ import (
 	"io"
 	"strings"
 
-	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
+
+// helmHookAnnotation makes a document a Helm hook instead of a resource of the release.
+const helmHookAnnotation = "helm.sh/hook"
 
 // helm4FilenameAnnotation is how Helm 4 tells a post-renderer which template a document came from.
 const helm4FilenameAnnotation = "postrenderer.helm.sh/postrender-filename"
@@ -33,7 +37,12 @@ type Document struct {
 	Name       string
 	Namespace  string
 	Labels     map[string]string
-	Raw        []byte
+	// Hook is the helm.sh/hook annotation of the object or, for a list item, of its list:
+	// Helm reads hook annotations from whole documents.
+	Hook string
+	Raw  []byte
+	// listKind and listAPIVersion are the list's, for an item.
+	listKind, listAPIVersion string
 }
 
 // String names the document the way every finding does:
@@ -49,9 +58,11 @@ func (d *Document) String() string {
 	return fmt.Sprintf("%s %q (%s)", d.Kind, d.Name, where)
 }
 
-// Decode unmarshals the document into a typed object (appsv1.Deployment, batchv1.CronJob, ...).
+// Decode unmarshals the document into a typed object (appsv1.Deployment, batchv1.CronJob, ...)
+// the way Kubernetes decodes it (rules.Decode: aliases and merge keys resolved, the last of
+// duplicate keys wins, field names case-sensitive).
 func (d *Document) Decode(into any) error {
-	if err := yaml.Unmarshal(d.Raw, into); err != nil {
+	if err := rules.Decode(d.Raw, into); err != nil {
 		return fmt.Errorf("decoding %s: %w", d, err)
 	}
 	return nil
@@ -104,6 +115,11 @@ func (s *Stream) add(d *Document) error {
 	if err := yaml.Unmarshal(d.Raw, &header); err != nil {
 		return fmt.Errorf("%s: not a Kubernetes object: %w", d.position(), err)
 	}
+	if header.Kind == "" && header.APIVersion == "" && d.listKind != "" {
+		// cli-runtime gives an item without kind and apiVersion the list's kind, less "List",
+		// and the list's apiVersion.
+		header.Kind, header.APIVersion = strings.TrimSuffix(d.listKind, "List"), d.listAPIVersion
+	}
 	if header.Kind == "" {
 		return fmt.Errorf("%s: no kind", d.position())
 	}
@@ -120,7 +136,12 @@ func (s *Stream) add(d *Document) error {
 			if d.Item != "" {
 				itemPath = d.Item + "." + itemPath
 			}
-			if err := s.add(&Document{Index: d.Index, Item: itemPath, Source: d.Source, Raw: item}); err != nil {
+			hook := header.Metadata.Annotations[helmHookAnnotation]
+			if hook == "" {
+				hook = d.Hook
+			}
+			item := &Document{Index: d.Index, Item: itemPath, Source: d.Source, Hook: hook, Raw: item, listKind: header.Kind, listAPIVersion: header.APIVersion}
+			if err := s.add(item); err != nil {
 				return err
 			}
 		}
@@ -131,6 +152,9 @@ func (s *Stream) add(d *Document) error {
 	}
 	d.APIVersion, d.Kind = header.APIVersion, header.Kind
 	d.Name, d.Namespace, d.Labels = header.Metadata.Name, header.Metadata.Namespace, header.Metadata.Labels
+	if hook := header.Metadata.Annotations[helmHookAnnotation]; hook != "" {
+		d.Hook = hook
+	}
 	s.Docs = append(s.Docs, d)
 	return nil
 }
@@ -177,20 +201,6 @@ func isBlank(chunk []byte) bool {
 	return true
 }
 
-// kindGroups are the API groups of the kinds the checks read: a kind of another group (an
-// example.com/v1 Deployment) is another resource and must not stand in for it.
-var kindGroups = map[string]string{
-	"ConfigMap":          "",
-	"Secret":             "",
-	"ServiceAccount":     "",
-	"Deployment":         "apps",
-	"CronJob":            "batch",
-	"Role":               rbacv1.GroupName,
-	"RoleBinding":        rbacv1.GroupName,
-	"ClusterRole":        rbacv1.GroupName,
-	"ClusterRoleBinding": rbacv1.GroupName,
-}
-
 // clusterScoped are the common kinds without a namespace; every other kind is namespaced.
 var clusterScoped = map[string]bool{
 	"Namespace": true, "Node": true, "PersistentVolume": true, "ClusterRole": true, "ClusterRoleBinding": true,
@@ -202,20 +212,11 @@ var clusterScoped = map[string]bool{
 
 // Group is the document's API group, "" for the core group (apiVersion "v1").
 func (d *Document) Group() string {
-	if g, _, found := strings.Cut(d.APIVersion, "/"); found {
-		return g
-	}
-	return ""
+	return rules.Group(d.APIVersion)
 }
 
 // isKind reports whether the document is of a kind, in the group the checks know it by.
-func (d *Document) isKind(kind string) bool {
-	if d.Kind != kind {
-		return false
-	}
-	group, known := kindGroups[kind]
-	return !known || d.Group() == group
-}
+func (d *Document) isKind(kind string) bool { return rules.IsKind(d.APIVersion, d.Kind, kind) }
 
 // DefaultNamespace puts every namespaced object without a namespace into namespace, as Helm's
 // kube client does with the release namespace when it applies the stream.

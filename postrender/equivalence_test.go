@@ -51,8 +51,12 @@ func referenceRender(in []byte, opts Options) ([]*yaml.RNode, error) {
 			objects = append(objects, obj)
 		}
 	}
-	p, err := newPlan(objects, opts, func(o object) (*yaml.RNode, error) {
-		return yaml.NewRNode(objectNode(docs[o.document-1], o)), nil
+	p, err := newPlan(objects, opts, func(o object, into any) error {
+		raw, err := encodeDocument(docs[o.document-1])
+		if err != nil {
+			return err
+		}
+		return decodeObject(raw, o, into)
 	})
 	if err != nil {
 		return nil, err

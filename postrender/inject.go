@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"path"
+	"slices"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/contract"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
@@ -39,14 +41,11 @@ type injection struct {
 }
 
 func newInjection(src *configSource, objects []object) *injection {
-	inj := &injection{cfg: src.cfg, source: src, namespace: src.cfg.Metadata.Namespace}
+	inj := &injection{cfg: src.cfg, source: src, namespace: contract.RoleNamespace(src.cfg, src.configMapNamespace(), "")}
 	if src.configMap != nil {
 		inj.configMapName = src.configMap.name
-		if inj.namespace == "" {
-			inj.namespace = src.configMap.namespace
-		}
 	} else {
-		inj.configMapName = src.cfg.Metadata.Name + ConfigMapSuffix
+		inj.configMapName = configMapKindName(src.cfg.Metadata.Name).name
 	}
 	for _, obj := range objects {
 		if obj.filename != "" {
@@ -59,12 +58,28 @@ func newInjection(src *configSource, objects []object) *injection {
 
 type kindName struct{ kind, name string }
 
+// configMapKindName is the ConfigMap injected with --config for a config named name.
+func configMapKindName(name string) kindName { return kindName{"ConfigMap", name + ConfigMapSuffix} }
+
+// own reports whether obj is one the post-renderer injected in an earlier run, so it is
+// replaced: it carries the managed-by label and has the kind, name and namespace of an object
+// this injection adds (or of the ConfigMap a --config run adds). Other objects carrying the
+// label are the chart's, and stay.
+func (inj *injection) own(obj object) bool {
+	if !obj.ownLabelled() || !sameNamespace(obj.namespace, inj.namespace) {
+		return false
+	}
+	return slices.ContainsFunc(append(inj.names(), configMapKindName(inj.cfg.Metadata.Name)), func(k kindName) bool {
+		return obj.isKind(k.kind) && obj.name == k.name
+	})
+}
+
 // names lists the objects the injection adds, in the order it emits them.
 func (inj *injection) names() []kindName {
 	name := inj.cfg.Metadata.Name
 	var out []kindName
 	if inj.source.configMap == nil {
-		out = append(out, kindName{"ConfigMap", inj.configMapName})
+		out = append(out, configMapKindName(name))
 	}
 	return append(out,
 		kindName{"ServiceAccount", name},

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/contract"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
@@ -27,11 +28,13 @@ type object struct {
 	segment  int // index of the segment holding the document
 	position int // index of the document within its segment
 	document int // 1-based position of the document among the stream's documents, for messages
+	// segmentDocs is the number of documents in the segment.
+	segmentDocs int
 	// listItem is 1 + the object's index in its document's items when the document is a list
 	// (see listItems); 0 for the document itself.
 	listItem int
 
-	kind, name, namespace string
+	apiVersion, kind, name, namespace string
 	// configLabel is true for an object labelled image-refresh.io/config: "true".
 	configLabel bool
 	// managedBy is the app.kubernetes.io/managed-by label.
@@ -61,15 +64,24 @@ func documentObjects(doc *yaml.Node) ([]object, error) {
 	if !isList {
 		return []object{list}, nil
 	}
+	// An item that is an alias of a node another item already stands for is the same object
+	// twice (Helm would apply it twice and fail); refusing it also caps what aliases can cost:
+	// every object listed is a mapping written once in the input.
+	seen := make(map[*yaml.Node]int, len(items))
 	var out []object
 	for i, item := range items {
 		if item.Kind != yaml.MappingNode {
 			continue // Helm rejects it
 		}
+		if j, dup := seen[item]; dup {
+			return nil, fmt.Errorf("malformed stream: items[%d] is an alias of the same object as items[%d]; Helm would apply that object twice", i, j)
+		}
+		seen[item] = i
 		obj := readObject(item)
-		if obj.kind == "" && scalarField(item, "apiVersion") == "" {
-			// cli-runtime gives an item without kind and apiVersion the list's kind, less "List".
-			obj.kind = strings.TrimSuffix(list.kind, "List")
+		if obj.kind == "" && obj.apiVersion == "" {
+			// cli-runtime gives an item without kind and apiVersion the list's kind, less
+			// "List", and the list's apiVersion.
+			obj.kind, obj.apiVersion = strings.TrimSuffix(list.kind, "List"), list.apiVersion
 		}
 		if obj.hook == "" {
 			obj.hook = list.hook
@@ -98,19 +110,28 @@ func listItems(root *yaml.Node) ([]*yaml.Node, bool) {
 	return out, true
 }
 
-// objectNode finds an object (as documentObjects listed it) in its parsed document.
-func objectNode(doc *yaml.Node, obj object) *yaml.Node {
+// decodeObject decodes an object (as documentObjects listed it) from the bytes of its document.
+func decodeObject(raw []byte, obj object, into any) error {
 	if obj.listItem == 0 {
-		return doc
+		return contract.Decode(raw, into)
 	}
-	items, _ := listItems(doc.Content[0])
-	return items[obj.listItem-1]
+	return contract.DecodeListItem(raw, obj.listItem-1, into)
+}
+
+// encodeDocument encodes a parsed document again, anchors, merge keys and duplicate keys as
+// they were written.
+func encodeDocument(doc *yaml.Node) ([]byte, error) {
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("encoding a document: %w", err)
+	}
+	return data, nil
 }
 
 // readObject takes the identifying fields of one mapping.
 // (kyaml's metadata getters are not used here: they panic on a metadata that is not a mapping.)
 func readObject(m *yaml.Node) object {
-	obj := object{kind: scalarField(m, "kind")}
+	obj := object{apiVersion: scalarField(m, "apiVersion"), kind: scalarField(m, "kind")}
 	if meta := field(m, "metadata"); meta != nil {
 		obj.name = scalarField(meta, "name")
 		obj.namespace = scalarField(meta, "namespace")
@@ -126,18 +147,43 @@ func readObject(m *yaml.Node) object {
 	return obj
 }
 
-// field returns the value of key in a mapping node (following aliases), or nil.
+// field returns the value of key in a mapping node, or nil, as Kubernetes reads it
+// (sigs.k8s.io/yaml, goyaml.v2): aliases followed, "<<" merge keys applied at their position, and
+// of duplicate keys the last wins. Of several mappings merged by one "<<", the first that has the
+// key wins.
 func field(m *yaml.Node, key string) *yaml.Node {
+	return fieldDepth(m, key, 0)
+}
+
+// maxMergeDepth bounds merge keys nested in merged mappings.
+const maxMergeDepth = 8
+
+func fieldDepth(m *yaml.Node, key string, depth int) *yaml.Node {
 	m = resolveAlias(m)
-	if m == nil || m.Kind != yaml.MappingNode {
+	if m == nil || m.Kind != yaml.MappingNode || depth > maxMergeDepth {
 		return nil
 	}
+	var found *yaml.Node
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return resolveAlias(m.Content[i+1])
+		k, v := m.Content[i], m.Content[i+1]
+		switch {
+		case k.Value == key && k.Tag != "!!merge":
+			found = resolveAlias(v)
+		case k.Value == "<<" && (k.Tag == "!!merge" || k.Tag == ""):
+			merged := resolveAlias(v)
+			sources := []*yaml.Node{merged}
+			if merged != nil && merged.Kind == yaml.SequenceNode {
+				sources = merged.Content
+			}
+			for _, src := range sources {
+				if f := fieldDepth(src, key, depth+1); f != nil {
+					found = f
+					break
+				}
+			}
 		}
 	}
-	return nil
+	return found
 }
 
 func resolveAlias(n *yaml.Node) *yaml.Node {
@@ -213,18 +259,13 @@ func (o object) where() string {
 // describe is ref and where together: `Deployment ns/web (document 3, chart/templates/web.yaml)`.
 func (o object) describe() string { return fmt.Sprintf("%s (%s)", o.ref(), o.where()) }
 
-// own reports whether the object is one the post-renderer injected in an earlier run. It
-// never injects lists, so a list item is the chart's.
-func (o object) own() bool {
-	if o.managedBy != ManagedByValue || o.listItem > 0 {
-		return false
-	}
-	switch o.kind {
-	case "ServiceAccount", "Role", "RoleBinding", "CronJob", "ConfigMap":
-		return true
-	}
-	return false
-}
+// isKind reports whether the object is of a kind, in the API group the contract knows it by.
+func (o object) isKind(kind string) bool { return contract.IsKind(o.apiVersion, o.kind, kind) }
+
+// ownLabelled reports whether the object carries the post-renderer's managed-by label and is a
+// document of its own (it never injects lists, so a list item is the chart's). Whether it is
+// one the post-renderer injected also depends on its kind and name: see injection.own.
+func (o object) ownLabelled() bool { return o.managedBy == ManagedByValue && o.listItem == 0 }
 
 // sameNamespace matches an object against a namespace the config names. An object without a
 // namespace is installed into the release namespace, which the post-renderer cannot see, so

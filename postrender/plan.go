@@ -5,8 +5,11 @@ import (
 	"slices"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/tracebloc/image-refresh/refresher/config"
-	"sigs.k8s.io/kustomize/kyaml/yaml"
+	"github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // plan is what Render does to a stream: drop the objects an earlier run injected (they are
@@ -18,11 +21,13 @@ type plan struct {
 	inject []byte
 }
 
-// loader parses one candidate document as a kyaml RNode.
-type loader func(object) (*yaml.RNode, error)
+// loader decodes one candidate object into a Kubernetes API type, the way Kubernetes decodes
+// it (contract.Decode: aliases and merge keys resolved, the last of duplicate keys wins).
+type loader func(obj object, into any) error
 
 // newPlan decides what to do with a stream from the identifying fields of its objects,
-// loading only the candidates it must look into.
+// decoding only the candidates it must look into. Every rule about the targets is the
+// contract's (refresher/contract); this only finds the objects and words the refusals.
 func newPlan(objects []object, opts Options, load loader) (*plan, error) {
 	p := &plan{drop: make([]bool, len(objects))}
 	src, err := findConfig(objects, opts, load)
@@ -32,9 +37,10 @@ func newPlan(objects []object, opts Options, load loader) (*plan, error) {
 	if src == nil {
 		return p, nil
 	}
+	inj := newInjection(src, objects)
 	for i, obj := range objects {
 		// The config ConfigMap a --config run injected is the config now; it stays.
-		if obj.own() && (src.configMap == nil || i != src.index) {
+		if inj.own(obj) && (src.configMap == nil || i != src.index) {
 			p.drop[i] = true
 		}
 	}
@@ -43,13 +49,15 @@ func newPlan(objects []object, opts Options, load loader) (*plan, error) {
 		return p, nil
 	}
 
-	inj := newInjection(src, objects)
 	var refusals []*RefusalError
-	for i, img := range cfg.Spec.Images {
-		if img.Pinned() {
+	targets := contract.Targets(cfg, src.configMapNamespace(), "")
+	shared := contract.CheckSharedEnv(targets)
+	for _, t := range targets {
+		if v := shared[t.Index]; v != nil {
+			refusals = append(refusals, refuse(Reason(v.Rule), "refresh config %q: %s", cfg.Metadata.Name, v.Message))
 			continue
 		}
-		if r := checkImage(i, img, objects, load); r != nil {
+		if r := checkTarget(t, inj, objects, load); r != nil {
 			refusals = append(refusals, r)
 		}
 	}
@@ -71,18 +79,26 @@ type configSource struct {
 	index     int // of configMap among the stream's objects
 }
 
+func (s *configSource) configMapNamespace() string {
+	if s.configMap == nil {
+		return ""
+	}
+	return s.configMap.namespace
+}
+
 // findConfig returns the refresh config, or nil when the release carries none.
 func findConfig(objects []object, opts Options, load loader) (*configSource, error) {
 	var labelled []int
 	for i, obj := range objects {
-		if obj.kind == "ConfigMap" && obj.configLabel {
+		if obj.isKind("ConfigMap") && obj.configLabel {
 			labelled = append(labelled, i)
 		}
 	}
 	if opts.Config != nil {
 		var refusals []*RefusalError
+		own := configMapKindName(opts.Config.Metadata.Name)
 		for _, i := range labelled {
-			if !objects[i].own() {
+			if obj := objects[i]; !obj.ownLabelled() || obj.kind != own.kind || obj.name != own.name {
 				refusals = append(refusals, refuse(ReasonConfigConflict,
 					"--config was given, but the chart renders its own refresh config in %s (labelled %s: \"true\"); use one of them: drop --config to use the chart's config, or turn off the chart's config ConfigMap in its values",
 					objects[i].describe(), config.ConfigLabel))
@@ -118,25 +134,20 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 	}
 	i := labelled[0]
 	cm := objects[i]
-	if cm.hook != "" {
-		// Helm creates a hook at its hook time, outside the release's resources, and deletes it
-		// by its hook-delete-policy: the CronJob could not count on mounting it. (Helm 3 never
-		// shows hooks to a post-renderer, so there such a config goes unseen.)
-		return nil, refuse(ReasonInvalidConfig,
-			"%s holds the refresh config but is a Helm hook (%s: %s), which is not a resource of the release and may be deleted after the hook runs, so the CronJob could not mount it; render the refresh config ConfigMap without the %s annotation",
-			cm.describe(), HookAnnotation, cm.hook, HookAnnotation)
+	if v := contract.CheckConfigNotHook(cm.hook); v != nil {
+		return nil, refuse(ReasonInvalidConfig, "%s holds the refresh config, but %s", cm.describe(), v.Message)
 	}
-	rn, err := load(cm)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", cm.describe(), err)
+	var configMap corev1.ConfigMap
+	if err := load(cm, &configMap); err != nil {
+		return nil, refuse(ReasonMalformedStream, "reading %s: %v", cm.describe(), err)
 	}
-	data, err := rn.Pipe(yaml.Lookup("data", config.ConfigMapKey))
-	if err != nil || data == nil || data.YNode().Kind != yaml.ScalarNode {
+	data, ok := configMap.Data[config.ConfigMapKey]
+	if !ok {
 		return nil, refuse(ReasonInvalidConfig,
 			"%s is labelled %s: \"true\" but has no string data.%s; render the refresh config under that key, or drop the label",
 			cm.describe(), config.ConfigLabel, config.ConfigMapKey)
 	}
-	cfg, err := config.Parse([]byte(data.YNode().Value))
+	cfg, err := config.Parse([]byte(data))
 	if err != nil {
 		return nil, refuse(ReasonInvalidConfig, "refresh config in %s: %v; fix the chart values it is rendered from", cm.describe(), err)
 	}
@@ -148,24 +159,20 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 	return &configSource{cfg: cfg, configMap: &cm, index: i}, nil
 }
 
-// checkImage refuses a floating image whose target cannot be refreshed as configured.
-func checkImage(index int, img config.Image, objects []object, load loader) *RefusalError {
+// checkTarget finds a floating image's resolved target in the release and applies the
+// contract's rules to it; it returns the first rule broken, as a refusal.
+func checkTarget(t contract.Target, inj *injection, objects []object, load loader) *RefusalError {
+	img, index := t.Image, t.Index
 	image := fmt.Sprintf("image %q (spec.images[%d], %s)", img.Name, index, img.Reference())
-	target := img.Target
-	var found []object
-	for _, obj := range objects {
-		if obj.kind == target.Kind && obj.name == target.Name && sameNamespace(obj.namespace, target.Namespace) {
-			found = append(found, obj)
-		}
+	if v := contract.CheckRoleCovers(inj.namespace, t); v != nil {
+		return refuse(Reason(v.Rule), "%s floats, but %s", image, v.Message)
 	}
-	if exact := slices.DeleteFunc(slices.Clone(found), func(o object) bool { return o.namespace != target.Namespace }); len(found) > 1 && len(exact) > 0 {
-		found = exact
-	}
+	found := findTargets(objects, t.Key)
 	switch len(found) {
 	case 0:
 		return refuse(ReasonTargetMissing,
 			"%s targets %s, which the release does not render (it renders %s); set spec.images[%d].target.name (and namespace) to a Deployment of this release",
-			image, targetRef(target), deploymentList(objects, target.Kind), index)
+			image, contract.KeyString(t.Key), deploymentList(objects), index)
 	case 1:
 	default:
 		names := make([]string, len(found))
@@ -174,90 +181,73 @@ func checkImage(index int, img config.Image, objects []object, load loader) *Ref
 		}
 		return refuse(ReasonTargetMissing,
 			"%s targets %s, which matches %d documents (%s); set spec.images[%d].target.namespace to tell them apart",
-			image, targetRef(target), len(found), strings.Join(names, ", "), index)
+			image, contract.KeyString(t.Key), len(found), strings.Join(names, ", "), index)
 	}
-	dep := found[0]
-	rn, err := load(dep)
-	if err != nil {
-		return refuse(ReasonMalformedStream, "reading %s: %v", dep.describe(), err)
+	doc := found[0]
+	var dep appsv1.Deployment
+	if err := load(doc, &dep); err != nil {
+		return refuse(ReasonMalformedStream, "reading %s: %v", doc.describe(), err)
 	}
-	containers, _ := rn.Pipe(yaml.Lookup("spec", "template", "spec", "containers"))
-	container, _ := containers.Pipe(yaml.MatchElement("name", target.Container))
-	if container == nil {
-		return refuse(ReasonTargetMissing,
-			"%s targets container %q of %s, which has no such container (it has %s); set spec.images[%d].target.container to one of them",
-			image, target.Container, dep.describe(), containerList(containers), index)
+	if v := contract.CheckTargetState(&dep); v != nil {
+		return refuse(Reason(v.Rule), "%s floats, but its target %s: %s", image, doc.describe(), v.Message)
+	}
+	container, v := contract.Container(&dep, img)
+	if v != nil {
+		return refuse(Reason(v.Rule), "%s targets %s, but %s; set spec.images[%d].target.container to one of them", image, doc.describe(), v.Message, index)
 	}
 	switch img.Action {
 	case config.ActionSetEnv:
-		env, _ := container.Pipe(yaml.Lookup("env"))
-		entry, _ := env.Pipe(yaml.MatchElement("name", img.Env))
-		if entry == nil {
-			return nil
-		}
-		for _, literal := range []string{"value", "valueFrom"} {
-			if entry.Field(literal) != nil {
-				return refuse(ReasonEnvRendered,
-					"%s floats, but container %q of %s renders env %s with a %s: every helm upgrade would reset the digest the refresher set back to the chart's value (a silent downgrade); leave %s out of the chart while %s floats (render it only when its digest is pinned)",
-					image, target.Container, dep.describe(), img.Env, literal, img.Env, img.Name)
-			}
-		}
+		v = contract.CheckRenderedEnv(container, img.Env, envSource(objects, doc.namespace, load))
 	case config.ActionRolloutRestart:
-		ref := stringField(container, "image")
-		if strings.Contains(ref, "@") {
-			return refuse(ReasonRestartPinned,
-				"%s floats, but container %q of %s runs the digest-pinned image %s: a rollout restart would start the same digest again; render the container image by tag (%s) while %s floats, or pin the digest in the config too",
-				image, target.Container, dep.describe(), ref, img.Reference(), img.Name)
-		}
-		policy := stringField(container, "imagePullPolicy")
-		if effective := config.EffectivePullPolicy(policy, ref); effective != "Always" {
-			why := fmt.Sprintf("sets imagePullPolicy %s", policy)
-			if policy == "" {
-				why = fmt.Sprintf("sets no imagePullPolicy, which Kubernetes defaults to %s for %q", effective, ref)
-			}
-			return refuse(ReasonPullPolicy,
-				"%s floats, but container %q of %s %s: a rollout restart would reuse the cached image instead of pulling the new digest; set imagePullPolicy: Always on that container while %s floats",
-				image, target.Container, dep.describe(), why, img.Name)
-		}
+		v = contract.CheckRestart(img, container)
+	}
+	if v != nil {
+		return refuse(Reason(v.Rule), "%s floats, but container %q of %s %s", image, container.Name, doc.describe(), v.Message)
 	}
 	return nil
 }
 
-func stringField(rn *yaml.RNode, name string) string {
-	if f := rn.Field(name); f != nil && f.Value.YNode().Kind == yaml.ScalarNode {
-		return f.Value.YNode().Value
+// findTargets returns the Deployments (group apps) a resolved target names. An object without
+// a namespace is installed into the release namespace, which the post-renderer cannot see, so
+// it matches any target namespace; an exact namespace match wins over it.
+func findTargets(objects []object, key config.TargetKey) []object {
+	var found []object
+	for _, obj := range objects {
+		if obj.isKind(key.Kind) && obj.name == key.Name && sameNamespace(obj.namespace, key.Namespace) {
+			found = append(found, obj)
+		}
 	}
-	return ""
+	if exact := slices.DeleteFunc(slices.Clone(found), func(o object) bool { return o.namespace != key.Namespace }); len(found) > 1 && len(exact) > 0 {
+		found = exact
+	}
+	return found
 }
 
-func targetRef(t config.Target) string {
-	if t.Namespace != "" {
-		return fmt.Sprintf("%s %s/%s", t.Kind, t.Namespace, t.Name)
+// envSource finds, for an envFrom entry of a target in namespace, the rendered ConfigMap or
+// Secret that defines a key.
+func envSource(objects []object, namespace string, load loader) contract.EnvSource {
+	return func(kind, name, key string) string {
+		for _, obj := range objects {
+			var data contract.EnvData
+			if obj.isKind(kind) && obj.name == name && sameNamespace(obj.namespace, namespace) && load(obj, &data) == nil && data.Defines(key) {
+				return obj.describe()
+			}
+		}
+		return ""
 	}
-	return fmt.Sprintf("%s %s", t.Kind, t.Name)
 }
 
 // maxListed bounds the names a message lists.
 const maxListed = 8
 
-func deploymentList(objects []object, kind string) string {
+func deploymentList(objects []object) string {
 	var names []string
 	for _, obj := range objects {
-		if obj.kind == kind {
+		if obj.isKind(config.KindDeployment) {
 			names = append(names, obj.ref())
 		}
 	}
-	return listOrNone(names, "no "+kind)
-}
-
-func containerList(containers *yaml.RNode) string {
-	var names []string
-	if containers != nil && containers.YNode().Kind == yaml.SequenceNode {
-		for _, c := range containers.Content() {
-			names = append(names, fmt.Sprintf("%q", stringField(yaml.NewRNode(c), "name")))
-		}
-	}
-	return listOrNone(names, "no containers")
+	return listOrNone(names, "no "+config.KindDeployment)
 }
 
 func listOrNone(names []string, none string) string {

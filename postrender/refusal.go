@@ -3,6 +3,8 @@ package postrender
 import (
 	"errors"
 	"fmt"
+
+	"github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // Reason classifies why the post-renderer refused a release.
@@ -21,18 +23,30 @@ const (
 	ReasonConfigConflict Reason = "config-conflict"
 	// ReasonTargetMissing: a floating image's target Deployment or container is not in the
 	// release, or the target name matches several Deployments.
-	ReasonTargetMissing Reason = "target-missing"
+	ReasonTargetMissing = Reason(contract.RuleTargetMissing)
 	// ReasonEnvRendered: a floating set-env image whose env var the chart renders itself;
 	// every helm upgrade would reset the refreshed digest.
-	ReasonEnvRendered Reason = "env-rendered"
+	ReasonEnvRendered = Reason(contract.RuleEnvRendered)
 	// ReasonRestartPinned: a floating rollout-restart image whose target container is
 	// digest-pinned, so a restart would run the same digest again.
-	ReasonRestartPinned Reason = "restart-target-pinned"
+	ReasonRestartPinned = Reason(contract.RuleRestartPinned)
 	// ReasonPullPolicy: a floating rollout-restart image whose target container does not
 	// pull on every start, so a restart would not fetch the new digest.
-	ReasonPullPolicy Reason = "restart-pull-policy"
+	ReasonPullPolicy = Reason(contract.RuleRestartPullPolicy)
 	// ReasonNameTaken: the release already renders an object the post-renderer would inject.
 	ReasonNameTaken Reason = "name-taken"
+
+	// ReasonRestartReference: a floating rollout-restart image whose target container runs
+	// another repository:tag than the polled one.
+	ReasonRestartReference = Reason(contract.RuleRestartReference)
+	// ReasonEnvDuplicate: the target container lists a set-env image's variable twice.
+	ReasonEnvDuplicate = Reason(contract.RuleEnvDuplicate)
+	// ReasonEnvShared: two floating set-env images write one variable of one container.
+	ReasonEnvShared = Reason(contract.RuleEnvShared)
+	// ReasonTargetState: the target Deployment is paused (or being deleted).
+	ReasonTargetState = Reason(contract.RuleTargetState)
+	// ReasonRBACNamespace: a target lies outside the namespace the Role is injected into.
+	ReasonRBACNamespace = Reason(contract.RuleRBACNamespace)
 )
 
 // RefusalError is one reason the post-renderer refused a release.

@@ -87,32 +87,32 @@ func TestRefusals(t *testing.T) {
 		name:   "target container missing",
 		in:     floatingConfig + strings.Replace(webDeployment(floatingContainer), "name: api", "name: server", 1),
 		reason: ReasonTargetMissing,
-		want:   []string{`image "web"`, `container "api" of Deployment web (document 2, app/templates/web.yaml)`, `it has "server"`, "set spec.images[0].target.container"},
+		want:   []string{`image "web"`, `targets Deployment web (document 2, app/templates/web.yaml), but container "api" not found`, `it has "server"`, "set spec.images[0].target.container"},
 	}, {
 		name:   "set-env var rendered with a literal value",
 		in:     floatingConfig + webDeployment(floatingContainer+"        env:\n        - name: WORKER_DIGEST\n          value: sha256:abc\n"),
 		reason: ReasonEnvRendered,
-		want:   []string{`image "worker" (spec.images[1], example.com/worker:prod) floats`, "Deployment web (document 2, app/templates/web.yaml)", "renders env WORKER_DIGEST with a value", "silent downgrade", "leave WORKER_DIGEST out of the chart while worker floats"},
+		want:   []string{`image "worker" (spec.images[1], example.com/worker:prod) floats`, "Deployment web (document 2, app/templates/web.yaml)", `renders env WORKER_DIGEST with value "sha256:abc"`, "silent downgrade", "leave WORKER_DIGEST out of the chart while the image floats"},
 	}, {
 		name:   "set-env var rendered with valueFrom",
-		in:     floatingConfig + webDeployment(floatingContainer+"        env:\n        - name: WORKER_DIGEST\n          valueFrom: {configMapKeyRef: {name: x, key: y}}\n"),
+		in:     floatingConfig + webDeployment(floatingContainer+"        env:\n        - name: WORKER_DIGEST\n          valueFrom: {configMapKeyRef: {name: x, key: \"y\"}}\n"),
 		reason: ReasonEnvRendered,
-		want:   []string{`image "worker"`, "renders env WORKER_DIGEST with a valueFrom"},
+		want:   []string{`image "worker"`, "renders env WORKER_DIGEST from valueFrom"},
 	}, {
 		name:   "rollout-restart target digest-pinned",
 		in:     floatingConfig + webDeployment("        image: example.com/web@"+pinnedDigest+"\n        imagePullPolicy: Always\n"),
 		reason: ReasonRestartPinned,
-		want:   []string{`image "web" (spec.images[0], example.com/web:prod) floats`, "Deployment web (document 2, app/templates/web.yaml)", "digest-pinned image example.com/web@sha256:0123", "render the container image by tag (example.com/web:prod)"},
+		want:   []string{`image "web" (spec.images[0], example.com/web:prod) floats`, "Deployment web (document 2, app/templates/web.yaml)", "digest-pinned image example.com/web@sha256:0123", "run the image by tag (example.com/web:prod)"},
 	}, {
 		name:   "rollout-restart imagePullPolicy IfNotPresent",
 		in:     floatingConfig + webDeployment("        image: example.com/web:prod\n        imagePullPolicy: IfNotPresent\n"),
 		reason: ReasonPullPolicy,
-		want:   []string{`image "web"`, "sets imagePullPolicy IfNotPresent", "set imagePullPolicy: Always on that container while web floats"},
+		want:   []string{`image "web"`, "runs example.com/web:prod with imagePullPolicy IfNotPresent", "set imagePullPolicy: Always on that container while web floats"},
 	}, {
 		name:   "rollout-restart imagePullPolicy absent on a non-latest tag",
 		in:     floatingConfig + webDeployment("        image: example.com/web:prod\n"),
 		reason: ReasonPullPolicy,
-		want:   []string{`image "web"`, `sets no imagePullPolicy, which Kubernetes defaults to IfNotPresent for "example.com/web:prod"`, "set imagePullPolicy: Always"},
+		want:   []string{`image "web"`, `with no imagePullPolicy, which Kubernetes defaults to IfNotPresent for "example.com/web:prod"`, "set imagePullPolicy: Always"},
 	}, {
 		name:   "invalid config in the stream",
 		in:     refreshConfigMap(strings.Replace(refreshBody("", ""), "action: rollout-restart", "action: reboot", 1)) + webDeployment(floatingContainer),
@@ -170,12 +170,12 @@ func TestRefusals(t *testing.T) {
 		name:   "config ConfigMap is a Helm hook",
 		in:     strings.Replace(floatingConfig, "  labels:\n", "  annotations:\n    helm.sh/hook: pre-install\n  labels:\n", 1) + webDeployment(floatingContainer),
 		reason: ReasonInvalidConfig,
-		want:   []string{"ConfigMap app-refresh (document 1, app/templates/refresh.yaml) holds the refresh config but is a Helm hook (helm.sh/hook: pre-install)", "the CronJob could not mount it", "without the helm.sh/hook annotation"},
+		want:   []string{"ConfigMap app-refresh (document 1, app/templates/refresh.yaml) holds the refresh config, but it is a Helm hook (helm.sh/hook: pre-install)", "the CronJob could not mount it", "without the helm.sh/hook annotation"},
 	}, {
 		name:   "config ConfigMap in a List that is a Helm hook",
 		in:     strings.Replace(asList("v1", "List", floatingConfig), "  name: list\n", "  name: list\n  annotations: {helm.sh/hook: post-install}\n", 1) + webDeployment(floatingContainer),
 		reason: ReasonInvalidConfig,
-		want:   []string{"ConfigMap app-refresh (document 1 at items[0], app/templates/list.yaml) holds the refresh config but is a Helm hook (helm.sh/hook: post-install)"},
+		want:   []string{"ConfigMap app-refresh (document 1 at items[0], app/templates/list.yaml) holds the refresh config, but it is a Helm hook (helm.sh/hook: post-install)"},
 	}, {
 		name:   "--config and a config ConfigMap in a List",
 		in:     asList("v1", "List", floatingConfig) + webDeployment(floatingContainer),
@@ -191,7 +191,7 @@ func TestRefusals(t *testing.T) {
 		name:   "target Deployment in a List pulls IfNotPresent",
 		in:     floatingConfig + asList("v1", "List", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n", webDeployment("        image: example.com/web:prod\n        imagePullPolicy: IfNotPresent\n")),
 		reason: ReasonPullPolicy,
-		want:   []string{`container "api" of Deployment web (document 2 at items[1], app/templates/list.yaml) sets imagePullPolicy IfNotPresent`},
+		want:   []string{`container "api" of Deployment web (document 2 at items[1], app/templates/list.yaml) runs example.com/web:prod with imagePullPolicy IfNotPresent`},
 	}, {
 		name:   "a list named like the target is not a Deployment",
 		in:     floatingConfig + "---\napiVersion: apps/v1\nkind: DeploymentList\nmetadata: {name: web}\nitems: []\n",
@@ -266,10 +266,10 @@ func TestAccepted(t *testing.T) {
 		in   string
 	}{{
 		name: "imagePullPolicy absent on the latest tag defaults to Always",
-		in:   floatingConfig + webDeployment("        image: example.com/web:latest\n"),
+		in:   refreshConfigMap(strings.Replace(refreshBody("", ""), "example.com/web\n    tag: prod", "example.com/web\n    tag: latest", 1)) + webDeployment("        image: example.com/web:latest\n"),
 	}, {
 		name: "imagePullPolicy absent on an untagged image defaults to Always",
-		in:   floatingConfig + webDeployment("        image: example.com:5000/web\n"),
+		in:   refreshConfigMap(strings.Replace(refreshBody("", ""), "example.com/web\n    tag: prod", "example.com:5000/web\n    tag: latest", 1)) + webDeployment("        image: example.com:5000/web\n"),
 	}, {
 		name: "set-env var named without a value is left to the refresher",
 		in:   floatingConfig + webDeployment(floatingContainer+"        env:\n        - name: WORKER_DIGEST\n"),

@@ -20,7 +20,6 @@ import (
 	"sync/atomic"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
-	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
 // Options configure Render.
@@ -120,6 +119,7 @@ func scan(in []byte) (*scanned, error) {
 		}
 		for _, obj := range perSegment[i] {
 			obj.document += documentsBefore + 1
+			obj.segmentDocs = documents[i]
 			s.objects = append(s.objects, obj)
 		}
 		documentsBefore += documents[i]
@@ -151,14 +151,22 @@ func forEachParallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
-// load parses one candidate object again, as a kyaml RNode.
-func (s *scanned) load(obj object) (*yaml.RNode, error) {
+// load decodes one candidate object the way Kubernetes does (contract.Decode) from the bytes of
+// its document: the segment itself when it holds only that document, else the document
+// re-encoded from its parse.
+func (s *scanned) load(obj object, into any) error {
 	seg := s.segments[obj.segment]
-	docs, err := decodeDocuments(s.in[seg.start:seg.end])
-	if err != nil {
-		return nil, err
+	raw := s.in[seg.start:seg.end]
+	if obj.segmentDocs != 1 {
+		docs, err := decodeDocuments(raw)
+		if err != nil {
+			return err
+		}
+		if raw, err = encodeDocument(docs[obj.position]); err != nil {
+			return err
+		}
 	}
-	return yaml.NewRNode(objectNode(docs[obj.position], obj)), nil
+	return decodeObject(raw, obj, into)
 }
 
 // emit copies every kept segment verbatim and appends the injected documents.

@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // targetImage is one floating image whose digest is known, acting on the target being planned.
@@ -30,30 +29,32 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, now time.Time) ([]
 	containerIndex := map[string]int{}
 	restart := false
 
+	where := fmt.Sprintf("Deployment %s/%s", dep.Namespace, dep.Name)
+	state := contract.CheckTargetState(dep)
 	for _, ti := range images {
 		img, rep := ti.image, ti.report
 		rep.Decision, rep.Err = "", nil // a conflict re-plans on a fresh read
 		rep.Previous, rep.Env = dep.Annotations[img.Annotation], ""
-		container := findContainer(dep, img.Target.Container)
-		if container == nil {
-			rep.fail(fmt.Errorf("container %q not found in Deployment %s/%s", img.Target.Container, dep.Namespace, dep.Name))
+		if state != nil {
+			rep.fail(fmt.Errorf("%s: %w", where, state))
 			continue
 		}
-		if img.Action == config.ActionRolloutRestart {
-			if err := checkRestartPullsTag(dep, container, img); err != nil {
-				rep.fail(err)
-				continue
-			}
+		container, v := contract.Container(dep, img)
+		if v != nil {
+			rep.fail(fmt.Errorf("%w in %s", v, where))
+			continue
 		}
 		live := Live{Annotation: rep.Previous}
-		if img.Action == config.ActionSetEnv {
-			if env := findEnv(container, img.Env); env != nil {
-				if env.ValueFrom != nil {
-					rep.fail(fmt.Errorf("env %s of container %q in Deployment %s/%s is set from valueFrom; refusing to overwrite it", img.Env, container.Name, dep.Namespace, dep.Name))
-					continue
-				}
-				live.Env, rep.Env = env.Value, env.Value
-			}
+		switch img.Action {
+		case config.ActionRolloutRestart:
+			v = contract.CheckRestart(img, container)
+		case config.ActionSetEnv:
+			live.Env, v = contract.LiveEnv(container, img.Env)
+			rep.Env = live.Env
+		}
+		if v != nil {
+			rep.fail(fmt.Errorf("container %q of %s %w", container.Name, where, v))
+			continue
 		}
 		change, err := Decide(img.Action, rep.Digest, live)
 		if err != nil {
@@ -127,54 +128,3 @@ type (
 		Value string `json:"value"`
 	}
 )
-
-// checkRestartPullsTag returns why restarting container would not start the digest img's tag
-// points at — it runs a digest, another reference, or does not pull on every start — or nil.
-// Recording the digest anyway would claim a change the pods never got.
-func checkRestartPullsTag(dep *appsv1.Deployment, container *corev1.Container, img config.Image) error {
-	where := fmt.Sprintf("container %q of Deployment %s/%s", container.Name, dep.Namespace, dep.Name)
-	polled, err := name.NewTag(img.Reference())
-	if err != nil {
-		return fmt.Errorf("parsing reference %q: %w", img.Reference(), err)
-	}
-	running, err := name.ParseReference(container.Image)
-	if err != nil {
-		return fmt.Errorf("%s runs %q, which is not an image reference (%w): run %s there with imagePullPolicy: Always while it floats",
-			where, container.Image, err, polled)
-	}
-	if _, pinned := running.(name.Digest); pinned {
-		return fmt.Errorf("%s runs the digest-pinned image %s: a rollout restart would start that digest again, not the one %s points at; run %s there with imagePullPolicy: Always while it floats, or pin the digest in the config",
-			where, container.Image, polled, polled)
-	}
-	if running.Name() != polled.Name() {
-		return fmt.Errorf("%s runs %s, not %s: a rollout restart would not start the digest %s points at; run %s there, or set the image's repository and tag in the config to what the container runs",
-			where, container.Image, polled, polled, polled)
-	}
-	if policy := config.EffectivePullPolicy(string(container.ImagePullPolicy), container.Image); policy != string(corev1.PullAlways) {
-		found := "imagePullPolicy " + policy
-		if container.ImagePullPolicy == "" {
-			found = "no imagePullPolicy, which Kubernetes defaults to " + policy
-		}
-		return fmt.Errorf("%s runs %s with %s: a rollout restart would start the cached image instead of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while %s floats",
-			where, container.Image, found, img.Name)
-	}
-	return nil
-}
-
-func findContainer(dep *appsv1.Deployment, name string) *corev1.Container {
-	for i := range dep.Spec.Template.Spec.Containers {
-		if c := &dep.Spec.Template.Spec.Containers[i]; c.Name == name {
-			return c
-		}
-	}
-	return nil
-}
-
-func findEnv(c *corev1.Container, name string) *corev1.EnvVar {
-	for i := range c.Env {
-		if e := &c.Env[i]; e.Name == name {
-			return e
-		}
-	}
-	return nil
-}

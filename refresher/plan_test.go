@@ -136,7 +136,7 @@ func TestPlanTargetRestartNeedsThePolledTagPulledAlways(t *testing.T) {
 
 // deploymentWithImage is the target with container name running image under policy.
 func deploymentWithImage(dep *appsv1.Deployment, name, image string, policy corev1.PullPolicy) *appsv1.Deployment {
-	c := findContainer(dep, name)
+	c := containerNamed(dep, name)
 	c.Image, c.ImagePullPolicy = image, policy
 	return dep
 }
@@ -160,4 +160,14 @@ func TestPlanTargetUnknownActionFailsTheRun(t *testing.T) {
 	if err := report.Err(); err == nil || !strings.Contains(err.Error(), `image jobs-manager: unknown action "rollout-restart-twice"`) {
 		t.Errorf("report error %v, want the unknown action named", err)
 	}
+}
+
+// containerNamed is the fixture Deployment's container of that name (the fixtures have it).
+func containerNamed(dep *appsv1.Deployment, name string) *corev1.Container {
+	for i := range dep.Spec.Template.Spec.Containers {
+		if c := &dep.Spec.Template.Spec.Containers[i]; c.Name == name {
+			return c
+		}
+	}
+	return &corev1.Container{Name: name} // detached: a test using it fails on its assertions
 }

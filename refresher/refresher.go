@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/contract"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 )
 
@@ -148,28 +149,36 @@ type floatingImage struct {
 	target config.TargetKey
 }
 
-// newReport starts the report: pinned images are done; the floating ones are returned. Every
-// floating image's target must have a namespace, from the config or namespace.
+// newReport starts the report: pinned images are done; the floating ones are returned, their
+// targets resolved by the contract (a namespace the config leaves empty is namespace). Every
+// floating image's target must have a namespace. A set-env image that writes the same
+// variable of the same resolved target as an earlier image fails: one patch would carry the
+// variable twice and every run would flip it.
 func newReport(cfg *config.RefreshConfig, namespace string) (Report, []floatingImage, error) {
 	report := Report{Images: make([]ImageReport, len(cfg.Spec.Images))}
-	var floating []floatingImage
 	for i, img := range cfg.Spec.Images {
 		key := img.Target.Key()
-		if key.Namespace == "" {
-			key.Namespace = namespace
-		}
+		key.Namespace = contract.Namespace(cfg, img, "", namespace)
 		report.Images[i] = ImageReport{
 			Name: img.Name, Reference: img.Reference(), Action: img.Action,
 			Target: targetName(key), Container: img.Target.Container,
 		}
 		if img.Pinned() {
 			report.Images[i].Digest, report.Images[i].Decision = img.Digest, DecisionPinned
+		}
+	}
+	targets := contract.Targets(cfg, "", namespace)
+	shared := contract.CheckSharedEnv(targets)
+	var floating []floatingImage
+	for _, t := range targets {
+		if t.Key.Namespace == "" {
+			return Report{}, nil, fmt.Errorf("image %s: target %s has no namespace: set metadata.namespace in the config or pass a namespace", t.Image.Name, t.Image.Target.Name)
+		}
+		if v := shared[t.Index]; v != nil {
+			report.Images[t.Index].fail(v)
 			continue
 		}
-		if key.Namespace == "" {
-			return Report{}, nil, fmt.Errorf("image %s: target %s has no namespace: set metadata.namespace in the config or pass a namespace", img.Name, img.Target.Name)
-		}
-		floating = append(floating, floatingImage{index: i, target: key})
+		floating = append(floating, floatingImage{index: t.Index, target: t.Key})
 	}
 	return report, floating, nil
 }

@@ -159,7 +159,7 @@ func decisions(r Report) string {
 
 func apiEnv(dep *appsv1.Deployment) map[string]string {
 	out := map[string]string{}
-	for _, e := range findContainer(dep, "api").Env {
+	for _, e := range containerNamed(dep, "api").Env {
 		out[e.Name] = e.Value
 	}
 	return out
@@ -373,7 +373,7 @@ func TestRunMissingContainerFailsOnlyThatImage(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=record pods-monitor=failed ingestor=fill" {
 		t.Errorf("decisions: %s", got)
 	}
-	if err := report.Images[1].Err; err == nil || !strings.Contains(err.Error(), `container "pods-monitor" not found in Deployment tracebloc/stg-jobs-manager`) {
+	if err := report.Images[1].Err; err == nil || !strings.Contains(err.Error(), `container "pods-monitor" not found (it has "api") in Deployment tracebloc/stg-jobs-manager`) {
 		t.Errorf("pods-monitor error: %v", err)
 	}
 	if got := f.patches(t); len(got) != 1 || strings.Contains(got[0], podsMonitorKey) {

@@ -41,6 +41,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "missing chart", args: []string{"./no-such-chart"}, wantCode: exitUsage, wantStderr: "loading chart ./no-such-chart"},
 		{name: "bad output format", args: []string{clientChart, "-o", "yaml"}, wantCode: exitUsage, wantStderr: `-o "yaml": must be text, json or junit`},
 		{name: "suite with --set", args: []string{"--suite", clientSuite, "--set", "a=b"}, wantCode: exitUsage, wantStderr: "--suite scenarios carry their own values"},
+		{name: "merge key carries the set-env variable", args: []string{"--manifests", "-"}, stdin: strings.Replace(string(valid), "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n", "        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n        - name: INGESTOR_IMAGE_REPOSITORY\n", 1), wantCode: exitFailed, wantStdout: `found container "api" renders env INGESTOR_IMAGE_DIGEST with value "sha256:old"`},
+		{name: "kind-less items of a ConfigMapList", args: []string{"--manifests", "-"}, stdin: string(valid) + "---\napiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata: {name: extra, namespace: tracebloc}\n", wantCode: exitOK, wantStdout: "PASS -:"},
 		{name: "malformed stream", args: []string{"--manifests", "-"}, stdin: "kind: [", wantCode: exitUsage, wantStderr: "document 1: not a Kubernetes object"},
 		{name: "empty stream", args: []string{"--manifests", "-"}, stdin: "", wantCode: exitUsage, wantStderr: "-: empty stream: no Kubernetes object to check"},
 		{name: "stream of comments only", args: []string{"--manifests", "-"}, stdin: "---\n# Source: c/templates/x.yaml\n---\n", wantCode: exitUsage, wantStderr: "-: empty stream"},

@@ -71,6 +71,21 @@ func TestHelm3PostRenderer(t *testing.T) {
 		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "refresh.hook=pre-install", "--post-renderer", bin)
 		assertCronJobs(t, out, 0)
 	})
+	t.Run("a merge key carrying the set-env variable is refused", func(t *testing.T) {
+		// Issue 10: kyaml lookups did not follow "<<", so this chart was accepted and every
+		// helm upgrade reset the refreshed digest.
+		chart := t.TempDir()
+		writeChart(t, chart, map[string]string{
+			"Chart.yaml": "apiVersion: v2\nname: merge-key\nversion: 0.1.0\n",
+			"templates/refresh.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mk-refresh\n  labels: {image-refresh.io/config: \"true\"}\ndata:\n  refresh.yaml: |\n" +
+				"    {apiVersion: image-refresh.io/v1alpha1, kind: RefreshConfig, metadata: {name: mk-refresh}, spec: {images: [{name: ingestor, repository: ghcr.io/tracebloc/ingestor, tag: prod, action: set-env, env: INGESTOR_IMAGE_DIGEST, target: {name: web, container: api}, annotation: tracebloc.io/ingestor-digest}]}}\n",
+			"templates/web.yaml": "x-env: &digest {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: api\n        image: example.com/api:1\n        env:\n        - <<: *digest\n",
+		})
+		out, err := helmCommand(env, helm, "template", releaseName, chart, "--post-renderer", bin).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), `renders env INGESTOR_IMAGE_DIGEST with value "sha256:old"`) {
+			t.Fatalf("helm: %v, want the post-renderer's env-rendered refusal:\n%s", err, out)
+		}
+	})
 	t.Run("a refusal fails helm with the message", func(t *testing.T) {
 		out, err := helmCommand(env, helm, "template", releaseName, testChart, "--post-renderer", bin, "--post-renderer-args", "--config="+configFile).CombinedOutput()
 		if err == nil {
@@ -127,7 +142,7 @@ func TestHelm4Plugin(t *testing.T) {
 		if err != nil {
 			t.Fatalf("no error file: %v", err)
 		}
-		if !strings.Contains(string(written), "holds the refresh config but is a Helm hook (helm.sh/hook: pre-install)") {
+		if !strings.Contains(string(written), "holds the refresh config, but it is a Helm hook (helm.sh/hook: pre-install)") {
 			t.Errorf("error file lacks the refusal:\n%s", written)
 		}
 	})
@@ -213,5 +228,19 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	}
 	if err := os.WriteFile(to, data, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// writeChart writes a chart's files (path relative to dir → content).
+func writeChart(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -48,6 +48,10 @@ func TestRun(t *testing.T) {
 		{name: "--config=FILE as Helm passes it", args: []string{"--config=" + configFile}, stdin: noConfig, wantCode: exitOK, wantOut: readFile(t, filepath.Join(goldenDir, "config-from-file", "output.yaml"))},
 		{name: "empty input", stdin: nil, wantCode: exitOK, wantOut: nil},
 		{name: "refused: both configs", args: []string{"--config", configFile}, stdin: floating, wantCode: exitRefused, wantStderr: []string{"image-refresh postrender: --config was given, but the chart renders its own refresh config in ConfigMap stg-image-refresh"}},
+		{name: "refused: a merge key carries the set-env variable", stdin: edit(t, floating, "        env:\n", "        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n"), wantCode: exitRefused,
+			wantStderr: []string{`image "ingestor"`, `renders env INGESTOR_IMAGE_DIGEST with value "sha256:old"`}},
+		{name: "refused: duplicate imagePullPolicy, the last IfNotPresent", stdin: edit(t, floating, "        imagePullPolicy: Always\n        env:", "        imagePullPolicy: Always\n        imagePullPolicy: IfNotPresent\n        env:"), wantCode: exitRefused,
+			wantStderr: []string{`image "jobs-manager"`, "with imagePullPolicy IfNotPresent"}},
 		{name: "refused: malformed stream", stdin: []byte("a: [\n"), wantCode: exitRefused, wantStderr: []string{"malformed YAML"}},
 		{name: "refused: invalid --config", args: []string{"--config", badConfig}, stdin: noConfig, wantCode: exitRefused, wantStderr: []string{"--config " + badConfig, "spec.images: at least one image is required"}},
 		{name: "usage: missing --config file", args: []string{"--config", "/nonexistent/refresh.yaml"}, stdin: noConfig, wantCode: exitUsage, wantStderr: []string{"reading --config"}},
@@ -83,6 +87,15 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// edit replaces old (which must occur) by new in a stream.
+func edit(t *testing.T, stream []byte, old, new string) []byte {
+	t.Helper()
+	if !bytes.Contains(stream, []byte(old)) {
+		t.Fatalf("the stream lacks %q", old)
+	}
+	return bytes.Replace(stream, []byte(old), []byte(new), 1)
 }
 
 // loggedError is one entry of the error log, as read back: the header after errorLogHeader,

@@ -142,11 +142,6 @@ func TestParseRejects(t *testing.T) {
 			want: []string{`spec.images[0] (a).env "1=X"`},
 		},
 		{
-			name: "two set-env images writing one variable",
-			yaml: withImages(setEnvImage, strings.NewReplacer("name: ingestor", "name: ingestor-2", "last-refreshed-ingestor", "other").Replace(setEnvImage)),
-			want: []string{`spec.images[1] (ingestor-2).env "INGESTOR_IMAGE_DIGEST": spec.images[0] already sets it on container "api"`},
-		},
-		{
 			name: "target kind unsupported",
 			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {kind: StatefulSet, name: d, container: c}, annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).target.kind "StatefulSet": unsupported`},

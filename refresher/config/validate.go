@@ -111,13 +111,6 @@ func (c *RefreshConfig) Validate() error {
 
 	names := map[string]int{}
 	annotations := map[string]int{}
-	// Two set-env images writing one variable of one container would overwrite each other.
-	type envSlot struct {
-		target    TargetKey
-		container string
-		env       string
-	}
-	envs := map[envSlot]int{}
 	for i, img := range c.Spec.Images {
 		at := fmt.Sprintf("spec.images[%d] (%s)", i, img.Name)
 		if img.Name == "" {
@@ -135,14 +128,6 @@ func (c *RefreshConfig) Validate() error {
 				add("%s.annotation %q: duplicate of spec.images[%d]", at, img.Annotation, j)
 			} else {
 				annotations[img.Annotation] = i
-			}
-		}
-		if img.Action == ActionSetEnv && img.Env != "" {
-			slot := envSlot{target: img.Target.Key(), container: img.Target.Container, env: img.Env}
-			if j, dup := envs[slot]; dup {
-				add("%s.env %q: spec.images[%d] already sets it on container %q of %s %q", at, img.Env, j, img.Target.Container, img.Target.Kind, img.Target.Name)
-			} else {
-				envs[slot] = i
 			}
 		}
 	}
