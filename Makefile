@@ -14,7 +14,7 @@ DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd6
 # Real components (helm 3/4, kube-apiserver, ...) are cached here by version; see e2e/tools.
 export IMAGE_REFRESH_TOOLS ?= $(HOME)/.cache/image-refresh-tools
 
-.PHONY: all build plugin image dist tools test test-unit bench demo clean
+.PHONY: all build plugin image dist tools lint test test-unit bench demo clean
 
 all: build
 
@@ -59,6 +59,16 @@ image:
 
 tools:
 	e2e/tools/build.sh
+
+# golangci-lint, pinned and built from the module proxy into the tools cache (.golangci.yml
+# holds the linter set).
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(IMAGE_REFRESH_TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
+$(GOLANGCI_LINT):
+	GOBIN=$(dir $@) GOFLAGS=-buildvcs=false $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
 
 # Every test: unit, golden, chartcheck suite, real Helm and the end-to-end suite on a real
 # API server and registry. `image` first: it warms the linux/arm64 build cache once, which the
