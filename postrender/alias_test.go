@@ -20,7 +20,7 @@ func aliasedList(n int) []byte {
 // plainList is a List document of the same size as aliasedList(n) whose n items are scalars
 // (which Helm rejects and the post-renderer skips): the cost of parsing n tiny items.
 func plainList(n int) []byte {
-	return bytes.Replace(aliasedList(n), []byte("- *m\n"), []byte("- ab\n"), -1)
+	return bytes.ReplaceAll(aliasedList(n), []byte("- *m\n"), []byte("- ab\n"))
 }
 
 // allocated is the bytes Render allocates for in, and its error.

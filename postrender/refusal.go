@@ -66,11 +66,12 @@ func Refusals(err error) []*RefusalError {
 	var out []*RefusalError
 	var walk func(error)
 	walk = func(err error) {
-		if r, ok := err.(*RefusalError); ok {
+		// Every refusal of the joined tree, not the first one errors.As would find.
+		if r, ok := err.(*RefusalError); ok { //nolint:errorlint // see above
 			out = append(out, r)
 			return
 		}
-		switch e := err.(type) {
+		switch e := err.(type) { //nolint:errorlint // unwraps one level at a time, by design
 		case interface{ Unwrap() []error }:
 			for _, inner := range e.Unwrap() {
 				walk(inner)

@@ -30,7 +30,7 @@ func Container(dep *appsv1.Deployment, img config.Image) (*corev1.Container, *Vi
 	return nil, violation(RuleTargetMissing, "container %q not found (it has %s)", img.Target.Container, has)
 }
 
-// CheckTargetState: a paused Deployment does not roll out a changed pod template, and one being
+// CheckTargetState refuses a paused Deployment, which does not roll out a changed pod template, and one being
 // deleted is gone soon; the refresh would record a digest no pod runs.
 func CheckTargetState(dep *appsv1.Deployment) *Violation {
 	switch {

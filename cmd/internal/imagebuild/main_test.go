@@ -530,7 +530,7 @@ func fakeAPIServer(t *testing.T, dir, image string) string {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, deployment)
+		_, _ = io.WriteString(w, deployment)
 	}))
 	t.Cleanup(srv.Close)
 	kubeconfig := filepath.Join(dir, "kubeconfig")
