@@ -166,7 +166,7 @@ func TestNodeRefresherImagePullFails(t *testing.T) {
 
 // waitRefresherRun waits for a Job of the CronJob (created on its schedule, not by the test)
 // that matches (nil: any) to complete.
-func waitRefresherRun(t *testing.T, w *nodeWorld, r *release, match func(*batchv1.Job) bool) *batchv1.Job {
+func waitRefresherRun(t *testing.T, w *harness.NodeWorld, r *release, match func(*batchv1.Job) bool) *batchv1.Job {
 	t.Helper()
 	var done *batchv1.Job
 	began := time.Now()
@@ -197,7 +197,7 @@ func waitRefresherRun(t *testing.T, w *nodeWorld, r *release, match func(*batchv
 
 // checkRefresherPod verifies the refresher's pod: the refresher image pulled with the pull
 // secret, run as 65532 with a read-only root filesystem, JSON log lines.
-func checkRefresherPod(t *testing.T, w *nodeWorld, r *release, job *batchv1.Job) {
+func checkRefresherPod(t *testing.T, w *harness.NodeWorld, r *release, job *batchv1.Job) {
 	t.Helper()
 	pod := refresherPod(t, r, job)
 	spec := pod.Spec
@@ -205,8 +205,8 @@ func checkRefresherPod(t *testing.T, w *nodeWorld, r *release, job *batchv1.Job)
 	if c.Image != w.RefresherImage {
 		t.Errorf("refresher pod image %s, want %s", c.Image, w.RefresherImage)
 	}
-	if got := imageDigest(pod, c.Name); got != w.refresherDigest {
-		t.Errorf("refresher pod runs %s, want %s", got, w.refresherDigest)
+	if got := imageDigest(pod, c.Name); got != w.RefresherDigest {
+		t.Errorf("refresher pod runs %s, want %s", got, w.RefresherDigest)
 	}
 	if spec.SecurityContext == nil || spec.SecurityContext.RunAsUser == nil || *spec.SecurityContext.RunAsUser != 65532 {
 		t.Errorf("refresher pod security context %+v, want runAsUser 65532", spec.SecurityContext)
@@ -218,7 +218,7 @@ func checkRefresherPod(t *testing.T, w *nodeWorld, r *release, job *batchv1.Job)
 		t.Errorf("refresher pod pull secrets %v, want refresher-pull", spec.ImagePullSecrets)
 	}
 	pulledWithSecret := false
-	for _, tok := range w.registry.Tokens.Issued() {
+	for _, tok := range w.Registry.Tokens.Issued() {
 		if tok.User != "" && slices.Contains(tok.Access, "repository:"+refresherRepo+":pull") {
 			pulledWithSecret = true
 		}
