@@ -290,7 +290,7 @@ state = %[2]q
 `, filepath.Join(NodeRoot, "containerd", "root"), filepath.Join(NodeRoot, "containerd", "state"), n.sock,
 		bins[tools.Runc], filepath.Join(NodeRoot, "runc"), cniBin, filepath.Join(NodeRoot, "cni", "net.d"),
 		sandboxImage, filepath.Join(NodeRoot, "certs.d"))
-	if err := os.WriteFile(filepath.Join(NodeRoot, "containerd.toml"), []byte(containerd), 0o644); err != nil {
+	if err := writeFile(filepath.Join(NodeRoot, "containerd.toml"), containerd); err != nil {
 		return err
 	}
 	for _, host := range registryHosts {
@@ -317,7 +317,7 @@ state = %[2]q
   }]
 }
 `, cniNetwork, NodeBridge, PodSubnet, NodeAddress, filepath.Join(NodeRoot, "cni", "ipam"))
-	return os.WriteFile(filepath.Join(NodeRoot, "cni", "net.d", "10-e2e.conflist"), []byte(cni), 0o644)
+	return writeFile(filepath.Join(NodeRoot, "cni", "net.d", "10-e2e.conflist"), cni)
 }
 
 func (n *Node) kubeletConfig() string {
