@@ -21,7 +21,7 @@ import (
 )
 
 // A scheduled run is at most a minute away, plus pulling and starting the pod.
-const tick = 150 * time.Second
+const tick = harness.Tick
 
 // Node scenario 1 + 2 with Helm 3: the CronJob fires on its own schedule, its pod pulls the
 // refresher image with the pull secret and completes; then a new ingestor digest reaches the
@@ -33,8 +33,8 @@ func TestNodeValueChainHelm3(t *testing.T) {
 	createPullSecret(t, w, r, "refresher-pull", false)
 	r.install(nodeValues(w, "refresher-pull")...)
 
-	first := waitRefresherRun(t, w, r, nil)
-	checkRefresherPod(t, w, r, first)
+	_, firstPod := waitRefresherRun(t, r, time.Time{})
+	checkRefresherPod(t, w, r, firstPod)
 	// The first run fills the ingestor digest: a rollout; its pod launches an ingestion Job.
 	waitDeployment(t, r, "the first run's fill", func(d *appsv1.Deployment) bool {
 		return envOf(d) == r.Digest[ingestor]
@@ -62,8 +62,8 @@ func TestNodeJobsManagerRestartHelm4(t *testing.T) {
 	r := newNodeRelease(t, w, tools.Helm4, nil)
 	createPullSecret(t, w, r, "refresher-pull", false)
 	r.install(nodeValues(w, "refresher-pull")...)
-	first := waitRefresherRun(t, w, r, nil)
-	checkRefresherPod(t, w, r, first)
+	_, firstPod := waitRefresherRun(t, r, time.Time{})
+	checkRefresherPod(t, w, r, firstPod)
 	waitDeployment(t, r, "the first run", func(d *appsv1.Deployment) bool {
 		return d.Annotations[jobsManager.Annotation()] == r.Digest[jobsManager]
 	})
@@ -79,7 +79,7 @@ func TestNodeJobsManagerRestartHelm4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := imageDigest(pod, harness.APIContainer); got != resolved || got != newJM {
+	if got := harness.ImageDigest(pod, harness.APIContainer); got != resolved || got != newJM {
 		t.Errorf("new pod %s runs jobs-manager %s; the registry has %s (pushed %s)", pod.Name, got, resolved, newJM)
 	}
 }
@@ -92,17 +92,17 @@ func TestNodeMultiArchIndex(t *testing.T) {
 	r := newNodeRelease(t, w, tools.Helm3, map[harness.Image]bool{jobsManager: true})
 	createPullSecret(t, w, r, "refresher-pull", false)
 	r.install(nodeValues(w, "refresher-pull")...)
-	first := waitRefresherRun(t, w, r, nil)
+	first, _ := waitRefresherRun(t, r, time.Time{})
 	waitDeployment(t, r, "the first run", func(d *appsv1.Deployment) bool {
 		return d.Annotations[jobsManager.Annotation()] == r.Digest[jobsManager]
 	})
 	pod := waitRollout(t, r)
-	if got := imageDigest(pod, harness.APIContainer); got != r.Digest[jobsManager] {
+	if got := harness.ImageDigest(pod, harness.APIContainer); got != r.Digest[jobsManager] {
 		t.Errorf("pod %s runs jobs-manager %s, want the index digest %s", pod.Name, got, r.Digest[jobsManager])
 	}
 	before := r.state()
-	next := waitRefresherRun(t, w, r, func(j *batchv1.Job) bool { return j.CreationTimestamp.After(first.CreationTimestamp.Time) })
-	logs := podLogs(t, r, refresherPod(t, r, next))
+	_, next := waitRefresherRun(t, r, first.CreationTimestamp.Time)
+	logs := podLogs(t, r, next)
 	if !strings.Contains(logs, `"decision":"unchanged"`) || strings.Contains(logs, `"decision":"changed"`) {
 		t.Errorf("the next run was not unchanged:\n%s", logs)
 	}
@@ -125,7 +125,7 @@ func TestNodeRefresherImagePullFails(t *testing.T) {
 			return false, err
 		}
 		for i, j := range jobs.Items {
-			if jobCondition(&j, batchv1.JobFailed) {
+			if harness.JobCondition(&j, batchv1.JobFailed) {
 				failed = &jobs.Items[i]
 				return true, nil
 			}
@@ -164,48 +164,30 @@ func TestNodeRefresherImagePullFails(t *testing.T) {
 	}
 }
 
-// waitRefresherRun waits for a Job of the CronJob (created on its schedule, not by the test)
-// that matches (nil: any) to complete.
-func waitRefresherRun(t *testing.T, w *harness.NodeWorld, r *release, match func(*batchv1.Job) bool) *batchv1.Job {
+// waitRefresherRun waits for a Job the CronJob created on its schedule after since to
+// complete.
+func waitRefresherRun(t *testing.T, r *release, since time.Time) (*batchv1.Job, *corev1.Pod) {
 	t.Helper()
-	var done *batchv1.Job
 	began := time.Now()
-	poll(t, tick, "a scheduled refresher Job to complete", func(ctx context.Context) (bool, error) {
-		jobs, err := r.Cluster.Client.BatchV1().Jobs(r.Namespace).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		for i, j := range jobs.Items {
-			owner := metav1.GetControllerOf(&j)
-			if owner == nil || owner.Kind != "CronJob" || (match != nil && !match(&j)) {
-				continue
-			}
-			if jobCondition(&j, batchv1.JobFailed) {
-				return false, fmt.Errorf("refresher Job %s failed: %s", j.Name, describeJob(ctx, r, &j))
-			}
-			if jobCondition(&j, batchv1.JobComplete) {
-				done = &jobs.Items[i]
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	cj := metav1.GetControllerOf(done)
-	t.Logf("CronJob %s fired Job %s at %s; complete after %s", cj.Name, done.Name, done.CreationTimestamp.Format(time.TimeOnly), time.Since(began).Round(time.Second))
-	return done
+	job, pod, err := harness.WaitRefresherRun(t.Context(), r.Cluster, r.Namespace, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("CronJob %s fired Job %s at %s on its schedule; complete %s later", metav1.GetControllerOf(job).Name, job.Name,
+		job.CreationTimestamp.Format(time.TimeOnly), time.Since(began).Round(time.Second))
+	return job, pod
 }
 
 // checkRefresherPod verifies the refresher's pod: the refresher image pulled with the pull
 // secret, run as 65532 with a read-only root filesystem, JSON log lines.
-func checkRefresherPod(t *testing.T, w *harness.NodeWorld, r *release, job *batchv1.Job) {
+func checkRefresherPod(t *testing.T, w *harness.NodeWorld, r *release, pod *corev1.Pod) {
 	t.Helper()
-	pod := refresherPod(t, r, job)
 	spec := pod.Spec
 	c := spec.Containers[0]
 	if c.Image != w.RefresherImage {
 		t.Errorf("refresher pod image %s, want %s", c.Image, w.RefresherImage)
 	}
-	if got := imageDigest(pod, c.Name); got != w.RefresherDigest {
+	if got := harness.ImageDigest(pod, c.Name); got != w.RefresherDigest {
 		t.Errorf("refresher pod runs %s, want %s", got, w.RefresherDigest)
 	}
 	if spec.SecurityContext == nil || spec.SecurityContext.RunAsUser == nil || *spec.SecurityContext.RunAsUser != 65532 {
@@ -241,31 +223,13 @@ func checkRefresherPod(t *testing.T, w *harness.NodeWorld, r *release, job *batc
 	}
 }
 
-func refresherPod(t *testing.T, r *release, job *batchv1.Job) *corev1.Pod {
+func podLogs(t *testing.T, r *release, pod *corev1.Pod) string {
 	t.Helper()
-	pods, err := r.Cluster.Client.CoreV1().Pods(r.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
+	logs, err := harness.PodLogs(t.Context(), r.Cluster, pod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pods.Items) != 1 {
-		t.Fatalf("Job %s has %d pods, want 1", job.Name, len(pods.Items))
-	}
-	return &pods.Items[0]
-}
-
-func podLogs(t *testing.T, r *release, pod *corev1.Pod) string {
-	t.Helper()
-	var out []byte
-	poll(t, 20*time.Second, "the logs of pod "+pod.Name, func(ctx context.Context) (bool, error) {
-		b, err := r.Cluster.Client.CoreV1().Pods(r.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
-		if err != nil {
-			t.Logf("reading logs of %s: %v", pod.Name, err)
-			return false, nil
-		}
-		out = b
-		return true, nil
-	})
-	return string(out)
+	return logs
 }
 
 // waitDeployment waits until the Deployment satisfies ok.
@@ -283,36 +247,13 @@ func waitDeployment(t *testing.T, r *release, what string, ok func(*appsv1.Deplo
 	return dep
 }
 
-// waitRollout waits until the Deployment's rollout is complete — its one pod from the newest
-// ReplicaSet Ready, every older pod gone — and returns that pod.
 func waitRollout(t *testing.T, r *release) *corev1.Pod {
 	t.Helper()
-	client := r.Cluster.Client
-	var pod *corev1.Pod
-	poll(t, tick, "the jobs-manager rollout to complete", func(ctx context.Context) (bool, error) {
-		d, err := client.AppsV1().Deployments(r.Namespace).Get(ctx, deployName, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		st := d.Status
-		if st.ObservedGeneration < d.Generation || st.UpdatedReplicas != 1 || st.Replicas != 1 || st.AvailableReplicas != 1 {
-			return false, nil
-		}
-		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-		if err != nil {
-			return false, err
-		}
-		pods, err := client.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-		if err != nil {
-			return false, err
-		}
-		if len(pods.Items) != 1 || !podReady(&pods.Items[0]) {
-			return false, nil
-		}
-		pod = &pods.Items[0]
-		return true, nil
-	})
-	t.Logf("rollout complete: pod %s Ready", pod.Name)
+	pod, err := harness.WaitRollout(t.Context(), r.Cluster, r.Namespace, deployName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rollout complete: pod %s Ready, no other pod", pod.Name)
 	return pod
 }
 
@@ -320,34 +261,12 @@ func waitRollout(t *testing.T, r *release) *corev1.Pod {
 // checks its pod ran that digest and printed it.
 func waitIngestion(t *testing.T, r *release, digest string) *batchv1.Job {
 	t.Helper()
-	client := r.Cluster.Client
 	want := r.Registry.Repository(r.Repo(ingestor)) + "@" + digest
-	var job *batchv1.Job
-	poll(t, tick, "an ingestion Job running "+want, func(ctx context.Context) (bool, error) {
-		jobs, err := client.BatchV1().Jobs(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.Set{"app.kubernetes.io/component": "ingestor"}.String()})
-		if err != nil {
-			return false, err
-		}
-		for i, j := range jobs.Items {
-			if j.Spec.Template.Spec.Containers[0].Image != want {
-				continue
-			}
-			if jobCondition(&j, batchv1.JobFailed) {
-				return false, fmt.Errorf("ingestion Job %s failed: %s", j.Name, describeJob(ctx, r, &j))
-			}
-			if jobCondition(&j, batchv1.JobComplete) {
-				job = &jobs.Items[i]
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	pods, err := client.CoreV1().Pods(r.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
-	if err != nil || len(pods.Items) != 1 {
-		t.Fatalf("pods of ingestion Job %s: %v (%d)", job.Name, err, len(pods.Items))
+	job, pod, err := harness.WaitIngestion(t.Context(), r.Cluster, r.Namespace, want)
+	if err != nil {
+		t.Fatal(err)
 	}
-	pod := &pods.Items[0]
-	if got := imageDigest(pod, "ingestor"); got != digest {
+	if got := harness.ImageDigest(pod, "ingestor"); got != digest {
 		t.Errorf("ingestion pod %s ran %s, want %s", pod.Name, got, digest)
 	}
 	if logs := podLogs(t, r, pod); !strings.Contains(logs, digest) {
@@ -358,59 +277,9 @@ func waitIngestion(t *testing.T, r *release, digest string) *batchv1.Job {
 	return job
 }
 
-func jobCondition(j *batchv1.Job, c batchv1.JobConditionType) bool {
-	for _, cond := range j.Status.Conditions {
-		if cond.Type == c && cond.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
-
-func podReady(p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
-
-// imageDigest is the digest of the image a container runs (its imageID names whichever
-// repository containerd first stored that digest under: compare digests only).
-func imageDigest(p *corev1.Pod, container string) string {
-	for _, s := range append(slices.Clone(p.Status.ContainerStatuses), p.Status.InitContainerStatuses...) {
-		if s.Name == container {
-			if _, d, ok := strings.Cut(s.ImageID, "@"); ok {
-				return d
-			}
-			return s.ImageID
-		}
-	}
-	return ""
-}
-
 func envOf(d *appsv1.Deployment) string {
 	v, _ := harness.APIEnv(d.Spec.Template.Spec, digestEnv)
 	return v
-}
-
-// describeJob summarizes a Job's pods' states for a failure message.
-func describeJob(ctx context.Context, r *release, j *batchv1.Job) string {
-	pods, err := r.Cluster.Client.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + j.Name})
-	if err != nil {
-		return err.Error()
-	}
-	var out []string
-	for _, p := range pods.Items {
-		for _, s := range p.Status.ContainerStatuses {
-			out = append(out, fmt.Sprintf("pod %s container %s: %+v", p.Name, s.Name, s.State))
-		}
-	}
-	return strings.Join(out, "; ")
 }
 
 // poll polls cond every half second until it is true, fails the test on an error or after
