@@ -215,8 +215,8 @@ func StartNode(ctx context.Context, c *Cluster, sandboxImage string, registryHos
 		// Leave the host's conntrack and localnet sysctls alone.
 		"--conntrack-max-per-core=0",
 		"--iptables-localhost-nodeports=false",
-		"--healthz-bind-address=127.0.0.1:0",
-		"--metrics-bind-address=127.0.0.1:0",
+		"--healthz-bind-address=127.0.0.1:10256",
+		"--metrics-bind-address=127.0.0.1:10249",
 	); err != nil {
 		return nil, err
 	}
