@@ -446,6 +446,10 @@ func CleanupNode(log Logger) {
 		}
 	}
 	_ = os.RemoveAll("/var/lib/cni/networks/" + cniNetwork)
+	// libcni's cache directories, when nothing else uses them (Remove fails on a non-empty one).
+	for _, d := range []string{"/var/lib/cni/results", "/var/lib/cni/networks", "/var/lib/cni"} {
+		_ = os.Remove(d)
+	}
 	if len(problems) > 0 {
 		log.Logf("node cleanup incomplete:\n  %s", strings.Join(problems, "\n  "))
 	}
