@@ -440,7 +440,9 @@ func CleanupNode(log Logger) {
 			report("ip link delete %s: %v: %s", NodeBridge, err, out)
 		}
 	}
-	if cached, _ := filepath.Glob("/var/lib/cni/results/" + cniNetwork + "-*"); len(cached) > 0 {
+	// libcni's result cache of our network and of the loopback network containerd adds.
+	for _, prefix := range []string{cniNetwork, "cni-loopback"} {
+		cached, _ := filepath.Glob("/var/lib/cni/results/" + prefix + "-*")
 		for _, f := range cached {
 			_ = os.Remove(f)
 		}
