@@ -88,7 +88,7 @@ type demo struct {
 	stepBegan time.Time
 }
 
-const steps = 7
+const steps = 6
 
 func (d *demo) section(format string, args ...any) {
 	d.done()
