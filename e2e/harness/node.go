@@ -105,10 +105,14 @@ type Node struct {
 	sysctls    map[string]string
 }
 
-// PrepareNodeNetwork cleans up after any earlier run and creates the bridge with
+// PrepareNodeNetwork cleans up after any earlier run, removes its state and creates the bridge with
 // NodeAddress, so that the API server and registry can then listen on it.
 func PrepareNodeNetwork(log Logger) error {
 	CleanupNode(log)
+	// A fresh state: a killed run's etcd data would bring its objects (and node) back.
+	if err := RemoveNodeState(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(NodeRoot, 0o755); err != nil {
 		return err
 	}
