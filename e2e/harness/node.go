@@ -47,9 +47,12 @@ func NodeRequirements() error {
 	if caps, err := effectiveCaps(); err != nil {
 		missing = append(missing, "readable capabilities: "+err.Error())
 	} else {
-		for bit, name := range map[uint]string{12: "CAP_NET_ADMIN", 21: "CAP_SYS_ADMIN", 1: "CAP_DAC_OVERRIDE"} {
-			if caps&(1<<bit) == 0 {
-				missing = append(missing, name)
+		for _, c := range []struct {
+			bit  uint
+			name string
+		}{{12, "CAP_NET_ADMIN"}, {21, "CAP_SYS_ADMIN"}, {1, "CAP_DAC_OVERRIDE"}} {
+			if caps&(1<<c.bit) == 0 {
+				missing = append(missing, c.name)
 			}
 		}
 	}
@@ -356,8 +359,9 @@ registerNode: true
 `, NodeAddress, n.sock, filepath.Join(NodeRoot, "pod-logs"))
 }
 
-// Close stops the node and removes what it made (see CleanupNode); the state directory is
-// kept when keep is set, for a post-mortem.
+// Close stops kube-proxy, the kubelet, the scheduler and containerd and restores the sysctls
+// it changed. The containers, mounts, chains and bridge are CleanupNode's (called after the
+// control plane is stopped too).
 func (n *Node) Close(log Logger) {
 	n.proxy.stop(5 * time.Second)
 	n.kubelet.stop(10 * time.Second)
