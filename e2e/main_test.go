@@ -42,6 +42,7 @@ var shared struct {
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := m.Run()
+	closeNodeWorld(code != 0)
 	if w := shared.world; w != nil {
 		w.cluster.Close()
 		w.registry.Close()
@@ -164,13 +165,19 @@ var releases atomic.Int64
 // tools.Helm4) in a namespace named after the test and numbered, its images in registry.
 func newRelease(t *testing.T, w *world, helmTool string, registry *harness.Registry) *release {
 	t.Helper()
+	return newReleaseWith(t, w, helmTool, registry, nil)
+}
+
+// newReleaseWith is newRelease with the release's images pushed by push (nil: random images).
+func newReleaseWith(t *testing.T, w *world, helmTool string, registry *harness.Registry, push harness.PushFunc) *release {
+	t.Helper()
 	ns := strings.Trim(namespaceUnsafe.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
 	if len(ns) > 50 {
 		ns = strings.TrimRight(ns[:50], "-")
 	}
 	ns = fmt.Sprintf("%s-%d", ns, releases.Add(1))
 	r, err := harness.NewRelease(t.Context(), w.cluster, registry, w.bins, harness.ReleaseOptions{
-		Name: releaseName, Namespace: ns, Chart: w.chart, HelmTool: helmTool, HelmHome: t.TempDir(),
+		Name: releaseName, Namespace: ns, Chart: w.chart, HelmTool: helmTool, HelmHome: t.TempDir(), Push: push,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,11 @@
-// Command demo is `make demo`: on this machine, from nothing, it builds what it needs, starts
-// a control plane (etcd, kube-apiserver, kube-controller-manager) and a registry with token
-// authentication on loopback, installs charts/client with the image-refresh post-renderer,
-// runs the refresher the way the injected CronJob does, pushes a new ingestor image, runs it
-// again, and prints the Deployment before and after. Everything it started is stopped on
-// exit, including on Ctrl-C.
+// Command demo is `make demo`: on this machine (as root), from nothing, it builds what it
+// needs, starts a single-node cluster (etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler, containerd, kubelet, kube-proxy) and a registry with token authentication
+// on a bridge of its own, installs charts/client with the image-refresh post-renderer, waits
+// for the injected CronJob to fire on its schedule and prints its pod's log, pushes a new
+// ingestor image, waits for the next run, and prints the Deployment before and after, the
+// rollout and the ingestion Job jobs-manager launches with the new digest. Everything it
+// started is stopped and cleaned up on exit, including on Ctrl-C.
 //
 //	go run ./e2e/demo [--keep]
 package main
@@ -25,6 +27,7 @@ import (
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
@@ -57,12 +60,13 @@ func newCommand() *cobra.Command {
 	var keep bool
 	cmd := &cobra.Command{
 		Use:   "demo [--keep]",
-		Short: "Run image-refresh end to end on a local control plane and registry",
-		Long: `demo builds the tools and binaries it needs, starts etcd, kube-apiserver,
-kube-controller-manager and a docker-registry with token auth on loopback, installs
-charts/client with the image-refresh post-renderer, runs the refresher as the injected
-CronJob would, pushes a new ingestor image, runs it again and prints the Deployment
-before and after. Everything is stopped on exit.`,
+		Short: "Run image-refresh end to end on a local single-node cluster and registry",
+		Long: `demo builds the tools and binaries it needs, starts a single-node cluster and a
+docker-registry with token auth on a bridge of its own (root needed), installs charts/client
+with the image-refresh post-renderer, waits for the injected CronJob to fire on its one-minute
+schedule, pushes a new ingestor image, waits for the next run and shows the Deployment before
+and after, the rollout and the ingestion Job running the new digest. Everything is stopped and
+cleaned up on exit.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -84,7 +88,7 @@ type demo struct {
 	stepBegan time.Time
 }
 
-const steps = 8
+const steps = 6
 
 func (d *demo) section(format string, args ...any) {
 	d.done()
@@ -112,92 +116,84 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "image-refresh-demo-")
-	if err != nil {
-		return fmt.Errorf("creating work dir: %w", err)
-	}
-	defer func() {
-		if err != nil && ctx.Err() == nil {
-			harness.DumpLogs(d, work, 15)
-			fmt.Fprintf(d.out, "\nstate and logs kept in %s\n", work)
-			return
-		}
-		os.RemoveAll(work)
-	}()
-
-	d.section("tools: helm 3 and 4, etcd, kube-apiserver, kube-controller-manager, kubectl, docker-registry")
+	d.section("tools: helm 3 and 4, etcd, Kubernetes control plane and node, containerd, runc, CNI plugins, docker-registry")
 	if err := d.ensureTools(ctx, root); err != nil {
 		return err
 	}
+	if err := harness.NodeRequirements(); err != nil {
+		return err
+	}
 
-	d.section("building refresher and postrender from this checkout (go build)")
-	bins, err := harness.BuildBinaries(ctx, filepath.Join(work, "bin"))
+	d.section("starting a single-node cluster on bridge %s (%s): control plane, registry with token auth, containerd, kubelet, kube-proxy", harness.NodeBridge, harness.NodeAddress)
+	w, err := harness.StartNodeWorld(ctx, d)
 	if err != nil {
 		return err
 	}
-	d.Logf("%s\n%s\nHelm 4 plugin dir %s", bins.Refresher, bins.Postrender, bins.PluginDir)
+	defer func() {
+		failed := err != nil && ctx.Err() == nil
+		d.stop("the node, control plane and registry (and everything they made)", func() { w.Close(d, failed) })
+		if failed {
+			fmt.Fprintf(d.out, "state and logs kept in %s\n", harness.NodeRoot)
+		}
+	}()
+	d.Logf("refresher image %s (%s), private: pulled with a pull secret", w.RefresherImage, w.RefresherDigest)
 
-	d.section("starting the control plane on loopback")
-	cluster, err := harness.StartCluster(ctx, filepath.Join(work, "cluster"), d)
-	if err != nil {
-		return err
-	}
-	defer d.stop("kube-controller-manager, kube-apiserver and etcd", cluster.Close)
-
-	d.section("starting docker-registry with token auth")
-	registry, err := harness.StartRegistry(ctx, filepath.Join(work, "registry"))
-	if err != nil {
-		return err
-	}
-	defer d.stop("docker-registry and its token server", registry.Close)
-	d.Logf("registry %s (plain http on loopback); 401 challenges name the token realm %s", registry.Host, registry.Tokens.Realm)
-
-	d.section("pushing jobs-manager, pods-monitor and ingestor (multi-arch) as :%s", harness.FloatingTag)
-	rel, err := harness.NewRelease(ctx, cluster, registry, bins, harness.ReleaseOptions{
+	d.section("pushing jobs-manager, pods-monitor and ingestor (built from e2e/images) as :%s", harness.FloatingTag)
+	rel, err := harness.NewRelease(ctx, w.Cluster, w.Registry, w.Bins, harness.ReleaseOptions{
 		Name: releaseName, Namespace: namespace, Chart: filepath.Join(root, "charts", "client"),
-		HelmTool: tools.Helm3, HelmHome: filepath.Join(work, "helm"),
+		HelmTool: tools.Helm3, HelmHome: filepath.Join(harness.NodeRoot, "demo-helm"), Push: w.Push(nil),
 	})
 	if err != nil {
 		return err
 	}
 	for _, img := range harness.AllImages {
-		d.Logf("%-60s %s", registry.Repository(rel.Repo(img))+":"+harness.FloatingTag, rel.Digest[img])
+		d.Logf("%-60s %s", w.Registry.Repository(rel.Repo(img))+":"+harness.FloatingTag, rel.Digest[img])
+	}
+	if err := w.CreatePullSecret(ctx, namespace, "refresher-pull", false); err != nil {
+		return err
 	}
 
-	d.section("helm install %s charts/client --namespace %s --post-renderer %s", releaseName, namespace, filepath.Base(rel.PostRenderer))
+	values := w.Values("refresher-pull")
+	d.section("helm install %s charts/client --namespace %s --post-renderer %s %s", releaseName, namespace, filepath.Base(rel.PostRenderer), strings.Join(values, " "))
 	d.Logf("namespace %s enforces Pod Security \"restricted\"", namespace)
-	res, err := rel.Install(ctx)
+	res, err := rel.Install(ctx, values...)
 	if err != nil {
 		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("helm install failed:\n%s", res)
 	}
 	d.Logf("%s", strings.TrimSpace(firstLines(res.Stdout, 6)))
-	pod, err := rel.CronJobPod(ctx, filepath.Join(work, "cronjob-pod"))
+	pod, err := rel.CronJobPod(ctx, filepath.Join(harness.NodeRoot, "demo-cronjob"))
 	if err != nil {
 		return err
 	}
-	if err := d.printInjected(ctx, cluster, pod); err != nil {
+	if err := d.printInjected(ctx, w.Cluster, pod); err != nil {
 		return err
 	}
 
-	d.section("first refresher run, as CronJob %s would (ServiceAccount %s's token, mounted config)", pod.CronJob.Name, pod.ServiceAccount)
-	d.Logf("refresher %s", strings.Join(pod.Args, " "))
-	if err := d.refresh(ctx, rel, bins, pod); err != nil {
+	d.section("waiting for CronJob %s to fire on its schedule (%s)", pod.CronJob.Name, pod.CronJob.Spec.Schedule)
+	first, err := d.scheduledRun(ctx, w, time.Time{})
+	if err != nil {
 		return err
 	}
 	before, err := rel.State(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(d.out, "\n    BEFORE — first observation: digests recorded, the floating ingestor digest filled in, no restart")
+	fmt.Fprintln(d.out, "\n    BEFORE — first observation: digests recorded, the floating ingestor digest filled in (a rollout), no restart")
 	d.printState(before)
+	if err := d.rolloutAndIngestion(ctx, w, rel, rel.Digest[harness.Ingestor]); err != nil {
+		return err
+	}
 
-	d.section("pushing a new ingestor image and running the refresher again")
+	d.section("pushing a new ingestor image; the next scheduled run follows it")
 	newDigest, err := rel.Push(ctx, harness.Ingestor)
 	if err != nil {
 		return err
 	}
-	d.Logf("%s:%s now %s", registry.Repository(rel.Repo(harness.Ingestor)), harness.FloatingTag, newDigest)
-	if err := d.refresh(ctx, rel, bins, pod); err != nil {
+	d.Logf("%s:%s now %s", w.Registry.Repository(rel.Repo(harness.Ingestor)), harness.FloatingTag, newDigest)
+	if _, err := d.scheduledRun(ctx, w, first.CreationTimestamp.Time); err != nil {
 		return err
 	}
 	after, err := rel.State(ctx)
@@ -207,15 +203,59 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	fmt.Fprintln(d.out, "\n    AFTER — the env follows the tag (a rollout: new ReplicaSet), no restart annotation")
 	d.printState(after)
 	d.summary(before, after)
+	if err := d.rolloutAndIngestion(ctx, w, rel, newDigest); err != nil {
+		return err
+	}
 	d.done()
 	fmt.Fprintln(d.out)
 	fmt.Fprintf(d.out, "demo finished in %s\n", time.Since(d.began).Round(100*time.Millisecond))
 
 	if keep {
-		fmt.Fprintf(d.out, "\nkept running; try:\n  export KUBECONFIG=%s\n  %s get deploy,rs,cronjob,role,rolebinding -n %s\npress Ctrl-C to stop\n",
-			cluster.AdminKubeconfig, mustLookup(tools.Kubectl), namespace)
+		fmt.Fprintf(d.out, "\nkept running; try:\n  export KUBECONFIG=%s\n  %s get deploy,rs,cronjob,jobs,pods -n %s\npress Ctrl-C to stop\n",
+			w.Cluster.AdminKubeconfig, mustLookup(tools.Kubectl), namespace)
 		<-ctx.Done()
 	}
+	return nil
+}
+
+// scheduledRun waits for the CronJob's next Job after since, and prints when it fired and
+// its pod's log.
+func (d *demo) scheduledRun(ctx context.Context, w *harness.NodeWorld, since time.Time) (*batchv1.Job, error) {
+	job, pod, err := harness.WaitRefresherRun(ctx, w.Cluster, namespace, since)
+	if err != nil {
+		return nil, err
+	}
+	d.Logf("CronJob fired Job %s at %s; pod %s ran image %s and completed", job.Name, job.CreationTimestamp.Format(time.TimeOnly), pod.Name, harness.ImageDigest(pod, pod.Spec.Containers[0].Name))
+	logs, err := harness.PodLogs(ctx, w.Cluster, pod)
+	if err != nil {
+		return nil, err
+	}
+	d.Logf("$ kubectl logs %s -n %s", pod.Name, namespace)
+	for line := range strings.SplitSeq(strings.TrimSpace(logs), "\n") {
+		d.Logf("log: %s", compactLogLine(line))
+	}
+	return job, nil
+}
+
+// rolloutAndIngestion waits for the jobs-manager rollout and for the ingestion Job its new
+// pod launches with the ingestor at digest.
+func (d *demo) rolloutAndIngestion(ctx context.Context, w *harness.NodeWorld, rel *harness.Release, digest string) error {
+	pod, err := harness.WaitRollout(ctx, w.Cluster, namespace, rel.Deployment())
+	if err != nil {
+		return err
+	}
+	d.Logf("rollout complete: pod %s Ready (jobs-manager %s), no old pod left", pod.Name, harness.ImageDigest(pod, harness.APIContainer))
+	image := w.Registry.Repository(rel.Repo(harness.Ingestor)) + "@" + digest
+	job, jpod, err := harness.WaitIngestion(ctx, w.Cluster, namespace, image)
+	if err != nil {
+		return err
+	}
+	logs, err := harness.PodLogs(ctx, w.Cluster, jpod)
+	if err != nil {
+		return err
+	}
+	d.Logf("ingestion Job %s (launched by %s) ran %s\n  imageID digest %s\n  log: %s", job.Name, job.Annotations["e2e.image-refresh.io/launched-by"],
+		image, harness.ImageDigest(jpod, "ingestor"), strings.TrimSpace(logs))
 	return nil
 }
 
@@ -230,7 +270,7 @@ func (d *demo) stop(what string, stop func()) {
 // each build takes.
 func (d *demo) ensureTools(ctx context.Context, root string) error {
 	var missing []string
-	for _, name := range tools.All {
+	for _, name := range append(append([]string{}, tools.All...), tools.Node...) {
 		if _, err := tools.Lookup(name); err != nil {
 			missing = append(missing, name)
 		}
@@ -265,22 +305,6 @@ func (d *demo) printInjected(ctx context.Context, cluster *harness.Cluster, pod 
 		return err
 	}
 	d.Logf("\n$ kubectl get cronjob %s -n %s -o yaml\n%s", pod.CronJob.Name, namespace, strings.TrimRight(res.Stdout, "\n"))
-	return nil
-}
-
-// refresh runs the refresher as the CronJob's pod and prints its JSON log compactly.
-func (d *demo) refresh(ctx context.Context, rel *harness.Release, bins *harness.Binaries, pod *harness.CronJobPod) error {
-	res, err := pod.Run(ctx, bins.Refresher)
-	if err != nil {
-		return err
-	}
-	for line := range strings.SplitSeq(strings.TrimSpace(res.Stderr), "\n") {
-		d.Logf("log: %s", compactLogLine(line))
-	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("refresher exited %d:\n%s", res.ExitCode, res)
-	}
-	d.Logf("exit 0")
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -41,6 +42,10 @@ type Cluster struct {
 	// Config is the REST config behind Client.
 	Config *rest.Config
 
+	// NodeToken authenticates the kubelet as system:node:<NodeName> (options only).
+	NodeToken string
+
+	opts      ClusterOptions
 	dir       string
 	caData    []byte
 	etcd      *process
@@ -48,10 +53,29 @@ type Cluster struct {
 	kcm       *process
 }
 
+// ClusterOptions change where and how the control plane serves; the zero value is the
+// loopback control plane without a node.
+type ClusterOptions struct {
+	// Address is the IP the API server binds and advertises (a node's bridge gateway, so
+	// pods reach it through the kubernetes Service); empty means 127.0.0.1 with no endpoint
+	// reconciler.
+	Address string
+	// ServiceCIDR is the Service ClusterIP range (default 10.0.0.0/24).
+	ServiceCIDR string
+	// NodeName gets a token in NodeToken (user system:node:<name>, group system:nodes) and
+	// the Node authorizer is enabled.
+	NodeName string
+}
+
 // StartCluster starts etcd, kube-apiserver and kube-controller-manager with their state and
 // logs under dir, and returns once the controllers are running. On error everything
 // started so far is stopped.
 func StartCluster(ctx context.Context, dir string, log Logger) (_ *Cluster, err error) {
+	return StartClusterWith(ctx, dir, log, ClusterOptions{})
+}
+
+// StartClusterWith is StartCluster with options (for a real node).
+func StartClusterWith(ctx context.Context, dir string, log Logger, o ClusterOptions) (_ *Cluster, err error) {
 	bins := map[string]string{}
 	for _, name := range []string{tools.Etcd, tools.KubeAPIServer, tools.KubeControllerManager} {
 		bin, err := tools.Lookup(name)
@@ -63,7 +87,7 @@ func StartCluster(ctx context.Context, dir string, log Logger) (_ *Cluster, err 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cluster dir: %w", err)
 	}
-	c := &Cluster{dir: dir}
+	c := &Cluster{dir: dir, opts: o}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -135,34 +159,56 @@ func (c *Cluster) startEtcd(ctx context.Context, bin string, clientPort, peerPor
 
 func (c *Cluster) startAPIServer(ctx context.Context, bin string, etcdPort, port int, adminToken string) error {
 	tokens := filepath.Join(c.dir, "tokens.csv")
-	if err := os.WriteFile(tokens, []byte(adminToken+",admin,admin-uid,system:masters\n"), 0o600); err != nil {
+	lines := adminToken + ",admin,admin-uid,system:masters\n"
+	if c.opts.NodeName != "" {
+		var err error
+		if c.NodeToken, err = randomHex(16); err != nil {
+			return err
+		}
+		lines += fmt.Sprintf("%s,system:node:%s,%s-uid,system:nodes\n", c.NodeToken, c.opts.NodeName, c.opts.NodeName)
+	}
+	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
 		return fmt.Errorf("writing token file: %w", err)
+	}
+	addr := []string{
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		// With a loopback advertise address the default reconciler refuses to start.
+		"--endpoint-reconciler-type=none",
+		"--authorization-mode=RBAC",
+	}
+	host := "127.0.0.1"
+	if c.opts.Address != "" {
+		host = c.opts.Address
+		// A non-loopback advertise address: the default reconciler points the kubernetes
+		// Service at it, which is how pods find the API server.
+		addr = []string{"--bind-address=" + host, "--advertise-address=" + host,
+			"--authorization-mode=Node,RBAC", "--kubelet-preferred-address-types=InternalIP"}
+	}
+	serviceCIDR := c.opts.ServiceCIDR
+	if serviceCIDR == "" {
+		serviceCIDR = "10.0.0.0/24"
 	}
 	keyFile, pubFile, err := writeServiceAccountKeys(c.dir)
 	if err != nil {
 		return err
 	}
-	p, err := startProcess(c.dir, "kube-apiserver", bin,
+	p, err := startProcess(c.dir, "kube-apiserver", bin, append(addr,
 		"--etcd-servers=http://"+hostPort(etcdPort),
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		// With a loopback advertise address the default reconciler refuses to start.
-		"--endpoint-reconciler-type=none",
 		"--secure-port="+strconv.Itoa(port),
 		"--cert-dir="+filepath.Join(c.dir, "certs"),
 		"--token-auth-file="+tokens,
-		"--authorization-mode=RBAC",
 		"--service-account-issuer="+ServiceAccountIssuer,
 		"--service-account-key-file="+pubFile,
 		"--service-account-signing-key-file="+keyFile,
-		"--service-cluster-ip-range=10.0.0.0/24",
+		"--service-cluster-ip-range="+serviceCIDR,
 		"--enable-priority-and-fairness=false",
-	)
+	)...)
 	if err != nil {
 		return err
 	}
 	c.apiserver = p
-	c.Server = "https://" + hostPort(port)
+	c.Server = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
 	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	if err := p.waitReady(ctx, 60*time.Second, func(ctx context.Context) error {
 		return httpOK(ctx, insecure, c.Server+"/readyz", adminToken)
@@ -186,11 +232,17 @@ func (c *Cluster) startAPIServer(ctx context.Context, bin string, etcdPort, port
 }
 
 func (c *Cluster) startControllerManager(ctx context.Context, bin string) error {
+	controllers := "deployment-controller,replicaset-controller,job-controller,cronjob-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,namespace-controller,root-ca-certificate-publisher-controller"
+	if c.opts.NodeName != "" {
+		// A node needs the rest too (endpoints and endpoint slices for the kubernetes and
+		// other Services, node lifecycle, pod GC); nodeipam would allocate pod CIDRs.
+		controllers = "*,-nodeipam"
+	}
 	p, err := startProcess(c.dir, "kube-controller-manager", bin,
 		"--kubeconfig="+c.AdminKubeconfig,
 		"--leader-elect=false",
 		"--secure-port=0",
-		"--controllers=deployment-controller,replicaset-controller,job-controller,cronjob-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,namespace-controller,root-ca-certificate-publisher-controller",
+		"--controllers="+controllers,
 		"--service-account-private-key-file="+filepath.Join(c.dir, "sa.key"),
 		"--root-ca-file="+filepath.Join(c.dir, "certs", "apiserver.crt"),
 		"--use-service-account-credentials=false",

@@ -164,7 +164,8 @@ func DumpLogs(log Logger, dir string, lines int) {
 	}
 }
 
-// freePorts asks the kernel for n distinct unused loopback ports. They are released before
+// freePorts asks the kernel for n distinct ports unused on every address (a node's
+// components bind the bridge address, others loopback). They are released before
 // the components bind them; a clash with another program is unlikely and shows up as a
 // startup error naming the port.
 func freePorts(n int) ([]int, error) {
@@ -176,7 +177,7 @@ func freePorts(n int) ([]int, error) {
 	}()
 	var ports []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", ":0")
 		if err != nil {
 			return nil, fmt.Errorf("finding a free port: %w", err)
 		}

@@ -2,10 +2,16 @@ package harness
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,10 +37,39 @@ type Registry struct {
 	port             int
 	proc             *process
 	pusher           authn.Authenticator
+	front            string
+	frontServer      *http.Server
+}
+
+// PullSecret is a kubernetes.io/dockerconfigjson payload with the pusher's credentials (who
+// may pull everything, including the repositories made private with Tokens.RequireAuth), or
+// with a wrong password when wrong is set.
+func (r *Registry) PullSecret(wrong bool) ([]byte, error) {
+	cfg, err := r.pusher.Authorization()
+	if err != nil {
+		return nil, err
+	}
+	password := cfg.Password
+	if wrong {
+		password += "-wrong"
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte(cfg.Username + ":" + password))
+	return json.Marshal(map[string]any{"auths": map[string]any{r.Host: map[string]string{
+		"username": cfg.Username, "password": password, "auth": auth,
+	}}})
 }
 
 // StartRegistry starts a token server and a registry with storage and logs under dir.
 func StartRegistry(ctx context.Context, dir string) (_ *Registry, err error) {
+	return StartRegistryAt(ctx, dir, "")
+}
+
+// StartRegistryAt is StartRegistry serving on address (an IP of this machine, such as a
+// node's bridge gateway, so that pods and containerd reach it) instead of loopback. There a
+// front server on address:PORT serves the token realm (/token) on the registry's own
+// host:port — go-containerregistry and containerd accept a realm on a private IP only there —
+// and proxies everything else to docker-registry on loopback. Empty address is StartRegistry.
+func StartRegistryAt(ctx context.Context, dir, address string) (_ *Registry, err error) {
 	bin, err := tools.Lookup(tools.DockerRegistry)
 	if err != nil {
 		return nil, err
@@ -46,12 +81,13 @@ func StartRegistry(ctx context.Context, dir string) (_ *Registry, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(1)
+	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
 	r := &Registry{
 		Host:   fmt.Sprintf("localhost:%d", ports[0]),
+		front:  address,
 		bin:    bin,
 		dir:    dir,
 		config: filepath.Join(dir, "registry.yml"),
@@ -60,6 +96,10 @@ func StartRegistry(ctx context.Context, dir string) (_ *Registry, err error) {
 	}
 	if r.Tokens, err = startTokenServer("e2e-registry", "pusher", password); err != nil {
 		return nil, err
+	}
+	if address != "" {
+		r.Host = net.JoinHostPort(address, strconv.Itoa(ports[1]))
+		r.Tokens.Realm = "http://" + r.Host + "/token"
 	}
 	defer func() {
 		if err != nil {
@@ -94,7 +134,27 @@ auth:
 	if err := r.Start(ctx); err != nil {
 		return nil, err
 	}
+	if address != "" {
+		if err := r.serveFront(); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
+}
+
+// serveFront serves /token and proxies the rest to docker-registry, on r.Host.
+func (r *Registry) serveFront() error {
+	l, err := net.Listen("tcp", r.Host)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", r.Host, err)
+	}
+	backend := &url.URL{Scheme: "http", Host: hostPort(r.port)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /token", r.Tokens.serveToken)
+	mux.Handle("/", httputil.NewSingleHostReverseProxy(backend))
+	r.frontServer = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = r.frontServer.Serve(l) }()
+	return nil
 }
 
 // Start (re)starts the registry process and waits until it challenges for a token.
@@ -139,6 +199,9 @@ func (r *Registry) Close() {
 	}
 	if r.Tokens != nil {
 		r.Tokens.Close()
+	}
+	if r.frontServer != nil {
+		_ = r.frontServer.Close()
 	}
 }
 

@@ -39,8 +39,20 @@ type TokenServer struct {
 	certPEM                []byte
 	server                 *http.Server
 
-	mu     sync.Mutex
-	issued []IssuedToken
+	mu      sync.Mutex
+	issued  []IssuedToken
+	private map[string]bool
+}
+
+// RequireAuth makes repository (without the registry host) private: anonymous clients get
+// no access to it, only the pusher's credentials do.
+func (ts *TokenServer) RequireAuth(repository string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.private == nil {
+		ts.private = map[string]bool{}
+	}
+	ts.private[repository] = true
 }
 
 // IssuedToken records one token handed out, for assertions on the handshake.
@@ -133,7 +145,10 @@ func (ts *TokenServer) serveToken(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if !hasBasic {
-				entry.Actions = slices.DeleteFunc(entry.Actions, func(a string) bool { return a != "pull" })
+				ts.mu.Lock()
+				private := ts.private[entry.Name]
+				ts.mu.Unlock()
+				entry.Actions = slices.DeleteFunc(entry.Actions, func(a string) bool { return a != "pull" || private })
 			}
 			access = append(access, entry)
 			granted = append(granted, entry.Type+":"+entry.Name+":"+strings.Join(entry.Actions, ","))

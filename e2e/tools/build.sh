@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the real components the tests need, at the versions in versions.env:
 # helm v3 and v4, kube-apiserver, kube-controller-manager, kubectl, etcd; installs Debian's
-# docker-registry. Each step lands in $IMAGE_REFRESH_TOOLS/<name>-<version>/ and is rebuilt
+# docker-registry; and for the node kubelet, kube-proxy, kube-scheduler, containerd, runc, the CNI
+# plugins and Debian's iptables. Each step lands in $IMAGE_REFRESH_TOOLS/<name>-<version>/ and is rebuilt
 # only when that directory lacks its .done marker. Prints one line per tool with the time it
 # took; a failing step prints the tail of its log (kept in <name>-<version>.log).
 set -euo pipefail
@@ -65,11 +66,18 @@ GO
 # k8s.io/kubernetes cannot be `go install`ed: build it from a throwaway module that replaces
 # each staging module with its published version (v1.X.Y → v0.X.Y). The version ldflags make
 # /version (and so Helm's kubeVersion checks) report the real version instead of v0.0.0.
-kubernetes() {
+# Writes the throwaway module in $work/k8s (once) and sets k8s_ldflags.
+kubernetes_module() {
   local m="$work/k8s" v=$KUBERNETES_VERSION
   local minor=${v#v1.}
   minor=${minor%%.*}
   local staging="v0.${v#v1.}"
+  k8s_ldflags="-s -w"
+  local pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    k8s_ldflags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  [ -f "$m/go.sum" ] && return 0
   mkdir -p "$m"
   local gomod
   gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
@@ -88,20 +96,86 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
-  local ld="-s -w"
-  local pkg
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-  done
-  cd "$m"
-  go mod tidy
-  go build -trimpath -ldflags "$ld" -o "$1/" \
+  (cd "$m" && go mod tidy)
+}
+
+kubernetes() {
+  kubernetes_module
+  cd "$work/k8s"
+  go build -trimpath -ldflags "$k8s_ldflags" -o "$1/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
   "$1/kube-apiserver" --version
   "$1/kubectl" version --client
+}
+
+# kubelet, kube-proxy and kube-scheduler: the same throwaway module as the control plane (a
+# step of its own, so adding the node does not invalidate the cached control-plane step).
+kubernetes_node() {
+  kubernetes_module
+  cd "$work/k8s"
+  go build -trimpath -ldflags "$k8s_ldflags" -o "$1/" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-scheduler
+  "$1/kubelet" --version
+}
+
+containerd() {
+  GOBIN="$1" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" -tags no_btrfs,no_devmapper,no_zfs \
+    "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
+  "$1/containerd" --version
+}
+
+# runc's go.mod has a replace, so it cannot be `go install`ed: build it from a throwaway module.
+# cgo + libseccomp: containerd's RuntimeDefault seccomp profile needs it.
+runc() {
+  apt_install libseccomp-dev pkg-config
+  local m="$work/runc"
+  mkdir -p "$m"
+  cat >"$m/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/opencontainers/runc"
+GO
+  cd "$m"
+  go mod init runctools
+  go get "github.com/opencontainers/runc@$RUNC_VERSION"
+  go mod tidy
+  CGO_ENABLED=1 go build -trimpath -tags seccomp -ldflags "-s -w -X main.version=${RUNC_VERSION#v}" -o "$1/runc" github.com/opencontainers/runc
+  "$1/runc" --version
+}
+
+cni() {
+  local p=github.com/containernetworking/plugins/plugins
+  GOBIN="$1" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+    "$p/main/bridge@$CNI_PLUGINS_VERSION" "$p/main/loopback@$CNI_PLUGINS_VERSION" \
+    "$p/ipam/host-local@$CNI_PLUGINS_VERSION" "$p/meta/portmap@$CNI_PLUGINS_VERSION"
+}
+
+# iptables (nf_tables backend) for kube-proxy and the CNI bridge plugin.
+node_packages() {
+  apt_install iptables
+  ln -sf "$(command -v iptables)" "$1/iptables"
+}
+
+apt_install() { # packages...
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 registry() {
@@ -112,6 +186,14 @@ registry() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends docker-registry
   fi
   ln -sf "$(command -v docker-registry)" "$1/docker-registry"
+}
+
+node_steps() {
+  step iptables debian node_packages
+  step containerd "$CONTAINERD_VERSION" containerd
+  step runc "$RUNC_VERSION" runc
+  step cni-plugins "$CNI_PLUGINS_VERSION" cni
+  step kubernetes-node "$KUBERNETES_VERSION" kubernetes_node
 }
 
 only=${1:-all}
@@ -126,9 +208,13 @@ case $only in
     step helm4 "$HELM4_VERSION" helm4
     step etcd "$ETCD_VERSION" etcd
     step kubernetes "$KUBERNETES_VERSION" kubernetes
+    node_steps
+    ;;
+  node)
+    node_steps
     ;;
   *)
-    echo "usage: $0 [all|helm]" >&2
+    echo "usage: $0 [all|helm|node]" >&2
     exit 2
     ;;
 esac

@@ -1,5 +1,6 @@
 // Package tools locates the real components built by build.sh (helm v3 and v4, kube-apiserver,
-// kube-controller-manager, kubectl, etcd, docker-registry) for tests.
+// kube-controller-manager, kubectl, etcd, docker-registry; for the node kubelet, kube-proxy,
+// kube-scheduler, containerd, runc, the CNI plugins and iptables) for tests.
 package tools
 
 import (
@@ -21,7 +22,22 @@ const (
 	KubeControllerManager = "kube-controller-manager"
 	Kubectl               = "kubectl"
 	DockerRegistry        = "docker-registry"
+
+	Kubelet        = "kubelet"
+	KubeProxy      = "kube-proxy"
+	KubeScheduler  = "kube-scheduler"
+	Containerd     = "containerd"
+	ContainerdShim = "containerd-shim-runc-v2"
+	Ctr            = "ctr"
+	Runc           = "runc"
+	// CNIBridge is one of the CNI plugins; its directory holds the others (loopback,
+	// host-local, portmap).
+	CNIBridge = "bridge"
+	Iptables  = "iptables"
 )
+
+// Node is every tool the real node needs.
+var Node = []string{Kubelet, KubeProxy, KubeScheduler, Containerd, ContainerdShim, Ctr, Runc, CNIBridge, Iptables}
 
 // All is every tool build.sh provides.
 var All = []string{Helm3, Helm4, Etcd, KubeAPIServer, KubeControllerManager, Kubectl, DockerRegistry}
@@ -82,6 +98,16 @@ func Lookup(name string) (string, error) {
 	case KubeAPIServer, KubeControllerManager, Kubectl:
 		step, version = "kubernetes", v["KUBERNETES_VERSION"]
 	case DockerRegistry:
+		version = "debian"
+	case Kubelet, KubeProxy, KubeScheduler:
+		step, version = "kubernetes-node", v["KUBERNETES_VERSION"]
+	case Containerd, ContainerdShim, Ctr:
+		step, version = "containerd", v["CONTAINERD_VERSION"]
+	case Runc:
+		version = v["RUNC_VERSION"]
+	case CNIBridge:
+		step, version = "cni-plugins", v["CNI_PLUGINS_VERSION"]
+	case Iptables:
 		version = "debian"
 	default:
 		return "", fmt.Errorf("unknown tool %q", name)
