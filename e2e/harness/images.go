@@ -1,91 +1,49 @@
 package harness
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"log/slog"
 	"strconv"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/tracebloc/image-refresh/internal/ociimage"
 )
 
-// The Go main packages the node runs as images, by image name.
+// The Go main packages the node runs as images, by image name. The refresher is not among
+// them: the node runs the product's own image (BuildRefresherImage, as `make image` builds it).
 var NodeImagePackages = map[string]string{
 	"pause":        "./e2e/images/pause",
 	"jobs-manager": "./e2e/images/jobsmanager",
 	"pods-monitor": "./e2e/images/podsmonitor",
 	"ingestor":     "./e2e/images/ingestor",
-	"refresher":    "./cmd/refresher",
 }
 
 // NodeImages are the images built for the node, by name.
 type NodeImages map[string]v1.Image
 
-// BuildGoImages builds each Go main package (module-relative, by image name) as a static
-// linux/amd64 binary and wraps it in a one-layer OCI image: /<name>, entrypoint /<name>,
-// user 65532. The images are reproducible (fixed timestamps).
-//
-// This is the one place images are made; internal/ociimage replaces it once it lands.
-func BuildGoImages(ctx context.Context, root, dir string, pkgs map[string]string) (NodeImages, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating image build dir: %w", err)
-	}
+// BuildGoImages builds each Go main package (module-relative, by image name) into a
+// linux/amd64 image with internal/ociimage, as the refresher's own image is built: the static
+// binary at /usr/local/bin/<name> as entrypoint, user 65532, reproducible.
+func BuildGoImages(ctx context.Context, root string, pkgs map[string]string) (NodeImages, error) {
 	out := NodeImages{}
 	for name, pkg := range pkgs {
-		bin := filepath.Join(dir, name)
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, pkg)
-		killGroupOnCancel(cmd)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-		}
-		data, err := os.ReadFile(bin)
+		res, err := ociimage.Build(ctx, ociimage.Options{
+			Package: pkg, Dir: root, Binary: name,
+			Platforms: []v1.Platform{{OS: "linux", Architecture: "amd64"}},
+			Created:   time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+			Metadata:  ociimage.Metadata{Title: name, Version: "e2e"},
+			Logger:    slog.New(slog.DiscardHandler),
+		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("building image %s: %w", name, err)
 		}
-		var layer bytes.Buffer
-		tw := tar.NewWriter(&layer)
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return nil, err
-		}
-		if err := tw.Close(); err != nil {
-			return nil, err
-		}
-		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layer.Bytes())), nil },
-			tarball.WithMediaType(types.OCILayer))
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", name, err)
-		}
-		img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), l)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", name, err)
-		}
-		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return nil, err
-		}
-		cf = cf.DeepCopy()
-		cf.OS, cf.Architecture = "linux", "amd64"
-		cf.Config.Entrypoint = []string{"/" + name}
-		cf.Config.User = "65532:65532"
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			return nil, fmt.Errorf("image %s: %w", name, err)
-		}
-		out[name] = img
+		out[name] = res.Images[0].Image
 	}
 	return out, nil
 }

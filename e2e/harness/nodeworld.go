@@ -13,6 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tracebloc/image-refresh/internal/ociimage"
 )
 
 // RefresherRepo is the refresher image's repository in a NodeWorld's registry: private, only
@@ -70,9 +72,12 @@ func StartNodeWorld(ctx context.Context, log Logger) (_ *NodeWorld, err error) {
 	defer cancelBuild()
 	var wg sync.WaitGroup
 	var binErr, imgErr error
+	var refresher *ociimage.Result
 	wg.Go(func() { w.Bins, binErr = BuildBinaries(buildCtx, filepath.Join(w.dir, "bin")) })
 	wg.Go(func() {
-		w.Images, imgErr = BuildGoImages(buildCtx, root, filepath.Join(w.dir, "images"), NodeImagePackages)
+		if w.Images, imgErr = BuildGoImages(buildCtx, root, NodeImagePackages); imgErr == nil {
+			refresher, imgErr = BuildRefresherImage(buildCtx)
+		}
 	})
 	defer func() {
 		if err != nil {
@@ -101,7 +106,8 @@ func StartNodeWorld(ctx context.Context, log Logger) (_ *NodeWorld, err error) {
 		return nil, err
 	}
 	w.Registry.Tokens.RequireAuth(RefresherRepo)
-	if w.RefresherDigest, err = w.Registry.PushArtifact(ctx, RefresherRepo, "v1", w.Images["refresher"]); err != nil {
+	// The product's multi-arch index, as a release pushes it; the node pulls its amd64 image.
+	if w.RefresherDigest, err = w.Registry.PushArtifact(ctx, RefresherRepo, "v1", refresher.Index); err != nil {
 		return nil, err
 	}
 	w.RefresherImage = w.Registry.Repository(RefresherRepo) + ":v1"
