@@ -82,7 +82,7 @@ test-unit:
 	$(GO) test -short ./...
 
 bench: build
-	$(GO) run ./cmd/internal/benchtable
+	$(GO) run ./cmd/internal/benchtable docs/performance.md
 
 demo: tools plugin
 	$(GO) run ./e2e/demo

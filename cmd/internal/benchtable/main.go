@@ -1,5 +1,9 @@
 // Command benchtable runs the benchmarks behind the performance budgets (`make bench`) and prints
-// one table: case, this project, the baseline measured in the same run, and their ratio.
+// one table: case, this project, the baseline measured in the same run, and their ratio. With
+// an argument it also writes that file (docs/performance.md) as Markdown: the page is the
+// output of a run, never edited by hand.
+//
+//	benchtable [docs/performance.md]
 package main
 
 import (
@@ -11,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"text/tabwriter"
@@ -38,13 +43,16 @@ type row struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "benchtable:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 1 {
+		return fmt.Errorf("usage: benchtable [MARKDOWN-FILE], got %q", args)
+	}
 	results := map[string]result{}
 	for _, s := range suites {
 		fmt.Fprintf(stderr, "benchtable: go test %s -bench '%s' -benchtime %s\n", s.pkg, s.pattern, s.benchtime)
@@ -67,7 +75,65 @@ func run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return write(stdout, rows)
+	if err := write(stdout, rows); err != nil {
+		return err
+	}
+	if len(args) == 1 {
+		var page bytes.Buffer
+		writeMarkdown(&page, rows, machine())
+		if err := os.WriteFile(args[0], page.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", args[0], err)
+		}
+	}
+	return nil
+}
+
+// machine describes where the numbers were taken: CPU model and count, Go version.
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		if m := regexp.MustCompile(`(?m)^model name\s*:\s*(.+)$`).FindSubmatch(data); m != nil {
+			model = string(m[1])
+		}
+	}
+	return fmt.Sprintf("%s, %d CPUs, %s %s/%s", model, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// writeMarkdown writes docs/performance.md: what is measured, the table, how to reproduce.
+func writeMarkdown(w io.Writer, rows []row, machine string) {
+	fmt.Fprint(w, `# Performance
+
+Written by `+"`make bench`"+` (`+"`cmd/internal/benchtable`"+`); do not edit by hand. Each case is measured
+beside a baseline **in the same run**, and the ratio is what a budget is about: other work on the
+machine moves both. Peak memory is the high-water RSS (`+"`VmHWM`"+`) of a child process doing only
+that job (`+"`e2e/procstat`"+`).
+
+Machine: `+machine+`.
+
+| case | unit | this project | baseline (same run) | ratio | budget |
+|---|---|---|---|---|---|
+`)
+	for _, r := range rows {
+		project, base, ratio := r.cells()
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.label, r.unit, project, base, ratio, r.budget)
+	}
+	fmt.Fprint(w, `
+- **postrender** copies every document that is neither the config nor a target verbatim; only
+  those are decoded (as the API server decodes them). Baseline: kyaml's `+"`ByteReader`→`ByteWriter`"+`.
+- **refresher**: a lookup is two round trips (token, HEAD) after one version check per registry;
+  requests are counted by `+"`TestRequestsPerImage`"+`, not timed. Baseline: the same tick sequentially.
+  The process peak is the real binary (built as `+"`make build`"+`) running one tick.
+- **chartcheck** loads the chart once per run; baseline: reloading it per scenario.
+
+Reproduce:
+
+`+"```"+`sh
+make bench
+go test ./postrender -run '^$' -bench 'BenchmarkRender|BenchmarkKyamlRoundTrip' -benchtime 5x
+go test ./refresher  -run '^$' -bench BenchmarkRun -benchtime 3x
+go test ./chartcheck -run '^$' -bench 'BenchmarkSuite' -benchtime 5x
+`+"```"+`
+`)
 }
 
 var concurrencyName = regexp.MustCompile(`^Run/images=(\d+)/concurrency=(\d+)$`)
@@ -158,22 +224,28 @@ func table(res map[string]result) ([]row, error) {
 	return rows, nil
 }
 
+// cells formats the measured values of a row: project, baseline and ratio ("—" when none).
+func (r row) cells() (project, base, ratio string) {
+	format := "%.1f"
+	if r.unit == "requests/image" {
+		format = "%.3f" // 2.005 = token + HEAD + one version check shared by 200 images
+	}
+	base, ratio = "—", "—"
+	if r.hasBase {
+		base = fmt.Sprintf(format, r.base)
+		if r.base != 0 {
+			ratio = fmt.Sprintf("%.2f×", r.project/r.base)
+		}
+	}
+	return fmt.Sprintf(format, r.project), base, ratio
+}
+
 func write(w io.Writer, rows []row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "case\tunit\tthis project\tbaseline\tratio\tbudget")
 	for _, r := range rows {
-		format := "%.1f"
-		if r.unit == "requests/image" {
-			format = "%.3f" // 2.005 = token + HEAD + one version check shared by 200 images
-		}
-		base, ratio := "—", "—"
-		if r.hasBase {
-			base = fmt.Sprintf(format, r.base)
-			if r.base != 0 {
-				ratio = fmt.Sprintf("%.2f×", r.project/r.base)
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t"+format+"\t%s\t%s\t%s\n", r.label, r.unit, r.project, base, ratio, r.budget)
+		project, base, ratio := r.cells()
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.label, r.unit, project, base, ratio, r.budget)
 	}
 	return tw.Flush()
 }

@@ -41,3 +41,21 @@ func TestTableReportsMissingBenchmark(t *testing.T) {
 		t.Fatalf("table of no results: err %v, want a 'did not run' error", err)
 	}
 }
+
+func TestWriteMarkdown(t *testing.T) {
+	var b strings.Builder
+	writeMarkdown(&b, []row{
+		{label: "postrender 5000 objects: wall", unit: "ms", project: 164, base: 720, hasBase: true, budget: "≤ 0.5×"},
+		{label: "refresher 200 images: process peak", unit: "peak-MiB", project: 26.2, budget: "≤ 32 MiB"},
+	}, "Test CPU, 2 CPUs")
+	for _, want := range []string{
+		"| postrender 5000 objects: wall | ms | 164.0 | 720.0 | 0.23× | ≤ 0.5× |\n",
+		"| refresher 200 images: process peak | peak-MiB | 26.2 | — | — | ≤ 32 MiB |\n",
+		"Machine: Test CPU, 2 CPUs.",
+		"do not edit by hand",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("page lacks %q:\n%s", want, b.String())
+		}
+	}
+}
