@@ -2,17 +2,24 @@
 SHELL := /usr/bin/env bash
 GO ?= go
 BIN := $(CURDIR)/bin
-VERSION ?= v0.1.0-dev
-LDFLAGS := -s -w -X github.com/tracebloc/image-refresh/cmd/internal/version.Version=$(VERSION)
+# The one version source (internal/version/VERSION): binaries embed it, the image and the dist
+# archives are tagged with it. Bump it there, nowhere else.
+VERSION := $(shell cat internal/version/VERSION)
+PLUGIN_VERSION := $(VERSION:v%=%)
+# Reproducible builds: no build ID, no VCS stamp, paths trimmed; archive times from the commit.
+GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -buildid='
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# make dist: one set of binaries and one Helm 4 plugin archive per platform.
+DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 # Real components (helm 3/4, kube-apiserver, ...) are cached here by version; see e2e/tools.
 export IMAGE_REFRESH_TOOLS ?= $(HOME)/.cache/image-refresh-tools
 
-.PHONY: all build plugin tools test test-unit bench demo clean
+.PHONY: all build plugin dist tools test test-unit bench demo clean
 
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/refresher ./cmd/postrender ./cmd/chartcheck
+	$(GOBUILD) -o $(BIN)/ ./cmd/refresher ./cmd/postrender ./cmd/chartcheck
 
 # The Helm 4 post-renderer plugin: plugin.yaml + the postrender binary, installable with
 # `helm plugin install bin/plugin/image-refresh`.
@@ -20,6 +27,24 @@ plugin: build
 	rm -rf $(BIN)/plugin/image-refresh && mkdir -p $(BIN)/plugin/image-refresh
 	cp postrender/plugin/plugin.yaml $(BIN)/plugin/image-refresh/
 	cp $(BIN)/postrender $(BIN)/plugin/image-refresh/
+
+# Release archives in bin/dist: <binary>-$(VERSION)-<os>-<arch>[.exe] for the three binaries,
+# image-refresh-$(PLUGIN_VERSION)-<os>-<arch>.tgz (the Helm 4 plugin: `helm plugin install FILE`;
+# Helm finds the plugin directory by cutting the name at "-<digit>.", hence no v),
+# and SHA256SUMS (`sha256sum -c SHA256SUMS`). Archives are byte-reproducible from a commit.
+dist:
+	rm -rf $(BIN)/dist && mkdir -p $(BIN)/dist
+	set -euo pipefail; for platform in $(DIST_PLATFORMS); do \
+	  os=$${platform%/*}; arch=$${platform#*/}; exe=; [ "$$os" != windows ] || exe=.exe; \
+	  work=$(BIN)/dist/.work/$$os-$$arch; plugin=$$work/plugin/image-refresh; mkdir -p $$plugin; \
+	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o $$work/ ./cmd/refresher ./cmd/postrender ./cmd/chartcheck; \
+	  for b in refresher postrender chartcheck; do cp $$work/$$b$$exe $(BIN)/dist/$$b-$(VERSION)-$$os-$$arch$$exe; done; \
+	  cp postrender/plugin/plugin.yaml $$work/postrender$$exe $$plugin/; \
+	  tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner --mode=go-w \
+	    -C $$work/plugin -cf - image-refresh | gzip -9n >$(BIN)/dist/image-refresh-$(PLUGIN_VERSION)-$$os-$$arch.tgz; \
+	done
+	rm -rf $(BIN)/dist/.work
+	cd $(BIN)/dist && sha256sum -- * >SHA256SUMS
 
 tools:
 	e2e/tools/build.sh

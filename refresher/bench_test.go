@@ -24,11 +24,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/tracebloc/image-refresh/e2e/procstat"
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/kube"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
 )
@@ -67,12 +67,12 @@ func benchRepository(i int) string { return fmt.Sprintf("ghcr.io/bench/app-%03d"
 
 // benchOptions reaches the API server over HTTP with client-go, as the CronJob does.
 func benchOptions(apiServerURL string, transport http.RoundTripper, concurrency int) (Options, error) {
-	kube, err := kubernetes.NewForConfig(ClientConfig(&rest.Config{Host: apiServerURL}, "image-refresh-bench"))
+	client, err := kube.NewForConfig(&rest.Config{Host: apiServerURL}, "image-refresh-bench")
 	if err != nil {
 		return Options{}, fmt.Errorf("creating Kubernetes client: %w", err)
 	}
 	return Options{
-		Kube:     kube,
+		Kube:     client,
 		Registry: registry.Options{Transport: transport, Keychain: authn.NewMultiKeychain(), Concurrency: concurrency},
 		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	}, nil

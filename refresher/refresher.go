@@ -14,10 +14,7 @@ import (
 	"sync"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
@@ -25,29 +22,20 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/registry"
 )
 
-const (
-	// targetConcurrency bounds the Deployments read and patched at once.
-	targetConcurrency = 8
-	// kubeRequestTimeout bounds every API request of a client made by ClientConfig.
-	kubeRequestTimeout = 30 * time.Second
-)
+// targetConcurrency bounds the Deployments read and patched at once.
+const targetConcurrency = 8
 
-// ClientConfig returns a copy of c fit for one tick: a timeout on every API request and no
-// client-side rate limit (client-go's default, 5 requests per second, would stretch a tick over
-// 200 targets — two requests each — to over a minute). The load stays bounded: at most
-// targetConcurrency requests are in flight, and the API server's priority and fairness applies.
-func ClientConfig(c *rest.Config, userAgent string) *rest.Config {
-	c = rest.CopyConfig(c)
-	c.Timeout = kubeRequestTimeout
-	c.QPS = -1 // disables the client-side rate limiter
-	c.UserAgent = userAgent
-	return c
+// Kube is the refresher's access to the cluster: kube.Client over the REST API in the
+// CronJob, clientset.New over a client-go clientset (the fake one in tests).
+type Kube interface {
+	GetDeployment(ctx context.Context, namespace, name string) (*appsv1.Deployment, error)
+	PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error)
 }
 
 // Options configure one Run.
 type Options struct {
 	// Kube reads and patches the target Deployments. Required unless every image is pinned.
-	Kube kubernetes.Interface
+	Kube Kube
 	// Namespace is used for targets whose namespace the config leaves empty (no
 	// metadata.namespace and no target.namespace).
 	Namespace string
@@ -269,17 +257,16 @@ func (t *target) apply(ctx context.Context, opts Options) []byte {
 	// Lookups finish in any order; plan in config order so the patch is deterministic.
 	slices.SortFunc(t.images, func(a, b targetImage) int { return a.index - b.index })
 	namespace, name := t.key.Namespace, t.key.Name
-	deployments := opts.Kube.AppsV1().Deployments(namespace)
 	var patch []byte
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		dep, err := deployments.Get(ctx, name, metav1.GetOptions{})
+		dep, err := opts.Kube.GetDeployment(ctx, namespace, name)
 		if err != nil {
 			return fmt.Errorf("reading Deployment %s/%s: %w", namespace, name, err)
 		}
 		if patch, err = planTarget(dep, t.images, opts.Now()); err != nil || patch == nil || opts.DryRun {
 			return err
 		}
-		_, err = deployments.Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: config.FieldManager})
+		_, err = opts.Kube.PatchDeployment(ctx, namespace, name, patch, config.FieldManager)
 		if err != nil {
 			return fmt.Errorf("patching Deployment %s/%s: %w", namespace, name, err)
 		}

@@ -25,6 +25,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/kube/clientset"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
 )
@@ -78,7 +79,7 @@ func newFixture(t *testing.T, dep *appsv1.Deployment) *fixture {
 
 func (f *fixture) options() Options {
 	return Options{
-		Kube:     f.kube,
+		Kube:     clientset.New(f.kube),
 		Registry: registry.Options{Transport: f.srv.Transport(), Keychain: authn.NewMultiKeychain()},
 		Logger:   slog.New(slog.NewJSONHandler(&f.logs, nil)),
 		Now:      func() time.Time { return clock },

@@ -26,7 +26,7 @@ import (
 	"helm.sh/helm/v3/pkg/cli/values"
 
 	"github.com/tracebloc/image-refresh/chartcheck"
-	"github.com/tracebloc/image-refresh/cmd/internal/version"
+	"github.com/tracebloc/image-refresh/internal/version"
 )
 
 // Exit codes.

@@ -24,7 +24,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tracebloc/image-refresh/cmd/internal/version"
+	"github.com/tracebloc/image-refresh/internal/version"
 	"github.com/tracebloc/image-refresh/postrender"
 	"github.com/tracebloc/image-refresh/refresher/config"
 )

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tracebloc/image-refresh/cmd/internal/version"
+	"github.com/tracebloc/image-refresh/internal/version"
 )
 
 const goldenDir = "../../testdata/postrender/golden"

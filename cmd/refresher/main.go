@@ -21,13 +21,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/tracebloc/image-refresh/cmd/internal/version"
+	"github.com/tracebloc/image-refresh/internal/version"
 	"github.com/tracebloc/image-refresh/refresher"
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/kube"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 )
 
@@ -49,7 +49,7 @@ type environment struct {
 	stdout, stderr io.Writer
 	// kube connects to the cluster: in-cluster config when kubeconfig is empty. It also
 	// returns the namespace targets default to (the pod's, or the kubeconfig context's).
-	kube     func(kubeconfig string) (kubernetes.Interface, string, error)
+	kube     func(kubeconfig string) (refresher.Kube, string, error)
 	registry registry.Options
 }
 
@@ -183,7 +183,7 @@ func logSummary(logger *slog.Logger, report refresher.Report, dryRun bool) {
 }
 
 // connect builds the API client from the in-cluster service account, or from kubeconfig.
-func connect(kubeconfig string) (kubernetes.Interface, string, error) {
+func connect(kubeconfig string) (refresher.Kube, string, error) {
 	var (
 		restConfig *rest.Config
 		namespace  string
@@ -207,7 +207,7 @@ func connect(kubeconfig string) (kubernetes.Interface, string, error) {
 			return nil, "", &usageError{fmt.Errorf("namespace of kubeconfig %s: %w", kubeconfig, err)}
 		}
 	}
-	client, err := kubernetes.NewForConfig(refresher.ClientConfig(restConfig, "image-refresh/"+version.Version))
+	client, err := kube.NewForConfig(restConfig, "image-refresh/"+version.Version)
 	if err != nil {
 		return nil, "", fmt.Errorf("creating Kubernetes client: %w", err)
 	}

@@ -14,11 +14,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/tracebloc/image-refresh/cmd/internal/version"
+	"github.com/tracebloc/image-refresh/internal/version"
+	"github.com/tracebloc/image-refresh/refresher"
+	"github.com/tracebloc/image-refresh/refresher/kube/clientset"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
 )
@@ -55,9 +56,9 @@ func (h *harness) run(args ...string) int {
 	return run(context.Background(), args, environment{
 		stdout: &h.stdout,
 		stderr: &h.stderr,
-		kube: func(kubeconfig string) (kubernetes.Interface, string, error) {
+		kube: func(kubeconfig string) (refresher.Kube, string, error) {
 			h.kubeconfig = kubeconfig
-			return h.kube, "from-context", nil
+			return clientset.New(h.kube), "from-context", nil
 		},
 		registry: registry.Options{Transport: h.srv.Transport(), Keychain: authn.NewMultiKeychain()},
 	})
@@ -158,7 +159,7 @@ func TestRunExit1WhenTheClusterIsUnreachable(t *testing.T) {
 	h := newHarness(t, "tracebloc")
 	code := run(context.Background(), []string{"--config", exampleConfig}, environment{
 		stdout: &h.stdout, stderr: &h.stderr,
-		kube: func(string) (kubernetes.Interface, string, error) {
+		kube: func(string) (refresher.Kube, string, error) {
 			return nil, "", errors.New("in-cluster config: not in a cluster")
 		},
 	})
@@ -237,7 +238,7 @@ spec:
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"--config", pinned}, environment{
 		stdout: &stdout, stderr: &stderr,
-		kube: func(string) (kubernetes.Interface, string, error) { return nil, "", errors.New("must not connect") },
+		kube: func(string) (refresher.Kube, string, error) { return nil, "", errors.New("must not connect") },
 	})
 	if code != exitOK || !strings.Contains(stderr.String(), `"decision":"pinned"`) {
 		t.Errorf("exit %d; stderr:\n%s", code, stderr.String())

@@ -13,17 +13,22 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/tracebloc/image-refresh/internal/version"
 )
 
 // Defaults applied by Default.
 const (
 	DefaultSchedule     = "7,22,37,52 * * * *"
 	DefaultTag          = "latest"
-	DefaultJobImage     = "ghcr.io/tracebloc/image-refresh:v0.1.0"
 	DefaultRunAsUser    = int64(65532)
 	DefaultPullPolicy   = "IfNotPresent"
 	maxCronJobNameChars = 52 // the CronJob controller appends an 11-character suffix to Job names
 )
+
+// DefaultJobImage is the refresher image the CronJob runs unless spec.job.image says
+// otherwise: this release's own image.
+var DefaultJobImage = version.ImageReference()
 
 var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 // maxRecordedBody bounds what is kept of a recorded response body (version checks, tokens,
@@ -74,7 +76,11 @@ func (t *runTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		return t.once(req, key)
+		resp, err := t.once(req, key)
+		if err != nil {
+			return nil, err
+		}
+		return withheldToken(resp), nil
 	}
 
 	key := req.Method + " " + req.URL.String()
@@ -99,7 +105,9 @@ func (t *runTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.mu.Unlock()
 		}
 	}
-	if req.Method == http.MethodHead && strings.Contains(req.URL.Path, "/manifests/") {
+	// Every HEAD of a lookup is its manifest HEAD or a redirect of it (to a CDN, another
+	// path): the last one recorded is the final answer, whatever its path.
+	if req.Method == http.MethodHead {
 		if obs, ok := req.Context().Value(headObservationKey{}).(*headObservation); ok {
 			obs.record(resp)
 		}
@@ -198,6 +206,85 @@ func (x *exchange) replay(req *http.Request) *http.Response {
 		ContentLength: int64(len(x.body)),
 		Request:       req,
 	}
+}
+
+// maxTokenReason bounds the reason kept from a refused token request.
+const maxTokenReason = 120
+
+// withheldToken returns resp unless it is a token response that grants no token — a refusal,
+// or a 200 without "token" or "access_token" — whose body go-containerregistry would copy
+// into its error, and so into the refresher's logs: such a body may hold a refresh_token or
+// other secrets. Its replacement keeps the status and a short reason (the registry's error
+// code and message, or the OAuth error), nothing else.
+func withheldToken(resp *http.Response) *http.Response {
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		body = nil
+	}
+	var granted struct {
+		Token       string `json:"token"`
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &granted) == nil && (granted.Token != "" || granted.AccessToken != "") {
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return resp
+	}
+	reason := tokenRefusalReason(body)
+	if resp.StatusCode == http.StatusOK {
+		reason = "the token endpoint answered 200 without a token"
+	}
+	msg := fmt.Sprintf("token request answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	if reason != "" {
+		msg += ": " + reason
+	}
+	msg += fmt.Sprintf(" (%d-byte body withheld)", len(body))
+	if resp.StatusCode == http.StatusOK {
+		// go-containerregistry prints a 200's body after "no token in bearer response".
+		body, _ = json.Marshal(map[string]string{"details": msg})
+	} else {
+		// ... and a refusal's registry error as CODE: message.
+		body, _ = json.Marshal(map[string]any{"errors": []map[string]string{{"code": "TOKEN_REFUSED", "message": msg}}})
+	}
+	resp.Header = resp.Header.Clone()
+	resp.Header.Set("Content-Type", "application/json")
+	resp.Header.Del("Content-Length")
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	return resp
+}
+
+// tokenRefusalReason is the registry's error code and message (distribution's error
+// envelope) or the OAuth error of a refused token request, printable and bounded; "" if the
+// body carries neither.
+func tokenRefusalReason(body []byte) string {
+	var refusal struct {
+		Errors []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"errors"`
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &refusal) != nil {
+		return ""
+	}
+	var reason string
+	switch {
+	case len(refusal.Errors) > 0:
+		reason = strings.TrimSpace(refusal.Errors[0].Code + " " + refusal.Errors[0].Message)
+	case refusal.Error != "":
+		reason = strings.TrimSpace(refusal.Error + " " + refusal.ErrorDescription)
+	}
+	reason = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return ' '
+	}, reason)
+	if len(reason) > maxTokenReason {
+		reason = strings.ToValidUTF8(reason[:maxTokenReason], "") + "…"
+	}
+	return reason
 }
 
 // realmPattern finds the realm parameter of a WWW-Authenticate challenge.

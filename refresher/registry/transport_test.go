@@ -1,6 +1,9 @@
 package registry
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"net/url"
@@ -60,4 +63,143 @@ func TestTokenKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeRegistry answers requests with handle, without a network: hosts are names that need
+// not resolve (go-containerregistry refuses a token realm on a loopback address).
+type fakeRegistry func(req *http.Request) *http.Response
+
+func (f fakeRegistry) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		io.Copy(io.Discard, req.Body)
+		req.Body.Close()
+	}
+	resp := f(req)
+	resp.Request = req
+	if resp.Header == nil {
+		resp.Header = http.Header{}
+	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}
+
+func answer(status int, header http.Header, body string) *http.Response {
+	return &http.Response{StatusCode: status, Status: http.StatusText(status), Header: header,
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body))}
+}
+
+const fakeManifest = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`
+
+// bearerRegistry challenges every registry request and sends token requests to token.
+func bearerRegistry(token func(req *http.Request) *http.Response) fakeRegistry {
+	return func(req *http.Request) *http.Response {
+		if req.URL.Host == "auth.example.com" {
+			return token(req)
+		}
+		h := http.Header{}
+		h.Set("WWW-Authenticate", `Bearer realm="https://auth.example.com/token",service="registry.example.com"`)
+		return answer(http.StatusUnauthorized, h, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+	}
+}
+
+func resolveWith(t *testing.T, rt http.RoundTripper, ref string) Result {
+	t.Helper()
+	isolateKeychain(t)
+	r, err := NewResolver(Options{Transport: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Resolve(context.Background(), []string{ref})[0]
+}
+
+// A token endpoint's answer that grants no token never reaches the error (and so the logs)
+// verbatim: it may carry a refresh_token. The status and a short reason do.
+func TestTokenRefusalsAreWithheld(t *testing.T) {
+	const secret = "s3cr3t-refresh-token"
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   []string
+	}{
+		{"200 without a token", http.StatusOK, `{"refresh_token":"` + secret + `","expires_in":300}`,
+			[]string{"token request answered 200 OK: the token endpoint answered 200 without a token", "withheld"}},
+		{"401 with a registry error", http.StatusUnauthorized, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}],"refresh_token":"` + secret + `"}`,
+			[]string{"token request answered 401 Unauthorized: UNAUTHORIZED bad credentials"}},
+		{"400 with an OAuth error", http.StatusBadRequest, `{"error":"invalid_grant","error_description":"refresh token expired","refresh_token":"` + secret + `"}`,
+			[]string{"token request answered 400 Bad Request: invalid_grant refresh token"}},
+		{"403 with an HTML page", http.StatusForbidden, `<html>` + secret + `</html>`,
+			[]string{"token request answered 403 Forbidden (", "-byte body withheld)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := bearerRegistry(func(*http.Request) *http.Response { return answer(tc.status, http.Header{}, tc.body) })
+			res := resolveWith(t, rt, "registry.example.com/team/app:prod")
+			if res.Err == nil {
+				t.Fatalf("resolved %s, want a failure", res.Digest)
+			}
+			msg := res.Err.Error()
+			for _, want := range tc.want {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q lacks %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, secret) {
+				t.Errorf("error leaks the token response: %q", msg)
+			}
+			if strings.Contains(msg, `"refresh_token"`) || strings.Contains(msg, "<html>") {
+				t.Errorf("error carries the response body: %q", msg)
+			}
+		})
+	}
+}
+
+// A granted token passes untouched, so the lookup succeeds.
+func TestGrantedTokenPasses(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	rt := fakeRegistry(func(req *http.Request) *http.Response {
+		if req.URL.Host == "auth.example.com" {
+			return answer(http.StatusOK, http.Header{}, `{"token":"t0k","refresh_token":"r"}`)
+		}
+		if req.Header.Get("Authorization") != "Bearer t0k" {
+			return bearerRegistry(nil)(req)
+		}
+		h := http.Header{}
+		h.Set("Docker-Content-Digest", digest)
+		h.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		h.Set("Content-Length", "100")
+		return answer(http.StatusOK, h, "")
+	})
+	if res := resolveWith(t, rt, "registry.example.com/team/app:prod"); res.Err != nil || res.Digest != digest {
+		t.Fatalf("got %+v, want %s", res, digest)
+	}
+}
+
+// A HEAD redirected to another path (a CDN) and answered there without a digest falls back
+// to GET, as a HEAD answered without a digest on the manifest path does.
+func TestRedirectedHeadWithoutDigestFallsBackToGet(t *testing.T) {
+	rt := fakeRegistry(func(req *http.Request) *http.Response {
+		switch {
+		case req.URL.Path == "/v2/":
+			return answer(http.StatusOK, http.Header{}, "")
+		case strings.Contains(req.URL.Path, "/manifests/"):
+			return answer(http.StatusTemporaryRedirect, http.Header{"Location": {"https://cdn.example.com/blobs/xyz"}}, "")
+		case req.URL.Host == "cdn.example.com" && req.Method == http.MethodHead:
+			return answer(http.StatusOK, http.Header{}, "") // no digest, no Content-Length
+		case req.URL.Host == "cdn.example.com":
+			return answer(http.StatusOK, http.Header{"Content-Type": {"application/vnd.oci.image.manifest.v1+json"}}, fakeManifest)
+		}
+		return answer(http.StatusNotFound, http.Header{}, "")
+	})
+	res := resolveWith(t, rt, "registry.example.com/team/app:prod")
+	want := "sha256:" + sha256Hex(fakeManifest)
+	if res.Err != nil || res.Digest != want || !res.ViaGet {
+		t.Fatalf("got %+v, want %s via GET", res, want)
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

@@ -149,7 +149,7 @@ func table(res map[string]result) ([]row, error) {
 			return nil, err
 		}
 		if peak, err := get(name, "peak-MiB"); err == nil {
-			rows = append(rows, row{label: fmt.Sprintf("refresher %d images: process peak", t.images), unit: "peak-MiB", project: peak, budget: "≤ 40 MiB"})
+			rows = append(rows, row{label: fmt.Sprintf("refresher %d images: process peak", t.images), unit: "peak-MiB", project: peak, budget: "≤ 32 MiB"})
 		}
 	}
 	if err := pair("chartcheck charts/client suite: per scenario after the first (vs chart loaded per scenario)", "ms/scenario", "Suite", "SuiteChartPerScenario", "", 1); err != nil {

@@ -1,0 +1,30 @@
+// Package clientset adapts a client-go clientset — such as the fake one of
+// k8s.io/client-go/kubernetes/fake — to the refresher's Kubernetes client interface, for
+// tests and for programs that already hold a clientset. The refresher binary never imports it:
+// the clientset links every API group of Kubernetes.
+package clientset
+
+import (
+	"context"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Client serves the refresher's calls from a clientset.
+type Client struct{ kubernetes.Interface }
+
+// New wraps cs.
+func New(cs kubernetes.Interface) Client { return Client{cs} }
+
+// GetDeployment reads namespace/name.
+func (c Client) GetDeployment(ctx context.Context, namespace, name string) (*appsv1.Deployment, error) {
+	return c.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// PatchDeployment applies a strategic-merge patch to namespace/name as fieldManager.
+func (c Client) PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error) {
+	return c.AppsV1().Deployments(namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+}

@@ -1,0 +1,78 @@
+// Package kube is the refresher's Kubernetes client: the few API calls a tick makes, over
+// client-go's REST machinery with a scheme of only the API group it reads. client-go's typed
+// clientset (even one typed client) links the scheme of every Kubernetes API group, which
+// would double the refresher binary and its image.
+package kube
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+)
+
+// RequestTimeout bounds every API request of a Client.
+const RequestTimeout = 30 * time.Second
+
+// Client reads and patches Deployments (apps/v1).
+type Client struct {
+	apps rest.Interface
+}
+
+// NewForConfig returns a Client for c, fit for one tick: a timeout on every request and no
+// client-side rate limit (client-go's default, 5 requests per second, would stretch a tick
+// over 200 targets — two requests each — to over a minute). The load stays bounded by the
+// refresher's own concurrency, and the API server's priority and fairness applies.
+func NewForConfig(c *rest.Config, userAgent string) (*Client, error) {
+	c = rest.CopyConfig(c)
+	c.Timeout = RequestTimeout
+	c.QPS = -1 // disables the client-side rate limiter
+	c.UserAgent = userAgent
+	c.APIPath = "/apis"
+	c.GroupVersion = &appsv1.SchemeGroupVersion
+	c.ContentType = runtime.ContentTypeJSON
+	c.NegotiatedSerializer = codecs.WithoutConversion()
+	apps, err := rest.RESTClientFor(c)
+	if err != nil {
+		return nil, fmt.Errorf("creating the apps/v1 REST client: %w", err)
+	}
+	return &Client{apps: apps}, nil
+}
+
+var codecs = func() serializer.CodecFactory {
+	scheme := runtime.NewScheme()
+	if err := appsv1.AddToScheme(scheme); err != nil {
+		// The scheme is built from generated, static type registrations.
+		panic(fmt.Sprintf("registering apps/v1: %v", err))
+	}
+	metav1.AddToGroupVersion(scheme, appsv1.SchemeGroupVersion)
+	return serializer.NewCodecFactory(scheme)
+}()
+
+// GetDeployment reads namespace/name.
+func (c *Client) GetDeployment(ctx context.Context, namespace, name string) (*appsv1.Deployment, error) {
+	dep := &appsv1.Deployment{}
+	err := c.apps.Get().Namespace(namespace).Resource("deployments").Name(name).Do(ctx).Into(dep)
+	if err != nil {
+		return nil, err
+	}
+	return dep, nil
+}
+
+// PatchDeployment applies a strategic-merge patch to namespace/name as fieldManager.
+func (c *Client) PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error) {
+	dep := &appsv1.Deployment{}
+	err := c.apps.Patch(types.StrategicMergePatchType).Namespace(namespace).Resource("deployments").Name(name).
+		VersionedParams(&metav1.PatchOptions{FieldManager: fieldManager}, metav1.ParameterCodec).
+		Body(patch).Do(ctx).Into(dep)
+	if err != nil {
+		return nil, err
+	}
+	return dep, nil
+}
