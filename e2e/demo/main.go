@@ -207,6 +207,22 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	fmt.Fprintln(d.out, "\n    AFTER — the env follows the tag (a rollout: new ReplicaSet), no restart annotation")
 	d.printState(after)
 	d.summary(before, after)
+
+	d.section("the ingestor tag disappears from the registry: the run fails (exit 1) and says so on the Deployment")
+	if err := registry.DeleteManifest(ctx, rel.Repo(harness.Ingestor), newDigest); err != nil {
+		return err
+	}
+	if err := d.refreshExit(ctx, rel, bins, pod, 1); err != nil {
+		return err
+	}
+	failed, err := rel.State(ctx)
+	if err != nil {
+		return err
+	}
+	d.printState(failed)
+	if err := d.printEvents(ctx, cluster, rel); err != nil {
+		return err
+	}
 	d.done()
 	fmt.Fprintln(d.out)
 	fmt.Fprintf(d.out, "demo finished in %s\n", time.Since(d.began).Round(100*time.Millisecond))
@@ -270,6 +286,15 @@ func (d *demo) printInjected(ctx context.Context, cluster *harness.Cluster, pod 
 
 // refresh runs the refresher as the CronJob's pod and prints its JSON log compactly.
 func (d *demo) refresh(ctx context.Context, rel *harness.Release, bins *harness.Binaries, pod *harness.CronJobPod) error {
+	return d.refreshExit(ctx, rel, bins, pod, 0)
+}
+
+// refreshExit runs the refresher once the last rollout settled (no kubelet runs: the demo
+// marks the pods Ready, as healthy pods would become) and requires exit code want.
+func (d *demo) refreshExit(ctx context.Context, rel *harness.Release, bins *harness.Binaries, pod *harness.CronJobPod, want int) error {
+	if err := rel.Settle(ctx); err != nil {
+		return err
+	}
 	res, err := pod.Run(ctx, bins.Refresher)
 	if err != nil {
 		return err
@@ -277,10 +302,20 @@ func (d *demo) refresh(ctx context.Context, rel *harness.Release, bins *harness.
 	for line := range strings.SplitSeq(strings.TrimSpace(res.Stderr), "\n") {
 		d.Logf("log: %s", compactLogLine(line))
 	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("refresher exited %d:\n%s", res.ExitCode, res)
+	if res.ExitCode != want {
+		return fmt.Errorf("refresher exited %d, want %d:\n%s", res.ExitCode, want, res)
 	}
-	d.Logf("exit 0")
+	d.Logf("exit %d", res.ExitCode)
+	return nil
+}
+
+// printEvents shows the refresher's Events on the Deployment, as kubectl events does.
+func (d *demo) printEvents(ctx context.Context, cluster *harness.Cluster, rel *harness.Release) error {
+	res, err := harness.Kubectl(ctx, cluster.AdminKubeconfig, "events", "--namespace", rel.Namespace, "--for", "deployment/"+rel.Deployment())
+	if err != nil {
+		return err
+	}
+	d.Logf("\n$ kubectl events -n %s --for deployment/%s\n%s", rel.Namespace, rel.Deployment(), strings.TrimRight(res.Stdout, "\n"))
 	return nil
 }
 
@@ -318,6 +353,11 @@ func (d *demo) printState(s *harness.State) {
 	d.Logf("  annotations:")
 	for _, img := range harness.AllImages {
 		d.Logf("    %-48s %s", img.Annotation(), orNone(s.Annotation(img)))
+	}
+	for _, img := range harness.AllImages {
+		if status, ok := dep.Annotations[config.StatusAnnotationPrefix+img.Name]; ok {
+			d.Logf("    %-48s %s", config.StatusAnnotationPrefix+img.Name, status)
+		}
 	}
 	d.Logf("  container api env:")
 	for _, name := range []string{"INGESTOR_IMAGE_REPOSITORY", "INGESTOR_IMAGE_TAG", harness.DigestEnv} {
