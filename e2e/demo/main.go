@@ -84,7 +84,7 @@ type demo struct {
 	stepBegan time.Time
 }
 
-const steps = 8
+const steps = 9
 
 func (d *demo) section(format string, args ...any) {
 	d.done()
