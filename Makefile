@@ -14,7 +14,7 @@ DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd6
 # Real components (helm 3/4, kube-apiserver, ...) are cached here by version; see e2e/tools.
 export IMAGE_REFRESH_TOOLS ?= $(HOME)/.cache/image-refresh-tools
 
-.PHONY: all build plugin dist tools test test-unit bench demo clean
+.PHONY: all build plugin dist tools test test-unit fuzz bench demo clean
 
 all: build
 
@@ -50,10 +50,20 @@ tools:
 	e2e/tools/build.sh
 
 # Every test: unit, golden, chartcheck suite, real Helm and the end-to-end suite on a real
-# API server and registry.
+# API server and registry; then each fuzz target for FUZZTIME.
 test: tools plugin
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) fuzz
+
+# Fuzz targets, FUZZTIME each (go test -fuzz takes one package and one target at a time).
+# Their committed corpora (<package>/testdata/fuzz/<target>/) also run in every go test.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./refresher/config:FuzzParse ./refresher:FuzzDecide ./refresher/registry:FuzzBearerRealm
+fuzz:
+	set -euo pipefail; for target in $(FUZZ_TARGETS); do \
+	  $(GO) test -run '^$$' -fuzz "^$${target#*:}$$" -fuzztime $(FUZZTIME) "$${target%%:*}"; \
+	done
 
 # Unit tests only (no real components).
 test-unit:
