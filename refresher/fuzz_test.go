@@ -111,7 +111,9 @@ var errLookup = &lookupError{}
 
 type lookupError struct{}
 
-func (*lookupError) Error() string { return "resolving docker.io/tracebloc/pods-monitor:prod: 429 Too Many Requests" }
+func (*lookupError) Error() string {
+	return "resolving docker.io/tracebloc/pods-monitor:prod: 429 Too Many Requests"
+}
 
 func cond(ok bool, v string) []string {
 	if ok {
