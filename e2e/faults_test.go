@@ -32,6 +32,8 @@ type faultRow struct {
 	runArgs []string
 	// check runs after the tick (e.g. where a redirect's credential went).
 	check func(t *testing.T, p *harness.FaultProxy)
+	// otherFails: the fault also hits the other Deployment (the API server is unreachable).
+	otherFails bool
 }
 
 func registryStatus(status int, headers map[string]string, body string) func(*harness.FaultProxy, *release) {
@@ -54,7 +56,7 @@ func apiStatus(method string, status int, reason string, once bool) func(*harnes
 		respond := harness.Respond(status, map[string]string{"Content-Type": "application/json"}, string(body))
 		fired := false
 		p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-			if r.Method != method || !strings.Contains(r.URL.Path, "/deployments/") || (once && fired) {
+			if r.Method != method || !strings.HasSuffix(r.URL.Path, "/deployments/"+deployName) || (once && fired) {
 				return false
 			}
 			fired = true
@@ -151,14 +153,14 @@ func faultMatrix() []faultRow {
 			want: decisions{ingestor: refresher.DecisionUpdateEnv, jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged}, cause: `"decision":"restart"`},
 		{fault: "API: timeout (run deadline 8 s)", api: true, runArgs: []string{"--timeout=8s"}, set: func(p *harness.FaultProxy, _ *release) {
 			p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-				if !strings.Contains(r.URL.Path, "/deployments/") {
+				if !strings.HasSuffix(r.URL.Path, "/deployments/"+deployName) {
 					return false
 				}
 				<-r.Context().Done()
 				return true
 			})
 		}, want: allFailed, cause: "deadline"},
-		{fault: "API: unreachable", api: true, want: allFailed, cause: "connection refused"},
+		{fault: "API: unreachable", api: true, want: allFailed, cause: "connection refused", otherFails: true},
 	}
 }
 
@@ -198,7 +200,8 @@ func (rt *redirectTarget) Close() { _ = rt.srv.Close() }
 // real API server, each behind a fault-injecting proxy: the ingestor's repository is served
 // through a registry proxy of its own (so a fault there is one host's), jobs-manager moves on
 // every tick (another image still processed), and for API faults the proxy fronts the API
-// server. Per row: each image's decision, the exit code, nothing written for the faulted
+// server and faults the release's Deployment only; image "other" on a second Deployment moves
+// on every tick and must be refreshed beside every fault. Per row: each image's decision, the exit code, nothing written for the faulted
 // image(s) but their status annotation, and one log record naming the cause. The table in
 // README.md (between the fault-matrix markers) is generated from the rows; -update rewrites it.
 func TestFaultMatrix(t *testing.T) {
@@ -216,6 +219,7 @@ func TestFaultMatrix(t *testing.T) {
 
 	r := newRelease(t, w, tools.Helm3, w.registry)
 	r.install("--set", "images.ingestor.repository="+regProxy.Host+"/"+r.Repo(ingestor))
+	other := addOtherTarget(t, r)
 	r.refreshOK()
 	pod := r.cronJobPod()
 	proxied := filepath.Join(t.TempDir(), "proxied.kubeconfig")
@@ -228,7 +232,7 @@ func TestFaultMatrix(t *testing.T) {
 	}
 
 	var table strings.Builder
-	table.WriteString("| fault | ingestor (faulted) | jobs-manager | pods-monitor | exit | written for the faulted image(s) | log names |\n|---|---|---|---|---|---|---|\n")
+	table.WriteString("| fault | ingestor (faulted) | jobs-manager | pods-monitor | other (another Deployment) | exit | written for the faulted image(s) | log names |\n|---|---|---|---|---|---|---|---|\n")
 	rows, ran := faultMatrix(), 0
 	for _, row := range rows {
 		ok := t.Run(strings.NewReplacer(" ", "_", ":", "").Replace(row.fault), func(t *testing.T) {
@@ -236,9 +240,14 @@ func TestFaultMatrix(t *testing.T) {
 			r.t = t
 			r.push(ingestor)
 			r.push(jobsManager)
+			other.push(t, r)
 			if err := r.Settle(t.Context()); err != nil {
 				t.Fatal(err)
 			}
+			if err := other.settle(t.Context(), r); err != nil {
+				t.Fatal(err)
+			}
+			_, otherGeneration := other.state(t, r)
 			before := r.state()
 			tick := *pod
 			tick.Args = append(append([]string{}, pod.Args...), row.runArgs...)
@@ -285,6 +294,19 @@ func TestFaultMatrix(t *testing.T) {
 			if row.check != nil {
 				row.check(t, target)
 			}
+			// The other target is refreshed whatever happened to this one (unless the API
+			// server is gone for every target).
+			otherWant := `"decision":"restart"`
+			if row.otherFails {
+				otherWant = `"decision":"failed"`
+			}
+			if rec := logLine(res.Stderr, harness.Image{Name: otherImage}); !strings.Contains(rec, otherWant) {
+				t.Errorf("%s: want %s beside the fault: %s", other, otherWant, rec)
+			}
+			annotation, generation := other.state(t, r)
+			if refreshed := annotation == other.digest && generation > otherGeneration; refreshed == row.otherFails {
+				t.Errorf("%s: annotation %q (pushed %s), generation %d (was %d)", other, annotation, other.digest, generation, otherGeneration)
+			}
 		})
 		written := "its status annotation only (`failed`, failures + 1)"
 		if row.api {
@@ -296,7 +318,11 @@ func TestFaultMatrix(t *testing.T) {
 		if !ok {
 			written = "**FAILED**"
 		}
-		fmt.Fprintf(&table, "| %s | `%s` | `%s` | `%s` | %d | %s | `%s` |\n", row.fault, row.want[ingestor], row.want[jobsManager], row.want[podsMonitor], exitOf(row.want), written, row.cause)
+		otherDecision := refresher.DecisionRestart
+		if row.otherFails {
+			otherDecision = refresher.DecisionFailed
+		}
+		fmt.Fprintf(&table, "| %s | `%s` | `%s` | `%s` | `%s` | %d | %s | `%s` |\n", row.fault, row.want[ingestor], row.want[jobsManager], row.want[podsMonitor], otherDecision, exitOf(row.want), written, row.cause)
 	}
 	r.t = t
 	if !t.Failed() && ran == len(rows) { // -run may have picked some rows only
