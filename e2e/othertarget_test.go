@@ -113,4 +113,6 @@ func (o *otherTarget) state(t *testing.T, r *release) (annotation string, genera
 	return dep.Annotations[o.annotation], dep.Generation
 }
 
-func (o *otherTarget) String() string { return fmt.Sprintf("Deployment %s (image %s)", o.name, otherImage) }
+func (o *otherTarget) String() string {
+	return fmt.Sprintf("Deployment %s (image %s)", o.name, otherImage)
+}
