@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -370,5 +371,26 @@ func TestStatusIsBounded(t *testing.T) {
 	}
 	if got := parseStatus(s.encode()); got != s {
 		t.Errorf("round trip %+v → %+v", s, got)
+	}
+}
+
+// A dry run says why an image waits, and writes nothing (no status either).
+func TestRunDryRunShowsWhyAnImageWaits(t *testing.T) {
+	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+		dep := deployment(map[string]string{jobsManagerKey: stale})
+		dep.Spec.Paused = true
+		return dep
+	})
+	var out strings.Builder
+	opts := f.options()
+	opts.DryRun, opts.Out = true, &out
+	f.run(t, opts)
+	if !regexp.MustCompile(`(?m)^jobs-manager .* waiting +Deployment tracebloc/stg-jobs-manager: the Deployment is paused`).MatchString(out.String()) {
+		t.Errorf("plan:\n%s", out.String())
+	}
+	for _, a := range f.kube.Actions() {
+		if a.GetVerb() != "get" {
+			t.Errorf("dry run: %s %s", a.GetVerb(), a.GetResource().Resource)
+		}
 	}
 }
