@@ -51,7 +51,7 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p plan) ([]byte, e
 
 	where := fmt.Sprintf("Deployment %s/%s", dep.Namespace, dep.Name)
 	state := contract.CheckTargetState(dep)
-	pending := rolloutPending(dep)
+	pending := RolloutPending(dep)
 	var unresolved []string
 	for _, ti := range images {
 		if ti.lookupErr != nil && ti.image.Action == config.ActionRolloutRestart {

@@ -6,12 +6,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 )
 
-// rolloutPending says why the Deployment's last rollout is not complete, "" when it is:
+// RolloutPending says why the Deployment's last rollout is not complete, "" when it is:
 // the controller has observed the current generation, every desired replica is updated and
 // ready and no old one remains, and the rollout did not exceed its progress deadline. A
 // change waits while it is pending, so a rollout that never completes (a crash-looping digest)
 // is restarted at most once.
-func rolloutPending(dep *appsv1.Deployment) string {
+func RolloutPending(dep *appsv1.Deployment) string {
 	st := dep.Status
 	for _, c := range st.Conditions {
 		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {

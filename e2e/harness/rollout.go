@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/tracebloc/image-refresh/refresher"
 )
 
 // Settle brings the target Deployment's rollout to completion as a kubelet running healthy
@@ -53,20 +55,8 @@ func (r *Release) Settle(ctx context.Context) error {
 	return nil
 }
 
-// Settled is the refresher's notion of a complete rollout (refresher.rolloutPending == "").
-func Settled(dep *appsv1.Deployment) bool {
-	want := int32(1)
-	if dep.Spec.Replicas != nil {
-		want = *dep.Spec.Replicas
-	}
-	st := dep.Status
-	for _, c := range st.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
-			return false
-		}
-	}
-	return st.ObservedGeneration >= dep.Generation && st.UpdatedReplicas == want && st.ReadyReplicas == want && st.Replicas == want
-}
+// Settled is the refresher's notion of a complete rollout (refresher.RolloutPending).
+func Settled(dep *appsv1.Deployment) bool { return refresher.RolloutPending(dep) == "" }
 
 func isReady(pod *corev1.Pod) bool {
 	for _, c := range pod.Status.Conditions {
