@@ -14,7 +14,7 @@ DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd6
 # Real components (helm 3/4, kube-apiserver, ...) are cached here by version; see e2e/tools.
 export IMAGE_REFRESH_TOOLS ?= $(HOME)/.cache/image-refresh-tools
 
-.PHONY: all build plugin image dist tools lint test test-unit bench demo clean
+.PHONY: all build plugin image dist tools lint test test-unit fuzz bench demo clean
 
 all: build
 
@@ -71,11 +71,22 @@ lint: $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) run ./...
 
 # Every test: unit, golden, chartcheck suite, real Helm and the end-to-end suite on a real
-# API server and registry. `image` first: it warms the linux/arm64 build cache once, which the
-# image tests and the e2e world would otherwise each fill at the same time.
+# API server, registry and node; then each fuzz target for FUZZTIME. `image` first: it warms the
+# linux/arm64 build cache once, which the image tests and the e2e worlds would otherwise each
+# fill at the same time.
 test: tools plugin image
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m -parallel 4 ./...
+	$(MAKE) fuzz
+
+# Fuzz targets, FUZZTIME each (go test -fuzz takes one package and one target at a time).
+# Their committed corpora (<package>/testdata/fuzz/<target>/) also run in every go test.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./refresher/config:FuzzParse ./refresher:FuzzDecide ./refresher/registry:FuzzBearerRealm
+fuzz:
+	set -euo pipefail; for target in $(FUZZ_TARGETS); do \
+	  $(GO) test -run '^$$' -fuzz "^$${target#*:}$$" -fuzztime $(FUZZTIME) "$${target%%:*}"; \
+	done
 
 # Unit tests only (no real components).
 test-unit:

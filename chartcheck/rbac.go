@@ -221,12 +221,23 @@ func describeSubjects(subjects []rbacv1.Subject, bindingNamespace string) string
 	return strings.Join(described, ", ")
 }
 
-// checkRules compares a Role's rules with the one grant the refresher needs: get and patch on
-// each target, verbs counted per Deployment (get on A and B with patch on A leaves B unpatchable).
-// The refresher emits no Events, so not even create on events is allowed.
+// eventsRule is the refresher's one grant besides its targets: create Events (events.k8s.io/v1)
+// about them. Exactly this rule is accepted — no other verb, group (the core group's events),
+// resource or resourceNames.
+var eventsRule = rbacv1.PolicyRule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create"}}
+
+func isEventsRule(r rbacv1.PolicyRule) bool {
+	return slices.Equal(r.APIGroups, eventsRule.APIGroups) && slices.Equal(r.Resources, eventsRule.Resources) &&
+		slices.Equal(r.Verbs, eventsRule.Verbs) && len(r.ResourceNames) == 0 && len(r.NonResourceURLs) == 0
+}
+
+// checkRules compares a Role's rules with the grants the refresher needs: get and patch on
+// each target, verbs counted per Deployment (get on A and B with patch on A leaves B unpatchable),
+// and exactly one rule to create events.k8s.io Events.
 func checkRules(doc string, rules []rbacv1.PolicyRule, targets []string) []Finding {
-	want := fmt.Sprintf("get and patch on deployments.apps with resourceNames %v", targets)
+	want := fmt.Sprintf("get and patch on deployments.apps with resourceNames %v, and create on events.events.k8s.io", targets)
 	var findings []Finding
+	events := 0
 	verbsOf := map[string]map[string]bool{}
 	grant := func(name string, verbs []string) {
 		if verbsOf[name] == nil {
@@ -238,6 +249,12 @@ func checkRules(doc string, rules []rbacv1.PolicyRule, targets []string) []Findi
 	}
 	for i, r := range rules {
 		at := fmt.Sprintf("rules[%d]", i)
+		if isEventsRule(r) {
+			if events++; events > 1 {
+				findings = append(findings, Finding{Document: doc, Expected: "one rule for events", Found: fmt.Sprintf("%s: %s, again", at, describeRule(r))})
+			}
+			continue
+		}
 		if !slices.Equal(r.APIGroups, []string{"apps"}) || !slices.Equal(r.Resources, []string{"deployments"}) || len(r.NonResourceURLs) > 0 {
 			findings = append(findings, Finding{Document: doc, Expected: "only " + want, Found: fmt.Sprintf("%s: %s", at, describeRule(r))})
 			continue
@@ -271,6 +288,9 @@ func checkRules(doc string, rules []rbacv1.PolicyRule, targets []string) []Findi
 		if len(missing) > 0 {
 			findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("no %s on Deployment %q", strings.Join(missing, " or "), t)})
 		}
+	}
+	if events == 0 {
+		findings = append(findings, Finding{Document: doc, Expected: want, Found: "no create on events.events.k8s.io: the refresher's Events would be refused"})
 	}
 	return findings
 }

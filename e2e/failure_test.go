@@ -9,6 +9,7 @@ import (
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/e2e/tools"
 	"github.com/tracebloc/image-refresh/refresher"
+	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // Scenario 7: the registry fails during a run — the tag is gone, or the registry is down —
@@ -23,7 +24,8 @@ func TestRegistryFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
-		checkUnchanged(t, "a run whose only lookup failed", s0, r.state())
+		checkUnchanged(t, "a run whose only lookup failed", s0, r.state(), ingestor)
+		checkStatus(t, r.state(), ingestor, "failed", 1)
 
 		// Another image moving meanwhile is still refreshed; the failed one stays as it was.
 		newJobsManager := r.push(jobsManager)
@@ -49,8 +51,35 @@ func TestRegistryFailures(t *testing.T) {
 		s0 := installAndFirstRun(t, r)
 		reg.Stop()
 		checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionFailed})
-		checkUnchanged(t, "a run while the registry was down", s0, r.state())
+		checkUnchanged(t, "a run while the registry was down", s0, r.state(), allImages...)
+		for _, img := range allImages {
+			checkStatus(t, r.state(), img, "failed", 1)
+		}
 	})
+}
+
+// checkStatus requires the image's status annotation to be in state with that many
+// consecutive failures (or waits, for waiting).
+func checkStatus(t *testing.T, s *harness.State, img harness.Image, state string, count int) {
+	t.Helper()
+	raw := s.Deployment.Annotations[config.StatusAnnotationPrefix+img.Name]
+	var st struct {
+		State    string `json:"state"`
+		Waits    int    `json:"waits"`
+		Failures int    `json:"failures"`
+		Error    string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		t.Errorf("status annotation of %s %q: %v", img.Name, raw, err)
+		return
+	}
+	got := st.Failures
+	if state == "waiting" {
+		got = st.Waits
+	}
+	if st.State != state || got != count || (state != "ok" && st.Error == "") {
+		t.Errorf("status of %s = %s; want state %s, count %d and an error", img.Name, raw, state, count)
+	}
 }
 
 // decisions are the refresher's expected decision for every image of a run.
@@ -58,6 +87,7 @@ type decisions map[harness.Image]refresher.Decision
 
 // logRecord is the part of one refresher JSON log line the checks read.
 type logRecord struct {
+	Msg      string `json:"msg"`
 	Level    string `json:"level"`
 	Image    string `json:"image"`
 	Decision string `json:"decision"`
@@ -85,7 +115,7 @@ func checkDecisions(t *testing.T, res *harness.Result, want decisions) {
 			t.Errorf("the refresher's log has a line that is not JSON (%v): %q", err, line)
 			continue
 		}
-		if rec.Image != "" {
+		if rec.Image != "" && rec.Msg != "event not created" {
 			records[rec.Image] = append(records[rec.Image], rec)
 		}
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -51,6 +52,12 @@ func TestRefresherRunsAsCronJob(t *testing.T) {
 			{[]string{"get", "configmaps"}, false},
 			{[]string{"create", "pods"}, false},
 			{[]string{"patch", "cronjobs.batch"}, false},
+			{[]string{"create", "events.events.k8s.io"}, true},
+			{[]string{"list", "events.events.k8s.io"}, false},
+			{[]string{"patch", "events.events.k8s.io"}, false},
+			{[]string{"delete", "events.events.k8s.io"}, false},
+			{[]string{"create", "events"}, false}, // the core group's: the refresher uses events.k8s.io/v1
+			{[]string{"create", "events.events.k8s.io", "--namespace", "default"}, false},
 			{[]string{"get", deployment, "--namespace", "default"}, false},
 			{[]string{"patch", deployment, "--namespace", "default"}, false},
 		} {
@@ -69,6 +76,10 @@ func TestRefresherRunsAsCronJob(t *testing.T) {
 		}
 	})
 
+	// The install's rollout completes (pods Ready) before the first tick; the fill waits for it.
+	if err := r.Settle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if res := r.must(pod.Run(t.Context(), w.bins.Refresher)); res.ExitCode != 0 {
 		t.Fatalf("first run failed:\n%s", res)
 	}
@@ -181,12 +192,13 @@ func TestNewDigests(t *testing.T) {
 }
 
 // checkUnchanged requires the Deployment's labels, annotations and spec to be as before:
-// everything the refresher could write. (The resourceVersion also moves with the deployment
-// controller's status updates, so it proves nothing.)
-func checkUnchanged(t *testing.T, what string, before, after *harness.State) {
+// everything the refresher could write — but the status annotations of the images named in
+// statusOf, which a failed or waiting image moves. (The resourceVersion also moves with the
+// deployment controller's status updates, so it proves nothing.)
+func checkUnchanged(t *testing.T, what string, before, after *harness.State, statusOf ...harness.Image) {
 	t.Helper()
 	b, a := before.Deployment, after.Deployment
-	if !apiequality.Semantic.DeepEqual(b.Annotations, a.Annotations) || !apiequality.Semantic.DeepEqual(b.Labels, a.Labels) || !apiequality.Semantic.DeepEqual(b.Spec, a.Spec) {
+	if !apiequality.Semantic.DeepEqual(withoutStatus(b.Annotations, statusOf), withoutStatus(a.Annotations, statusOf)) || !apiequality.Semantic.DeepEqual(b.Labels, a.Labels) || !apiequality.Semantic.DeepEqual(b.Spec, a.Spec) {
 		t.Errorf("%s changed the Deployment:\nannotations %v\n         → %v\ntemplate %v\n      → %v", what, b.Annotations, a.Annotations, b.Spec.Template, a.Spec.Template)
 	}
 	checkNewReplicaSets(t, what, before, after, 0)
@@ -197,4 +209,13 @@ func checkNewReplicaSets(t *testing.T, what string, before, after *harness.State
 	if got := len(after.ReplicaSets) - len(before.ReplicaSets); got != want {
 		t.Errorf("%s: %d new ReplicaSets, want %d", what, got, want)
 	}
+}
+
+// withoutStatus is annotations less the status annotations of images.
+func withoutStatus(annotations map[string]string, images []harness.Image) map[string]string {
+	out := maps.Clone(annotations)
+	for _, img := range images {
+		delete(out, config.StatusAnnotationPrefix+img.Name)
+	}
+	return out
 }

@@ -152,6 +152,9 @@ func TestPinAllThenUnpinOne(t *testing.T) {
 	newJobsManager := r.push(jobsManager)
 	r.push(ingestor) // pinned: must be ignored
 	before := r.state()
+	if err := r.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if res := r.must(pod.Run(ctx, w.bins.Refresher)); res.ExitCode != 0 {
 		t.Fatalf("refresher failed:\n%s", res)
 	}

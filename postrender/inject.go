@@ -151,12 +151,13 @@ func (inj *injection) serviceAccount() any {
 }
 
 // role grants exactly what the refresher does: get and patch the floating images' target
-// Deployments, by name.
+// Deployments, by name, and create Events (events.k8s.io) about them. Create cannot be
+// limited by name (the name of a new object is not known to the authorizer).
 func (inj *injection) role() any {
 	type rule struct {
 		APIGroups     []string `yaml:"apiGroups"`
 		Resources     []string `yaml:"resources"`
-		ResourceNames []string `yaml:"resourceNames"`
+		ResourceNames []string `yaml:"resourceNames,omitempty"`
 		Verbs         []string `yaml:"verbs"`
 	}
 	return struct {
@@ -171,6 +172,10 @@ func (inj *injection) role() any {
 			Resources:     []string{"deployments"},
 			ResourceNames: inj.cfg.FloatingTargetNames(),
 			Verbs:         []string{"get", "patch"},
+		}, {
+			APIGroups: []string{"events.k8s.io"},
+			Resources: []string{"events"},
+			Verbs:     []string{"create"},
 		}},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -32,8 +33,8 @@ func TestRunDuplicateEnvEntriesFailTheImage(t *testing.T) {
 				t.Errorf("ingestor error: %v", err)
 			}
 			patches := f.patches(t)
-			if len(patches) != 1 || strings.Contains(patches[0], ingestorEnv) || strings.Contains(patches[0], ingestorKey) {
-				t.Errorf("patches %q: want one, without the ingestor's env or annotation", patches)
+			if len(patches) != 1 || strings.Contains(patches[0], `"spec"`) || strings.Contains(patches[0], ingestorKey) || !strings.Contains(patches[0], statusKey("ingestor")) {
+				t.Errorf("patches %q: want one, without the ingestor's env or annotation, with its failed status", patches)
 			}
 		})
 	}
@@ -76,36 +77,58 @@ func TestRunSharedEnvOnResolvedTargets(t *testing.T) {
 	}
 }
 
-// A paused Deployment or one being deleted would record digests no pod runs.
-func TestRunPausedOrDeletingTargetFailsItsImages(t *testing.T) {
+// A paused Deployment or one being deleted would record digests no pod runs: every change
+// waits (decision waiting, a reason, exit 0), nothing but the statuses is written, and after
+// spec.waitLimit consecutive waits the images fail. An image with nothing to change is
+// unchanged.
+func TestRunPausedOrDeletingTargetWaits(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		edit func(*fixture)
+		edit func(*appsv1.Deployment)
 		want string
 	}{
-		{"paused", func(f *fixture) {
-			dep := deployment(nil)
-			dep.Spec.Paused = true
-			f.kube = fake.NewClientset(dep)
-		}, "spec.paused: true"},
-		{"deleting", func(f *fixture) {
-			dep := deployment(nil)
+		{"paused", func(dep *appsv1.Deployment) { dep.Spec.Paused = true }, "spec.paused: true"},
+		{"deleting", func(dep *appsv1.Deployment) {
 			now := metav1.Now()
 			dep.DeletionTimestamp, dep.Finalizers = &now, []string{"example.com/hold"}
-			f.kube = fake.NewClientset(dep)
 		}, "being deleted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, deployment(nil))
-			tc.edit(f)
-			report := f.run(t, f.options())
-			for _, img := range report.Images {
-				if img.Decision != DecisionFailed || img.Err == nil || !strings.Contains(img.Err.Error(), "Deployment tracebloc/stg-jobs-manager: ") || !strings.Contains(img.Err.Error(), tc.want) {
-					t.Errorf("%s: %s %v", img.Name, img.Decision, img.Err)
+			dep := deployment(map[string]string{podsMonitorKey: f.digest["pods-monitor"]})
+			tc.edit(dep)
+			f.kube = fake.NewClientset(dep)
+			f.cfg.Spec.WaitLimit = 2
+			for tick := 1; tick <= 3; tick++ {
+				f.kube.ClearActions()
+				report := f.run(t, f.options())
+				want, state := "jobs-manager=waiting pods-monitor=unchanged ingestor=waiting", StateWaiting
+				if tick == 3 {
+					want, state = "jobs-manager=failed pods-monitor=unchanged ingestor=failed", StateFailed
+				}
+				if got := decisions(report); got != want {
+					t.Fatalf("tick %d: decisions %s; want %s", tick, got, want)
+				}
+				for _, i := range []int{0, 2} {
+					img := report.Images[i]
+					why := img.Reason
+					if img.Err != nil {
+						why = img.Err.Error()
+					}
+					if !strings.Contains(why, "Deployment tracebloc/stg-jobs-manager: ") || !strings.Contains(why, tc.want) || img.Intended == "" || img.Status.State != state || img.Status.Waits != tick {
+						t.Errorf("tick %d %s: intended %q, %q, status %+v", tick, img.Name, img.Intended, why, img.Status)
+					}
+				}
+				if failed := report.Failed(); failed != (tick == 3) {
+					t.Errorf("tick %d: report failed = %v", tick, failed)
+				}
+				patches := f.patches(t)
+				if len(patches) != 1 || strings.Contains(patches[0], jobsManagerKey) || strings.Contains(patches[0], ingestorKey) || strings.Contains(patches[0], `"spec"`) {
+					t.Errorf("tick %d: patches %q, want one carrying only statuses", tick, patches)
 				}
 			}
-			if got := f.patches(t); len(got) != 0 {
-				t.Errorf("patches %q, want none", got)
+			if got := f.deployment(t).Annotations; got[jobsManagerKey] != "" || got[ingestorKey] != "" {
+				t.Errorf("audit annotations written: %v", got)
 			}
 		})
 	}

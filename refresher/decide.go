@@ -12,8 +12,14 @@ type Decision string
 const (
 	// DecisionPinned: the config fixes the digest; the image is neither polled nor touched.
 	DecisionPinned Decision = "pinned"
-	// DecisionFailed: the registry lookup or the target failed; nothing about the image changed.
+	// DecisionFailed: the registry lookup or the target failed, the patch was rejected, or the
+	// image waited more than spec.waitLimit ticks; nothing about the image changed but its
+	// status annotation. ImageReport.Intended is the decision that was not carried out.
 	DecisionFailed Decision = "failed"
+	// DecisionWaiting: a change (or the rollout of the last one) waits for the target: paused,
+	// being deleted, its last rollout not complete, or another image's tag unresolved. Nothing
+	// about the image changed but its status annotation.
+	DecisionWaiting Decision = "waiting"
 	// DecisionUnchanged: the target already reflects the registry digest.
 	DecisionUnchanged Decision = "unchanged"
 	// DecisionRecord (rollout-restart, no annotation yet): first observation; record the
@@ -36,7 +42,8 @@ const (
 
 // Live is the state of the target a decision starts from.
 type Live struct {
-	// Annotation is the target's audit annotation (A); "" when absent.
+	// Annotation is the target's audit annotation (A); "" when absent. A value that is not a
+	// sha256 digest (a placeholder) counts as absent: the first run records, never restarts.
 	Annotation string
 	// Env is the value of the env var on the target container (L, set-env only); "" when
 	// absent. A value that is not a sha256 digest counts as absent, so it is overwritten.
@@ -56,6 +63,9 @@ type Change struct {
 // table gives DecisionFailed and an error.
 func Decide(action config.Action, digest string, live Live) (Change, error) {
 	recorded := live.Annotation
+	if !config.ValidDigest(recorded) {
+		recorded = ""
+	}
 	switch action {
 	case config.ActionRolloutRestart:
 		switch recorded {

@@ -21,7 +21,9 @@ func TestDecide(t *testing.T) {
 		{"restart: first observation records, no restart", config.ActionRolloutRestart, Live{}, Change{Decision: DecisionRecord, Annotation: r}},
 		{"restart: annotation current", config.ActionRolloutRestart, Live{Annotation: r}, Change{Decision: DecisionUnchanged}},
 		{"restart: tag moved", config.ActionRolloutRestart, Live{Annotation: old}, Change{Decision: DecisionRestart, Annotation: r, Restart: true}},
-		{"restart: annotation not a digest counts as moved", config.ActionRolloutRestart, Live{Annotation: "garbage"}, Change{Decision: DecisionRestart, Annotation: r, Restart: true}},
+		{"restart: annotation not a digest counts as absent", config.ActionRolloutRestart, Live{Annotation: "garbage"}, Change{Decision: DecisionRecord, Annotation: r}},
+		{"restart: a placeholder annotation counts as absent", config.ActionRolloutRestart, Live{Annotation: "pending"}, Change{Decision: DecisionRecord, Annotation: r}},
+		{"restart: a sha512 annotation is not a digest of the contract", config.ActionRolloutRestart, Live{Annotation: "sha512:" + strings.Repeat("a", 128)}, Change{Decision: DecisionRecord, Annotation: r}},
 		{"restart: env is irrelevant", config.ActionRolloutRestart, Live{Annotation: r, Env: old}, Change{Decision: DecisionUnchanged}},
 
 		// set-env
@@ -34,6 +36,8 @@ func TestDecide(t *testing.T) {
 		{"set-env: tag moved, env already there records only", config.ActionSetEnv, Live{Annotation: old, Env: r}, Change{Decision: DecisionUpdateEnv, Annotation: r}},
 		{"set-env: drift back to the recorded digest", config.ActionSetEnv, Live{Annotation: r, Env: other}, Change{Decision: DecisionDrift, Env: r}},
 		{"set-env: drift after the env was removed", config.ActionSetEnv, Live{Annotation: r}, Change{Decision: DecisionDrift, Env: r}},
+		{"set-env: placeholder annotation, env digest: adopt", config.ActionSetEnv, Live{Annotation: "none", Env: old}, Change{Decision: DecisionAdopt, Annotation: old}},
+		{"set-env: placeholder annotation, no env: fill", config.ActionSetEnv, Live{Annotation: "none"}, Change{Decision: DecisionFill, Annotation: r, Env: r}},
 		{"set-env: everything current", config.ActionSetEnv, Live{Annotation: r, Env: r}, Change{Decision: DecisionUnchanged}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

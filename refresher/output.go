@@ -13,8 +13,11 @@ func printPlan(w io.Writer, report Report) error {
 	fmt.Fprintln(tw, "IMAGE\tREFERENCE\tTARGET\tDIGEST\tDECISION\tERROR")
 	for _, img := range report.Images {
 		digest, errText := dash(img.Digest), "-"
-		if img.Err != nil {
+		switch {
+		case img.Err != nil:
 			errText = img.Err.Error()
+		case img.Reason != "":
+			errText = img.Reason // why it waits
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", img.Name, img.Reference, img.Target, digest, img.Decision, errText)
 	}

@@ -3,6 +3,7 @@ package refresher
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -11,73 +12,99 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/contract"
 )
 
-// targetImage is one floating image whose digest is known, acting on the target being planned.
+// targetImage is one floating image acting on the target being planned: its digest is in the
+// report, or lookupErr says why the registry could not give it.
 type targetImage struct {
-	index  int // in the config
-	report *ImageReport
-	image  config.Image
+	index     int // in the config
+	report    *ImageReport
+	image     config.Image
+	lookupErr error
+}
+
+// plan is how a tick plans one target.
+type plan struct {
+	now time.Time
+	// waitLimit is spec.waitLimit: consecutive waits after which a waiting image fails.
+	waitLimit int
 }
 
 // planTarget decides every image of one Deployment against its live state and returns the
-// single strategic-merge patch that carries all their changes, or nil when nothing changes.
-// An image whose container (or env var) cannot be written fails alone; the others proceed.
-// The patch names the resourceVersion it was planned on, so a concurrent write makes it a
-// conflict instead of applying decisions made on stale state.
-func planTarget(dep *appsv1.Deployment, images []targetImage, now time.Time) ([]byte, error) {
+// single strategic-merge patch that carries all their changes and status transitions, or nil
+// when nothing changes. An image whose container (or env var) cannot be written fails alone;
+// the others proceed. A change waits (nothing but the image's status is written) while the
+// target is paused or being deleted, and a change that rolls the pods out also while the last
+// rollout is pending or while a rollout-restart image of the target could not be resolved (its
+// pods would pull the tag's new digest with nothing recording it). The patch names the
+// resourceVersion it was planned on, so a concurrent write makes it a conflict instead of
+// applying decisions made on stale state.
+func planTarget(dep *appsv1.Deployment, images []targetImage, p plan) ([]byte, error) {
 	patch := deploymentPatch{Metadata: metadataPatch{ResourceVersion: dep.ResourceVersion}}
 	var containers []containerPatch
 	containerIndex := map[string]int{}
 	restart := false
+	annotate := func(key, value string) {
+		if patch.Metadata.Annotations == nil {
+			patch.Metadata.Annotations = map[string]string{}
+		}
+		patch.Metadata.Annotations[key] = value
+	}
 
 	where := fmt.Sprintf("Deployment %s/%s", dep.Namespace, dep.Name)
 	state := contract.CheckTargetState(dep)
+	pending := RolloutPending(dep)
+	var unresolved []string
+	for _, ti := range images {
+		if ti.lookupErr != nil && ti.image.Action == config.ActionRolloutRestart {
+			unresolved = append(unresolved, ti.image.Name)
+		}
+	}
 	for _, ti := range images {
 		img, rep := ti.image, ti.report
-		rep.Decision, rep.Err = "", nil // a conflict re-plans on a fresh read
+		// A conflict re-plans on a fresh read.
+		rep.Decision, rep.Intended, rep.Err, rep.Reason = "", "", nil, ""
 		rep.Previous, rep.Env = dep.Annotations[img.Annotation], ""
-		if state != nil {
-			rep.fail(fmt.Errorf("%s: %w", where, state))
-			continue
-		}
-		container, v := contract.Container(dep, img)
-		if v != nil {
-			rep.fail(fmt.Errorf("%w in %s", v, where))
-			continue
-		}
-		live := Live{Annotation: rep.Previous}
-		switch img.Action {
-		case config.ActionRolloutRestart:
-			v = contract.CheckRestart(img, container)
-		case config.ActionSetEnv:
-			live.Env, v = contract.LiveEnv(container, img.Env)
-			rep.Env = live.Env
-		}
-		if v != nil {
-			rep.fail(fmt.Errorf("container %q of %s %w", container.Name, where, v))
-			continue
-		}
-		change, err := Decide(img.Action, rep.Digest, live)
-		if err != nil {
-			rep.fail(err)
-			continue
-		}
-		rep.Decision = change.Decision
-		if change.Annotation != "" {
-			if patch.Metadata.Annotations == nil {
-				patch.Metadata.Annotations = map[string]string{}
+		statusKey := img.StatusAnnotation()
+		prev := parseStatus(dep.Annotations[statusKey])
+		next := func() Status {
+			change := decideImage(dep, ti, where, state, pending, unresolved, prev, p.waitLimit)
+			rep.Decision, rep.Intended, rep.Err, rep.Reason = change.report()
+			switch {
+			case rep.Err != nil:
+				s := statusAfter(prev, StateFailed, rep.Err.Error(), p.now)
+				if change.waited {
+					s.Waits++ // this tick waited too, one more than the limit
+				}
+				return s
+			case rep.Decision == DecisionWaiting:
+				return statusAfter(prev, StateWaiting, rep.Reason, p.now)
 			}
-			patch.Metadata.Annotations[img.Annotation] = change.Annotation
-		}
-		if change.Env != "" {
-			i, ok := containerIndex[container.Name]
-			if !ok {
-				i = len(containers)
-				containerIndex[container.Name] = i
-				containers = append(containers, containerPatch{Name: container.Name})
+			if change.Annotation != "" {
+				annotate(img.Annotation, change.Annotation)
 			}
-			containers[i].Env = append(containers[i].Env, envPatch{Name: img.Env, Value: change.Env})
+			if change.Env != "" {
+				i, ok := containerIndex[img.Target.Container]
+				if !ok {
+					i = len(containers)
+					containerIndex[img.Target.Container] = i
+					containers = append(containers, containerPatch{Name: img.Target.Container})
+				}
+				containers[i].Env = append(containers[i].Env, envPatch{Name: img.Env, Value: change.Env})
+			}
+			restart = restart || change.Restart
+			if change.Env != "" || change.Restart {
+				// This patch changes the pod template: the API server makes it the next generation.
+				s := Status{State: StateOK, Since: p.now.UTC().Format(time.RFC3339), Digest: rep.Digest, Generation: dep.Generation + 1}
+				return s
+			}
+			if prev.State == "" || prev.State == StateOK {
+				return prev // steady: nothing to record
+			}
+			return statusAfter(prev, StateOK, "", p.now)
+		}()
+		rep.Status = next
+		if next != prev {
+			annotate(statusKey, next.encode())
 		}
-		restart = restart || change.Restart
 	}
 	if patch.Metadata.Annotations == nil && containers == nil && !restart {
 		return nil, nil
@@ -86,7 +113,7 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, now time.Time) ([]
 		patch.Spec = &specPatch{}
 	}
 	if restart {
-		patch.Spec.Template.Metadata = &metadataPatch{Annotations: map[string]string{config.RestartedAtAnnotation: now.Format(time.RFC3339)}}
+		patch.Spec.Template.Metadata = &metadataPatch{Annotations: map[string]string{config.RestartedAtAnnotation: p.now.Format(time.RFC3339)}}
 	}
 	if containers != nil {
 		patch.Spec.Template.Spec = &podSpecPatch{Containers: containers}
@@ -96,6 +123,74 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, now time.Time) ([]
 		return nil, fmt.Errorf("encoding patch for Deployment %s/%s: %w", dep.Namespace, dep.Name, err)
 	}
 	return data, nil
+}
+
+// imageOutcome is what planning decided for one image: a change to write, a wait or a failure.
+type imageOutcome struct {
+	Change
+	// intended is the decision that waits or failed (if any was made).
+	intended Decision
+	wait     string
+	err      error
+	// waited: the image failed because it waited more than spec.waitLimit ticks.
+	waited bool
+}
+
+func (o imageOutcome) report() (decision, intended Decision, err error, reason string) {
+	switch {
+	case o.err != nil:
+		return DecisionFailed, o.intended, o.err, ""
+	case o.wait != "":
+		return DecisionWaiting, o.intended, nil, o.wait
+	}
+	return o.Decision, "", nil, ""
+}
+
+// decideImage plans one image against the live Deployment (see planTarget).
+func decideImage(dep *appsv1.Deployment, ti targetImage, where string, state *contract.Violation, pending string, unresolved []string, prev Status, waitLimit int) imageOutcome {
+	img, rep := ti.image, ti.report
+	if ti.lookupErr != nil {
+		return imageOutcome{err: ti.lookupErr}
+	}
+	container, v := contract.Container(dep, img)
+	if v != nil {
+		return imageOutcome{err: fmt.Errorf("%w in %s", v, where)}
+	}
+	live := Live{Annotation: rep.Previous}
+	switch img.Action {
+	case config.ActionRolloutRestart:
+		v = contract.CheckRestart(img, container)
+	case config.ActionSetEnv:
+		live.Env, v = contract.LiveEnv(container, img.Env)
+		rep.Env = live.Env
+	}
+	if v != nil {
+		return imageOutcome{err: fmt.Errorf("container %q of %s %w", container.Name, where, v)}
+	}
+	change, err := Decide(img.Action, rep.Digest, live)
+	if err != nil {
+		return imageOutcome{err: err}
+	}
+	rollout := change.Env != "" || change.Restart
+	var wait string
+	switch {
+	case state != nil && change.Decision != DecisionUnchanged:
+		wait = fmt.Sprintf("%s: %s", where, state)
+	case rollout && pending != "":
+		wait = fmt.Sprintf("%s: %s; %s waits for it (at most one rollout in flight)", where, pending, change.Decision)
+	case rollout && len(unresolved) > 0:
+		wait = fmt.Sprintf("%s: a rollout now would also pull the unresolved tag of %s, and nothing would record that digest; %s waits until it resolves", where, strings.Join(unresolved, ", "), change.Decision)
+	case change.Decision == DecisionUnchanged && prev.Generation != 0 && prev.Generation == dep.Generation && pending != "":
+		// The rollout this image's last change started has not completed.
+		wait = fmt.Sprintf("%s: the rollout to %s (generation %d) has not completed: %s", where, prev.Digest, prev.Generation, pending)
+	}
+	if wait == "" {
+		return imageOutcome{Change: change}
+	}
+	if waits := prev.Waits + 1; waits > waitLimit {
+		return imageOutcome{intended: change.Decision, waited: true, err: fmt.Errorf("waited %d consecutive ticks, more than spec.waitLimit %d: %s", waits, waitLimit, wait)}
+	}
+	return imageOutcome{intended: change.Decision, wait: wait}
 }
 
 // The strategic-merge patch of a Deployment. Containers and their env vars are lists merged

@@ -1,6 +1,7 @@
 package refresher
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -109,7 +110,7 @@ func TestPlanTargetRestartNeedsThePolledTagPulledAlways(t *testing.T) {
 			}
 			rep := &ImageReport{Digest: digestOf('a')}
 
-			patch, err := planTarget(dep, []targetImage{{report: rep, image: img}}, clock)
+			patch, err := planTarget(dep, []targetImage{{report: rep, image: img}}, plan{now: clock, waitLimit: config.DefaultWaitLimit})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,8 +128,8 @@ func TestPlanTargetRestartNeedsThePolledTagPulledAlways(t *testing.T) {
 					t.Errorf("error %q lacks %q", rep.Err, want)
 				}
 			}
-			if patch != nil {
-				t.Errorf("patch %s, want none for a failed image", patch)
+			if want := onlyStatus(t, patch); want != "jobs-manager" {
+				t.Errorf("patch %s writes more than the failed image's status", patch)
 			}
 		})
 	}
@@ -149,17 +150,40 @@ func TestPlanTargetUnknownActionFailsTheRun(t *testing.T) {
 		Annotation: jobsManagerKey,
 	}
 	rep := &ImageReport{Name: img.Name, Digest: digestOf('a')}
-	patch, err := planTarget(deployment(nil), []targetImage{{report: rep, image: img}}, clock)
+	patch, err := planTarget(deployment(nil), []targetImage{{report: rep, image: img}}, plan{now: clock, waitLimit: config.DefaultWaitLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if patch != nil || rep.Decision != DecisionFailed {
-		t.Errorf("decision %s, patch %s; want failed and no patch", rep.Decision, patch)
+	if onlyStatus(t, patch) != "jobs-manager" || rep.Decision != DecisionFailed {
+		t.Errorf("decision %s, patch %s; want failed and only its status written", rep.Decision, patch)
 	}
 	report := Report{Images: []ImageReport{*rep}}
 	if err := report.Err(); err == nil || !strings.Contains(err.Error(), `image jobs-manager: unknown action "rollout-restart-twice"`) {
 		t.Errorf("report error %v, want the unknown action named", err)
 	}
+}
+
+// onlyStatus returns the image whose status annotation is the only thing patch writes, "" when
+// it writes anything else (or several statuses).
+func onlyStatus(t *testing.T, patch []byte) string {
+	t.Helper()
+	var p struct {
+		Metadata map[string]any `json:"metadata"`
+		Spec     any            `json:"spec"`
+	}
+	if err := json.Unmarshal(patch, &p); err != nil {
+		t.Fatalf("patch %s: %v", patch, err)
+	}
+	annotations, _ := p.Metadata["annotations"].(map[string]any)
+	if p.Spec != nil || len(p.Metadata) != 2 || len(annotations) != 1 {
+		return ""
+	}
+	for key := range annotations {
+		if image, ok := strings.CutPrefix(key, config.StatusAnnotationPrefix); ok {
+			return image
+		}
+	}
+	return ""
 }
 
 // containerNamed is the fixture Deployment's container of that name (the fixtures have it).

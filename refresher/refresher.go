@@ -15,6 +15,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
@@ -30,6 +31,8 @@ const targetConcurrency = 8
 type Kube interface {
 	GetDeployment(ctx context.Context, namespace, name string) (*appsv1.Deployment, error)
 	PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error)
+	// CreateEvent creates an events.k8s.io/v1 Event. A failure is logged, never fails a tick.
+	CreateEvent(ctx context.Context, event *eventsv1.Event) error
 }
 
 // Options configure one Run.
@@ -47,8 +50,11 @@ type Options struct {
 	Out io.Writer
 	// Logger receives one record per image decision; default slog.Default().
 	Logger *slog.Logger
-	// Now stamps restarts (kubectl.kubernetes.io/restartedAt); default time.Now.
+	// Now stamps restarts (kubectl.kubernetes.io/restartedAt), statuses and Events; default
+	// time.Now.
 	Now func() time.Time
+	// Instance names this run in Events (reportingInstance); default the host name (the pod).
+	Instance string
 }
 
 // Report is the outcome of a Run, one entry per configured image in config order.
@@ -65,6 +71,8 @@ type ImageReport struct {
 	Action    config.Action
 	Target    string // namespace/name of the Deployment
 	Container string
+	// EnvVar is the variable a set-env image writes.
+	EnvVar string
 	// Digest is the registry digest seen (R); for a pinned image, the pinned digest.
 	Digest string
 	// ViaGet reports that the HEAD lacked Docker-Content-Digest and the manifest was fetched.
@@ -72,9 +80,15 @@ type ImageReport struct {
 	// Previous is the audit annotation before the run (A); Env the env value (L, set-env).
 	Previous, Env string
 	Decision      Decision
-	// Err is why the image failed. With DecisionFailed nothing was decided; with another
-	// decision, the decision could not be written.
-	Err error
+	// Intended is, for a failed or waiting image, the decision that was not carried out
+	// ("" when none was reached, e.g. the registry lookup failed).
+	Intended Decision
+	// Err is why the image failed (DecisionFailed); Reason why it waits (DecisionWaiting).
+	Err    error
+	Reason string
+	// Status is the image's status after the run (as written to its status annotation, or
+	// left there); zero when the target could not be read.
+	Status Status
 }
 
 // TargetPatch is the single strategic-merge patch for one Deployment.
@@ -116,6 +130,9 @@ func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, 
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Instance == "" {
+		opts.Instance = hostname()
 	}
 
 	report, floating, err := newReport(cfg, opts.Namespace)
@@ -161,7 +178,7 @@ func newReport(cfg *config.RefreshConfig, namespace string) (Report, []floatingI
 		key.Namespace = contract.Namespace(cfg, img, "", namespace)
 		report.Images[i] = ImageReport{
 			Name: img.Name, Reference: img.Reference(), Action: img.Action,
-			Target: targetName(key), Container: img.Target.Container,
+			Target: targetName(key), Container: img.Target.Container, EnvVar: img.Env,
 		}
 		if img.Pinned() {
 			report.Images[i].Digest, report.Images[i].Decision = img.Digest, DecisionPinned
@@ -211,20 +228,27 @@ func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options
 	for range min(targetConcurrency, len(targets)) {
 		workers.Go(func() {
 			for t := range ready {
-				t.patch = t.apply(ctx, opts)
+				t.patch = t.apply(ctx, cfg, opts)
+				if !opts.DryRun {
+					t.emitEvents(ctx, opts, cfg.Spec.WaitLimit)
+				}
 			}
 		})
 	}
 	resolver.ResolveEach(ctx, refs, func(j int, res registry.Result) {
 		i, t := floating[j].index, targetOf[j]
 		rep := &reports[i]
+		ti := targetImage{index: i, report: rep, image: cfg.Spec.Images[i]}
 		if res.Err != nil {
 			rep.fail(res.Err)
+			ti.lookupErr = res.Err
 		} else {
 			rep.Digest, rep.ViaGet = res.Digest, res.ViaGet
-			t.images = append(t.images, targetImage{index: i, report: rep, image: cfg.Spec.Images[i]})
 		}
-		if t.pending--; t.pending == 0 && len(t.images) > 0 {
+		// A failed image still goes to its target: its status annotation records the failure,
+		// and another image's rollout must not pull its tag unrecorded.
+		t.images = append(t.images, ti)
+		if t.pending--; t.pending == 0 {
 			ready <- t
 		}
 	})
@@ -243,17 +267,19 @@ func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options
 // target is one Deployment and the images acting on it.
 type target struct {
 	key config.TargetKey
-	// pending counts images still being resolved; images are those resolved successfully.
+	// pending counts images still being resolved; images are those resolved (or failed).
 	pending int
 	images  []targetImage
-	// patch is what apply sent (or planned).
+	// patch is what apply sent (or planned); dep the Deployment as last read (nil if unread).
 	patch []byte
+	dep   *appsv1.Deployment
 }
 
 // apply plans and sends the one patch for the Deployment, re-reading and re-planning on a
 // conflict. It returns the patch sent (or planned, in a dry run), nil when none was needed.
-// A failure to read or patch fails every image of the target that had not failed already.
-func (t *target) apply(ctx context.Context, opts Options) []byte {
+// A failure to read or patch fails every image of the target that had not failed already; the
+// decision it could not carry out is kept as Intended.
+func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Options) []byte {
 	// Lookups finish in any order; plan in config order so the patch is deterministic.
 	slices.SortFunc(t.images, func(a, b targetImage) int { return a.index - b.index })
 	namespace, name := t.key.Namespace, t.key.Name
@@ -263,7 +289,8 @@ func (t *target) apply(ctx context.Context, opts Options) []byte {
 		if err != nil {
 			return fmt.Errorf("reading Deployment %s/%s: %w", namespace, name, err)
 		}
-		if patch, err = planTarget(dep, t.images, opts.Now()); err != nil || patch == nil || opts.DryRun {
+		t.dep = dep
+		if patch, err = planTarget(dep, t.images, plan{now: opts.Now(), waitLimit: cfg.Spec.WaitLimit}); err != nil || patch == nil || opts.DryRun {
 			return err
 		}
 		_, err = opts.Kube.PatchDeployment(ctx, namespace, name, patch, config.FieldManager)
@@ -274,11 +301,11 @@ func (t *target) apply(ctx context.Context, opts Options) []byte {
 	})
 	if err != nil {
 		for _, ti := range t.images {
-			if ti.report.Err == nil {
-				if ti.report.Decision == "" {
-					ti.report.Decision = DecisionFailed
+			if rep := ti.report; rep.Err == nil {
+				if rep.Decision != "" && rep.Decision != DecisionWaiting {
+					rep.Intended = rep.Decision
 				}
-				ti.report.Err = err
+				rep.Decision, rep.Err, rep.Reason, rep.Status = DecisionFailed, err, "", Status{}
 			}
 		}
 		return nil
@@ -288,10 +315,14 @@ func (t *target) apply(ctx context.Context, opts Options) []byte {
 
 func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryRun bool) {
 	// old_digest is what the decision replaces: the annotation, but for a drift (annotation
-	// already current) the env's value.
-	old := rep.Previous
-	if rep.Decision == DecisionDrift {
+	// already current) the env's value. new_digest is what the decision writes: the registry
+	// digest, but for an adopt the env's digest it records (registry_digest is R then).
+	old, recorded := rep.Previous, rep.Digest
+	switch rep.Decision {
+	case DecisionDrift:
 		old = rep.Env
+	case DecisionAdopt:
+		recorded = rep.Env
 	}
 	attrs := []slog.Attr{
 		slog.String("image", rep.Name),
@@ -301,10 +332,16 @@ func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryR
 		slog.String("container", rep.Container),
 		slog.String("decision", string(rep.Decision)),
 		slog.String("old_digest", old),
-		slog.String("new_digest", rep.Digest),
+		slog.String("new_digest", recorded),
+	}
+	if rep.Decision == DecisionAdopt {
+		attrs = append(attrs, slog.String("registry_digest", rep.Digest))
 	}
 	if rep.Action == config.ActionSetEnv {
 		attrs = append(attrs, slog.String("env_digest", rep.Env))
+	}
+	if rep.Intended != "" {
+		attrs = append(attrs, slog.String("intended", string(rep.Intended)))
 	}
 	if rep.ViaGet {
 		attrs = append(attrs, slog.Bool("via_get", true))
@@ -317,8 +354,14 @@ func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryR
 	case rep.Err != nil:
 		level, msg = slog.LevelError, "image failed"
 		attrs = append(attrs, slog.String("error", rep.Err.Error()))
+	case rep.Decision == DecisionWaiting:
+		level, msg = slog.LevelWarn, "image waiting"
+		attrs = append(attrs, slog.String("reason", rep.Reason))
 	case rep.Decision == DecisionPinned:
 		msg = "image pinned, not polled"
+	}
+	if rep.Status.Waits > 0 || rep.Status.Failures > 0 {
+		attrs = append(attrs, slog.Int("waits", rep.Status.Waits), slog.Int("failures", rep.Status.Failures))
 	}
 	logger.LogAttrs(ctx, level, msg, attrs...)
 }

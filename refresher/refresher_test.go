@@ -124,11 +124,13 @@ func (f *fixture) deployment(t *testing.T) *appsv1.Deployment {
 	return dep
 }
 
-// deployment builds the target with the given audit annotations and api env vars.
+// deployment builds the target with the given audit annotations and api env vars, its last
+// rollout complete (generation 1 observed, one replica updated and ready).
 func deployment(annotations map[string]string, apiEnv ...corev1.EnvVar) *appsv1.Deployment {
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: deploymentName, Namespace: namespace, ResourceVersion: "1", Annotations: annotations},
-		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Name: deploymentName, Namespace: namespace, ResourceVersion: "1", Generation: 1, Annotations: annotations},
+		Status:     appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(1)), Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "jobs-manager"}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{
 				{Name: "api", Image: "docker.io/tracebloc/jobs-manager:prod", ImagePullPolicy: corev1.PullAlways, Env: append([]corev1.EnvVar{{Name: "LOG_LEVEL", Value: "info"}}, apiEnv...)},
@@ -136,6 +138,16 @@ func deployment(annotations map[string]string, apiEnv ...corev1.EnvVar) *appsv1.
 			}},
 		}},
 	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// statusKey is the status annotation of an image of the example config.
+func statusKey(image string) string { return config.StatusAnnotationPrefix + image }
+
+// okStatus is the status a change that rolls the fixture (generation 1) out records.
+func okStatus(digest string) string {
+	return Status{State: StateOK, Since: "2026-07-01T12:00:00Z", Digest: digest, Generation: 2}.encode()
 }
 
 func env(value string) corev1.EnvVar { return corev1.EnvVar{Name: ingestorEnv, Value: value} }
@@ -179,8 +191,9 @@ func TestRunFirstObservation(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=record pods-monitor=record ingestor=fill" {
 		t.Errorf("decisions: %s", got)
 	}
-	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q,%q:%q}},`+
+	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q,%q:%q,%q:%q}},`+
 		`"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
+		statusKey("ingestor"), okStatus(f.digest["ingestor"]),
 		ingestorKey, f.digest["ingestor"], jobsManagerKey, f.digest["jobs-manager"], podsMonitorKey, f.digest["pods-monitor"],
 		ingestorEnv, f.digest["ingestor"])
 	if got := f.patches(t); len(got) != 1 || got[0] != want {
@@ -238,9 +251,9 @@ func TestRunIngestorChangeSetsEnvAndNeverRestarts(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=update-env" {
 		t.Errorf("decisions: %s", got)
 	}
-	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q}},`+
+	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q}},`+
 		`"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
-		ingestorKey, f.digest["ingestor"], ingestorEnv, f.digest["ingestor"])
+		statusKey("ingestor"), okStatus(f.digest["ingestor"]), ingestorKey, f.digest["ingestor"], ingestorEnv, f.digest["ingestor"])
 	got := f.patches(t)
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("patches:\n%q\nwant:\n%s", got, want)
@@ -267,9 +280,9 @@ func TestRunJobsManagerChangeRestartsAndNeverSetsEnv(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=restart pods-monitor=unchanged ingestor=unchanged" {
 		t.Errorf("decisions: %s", got)
 	}
-	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q}},`+
+	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q}},`+
 		`"spec":{"template":{"metadata":{"annotations":{%q:"2026-07-01T12:00:00Z"}}}}}`,
-		jobsManagerKey, f.digest["jobs-manager"], config.RestartedAtAnnotation)
+		statusKey("jobs-manager"), okStatus(f.digest["jobs-manager"]), jobsManagerKey, f.digest["jobs-manager"], config.RestartedAtAnnotation)
 	got := f.patches(t)
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("patches:\n%q\nwant:\n%s", got, want)
@@ -292,9 +305,11 @@ func TestRunSeveralChangesOnOneDeploymentGoInOnePatch(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=restart pods-monitor=restart ingestor=update-env" {
 		t.Errorf("decisions: %s", got)
 	}
-	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q,%q:%q}},`+
+	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q,%q:%q,%q:%q,%q:%q,%q:%q}},`+
 		`"spec":{"template":{"metadata":{"annotations":{%q:"2026-07-01T12:00:00Z"}},`+
 		`"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
+		statusKey("ingestor"), okStatus(f.digest["ingestor"]), statusKey("jobs-manager"), okStatus(f.digest["jobs-manager"]),
+		statusKey("pods-monitor"), okStatus(f.digest["pods-monitor"]),
 		ingestorKey, f.digest["ingestor"], jobsManagerKey, f.digest["jobs-manager"], podsMonitorKey, f.digest["pods-monitor"],
 		config.RestartedAtAnnotation, ingestorEnv, f.digest["ingestor"])
 	if got := f.patches(t); len(got) != 1 || got[0] != want {
@@ -311,8 +326,8 @@ func TestRunDriftRestoresEnvOnly(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=drift" {
 		t.Errorf("decisions: %s", got)
 	}
-	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1"},"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
-		ingestorEnv, f.digest["ingestor"])
+	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q}},"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
+		statusKey("ingestor"), okStatus(f.digest["ingestor"]), ingestorEnv, f.digest["ingestor"])
 	if got := f.patches(t); len(got) != 1 || got[0] != want {
 		t.Fatalf("patches:\n%q\nwant:\n%s", got, want)
 	}
@@ -538,19 +553,16 @@ func TestRunDryRunWritesNothing(t *testing.T) {
 }
 
 func TestRunLogsEveryDecision(t *testing.T) {
-	f := newFixture(t, deployment(map[string]string{jobsManagerKey: stale}))
-	f.srv.SetManifestStatus("docker.io/tracebloc/pods-monitor", http.StatusServiceUnavailable)
-	// One lookup at a time, in config order: jobs-manager, on the same registry, is looked up
-	// before the 503 (after it, the registry is skipped for the rest of the run).
-	opts := f.options()
-	opts.Registry.Concurrency = 1
-	f.run(t, opts)
+	f := newFixture(t, deployment(map[string]string{jobsManagerKey: stale, podsMonitorKey: "placeholder"}, env(stale)))
+	// A set-env image failing does not hold the restart: its env stays as it is in the pods.
+	f.srv.SetManifestStatus("ghcr.io/tracebloc/ingestor", http.StatusServiceUnavailable)
+	f.run(t, f.options())
 
 	records := f.logRecords(t)
 	for image, want := range map[string]map[string]any{
 		"jobs-manager": {"level": "INFO", "decision": "restart", "old_digest": stale, "new_digest": f.digest["jobs-manager"], "target": "tracebloc/stg-jobs-manager"},
-		"pods-monitor": {"level": "ERROR", "decision": "failed", "old_digest": "", "new_digest": ""},
-		"ingestor":     {"level": "INFO", "decision": "fill", "old_digest": "", "new_digest": f.digest["ingestor"], "env_digest": ""},
+		"pods-monitor": {"level": "INFO", "decision": "record", "old_digest": "placeholder", "new_digest": f.digest["pods-monitor"]},
+		"ingestor":     {"level": "ERROR", "decision": "failed", "old_digest": "", "new_digest": "", "env_digest": ""},
 	} {
 		rec, ok := records[image]
 		if !ok {
@@ -563,8 +575,8 @@ func TestRunLogsEveryDecision(t *testing.T) {
 			}
 		}
 	}
-	if msg := fmt.Sprint(records["pods-monitor"]["error"]); !strings.Contains(msg, "503") {
-		t.Errorf("pods-monitor error logged as %q", msg)
+	if msg := fmt.Sprint(records["ingestor"]["error"]); !strings.Contains(msg, "503") {
+		t.Errorf("ingestor error logged as %q", msg)
 	}
 }
 

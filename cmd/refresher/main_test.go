@@ -44,7 +44,8 @@ func newHarness(t *testing.T, namespace string) *harness {
 	}
 	h.kube = fake.NewClientset(&appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "stg-jobs-manager", Namespace: namespace},
-		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+		// Replicas 0: the last rollout is complete, so a fill is not held back.
+		Spec: appsv1.DeploymentSpec{Replicas: new(int32), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
 			{Name: "api", Image: "docker.io/tracebloc/jobs-manager:prod", ImagePullPolicy: corev1.PullAlways},
 			{Name: "pods-monitor", Image: "docker.io/tracebloc/pods-monitor:prod", ImagePullPolicy: corev1.PullAlways},
 		}}}},

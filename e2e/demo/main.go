@@ -88,7 +88,7 @@ type demo struct {
 	stepBegan time.Time
 }
 
-const steps = 6
+const steps = 7
 
 func (d *demo) section(format string, args ...any) {
 	d.done()
@@ -204,6 +204,11 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	d.printState(after)
 	d.summary(before, after)
 	if err := d.rolloutAndIngestion(ctx, w, rel, newDigest); err != nil {
+		return err
+	}
+
+	d.section("what the refresher told the cluster: Events and the status annotations on %s", rel.Deployment())
+	if err := d.printEvents(ctx, w.Cluster, rel); err != nil {
 		return err
 	}
 	d.done()
@@ -343,6 +348,10 @@ func (d *demo) printState(s *harness.State) {
 	for _, img := range harness.AllImages {
 		d.Logf("    %-48s %s", img.Annotation(), orNone(s.Annotation(img)))
 	}
+	for _, img := range harness.AllImages {
+		key := config.StatusAnnotationPrefix + img.Name
+		d.Logf("    %-48s %s", key, orNone(s.Deployment.Annotations[key]))
+	}
 	d.Logf("  container api env:")
 	for _, name := range []string{"INGESTOR_IMAGE_REPOSITORY", "INGESTOR_IMAGE_TAG", harness.DigestEnv} {
 		v, ok := s.Env(name)
@@ -362,6 +371,16 @@ func (d *demo) printState(s *harness.State) {
 		}
 		d.Logf("    %-30s revision %d  %s=%s", rs.Name, revision(rs), harness.DigestEnv, digest)
 	}
+}
+
+// printEvents shows the refresher's Events on the Deployment, as kubectl events does.
+func (d *demo) printEvents(ctx context.Context, cluster *harness.Cluster, rel *harness.Release) error {
+	res, err := harness.Kubectl(ctx, cluster.AdminKubeconfig, "events", "--namespace", rel.Namespace, "--for", "deployment/"+rel.Deployment())
+	if err != nil {
+		return err
+	}
+	d.Logf("$ kubectl events -n %s --for deployment/%s\n%s", rel.Namespace, rel.Deployment(), strings.TrimRight(res.Stdout, "\n"))
+	return nil
 }
 
 // summary states what changed between the two snapshots.

@@ -181,9 +181,13 @@ func (r *Release) CronJobPod(ctx context.Context, dir string) (*CronJobPod, erro
 	return r.Cluster.PrepareCronJobPod(ctx, r.Namespace, dir)
 }
 
-// Refresh runs the refresher as the injected CronJob would, its pod reproduced under dir.
+// Refresh runs the refresher as the injected CronJob would, its pod reproduced under dir,
+// after the target's last rollout settled (Settle: healthy pods become Ready between ticks).
 // The exit code is in the result.
 func (r *Release) Refresh(ctx context.Context, dir string) (*Result, error) {
+	if err := r.Settle(ctx); err != nil {
+		return nil, err
+	}
 	pod, err := r.CronJobPod(ctx, dir)
 	if err != nil {
 		return nil, err

@@ -28,6 +28,9 @@ const (
 	FieldManager = "image-refresh"
 	// RestartedAtAnnotation is the pod-template annotation kubectl rollout restart sets.
 	RestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
+	// StatusAnnotationPrefix + an image's name is the target annotation that tells the image's
+	// refresh state (ok, waiting, failed) since its last transition.
+	StatusAnnotationPrefix = "image-refresh.io/status-"
 
 	// MountPath is where the CronJob mounts the config ConfigMap; the refresher reads
 	// MountPath/ConfigMapKey.
@@ -69,6 +72,9 @@ type Spec struct {
 	// Schedule is a standard five-field cron expression.
 	Schedule string  `yaml:"schedule,omitempty" json:"schedule,omitempty"`
 	Images   []Image `yaml:"images" json:"images"`
+	// WaitLimit is how many consecutive ticks an image may wait for its target's rollout to
+	// settle before it fails (default DefaultWaitLimit).
+	WaitLimit int `yaml:"waitLimit,omitempty" json:"waitLimit,omitempty"`
 	// Job shapes the CronJob the post-renderer injects; the refresher ignores it.
 	Job Job `yaml:"job,omitempty" json:"job,omitempty"`
 }
@@ -169,6 +175,9 @@ func (c *RefreshConfig) Marshal() ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// StatusAnnotation is the key of the image's status annotation on its target.
+func (i Image) StatusAnnotation() string { return StatusAnnotationPrefix + i.Name }
 
 // Pinned reports whether the image's digest is fixed in values: never polled, never touched.
 func (i Image) Pinned() bool { return i.Digest != "" }

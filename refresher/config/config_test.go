@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -193,6 +194,17 @@ func TestParseRejects(t *testing.T) {
 			yaml: withImages(restartImage, strings.Replace(restartImage, "name: jobs-manager,", "name: pods-monitor,", 1)),
 			want: []string{`spec.images[1] (pods-monitor).annotation "tracebloc.io/last-refreshed-jobs-manager-digest": duplicate of spec.images[0]`},
 		},
+		{name: "negative wait limit", yaml: header + "spec:\n  waitLimit: -1\n  images:\n  - " + restartImage + "\n", want: []string{"spec.waitLimit -1: must be at least 1"}},
+		{
+			name: "image name too long for its status annotation",
+			yaml: withImages(strings.Replace(restartImage, "name: jobs-manager,", "name: "+strings.Repeat("a", 57)+",", 1)),
+			want: []string{"name: must be at most 56 characters (it names the status annotation image-refresh.io/status-<name>)"},
+		},
+		{
+			name: "annotation where statuses are written",
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: image-refresh.io/status-b}`),
+			want: []string{`spec.images[0] (a).annotation "image-refresh.io/status-b": image-refresh.io/status-* is where the refresher writes each image's status`},
+		},
 		{name: "job image", yaml: withJob(`{image: "ghcr.io/x/Y:"}`), want: []string{`spec.job.image "ghcr.io/x/Y:"`}},
 		{name: "job pull policy", yaml: withJob(`{imagePullPolicy: Sometimes}`), want: []string{`spec.job.imagePullPolicy "Sometimes"`}},
 		{name: "job runs as root", yaml: withJob(`{runAsUser: 0}`), want: []string{"spec.job.runAsUser 0: must be a non-root UID"}},
@@ -233,6 +245,7 @@ func TestParseDefaults(t *testing.T) {
 	img := cfg.Spec.Images[0]
 	for _, c := range []struct{ field, got, want string }{
 		{"spec.schedule", cfg.Spec.Schedule, DefaultSchedule},
+		{"spec.waitLimit", fmt.Sprint(cfg.Spec.WaitLimit), fmt.Sprint(DefaultWaitLimit)},
 		{"tag", img.Tag, DefaultTag},
 		{"target.kind", img.Target.Kind, KindDeployment},
 		{"target.namespace", img.Target.Namespace, "tracebloc"},

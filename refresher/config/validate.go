@@ -19,11 +19,14 @@ import (
 
 // Defaults applied by Default.
 const (
-	DefaultSchedule     = "7,22,37,52 * * * *"
-	DefaultTag          = "latest"
-	DefaultRunAsUser    = int64(65532)
-	DefaultPullPolicy   = "IfNotPresent"
-	maxCronJobNameChars = 52 // the CronJob controller appends an 11-character suffix to Job names
+	DefaultSchedule   = "7,22,37,52 * * * *"
+	DefaultTag        = "latest"
+	DefaultRunAsUser  = int64(65532)
+	DefaultPullPolicy = "IfNotPresent"
+	// DefaultWaitLimit: four ticks of the default schedule, about an hour.
+	DefaultWaitLimit    = 4
+	maxImageNameChars   = 63 - len("status-") // the name part of the status annotation key
+	maxCronJobNameChars = 52                  // the CronJob controller appends an 11-character suffix to Job names
 )
 
 // DefaultJobImage is the refresher image the CronJob runs unless spec.job.image says
@@ -40,6 +43,9 @@ func ValidDigest(d string) bool { return digestPattern.MatchString(d) }
 func (c *RefreshConfig) Default() {
 	if c.Spec.Schedule == "" {
 		c.Spec.Schedule = DefaultSchedule
+	}
+	if c.Spec.WaitLimit == 0 {
+		c.Spec.WaitLimit = DefaultWaitLimit
 	}
 	for i := range c.Spec.Images {
 		img := &c.Spec.Images[i]
@@ -105,6 +111,9 @@ func (c *RefreshConfig) Validate() error {
 	if err := ValidateSchedule(c.Spec.Schedule); err != nil {
 		add("spec.schedule %q: %v", c.Spec.Schedule, err)
 	}
+	if c.Spec.WaitLimit < 1 {
+		add("spec.waitLimit %d: must be at least 1", c.Spec.WaitLimit)
+	}
 	if len(c.Spec.Images) == 0 {
 		add("spec.images: at least one image is required")
 	}
@@ -117,6 +126,8 @@ func (c *RefreshConfig) Validate() error {
 			add("spec.images[%d].name: required", i)
 		} else if msgs := content.IsDNS1123Label(img.Name); len(msgs) > 0 {
 			add("%s.name: %s", at, strings.Join(msgs, "; "))
+		} else if len(img.Name) > maxImageNameChars {
+			add("%s.name: must be at most %d characters (it names the status annotation %s<name>)", at, maxImageNameChars, StatusAnnotationPrefix)
 		} else if j, dup := names[img.Name]; dup {
 			add("%s.name: duplicate of spec.images[%d]", at, j)
 		} else {
@@ -184,6 +195,8 @@ func (img Image) validate(at, namespace string) []error {
 		add("annotation: required")
 	} else if err := ValidateAnnotationKey(img.Annotation); err != nil {
 		add("annotation %q: %v", img.Annotation, err)
+	} else if strings.HasPrefix(img.Annotation, StatusAnnotationPrefix) {
+		add("annotation %q: %s* is where the refresher writes each image's status", img.Annotation, StatusAnnotationPrefix)
 	}
 	return errs
 }

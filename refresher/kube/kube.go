@@ -10,8 +10,10 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -20,9 +22,9 @@ import (
 // RequestTimeout bounds every API request of a Client.
 const RequestTimeout = 30 * time.Second
 
-// Client reads and patches Deployments (apps/v1).
+// Client reads and patches Deployments (apps/v1) and creates Events (events.k8s.io/v1).
 type Client struct {
-	apps rest.Interface
+	apps, events rest.Interface
 }
 
 // NewForConfig returns a Client for c, fit for one tick: a timeout on every request and no
@@ -35,23 +37,33 @@ func NewForConfig(c *rest.Config, userAgent string) (*Client, error) {
 	c.QPS = -1 // disables the client-side rate limiter
 	c.UserAgent = userAgent
 	c.APIPath = "/apis"
-	c.GroupVersion = &appsv1.SchemeGroupVersion
 	c.ContentType = runtime.ContentTypeJSON
 	c.NegotiatedSerializer = codecs.WithoutConversion()
-	apps, err := rest.RESTClientFor(c)
-	if err != nil {
-		return nil, fmt.Errorf("creating the apps/v1 REST client: %w", err)
+	clients := make([]rest.Interface, 2)
+	for i, gv := range []schema.GroupVersion{appsv1.SchemeGroupVersion, eventsv1.SchemeGroupVersion} {
+		gc := rest.CopyConfig(c)
+		gc.GroupVersion = &gv
+		client, err := rest.RESTClientFor(gc)
+		if err != nil {
+			return nil, fmt.Errorf("creating the %s REST client: %w", gv, err)
+		}
+		clients[i] = client
 	}
-	return &Client{apps: apps}, nil
+	return &Client{apps: clients[0], events: clients[1]}, nil
 }
 
 var codecs = func() serializer.CodecFactory {
 	scheme := runtime.NewScheme()
-	if err := appsv1.AddToScheme(scheme); err != nil {
-		// The scheme is built from generated, static type registrations.
-		panic(fmt.Sprintf("registering apps/v1: %v", err))
+	for gv, add := range map[schema.GroupVersion]func(*runtime.Scheme) error{
+		appsv1.SchemeGroupVersion:   appsv1.AddToScheme,
+		eventsv1.SchemeGroupVersion: eventsv1.AddToScheme,
+	} {
+		if err := add(scheme); err != nil {
+			// The scheme is built from generated, static type registrations.
+			panic(fmt.Sprintf("registering %s: %v", gv, err))
+		}
+		metav1.AddToGroupVersion(scheme, gv)
 	}
-	metav1.AddToGroupVersion(scheme, appsv1.SchemeGroupVersion)
 	return serializer.NewCodecFactory(scheme)
 }()
 
@@ -75,4 +87,9 @@ func (c *Client) PatchDeployment(ctx context.Context, namespace, name string, pa
 		return nil, err
 	}
 	return dep, nil
+}
+
+// CreateEvent creates an Event (events.k8s.io/v1) in its namespace.
+func (c *Client) CreateEvent(ctx context.Context, event *eventsv1.Event) error {
+	return c.events.Post().Namespace(event.Namespace).Resource("events").Body(event).Do(ctx).Error()
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -71,6 +72,25 @@ func TestPatchDeployment(t *testing.T) {
 		contentType: "application/strategic-merge-patch+json", userAgent: "image-refresh/test", body: patch}
 	if len(*seen) != 1 || (*seen)[0] != want {
 		t.Errorf("requests %+v, want [%+v]", *seen, want)
+	}
+}
+
+func TestCreateEvent(t *testing.T) {
+	c, seen := serve(t, http.StatusCreated, map[string]any{"apiVersion": "events.k8s.io/v1", "kind": "Event"})
+	event := &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Name: "web.1", Namespace: "ns"}, Reason: "Restarted", Action: "Refresh"}
+	if err := c.CreateEvent(context.Background(), event); err != nil {
+		t.Fatal(err)
+	}
+	if len(*seen) != 1 {
+		t.Fatalf("requests %+v, want one", *seen)
+	}
+	got := (*seen)[0]
+	if got.method != "POST" || got.path != "/apis/events.k8s.io/v1/namespaces/ns/events" || got.contentType != "application/json" {
+		t.Errorf("request %+v, want a JSON POST to /apis/events.k8s.io/v1/namespaces/ns/events", got)
+	}
+	var sent map[string]any
+	if err := json.Unmarshal([]byte(got.body), &sent); err != nil || sent["apiVersion"] != "events.k8s.io/v1" || sent["kind"] != "Event" || sent["reason"] != "Restarted" {
+		t.Errorf("body %s (%v): want an events.k8s.io/v1 Event", got.body, err)
 	}
 }
 

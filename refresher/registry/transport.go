@@ -290,7 +290,8 @@ func tokenRefusalReason(body []byte) string {
 // realmPattern finds the realm parameter of a WWW-Authenticate challenge.
 var realmPattern = regexp.MustCompile(`(?i)\brealm="([^"]+)"`)
 
-// bearerRealm returns the token endpoint (scheme://host/path) a bearer challenge names, or "".
+// bearerRealm returns the token endpoint (scheme://host/path) a bearer challenge names, or ""
+// (also for a realm that is no absolute http(s) URL: no token request can go there).
 func bearerRealm(h http.Header) string {
 	for _, challenge := range h.Values("WWW-Authenticate") {
 		scheme, params, _ := strings.Cut(strings.TrimSpace(challenge), " ")
@@ -298,7 +299,7 @@ func bearerRealm(h http.Header) string {
 			continue
 		}
 		if m := realmPattern.FindStringSubmatch(params); m != nil {
-			if u, err := url.Parse(m[1]); err == nil {
+			if u, err := url.Parse(m[1]); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 				return u.Scheme + "://" + u.Host + u.Path
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"context"
 
 	appsv1 "k8s.io/api/apps/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -27,4 +28,10 @@ func (c Client) GetDeployment(ctx context.Context, namespace, name string) (*app
 // PatchDeployment applies a strategic-merge patch to namespace/name as fieldManager.
 func (c Client) PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error) {
 	return c.AppsV1().Deployments(namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+}
+
+// CreateEvent creates an Event (events.k8s.io/v1) in its namespace.
+func (c Client) CreateEvent(ctx context.Context, event *eventsv1.Event) error {
+	_, err := c.EventsV1().Events(event.Namespace).Create(ctx, event, metav1.CreateOptions{})
+	return err
 }

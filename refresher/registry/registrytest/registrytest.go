@@ -165,10 +165,14 @@ func clientTransport(addr string, roots *x509.CertPool) *http.Transport {
 func (s *Server) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }
 
 // SetManifestStatus makes every manifest request for repo ("ghcr.io/tracebloc/ingestor")
-// answer status with a registry error body.
+// answer status with a registry error body; status 0 serves them normally again.
 func (s *Server) SetManifestStatus(repo string, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if status == 0 {
+		delete(s.statuses, canonicalRepo(repo))
+		return
+	}
 	s.statuses[canonicalRepo(repo)] = status
 }
 

@@ -1,0 +1,125 @@
+package refresher
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Event reasons, one per outcome a person should see on the target (kubectl describe, kubectl
+// events). Unchanged and pinned images make none: a steady state writes nothing.
+const (
+	ReasonRecorded   = "Recorded"   // record, adopt
+	ReasonRestarted  = "Restarted"  // restart
+	ReasonEnvUpdated = "EnvUpdated" // fill, update-env
+	ReasonHealed     = "Healed"     // drift repaired, or a waiting/failed image back to ok
+	ReasonWaiting    = "Waiting"
+	ReasonFailed     = "Failed"
+)
+
+const (
+	// EventController is the reportingController of the refresher's Events.
+	EventController = "image-refresh.io/refresher"
+	eventAction     = "Refresh"
+	// eventTimeout bounds each Event's creation, so an API server that hangs cannot hold the
+	// tick much longer than the requests that already failed.
+	eventTimeout = 10 * time.Second
+	maxNoteBytes = 1024 // the API server's limit for note
+)
+
+// eventFor is the Event an image's outcome makes: reason, type and note; reason "" for none.
+func eventFor(rep *ImageReport, prev Status, waitLimit int) (reason, typ, note string) {
+	from, to := dash(rep.Previous), dash(rep.Digest)
+	subject := fmt.Sprintf("image %s (%s)", rep.Name, rep.Reference)
+	switch rep.Decision {
+	case DecisionRecord:
+		return ReasonRecorded, corev1.EventTypeNormal, fmt.Sprintf("%s: recorded %s (first observation, no restart)", subject, to)
+	case DecisionAdopt:
+		return ReasonRecorded, corev1.EventTypeNormal, fmt.Sprintf("%s: recorded %s, the digest env %s already holds (registry: %s)", subject, dash(rep.Env), dash(rep.Env), to)
+	case DecisionRestart:
+		return ReasonRestarted, corev1.EventTypeNormal, fmt.Sprintf("%s: %s → %s, rollout restarted", subject, from, to)
+	case DecisionFill, DecisionUpdateEnv:
+		return ReasonEnvUpdated, corev1.EventTypeNormal, fmt.Sprintf("%s: %s → %s, env %s set", subject, from, to, rep.EnvVar)
+	case DecisionDrift:
+		return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf("%s: env %s drifted to %s, set back to %s", subject, rep.EnvVar, dash(rep.Env), to)
+	case DecisionWaiting:
+		return ReasonWaiting, corev1.EventTypeWarning, fmt.Sprintf("%s: %s → %s waits (tick %d of at most %d): %s", subject, from, to, rep.Status.Waits, waitLimit, rep.Reason)
+	case DecisionFailed:
+		intended := ""
+		if rep.Intended != "" {
+			intended = fmt.Sprintf(" (%s not done)", rep.Intended)
+		}
+		return ReasonFailed, corev1.EventTypeWarning, fmt.Sprintf("%s: %s → %s failed%s: %v", subject, from, to, intended, rep.Err)
+	case DecisionUnchanged:
+		if prev.State == StateWaiting || prev.State == StateFailed {
+			return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf("%s: %s since %s, now current at %s", subject, prev.State, prev.Since, to)
+		}
+	}
+	return "", "", ""
+}
+
+// emitEvents creates one Event per image outcome on the target. A failure is logged as a
+// warning and never fails the tick: the image's outcome stands, the log has it.
+func (t *target) emitEvents(ctx context.Context, opts Options, waitLimit int) {
+	for _, ti := range t.images {
+		rep := ti.report
+		prev := Status{}
+		if t.dep != nil {
+			prev = parseStatus(t.dep.Annotations[ti.image.StatusAnnotation()])
+		}
+		reason, typ, note := eventFor(rep, prev, waitLimit)
+		if reason == "" {
+			continue
+		}
+		event := &eventsv1.Event{
+			ObjectMeta:          metav1.ObjectMeta{Name: eventName(t.key.Name), Namespace: t.key.Namespace},
+			EventTime:           metav1.NewMicroTime(opts.Now()),
+			ReportingController: EventController,
+			ReportingInstance:   truncate(opts.Instance, 128),
+			Action:              eventAction,
+			Reason:              reason,
+			Type:                typ,
+			Note:                truncate(note, maxNoteBytes),
+			Regarding: corev1.ObjectReference{
+				APIVersion: "apps/v1", Kind: "Deployment", Namespace: t.key.Namespace, Name: t.key.Name,
+			},
+		}
+		if t.dep != nil {
+			event.Regarding.UID, event.Regarding.ResourceVersion = t.dep.UID, t.dep.ResourceVersion
+		}
+		ectx, cancel := context.WithTimeout(ctx, eventTimeout)
+		err := opts.Kube.CreateEvent(ectx, event)
+		cancel()
+		if err != nil {
+			opts.Logger.LogAttrs(ctx, slog.LevelWarn, "event not created",
+				slog.String("image", rep.Name), slog.String("target", rep.Target), slog.String("reason", reason), slog.String("error", err.Error()))
+		}
+	}
+}
+
+// eventName is unique per Event: the target's name (cut to leave room) and 16 random hex digits.
+func eventName(target string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	if len(target) > 200 {
+		target = strings.TrimRight(target[:200], ".-")
+	}
+	return target + "." + hex.EncodeToString(b[:])
+}
+
+// hostname is the default reportingInstance: in a CronJob, the pod's name.
+func hostname() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "refresher"
+}

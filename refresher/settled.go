@@ -1,0 +1,32 @@
+package refresher
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+)
+
+// RolloutPending says why the Deployment's last rollout is not complete, "" when it is:
+// the controller has observed the current generation, every desired replica is updated and
+// ready and no old one remains, and the rollout did not exceed its progress deadline. A
+// change waits while it is pending, so a rollout that never completes (a crash-looping digest)
+// is restarted at most once.
+func RolloutPending(dep *appsv1.Deployment) string {
+	st := dep.Status
+	for _, c := range st.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+			return fmt.Sprintf("its rollout exceeded its progress deadline (%s)", c.Message)
+		}
+	}
+	if st.ObservedGeneration < dep.Generation {
+		return fmt.Sprintf("the Deployment controller has not observed generation %d yet (observed %d)", dep.Generation, st.ObservedGeneration)
+	}
+	want := int32(1)
+	if dep.Spec.Replicas != nil {
+		want = *dep.Spec.Replicas
+	}
+	if st.UpdatedReplicas != want || st.ReadyReplicas != want || st.Replicas != want {
+		return fmt.Sprintf("its rollout is not complete (%d desired replicas: %d updated, %d ready, %d in total)", want, st.UpdatedReplicas, st.ReadyReplicas, st.Replicas)
+	}
+	return ""
+}
