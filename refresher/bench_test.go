@@ -111,6 +111,14 @@ func (s *apiServer) reset(tb testing.TB, deployments []*appsv1.Deployment) {
 func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// /apis/apps/v1/namespaces/{namespace}/deployments/{name}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	// POST /apis/events.k8s.io/v1/namespaces/{namespace}/events: accepted, as the API server does.
+	if r.Method == http.MethodPost && len(parts) == 6 && parts[1] == "events.k8s.io" && parts[5] == "events" {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write(body)
+		return
+	}
 	if len(parts) != 7 || strings.Join([]string{parts[0], parts[1], parts[2], parts[3], parts[5]}, "/") != "apis/apps/v1/namespaces/deployments" {
 		http.NotFound(w, r)
 		return

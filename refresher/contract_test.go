@@ -70,7 +70,9 @@ func TestRunSharedEnvOnResolvedTargets(t *testing.T) {
 			t.Errorf("run %d ingestor-b error: %v", run, err)
 		}
 	}
-	want := `{"metadata":{"resourceVersion":"1","annotations":{"` + ingestorKey + `":"` + f.digest["ingestor"] + `","` + jobsManagerKey + `":"` + f.digest["jobs-manager"] + `","` + podsMonitorKey + `":"` + f.digest["pods-monitor"] + `"}},` +
+	// The fill starts a rollout: the ingestor's status records it (the generation it awaits).
+	status := `{\"state\":\"ok\",\"since\":\"2026-07-01T12:00:00Z\",\"digest\":\"` + f.digest["ingestor"] + `\",\"generation\":2}`
+	want := `{"metadata":{"resourceVersion":"1","annotations":{"image-refresh.io/status-ingestor":"` + status + `","` + ingestorKey + `":"` + f.digest["ingestor"] + `","` + jobsManagerKey + `":"` + f.digest["jobs-manager"] + `","` + podsMonitorKey + `":"` + f.digest["pods-monitor"] + `"}},` +
 		`"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":"` + ingestorEnv + `","value":"` + f.digest["ingestor"] + `"}]}]}}}}`
 	if patches := f.patches(t); len(patches) != 1 || patches[0] != want {
 		t.Errorf("patches %q\nwant one: %s", patches, want)
