@@ -8,6 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
@@ -385,5 +386,48 @@ func TestRunQuarantineHoldsRolloutRestart(t *testing.T) {
 	tick(135, DecisionRestart)
 	if dep := f.deployment(t); restarts != 2 || dep.Annotations[jobsManagerKey] != next {
 		t.Errorf("after a new push: %d restarts, annotation %s", restarts, dep.Annotations[jobsManagerKey])
+	}
+}
+
+func TestFailedRollout(t *testing.T) {
+	bad := digestOf('b')
+	at := func(m int) time.Time { return clock.Add(time.Duration(m) * time.Minute) }
+	inFlight := Status{State: StateOK, Since: clock.Format(time.RFC3339), Applied: clock.Format(time.RFC3339), Digest: bad, Generation: 2}
+	with := func(mod func(*Status)) Status { s := inFlight; mod(&s); return s }
+	dep := func(generation int64, exceeded bool) *appsv1.Deployment {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Generation: generation}}
+		if exceeded {
+			d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Reason: "ProgressDeadlineExceeded"}}
+		}
+		return d
+	}
+	const pending = "its rollout is not complete"
+	for _, tc := range []struct {
+		name       string
+		dep        *appsv1.Deployment
+		annotation string
+		prev       Status
+		pending    string
+		now        time.Time
+		want       string // fragment; "" for no failure
+	}{
+		{"within the timeout", dep(2, false), bad, inFlight, pending, at(14), ""},
+		{"timeout reached", dep(2, false), bad, inFlight, pending, at(15), "has not settled 15m0s after the change"},
+		{"progress deadline exceeded before the timeout", dep(2, true), bad, inFlight, pending, at(1), "the rollout of " + bad + " (generation 2)"},
+		{"settled", dep(2, false), bad, inFlight, "", at(60), ""},
+		{"someone changed the Deployment since", dep(3, true), bad, inFlight, pending, at(60), ""},
+		{"the annotation records another digest", dep(2, true), stale, inFlight, pending, at(60), ""},
+		{"no change in flight", dep(2, true), bad, with(func(s *Status) { s.Generation = 0 }), pending, at(60), ""},
+		{"already quarantined", dep(2, true), bad, with(func(s *Status) { s.State, s.Quarantined = StateQuarantined, bad }), pending, at(60), ""},
+		{"waiting counts", dep(2, false), bad, with(func(s *Status) { s.State = StateWaiting }), pending, at(20), "has not settled"},
+		{"no applied time: since", dep(2, false), bad, with(func(s *Status) { s.Applied, s.Since = "", at(10).Format(time.RFC3339) }), pending, at(20), ""},
+		{"unreadable applied time", dep(2, false), bad, with(func(s *Status) { s.Applied, s.Since = "x", "x" }), pending, at(60), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := failedRollout(tc.dep, tc.annotation, tc.prev, tc.pending, tc.now, config.DefaultRolloutTimeout)
+			if (got == "") != (tc.want == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("failedRollout = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
