@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,8 +12,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/tracebloc/image-refresh/e2e/golden"
 	"github.com/tracebloc/image-refresh/refresher"
@@ -195,5 +199,37 @@ func TestStatusExitCodes(t *testing.T) {
 				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.want, c.mask(stdout.String()), stderr.String())
 			}
 		})
+	}
+}
+
+// Without list on Pods the view still works: running digests come from the Deployment (env),
+// or nothing tells and the record stands in; the detail says why.
+func TestStatusWithoutPodList(t *testing.T) {
+	c := newStatusCluster(t)
+	c.kube.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no list"))
+	})
+	var stdout, stderr strings.Builder
+	cfg := writeConfig(t, strings.Join(strings.Split(statusConfig, "\n")[:8], "\n")+"\n") // jobs-manager, pods-monitor, ingestor
+	if code := c.run(t, &stdout, &stderr, "status", "--config", cfg, "-o", "json"); code != exitBehind {
+		t.Fatalf("exit %d, want %d (pods-monitor is behind by its record); stderr:\n%s", code, exitBehind, stderr.String())
+	}
+	var rows []refresher.StatusRow
+	if err := json.Unmarshal([]byte(stdout.String()), &rows); err != nil || len(rows) != 3 {
+		t.Fatalf("rows %v: %v", rows, err)
+	}
+	for _, r := range rows {
+		if !strings.Contains(r.Detail, "pods not listed") {
+			t.Errorf("%s: detail %q", r.Image, r.Detail)
+		}
+	}
+	if r := rows[0]; r.RunningFrom != "" || r.State != refresher.ViewCurrent {
+		t.Errorf("jobs-manager %+v: want nothing running known, current by its record", r)
+	}
+	if r := rows[1]; r.State != refresher.ViewBehind {
+		t.Errorf("pods-monitor %+v: want behind by its record", r)
+	}
+	if r := rows[2]; r.RunningFrom != "env" || len(r.Running) != 1 || r.Running[0] != c.digest["old-ingestor"] || r.State != refresher.ViewSoaking {
+		t.Errorf("ingestor %+v: want the Deployment's env, soaking", r)
 	}
 }
