@@ -67,7 +67,11 @@ func failedRollout(dep *appsv1.Deployment, annotation string, prev Status, pendi
 // a registry digest already quarantined is held. ok is false when neither applies.
 func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageReport, live Live, change Change, prev Status, pending string, p plan) (imageOutcome, bool) {
 	now := p.now.UTC().Format(time.RFC3339)
-	if why := failedRollout(dep, rep.Previous, prev, pending, p.now, p.rolloutTimeout); why != "" {
+	timeout := p.rolloutTimeout
+	if timeout <= 0 {
+		timeout = config.DefaultRolloutTimeout
+	}
+	if why := failedRollout(dep, rep.Previous, prev, pending, p.now, timeout); why != "" {
 		bad := prev.Digest
 		if img.Action == config.ActionSetEnv && live.Env == bad && config.ValidDigest(prev.Previous) && prev.Previous != bad {
 			next := Status{State: StateQuarantined, Since: now, Digest: prev.Previous, Applied: now, Quarantined: bad}

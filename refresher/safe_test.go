@@ -431,3 +431,21 @@ func TestFailedRollout(t *testing.T) {
 		})
 	}
 }
+
+// A plan without spec.rolloutTimeout (zero) uses the default, never "at once".
+func TestQuarantineOutcomeDefaultTimeout(t *testing.T) {
+	bad := digestOf('b')
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
+	prev := Status{State: StateOK, Applied: clock.Format(time.RFC3339), Digest: bad, Generation: 2}
+	img := config.Image{Action: config.ActionRolloutRestart}
+	for _, tc := range []struct {
+		minutes int
+		want    bool
+	}{{1, false}, {14, false}, {15, true}} {
+		rep := &ImageReport{Previous: bad, Digest: bad}
+		_, got := quarantineOutcome(dep, img, rep, Live{Annotation: bad}, Change{Decision: DecisionUnchanged}, prev, "its rollout is not complete", plan{now: clock.Add(time.Duration(tc.minutes) * time.Minute)})
+		if got != tc.want {
+			t.Errorf("after %d minutes: quarantined %v, want %v", tc.minutes, got, tc.want)
+		}
+	}
+}
