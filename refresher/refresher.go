@@ -83,8 +83,8 @@ type ImageReport struct {
 	// Previous is the audit annotation before the run (A); Env the env value (L, set-env).
 	Previous, Env string
 	Decision      Decision
-	// Intended is, for a failed or waiting image, the decision that was not carried out
-	// ("" when none was reached, e.g. the registry lookup failed).
+	// Intended is, for a failed, waiting, soaking or quarantined image, the decision that was
+	// not carried out ("" when none was reached, e.g. the registry lookup failed).
 	Intended Decision
 	// Err is why the image failed (DecisionFailed); Reason why it waits (DecisionWaiting),
 	// soaks, is quarantined or was rolled back, or for a failure registry.ReasonPlatformMissing.
