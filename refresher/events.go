@@ -59,6 +59,16 @@ func eventFor(rep *ImageReport, prev Status, waitLimit int) (reason, typ, note s
 			intended = fmt.Sprintf(" (%s not done)", rep.Intended)
 		}
 		return ReasonFailed, corev1.EventTypeWarning, fmt.Sprintf("%s: %s → %s failed%s: %v", subject, from, to, intended, rep.Err)
+	case DecisionSoaking:
+		if prev.Pending != rep.Digest { // the first sighting, or the tag moved during the soak
+			return ReasonSoaking, corev1.EventTypeNormal, fmt.Sprintf("%s: %s", subject, rep.Reason)
+		}
+	case DecisionRolledBack:
+		return ReasonRolledBack, corev1.EventTypeWarning, fmt.Sprintf("%s: %s", subject, rep.Reason)
+	case DecisionQuarantined:
+		if prev.State != StateQuarantined || prev.Quarantined != rep.Status.Quarantined {
+			return ReasonQuarantined, corev1.EventTypeWarning, fmt.Sprintf("%s: %s", subject, rep.Reason)
+		}
 	case DecisionUnchanged:
 		if prev.State == StateWaiting || prev.State == StateFailed {
 			return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf("%s: %s since %s, now current at %s", subject, prev.State, prev.Since, to)

@@ -19,6 +19,10 @@ type targetImage struct {
 	report    *ImageReport
 	image     config.Image
 	lookupErr error
+	// gated: the digest passed (or failed, see lookupErr) the platform gate this tick;
+	// refused is the decision a refused digest would have carried out.
+	gated   bool
+	refused Decision
 }
 
 // plan is how a tick plans one target.
@@ -26,6 +30,9 @@ type plan struct {
 	now time.Time
 	// waitLimit is spec.waitLimit: consecutive waits after which a waiting image fails.
 	waitLimit int
+	// rolloutTimeout is spec.rolloutTimeout: how long a rollout the refresher started may
+	// take to settle before it is quarantined (see quarantineOutcome).
+	rolloutTimeout time.Duration
 }
 
 // planTarget decides every image of one Deployment against its live state and returns the
@@ -66,7 +73,7 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p plan) ([]byte, e
 		statusKey := img.StatusAnnotation()
 		prev := parseStatus(dep.Annotations[statusKey])
 		next := func() Status {
-			change := decideImage(dep, ti, where, state, pending, unresolved, prev, p.waitLimit)
+			change := decideImage(dep, ti, where, state, pending, unresolved, prev, p)
 			rep.Decision, rep.Intended, rep.Err, rep.Reason = change.report()
 			switch {
 			case rep.Err != nil:
@@ -91,15 +98,19 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p plan) ([]byte, e
 				containers[i].Env = append(containers[i].Env, envPatch{Name: img.Env, Value: change.Env})
 			}
 			restart = restart || change.Restart
+			if change.status != nil {
+				return *change.status // soaking, quarantined, rolled back
+			}
 			if change.Env != "" || change.Restart {
 				// This patch changes the pod template: the API server makes it the next generation.
-				s := Status{State: StateOK, Since: p.now.UTC().Format(time.RFC3339), Digest: rep.Digest, Generation: dep.Generation + 1}
-				return s
+				return appliedStatus(prev, rep, Live{Annotation: rep.Previous, Env: rep.Env}, change.Change, dep, p.now)
 			}
-			if prev.State == "" || prev.State == StateOK {
-				return prev // steady: nothing to record
+			s := prev // steady: nothing to record
+			if prev.State != "" && prev.State != StateOK {
+				s = statusAfter(prev, StateOK, "", p.now)
 			}
-			return statusAfter(prev, StateOK, "", p.now)
+			s.Pending, s.PendingSince = "", "" // the tag is back at the recorded digest
+			return s
 		}()
 		rep.Status = next
 		if next != prev {
@@ -134,23 +145,27 @@ type imageOutcome struct {
 	err      error
 	// waited: the image failed because it waited more than spec.waitLimit ticks.
 	waited bool
+	// note is why the image soaks, is quarantined or was rolled back; status its status
+	// after the tick when the decision sets it (soaking, quarantined, rolled-back).
+	note   string
+	status *Status
 }
 
 func (o imageOutcome) report() (decision, intended Decision, err error, reason string) {
 	switch {
 	case o.err != nil:
-		return DecisionFailed, o.intended, o.err, ""
+		return DecisionFailed, o.intended, o.err, failReason(o.err)
 	case o.wait != "":
 		return DecisionWaiting, o.intended, nil, o.wait
 	}
-	return o.Decision, "", nil, ""
+	return o.Decision, o.intended, nil, o.note
 }
 
 // decideImage plans one image against the live Deployment (see planTarget).
-func decideImage(dep *appsv1.Deployment, ti targetImage, where string, state *contract.Violation, pending string, unresolved []string, prev Status, waitLimit int) imageOutcome {
+func decideImage(dep *appsv1.Deployment, ti targetImage, where string, state *contract.Violation, pending string, unresolved []string, prev Status, p plan) imageOutcome {
 	img, rep := ti.image, ti.report
 	if ti.lookupErr != nil {
-		return imageOutcome{err: ti.lookupErr}
+		return imageOutcome{err: ti.lookupErr, intended: ti.refused}
 	}
 	container, v := contract.Container(dep, img)
 	if v != nil {
@@ -171,12 +186,20 @@ func decideImage(dep *appsv1.Deployment, ti targetImage, where string, state *co
 	if err != nil {
 		return imageOutcome{err: err}
 	}
+	if o, ok := quarantineOutcome(dep, img, rep, live, change, prev, pending, p); ok {
+		return o
+	}
+	if o, ok := soakOutcome(img, rep.Digest, change, prev, p.now); ok {
+		return o
+	}
 	rollout := change.Env != "" || change.Restart
+	// The rollout a quarantine left failing never settles: a new digest replaces it.
+	supersedes := prev.State == StateQuarantined && prev.Generation != 0 && prev.Generation == dep.Generation
 	var wait string
 	switch {
 	case state != nil && change.Decision != DecisionUnchanged:
 		wait = fmt.Sprintf("%s: %s", where, state)
-	case rollout && pending != "":
+	case rollout && pending != "" && !supersedes:
 		wait = fmt.Sprintf("%s: %s; %s waits for it (at most one rollout in flight)", where, pending, change.Decision)
 	case rollout && len(unresolved) > 0:
 		wait = fmt.Sprintf("%s: a rollout now would also pull the unresolved tag of %s, and nothing would record that digest; %s waits until it resolves", where, strings.Join(unresolved, ", "), change.Decision)
@@ -187,8 +210,8 @@ func decideImage(dep *appsv1.Deployment, ti targetImage, where string, state *co
 	if wait == "" {
 		return imageOutcome{Change: change}
 	}
-	if waits := prev.Waits + 1; waits > waitLimit {
-		return imageOutcome{intended: change.Decision, waited: true, err: fmt.Errorf("waited %d consecutive ticks, more than spec.waitLimit %d: %s", waits, waitLimit, wait)}
+	if waits := prev.Waits + 1; waits > p.waitLimit {
+		return imageOutcome{intended: change.Decision, waited: true, err: fmt.Errorf("waited %d consecutive ticks, more than spec.waitLimit %d: %s", waits, p.waitLimit, wait)}
 	}
 	return imageOutcome{intended: change.Decision, wait: wait}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/client-go/util/retry"
 
@@ -33,6 +34,8 @@ type Kube interface {
 	PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error)
 	// CreateEvent creates an events.k8s.io/v1 Event. A failure is logged, never fails a tick.
 	CreateEvent(ctx context.Context, event *eventsv1.Event) error
+	// ListPods lists a namespace's Pods by label selector; only the status view calls it.
+	ListPods(ctx context.Context, namespace, selector string) (*corev1.PodList, error)
 }
 
 // Options configure one Run.
@@ -80,10 +83,11 @@ type ImageReport struct {
 	// Previous is the audit annotation before the run (A); Env the env value (L, set-env).
 	Previous, Env string
 	Decision      Decision
-	// Intended is, for a failed or waiting image, the decision that was not carried out
-	// ("" when none was reached, e.g. the registry lookup failed).
+	// Intended is, for a failed, waiting, soaking or quarantined image, the decision that was
+	// not carried out ("" when none was reached, e.g. the registry lookup failed).
 	Intended Decision
-	// Err is why the image failed (DecisionFailed); Reason why it waits (DecisionWaiting).
+	// Err is why the image failed (DecisionFailed); Reason why it waits (DecisionWaiting),
+	// soaks, is quarantined or was rolled back, or for a failure registry.ReasonPlatformMissing.
 	Err    error
 	Reason string
 	// Status is the image's status after the run (as written to its status annotation, or
@@ -215,7 +219,7 @@ func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options
 		refs[j] = cfg.Spec.Images[fi.index].Reference()
 		t, ok := byKey[fi.target]
 		if !ok {
-			t = &target{key: fi.target}
+			t = &target{key: fi.target, resolver: resolver}
 			byKey[fi.target] = t
 			targets = append(targets, t)
 		}
@@ -273,6 +277,8 @@ type target struct {
 	// patch is what apply sent (or planned); dep the Deployment as last read (nil if unread).
 	patch []byte
 	dep   *appsv1.Deployment
+	// resolver checks new digests against spec.platforms (see gate).
+	resolver *registry.Resolver
 }
 
 // apply plans and sends the one patch for the Deployment, re-reading and re-planning on a
@@ -290,7 +296,12 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 			return fmt.Errorf("reading Deployment %s/%s: %w", namespace, name, err)
 		}
 		t.dep = dep
-		if patch, err = planTarget(dep, t.images, plan{now: opts.Now(), waitLimit: cfg.Spec.WaitLimit}); err != nil || patch == nil || opts.DryRun {
+		p := plan{now: opts.Now(), waitLimit: cfg.Spec.WaitLimit, rolloutTimeout: cfg.Spec.EffectiveRolloutTimeout()}
+		patch, err = planTarget(dep, t.images, p)
+		if err == nil && t.gate(ctx, cfg.Spec.Platforms) {
+			patch, err = planTarget(dep, t.images, p) // a refused digest fails its image
+		}
+		if err != nil || patch == nil || opts.DryRun {
 			return err
 		}
 		_, err = opts.Kube.PatchDeployment(ctx, namespace, name, patch, config.FieldManager)
@@ -356,6 +367,12 @@ func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryR
 		attrs = append(attrs, slog.String("error", rep.Err.Error()))
 	case rep.Decision == DecisionWaiting:
 		level, msg = slog.LevelWarn, "image waiting"
+		attrs = append(attrs, slog.String("reason", rep.Reason))
+	case rep.Decision == DecisionQuarantined || rep.Decision == DecisionRolledBack:
+		level, msg = slog.LevelWarn, "image quarantined"
+		attrs = append(attrs, slog.String("reason", rep.Reason), slog.String("quarantined", rep.Status.Quarantined))
+	case rep.Decision == DecisionSoaking:
+		msg = "image soaking"
 		attrs = append(attrs, slog.String("reason", rep.Reason))
 	case rep.Decision == DecisionPinned:
 		msg = "image pinned, not polled"

@@ -146,8 +146,14 @@ func ptr[T any](v T) *T { return &v }
 func statusKey(image string) string { return config.StatusAnnotationPrefix + image }
 
 // okStatus is the status a change that rolls the fixture (generation 1) out records.
-func okStatus(digest string) string {
-	return Status{State: StateOK, Since: "2026-07-01T12:00:00Z", Digest: digest, Generation: 2}.encode()
+// okStatus is the status of a change applied at clock; previous, if given, is the digest it
+// replaced (the rollback target).
+func okStatus(digest string, previous ...string) string {
+	s := Status{State: StateOK, Since: "2026-07-01T12:00:00Z", Digest: digest, Generation: 2, Applied: "2026-07-01T12:00:00Z"}
+	if len(previous) > 0 {
+		s.Previous = previous[0]
+	}
+	return s.encode()
 }
 
 func env(value string) corev1.EnvVar { return corev1.EnvVar{Name: ingestorEnv, Value: value} }
@@ -253,7 +259,7 @@ func TestRunIngestorChangeSetsEnvAndNeverRestarts(t *testing.T) {
 	}
 	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q}},`+
 		`"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
-		statusKey("ingestor"), okStatus(f.digest["ingestor"]), ingestorKey, f.digest["ingestor"], ingestorEnv, f.digest["ingestor"])
+		statusKey("ingestor"), okStatus(f.digest["ingestor"], stale), ingestorKey, f.digest["ingestor"], ingestorEnv, f.digest["ingestor"])
 	got := f.patches(t)
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("patches:\n%q\nwant:\n%s", got, want)
@@ -282,7 +288,7 @@ func TestRunJobsManagerChangeRestartsAndNeverSetsEnv(t *testing.T) {
 	}
 	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q}},`+
 		`"spec":{"template":{"metadata":{"annotations":{%q:"2026-07-01T12:00:00Z"}}}}}`,
-		statusKey("jobs-manager"), okStatus(f.digest["jobs-manager"]), jobsManagerKey, f.digest["jobs-manager"], config.RestartedAtAnnotation)
+		statusKey("jobs-manager"), okStatus(f.digest["jobs-manager"], stale), jobsManagerKey, f.digest["jobs-manager"], config.RestartedAtAnnotation)
 	got := f.patches(t)
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("patches:\n%q\nwant:\n%s", got, want)
@@ -308,8 +314,8 @@ func TestRunSeveralChangesOnOneDeploymentGoInOnePatch(t *testing.T) {
 	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q,%q:%q,%q:%q,%q:%q,%q:%q}},`+
 		`"spec":{"template":{"metadata":{"annotations":{%q:"2026-07-01T12:00:00Z"}},`+
 		`"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
-		statusKey("ingestor"), okStatus(f.digest["ingestor"]), statusKey("jobs-manager"), okStatus(f.digest["jobs-manager"]),
-		statusKey("pods-monitor"), okStatus(f.digest["pods-monitor"]),
+		statusKey("ingestor"), okStatus(f.digest["ingestor"], stale), statusKey("jobs-manager"), okStatus(f.digest["jobs-manager"], stale),
+		statusKey("pods-monitor"), okStatus(f.digest["pods-monitor"], stale),
 		ingestorKey, f.digest["ingestor"], jobsManagerKey, f.digest["jobs-manager"], podsMonitorKey, f.digest["pods-monitor"],
 		config.RestartedAtAnnotation, ingestorEnv, f.digest["ingestor"])
 	if got := f.patches(t); len(got) != 1 || got[0] != want {

@@ -18,6 +18,11 @@ const (
 	StateWaiting State = "waiting"
 	// StateFailed: the image failed this tick.
 	StateFailed State = "failed"
+	// StateSoaking: a new registry digest (Pending) waits out the image's soak.
+	StateSoaking State = "soaking"
+	// StateQuarantined: the rollout of a digest this refresher applied failed; the digest
+	// (Quarantined) is never applied again.
+	StateQuarantined State = "quarantined"
 )
 
 // maxStatusError bounds the error kept in a status annotation (bytes, cut on a rune).
@@ -41,6 +46,17 @@ type Status struct {
 	Failures int `json:"failures,omitempty"`
 	// Error is why the image waits or failed, cut to maxStatusError bytes.
 	Error string `json:"error,omitempty"`
+	// Applied is when the last change was written (RFC 3339); its rollout has until
+	// Applied + spec.rolloutTimeout to settle. Previous is the digest that change replaced,
+	// what a set-env image is rolled back to.
+	Applied  string `json:"applied,omitempty"`
+	Previous string `json:"previous,omitempty"`
+	// Quarantined is a digest whose rollout failed: never applied again.
+	Quarantined string `json:"quarantined,omitempty"`
+	// Pending is a new registry digest soaking since PendingSince (RFC 3339), its first
+	// sighting; a tag that moves again restarts the soak.
+	Pending      string `json:"pending,omitempty"`
+	PendingSince string `json:"pendingSince,omitempty"`
 }
 
 // parseStatus reads a status annotation; anything unreadable (or absent) is the zero Status,
@@ -51,7 +67,7 @@ func parseStatus(value string) Status {
 		return Status{}
 	}
 	switch s.State {
-	case StateOK, StateWaiting, StateFailed:
+	case StateOK, StateWaiting, StateFailed, StateSoaking, StateQuarantined:
 	default:
 		return Status{}
 	}
@@ -74,7 +90,8 @@ func (s Status) encode() string {
 // statusAfter is the status an image moves to from prev when this tick ends in state (reason
 // for waiting and failed). since starts anew only when the state changes.
 func statusAfter(prev Status, state State, reason string, now time.Time) Status {
-	next := Status{State: state, Since: prev.Since, Digest: prev.Digest, Generation: prev.Generation}
+	next := Status{State: state, Since: prev.Since, Digest: prev.Digest, Generation: prev.Generation,
+		Applied: prev.Applied, Previous: prev.Previous, Quarantined: prev.Quarantined, Pending: prev.Pending, PendingSince: prev.PendingSince}
 	if prev.State != state || next.Since == "" {
 		next.Since = now.UTC().Format(time.RFC3339)
 	}

@@ -2,6 +2,7 @@
 // tag's digest and restarts or re-points the target Deployments whose digest moved.
 //
 //	refresher --config FILE [--kubeconfig FILE] [--namespace NS] [--dry-run] [--timeout D]
+//	refresher status --config FILE [--kubeconfig FILE] [--namespace NS] [--timeout D] [-o table|json]
 //
 // Exit codes: 0 every floating image was checked; 1 an image or target failed (after the
 // others were processed) or the cluster was unreachable; 2 bad flags or a bad config.
@@ -71,6 +72,10 @@ func run(ctx context.Context, args []string, env environment) int {
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
+	}
+	if errors.Is(err, errBehind) {
+		logger.Warn("status", "result", err.Error())
+		return exitBehind
 	}
 	logger.Error("refresher failed", "error", err.Error())
 	var usage *usageError
@@ -159,6 +164,7 @@ were processed; 2 bad flags or config.`,
 		},
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	cmd.AddCommand(newStatusCommand(env))
 	flags := cmd.Flags()
 	flags.StringVar(&configPath, "config", "", "refresh config file (in the CronJob: "+config.MountPath+"/"+config.ConfigMapKey+")")
 	flags.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account")

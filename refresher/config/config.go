@@ -75,6 +75,13 @@ type Spec struct {
 	// WaitLimit is how many consecutive ticks an image may wait for its target's rollout to
 	// settle before it fails (default DefaultWaitLimit).
 	WaitLimit int `yaml:"waitLimit,omitempty" json:"waitLimit,omitempty"`
+	// Platforms, when set, gate every new digest: an image index must list each of them, a
+	// single-platform image must be the only one listed (see ParsePlatform).
+	Platforms []string `yaml:"platforms,omitempty" json:"platforms,omitempty"`
+	// RolloutTimeout is how long a rollout the refresher started may take to settle before
+	// it is treated as failed: quarantine, and rollback for set-env (default
+	// DefaultRolloutTimeout, see EffectiveRolloutTimeout).
+	RolloutTimeout Duration `yaml:"rolloutTimeout,omitempty" json:"rolloutTimeout,omitempty"`
 	// Job shapes the CronJob the post-renderer injects; the refresher ignores it.
 	Job Job `yaml:"job,omitempty" json:"job,omitempty"`
 }
@@ -90,6 +97,9 @@ type Image struct {
 	Env        string `yaml:"env,omitempty" json:"env,omitempty"`
 	Target     Target `yaml:"target" json:"target"`
 	Annotation string `yaml:"annotation" json:"annotation"`
+	// Soak is how long a new registry digest must be seen unchanged before it is applied
+	// (default 0: at once).
+	Soak Duration `yaml:"soak,omitempty" json:"soak,omitempty"`
 }
 
 // Target is the workload an image's change is applied to.

@@ -142,6 +142,7 @@ func (c *RefreshConfig) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.validateSafe()...)
 	errs = append(errs, c.Spec.Job.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid refresh config %q: %w", c.Metadata.Name, errors.Join(errs...))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -22,9 +23,10 @@ import (
 // RequestTimeout bounds every API request of a Client.
 const RequestTimeout = 30 * time.Second
 
-// Client reads and patches Deployments (apps/v1) and creates Events (events.k8s.io/v1).
+// Client reads and patches Deployments (apps/v1), creates Events (events.k8s.io/v1) and lists
+// Pods (core/v1, for the status view).
 type Client struct {
-	apps, events rest.Interface
+	apps, events, core rest.Interface
 }
 
 // NewForConfig returns a Client for c, fit for one tick: a timeout on every request and no
@@ -49,7 +51,11 @@ func NewForConfig(c *rest.Config, userAgent string) (*Client, error) {
 		}
 		clients[i] = client
 	}
-	return &Client{apps: clients[0], events: clients[1]}, nil
+	core, err := coreClient(c)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{apps: clients[0], events: clients[1], core: core}, nil
 }
 
 var codecs = func() serializer.CodecFactory {
@@ -57,6 +63,7 @@ var codecs = func() serializer.CodecFactory {
 	for gv, add := range map[schema.GroupVersion]func(*runtime.Scheme) error{
 		appsv1.SchemeGroupVersion:   appsv1.AddToScheme,
 		eventsv1.SchemeGroupVersion: eventsv1.AddToScheme,
+		corev1.SchemeGroupVersion:   corev1.AddToScheme,
 	} {
 		if err := add(scheme); err != nil {
 			// The scheme is built from generated, static type registrations.

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -130,5 +132,31 @@ func TestNewForConfigLeavesTheCallersConfig(t *testing.T) {
 	}
 	if in.QPS != 5 || in.Timeout != 0 {
 		t.Errorf("NewForConfig changed the caller's config: %+v", in)
+	}
+}
+
+func TestListPods(t *testing.T) {
+	list := &corev1.PodList{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodList"},
+		Items: []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}, Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "api", ImageID: "docker.io/x/api@sha256:" + strings.Repeat("a", 64)},
+		}}}},
+	}
+	c, seen := serve(t, http.StatusOK, list)
+	pods, err := c.ListPods(context.Background(), "ns", "app=web,tier in (api)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 1 || pods.Items[0].Status.ContainerStatuses[0].ImageID != list.Items[0].Status.ContainerStatuses[0].ImageID {
+		t.Errorf("decoded %+v", pods.Items)
+	}
+	want := request{method: "GET", path: "/api/v1/namespaces/ns/pods", query: "labelSelector=app%3Dweb%2Ctier+in+%28api%29&timeout=30s", userAgent: "image-refresh/test"}
+	if len(*seen) != 1 || (*seen)[0] != want {
+		t.Errorf("requests %+v, want %+v", *seen, want)
+	}
+
+	c, _ = serve(t, http.StatusForbidden, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no list")).Status())
+	if _, err := c.ListPods(context.Background(), "ns", "app=web"); !apierrors.IsForbidden(err) {
+		t.Errorf("403: %v, want a Forbidden error", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -34,4 +35,9 @@ func (c Client) PatchDeployment(ctx context.Context, namespace, name string, pat
 func (c Client) CreateEvent(ctx context.Context, event *eventsv1.Event) error {
 	_, err := c.EventsV1().Events(event.Namespace).Create(ctx, event, metav1.CreateOptions{})
 	return err
+}
+
+// ListPods lists the Pods of namespace that match selector.
+func (c Client) ListPods(ctx context.Context, namespace, selector string) (*corev1.PodList, error) {
+	return c.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 }

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tracebloc/image-refresh/internal/version"
+	"github.com/tracebloc/image-refresh/refresher"
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+// exitBehind: the status view found an image whose registry digest is ahead of what runs.
+const exitBehind = 3
+
+// errBehind makes run exit exitBehind after the view was printed.
+var errBehind = errors.New("an image is behind its registry digest (or holds a quarantined one)")
+
+func newStatusCommand(env environment) *cobra.Command {
+	var (
+		configPath, kubeconfig, namespace, output string
+		timeout                                   time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status --config FILE [-o table|json]",
+		Short: "Show, per image, the recorded, running and registry digests and the refresh state",
+		Long: `status prints one row per image: its target, action, recorded digest (audit annotation),
+running digest (the target pods' imageID for rollout-restart, the env for set-env), registry
+digest (one HEAD) and state — current, behind, soaking, waiting, quarantined, failed or pinned —
+with the time it entered that state. It only reads: get deployments, list pods, registry HEADs.
+
+Exit codes: 0 no image behind or failed; 1 an image (or the cluster) could not be read, or its
+last tick failed; 2 bad flags or config; 3 an image is behind (the registry is ahead of what
+runs) or its registry digest is quarantined.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usage("unexpected arguments %q", args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configPath == "" {
+				return usage("--config is required")
+			}
+			if timeout <= 0 {
+				return usage("--timeout must be positive, got %s", timeout)
+			}
+			if output != "table" && output != "json" {
+				return usage("-o %q: want table or json", output)
+			}
+			cfg, err := config.Load(configPath)
+			if err != nil {
+				return &usageError{err}
+			}
+			if namespace != "" && cfg.Metadata.Namespace != "" && namespace != cfg.Metadata.Namespace {
+				return usage("--namespace %q contradicts metadata.namespace %q of %s", namespace, cfg.Metadata.Namespace, configPath)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			opts := refresher.ViewOptions{Namespace: namespace, Registry: env.registry}
+			if opts.Registry.UserAgent == "" {
+				opts.Registry.UserAgent = "image-refresh/" + version.Version
+			}
+			if cfg.AnyFloating() {
+				kube, defaultNamespace, err := env.kube(kubeconfig)
+				if err != nil {
+					return err
+				}
+				opts.Kube = kube
+				if opts.Namespace == "" {
+					opts.Namespace = defaultNamespace
+				}
+			}
+			rows, err := refresher.View(ctx, cfg, opts)
+			if err != nil {
+				return err
+			}
+			if err := refresher.PrintView(cmd.OutOrStdout(), rows, output == "json"); err != nil {
+				return err
+			}
+			switch failed, behind := refresher.ViewExit(rows); {
+			case failed:
+				return errors.New("an image could not be read or its last tick failed; see the table")
+			case behind:
+				return errBehind
+			}
+			return nil
+		},
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	flags := cmd.Flags()
+	flags.StringVar(&configPath, "config", "", "refresh config file")
+	flags.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account")
+	flags.StringVar(&namespace, "namespace", "", "namespace of targets the config gives none; must equal metadata.namespace when that is set")
+	flags.DurationVar(&timeout, "timeout", time.Minute, "deadline for the whole view")
+	flags.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}

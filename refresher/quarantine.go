@@ -1,0 +1,138 @@
+package refresher
+
+import (
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/registry"
+)
+
+const (
+	// DecisionRolledBack (set-env): the rollout of the digest this refresher last applied
+	// failed (ProgressDeadlineExceeded, or not settled within spec.rolloutTimeout); the env
+	// and the audit annotation are set back to the previous digest in one patch and the bad
+	// digest is quarantined.
+	DecisionRolledBack Decision = "rolled-back"
+	// DecisionQuarantined: the registry digest is quarantined — its rollout failed — and is
+	// not applied until the tag moves to another digest. For a rollout-restart image (its pods
+	// pull the tag, so a restart cannot roll back) this is also the decision of the tick that
+	// detects the failed rollout: the workload needs a human.
+	DecisionQuarantined Decision = "quarantined"
+)
+
+// Event reasons of quarantine and rollback.
+const (
+	ReasonQuarantined = "Quarantined"
+	ReasonRolledBack  = "RolledBack"
+)
+
+// progressDeadlineExceeded reports whether the Deployment controller gave up on the rollout.
+func progressDeadlineExceeded(dep *appsv1.Deployment) bool {
+	for _, c := range dep.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+			return true
+		}
+	}
+	return false
+}
+
+// failedRollout says why the rollout of the last change this refresher wrote for the image
+// failed, "" when it did not (or there is none): the Deployment is still at the generation that
+// change made (nobody changed it since), the audit annotation still records the digest, and the
+// rollout exceeded its progress deadline or has not settled within rolloutTimeout of the change.
+func failedRollout(dep *appsv1.Deployment, annotation string, prev Status, pending string, now time.Time, rolloutTimeout time.Duration) string {
+	if prev.State == StateQuarantined || prev.Generation == 0 || prev.Generation != dep.Generation ||
+		!config.ValidDigest(prev.Digest) || prev.Digest != annotation || prev.Digest == prev.Quarantined || pending == "" {
+		return ""
+	}
+	if progressDeadlineExceeded(dep) {
+		return fmt.Sprintf("the rollout of %s (generation %d) %s", prev.Digest, prev.Generation, pending)
+	}
+	applied := prev.Applied
+	if applied == "" {
+		applied = prev.Since
+	}
+	t, err := time.Parse(time.RFC3339, applied)
+	if err != nil || now.Before(t.Add(rolloutTimeout)) {
+		return ""
+	}
+	return fmt.Sprintf("the rollout of %s (generation %d) has not settled %s after the change (spec.rolloutTimeout): %s", prev.Digest, prev.Generation, rolloutTimeout, pending)
+}
+
+// quarantineOutcome is the safety decision taken before a change: a failed rollout of the
+// last applied digest is quarantined (and, for set-env with a previous digest, rolled back);
+// a registry digest already quarantined is held. ok is false when neither applies.
+func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageReport, live Live, change Change, prev Status, pending string, p plan) (imageOutcome, bool) {
+	now := p.now.UTC().Format(time.RFC3339)
+	timeout := p.rolloutTimeout
+	if timeout <= 0 {
+		timeout = config.DefaultRolloutTimeout
+	}
+	if why := failedRollout(dep, rep.Previous, prev, pending, p.now, timeout); why != "" {
+		bad := prev.Digest
+		if img.Action == config.ActionSetEnv && live.Env == bad && config.ValidDigest(prev.Previous) && prev.Previous != bad {
+			next := Status{State: StateQuarantined, Since: now, Digest: prev.Previous, Applied: now, Quarantined: bad}
+			return imageOutcome{
+				Change: Change{Decision: DecisionRolledBack, Annotation: prev.Previous, Env: prev.Previous},
+				note:   fmt.Sprintf("%s; env %s set back to %s, %s quarantined until the tag moves", why, img.Env, prev.Previous, bad),
+				status: &next,
+			}, true
+		}
+		next := prev
+		next.State, next.Since, next.Quarantined, next.Waits, next.Failures, next.Error = StateQuarantined, now, bad, 0, 0, ""
+		help := "no previous digest to roll back to"
+		if img.Action == config.ActionRolloutRestart {
+			help = "its pods pull the tag, so a restart cannot roll back"
+		}
+		return imageOutcome{
+			Change: Change{Decision: DecisionQuarantined},
+			note:   fmt.Sprintf("%s; %s quarantined (%s): the workload needs a human; the refresher acts again when the tag moves", why, bad, help),
+			status: &next,
+		}, true
+	}
+	if prev.Quarantined == "" || rep.Digest != prev.Quarantined {
+		return imageOutcome{}, false
+	}
+	next := prev
+	if prev.State != StateQuarantined {
+		next = statusAfter(prev, StateQuarantined, "", p.now)
+		next.Waits, next.Failures = 0, 0
+	}
+	next.Pending, next.PendingSince = "", ""
+	return imageOutcome{
+		Change:   Change{Decision: DecisionQuarantined},
+		intended: change.Decision,
+		note:     fmt.Sprintf("%s is quarantined (its rollout failed); waiting for the tag to move", rep.Digest),
+		status:   &next,
+	}, true
+}
+
+// appliedStatus is the status after a change that rolls the pods out: ok since now, at the
+// generation the patch makes, remembering the digest it replaced (the rollback target) and any
+// quarantined digest. A drift repair re-applies the recorded digest: its previous one stays.
+func appliedStatus(prev Status, rep *ImageReport, live Live, change Change, dep *appsv1.Deployment, now time.Time) Status {
+	ts := now.UTC().Format(time.RFC3339)
+	s := Status{State: StateOK, Since: ts, Digest: rep.Digest, Generation: dep.Generation + 1, Applied: ts, Quarantined: prev.Quarantined, Previous: prev.Previous}
+	if change.Annotation != "" && change.Annotation != live.Annotation {
+		s.Previous = ""
+		switch {
+		case config.ValidDigest(live.Env):
+			s.Previous = live.Env
+		case config.ValidDigest(live.Annotation):
+			s.Previous = live.Annotation
+		}
+	}
+	return s
+}
+
+// failReason is the reason a failed image reports: registry.ReasonPlatformMissing for a digest
+// the platform gate refused, "" otherwise (the error says it all).
+func failReason(err error) string {
+	if registry.IsPlatformMissing(err) {
+		return registry.ReasonPlatformMissing
+	}
+	return ""
+}

@@ -1,0 +1,84 @@
+package refresher
+
+import (
+	"slices"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+func TestViewState(t *testing.T) {
+	r, old := digestOf('1'), digestOf('2')
+	for _, tc := range []struct {
+		name      string
+		running   []string
+		recorded  string
+		st        Status
+		want      ViewState
+		wantSince string
+	}{
+		{name: "current", running: []string{r}, recorded: r, st: Status{State: StateOK, Since: "s"}, want: ViewCurrent, wantSince: "s"},
+		{name: "behind: pods run the old digest", running: []string{old}, recorded: r, want: ViewBehind},
+		{name: "behind: a rollout half done", running: []string{r, old}, recorded: r, want: ViewBehind},
+		{name: "nothing tells what runs: the record does", recorded: old, want: ViewBehind},
+		{name: "nothing tells, record current", recorded: r, want: ViewCurrent},
+		{name: "soaking the registry digest", running: []string{old}, st: Status{State: StateSoaking, Pending: r, PendingSince: "p", Since: "s"}, want: ViewSoaking, wantSince: "p"},
+		{name: "soaking another digest: the registry moved on", running: []string{old}, st: Status{State: StateSoaking, Pending: old, PendingSince: "p"}, want: ViewBehind},
+		{name: "waiting", running: []string{old}, st: Status{State: StateWaiting, Since: "w"}, want: ViewWaiting, wantSince: "w"},
+		{name: "quarantined registry digest", running: []string{old}, st: Status{State: StateQuarantined, Quarantined: r, Since: "q"}, want: ViewQuarantined, wantSince: "q"},
+		{name: "quarantine of an older digest", running: []string{r}, st: Status{State: StateOK, Quarantined: old}, want: ViewCurrent},
+		{name: "failed last tick", running: []string{r}, st: Status{State: StateFailed, Since: "f"}, want: ViewFailed, wantSince: "f"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			row := &StatusRow{Registry: r, Running: tc.running, Recorded: tc.recorded}
+			got, since := viewState(row, tc.st)
+			if got != tc.want || since != tc.wantSince {
+				t.Errorf("viewState = %s since %q, want %s since %q", got, since, tc.want, tc.wantSince)
+			}
+		})
+	}
+}
+
+func TestRunning(t *testing.T) {
+	a, b := digestOf('a'), digestOf('b')
+	restart := config.Image{Action: config.ActionRolloutRestart, Target: config.Target{Container: "api"}}
+	setEnv := config.Image{Action: config.ActionSetEnv, Env: "D", Target: config.Target{Container: "api"}}
+	dep := func(env string) *appsv1.Deployment {
+		return &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "api", Env: []corev1.EnvVar{{Name: "D", Value: env}}},
+		}}}}}
+	}
+	pod := func(imageID, env string) corev1.Pod {
+		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"},
+			Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Env: []corev1.EnvVar{{Name: "D", Value: env}}}, {Name: "other"}}},
+			Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "api", ImageID: imageID}, {Name: "other", ImageID: "x@" + b}}}}
+	}
+	for _, tc := range []struct {
+		name     string
+		img      config.Image
+		dep      *appsv1.Deployment
+		pods     []corev1.Pod
+		want     []string
+		wantFrom string
+	}{
+		{"restart: imageID repo digest", restart, dep(""), []corev1.Pod{pod("docker.io/x/api@"+a, "")}, []string{a}, "pods"},
+		{"restart: docker-pullable prefix", restart, dep(""), []corev1.Pod{pod("docker-pullable://x/api@"+a, "")}, []string{a}, "pods"},
+		{"restart: two pods, two digests, pod order", restart, dep(""), []corev1.Pod{pod("x@"+b, ""), pod("x@"+a, ""), pod("x@"+b, "")}, []string{b, a}, "pods"},
+		{"restart: an image ID without repo digest tells nothing", restart, dep(""), []corev1.Pod{pod("sha256:"+a[7:], "")}, nil, ""},
+		{"restart: no pods", restart, dep(""), nil, nil, ""},
+		{"set-env: the pods' env", setEnv, dep(b), []corev1.Pod{pod("x@"+b, a)}, []string{a}, "pods"},
+		{"set-env: no pods, the Deployment's env", setEnv, dep(b), nil, []string{b}, "env"},
+		{"set-env: no digest anywhere", setEnv, dep("latest"), nil, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, from := running(tc.dep, tc.pods, tc.img)
+			if !slices.Equal(got, tc.want) || from != tc.wantFrom {
+				t.Errorf("running = %v from %q, want %v from %q", got, from, tc.want, tc.wantFrom)
+			}
+		})
+	}
+}
