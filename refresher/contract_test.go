@@ -71,7 +71,7 @@ func TestRunSharedEnvOnResolvedTargets(t *testing.T) {
 		}
 	}
 	// The fill starts a rollout: the ingestor's status records it (the generation it awaits).
-	status := `{\"state\":\"ok\",\"since\":\"2026-07-01T12:00:00Z\",\"digest\":\"` + f.digest["ingestor"] + `\",\"generation\":2}`
+	status := `{\"state\":\"ok\",\"since\":\"2026-07-01T12:00:00Z\",\"digest\":\"` + f.digest["ingestor"] + `\",\"generation\":2,\"applied\":\"2026-07-01T12:00:00Z\"}`
 	want := `{"metadata":{"resourceVersion":"1","annotations":{"image-refresh.io/status-ingestor":"` + status + `","` + ingestorKey + `":"` + f.digest["ingestor"] + `","` + jobsManagerKey + `":"` + f.digest["jobs-manager"] + `","` + podsMonitorKey + `":"` + f.digest["pods-monitor"] + `"}},` +
 		`"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":"` + ingestorEnv + `","value":"` + f.digest["ingestor"] + `"}]}]}}}}`
 	if patches := f.patches(t); len(patches) != 1 || patches[0] != want {
