@@ -74,7 +74,7 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p plan) ([]byte, e
 		prev := parseStatus(dep.Annotations[statusKey])
 		next := func() Status {
 			change := decideImage(dep, ti, where, state, pending, unresolved, prev, p)
-			rep.Decision, rep.Intended, rep.Err, rep.Reason = change.report()
+			rep.Decision, rep.Intended, rep.Reason, rep.Err = change.report()
 			switch {
 			case rep.Err != nil:
 				s := statusAfter(prev, StateFailed, rep.Err.Error(), p.now)
@@ -151,14 +151,14 @@ type imageOutcome struct {
 	status *Status
 }
 
-func (o imageOutcome) report() (decision, intended Decision, err error, reason string) {
+func (o imageOutcome) report() (decision, intended Decision, reason string, err error) {
 	switch {
 	case o.err != nil:
-		return DecisionFailed, o.intended, o.err, failReason(o.err)
+		return DecisionFailed, o.intended, failReason(o.err), o.err
 	case o.wait != "":
-		return DecisionWaiting, o.intended, nil, o.wait
+		return DecisionWaiting, o.intended, o.wait, nil
 	}
-	return o.Decision, o.intended, nil, o.note
+	return o.Decision, o.intended, o.note, nil
 }
 
 // decideImage plans one image against the live Deployment (see planTarget).

@@ -7,7 +7,7 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
-// DecisionSoaking: a new registry digest has not yet been seen unchanged for the image's soak
+// DecisionSoaking means a new registry digest has not yet been seen unchanged for the image's soak
 // (spec.images[].soak); nothing about the image changes but its status annotation, which keeps
 // the pending digest and when it was first seen. A tag that moves again restarts the soak.
 const DecisionSoaking Decision = "soaking"

@@ -15,7 +15,7 @@ import (
 	"github.com/tracebloc/image-refresh/internal/ociimage"
 )
 
-// The Go main packages the node runs as images, by image name. The refresher is not among
+// NodeImagePackages are the Go main packages the node runs as images, by image name. The refresher is not among
 // them: the node runs the product's own image (BuildRefresherImage, as `make image` builds it).
 var NodeImagePackages = map[string]string{
 	"pause":        "./e2e/images/pause",

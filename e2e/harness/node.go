@@ -585,7 +585,7 @@ func removeChains(cmd string) error {
 				strings.Contains(rule, "--comment "+cniNetwork) {
 				args := append([]string{"-t", table, "-D"}, splitRule(rule)...)
 				if b, err := exec.Command(cmd, args...).CombinedOutput(); err != nil {
-					return fmt.Errorf("%s %s: %v: %s", cmd, strings.Join(args, " "), err, b)
+					return fmt.Errorf("%s %s: %w: %s", cmd, strings.Join(args, " "), err, b)
 				}
 			}
 		}
@@ -594,7 +594,7 @@ func removeChains(cmd string) error {
 		}
 		for _, c := range chains {
 			if b, err := exec.Command(cmd, "-t", table, "-X", c).CombinedOutput(); err != nil {
-				return fmt.Errorf("%s -t %s -X %s: %v: %s", cmd, table, c, err, b)
+				return fmt.Errorf("%s -t %s -X %s: %w: %s", cmd, table, c, err, b)
 			}
 		}
 	}

@@ -132,7 +132,7 @@ func PodLogs(ctx context.Context, c *Cluster, pod *corev1.Pod) (string, error) {
 		return last == nil, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("reading the log of pod %s/%s: %w (%v)", pod.Namespace, pod.Name, err, last)
+		return "", fmt.Errorf("reading the log of pod %s/%s: %w (last attempt: %v)", pod.Namespace, pod.Name, err, last) //nolint:errorlint // one cause is wrapped; the last attempt is context
 	}
 	return string(out), nil
 }

@@ -150,54 +150,54 @@ func (c *RefreshConfig) Validate() error {
 	return nil
 }
 
-func (img Image) validate(at, namespace string) []error {
+func (i Image) validate(at, namespace string) []error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(at+"."+format, args...)) }
 
-	if img.Repository == "" {
+	if i.Repository == "" {
 		add("repository: required")
-	} else if repo, err := name.NewRepository(img.Repository); err != nil {
-		add("repository %q: %v", img.Repository, err)
-	} else if _, err := name.NewTag(repo.Name() + ":" + img.Tag); err != nil {
-		add("tag %q: %v", img.Tag, err)
+	} else if repo, err := name.NewRepository(i.Repository); err != nil {
+		add("repository %q: %v", i.Repository, err)
+	} else if _, err := name.NewTag(repo.Name() + ":" + i.Tag); err != nil {
+		add("tag %q: %v", i.Tag, err)
 	}
-	if img.Digest != "" && !ValidDigest(img.Digest) {
-		add("digest %q: must be sha256: followed by 64 lowercase hex characters", img.Digest)
+	if i.Digest != "" && !ValidDigest(i.Digest) {
+		add("digest %q: must be sha256: followed by 64 lowercase hex characters", i.Digest)
 	}
-	switch img.Action {
+	switch i.Action {
 	case ActionRolloutRestart:
-		if img.Env != "" {
-			add("env %q: only valid with action %q", img.Env, ActionSetEnv)
+		if i.Env != "" {
+			add("env %q: only valid with action %q", i.Env, ActionSetEnv)
 		}
 	case ActionSetEnv:
-		if img.Env == "" {
+		if i.Env == "" {
 			add("env: required with action %q", ActionSetEnv)
-		} else if msgs := validation.IsEnvVarName(img.Env); len(msgs) > 0 {
-			add("env %q: %s", img.Env, strings.Join(msgs, "; "))
+		} else if msgs := validation.IsEnvVarName(i.Env); len(msgs) > 0 {
+			add("env %q: %s", i.Env, strings.Join(msgs, "; "))
 		}
 	case "":
 		add("action: required (%q or %q)", ActionRolloutRestart, ActionSetEnv)
 	default:
-		add("action %q: unsupported (use %q or %q)", img.Action, ActionRolloutRestart, ActionSetEnv)
+		add("action %q: unsupported (use %q or %q)", i.Action, ActionRolloutRestart, ActionSetEnv)
 	}
-	if img.Target.Kind != KindDeployment {
-		add("target.kind %q: unsupported (only %q)", img.Target.Kind, KindDeployment)
+	if i.Target.Kind != KindDeployment {
+		add("target.kind %q: unsupported (only %q)", i.Target.Kind, KindDeployment)
 	}
-	if msgs := content.IsDNS1123Subdomain(img.Target.Name); len(msgs) > 0 {
-		add("target.name %q: %s", img.Target.Name, strings.Join(msgs, "; "))
+	if msgs := content.IsDNS1123Subdomain(i.Target.Name); len(msgs) > 0 {
+		add("target.name %q: %s", i.Target.Name, strings.Join(msgs, "; "))
 	}
-	if msgs := content.IsDNS1123Label(img.Target.Container); len(msgs) > 0 {
-		add("target.container %q: %s", img.Target.Container, strings.Join(msgs, "; "))
+	if msgs := content.IsDNS1123Label(i.Target.Container); len(msgs) > 0 {
+		add("target.container %q: %s", i.Target.Container, strings.Join(msgs, "; "))
 	}
-	if namespace != "" && img.Target.Namespace != namespace {
-		add("target.namespace %q: must be the config's namespace %q (the CronJob's Role is namespaced)", img.Target.Namespace, namespace)
+	if namespace != "" && i.Target.Namespace != namespace {
+		add("target.namespace %q: must be the config's namespace %q (the CronJob's Role is namespaced)", i.Target.Namespace, namespace)
 	}
-	if img.Annotation == "" {
+	if i.Annotation == "" {
 		add("annotation: required")
-	} else if err := ValidateAnnotationKey(img.Annotation); err != nil {
-		add("annotation %q: %v", img.Annotation, err)
-	} else if strings.HasPrefix(img.Annotation, StatusAnnotationPrefix) {
-		add("annotation %q: %s* is where the refresher writes each image's status", img.Annotation, StatusAnnotationPrefix)
+	} else if err := ValidateAnnotationKey(i.Annotation); err != nil {
+		add("annotation %q: %v", i.Annotation, err)
+	} else if strings.HasPrefix(i.Annotation, StatusAnnotationPrefix) {
+		add("annotation %q: %s* is where the refresher writes each image's status", i.Annotation, StatusAnnotationPrefix)
 	}
 	return errs
 }
@@ -259,7 +259,7 @@ var reservedAnnotationDomains = []string{"kubernetes.io", "k8s.io", "helm.sh"}
 // ValidateAnnotationKey checks an audit annotation key: a Kubernetes qualified name whose
 // prefix is not one of the domains Kubernetes, kubectl or Helm own (nor a subdomain of one).
 func ValidateAnnotationKey(key string) error {
-	if msgs := content.IsQualifiedName(key); len(msgs) > 0 {
+	if msgs := content.IsLabelKey(key); len(msgs) > 0 {
 		return errors.New(strings.Join(msgs, "; "))
 	}
 	prefix, _, found := strings.Cut(key, "/")
