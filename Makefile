@@ -14,7 +14,7 @@ DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd6
 # Real components (helm 3/4, kube-apiserver, ...) are cached here by version; see e2e/tools.
 export IMAGE_REFRESH_TOOLS ?= $(HOME)/.cache/image-refresh-tools
 
-.PHONY: all build plugin image dist tools lint test test-unit fuzz bench demo clean
+.PHONY: all build plugin image dist tools lint test test-unit fuzz update bench demo clean
 
 all: build
 
@@ -87,6 +87,13 @@ fuzz:
 	set -euo pipefail; for target in $(FUZZ_TARGETS); do \
 	  $(GO) test -run '^$$' -fuzz "^$${target#*:}$$" -fuzztime $(FUZZTIME) "$${target%%:*}"; \
 	done
+
+# Regenerate the golden files under testdata/ and the CLI reference under docs/cli: `go test
+# -update` in every package whose tests compare with golden files (internal/testutil/golden
+# defines -update; no other package needs to accept it). Review the diff.
+GOLDEN_PACKAGES = $(shell $(GO) list -f '{{.ImportPath}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}' ./... | awk '/internal\/testutil\/(golden|clidoc)( |$$)/ && $$1 !~ /internal\/testutil/ {print $$1}')
+update:
+	$(GO) test -count=1 $(GOLDEN_PACKAGES) -update
 
 # Unit tests only (no real components).
 test-unit:

@@ -12,7 +12,7 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/kio"
 
-	"github.com/tracebloc/image-refresh/e2e/procstat"
+	"github.com/tracebloc/image-refresh/internal/testutil/procstat"
 )
 
 // benchChildEnv makes the test binary a one-shot filter from stdin to stdout, so a benchmark

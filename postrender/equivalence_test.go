@@ -14,7 +14,7 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
-	"github.com/tracebloc/image-refresh/e2e/golden"
+	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 )
 
 // referenceRender is the parse-everything post-renderer the streaming Render must agree with:

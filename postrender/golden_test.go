@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/tracebloc/image-refresh/e2e/golden"
+	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
 

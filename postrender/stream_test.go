@@ -7,7 +7,7 @@ import (
 
 	"github.com/tracebloc/image-refresh/refresher/config"
 
-	"github.com/tracebloc/image-refresh/e2e/golden"
+	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 )
 
 func TestSplitSegments(t *testing.T) {

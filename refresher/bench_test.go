@@ -26,7 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/rest"
 
-	"github.com/tracebloc/image-refresh/e2e/procstat"
+	"github.com/tracebloc/image-refresh/internal/testutil/procstat"
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/kube"
 	"github.com/tracebloc/image-refresh/refresher/registry"

@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/tracebloc/image-refresh/e2e/golden"
+	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 	"github.com/tracebloc/image-refresh/refresher"
 	"github.com/tracebloc/image-refresh/refresher/kube/clientset"
 	"github.com/tracebloc/image-refresh/refresher/registry"

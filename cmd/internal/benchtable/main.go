@@ -106,7 +106,7 @@ func writeMarkdown(w io.Writer, rows []row, machine string) {
 Written by `+"`make bench`"+` (`+"`cmd/internal/benchtable`"+`); do not edit by hand. Each case is measured
 beside a baseline **in the same run**, and the ratio is what a budget is about: other work on the
 machine moves both. Peak memory is the high-water RSS (`+"`VmHWM`"+`) of a child process doing only
-that job (`+"`e2e/procstat`"+`).
+that job (`+"`internal/testutil/procstat`"+`).
 
 Machine: `+machine+`.
 

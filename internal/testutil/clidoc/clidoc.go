@@ -1,6 +1,6 @@
 // Package clidoc keeps the CLI reference under docs/cli in step with the cobra commands: a
 // test of each binary generates its pages with cobra/doc and compares them with the committed
-// ones (`go test ./... -update` rewrites them).
+// ones (`make update` rewrites them).
 package clidoc
 
 import (
@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
-	"github.com/tracebloc/image-refresh/e2e/golden"
+	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 )
 
 // Assert generates the Markdown pages of root and its subcommands (one per command,

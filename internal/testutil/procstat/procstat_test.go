@@ -3,8 +3,6 @@ package procstat
 import (
 	"os/exec"
 	"testing"
-
-	_ "github.com/tracebloc/image-refresh/e2e/golden" // accept go test ./... -update
 )
 
 // A child that touches 64 MiB must report at least that, and a trivial child far less: the

@@ -1,6 +1,7 @@
-// Package golden compares test output with files under testdata/ and rewrites them when the
-// tests run with -update. Every test package of the module links it (directly, or with a blank
-// import) so that `go test ./... -update` is accepted everywhere.
+// Package golden compares test output with files under testdata/ (and docs/cli) and rewrites
+// them when the tests run with -update, which this package defines: `make update` runs
+// `go test -update` over exactly the packages whose tests link it, so no other package needs a
+// shim to accept the flag.
 package golden
 
 import (
@@ -13,7 +14,7 @@ import (
 	"testing"
 )
 
-// Update is set by `go test ./... -update`.
+// Update is set by `go test -update` (`make update`).
 var Update = flag.Bool("update", false, "rewrite golden files under testdata/ with the current output")
 
 // Assert compares got with the golden file at path; under -update it writes got there first.
