@@ -2,6 +2,18 @@
 // floating image tag, compares it with the audit annotation on the image's target Deployment
 // and applies the decision table (see Decide) — restarting the rollout or setting an env var —
 // with one strategic-merge patch per Deployment.
+//
+// The decision table, its comments and the docs name three digests by letter:
+//
+//	R  the registry digest: what the floating tag points at now (one HEAD per tick)
+//	A  the audit annotation on the target (tracebloc.io/last-refreshed-<image>-digest): the
+//	   digest this refresher last recorded; absent (or not a digest) on a first observation
+//	L  the live env value of a set-env image's variable (INGESTOR_IMAGE_DIGEST) on the
+//	   target container: what the pods are told to run
+//
+// "Plan" means the per-target planning of one tick here (planTarget: decisions → one patch);
+// the dry run prints that plan. postrender's and chartcheck's "plan" are theirs: what a release
+// would inject, and the scenario listing of `chartcheck plan`.
 package refresher
 
 import (
