@@ -299,8 +299,10 @@ func bearerRealm(h http.Header) string {
 			continue
 		}
 		if m := realmPattern.FindStringSubmatch(params); m != nil {
-			if u, err := url.Parse(m[1]); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
-				return u.Scheme + "://" + u.Host + u.Path
+			// Keyed as net/http sends the token request: an empty port (host:) is dropped. A
+			// realm without a host name names no endpoint.
+			if u, err := url.Parse(m[1]); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "" {
+				return u.Scheme + "://" + strings.TrimSuffix(u.Host, ":") + u.Path
 			}
 		}
 	}
