@@ -119,43 +119,16 @@ were processed; 2 bad flags or config.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if configPath == "" {
-				return usage("--config is required")
-			}
-			if timeout <= 0 {
-				return usage("--timeout must be positive, got %s", timeout)
-			}
-			cfg, err := config.Load(configPath)
+			s, err := env.setup(configPath, kubeconfig, namespace, timeout)
 			if err != nil {
-				return &usageError{err}
-			}
-			if namespace != "" && cfg.Metadata.Namespace != "" && namespace != cfg.Metadata.Namespace {
-				return usage("--namespace %q contradicts metadata.namespace %q of %s", namespace, cfg.Metadata.Namespace, configPath)
+				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-
-			opts := refresher.Options{
-				Namespace: namespace,
-				Registry:  env.registry,
-				DryRun:    dryRun,
-				Out:       cmd.OutOrStdout(),
-				Logger:    logger,
-			}
-			if opts.Registry.UserAgent == "" {
-				opts.Registry.UserAgent = "image-refresh/" + version.Version
-			}
-			if cfg.AnyFloating() {
-				kube, defaultNamespace, err := env.kube(kubeconfig)
-				if err != nil {
-					return err
-				}
-				opts.Kube = kube
-				if opts.Namespace == "" {
-					opts.Namespace = defaultNamespace
-				}
-			}
-			report, err := refresher.Run(ctx, cfg, opts)
+			report, err := refresher.Run(ctx, s.cfg, refresher.Options{
+				Kube: s.kube, Namespace: s.namespace, Registry: s.registry,
+				DryRun: dryRun, Out: cmd.OutOrStdout(), Logger: logger,
+			})
 			if err != nil {
 				return err
 			}
@@ -172,6 +145,48 @@ were processed; 2 bad flags or config.`,
 	flags.BoolVar(&dryRun, "dry-run", false, "print the plan (image, digest seen, decision, patch) on stdout and write nothing")
 	flags.DurationVar(&timeout, "timeout", defaultTimeout, "deadline for the whole run")
 	return cmd
+}
+
+// session is what both commands start from: the loaded config and, when an image floats, the
+// cluster client and the namespace that targets without one default to.
+type session struct {
+	cfg       *config.RefreshConfig
+	kube      refresher.Kube
+	namespace string
+	registry  registry.Options
+}
+
+// setup checks the shared flags, loads the config and connects to the cluster only if
+// something floats (a config of pinned images needs no cluster).
+func (env environment) setup(configPath, kubeconfig, namespace string, timeout time.Duration) (session, error) {
+	if configPath == "" {
+		return session{}, usage("--config is required")
+	}
+	if timeout <= 0 {
+		return session{}, usage("--timeout must be positive, got %s", timeout)
+	}
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return session{}, &usageError{err}
+	}
+	if namespace != "" && cfg.Metadata.Namespace != "" && namespace != cfg.Metadata.Namespace {
+		return session{}, usage("--namespace %q contradicts metadata.namespace %q of %s", namespace, cfg.Metadata.Namespace, configPath)
+	}
+	s := session{cfg: cfg, namespace: namespace, registry: env.registry}
+	if s.registry.UserAgent == "" {
+		s.registry.UserAgent = "image-refresh/" + version.Version
+	}
+	if cfg.AnyFloating() {
+		kube, defaultNamespace, err := env.kube(kubeconfig)
+		if err != nil {
+			return session{}, err
+		}
+		s.kube = kube
+		if s.namespace == "" {
+			s.namespace = defaultNamespace
+		}
+	}
+	return s, nil
 }
 
 func logSummary(logger *slog.Logger, report refresher.Report, dryRun bool) {

@@ -7,9 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tracebloc/image-refresh/internal/version"
 	"github.com/tracebloc/image-refresh/refresher"
-	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // exitBehind: the status view found an image whose registry digest is ahead of what runs.
@@ -43,39 +41,16 @@ runs) or its registry digest is quarantined.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if configPath == "" {
-				return usage("--config is required")
-			}
-			if timeout <= 0 {
-				return usage("--timeout must be positive, got %s", timeout)
-			}
 			if output != "table" && output != "json" {
 				return usage("-o %q: want table or json", output)
 			}
-			cfg, err := config.Load(configPath)
+			s, err := env.setup(configPath, kubeconfig, namespace, timeout)
 			if err != nil {
-				return &usageError{err}
-			}
-			if namespace != "" && cfg.Metadata.Namespace != "" && namespace != cfg.Metadata.Namespace {
-				return usage("--namespace %q contradicts metadata.namespace %q of %s", namespace, cfg.Metadata.Namespace, configPath)
+				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			opts := refresher.ViewOptions{Namespace: namespace, Registry: env.registry}
-			if opts.Registry.UserAgent == "" {
-				opts.Registry.UserAgent = "image-refresh/" + version.Version
-			}
-			if cfg.AnyFloating() {
-				kube, defaultNamespace, err := env.kube(kubeconfig)
-				if err != nil {
-					return err
-				}
-				opts.Kube = kube
-				if opts.Namespace == "" {
-					opts.Namespace = defaultNamespace
-				}
-			}
-			rows, err := refresher.View(ctx, cfg, opts)
+			rows, err := refresher.View(ctx, s.cfg, refresher.ViewOptions{Kube: s.kube, Namespace: s.namespace, Registry: s.registry})
 			if err != nil {
 				return err
 			}
