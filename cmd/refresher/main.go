@@ -93,6 +93,14 @@ func (e *usageError) Unwrap() error { return e.err }
 
 func usage(format string, args ...any) error { return &usageError{fmt.Errorf(format, args...)} }
 
+// noArgs refuses positional arguments as a usage error (exit 2).
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usage("unexpected arguments %q", args)
+	}
+	return nil
+}
+
 func newRefresherCommand(env environment, logger *slog.Logger) *cobra.Command {
 	var (
 		configPath, kubeconfig, namespace string
@@ -112,12 +120,7 @@ were processed; 2 bad flags or config.`,
 		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usage("unexpected arguments %q", args)
-			}
-			return nil
-		},
+		Args:          noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := env.setup(configPath, kubeconfig, namespace, timeout)
 			if err != nil {

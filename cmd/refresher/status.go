@@ -34,12 +34,7 @@ last tick failed; 2 bad flags or config; 3 an image is behind (the registry is a
 runs) or its registry digest is quarantined.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usage("unexpected arguments %q", args)
-			}
-			return nil
-		},
+		Args:          noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
 				return usage("-o %q: want table or json", output)

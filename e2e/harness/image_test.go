@@ -10,25 +10,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/tracebloc/image-refresh/e2e/tools"
 	"github.com/tracebloc/image-refresh/internal/ociimage"
 )
 
 // TestPushIndexImage pushes an index assembled by internal/ociimage (OCI media types, two
 // platforms, annotations) to the real distribution registry and pulls it back anonymously.
 func TestPushIndexImage(t *testing.T) {
-	tools.Require(t, tools.DockerRegistry)
 	ctx := context.Background()
-	reg, err := StartRegistry(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			DumpLogs(t, reg.Dir(), 40)
-		}
-	})
+	reg := startTestRegistry(t)
 	opts := ociimage.Options{Package: "./cmd/app", Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Metadata: ociimage.Metadata{Version: "v1"}}
 	var bins []ociimage.Binary
 	for _, p := range ociimage.DefaultPlatforms {

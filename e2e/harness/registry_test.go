@@ -12,18 +12,8 @@ import (
 // TestRegistryTokenHandshake pushes with the pusher's credentials, resolves anonymously
 // through the 401 → realm → bearer handshake, and checks what the token server granted.
 func TestRegistryTokenHandshake(t *testing.T) {
-	tools.Require(t, tools.DockerRegistry)
 	ctx := context.Background()
-	reg, err := StartRegistry(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			DumpLogs(t, reg.Dir(), 40)
-		}
-	})
+	reg := startTestRegistry(t)
 
 	single, err := reg.PushImage(ctx, "team/app", "prod")
 	if err != nil {
@@ -78,4 +68,22 @@ func TestRegistryTokenHandshake(t *testing.T) {
 	if got, err := reg.Resolve(ctx, "team/multi", "prod"); err != nil || got != multi {
 		t.Errorf("after restart team/multi:prod resolves to %q, %v; want %s", got, err, multi)
 	}
+}
+
+// startTestRegistry starts the real token-auth registry for one test, stopped at its end;
+// a failed test prints the registry's logs.
+func startTestRegistry(t *testing.T) *Registry {
+	t.Helper()
+	tools.Require(t, tools.DockerRegistry)
+	reg, err := StartRegistry(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			DumpLogs(t, reg.Dir(), 40)
+		}
+	})
+	return reg
 }
