@@ -72,7 +72,9 @@ func (c *RefreshConfig) Default() {
 	setDefault(&job.BackoffLimit, 1)
 	setDefault(&job.SuccessfulJobsHistoryLimit, 1)
 	setDefault(&job.FailedJobsHistoryLimit, 3)
-	if job.Resources.Requests == nil && job.Resources.Limits == nil {
+	// Empty counts as unset (resources: {limits: {}} marshals to nothing and would take the
+	// defaults on the next read): a config means the same after a round trip.
+	if len(job.Resources.Requests) == 0 && len(job.Resources.Limits) == 0 {
 		job.Resources = Resources{
 			Requests: map[string]string{"cpu": "10m", "memory": "32Mi"},
 			Limits:   map[string]string{"cpu": "200m", "memory": "64Mi"},
