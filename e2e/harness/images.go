@@ -63,24 +63,46 @@ func Generation(img v1.Image, n int) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-// MultiArch is an image index holding img for linux/amd64 and a linux/arm64 entry (the same
-// files labelled arm64: never run here, it only makes the tag a real multi-arch index).
-func MultiArch(img v1.Image) (v1.ImageIndex, error) {
+// Crashing is img as a broken build: its config sets E2E_CRASH=1, on which the programs of
+// e2e/images exit 1 (a container that crash-loops, an ingestion Job that fails).
+func Crashing(img v1.Image) (v1.Image, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
 	}
-	arm := cf.DeepCopy()
-	arm.Architecture = "arm64"
-	armImg, err := mutate.ConfigFile(img, arm)
+	cf = cf.DeepCopy()
+	cf.Config.Env = append(cf.Config.Env, "E2E_CRASH=1")
+	return mutate.ConfigFile(img, cf)
+}
+
+// MultiArch is an image index holding img for linux/amd64 and a linux/arm64 entry (the same
+// files labelled arm64: never run here, it only makes the tag a real multi-arch index).
+func MultiArch(img v1.Image) (v1.ImageIndex, error) {
+	return Index(img, "amd64", "arm64")
+}
+
+// Index is an image index holding img for each linux architecture of archs (img itself for
+// amd64, the node's; the same files labelled with the architecture for the others).
+func Index(img v1.Image, archs ...string) (v1.ImageIndex, error) {
+	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
 	}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	return mutate.AppendManifests(idx,
-		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-		mutate.IndexAddendum{Add: armImg, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
-	), nil
+	for _, arch := range archs {
+		entry := img
+		if arch != cf.Architecture {
+			other := cf.DeepCopy()
+			other.Architecture = arch
+			if entry, err = mutate.ConfigFile(img, other); err != nil {
+				return nil, err
+			}
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
+			Add: entry, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}},
+		})
+	}
+	return idx, nil
 }
 
 // PushArtifact pushes an image or index to repo:tag (repo without the registry host) with the

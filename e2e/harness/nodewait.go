@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -46,6 +47,68 @@ func WaitRefresherRun(ctx context.Context, c *Cluster, namespace string, since t
 	}
 	pod, err := JobPod(ctx, c, done)
 	return done, pod, err
+}
+
+// RefresherRun is one refresher run on the node: its Job, pod, exit code and log.
+type RefresherRun struct {
+	Job      *batchv1.Job
+	Pod      *corev1.Pod
+	ExitCode int32
+	Logs     string
+}
+
+// runs numbers the runs RunRefresherNow starts.
+var runs atomic.Int64
+
+// RunRefresherNow runs the refresher once on the node, now, as `kubectl create job
+// --from=cronjob/NAME` would: a Job from the one CronJob's template (owned by it, without
+// retries, so one run is one tick), and waits for its pod to exit. A scenario that counts
+// ticks runs them with this, its CronJob's schedule far away.
+func RunRefresherNow(ctx context.Context, c *Cluster, namespace string) (*RefresherRun, error) {
+	cjs, err := c.Client.BatchV1().CronJobs(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing CronJobs in %s: %w", namespace, err)
+	}
+	if len(cjs.Items) != 1 {
+		return nil, fmt.Errorf("want exactly one CronJob in %s, found %d", namespace, len(cjs.Items))
+	}
+	cj := &cjs.Items[0]
+	spec := *cj.Spec.JobTemplate.Spec.DeepCopy()
+	spec.BackoffLimit = new(int32)
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            fmt.Sprintf("%s-now-%d", cj.Name, runs.Add(1)),
+			Namespace:       namespace,
+			Labels:          cj.Spec.JobTemplate.Labels,
+			Annotations:     map[string]string{"cronjob.kubernetes.io/instantiate": "manual"},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cj, batchv1.SchemeGroupVersion.WithKind("CronJob"))},
+		},
+		Spec: spec,
+	}
+	if job, err = c.Client.BatchV1().Jobs(namespace).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("creating a refresher Job from CronJob %s: %w", cj.Name, err)
+	}
+	run := &RefresherRun{Job: job}
+	err = poll(ctx, Tick, func(ctx context.Context) (bool, error) {
+		pod, err := JobPod(ctx, c, job)
+		if err != nil {
+			return false, nil //nolint:nilerr // the Job's pod is not created yet
+		}
+		for _, s := range pod.Status.ContainerStatuses {
+			if t := s.State.Terminated; t != nil {
+				run.Pod, run.ExitCode = pod, t.ExitCode
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for refresher Job %s/%s to run: %w (%s)", namespace, job.Name, err, DescribeJob(ctx, c, job))
+	}
+	if run.Logs, err = PodLogs(ctx, c, run.Pod); err != nil {
+		return nil, err
+	}
+	return run, nil
 }
 
 // WaitRollout waits until the Deployment's rollout is complete — one pod, from its newest

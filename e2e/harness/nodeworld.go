@@ -148,6 +148,26 @@ func (w *NodeWorld) Close(log Logger, keepState bool) {
 // generation (a new digest on every push), as an index when multiArch says so.
 func (w *NodeWorld) Push(multiArch map[Image]bool) PushFunc {
 	return func(ctx context.Context, reg *Registry, repo string, img Image) (string, error) {
+		v := Variant{}
+		if multiArch[img] {
+			v.Archs = []string{"amd64", "arm64"}
+		}
+		return w.PushVariant(v)(ctx, reg, repo, img)
+	}
+}
+
+// Variant is what a node push makes of an image's program.
+type Variant struct {
+	// Crash makes it a broken build (Crashing).
+	Crash bool
+	// Archs, when set, pushes an index with these linux architectures (Index) instead of
+	// the image.
+	Archs []string
+}
+
+// PushVariant is a PushFunc pushing a new generation of the image's program as v says.
+func (w *NodeWorld) PushVariant(v Variant) PushFunc {
+	return func(ctx context.Context, reg *Registry, repo string, img Image) (string, error) {
 		base, ok := w.Images[img.Name]
 		if !ok {
 			return "", fmt.Errorf("no node image %s", img.Name)
@@ -156,8 +176,13 @@ func (w *NodeWorld) Push(multiArch map[Image]bool) PushFunc {
 		if err != nil {
 			return "", err
 		}
-		if multiArch[img] {
-			idx, err := MultiArch(gen)
+		if v.Crash {
+			if gen, err = Crashing(gen); err != nil {
+				return "", err
+			}
+		}
+		if len(v.Archs) > 0 {
+			idx, err := Index(gen, v.Archs...)
 			if err != nil {
 				return "", err
 			}
@@ -186,12 +211,17 @@ func (w *NodeWorld) CreatePullSecret(ctx context.Context, namespace, name string
 }
 
 // Values are the --set flags of a release on the node: a one-minute schedule, the refresher
-// image with pull secret pullSecret, and the Role jobs-manager needs to launch ingestion Jobs.
+// image with pull secret pullSecret, the Role jobs-manager needs to launch (and follow)
+// ingestion Jobs, and a readiness probe on jobs-manager's /readyz, so a pod that never
+// becomes Ready keeps its rollout incomplete.
 func (w *NodeWorld) Values(pullSecret string) []string {
 	return []string{
 		"--set", "imageRefresh.schedule=* * * * *",
 		"--set", "imageRefresh.image=" + w.RefresherImage,
 		"--set", "imageRefresh.imagePullSecrets[0]=" + pullSecret,
 		"--set", "rbac.ingestionJobs=true",
+		"--set", "api.readinessProbe.httpGet.path=/readyz",
+		"--set", "api.readinessProbe.httpGet.port=http",
+		"--set", "api.readinessProbe.periodSeconds=1",
 	}
 }

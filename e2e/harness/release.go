@@ -132,18 +132,23 @@ func (r *Release) Repo(img Image) string { return r.Namespace + "/" + img.Name }
 // Push moves the image's floating tag to a fresh random image and returns its digest.
 func (r *Release) Push(ctx context.Context, img Image) (string, error) {
 	if r.push != nil {
-		d, err := r.push(ctx, r.Registry, r.Repo(img), img)
-		if err != nil {
-			return "", err
-		}
-		r.Digest[img] = d
-		return d, nil
+		return r.PushWith(ctx, img, r.push)
 	}
 	push := r.Registry.PushImage
 	if img.MultiArch {
 		push = r.Registry.PushIndex
 	}
 	d, err := push(ctx, r.Repo(img), FloatingTag)
+	if err != nil {
+		return "", err
+	}
+	r.Digest[img] = d
+	return d, nil
+}
+
+// PushWith moves the image's floating tag to what push pushes and returns its digest.
+func (r *Release) PushWith(ctx context.Context, img Image, push PushFunc) (string, error) {
+	d, err := push(ctx, r.Registry, r.Repo(img), img)
 	if err != nil {
 		return "", err
 	}
