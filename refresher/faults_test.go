@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -177,7 +178,7 @@ func TestRunStormOneRestartThenWaitsThenFails(t *testing.T) {
 	for n := 1; n <= config.DefaultWaitLimit; n++ {
 		report := tick("jobs-manager=waiting pods-monitor=unchanged ingestor=unchanged", false)
 		jm := report.Images[0]
-		if jm.Status.State != StateWaiting || jm.Status.Waits != n || !strings.Contains(jm.Reason, "the rollout to "+f.digest["jobs-manager"]+" (generation 2) has not completed") {
+		if jm.Status.State != StateWaiting || jm.Status.Waits != n || !strings.Contains(jm.Reason, "the rollout to "+f.digest["jobs-manager"]+" (generation "+strconv.Itoa(n+1)+") has not completed") {
 			t.Errorf("wait %d: status %+v, reason %q", n, jm.Status, jm.Reason)
 		}
 		if rec := f.logRecords(t)["jobs-manager"]; rec["level"] != "WARN" || rec["waits"] != float64(n) {

@@ -65,14 +65,15 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p plan) ([]byte, e
 			unresolved = append(unresolved, ti.image.Name)
 		}
 	}
-	for _, ti := range images {
+	prevs, nexts := make([]Status, len(images)), make([]Status, len(images))
+	for i, ti := range images {
 		img, rep := ti.image, ti.report
 		// A conflict re-plans on a fresh read.
 		rep.Decision, rep.Intended, rep.Err, rep.Reason = "", "", nil, ""
 		rep.Previous, rep.Env = dep.Annotations[img.Annotation], ""
-		statusKey := img.StatusAnnotation()
-		prev := parseStatus(dep.Annotations[statusKey])
-		next := func() Status {
+		prev := parseStatus(dep.Annotations[img.StatusAnnotation()])
+		prevs[i] = prev
+		nexts[i] = func() Status {
 			change := decideImage(dep, ti, where, state, pending, unresolved, prev, p)
 			rep.Decision, rep.Intended, rep.Reason, rep.Err = change.report()
 			switch {
@@ -112,12 +113,26 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p plan) ([]byte, e
 			s.Pending, s.PendingSince = "", "" // the tag is back at the recorded digest
 			return s
 		}()
-		rep.Status = next
-		if next != prev {
-			annotate(statusKey, next.encode())
+	}
+	writes := containers != nil || restart || patch.Metadata.Annotations != nil
+	for i := range images {
+		writes = writes || nexts[i] != prevs[i]
+	}
+	for i, ti := range images {
+		next := nexts[i]
+		// The API server makes any change of a Deployment's annotations (or spec) its next
+		// generation. A rollout still in flight stays the same rollout across this patch: the
+		// status follows it to that generation, or the next tick would no longer see it as
+		// this refresher's (and would neither wait for it nor quarantine it).
+		if writes && pending != "" && next.Generation != 0 && next.Generation == dep.Generation {
+			next.Generation++
+		}
+		ti.report.Status = next
+		if next != prevs[i] {
+			annotate(ti.image.StatusAnnotation(), next.encode())
 		}
 	}
-	if patch.Metadata.Annotations == nil && containers == nil && !restart {
+	if !writes {
 		return nil, nil
 	}
 	if restart || containers != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -79,11 +80,50 @@ func newFixture(t *testing.T, dep *appsv1.Deployment) *fixture {
 
 func (f *fixture) options() Options {
 	return Options{
-		Kube:     clientset.New(f.kube),
+		Kube:     generations{clientset.New(f.kube), f.kube},
 		Registry: registry.Options{Transport: f.srv.Transport(), Keychain: authn.NewMultiKeychain()},
 		Logger:   slog.New(slog.NewJSONHandler(&f.logs, nil)),
 		Now:      func() time.Time { return clock },
 	}
+}
+
+// generations makes a patch of the fake's Deployment its next generation when it changes the
+// spec or the annotations, as the API server does (the fake tracker never moves generation).
+// A Deployment controller that had caught up observes the new generation at once; the
+// replica counts stay as the test set them (setRollout, stuck).
+type generations struct {
+	clientset.Client
+	fake *fake.Clientset
+}
+
+func (g generations) PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error) {
+	before, err := g.tracked(namespace, name) // not through the clientset: no action recorded
+	if err != nil {
+		return nil, err
+	}
+	after, err := g.Client.PatchDeployment(ctx, namespace, name, patch, fieldManager)
+	if err != nil {
+		return nil, err
+	}
+	if apiequality.Semantic.DeepEqual(before.Spec, after.Spec) && apiequality.Semantic.DeepEqual(before.Annotations, after.Annotations) {
+		return after, nil
+	}
+	after.Generation = before.Generation + 1
+	if before.Status.ObservedGeneration == before.Generation {
+		after.Status.ObservedGeneration = after.Generation
+	}
+	if err := g.fake.Tracker().Update(deploymentsGVR, after, namespace); err != nil {
+		return nil, err
+	}
+	return g.tracked(namespace, name)
+}
+
+func (g generations) tracked(namespace, name string) (*appsv1.Deployment, error) {
+	obj, err := g.fake.Tracker().Get(deploymentsGVR, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*appsv1.Deployment).DeepCopy(), nil
 }
 
 func (f *fixture) run(t *testing.T, opts Options) Report {

@@ -1,0 +1,446 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tracebloc/image-refresh/e2e/harness"
+	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/internal/testutil/golden"
+	"github.com/tracebloc/image-refresh/refresher"
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+// The safety scenarios on the node (the settled check, soak, platform gate, quarantine and
+// rollback) count ticks: each runs its ticks itself with harness.RunRefresherNow — the
+// CronJob's own Job template, on the node — while the CronJob's schedule is a year away.
+const neverScheduled = "0 0 29 2 1" // 29 February falling on a Monday: years apart
+
+// installForTicks installs the release on the node with the schedule out of the way.
+func installForTicks(t *testing.T, w *harness.NodeWorld, r *release, extra ...string) {
+	t.Helper()
+	createPullSecret(t, w, r, "refresher-pull", false)
+	r.install(nodeValues(w, "refresher-pull", append([]string{"--set", "imageRefresh.schedule=" + neverScheduled}, extra...)...)...)
+}
+
+// nodeTick is one refresher run on the node: its exit code and each image's decision.
+type nodeTick struct {
+	run       *harness.RefresherRun
+	decisions decisions
+	lines     map[harness.Image]map[string]any
+}
+
+// tickNow runs one tick on the node and parses its log.
+func tickNow(t *testing.T, r *release) *nodeTick {
+	t.Helper()
+	run, err := harness.RunRefresherNow(t.Context(), r.Cluster, r.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := &nodeTick{run: run, decisions: decisions{}, lines: map[harness.Image]map[string]any{}}
+	for line := range strings.SplitSeq(strings.TrimSpace(run.Logs), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("refresher pod %s: log line is not JSON: %q", run.Pod.Name, line)
+		}
+		for _, img := range allImages {
+			if rec["image"] == img.Name && rec["decision"] != nil {
+				tick.decisions[img] = refresher.Decision(rec["decision"].(string))
+				tick.lines[img] = rec
+			}
+		}
+	}
+	t.Logf("tick %s (pod %s): exit %d, %v", run.Job.Name, run.Pod.Name, run.ExitCode, tick.decisions)
+	return tick
+}
+
+// want fails the test unless the tick exited with code and decided want for each image it
+// names.
+func (k *nodeTick) want(t *testing.T, code int32, want decisions) {
+	t.Helper()
+	if k.run.ExitCode != code {
+		t.Errorf("tick %s exited %d, want %d", k.run.Job.Name, k.run.ExitCode, code)
+	}
+	for img, d := range want {
+		if got := k.decisions[img]; got != d {
+			t.Errorf("tick %s: %s decided %q, want %q; its log line: %v", k.run.Job.Name, img.Name, got, d, k.lines[img])
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("tick %s log:\n%s", k.run.Job.Name, k.run.Logs)
+	}
+}
+
+// events are the refresher's Events on the target, oldest first, as "Reason: note" of the
+// image's Events.
+func events(t *testing.T, r *release, img harness.Image) []string {
+	t.Helper()
+	list, err := r.Cluster.Client.EventsV1().Events(r.Namespace).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortStableFunc(list.Items, func(a, b eventsv1.Event) int { return a.EventTime.Compare(b.EventTime.Time) })
+	var out []string
+	for _, e := range list.Items {
+		if e.ReportingController == refresher.EventController && e.Regarding.Name == deployName && strings.HasPrefix(e.Note, "image "+img.Name+" (") {
+			out = append(out, e.Reason+": "+e.Note)
+		}
+	}
+	return out
+}
+
+// reasons are the reasons of events, in order.
+func reasons(events []string) []string {
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i], _, _ = strings.Cut(e, ":")
+	}
+	return out
+}
+
+// statusOf is the image's status annotation on the Deployment.
+func statusOf(t *testing.T, s *harness.State, img harness.Image) refresher.Status {
+	t.Helper()
+	var st refresher.Status
+	raw := s.Deployment.Annotations[config.StatusAnnotationPrefix+img.Name]
+	if raw == "" {
+		return st
+	}
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		t.Fatalf("status annotation of %s: %v: %q", img.Name, err, raw)
+	}
+	return st
+}
+
+// waitCrashLoop waits until a pod of the Deployment's newest ReplicaSet has restarted its
+// container api after it exited 1 — the digest crash-loops — and checks an older pod is
+// still Ready (the rollout is stuck, not down).
+func waitCrashLoop(t *testing.T, r *release) {
+	t.Helper()
+	poll(t, 2*time.Minute, "a crash-looping jobs-manager pod", func(ctx context.Context) (bool, error) {
+		pods, err := r.Cluster.Client.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=client"})
+		if err != nil {
+			return false, err
+		}
+		crashing, ready := "", ""
+		for _, p := range pods.Items {
+			for _, s := range p.Status.ContainerStatuses {
+				if s.Name == harness.APIContainer && s.RestartCount > 0 && s.LastTerminationState.Terminated != nil && s.LastTerminationState.Terminated.ExitCode == 1 {
+					crashing = p.Name
+				}
+			}
+			if harness.PodReady(&p) {
+				ready = p.Name
+			}
+		}
+		if crashing != "" && ready != "" && crashing != ready {
+			t.Logf("pod %s crash-loops; pod %s still Ready", crashing, ready)
+			return true, nil
+		}
+		return false, nil
+	})
+}
+
+// Issue 12, on the node: a jobs-manager digest that crash-loops is restarted exactly once. The
+// tag not moving is unchanged; the tag moving again waits (spec.waitLimit 4: four waiting ticks,
+// exit 0, a Waiting Event each), then fails (exit 1) — never a second restart while the
+// rollout is stuck. Once a human undoes the rollout, the next tick restarts once to the new
+// digest and its pod runs it.
+func TestNodeNoRestartStorm(t *testing.T) {
+	t.Parallel()
+	w := nodeSetup(t)
+	r := newNodeRelease(t, w, tools.Helm3, nil)
+	installForTicks(t, w, r)
+	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
+	waitRollout(t, r)
+
+	bad, err := r.PushWith(t.Context(), jobsManager, w.PushVariant(harness.Variant{Crash: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pushed a jobs-manager that crashes on start: %s", bad)
+	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	restarted := r.state()
+	if restarted.Annotation(jobsManager) != bad || restarted.RestartedAt() == "" {
+		t.Fatalf("after the restart: %s = %q, restartedAt %q", jobsManager.Annotation(), restarted.Annotation(jobsManager), restarted.RestartedAt())
+	}
+	waitCrashLoop(t, r)
+
+	// The tag did not move: nothing to do, nothing written.
+	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionUnchanged})
+	checkUnchanged(t, "a tick on the crash-looping digest", restarted, r.state())
+
+	good := r.push(jobsManager)
+	t.Logf("pushed a good jobs-manager: %s", good)
+	for i := 1; i <= config.DefaultWaitLimit; i++ {
+		k := tickNow(t, r)
+		k.want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+		s := r.state()
+		checkUnchanged(t, fmt.Sprintf("waiting tick %d", i), restarted, s, jobsManager)
+		if st := statusOf(t, s, jobsManager); st.State != refresher.StateWaiting || st.Waits != i {
+			t.Errorf("waiting tick %d: status %+v, want waiting with %d waits", i, st, i)
+		}
+	}
+	k := tickNow(t, r)
+	k.want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	failed := r.state()
+	checkUnchanged(t, "the failing tick", restarted, failed, jobsManager)
+	if st := statusOf(t, failed, jobsManager); st.State != refresher.StateFailed || !strings.Contains(st.Error, "spec.waitLimit") {
+		t.Errorf("after the failing tick: status %+v, want failed naming spec.waitLimit", st)
+	}
+	if got, want := reasons(events(t, r, jobsManager)), []string{"Recorded", "Restarted", "Waiting", "Waiting", "Waiting", "Waiting", "Failed"}; !slices.Equal(got, want) {
+		t.Errorf("jobs-manager Events %q, want %q:\n%s", got, want, strings.Join(events(t, r, jobsManager), "\n"))
+	}
+
+	// A human undoes the rollout; it settles on the old pods and the next tick restarts once.
+	res, err := harness.Kubectl(t.Context(), r.Cluster.AdminKubeconfig, "rollout", "undo", "deployment/"+deployName, "--namespace", r.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("$ kubectl rollout undo: %s", strings.TrimSpace(res.Stdout))
+	waitRollout(t, r)
+	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	pod := waitRollout(t, r)
+	if got := harness.ImageDigest(pod, harness.APIContainer); got != good {
+		t.Errorf("pod %s runs jobs-manager %s after the restart, want %s", pod.Name, got, good)
+	}
+	if s := r.state(); s.Annotation(jobsManager) != good || statusOf(t, s, jobsManager).State != refresher.StateOK {
+		t.Errorf("after the restart: %s = %q, status %+v", jobsManager.Annotation(), s.Annotation(jobsManager), statusOf(t, s, jobsManager))
+	}
+	settled := r.state()
+	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	checkUnchanged(t, "the steady tick after the restart", settled, r.state())
+	t.Logf("jobs-manager Events:\n%s", strings.Join(events(t, r, jobsManager), "\n"))
+}
+
+// Issue 13, soak on the node: with imageRefresh.soak, a tag pushed twice within the soak is
+// applied once — the last digest — and only after it stayed unchanged for the soak.
+func TestNodeSoak(t *testing.T) {
+	t.Parallel()
+	const soak = 20 * time.Second
+	w := nodeSetup(t)
+	r := newNodeRelease(t, w, tools.Helm3, nil)
+	installForTicks(t, w, r, "--set", "imageRefresh.soak="+soak.String())
+	// The first observation records; the ingestor's fill applies a digest, so it soaks too.
+	first := tickNow(t, r)
+	first.want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionSoaking})
+	sleepPast(t, first, soak)
+	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionFill})
+	waitRollout(t, r)
+	before := r.state()
+
+	a := r.push(ingestor)
+	ka := tickNow(t, r)
+	ka.want(t, 0, decisions{ingestor: refresher.DecisionSoaking, jobsManager: refresher.DecisionUnchanged})
+	sa := r.state()
+	checkUnchanged(t, "soaking "+a, before, sa, ingestor)
+	if st := statusOf(t, sa, ingestor); st.State != refresher.StateSoaking || st.Pending != a {
+		t.Errorf("soaking: status %+v, want pending %s", st, a)
+	}
+	b := r.push(ingestor)
+	kb := tickNow(t, r)
+	kb.want(t, 0, decisions{ingestor: refresher.DecisionSoaking})
+	sb := r.state()
+	checkUnchanged(t, "soaking "+b, before, sb, ingestor)
+	if st, old := statusOf(t, sb, ingestor), statusOf(t, sa, ingestor); st.Pending != b || st.PendingSince == old.PendingSince {
+		t.Errorf("the tag moved during the soak: status %+v (was %+v), want pending %s from a new first sighting", st, old, b)
+	}
+	sleepPast(t, kb, soak)
+	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionUpdateEnv})
+	if s := r.state(); envOrEmpty(s) != b {
+		t.Fatalf("after the soak: %s = %q, want %s", digestEnv, envOrEmpty(s), b)
+	}
+	waitRollout(t, r)
+	waitIngestion(t, r, b)
+	var applied []string
+	for _, e := range events(t, r, ingestor) {
+		if strings.HasPrefix(e, refresher.ReasonEnvUpdated+":") {
+			applied = append(applied, e)
+		}
+		if strings.Contains(e, a) && !strings.HasPrefix(e, refresher.ReasonSoaking+":") {
+			t.Errorf("an Event applies the digest pushed over during its soak: %s", e)
+		}
+	}
+	if len(applied) != 2 || !strings.Contains(applied[1], "→ "+b) {
+		t.Errorf("EnvUpdated Events %q, want the fill and then one update to %s", applied, b)
+	}
+	t.Logf("ingestor Events:\n%s", strings.Join(events(t, r, ingestor), "\n"))
+}
+
+// sleepPast sleeps until d has passed since the tick's pod started, with a margin.
+func sleepPast(t *testing.T, k *nodeTick, d time.Duration) {
+	t.Helper()
+	start := k.run.Pod.CreationTimestamp.Time
+	if s := k.run.Pod.Status.StartTime; s != nil {
+		start = s.Time
+	}
+	wait := time.Until(start.Add(d + 2*time.Second))
+	if wait <= 0 {
+		return
+	}
+	t.Logf("waiting %s for the soak", wait.Round(time.Second))
+	select {
+	case <-time.After(wait):
+	case <-t.Context().Done():
+		t.Fatal(t.Context().Err())
+	}
+}
+
+func envOrEmpty(s *harness.State) string {
+	v, _ := s.Env(digestEnv)
+	return v
+}
+
+// Issue 13, platform gate on the node: with imageRefresh.platforms [linux/amd64, linux/arm64],
+// an ingestor index pushed without arm64 is refused (failed, platform-missing, exit 1, nothing
+// written), the next full index is applied and its ingestion Job runs on the node. `refresher
+// status` then shows what the pods run.
+func TestNodePlatformGate(t *testing.T) {
+	t.Parallel()
+	w := nodeSetup(t)
+	all := map[harness.Image]bool{jobsManager: true, podsMonitor: true, ingestor: true}
+	r := newNodeRelease(t, w, tools.Helm3, all)
+	installForTicks(t, w, r, "--set", "imageRefresh.platforms[0]=linux/amd64", "--set", "imageRefresh.platforms[1]=linux/arm64")
+	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
+	waitRollout(t, r)
+	before := r.state()
+
+	half, err := r.PushWith(t.Context(), ingestor, w.PushVariant(harness.Variant{Archs: []string{"amd64"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pushed an ingestor index without arm64: %s", half)
+	k := tickNow(t, r)
+	k.want(t, 1, decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
+	if line := fmt.Sprint(k.lines[ingestor]); !strings.Contains(line, "linux/arm64") {
+		t.Errorf("the refusal does not name the missing platform: %s", line)
+	}
+	refused := r.state()
+	checkUnchanged(t, "the refused index", before, refused, ingestor)
+	if st := statusOf(t, refused, ingestor); st.State != refresher.StateFailed || !strings.Contains(st.Error, "linux/arm64") {
+		t.Errorf("after the refusal: status %+v, want failed naming linux/arm64", st)
+	}
+	evs := events(t, r, ingestor)
+	if last := evs[len(evs)-1]; !strings.HasPrefix(last, refresher.ReasonFailed+":") || !strings.Contains(last, "linux/arm64") {
+		t.Errorf("the last ingestor Event %q is not a Failed naming linux/arm64", last)
+	}
+
+	full := r.push(ingestor)
+	t.Logf("pushed the full ingestor index: %s", full)
+	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionUpdateEnv})
+	waitRollout(t, r)
+	waitIngestion(t, r, full)
+
+	// What runs where: every image current, running digests from the pods' imageID (the
+	// jobs-manager and pods-monitor indexes) and from the env (the ingestor).
+	out, code := r.status()
+	if code != 0 {
+		t.Fatalf("status exit %d, want 0:\n%s", code, out)
+	}
+	digests := map[string]string{"refused-ingestor": half}
+	for _, img := range allImages {
+		digests[img.Name] = r.Digest[img]
+	}
+	golden.Assert(t, filepath.Join("testdata", "status-node.txt"), []byte(maskTable(t, out, r.Namespace, digests)))
+	raw, code := r.status("-o", "json")
+	var rows []refresher.StatusRow
+	if err := json.Unmarshal([]byte(raw), &rows); err != nil || code != 0 {
+		t.Fatalf("status -o json: exit %d, %v:\n%s", code, err, raw)
+	}
+	for _, row := range rows {
+		img := harness.Image{}
+		for _, i := range allImages {
+			if i.Name == row.Image {
+				img = i
+			}
+		}
+		wantFrom := "pods"
+		if img == ingestor {
+			wantFrom = "env"
+		}
+		if row.RunningFrom != wantFrom || !slices.Equal(row.Running, []string{r.Digest[img]}) || row.State != refresher.ViewCurrent {
+			t.Errorf("status row %+v: want %s current, running %s from %s", row, row.Image, r.Digest[img], wantFrom)
+		}
+	}
+}
+
+// Issue 13, quarantine and rollback on the node: an ingestor digest whose consumer never becomes
+// Ready (its ingestion Job fails, jobs-manager crash-loops) exceeds the progress deadline; the
+// next tick sets the env back to the previous digest in one patch and quarantines the bad one;
+// later ticks do not try it again; a new push is applied.
+func TestNodeQuarantineRollback(t *testing.T) {
+	t.Parallel()
+	w := nodeSetup(t)
+	r := newNodeRelease(t, w, tools.Helm3, nil)
+	installForTicks(t, w, r, "--set", "progressDeadlineSeconds=15")
+	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
+	waitRollout(t, r)
+	goodDigest := r.Digest[ingestor]
+
+	bad, err := r.PushWith(t.Context(), ingestor, w.PushVariant(harness.Variant{Crash: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pushed an ingestor that crashes: %s", bad)
+	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionUpdateEnv})
+	waitCrashLoop(t, r)
+	waitDeployment(t, r, "ProgressDeadlineExceeded", func(d *appsv1.Deployment) bool {
+		for _, c := range d.Status.Conditions {
+			if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+				return true
+			}
+		}
+		return false
+	})
+
+	before := r.state()
+	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionRolledBack, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
+	rolled := r.state()
+	if envOrEmpty(rolled) != goodDigest || rolled.Annotation(ingestor) != goodDigest {
+		t.Errorf("after the rollback: %s = %q, %s = %q, want both %s", digestEnv, envOrEmpty(rolled), ingestor.Annotation(), rolled.Annotation(ingestor), goodDigest)
+	}
+	if st := statusOf(t, rolled, ingestor); st.State != refresher.StateQuarantined || st.Quarantined != bad {
+		t.Errorf("after the rollback: status %+v, want quarantined %s", st, bad)
+	}
+	if rolled.Deployment.Generation != before.Deployment.Generation+1 {
+		t.Errorf("the rollback took generation %d → %d, want one patch", before.Deployment.Generation, rolled.Deployment.Generation)
+	}
+	pod := waitRollout(t, r)
+	if got, _ := harness.APIEnv(pod.Spec, digestEnv); got != goodDigest {
+		t.Errorf("pod %s runs with %s=%s after the rollback, want %s", pod.Name, digestEnv, got, goodDigest)
+	}
+	waitIngestion(t, r, goodDigest)
+
+	// The tag still names the bad digest: held, nothing written, no Event.
+	held := r.state()
+	nEvents := len(events(t, r, ingestor))
+	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionQuarantined})
+	checkUnchanged(t, "a tick on the quarantined digest", held, r.state())
+	if n := len(events(t, r, ingestor)); n != nEvents {
+		t.Errorf("a tick on the quarantined digest made %d Events", n-nEvents)
+	}
+	out, code := r.status()
+	if code != 0 && code != 3 || !strings.Contains(out, "quarantined") {
+		t.Errorf("status (exit %d) does not show the quarantine:\n%s", code, out)
+	}
+	t.Logf("$ refresher status\n%s", out)
+
+	next := r.push(ingestor)
+	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionUpdateEnv})
+	waitRollout(t, r)
+	waitIngestion(t, r, next)
+	if got, want := reasons(events(t, r, ingestor)), []string{"EnvUpdated", "EnvUpdated", "RolledBack", "EnvUpdated"}; !slices.Equal(got, want) {
+		t.Errorf("ingestor Events %q, want %q:\n%s", got, want, strings.Join(events(t, r, ingestor), "\n"))
+	}
+}
