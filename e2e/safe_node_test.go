@@ -27,11 +27,13 @@ import (
 // CronJob's own Job template, on the node — while the CronJob's schedule is a year away.
 const neverScheduled = "0 0 29 2 1" // 29 February falling on a Monday: years apart
 
-// installForTicks installs the release on the node with the schedule out of the way.
+// installForTicks installs the release on the node with the schedule out of the way and waits
+// for its rollout (as helm install --wait would): a change waits for a rollout in flight.
 func installForTicks(t *testing.T, w *harness.NodeWorld, r *release, extra ...string) {
 	t.Helper()
 	createPullSecret(t, w, r, "refresher-pull", false)
 	r.install(nodeValues(w, "refresher-pull", append([]string{"--set", "imageRefresh.schedule=" + neverScheduled}, extra...)...)...)
+	waitRollout(t, r)
 }
 
 // nodeTick is one refresher run on the node: its exit code and each image's decision.
@@ -152,10 +154,10 @@ func waitCrashLoop(t *testing.T, r *release) {
 	})
 }
 
-// Issue 12, on the node: a jobs-manager digest that crash-loops is restarted exactly once. The
-// tag not moving is unchanged; the tag moving again waits (spec.waitLimit 4: four waiting ticks,
-// exit 0, a Waiting Event each), then fails (exit 1) — never a second restart while the
-// rollout is stuck. Once a human undoes the rollout, the next tick restarts once to the new
+// Issue 12, on the node: a jobs-manager digest that crash-loops is restarted exactly once. Each
+// next tick waits for that rollout — whether the tag stays or moves again — (spec.waitLimit 4:
+// four waiting ticks, exit 0, a Waiting Event each), then fails (exit 1) — never a second
+// restart while the rollout is stuck. Once a human undoes the rollout, the next tick restarts once to the new
 // digest and its pod runs it.
 func TestNodeNoRestartStorm(t *testing.T) {
 	t.Parallel()
@@ -177,29 +179,31 @@ func TestNodeNoRestartStorm(t *testing.T) {
 	}
 	waitCrashLoop(t, r)
 
-	// The tag did not move: nothing to do, nothing written.
-	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionUnchanged})
-	checkUnchanged(t, "a tick on the crash-looping digest", restarted, r.state())
-
-	good := r.push(jobsManager)
-	t.Logf("pushed a good jobs-manager: %s", good)
+	// The rollout this refresher started never completes: each tick waits for it (nothing
+	// written but the status annotation) — while the tag stays, and after it moves again.
+	var good string
 	for i := 1; i <= config.DefaultWaitLimit; i++ {
-		k := tickNow(t, r)
-		k.want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+		if i == 3 {
+			good = r.push(jobsManager)
+			t.Logf("pushed a good jobs-manager: %s", good)
+		}
+		tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
 		s := r.state()
 		checkUnchanged(t, fmt.Sprintf("waiting tick %d", i), restarted, s, jobsManager)
 		if st := statusOf(t, s, jobsManager); st.State != refresher.StateWaiting || st.Waits != i {
 			t.Errorf("waiting tick %d: status %+v, want waiting with %d waits", i, st, i)
 		}
 	}
-	k := tickNow(t, r)
-	k.want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
-	failed := r.state()
-	checkUnchanged(t, "the failing tick", restarted, failed, jobsManager)
-	if st := statusOf(t, failed, jobsManager); st.State != refresher.StateFailed || !strings.Contains(st.Error, "spec.waitLimit") {
-		t.Errorf("after the failing tick: status %+v, want failed naming spec.waitLimit", st)
+	// Past spec.waitLimit the image fails (exit 1) — and still does not restart.
+	for i := range 2 {
+		tickNow(t, r).want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+		failed := r.state()
+		checkUnchanged(t, fmt.Sprintf("failing tick %d", i+1), restarted, failed, jobsManager)
+		if st := statusOf(t, failed, jobsManager); st.State != refresher.StateFailed || !strings.Contains(st.Error, "spec.waitLimit") {
+			t.Errorf("after failing tick %d: status %+v, want failed naming spec.waitLimit", i+1, st)
+		}
 	}
-	if got, want := reasons(events(t, r, jobsManager)), []string{"Recorded", "Restarted", "Waiting", "Waiting", "Waiting", "Waiting", "Failed"}; !slices.Equal(got, want) {
+	if got, want := reasons(events(t, r, jobsManager)), []string{"Recorded", "Restarted", "Waiting", "Waiting", "Waiting", "Waiting", "Failed", "Failed"}; !slices.Equal(got, want) {
 		t.Errorf("jobs-manager Events %q, want %q:\n%s", got, want, strings.Join(events(t, r, jobsManager), "\n"))
 	}
 
@@ -365,12 +369,9 @@ func TestNodePlatformGate(t *testing.T) {
 				img = i
 			}
 		}
-		wantFrom := "pods"
-		if img == ingestor {
-			wantFrom = "env"
-		}
-		if row.RunningFrom != wantFrom || !slices.Equal(row.Running, []string{r.Digest[img]}) || row.State != refresher.ViewCurrent {
-			t.Errorf("status row %+v: want %s current, running %s from %s", row, row.Image, r.Digest[img], wantFrom)
+		// From the pods: their imageID (jobs-manager, pods-monitor), their env (the ingestor).
+		if row.RunningFrom != "pods" || !slices.Equal(row.Running, []string{r.Digest[img]}) || row.State != refresher.ViewCurrent {
+			t.Errorf("status row %+v: want %s current, running %s from its pods", row, row.Image, r.Digest[img])
 		}
 	}
 }
