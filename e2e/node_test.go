@@ -90,16 +90,18 @@ func TestNodeMultiArchIndex(t *testing.T) {
 	r := newNodeRelease(t, w, tools.Helm3, map[harness.Image]bool{jobsManager: true})
 	createPullSecret(t, w, r, "refresher-pull", false)
 	r.install(nodeValues(w, "refresher-pull")...)
-	first, _ := waitRefresherRun(t, r, time.Time{})
-	waitDeployment(t, r, "the first run", func(d *appsv1.Deployment) bool {
-		return d.Annotations[jobsManager.Annotation()] == r.Digest[jobsManager]
+	waitRefresherRun(t, r, time.Time{})
+	// The first run records; the fill waits for the install's rollout (jobs-manager is Ready
+	// once its ingestion Job succeeded), so it lands on the first run or the next.
+	waitDeployment(t, r, "the first runs", func(d *appsv1.Deployment) bool {
+		return d.Annotations[jobsManager.Annotation()] == r.Digest[jobsManager] && envOf(d) == r.Digest[ingestor]
 	})
 	pod := waitRollout(t, r)
 	if got := harness.ImageDigest(pod, harness.APIContainer); got != r.Digest[jobsManager] {
 		t.Errorf("pod %s runs jobs-manager %s, want the index digest %s", pod.Name, got, r.Digest[jobsManager])
 	}
 	before := r.state()
-	_, next := waitRefresherRun(t, r, first.CreationTimestamp.Time)
+	_, next := waitRefresherRun(t, r, time.Now())
 	logs := podLogs(t, r, next)
 	if !strings.Contains(logs, `"decision":"unchanged"`) || strings.Contains(logs, `"decision":"changed"`) {
 		t.Errorf("the next run was not unchanged:\n%s", logs)

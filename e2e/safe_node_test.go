@@ -180,13 +180,11 @@ func TestNodeNoRestartStorm(t *testing.T) {
 	waitCrashLoop(t, r)
 
 	// The rollout this refresher started never completes: each tick waits for it (nothing
-	// written but the status annotation) — while the tag stays, and after it moves again.
-	var good string
+	// written but the status annotation). The tag stays: a crash-looping pod re-pulls the tag
+	// on each container restart (pull policy Always), so a good digest pushed now would heal
+	// the rollout by itself — the unit test TestRunStormOneRestartThenWaitsThenFails covers a
+	// tag that moves while the rollout stays stuck.
 	for i := 1; i <= config.DefaultWaitLimit; i++ {
-		if i == 3 {
-			good = r.push(jobsManager)
-			t.Logf("pushed a good jobs-manager: %s", good)
-		}
 		tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
 		s := r.state()
 		checkUnchanged(t, fmt.Sprintf("waiting tick %d", i), restarted, s, jobsManager)
@@ -207,13 +205,15 @@ func TestNodeNoRestartStorm(t *testing.T) {
 		t.Errorf("jobs-manager Events %q, want %q:\n%s", got, want, strings.Join(events(t, r, jobsManager), "\n"))
 	}
 
-	// A human undoes the rollout; it settles on the old pods and the next tick restarts once.
+	// A human undoes the rollout and a good build is pushed: the next tick restarts once.
 	res, err := harness.Kubectl(t.Context(), r.Cluster.AdminKubeconfig, "rollout", "undo", "deployment/"+deployName, "--namespace", r.Namespace)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("$ kubectl rollout undo: %s", strings.TrimSpace(res.Stdout))
 	waitRollout(t, r)
+	good := r.push(jobsManager)
+	t.Logf("pushed a good jobs-manager: %s", good)
 	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
 	pod := waitRollout(t, r)
 	if got := harness.ImageDigest(pod, harness.APIContainer); got != good {
