@@ -67,20 +67,20 @@ func Run(ctx context.Context, p Program, args []string, stdin io.Reader, stdout,
 	} else {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 	}
-	return Code(err, p.DefaultCode)
+	return exitCode(err, p.DefaultCode)
 }
 
-// ExitError is a failure that exits with Code.
-type ExitError struct {
-	Code int
-	Err  error
+// exitError is a failure that exits with code.
+type exitError struct {
+	code int
+	err  error
 }
 
-func (e *ExitError) Error() string { return e.Err.Error() }
-func (e *ExitError) Unwrap() error { return e.Err }
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
 
 // Exit makes err exit with code.
-func Exit(code int, err error) error { return &ExitError{Code: code, Err: err} }
+func Exit(code int, err error) error { return &exitError{code: code, err: err} }
 
 // Usage is a bad flag, argument or input file named by a flag: ExitUsage.
 func Usage(err error) error { return Exit(ExitUsage, err) }
@@ -88,14 +88,14 @@ func Usage(err error) error { return Exit(ExitUsage, err) }
 // Usagef is Usage(fmt.Errorf(format, args...)).
 func Usagef(format string, args ...any) error { return Usage(fmt.Errorf(format, args...)) }
 
-// Code is the exit code of err: the code of the first ExitError in its chain, else def (0:
+// exitCode is the exit code of err: the code of the first exitError in its chain, else def (0:
 // ExitFailed); ExitOK for nil.
-func Code(err error, def int) int {
+func exitCode(err error, def int) int {
 	if err == nil {
 		return ExitOK
 	}
-	if e, ok := errors.AsType[*ExitError](err); ok {
-		return e.Code
+	if e, ok := errors.AsType[*exitError](err); ok {
+		return e.code
 	}
 	if def == 0 {
 		return ExitFailed

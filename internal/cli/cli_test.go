@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func TestCode(t *testing.T) {
+func TestExitCode(t *testing.T) {
 	for _, tc := range []struct {
 		err       error
 		def, want int
@@ -24,8 +24,8 @@ func TestCode(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", Exit(3, errors.New("io"))), 0, 3},
 		{Exit(ExitFailed, errors.New("checks failed")), ExitUsage, ExitFailed},
 	} {
-		if got := Code(tc.err, tc.def); got != tc.want {
-			t.Errorf("Code(%v, %d) = %d, want %d", tc.err, tc.def, got, tc.want)
+		if got := exitCode(tc.err, tc.def); got != tc.want {
+			t.Errorf("exitCode(%v, %d) = %d, want %d", tc.err, tc.def, got, tc.want)
 		}
 	}
 }
