@@ -36,12 +36,12 @@ const (
 func countLoads(t *testing.T) *int {
 	t.Helper()
 	loads := 0
-	original := loadChart
-	loadChart = func(path string) (*chart.Chart, error) {
+	original := chartLoader
+	chartLoader = func(path string) (*chart.Chart, error) {
 		loads++
 		return original(path)
 	}
-	t.Cleanup(func() { loadChart = original })
+	t.Cleanup(func() { chartLoader = original })
 	return &loads
 }
 
@@ -70,7 +70,7 @@ func TestClientSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range report.Findings() {
+	for _, f := range report.findings() {
 		t.Error(f)
 	}
 	if *loads != 1 {
@@ -91,18 +91,18 @@ func TestClientSuite(t *testing.T) {
 	for _, s := range report.Scenarios {
 		switch s.Name {
 		case "defaults", "jobs-manager-and-pods-monitor-pinned", "reuse-values-from-chart-without-image-refresh":
-			for _, c := range []string{CheckPostRender, CheckRefreshConfig, CheckCronJobConfig, CheckPodSecurity, CheckRBAC, CheckSetEnv, CheckRolloutRestart} {
+			for _, c := range []string{postRenderCheck, refreshConfigCheck, cronJobConfigCheck, podSecurityCheck, rbacCheck, setEnvCheck, rolloutRestartCheck} {
 				if got := checkStatus(&s, c); got != StatusPass {
 					t.Errorf("%s: check %s is %q, want pass", s.Name, c, got)
 				}
 			}
 		case "all-pinned", "image-refresh-disabled":
-			if got := checkStatus(&s, CheckCronJob); got != StatusPass {
-				t.Errorf("%s: check %s is %q, want pass", s.Name, CheckCronJob, got)
+			if got := checkStatus(&s, cronJobCheck); got != StatusPass {
+				t.Errorf("%s: check %s is %q, want pass", s.Name, cronJobCheck, got)
 			}
 		}
 		if s.Name == "image-refresh-disabled" {
-			if c := ExpectEnvPrefix + "stg-jobs-manager/api/INGESTOR_IMAGE_DIGEST"; checkStatus(&s, c) != StatusPass {
+			if c := expectEnvCheckPrefix + "stg-jobs-manager/api/INGESTOR_IMAGE_DIGEST"; checkStatus(&s, c) != StatusPass {
 				t.Errorf("%s: check %s is %q, want pass", s.Name, c, checkStatus(&s, c))
 			}
 		}
@@ -196,7 +196,7 @@ func TestBrokenStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	if report.RenderFailed() {
-		t.Fatalf("render failed: %v", report.Findings())
+		t.Fatalf("render failed: %v", report.findings())
 	}
 	if got := scenarioNames(report); len(got) != len(want) {
 		t.Fatalf("scenarios %q; want %d", got, len(want))
@@ -216,8 +216,8 @@ func TestBrokenStreams(t *testing.T) {
 			if !slices.Equal(got, wantFindings) {
 				t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(wantFindings, "\n  "))
 			}
-			if s.Failed() != (len(wantFindings) > 0) {
-				t.Errorf("Failed() = %v with %d findings", s.Failed(), len(wantFindings))
+			if s.failed() != (len(wantFindings) > 0) {
+				t.Errorf("Failed() = %v with %d findings", s.failed(), len(wantFindings))
 			}
 		})
 	}
@@ -252,7 +252,7 @@ func TestPostRendererRefusalIsACheckFailure(t *testing.T) {
 			t.Errorf("finding %d:\n  %s\nwant prefix:\n  %s", i, got[i], want)
 		}
 	}
-	for _, c := range []string{CheckCronJob, CheckCronJobConfig, CheckSchedule, CheckPodSecurity, CheckRBAC} {
+	for _, c := range []string{cronJobCheck, cronJobConfigCheck, scheduleCheck, podSecurityCheck, rbacCheck} {
 		if st := checkStatus(&s, c); st != StatusSkip {
 			t.Errorf("check %s is %q, want skip (nothing was injected)", c, st)
 		}
@@ -919,12 +919,12 @@ func TestStreamEdits(t *testing.T) {
 				edited = bytes.Replace(edited, []byte(old), []byte(new), 1)
 			}
 			edited = append(edited, tt.appended...)
-			stream, err := ParseStream(edited)
+			stream, err := parseStream(edited)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var got []string
-			for _, c := range CheckStream(stream, false, nil) {
+			for _, c := range checkScenario(stream, false, nil, nil) {
 				for _, f := range c.Findings {
 					got = append(got, c.Name+": "+f.String())
 				}
@@ -960,11 +960,11 @@ func TestRefresherEvidence(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			labels := defaultString(tt.labels, "{}")
 			doc := "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: renamed, labels: " + labels + "}\nspec:\n  schedule: \"0 * * * *\"\n  jobTemplate: {spec: {template: {spec: {containers: [" + tt.container + "], volumes: " + defaultString(tt.volumes, "[]") + "}}}}\n"
-			stream, err := ParseStream([]byte(doc))
+			stream, err := parseStream([]byte(doc))
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := &contract{stream: stream, cfg: cfg, configDoc: &Document{Kind: "ConfigMap", Name: "r-config"}}
+			c := &contract{stream: stream, cfg: cfg, configDoc: &document{Kind: "ConfigMap", Name: "r-config"}}
 			found, findings := c.refresherCronJobs()
 			if len(findings) > 0 {
 				t.Fatal(findings)
@@ -984,7 +984,7 @@ func TestParseStream(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    []string // Document.String() of each document
+		want    []string // document.String() of each document
 		wantErr string
 	}{
 		{
@@ -1025,7 +1025,7 @@ func TestParseStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := ParseStream([]byte(tt.in))
+			s, err := parseStream([]byte(tt.in))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v; want %q", err, tt.wantErr)
@@ -1052,7 +1052,7 @@ func TestEnvExpectation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := ParseStream(data)
+	stream, err := parseStream(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1069,7 +1069,7 @@ func TestEnvExpectation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
-			expect := &Expectations{Env: []EnvExpectation{{Deployment: tt.deployment, Container: "api", Name: tt.name, Value: &tt.value}}}
+			expect := &expectations{Env: []envExpectation{{Deployment: tt.deployment, Container: "api", Name: tt.name, Value: &tt.value}}}
 			var got []string
 			for _, c := range checkScenario(stream, false, nil, expect) {
 				for _, f := range c.Findings {
@@ -1102,7 +1102,7 @@ func TestSuiteValidation(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.suite), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := LoadSuite(path)
+			_, err := loadSuite(path)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("error %v; want %q", err, tt.wantErr)
 			}
@@ -1124,7 +1124,7 @@ func TestCheckUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := tt.check.Run(context.Background())
-			var usage *UsageError
+			var usage *usageError
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &usage) {
 				t.Fatalf("error %v; want a usage error with %q", err, tt.wantErr)
 			}
@@ -1135,13 +1135,13 @@ func TestCheckUsageErrors(t *testing.T) {
 // TestRenderDoesNotMutateTheLoadedChart: Helm resolves dependencies in place; rendering a chart
 // with its subchart disabled must not remove the subchart from later renders.
 func TestRenderDoesNotMutateTheLoadedChart(t *testing.T) {
-	ch, err := LoadChart(testdataDir + "/charts/with-dependency")
+	ch, err := loadChart(testdataDir + "/charts/with-dependency")
 	if err != nil {
 		t.Fatal(err)
 	}
 	render := func(subEnabled bool) string {
 		t.Helper()
-		r, err := ch.Render(context.Background(), RenderOptions{Values: map[string]any{"sub": map[string]any{"enabled": subEnabled}}}, nil)
+		r, err := ch.Render(context.Background(), renderOptions{Values: map[string]any{"sub": map[string]any{"enabled": subEnabled}}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1159,11 +1159,11 @@ func TestRenderDoesNotMutateTheLoadedChart(t *testing.T) {
 // values without images) render exactly what values.yaml renders. (Without imageRefresh the
 // config only loses keys the contract defaults; the suite's reuse-values scenario covers that.)
 func TestImageDefaultsMatchValues(t *testing.T) {
-	ch, err := LoadChart(clientChart)
+	ch, err := loadChart(clientChart)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defaults, err := ch.Render(context.Background(), RenderOptions{}, nil)
+	defaults, err := ch.Render(context.Background(), renderOptions{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1172,7 +1172,7 @@ func TestImageDefaultsMatchValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	delete(vals, "images")
-	reused, err := ch.Render(context.Background(), RenderOptions{ReuseValues: vals.AsMap()}, nil)
+	reused, err := ch.Render(context.Background(), renderOptions{ReuseValues: vals.AsMap()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1272,22 +1272,22 @@ func BenchmarkSuite(b *testing.B) { benchmarkSuite(b, false) }
 func BenchmarkSuiteChartPerScenario(b *testing.B) { benchmarkSuite(b, true) }
 
 func benchmarkSuite(b *testing.B, loadPerScenario bool) {
-	suite, err := LoadSuite(clientSuite)
+	suite, err := loadSuite(clientSuite)
 	if err != nil {
 		b.Fatal(err)
 	}
 	check := &Check{SuitePath: clientSuite}
 	ctx := context.Background()
-	load := func() *Chart {
-		ch, err := LoadChart(suite.chartPath(""))
+	load := func() *loadedChart {
+		ch, err := loadChart(suite.chartPath(""))
 		if err != nil {
 			b.Fatal(err)
 		}
 		return ch
 	}
-	run := func(ch *Chart, sc *Scenario) {
-		if r := check.runScenario(ctx, suite, ch, sc); r.RenderError != "" || r.Failed() {
-			b.Fatalf("scenario %s failed: %v", sc.Name, (&Report{Scenarios: []ScenarioResult{r}}).Findings())
+	run := func(ch *loadedChart, sc *scenario) {
+		if r := check.runScenario(ctx, suite, ch, sc); r.RenderError != "" || r.failed() {
+			b.Fatalf("scenario %s failed: %v", sc.Name, (&Report{Scenarios: []ScenarioResult{r}}).findings())
 		}
 	}
 	for b.Loop() {
@@ -1308,7 +1308,7 @@ func benchmarkSuite(b *testing.B, loadPerScenario bool) {
 // TestDefaultNamespace: objects without a namespace land in the release namespace, as Helm's
 // kube client puts them; cluster-scoped ones stay without.
 func TestDefaultNamespace(t *testing.T) {
-	stream, err := ParseStream([]byte("apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: x}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: x, namespace: team-a}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: x}\n"))
+	stream, err := parseStream([]byte("apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: x}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: x, namespace: team-a}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: x}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1349,7 +1349,7 @@ func TestReleaseNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	if report.Failed() {
-		t.Errorf("chart in namespace prod: %v", report.Findings())
+		t.Errorf("chart in namespace prod: %v", report.findings())
 	}
 
 	valid, err := os.ReadFile(validStream)
@@ -1367,7 +1367,7 @@ func TestReleaseNamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 		if report.Failed() != wantFailed {
-			t.Errorf("--manifests -n %q: failed %t, want %t: %v", namespace, report.Failed(), wantFailed, report.Findings())
+			t.Errorf("--manifests -n %q: failed %t, want %t: %v", namespace, report.Failed(), wantFailed, report.findings())
 		}
 	}
 }
@@ -1377,12 +1377,12 @@ func TestReleaseNamespace(t *testing.T) {
 // chart's, and chartcheck agrees: appending one changes no finding.
 func TestForeignLabelledObjectsAreTheCharts(t *testing.T) {
 	findings := func(data []byte) []string {
-		stream, err := ParseStream(data)
+		stream, err := parseStream(data)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var out []string
-		for _, c := range CheckStream(stream, false, nil) {
+		for _, c := range checkScenario(stream, false, nil, nil) {
 			for _, f := range c.Findings {
 				out = append(out, c.Name+": "+f.String())
 			}

@@ -32,18 +32,16 @@ type Check struct {
 	Release       Release
 	// Values are -f/--set style values; not allowed with SuitePath or ManifestsPath.
 	Values values.Options
-	// PostRenderer runs on every render; nil means image-refresh's own.
-	PostRenderer helmpostrender.PostRenderer
-	Stdin        io.Reader
+	Stdin  io.Reader
 }
 
-// UsageError is a mistake in how chartcheck was called (exit status 2).
-type UsageError struct{ msg string }
+// usageError is a mistake in how chartcheck was called (exit status 2).
+type usageError struct{ msg string }
 
-func (e *UsageError) Error() string { return e.msg }
+func (e *usageError) Error() string { return e.msg }
 
-func usageError(format string, args ...any) error {
-	return &UsageError{msg: fmt.Sprintf(format, args...)}
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
 func hasValues(v values.Options) bool {
@@ -56,13 +54,13 @@ func hasValues(v values.Options) bool {
 func (c *Check) Run(ctx context.Context) (*Report, error) {
 	switch {
 	case c.ManifestsPath != "" && (c.ChartPath != "" || c.SuitePath != ""):
-		return nil, usageError("--manifests checks a rendered stream: it excludes CHART and --suite")
+		return nil, usagef("--manifests checks a rendered stream: it excludes CHART and --suite")
 	case c.ManifestsPath != "" && hasValues(c.Values):
-		return nil, usageError("--manifests checks a rendered stream: values flags do not apply")
+		return nil, usagef("--manifests checks a rendered stream: values flags do not apply")
 	case c.SuitePath != "" && hasValues(c.Values):
-		return nil, usageError("--suite scenarios carry their own values: drop -f/--set or run without --suite")
+		return nil, usagef("--suite scenarios carry their own values: drop -f/--set or run without --suite")
 	case c.ManifestsPath == "" && c.SuitePath == "" && c.ChartPath == "":
-		return nil, usageError("nothing to check: give CHART, --suite FILE or --manifests FILE")
+		return nil, usagef("nothing to check: give CHART, --suite FILE or --manifests FILE")
 	}
 	switch {
 	case c.ManifestsPath != "":
@@ -72,13 +70,6 @@ func (c *Check) Run(ctx context.Context) (*Report, error) {
 	default:
 		return c.runChart(ctx)
 	}
-}
-
-func (c *Check) postRenderer() helmpostrender.PostRenderer {
-	if c.PostRenderer != nil {
-		return c.PostRenderer
-	}
-	return imageRefreshPostRenderer()
 }
 
 func (c *Check) runManifests() (*Report, error) {
@@ -91,7 +82,7 @@ func (c *Check) runManifests() (*Report, error) {
 
 // checkManifests checks a rendered stream file, named display in errors. Objects without a
 // namespace are in -n's namespace when it is given, else only in the same (empty) one as each other.
-func (c *Check) checkManifests(path, display string, expect *Expectations) (ScenarioResult, error) {
+func (c *Check) checkManifests(path, display string, expect *expectations) (ScenarioResult, error) {
 	stream, err := readStream(path, display, c.Stdin)
 	if err != nil {
 		return ScenarioResult{}, err
@@ -103,7 +94,7 @@ func (c *Check) checkManifests(path, display string, expect *Expectations) (Scen
 }
 
 func (c *Check) runChart(ctx context.Context) (*Report, error) {
-	rendered, opts, err := renderChart(ctx, c.ChartPath, c.Release, c.Values, c.postRenderer())
+	rendered, opts, err := renderChart(ctx, c.ChartPath, c.Release, c.Values, imageRefreshPostRenderer())
 	if err != nil {
 		return nil, err
 	}
@@ -115,16 +106,16 @@ func (c *Check) runChart(ctx context.Context) (*Report, error) {
 
 // renderChart loads and renders a chart once with command-line values; the options returned
 // carry the defaulted release name and namespace.
-func renderChart(ctx context.Context, chartPath string, release Release, vals values.Options, pr helmpostrender.PostRenderer) (*Rendered, RenderOptions, error) {
-	ch, err := LoadChart(chartPath)
+func renderChart(ctx context.Context, chartPath string, release Release, vals values.Options, pr helmpostrender.PostRenderer) (*renderOutput, renderOptions, error) {
+	ch, err := loadChart(chartPath)
 	if err != nil {
-		return nil, RenderOptions{}, err
+		return nil, renderOptions{}, err
 	}
 	merged, err := mergeValues(vals)
 	if err != nil {
-		return nil, RenderOptions{}, usageError("%v", err)
+		return nil, renderOptions{}, usagef("%v", err)
 	}
-	opts := RenderOptions{
+	opts := renderOptions{
 		ReleaseName: defaultString(release.Name, DefaultReleaseName),
 		Namespace:   defaultString(release.Namespace, DefaultNamespace),
 		KubeVersion: release.KubeVersion,
@@ -135,18 +126,18 @@ func renderChart(ctx context.Context, chartPath string, release Release, vals va
 }
 
 func (c *Check) runSuite(ctx context.Context) (*Report, error) {
-	suite, err := LoadSuite(c.SuitePath)
+	suite, err := loadSuite(c.SuitePath)
 	if err != nil {
 		return nil, err
 	}
-	var ch *Chart
+	var ch *loadedChart
 	if suite.rendersChart() {
 		chartPath := suite.chartPath(c.ChartPath)
 		if chartPath == "" {
-			return nil, usageError("suite %s renders a chart: give CHART or set chart: in the suite", c.SuitePath)
+			return nil, usagef("suite %s renders a chart: give CHART or set chart: in the suite", c.SuitePath)
 		}
 		// Loaded once: every scenario renders a copy.
-		if ch, err = LoadChart(chartPath); err != nil {
+		if ch, err = loadChart(chartPath); err != nil {
 			return nil, err
 		}
 	}
@@ -161,7 +152,7 @@ func (c *Check) runSuite(ctx context.Context) (*Report, error) {
 }
 
 // runScenario renders (or reads) one scenario and checks it.
-func (c *Check) runScenario(ctx context.Context, suite *Suite, ch *Chart, sc *Scenario) ScenarioResult {
+func (c *Check) runScenario(ctx context.Context, suite *suite, ch *loadedChart, sc *scenario) ScenarioResult {
 	result := ScenarioResult{Name: sc.Name}
 	if sc.Manifests != "" {
 		checked, err := c.checkManifests(suite.resolve(sc.Manifests), sc.Manifests, &sc.Expect)
@@ -172,17 +163,17 @@ func (c *Check) runScenario(ctx context.Context, suite *Suite, ch *Chart, sc *Sc
 		result.Checks = checked.Checks
 		return result
 	}
-	opts, err := suite.renderOptions(sc, RenderOptions{ReleaseName: c.Release.Name, Namespace: c.Release.Namespace, KubeVersion: c.Release.KubeVersion})
+	opts, err := suite.renderOptions(sc, renderOptions{ReleaseName: c.Release.Name, Namespace: c.Release.Namespace, KubeVersion: c.Release.KubeVersion})
 	if err != nil {
 		result.RenderError = err.Error()
 		return result
 	}
 	result.Release = defaultString(opts.ReleaseName, DefaultReleaseName)
 	result.Namespace = defaultString(opts.Namespace, DefaultNamespace)
-	rendered, err := ch.Render(ctx, opts, c.postRenderer())
+	rendered, err := ch.Render(ctx, opts, imageRefreshPostRenderer())
 	if sc.ExpectError != "" {
 		cs := &checkSet{}
-		cs.add(ExpectError, expectRenderError(sc.ExpectError, err))
+		cs.add(expectErrorCheck, expectRenderError(sc.ExpectError, err))
 		result.Checks = cs.results
 		return result
 	}
@@ -208,8 +199,8 @@ func expectRenderError(want string, err error) []Finding {
 
 // checkRendered checks a rendered release; objects without a namespace are the release
 // namespace's.
-func (c *Check) checkRendered(rendered *Rendered, namespace string, expect *Expectations) ScenarioResult {
-	stream, err := ParseStream(rendered.Output)
+func (c *Check) checkRendered(rendered *renderOutput, namespace string, expect *expectations) ScenarioResult {
+	stream, err := parseStream(rendered.Output)
 	if err != nil {
 		return ScenarioResult{RenderError: fmt.Sprintf("post-rendered stream: %v", err)}
 	}
@@ -218,7 +209,7 @@ func (c *Check) checkRendered(rendered *Rendered, namespace string, expect *Expe
 }
 
 // checkScenario runs the built-in contract, then the expectations, over one stream.
-func checkScenario(s *Stream, postRendered bool, postRenderErr error, expect *Expectations) []CheckResult {
+func checkScenario(s *stream, postRendered bool, postRenderErr error, expect *expectations) []CheckResult {
 	cs := &checkSet{}
 	c := &contract{stream: s}
 	c.check(cs, postRendered, postRenderErr)
@@ -231,17 +222,17 @@ func checkScenario(s *Stream, postRendered bool, postRenderErr error, expect *Ex
 // readStream reads and parses a rendered stream, named display in errors. A stream without
 // objects is a usage error: in `helm template ... | chartcheck --manifests -` it means helm
 // failed, and checking nothing must not pass.
-func readStream(path, display string, stdin io.Reader) (*Stream, error) {
+func readStream(path, display string, stdin io.Reader) (*stream, error) {
 	data, err := readManifests(path, stdin)
 	if err != nil {
 		return nil, err
 	}
-	stream, err := ParseStream(data)
+	stream, err := parseStream(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", display, err)
 	}
 	if len(stream.Docs) == 0 {
-		return nil, usageError("%s: empty stream: no Kubernetes object to check (did the command that rendered it fail?)", display)
+		return nil, usagef("%s: empty stream: no Kubernetes object to check (did the command that rendered it fail?)", display)
 	}
 	return stream, nil
 }

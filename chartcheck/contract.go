@@ -16,24 +16,24 @@ import (
 
 // Names of the built-in checks, in the order they run and are reported.
 const (
-	CheckPostRender     = "post-render"
-	CheckUniqueObjects  = "unique-objects"
-	CheckRefreshConfig  = "refresh-config"
-	CheckCronJob        = "cronjob-presence"
-	CheckCronJobConfig  = "cronjob-config"
-	CheckSchedule       = "cronjob-schedule"
-	CheckPodSecurity    = "pod-security"
-	CheckRBAC           = "rbac"
-	CheckTargets        = "targets"
-	CheckSetEnv         = "set-env"
-	CheckRolloutRestart = "rollout-restart"
-	CheckAnnotations    = "annotations"
+	postRenderCheck     = "post-render"
+	uniqueObjectsCheck  = "unique-objects"
+	refreshConfigCheck  = "refresh-config"
+	cronJobCheck        = "cronjob-presence"
+	cronJobConfigCheck  = "cronjob-config"
+	scheduleCheck       = "cronjob-schedule"
+	podSecurityCheck    = "pod-security"
+	rbacCheck           = "rbac"
+	targetsCheck        = "targets"
+	setEnvCheck         = "set-env"
+	rolloutRestartCheck = "rollout-restart"
+	annotationsCheck    = "annotations"
 )
 
 // contract is what the built-in checks look at: the stream and the refresh config found in it.
 type contract struct {
-	stream    *Stream
-	configDoc *Document
+	stream    *stream
+	configDoc *document
 	cfg       *config.RefreshConfig
 	// targets are the floating images' targets, resolved by the contract's namespace
 	// precedence before cfg's namespace was defaulted to the ConfigMap's.
@@ -41,14 +41,8 @@ type contract struct {
 	// keys are every image's target, namespace resolved the same way, by image index.
 	keys []config.TargetKey
 	// cronJob is the CronJob named after the config, if the stream has one.
-	cronJobDoc *Document
+	cronJobDoc *document
 	cronJob    *batchv1.CronJob
-}
-
-// CheckStream runs the built-in contract over a rendered stream. postRenderErr is the
-// post-renderer's refusal, if it refused; the objects it would have injected are then not checked.
-func CheckStream(s *Stream, postRendered bool, postRenderErr error) []CheckResult {
-	return checkScenario(s, postRendered, postRenderErr, nil)
 }
 
 func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
@@ -57,62 +51,62 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 		if postRenderErr != nil {
 			findings = postRenderFindings(postRenderErr)
 		}
-		cs.add(CheckPostRender, findings)
+		cs.add(postRenderCheck, findings)
 	}
-	cs.add(CheckUniqueObjects, c.checkUniqueObjects())
+	cs.add(uniqueObjectsCheck, c.checkUniqueObjects())
 
 	findings, ok := c.loadConfig()
-	cs.add(CheckRefreshConfig, findings)
+	cs.add(refreshConfigCheck, findings)
 	if !ok {
-		for _, name := range []string{CheckCronJob, CheckCronJobConfig, CheckSchedule, CheckPodSecurity, CheckRBAC, CheckTargets, CheckSetEnv, CheckRolloutRestart, CheckAnnotations} {
+		for _, name := range []string{cronJobCheck, cronJobConfigCheck, scheduleCheck, podSecurityCheck, rbacCheck, targetsCheck, setEnvCheck, rolloutRestartCheck, annotationsCheck} {
 			cs.skip(name, "the refresh config is invalid")
 		}
 		return
 	}
 
-	injectedChecks := []string{CheckCronJob, CheckCronJobConfig, CheckSchedule, CheckPodSecurity, CheckRBAC}
+	injectedChecks := []string{cronJobCheck, cronJobConfigCheck, scheduleCheck, podSecurityCheck, rbacCheck}
 	if postRenderErr != nil {
 		for _, name := range injectedChecks {
 			cs.skip(name, "the post-renderer refused the release")
 		}
 	} else {
-		cs.add(CheckCronJob, c.checkCronJobPresence())
+		cs.add(cronJobCheck, c.checkCronJobPresence())
 		switch {
 		case c.cfg == nil || !c.cfg.AnyFloating():
-			for _, name := range []string{CheckCronJobConfig, CheckSchedule, CheckPodSecurity} {
+			for _, name := range []string{cronJobConfigCheck, scheduleCheck, podSecurityCheck} {
 				cs.skip(name, nothingFloats(c.cfg))
 			}
-			cs.add(CheckRBAC, c.checkNothingInjected())
+			cs.add(rbacCheck, c.checkNothingInjected())
 		case c.cronJob == nil:
 			for _, name := range injectedChecks[1:] {
-				cs.skip(name, "no CronJob "+quoted(c.cfg.Metadata.Name)+" (see "+CheckCronJob+")")
+				cs.skip(name, "no CronJob "+quoted(c.cfg.Metadata.Name)+" (see "+cronJobCheck+")")
 			}
 		default:
-			cs.add(CheckCronJobConfig, c.checkCronJobConfig())
-			cs.add(CheckSchedule, c.checkSchedule())
-			cs.add(CheckPodSecurity, checkRestrictedPod(c.cronJobDoc, &c.cronJob.Spec.JobTemplate.Spec.Template, true))
-			cs.add(CheckRBAC, c.checkRBAC())
+			cs.add(cronJobConfigCheck, c.checkCronJobConfig())
+			cs.add(scheduleCheck, c.checkSchedule())
+			cs.add(podSecurityCheck, checkRestrictedPod(c.cronJobDoc, &c.cronJob.Spec.JobTemplate.Spec.Template, true))
+			cs.add(rbacCheck, c.checkRBAC())
 		}
 	}
 
 	if c.cfg == nil || !c.cfg.AnyFloating() {
-		for _, name := range []string{CheckTargets, CheckSetEnv, CheckRolloutRestart, CheckAnnotations} {
+		for _, name := range []string{targetsCheck, setEnvCheck, rolloutRestartCheck, annotationsCheck} {
 			cs.skip(name, nothingFloats(c.cfg))
 		}
 		return
 	}
 	targets := c.resolveTargets()
-	cs.add(CheckTargets, targets.findings)
-	cs.add(CheckSetEnv, c.checkSetEnv(targets))
-	cs.add(CheckRolloutRestart, c.checkRolloutRestart(targets))
-	cs.add(CheckAnnotations, c.checkAnnotations(targets))
+	cs.add(targetsCheck, targets.findings)
+	cs.add(setEnvCheck, c.checkSetEnv(targets))
+	cs.add(rolloutRestartCheck, c.checkRolloutRestart(targets))
+	cs.add(annotationsCheck, c.checkAnnotations(targets))
 }
 
 // checkUniqueObjects: one object per kind, namespace and name. The cluster holds one object for
 // both documents, so one overwrites the other, and the checks read only the first.
 func (c *contract) checkUniqueObjects() []Finding {
 	type groupKindName struct{ group, kind, name string }
-	seen := map[groupKindName][]*Document{}
+	seen := map[groupKindName][]*document{}
 	var findings []Finding
 	for _, d := range c.stream.Docs {
 		if d.Name == "" {
@@ -142,7 +136,7 @@ func quoted(s string) string { return fmt.Sprintf("%q", s) }
 // loadConfig finds the ConfigMap labelled image-refresh.io/config=true and parses its
 // refresh.yaml with the contract's own parser. ok is false when a config is present but unusable.
 func (c *contract) loadConfig() (findings []Finding, ok bool) {
-	var docs []*Document
+	var docs []*document
 	var configMaps []*corev1.ConfigMap
 	for _, d := range c.stream.OfKind("ConfigMap") {
 		var cm corev1.ConfigMap
@@ -210,7 +204,7 @@ func (c *contract) loadConfig() (findings []Finding, ok bool) {
 // target is a floating image's resolved workload.
 type target struct {
 	image      config.Image
-	doc        *Document
+	doc        *document
 	deployment *appsv1.Deployment
 	container  *corev1.Container
 }
@@ -293,7 +287,7 @@ func (c *contract) checkSetEnv(resolved resolvedTargets) []Finding {
 
 // envSourceDefining returns the ConfigMap or Secret of the stream, of kind and name in
 // namespace, that defines key.
-func (c *contract) envSourceDefining(kind, name, key, namespace string) *Document {
+func (c *contract) envSourceDefining(kind, name, key, namespace string) *document {
 	for _, d := range c.stream.Find(kind, namespace, name) {
 		var data rules.EnvData
 		if d.Decode(&data) == nil && data.Defines(key) {

@@ -21,7 +21,7 @@ import (
 
 // refresherCronJob is a CronJob of the stream that is image-refresh's.
 type refresherCronJob struct {
-	doc     *Document
+	doc     *document
 	cronJob *batchv1.CronJob
 	// named: it is named after the config, in the config's namespace.
 	named bool

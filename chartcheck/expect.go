@@ -17,40 +17,40 @@ import (
 
 // Names of the expectation checks; image checks are "expect.image/<name>".
 const (
-	ExpectError       = "expect.error"
-	ExpectConfig      = "expect.config"
-	ExpectCronJob     = "expect.cronJob"
-	ExpectSchedule    = "expect.schedule"
-	ExpectPodSecurity = "expect.podSecurity"
-	ExpectImagePrefix = "expect.image/"
-	// ExpectEnvPrefix is followed by deployment/container/name.
-	ExpectEnvPrefix = "expect.env/"
+	expectErrorCheck       = "expect.error"
+	expectConfigCheck      = "expect.config"
+	expectCronJobCheck     = "expect.cronJob"
+	expectScheduleCheck    = "expect.schedule"
+	expectPodSecurityCheck = "expect.podSecurity"
+	expectImageCheckPrefix = "expect.image/"
+	// expectEnvCheckPrefix is followed by deployment/container/name.
+	expectEnvCheckPrefix = "expect.env/"
 )
 
-func (e *Expectations) check(c *contract, cs *checkSet) {
+func (e *expectations) check(c *contract, cs *checkSet) {
 	if e.Config != "" {
-		cs.add(ExpectConfig, c.expectConfig(e.Config))
+		cs.add(expectConfigCheck, c.expectConfig(e.Config))
 	}
 	if e.CronJob != "" {
-		cs.add(ExpectCronJob, c.expectCronJob(e.CronJob))
+		cs.add(expectCronJobCheck, c.expectCronJob(e.CronJob))
 	}
 	if e.Schedule != "" {
-		cs.add(ExpectSchedule, c.expectSchedule(e.Schedule))
+		cs.add(expectScheduleCheck, c.expectSchedule(e.Schedule))
 	}
 	if e.PodSecurity != "" {
-		cs.add(ExpectPodSecurity, c.expectRestrictedPods())
+		cs.add(expectPodSecurityCheck, c.expectRestrictedPods())
 	}
 	for _, n := range slices.Sorted(maps.Keys(e.Images)) {
 		want := e.Images[n]
-		cs.add(ExpectImagePrefix+n, c.expectImage(n, &want))
+		cs.add(expectImageCheckPrefix+n, c.expectImage(n, &want))
 	}
 	for _, env := range e.Env {
-		cs.add(ExpectEnvPrefix+path.Join(env.Deployment, env.Container, env.Name), c.expectEnv(env))
+		cs.add(expectEnvCheckPrefix+path.Join(env.Deployment, env.Container, env.Name), c.expectEnv(env))
 	}
 }
 
-func (c *contract) expectEnv(e EnvExpectation) []Finding {
-	i := slices.IndexFunc(c.stream.OfKind(config.KindDeployment), func(d *Document) bool { return d.Name == e.Deployment })
+func (c *contract) expectEnv(e envExpectation) []Finding {
+	i := slices.IndexFunc(c.stream.OfKind(config.KindDeployment), func(d *document) bool { return d.Name == e.Deployment })
 	if i < 0 {
 		return []Finding{{Document: "stream", Expected: fmt.Sprintf("Deployment %q", e.Deployment), Found: "no such object"}}
 	}
@@ -59,20 +59,20 @@ func (c *contract) expectEnv(e EnvExpectation) []Finding {
 	return c.expectRenderedEnv(rules.Target{Image: config.Image{Env: e.Name, Target: target}, Key: target.Key()}, *e.Value)
 }
 
-func (c *contract) expectConfig(want Presence) []Finding {
+func (c *contract) expectConfig(want presence) []Finding {
 	label := fmt.Sprintf("ConfigMap labelled %s=true", config.ConfigLabel)
 	switch {
-	case want == Present && c.configDoc == nil:
+	case want == present && c.configDoc == nil:
 		return []Finding{{Document: "stream", Expected: "a " + label, Found: "none"}}
-	case want == Absent && c.configDoc != nil:
+	case want == absent && c.configDoc != nil:
 		return []Finding{{Document: c.configDoc.String(), Expected: "no " + label, Found: "one"}}
 	}
 	return nil
 }
 
-func (c *contract) expectCronJob(want Presence) []Finding {
+func (c *contract) expectCronJob(want presence) []Finding {
 	cronJobs, _ := c.refresherCronJobs() // a CronJob that does not decode is cronjob-presence's finding
-	if want == Present && len(cronJobs) == 0 {
+	if want == present && len(cronJobs) == 0 {
 		doc := "stream"
 		if c.configDoc != nil {
 			doc = c.configDoc.String()
@@ -80,7 +80,7 @@ func (c *contract) expectCronJob(want Presence) []Finding {
 		return []Finding{{Document: doc, Expected: "an image-refresh CronJob", Found: "none"}}
 	}
 	var findings []Finding
-	if want == Absent {
+	if want == absent {
 		for _, r := range cronJobs {
 			findings = append(findings, Finding{Document: r.doc.String(), Expected: "no image-refresh CronJob", Found: "one (" + r.evidence + ")"})
 		}
@@ -90,7 +90,7 @@ func (c *contract) expectCronJob(want Presence) []Finding {
 
 func (c *contract) noConfig() []Finding {
 	if c.configDoc != nil {
-		return []Finding{{Document: c.configDoc.String(), Expected: "a valid refresh config", Found: "an invalid one (see " + CheckRefreshConfig + ")"}}
+		return []Finding{{Document: c.configDoc.String(), Expected: "a valid refresh config", Found: "an invalid one (see " + refreshConfigCheck + ")"}}
 	}
 	return []Finding{{Document: "stream", Expected: fmt.Sprintf("a ConfigMap labelled %s=true", config.ConfigLabel), Found: "none"}}
 }
@@ -137,7 +137,7 @@ func (c *contract) expectRestrictedPods() []Finding {
 	return findings
 }
 
-func (c *contract) expectImage(imageName string, want *ImageExpectation) []Finding {
+func (c *contract) expectImage(imageName string, want *imageExpectation) []Finding {
 	if c.cfg == nil {
 		return c.noConfig()
 	}
@@ -212,12 +212,12 @@ func (c *contract) expectRenderedEnv(rt rules.Target, want string) []Finding {
 		}
 	}
 	expected := fmt.Sprintf("env %s=%q on container %q", img.Env, want, img.Target.Container)
-	if want == string(Absent) {
+	if want == string(absent) {
 		expected = fmt.Sprintf("no env %s on container %q", img.Env, img.Target.Container)
 	}
 	found := "value " + strings.Join(rendered, ", ")
 	switch {
-	case want == string(Absent) && len(rendered) == 0:
+	case want == string(absent) && len(rendered) == 0:
 		return nil
 	case len(rendered) == 1 && rendered[0] == fmt.Sprintf("%q", want):
 		return nil

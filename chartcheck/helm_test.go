@@ -24,7 +24,7 @@ func TestRenderMatchesHelmTemplate(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building postrender: %v\n%s", err, out)
 	}
-	ch, err := LoadChart(clientChart)
+	ch, err := loadChart(clientChart)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestRenderMatchesHelmTemplate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := ch.Render(context.Background(), RenderOptions{ReleaseName: tt.release, Namespace: tt.namespace, Values: vals}, imageRefreshPostRenderer())
+			got, err := ch.Render(context.Background(), renderOptions{ReleaseName: tt.release, Namespace: tt.namespace, Values: vals}, imageRefreshPostRenderer())
 			if err != nil {
 				t.Fatal(err)
 			}

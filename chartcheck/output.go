@@ -24,7 +24,7 @@ func ParseFormat(s string) (Format, error) {
 	case FormatText, FormatJSON, FormatJUnit:
 		return f, nil
 	}
-	return "", usageError("-o %q: must be text, json or junit", s)
+	return "", usagef("-o %q: must be text, json or junit", s)
 }
 
 // WriteReport writes a check report in the format.
@@ -65,7 +65,7 @@ func writeReportText(w io.Writer, r *Report) error {
 		switch {
 		case s.RenderError != "":
 			verdict = "ERROR"
-		case s.Failed():
+		case s.failed():
 			verdict = "FAIL"
 		}
 		if verdict != "PASS" {
@@ -196,7 +196,7 @@ func WritePlan(w io.Writer, p *PlanReport, f Format) error {
 	case FormatText:
 		err = writePlanText(w, p)
 	default:
-		return usageError("-o %s: plan writes text or json", f)
+		return usagef("-o %s: plan writes text or json", f)
 	}
 	if err != nil {
 		return fmt.Errorf("writing plan: %w", err)

@@ -74,12 +74,12 @@ type TokenRequest struct {
 // Run renders the chart (without post-rendering: the config is the chart's) or reads the stream,
 // and plans every image of its refresh config.
 func (p *Plan) Run(ctx context.Context) (*PlanReport, error) {
-	var stream *Stream
+	var stream *stream
 	switch {
 	case p.ManifestsPath != "" && p.ChartPath != "":
-		return nil, usageError("--manifests plans a rendered stream: it excludes CHART")
+		return nil, usagef("--manifests plans a rendered stream: it excludes CHART")
 	case p.ManifestsPath != "" && hasValues(p.Values):
-		return nil, usageError("--manifests plans a rendered stream: values flags do not apply")
+		return nil, usagef("--manifests plans a rendered stream: values flags do not apply")
 	case p.ManifestsPath != "":
 		var err error
 		if stream, err = readStream(p.ManifestsPath, p.ManifestsPath, p.Stdin); err != nil {
@@ -90,11 +90,11 @@ func (p *Plan) Run(ctx context.Context) (*PlanReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		if stream, err = ParseStream(rendered.Output); err != nil {
+		if stream, err = parseStream(rendered.Output); err != nil {
 			return nil, fmt.Errorf("rendered chart %s: %w", p.ChartPath, err)
 		}
 	default:
-		return nil, usageError("nothing to plan: give CHART or --manifests FILE")
+		return nil, usagef("nothing to plan: give CHART or --manifests FILE")
 	}
 	c := &contract{stream: stream}
 	if findings, ok := c.loadConfig(); !ok {
@@ -103,10 +103,11 @@ func (p *Plan) Run(ctx context.Context) (*PlanReport, error) {
 	if c.cfg == nil {
 		return &PlanReport{}, nil
 	}
-	return planConfig(c.cfg)
+	return newPlanReport(c.cfg)
 }
 
-func planConfig(cfg *config.RefreshConfig) (*PlanReport, error) {
+// newPlanReport plans every image of a refresh config.
+func newPlanReport(cfg *config.RefreshConfig) (*PlanReport, error) {
 	report := &PlanReport{Config: &PlanConfig{Name: cfg.Metadata.Name, Namespace: cfg.Metadata.Namespace, Schedule: cfg.Spec.Schedule}}
 	for _, img := range cfg.Spec.Images {
 		tag, err := name.NewTag(img.Reference())

@@ -19,7 +19,7 @@ var restrictedEvaluator = sync.OnceValues(func() (policy.Evaluator, error) {
 // checkRestrictedPod evaluates a pod template against Pod Security "restricted" (latest). With
 // readOnlyRoot, every container must also have a read-only root filesystem, which image-refresh's
 // CronJob promises on top of the standard.
-func checkRestrictedPod(doc *Document, tmpl *corev1.PodTemplateSpec, readOnlyRoot bool) []Finding {
+func checkRestrictedPod(doc *document, tmpl *corev1.PodTemplateSpec, readOnlyRoot bool) []Finding {
 	evaluator, err := restrictedEvaluator()
 	if err != nil {
 		return []Finding{{Document: doc.String(), Expected: "a Pod Security evaluator", Found: err.Error()}}

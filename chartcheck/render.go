@@ -24,26 +24,26 @@ const (
 	DefaultNamespace   = "default"
 )
 
-// loadChart is the chart loader; a variable so a test can count loads.
-var loadChart = loader.Load
+// chartLoader is the chart loader; a variable so a test can count loads.
+var chartLoader = loader.Load
 
-// Chart is a chart loaded once and rendered any number of times.
-type Chart struct {
+// loadedChart is a chart loaded once and rendered any number of times.
+type loadedChart struct {
 	Path  string
 	chart *chart.Chart
 }
 
-// LoadChart loads a chart directory or archive.
-func LoadChart(path string) (*Chart, error) {
-	ch, err := loadChart(path)
+// loadChart loads a chart directory or archive.
+func loadChart(path string) (*loadedChart, error) {
+	ch, err := chartLoader(path)
 	if err != nil {
 		return nil, fmt.Errorf("loading chart %s: %w", path, err)
 	}
-	return &Chart{Path: path, chart: ch}, nil
+	return &loadedChart{Path: path, chart: ch}, nil
 }
 
-// RenderOptions are the release and values of one render.
-type RenderOptions struct {
+// renderOptions are the release and values of one render.
+type renderOptions struct {
 	ReleaseName string
 	Namespace   string
 	KubeVersion string
@@ -55,8 +55,8 @@ type RenderOptions struct {
 	ReuseValues map[string]any
 }
 
-// Rendered is the outcome of one render.
-type Rendered struct {
+// renderOutput is the outcome of one render.
+type renderOutput struct {
 	// Manifest is the chart's output (hooks excluded, as Helm 3 post-renders only these).
 	Manifest []byte
 	// Output is the post-rendered stream, or Manifest when the post-renderer refused it.
@@ -67,13 +67,13 @@ type Rendered struct {
 
 // Render renders the chart as `helm install --dry-run` would (client-only, with an explicit
 // Kubernetes version), then runs the post-renderer, if any, on the manifest. An error means the
-// chart itself could not be rendered; a post-renderer refusal is reported in Rendered.
-func (c *Chart) Render(ctx context.Context, opts RenderOptions, pr helmpostrender.PostRenderer) (*Rendered, error) {
+// chart itself could not be rendered; a post-renderer refusal is reported in renderOutput.
+func (c *loadedChart) Render(ctx context.Context, opts renderOptions, pr helmpostrender.PostRenderer) (*renderOutput, error) {
 	manifest, err := c.renderManifest(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	out := &Rendered{Manifest: manifest, Output: manifest}
+	out := &renderOutput{Manifest: manifest, Output: manifest}
 	if pr == nil {
 		return out, nil
 	}
@@ -86,7 +86,7 @@ func (c *Chart) Render(ctx context.Context, opts RenderOptions, pr helmpostrende
 	return out, nil
 }
 
-func (c *Chart) renderManifest(ctx context.Context, opts RenderOptions) ([]byte, error) {
+func (c *loadedChart) renderManifest(ctx context.Context, opts renderOptions) ([]byte, error) {
 	kubeVersion, err := chartutil.ParseKubeVersion(defaultString(opts.KubeVersion, DefaultKubeVersion))
 	if err != nil {
 		return nil, fmt.Errorf("--kube-version: %w", err)

@@ -55,8 +55,8 @@ type ScenarioResult struct {
 	Checks      []CheckResult `json:"checks"`
 }
 
-// Failed reports whether any check failed.
-func (s *ScenarioResult) Failed() bool {
+// failed reports whether any check failed.
+func (s *ScenarioResult) failed() bool {
 	for _, c := range s.Checks {
 		if c.Status == StatusFail {
 			return true
@@ -73,7 +73,7 @@ type Report struct {
 // Failed reports whether any check of any scenario failed.
 func (r *Report) Failed() bool {
 	for i := range r.Scenarios {
-		if r.Scenarios[i].Failed() {
+		if r.Scenarios[i].failed() {
 			return true
 		}
 	}
@@ -90,8 +90,8 @@ func (r *Report) RenderFailed() bool {
 	return false
 }
 
-// Findings are every finding of the report, one line each: "scenario/check: finding".
-func (r *Report) Findings() []string {
+// findings are every finding of the report, one line each: "scenario/check: finding".
+func (r *Report) findings() []string {
 	var out []string
 	for _, s := range r.Scenarios {
 		if s.RenderError != "" {

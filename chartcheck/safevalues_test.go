@@ -17,7 +17,7 @@ import (
 // it renders, and the contract accepts them; a pinned image gets no soak (the contract refuses
 // one).
 func TestChartSafeRefreshValues(t *testing.T) {
-	ch, err := LoadChart(clientChart)
+	ch, err := loadChart(clientChart)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestChartSafeRefreshValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ch.Render(context.Background(), RenderOptions{ReleaseName: "stg", Namespace: "tracebloc", Values: vals}, nil)
+	got, err := ch.Render(context.Background(), renderOptions{ReleaseName: "stg", Namespace: "tracebloc", Values: vals}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

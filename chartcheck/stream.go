@@ -25,8 +25,8 @@ const helmHookAnnotation = "helm.sh/hook"
 // helm4FilenameAnnotation is how Helm 4 tells a post-renderer which template a document came from.
 const helm4FilenameAnnotation = "postrenderer.helm.sh/postrender-filename"
 
-// Document is one object of a rendered stream.
-type Document struct {
+// document is one object of a rendered stream.
+type document struct {
 	// Index is the 1-based position among the stream's non-empty documents.
 	Index int
 	// Item is the object's path inside a List document ("items[0]"), empty for a document.
@@ -47,7 +47,7 @@ type Document struct {
 
 // String names the document the way every finding does:
 // `Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml)`.
-func (d *Document) String() string {
+func (d *document) String() string {
 	if d == nil {
 		return "stream"
 	}
@@ -61,16 +61,16 @@ func (d *Document) String() string {
 // Decode unmarshals the document into a typed object (appsv1.Deployment, batchv1.CronJob, ...)
 // the way Kubernetes decodes it (rules.Decode: aliases and merge keys resolved, the last of
 // duplicate keys wins, field names case-sensitive).
-func (d *Document) Decode(into any) error {
+func (d *document) Decode(into any) error {
 	if err := rules.Decode(d.Raw, into); err != nil {
 		return fmt.Errorf("decoding %s: %w", d, err)
 	}
 	return nil
 }
 
-// Stream is a parsed multi-document manifest: its objects, Lists flattened.
-type Stream struct {
-	Docs []*Document
+// stream is a parsed multi-document manifest: its objects, Lists flattened.
+type stream struct {
+	Docs []*document
 }
 
 type objectHeader struct {
@@ -84,13 +84,13 @@ type objectHeader struct {
 	} `json:"metadata"`
 }
 
-// ParseStream splits a rendered stream into objects. Documents holding only comments or
+// parseStream splits a rendered stream into objects. Documents holding only comments or
 // whitespace are dropped; anything else must be a Kubernetes object with a kind. A List (any
 // object with a top-level items array) stands for its items, nested Lists included: Helm's kube
 // client flattens them so before applying, and a check that saw only the List would miss them.
-func ParseStream(data []byte) (*Stream, error) {
+func parseStream(data []byte) (*stream, error) {
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	s := &Stream{}
+	s := &stream{}
 	for index := 1; ; {
 		chunk, err := reader.Read()
 		if errors.Is(err, io.EOF) {
@@ -102,7 +102,7 @@ func ParseStream(data []byte) (*Stream, error) {
 		if isBlank(chunk) {
 			continue
 		}
-		if err := s.add(&Document{Index: index, Source: helmSource(chunk), Raw: chunk}); err != nil {
+		if err := s.add(&document{Index: index, Source: helmSource(chunk), Raw: chunk}); err != nil {
 			return nil, err
 		}
 		index++
@@ -110,7 +110,7 @@ func ParseStream(data []byte) (*Stream, error) {
 }
 
 // add reads an object's header and appends it, or, for a List, its items.
-func (s *Stream) add(d *Document) error {
+func (s *stream) add(d *document) error {
 	var header objectHeader
 	if err := yaml.Unmarshal(d.Raw, &header); err != nil {
 		return fmt.Errorf("%s: not a Kubernetes object: %w", d.position(), err)
@@ -140,7 +140,7 @@ func (s *Stream) add(d *Document) error {
 			if hook == "" {
 				hook = d.Hook
 			}
-			item := &Document{Index: d.Index, Item: itemPath, Source: d.Source, Hook: hook, Raw: item, listKind: header.Kind, listAPIVersion: header.APIVersion}
+			item := &document{Index: d.Index, Item: itemPath, Source: d.Source, Hook: hook, Raw: item, listKind: header.Kind, listAPIVersion: header.APIVersion}
 			if err := s.add(item); err != nil {
 				return err
 			}
@@ -160,7 +160,7 @@ func (s *Stream) add(d *Document) error {
 }
 
 // location is "document 3", or "document 3 items[0]" for an item of a List.
-func (d *Document) location() string {
+func (d *document) location() string {
 	if d.Item == "" {
 		return fmt.Sprintf("document %d", d.Index)
 	}
@@ -168,7 +168,7 @@ func (d *Document) location() string {
 }
 
 // position names a document before its kind is known: "document 3 items[0] (c/templates/x.yaml)".
-func (d *Document) position() string { return d.location() + sourceSuffix(d.Source) }
+func (d *document) position() string { return d.location() + sourceSuffix(d.Source) }
 
 func sourceSuffix(source string) string {
 	if source == "" {
@@ -211,16 +211,16 @@ var clusterScoped = map[string]bool{
 }
 
 // Group is the document's API group, "" for the core group (apiVersion "v1").
-func (d *Document) Group() string {
+func (d *document) Group() string {
 	return rules.Group(d.APIVersion)
 }
 
 // isKind reports whether the document is of a kind, in the group the checks know it by.
-func (d *Document) isKind(kind string) bool { return rules.IsKind(d.APIVersion, d.Kind, kind) }
+func (d *document) isKind(kind string) bool { return rules.IsKind(d.APIVersion, d.Kind, kind) }
 
 // DefaultNamespace puts every namespaced object without a namespace into namespace, as Helm's
 // kube client does with the release namespace when it applies the stream.
-func (s *Stream) DefaultNamespace(namespace string) {
+func (s *stream) DefaultNamespace(namespace string) {
 	for _, d := range s.Docs {
 		if d.Namespace == "" && !clusterScoped[d.Kind] {
 			d.Namespace = namespace
@@ -229,8 +229,8 @@ func (s *Stream) DefaultNamespace(namespace string) {
 }
 
 // Find returns the documents of a kind, namespace and name.
-func (s *Stream) Find(kind, namespace, name string) []*Document {
-	var out []*Document
+func (s *stream) Find(kind, namespace, name string) []*document {
+	var out []*document
 	for _, d := range s.Docs {
 		if d.isKind(kind) && d.Name == name && d.Namespace == namespace {
 			out = append(out, d)
@@ -240,8 +240,8 @@ func (s *Stream) Find(kind, namespace, name string) []*Document {
 }
 
 // OfKind returns the documents of one kind, in stream order.
-func (s *Stream) OfKind(kind string) []*Document {
-	var out []*Document
+func (s *stream) OfKind(kind string) []*document {
+	var out []*document
 	for _, d := range s.Docs {
 		if d.isKind(kind) {
 			out = append(out, d)

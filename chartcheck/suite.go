@@ -19,24 +19,24 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
-// Suite is a chartcheck suite file: scenarios, each a render of the chart (or a rendered stream)
+// suite is a chartcheck suite file: scenarios, each a render of the chart (or a rendered stream)
 // with expectations on top of the built-in contract. Paths are relative to the suite file.
-type Suite struct {
+type suite struct {
 	// Chart is the chart directory or archive; the CHART argument overrides it.
 	Chart string `yaml:"chart"`
 	// Release, Namespace and KubeVersion are the defaults of every scenario.
 	Release     string     `yaml:"release"`
 	Namespace   string     `yaml:"namespace"`
 	KubeVersion string     `yaml:"kubeVersion"`
-	Scenarios   []Scenario `yaml:"scenarios"`
+	Scenarios   []scenario `yaml:"scenarios"`
 	// Definitions is not read: it holds YAML anchors that scenarios share (expect: *name).
 	Definitions yaml.Node `yaml:"definitions"`
 
 	dir string
 }
 
-// Scenario is one render and what it must produce.
-type Scenario struct {
+// scenario is one render and what it must produce.
+type scenario struct {
 	Name      string `yaml:"name"`
 	Release   string `yaml:"release"`
 	Namespace string `yaml:"namespace"`
@@ -54,35 +54,35 @@ type Scenario struct {
 	Manifests string `yaml:"manifests"`
 	// ExpectError makes the scenario pass only if rendering fails with this text.
 	ExpectError string       `yaml:"expectError"`
-	Expect      Expectations `yaml:"expect"`
+	Expect      expectations `yaml:"expect"`
 }
 
-// Presence is "present" or "absent".
-type Presence string
+// presence is "present" or "absent".
+type presence string
 
 const (
-	Present Presence = "present"
-	Absent  Presence = "absent"
+	present presence = "present"
+	absent  presence = "absent"
 )
 
-// Expectations are what a scenario's stream must contain, beyond the built-in contract.
-type Expectations struct {
+// expectations are what a scenario's stream must contain, beyond the built-in contract.
+type expectations struct {
 	// CronJob: is there a CronJob running the refresher?
-	CronJob Presence `yaml:"cronJob"`
+	CronJob presence `yaml:"cronJob"`
 	// Config: is there a ConfigMap labelled image-refresh.io/config=true?
-	Config Presence `yaml:"config"`
+	Config presence `yaml:"config"`
 	// Schedule is the config's schedule (defaults applied).
 	Schedule string `yaml:"schedule"`
 	// PodSecurity "restricted": every pod template in the stream passes Pod Security restricted.
 	PodSecurity string `yaml:"podSecurity"`
 	// Images are keyed by the config's image name.
-	Images map[string]ImageExpectation `yaml:"images"`
+	Images map[string]imageExpectation `yaml:"images"`
 	// Env are variables the chart renders, or not, with or without a refresh config.
-	Env []EnvExpectation `yaml:"env"`
+	Env []envExpectation `yaml:"env"`
 }
 
-// EnvExpectation is one env var of a Deployment's container.
-type EnvExpectation struct {
+// envExpectation is one env var of a Deployment's container.
+type envExpectation struct {
 	Deployment string `yaml:"deployment"`
 	Container  string `yaml:"container"`
 	Name       string `yaml:"name"`
@@ -90,8 +90,8 @@ type EnvExpectation struct {
 	Value *string `yaml:"value"`
 }
 
-// ImageExpectation is one refresh-config image; empty fields are not checked.
-type ImageExpectation struct {
+// imageExpectation is one refresh-config image; empty fields are not checked.
+type imageExpectation struct {
 	Pinned *bool  `yaml:"pinned"`
 	Action string `yaml:"action"`
 	Env    string `yaml:"env"`
@@ -108,15 +108,15 @@ type ImageExpectation struct {
 	RenderedEnv string `yaml:"renderedEnv"`
 }
 
-// LoadSuite reads and validates a suite file.
-func LoadSuite(path string) (*Suite, error) {
+// loadSuite reads and validates a suite file.
+func loadSuite(path string) (*suite, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading suite: %w", err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	var s Suite
+	var s suite
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("suite %s: %w", path, err)
 	}
@@ -127,7 +127,7 @@ func LoadSuite(path string) (*Suite, error) {
 	return &s, nil
 }
 
-func (s *Suite) validate() error {
+func (s *suite) validate() error {
 	var errs []error
 	if len(s.Scenarios) == 0 {
 		errs = append(errs, errors.New("scenarios: at least one is required"))
@@ -155,10 +155,10 @@ func (s *Suite) validate() error {
 		}
 		for _, p := range []struct {
 			field string
-			value Presence
+			value presence
 		}{{"cronJob", sc.Expect.CronJob}, {"config", sc.Expect.Config}} {
-			if p.value != "" && p.value != Present && p.value != Absent {
-				errs = append(errs, fmt.Errorf("%s.expect.%s %q: must be %q or %q", at, p.field, p.value, Present, Absent))
+			if p.value != "" && p.value != present && p.value != absent {
+				errs = append(errs, fmt.Errorf("%s.expect.%s %q: must be %q or %q", at, p.field, p.value, present, absent))
 			}
 		}
 		if ps := sc.Expect.PodSecurity; ps != "" && ps != "restricted" {
@@ -180,7 +180,7 @@ func (s *Suite) validate() error {
 }
 
 // chartPath is the chart the suite renders: the override, else the suite's own, relative to it.
-func (s *Suite) chartPath(override string) string {
+func (s *suite) chartPath(override string) string {
 	if override != "" {
 		return override
 	}
@@ -190,7 +190,7 @@ func (s *Suite) chartPath(override string) string {
 	return s.resolve(s.Chart)
 }
 
-func (s *Suite) resolve(p string) string {
+func (s *suite) resolve(p string) string {
 	if p == "" || filepath.IsAbs(p) || p == "-" {
 		return p
 	}
@@ -198,12 +198,12 @@ func (s *Suite) resolve(p string) string {
 }
 
 // rendersChart reports whether any scenario renders the chart (rather than reading manifests).
-func (s *Suite) rendersChart() bool {
-	return slices.ContainsFunc(s.Scenarios, func(sc Scenario) bool { return sc.Manifests == "" })
+func (s *suite) rendersChart() bool {
+	return slices.ContainsFunc(s.Scenarios, func(sc scenario) bool { return sc.Manifests == "" })
 }
 
 // valueOptions turns the scenario's values into Helm's value options, paths resolved.
-func (s *Suite) valueOptions(sc *Scenario) (values.Options, error) {
+func (s *suite) valueOptions(sc *scenario) (values.Options, error) {
 	var opts values.Options
 	for _, f := range sc.Values {
 		opts.ValueFiles = append(opts.ValueFiles, s.resolve(f))
@@ -228,23 +228,23 @@ func escapeSetValue(v string) string {
 
 // renderOptions are the scenario's release and values. Release, namespace and Kubernetes version
 // come from the scenario, else the command line (defaults), else the suite.
-func (s *Suite) renderOptions(sc *Scenario, defaults RenderOptions) (RenderOptions, error) {
-	opts := RenderOptions{
+func (s *suite) renderOptions(sc *scenario, defaults renderOptions) (renderOptions, error) {
+	opts := renderOptions{
 		ReleaseName: firstNonEmpty(sc.Release, defaults.ReleaseName, s.Release),
 		Namespace:   firstNonEmpty(sc.Namespace, defaults.Namespace, s.Namespace),
 		KubeVersion: firstNonEmpty(defaults.KubeVersion, s.KubeVersion),
 	}
 	valueOpts, err := s.valueOptions(sc)
 	if err != nil {
-		return RenderOptions{}, err
+		return renderOptions{}, err
 	}
 	if opts.Values, err = mergeValues(valueOpts); err != nil {
-		return RenderOptions{}, fmt.Errorf("scenario %s: %w", sc.Name, err)
+		return renderOptions{}, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
 	if sc.ReuseValues != "" {
 		reused, err := chartutil.ReadValuesFile(s.resolve(sc.ReuseValues))
 		if err != nil {
-			return RenderOptions{}, fmt.Errorf("scenario %s: reuseValues: %w", sc.Name, err)
+			return renderOptions{}, fmt.Errorf("scenario %s: reuseValues: %w", sc.Name, err)
 		}
 		opts.ReuseValues = reused.AsMap()
 	}

@@ -51,7 +51,7 @@ func referenceRender(in []byte, opts Options) ([]*yaml.RNode, error) {
 			objects = append(objects, obj)
 		}
 	}
-	p, err := newPlan(objects, opts, func(o object, into any) error {
+	e, err := newEdit(objects, opts, func(o object, into any) error {
 		raw, err := encodeDocument(docs[o.document-1])
 		if err != nil {
 			return err
@@ -63,7 +63,7 @@ func referenceRender(in []byte, opts Options) ([]*yaml.RNode, error) {
 	}
 	dropped := make([]bool, len(docs))
 	for i, obj := range objects {
-		dropped[obj.document-1] = dropped[obj.document-1] || p.drop[i]
+		dropped[obj.document-1] = dropped[obj.document-1] || e.drop[i]
 	}
 	var out []*yaml.RNode
 	for i, doc := range docs {
@@ -71,10 +71,10 @@ func referenceRender(in []byte, opts Options) ([]*yaml.RNode, error) {
 			out = append(out, yaml.NewRNode(doc))
 		}
 	}
-	if len(p.inject) > 0 && in[len(in)-1] != '\n' && !sameDocuments(in, append(bytes.Clone(in), '\n')) {
+	if len(e.inject) > 0 && in[len(in)-1] != '\n' && !sameDocuments(in, append(bytes.Clone(in), '\n')) {
 		return nil, refuse(ReasonMalformedStream, "a final line break changes the last document")
 	}
-	injected, err := parseAll(p.inject)
+	injected, err := parseAll(e.inject)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the injected documents: %w", err)
 	}

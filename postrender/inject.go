@@ -14,9 +14,9 @@ import (
 const (
 	// ConfigMapSuffix names the ConfigMap injected with --config: "<config name>-config".
 	ConfigMapSuffix = "-config"
-	// InjectedFilename is the Helm 4 postrender-filename given to the injected documents when
+	// injectedFilename is the Helm 4 postrender-filename given to the injected documents when
 	// the input carries such annotations, so Helm 4 files them under one name.
-	InjectedFilename = "image-refresh/injected.yaml"
+	injectedFilename = "image-refresh/injected.yaml"
 	// ContainerName is the name of the refresher container in the CronJob.
 	ContainerName = "refresher"
 
@@ -49,7 +49,7 @@ func newInjection(src *configSource, objects []object) *injection {
 	}
 	for _, obj := range objects {
 		if obj.filename != "" {
-			inj.filename = InjectedFilename
+			inj.filename = injectedFilename
 			break
 		}
 	}
@@ -122,7 +122,7 @@ func (inj *injection) meta(name string, extraLabels map[string]string) objectMet
 	}
 	m := objectMeta{Name: name, Namespace: inj.namespace, Labels: labels}
 	if inj.filename != "" {
-		m.Annotations = map[string]string{FilenameAnnotation: inj.filename}
+		m.Annotations = map[string]string{filenameAnnotation: inj.filename}
 	}
 	return m
 }

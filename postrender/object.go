@@ -16,9 +16,9 @@ const (
 	// replaces those objects instead of injecting them twice.
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	ManagedByValue = "image-refresh"
-	// FilenameAnnotation is the annotation Helm 4 puts on every document it post-renders, to
+	// filenameAnnotation is the annotation Helm 4 puts on every document it post-renders, to
 	// put the documents back into the chart's files afterwards.
-	FilenameAnnotation = "postrenderer.helm.sh/postrender-filename"
+	filenameAnnotation = "postrenderer.helm.sh/postrender-filename"
 )
 
 // object is what the post-renderer needs to know about one object Helm applies: where it is
@@ -48,8 +48,8 @@ type object struct {
 	source string
 }
 
-// HookAnnotation makes a document a Helm hook instead of a resource of the release.
-const HookAnnotation = "helm.sh/hook"
+// hookAnnotation makes a document a Helm hook instead of a resource of the release.
+const hookAnnotation = "helm.sh/hook"
 
 // documentObjects lists the objects Helm applies from one parsed document: the document
 // itself, or the items of a list. It refuses documents whose root is not a mapping: Kubernetes
@@ -140,8 +140,8 @@ func readObject(m *yaml.Node) object {
 			obj.managedBy = scalarField(labels, ManagedByLabel)
 		}
 		if annotations := field(meta, "annotations"); annotations != nil {
-			obj.filename = scalarField(annotations, FilenameAnnotation)
-			obj.hook = scalarField(annotations, HookAnnotation)
+			obj.filename = scalarField(annotations, filenameAnnotation)
+			obj.hook = scalarField(annotations, hookAnnotation)
 		}
 	}
 	return obj

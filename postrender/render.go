@@ -38,11 +38,11 @@ func Render(in []byte, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := newPlan(s.objects, opts, s.load)
+	e, err := newEdit(s.objects, opts, s.load)
 	if err != nil {
 		return nil, err
 	}
-	return s.emit(p)
+	return s.emit(e)
 }
 
 // PostRenderer runs Render over Helm's buffer; it satisfies Helm's postrender.PostRenderer
@@ -170,16 +170,16 @@ func (s *scanned) load(obj object, into any) error {
 }
 
 // emit copies every kept segment verbatim and appends the injected documents.
-func (s *scanned) emit(p *plan) ([]byte, error) {
+func (s *scanned) emit(e *edit) ([]byte, error) {
 	dropped := make([]int, len(s.segments))
 	total := make([]int, len(s.segments))
 	for i, obj := range s.objects {
 		total[obj.segment]++
-		if p.drop[i] {
+		if e.drop[i] {
 			dropped[obj.segment]++
 		}
 	}
-	out := make([]byte, 0, len(s.in)+len(p.inject)+1)
+	out := make([]byte, 0, len(s.in)+len(e.inject)+1)
 	for i, seg := range s.segments {
 		if dropped[i] > 0 && dropped[i] < total[i] {
 			obj := s.objects[firstObjectOf(s.objects, i)]
@@ -192,7 +192,7 @@ func (s *scanned) emit(p *plan) ([]byte, error) {
 		}
 	}
 	lineBreak := lineBreakOf(s.in)
-	if len(p.inject) > 0 {
+	if len(e.inject) > 0 {
 		if len(out) > 0 && out[len(out)-1] != '\n' {
 			finalBreak := lineBreak
 			if out[len(out)-1] == '\r' {
@@ -204,10 +204,10 @@ func (s *scanned) emit(p *plan) ([]byte, error) {
 			out = append(out, finalBreak...)
 		}
 		if lineBreak == "\n" {
-			out = append(out, p.inject...)
+			out = append(out, e.inject...)
 		} else {
 			// The injected YAML has no CR of its own: the encoder escapes it in strings.
-			out = append(out, bytes.ReplaceAll(p.inject, []byte("\n"), []byte(lineBreak))...)
+			out = append(out, bytes.ReplaceAll(e.inject, []byte("\n"), []byte(lineBreak))...)
 		}
 	}
 	if len(out) == 0 {

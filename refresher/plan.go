@@ -25,8 +25,9 @@ type targetImage struct {
 	refused Decision
 }
 
-// plan is how a tick plans one target.
-type plan struct {
+// tickSettings are what every target of one tick is planned with: the tick's time and the
+// config's limits.
+type tickSettings struct {
 	now time.Time
 	// waitLimit is spec.waitLimit: consecutive waits after which a waiting image fails.
 	waitLimit int
@@ -44,7 +45,7 @@ type plan struct {
 // pods would pull the tag's new digest with nothing recording it). The patch names the
 // resourceVersion it was planned on, so a concurrent write makes it a conflict instead of
 // applying decisions made on stale state.
-func planTarget(dep *appsv1.Deployment, images []targetImage, p plan) ([]byte, error) {
+func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([]byte, error) {
 	patch := deploymentPatch{Metadata: metadataPatch{ResourceVersion: dep.ResourceVersion}}
 	var containers []containerPatch
 	containerIndex := map[string]int{}
@@ -177,7 +178,7 @@ func (o imageOutcome) report() (decision, intended Decision, reason string, err 
 }
 
 // decideImage plans one image against the live Deployment (see planTarget).
-func decideImage(dep *appsv1.Deployment, ti targetImage, where string, state *contract.Violation, pending string, unresolved []string, prev Status, p plan) imageOutcome {
+func decideImage(dep *appsv1.Deployment, ti targetImage, where string, state *contract.Violation, pending string, unresolved []string, prev Status, p tickSettings) imageOutcome {
 	img, rep := ti.image, ti.report
 	if ti.lookupErr != nil {
 		return imageOutcome{err: ti.lookupErr, intended: ti.refused}

@@ -65,7 +65,7 @@ func failedRollout(dep *appsv1.Deployment, annotation string, prev Status, pendi
 // quarantineOutcome is the safety decision taken before a change: a failed rollout of the
 // last applied digest is quarantined (and, for set-env with a previous digest, rolled back);
 // a registry digest already quarantined is held. ok is false when neither applies.
-func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageReport, live Live, change Change, prev Status, pending string, p plan) (imageOutcome, bool) {
+func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageReport, live Live, change Change, prev Status, pending string, p tickSettings) (imageOutcome, bool) {
 	now := p.now.UTC().Format(time.RFC3339)
 	timeout := p.rolloutTimeout
 	if timeout <= 0 {

@@ -11,9 +11,11 @@
 //	L  the live env value of a set-env image's variable (INGESTOR_IMAGE_DIGEST) on the
 //	   target container: what the pods are told to run
 //
-// "Plan" means the per-target planning of one tick here (planTarget: decisions → one patch);
-// the dry run prints that plan. postrender's and chartcheck's "plan" are theirs: what a release
-// would inject, and the scenario listing of `chartcheck plan`.
+// The plan is what the refresher will do: here, one tick's decisions and the one patch per
+// target they make (planTarget; re-planned on a conflict), which a dry run prints instead of
+// sending; `chartcheck plan` shows, from a rendered release alone, the registry calls and the
+// changes each image's decisions can make. The post-renderer's rewrite of a stream is its
+// "edit", never a plan.
 package refresher
 
 import (
@@ -308,7 +310,7 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 			return fmt.Errorf("reading Deployment %s/%s: %w", namespace, name, err)
 		}
 		t.dep = dep
-		p := plan{now: opts.Now(), waitLimit: cfg.Spec.WaitLimit, rolloutTimeout: cfg.Spec.EffectiveRolloutTimeout()}
+		p := tickSettings{now: opts.Now(), waitLimit: cfg.Spec.WaitLimit, rolloutTimeout: cfg.Spec.EffectiveRolloutTimeout()}
 		patch, err = planTarget(dep, t.images, p)
 		if err == nil && t.gate(ctx, cfg.Spec.Platforms) {
 			patch, err = planTarget(dep, t.images, p) // a refused digest fails its image

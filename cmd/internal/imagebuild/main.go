@@ -11,31 +11,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/tracebloc/image-refresh/internal/cli"
 	"github.com/tracebloc/image-refresh/internal/ociimage"
 	"github.com/tracebloc/image-refresh/internal/version"
-)
-
-const (
-	exitOK     = 0
-	exitFailed = 1
-	exitUsage  = 2
 )
 
 const (
@@ -45,38 +37,16 @@ const (
 	description      = "One tick of the image-refresh CronJob: polls floating image tags and refreshes the Deployments whose digest moved."
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+func main() { os.Exit(cli.Main(newProgram())) }
+
+// newProgram is imagebuild: a failure is logged on stderr; 2 is a bad flag, 1 any other failure.
+func newProgram() cli.Program {
+	return cli.Program{Root: newCommand(), Report: func(stderr io.Writer, _ []string, err error) {
+		newLogger(stderr).Error("imagebuild failed", "error", err.Error())
+	}}
 }
 
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func usage(format string, args ...any) error { return &usageError{fmt.Errorf(format, args...)} }
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	cmd := newCommand(logger)
-	// Never nil: cobra would fall back to os.Args, which under go test holds the test flags.
-	cmd.SetArgs(append([]string{}, args...))
-	cmd.SetOut(stdout)
-	cmd.SetErr(stderr)
-	err := cmd.ExecuteContext(ctx)
-	if err == nil {
-		return exitOK
-	}
-	logger.Error("imagebuild failed", "error", err.Error())
-	var u *usageError
-	if errors.As(err, &u) {
-		return exitUsage
-	}
-	return exitFailed
-}
+func newLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 type flags struct {
 	out, push, revision, source, licenses, created, dir string
@@ -84,7 +54,7 @@ type flags struct {
 	pushTimeout                                         time.Duration
 }
 
-func newCommand(logger *slog.Logger) *cobra.Command {
+func newCommand() *cobra.Command {
 	var f flags
 	cmd := &cobra.Command{
 		Use:   "imagebuild",
@@ -96,19 +66,11 @@ Go toolchain and flags give the same index digest. The index is written as an OC
 (--out) and, with --push, pushed with the credentials of the Docker config.
 
 Exit codes: 0 built (and pushed); 1 the build or the push failed; 2 bad flags.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usage("unexpected arguments %q", args)
-			}
-			return nil
-		},
+		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return build(cmd.Context(), f, cmd.OutOrStdout(), logger)
+			return build(cmd.Context(), f, cmd.OutOrStdout(), newLogger(cmd.ErrOrStderr()))
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	fl := cmd.Flags()
 	fl.StringVar(&f.out, "out", "bin/image", "OCI image layout directory to write (replaced if it is one); empty: none")
 	fl.StringVar(&f.push, "push", "", "push the index to this reference, e.g. ghcr.io/tracebloc/image-refresh:v0.1.0")
@@ -162,16 +124,16 @@ func build(ctx context.Context, f flags, stdout io.Writer, logger *slog.Logger) 
 // options turns the flags into build options; a bad flag is a usage error.
 func options(ctx context.Context, f flags) (ociimage.Options, error) {
 	if f.out == "" && f.push == "" {
-		return ociimage.Options{}, usage("nothing to do: --out is empty and --push is not set")
+		return ociimage.Options{}, cli.Usagef("nothing to do: --out is empty and --push is not set")
 	}
 	if f.pushTimeout <= 0 {
-		return ociimage.Options{}, usage("--push-timeout must be positive, got %s", f.pushTimeout)
+		return ociimage.Options{}, cli.Usagef("--push-timeout must be positive, got %s", f.pushTimeout)
 	}
 	var platforms []v1.Platform
 	for _, s := range f.platforms {
 		p, err := ociimage.ParsePlatform(s)
 		if err != nil {
-			return ociimage.Options{}, &usageError{fmt.Errorf("--platform: %w", err)}
+			return ociimage.Options{}, cli.Usagef("--platform: %w", err)
 		}
 		platforms = append(platforms, p)
 	}
@@ -179,12 +141,12 @@ func options(ctx context.Context, f flags) (ociimage.Options, error) {
 	for _, file := range f.caFiles {
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return ociimage.Options{}, &usageError{fmt.Errorf("--ca-file: %w", err)}
+			return ociimage.Options{}, cli.Usagef("--ca-file: %w", err)
 		}
 		cas = append(cas, data)
 	}
 	if _, err := ociimage.CABundle(cas...); err != nil {
-		return ociimage.Options{}, &usageError{fmt.Errorf("--ca-file: %w", err)}
+		return ociimage.Options{}, cli.Usagef("--ca-file: %w", err)
 	}
 	dir := f.dir
 	if dir == "" {
@@ -193,7 +155,7 @@ func options(ctx context.Context, f flags) (ociimage.Options, error) {
 			return ociimage.Options{}, err
 		}
 		if gomod == "" || gomod == os.DevNull {
-			return ociimage.Options{}, usage("not inside a Go module: run from the image-refresh checkout or pass --dir")
+			return ociimage.Options{}, cli.Usagef("not inside a Go module: run from the image-refresh checkout or pass --dir")
 		}
 		dir = filepath.Dir(gomod)
 	}
@@ -226,7 +188,7 @@ func createdTime(ctx context.Context, flag, env, dir string) (time.Time, error) 
 	parse := func(what, s string) (time.Time, error) {
 		secs, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil || secs < 0 {
-			return time.Time{}, usage("%s %q: want unix seconds", what, s)
+			return time.Time{}, cli.Usagef("%s %q: want unix seconds", what, s)
 		}
 		return time.Unix(secs, 0).UTC(), nil
 	}

@@ -38,6 +38,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/tracebloc/image-refresh/internal/cli"
 	"github.com/tracebloc/image-refresh/internal/ociimage"
 	"github.com/tracebloc/image-refresh/internal/version"
 )
@@ -46,6 +47,11 @@ const (
 	testRevision = "0123456789abcdef0123456789abcdef01234567"
 	testCreated  = "1793534400" // 2026-11-01T12:00:00Z
 )
+
+// run runs imagebuild with args.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return cli.Run(ctx, newProgram(), args, nil, stdout, stderr)
+}
 
 func TestUsage(t *testing.T) {
 	dir := t.TempDir()
@@ -72,8 +78,8 @@ func TestUsage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := run(t.Context(), tc.args, &stdout, &stderr)
-			if code != exitUsage || !strings.Contains(stderr.String(), tc.want) {
-				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr.String(), exitUsage, tc.want)
+			if code != cli.ExitUsage || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr.String(), cli.ExitUsage, tc.want)
 			}
 		})
 	}
@@ -174,7 +180,7 @@ func refresherImages(t *testing.T) [2]*built {
 				"--out", out, "--revision", testRevision, "--created", testCreated,
 				"--licenses", "Apache-2.0", "--ca-file", caFile,
 			}, &stdout, &stderr)
-			if code != exitOK {
+			if code != cli.ExitOK {
 				buildErr = fmt.Errorf("build %d: exit %d\n%s", i, code, stderr.String())
 				return
 			}

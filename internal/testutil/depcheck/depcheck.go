@@ -1,6 +1,6 @@
-// Package depcheck checks the import graph of a binary, in the manner of crane's depcheck:
-// a test lists the packages a main package links and fails, with an import chain, on any
-// forbidden one.
+// Package depcheck reads the import graph of packages, in the manner of crane's depcheck: a
+// test lists what each package links (`go list -deps`) and fails, with the import chain, on
+// any package it must not link. layout_test.go holds the rules of CONTRIBUTING.md's Layout.
 package depcheck
 
 import (
@@ -9,54 +9,99 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// Forbid fails t for every package pkg links that is one of forbidden or below one of them.
-// required must be linked: it proves the listing is the real graph of the right binary.
-func Forbid(t *testing.T, pkg, required string, forbidden []string) {
+// Graph is the import graph of the packages a `go list` pattern matches and of everything they
+// link, tests excluded, the standard library left out.
+type Graph struct {
+	// imports are every listed package's direct imports (standard library excluded).
+	imports map[string][]string
+	// matched are the packages the patterns matched, sorted.
+	matched []string
+}
+
+// Load lists patterns with `go list -deps`.
+func Load(t testing.TB, patterns ...string) *Graph {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-deps", "-json=ImportPath,Imports", pkg).Output()
+	args := append([]string{"list", "-deps", "-json=ImportPath,Imports,Standard,DepOnly"}, patterns...)
+	out, err := exec.Command("go", args...).Output()
 	if err != nil {
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			t.Fatalf("go list %s: %v\n%s", pkg, err, exitErr.Stderr)
+		if exitErr, ok := errors.AsType[*exec.ExitError](err); ok {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, exitErr.Stderr)
 		}
-		t.Fatalf("go list %s: %v", pkg, err)
+		t.Fatalf("go %s: %v", strings.Join(args, " "), err)
 	}
-	importedBy := map[string]string{}
-	var all []string
+	g := &Graph{imports: map[string][]string{}}
+	standard := map[string]bool{}
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for {
 		var p struct {
 			ImportPath string
 			Imports    []string
+			Standard   bool
+			DepOnly    bool
 		}
 		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
 			t.Fatalf("decoding go list output: %v", err)
 		}
-		all = append(all, p.ImportPath)
-		for _, imp := range p.Imports {
-			if _, seen := importedBy[imp]; !seen {
-				importedBy[imp] = p.ImportPath
+		if p.Standard {
+			standard[p.ImportPath] = true
+			continue
+		}
+		g.imports[p.ImportPath] = p.Imports
+		if !p.DepOnly {
+			g.matched = append(g.matched, p.ImportPath)
+		}
+	}
+	for pkg, imports := range g.imports {
+		g.imports[pkg] = slices.DeleteFunc(imports, func(p string) bool { return standard[p] || p == "C" || p == "unsafe" })
+	}
+	slices.Sort(g.matched)
+	return g
+}
+
+// Packages are the packages the patterns matched, sorted.
+func (g *Graph) Packages() []string { return g.matched }
+
+// Chains returns, for every package pkg links (itself excluded) that match accepts and that
+// it links through no other such package, the shortest import chain from pkg to it, nearest
+// first.
+func (g *Graph) Chains(pkg string, match func(string) bool) [][]string {
+	parent := map[string]string{pkg: ""}
+	queue := []string{pkg}
+	var chains [][]string
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if p != pkg && match(p) {
+			chain := []string{p}
+			for up := parent[p]; up != ""; up = parent[up] {
+				chain = append(chain, up)
+			}
+			slices.Reverse(chain)
+			chains = append(chains, chain)
+			continue // what it links is its own finding
+		}
+		for _, imp := range g.imports[p] {
+			if _, seen := parent[imp]; !seen {
+				parent[imp] = p
+				queue = append(queue, imp)
 			}
 		}
 	}
-	if _, ok := importedBy[required]; !ok {
-		t.Fatalf("go list shows no %s among the %d packages of %s; is it the right binary?", required, len(all), pkg)
+	return chains
+}
+
+// Under reports whether pkg is pattern or below it, for a pattern ending in "/..."; else
+// whether pkg is pattern.
+func Under(pkg, pattern string) bool {
+	if tree, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return pkg == tree || strings.HasPrefix(pkg, tree+"/")
 	}
-	for _, p := range all {
-		for _, bad := range forbidden {
-			if p == bad || strings.HasPrefix(p, bad+"/") {
-				chain := []string{p}
-				for up := importedBy[p]; up != ""; up = importedBy[up] {
-					chain = append([]string{up}, chain...)
-				}
-				t.Errorf("%s links %s:\n  %s", pkg, p, strings.Join(chain, "\n  "))
-			}
-		}
-	}
+	return pkg == pattern
 }

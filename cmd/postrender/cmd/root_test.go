@@ -1,9 +1,10 @@
-package main
+package cmd
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,10 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracebloc/image-refresh/internal/cli"
 	"github.com/tracebloc/image-refresh/internal/version"
 )
 
-const goldenDir = "../../testdata/postrender/golden"
+const goldenDir = "../../../testdata/postrender/golden"
+
+// run runs the postrender binary with args and stdio.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return cli.Run(context.Background(), New(), args, stdin, stdout, stderr)
+}
 
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
@@ -43,10 +50,10 @@ func TestRun(t *testing.T) {
 		wantOut    []byte
 		wantStderr []string
 	}{
-		{name: "stream config", stdin: floating, wantCode: exitOK, wantOut: readFile(t, filepath.Join(goldenDir, "all-floating", "output.yaml"))},
-		{name: "--config", args: []string{"--config", configFile}, stdin: noConfig, wantCode: exitOK, wantOut: readFile(t, filepath.Join(goldenDir, "config-from-file", "output.yaml"))},
-		{name: "--config=FILE as Helm passes it", args: []string{"--config=" + configFile}, stdin: noConfig, wantCode: exitOK, wantOut: readFile(t, filepath.Join(goldenDir, "config-from-file", "output.yaml"))},
-		{name: "empty input", stdin: nil, wantCode: exitOK, wantOut: nil},
+		{name: "stream config", stdin: floating, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "all-floating", "output.yaml"))},
+		{name: "--config", args: []string{"--config", configFile}, stdin: noConfig, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "config-from-file", "output.yaml"))},
+		{name: "--config=FILE as Helm passes it", args: []string{"--config=" + configFile}, stdin: noConfig, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "config-from-file", "output.yaml"))},
+		{name: "empty input", stdin: nil, wantCode: cli.ExitOK, wantOut: nil},
 		{name: "refused: both configs", args: []string{"--config", configFile}, stdin: floating, wantCode: exitRefused, wantStderr: []string{"image-refresh postrender: --config was given, but the chart renders its own refresh config in ConfigMap stg-image-refresh"}},
 		{name: "refused: a merge key carries the set-env variable", stdin: edit(t, floating, "        env:\n", "        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n"), wantCode: exitRefused,
 			wantStderr: []string{`image "ingestor"`, `renders env INGESTOR_IMAGE_DIGEST with value "sha256:old"`}},
@@ -54,20 +61,20 @@ func TestRun(t *testing.T) {
 			wantStderr: []string{`image "jobs-manager"`, "with imagePullPolicy IfNotPresent"}},
 		{name: "refused: malformed stream", stdin: []byte("a: [\n"), wantCode: exitRefused, wantStderr: []string{"malformed YAML"}},
 		{name: "refused: invalid --config", args: []string{"--config", badConfig}, stdin: noConfig, wantCode: exitRefused, wantStderr: []string{"--config " + badConfig, "spec.images: at least one image is required"}},
-		{name: "usage: missing --config file", args: []string{"--config", "/nonexistent/refresh.yaml"}, stdin: noConfig, wantCode: exitUsage, wantStderr: []string{"reading --config"}},
-		{name: "usage: unknown flag", args: []string{"--bogus"}, wantCode: exitUsage, wantStderr: []string{"unknown flag: --bogus"}},
-		{name: "usage: argument", args: []string{"extra"}, wantCode: exitUsage, wantStderr: []string{`unexpected argument "extra": the release is read from stdin`}},
-		{name: "--version", args: []string{"--version"}, wantCode: exitOK, wantOut: []byte("postrender version " + version.Version + "\n")},
+		{name: "usage: missing --config file", args: []string{"--config", "/nonexistent/refresh.yaml"}, stdin: noConfig, wantCode: cli.ExitUsage, wantStderr: []string{"reading --config"}},
+		{name: "usage: unknown flag", args: []string{"--bogus"}, wantCode: cli.ExitUsage, wantStderr: []string{"unknown flag: --bogus"}},
+		{name: "usage: argument", args: []string{"extra"}, wantCode: cli.ExitUsage, wantStderr: []string{`unexpected argument "extra": the release is read from stdin`}},
+		{name: "--version", args: []string{"--version"}, wantCode: cli.ExitOK, wantOut: []byte("postrender version " + version.Version + "\n")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			errorFile := filepath.Join(t.TempDir(), "state", "error.txt")
-			t.Setenv(ErrorFileEnv, errorFile)
+			t.Setenv(errorFileEnv, errorFile)
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), tc.args, bytes.NewReader(tc.stdin), &stdout, &stderr)
+			code := run(tc.args, bytes.NewReader(tc.stdin), &stdout, &stderr)
 			if code != tc.wantCode {
 				t.Fatalf("exit code %d, want %d; stderr:\n%s", code, tc.wantCode, stderr.String())
 			}
-			if tc.wantCode != exitOK {
+			if tc.wantCode != cli.ExitOK {
 				if stdout.Len() > 0 {
 					t.Errorf("stdout is not empty on failure:\n%s", stdout.String())
 				}
@@ -126,20 +133,20 @@ func readErrorLog(t *testing.T, path string) []loggedError {
 // the log alone; an empty IMAGE_REFRESH_ERROR_FILE writes none.
 func TestErrorLog(t *testing.T) {
 	errorFile := filepath.Join(t.TempDir(), "state", "errors.log")
-	t.Setenv(ErrorFileEnv, errorFile)
+	t.Setenv(errorFileEnv, errorFile)
 	t.Setenv("HELM_NAMESPACE", "prod")
 	fail := func(args ...string) {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
-		if code := run(context.Background(), args, strings.NewReader("- x\n"), &stdout, &stderr); code != exitRefused {
+		if code := run(args, strings.NewReader("- x\n"), &stdout, &stderr); code != exitRefused {
 			t.Fatalf("exit code %d, want %d", code, exitRefused)
 		}
 	}
 	fail()
 	afterFailure := readFile(t, errorFile)
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), nil, strings.NewReader("a: 1\n"), &stdout, &stderr); code != exitOK {
-		t.Fatalf("exit code %d, want %d", code, exitOK)
+	if code := run(nil, strings.NewReader("a: 1\n"), &stdout, &stderr); code != cli.ExitOK {
+		t.Fatalf("exit code %d, want %d", code, cli.ExitOK)
 	}
 	if got := readFile(t, errorFile); !bytes.Equal(got, afterFailure) {
 		t.Errorf("a success changed the error log:\n%s", got)
@@ -165,18 +172,18 @@ func TestErrorLog(t *testing.T) {
 		}
 	}
 
-	t.Setenv(ErrorFileEnv, filepath.Join(errorFile, "not-a-directory", "errors.log"))
+	t.Setenv(errorFileEnv, filepath.Join(errorFile, "not-a-directory", "errors.log"))
 	stderr.Reset()
-	if code := run(context.Background(), nil, strings.NewReader("- x\n"), &stdout, &stderr); code != exitRefused {
+	if code := run(nil, strings.NewReader("- x\n"), &stdout, &stderr); code != exitRefused {
 		t.Fatalf("exit code %d, want %d", code, exitRefused)
 	}
 	if !strings.Contains(stderr.String(), "(could not append this message to ") {
 		t.Errorf("stderr does not say the log could not be written: %s", stderr.String())
 	}
 
-	t.Setenv(ErrorFileEnv, "")
+	t.Setenv(errorFileEnv, "")
 	stderr.Reset()
-	if code := run(context.Background(), nil, strings.NewReader("- x\n"), &stdout, &stderr); code != exitRefused {
+	if code := run(nil, strings.NewReader("- x\n"), &stdout, &stderr); code != exitRefused {
 		t.Fatalf("exit code %d, want %d", code, exitRefused)
 	}
 	if strings.Contains(stderr.String(), "appended") {
@@ -194,7 +201,7 @@ func TestErrorLogConcurrentRuns(t *testing.T) {
 	for i := range failures + 1 {
 		wg.Go(func() {
 			cmd := exec.Command(bin)
-			cmd.Env = append(os.Environ(), ErrorFileEnv+"="+errorFile)
+			cmd.Env = append(os.Environ(), errorFileEnv+"="+errorFile)
 			if i == failures {
 				cmd.Stdin = strings.NewReader("a: 1\n")
 			} else {
@@ -242,8 +249,8 @@ func TestErrorLogRotation(t *testing.T) {
 
 func TestErrorFilePathDefault(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", "/state")
-	t.Setenv(ErrorFileEnv, "") // restored after the test
-	os.Unsetenv(ErrorFileEnv)
+	t.Setenv(errorFileEnv, "") // restored after the test
+	os.Unsetenv(errorFileEnv)
 	if got, want := errorFilePath(), "/state/image-refresh/postrender-errors.log"; got != want {
 		t.Errorf("errorFilePath() = %q, want %q", got, want)
 	}

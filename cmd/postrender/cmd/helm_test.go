@@ -1,4 +1,4 @@
-package main
+package cmd
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 // The real-Helm tests run `helm template` over testdata/postrender/chart with the post-renderer
 // as Helm 3 runs it (an executable) and as Helm 4 runs it (an installed postrenderer/v1 plugin).
 const (
-	testChart   = "../../testdata/postrender/chart"
+	testChart   = "../../../testdata/postrender/chart"
 	releaseName = "stg"
 	digestA     = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 )
@@ -107,7 +107,7 @@ func TestHelm4Plugin(t *testing.T) {
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, "../../postrender/plugin/plugin.yaml", filepath.Join(pluginDir, "plugin.yaml"), 0o644)
+	copyFile(t, "../../../postrender/plugin/plugin.yaml", filepath.Join(pluginDir, "plugin.yaml"), 0o644)
 	copyFile(t, bin, filepath.Join(pluginDir, "postrender"), 0o755)
 	runHelm(t, env, helm, "plugin", "install", pluginDir)
 
@@ -133,7 +133,7 @@ func TestHelm4Plugin(t *testing.T) {
 	})
 	t.Run("a config ConfigMap rendered as a hook is refused", func(t *testing.T) {
 		errorFile := filepath.Join(t.TempDir(), "errors.log")
-		out, err := helmCommand(append(env, ErrorFileEnv+"="+errorFile), helm, "template", releaseName, testChart,
+		out, err := helmCommand(append(env, errorFileEnv+"="+errorFile), helm, "template", releaseName, testChart,
 			"--set", "refresh.hook=pre-install", "--post-renderer", "image-refresh").CombinedOutput()
 		if err == nil {
 			t.Fatalf("helm succeeded, want the post-renderer to refuse:\n%s", out)
@@ -148,7 +148,7 @@ func TestHelm4Plugin(t *testing.T) {
 	})
 	t.Run("a refusal is in the error file", func(t *testing.T) {
 		errorFile := filepath.Join(t.TempDir(), "errors.log")
-		out, err := helmCommand(append(env, ErrorFileEnv+"="+errorFile), helm, "template", releaseName, testChart,
+		out, err := helmCommand(append(env, errorFileEnv+"="+errorFile), helm, "template", releaseName, testChart,
 			"--set", "images.jobsManager.digest=sha256:nothex", "--post-renderer", "image-refresh").CombinedOutput()
 		if err == nil {
 			t.Fatalf("helm succeeded, want the post-renderer to refuse:\n%s", out)
@@ -170,7 +170,7 @@ func TestHelm4Plugin(t *testing.T) {
 func buildPostrender(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "postrender")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/tracebloc/image-refresh/cmd/postrender").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
@@ -192,7 +192,7 @@ func helmEnv(t *testing.T) []string {
 		// helm 4 `plugin install` writes to $HELM_DATA_HOME/plugins whatever HELM_PLUGINS says,
 		// so the plugins directory is left at that default.
 		"HELM_DATA_HOME="+filepath.Join(home, "data"),
-		ErrorFileEnv+"="+filepath.Join(home, "postrender-errors.log"),
+		errorFileEnv+"="+filepath.Join(home, "postrender-errors.log"),
 	)
 }
 

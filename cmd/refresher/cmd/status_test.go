@@ -1,7 +1,6 @@
-package main
+package cmd
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/tracebloc/image-refresh/internal/cli"
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 	"github.com/tracebloc/image-refresh/refresher"
 	"github.com/tracebloc/image-refresh/refresher/kube/clientset"
@@ -111,11 +111,10 @@ func newStatusCluster(t *testing.T) *statusCluster {
 
 func (c *statusCluster) run(t *testing.T, stdout, stderr *strings.Builder, args ...string) int {
 	t.Helper()
-	return run(context.Background(), args, environment{
-		stdout: stdout, stderr: stderr,
+	return run(args, environment{
 		kube:     func(string) (refresher.Kube, string, error) { return clientset.New(c.kube), "tracebloc", nil },
 		registry: registry.Options{Transport: c.srv.Transport(), Keychain: authn.NewMultiKeychain()},
-	})
+	}, stdout, stderr)
 }
 
 // mask names every digest, full or short, so the golden files do not depend on random images.
@@ -140,8 +139,8 @@ func TestStatusGolden(t *testing.T) {
 			c.srv.ResetRequests()
 			var stdout, stderr strings.Builder
 			// gone's target does not exist: exit 1.
-			if code := c.run(t, &stdout, &stderr, "status", "--config", cfg, "-o", tc.output); code != exitFailed {
-				t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr.String())
+			if code := c.run(t, &stdout, &stderr, "status", "--config", cfg, "-o", tc.output); code != cli.ExitFailed {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, cli.ExitFailed, stderr.String())
 			}
 			golden.Assert(t, filepath.Join("testdata", tc.golden), []byte(c.mask(stdout.String())))
 			// Read-only: gets and lists only; one HEAD per floating tag, nothing else.
@@ -181,15 +180,15 @@ func TestStatusExitCodes(t *testing.T) {
 		cfg  string
 		want int
 	}{
-		{"current and soaking", nil, only("jobs-manager", "ingestor"), exitOK},
-		{"a pinned image only", nil, only("pinned"), exitOK},
+		{"current and soaking", nil, only("jobs-manager", "ingestor"), cli.ExitOK},
+		{"a pinned image only", nil, only("pinned"), cli.ExitOK},
 		{"behind", nil, only("jobs-manager", "pods-monitor"), exitBehind},
 		{"quarantined", nil, only("consumer"), exitBehind},
-		{"waiting is on its way", nil, only("cache"), exitOK},
-		{"failed", nil, only("jobs-manager", "gone"), exitFailed},
-		{"bad output", []string{"-o", "yaml"}, only("jobs-manager"), exitUsage},
-		{"unexpected argument", []string{"now"}, only("jobs-manager"), exitUsage},
-		{"namespace contradiction", []string{"--namespace", "other"}, only("jobs-manager"), exitUsage},
+		{"waiting is on its way", nil, only("cache"), cli.ExitOK},
+		{"failed", nil, only("jobs-manager", "gone"), cli.ExitFailed},
+		{"bad output", []string{"-o", "yaml"}, only("jobs-manager"), cli.ExitUsage},
+		{"unexpected argument", []string{"now"}, only("jobs-manager"), cli.ExitUsage},
+		{"namespace contradiction", []string{"--namespace", "other"}, only("jobs-manager"), cli.ExitUsage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newStatusCluster(t)

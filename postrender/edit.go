@@ -12,9 +12,10 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/contract"
 )
 
-// plan is what Render does to a stream: drop the objects an earlier run injected (they are
-// rebuilt) and append the injected documents.
-type plan struct {
+// edit is what Render does to a stream: drop the objects an earlier run injected (they are
+// rebuilt) and append the injected documents. ("Plan" is the refresher's word: what a tick, or
+// `chartcheck plan`, says the refresher will do.)
+type edit struct {
 	// drop is indexed like the stream's objects.
 	drop []bool
 	// inject is the YAML of the objects to append, every document opened by "---".
@@ -25,28 +26,28 @@ type plan struct {
 // it (contract.Decode: aliases and merge keys resolved, the last of duplicate keys wins).
 type loader func(obj object, into any) error
 
-// newPlan decides what to do with a stream from the identifying fields of its objects,
+// newEdit decides what to do with a stream from the identifying fields of its objects,
 // decoding only the candidates it must look into. Every rule about the targets is the
 // contract's (refresher/contract); this only finds the objects and words the refusals.
-func newPlan(objects []object, opts Options, load loader) (*plan, error) {
-	p := &plan{drop: make([]bool, len(objects))}
+func newEdit(objects []object, opts Options, load loader) (*edit, error) {
+	e := &edit{drop: make([]bool, len(objects))}
 	src, err := findConfig(objects, opts, load)
 	if err != nil {
 		return nil, err
 	}
 	if src == nil {
-		return p, nil
+		return e, nil
 	}
 	inj := newInjection(src, objects)
 	for i, obj := range objects {
 		// The config ConfigMap a --config run injected is the config now; it stays.
 		if inj.own(obj) && (src.configMap == nil || i != src.index) {
-			p.drop[i] = true
+			e.drop[i] = true
 		}
 	}
 	cfg := src.cfg
 	if !cfg.AnyFloating() {
-		return p, nil
+		return e, nil
 	}
 
 	var refusals []*RefusalError
@@ -61,14 +62,14 @@ func newPlan(objects []object, opts Options, load loader) (*plan, error) {
 			refusals = append(refusals, r)
 		}
 	}
-	refusals = append(refusals, checkNamesFree(inj, objects, p.drop)...)
+	refusals = append(refusals, checkNamesFree(inj, objects, e.drop)...)
 	if len(refusals) > 0 {
 		return nil, joinRefusals(refusals)
 	}
-	if p.inject, err = inj.render(); err != nil {
+	if e.inject, err = inj.render(); err != nil {
 		return nil, err
 	}
-	return p, nil
+	return e, nil
 }
 
 // configSource is the refresh config and where it came from.

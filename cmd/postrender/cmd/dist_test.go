@@ -1,4 +1,4 @@
-package main
+package cmd
 
 import (
 	"bytes"
@@ -63,7 +63,7 @@ func makeDist(t *testing.T, platform string) string {
 	t.Helper()
 	bin := t.TempDir()
 	cmd := exec.Command("make", "--no-print-directory", "dist", "BIN="+bin, "DIST_PLATFORMS="+platform)
-	cmd.Dir = "../.."
+	cmd.Dir = "../../.."
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make dist: %v\n%s", err, out)
 	}

@@ -1,8 +1,6 @@
-package main
+package cmd
 
 import (
-	"io"
-	"strings"
 	"testing"
 
 	"github.com/tracebloc/image-refresh/internal/testutil/clidoc"
@@ -10,5 +8,5 @@ import (
 
 // TestCLIReference: docs/cli is what --help says (go test -update regenerates it).
 func TestCLIReference(t *testing.T) {
-	clidoc.Assert(t, newCommand(strings.NewReader(""), io.Discard), "../../docs/cli")
+	clidoc.Assert(t, New().Root, "../../../docs/cli")
 }

@@ -1,7 +1,6 @@
-package main
+package cmd
 
 import (
-	"log/slog"
 	"testing"
 
 	"github.com/tracebloc/image-refresh/internal/testutil/clidoc"
@@ -9,5 +8,5 @@ import (
 
 // TestCLIReference: docs/cli is what --help says (go test -update regenerates it).
 func TestCLIReference(t *testing.T) {
-	clidoc.Assert(t, newRefresherCommand(environment{}, slog.New(slog.DiscardHandler)), "../../docs/cli")
+	clidoc.Assert(t, New().Root, "../../../docs/cli")
 }

@@ -1,4 +1,4 @@
-package main
+package cmd
 
 import (
 	"context"
@@ -7,14 +7,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tracebloc/image-refresh/internal/cli"
 	"github.com/tracebloc/image-refresh/refresher"
 )
 
 // exitBehind: the status view found an image whose registry digest is ahead of what runs.
 const exitBehind = 3
 
-// errBehind makes run exit exitBehind after the view was printed.
-var errBehind = errors.New("an image is behind its registry digest (or holds a quarantined one)")
+// errBehind exits exitBehind after the view was printed.
+var errBehind = cli.Exit(exitBehind, errors.New("an image is behind its registry digest (or holds a quarantined one)"))
 
 func newStatusCommand(env environment) *cobra.Command {
 	var (
@@ -32,12 +33,10 @@ with the time it entered that state. It only reads: get deployments, list pods, 
 Exit codes: 0 no image behind or failed; 1 an image (or the cluster) could not be read, or its
 last tick failed; 2 bad flags or config; 3 an image is behind (the registry is ahead of what
 runs) or its registry digest is quarantined.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Args:          noArgs,
+		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
-				return usage("-o %q: want table or json", output)
+				return cli.Usagef("-o %q: want table or json", output)
 			}
 			s, err := env.setup(configPath, kubeconfig, namespace, timeout)
 			if err != nil {
@@ -61,7 +60,6 @@ runs) or its registry digest is quarantined.`,
 			return nil
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	flags := cmd.Flags()
 	flags.StringVar(&configPath, "config", "", "refresh config file")
 	flags.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account")

@@ -1,9 +1,10 @@
-package main
+package cmd
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/tracebloc/image-refresh/internal/cli"
 	"github.com/tracebloc/image-refresh/internal/version"
 	"github.com/tracebloc/image-refresh/refresher"
 	"github.com/tracebloc/image-refresh/refresher/kube/clientset"
@@ -24,7 +26,7 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
 )
 
-var exampleConfig = filepath.Join("..", "..", "testdata", "config", "refresh.yaml")
+var exampleConfig = filepath.Join("..", "..", "..", "testdata", "config", "refresh.yaml")
 
 type harness struct {
 	srv            *registrytest.Server
@@ -54,15 +56,18 @@ func newHarness(t *testing.T, namespace string) *harness {
 }
 
 func (h *harness) run(args ...string) int {
-	return run(context.Background(), args, environment{
-		stdout: &h.stdout,
-		stderr: &h.stderr,
+	return run(args, environment{
 		kube: func(kubeconfig string) (refresher.Kube, string, error) {
 			h.kubeconfig = kubeconfig
 			return clientset.New(h.kube), "from-context", nil
 		},
 		registry: registry.Options{Transport: h.srv.Transport(), Keychain: authn.NewMultiKeychain()},
-	})
+	}, &h.stdout, &h.stderr)
+}
+
+// run runs the refresher binary with env and args.
+func run(args []string, env environment, stdout, stderr io.Writer) int {
+	return cli.Run(context.Background(), newProgram(env), args, nil, stdout, stderr)
 }
 
 func (h *harness) patches() int {
@@ -86,7 +91,7 @@ func writeConfig(t *testing.T, content string) string {
 
 func TestVersion(t *testing.T) {
 	h := newHarness(t, "tracebloc")
-	if code := h.run("--version"); code != exitOK || !strings.Contains(h.stdout.String(), version.Version) {
+	if code := h.run("--version"); code != cli.ExitOK || !strings.Contains(h.stdout.String(), version.Version) {
 		t.Errorf("--version: exit %d, stdout %q", code, h.stdout.String())
 	}
 }
@@ -108,8 +113,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, "tracebloc")
-			if code := h.run(tc.args...); code != exitUsage {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, exitUsage, h.stderr.String())
+			if code := h.run(tc.args...); code != cli.ExitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, cli.ExitUsage, h.stderr.String())
 			}
 			if !strings.Contains(h.stderr.String(), tc.want) {
 				t.Errorf("stderr lacks %q:\n%s", tc.want, h.stderr.String())
@@ -123,7 +128,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 
 func TestRunExit0(t *testing.T) {
 	h := newHarness(t, "tracebloc")
-	if code := h.run("--config", exampleConfig, "--kubeconfig", "/k"); code != exitOK {
+	if code := h.run("--config", exampleConfig, "--kubeconfig", "/k"); code != cli.ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, h.stderr.String())
 	}
 	if h.kubeconfig != "/k" {
@@ -145,8 +150,8 @@ func TestRunExit0(t *testing.T) {
 func TestRunExit1WhenAnImageFails(t *testing.T) {
 	h := newHarness(t, "tracebloc")
 	h.srv.SetManifestStatus("ghcr.io/tracebloc/ingestor", http.StatusTooManyRequests)
-	if code := h.run("--config", exampleConfig); code != exitFailed {
-		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailed, h.stderr.String())
+	if code := h.run("--config", exampleConfig); code != cli.ExitFailed {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, cli.ExitFailed, h.stderr.String())
 	}
 	if h.patches() != 1 {
 		t.Errorf("%d patches, want the other images applied in 1", h.patches())
@@ -158,29 +163,28 @@ func TestRunExit1WhenAnImageFails(t *testing.T) {
 
 func TestRunExit1WhenTheClusterIsUnreachable(t *testing.T) {
 	h := newHarness(t, "tracebloc")
-	code := run(context.Background(), []string{"--config", exampleConfig}, environment{
-		stdout: &h.stdout, stderr: &h.stderr,
+	code := run([]string{"--config", exampleConfig}, environment{
 		kube: func(string) (refresher.Kube, string, error) {
 			return nil, "", errors.New("in-cluster config: not in a cluster")
 		},
-	})
-	if code != exitFailed || !strings.Contains(h.stderr.String(), "not in a cluster") {
+	}, &h.stdout, &h.stderr)
+	if code != cli.ExitFailed || !strings.Contains(h.stderr.String(), "not in a cluster") {
 		t.Errorf("exit %d; stderr:\n%s", code, h.stderr.String())
 	}
 }
 
 func TestRunBadKubeconfigExit2(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"--config", exampleConfig, "--kubeconfig", filepath.Join(t.TempDir(), "missing")},
-		environment{stdout: &stdout, stderr: &stderr, kube: connect})
-	if code != exitUsage || !strings.Contains(stderr.String(), "loading kubeconfig") {
+	code := run([]string{"--config", exampleConfig, "--kubeconfig", filepath.Join(t.TempDir(), "missing")},
+		environment{kube: connect}, &stdout, &stderr)
+	if code != cli.ExitUsage || !strings.Contains(stderr.String(), "loading kubeconfig") {
 		t.Errorf("exit %d; stderr:\n%s", code, stderr.String())
 	}
 }
 
 func TestDryRunPrintsThePlanAndWritesNothing(t *testing.T) {
 	h := newHarness(t, "tracebloc")
-	if code := h.run("--config", exampleConfig, "--dry-run"); code != exitOK {
+	if code := h.run("--config", exampleConfig, "--dry-run"); code != cli.ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, h.stderr.String())
 	}
 	if h.patches() != 0 {
@@ -203,7 +207,7 @@ spec:
 `)
 	t.Run("from --namespace", func(t *testing.T) {
 		h := newHarness(t, "flagged")
-		if code := h.run("--config", noNamespace, "--namespace", "flagged"); code != exitOK {
+		if code := h.run("--config", noNamespace, "--namespace", "flagged"); code != cli.ExitOK {
 			t.Fatalf("exit %d; stderr:\n%s", code, h.stderr.String())
 		}
 		if !strings.Contains(h.stderr.String(), `"target":"flagged/stg-jobs-manager"`) {
@@ -212,7 +216,7 @@ spec:
 	})
 	t.Run("from the cluster connection", func(t *testing.T) {
 		h := newHarness(t, "from-context")
-		if code := h.run("--config", noNamespace); code != exitOK {
+		if code := h.run("--config", noNamespace); code != cli.ExitOK {
 			t.Fatalf("exit %d; stderr:\n%s", code, h.stderr.String())
 		}
 		if !strings.Contains(h.stderr.String(), `"target":"from-context/stg-jobs-manager"`) {
@@ -221,7 +225,7 @@ spec:
 	})
 	t.Run("equal to the config's", func(t *testing.T) {
 		h := newHarness(t, "tracebloc")
-		if code := h.run("--config", exampleConfig, "--namespace", "tracebloc"); code != exitOK {
+		if code := h.run("--config", exampleConfig, "--namespace", "tracebloc"); code != cli.ExitOK {
 			t.Errorf("exit %d; stderr:\n%s", code, h.stderr.String())
 		}
 	})
@@ -237,11 +241,10 @@ spec:
   - {name: a, repository: ghcr.io/x/a, digest: "`+digest+`", action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}
 `)
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"--config", pinned}, environment{
-		stdout: &stdout, stderr: &stderr,
+	code := run([]string{"--config", pinned}, environment{
 		kube: func(string) (refresher.Kube, string, error) { return nil, "", errors.New("must not connect") },
-	})
-	if code != exitOK || !strings.Contains(stderr.String(), `"decision":"pinned"`) {
+	}, &stdout, &stderr)
+	if code != cli.ExitOK || !strings.Contains(stderr.String(), `"decision":"pinned"`) {
 		t.Errorf("exit %d; stderr:\n%s", code, stderr.String())
 	}
 }

@@ -1,0 +1,172 @@
+package depcheck_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tracebloc/image-refresh/internal/testutil/depcheck"
+)
+
+const module = "github.com/tracebloc/image-refresh"
+
+// Third-party trees the layout keeps out of packages.
+const (
+	clientGo           = "k8s.io/client-go/..."
+	clientGoKubernetes = "k8s.io/client-go/kubernetes/..." // the clientset and every typed client
+	clientGoInformers  = "k8s.io/client-go/informers/..."
+	clientGoDynamic    = "k8s.io/client-go/dynamic/..."
+	helm               = "helm.sh/helm/..."
+	kustomize          = "sigs.k8s.io/kustomize/..." // kyaml
+	ggcrRemote         = "github.com/google/go-containerregistry/pkg/v1/remote/..."
+)
+
+// rule is one paragraph of CONTRIBUTING.md's Layout: what its packages may link of this module
+// and what they must never link, tests excluded.
+type rule struct {
+	// pkgs are the packages the paragraph is about, relative to the module ("x/..." is x and
+	// every package below it).
+	pkgs []string
+	// mayLink are the only packages of the module they may link (relative patterns), unless
+	// anyOfModule.
+	mayLink     []string
+	anyOfModule bool
+	// mustNotLink are packages they must never link, as import paths or trees.
+	mustNotLink []string
+	// links is a package they must link: proof that the listing is the graph that matters.
+	links string
+	// why is the paragraph's reason, for the failure message.
+	why string
+}
+
+// layout is CONTRIBUTING.md's Layout section. Every package of the module must fall under a
+// rule, so a new package needs its paragraph and its rule.
+var layout = []rule{
+	{pkgs: []string{"refresher/config"}, mayLink: []string{"internal/version"},
+		mustNotLink: []string{clientGo, helm, kustomize},
+		why:         "the config contract imports no Kubernetes client, no Helm, no kyaml"},
+	{pkgs: []string{"refresher/contract"}, mayLink: []string{"refresher/config", "internal/version"},
+		mustNotLink: []string{clientGo, helm, kustomize},
+		why:         "the contract's rules are read by the refresher, postrender and chartcheck, and import none of them"},
+	{pkgs: []string{"refresher"}, mayLink: []string{"refresher/config", "refresher/contract", "refresher/registry", "internal/version"},
+		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic, helm, kustomize},
+		why:         "one tick reaches the cluster only through the refresher.Kube interface"},
+	{pkgs: []string{"refresher/registry"}, mayLink: []string{"refresher/config", "internal/version"},
+		mustNotLink: []string{clientGo, helm, kustomize},
+		why:         "digest lookups on go-containerregistry"},
+	{pkgs: []string{"refresher/kube"}, mayLink: []string{},
+		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic}, links: "k8s.io/client-go/rest",
+		why: "the refresher's REST client never links a clientset or typed client (every API group: 29 MB instead of 16 MB)"},
+	{pkgs: []string{"refresher/kube/clientset", "refresher/registry/registrytest"}, mayLink: []string{},
+		why: "test support: a clientset adapter and a fake registry"},
+	{pkgs: []string{"postrender"}, mayLink: []string{"refresher/config", "refresher/contract", "internal/version"},
+		mustNotLink: []string{clientGo, ggcrRemote, helm}, links: "sigs.k8s.io/kustomize/kyaml/yaml",
+		why: "the streaming post-renderer on kyaml links no Kubernetes client, registry client or Helm"},
+	{pkgs: []string{"chartcheck"}, mayLink: []string{"postrender", "refresher/config", "refresher/contract", "internal/version"},
+		why: "render + post-render + the contract's checks; never the refresher's tick or clients"},
+	{pkgs: []string{"cmd/refresher", "cmd/refresher/cmd"},
+		mayLink:     []string{"cmd/refresher/cmd", "internal/cli", "internal/version", "refresher", "refresher/config", "refresher/contract", "refresher/kube", "refresher/registry"},
+		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic, helm, kustomize}, links: "k8s.io/client-go/rest",
+		why: "the refresher binary and image stay small (≤ 7 MiB compressed per platform): REST with a scheme of its own, no Helm, no kyaml"},
+	{pkgs: []string{"cmd/postrender", "cmd/postrender/cmd"},
+		mayLink:     []string{"cmd/postrender/cmd", "internal/cli", "internal/version", "postrender", "refresher/config", "refresher/contract"},
+		mustNotLink: []string{clientGo, ggcrRemote, helm}, links: "sigs.k8s.io/kustomize/kyaml/yaml",
+		why: "the post-renderer binary reads and writes YAML, nothing more"},
+	{pkgs: []string{"cmd/chartcheck", "cmd/chartcheck/cmd"},
+		mayLink: []string{"cmd/chartcheck/cmd", "internal/cli", "internal/version", "chartcheck", "postrender", "refresher/config", "refresher/contract"},
+		why:     "chartcheck's commands over the chartcheck library"},
+	{pkgs: []string{"cmd/internal/imagebuild"}, mayLink: []string{"internal/cli", "internal/ociimage", "internal/version"},
+		why: "builds the refresher image"},
+	{pkgs: []string{"cmd/internal/benchtable"}, mayLink: []string{},
+		why: "runs go test -bench"},
+	{pkgs: []string{"internal/version", "internal/cli", "internal/ociimage"}, mayLink: []string{},
+		why: "shared leaves: the version, the binaries' CLI run and exit codes, OCI images of Go programs"},
+	{pkgs: []string{"internal/testutil/..."}, mayLink: []string{"internal/testutil/..."},
+		why: "test support in one home"},
+	{pkgs: []string{"e2e/..."}, anyOfModule: true,
+		why: "scenarios on real parts use any library"},
+}
+
+// Rules over every package of the module.
+var (
+	// testSupport is linked by tests only.
+	testSupport = []string{"internal/testutil/...", "refresher/kube/clientset", "refresher/registry/registrytest"}
+	// binaries are the only importers of internal/cli, and imported by no library.
+	binaries = []string{"cmd/..."}
+)
+
+func abs(pattern string) string { return module + "/" + pattern }
+
+func underAny(pkg string, patterns []string) bool {
+	return slices.ContainsFunc(patterns, func(p string) bool { return depcheck.Under(pkg, p) })
+}
+
+func absAll(patterns []string) []string {
+	out := make([]string, len(patterns))
+	for i, p := range patterns {
+		out[i] = abs(p)
+	}
+	return out
+}
+
+// forbid fails t once per pattern of forbidden that pkg links, with the shortest chain.
+func forbid(t *testing.T, g *depcheck.Graph, pkg string, forbidden []string, why string) {
+	t.Helper()
+	for _, bad := range forbidden {
+		chains := g.Chains(pkg, func(p string) bool { return depcheck.Under(p, bad) })
+		if len(chains) > 0 {
+			t.Errorf("%s links %s (%s):\n  %s", pkg, bad, why, strings.Join(chains[0], "\n  "))
+		}
+	}
+}
+
+// TestLayout: every package of the module links only what its paragraph of CONTRIBUTING.md's
+// Layout allows (tests excluded); a violation fails with the import chain.
+func TestLayout(t *testing.T) {
+	g := depcheck.Load(t, module+"/...")
+	pkgs := g.Packages()
+	if !slices.Contains(pkgs, module+"/refresher") {
+		t.Fatalf("go list matched %d packages, not %s/refresher", len(pkgs), module)
+	}
+	for _, pkg := range pkgs {
+		var rules []rule
+		for _, r := range layout {
+			if underAny(pkg, absAll(r.pkgs)) {
+				rules = append(rules, r)
+			}
+		}
+		if len(rules) == 0 {
+			t.Errorf("%s is in no paragraph of CONTRIBUTING.md's Layout (add it there and to layout in this file)", pkg)
+			continue
+		}
+		for _, r := range rules {
+			if !r.anyOfModule {
+				allowed := absAll(r.mayLink)
+				for _, chain := range g.Chains(pkg, func(p string) bool { return strings.HasPrefix(p, module+"/") && !underAny(p, allowed) }) {
+					t.Errorf("%s links %s of this module; it may link only %v (%s):\n  %s", pkg, chain[len(chain)-1], r.mayLink, r.why, strings.Join(chain, "\n  "))
+				}
+			}
+			forbid(t, g, pkg, r.mustNotLink, r.why)
+			if r.links != "" && len(g.Chains(pkg, func(p string) bool { return p == r.links })) == 0 {
+				t.Errorf("%s does not link %s; is the rule about the right package? (%s)", pkg, r.links, r.why)
+			}
+		}
+
+		if !underAny(pkg, absAll(testSupport)) {
+			forbid(t, g, pkg, absAll(testSupport), "test support is for tests only")
+		}
+		if !underAny(pkg, absAll(binaries)) {
+			forbid(t, g, pkg, []string{abs("internal/cli"), abs("cmd/...")}, "internal/cli is the binaries' run and exit codes; nothing depends on a binary's commands")
+			if !depcheck.Under(pkg, abs("e2e/...")) {
+				forbid(t, g, pkg, []string{abs("e2e/...")}, "no library depends on the end-to-end tests")
+			}
+		}
+	}
+	for _, r := range layout {
+		for _, p := range r.pkgs {
+			if !slices.ContainsFunc(pkgs, func(pkg string) bool { return depcheck.Under(pkg, abs(p)) }) {
+				t.Errorf("the layout names %s, which is no package of the module (any more)", p)
+			}
+		}
+	}
+}
