@@ -19,9 +19,6 @@ import (
 	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
 
-// helmHookAnnotation makes a document a Helm hook instead of a resource of the release.
-const helmHookAnnotation = "helm.sh/hook"
-
 // helm4FilenameAnnotation is how Helm 4 tells a post-renderer which template a document came from.
 const helm4FilenameAnnotation = "postrenderer.helm.sh/postrender-filename"
 
@@ -136,7 +133,7 @@ func (s *stream) add(d *document) error {
 			if d.Item != "" {
 				itemPath = d.Item + "." + itemPath
 			}
-			hook := header.Metadata.Annotations[helmHookAnnotation]
+			hook := header.Metadata.Annotations[rules.HelmHookAnnotation]
 			if hook == "" {
 				hook = d.Hook
 			}
@@ -152,7 +149,7 @@ func (s *stream) add(d *document) error {
 	}
 	d.APIVersion, d.Kind = header.APIVersion, header.Kind
 	d.Name, d.Namespace, d.Labels = header.Metadata.Name, header.Metadata.Namespace, header.Metadata.Labels
-	if hook := header.Metadata.Annotations[helmHookAnnotation]; hook != "" {
+	if hook := header.Metadata.Annotations[rules.HelmHookAnnotation]; hook != "" {
 		d.Hook = hook
 	}
 	s.Docs = append(s.Docs, d)

@@ -48,9 +48,6 @@ type object struct {
 	source string
 }
 
-// hookAnnotation makes a document a Helm hook instead of a resource of the release.
-const hookAnnotation = "helm.sh/hook"
-
 // documentObjects lists the objects Helm applies from one parsed document: the document
 // itself, or the items of a list. It refuses documents whose root is not a mapping: Kubernetes
 // objects are mappings, and Helm would fail later anyway.
@@ -141,7 +138,7 @@ func readObject(m *yaml.Node) object {
 		}
 		if annotations := field(meta, "annotations"); annotations != nil {
 			obj.filename = scalarField(annotations, filenameAnnotation)
-			obj.hook = scalarField(annotations, hookAnnotation)
+			obj.hook = scalarField(annotations, contract.HelmHookAnnotation)
 		}
 	}
 	return obj

@@ -110,6 +110,9 @@ func KeyString(k config.TargetKey) string {
 	return fmt.Sprintf("%s %s/%s", kind, k.Namespace, k.Name)
 }
 
+// HelmHookAnnotation makes a rendered document a Helm hook instead of a resource of the release.
+const HelmHookAnnotation = "helm.sh/hook"
+
 // CheckConfigNotHook is the rule that the config ConfigMap is a resource of the release, not a
 // Helm hook (hook is its helm.sh/hook annotation, or its list's): Helm creates a hook at its
 // hook time, outside the release's resources, and deletes it by its hook-delete-policy, so the
