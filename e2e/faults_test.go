@@ -20,10 +20,11 @@ import (
 // faultRow is one fault of the matrix and what the refresher must make of it.
 type faultRow struct {
 	fault string
-	// registry: the fault hits the ingestor's registry (a proxy host of its own); api: the API
-	// server, for the whole target.
-	api bool
-	set func(p *harness.FaultProxy, r *release)
+	// registry: the fault hits image's registry (a proxy host of its own per image; the
+	// ingestor when image is unset); api: the API server, for the whole target.
+	api   bool
+	image harness.Image
+	set   func(p *harness.FaultProxy, r *release)
 	// want is the decision per image; cause a fragment of the faulted image's log record
 	// (its error, or its via_get/decision for a fault that is survived).
 	want  decisions
@@ -70,6 +71,9 @@ func faultMatrix() []faultRow {
 	failedIngestor := decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged}
 	survived := decisions{ingestor: refresher.DecisionUpdateEnv, jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged}
 	allFailed := decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionFailed}
+	// A rollout-restart image that cannot be resolved holds every rollout of its Deployment:
+	// the restarted pods would pull its tag's new digest with nothing recording it.
+	failedJobsManager := decisions{ingestor: refresher.DecisionWaiting, jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged}
 	registryError := func(code string) string { return `{"errors":[{"code":"` + code + `","message":"injected"}]}` }
 	return []faultRow{
 		{fault: "registry: 401 on the token request", set: func(p *harness.FaultProxy, _ *release) {
@@ -146,6 +150,9 @@ func faultMatrix() []faultRow {
 				return false
 			})
 		}, want: survived, cause: `"decision":"update-env"`},
+		{fault: "registry: 429 on a rollout-restart image", image: jobsManager, set: registryStatus(http.StatusTooManyRequests, map[string]string{"Retry-After": "30"}, registryError("TOOMANYREQUESTS")), want: failedJobsManager, cause: "429"},
+		{fault: "registry: 404 tag of a rollout-restart image", image: jobsManager, set: registryStatus(http.StatusNotFound, nil, registryError("MANIFEST_UNKNOWN")), want: failedJobsManager, cause: "404"},
+		{fault: "registry: 500 on a rollout-restart image", image: jobsManager, set: registryStatus(http.StatusInternalServerError, nil, ""), want: failedJobsManager, cause: "500"},
 		{fault: "API: 403 on get", api: true, set: apiStatus(http.MethodGet, http.StatusForbidden, "Forbidden", false), want: allFailed, cause: "Forbidden 403"},
 		{fault: "API: 403 on patch", api: true, set: apiStatus(http.MethodPatch, http.StatusForbidden, "Forbidden", false), want: allFailed, cause: `"intended":"restart"`},
 		{fault: "API: 404 target", api: true, set: apiStatus(http.MethodGet, http.StatusNotFound, "NotFound", false), want: allFailed, cause: "NotFound 404"},
@@ -206,11 +213,15 @@ func (rt *redirectTarget) Close() { _ = rt.srv.Close() }
 // docs/refresher.md (between the fault-matrix markers) is generated from the rows; -update rewrites it.
 func TestFaultMatrix(t *testing.T) {
 	w := setup(t)
-	regProxy, err := harness.StartRegistryProxy(w.registry.Host)
-	if err != nil {
-		t.Fatal(err)
+	regProxies := map[harness.Image]*harness.FaultProxy{}
+	for _, img := range []harness.Image{ingestor, jobsManager} {
+		p, err := harness.StartRegistryProxy(w.registry.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		regProxies[img] = p
 	}
-	t.Cleanup(regProxy.Close)
 	apiProxy, err := harness.StartAPIProxy(w.cluster.Config.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +229,8 @@ func TestFaultMatrix(t *testing.T) {
 	t.Cleanup(apiProxy.Close)
 
 	r := newRelease(t, w, tools.Helm3, w.registry)
-	r.install("--set", "images.ingestor.repository="+regProxy.Host+"/"+r.Repo(ingestor))
+	r.install("--set", "images.ingestor.repository="+regProxies[ingestor].Host+"/"+r.Repo(ingestor),
+		"--set", "images.jobsManager.repository="+regProxies[jobsManager].Host+"/"+r.Repo(jobsManager))
 	other := addOtherTarget(t, r)
 	r.refreshOK()
 	pod := r.cronJobPod()
@@ -232,7 +244,7 @@ func TestFaultMatrix(t *testing.T) {
 	}
 
 	var table strings.Builder
-	table.WriteString("| fault | ingestor (faulted) | jobs-manager | pods-monitor | other (another Deployment) | exit | written for the faulted image(s) | log names |\n|---|---|---|---|---|---|---|---|\n")
+	table.WriteString("| fault | faulted | ingestor (set-env) | jobs-manager (rollout-restart) | pods-monitor | other (another Deployment) | exit | written for the faulted and held images | log names |\n|---|---|---|---|---|---|---|---|---|\n")
 	rows, ran := faultMatrix(), 0
 	for _, row := range rows {
 		ok := t.Run(strings.NewReplacer(" ", "_", ":", "").Replace(row.fault), func(t *testing.T) {
@@ -257,7 +269,7 @@ func TestFaultMatrix(t *testing.T) {
 					tick.Kubeconfig = unreachable
 				}
 			}
-			target := regProxy
+			target := regProxies[faultedImage(row)]
 			if row.api {
 				target = apiProxy
 			}
@@ -271,19 +283,19 @@ func TestFaultMatrix(t *testing.T) {
 			}
 			checkDecisions(t, res, row.want)
 			after := r.state()
-			var faulted []harness.Image
-			for _, img := range allImages {
-				if row.want[img] == refresher.DecisionFailed {
-					faulted = append(faulted, img)
-				}
-			}
-			checkNothingWritten(t, before, after, faulted)
+			faulted, held := faultedImagesOf(row), heldImagesOf(row)
+			checkNothingWritten(t, before, after, append(append([]harness.Image{}, faulted...), held...))
 			switch {
 			case row.api && len(faulted) > 0:
 				// The API refused or never answered: not even a status annotation was written.
 				checkUnchanged(t, row.fault, before, after)
-			case len(faulted) > 0:
-				checkStatus(t, after, ingestor, "failed", failures(before, ingestor)+1)
+			default:
+				for _, img := range faulted {
+					checkStatus(t, after, img, "failed", statusCount(before, img, "failed")+1)
+				}
+				for _, img := range held {
+					checkStatus(t, after, img, "waiting", statusCount(before, img, "waiting")+1)
+				}
 			}
 			if rec := logLine(res.Stderr, faultedImage(row)); !strings.Contains(rec, row.cause) {
 				t.Errorf("the log record of %s does not name %q:\n%s\nlog:\n%s", faultedImage(row).Name, row.cause, rec, res.Stderr)
@@ -309,6 +321,9 @@ func TestFaultMatrix(t *testing.T) {
 			}
 		})
 		written := "its status annotation only (`failed`, failures + 1)"
+		if len(heldImagesOf(row)) > 0 {
+			written += "; the held image's status only (`waiting`, waits + 1)"
+		}
 		if row.api {
 			written = "nothing"
 		}
@@ -322,7 +337,11 @@ func TestFaultMatrix(t *testing.T) {
 		if row.otherFails {
 			otherDecision = refresher.DecisionFailed
 		}
-		fmt.Fprintf(&table, "| %s | `%s` | `%s` | `%s` | `%s` | %d | %s | `%s` |\n", row.fault, row.want[ingestor], row.want[jobsManager], row.want[podsMonitor], otherDecision, exitOf(row.want), written, row.cause)
+		faultedName := faultedImage(row).Name
+		if row.api {
+			faultedName = "the Deployment"
+		}
+		fmt.Fprintf(&table, "| %s | %s | `%s` | `%s` | `%s` | `%s` | %d | %s | `%s` |\n", row.fault, faultedName, row.want[ingestor], row.want[jobsManager], row.want[podsMonitor], otherDecision, exitOf(row.want), written, row.cause)
 	}
 	r.t = t
 	if !t.Failed() && ran == len(rows) { // -run may have picked some rows only
@@ -330,17 +349,33 @@ func TestFaultMatrix(t *testing.T) {
 	}
 }
 
-// failures is the consecutive failure count in the image's status annotation.
-func failures(s *harness.State, img harness.Image) int {
+// statusCount is the image's consecutive failure (state failed) or wait (state waiting) count
+// in its status annotation, 0 when it is in another state.
+func statusCount(s *harness.State, img harness.Image, state string) int {
 	var st struct {
 		State    string `json:"state"`
+		Waits    int    `json:"waits"`
 		Failures int    `json:"failures"`
 	}
 	_ = json.Unmarshal([]byte(s.Deployment.Annotations["image-refresh.io/status-"+img.Name]), &st)
-	if st.State != "failed" {
+	switch {
+	case st.State != state:
 		return 0
+	case state == "waiting":
+		return st.Waits
 	}
 	return st.Failures
+}
+
+// heldImagesOf are the images whose change waits for the faulted one.
+func heldImagesOf(row faultRow) []harness.Image {
+	var out []harness.Image
+	for _, img := range allImages {
+		if row.want[img] == refresher.DecisionWaiting {
+			out = append(out, img)
+		}
+	}
+	return out
 }
 
 func faultedImagesOf(row faultRow) []harness.Image {
@@ -353,11 +388,14 @@ func faultedImagesOf(row faultRow) []harness.Image {
 	return out
 }
 
-// faultedImage is the image whose log record must name the fault: the ingestor, or for an API
-// fault jobs-manager.
+// faultedImage is the image whose log record must name the fault: the row's image (the
+// ingestor unless it names another), or for an API fault jobs-manager.
 func faultedImage(row faultRow) harness.Image {
 	if row.api {
 		return jobsManager
+	}
+	if row.image != (harness.Image{}) {
+		return row.image
 	}
 	return ingestor
 }

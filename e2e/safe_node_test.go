@@ -237,30 +237,27 @@ func TestNodeSoak(t *testing.T) {
 	r := newNodeRelease(t, w, tools.Helm3, nil)
 	installForTicks(t, w, r, "--set", "imageRefresh.soak="+soak.String())
 	// The first observation records; the ingestor's fill applies a digest, so it soaks too.
-	first := tickNow(t, r)
-	first.want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionSoaking})
-	sleepPast(t, first, soak)
+	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionSoaking})
+	sleepPastSoak(t, r, soak)
 	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionFill})
 	waitRollout(t, r)
 	before := r.state()
 
 	a := r.push(ingestor)
-	ka := tickNow(t, r)
-	ka.want(t, 0, decisions{ingestor: refresher.DecisionSoaking, jobsManager: refresher.DecisionUnchanged})
+	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionSoaking, jobsManager: refresher.DecisionUnchanged})
 	sa := r.state()
 	checkUnchanged(t, "soaking "+a, before, sa, ingestor)
 	if st := statusOf(t, sa, ingestor); st.State != refresher.StateSoaking || st.Pending != a {
 		t.Errorf("soaking: status %+v, want pending %s", st, a)
 	}
 	b := r.push(ingestor)
-	kb := tickNow(t, r)
-	kb.want(t, 0, decisions{ingestor: refresher.DecisionSoaking})
+	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionSoaking})
 	sb := r.state()
 	checkUnchanged(t, "soaking "+b, before, sb, ingestor)
-	if st, old := statusOf(t, sb, ingestor), statusOf(t, sa, ingestor); st.Pending != b || st.PendingSince == old.PendingSince {
+	if st, old := statusOf(t, sb, ingestor), statusOf(t, sa, ingestor); st.Pending != b || st.PendingSince < old.PendingSince {
 		t.Errorf("the tag moved during the soak: status %+v (was %+v), want pending %s from a new first sighting", st, old, b)
 	}
-	sleepPast(t, kb, soak)
+	sleepPastSoak(t, r, soak)
 	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionUpdateEnv})
 	if s := r.state(); envOrEmpty(s) != b {
 		t.Fatalf("after the soak: %s = %q, want %s", digestEnv, envOrEmpty(s), b)
@@ -282,18 +279,20 @@ func TestNodeSoak(t *testing.T) {
 	t.Logf("ingestor Events:\n%s", strings.Join(events(t, r, ingestor), "\n"))
 }
 
-// sleepPast sleeps until d has passed since the tick's pod started, with a margin.
-func sleepPast(t *testing.T, k *nodeTick, d time.Duration) {
+// sleepPastSoak sleeps until the ingestor's pending digest (its status annotation) has soaked
+// for soak, by the refresher's own record of its first sighting.
+func sleepPastSoak(t *testing.T, r *release, soak time.Duration) {
 	t.Helper()
-	start := k.run.Pod.CreationTimestamp.Time
-	if s := k.run.Pod.Status.StartTime; s != nil {
-		start = s.Time
+	st := statusOf(t, r.state(), ingestor)
+	since, err := time.Parse(time.RFC3339, st.PendingSince)
+	if err != nil {
+		t.Fatalf("ingestor status %+v: no pending digest: %v", st, err)
 	}
-	wait := time.Until(start.Add(d + 2*time.Second))
+	wait := time.Until(since.Add(soak + time.Second))
 	if wait <= 0 {
 		return
 	}
-	t.Logf("waiting %s for the soak", wait.Round(time.Second))
+	t.Logf("waiting %s for the soak of %s (first seen %s)", wait.Round(time.Second), st.Pending, st.PendingSince)
 	select {
 	case <-time.After(wait):
 	case <-t.Context().Done():
