@@ -244,8 +244,9 @@ func TestFaultMatrix(t *testing.T) {
 	}
 
 	var table strings.Builder
-	table.WriteString("| fault | faulted | ingestor (set-env) | jobs-manager (rollout-restart) | pods-monitor | other (another Deployment) | exit | written for the faulted and held images | log names |\n|---|---|---|---|---|---|---|---|---|\n")
+	table.WriteString("| fault | faulted | ingestor (set-env) | jobs-manager (rollout-restart) | pods-monitor | other (another Deployment) | exit | written for the faulted and held images | log names | manifest requests to the faulted registry |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	rows, ran := faultMatrix(), 0
+	requests := map[string]int{} // manifest requests the faulted registry got, by registry row
 	for _, row := range rows {
 		ok := t.Run(strings.NewReplacer(" ", "_", ":", "").Replace(row.fault), func(t *testing.T) {
 			ran++
@@ -276,8 +277,26 @@ func TestFaultMatrix(t *testing.T) {
 			if row.set != nil {
 				row.set(target, r)
 			}
+			target.Seen() // forget the requests before this tick
 			res, err := tick.Run(t.Context(), w.bins.Refresher)
 			target.SetFault(nil)
+			manifests := 0
+			for _, req := range target.Seen() {
+				if strings.Contains(req.Path, "/manifests/") {
+					manifests++
+				}
+			}
+			if !row.api {
+				// One HEAD per tag and no retries: a GET only when a 2xx HEAD lacks the digest.
+				limit := 1
+				if strings.Contains(row.cause, "via_get") {
+					limit = 2
+				}
+				if manifests > limit {
+					t.Errorf("%d manifest requests reached the faulted registry, want at most %d (no retries)", manifests, limit)
+				}
+				requests[row.fault] = manifests
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -341,7 +360,11 @@ func TestFaultMatrix(t *testing.T) {
 		if row.api {
 			faultedName = "the Deployment"
 		}
-		fmt.Fprintf(&table, "| %s | %s | `%s` | `%s` | `%s` | `%s` | %d | %s | `%s` |\n", row.fault, faultedName, row.want[ingestor], row.want[jobsManager], row.want[podsMonitor], otherDecision, exitOf(row.want), written, row.cause)
+		sent := "—"
+		if !row.api {
+			sent = fmt.Sprint(requests[row.fault])
+		}
+		fmt.Fprintf(&table, "| %s | %s | `%s` | `%s` | `%s` | `%s` | %d | %s | `%s` | %s |\n", row.fault, faultedName, row.want[ingestor], row.want[jobsManager], row.want[podsMonitor], otherDecision, exitOf(row.want), written, row.cause, sent)
 	}
 	r.t = t
 	if !t.Failed() && ran == len(rows) { // -run may have picked some rows only

@@ -99,11 +99,6 @@ func (h *Helm) Run(ctx context.Context, args ...string) (*Result, error) {
 	return mustSucceed(run(ctx, h.env, "", h.Bin, args...))
 }
 
-// Try runs helm and reports its exit code without judging it.
-func (h *Helm) Try(ctx context.Context, args ...string) (*Result, error) {
-	return run(ctx, h.env, "", h.Bin, args...)
-}
-
 // Kubectl runs kubectl with kubeconfig and fails on a non-zero exit.
 func Kubectl(ctx context.Context, kubeconfig string, args ...string) (*Result, error) {
 	return mustSucceed(TryKubectl(ctx, kubeconfig, args...))

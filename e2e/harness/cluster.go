@@ -131,9 +131,6 @@ func (c *Cluster) Close() {
 	c.etcd.stop(5 * time.Second)
 }
 
-// Dir is where the cluster keeps its state, kubeconfigs and logs.
-func (c *Cluster) Dir() string { return c.dir }
-
 func (c *Cluster) startEtcd(ctx context.Context, bin string, clientPort, peerPort int) error {
 	clientURL := "http://" + hostPort(clientPort)
 	peerURL := "http://" + hostPort(peerPort)
