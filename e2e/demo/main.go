@@ -172,8 +172,15 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 		return err
 	}
 
-	d.section("waiting for CronJob %s to fire on its schedule (%s)", pod.CronJob.Name, pod.CronJob.Spec.Schedule)
-	first, err := d.scheduledRun(ctx, w, time.Time{})
+	d.section("waiting for the install's rollout, then for CronJob %s to fire on its schedule (%s)", pod.CronJob.Name, pod.CronJob.Spec.Schedule)
+	// A change waits while a rollout is in flight, and jobs-manager is Ready only once its
+	// first ingestion Job succeeded: a run before that records the digests and its fill waits.
+	installed, err := harness.WaitRollout(ctx, w.Cluster, namespace, rel.Deployment())
+	if err != nil {
+		return err
+	}
+	d.Logf("install rolled out: pod %s Ready", installed.Name)
+	first, err := d.scheduledRun(ctx, w, time.Now())
 	if err != nil {
 		return err
 	}
@@ -181,7 +188,7 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(d.out, "\n    BEFORE — first observation: digests recorded, the floating ingestor digest filled in (a rollout), no restart")
+	fmt.Fprintln(d.out, "\n    BEFORE — first run after the install: digests recorded, the floating ingestor digest filled in (a rollout), no restart")
 	d.printState(before)
 	if err := d.rolloutAndIngestion(ctx, w, rel, rel.Digest[harness.Ingestor]); err != nil {
 		return err
