@@ -3,8 +3,10 @@ package harness
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,15 +156,25 @@ func StartNode(ctx context.Context, c *Cluster, sandboxImage string, registryHos
 		}
 	}
 	// Pod traffic crosses the bridge through iptables (kube-proxy's DNAT of the kubernetes
-	// Service); the previous values are restored on Close.
-	for key, want := range map[string]string{"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"} {
-		p := "/proc/sys/" + key
+	// Service); the previous values are restored on Close — or, after a killed run, by the
+	// next run's CleanupNode, from the copy saved in sysctlsSaved first.
+	want := map[string]string{"/proc/sys/net/ipv4/ip_forward": "1", "/proc/sys/net/bridge/bridge-nf-call-iptables": "1"}
+	for p := range want {
 		old, err := os.ReadFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", p, err)
 		}
 		n.sysctls[p] = strings.TrimSpace(string(old))
-		if err := os.WriteFile(p, []byte(want), 0o644); err != nil {
+	}
+	saved, err := json.Marshal(n.sysctls)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(sysctlsSaved, saved, 0o600); err != nil {
+		return nil, fmt.Errorf("saving the sysctls: %w", err)
+	}
+	for p, v := range want {
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
 			return nil, fmt.Errorf("setting %s: %w", p, err)
 		}
 	}
@@ -367,8 +379,21 @@ func (n *Node) Close(log Logger) {
 	n.kubelet.stop(10 * time.Second)
 	n.scheduler.stop(5 * time.Second)
 	n.containerd.stop(10 * time.Second)
-	for p, v := range n.sysctls {
-		_ = os.WriteFile(p, []byte(v), 0o644)
+	restoreSysctls(n.sysctls, func(format string, args ...any) { log.Logf(format, args...) })
+}
+
+// sysctlsSaved holds the sysctl values a node run found before it changed them.
+const sysctlsSaved = "/run/image-refresh-e2e-node.sysctls"
+
+// restoreSysctls writes the saved values back and forgets them.
+func restoreSysctls(values map[string]string, report func(string, ...any)) {
+	for p, v := range values {
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			report("restoring %s to %s: %v", p, v, err)
+		}
+	}
+	if err := os.Remove(sysctlsSaved); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		report("removing %s: %v", sysctlsSaved, err)
 	}
 }
 
@@ -459,6 +484,14 @@ func CleanupNode(log Logger) {
 	// libcni's cache directories, when nothing else uses them (Remove fails on a non-empty one).
 	for _, d := range []string{"/var/lib/cni/results", "/var/lib/cni/networks", "/var/lib/cni"} {
 		_ = os.Remove(d)
+	}
+	// 5. The sysctls a killed run changed.
+	if data, err := os.ReadFile(sysctlsSaved); err == nil {
+		var values map[string]string
+		if err := json.Unmarshal(data, &values); err != nil {
+			report("reading %s: %v", sysctlsSaved, err)
+		}
+		restoreSysctls(values, report)
 	}
 	if len(problems) > 0 {
 		log.Logf("node cleanup incomplete:\n  %s", strings.Join(problems, "\n  "))
