@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
@@ -134,6 +135,7 @@ func applyPatch(t *testing.T, dep *appsv1.Deployment, patch []byte, settles bool
 	if p.Metadata.ResourceVersion != dep.ResourceVersion {
 		t.Fatalf("patch planned on resourceVersion %q, the object has %q", p.Metadata.ResourceVersion, dep.ResourceVersion)
 	}
+	before := dep.DeepCopy()
 	for k, v := range p.Metadata.Annotations {
 		dep.Annotations[k] = v
 	}
@@ -159,6 +161,9 @@ func applyPatch(t *testing.T, dep *appsv1.Deployment, patch []byte, settles bool
 				}
 			}
 		}
+	}
+	// As the API server does: any change of the spec or the annotations is the next generation.
+	if !apiequality.Semantic.DeepEqual(before.Spec, dep.Spec) || !apiequality.Semantic.DeepEqual(before.Annotations, dep.Annotations) {
 		dep.Generation++
 	}
 	dep.Status.ObservedGeneration = dep.Generation

@@ -122,10 +122,11 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([
 	for i, ti := range images {
 		next := nexts[i]
 		// The API server makes any change of a Deployment's annotations (or spec) its next
-		// generation. A rollout still in flight stays the same rollout across this patch: the
-		// status follows it to that generation, or the next tick would no longer see it as
-		// this refresher's (and would neither wait for it nor quarantine it).
-		if writes && pending != "" && next.Generation != 0 && next.Generation == dep.Generation {
+		// generation. A patch that writes only annotations leaves a rollout in flight the same
+		// rollout: the status follows it to that generation, or the next tick would no longer
+		// see it as this refresher's (and would neither wait for it nor quarantine it). A patch
+		// that changes the pod template starts another rollout, which is not this image's.
+		if writes && !restart && containers == nil && inFlight(dep, next, pending) {
 			next.Generation++
 		}
 		ti.report.Status = next
@@ -219,9 +220,9 @@ func decideImage(dep *appsv1.Deployment, ti targetImage, where string, state *co
 		wait = fmt.Sprintf("%s: %s; %s waits for it (at most one rollout in flight)", where, pending, change.Decision)
 	case rollout && len(unresolved) > 0:
 		wait = fmt.Sprintf("%s: a rollout now would also pull the unresolved tag of %s, and nothing would record that digest; %s waits until it resolves", where, strings.Join(unresolved, ", "), change.Decision)
-	case change.Decision == DecisionUnchanged && prev.Generation != 0 && prev.Generation == dep.Generation && pending != "":
+	case change.Decision == DecisionUnchanged && inFlight(dep, prev, pending):
 		// The rollout this image's last change started has not completed.
-		wait = fmt.Sprintf("%s: the rollout to %s (generation %d) has not completed: %s", where, prev.Digest, prev.Generation, pending)
+		wait = fmt.Sprintf("%s: the rollout to %s has not completed: %s", where, prev.Digest, pending)
 	}
 	if wait == "" {
 		return imageOutcome{Change: change}

@@ -40,12 +40,12 @@ func progressDeadlineExceeded(dep *appsv1.Deployment) bool {
 }
 
 // failedRollout says why the rollout of the last change this refresher wrote for the image
-// failed, "" when it did not (or there is none): the Deployment is still at the generation that
-// change made (nobody changed it since), the audit annotation still records the digest, and the
-// rollout exceeded its progress deadline or has not settled within rolloutTimeout of the change.
+// failed, "" when it did not (or there is none): that rollout is still in flight (inFlight),
+// the audit annotation still records the digest, and the rollout exceeded its progress
+// deadline or has not settled within rolloutTimeout of the change.
 func failedRollout(dep *appsv1.Deployment, annotation string, prev Status, pending string, now time.Time, rolloutTimeout time.Duration) string {
-	if prev.State == StateQuarantined || prev.Generation == 0 || prev.Generation != dep.Generation ||
-		!config.ValidDigest(prev.Digest) || prev.Digest != annotation || prev.Digest == prev.Quarantined || pending == "" {
+	if prev.State == StateQuarantined || !inFlight(dep, prev, pending) ||
+		!config.ValidDigest(prev.Digest) || prev.Digest != annotation || prev.Digest == prev.Quarantined {
 		return ""
 	}
 	if progressDeadlineExceeded(dep) {

@@ -306,7 +306,7 @@ func TestRunQuarantineRollsSetEnvBack(t *testing.T) {
 			}
 			// The rollback settles; the tag still points at the bad digest: held, nothing
 			// written, no Event.
-			setRollout(t, f, 3, 1, 1, 1)
+			setRollout(t, f, f.deployment(t).Generation, 1, 1, 1)
 			for _, m := range []int{30, 45} {
 				report, patches = f.safeTick(t, at(m))
 				if got := report.Images[2].Decision; got != DecisionQuarantined || len(patches) != 0 {
@@ -447,5 +447,110 @@ func TestQuarantineOutcomeDefaultTimeout(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("after %d minutes: quarantined %v, want %v", tc.minutes, got, tc.want)
 		}
+	}
+}
+
+// A rollout the controller saw complete is no longer in flight: pods that become unready days
+// later (a node lost, a dependency down) at the same generation are not that change's failure —
+// no rollback, no quarantine, nothing written.
+func TestCompletedRolloutIsNotBlamedForLaterUnreadiness(t *testing.T) {
+	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+		annotations, _ := f.current()
+		annotations[ingestorKey] = stale
+		return deployment(annotations, env(stale))
+	})
+	at := func(m int) time.Time { return clock.Add(time.Duration(m) * time.Minute) }
+	if report, _ := f.safeTick(t, at(0)); report.Images[2].Decision != DecisionUpdateEnv {
+		t.Fatalf("first tick: %s", report.Images[2].Decision)
+	}
+	// The rollout completes; three days later its pod is unready, the condition stays.
+	dep := f.deployment(t)
+	dep.Status = appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 0, AvailableReplicas: 0,
+		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable"}}}
+	if err := f.kube.Tracker().Update(deploymentsGVR, dep, namespace); err != nil {
+		t.Fatal(err)
+	}
+	report, patches := f.safeTick(t, at(3*24*60))
+	if got := report.Images[2].Decision; got != DecisionUnchanged || len(patches) != 0 {
+		t.Fatalf("later unreadiness: ingestor %s (%s), patches %q; want unchanged and nothing written", got, report.Images[2].Reason, patches)
+	}
+	if env := apiEnv(f.deployment(t))[ingestorEnv]; env != f.digest["ingestor"] {
+		t.Errorf("env %s, want the applied %s kept", env, f.digest["ingestor"])
+	}
+}
+
+// A status follows its rollout across the refresher's own annotation-only writes, never onto a
+// rollout another image's change starts in the same patch.
+func TestStatusGenerationFollowsOnlyItsOwnRollout(t *testing.T) {
+	jm := config.Image{Name: "jobs-manager", Repository: "docker.io/tracebloc/jobs-manager", Tag: "prod", Action: config.ActionRolloutRestart,
+		Target: config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"}, Annotation: jobsManagerKey}
+	pm := config.Image{Name: "pods-monitor", Repository: "docker.io/tracebloc/pods-monitor", Tag: "prod", Action: config.ActionRolloutRestart,
+		Target: config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "pods-monitor"}, Annotation: podsMonitorKey}
+	inFlight := func(digest string) string {
+		return Status{State: StateOK, Since: "2026-07-01T12:00:00Z", Digest: digest, Generation: 5, Applied: "2026-07-01T12:00:00Z"}.encode()
+	}
+	for _, tc := range []struct {
+		name string
+		// jmDigest is the registry's jobs-manager digest: the recorded one (a wait, written as
+		// status only) or a new one, applied over its quarantined rollout (a restart).
+		jmDigest, jmStatus string
+		wantGeneration     int64
+	}{
+		{name: "annotation-only patch", jmDigest: digestOf('a'), jmStatus: inFlight(digestOf('a')), wantGeneration: 6},
+		{name: "patch starting another rollout", jmDigest: digestOf('c'),
+			jmStatus: Status{State: StateQuarantined, Since: "2026-07-01T12:00:00Z", Digest: digestOf('a'), Generation: 5, Quarantined: digestOf('a')}.encode(), wantGeneration: 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dep := deployment(map[string]string{jobsManagerKey: digestOf('a'), podsMonitorKey: digestOf('b'), statusKey("jobs-manager"): tc.jmStatus, statusKey("pods-monitor"): inFlight(digestOf('b'))})
+			dep.Generation, dep.Status = 5, appsv1.DeploymentStatus{ObservedGeneration: 5, Replicas: 2, UpdatedReplicas: 1, ReadyReplicas: 1}
+			jmRep, pmRep := &ImageReport{Digest: tc.jmDigest}, &ImageReport{Digest: digestOf('b')}
+			patch, err := planTarget(dep, []targetImage{{report: jmRep, image: jm}, {report: pmRep, image: pm}}, tickSettings{now: clock.Add(time.Minute), waitLimit: config.DefaultWaitLimit, rolloutTimeout: time.Hour})
+			if err != nil || patch == nil {
+				t.Fatalf("patch %s, error %v", patch, err)
+			}
+			if got := pmRep.Status.Generation; got != tc.wantGeneration || pmRep.Decision != DecisionWaiting {
+				t.Errorf("pods-monitor %s, status generation %d, want waiting at %d (jobs-manager %s); patch %s", pmRep.Decision, got, tc.wantGeneration, jmRep.Decision, patch)
+			}
+		})
+	}
+}
+
+// A write by anyone else (helm upgrade, kubectl annotate, rollout undo) makes the Deployment's
+// next generation and ends the tracking: the stuck rollout is no longer this refresher's to
+// wait for or to quarantine, while a new change still waits for any pending rollout.
+func TestForeignWriteEndsTheTracking(t *testing.T) {
+	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+		annotations, _ := f.current()
+		annotations[ingestorKey] = stale
+		return deployment(annotations, env(stale))
+	})
+	at := func(m int) time.Time { return clock.Add(time.Duration(m) * time.Minute) }
+	if report, _ := f.safeTick(t, at(0)); report.Images[2].Decision != DecisionUpdateEnv {
+		t.Fatalf("first tick: %s", report.Images[2].Decision)
+	}
+	stuck(t, f, f.deployment(t).Generation, false)
+	if report, _ := f.safeTick(t, at(5)); report.Images[2].Decision != DecisionWaiting {
+		t.Fatalf("rollout in flight: %s, want waiting", report.Images[2].Decision)
+	}
+	dep := f.deployment(t)
+	dep.Annotations["team"] = "payments" // kubectl annotate
+	dep.Generation++
+	dep.Status.ObservedGeneration = dep.Generation
+	if err := f.kube.Tracker().Update(deploymentsGVR, dep, namespace); err != nil {
+		t.Fatal(err)
+	}
+	report, _ := f.safeTick(t, at(30)) // past rolloutTimeout: it would be quarantined if it were tracked
+	if got := report.Images[2].Decision; got != DecisionUnchanged {
+		t.Errorf("after a foreign write: ingestor %s (%s), want unchanged", got, report.Images[2].Reason)
+	}
+	if env := apiEnv(f.deployment(t))[ingestorEnv]; env != f.digest["ingestor"] {
+		t.Errorf("env %s, want %s kept (no rollback)", env, f.digest["ingestor"])
+	}
+	next, err := f.srv.PushIndex("ghcr.io/tracebloc/ingestor:prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report, _ := f.safeTick(t, at(45)); report.Images[2].Decision != DecisionWaiting || apiEnv(f.deployment(t))[ingestorEnv] == next {
+		t.Errorf("a new digest while a rollout is pending: %s, want waiting", report.Images[2].Decision)
 	}
 }

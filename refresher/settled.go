@@ -30,3 +30,23 @@ func RolloutPending(dep *appsv1.Deployment) string {
 	}
 	return ""
 }
+
+// rolloutCompleted reports whether the Deployment controller saw the latest rollout complete:
+// it sets Progressing to NewReplicaSetAvailable then and keeps it, whatever the pods do later,
+// until a new rollout starts (a ReplicaSet other than the new one has replicas again).
+func rolloutCompleted(dep *appsv1.Deployment) bool {
+	for _, c := range dep.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == "NewReplicaSetAvailable" {
+			return dep.Status.Replicas == dep.Status.UpdatedReplicas
+		}
+	}
+	return false
+}
+
+// inFlight reports whether the rollout of the last change recorded in prev is still in flight:
+// the Deployment is at the generation the status follows (nobody else changed it since), its
+// rollout is pending (see RolloutPending) and the controller never saw it complete — pods that
+// become unready after the rollout completed are not that change's failure.
+func inFlight(dep *appsv1.Deployment, prev Status, pending string) bool {
+	return prev.Generation != 0 && prev.Generation == dep.Generation && pending != "" && !rolloutCompleted(dep)
+}
