@@ -6,8 +6,8 @@
 //
 // Exit codes: 0 every floating image was checked; 1 an image or target failed (after the
 // others were processed) or the cluster was unreachable; 2 bad flags or a bad config; 3
-// (status) an image is behind its registry digest. Logs are JSON on stderr; a dry run prints
-// its plan on stdout. The commands are in package cmd.
+// (status) an image is behind its registry digest or holds a quarantined one. Logs are JSON on
+// stderr; a dry run prints its plan on stdout. The commands are in package cmd.
 package main
 
 import (

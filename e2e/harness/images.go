@@ -81,8 +81,9 @@ func MultiArch(img v1.Image) (v1.ImageIndex, error) {
 	return Index(img, "amd64", "arm64")
 }
 
-// Index is an image index holding img for each linux architecture of archs (img itself for
-// amd64, the node's; the same files labelled with the architecture for the others).
+// Index is an image index holding img for each linux architecture of archs: img itself for
+// its own architecture (amd64 for the node's images), the same files labelled with the
+// architecture for the others.
 func Index(img v1.Image, archs ...string) (v1.ImageIndex, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {

@@ -159,19 +159,26 @@ func StartNode(ctx context.Context, c *Cluster, sandboxImage string, registryHos
 	// Service); the previous values are restored on Close — or, after a killed run, by the
 	// next run's CleanupNode, from the copy saved in sysctlsSaved first.
 	want := map[string]string{"/proc/sys/net/ipv4/ip_forward": "1", "/proc/sys/net/bridge/bridge-nf-call-iptables": "1"}
-	for p := range want {
-		old, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", p, err)
+	if saved, err := os.ReadFile(sysctlsSaved); err == nil {
+		// An earlier run's values could not all be restored: they are still the originals.
+		if err := json.Unmarshal(saved, &n.sysctls); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", sysctlsSaved, err)
 		}
-		n.sysctls[p] = strings.TrimSpace(string(old))
-	}
-	saved, err := json.Marshal(n.sysctls)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(sysctlsSaved, saved, 0o600); err != nil {
-		return nil, fmt.Errorf("saving the sysctls: %w", err)
+	} else {
+		for p := range want {
+			old, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", p, err)
+			}
+			n.sysctls[p] = strings.TrimSpace(string(old))
+		}
+		saved, err := json.Marshal(n.sysctls)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(sysctlsSaved, saved, 0o600); err != nil {
+			return nil, fmt.Errorf("saving the sysctls: %w", err)
+		}
 	}
 	for p, v := range want {
 		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
@@ -385,12 +392,17 @@ func (n *Node) Close(log Logger) {
 // sysctlsSaved holds the sysctl values a node run found before it changed them.
 const sysctlsSaved = "/run/image-refresh-e2e-node.sysctls"
 
-// restoreSysctls writes the saved values back and forgets them.
+// restoreSysctls writes the saved values back and, once all are, forgets them.
 func restoreSysctls(values map[string]string, report func(string, ...any)) {
+	restored := true
 	for p, v := range values {
 		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
 			report("restoring %s to %s: %v", p, v, err)
+			restored = false
 		}
+	}
+	if !restored {
+		return
 	}
 	if err := os.Remove(sysctlsSaved); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		report("removing %s: %v", sysctlsSaved, err)
@@ -490,8 +502,9 @@ func CleanupNode(log Logger) {
 		var values map[string]string
 		if err := json.Unmarshal(data, &values); err != nil {
 			report("reading %s: %v", sysctlsSaved, err)
+		} else {
+			restoreSysctls(values, report)
 		}
-		restoreSysctls(values, report)
 	}
 	if len(problems) > 0 {
 		log.Logf("node cleanup incomplete:\n  %s", strings.Join(problems, "\n  "))

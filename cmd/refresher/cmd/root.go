@@ -41,7 +41,7 @@ type environment struct {
 // New is the refresher binary: logs are JSON on stderr, a failure is logged there too.
 // Exit codes: 0 every floating image was checked; 1 an image or target failed (after the
 // others were processed) or the cluster was unreachable; 2 bad flags or a bad config; 3
-// (status) an image is behind its registry digest.
+// (status) an image is behind its registry digest or holds a quarantined one.
 func New() cli.Program { return newProgram(environment{kube: connect}) }
 
 func newProgram(env environment) cli.Program {
@@ -98,6 +98,8 @@ were processed; 2 bad flags or config.`,
 		},
 	}
 	cmd.AddCommand(newStatusCommand(env))
+	// The image has no shell to complete in; chartcheck and postrender have no completion either.
+	cmd.CompletionOptions.DisableDefaultCmd = true
 	flags := cmd.Flags()
 	flags.StringVar(&configPath, "config", "", "refresh config file (in the CronJob: "+config.MountPath+"/"+config.ConfigMapKey+")")
 	flags.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account")
