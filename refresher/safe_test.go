@@ -454,15 +454,7 @@ func TestQuarantineOutcomeDefaultTimeout(t *testing.T) {
 // later (a node lost, a dependency down) at the same generation are not that change's failure —
 // no rollback, no quarantine, nothing written.
 func TestCompletedRolloutIsNotBlamedForLaterUnreadiness(t *testing.T) {
-	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
-		annotations, _ := f.current()
-		annotations[ingestorKey] = stale
-		return deployment(annotations, env(stale))
-	})
-	at := func(m int) time.Time { return clock.Add(time.Duration(m) * time.Minute) }
-	if report, _ := f.safeTick(t, at(0)); report.Images[2].Decision != DecisionUpdateEnv {
-		t.Fatalf("first tick: %s", report.Images[2].Decision)
-	}
+	f, at := ingestorUpdated(t)
 	// The rollout completes; three days later its pod is unready, the condition stays.
 	dep := f.deployment(t)
 	dep.Status = appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 0, AvailableReplicas: 0,
@@ -519,15 +511,7 @@ func TestStatusGenerationFollowsOnlyItsOwnRollout(t *testing.T) {
 // next generation and ends the tracking: the stuck rollout is no longer this refresher's to
 // wait for or to quarantine, while a new change still waits for any pending rollout.
 func TestForeignWriteEndsTheTracking(t *testing.T) {
-	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
-		annotations, _ := f.current()
-		annotations[ingestorKey] = stale
-		return deployment(annotations, env(stale))
-	})
-	at := func(m int) time.Time { return clock.Add(time.Duration(m) * time.Minute) }
-	if report, _ := f.safeTick(t, at(0)); report.Images[2].Decision != DecisionUpdateEnv {
-		t.Fatalf("first tick: %s", report.Images[2].Decision)
-	}
+	f, at := ingestorUpdated(t)
 	stuck(t, f, f.deployment(t).Generation, false)
 	if report, _ := f.safeTick(t, at(5)); report.Images[2].Decision != DecisionWaiting {
 		t.Fatalf("rollout in flight: %s, want waiting", report.Images[2].Decision)
@@ -553,4 +537,20 @@ func TestForeignWriteEndsTheTracking(t *testing.T) {
 	if report, _ := f.safeTick(t, at(45)); report.Images[2].Decision != DecisionWaiting || apiEnv(f.deployment(t))[ingestorEnv] == next {
 		t.Errorf("a new digest while a rollout is pending: %s, want waiting", report.Images[2].Decision)
 	}
+}
+
+// ingestorUpdated is a fixture whose first tick (at minute 0) set the ingestor's env from a
+// stale digest to the registry's, and the tick clock in minutes after it.
+func ingestorUpdated(t *testing.T) (*fixture, func(minute int) time.Time) {
+	t.Helper()
+	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+		annotations, _ := f.current()
+		annotations[ingestorKey] = stale
+		return deployment(annotations, env(stale))
+	})
+	at := func(m int) time.Time { return clock.Add(time.Duration(m) * time.Minute) }
+	if report, _ := f.safeTick(t, at(0)); report.Images[2].Decision != DecisionUpdateEnv {
+		t.Fatalf("first tick: %s", report.Images[2].Decision)
+	}
+	return f, at
 }
