@@ -47,6 +47,13 @@ func (c *RefreshConfig) Default() {
 	if c.Spec.WaitLimit == 0 {
 		c.Spec.WaitLimit = DefaultWaitLimit
 	}
+	// Empty lists count as unset, as empty maps do below: they marshal to nothing.
+	if len(c.Spec.Platforms) == 0 {
+		c.Spec.Platforms = nil
+	}
+	if len(c.Spec.Job.ImagePullSecrets) == 0 {
+		c.Spec.Job.ImagePullSecrets = nil
+	}
 	for i := range c.Spec.Images {
 		img := &c.Spec.Images[i]
 		if img.Tag == "" {
