@@ -38,6 +38,11 @@ const (
 	// DockerConfigMountPath is where the optional registry-credentials Secret is mounted;
 	// DOCKER_CONFIG points at it.
 	DockerConfigMountPath = "/etc/image-refresh-docker"
+	// KeysMountPath is where the CronJob mounts spec.verification.keysConfigMap (read-only); the
+	// refresher reads every *.pub file there.
+	KeysMountPath = "/etc/image-refresh-keys"
+	// KeyFileSuffix marks the entries of the keys ConfigMap that are public keys.
+	KeyFileSuffix = ".pub"
 )
 
 // Action is what the refresher does when a floating tag moves.
@@ -82,6 +87,9 @@ type Spec struct {
 	// it is treated as failed: quarantine, and rollback for set-env (default
 	// DefaultRolloutTimeout, see EffectiveRolloutTimeout).
 	RolloutTimeout Duration `yaml:"rolloutTimeout,omitempty" json:"rolloutTimeout,omitempty"`
+	// Verification, when set, gates every change that moves what runs on a signature of the
+	// new digest by one of the trusted keys (see Verification).
+	Verification *Verification `yaml:"verification,omitempty" json:"verification,omitempty"`
 	// Job shapes the CronJob the post-renderer injects; the refresher ignores it.
 	Job Job `yaml:"job,omitempty" json:"job,omitempty"`
 }
@@ -100,6 +108,18 @@ type Image struct {
 	// Soak is how long a new registry digest must be seen unchanged before it is applied
 	// (default 0: at once).
 	Soak Duration `yaml:"soak,omitempty" json:"soak,omitempty"`
+	// Verify false exempts the image from spec.verification; unset means "verify when
+	// spec.verification is set". true without spec.verification is a config error.
+	Verify *bool `yaml:"verify,omitempty" json:"verify,omitempty"`
+}
+
+// Verification is the signature gate: a new digest reaches a workload only when one of the
+// trusted keys signed it (cosign key-based signatures, verified offline).
+type Verification struct {
+	// KeysConfigMap names a ConfigMap in the config's namespace whose data entries ending in
+	// KeyFileSuffix are PEM public keys (cosign.pub format); the CronJob mounts it at
+	// KeysMountPath.
+	KeysConfigMap string `yaml:"keysConfigMap" json:"keysConfigMap"`
 }
 
 // Target is the workload an image's change is applied to.
@@ -191,6 +211,12 @@ func (i Image) StatusAnnotation() string { return StatusAnnotationPrefix + i.Nam
 
 // Pinned reports whether the image's digest is fixed in values: never polled, never touched.
 func (i Image) Pinned() bool { return i.Digest != "" }
+
+// VerificationRequired reports whether a new digest of img needs a trusted signature before
+// it is applied: spec.verification is set and the image does not opt out (verify: false).
+func (c *RefreshConfig) VerificationRequired(img Image) bool {
+	return c.Spec.Verification != nil && !img.Pinned() && (img.Verify == nil || *img.Verify)
+}
 
 // Reference is the floating reference the refresher polls, "repository:tag".
 func (i Image) Reference() string { return i.Repository + ":" + i.Tag }

@@ -73,6 +73,26 @@ func TestParseRejects(t *testing.T) {
 		{name: "schedule", yaml: header + "spec:\n  schedule: every minute\n  images:\n  - " + restartImage + "\n", want: []string{`spec.schedule "every minute"`}},
 		{name: "no images", yaml: header + "spec: {images: []}\n", want: []string{"spec.images: at least one image is required"}},
 		{
+			name: "verification without a keys ConfigMap",
+			yaml: withImages(restartImage) + "  verification: {}\n",
+			want: []string{"spec.verification.keysConfigMap: required"},
+		},
+		{
+			name: "verification keys ConfigMap not a name",
+			yaml: withImages(restartImage) + "  verification: {keysConfigMap: Keys_1}\n",
+			want: []string{`spec.verification.keysConfigMap "Keys_1"`},
+		},
+		{
+			name: "verify true without verification",
+			yaml: withImages(strings.Replace(restartImage, "action:", "verify: true, action:", 1)),
+			want: []string{"spec.images[0] (jobs-manager).verify: true needs spec.verification"},
+		},
+		{
+			name: "unknown verification field",
+			yaml: withImages(restartImage) + "  verification: {keysConfigMap: k, rekor: https://rekor.sigstore.dev}\n",
+			want: []string{"field rekor not found"},
+		},
+		{
 			name: "image name missing",
 			yaml: withImages(`{repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
 			want: []string{"spec.images[0].name: required"},
@@ -367,8 +387,37 @@ func TestFloatingAndPinned(t *testing.T) {
 	}
 }
 
+func TestVerificationRequired(t *testing.T) {
+	exempt := strings.Replace(restartImage, "action:", "verify: false, action:", 1)
+	pinned := strings.Replace(setEnvImage, "tag: prod,", "tag: prod, digest: \""+digest+"\",", 1)
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []bool // per image
+	}{
+		{name: "no verification", yaml: withImages(restartImage, setEnvImage), want: []bool{false, false}},
+		{name: "every floating image", yaml: withImages(restartImage, setEnvImage) + "  verification: {keysConfigMap: keys}\n", want: []bool{true, true}},
+		{name: "verify false exempts one", yaml: withImages(exempt, setEnvImage) + "  verification: {keysConfigMap: keys}\n", want: []bool{false, true}},
+		{name: "verify false without verification", yaml: withImages(exempt), want: []bool{false}},
+		{name: "a pinned image is never verified", yaml: withImages(restartImage, pinned) + "  verification: {keysConfigMap: keys}\n", want: []bool{true, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range tc.want {
+				if got := cfg.VerificationRequired(cfg.Spec.Images[i]); got != want {
+					t.Errorf("image %d: VerificationRequired = %v, want %v", i, got, want)
+				}
+			}
+		})
+	}
+}
+
 func TestMarshalRoundTrip(t *testing.T) {
-	cfg, err := Parse([]byte(withImages(restartImage, setEnvImage)))
+	cfg, err := Parse([]byte(withImages(restartImage, strings.Replace(setEnvImage, "action:", "verify: false, action:", 1)) +
+		"  verification: {keysConfigMap: release-keys}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

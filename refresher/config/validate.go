@@ -143,12 +143,22 @@ func (c *RefreshConfig) Validate() error {
 			names[img.Name] = i
 		}
 		errs = append(errs, img.validate(at, c.Metadata.Namespace)...)
+		if img.Verify != nil && *img.Verify && c.Spec.Verification == nil {
+			add("%s.verify: true needs spec.verification (the keys to verify with)", at)
+		}
 		if img.Annotation != "" {
 			if j, dup := annotations[img.Annotation]; dup {
 				add("%s.annotation %q: duplicate of spec.images[%d]", at, img.Annotation, j)
 			} else {
 				annotations[img.Annotation] = i
 			}
+		}
+	}
+	if v := c.Spec.Verification; v != nil {
+		if v.KeysConfigMap == "" {
+			add("spec.verification.keysConfigMap: required (a ConfigMap of *%s public keys)", KeyFileSuffix)
+		} else if msgs := content.IsDNS1123Subdomain(v.KeysConfigMap); len(msgs) > 0 {
+			add("spec.verification.keysConfigMap %q: %s", v.KeysConfigMap, strings.Join(msgs, "; "))
 		}
 	}
 	errs = append(errs, c.validateSafe()...)
