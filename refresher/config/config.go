@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"gopkg.in/yaml.v3"
@@ -120,6 +121,25 @@ type Verification struct {
 	// KeyFileSuffix are PEM public keys (cosign.pub format); the CronJob mounts it at
 	// KeysMountPath.
 	KeysConfigMap string `yaml:"keysConfigMap" json:"keysConfigMap"`
+	// RecheckAfter is how long a refused digest's verdict is remembered before its signatures
+	// are fetched again (default DefaultRecheckAfter): a digest signed after it was first seen
+	// is applied by then, without a request on every tick before.
+	RecheckAfter Duration `yaml:"recheckAfter,omitempty" json:"recheckAfter,omitempty"`
+}
+
+// DefaultRecheckAfter is spec.verification.recheckAfter when unset: four ticks of the default
+// schedule.
+const DefaultRecheckAfter = time.Hour
+
+// minRecheckAfter keeps a refused digest from being fetched on every tick of a fast schedule.
+const minRecheckAfter = time.Minute
+
+// EffectiveRecheckAfter is spec.verification.recheckAfter, or its default when unset.
+func (v Verification) EffectiveRecheckAfter() time.Duration {
+	if v.RecheckAfter == 0 {
+		return DefaultRecheckAfter
+	}
+	return v.RecheckAfter.D()
 }
 
 // Target is the workload an image's change is applied to.

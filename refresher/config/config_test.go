@@ -83,6 +83,11 @@ func TestParseRejects(t *testing.T) {
 			want: []string{`spec.verification.keysConfigMap "Keys_1"`},
 		},
 		{
+			name: "verification recheck too often",
+			yaml: withImages(restartImage) + "  verification: {keysConfigMap: k, recheckAfter: 30s}\n",
+			want: []string{"spec.verification.recheckAfter 30s: must be at least 1m0s"},
+		},
+		{
 			name: "verify true without verification",
 			yaml: withImages(strings.Replace(restartImage, "action:", "verify: true, action:", 1)),
 			want: []string{"spec.images[0] (jobs-manager).verify: true needs spec.verification"},
@@ -417,7 +422,7 @@ func TestVerificationRequired(t *testing.T) {
 
 func TestMarshalRoundTrip(t *testing.T) {
 	cfg, err := Parse([]byte(withImages(restartImage, strings.Replace(setEnvImage, "action:", "verify: false, action:", 1)) +
-		"  verification: {keysConfigMap: release-keys}\n"))
+		"  verification: {keysConfigMap: release-keys, recheckAfter: 10m}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

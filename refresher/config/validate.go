@@ -160,6 +160,9 @@ func (c *RefreshConfig) Validate() error {
 		} else if msgs := content.IsDNS1123Subdomain(v.KeysConfigMap); len(msgs) > 0 {
 			add("spec.verification.keysConfigMap %q: %s", v.KeysConfigMap, strings.Join(msgs, "; "))
 		}
+		if r := v.RecheckAfter.D(); r != 0 && r < minRecheckAfter {
+			add("spec.verification.recheckAfter %s: must be at least %s (or unset: %s)", r, minRecheckAfter, DefaultRecheckAfter)
+		}
 	}
 	errs = append(errs, c.validateSafe()...)
 	errs = append(errs, c.Spec.Job.validate()...)
