@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the real components the tests need, at the versions in versions.env:
-# helm v3 and v4, kube-apiserver, kube-controller-manager, kubectl, etcd; installs Debian's
+# helm v3 and v4, cosign v3 and v2, kube-apiserver, kube-controller-manager, kubectl, etcd; installs Debian's
 # docker-registry; and for the node kubelet, kube-proxy, kube-scheduler, containerd, runc, the CNI
 # plugins and Debian's iptables. Each step lands in $IMAGE_REFRESH_TOOLS/<name>-<version>/ and is rebuilt
 # only when that directory lacks its .done marker. Prints one line per tool with the time it
@@ -41,6 +41,14 @@ build_helm() { # major version out
 }
 helm3() { build_helm 3 "$HELM3_VERSION" "$1"; }
 helm4() { build_helm 4 "$HELM4_VERSION" "$1"; }
+
+build_cosign() { # major version out
+  GOBIN="$3" go install -trimpath -ldflags "-s -w" "github.com/sigstore/cosign/v$1/cmd/cosign@$2"
+  mv "$3/cosign" "$3/cosign$1"
+  "$3/cosign$1" version
+}
+cosign3() { build_cosign 3 "$COSIGN3_VERSION" "$1"; }
+cosign2() { build_cosign 2 "$COSIGN2_VERSION" "$1"; }
 
 etcd() {
   local m="$work/etcd"
@@ -207,14 +215,20 @@ case $only in
     step helm3 "$HELM3_VERSION" helm3
     step helm4 "$HELM4_VERSION" helm4
     step etcd "$ETCD_VERSION" etcd
+    step cosign3 "$COSIGN3_VERSION" cosign3
+    step cosign2 "$COSIGN2_VERSION" cosign2
     step kubernetes "$KUBERNETES_VERSION" kubernetes
     node_steps
     ;;
   node)
     node_steps
     ;;
+  cosign)
+    step cosign3 "$COSIGN3_VERSION" cosign3
+    step cosign2 "$COSIGN2_VERSION" cosign2
+    ;;
   *)
-    echo "usage: $0 [all|helm|node]" >&2
+    echo "usage: $0 [all|helm|node|cosign]" >&2
     exit 2
     ;;
 esac
