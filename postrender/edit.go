@@ -62,6 +62,7 @@ func newEdit(objects []object, opts Options, load loader) (*edit, error) {
 			refusals = append(refusals, r)
 		}
 	}
+	refusals = append(refusals, checkKeys(inj, objects, opts.AllowExternalKeys, load)...)
 	refusals = append(refusals, checkNamesFree(inj, objects, e.drop)...)
 	if len(refusals) > 0 {
 		return nil, joinRefusals(refusals)
@@ -168,7 +169,7 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 	if v := contract.CheckRoleCovers(inj.namespace, t); v != nil {
 		return refuse(Reason(v.Rule), "%s floats, but %s", image, v.Message)
 	}
-	found := findTargets(objects, t.Key)
+	found := findObjects(objects, t.Key)
 	switch len(found) {
 	case 0:
 		return refuse(ReasonTargetMissing,
@@ -208,10 +209,11 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 	return nil
 }
 
-// findTargets returns the Deployments (group apps) a resolved target names. An object without
-// a namespace is installed into the release namespace, which the post-renderer cannot see, so
-// it matches any target namespace; an exact namespace match wins over it.
-func findTargets(objects []object, key config.TargetKey) []object {
+// findObjects returns the objects of a kind (in the contract's API group) a resolved key names:
+// a target Deployment, the keys ConfigMap. An object without a namespace is installed into the
+// release namespace, which the post-renderer cannot see, so it matches any namespace; an exact
+// namespace match wins over it.
+func findObjects(objects []object, key config.TargetKey) []object {
 	var found []object
 	for _, obj := range objects {
 		if obj.isKind(key.Kind) && obj.name == key.Name && sameNamespace(obj.namespace, key.Namespace) {

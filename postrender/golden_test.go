@@ -20,27 +20,34 @@ func TestGolden(t *testing.T) {
 		name string
 		// injects says whether the image-refresh objects are appended.
 		injects bool
+		// allowExternalKeys is --allow-external-keys.
+		allowExternalKeys bool
 	}{
-		{"all-floating", true},
-		{"pinned-jobs-manager", true},
-		{"pinned-pods-monitor", true},
-		{"pinned-ingestor", true},
-		{"all-pinned", false},
-		{"config-from-file", true},
-		{"config-from-stream", true},
-		{"helm4", true},
-		{"no-config", false},
+		{"all-floating", true, false},
+		{"pinned-jobs-manager", true, false},
+		{"pinned-pods-monitor", true, false},
+		{"pinned-ingestor", true, false},
+		{"all-pinned", false, false},
+		{"config-from-file", true, false},
+		{"config-from-stream", true, false},
+		{"helm4", true, false},
+		{"no-config", false, false},
 		// The target Deployment is an item of a v1 List, which Helm applies item by item.
-		{"list-target", true},
+		{"list-target", true, false},
 		// The config ConfigMap is a kind-less item of a ConfigMapList.
-		{"list-config", true},
+		{"list-config", true, false},
 		// CRLF line endings: the injected documents use them too.
-		{"crlf", true},
+		{"crlf", true, false},
+		// spec.verification with the keys ConfigMap in the stream (a data and a binaryData key).
+		{"verification", true, false},
+		// spec.verification from --config, the keys ConfigMap declared external.
+		{"verification-external", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(goldenDir, tc.name)
 			in := readFile(t, filepath.Join(dir, "input.yaml"))
 			opts := goldenOptions(t, dir)
+			opts.AllowExternalKeys = tc.allowExternalKeys
 
 			out, err := Render(in, opts)
 			if err != nil {

@@ -22,6 +22,7 @@ const (
 
 	configVolume       = "config"
 	credentialsVolume  = "registry-credentials"
+	keysVolume         = "verification-keys"
 	dockerConfigJSON   = ".dockerconfigjson"
 	dockerConfigFile   = "config.json"
 	dockerConfigEnvVar = "DOCKER_CONFIG"
@@ -223,6 +224,11 @@ func (inj *injection) cronJob() any {
 		}})
 		env = append(env, envVar{Name: dockerConfigEnvVar, Value: config.DockerConfigMountPath})
 	}
+	if v := inj.cfg.Spec.Verification; v != nil {
+		// The whole ConfigMap: the refresher trusts every *.pub file, including keys added later.
+		mounts = append(mounts, volumeMount{Name: keysVolume, MountPath: config.KeysMountPath, ReadOnly: true})
+		volumes = append(volumes, volume{Name: keysVolume, ConfigMap: &configMapVolume{Name: v.KeysConfigMap}})
+	}
 	var pullSecrets []localObjectReference
 	for _, s := range job.ImagePullSecrets {
 		pullSecrets = append(pullSecrets, localObjectReference{Name: s})
@@ -401,7 +407,7 @@ type volume struct {
 
 type configMapVolume struct {
 	Name  string      `yaml:"name"`
-	Items []keyToPath `yaml:"items"`
+	Items []keyToPath `yaml:"items,omitempty"`
 }
 
 type secretVolume struct {

@@ -35,6 +35,12 @@ const (
 	ReasonPullPolicy = Reason(contract.RuleRestartPullPolicy)
 	// ReasonNameTaken: the release already renders an object the post-renderer would inject.
 	ReasonNameTaken Reason = "name-taken"
+	// ReasonKeysMissing: spec.verification names a keys ConfigMap the release does not render,
+	// and --allow-external-keys does not declare it to exist in the cluster.
+	ReasonKeysMissing Reason = "keys-missing"
+	// ReasonKeysInvalid: the release renders the keys ConfigMap, but a key of it is not a
+	// public key the refresher can verify with, or it has none.
+	ReasonKeysInvalid Reason = "keys-invalid"
 
 	// ReasonRestartReference: a floating rollout-restart image whose target container runs
 	// another repository:tag than the polled one.

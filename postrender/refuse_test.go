@@ -208,29 +208,33 @@ func TestRefusals(t *testing.T) {
 		reason: ReasonMalformedStream,
 		want:   []string{"ends without a final newline", "end the input with a newline"},
 	}} {
-		t.Run(tc.name, func(t *testing.T) {
-			out, err := Render([]byte(tc.in), tc.opts)
-			if err == nil {
-				t.Fatalf("Render succeeded, want a %s refusal; output:\n%s", tc.reason, out)
-			}
-			if out != nil {
-				t.Errorf("Render returned %d bytes of output with its error, want none", len(out))
-			}
-			refusals := Refusals(err)
-			if len(refusals) == 0 {
-				t.Fatalf("error %q is not a refusal", err)
-			}
-			for _, r := range refusals {
-				if r.Reason != tc.reason {
-					t.Errorf("refusal %q has reason %s, want %s", r, r.Reason, tc.reason)
-				}
-			}
-			for _, want := range tc.want {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("message lacks %q:\n%s", want, err)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { assertRefused(t, tc.in, tc.opts, tc.reason, tc.want) })
+	}
+}
+
+// assertRefused renders in and wants only refusals of reason, the message holding every want.
+func assertRefused(t *testing.T, in string, opts Options, reason Reason, want []string) {
+	t.Helper()
+	out, err := Render([]byte(in), opts)
+	if err == nil {
+		t.Fatalf("Render succeeded, want a %s refusal; output:\n%s", reason, out)
+	}
+	if out != nil {
+		t.Errorf("Render returned %d bytes of output with its error, want none", len(out))
+	}
+	refusals := Refusals(err)
+	if len(refusals) == 0 {
+		t.Fatalf("error %q is not a refusal", err)
+	}
+	for _, r := range refusals {
+		if r.Reason != reason {
+			t.Errorf("refusal %q has reason %s, want %s", r, r.Reason, reason)
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("message lacks %q:\n%s", w, err)
+		}
 	}
 }
 

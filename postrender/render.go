@@ -6,7 +6,7 @@
 //
 // The stream is handled without a kyaml round-trip: it is cut on document markers, every
 // document is parsed once to validate it and read its kind, name and labels, only the few
-// candidates (the config ConfigMap, the target Deployments) are parsed again as kyaml RNodes,
+// candidates (the config ConfigMap, the target Deployments, the keys ConfigMap) are decoded again,
 // and every other document is copied to the output byte for byte. A list document (List,
 // ConfigMapList, ...) stands for its items, which is what Helm applies.
 package postrender
@@ -27,6 +27,9 @@ type Options struct {
 	// Config is the refresh config from --config; nil means "look for the labelled ConfigMap
 	// in the stream".
 	Config *config.RefreshConfig
+	// AllowExternalKeys declares spec.verification.keysConfigMap to exist in the cluster
+	// already: a release that does not render it is not refused (--allow-external-keys).
+	AllowExternalKeys bool
 }
 
 // Render post-renders one release stream. On error it returns nil output.

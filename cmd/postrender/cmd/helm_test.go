@@ -86,6 +86,15 @@ func TestHelm3PostRenderer(t *testing.T) {
 			t.Fatalf("helm: %v, want the post-renderer's env-rendered refusal:\n%s", err, out)
 		}
 	})
+	t.Run("--allow-external-keys through --post-renderer-args", func(t *testing.T) {
+		keysConfig, _ := filepath.Abs(filepath.Join(goldenDir, "verification-external", "config.yaml"))
+		args := []string{"template", releaseName, testChart, "--set", "refresh.enabled=false", "--post-renderer", bin, "--post-renderer-args", "--config=" + keysConfig}
+		out, err := helmCommand(env, helm, args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), `keys of ConfigMap "cluster-signing-keys"`) {
+			t.Fatalf("helm: %v, want the keys-missing refusal:\n%s", err, out)
+		}
+		assertKeysMounted(t, runHelm(t, env, helm, append(args, "--post-renderer-args", "--allow-external-keys")...), "cluster-signing-keys")
+	})
 	t.Run("a refusal fails helm with the message", func(t *testing.T) {
 		out, err := helmCommand(env, helm, "template", releaseName, testChart, "--post-renderer", bin, "--post-renderer-args", "--config="+configFile).CombinedOutput()
 		if err == nil {
@@ -146,6 +155,18 @@ func TestHelm4Plugin(t *testing.T) {
 			t.Errorf("error file lacks the refusal:\n%s", written)
 		}
 	})
+	t.Run("--allow-external-keys through --post-renderer-args", func(t *testing.T) {
+		keysConfig, _ := filepath.Abs(filepath.Join(goldenDir, "verification-external", "config.yaml"))
+		errorFile := filepath.Join(t.TempDir(), "errors.log")
+		args := []string{"template", releaseName, testChart, "--set", "refresh.enabled=false", "--post-renderer", "image-refresh", "--post-renderer-args", "--config=" + keysConfig}
+		if out, err := helmCommand(append(env, errorFileEnv+"="+errorFile), helm, args...).CombinedOutput(); err == nil {
+			t.Fatalf("helm succeeded, want the keys-missing refusal:\n%s", out)
+		}
+		if written, _ := os.ReadFile(errorFile); !strings.Contains(string(written), `keys of ConfigMap "cluster-signing-keys"`) {
+			t.Errorf("error file lacks the keys-missing refusal:\n%s", written)
+		}
+		assertKeysMounted(t, runHelm(t, env, helm, append(args, "--post-renderer-args", "--allow-external-keys")...), "cluster-signing-keys")
+	})
 	t.Run("a refusal is in the error file", func(t *testing.T) {
 		errorFile := filepath.Join(t.TempDir(), "errors.log")
 		out, err := helmCommand(append(env, errorFileEnv+"="+errorFile), helm, "template", releaseName, testChart,
@@ -164,6 +185,17 @@ func TestHelm4Plugin(t *testing.T) {
 			t.Errorf("error file lacks the refusal:\n%s", written)
 		}
 	})
+}
+
+// assertKeysMounted checks that the injected CronJob mounts ConfigMap keys at the keys path.
+func assertKeysMounted(t *testing.T, out, keys string) {
+	t.Helper()
+	assertCronJobs(t, out, 1)
+	for _, want := range []string{"- name: verification-keys\n              mountPath: /etc/image-refresh-keys\n              readOnly: true", "- name: verification-keys\n            configMap:\n              name: " + keys + "\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 // buildPostrender builds the binary under test into the test's temp dir.

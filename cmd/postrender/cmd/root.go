@@ -50,8 +50,9 @@ func report(stderr io.Writer, args []string, err error) {
 
 func newCommand() *cobra.Command {
 	var configFile string
+	var allowExternalKeys bool
 	cmd := &cobra.Command{
-		Use:   "postrender [--config FILE]",
+		Use:   "postrender [--config FILE] [--allow-external-keys]",
 		Short: "Helm post-renderer that injects the image-refresh CronJob into a release",
 		Long: `postrender reads a rendered Helm release on stdin and writes it to stdout, every document
 unchanged, with image-refresh's ServiceAccount, Role, RoleBinding and CronJob appended.
@@ -62,6 +63,10 @@ The refresh config comes from a ConfigMap in the release labelled ` + config.Con
 refused: the CronJob could not count on it (Helm 3 does not pass hooks to post-renderers at all).
 Without a config the release passes through unchanged; with every image pinned nothing is added.
 
+With spec.verification the CronJob mounts the keys ConfigMap read-only at ` + config.KeysMountPath + `. The
+release must render that ConfigMap (its *` + config.KeyFileSuffix + ` entries are checked to be public keys the
+refresher can verify with), or --allow-external-keys declares that it exists in the cluster already.
+
 A config that cannot work against the release is refused (exit 1) with the image, the
 document and the fix. Helm 4 hides a plugin's stderr, so every failure also appends an entry
 to the log $` + errorFileEnv + ` (default ` + defaultErrorFileDoc + `;
@@ -70,7 +75,8 @@ arguments, then the message. Concurrent runs each keep their entry; a success wr
 the last entry is the latest failure, not necessarily the latest run. At 1 MiB the log moves to
 <log>.1.`,
 		Example: `  helm template rel ./chart | postrender --config refresh.yaml
-  helm install rel ./chart --post-renderer ./bin/postrender --post-renderer-args --config=refresh.yaml`,
+  helm install rel ./chart --post-renderer ./bin/postrender --post-renderer-args --config=refresh.yaml
+  helm install rel ./chart --post-renderer image-refresh --post-renderer-args --allow-external-keys`,
 		Version: version.Version,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -79,7 +85,7 @@ the last entry is the latest failure, not necessarily the latest run. At 1 MiB t
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var opts postrender.Options
+			opts := postrender.Options{AllowExternalKeys: allowExternalKeys}
 			if configFile != "" {
 				data, err := os.ReadFile(configFile)
 				if err != nil {
@@ -106,5 +112,6 @@ the last entry is the latest failure, not necessarily the latest run. At 1 MiB t
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "refresh config file (image-refresh.io/v1alpha1 RefreshConfig); also appended as a ConfigMap")
+	cmd.Flags().BoolVar(&allowExternalKeys, "allow-external-keys", false, "spec.verification.keysConfigMap exists in the cluster already: do not refuse a release that does not render it")
 	return cmd
 }

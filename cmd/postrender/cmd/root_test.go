@@ -37,6 +37,7 @@ func TestRun(t *testing.T) {
 	floating := readFile(t, filepath.Join(goldenDir, "all-floating", "input.yaml"))
 	noConfig := readFile(t, filepath.Join(goldenDir, "no-config", "input.yaml"))
 	configFile := filepath.Join(goldenDir, "config-from-file", "config.yaml")
+	keysConfig := filepath.Join(goldenDir, "verification-external", "config.yaml")
 	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(badConfig, []byte("apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: x}\nspec: {images: []}\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -53,6 +54,9 @@ func TestRun(t *testing.T) {
 		{name: "stream config", stdin: floating, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "all-floating", "output.yaml"))},
 		{name: "--config", args: []string{"--config", configFile}, stdin: noConfig, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "config-from-file", "output.yaml"))},
 		{name: "--config=FILE as Helm passes it", args: []string{"--config=" + configFile}, stdin: noConfig, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "config-from-file", "output.yaml"))},
+		{name: "--allow-external-keys", args: []string{"--config", keysConfig, "--allow-external-keys"}, stdin: noConfig, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "verification-external", "output.yaml"))},
+		{name: "refused: keys ConfigMap neither rendered nor external", args: []string{"--config", keysConfig}, stdin: noConfig, wantCode: exitRefused,
+			wantStderr: []string{`keys of ConfigMap "cluster-signing-keys" (spec.verification.keysConfigMap), which the release does not render in namespace tracebloc`, "pass --allow-external-keys"}},
 		{name: "empty input", stdin: nil, wantCode: cli.ExitOK, wantOut: nil},
 		{name: "refused: both configs", args: []string{"--config", configFile}, stdin: floating, wantCode: exitRefused, wantStderr: []string{"image-refresh postrender: --config was given, but the chart renders its own refresh config in ConfigMap stg-image-refresh"}},
 		{name: "refused: a merge key carries the set-env variable", stdin: edit(t, floating, "        env:\n", "        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n"), wantCode: exitRefused,
