@@ -64,7 +64,8 @@ ingestor: {repository: ghcr.io/tracebloc/ingestor, tag: prod}
 {{- end }}
 
 {{/*
-One image's values as JSON {repository, tag, digest}: (list $ "ingestor") | include | fromJson.
+One image's values as JSON {repository, tag, digest, verify}: (list $ "ingestor") | include | fromJson.
+verify is null unless set (true or false).
 */}}
 {{- define "client.imageValues" -}}
 {{- $root := index . 0 }}
@@ -75,6 +76,7 @@ One image's values as JSON {repository, tag, digest}: (list $ "ingestor") | incl
     "repository" (get $values "repository" | default $defaults.repository)
     "tag" (get $values "tag" | default $defaults.tag | toString)
     "digest" (get $values "digest" | default "")
+    "verify" (get $values "verify")
   | toJson }}
 {{- end }}
 
@@ -116,4 +118,23 @@ of the three images floats. Empty otherwise.
 {{- end }}
 {{- end }}
 {{- if and $enabled $floating }}true{{ end }}
+{{- end }}
+
+{{/*
+The keys ConfigMap of spec.verification: "<imageRefresh fullname>-keys" (rendered from
+imageRefresh.verification.publicKeys), else imageRefresh.verification.keysConfigMap (an existing
+one), else empty (no signature gate). Setting both fails the render.
+*/}}
+{{- define "client.imageRefresh.keysConfigMap" -}}
+{{- $verification := get (.Values.imageRefresh | default dict) "verification" | default dict }}
+{{- $publicKeys := get $verification "publicKeys" | default dict }}
+{{- $external := get $verification "keysConfigMap" | default "" }}
+{{- if and $publicKeys $external }}
+{{- fail (printf "imageRefresh.verification: set publicKeys (the chart renders ConfigMap %s-keys) or keysConfigMap (an existing ConfigMap), not both" (include "client.imageRefresh.fullname" .)) }}
+{{- end }}
+{{- if $publicKeys }}
+{{- printf "%s-keys" (include "client.imageRefresh.fullname" .) }}
+{{- else }}
+{{- $external }}
+{{- end }}
 {{- end }}
