@@ -183,6 +183,12 @@ func TestBrokenStreams(t *testing.T) {
 		"expect-tag": {
 			`expect.image/jobs-manager: ` + config + `: image jobs-manager: expected tag "latest"; found tag "prod"`,
 		},
+		"expect-verification-unset": {
+			`expect.verification: ` + config + `: expected spec.verification: a new digest of every floating image needs a trusted signature; found no spec.verification`,
+		},
+		"expect-verification-exempt": {
+			`expect.verification: ` + config + `: image ingestor: expected the image's new digests verified (spec.verification); found verify: false: exempt from the signature gate`,
+		},
 		"expect-digest": {
 			`expect.image/ingestor: ` + config + `: image ingestor: expected digest "sha256:0000000000000000000000000000000000000000000000000000000000000000"; found digest ""`,
 		},
@@ -924,7 +930,7 @@ func TestStreamEdits(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []string
-			for _, c := range checkScenario(stream, false, nil, nil) {
+			for _, c := range checkScenario(stream, false, nil, nil, false) {
 				for _, f := range c.Findings {
 					got = append(got, c.Name+": "+f.String())
 				}
@@ -1071,7 +1077,7 @@ func TestEnvExpectation(t *testing.T) {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
 			expect := &expectations{Env: []envExpectation{{Deployment: tt.deployment, Container: "api", Name: tt.name, Value: &tt.value}}}
 			var got []string
-			for _, c := range checkScenario(stream, false, nil, expect) {
+			for _, c := range checkScenario(stream, false, nil, expect, false) {
 				for _, f := range c.Findings {
 					got = append(got, f.String())
 				}
@@ -1094,6 +1100,7 @@ func TestSuiteValidation(t *testing.T) {
 		{"bad action", "scenarios: [{name: a, expect: {images: {x: {action: restart}}}}]", `scenarios[0] (a).expect.images.x.action "restart"`},
 		{"manifests with values", "scenarios: [{name: a, manifests: m.yaml, set: {x: 1}}]", "manifests excludes values"},
 		{"env without value", "scenarios: [{name: a, expect: {env: [{deployment: d, container: c, name: N}]}}]", `scenarios[0] (a).expect.env[0]: deployment, container, name and value (or "absent") are required`},
+		{"bad verification", "scenarios: [{name: a, expect: {verification: optional}}]", `scenarios[0] (a).expect.verification "optional": only "required" is supported`},
 		{"stdin read twice", "scenarios: [{name: a, manifests: \"-\"}, {name: b, manifests: \"-\"}]", `scenarios[1] (b).manifests "-": scenarios[0] (a) already reads stdin`},
 	}
 	for _, tt := range tests {
@@ -1382,7 +1389,7 @@ func TestForeignLabelledObjectsAreTheCharts(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out []string
-		for _, c := range checkScenario(stream, false, nil, nil) {
+		for _, c := range checkScenario(stream, false, nil, nil, false) {
 			for _, f := range c.Findings {
 				out = append(out, c.Name+": "+f.String())
 			}

@@ -33,6 +33,9 @@ type Check struct {
 	// Values are -f/--set style values; not allowed with SuitePath or ManifestsPath.
 	Values values.Options
 	Stdin  io.Reader
+	// AllowExternalKeys is the post-renderer's --allow-external-keys, for every scenario: the
+	// keys ConfigMap of spec.verification exists in the cluster, so the stream need not render it.
+	AllowExternalKeys bool
 }
 
 // usageError is a mistake in how chartcheck was called (exit status 2).
@@ -73,7 +76,7 @@ func (c *Check) Run(ctx context.Context) (*Report, error) {
 }
 
 func (c *Check) runManifests() (*Report, error) {
-	result, err := c.checkManifests(c.ManifestsPath, c.ManifestsPath, nil)
+	result, err := c.checkManifests(c.ManifestsPath, c.ManifestsPath, nil, c.AllowExternalKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +85,7 @@ func (c *Check) runManifests() (*Report, error) {
 
 // checkManifests checks a rendered stream file, named display in errors. Objects without a
 // namespace are in -n's namespace when it is given, else only in the same (empty) one as each other.
-func (c *Check) checkManifests(path, display string, expect *expectations) (ScenarioResult, error) {
+func (c *Check) checkManifests(path, display string, expect *expectations, allowExternalKeys bool) (ScenarioResult, error) {
 	stream, err := readStream(path, display, c.Stdin)
 	if err != nil {
 		return ScenarioResult{}, err
@@ -90,15 +93,15 @@ func (c *Check) checkManifests(path, display string, expect *expectations) (Scen
 	if c.Release.Namespace != "" {
 		stream.DefaultNamespace(c.Release.Namespace)
 	}
-	return ScenarioResult{Name: display, Checks: checkScenario(stream, false, nil, expect)}, nil
+	return ScenarioResult{Name: display, Checks: checkScenario(stream, false, nil, expect, allowExternalKeys)}, nil
 }
 
 func (c *Check) runChart(ctx context.Context) (*Report, error) {
-	rendered, opts, err := renderChart(ctx, c.ChartPath, c.Release, c.Values, imageRefreshPostRenderer())
+	rendered, opts, err := renderChart(ctx, c.ChartPath, c.Release, c.Values, imageRefreshPostRenderer(c.AllowExternalKeys))
 	if err != nil {
 		return nil, err
 	}
-	result := c.checkRendered(rendered, opts.Namespace, nil)
+	result := c.checkRendered(rendered, opts.Namespace, nil, c.AllowExternalKeys)
 	result.Name = c.ChartPath
 	result.Release, result.Namespace = opts.ReleaseName, opts.Namespace
 	return &Report{Scenarios: []ScenarioResult{result}}, nil
@@ -154,8 +157,9 @@ func (c *Check) runSuite(ctx context.Context) (*Report, error) {
 // runScenario renders (or reads) one scenario and checks it.
 func (c *Check) runScenario(ctx context.Context, suite *suite, ch *loadedChart, sc *scenario) ScenarioResult {
 	result := ScenarioResult{Name: sc.Name}
+	allowExternalKeys := c.AllowExternalKeys || sc.AllowExternalKeys
 	if sc.Manifests != "" {
-		checked, err := c.checkManifests(suite.resolve(sc.Manifests), sc.Manifests, &sc.Expect)
+		checked, err := c.checkManifests(suite.resolve(sc.Manifests), sc.Manifests, &sc.Expect, allowExternalKeys)
 		if err != nil {
 			result.RenderError = err.Error()
 			return result
@@ -170,7 +174,7 @@ func (c *Check) runScenario(ctx context.Context, suite *suite, ch *loadedChart, 
 	}
 	result.Release = defaultString(opts.ReleaseName, DefaultReleaseName)
 	result.Namespace = defaultString(opts.Namespace, DefaultNamespace)
-	rendered, err := ch.Render(ctx, opts, imageRefreshPostRenderer())
+	rendered, err := ch.Render(ctx, opts, imageRefreshPostRenderer(allowExternalKeys))
 	if sc.ExpectError != "" {
 		cs := &checkSet{}
 		cs.add(expectErrorCheck, expectRenderError(sc.ExpectError, err))
@@ -181,7 +185,7 @@ func (c *Check) runScenario(ctx context.Context, suite *suite, ch *loadedChart, 
 		result.RenderError = err.Error()
 		return result
 	}
-	r := c.checkRendered(rendered, result.Namespace, &sc.Expect)
+	r := c.checkRendered(rendered, result.Namespace, &sc.Expect, allowExternalKeys)
 	r.Name, r.Release, r.Namespace = result.Name, result.Release, result.Namespace
 	return r
 }
@@ -199,19 +203,20 @@ func expectRenderError(want string, err error) []Finding {
 
 // checkRendered checks a rendered release; objects without a namespace are the release
 // namespace's.
-func (c *Check) checkRendered(rendered *renderOutput, namespace string, expect *expectations) ScenarioResult {
+func (c *Check) checkRendered(rendered *renderOutput, namespace string, expect *expectations, allowExternalKeys bool) ScenarioResult {
 	stream, err := parseStream(rendered.Output)
 	if err != nil {
 		return ScenarioResult{RenderError: fmt.Sprintf("post-rendered stream: %v", err)}
 	}
 	stream.DefaultNamespace(namespace)
-	return ScenarioResult{Checks: checkScenario(stream, true, rendered.PostRenderErr, expect)}
+	return ScenarioResult{Checks: checkScenario(stream, true, rendered.PostRenderErr, expect, allowExternalKeys)}
 }
 
-// checkScenario runs the built-in contract, then the expectations, over one stream.
-func checkScenario(s *stream, postRendered bool, postRenderErr error, expect *expectations) []CheckResult {
+// checkScenario runs the built-in contract, then the expectations, over one stream;
+// allowExternalKeys accepts a keys ConfigMap the stream does not render.
+func checkScenario(s *stream, postRendered bool, postRenderErr error, expect *expectations, allowExternalKeys bool) []CheckResult {
 	cs := &checkSet{}
-	c := &contract{stream: s}
+	c := &contract{stream: s, allowExternalKeys: allowExternalKeys}
 	c.check(cs, postRendered, postRenderErr)
 	if expect != nil {
 		expect.check(c, cs)

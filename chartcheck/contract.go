@@ -21,6 +21,7 @@ const (
 	refreshConfigCheck  = "refresh-config"
 	cronJobCheck        = "cronjob-presence"
 	cronJobConfigCheck  = "cronjob-config"
+	keysCheck           = "verification-keys"
 	scheduleCheck       = "cronjob-schedule"
 	podSecurityCheck    = "pod-security"
 	rbacCheck           = "rbac"
@@ -43,6 +44,8 @@ type contract struct {
 	// cronJob is the CronJob named after the config, if the stream has one.
 	cronJobDoc *document
 	cronJob    *batchv1.CronJob
+	// allowExternalKeys: the keys ConfigMap of spec.verification may be outside the stream.
+	allowExternalKeys bool
 }
 
 func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
@@ -58,13 +61,13 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 	findings, ok := c.loadConfig()
 	cs.add(refreshConfigCheck, findings)
 	if !ok {
-		for _, name := range []string{cronJobCheck, cronJobConfigCheck, scheduleCheck, podSecurityCheck, rbacCheck, targetsCheck, setEnvCheck, rolloutRestartCheck, annotationsCheck} {
+		for _, name := range []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, targetsCheck, setEnvCheck, rolloutRestartCheck, annotationsCheck} {
 			cs.skip(name, "the refresh config is invalid")
 		}
 		return
 	}
 
-	injectedChecks := []string{cronJobCheck, cronJobConfigCheck, scheduleCheck, podSecurityCheck, rbacCheck}
+	injectedChecks := []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck}
 	if postRenderErr != nil {
 		for _, name := range injectedChecks {
 			cs.skip(name, "the post-renderer refused the release")
@@ -73,7 +76,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 		cs.add(cronJobCheck, c.checkCronJobPresence())
 		switch {
 		case c.cfg == nil || !c.cfg.AnyFloating():
-			for _, name := range []string{cronJobConfigCheck, scheduleCheck, podSecurityCheck} {
+			for _, name := range []string{cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck} {
 				cs.skip(name, nothingFloats(c.cfg))
 			}
 			cs.add(rbacCheck, c.checkNothingInjected())
@@ -83,6 +86,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 			}
 		default:
 			cs.add(cronJobConfigCheck, c.checkCronJobConfig())
+			c.addKeysCheck(cs)
 			cs.add(scheduleCheck, c.checkSchedule())
 			cs.add(podSecurityCheck, checkRestrictedPod(c.cronJobDoc, &c.cronJob.Spec.JobTemplate.Spec.Template, true))
 			cs.add(rbacCheck, c.checkRBAC())

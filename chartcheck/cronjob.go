@@ -148,15 +148,31 @@ func (c *contract) checkCronJobConfig() []Finding {
 	if len(pod.Containers) != 1 || len(pod.InitContainers) > 0 {
 		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: "one container, the refresher, and no init containers: any container could use the refresher's token", Found: fmt.Sprintf("containers %q, init containers %q", containerNames(pod.Containers), containerNames(pod.InitContainers))})
 	}
-	// The refresher is the post-renderer's container, or the only one.
+	ctr := c.refresherContainer()
+	if ctr == nil {
+		return findings
+	}
+	return slices.Concat(findings, c.checkJobSpec(ctr), c.checkConfigMount(ctr), checkTokenPath(c.cronJobDoc.String(), ctr))
+}
+
+// refresherContainer is the CronJob's refresher: the post-renderer's container, or the only one
+// (nil if neither: checkCronJobConfig reports it).
+func (c *contract) refresherContainer() *corev1.Container {
+	pod := &c.cronJob.Spec.JobTemplate.Spec.Template.Spec
 	i := slices.IndexFunc(pod.Containers, func(ctr corev1.Container) bool { return ctr.Name == postrender.ContainerName })
 	if i < 0 && len(pod.Containers) == 1 {
 		i = 0
 	}
 	if i < 0 {
-		return findings
+		return nil
 	}
-	return slices.Concat(findings, c.checkJobSpec(&pod.Containers[i]), c.checkConfigMount(&pod.Containers[i]), checkTokenPath(c.cronJobDoc.String(), &pod.Containers[i]))
+	return &pod.Containers[i]
+}
+
+// touches reports whether a clean mount path is dir, under it or above it: a mount there
+// replaces or shadows what is mounted at dir.
+func touches(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/") || strings.HasPrefix(dir, strings.TrimSuffix(p, "/")+"/")
 }
 
 func containerNames(containers []corev1.Container) []string {
@@ -309,7 +325,7 @@ func (c *contract) checkConfigMount(ctr *corev1.Container) []Finding {
 	mountedThere := false
 	for _, m := range ctr.VolumeMounts {
 		clean := path.Clean(m.MountPath)
-		if !inConfigDir(clean) && !strings.HasPrefix(config.MountPath, strings.TrimSuffix(clean, "/")+"/") {
+		if !touches(clean, config.MountPath) {
 			continue
 		}
 		mountedThere = mountedThere || clean == config.MountPath
@@ -377,8 +393,7 @@ const serviceAccountTokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 func checkTokenPath(doc string, ctr *corev1.Container) []Finding {
 	var findings []Finding
 	for _, m := range ctr.VolumeMounts {
-		clean := path.Clean(m.MountPath)
-		if clean == serviceAccountTokenDir || strings.HasPrefix(clean, serviceAccountTokenDir+"/") || strings.HasPrefix(serviceAccountTokenDir, strings.TrimSuffix(clean, "/")+"/") {
+		if touches(path.Clean(m.MountPath), serviceAccountTokenDir) {
 			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to leave %s to the kubelet's ServiceAccount token", ctr.Name, serviceAccountTokenDir), Found: fmt.Sprintf("volume %q mounted at %q, which shadows the token", m.Name, m.MountPath)})
 		}
 	}

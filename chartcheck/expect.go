@@ -17,12 +17,13 @@ import (
 
 // Names of the expectation checks; image checks are "expect.image/<name>".
 const (
-	expectErrorCheck       = "expect.error"
-	expectConfigCheck      = "expect.config"
-	expectCronJobCheck     = "expect.cronJob"
-	expectScheduleCheck    = "expect.schedule"
-	expectPodSecurityCheck = "expect.podSecurity"
-	expectImageCheckPrefix = "expect.image/"
+	expectErrorCheck        = "expect.error"
+	expectConfigCheck       = "expect.config"
+	expectCronJobCheck      = "expect.cronJob"
+	expectScheduleCheck     = "expect.schedule"
+	expectPodSecurityCheck  = "expect.podSecurity"
+	expectVerificationCheck = "expect.verification"
+	expectImageCheckPrefix  = "expect.image/"
 	// expectEnvCheckPrefix is followed by deployment/container/name.
 	expectEnvCheckPrefix = "expect.env/"
 )
@@ -39,6 +40,9 @@ func (e *expectations) check(c *contract, cs *checkSet) {
 	}
 	if e.PodSecurity != "" {
 		cs.add(expectPodSecurityCheck, c.expectRestrictedPods())
+	}
+	if e.Verification != "" {
+		cs.add(expectVerificationCheck, c.expectVerification())
 	}
 	for _, n := range slices.Sorted(maps.Keys(e.Images)) {
 		want := e.Images[n]

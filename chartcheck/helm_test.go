@@ -30,17 +30,21 @@ func TestRenderMatchesHelmTemplate(t *testing.T) {
 	}
 	tests := []struct {
 		name, release, namespace string
-		set                      []string
+		set, values              []string
 	}{
 		{name: "defaults", release: "stg", namespace: "tracebloc"},
 		{name: "ingestor pinned", release: "stg", namespace: "tracebloc", set: []string{"images.ingestor.digest=" + ingestorPin}},
 		{name: "custom release and schedule", release: "acme", namespace: "tenant-a", set: []string{"imageRefresh.schedule=*/5 * * * *"}},
+		{name: "signature keys", release: "stg", namespace: "tracebloc", values: []string{clientChart + "/ci/verification.yaml"}, set: []string{"images.ingestor.verify=false"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			args := []string{"template", tt.release, clientChart, "--namespace", tt.namespace, "--kube-version", DefaultKubeVersion, "--post-renderer", postrenderBin}
 			for _, s := range tt.set {
 				args = append(args, "--set", s)
+			}
+			for _, f := range tt.values {
+				args = append(args, "--values", f)
 			}
 			cmd := exec.CommandContext(t.Context(), helm, args...)
 			cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+dir, "HELM_CONFIG_HOME="+dir, "HELM_DATA_HOME="+dir)
@@ -50,11 +54,11 @@ func TestRenderMatchesHelmTemplate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 			}
-			vals, err := mergeValues(values.Options{Values: tt.set})
+			vals, err := mergeValues(values.Options{Values: tt.set, ValueFiles: tt.values})
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := ch.Render(context.Background(), renderOptions{ReleaseName: tt.release, Namespace: tt.namespace, Values: vals}, imageRefreshPostRenderer())
+			got, err := ch.Render(context.Background(), renderOptions{ReleaseName: tt.release, Namespace: tt.namespace, Values: vals}, imageRefreshPostRenderer(false))
 			if err != nil {
 				t.Fatal(err)
 			}

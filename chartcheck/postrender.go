@@ -9,9 +9,9 @@ import (
 var _ helmpostrender.PostRenderer = (*postrender.PostRenderer)(nil)
 
 // imageRefreshPostRenderer is the image-refresh post-renderer as `helm install --post-renderer`
-// runs it on a chart that renders its own refresh config.
-func imageRefreshPostRenderer() helmpostrender.PostRenderer {
-	return postrender.New(postrender.Options{})
+// runs it on a chart that renders its own refresh config (with --allow-external-keys if asked).
+func imageRefreshPostRenderer(allowExternalKeys bool) helmpostrender.PostRenderer {
+	return postrender.New(postrender.Options{AllowExternalKeys: allowExternalKeys})
 }
 
 // postRenderFindings turns a post-renderer failure into findings, one per refusal.

@@ -53,8 +53,11 @@ type scenario struct {
 	// `helm template ... | chartcheck --suite FILE` states expectations on a pipeline's stream.
 	Manifests string `yaml:"manifests"`
 	// ExpectError makes the scenario pass only if rendering fails with this text.
-	ExpectError string       `yaml:"expectError"`
-	Expect      expectations `yaml:"expect"`
+	ExpectError string `yaml:"expectError"`
+	// AllowExternalKeys is the post-renderer's --allow-external-keys: the keys ConfigMap of
+	// spec.verification exists in the cluster, so the stream need not render it.
+	AllowExternalKeys bool         `yaml:"allowExternalKeys"`
+	Expect            expectations `yaml:"expect"`
 }
 
 // presence is "present" or "absent".
@@ -79,6 +82,8 @@ type expectations struct {
 	Images map[string]imageExpectation `yaml:"images"`
 	// Env are variables the chart renders, or not, with or without a refresh config.
 	Env []envExpectation `yaml:"env"`
+	// Verification "required": spec.verification is set and no floating image opts out.
+	Verification string `yaml:"verification"`
 }
 
 // envExpectation is one env var of a Deployment's container.
@@ -163,6 +168,9 @@ func (s *suite) validate() error {
 		}
 		if ps := sc.Expect.PodSecurity; ps != "" && ps != "restricted" {
 			errs = append(errs, fmt.Errorf("%s.expect.podSecurity %q: only \"restricted\" is supported", at, ps))
+		}
+		if v := sc.Expect.Verification; v != "" && v != verificationRequired {
+			errs = append(errs, fmt.Errorf("%s.expect.verification %q: only %q is supported", at, v, verificationRequired))
 		}
 		for j, e := range sc.Expect.Env {
 			if e.Deployment == "" || e.Container == "" || e.Name == "" || e.Value == nil {

@@ -73,15 +73,9 @@ func checkKeysConfigMap(inj *injection, obj object, load loader) *RefusalError {
 		return refuse(ReasonMalformedStream, "reading %s: %v", obj.describe(), err)
 	}
 	what := fmt.Sprintf("%s holds the keys of refresh config %q (spec.verification.keysConfigMap)", obj.describe(), inj.cfg.Metadata.Name)
-	files := maps.Clone(cm.Data)
-	if files == nil {
-		files = map[string]string{}
-	}
-	for _, k := range slices.Sorted(maps.Keys(cm.BinaryData)) {
-		if _, dup := files[k]; dup {
-			return refuse(ReasonKeysInvalid, "%s, but lists %q in both data and binaryData, which the API server refuses; keep one", what, k)
-		}
-		files[k] = string(cm.BinaryData[k])
+	files, err := KeyFiles(&cm)
+	if err != nil {
+		return refuse(ReasonKeysInvalid, "%s, but %v", what, err)
 	}
 	if _, err := signature.ParseKeys(files); err != nil {
 		return refuse(ReasonKeysInvalid,
@@ -99,4 +93,20 @@ func configMapList(objects []object) string {
 		}
 	}
 	return listOrNone(names, "no ConfigMap")
+}
+
+// KeyFiles are the files a mount of the keys ConfigMap holds, by name: its data and binaryData
+// entries (what signature.ParseKeys reads). A key in both is an error, as on the API server.
+func KeyFiles(cm *corev1.ConfigMap) (map[string]string, error) {
+	files := maps.Clone(cm.Data)
+	if files == nil {
+		files = map[string]string{}
+	}
+	for _, k := range slices.Sorted(maps.Keys(cm.BinaryData)) {
+		if _, dup := files[k]; dup {
+			return nil, fmt.Errorf("lists %q in both data and binaryData, which the API server refuses; keep one", k)
+		}
+		files[k] = string(cm.BinaryData[k])
+	}
+	return files, nil
 }

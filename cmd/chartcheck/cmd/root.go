@@ -85,6 +85,7 @@ func newRootCommand() *cobra.Command {
 func newRunCommand(use string) *cobra.Command {
 	var flags renderFlags
 	var suite string
+	var allowExternalKeys bool
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: "Check that a chart's rendered release keeps the image-refresh contract",
@@ -98,7 +99,8 @@ server accepts; the Role grants get/patch on exactly the targets and nothing els
 else is granted to the refresher's ServiceAccount (by name, user name or group); the CronJob pod
 is Pod Security restricted; set-env targets exist and the chart leaves their variable alone;
 rollout-restart containers run the polled tag with imagePullPolicy Always; the chart leaves the
-audit annotations alone.
+audit annotations alone; with spec.verification, the CronJob mounts the keys ConfigMap whole and
+read-only, and the stream renders it with valid keys (or --allow-external-keys says it exists).
 
 The built-in contract holds for every chart; what is right for one chart (which registry an
 image comes from, its audit annotation key, whether the CronJob must be there) is stated as
@@ -128,6 +130,8 @@ Exit status: 0 every check passed, 1 a check failed, 2 usage or render error.`,
 				Release:       flags.release,
 				Values:        flags.values,
 				Stdin:         cmd.InOrStdin(),
+
+				AllowExternalKeys: allowExternalKeys,
 			}
 			report, err := check.Run(cmd.Context())
 			if err != nil {
@@ -146,6 +150,7 @@ Exit status: 0 every check passed, 1 a check failed, 2 usage or render error.`,
 		},
 	}
 	flags.add(cmd.Flags(), "text, json or junit")
+	cmd.Flags().BoolVar(&allowExternalKeys, "allow-external-keys", false, "the post-renderer's --allow-external-keys, for every scenario: spec.verification.keysConfigMap exists in the cluster, so the stream need not render it")
 	cmd.Flags().StringVar(&suite, "suite", "", "suite file of scenarios and expectations (e.g. charts/client/chartcheck.yaml); --release, -n and --kube-version override its defaults, not its scenarios'")
 	return cmd
 }

@@ -29,6 +29,10 @@ func TestExitCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	verification, err := os.ReadFile(streams + "verification.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name       string
 		args       []string
@@ -44,6 +48,10 @@ func TestExitCodes(t *testing.T) {
 		{name: "broken stream fails", args: []string{"--manifests", streams + "role-namespace-wide.yaml"}, wantCode: cli.ExitFailed, wantStdout: "rbac: Role \"stg-image-refresh\" (document 6): expected resourceNames [stg-jobs-manager]; found rules[0]: no resourceNames, a namespace-wide grant on every Deployment"},
 		{name: "junit on failure", args: []string{"--manifests", streams + "env-chart-owned.yaml", "-o", "junit"}, wantCode: cli.ExitFailed, wantStdout: `<testcase name="set-env" classname="chartcheck.../../../testdata/chartcheck/streams/env-chart-owned.yaml">`},
 		{name: "schema rejects a digest", args: []string{clientChart, "--set", "images.ingestor.digest=sha256:abc"}, wantCode: cli.ExitUsage, wantStderr: "at '/images/ingestor/digest': 'sha256:abc' does not match pattern"},
+		{name: "external keys refused by the post-renderer", args: []string{clientChart, "--set", "imageRefresh.verification.keysConfigMap=signing-keys"}, wantCode: cli.ExitFailed, wantStdout: "post-render: stream: expected the post-renderer to accept the release; found refused (keys-missing)"},
+		{name: "--allow-external-keys", args: []string{clientChart, "--set", "imageRefresh.verification.keysConfigMap=signing-keys", "--allow-external-keys"}, wantCode: cli.ExitOK, wantStdout: "0 failed"},
+		{name: "--allow-external-keys on a stream", args: []string{"--manifests", "-", "--allow-external-keys"}, stdin: strings.Replace(string(verification), "  name: stg-image-refresh-keys\n", "  name: unrelated\n", 1), wantCode: cli.ExitOK, wantStdout: "PASS -:"},
+		{name: "keys ConfigMap missing from a stream", args: []string{"--manifests", "-"}, stdin: strings.Replace(string(verification), "  name: stg-image-refresh-keys\n", "  name: unrelated\n", 1), wantCode: cli.ExitFailed, wantStdout: `verification-keys: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): expected ConfigMap "stg-image-refresh-keys"`},
 		{name: "unknown flag", args: []string{"--nope"}, wantCode: cli.ExitUsage, wantStderr: "unknown flag: --nope"},
 		{name: "nothing to check", args: nil, wantCode: cli.ExitUsage, wantStderr: "nothing to check"},
 		{name: "missing chart", args: []string{"./no-such-chart"}, wantCode: cli.ExitUsage, wantStderr: "loading chart ./no-such-chart"},
