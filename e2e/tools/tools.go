@@ -1,6 +1,6 @@
 // Package tools locates the real components built by build.sh (helm v3 and v4, kube-apiserver,
 // kube-controller-manager, kubectl, etcd, docker-registry; for the node kubelet, kube-proxy,
-// kube-scheduler, containerd, runc, the CNI plugins and iptables) for tests.
+// kube-scheduler, containerd, runc, the CNI plugins and iptables; cosign v3 and v2) for tests.
 package tools
 
 import (
@@ -34,10 +34,17 @@ const (
 	// host-local, portmap).
 	CNIBridge = "bridge"
 	Iptables  = "iptables"
+
+	// Cosign3 (sigstore bundle by default) and Cosign2 (.sig tag by default): the real cosign CLI.
+	Cosign3 = "cosign3"
+	Cosign2 = "cosign2"
 )
 
 // Node is every tool the real node needs.
 var Node = []string{Kubelet, KubeProxy, KubeScheduler, Containerd, ContainerdShim, Ctr, Runc, CNIBridge, Iptables}
+
+// Signing is the real cosign CLIs, whose verdicts the signature gate is compared with.
+var Signing = []string{Cosign3, Cosign2}
 
 // All is every tool build.sh provides.
 var All = []string{Helm3, Helm4, Etcd, KubeAPIServer, KubeControllerManager, Kubectl, DockerRegistry}
@@ -109,6 +116,10 @@ func Lookup(name string) (string, error) {
 		step, version = "cni-plugins", v["CNI_PLUGINS_VERSION"]
 	case Iptables:
 		version = "debian"
+	case Cosign3:
+		version = v["COSIGN3_VERSION"]
+	case Cosign2:
+		version = v["COSIGN2_VERSION"]
 	default:
 		return "", fmt.Errorf("unknown tool %q", name)
 	}
