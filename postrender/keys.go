@@ -21,7 +21,8 @@ func checkKeys(inj *injection, objects []object, allowExternal bool, load loader
 		return nil
 	}
 	key := config.TargetKey{Kind: "ConfigMap", Namespace: inj.namespace, Name: v.KeysConfigMap}
-	found, hooks := splitHooks(findObjects(objects, key))
+	resources, hookObjects := splitHooks(objects)
+	found, hooks := findObjects(resources, key), findObjects(hookObjects, key)
 	if len(found) == 0 {
 		if allowExternal {
 			return nil
@@ -37,8 +38,9 @@ func checkKeys(inj *injection, objects []object, allowExternal bool, load loader
 	return refusals
 }
 
-// splitHooks separates Helm hooks: a hook is not a resource of the release (Helm 3 does not even
-// post-render it) and may be deleted once it ran, so the CronJob could not count on mounting it.
+// splitHooks separates Helm hooks first, so a hook never shadows a resource of the same name: a hook
+// is not a resource of the release (Helm 3 does not even post-render it) and may be deleted once it
+// ran, so the CronJob could not count on mounting it.
 func splitHooks(objs []object) (resources, hooks []object) {
 	for _, obj := range objs {
 		if obj.hook != "" {
