@@ -253,7 +253,9 @@ func (v *sigSearch) bundles(ctx context.Context, layout signature.Layout, descs 
 			continue
 		}
 		isBundle := strings.HasPrefix(m.ArtifactType, signature.BundleMediaTypePrefix) ||
-			slices.ContainsFunc(m.Layers, func(l v1.Descriptor) bool { return strings.HasPrefix(string(l.MediaType), signature.BundleMediaTypePrefix) })
+			slices.ContainsFunc(m.Layers, func(l v1.Descriptor) bool {
+				return strings.HasPrefix(string(l.MediaType), signature.BundleMediaTypePrefix)
+			})
 		if !isBundle {
 			examined-- // another tool's referrer (an SBOM, a Notation signature): not a candidate
 			continue
