@@ -24,6 +24,9 @@ const (
 	ReasonHealed     = "Healed"     // drift repaired, or a waiting/failed image back to ok
 	ReasonWaiting    = "Waiting"
 	ReasonFailed     = "Failed"
+	// ReasonVerificationFailed: the signature gate refused the digest (unsigned or invalid); its
+	// note names the digest and the keys tried. A remembered refusal makes no new Event.
+	ReasonVerificationFailed = "VerificationFailed"
 )
 
 const (
@@ -54,6 +57,12 @@ func eventFor(rep *ImageReport, prev Status, waitLimit int) (reason, typ, note s
 	case DecisionWaiting:
 		return ReasonWaiting, corev1.EventTypeWarning, fmt.Sprintf("%s: %s → %s waits (tick %d of at most %d): %s", subject, from, to, rep.Status.Waits, waitLimit, rep.Reason)
 	case DecisionFailed:
+		if rep.Signature.refusal.Digest != "" {
+			if rep.Signature.Remembered {
+				return "", "", ""
+			}
+			return ReasonVerificationFailed, corev1.EventTypeWarning, fmt.Sprintf("%s: %s → %s refused, %s not done: %v", subject, from, to, dash(string(rep.Intended)), rep.Err)
+		}
 		intended := ""
 		if rep.Intended != "" {
 			intended = fmt.Sprintf(" (%s not done)", rep.Intended)

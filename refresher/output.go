@@ -10,7 +10,12 @@ import (
 // each changed Deployment would receive.
 func printPlan(w io.Writer, report Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tREFERENCE\tTARGET\tDIGEST\tDECISION\tERROR")
+	// The SIGNATURE column is there when the signature gate is on (spec.verification).
+	signatureColumn := ""
+	if report.Verification {
+		signatureColumn = "SIGNATURE\t"
+	}
+	fmt.Fprintf(tw, "IMAGE\tREFERENCE\tTARGET\tDIGEST\tDECISION\t%sERROR\n", signatureColumn)
 	for _, img := range report.Images {
 		digest, errText := dash(img.Digest), "-"
 		switch {
@@ -19,7 +24,11 @@ func printPlan(w io.Writer, report Report) error {
 		case img.Reason != "":
 			errText = img.Reason // why it waits
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", img.Name, img.Reference, img.Target, digest, img.Decision, errText)
+		sig := ""
+		if report.Verification {
+			sig = img.Signature.String() + "\t"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%s\n", img.Name, img.Reference, img.Target, digest, img.Decision, sig, errText)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

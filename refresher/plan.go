@@ -80,6 +80,9 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([
 			switch {
 			case rep.Err != nil:
 				s := statusAfter(prev, StateFailed, rep.Err.Error(), p.now)
+				if r := rep.Signature.refusal; r.Digest != "" {
+					s.Refused = r // remembered, so the next ticks do not fetch it again
+				}
 				if change.waited {
 					s.Waits++ // this tick waited too, one more than the limit
 				}

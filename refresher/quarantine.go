@@ -8,6 +8,7 @@ import (
 
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/registry"
+	"github.com/tracebloc/image-refresh/refresher/signature"
 )
 
 const (
@@ -129,10 +130,11 @@ func appliedStatus(prev Status, rep *ImageReport, live Live, change Change, dep 
 }
 
 // failReason is the reason a failed image reports: registry.ReasonPlatformMissing for a digest
-// the platform gate refused, "" otherwise (the error says it all).
+// the platform gate refused, signature.ReasonMissing or ReasonInvalid for one the signature gate
+// refused, "" otherwise (the error says it all).
 func failReason(err error) string {
 	if registry.IsPlatformMissing(err) {
 		return registry.ReasonPlatformMissing
 	}
-	return ""
+	return signature.Reason(err)
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/contract"
 	"github.com/tracebloc/image-refresh/refresher/registry"
+	"github.com/tracebloc/image-refresh/refresher/signature"
 )
 
 // targetConcurrency bounds the Deployments read and patched at once.
@@ -72,6 +73,9 @@ type Options struct {
 	Now func() time.Time
 	// Instance names this run in Events (reportingInstance); default the host name (the pod).
 	Instance string
+	// Keys are the trusted public keys (signature.ReadKeysDir of the mounted keys ConfigMap);
+	// required when spec.verification is set and an image needs a signature.
+	Keys []signature.PublicKey
 }
 
 // Report is the outcome of a Run, one entry per configured image in config order.
@@ -79,6 +83,8 @@ type Report struct {
 	Images []ImageReport
 	// Patches are the patches sent (or, in a dry run, planned), one per changed target.
 	Patches []TargetPatch
+	// Verification: some image needs a signature (spec.verification).
+	Verification bool
 }
 
 // ImageReport is what happened to one image.
@@ -107,6 +113,9 @@ type ImageReport struct {
 	// Status is the image's status after the run (as written to its status annotation, or
 	// left there); zero when the target could not be read.
 	Status Status
+	// Signature is the signature gate's check of Digest; zero when none was needed this tick
+	// (no change would apply the digest, or the image needs no signature).
+	Signature SignatureCheck
 }
 
 // TargetPatch is the single strategic-merge patch for one Deployment.
@@ -164,7 +173,13 @@ func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, 
 	if err != nil {
 		return Report{}, err
 	}
-	report.Patches = refreshTargets(ctx, cfg, opts, resolver, report.Images, floating)
+	signatures, err := newSignatureGate(cfg, resolver, opts.Keys)
+	if err != nil {
+		return Report{}, err
+	}
+	g := gates{cfg: cfg, resolver: resolver, signatures: signatures}
+	report.Patches = refreshTargets(ctx, cfg, opts, g, report.Images, floating)
+	report.Verification = signatures != nil
 
 	for _, rep := range report.Images {
 		logDecision(ctx, opts.Logger, rep, opts.DryRun)
@@ -224,7 +239,7 @@ func targetName(key config.TargetKey) string { return key.Namespace + "/" + key.
 // refreshTargets resolves the floating images and applies each target as soon as the last of
 // its images is resolved, so the API work overlaps the remaining registry lookups. It fills in
 // reports and returns the patches, in config order of the targets.
-func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options, resolver *registry.Resolver, reports []ImageReport, floating []floatingImage) []TargetPatch {
+func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options, g gates, reports []ImageReport, floating []floatingImage) []TargetPatch {
 	refs := make([]string, len(floating))
 	targetOf := make([]*target, len(floating))
 	var targets []*target // in config order
@@ -233,7 +248,7 @@ func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options
 		refs[j] = cfg.Spec.Images[fi.index].Reference()
 		t, ok := byKey[fi.target]
 		if !ok {
-			t = &target{key: fi.target, resolver: resolver}
+			t = &target{key: fi.target}
 			byKey[fi.target] = t
 			targets = append(targets, t)
 		}
@@ -246,14 +261,14 @@ func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options
 	for range min(targetConcurrency, len(targets)) {
 		workers.Go(func() {
 			for t := range ready {
-				t.patch = t.apply(ctx, cfg, opts)
+				t.patch = t.apply(ctx, cfg, opts, g)
 				if !opts.DryRun {
 					t.emitEvents(ctx, opts, cfg.Spec.WaitLimit)
 				}
 			}
 		})
 	}
-	resolver.ResolveEach(ctx, refs, func(j int, res registry.Result) {
+	g.resolver.ResolveEach(ctx, refs, func(j int, res registry.Result) {
 		i, t := floating[j].index, targetOf[j]
 		rep := &reports[i]
 		ti := targetImage{index: i, report: rep, image: cfg.Spec.Images[i]}
@@ -291,15 +306,13 @@ type target struct {
 	// patch is what apply sent (or planned); dep the Deployment as last read (nil if unread).
 	patch []byte
 	dep   *appsv1.Deployment
-	// resolver checks new digests against spec.platforms (see gate).
-	resolver *registry.Resolver
 }
 
 // apply plans and sends the one patch for the Deployment, re-reading and re-planning on a
 // conflict. It returns the patch sent (or planned, in a dry run), nil when none was needed.
 // A failure to read or patch fails every image of the target that had not failed already; the
 // decision it could not carry out is kept as Intended.
-func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Options) []byte {
+func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Options, g gates) []byte {
 	// Lookups finish in any order; plan in config order so the patch is deterministic.
 	slices.SortFunc(t.images, func(a, b targetImage) int { return a.index - b.index })
 	namespace, name := t.key.Namespace, t.key.Name
@@ -312,7 +325,7 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 		t.dep = dep
 		p := tickSettings{now: opts.Now(), waitLimit: cfg.Spec.WaitLimit, rolloutTimeout: cfg.Spec.EffectiveRolloutTimeout()}
 		patch, err = planTarget(dep, t.images, p)
-		if err == nil && t.gate(ctx, cfg.Spec.Platforms) {
+		if err == nil && t.gate(ctx, g, p) {
 			patch, err = planTarget(dep, t.images, p) // a refused digest fails its image
 		}
 		if err != nil || patch == nil || opts.DryRun {
@@ -370,6 +383,15 @@ func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryR
 	}
 	if rep.ViaGet {
 		attrs = append(attrs, slog.Bool("via_get", true))
+	}
+	if sig := rep.Signature; sig.State != "" {
+		attrs = append(attrs, slog.String("signature", string(sig.State)))
+		if sig.Layout != "" {
+			attrs = append(attrs, slog.String("signature_layout", string(sig.Layout)), slog.String("signature_key", sig.Key))
+		}
+		if sig.Remembered {
+			attrs = append(attrs, slog.Bool("signature_remembered", true))
+		}
 	}
 	if dryRun {
 		attrs = append(attrs, slog.Bool("dry_run", true))

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/signature"
 )
 
 // State is an image's refresh state as its status annotation tells it.
@@ -57,6 +60,31 @@ type Status struct {
 	// sighting; a tag that moves again restarts the soak.
 	Pending      string `json:"pending,omitempty"`
 	PendingSince string `json:"pendingSince,omitempty"`
+	// Refused is the signature gate's verdict against the last digest it refused: that digest
+	// is not fetched again until the tag moves, the keys change or spec.verification.recheckAfter
+	// passes.
+	Refused Refusal `json:"refused,omitzero"`
+}
+
+// Refusal is a digest the signature gate refused and when.
+type Refusal struct {
+	Digest string `json:"digest"`
+	// Reason is signature.ReasonMissing or signature.ReasonInvalid.
+	Reason string `json:"reason"`
+	// Keys is the signature.KeySetID of the keys the digest was judged with.
+	Keys string `json:"keys"`
+	// At is when the verdict was reached (RFC 3339).
+	At string `json:"at"`
+}
+
+// valid reports whether a refusal read from an annotation can stand for a verdict. Anyone who
+// may edit the Deployment can write it, but a forged one can only hold a digest back.
+func (r Refusal) valid() bool {
+	if r.Reason != signature.ReasonMissing && r.Reason != signature.ReasonInvalid {
+		return false
+	}
+	_, err := time.Parse(time.RFC3339, r.At)
+	return config.ValidDigest(r.Digest) && r.Keys != "" && err == nil
 }
 
 // parseStatus reads a status annotation; anything unreadable (or absent) is the zero Status,
@@ -73,6 +101,9 @@ func parseStatus(value string) Status {
 	}
 	if s.Waits < 0 || s.Failures < 0 {
 		return Status{}
+	}
+	if !s.Refused.valid() {
+		s.Refused = Refusal{}
 	}
 	return s
 }
@@ -91,7 +122,8 @@ func (s Status) encode() string {
 // for waiting and failed). since starts anew only when the state changes.
 func statusAfter(prev Status, state State, reason string, now time.Time) Status {
 	next := Status{State: state, Since: prev.Since, Digest: prev.Digest, Generation: prev.Generation,
-		Applied: prev.Applied, Previous: prev.Previous, Quarantined: prev.Quarantined, Pending: prev.Pending, PendingSince: prev.PendingSince}
+		Applied: prev.Applied, Previous: prev.Previous, Quarantined: prev.Quarantined, Pending: prev.Pending, PendingSince: prev.PendingSince,
+		Refused: prev.Refused}
 	if prev.State != state || next.Since == "" {
 		next.Since = now.UTC().Format(time.RFC3339)
 	}

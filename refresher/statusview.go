@@ -18,6 +18,7 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/contract"
 	"github.com/tracebloc/image-refresh/refresher/registry"
+	"github.com/tracebloc/image-refresh/refresher/signature"
 )
 
 // ViewState is an image's state in the status view.
@@ -62,6 +63,12 @@ type StatusRow struct {
 	Since string `json:"since,omitempty"`
 	// Detail is the status annotation's error, a failure, or a note (pods not listed).
 	Detail string `json:"detail,omitempty"`
+	// Signature is the signature gate's verdict on Registry (verified, unsigned, invalid,
+	// unknown), for an image that needs one; SignatureLayout where the verifying signature was
+	// found, SignatureKey the key that verified it.
+	Signature       SignatureState   `json:"signature,omitempty"`
+	SignatureLayout signature.Layout `json:"signatureLayout,omitempty"`
+	SignatureKey    string           `json:"signatureKey,omitempty"`
 }
 
 // ViewOptions configure View.
@@ -73,6 +80,9 @@ type ViewOptions struct {
 	Namespace string
 	// Registry configures the HEADs.
 	Registry registry.Options
+	// Keys are the trusted public keys; required when an image needs a signature, whose
+	// registry digest the view then verifies (a few GETs per distinct digest).
+	Keys []signature.PublicKey
 }
 
 // View is the status view: one row per image, in config order. It is read-only: one HEAD per
@@ -108,6 +118,10 @@ func View(ctx context.Context, cfg *config.RefreshConfig, opts ViewOptions) ([]S
 		refs[j] = cfg.Spec.Images[fi.index].Reference()
 	}
 	results := resolver.Resolve(ctx, refs)
+	signatures, err := newSignatureGate(cfg, resolver, opts.Keys)
+	if err != nil {
+		return nil, err
+	}
 
 	type targetView struct {
 		dep     *appsv1.Deployment
@@ -129,6 +143,13 @@ func View(ctx context.Context, cfg *config.RefreshConfig, opts ViewOptions) ([]S
 		}
 		res := results[j]
 		row.Registry = res.Digest
+		if signatures != nil && res.Err == nil && cfg.VerificationRequired(img) {
+			check := signatures.check(ctx, img, res.Digest, Refusal{}, time.Now())
+			row.Signature, row.SignatureLayout, row.SignatureKey = check.State, check.Layout, check.Key
+			if check.err != nil && row.Detail == "" {
+				row.Detail = check.err.Error()
+			}
+		}
 		switch {
 		case res.Err != nil:
 			row.State, row.Detail = ViewFailed, res.Err.Error()
@@ -258,7 +279,13 @@ func PrintView(w io.Writer, rows []StatusRow, asJSON bool) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tTARGET\tACTION\tRECORDED\tRUNNING\tREGISTRY\tSTATE\tSINCE")
+	// The SIGNATURE column is there when an image needs a signature (spec.verification).
+	signed := slices.ContainsFunc(rows, func(r StatusRow) bool { return r.Signature != "" })
+	signatureColumn := ""
+	if signed {
+		signatureColumn = "\tSIGNATURE"
+	}
+	fmt.Fprintf(tw, "IMAGE\tTARGET\tACTION\tRECORDED\tRUNNING\tREGISTRY\tSTATE\tSINCE%s\n", signatureColumn)
 	for _, r := range rows {
 		run := make([]string, len(r.Running))
 		for i, d := range r.Running {
@@ -268,8 +295,12 @@ func PrintView(w io.Writer, rows []StatusRow, asJSON bool) error {
 		if r.RunningFrom == "env" {
 			runText += " (env)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Image, r.Target+"/"+r.Container, r.Action,
-			dash(ShortDigest(r.Recorded)), runText, dash(ShortDigest(r.Registry)), r.State, dash(age(r.Since)))
+		sig := ""
+		if signed {
+			sig = "\t" + SignatureCheck{State: r.Signature, Layout: r.SignatureLayout, Key: r.SignatureKey}.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", r.Image, r.Target+"/"+r.Container, r.Action,
+			dash(ShortDigest(r.Recorded)), runText, dash(ShortDigest(r.Registry)), r.State, dash(age(r.Since)), sig)
 	}
 	return tw.Flush()
 }

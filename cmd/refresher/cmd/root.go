@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/kube"
 	"github.com/tracebloc/image-refresh/refresher/registry"
+	"github.com/tracebloc/image-refresh/refresher/signature"
 )
 
 const (
@@ -62,8 +65,8 @@ func newLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w
 
 func newRefresherCommand(env environment) *cobra.Command {
 	var (
-		configPath, kubeconfig, namespace string
-		dryRun                            bool
+		configPath, kubeconfig, namespace, keysDir string
+		dryRun                                     bool
 		timeout                           time.Duration
 	)
 	cmd := &cobra.Command{
@@ -79,7 +82,7 @@ were processed; 2 bad flags or config.`,
 		Version: version.Version,
 		Args:    cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := env.setup(configPath, kubeconfig, namespace, timeout)
+			s, err := env.setup(configPath, kubeconfig, namespace, keysDir, timeout)
 			if err != nil {
 				return err
 			}
@@ -87,7 +90,7 @@ were processed; 2 bad flags or config.`,
 			defer cancel()
 			logger := newLogger(cmd.ErrOrStderr())
 			report, err := refresher.Run(ctx, s.cfg, refresher.Options{
-				Kube: s.kube, Namespace: s.namespace, Registry: s.registry,
+				Kube: s.kube, Namespace: s.namespace, Registry: s.registry, Keys: s.keys,
 				DryRun: dryRun, Out: cmd.OutOrStdout(), Logger: logger,
 			})
 			if err != nil {
@@ -104,6 +107,7 @@ were processed; 2 bad flags or config.`,
 	flags.StringVar(&configPath, "config", "", "refresh config file (in the CronJob: "+config.MountPath+"/"+config.ConfigMapKey+")")
 	flags.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account")
 	flags.StringVar(&namespace, "namespace", "", "namespace of targets the config gives none (no metadata.namespace); must equal metadata.namespace when that is set; default: the pod's namespace, or the kubeconfig context's")
+	addKeysFlag(flags, &keysDir)
 	flags.BoolVar(&dryRun, "dry-run", false, "print the plan (image, digest seen, decision, patch) on stdout and write nothing")
 	flags.DurationVar(&timeout, "timeout", defaultTimeout, "deadline for the whole run")
 	return cmd
@@ -116,11 +120,19 @@ type session struct {
 	kube      refresher.Kube
 	namespace string
 	registry  registry.Options
+	// keys are the trusted public keys, read only when an image needs a signature.
+	keys []signature.PublicKey
+}
+
+// addKeysFlag is --keys, shared by the tick and status.
+func addKeysFlag(flags *pflag.FlagSet, dir *string) {
+	flags.StringVar(dir, "keys", config.KeysMountPath, "directory of the trusted public keys (*"+config.KeyFileSuffix+
+		", PEM); read only when spec.verification is set (in the CronJob: the mounted keys ConfigMap)")
 }
 
 // setup checks the shared flags, loads the config and connects to the cluster only if
 // something floats (a config of pinned images needs no cluster).
-func (env environment) setup(configPath, kubeconfig, namespace string, timeout time.Duration) (session, error) {
+func (env environment) setup(configPath, kubeconfig, namespace, keysDir string, timeout time.Duration) (session, error) {
 	if configPath == "" {
 		return session{}, cli.Usagef("--config is required")
 	}
@@ -135,6 +147,11 @@ func (env environment) setup(configPath, kubeconfig, namespace string, timeout t
 		return session{}, cli.Usagef("--namespace %q contradicts metadata.namespace %q of %s", namespace, cfg.Metadata.Namespace, configPath)
 	}
 	s := session{cfg: cfg, namespace: namespace, registry: env.registry}
+	if needsKeys(cfg) {
+		if s.keys, err = signature.ReadKeysDir(keysDir); err != nil {
+			return session{}, cli.Usagef("spec.verification: reading the trusted keys (--keys %s): %w", keysDir, err)
+		}
+	}
 	if s.registry.UserAgent == "" {
 		s.registry.UserAgent = "image-refresh/" + version.Version
 	}
@@ -149,6 +166,11 @@ func (env environment) setup(configPath, kubeconfig, namespace string, timeout t
 		}
 	}
 	return s, nil
+}
+
+// needsKeys reports whether a floating image needs a signature, so the keys must be read.
+func needsKeys(cfg *config.RefreshConfig) bool {
+	return slices.ContainsFunc(cfg.Floating(), cfg.VerificationRequired)
 }
 
 func logSummary(logger *slog.Logger, report refresher.Report, dryRun bool) {

@@ -19,8 +19,8 @@ var errBehind = cli.Exit(exitBehind, errors.New("an image is behind its registry
 
 func newStatusCommand(env environment) *cobra.Command {
 	var (
-		configPath, kubeconfig, namespace, output string
-		timeout                                   time.Duration
+		configPath, kubeconfig, namespace, output, keysDir string
+		timeout                                            time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "status --config FILE [-o table|json]",
@@ -28,7 +28,9 @@ func newStatusCommand(env environment) *cobra.Command {
 		Long: `status prints one row per image: its target, action, recorded digest (audit annotation),
 running digest (the target pods' imageID for rollout-restart, the env for set-env), registry
 digest (one HEAD) and state — current, behind, soaking, waiting, quarantined, failed or pinned —
-with the time it entered that state. It only reads: get deployments, list pods, registry HEADs.
+with the time it entered that state; with spec.verification, the signature verdict on the registry
+digest (verified and where the signature was found, unsigned or invalid). It only reads: get
+deployments, list pods, registry HEADs (and the signature GETs).
 
 Exit codes: 0 no image behind or failed; 1 an image (or the cluster) could not be read, or its
 last tick failed; 2 bad flags or config; 3 an image is behind (the registry is ahead of what
@@ -38,13 +40,13 @@ runs) or its registry digest is quarantined.`,
 			if output != "table" && output != "json" {
 				return cli.Usagef("-o %q: want table or json", output)
 			}
-			s, err := env.setup(configPath, kubeconfig, namespace, timeout)
+			s, err := env.setup(configPath, kubeconfig, namespace, keysDir, timeout)
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			rows, err := refresher.View(ctx, s.cfg, refresher.ViewOptions{Kube: s.kube, Namespace: s.namespace, Registry: s.registry})
+			rows, err := refresher.View(ctx, s.cfg, refresher.ViewOptions{Kube: s.kube, Namespace: s.namespace, Registry: s.registry, Keys: s.keys})
 			if err != nil {
 				return err
 			}
@@ -64,6 +66,7 @@ runs) or its registry digest is quarantined.`,
 	flags.StringVar(&configPath, "config", "", "refresh config file")
 	flags.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account")
 	flags.StringVar(&namespace, "namespace", "", "namespace of targets the config gives none; must equal metadata.namespace when that is set")
+	addKeysFlag(flags, &keysDir)
 	flags.DurationVar(&timeout, "timeout", time.Minute, "deadline for the whole view")
 	flags.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
