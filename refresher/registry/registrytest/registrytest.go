@@ -37,7 +37,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -266,6 +270,22 @@ func (s *Server) PushIndex(ref string) (string, error) {
 	return s.push(ref, idx)
 }
 
+// PushSimpleSigning writes what cosign 2 writes for a key-based signature of digest in repo:
+// tag sha256-<hex>.sig, an OCI image of one simple-signing layer (payload) whose annotation
+// dev.cosignproject.cosign/signature holds sigB64.
+func (s *Server) PushSimpleSigning(repo, digest string, payload []byte, sigB64 string) error {
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err := mutate.Append(img, mutate.Addendum{
+		Layer:       static.NewLayer(payload, "application/vnd.dev.cosignproject.cosign.simplesigning.v1+json"),
+		Annotations: map[string]string{"dev.cosignproject.cosign/signature": sigB64},
+	})
+	if err != nil {
+		return fmt.Errorf("building the signature of %s: %w", digest, err)
+	}
+	_, err = s.push(repo+":"+strings.Replace(digest, ":", "-", 1)+".sig", img)
+	return err
+}
+
 func (s *Server) push(ref string, artifact interface {
 	Digest() (v1.Hash, error)
 }) (string, error) {
@@ -403,9 +423,12 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request, svc *serv
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	repo, _, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/v2/"), "/manifests/")
-	if !ok {
-		repo, _, _ = strings.Cut(strings.TrimPrefix(r.URL.Path, "/v2/"), "/blobs/")
+	repo := strings.TrimPrefix(r.URL.Path, "/v2/")
+	for _, kind := range []string{"/manifests/", "/blobs/", "/referrers/"} {
+		if before, _, ok := strings.Cut(repo, kind); ok {
+			repo = before
+			break
+		}
 	}
 	scope := "repository:" + repo + ":pull"
 	if !slices.Contains(granted, scope) {
