@@ -67,7 +67,7 @@ func newRefresherCommand(env environment) *cobra.Command {
 	var (
 		configPath, kubeconfig, namespace, keysDir string
 		dryRun                                     bool
-		timeout                           time.Duration
+		timeout                                    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "refresher --config FILE",
