@@ -31,6 +31,7 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/kube"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
+	"github.com/tracebloc/image-refresh/refresher/signature"
 )
 
 // benchLatency is the delay the loopback registry adds to every request (token, HEAD, /v2/).
@@ -306,7 +307,8 @@ func connectProxy(addr string) http.Handler {
 }
 
 // TestRequestsPerImage counts what a tick costs: exactly one HEAD and at most one token
-// request per image, plus one version check per registry.
+// request per image, plus one version check per registry; with spec.verification (subtest
+// verification) a signed new digest adds exactly 3 GETs, nothing else does.
 func TestRequestsPerImage(t *testing.T) {
 	const n = 20
 	srv := registrytest.New(t)
@@ -356,5 +358,152 @@ func TestRequestsPerImage(t *testing.T) {
 	}
 	if pings != 1 {
 		t.Errorf("%d version checks of the one registry, want 1", pings)
+	}
+
+	t.Run("verification", testRequestsWithVerification)
+}
+
+// tickRequests is what one tick asked the fake registry: per repository (bench/app-NNN) its
+// manifest HEADs, token requests and other GETs (the signature gate's discovery), and the
+// version checks.
+type tickRequests struct {
+	heads, tokens, gets map[string]int
+	pings               int
+}
+
+func countTickRequests(t *testing.T, srv *registrytest.Server) tickRequests {
+	t.Helper()
+	c := tickRequests{heads: map[string]int{}, tokens: map[string]int{}, gets: map[string]int{}}
+	for _, r := range srv.Requests() {
+		switch {
+		case r.IsManifest(http.MethodHead):
+			repo, _, _ := strings.Cut(strings.TrimPrefix(r.Path, "/v2/"), "/manifests/")
+			c.heads[repo]++
+		case r.IsToken():
+			for _, scope := range r.Query["scope"] {
+				c.tokens[strings.TrimSuffix(strings.TrimPrefix(scope, "repository:"), ":pull")]++
+			}
+		case r.IsPing():
+			c.pings++
+		case r.Method == http.MethodGet:
+			repo := strings.TrimPrefix(r.Path, "/v2/")
+			for _, kind := range []string{"/manifests/", "/blobs/", "/referrers/"} {
+				repo, _, _ = strings.Cut(repo, kind)
+			}
+			c.gets[repo]++
+		default:
+			t.Errorf("unexpected request %s %s%s", r.Method, r.Host, r.Path)
+		}
+	}
+	return c
+}
+
+// testRequestsWithVerification is TestRequestsPerImage with spec.verification: the signature
+// gate costs GETs only for a digest a change would apply. A first observation and a steady
+// tick cost exactly what they cost without it (no GET); a new digest signed as cosign 2 (and
+// cosign 3 --new-bundle-format=false) writes it — the .sig tag, the layout the fake registry
+// writes — costs 3 GETs (the absent referrers fallback tag, the .sig manifest, its payload);
+// an unsigned one 3 (the fallback tag, the .sig tag and the referrers API, all absent); the
+// refused digest none on the following tick. Tokens and the version check are the lookup's.
+func testRequestsWithVerification(t *testing.T) {
+	const n = 20
+	const signed, unsigned = 5, 5 // images 0–4 get a new signed digest, 5–9 an unsigned one
+	srv := registrytest.New(t)
+	for i := range n {
+		if _, err := srv.PushImage(benchRepository(i) + ":prod"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := startAPIServer(t)
+	cfg, deployments := benchFixture(n)
+	cfg.Spec.Verification = &config.Verification{KeysConfigMap: "keys", RecheckAfter: config.Duration(time.Hour)}
+	for _, d := range deployments { // rolled out, so a change does not wait
+		d.Status = appsv1.DeploymentStatus{Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1}
+	}
+	api.reset(t, deployments)
+	key := newTestKey(t, "release.pub")
+	repo := func(i int) string { return fmt.Sprintf("bench/app-%03d", i) }
+
+	// tick runs one tick and checks its requests: per image one HEAD, one token, gets[i] GETs
+	// (0 when absent), one version check; it returns the report.
+	tick := func(what string, gets map[int]int) Report {
+		t.Helper()
+		opts, err := benchOptions(api.srv.URL, srv.Transport(), registry.DefaultConcurrency)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Keys = []signature.PublicKey{key.pub}
+		srv.ResetRequests()
+		report, err := Run(context.Background(), cfg, opts)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		c := countTickRequests(t, srv)
+		for i := range n {
+			if c.heads[repo(i)] != 1 || c.tokens[repo(i)] != 1 || c.gets[repo(i)] != gets[i] {
+				t.Errorf("%s: image %d: %d HEADs, %d tokens, %d GETs; want 1, 1, %d", what, i, c.heads[repo(i)], c.tokens[repo(i)], c.gets[repo(i)], gets[i])
+			}
+		}
+		if len(c.heads) != n || len(c.tokens) != n || c.pings != 1 {
+			t.Errorf("%s: HEADs for %d repositories, tokens for %d, %d version checks; want %d, %d, 1", what, len(c.heads), len(c.tokens), c.pings, n, n)
+		}
+		return report
+	}
+	want := func(what string, report Report, i int, decision Decision, state SignatureState) {
+		t.Helper()
+		img := report.Images[i]
+		if img.Decision != decision || img.Signature.State != state {
+			t.Errorf("%s: image %d: %s, signature %q; want %s, %q (%v)", what, i, img.Decision, img.Signature.State, decision, state, img.Err)
+		}
+	}
+
+	report := tick("first observation", nil)
+	for i := range n {
+		want("first observation", report, i, DecisionRecord, "")
+	}
+	report = tick("steady tick", nil)
+	for i := range n {
+		want("steady tick", report, i, DecisionUnchanged, "")
+	}
+
+	gets := map[int]int{}
+	for i := range signed + unsigned {
+		digest, err := srv.PushImage(benchRepository(i) + ":prod")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < signed {
+			(&fixture{srv: srv}).sign(t, key, benchRepository(i), digest)
+		}
+		gets[i] = 3
+	}
+	report = tick("new digests", gets)
+	for i := range n {
+		switch {
+		case i < signed:
+			want("new signed digest", report, i, DecisionRestart, SignatureVerified)
+			if l := report.Images[i].Signature.Layout; l != signature.LayoutSigTag {
+				t.Errorf("new signed digest: image %d verified in layout %q, want %q", i, l, signature.LayoutSigTag)
+			}
+		case i < signed+unsigned:
+			want("new unsigned digest", report, i, DecisionFailed, SignatureUnsigned)
+		default:
+			want("new digests", report, i, DecisionUnchanged, "")
+		}
+	}
+
+	report = tick("the tick after", nil)
+	for i := range n {
+		switch {
+		case i < signed:
+			want("the tick after a signed restart", report, i, DecisionUnchanged, "")
+		case i < signed+unsigned:
+			want("the tick after a refusal", report, i, DecisionFailed, SignatureUnsigned)
+			if !report.Images[i].Signature.Remembered {
+				t.Errorf("the tick after a refusal: image %d fetched its verdict again", i)
+			}
+		default:
+			want("the tick after", report, i, DecisionUnchanged, "")
+		}
 	}
 }

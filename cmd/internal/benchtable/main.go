@@ -122,6 +122,11 @@ Machine: `+machine+`.
   those are decoded (as the API server decodes them). Baseline: kyaml's `+"`ByteReader`→`ByteWriter`"+`.
 - **refresher**: a lookup is two round trips (token, HEAD) after one version check per registry;
   requests are counted by `+"`TestRequestsPerImage`"+`, not timed. Baseline: the same tick sequentially.
+  With `+"`spec.verification`"+` a first observation and a steady tick cost the same (no GET); a tick that
+  applies a new signed digest adds exactly 3 GETs per digest on Docker Hub/GHCR (fallback tag or
+  `+"`.sig`"+`; 5 through the referrers API), an unsigned one 3 on the tick that refuses it and none after
+  until `+"`recheckAfter`"+`; no token or version check is added (`+"`TestRequestsPerImage/verification`"+`,
+  `+"`TestVerifySignature*`"+`).
   The process peak is the real binary (built as `+"`make build`"+`) running one tick.
 - **chartcheck** loads the chart once per run; baseline: reloading it per scenario.
 
