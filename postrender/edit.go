@@ -270,7 +270,7 @@ func checkNamesFree(inj *injection, objects []object, drop []bool) []*RefusalErr
 	var refusals []*RefusalError
 	for _, want := range inj.names() {
 		for i, obj := range objects {
-			if drop[i] || obj.kind != want.kind || obj.name != want.name || !sameNamespace(obj.namespace, inj.namespace) {
+			if drop[i] || !obj.isKind(want.kind) || obj.name != want.name || !want.inNamespace(obj, inj.namespace) {
 				continue
 			}
 			if inj.source.configMap != nil && i == inj.source.index {

@@ -2,6 +2,7 @@ package postrender
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"path"
 	"slices"
@@ -57,21 +58,46 @@ func newInjection(src *configSource, objects []object) *injection {
 	return inj
 }
 
-type kindName struct{ kind, name string }
+type kindName struct {
+	kind, name string
+	// cluster marks a cluster-scoped kind: its name is taken whatever namespace a document says.
+	cluster bool
+}
+
+// inNamespace reports whether obj lies where an object k of the injection in namespace would.
+func (k kindName) inNamespace(obj object, namespace string) bool {
+	return k.cluster || sameNamespace(obj.namespace, namespace)
+}
 
 // configMapKindName is the ConfigMap injected with --config for a config named name.
-func configMapKindName(name string) kindName { return kindName{"ConfigMap", name + ConfigMapSuffix} }
+func configMapKindName(name string) kindName {
+	return kindName{kind: "ConfigMap", name: name + ConfigMapSuffix}
+}
+
+// guardKindNames are the admission guard's policy and binding (cluster-scoped).
+func (inj *injection) guardKindNames() []kindName {
+	name := contract.GuardName(inj.cfg.Metadata.Name, inj.namespace)
+	return []kindName{
+		{kind: "ValidatingAdmissionPolicy", name: name, cluster: true},
+		{kind: "ValidatingAdmissionPolicyBinding", name: name, cluster: true},
+	}
+}
 
 // own reports whether obj is one the post-renderer injected in an earlier run, so it is
 // replaced: it carries the managed-by label and has the kind, name and namespace of an object
 // this injection adds (or of the ConfigMap a --config run adds). Other objects carrying the
 // label are the chart's, and stay.
+// A guard from an earlier run is replaced even when the guard is now off.
 func (inj *injection) own(obj object) bool {
-	if !obj.ownLabelled() || !sameNamespace(obj.namespace, inj.namespace) {
+	if !obj.ownLabelled() {
 		return false
 	}
-	return slices.ContainsFunc(append(inj.names(), configMapKindName(inj.cfg.Metadata.Name)), func(k kindName) bool {
-		return obj.isKind(k.kind) && obj.name == k.name
+	all := append(inj.names(), configMapKindName(inj.cfg.Metadata.Name))
+	if !inj.cfg.Spec.Job.GuardEnabled() {
+		all = append(all, inj.guardKindNames()...)
+	}
+	return slices.ContainsFunc(all, func(k kindName) bool {
+		return obj.isKind(k.kind) && obj.name == k.name && k.inNamespace(obj, inj.namespace)
 	})
 }
 
@@ -82,11 +108,15 @@ func (inj *injection) names() []kindName {
 	if inj.source.configMap == nil {
 		out = append(out, configMapKindName(name))
 	}
-	return append(out,
-		kindName{"ServiceAccount", name},
-		kindName{"Role", name},
-		kindName{"RoleBinding", name},
-		kindName{"CronJob", name})
+	out = append(out,
+		kindName{kind: "ServiceAccount", name: name},
+		kindName{kind: "Role", name: name},
+		kindName{kind: "RoleBinding", name: name},
+		kindName{kind: "CronJob", name: name})
+	if inj.cfg.Spec.Job.GuardEnabled() {
+		out = append(out, inj.guardKindNames()...)
+	}
+	return out
 }
 
 // render encodes the injected objects, each opened by "---".
@@ -100,6 +130,13 @@ func (inj *injection) render() ([]byte, error) {
 		objects = append(objects, cm)
 	}
 	objects = append(objects, inj.serviceAccount(), inj.role(), inj.roleBinding(), inj.cronJob())
+	if inj.cfg.Spec.Job.GuardEnabled() {
+		guard, err := inj.guard()
+		if err != nil {
+			return nil, err
+		}
+		objects = append(objects, guard...)
+	}
 	var out bytes.Buffer
 	for _, obj := range objects {
 		data, err := yaml.Marshal(obj)
@@ -201,6 +238,54 @@ func (inj *injection) roleBinding() any {
 		// Without a namespace the subject is the ServiceAccount in the binding's namespace.
 		[]ref{{Kind: "ServiceAccount", Name: name, Namespace: inj.namespace}},
 	}
+}
+
+// guard is the admission guard (contract.Guard): the API server lets the refresher's
+// ServiceAccount change only the digests, restart stamps and annotations the refresher writes.
+func (inj *injection) guard() ([]any, error) {
+	policy, binding := contract.Guard(inj.cfg, inj.namespace, inj.cfg.Metadata.Name)
+	if policy == nil {
+		return nil, nil
+	}
+	var out []any
+	for _, obj := range []struct {
+		kind, name string
+		spec       any
+	}{{policy.Kind, policy.Name, policy.Spec}, {binding.Kind, binding.Name, binding.Spec}} {
+		spec, err := specNode(obj.spec)
+		if err != nil {
+			return nil, fmt.Errorf("encoding the admission guard: %w", err)
+		}
+		meta := inj.meta(obj.name, nil)
+		meta.Namespace = "" // cluster-scoped
+		out = append(out, struct {
+			typeMeta `yaml:",inline"`
+			Metadata objectMeta `yaml:"metadata"`
+			Spec     *yaml.Node `yaml:"spec"`
+		}{typeMeta{policy.APIVersion, obj.kind}, meta, spec})
+	}
+	return out, nil
+}
+
+// specNode is a Kubernetes API value as YAML in its JSON field names and order, block style.
+func specNode(v any) (*yaml.Node, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	var plain func(*yaml.Node)
+	plain = func(n *yaml.Node) {
+		n.Style = 0
+		for _, c := range n.Content {
+			plain(c)
+		}
+	}
+	plain(&doc)
+	return doc.Content[0], nil
 }
 
 func (inj *injection) cronJob() any {

@@ -168,7 +168,14 @@ type Job struct {
 	FailedJobsHistoryLimit     *int32    `yaml:"failedJobsHistoryLimit,omitempty" json:"failedJobsHistoryLimit,omitempty"`
 	// RunAsUser is the non-root UID of the refresher container.
 	RunAsUser *int64 `yaml:"runAsUser,omitempty" json:"runAsUser,omitempty"`
+	// AdmissionGuard false leaves out the ValidatingAdmissionPolicy that lets the refresher's
+	// ServiceAccount change only what the refresher writes (see GuardEnabled); unset means on.
+	AdmissionGuard *bool `yaml:"admissionGuard,omitempty" json:"admissionGuard,omitempty"`
 }
+
+// GuardEnabled reports whether the admission guard is injected: on unless admissionGuard is
+// false, so turning it off is always explicit.
+func (j Job) GuardEnabled() bool { return j.AdmissionGuard == nil || *j.AdmissionGuard }
 
 // Resources are the container's requests and limits, as Kubernetes quantities.
 type Resources struct {

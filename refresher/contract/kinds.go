@@ -15,6 +15,9 @@ var kindGroups = map[string]string{
 	"RoleBinding":        "rbac.authorization.k8s.io",
 	"ClusterRole":        "rbac.authorization.k8s.io",
 	"ClusterRoleBinding": "rbac.authorization.k8s.io",
+
+	"ValidatingAdmissionPolicy":        "admissionregistration.k8s.io",
+	"ValidatingAdmissionPolicyBinding": "admissionregistration.k8s.io",
 }
 
 // Group is the API group of an apiVersion, "" for the core group ("v1").

@@ -1,0 +1,382 @@
+package contract
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+// The admission guard is a ValidatingAdmissionPolicy bound to the refresher's ServiceAccount:
+// RBAC lets that identity patch its target Deployments, and a patch can change anything in the
+// pod template, so the API server itself allows it only the changes the refresher makes.
+//
+// How the CEL is built. CEL compares whole sub-objects (a == b is deep equality) but has no
+// "equal except these paths". So every field on the way to an allowed field is walked: at each
+// level (metadata, spec, spec.template, spec.template.metadata, spec.template.spec, a set-env
+// container) every sibling of the allowed path is compared whole with oldObject, one
+// validation per field so the denial names it. The siblings are read from the k8s.io/api Go
+// types (guardFields), so a field added by a Kubernetes upgrade is compared, never skipped.
+// Optional-field access (`a.?f == b.?f`) makes an absent field equal to an absent one and
+// unequal to a set one. The allowed paths themselves:
+//   - metadata.annotations: the targets' audit annotations (only to a sha256 digest) and
+//     status annotations (at most GuardStatusMaxBytes); every other key unchanged;
+//   - spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt] on a target of a
+//     rollout-restart image (only to an RFC 3339 time);
+//   - on a set-env image's container, the value of its variable: exactly one entry, a plain
+//     value shaped like a digest (never valueFrom, never removed); every other entry unchanged.
+// Containers keep their names and order; a container no set-env image writes is compared whole.
+// A validation that concerns one target starts with "object.metadata.name != '<target>' ||".
+// Server-written metadata (resourceVersion, generation, managedFields) is not compared: the API
+// server sets it on every update before admission, and it runs nothing.
+
+const (
+	// GuardSuffix names the guard's policy and binding: "<config name>-guard", followed by
+	// ".<namespace>" when the namespace is known, so two releases never collide.
+	GuardSuffix = "-guard"
+	// GuardMessagePrefix opens every denial the guard reports.
+	GuardMessagePrefix = "image-refresh guard: "
+	// GuardStatusMaxBytes bounds a status annotation the refresher's identity may write.
+	GuardStatusMaxBytes = 4096
+
+	digestPattern  = `^sha256:[0-9a-f]{64}$`
+	rfc3339Pattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`
+)
+
+// GuardServerManaged are the ObjectMeta fields of the Deployment the guard does not compare:
+// the API server writes them on every update, before admission.
+var GuardServerManaged = []string{"resourceVersion", "generation", "managedFields"}
+
+// GuardName is the name of the guard's policy and of its binding.
+func GuardName(configName, namespace string) string {
+	if namespace == "" {
+		return configName + GuardSuffix
+	}
+	return configName + GuardSuffix + "." + namespace
+}
+
+// ServiceAccountUsername is the username the API server gives a ServiceAccount's token.
+func ServiceAccountUsername(namespace, name string) string {
+	return "system:serviceaccount:" + namespace + ":" + name
+}
+
+// guardTarget is what the refresher may write on one target Deployment.
+type guardTarget struct {
+	name string
+	// annotations are the audit (digest) and status annotation keys of its images.
+	audit, status []string
+	restart       bool
+	// setEnv maps a container to the variables set-env images write in it, in config order.
+	containers []string
+	setEnv     map[string][]string
+}
+
+func guardTargets(cfg *config.RefreshConfig) []*guardTarget {
+	var out []*guardTarget
+	byName := map[string]*guardTarget{}
+	for _, img := range cfg.Floating() {
+		t := byName[img.Target.Name]
+		if t == nil {
+			t = &guardTarget{name: img.Target.Name, setEnv: map[string][]string{}}
+			byName[t.name] = t
+			out = append(out, t)
+		}
+		t.audit = appendNew(t.audit, img.Annotation)
+		t.status = appendNew(t.status, img.StatusAnnotation())
+		switch img.Action {
+		case config.ActionRolloutRestart:
+			t.restart = true
+		case config.ActionSetEnv:
+			c := img.Target.Container
+			if _, ok := t.setEnv[c]; !ok {
+				t.containers = append(t.containers, c)
+			}
+			t.setEnv[c] = appendNew(t.setEnv[c], img.Env)
+		}
+	}
+	return out
+}
+
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// Guard returns the admission guard of a config whose injected objects live in namespace ("" =
+// the release namespace, unknown to a post-renderer) and run as ServiceAccount serviceAccount.
+// The objects carry only their names; the caller adds labels. Nil when nothing floats.
+func Guard(cfg *config.RefreshConfig, namespace, serviceAccount string) (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAdmissionPolicyBinding) {
+	targets := guardTargets(cfg)
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	name := GuardName(cfg.Metadata.Name, namespace)
+	// Without a known namespace the ServiceAccount is matched in the request's namespace: the
+	// Role (hence every write the token can make) lives there.
+	user := quote(ServiceAccountUsername(namespace, serviceAccount))
+	if namespace == "" {
+		user = "'system:serviceaccount:' + request.namespace + ':' + " + quote(serviceAccount)
+	}
+	fail := admissionv1.Fail
+	policy := &admissionv1.ValidatingAdmissionPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: &fail,
+			MatchConstraints: &admissionv1.MatchResources{
+				ResourceRules: []admissionv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionv1.RuleWithOperations{
+						Operations: []admissionv1.OperationType{admissionv1.Update},
+						Rule: admissionv1.Rule{
+							APIGroups: []string{appsv1.GroupName}, APIVersions: []string{"v1"}, Resources: []string{"deployments"},
+						},
+					},
+				}},
+			},
+			MatchConditions: []admissionv1.MatchCondition{{Name: "refresher-service-account", Expression: "request.userInfo.username == " + user}},
+			Variables:       guardVariables(targets),
+			Validations:     guardValidations(cfg.Metadata.Name, targets),
+		},
+	}
+	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicyBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        name,
+			ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+		},
+	}
+	if namespace != "" {
+		binding.Spec.MatchResources = &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+			MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{namespace},
+			}},
+		}}
+	}
+	return policy, binding
+}
+
+// guardVariables are the shared sub-expressions: annotations and containers old and new, what
+// each target allows, and each set-env container of a target, old and new.
+func guardVariables(targets []*guardTarget) []admissionv1.Variable {
+	vars := []admissionv1.Variable{
+		{Name: "oldAnnotations", Expression: "oldObject.metadata.?annotations.orValue({})"},
+		{Name: "newAnnotations", Expression: "object.metadata.?annotations.orValue({})"},
+		{Name: "oldTemplateAnnotations", Expression: "oldObject.spec.template.metadata.?annotations.orValue({})"},
+		{Name: "newTemplateAnnotations", Expression: "object.spec.template.metadata.?annotations.orValue({})"},
+		{Name: "oldContainers", Expression: "oldObject.spec.template.spec.containers"},
+		{Name: "newContainers", Expression: "object.spec.template.spec.containers"},
+		{Name: "allowedAnnotations", Expression: byTarget(targets, func(t *guardTarget) string {
+			return quoteList(append(slices.Clone(t.audit), t.status...))
+		})},
+		{Name: "allowedTemplateAnnotations", Expression: byTarget(targets, func(t *guardTarget) string {
+			if t.restart {
+				return quoteList([]string{config.RestartedAtAnnotation})
+			}
+			return "[]"
+		})},
+		{Name: "writtenContainers", Expression: byTarget(targets, func(t *guardTarget) string { return quoteList(t.containers) })},
+		// Keys of other annotations that changed: added, removed or given another value.
+		{Name: "changedAnnotations", Expression: changedKeys("newAnnotations", "oldAnnotations", "allowedAnnotations")},
+		{Name: "changedTemplateAnnotations", Expression: changedKeys("newTemplateAnnotations", "oldTemplateAnnotations", "allowedTemplateAnnotations")},
+		// Containers (same names, same order: another validation) no set-env image writes.
+		{Name: "changedContainers", Expression: "variables.newContainers.filter(c, !(c.name in variables.writtenContainers) && !(c in variables.oldContainers)).map(c, c.name)"},
+	}
+	for i, t := range targets {
+		for j, c := range t.containers {
+			v := containerVar(i, j)
+			vars = append(vars,
+				admissionv1.Variable{Name: v + "New", Expression: "variables.newContainers.filter(c, c.name == " + quote(c) + ")"},
+				admissionv1.Variable{Name: v + "Old", Expression: "variables.oldContainers.filter(c, c.name == " + quote(c) + ")"})
+			for _, age := range []string{"New", "Old"} {
+				env := fmt.Sprintf("(variables.%[1]s%[2]s.size() == 1 ? variables.%[1]s%[2]s[0].?env.orValue([]) : [])", v, age)
+				for k, name := range t.setEnv[c] {
+					vars = append(vars, admissionv1.Variable{Name: envVar(i, j, k) + age, Expression: env + ".filter(e, e.name == " + quote(name) + ")"})
+				}
+			}
+		}
+	}
+	return vars
+}
+
+func containerVar(target, container int) string {
+	return fmt.Sprintf("target%dContainer%d", target, container)
+}
+
+// envVar names the entries of one set-env variable in a container, old and new.
+func envVar(target, container, env int) string {
+	return fmt.Sprintf("%sEnv%d", containerVar(target, container), env)
+}
+
+// byTarget is a CEL expression choosing per target Deployment name; [] for any other.
+func byTarget(targets []*guardTarget, value func(*guardTarget) string) string {
+	var b strings.Builder
+	for _, t := range targets {
+		fmt.Fprintf(&b, "object.metadata.name == %s ? %s : ", quote(t.name), value(t))
+	}
+	b.WriteString("[]")
+	return b.String()
+}
+
+func changedKeys(newMap, oldMap, allowed string) string {
+	n, o, a := "variables."+newMap, "variables."+oldMap, "variables."+allowed
+	return fmt.Sprintf("%[1]s.filter(k, !(k in %[3]s) && !(k in %[2]s && %[2]s[k] == %[1]s[k])) + %[2]s.filter(k, !(k in %[3]s) && !(k in %[1]s))", n, o, a)
+}
+
+// GuardLevel is one object level on the way to an allowed field: its path, its Go type, and
+// the fields the guard does not compare whole there (the way on, or server-written metadata).
+type GuardLevel struct {
+	Path      string
+	Type      reflect.Type
+	NotWhole  []string
+	PerTarget bool // a set-env container: compared per target and container
+}
+
+// GuardLevels are the levels the guard walks, in order.
+var GuardLevels = []GuardLevel{
+	{Path: "metadata", Type: reflect.TypeFor[metav1.ObjectMeta](), NotWhole: append([]string{"annotations"}, GuardServerManaged...)},
+	{Path: "spec", Type: reflect.TypeFor[appsv1.DeploymentSpec](), NotWhole: []string{"template"}},
+	{Path: "spec.template", Type: reflect.TypeFor[corev1.PodTemplateSpec](), NotWhole: []string{"metadata", "spec"}},
+	{Path: "spec.template.metadata", Type: reflect.TypeFor[metav1.ObjectMeta](), NotWhole: []string{"annotations"}},
+	{Path: "spec.template.spec", Type: reflect.TypeFor[corev1.PodSpec](), NotWhole: []string{"containers"}},
+	{Path: "container", Type: reflect.TypeFor[corev1.Container](), NotWhole: []string{"env"}, PerTarget: true},
+}
+
+// GuardFields lists the JSON field names of a Kubernetes API struct, embedded structs inlined.
+func GuardFields(t reflect.Type) []string {
+	var out []string
+	for f := range t.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case tag == "-" || !f.IsExported():
+		case f.Anonymous && tag == "":
+			out = append(out, GuardFields(f.Type)...)
+		default:
+			if tag == "" {
+				tag = f.Name
+			}
+			out = append(out, tag)
+		}
+	}
+	return out
+}
+
+// compared are the fields of a level compared whole.
+func (l GuardLevel) compared() []string {
+	return slices.DeleteFunc(GuardFields(l.Type), func(f string) bool { return slices.Contains(l.NotWhole, f) })
+}
+
+func guardValidations(configName string, targets []*guardTarget) []admissionv1.Validation {
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.name
+	}
+	forbidden := metav1.StatusReasonForbidden
+	var vs []admissionv1.Validation
+	add := func(expr, message string) {
+		vs = append(vs, admissionv1.Validation{Expression: expr, Message: GuardMessagePrefix + message, Reason: &forbidden})
+	}
+	// addDynamic's message is text + messageExpr + tail.
+	addDynamic := func(expr, text, messageExpr, tail string) {
+		m := quote(GuardMessagePrefix+text) + " + " + messageExpr
+		if tail != "" {
+			m += " + " + quote(tail)
+		}
+		vs = append(vs, admissionv1.Validation{Expression: expr, MessageExpression: m, Reason: &forbidden})
+	}
+	addDynamic("object.metadata.name in "+quoteList(names),
+		"Deployment ", "object.metadata.name", " is not a target of refresh config "+configName)
+
+	for _, level := range GuardLevels {
+		if level.PerTarget || level.Path == "spec.template" {
+			continue // spec.template has no field but the two walked into
+		}
+		for _, f := range level.compared() {
+			add(fmt.Sprintf("object.%[1]s.?%[2]s == oldObject.%[1]s.?%[2]s", level.Path, celField(f)), level.Path+"."+f+" may not change")
+		}
+	}
+	addDynamic("variables.changedAnnotations.size() == 0", "annotation ", "variables.changedAnnotations[0]", " may not change")
+	addDynamic("variables.changedTemplateAnnotations.size() == 0",
+		"pod template annotation ", "variables.changedTemplateAnnotations[0]", " may not change")
+	add("variables.newContainers.map(c, c.name) == variables.oldContainers.map(c, c.name)",
+		"containers may not be added, removed, renamed or reordered")
+	addDynamic("variables.changedContainers.size() == 0", "container ", "variables.changedContainers[0]", " may not change")
+
+	for i, t := range targets {
+		only := "object.metadata.name != " + quote(t.name) + " || "
+		for _, key := range t.audit {
+			add(only+changedTo("newAnnotations", "oldAnnotations", key, "matches('"+digestPattern+"')"),
+				"annotation "+key+" may only be set to a sha256 digest")
+		}
+		for _, key := range t.status {
+			add(only+changedTo("newAnnotations", "oldAnnotations", key, fmt.Sprintf("size() <= %d", GuardStatusMaxBytes)),
+				fmt.Sprintf("annotation %s may only be set, to at most %d bytes", key, GuardStatusMaxBytes))
+		}
+		if t.restart {
+			add(only+changedTo("newTemplateAnnotations", "oldTemplateAnnotations", config.RestartedAtAnnotation, "matches('"+rfc3339Pattern+"')"),
+				"pod template annotation "+config.RestartedAtAnnotation+" may only be set to a time")
+		}
+		for j, c := range t.containers {
+			v := "variables." + containerVar(i, j)
+			// The container's presence is the names validation's; here both have it.
+			both := only + v + "New.size() != 1 || " + v + "Old.size() != 1 || "
+			level := GuardLevels[len(GuardLevels)-1]
+			for _, f := range level.compared() {
+				add(fmt.Sprintf("%s%sNew[0].?%s == %sOld[0].?%s", both, v, celField(f), v, celField(f)), "container "+c+" "+f+" may not change")
+			}
+			envs := t.setEnv[c]
+			newEnv, oldEnv := v+"New[0].?env.orValue([])", v+"Old[0].?env.orValue([])"
+			add(fmt.Sprintf("%s%s.filter(e, !(e.name in %s)) == %s.filter(e, !(e.name in %s))", both, newEnv, quoteList(envs), oldEnv, quoteList(envs)),
+				"container "+c+" env may change only in "+strings.Join(envs, ", "))
+			for k, env := range envs {
+				n, o := "variables."+envVar(i, j, k)+"New", "variables."+envVar(i, j, k)+"Old"
+				add(fmt.Sprintf("%[1]s%[2]s == %[3]s || (%[2]s.size() == 1 && !has(%[2]s[0].valueFrom) && %[2]s[0].?value.orValue('').matches('%[4]s'))",
+					only, n, o, digestPattern),
+					"container "+c+" env "+env+" may only be set to a sha256 digest, as one plain value")
+			}
+		}
+	}
+	return vs
+}
+
+// changedTo is true when a map key is unchanged, or set (never removed) to a value for which
+// check holds.
+func changedTo(newMap, oldMap, key, check string) string {
+	n, o, k := "variables."+newMap, "variables."+oldMap, quote(key)
+	return fmt.Sprintf("(%[3]s in %[1]s ? ((%[3]s in %[2]s && %[2]s[%[3]s] == %[1]s[%[3]s]) || %[1]s[%[3]s].%[4]s) : !(%[3]s in %[2]s))", n, o, k, check)
+}
+
+// celReserved are CEL's reserved words that name Kubernetes fields; Kubernetes escapes such a
+// field as __<word>__.
+var celReserved = []string{"namespace"}
+
+func celField(f string) string {
+	if slices.Contains(celReserved, f) {
+		return "__" + f + "__"
+	}
+	return f
+}
+
+// quote is a CEL single-quoted string literal.
+func quote(s string) string { return "'" + escape(s) + "'" }
+
+func escape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`, "\r", `\r`).Replace(s)
+}
+
+func quoteList(list []string) string {
+	quoted := make([]string, len(list))
+	for i, s := range list {
+		quoted[i] = quote(s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
+}

@@ -1,0 +1,218 @@
+package contract
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+func guardConfig(t *testing.T, namespace string) *config.RefreshConfig {
+	t.Helper()
+	cfg, err := config.Parse([]byte(`apiVersion: image-refresh.io/v1alpha1
+kind: RefreshConfig
+metadata: {name: refresh, namespace: "` + namespace + `"}
+spec:
+  images:
+  - {name: web, repository: example.com/web, tag: prod, action: rollout-restart, annotation: example.com/web-digest,
+     target: {name: web, container: app}}
+  - {name: worker, repository: example.com/worker, tag: prod, action: set-env, env: WORKER_DIGEST,
+     annotation: example.com/worker-digest, target: {name: web, container: app}}
+  - {name: sidecar, repository: example.com/sidecar, tag: prod, action: set-env, env: SIDECAR_DIGEST,
+     annotation: example.com/sidecar-digest, target: {name: web, container: proxy}}
+  - {name: other, repository: example.com/other, tag: prod, action: rollout-restart, annotation: example.com/other-digest,
+     target: {name: other, container: main}}
+  - {name: pinned, repository: example.com/pinned, digest: "sha256:` + strings.Repeat("a", 64) + `", action: set-env,
+     env: PINNED_DIGEST, annotation: example.com/pinned-digest, target: {name: pinned, container: main}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// jsonFields lists a struct's JSON field names, embedded structs inlined; written apart from
+// GuardFields so that a mistake there does not hide here.
+func jsonFields(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := strings.Split(f.Tag.Get("json"), ",")[0]
+		if f.Anonymous && name == "" {
+			out = append(out, jsonFields(f.Type)...)
+			continue
+		}
+		if name != "-" && f.IsExported() {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// TestGuardComparesEveryField fails when a field of the Kubernetes types along the allowed
+// paths is neither compared with oldObject nor one of the paths the refresher writes: a
+// Kubernetes upgrade that adds a field cannot open a hole silently.
+func TestGuardComparesEveryField(t *testing.T) {
+	policy, _ := Guard(guardConfig(t, "apps"), "apps", "refresh")
+	var exprs []string
+	for _, v := range policy.Spec.Validations {
+		exprs = append(exprs, v.Expression)
+	}
+	all := strings.Join(exprs, "\n")
+	// The way to what the refresher writes, and the metadata the API server writes itself. A
+	// change here is a change of the threat model: docs/refresher.md says why each is open.
+	walked := map[string][]string{
+		"metadata":               {"annotations", "resourceVersion", "generation", "managedFields"},
+		"spec":                   {"template"},
+		"spec.template":          {"metadata", "spec"},
+		"spec.template.metadata": {"annotations"},
+		"spec.template.spec":     {"containers"},
+		"container":              {"env"},
+	}
+	levels := []struct {
+		path string
+		typ  reflect.Type
+	}{
+		{"metadata", reflect.TypeFor[metav1.ObjectMeta]()},
+		{"spec", reflect.TypeFor[appsv1.DeploymentSpec]()},
+		{"spec.template", reflect.TypeFor[corev1.PodTemplateSpec]()},
+		{"spec.template.metadata", reflect.TypeFor[metav1.ObjectMeta]()},
+		{"spec.template.spec", reflect.TypeFor[corev1.PodSpec]()},
+		{"container", reflect.TypeFor[corev1.Container]()},
+	}
+	for _, level := range levels {
+		fields := jsonFields(level.typ)
+		if len(fields) < 2 {
+			t.Fatalf("%s: %d fields read from %s", level.path, len(fields), level.typ)
+		}
+		for _, f := range fields {
+			if slices.Contains(walked[level.path], f) {
+				continue
+			}
+			field := f
+			if f == "namespace" {
+				field = "__namespace__"
+			}
+			var want []string
+			if level.path == "container" {
+				// Every container a set-env image writes, of every target.
+				for _, c := range []string{"target0Container0", "target0Container1"} {
+					want = append(want, fmt.Sprintf("variables.%[1]sNew[0].?%[2]s == variables.%[1]sOld[0].?%[2]s", c, field))
+				}
+			} else {
+				want = []string{fmt.Sprintf("object.%[1]s.?%[2]s == oldObject.%[1]s.?%[2]s", level.path, field)}
+			}
+			for _, w := range want {
+				if !strings.Contains(all, w) {
+					t.Errorf("%s.%s (%s) is neither compared with oldObject nor an allowed path: no validation %q", level.path, f, level.typ, w)
+				}
+			}
+		}
+	}
+	// The compared-whole parts.
+	for _, w := range []string{
+		"variables.newContainers.map(c, c.name) == variables.oldContainers.map(c, c.name)",
+		"variables.changedContainers.size() == 0",
+		"variables.changedAnnotations.size() == 0",
+		"variables.changedTemplateAnnotations.size() == 0",
+	} {
+		if !strings.Contains(all, w) {
+			t.Errorf("no validation %q", w)
+		}
+	}
+}
+
+func TestGuardShape(t *testing.T) {
+	for _, tc := range []struct {
+		name, namespace, wantName, wantUser string
+	}{
+		{"namespace known", "apps", "refresh-guard.apps", "request.userInfo.username == 'system:serviceaccount:apps:refresh'"},
+		{"release namespace", "", "refresh-guard",
+			"request.userInfo.username == 'system:serviceaccount:' + request.namespace + ':' + 'refresh'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			policy, binding := Guard(guardConfig(t, tc.namespace), tc.namespace, "refresh")
+			if policy.Name != tc.wantName || binding.Name != tc.wantName || binding.Spec.PolicyName != tc.wantName {
+				t.Errorf("names %q %q → %q, want %q", policy.Name, binding.Name, binding.Spec.PolicyName, tc.wantName)
+			}
+			spec := policy.Spec
+			if spec.FailurePolicy == nil || *spec.FailurePolicy != admissionv1.Fail {
+				t.Errorf("failurePolicy %v, want Fail", spec.FailurePolicy)
+			}
+			rules := spec.MatchConstraints.ResourceRules
+			if len(rules) != 1 || !reflect.DeepEqual(rules[0].Operations, []admissionv1.OperationType{admissionv1.Update}) ||
+				!reflect.DeepEqual(rules[0].APIGroups, []string{"apps"}) || !reflect.DeepEqual(rules[0].Resources, []string{"deployments"}) {
+				t.Errorf("resource rules %+v, want UPDATE of apps deployments", rules)
+			}
+			if len(spec.MatchConditions) != 1 || spec.MatchConditions[0].Expression != tc.wantUser {
+				t.Errorf("match conditions %+v, want %q", spec.MatchConditions, tc.wantUser)
+			}
+			if !reflect.DeepEqual(binding.Spec.ValidationActions, []admissionv1.ValidationAction{admissionv1.Deny}) {
+				t.Errorf("validation actions %v, want Deny", binding.Spec.ValidationActions)
+			}
+			selector := binding.Spec.MatchResources
+			switch {
+			case tc.namespace == "" && selector != nil:
+				t.Errorf("binding selects %+v without a known namespace", selector)
+			case tc.namespace != "" && (selector == nil || selector.NamespaceSelector == nil ||
+				!reflect.DeepEqual(selector.NamespaceSelector.MatchExpressions[0].Values, []string{tc.namespace})):
+				t.Errorf("binding selects %+v, want namespace %s", selector, tc.namespace)
+			}
+			for _, v := range spec.Validations {
+				msg := v.Message + v.MessageExpression
+				if !strings.Contains(msg, GuardMessagePrefix) || v.Reason == nil || *v.Reason != metav1.StatusReasonForbidden {
+					t.Errorf("validation %q: message %q, reason %v", v.Expression, msg, v.Reason)
+				}
+			}
+		})
+	}
+}
+
+// TestGuardAllowsWhatTheConfigWrites: exactly the config's targets, containers, variables and
+// annotations are named; pinned images are not.
+func TestGuardAllowsWhatTheConfigWrites(t *testing.T) {
+	policy, _ := Guard(guardConfig(t, "apps"), "apps", "refresh")
+	vars := map[string]string{}
+	for _, v := range policy.Spec.Variables {
+		vars[v.Name] = v.Expression
+	}
+	for name, want := range map[string]string{
+		"allowedAnnotations": "object.metadata.name == 'web' ? ['example.com/web-digest', 'example.com/worker-digest', 'example.com/sidecar-digest', " +
+			"'image-refresh.io/status-web', 'image-refresh.io/status-worker', 'image-refresh.io/status-sidecar'] : " +
+			"object.metadata.name == 'other' ? ['example.com/other-digest', 'image-refresh.io/status-other'] : []",
+		"allowedTemplateAnnotations": "object.metadata.name == 'web' ? ['kubectl.kubernetes.io/restartedAt'] : " +
+			"object.metadata.name == 'other' ? ['kubectl.kubernetes.io/restartedAt'] : []",
+		"writtenContainers":        "object.metadata.name == 'web' ? ['app', 'proxy'] : object.metadata.name == 'other' ? [] : []",
+		"target0Container0Env0New": "(variables.target0Container0New.size() == 1 ? variables.target0Container0New[0].?env.orValue([]) : []).filter(e, e.name == 'WORKER_DIGEST')",
+		"target0Container1Env0Old": "(variables.target0Container1Old.size() == 1 ? variables.target0Container1Old[0].?env.orValue([]) : []).filter(e, e.name == 'SIDECAR_DIGEST')",
+	} {
+		if vars[name] != want {
+			t.Errorf("variable %s:\n got %s\nwant %s", name, vars[name], want)
+		}
+	}
+	all := fmt.Sprint(policy.Spec)
+	for _, absent := range []string{"pinned", "PINNED_DIGEST", "target1Container0"} {
+		if strings.Contains(all, absent) {
+			t.Errorf("the guard names %q", absent)
+		}
+	}
+	if !strings.Contains(all, "object.metadata.name in ['web', 'other']") {
+		t.Errorf("the guard does not limit the refresher to its targets")
+	}
+}
+
+func TestGuardNilWhenAllPinned(t *testing.T) {
+	cfg := guardConfig(t, "apps")
+	cfg.Spec.Images = cfg.Spec.Images[4:]
+	if p, b := Guard(cfg, "apps", "refresh"); p != nil || b != nil {
+		t.Errorf("Guard of an all-pinned config = %v, %v; want nothing", p, b)
+	}
+}
