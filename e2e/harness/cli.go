@@ -96,7 +96,12 @@ func NewHelm(tool, home, kubeconfig string) (*Helm, error) {
 
 // Run runs helm and fails on a non-zero exit.
 func (h *Helm) Run(ctx context.Context, args ...string) (*Result, error) {
-	return mustSucceed(run(ctx, h.env, "", h.Bin, args...))
+	return mustSucceed(h.Try(ctx, args...))
+}
+
+// Try runs helm and reports its exit code without judging it.
+func (h *Helm) Try(ctx context.Context, args ...string) (*Result, error) {
+	return run(ctx, h.env, "", h.Bin, args...)
 }
 
 // Kubectl runs kubectl with kubeconfig and fails on a non-zero exit.
