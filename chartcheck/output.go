@@ -79,8 +79,19 @@ func writeReportText(w io.Writer, r *Report) error {
 			fmt.Fprintf(&b, ": %s\n", s.RenderError)
 			continue
 		}
-		fmt.Fprintf(&b, ": %d passed, %d failed, %d skipped\n", counts[StatusPass], counts[StatusFail], counts[StatusSkip])
+		// A warning is a pass: counted with them, and named.
+		passed := fmt.Sprintf("%d passed", counts[StatusPass]+counts[StatusWarn])
+		switch n := counts[StatusWarn]; {
+		case n == 1:
+			passed += " (1 with a warning)"
+		case n > 1:
+			passed += fmt.Sprintf(" (%d with warnings)", n)
+		}
+		fmt.Fprintf(&b, ": %s, %d failed, %d skipped\n", passed, counts[StatusFail], counts[StatusSkip])
 		for _, c := range s.Checks {
+			if c.Status == StatusWarn {
+				fmt.Fprintf(&b, "    %s: warning: %s\n", c.Name, c.Warning)
+			}
 			for _, f := range c.Findings {
 				fmt.Fprintf(&b, "    %s: %s\n", c.Name, f)
 			}
@@ -126,6 +137,9 @@ type junitCase struct {
 	Failure   *junitMessage `xml:"failure,omitempty"`
 	Error     *junitMessage `xml:"error,omitempty"`
 	Skipped   *junitMessage `xml:"skipped,omitempty"`
+	// SystemOut carries a warning: JUnit has no warning outcome, so the testcase passes and
+	// says it there.
+	SystemOut string `xml:"system-out,omitempty"`
 }
 
 type junitMessage struct {
@@ -135,7 +149,8 @@ type junitMessage struct {
 }
 
 // writeJUnit writes one testsuite per scenario and one testcase per check; an unexpected render
-// error is a testcase "render" with an error. No timings, so the output is reproducible.
+// error is a testcase "render" with an error, a warning a passing testcase with "warning: …" in
+// its system-out. No timings, so the output is reproducible.
 func writeJUnit(w io.Writer, r *Report) error {
 	out := junitSuites{Name: "chartcheck"}
 	for _, s := range r.Scenarios {
@@ -165,6 +180,8 @@ func writeJUnit(w io.Writer, r *Report) error {
 			case StatusSkip:
 				tc.Skipped = &junitMessage{Message: c.Reason}
 				suite.Skipped++
+			case StatusWarn:
+				tc.SystemOut = "warning: " + c.Warning
 			}
 			suite.Cases = append(suite.Cases, tc)
 		}

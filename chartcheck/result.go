@@ -14,6 +14,10 @@ const (
 	// StatusSkip means the check had nothing to look at (no refresh config, nothing floats) or
 	// could not run because an earlier check failed; Reason says which.
 	StatusSkip Status = "skip"
+	// StatusWarn means the check passed, but the release turned a safeguard off on purpose
+	// (spec.job.admissionGuard: false); Warning says what that costs. A warning never fails a
+	// run: the exit status is that of a pass.
+	StatusWarn Status = "warn"
 )
 
 // Finding is one violation: what was expected, what was found, and where.
@@ -38,9 +42,11 @@ func (f Finding) String() string {
 
 // CheckResult is one named check of one scenario.
 type CheckResult struct {
-	Name     string    `json:"name"`
-	Status   Status    `json:"status"`
-	Reason   string    `json:"reason,omitempty"`
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	Reason string `json:"reason,omitempty"`
+	// Warning is set with StatusWarn.
+	Warning  string    `json:"warning,omitempty"`
 	Findings []Finding `json:"findings,omitempty"`
 }
 
@@ -121,4 +127,9 @@ func (cs *checkSet) add(name string, findings []Finding) {
 
 func (cs *checkSet) skip(name, reason string) {
 	cs.results = append(cs.results, CheckResult{Name: name, Status: StatusSkip, Reason: reason})
+}
+
+// warn records a check that passed with a warning: nothing is wrong, but a safeguard is off.
+func (cs *checkSet) warn(name, warning string) {
+	cs.results = append(cs.results, CheckResult{Name: name, Status: StatusWarn, Warning: warning})
 }

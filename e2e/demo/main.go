@@ -1,11 +1,13 @@
 // Command demo is `make demo`: on this machine (as root), from nothing, it builds what it
 // needs, starts a single-node cluster (etcd, kube-apiserver, kube-controller-manager,
 // kube-scheduler, containerd, kubelet, kube-proxy) and a registry with token authentication
-// on a bridge of its own, installs charts/client with the image-refresh post-renderer, waits
-// for the injected CronJob to fire on its schedule and prints its pod's log, pushes a new
-// ingestor image, waits for the next run, and prints the Deployment before and after, the
-// rollout and the ingestion Job jobs-manager launches with the new digest. Everything it
-// started is stopped and cleaned up on exit, including on Ctrl-C.
+// on a bridge of its own, generates a cosign key pair and signs the release's images with the
+// real cosign 3 (offline), installs charts/client with the image-refresh post-renderer and that
+// public key as the only trusted one, waits for the injected CronJob to fire on its schedule
+// and prints its pod's log, pushes an unsigned ingestor image and shows the next scheduled run
+// refuse it, signs it, waits for the scheduled runs until one applies it, and prints the
+// Deployment before and after, the rollout and the ingestion Job jobs-manager launches with the
+// new digest. Everything it started is stopped and cleaned up on exit, including on Ctrl-C.
 //
 //	go run ./e2e/demo [--keep]
 package main
@@ -15,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,14 +28,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/refresher"
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/signature"
 )
 
 const (
@@ -62,10 +70,12 @@ func newCommand() *cobra.Command {
 		Use:   "demo [--keep]",
 		Short: "Run image-refresh end to end on a local single-node cluster and registry",
 		Long: `demo builds the tools and binaries it needs, starts a single-node cluster and a
-docker-registry with token auth on a bridge of its own (root needed), installs charts/client
-with the image-refresh post-renderer, waits for the injected CronJob to fire on its one-minute
-schedule, pushes a new ingestor image, waits for the next run and shows the Deployment before
-and after, the rollout and the ingestion Job running the new digest. Everything is stopped and
+docker-registry with token auth on a bridge of its own (root needed), signs the release's
+images with a cosign key pair it generates (cosign 3, offline), installs charts/client with the
+image-refresh post-renderer and that key as the trusted one, waits for the injected CronJob to
+fire on its one-minute schedule, pushes an unsigned ingestor image and shows the next run refuse
+it, signs it and waits for the runs until one applies it, and shows the Deployment before and
+after, the rollout and the ingestion Job running the new digest. Everything is stopped and
 cleaned up on exit.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
@@ -88,7 +98,7 @@ type demo struct {
 	stepBegan time.Time
 }
 
-const steps = 7
+const steps = 9
 
 func (d *demo) section(format string, args ...any) {
 	d.done()
@@ -116,7 +126,7 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	if err != nil {
 		return err
 	}
-	d.section("tools: helm 3 and 4, etcd, Kubernetes control plane and node, containerd, runc, CNI plugins, docker-registry")
+	d.section("tools: helm 3 and 4, etcd, Kubernetes control plane and node, containerd, runc, CNI plugins, docker-registry, cosign")
 	if err := d.ensureTools(ctx, root); err != nil {
 		return err
 	}
@@ -153,7 +163,36 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 		return err
 	}
 
-	values := w.Values("refresher-pull")
+	d.section("cosign 3, offline: a key pair, and the release's three images signed with it")
+	cosign, err := harness.NewCosign(tools.Cosign3, filepath.Join(harness.NodeRoot, "demo-cosign"), map[string]authn.Authenticator{w.Registry.Host: w.Registry.Pusher()})
+	if err != nil {
+		return err
+	}
+	key, err := cosign.GenerateKeyPair(ctx, "release")
+	if err != nil {
+		return err
+	}
+	d.Logf("$ cosign generate-key-pair → %s, %s", filepath.Base(key.Private), filepath.Base(key.Public))
+	sign := func(img harness.Image, digest string) error {
+		ref := w.Registry.Repository(rel.Repo(img)) + "@" + digest
+		if err := cosign.SignOffline(ctx, key, ref); err != nil {
+			return err
+		}
+		if res, err := cosign.VerifyOffline(ctx, key, ref); err != nil || res.ExitCode != 0 {
+			return fmt.Errorf("cosign verify %s after signing: %v\n%v", ref, err, res)
+		}
+		d.Logf("$ cosign sign --yes --key %s --tlog-upload=false --allow-http-registry --use-signing-config=false %s\n  cosign verify --key %s --insecure-ignore-tlog: verified", filepath.Base(key.Private), ref, filepath.Base(key.Public))
+		return nil
+	}
+	for _, img := range harness.AllImages {
+		if err := sign(img, rel.Digest[img]); err != nil {
+			return err
+		}
+	}
+
+	values := append(w.Values("refresher-pull"),
+		"--set-file", `imageRefresh.verification.publicKeys.release\.pub=`+key.Public,
+		"--set", "imageRefresh.verification.recheckAfter=1m")
 	d.section("helm install %s charts/client --namespace %s --post-renderer %s %s", releaseName, namespace, filepath.Base(rel.PostRenderer), strings.Join(values, " "))
 	d.Logf("namespace %s enforces Pod Security \"restricted\"", namespace)
 	res, err := rel.Install(ctx, values...)
@@ -171,6 +210,9 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	if err := d.printInjected(ctx, w.Cluster, pod); err != nil {
 		return err
 	}
+	if err := d.printKeysMount(ctx, w.Cluster, pod.CronJob); err != nil {
+		return err
+	}
 
 	d.section("waiting for the install's rollout, then for CronJob %s to fire on its schedule (%s)", pod.CronJob.Name, pod.CronJob.Spec.Schedule)
 	// A change waits while a rollout is in flight, and jobs-manager is Ready only once its
@@ -180,34 +222,76 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 		return err
 	}
 	d.Logf("install rolled out: pod %s Ready", installed.Name)
-	first, err := d.scheduledRun(ctx, w, time.Now())
-	if err != nil {
+	if job, _, err := d.scheduledRun(ctx, w, time.Now()); err != nil {
 		return err
+	} else if harness.JobCondition(job, batchv1.JobFailed) {
+		return fmt.Errorf("the first scheduled run after the install failed (Job %s)", job.Name)
 	}
 	before, err := rel.State(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(d.out, "\n    BEFORE — first run after the install: digests recorded, the floating ingestor digest filled in (a rollout), no restart")
+	fmt.Fprintln(d.out, "\n    BEFORE — first run after the install: digests recorded, the floating ingestor digest (signed) filled in (a rollout), no restart")
 	d.printState(before)
 	if err := d.rolloutAndIngestion(ctx, w, rel, rel.Digest[harness.Ingestor]); err != nil {
 		return err
 	}
 
-	d.section("pushing a new ingestor image; the next scheduled run follows it")
+	d.section("pushing a new ingestor image, UNSIGNED; the next scheduled run refuses it")
 	newDigest, err := rel.Push(ctx, harness.Ingestor)
 	if err != nil {
 		return err
 	}
-	d.Logf("%s:%s now %s", w.Registry.Repository(rel.Repo(harness.Ingestor)), harness.FloatingTag, newDigest)
-	if _, err := d.scheduledRun(ctx, w, first.CreationTimestamp.Time); err != nil {
-		return err
-	}
-	after, err := rel.State(ctx)
+	pushed := time.Now()
+	newRef := w.Registry.Repository(rel.Repo(harness.Ingestor)) + "@" + newDigest
+	d.Logf("%s:%s now %s, not signed", w.Registry.Repository(rel.Repo(harness.Ingestor)), harness.FloatingTag, newDigest)
+	res, err = cosign.VerifyOffline(ctx, key, newRef)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(d.out, "\n    AFTER — the env follows the tag (a rollout: new ReplicaSet), no restart annotation")
+	d.Logf("$ cosign verify --key %s --insecure-ignore-tlog %s: exit %d, %s", filepath.Base(key.Public), newRef, res.ExitCode, lastLine(res.Stderr))
+	if res.ExitCode == 0 {
+		return fmt.Errorf("cosign verifies the unsigned push %s", newRef)
+	}
+	_, ingestorLine, err := d.scheduledRun(ctx, w, pushed)
+	if err != nil {
+		return err
+	}
+	if ingestorLine["decision"] != string(refresher.DecisionFailed) || !strings.Contains(fmt.Sprint(ingestorLine), signature.ReasonMissing) {
+		return fmt.Errorf("the run after the unsigned push did not refuse it with %s: %v", signature.ReasonMissing, ingestorLine)
+	}
+	if err := d.printRefusal(ctx, w.Cluster, rel, before, newDigest); err != nil {
+		return err
+	}
+
+	d.section("signing it with cosign; the scheduled runs apply it (a refusal is remembered for recheckAfter=1m)")
+	if err := sign(harness.Ingestor, newDigest); err != nil {
+		return err
+	}
+	var after *harness.State
+	since := time.Now()
+	const maxRuns = 4
+	for run := 1; ; run++ {
+		job, line, err := d.scheduledRun(ctx, w, since)
+		if err != nil {
+			return err
+		}
+		since = job.CreationTimestamp.Time
+		if after, err = rel.State(ctx); err != nil {
+			return err
+		}
+		if env, _ := after.Env(harness.DigestEnv); env == newDigest {
+			break
+		}
+		if line["decision"] != string(refresher.DecisionFailed) || line["signature_remembered"] != true {
+			return fmt.Errorf("a run after the signing neither applied %s nor remembered its refusal: %v", newDigest, line)
+		}
+		if run == maxRuns {
+			return fmt.Errorf("%d scheduled runs after the signing, and %s is still not applied", maxRuns, newDigest)
+		}
+		d.Logf("the refusal is still remembered (recheckAfter=1m has not passed since it): the env is unchanged; waiting for the next run")
+	}
+	fmt.Fprintln(d.out, "\n    AFTER — signed, the env follows the tag (a rollout: new ReplicaSet), no restart annotation")
 	d.printState(after)
 	d.summary(before, after)
 	if err := d.rolloutAndIngestion(ctx, w, rel, newDigest); err != nil {
@@ -230,23 +314,147 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	return nil
 }
 
-// scheduledRun waits for the CronJob's next Job after since, and prints when it fired and
-// its pod's log.
-func (d *demo) scheduledRun(ctx context.Context, w *harness.NodeWorld, since time.Time) (*batchv1.Job, error) {
-	job, pod, err := harness.WaitRefresherRun(ctx, w.Cluster, namespace, since)
+// scheduledRun waits for the first Job the CronJob created on its schedule after since to
+// finish, completed or failed (a refused digest fails the run: exit 1, and the Job retries its
+// pod once, backoffLimit 1), and prints when it fired and its pods' logs. It returns the Job
+// and the ingestor's log record of its first pod.
+func (d *demo) scheduledRun(ctx context.Context, w *harness.NodeWorld, since time.Time) (*batchv1.Job, map[string]any, error) {
+	var job *batchv1.Job
+	failed := false
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, harness.Tick+time.Minute, true, func(ctx context.Context) (bool, error) {
+		jobs, err := w.Cluster.Client.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		var next *batchv1.Job
+		for i, j := range jobs.Items {
+			owner := metav1.GetControllerOf(&j)
+			if owner == nil || owner.Kind != "CronJob" || !j.CreationTimestamp.After(since) {
+				continue
+			}
+			if next == nil || j.CreationTimestamp.Before(&next.CreationTimestamp) {
+				next = &jobs.Items[i]
+			}
+		}
+		if next == nil {
+			return false, nil
+		}
+		job, failed = next, harness.JobCondition(next, batchv1.JobFailed)
+		return failed || harness.JobCondition(next, batchv1.JobComplete), nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("waiting for a scheduled refresher Job in %s to finish: %w", namespace, err)
 	}
-	d.Logf("CronJob fired Job %s at %s; pod %s ran image %s and completed", job.Name, job.CreationTimestamp.Format(time.TimeOnly), pod.Name, harness.ImageDigest(pod, pod.Spec.Containers[0].Name))
-	logs, err := harness.PodLogs(ctx, w.Cluster, pod)
+	pods, err := w.Cluster.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("listing the pods of Job %s: %w", job.Name, err)
 	}
-	d.Logf("$ kubectl logs %s -n %s", pod.Name, namespace)
-	for line := range strings.SplitSeq(strings.TrimSpace(logs), "\n") {
-		d.Logf("log: %s", compactLogLine(line))
+	if len(pods.Items) == 0 {
+		return nil, nil, fmt.Errorf("Job %s finished without a pod", job.Name)
 	}
-	return job, nil
+	slices.SortFunc(pods.Items, func(a, b corev1.Pod) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	var ingestor map[string]any
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		exit := "exit ?"
+		if st := pod.Status.ContainerStatuses; len(st) > 0 && st[0].State.Terminated != nil {
+			exit = fmt.Sprintf("exit %d", st[0].State.Terminated.ExitCode)
+		}
+		logs, err := harness.PodLogs(ctx, w.Cluster, pod)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i == 0 {
+			d.Logf("CronJob fired Job %s at %s; pod %s ran image %s: %s", job.Name, job.CreationTimestamp.Format(time.TimeOnly), pod.Name, harness.ImageDigest(pod, pod.Spec.Containers[0].Name), exit)
+			d.Logf("$ kubectl logs %s -n %s", pod.Name, namespace)
+		} else {
+			d.Logf("the Job retried it (backoffLimit 1): pod %s, %s; its ingestor record:", pod.Name, exit)
+		}
+		for line := range strings.SplitSeq(strings.TrimSpace(logs), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["image"] == harness.Ingestor.Name && rec["decision"] != nil {
+				if i == 0 {
+					ingestor = rec
+				} else {
+					d.Logf("log: %s", compactLogLine(line))
+				}
+			}
+			if i == 0 {
+				d.Logf("log: %s", compactLogLine(line))
+			}
+		}
+	}
+	if failed {
+		d.Logf("Job %s failed", job.Name)
+	}
+	return job, ingestor, nil
+}
+
+// printRefusal shows what the refused digest left behind: the target unchanged but for the
+// ingestor's status annotation (refused), the consumer pod on the previous digest, and the
+// VerificationFailed Event; an error when any of it does not hold.
+func (d *demo) printRefusal(ctx context.Context, cluster *harness.Cluster, rel *harness.Release, before *harness.State, refused string) error {
+	now, err := rel.State(ctx)
+	if err != nil {
+		return err
+	}
+	oldEnv, _ := before.Env(harness.DigestEnv)
+	env, _ := now.Env(harness.DigestEnv)
+	if env != oldEnv || now.Annotation(harness.Ingestor) != before.Annotation(harness.Ingestor) || len(now.ReplicaSets) != len(before.ReplicaSets) || now.Deployment.Generation != before.Deployment.Generation {
+		return fmt.Errorf("the refusal changed the Deployment: %s %s → %s, generation %d → %d, ReplicaSets %d → %d", harness.DigestEnv, oldEnv, env,
+			before.Deployment.Generation, now.Deployment.Generation, len(before.ReplicaSets), len(now.ReplicaSets))
+	}
+	d.Logf("\nDeployment %s unchanged (generation %d, %d ReplicaSets): %s still %s, %s too", rel.Deployment(), now.Deployment.Generation, len(now.ReplicaSets), harness.DigestEnv, env, harness.Ingestor.Annotation())
+	pod, err := harness.WaitRollout(ctx, cluster, namespace, rel.Deployment())
+	if err != nil {
+		return err
+	}
+	podEnv, _ := harness.APIEnv(pod.Spec, harness.DigestEnv)
+	d.Logf("pod %s still runs with %s=%s", pod.Name, harness.DigestEnv, podEnv)
+	key := config.StatusAnnotationPrefix + harness.Ingestor.Name
+	raw := now.Deployment.Annotations[key]
+	var st refresher.Status
+	if err := json.Unmarshal([]byte(raw), &st); err != nil || st.Refused.Digest != refused {
+		return fmt.Errorf("status annotation %s does not remember the refusal of %s: %q", key, refused, raw)
+	}
+	d.Logf("the one thing written, its status annotation:\n  %s: %s", key, raw)
+	events, err := cluster.Client.EventsV1().Events(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing Events: %w", err)
+	}
+	seen := false
+	for _, e := range events.Items {
+		if e.ReportingController == refresher.EventController && e.Reason == refresher.ReasonVerificationFailed && e.Regarding.Name == rel.Deployment() && strings.Contains(e.Note, refused) {
+			d.Logf("Event %s %s on deployment/%s: %s", e.Type, e.Reason, e.Regarding.Name, e.Note)
+			seen = true
+		}
+	}
+	if !seen {
+		return fmt.Errorf("no %s Event names %s", refresher.ReasonVerificationFailed, refused)
+	}
+	return nil
+}
+
+// printKeysMount shows the trusted keys: the ConfigMap the CronJob mounts at the keys path.
+func (d *demo) printKeysMount(ctx context.Context, cluster *harness.Cluster, cj *batchv1.CronJob) error {
+	spec := cj.Spec.JobTemplate.Spec.Template.Spec
+	for _, m := range spec.Containers[0].VolumeMounts {
+		if m.MountPath != config.KeysMountPath {
+			continue
+		}
+		for _, v := range spec.Volumes {
+			if v.Name != m.Name || v.ConfigMap == nil {
+				continue
+			}
+			cm, err := cluster.Client.CoreV1().ConfigMaps(namespace).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("reading the keys ConfigMap: %w", err)
+			}
+			d.Logf("trusted keys: ConfigMap %s (%s), mounted read-only (%v) at %s", cm.Name, strings.Join(slices.Sorted(maps.Keys(cm.Data)), ", "), m.ReadOnly, m.MountPath)
+			return nil
+		}
+	}
+	return fmt.Errorf("CronJob %s mounts no keys at %s", cj.Name, config.KeysMountPath)
 }
 
 // rolloutAndIngestion waits for the jobs-manager rollout and for the ingestion Job its new
@@ -282,7 +490,7 @@ func (d *demo) stop(what string, stop func()) {
 // each build takes.
 func (d *demo) ensureTools(ctx context.Context, root string) error {
 	var missing []string
-	for _, name := range append(append([]string{}, tools.All...), tools.Node...) {
+	for _, name := range slices.Concat(tools.All, tools.Node, tools.Signing) {
 		if _, err := tools.Lookup(name); err != nil {
 			missing = append(missing, name)
 		}
@@ -291,7 +499,7 @@ func (d *demo) ensureTools(ctx context.Context, root string) error {
 		d.Logf("all cached in %s", tools.Dir())
 		return nil
 	}
-	d.Logf("not built yet: %s; running e2e/tools/build.sh (about 10 minutes on 2 cores when nothing is cached)", strings.Join(missing, ", "))
+	d.Logf("not built yet: %s; running e2e/tools/build.sh (10–15 minutes on 2 cores when nothing is cached, plus ~5 per cosign)", strings.Join(missing, ", "))
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "e2e", "tools", "build.sh"))
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	if err := cmd.Run(); err != nil {
@@ -409,6 +617,12 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 func firstLines(s string, n int) string {
