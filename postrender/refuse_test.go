@@ -203,6 +203,18 @@ func TestRefusals(t *testing.T) {
 		reason: ReasonNameTaken,
 		want:   []string{"already renders ServiceAccount app-refresh (document 3 at items[0], app/templates/list.yaml)"},
 	}, {
+		name: "a ValidatingAdmissionPolicy of the guard's name rendered by the chart",
+		in: floatingConfig + webDeployment(floatingContainer) +
+			"---\n# Source: app/templates/vap.yaml\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata:\n  name: app-refresh-guard\n  namespace: ignored\n",
+		reason: ReasonNameTaken,
+		want:   []string{"already renders ValidatingAdmissionPolicy ignored/app-refresh-guard (document 3, app/templates/vap.yaml)", "inject a ValidatingAdmissionPolicy of that name"},
+	}, {
+		name: "a guard binding labelled as if injected, in a List",
+		in: floatingConfig + webDeployment(floatingContainer) + asList("v1", "List",
+			"apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata:\n  name: app-refresh-guard\n  labels: {app.kubernetes.io/managed-by: image-refresh}\n"),
+		reason: ReasonNameTaken,
+		want:   []string{"already renders ValidatingAdmissionPolicyBinding app-refresh-guard (document 3 at items[0]"},
+	}, {
 		name:   "keep-chomped value at the end without a final newline",
 		in:     floatingConfig + webDeployment(floatingContainer) + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: tail}\ndata:\n  x: |+\n    kept",
 		reason: ReasonMalformedStream,
