@@ -117,7 +117,8 @@ func TestBrokenStreams(t *testing.T) {
 		invalid    = config + ": expected a valid refresh config; found an invalid one (see refresh-config)"
 	)
 	want := map[string][]string{
-		"valid": nil,
+		"valid":     nil,
+		"guard-off": nil, // a warning, no finding
 		"ingestor-rollout-restart": {
 			`rollout-restart: ` + deployment + `: image ingestor: expected container "api" to run ghcr.io/tracebloc/ingestor:prod with imagePullPolicy Always, so a restart pulls the moved tag; found container "api" runs docker.io/tracebloc/jobs-manager:prod, not ghcr.io/tracebloc/ingestor:prod: a rollout restart would not start the digest ghcr.io/tracebloc/ingestor:prod points at; run ghcr.io/tracebloc/ingestor:prod there, or set the image's repository and tag in the config to what the container runs`,
 			`expect.image/ingestor: ` + config + `: image ingestor: expected action "set-env"; found action "rollout-restart"`,
@@ -225,6 +226,16 @@ func TestBrokenStreams(t *testing.T) {
 			if s.failed() != (len(wantFindings) > 0) {
 				t.Errorf("Failed() = %v with %d findings", s.failed(), len(wantFindings))
 			}
+			switch s.Name {
+			case "valid":
+				if got := checkStatus(&s, guardCheck); got != StatusPass {
+					t.Errorf("check %s is %q, want pass", guardCheck, got)
+				}
+			case "guard-off":
+				if got := checkStatus(&s, guardCheck); got != StatusWarn {
+					t.Errorf("check %s is %q, want warn", guardCheck, got)
+				}
+			}
 		})
 	}
 }
@@ -276,6 +287,7 @@ func TestStreamEdits(t *testing.T) {
 		role       = `Role "stg-image-refresh" (document 6)`
 		deployment = `Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml)`
 		config     = `ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml)`
+		policy     = `ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 9)`
 	)
 	tests := []struct {
 		name     string
@@ -496,22 +508,22 @@ func TestStreamEdits(t *testing.T) {
 			old:      "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 			new:      "        envFrom:\n        - configMapRef: {name: ingestor}\n          prefix: INGESTOR_\n        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 			appended: "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingestor, namespace: tracebloc}\ndata: {IMAGE_DIGEST: sha256:0}\n",
-			want:     []string{`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" takes env INGESTOR_IMAGE_DIGEST from ConfigMap "ingestor" (document 9) (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave IMAGE_DIGEST out of it while the image floats`},
+			want:     []string{`set-env: ` + deployment + `: image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" takes env INGESTOR_IMAGE_DIGEST from ConfigMap "ingestor" (document 11) (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave IMAGE_DIGEST out of it while the image floats`},
 		},
 		{
 			name:     "refresher ServiceAccount cluster-bound inside a List",
 			appended: "---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: rbac.authorization.k8s.io/v1\n  kind: ClusterRoleBinding\n  metadata: {name: sneaky}\n  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\n  subjects:\n  - {kind: ServiceAccount, name: stg-image-refresh, namespace: tracebloc}\n",
-			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 9 items[0]): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin" through subject ServiceAccount tracebloc/stg-image-refresh`},
+			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 11 items[0]): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin" through subject ServiceAccount tracebloc/stg-image-refresh`},
 		},
 		{
 			name:     "refresher ServiceAccount cluster-bound by its user name",
 			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: sneaky}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects:\n- {kind: User, name: \"system:serviceaccount:tracebloc:stg-image-refresh\", apiGroup: rbac.authorization.k8s.io}\n",
-			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin" through subject User "system:serviceaccount:tracebloc:stg-image-refresh"`},
+			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 11): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin" through subject User "system:serviceaccount:tracebloc:stg-image-refresh"`},
 		},
 		{
 			name:     "refresher ServiceAccount cluster-bound through its namespace's group",
 			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: sneaky}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects:\n- {kind: Group, name: \"system:serviceaccounts:tracebloc\", apiGroup: rbac.authorization.k8s.io}\n",
-			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin" through subject Group "system:serviceaccounts:tracebloc"`},
+			want:     []string{`rbac: ClusterRoleBinding "sneaky" (document 11): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "cluster-admin" through subject Group "system:serviceaccounts:tracebloc"`},
 		},
 		{
 			name:     "read-only grants to every authenticated user and every ServiceAccount",
@@ -520,12 +532,12 @@ func TestStreamEdits(t *testing.T) {
 		{
 			name:     "every ServiceAccount bound to a ClusterRole of the stream that writes",
 			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\nrules:\n- {apiGroups: [\"\"], resources: [pods], verbs: [get, list, delete]}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: all-read}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}\nsubjects:\n- {kind: Group, name: \"system:serviceaccounts\", apiGroup: rbac.authorization.k8s.io}\n",
-			want:     []string{`rbac: ClusterRoleBinding "all-read" (document 10): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "reader" through subject Group "system:serviceaccounts"`},
+			want:     []string{`rbac: ClusterRoleBinding "all-read" (document 12): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "reader" through subject Group "system:serviceaccounts"`},
 		},
 		{
 			name:     "refresher ServiceAccount bound to edit through every authenticated user",
 			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: readers, namespace: tracebloc}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}\nsubjects:\n- {kind: Group, name: \"system:authenticated\", apiGroup: rbac.authorization.k8s.io}\n",
-			want:     []string{`rbac: RoleBinding "readers" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "edit" through subject Group "system:authenticated"`},
+			want:     []string{`rbac: RoleBinding "readers" (document 11): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "edit" through subject Group "system:authenticated"`},
 		},
 		{
 			name:     "another ServiceAccount's group is no grant to the refresher",
@@ -535,7 +547,7 @@ func TestStreamEdits(t *testing.T) {
 		{
 			name:     "refresher Role also bound to the default ServiceAccount",
 			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: extra, namespace: tracebloc}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: stg-image-refresh}\nsubjects:\n- {kind: ServiceAccount, name: default, namespace: tracebloc}\n",
-			want:     []string{`rbac: RoleBinding "extra" (document 9): expected Role "stg-image-refresh" bound only by RoleBinding "stg-image-refresh", to ServiceAccount tracebloc/stg-image-refresh; found another binding of it, to ServiceAccount tracebloc/default`},
+			want:     []string{`rbac: RoleBinding "extra" (document 11): expected Role "stg-image-refresh" bound only by RoleBinding "stg-image-refresh", to ServiceAccount tracebloc/stg-image-refresh; found another binding of it, to ServiceAccount tracebloc/default`},
 		},
 		{
 			name: "refresher RoleBinding with a second subject",
@@ -546,12 +558,12 @@ func TestStreamEdits(t *testing.T) {
 		{
 			name:     "another workload runs as the refresher ServiceAccount",
 			appended: "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: helper, namespace: tracebloc}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      serviceAccountName: stg-image-refresh\n      containers: [{name: h, image: busybox:1}]\n",
-			want:     []string{`rbac: Deployment "helper" (document 9): expected ServiceAccount tracebloc/stg-image-refresh used by CronJob "stg-image-refresh" alone; found Deployment serviceAccountName runs as it`},
+			want:     []string{`rbac: Deployment "helper" (document 11): expected ServiceAccount tracebloc/stg-image-refresh used by CronJob "stg-image-refresh" alone; found Deployment serviceAccountName runs as it`},
 		},
 		{
 			name:     "a token Secret for the refresher ServiceAccount",
 			appended: "---\napiVersion: v1\nkind: Secret\ntype: kubernetes.io/service-account-token\nmetadata:\n  name: token\n  namespace: tracebloc\n  annotations: {kubernetes.io/service-account.name: stg-image-refresh}\n",
-			want:     []string{`rbac: Secret "token" (document 9): expected ServiceAccount tracebloc/stg-image-refresh used by CronJob "stg-image-refresh" alone; found a token Secret for it`},
+			want:     []string{`rbac: Secret "token" (document 11): expected ServiceAccount tracebloc/stg-image-refresh used by CronJob "stg-image-refresh" alone; found a token Secret for it`},
 		},
 		{
 			name: "Role allows creating core Events; the refresher creates events.k8s.io ones",
@@ -593,7 +605,7 @@ func TestStreamEdits(t *testing.T) {
 			name:     "Role rendered twice",
 			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: stg-image-refresh, namespace: tracebloc}\nrules:\n- {apiGroups: [\"*\"], resources: [\"*\"], verbs: [\"*\"]}\n",
 			want: []string{
-				`unique-objects: Role "stg-image-refresh" (document 9): expected one Role "stg-image-refresh" in the namespace; found a duplicate of ` + role,
+				`unique-objects: Role "stg-image-refresh" (document 11): expected one Role "stg-image-refresh" in the namespace; found a duplicate of ` + role,
 			},
 		},
 		{
@@ -695,8 +707,8 @@ func TestStreamEdits(t *testing.T) {
 			name:     "refresher CronJob rendered twice",
 			appended: "---\napiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: stg-image-refresh\n  namespace: tracebloc\n  labels: {app.kubernetes.io/managed-by: image-refresh}\nspec:\n  schedule: \"0 * * * *\"\n  jobTemplate: {spec: {template: {spec: {containers: [{name: x, image: busybox:1}]}}}}\n",
 			want: []string{
-				`unique-objects: CronJob "stg-image-refresh" (document 9): expected one CronJob "stg-image-refresh" in the namespace; found a duplicate of CronJob "stg-image-refresh" (document 8)`,
-				`cronjob-presence: CronJob "stg-image-refresh" (document 9): expected one CronJob "stg-image-refresh"; found a duplicate`,
+				`unique-objects: CronJob "stg-image-refresh" (document 11): expected one CronJob "stg-image-refresh" in the namespace; found a duplicate of CronJob "stg-image-refresh" (document 8)`,
+				`cronjob-presence: CronJob "stg-image-refresh" (document 11): expected one CronJob "stg-image-refresh"; found a duplicate`,
 			},
 		},
 		{
@@ -776,7 +788,7 @@ func TestStreamEdits(t *testing.T) {
 			name:     "refresher ServiceAccount cluster-bound through every ServiceAccount's group",
 			appended: "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: sneaky}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}\nsubjects:\n- {kind: Group, name: \"system:serviceaccounts\", apiGroup: rbac.authorization.k8s.io}\n",
 			want: []string{
-				`rbac: ClusterRoleBinding "sneaky" (document 9): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "admin" through subject Group "system:serviceaccounts"`,
+				`rbac: ClusterRoleBinding "sneaky" (document 11): expected ServiceAccount tracebloc/stg-image-refresh to be bound only by RoleBinding "stg-image-refresh"; found an extra grant of ClusterRole "admin" through subject Group "system:serviceaccounts"`,
 			},
 		},
 		{
@@ -805,7 +817,7 @@ func TestStreamEdits(t *testing.T) {
 			new:      "        envFrom:\n        - secretRef: {name: ingestor}\n        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 			appended: "---\napiVersion: v1\nkind: Secret\nmetadata: {name: ingestor, namespace: tracebloc}\nstringData: {INGESTOR_IMAGE_DIGEST: sha256:0}\n",
 			want: []string{
-				`set-env: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" takes env INGESTOR_IMAGE_DIGEST from Secret "ingestor" (document 9) (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave INGESTOR_IMAGE_DIGEST out of it while the image floats`,
+				`set-env: Deployment "stg-jobs-manager" (document 4, client/templates/deployment.yaml): image ingestor: expected env INGESTOR_IMAGE_DIGEST on container "api" left to image-refresh while ingestor floats (absent, or named without a value); found container "api" takes env INGESTOR_IMAGE_DIGEST from Secret "ingestor" (document 11) (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave INGESTOR_IMAGE_DIGEST out of it while the image floats`,
 			},
 		},
 		{
@@ -901,7 +913,11 @@ func TestStreamEdits(t *testing.T) {
 			name: "two set-env images write one variable of one resolved target",
 			old:  "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n",
 			new:  "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n      - {name: ingestor-b, repository: ghcr.io/tracebloc/ingestor, tag: prod, action: set-env, env: INGESTOR_IMAGE_DIGEST, target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/b}\n",
+			// The guard in the stream is the one-ingestor config's: it lacks ingestor-b's annotations.
 			want: []string{
+				`admission-guard: ` + policy + `: expected validation 'image-refresh guard: annotation tracebloc.io/b may only be set to a sha256 digest'; found no such validation`,
+				`admission-guard: ` + policy + `: expected validation 'image-refresh guard: annotation image-refresh.io/status-ingestor-b may only be set, to at most 4096 bytes'; found no such validation`,
+				`admission-guard: ` + policy + `: expected variable 'allowedAnnotations' with expression …oc.io/last-refreshed-ingestor-digest', 'tracebloc.io/b', 'image-refresh.io/status-jobs-manager', 'im…; found expression …oc.io/last-refreshed-ingestor-digest', 'image-refresh.io/status-jobs-manager', 'image-refresh.io/sta…`,
 				`targets: ` + config + `: image ingestor-b: expected one set-env image per variable of a container; found spec.images[3] (ingestor-b).env "INGESTOR_IMAGE_DIGEST": spec.images[2] (ingestor) already sets it on container "api" of Deployment tracebloc/stg-jobs-manager; one patch would carry two values and every run would flip it: give one of them another variable or target`,
 			},
 		},

@@ -25,6 +25,7 @@ const (
 	scheduleCheck       = "cronjob-schedule"
 	podSecurityCheck    = "pod-security"
 	rbacCheck           = "rbac"
+	guardCheck          = "admission-guard"
 	targetsCheck        = "targets"
 	setEnvCheck         = "set-env"
 	rolloutRestartCheck = "rollout-restart"
@@ -46,6 +47,10 @@ type contract struct {
 	cronJob    *batchv1.CronJob
 	// allowExternalKeys: the keys ConfigMap of spec.verification may be outside the stream.
 	allowExternalKeys bool
+	// guardNamespace is the namespace the post-renderer names the admission guard after: the
+	// config's, else its ConfigMap's as the stream says it ("" when neither says one: the
+	// post-renderer cannot see the release namespace, and matches the request's instead).
+	guardNamespace string
 }
 
 func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
@@ -61,13 +66,13 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 	findings, ok := c.loadConfig()
 	cs.add(refreshConfigCheck, findings)
 	if !ok {
-		for _, name := range []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, targetsCheck, setEnvCheck, rolloutRestartCheck, annotationsCheck} {
+		for _, name := range []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck, targetsCheck, setEnvCheck, rolloutRestartCheck, annotationsCheck} {
 			cs.skip(name, "the refresh config is invalid")
 		}
 		return
 	}
 
-	injectedChecks := []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck}
+	injectedChecks := []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck}
 	if postRenderErr != nil {
 		for _, name := range injectedChecks {
 			cs.skip(name, "the post-renderer refused the release")
@@ -80,6 +85,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 				cs.skip(name, nothingFloats(c.cfg))
 			}
 			cs.add(rbacCheck, c.checkNothingInjected())
+			cs.add(guardCheck, c.checkNoGuard("nothing injected: "+nothingFloats(c.cfg)))
 		case c.cronJob == nil:
 			for _, name := range injectedChecks[1:] {
 				cs.skip(name, "no CronJob "+quoted(c.cfg.Metadata.Name)+" (see "+cronJobCheck+")")
@@ -90,6 +96,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 			cs.add(scheduleCheck, c.checkSchedule())
 			cs.add(podSecurityCheck, checkRestrictedPod(c.cronJobDoc, &c.cronJob.Spec.JobTemplate.Spec.Template, true))
 			cs.add(rbacCheck, c.checkRBAC())
+			c.addGuardCheck(cs)
 		}
 	}
 
@@ -200,6 +207,9 @@ func (c *contract) loadConfig() (findings []Finding, ok bool) {
 		key.Namespace = rules.Namespace(cfg, img, doc.Namespace, "")
 		c.keys = append(c.keys, key)
 	}
+	// The post-renderer saw the ConfigMap's namespace as rendered (cm is decoded from the
+	// document, not defaulted to the release namespace).
+	c.guardNamespace = rules.RoleNamespace(cfg, cm.Namespace, "")
 	cfg.Metadata.Namespace = rules.RoleNamespace(cfg, doc.Namespace, "")
 	c.cfg = cfg
 	return nil, true
