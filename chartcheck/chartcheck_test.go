@@ -82,6 +82,7 @@ func TestClientSuite(t *testing.T) {
 		"jobs-manager-and-pods-monitor-pinned", "all-pinned", "image-refresh-disabled",
 		"reuse-values-from-chart-without-image-refresh", "image-refresh-values-nulled",
 		"custom-schedule", "custom-release", "malformed-digest-rejected", "malformed-tag-rejected",
+		"admission-guard-off",
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("suite has no scenario %q", want)
@@ -91,7 +92,7 @@ func TestClientSuite(t *testing.T) {
 	for _, s := range report.Scenarios {
 		switch s.Name {
 		case "defaults", "jobs-manager-and-pods-monitor-pinned", "reuse-values-from-chart-without-image-refresh":
-			for _, c := range []string{postRenderCheck, refreshConfigCheck, cronJobConfigCheck, podSecurityCheck, rbacCheck, setEnvCheck, rolloutRestartCheck} {
+			for _, c := range []string{postRenderCheck, refreshConfigCheck, cronJobConfigCheck, podSecurityCheck, rbacCheck, guardCheck, setEnvCheck, rolloutRestartCheck} {
 				if got := checkStatus(&s, c); got != StatusPass {
 					t.Errorf("%s: check %s is %q, want pass", s.Name, c, got)
 				}
@@ -99,6 +100,11 @@ func TestClientSuite(t *testing.T) {
 		case "all-pinned", "image-refresh-disabled":
 			if got := checkStatus(&s, cronJobCheck); got != StatusPass {
 				t.Errorf("%s: check %s is %q, want pass", s.Name, cronJobCheck, got)
+			}
+		}
+		if s.Name == "admission-guard-off" {
+			if got := checkStatus(&s, guardCheck); got != StatusWarn {
+				t.Errorf("%s: check %s is %q, want warn", s.Name, guardCheck, got)
 			}
 		}
 		if s.Name == "image-refresh-disabled" {

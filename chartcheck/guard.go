@@ -308,7 +308,13 @@ func diffNamed(doc, what string, ordered bool, got, want []named) []Finding {
 		}
 	}
 	if ordered && len(findings) == 0 && !slices.Equal(gotOrder, wantOrder) {
-		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%ss in the guard's order (one may use only those before it)", what), Found: "another order: " + shorten(strings.Join(gotOrder, ", "))})
+		i := 0
+		for gotOrder[i] == wantOrder[i] {
+			i++
+		}
+		findings = append(findings, Finding{Document: doc,
+			Expected: fmt.Sprintf("%ss in the guard's order (one may use only those before it): %ss[%d] '%s'", what, what, i, wantOrder[i]),
+			Found:    fmt.Sprintf("%ss[%d] '%s'", what, i, gotOrder[i])})
 	}
 	return findings
 }

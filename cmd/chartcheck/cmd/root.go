@@ -22,8 +22,8 @@ import (
 var errChecksFailed = cli.Exit(cli.ExitFailed, errors.New("checks failed"))
 
 // New is the chartcheck binary: a failed check is in the report on stdout; any other failure
-// is written to stderr. Exit codes: 0 every check passed; 1 a check failed; 2 usage or render
-// error.
+// is written to stderr. Exit codes: 0 every check passed (a warning is a pass); 1 a check
+// failed; 2 usage or render error.
 func New() cli.Program {
 	return cli.Program{Root: newRootCommand(), Report: report, DefaultCode: cli.ExitUsage}
 }
@@ -100,7 +100,9 @@ else is granted to the refresher's ServiceAccount (by name, user name or group);
 is Pod Security restricted; set-env targets exist and the chart leaves their variable alone;
 rollout-restart containers run the polled tag with imagePullPolicy Always; the chart leaves the
 audit annotations alone; with spec.verification, the CronJob mounts the keys ConfigMap whole and
-read-only, and the stream renders it with valid keys (or --allow-external-keys says it exists).
+read-only, and the stream renders it with valid keys (or --allow-external-keys says it exists);
+the admission guard (a ValidatingAdmissionPolicy and its binding) is there exactly as the contract
+generates it, or turned off by spec.job.admissionGuard: false, which passes with a warning.
 
 The built-in contract holds for every chart; what is right for one chart (which registry an
 image comes from, its audit annotation key, whether the CronJob must be there) is stated as
@@ -109,7 +111,7 @@ is loaded once) and its expectations are checked too; a scenario with "manifests
 rendered stream instead, and "manifests: -" reads it from stdin. With --manifests, a rendered
 stream is checked against the built-in contract only; an empty stream is an error.
 
-Exit status: 0 every check passed, 1 a check failed, 2 usage or render error.`,
+Exit status: 0 every check passed (warnings included), 1 a check failed, 2 usage or render error.`,
 		Example: `  chartcheck ./charts/client --set images.ingestor.digest=sha256:...
   chartcheck --suite charts/client/chartcheck.yaml -o junit > chartcheck.xml
   helm template rel ./chart --post-renderer ./bin/postrender | chartcheck --manifests -

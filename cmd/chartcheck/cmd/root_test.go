@@ -52,6 +52,9 @@ func TestExitCodes(t *testing.T) {
 		{name: "--allow-external-keys", args: []string{clientChart, "--set", "imageRefresh.verification.keysConfigMap=signing-keys", "--allow-external-keys"}, wantCode: cli.ExitOK, wantStdout: "0 failed"},
 		{name: "--allow-external-keys on a stream", args: []string{"--manifests", "-", "--allow-external-keys"}, stdin: strings.Replace(string(verification), "  name: stg-image-refresh-keys\n", "  name: unrelated\n", 1), wantCode: cli.ExitOK, wantStdout: "PASS -:"},
 		{name: "keys ConfigMap missing from a stream", args: []string{"--manifests", "-"}, stdin: strings.Replace(string(verification), "  name: stg-image-refresh-keys\n", "  name: unrelated\n", 1), wantCode: cli.ExitFailed, wantStdout: `verification-keys: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): expected ConfigMap "stg-image-refresh-keys"`},
+		{name: "admission guard off: a warning, exit 0", args: []string{clientChart, "--set", "imageRefresh.admissionGuard=false"}, wantCode: cli.ExitOK, wantStdout: "(1 with a warning), 0 failed, 1 skipped\n    admission-guard: warning: spec.job.admissionGuard is false: no admission guard, so the refresher's token may patch anything in its targets' pod templates"},
+		{name: "admission guard off in junit: a passing testcase", args: []string{"--manifests", streams + "guard-off.yaml", "-o", "junit"}, wantCode: cli.ExitOK, wantStdout: "<testcase name=\"admission-guard\" classname=\"chartcheck.../../../testdata/chartcheck/streams/guard-off.yaml\">\n      <system-out>warning: spec.job.admissionGuard is false"},
+		{name: "admission guard weakened", args: []string{"--manifests", "-"}, stdin: strings.Replace(string(valid), "  failurePolicy: Fail\n", "  failurePolicy: Ignore\n", 1), wantCode: cli.ExitFailed, wantStdout: `admission-guard: ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 9): expected failurePolicy Fail; found failurePolicy Ignore`},
 		{name: "unknown flag", args: []string{"--nope"}, wantCode: cli.ExitUsage, wantStderr: "unknown flag: --nope"},
 		{name: "nothing to check", args: nil, wantCode: cli.ExitUsage, wantStderr: "nothing to check"},
 		{name: "missing chart", args: []string{"./no-such-chart"}, wantCode: cli.ExitUsage, wantStderr: "loading chart ./no-such-chart"},
@@ -173,4 +176,36 @@ func TestJSONReport(t *testing.T) {
 		}
 	}
 	t.Error("no cronjob-presence check in the report")
+}
+
+// TestJSONWarning: a warning is status "warn" with its text, and the report still passes.
+func TestJSONWarning(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--manifests", streams + "guard-off.yaml", "-o", "json"}, nil, &stdout, &stderr)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d; want %d: %s", code, cli.ExitOK, stderr.String())
+	}
+	var report struct {
+		Passed    bool `json:"passed"`
+		Scenarios []struct {
+			Checks []struct {
+				Name, Status, Warning string
+			} `json:"checks"`
+		} `json:"scenarios"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
+		t.Fatalf("%v:\n%s", err, stdout.String())
+	}
+	if !report.Passed {
+		t.Error("passed: false for a stream with a warning only")
+	}
+	for _, c := range report.Scenarios[0].Checks {
+		if c.Name == "admission-guard" {
+			if c.Status != "warn" || !strings.HasPrefix(c.Warning, "spec.job.admissionGuard is false") {
+				t.Errorf("admission-guard: %+v", c)
+			}
+			return
+		}
+	}
+	t.Error("no admission-guard check in the report")
 }
