@@ -24,6 +24,9 @@ const (
 
 	// maxShown bounds a value or expression quoted in a finding.
 	maxShown = 120
+	// maxMissing is how many missing validations or variables are named one by one; the rest
+	// are counted in one finding (a gutted policy would otherwise list a hundred).
+	maxMissing = 5
 )
 
 // addGuardCheck runs admission-guard where something floats and the CronJob is there: with the
@@ -191,11 +194,11 @@ func defaultMatchResources(m *admissionv1.MatchResources) {
 	if m.ObjectSelector == nil {
 		m.ObjectSelector = &metav1.LabelSelector{}
 	}
-	for _, rules := range [][]admissionv1.NamedRuleWithOperations{m.ResourceRules, m.ExcludeResourceRules} {
-		for i := range rules {
-			if rules[i].Scope == nil {
+	for _, list := range [][]admissionv1.NamedRuleWithOperations{m.ResourceRules, m.ExcludeResourceRules} {
+		for i := range list {
+			if list[i].Scope == nil {
 				all := admissionv1.AllScopes
-				rules[i].Scope = &all
+				list[i].Scope = &all
 			}
 		}
 	}
@@ -289,18 +292,25 @@ func diffNamed(doc, what string, ordered bool, got, want []named) []Finding {
 		gotOrder = append(gotOrder, g.name)
 	}
 	wanted := map[string]bool{}
-	var wantOrder []string
+	var wantOrder, missing []string
 	for _, w := range want {
 		wanted[w.name] = true
 		wantOrder = append(wantOrder, w.name)
 		expr, ok := gotByName[w.name]
 		switch {
 		case !ok:
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%s '%s'", what, w.name), Found: "no such " + what})
+			missing = append(missing, w.name)
 		case expr != w.expression:
 			wantShown, gotShown := exprDiff(w.expression, expr)
 			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%s '%s' with expression %s", what, w.name, wantShown), Found: "expression " + gotShown})
 		}
+	}
+	for i, name := range missing {
+		if i == maxMissing && len(missing) > maxMissing+1 {
+			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%d more %ss of the guard (%s)", len(missing)-i, what, shorten(strings.Join(missing[i:], ", "))), Found: "none of them"})
+			break
+		}
+		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%s '%s'", what, name), Found: "no such " + what})
 	}
 	for _, name := range gotOrder {
 		if !wanted[name] {
@@ -353,7 +363,11 @@ func diffValidations(doc string, got, want []admissionv1.Validation) []Finding {
 			findings = append(findings, f)
 		}
 	}
-	for _, w := range unmatched {
+	for i, w := range unmatched {
+		if i == maxMissing && len(unmatched) > maxMissing+1 {
+			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%d more validations of the guard", len(unmatched)-i), Found: "none of them"})
+			break
+		}
 		findings = append(findings, Finding{Document: doc, Expected: "validation " + describeValidation(w), Found: "no such validation"})
 	}
 	for _, g := range added {

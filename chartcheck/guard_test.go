@@ -2,11 +2,16 @@ package chartcheck
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
+	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 	"github.com/tracebloc/image-refresh/postrender"
 	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
@@ -113,6 +118,19 @@ func TestGuardEdits(t *testing.T) {
 			want:  []string{policy + "expected no validation but the guard's; found an added validation 'nope': object.metadata.name != 'stg-jobs-manager'"},
 		},
 		{
+			// A misspelt field is dropped, as by the API server: no validation at all.
+			name:  "every validation gone",
+			edits: map[string]string{"  validations:\n": "  validationz:\n"},
+			want: []string{
+				policy + `expected validation with messageExpression 'image-refresh guard: Deployment ' + object.metadata.name + ' is not a target of refresh config stg-image-refresh'; found no such validation`,
+				policy + `expected validation 'image-refresh guard: metadata.name may not change'; found no such validation`,
+				policy + `expected validation 'image-refresh guard: metadata.generateName may not change'; found no such validation`,
+				policy + `expected validation 'image-refresh guard: metadata.namespace may not change'; found no such validation`,
+				policy + `expected validation 'image-refresh guard: metadata.selfLink may not change'; found no such validation`,
+				policy + fmt.Sprintf("expected %d more validations of the guard; found none of them", bytes.Count(valid, []byte("\n  - expression: "))-maxMissing),
+			},
+		},
+		{
 			name:  "validations reordered: the same set",
 			edits: map[string]string{imageValidation: "", "  validations:\n": "  validations:\n" + imageValidation},
 		},
@@ -213,7 +231,7 @@ func TestGuardEdits(t *testing.T) {
 			name: "the guard turned off and left out: a warning",
 			edits: map[string]string{
 				guardOff: "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n      job: {admissionGuard: false}\n---",
-				string(valid[bytes.Index(valid, []byte("---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\n")):]): "",
+				string(valid[bytes.Index(valid, []byte(guardStart)):]): "",
 			},
 		},
 	}
@@ -289,7 +307,7 @@ func TestGuardWhenNothingFloats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guard := valid[bytes.Index(valid, []byte("---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\n")):]
+	guard := valid[bytes.Index(valid, []byte(guardStart)):]
 	_, results := editStream(t, base, nil, "")
 	if r := resultOf(results, guardCheck); r.Status != StatusPass {
 		t.Errorf("without a guard: %s is %q, want pass", guardCheck, r.Status)
@@ -308,4 +326,83 @@ func TestGuardWhenNothingFloats(t *testing.T) {
 	if !slices.Equal(guardFindings, want) {
 		t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(guardFindings, "\n  "), strings.Join(want, "\n  "))
 	}
+}
+
+// guardStart opens the policy, the first guard document of a post-rendered stream.
+const guardStart = "---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\n"
+
+// TestFixtureStreamsArePostRendered: the fixture streams the post-renderer accepts are its own
+// output (running it again changes nothing), so they carry the guard contract.Guard generates;
+// those broken on purpose after post-rendering end with the guard of their config. A change of
+// the guard (a field a Kubernetes upgrade adds) is one `go test ./chartcheck -update` away.
+func TestFixtureStreamsArePostRendered(t *testing.T) {
+	stream := func(name string) (string, []byte) {
+		path := testdataDir + "/streams/" + name + ".yaml"
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path, data
+	}
+	for _, name := range []string{"valid", "annotation-key-wrong", "deployment-privileged", "ingestor-docker-io", "verification", "guard-off"} {
+		path, data := stream(name)
+		out, err := postrender.Render(data, postrender.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		golden.Assert(t, path, out)
+	}
+	// Broken after post-rendering: the Role (role-namespace-wide), the Deployment's env
+	// (env-chart-owned), a config the post-renderer refuses (ingestor-rollout-restart: its
+	// guard is contract.Guard's, as YAML).
+	for _, name := range []string{"role-namespace-wide", "env-chart-owned", "ingestor-rollout-restart"} {
+		path, data := stream(name)
+		i := bytes.Index(data, []byte(guardStart))
+		if i < 0 {
+			t.Fatalf("%s has no guard", name)
+		}
+		s, err := parseStream(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &contract{stream: s}
+		if findings, ok := c.loadConfig(); !ok || len(findings) > 0 {
+			t.Fatalf("%s: %v", name, findings)
+		}
+		golden.Assert(t, path, append(bytes.Clone(data[:i]), guardYAML(t, c)...))
+	}
+}
+
+// guardYAML is the guard of a stream's config as the post-renderer writes it: valid's guard
+// when the config is valid's, else contract.Guard's objects as YAML (another key order, the
+// same objects).
+func guardYAML(t *testing.T, c *contract) []byte {
+	t.Helper()
+	valid, err := os.ReadFile(validStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := parseStream(valid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc := &contract{stream: vs}
+	vc.loadConfig()
+	if reflect.DeepEqual(vc.cfg, c.cfg) {
+		return valid[bytes.Index(valid, []byte(guardStart)):]
+	}
+	policy, binding := rules.Guard(c.cfg, c.guardNamespace, c.cfg.Metadata.Name)
+	labels := map[string]string{"app.kubernetes.io/instance": c.cfg.Metadata.Name, postrender.ManagedByLabel: postrender.ManagedByValue, "app.kubernetes.io/name": "image-refresh"}
+	var out []byte
+	for _, obj := range []map[string]any{
+		{"apiVersion": policy.APIVersion, "kind": policy.Kind, "metadata": map[string]any{"name": policy.Name, "labels": labels}, "spec": policy.Spec},
+		{"apiVersion": binding.APIVersion, "kind": binding.Kind, "metadata": map[string]any{"name": binding.Name, "labels": labels}, "spec": binding.Spec},
+	} {
+		data, err := yaml.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(append(out, "---\n"...), data...)
+	}
+	return out
 }
