@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +31,10 @@ type hostilePatch struct {
 
 func strategic(template string, args ...any) string { return fmt.Sprintf(template, args...) }
 
+// apiValidation marks a patch the API server's own validation refuses, before admission, for
+// anyone: the answer is that refusal, and the cluster admin gets it too.
+const apiValidation = "validation: "
+
 // hostilePatches are the changes the guard must deny, each with the message it must give.
 func hostilePatches(deployment string) []hostilePatch {
 	const guard = contract.GuardMessagePrefix
@@ -46,7 +51,10 @@ func hostilePatches(deployment string) []hostilePatch {
 		{"an init container", types.StrategicMergePatchType, pod(`"initContainers":[{"name":"evil","image":"registry.example/evil"}]`), guard + "spec.template.spec.initContainers may not change"},
 		{"serviceAccountName", types.StrategicMergePatchType, pod(`"serviceAccountName":"default"`), guard + "spec.template.spec.serviceAccountName may not change"},
 		{"a hostPath volume", types.StrategicMergePatchType, pod(`"volumes":[{"name":"root","hostPath":{"path":"/"}}]`), guard + "spec.template.spec.volumes may not change"},
-		{"securityContext privileged", types.StrategicMergePatchType, container(`"securityContext":{"privileged":true}`), guard + "container api securityContext may not change"},
+		// This API server refuses privileged containers itself (--allow-privileged=false), before admission.
+		{"securityContext privileged", types.StrategicMergePatchType, container(`"securityContext":{"privileged":true,"allowPrivilegeEscalation":true}`), apiValidation + "disallowed by cluster policy"},
+		{"securityContext runAsUser 0", types.StrategicMergePatchType, container(`"securityContext":{"runAsUser":0,"runAsNonRoot":false}`), guard + "container api securityContext may not change"},
+		{"securityContext capabilities SYS_ADMIN", types.StrategicMergePatchType, container(`"securityContext":{"capabilities":{"add":["SYS_ADMIN"]}}`), guard + "container api securityContext may not change"},
 		{"pod securityContext runAsUser 0", types.StrategicMergePatchType, pod(`"securityContext":{"runAsUser":0}`), guard + "spec.template.spec.securityContext may not change"},
 		{"hostNetwork", types.StrategicMergePatchType, pod(`"hostNetwork":true`), guard + "spec.template.spec.hostNetwork may not change"},
 		{"nodeSelector", types.StrategicMergePatchType, pod(`"nodeSelector":{"kubernetes.io/hostname":"control-plane"}`), guard + "spec.template.spec.nodeSelector may not change"},
@@ -60,7 +68,7 @@ func hostilePatches(deployment string) []hostilePatch {
 			guard + "container api env " + harness.DigestEnv + " may only be set to a sha256 digest"},
 		{"replicas", types.StrategicMergePatchType, `{"spec":{"replicas":5}}`, guard + "spec.replicas may not change"},
 		{"labels", types.StrategicMergePatchType, `{"metadata":{"labels":{"evil":"true"}}}`, guard + "metadata.labels may not change"},
-		{"selector", types.StrategicMergePatchType, `{"spec":{"selector":{"matchLabels":{"evil":"true"}},"template":{"metadata":{"labels":{"evil":"true"}}}}}`, "field is immutable"},
+		{"selector", types.StrategicMergePatchType, `{"spec":{"selector":{"matchLabels":{"evil":"true"}},"template":{"metadata":{"labels":{"evil":"true"}}}}}`, apiValidation + "field is immutable"},
 		{"strategy", types.StrategicMergePatchType, `{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}`, guard + "spec.strategy may not change"},
 		{"pod template labels", types.StrategicMergePatchType, `{"spec":{"template":{"metadata":{"labels":{"evil":"true"}}}}}`, guard + "spec.template.metadata.labels may not change"},
 		{"an annotation of another key", types.StrategicMergePatchType, `{"metadata":{"annotations":{"evil.example/key":"x"}}}`, guard + "annotation evil.example/key may not change"},
@@ -103,19 +111,6 @@ func TestAdmissionGuard(t *testing.T) {
 		t.Logf("type checking warnings of %s: %+v", guardName, tc.ExpressionWarnings)
 	}
 
-	// The refresher's own writes pass: record and fill, then update-env, then restart.
-	r.refreshOK()
-	for _, img := range []harness.Image{ingestor, jobsManager} {
-		digest := r.push(img)
-		r.refreshOK()
-		if got := r.state().Annotation(img); got != digest {
-			t.Fatalf("with the guard, %s = %q after a push of %s, want it", img.Annotation(), got, digest)
-		}
-	}
-	if got, _ := r.state().Env(digestEnv); got != r.Digest[ingestor] {
-		t.Errorf("with the guard, %s = %q, want %s", digestEnv, got, r.Digest[ingestor])
-	}
-
 	pod := r.cronJobPod()
 	tr, err := w.cluster.Client.CoreV1().ServiceAccounts(r.Namespace).CreateToken(ctx, pod.ServiceAccount,
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{}}, metav1.CreateOptions{})
@@ -139,7 +134,23 @@ func TestAdmissionGuard(t *testing.T) {
 			return err
 		}
 	}
+	// The API server enforces a new policy once its admission plugin has compiled it, a moment
+	// after the create: wait for that before anything counts (see waitGuardEnforced).
 	asRefresher, asAdmin := deployments(stolen), deployments(w.cluster.Client)
+	t.Logf("guard enforced %s after the install returned", waitGuardEnforced(t, asRefresher))
+
+	// The refresher's own writes pass: record and fill, then update-env, then restart.
+	r.refreshOK()
+	for _, img := range []harness.Image{ingestor, jobsManager} {
+		digest := r.push(img)
+		r.refreshOK()
+		if got := r.state().Annotation(img); got != digest {
+			t.Fatalf("with the guard, %s = %q after a push of %s, want it", img.Annotation(), got, digest)
+		}
+	}
+	if got, _ := r.state().Env(digestEnv); got != r.Digest[ingestor] {
+		t.Errorf("with the guard, %s = %q, want %s", digestEnv, got, r.Digest[ingestor])
+	}
 
 	before := r.state()
 	var table strings.Builder
@@ -150,17 +161,20 @@ func TestAdmissionGuard(t *testing.T) {
 		if err != nil {
 			answer = err.Error()
 		}
-		if err == nil || !strings.Contains(answer, p.want) {
-			t.Errorf("%s as the refresher: %s; want denied with %q", p.name, answer, p.want)
+		want, byValidation := strings.CutPrefix(p.want, apiValidation)
+		if err == nil || !strings.Contains(answer, want) {
+			t.Errorf("%s as the refresher: %s; want denied with %q", p.name, answer, want)
 		}
 		admin := "allowed"
 		if err := asAdmin(p, true); err != nil {
 			admin = err.Error()
-			if p.want == "field is immutable" && strings.Contains(admin, p.want) {
-				admin = "denied by the API's own validation, as above"
+			if byValidation && strings.Contains(admin, want) {
+				admin = "refused by the API server's own validation, as above (before admission)"
 			} else {
 				t.Errorf("%s as cluster admin (dry run): %v; want allowed", p.name, err)
 			}
+		} else if byValidation {
+			t.Errorf("%s as cluster admin (dry run): allowed; want the API server's own refusal %q", p.name, want)
 		}
 		fmt.Fprintf(&table, "| %s | %s | %s | %s |\n", p.name, patchTypeName(p.patchType), tableCell(answer, deployName, r.Namespace), admin)
 	}
@@ -190,6 +204,26 @@ func TestAdmissionGuard(t *testing.T) {
 	}
 }
 
+// waitGuardEnforced waits until the API server denies a change of labels made with the
+// refresher's token (a dry run), and returns how long that took. A policy is enforced once the
+// admission plugin's informer has seen and compiled it, asynchronously after its create: in that
+// window (about a second here) the token is as powerful as without the guard.
+func waitGuardEnforced(t *testing.T, patch func(hostilePatch, bool) error) time.Duration {
+	t.Helper()
+	began := time.Now()
+	probe := hostilePatch{name: "probe", patchType: types.StrategicMergePatchType, patch: `{"metadata":{"labels":{"probe":"x"}}}`}
+	for {
+		err := patch(probe, true)
+		if err != nil && strings.Contains(err.Error(), contract.GuardMessagePrefix) {
+			return time.Since(began).Round(10 * time.Millisecond)
+		}
+		if time.Since(began) > 60*time.Second {
+			t.Fatalf("the guard is not enforced 60s after the install: a label change as the refresher answers %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func patchTypeName(t types.PatchType) string {
 	switch t {
 	case types.JSONPatchType:
@@ -212,8 +246,14 @@ func tableCell(answer, deployment, namespace string) string {
 // every object first, and that read is refused), saying so; with the guard turned off the same
 // installer installs.
 func TestAdmissionGuardNeedsClusterRights(t *testing.T) {
+	for _, tool := range []string{tools.Helm3, tools.Helm4} {
+		t.Run(tool, func(t *testing.T) { testGuardNeedsClusterRights(t, tool) })
+	}
+}
+
+func testGuardNeedsClusterRights(t *testing.T, tool string) {
 	w := setup(t)
-	r := newRelease(t, w, tools.Helm3, w.registry)
+	r := newRelease(t, w, tool, w.registry)
 	ctx := t.Context()
 	client := w.cluster.Client
 	const installer = "installer"
@@ -236,10 +276,8 @@ func TestAdmissionGuardNeedsClusterRights(t *testing.T) {
 	if err := w.cluster.WriteKubeconfig(kubeconfig, installer, tr.Status.Token, r.Namespace); err != nil {
 		t.Fatal(err)
 	}
-	helm, err := harness.NewHelm(tools.Helm3, t.TempDir(), kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The release's own Helm homes: for Helm 4 they hold the installed post-renderer plugin.
+	helm := r.Helm.WithKubeconfig(kubeconfig)
 	install := func(extra ...string) *harness.Result {
 		args := append([]string{"install", releaseName, r.Chart, "--namespace", r.Namespace, "--post-renderer", r.PostRenderer}, r.Values()...)
 		res, err := helm.Try(ctx, append(args, extra...)...)

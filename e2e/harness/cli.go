@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,6 +98,12 @@ func NewHelm(tool, home, kubeconfig string) (*Helm, error) {
 // Run runs helm and fails on a non-zero exit.
 func (h *Helm) Run(ctx context.Context, args ...string) (*Result, error) {
 	return mustSucceed(h.Try(ctx, args...))
+}
+
+// WithKubeconfig is the same Helm (homes, plugins) talking to the cluster as kubeconfig's user.
+func (h *Helm) WithKubeconfig(kubeconfig string) *Helm {
+	env := slices.DeleteFunc(slices.Clone(h.env), func(kv string) bool { return strings.HasPrefix(kv, "KUBECONFIG=") })
+	return &Helm{Bin: h.Bin, env: append(env, "KUBECONFIG="+kubeconfig)}
 }
 
 // Try runs helm and reports its exit code without judging it.
