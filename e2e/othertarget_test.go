@@ -3,20 +3,25 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // otherTarget is a second Deployment of the release's namespace with an image of its own
-// (repository <ns>/other, rollout-restart), added to the refresh config and the Role as the
-// chart would render them: the fault matrix shows an image on another target still processed.
+// (repository <ns>/other, rollout-restart), added to the refresh config, the Role and the
+// admission guard as the chart and the post-renderer would render them: the fault matrix shows an image on another target still processed.
 type otherTarget struct {
 	name, repo, annotation string
 	digest                 string
@@ -79,7 +84,43 @@ func addOtherTarget(t *testing.T, r *release) *otherTarget {
 	if _, err := client.RbacV1().Roles(r.Namespace).Update(ctx, role, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	updateGuard(t, r, cfg, o.name, o.annotation)
 	return o
+}
+
+// updateGuard replaces the admission guard's policy with the one the post-renderer renders for
+// cfg, and waits until the API server lets the refresher write target's audit annotation (a
+// dry run with its token): a policy update is enforced asynchronously, like its create.
+func updateGuard(t *testing.T, r *release, cfg *config.RefreshConfig, target, annotation string) {
+	t.Helper()
+	ctx, client := t.Context(), r.Cluster.Client
+	want, _ := contract.Guard(cfg, r.Namespace, cfg.Metadata.Name)
+	policies := client.AdmissionregistrationV1().ValidatingAdmissionPolicies()
+	policy, err := policies.Get(ctx, want.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the guard policy: %v", err)
+	}
+	policy.Spec = want.Spec
+	if _, err := policies.Update(ctx, policy, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("updating the guard policy: %v", err)
+	}
+	tr, err := client.CoreV1().ServiceAccounts(r.Namespace).CreateToken(ctx, cfg.Metadata.Name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refresher, err := kubernetes.NewForConfig(r.Cluster.RESTConfig(tr.Status.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"sha256:%s"}}}`, annotation, strings.Repeat("0", 64))
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := refresher.AppsV1().Deployments(r.Namespace).Patch(ctx, target, types.StrategicMergePatchType, []byte(patch),
+			metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("the updated guard does not let the refresher write %s on %s: %v", annotation, target, err)
+	}
 }
 
 func (o *otherTarget) push(t *testing.T, r *release) {
