@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +17,7 @@ import (
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/e2e/tools"
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // Scenario 1: helm3 install --post-renderer bin/postrender into a namespace enforcing Pod
@@ -90,6 +92,7 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 		t.Errorf("the CronJob's ServiceAccount: %v", err)
 	}
 	checkRBAC(t, r, pod.ServiceAccount)
+	checkGuard(t, r, cfg, pod.ServiceAccount)
 
 	// Workload objects only get Pod Security warnings; the pods themselves are enforced.
 	// The job controller creating the pod of a Job made from the CronJob proves the
@@ -178,4 +181,35 @@ func waitForPod(t *testing.T, r *release, owner types.UID, what string) {
 	if err != nil {
 		t.Fatalf("%s created no pod: %v", what, err)
 	}
+}
+
+// checkGuard verifies the admission guard was installed as the post-renderer renders it: the
+// policy (as contract.Guard generates it, matching the CronJob's ServiceAccount) and its binding.
+func checkGuard(t *testing.T, r *release, cfg *config.RefreshConfig, serviceAccount string) {
+	t.Helper()
+	ctx, api := t.Context(), r.Cluster.Client.AdmissionregistrationV1()
+	want, wantBinding := contract.Guard(cfg, r.Namespace, serviceAccount)
+	policy, err := api.ValidatingAdmissionPolicies().Get(ctx, want.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the admission guard policy: %v", err)
+	}
+	if len(policy.Spec.Validations) != len(want.Spec.Validations) || !slices.Equal(guardExpressions(policy.Spec.Validations), guardExpressions(want.Spec.Validations)) ||
+		policy.Spec.MatchConditions[0].Expression != want.Spec.MatchConditions[0].Expression {
+		t.Errorf("the installed guard policy %s is not the one the post-renderer renders", policy.Name)
+	}
+	binding, err := api.ValidatingAdmissionPolicyBindings().Get(ctx, wantBinding.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the admission guard binding: %v", err)
+	}
+	if binding.Spec.PolicyName != want.Name || !slices.Equal(binding.Spec.ValidationActions, wantBinding.Spec.ValidationActions) {
+		t.Errorf("guard binding %s: policy %q, actions %v", binding.Name, binding.Spec.PolicyName, binding.Spec.ValidationActions)
+	}
+}
+
+func guardExpressions(vs []admissionv1.Validation) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Expression
+	}
+	return out
 }
