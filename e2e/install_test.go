@@ -46,6 +46,17 @@ func TestHelm4InstallWithPlugin(t *testing.T) {
 			t.Errorf("after the first run %s = %q, want %s", img.Annotation(), got, r.Digest[img])
 		}
 	}
+
+	// helm uninstall removes the cluster-scoped admission guard with the rest of the release.
+	r.helmRun("uninstall", releaseName, "--namespace", r.Namespace, "--wait")
+	guard := contract.GuardName(releaseName+"-image-refresh", r.Namespace)
+	api := r.Cluster.Client.AdmissionregistrationV1()
+	if _, err := api.ValidatingAdmissionPolicies().Get(t.Context(), guard, metav1.GetOptions{}); err == nil {
+		t.Errorf("helm uninstall left the guard policy %s", guard)
+	}
+	if _, err := api.ValidatingAdmissionPolicyBindings().Get(t.Context(), guard, metav1.GetOptions{}); err == nil {
+		t.Errorf("helm uninstall left the guard binding %s", guard)
+	}
 }
 
 // checkInjected verifies what the post-renderer added: the refresh ConfigMap, a CronJob
