@@ -64,7 +64,11 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 	cs.add(uniqueObjectsCheck, c.checkUniqueObjects())
 
 	findings, ok := c.loadConfig()
-	cs.add(refreshConfigCheck, findings)
+	if deprecated := c.deprecations(); ok && len(findings) == 0 && deprecated != "" {
+		cs.warn(refreshConfigCheck, deprecated)
+	} else {
+		cs.add(refreshConfigCheck, findings)
+	}
 	if !ok {
 		for _, name := range []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck, targetsCheck, setEnvCheck, rolloutRestartCheck, annotationsCheck} {
 			cs.skip(name, "the refresh config is invalid")
@@ -344,4 +348,12 @@ func (c *contract) checkAnnotations(resolved resolvedTargets) []Finding {
 		}
 	}
 	return findings
+}
+
+// deprecations are the config's deprecated fields (config.Deprecations), one line, "" for none.
+func (c *contract) deprecations() string {
+	if c.cfg == nil {
+		return ""
+	}
+	return strings.Join(c.cfg.Deprecations(), "; ")
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 
@@ -25,7 +26,7 @@ func TestRegistryFailures(t *testing.T) {
 		}
 		checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
 		checkUnchanged(t, "a run whose only lookup failed", s0, r.state(), ingestor)
-		checkStatus(t, r.state(), ingestor, "failed", 1)
+		checkStatus(t, r.state(), ingestor, "failed")
 
 		// Another image moving meanwhile is still refreshed; the failed one stays as it was.
 		newJobsManager := r.push(jobsManager)
@@ -53,32 +54,51 @@ func TestRegistryFailures(t *testing.T) {
 		checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionFailed})
 		checkUnchanged(t, "a run while the registry was down", s0, r.state(), allImages...)
 		for _, img := range allImages {
-			checkStatus(t, r.state(), img, "failed", 1)
+			checkStatus(t, r.state(), img, "failed")
 		}
+		// A sustained outage: nine more failing ticks write nothing — no annotation, no new
+		// generation — the first one wrote the statuses, once.
+		failed := r.state()
+		for tick := 2; tick <= 10; tick++ {
+			checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionFailed})
+		}
+		after := r.state()
+		if a, b := after.Deployment, failed.Deployment; a.Generation != b.Generation || !maps.Equal(a.Annotations, b.Annotations) {
+			t.Errorf("ticks 2–10 of the outage wrote the Deployment: generation %d → %d, annotations\n%v\n→ %v", b.Generation, a.Generation, b.Annotations, a.Annotations)
+		}
+		t.Logf("10 failing ticks: generation %d → %d (the first tick wrote the statuses)", s0.Deployment.Generation, after.Deployment.Generation)
 	})
 }
 
-// checkStatus requires the image's status annotation to be in state with that many
-// consecutive failures (or waits, for waiting).
-func checkStatus(t *testing.T, s *harness.State, img harness.Image, state string, count int) {
+// checkStatus requires the image's status annotation to be in state, with an error unless ok.
+func checkStatus(t *testing.T, s *harness.State, img harness.Image, state string) {
 	t.Helper()
 	raw := s.Deployment.Annotations[config.StatusAnnotationPrefix+img.Name]
 	var st struct {
-		State    string `json:"state"`
-		Waits    int    `json:"waits"`
-		Failures int    `json:"failures"`
-		Error    string `json:"error"`
+		State string `json:"state"`
+		Error string `json:"error"`
 	}
 	if err := json.Unmarshal([]byte(raw), &st); err != nil {
 		t.Errorf("status annotation of %s %q: %v", img.Name, raw, err)
 		return
 	}
-	got := st.Failures
-	if state == "waiting" {
-		got = st.Waits
+	if st.State != state || (state != "ok" && st.Error == "") {
+		t.Errorf("status of %s = %s; want state %s and an error", img.Name, raw, state)
 	}
-	if st.State != state || got != count || (state != "ok" && st.Error == "") {
-		t.Errorf("status of %s = %s; want state %s, count %d and an error", img.Name, raw, state, count)
+}
+
+// checkStatusOnTransition requires the image's status annotation, now in state, to have been
+// written only if it was in another state before: a steady failure or wait writes nothing.
+func checkStatusOnTransition(t *testing.T, before, after *harness.State, img harness.Image, state string) {
+	t.Helper()
+	checkStatus(t, after, img, state)
+	key := config.StatusAnnotationPrefix + img.Name
+	var prev struct {
+		State string `json:"state"`
+	}
+	_ = json.Unmarshal([]byte(before.Deployment.Annotations[key]), &prev)
+	if b, a := before.Deployment.Annotations[key], after.Deployment.Annotations[key]; prev.State == state && a != b {
+		t.Errorf("status of %s rewritten while it stayed %s:\n%s\n→ %s", img.Name, state, b, a)
 	}
 }
 

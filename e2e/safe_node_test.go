@@ -155,9 +155,9 @@ func waitCrashLoop(t *testing.T, r *release) {
 }
 
 // Issue 12, on the node: a jobs-manager digest that crash-loops is restarted exactly once. Each
-// next tick waits for that rollout — whether the tag stays or moves again — (spec.waitLimit 4:
-// four waiting ticks, exit 0, a Waiting Event each), then fails (exit 1) — never a second
-// restart while the rollout is stuck. Once a human undoes the rollout, the next tick restarts once to the new
+// next tick waits for that rollout (exit 0, a Waiting Event each, the Deployment written only
+// when the wait begins) until spec.waitTimeout (1m), then fails (exit 1, written once) — never
+// a second restart while the rollout is stuck. Once a human undoes the rollout, the next tick restarts once to the new
 // digest and its pod runs it.
 func TestNodeNoRestartStorm(t *testing.T) {
 	t.Parallel()
@@ -165,7 +165,7 @@ func TestNodeNoRestartStorm(t *testing.T) {
 	r := newNodeRelease(t, w, tools.Helm3, nil)
 	// The waits are the subject here, not quarantine: however slow a loaded machine makes the
 	// ticks, neither the progress deadline nor spec.rolloutTimeout may end the rollout first.
-	installForTicks(t, w, r, "--set", "progressDeadlineSeconds=3600", "--set", "imageRefresh.rolloutTimeout=2h")
+	installForTicks(t, w, r, "--set", "progressDeadlineSeconds=3600", "--set", "imageRefresh.rolloutTimeout=2h", "--set", "imageRefresh.waitTimeout=1m")
 	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
 	waitRollout(t, r)
 
@@ -181,29 +181,52 @@ func TestNodeNoRestartStorm(t *testing.T) {
 	}
 	waitCrashLoop(t, r)
 
-	// The rollout this refresher started never completes: each tick waits for it (nothing
-	// written but the status annotation). The tag stays: a crash-looping pod re-pulls the tag
-	// on each container restart (pull policy Always), so a good digest pushed now would heal
+	// The rollout this refresher started never completes: each tick waits for it — the status
+	// is written when the wait begins, never on the waiting ticks after (no write, no new
+	// generation) — until spec.waitTimeout (1m here) passes; then the image fails (exit 1),
+	// written once, and still does not restart. The tag stays: a crash-looping pod re-pulls the
+	// tag on each container restart (pull policy Always), so a good digest pushed now would heal
 	// the rollout by itself — the unit test TestRunStormOneRestartThenWaitsThenFails covers a
 	// tag that moves while the rollout stays stuck.
-	for i := 1; i <= config.DefaultWaitLimit; i++ {
-		tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
-		s := r.state()
-		checkUnchanged(t, fmt.Sprintf("waiting tick %d", i), restarted, s, jobsManager)
-		if st := statusOf(t, s, jobsManager); st.State != refresher.StateWaiting || st.Waits != i {
-			t.Errorf("waiting tick %d: status %+v, want waiting with %d waits", i, st, i)
+	steady := func(what string, before, after *harness.State) {
+		t.Helper()
+		if b, a := before.Deployment, after.Deployment; b.Generation != a.Generation || b.Annotations[config.StatusAnnotationPrefix+jobsManager.Name] != a.Annotations[config.StatusAnnotationPrefix+jobsManager.Name] {
+			t.Errorf("%s wrote the Deployment: generation %d → %d, status %s → %s", what, b.Generation, a.Generation,
+				b.Annotations[config.StatusAnnotationPrefix+jobsManager.Name], a.Annotations[config.StatusAnnotationPrefix+jobsManager.Name])
 		}
 	}
-	// Past spec.waitLimit the image fails (exit 1) — and still does not restart.
+	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	waiting := r.state()
+	checkUnchanged(t, "the first waiting tick", restarted, waiting, jobsManager)
+	st := statusOf(t, waiting, jobsManager)
+	if st.State != refresher.StateWaiting || st.WaitingSince == "" {
+		t.Fatalf("waiting: status %+v, want waiting with waitingSince", st)
+	}
 	for i := range 2 {
-		tickNow(t, r).want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
-		failed := r.state()
-		checkUnchanged(t, fmt.Sprintf("failing tick %d", i+1), restarted, failed, jobsManager)
-		if st := statusOf(t, failed, jobsManager); st.State != refresher.StateFailed || !strings.Contains(st.Error, "spec.waitLimit") {
-			t.Errorf("after failing tick %d: status %+v, want failed naming spec.waitLimit", i+1, st)
+		tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+		steady(fmt.Sprintf("waiting tick %d", i+2), waiting, r.state())
+	}
+	began, err := time.Parse(time.RFC3339, st.WaitingSince)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wait := time.Until(began.Add(time.Minute + 2*time.Second)); wait > 0 {
+		t.Logf("waiting %s for spec.waitTimeout (waiting since %s)", wait.Round(time.Second), st.WaitingSince)
+		select {
+		case <-time.After(wait):
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
 		}
 	}
-	if got, want := reasons(events(t, r, jobsManager)), []string{"Recorded", "Restarted", "Waiting", "Waiting", "Waiting", "Waiting", "Failed", "Failed"}; !slices.Equal(got, want) {
+	tickNow(t, r).want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	failed := r.state()
+	checkUnchanged(t, "the failing tick", restarted, failed, jobsManager)
+	if st := statusOf(t, failed, jobsManager); st.State != refresher.StateFailed || !strings.Contains(st.Error, "spec.waitTimeout") || st.WaitingSince != statusOf(t, waiting, jobsManager).WaitingSince {
+		t.Errorf("after the timeout: status %+v, want failed naming spec.waitTimeout, waiting since as before", st)
+	}
+	tickNow(t, r).want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	steady("a second failing tick", failed, r.state())
+	if got, want := reasons(events(t, r, jobsManager)), []string{"Recorded", "Restarted", "Waiting", "Waiting", "Waiting", "Failed", "Failed"}; !slices.Equal(got, want) {
 		t.Errorf("jobs-manager Events %q, want %q:\n%s", got, want, strings.Join(events(t, r, jobsManager), "\n"))
 	}
 

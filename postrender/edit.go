@@ -38,6 +38,11 @@ func newEdit(objects []object, opts Options, load loader) (*edit, error) {
 	if src == nil {
 		return e, nil
 	}
+	if opts.Warn != nil {
+		for _, d := range src.cfg.Deprecations() {
+			opts.Warn(fmt.Sprintf("refresh config %q: %s", src.cfg.Metadata.Name, d))
+		}
+	}
 	inj := newInjection(src, objects)
 	for i, obj := range objects {
 		// The config ConfigMap a --config run injected is the config now; it stays.

@@ -30,6 +30,9 @@ type Options struct {
 	// AllowExternalKeys declares spec.verification.keysConfigMap to exist in the cluster
 	// already: a release that does not render it is not refused (--allow-external-keys).
 	AllowExternalKeys bool
+	// Warn, when set, receives each warning about a release that is rendered all the same: the
+	// config's deprecated fields (config.Deprecations).
+	Warn func(message string)
 }
 
 // Render post-renders one release stream. On error it returns nil output.

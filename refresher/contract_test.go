@@ -3,11 +3,14 @@ package refresher
 import (
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // The kubelet uses the last of duplicate env entries; a strategic-merge patch by name would
@@ -80,9 +83,10 @@ func TestRunSharedEnvOnResolvedTargets(t *testing.T) {
 }
 
 // A paused Deployment or one being deleted would record digests no pod runs: every change
-// waits (decision waiting, a reason, exit 0), nothing but the statuses is written, and after
-// spec.waitLimit consecutive waits the images fail. An image with nothing to change is
-// unchanged.
+// waits (decision waiting, a reason, exit 0), nothing but the statuses is written, and once the
+// images have waited longer than spec.waitTimeout they fail. The status is written on the
+// transitions only: a steady wait and a steady failure write nothing. An image with nothing to
+// change is unchanged.
 func TestRunPausedOrDeletingTargetWaits(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -100,12 +104,17 @@ func TestRunPausedOrDeletingTargetWaits(t *testing.T) {
 			dep := deployment(map[string]string{podsMonitorKey: f.digest["pods-monitor"]})
 			tc.edit(dep)
 			f.kube = fake.NewClientset(dep)
-			f.cfg.Spec.WaitLimit = 2
-			for tick := 1; tick <= 3; tick++ {
+			f.cfg.Spec.WaitTimeout = config.Duration(30 * time.Minute)
+			// Ticks 15 minutes apart: waiting at 0, 15m and 30m; failed at 45m and 60m.
+			for tick := range 5 {
 				f.kube.ClearActions()
-				report := f.run(t, f.options())
+				opts := f.options()
+				now := clock.Add(time.Duration(tick) * 15 * time.Minute)
+				opts.Now = func() time.Time { return now }
+				report := f.run(t, opts)
+				failing := tick >= 3
 				want, state := "jobs-manager=waiting pods-monitor=unchanged ingestor=waiting", StateWaiting
-				if tick == 3 {
+				if failing {
 					want, state = "jobs-manager=failed pods-monitor=unchanged ingestor=failed", StateFailed
 				}
 				if got := decisions(report); got != want {
@@ -117,16 +126,24 @@ func TestRunPausedOrDeletingTargetWaits(t *testing.T) {
 					if img.Err != nil {
 						why = img.Err.Error()
 					}
-					if !strings.Contains(why, "Deployment tracebloc/stg-jobs-manager: ") || !strings.Contains(why, tc.want) || img.Intended == "" || img.Status.State != state || img.Status.Waits != tick {
+					if !strings.Contains(why, "Deployment tracebloc/stg-jobs-manager: ") || !strings.Contains(why, tc.want) || img.Intended == "" ||
+						img.Status.State != state || img.Status.WaitingSince != clock.Format(time.RFC3339) {
 						t.Errorf("tick %d %s: intended %q, %q, status %+v", tick, img.Name, img.Intended, why, img.Status)
 					}
 				}
-				if failed := report.Failed(); failed != (tick == 3) {
-					t.Errorf("tick %d: report failed = %v", tick, failed)
+				if report.Failed() != failing {
+					t.Errorf("tick %d: report failed = %v", tick, report.Failed())
 				}
 				patches := f.patches(t)
-				if len(patches) != 1 || strings.Contains(patches[0], jobsManagerKey) || strings.Contains(patches[0], ingestorKey) || strings.Contains(patches[0], `"spec"`) {
-					t.Errorf("tick %d: patches %q, want one carrying only statuses", tick, patches)
+				switch tick {
+				case 0, 3: // the transitions: to waiting, to failed
+					if len(patches) != 1 || strings.Contains(patches[0], jobsManagerKey) || strings.Contains(patches[0], ingestorKey) || strings.Contains(patches[0], `"spec"`) {
+						t.Errorf("tick %d: patches %q, want one carrying only statuses", tick, patches)
+					}
+				default: // a steady wait or failure
+					if len(patches) != 0 {
+						t.Errorf("tick %d: patches %q, want none (the state did not change)", tick, patches)
+					}
 				}
 			}
 			if got := f.deployment(t).Annotations; got[jobsManagerKey] != "" || got[ingestorKey] != "" {

@@ -40,7 +40,7 @@ const (
 )
 
 // eventFor is the Event an image's outcome makes: reason, type and note; reason "" for none.
-func eventFor(rep *ImageReport, prev Status, waitLimit int) (reason, typ, note string) {
+func eventFor(rep *ImageReport, prev Status, waitTimeout time.Duration) (reason, typ, note string) {
 	from, to := dash(rep.Previous), dash(rep.Digest)
 	subject := fmt.Sprintf("image %s (%s)", rep.Name, rep.Reference)
 	switch rep.Decision {
@@ -55,7 +55,7 @@ func eventFor(rep *ImageReport, prev Status, waitLimit int) (reason, typ, note s
 	case DecisionDrift:
 		return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf("%s: env %s drifted to %s, set back to %s", subject, rep.EnvVar, dash(rep.Env), to)
 	case DecisionWaiting:
-		return ReasonWaiting, corev1.EventTypeWarning, fmt.Sprintf("%s: %s → %s waits (tick %d of at most %d): %s", subject, from, to, rep.Status.Waits, waitLimit, rep.Reason)
+		return ReasonWaiting, corev1.EventTypeWarning, fmt.Sprintf("%s: %s → %s waits (since %s, at most spec.waitTimeout %s): %s", subject, from, to, rep.Status.WaitingSince, waitTimeout, rep.Reason)
 	case DecisionFailed:
 		if rep.Signature.refusal.Digest != "" {
 			if rep.Signature.Remembered {
@@ -88,14 +88,14 @@ func eventFor(rep *ImageReport, prev Status, waitLimit int) (reason, typ, note s
 
 // emitEvents creates one Event per image outcome on the target. A failure is logged as a
 // warning and never fails the tick: the image's outcome stands, the log has it.
-func (t *target) emitEvents(ctx context.Context, opts Options, waitLimit int) {
+func (t *target) emitEvents(ctx context.Context, opts Options, waitTimeout time.Duration) {
 	for _, ti := range t.images {
 		rep := ti.report
 		prev := Status{}
 		if t.dep != nil {
-			prev = parseStatus(t.dep.Annotations[ti.image.StatusAnnotation()])
+			prev = parseStatus(t.dep.Annotations[ti.image.StatusAnnotation()], opts.Now())
 		}
-		reason, typ, note := eventFor(rep, prev, waitLimit)
+		reason, typ, note := eventFor(rep, prev, waitTimeout)
 		if reason == "" {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -139,21 +140,29 @@ func setRollout(t *testing.T, f *fixture, generation int64, updated, ready, tota
 }
 
 // The restart storm: a new jobs-manager digest crash-loops. One restart; while its rollout
-// does not complete, the image waits (exit 0, WARN) for spec.waitLimit ticks, then fails
-// (exit 1) — never a second restart, even when the tag moves again, until the rollout
-// settles; then the moved tag is applied.
+// does not complete, the image waits (exit 0, WARN) for spec.waitTimeout, then fails (exit 1) —
+// never a second restart, even when the tag moves again, until the rollout settles; then the
+// moved tag is applied. Ticks 15 minutes apart, the default timeout (1h): the status is written
+// when the wait begins and when it turns into a failure, never on the ticks between.
 func TestRunStormOneRestartThenWaitsThenFails(t *testing.T) {
 	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
 		annotations, ingestor := f.current()
 		annotations[jobsManagerKey] = stale
 		return deployment(annotations, ingestor)
 	})
-	restarts := 0
+	// A rollout that never settles would be quarantined after spec.rolloutTimeout; this is
+	// about the waits, so the rollout has longer than the test's ticks.
+	f.cfg.Spec.RolloutTimeout = config.Duration(24 * time.Hour)
+	restarts, ticks, writes := 0, 0, 0
 	tick := func(want string, wantFailed bool) Report {
 		t.Helper()
 		f.kube.ClearActions()
 		f.logs.Reset()
-		report := f.run(t, f.options())
+		opts := f.options()
+		now := clock.Add(time.Duration(ticks) * 15 * time.Minute)
+		opts.Now = func() time.Time { return now }
+		ticks++
+		report := f.run(t, opts)
 		if got := decisions(report); got != want {
 			t.Fatalf("decisions %s; want %s", got, want)
 		}
@@ -161,6 +170,7 @@ func TestRunStormOneRestartThenWaitsThenFails(t *testing.T) {
 			t.Fatalf("failed = %v (%v); want %v", report.Failed(), report.Err(), wantFailed)
 		}
 		for _, p := range f.patches(t) {
+			writes++
 			if strings.Contains(p, config.RestartedAtAnnotation) {
 				restarts++
 			}
@@ -174,28 +184,36 @@ func TestRunStormOneRestartThenWaitsThenFails(t *testing.T) {
 	}
 	// The controller rolls generation 2 out; the new pod never becomes ready, the old stays.
 	setRollout(t, f, 2, 1, 1, 2)
-	for n := 1; n <= config.DefaultWaitLimit; n++ {
+	writes = 0
+	waitBegan := clock.Add(15 * time.Minute).Format(time.RFC3339)
+	for n := 1; n <= 5; n++ { // 15m … 75m: waits until 1h after the first wait (75m), then fails
 		report := tick("jobs-manager=waiting pods-monitor=unchanged ingestor=unchanged", false)
 		jm := report.Images[0]
-		if jm.Status.State != StateWaiting || jm.Status.Waits != n || !strings.Contains(jm.Reason, "the rollout to "+f.digest["jobs-manager"]+" has not completed") {
+		if jm.Status.State != StateWaiting || jm.Status.WaitingSince != waitBegan || !strings.Contains(jm.Reason, "the rollout to "+f.digest["jobs-manager"]+" has not completed") {
 			t.Errorf("wait %d: status %+v, reason %q", n, jm.Status, jm.Reason)
 		}
-		if rec := f.logRecords(t)["jobs-manager"]; rec["level"] != "WARN" || rec["waits"] != float64(n) {
+		if rec := f.logRecords(t)["jobs-manager"]; rec["level"] != "WARN" || rec["waiting_since"] != waitBegan {
 			t.Errorf("wait %d logged %v", n, rec)
 		}
 	}
-	report := tick("jobs-manager=failed pods-monitor=unchanged ingestor=unchanged", true)
-	if s := report.Images[0].Status; s.State != StateFailed || s.Waits != config.DefaultWaitLimit+1 || s.Failures != 1 {
-		t.Errorf("after the limit: status %+v", s)
+	if writes != 1 {
+		t.Errorf("5 waiting ticks wrote the Deployment %d times, want once (the wait began)", writes)
 	}
-	// The tag moves again while the rollout is stuck: still no second restart.
+	report := tick("jobs-manager=failed pods-monitor=unchanged ingestor=unchanged", true)
+	if s := report.Images[0].Status; s.State != StateFailed || s.WaitingSince != waitBegan || !strings.Contains(s.Error, "longer than spec.waitTimeout 1h0m0s") {
+		t.Errorf("after the timeout: status %+v", s)
+	}
+	// The tag moves again while the rollout is stuck: still no second restart, nothing written.
 	var err error
 	if f.digest["jobs-manager"], err = f.srv.PushImage("docker.io/tracebloc/jobs-manager:prod"); err != nil {
 		t.Fatal(err)
 	}
 	report = tick("jobs-manager=failed pods-monitor=unchanged ingestor=unchanged", true)
-	if report.Images[0].Intended != DecisionRestart || report.Images[0].Status.Failures != 2 {
+	if report.Images[0].Intended != DecisionRestart || report.Images[0].Status.State != StateFailed {
 		t.Errorf("moved tag while stuck: intended %s, status %+v", report.Images[0].Intended, report.Images[0].Status)
+	}
+	if writes != 2 {
+		t.Errorf("the wait and the failure wrote the Deployment %d times, want twice (two transitions)", writes)
 	}
 	if restarts != 1 {
 		t.Fatalf("%d restarts before the rollout settled, want 1", restarts)
@@ -294,7 +312,7 @@ func TestRunEventsTellTheStory(t *testing.T) {
 	if got := f.events(t)[ReasonEnvUpdated]; len(got) != 1 {
 		t.Errorf("EnvUpdated events %v", got)
 	}
-	if s := parseStatus(f.deployment(t).Annotations[statusKey("ingestor")]); s.State != StateOK || s.Failures != 0 {
+	if s := parseStatus(f.deployment(t).Annotations[statusKey("ingestor")], readNow); s.State != StateOK || s.Error != "" {
 		t.Errorf("ingestor status after recovery %+v", s)
 	}
 	// Steady state: no Event, no patch.
@@ -307,20 +325,32 @@ func TestRunEventsTellTheStory(t *testing.T) {
 	}
 }
 
-// A failing image counts its consecutive failures in its status; an unchanged tick after it
-// heals (status ok, a Healed Event) and the tick after writes nothing.
+// A failing image records since when it fails, once: ten failing ticks write the Deployment
+// once (a registry outage must not bump the generation on every tick); an unchanged tick after
+// it heals (status ok, a Healed Event) and the tick after writes nothing.
 func TestRunStatusRecordsTransitionsOnly(t *testing.T) {
 	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
 		annotations, ingestor := f.current()
 		return deployment(annotations, ingestor)
 	})
 	f.srv.SetManifestStatus("ghcr.io/tracebloc/ingestor", http.StatusInternalServerError)
-	for n := 1; n <= 2; n++ {
-		f.run(t, f.options())
-		s := parseStatus(f.deployment(t).Annotations[statusKey("ingestor")])
-		if s.State != StateFailed || s.Failures != n || !strings.Contains(s.Error, "500") || s.Since != "2026-07-01T12:00:00Z" {
+	writes := 0
+	for n := range 10 {
+		f.kube.ClearActions()
+		opts := f.options()
+		now := clock.Add(time.Duration(n) * 15 * time.Minute)
+		opts.Now = func() time.Time { return now }
+		if report := f.run(t, opts); !report.Failed() {
+			t.Fatalf("failure %d: the tick did not fail", n)
+		}
+		writes += len(f.patches(t))
+		s := parseStatus(f.deployment(t).Annotations[statusKey("ingestor")], now)
+		if s.State != StateFailed || !strings.Contains(s.Error, "500") || s.Since != "2026-07-01T12:00:00Z" {
 			t.Errorf("failure %d: status %+v", n, s)
 		}
+	}
+	if writes != 1 {
+		t.Errorf("10 failing ticks wrote the Deployment %d times, want once", writes)
 	}
 	f.srv.SetManifestStatus("ghcr.io/tracebloc/ingestor", 0)
 	f.kube.ClearActions()
@@ -365,12 +395,12 @@ func TestStatusIsBounded(t *testing.T) {
 	if n := len(s.encode()); n > 512 {
 		t.Errorf("status annotation of %d bytes", n)
 	}
-	for _, garbage := range []string{"", "{", `{"state":"bogus"}`, `{"state":"failed","failures":-1}`, "ok"} {
-		if got := parseStatus(garbage); got != (Status{}) {
+	for _, garbage := range []string{"", "{", `{"state":"bogus"}`, "ok"} {
+		if got := parseStatus(garbage, readNow); got != (Status{}) {
 			t.Errorf("parseStatus(%q) = %+v, want the zero status", garbage, got)
 		}
 	}
-	if got := parseStatus(s.encode()); got != s {
+	if got := parseStatus(s.encode(), readNow); got != s {
 		t.Errorf("round trip %+v → %+v", s, got)
 	}
 }

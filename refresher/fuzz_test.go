@@ -72,7 +72,7 @@ func FuzzDecide(f *testing.F) {
 				images = append(images, targetImage{index: 1, report: &ImageReport{Name: other.Name}, image: other, lookupErr: errLookup})
 			}
 			var err error
-			if patch, err = planTarget(dep, images, tickSettings{now: now.Add(time.Duration(tick) * 15 * time.Minute), waitLimit: 2}); err != nil {
+			if patch, err = planTarget(dep, images, tickSettings{now: now.Add(time.Duration(tick) * 15 * time.Minute), waitTimeout: 30 * time.Minute}); err != nil {
 				t.Fatalf("tick %d: %v", tick, err)
 			}
 			if patch == nil {

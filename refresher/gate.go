@@ -41,7 +41,7 @@ func (t *target) gate(ctx context.Context, g gates, p tickSettings) bool {
 func (t *target) checkDigest(ctx context.Context, g gates, ti *targetImage, p tickSettings) error {
 	rep := ti.report
 	if g.signatures != nil && g.cfg.VerificationRequired(ti.image) {
-		prev := parseStatus(t.dep.Annotations[ti.image.StatusAnnotation()])
+		prev := parseStatus(t.dep.Annotations[ti.image.StatusAnnotation()], p.now)
 		check := g.signatures.check(ctx, ti.image, rep.Digest, prev.Refused, p.now)
 		rep.Signature = check
 		if check.err != nil {

@@ -29,8 +29,8 @@ type targetImage struct {
 // config's limits.
 type tickSettings struct {
 	now time.Time
-	// waitLimit is spec.waitLimit: consecutive waits after which a waiting image fails.
-	waitLimit int
+	// waitTimeout is spec.waitTimeout: how long an image may wait before it fails.
+	waitTimeout time.Duration
 	// rolloutTimeout is spec.rolloutTimeout: how long a rollout the refresher started may
 	// take to settle before it is quarantined (see quarantineOutcome).
 	rolloutTimeout time.Duration
@@ -72,8 +72,8 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([
 		// A conflict re-plans on a fresh read.
 		rep.Decision, rep.Intended, rep.Err, rep.Reason = "", "", nil, ""
 		rep.Previous, rep.Env = dep.Annotations[img.Annotation], ""
-		prev := parseStatus(dep.Annotations[img.StatusAnnotation()])
-		prevs[i] = prev
+		prev, corrections := readStatus(dep.Annotations[img.StatusAnnotation()], p.now)
+		prevs[i], rep.Corrections = prev, corrections
 		nexts[i] = func() Status {
 			change := decideImage(dep, ti, where, state, pending, unresolved, prev, p)
 			rep.Decision, rep.Intended, rep.Reason, rep.Err = change.report()
@@ -83,12 +83,12 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([
 				if r := rep.Signature.refusal; r.Digest != "" {
 					s.Refused = r // remembered, so the next ticks do not fetch it again
 				}
-				if change.waited {
-					s.Waits++ // this tick waited too, one more than the limit
-				}
+				s.WaitingSince = change.waitingSince // kept while the wait goes on past the timeout
 				return s
 			case rep.Decision == DecisionWaiting:
-				return statusAfter(prev, StateWaiting, rep.Reason, p.now)
+				s := statusAfter(prev, StateWaiting, rep.Reason, p.now)
+				s.WaitingSince = change.waitingSince
+				return s
 			}
 			if change.Annotation != "" {
 				annotate(img.Annotation, change.Annotation)
@@ -119,8 +119,10 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([
 		}()
 	}
 	writes := containers != nil || restart || patch.Metadata.Annotations != nil
-	for i := range images {
-		writes = writes || nexts[i] != prevs[i]
+	for i, ti := range images {
+		// A corrected status (see readStatus) is written once, so it is not corrected again
+		// on every tick (a clamped time would never age).
+		writes = writes || nexts[i] != prevs[i] || len(ti.report.Corrections) > 0
 	}
 	for i, ti := range images {
 		next := nexts[i]
@@ -133,7 +135,7 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([
 			next.Generation++
 		}
 		ti.report.Status = next
-		if next != prevs[i] {
+		if next != prevs[i] || len(ti.report.Corrections) > 0 {
 			annotate(ti.image.StatusAnnotation(), next.encode())
 		}
 	}
@@ -163,8 +165,9 @@ type imageOutcome struct {
 	intended Decision
 	wait     string
 	err      error
-	// waited: the image failed because it waited more than spec.waitLimit ticks.
-	waited bool
+	// waitingSince is when the image began to wait (RFC 3339), while it waits or failed for
+	// waiting longer than spec.waitTimeout.
+	waitingSince string
 	// note is why the image soaks, is quarantined or was rolled back; status its status
 	// after the tick when the decision sets it (soaking, quarantined, rolled-back).
 	note   string
@@ -230,10 +233,16 @@ func decideImage(dep *appsv1.Deployment, ti targetImage, where string, state *co
 	if wait == "" {
 		return imageOutcome{Change: change}
 	}
-	if waits := prev.Waits + 1; waits > p.waitLimit {
-		return imageOutcome{intended: change.Decision, waited: true, err: fmt.Errorf("waited %d consecutive ticks, more than spec.waitLimit %d: %s", waits, p.waitLimit, wait)}
+	since := p.now.UTC()
+	if t, err := time.Parse(time.RFC3339, prev.WaitingSince); err == nil && t.Before(since) {
+		since = t
 	}
-	return imageOutcome{intended: change.Decision, wait: wait}
+	waitingSince := since.Format(time.RFC3339)
+	if waited := p.now.Sub(since); waited > p.waitTimeout {
+		return imageOutcome{intended: change.Decision, waitingSince: waitingSince,
+			err: fmt.Errorf("waiting since %s, longer than spec.waitTimeout %s: %s", waitingSince, p.waitTimeout, wait)}
+	}
+	return imageOutcome{intended: change.Decision, wait: wait, waitingSince: waitingSince}
 }
 
 // The strategic-merge patch of a Deployment. Containers and their env vars are lists merged

@@ -110,7 +110,7 @@ func TestPlanTargetRestartNeedsThePolledTagPulledAlways(t *testing.T) {
 			}
 			rep := &ImageReport{Digest: digestOf('a')}
 
-			patch, err := planTarget(dep, []targetImage{{report: rep, image: img}}, tickSettings{now: clock, waitLimit: config.DefaultWaitLimit})
+			patch, err := planTarget(dep, []targetImage{{report: rep, image: img}}, tickSettings{now: clock, waitTimeout: config.DefaultWaitTimeout})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +150,7 @@ func TestPlanTargetUnknownActionFailsTheRun(t *testing.T) {
 		Annotation: jobsManagerKey,
 	}
 	rep := &ImageReport{Name: img.Name, Digest: digestOf('a')}
-	patch, err := planTarget(deployment(nil), []targetImage{{report: rep, image: img}}, tickSettings{now: clock, waitLimit: config.DefaultWaitLimit})
+	patch, err := planTarget(deployment(nil), []targetImage{{report: rep, image: img}}, tickSettings{now: clock, waitTimeout: config.DefaultWaitTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,7 +83,7 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageRepor
 			}, true
 		}
 		next := prev
-		next.State, next.Since, next.Quarantined, next.Waits, next.Failures, next.Error = StateQuarantined, now, bad, 0, 0, ""
+		next.State, next.Since, next.Quarantined, next.WaitingSince, next.Error = StateQuarantined, now, bad, "", ""
 		help := "no previous digest to roll back to"
 		if img.Action == config.ActionRolloutRestart {
 			help = "its pods pull the tag, so a restart cannot roll back"
@@ -100,7 +100,6 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageRepor
 	next := prev
 	if prev.State != StateQuarantined {
 		next = statusAfter(prev, StateQuarantined, "", p.now)
-		next.Waits, next.Failures = 0, 0
 	}
 	next.Pending, next.PendingSince = "", ""
 	return imageOutcome{

@@ -113,6 +113,9 @@ type ImageReport struct {
 	// Status is the image's status after the run (as written to its status annotation, or
 	// left there); zero when the target could not be read.
 	Status Status
+	// Corrections are what reading the status annotation corrected (see readStatus): a forged
+	// or clock-skewed value, logged and written back corrected once.
+	Corrections []string
 	// Signature is the signature gate's check of Digest; zero when none was needed this tick
 	// (no change would apply the digest, or the image needs no signature).
 	Signature SignatureCheck
@@ -263,7 +266,7 @@ func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options
 			for t := range ready {
 				t.patch = t.apply(ctx, cfg, opts, g)
 				if !opts.DryRun {
-					t.emitEvents(ctx, opts, cfg.Spec.WaitLimit)
+					t.emitEvents(ctx, opts, cfg.Spec.EffectiveWaitTimeout())
 				}
 			}
 		})
@@ -323,7 +326,7 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 			return fmt.Errorf("reading Deployment %s/%s: %w", namespace, name, err)
 		}
 		t.dep = dep
-		p := tickSettings{now: opts.Now(), waitLimit: cfg.Spec.WaitLimit, rolloutTimeout: cfg.Spec.EffectiveRolloutTimeout()}
+		p := tickSettings{now: opts.Now(), waitTimeout: cfg.Spec.EffectiveWaitTimeout(), rolloutTimeout: cfg.Spec.EffectiveRolloutTimeout()}
 		patch, err = planTarget(dep, t.images, p)
 		if err == nil && t.gate(ctx, g, p) {
 			patch, err = planTarget(dep, t.images, p) // a refused digest fails its image
@@ -413,8 +416,17 @@ func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryR
 	case rep.Decision == DecisionPinned:
 		msg = "image pinned, not polled"
 	}
-	if rep.Status.Waits > 0 || rep.Status.Failures > 0 {
-		attrs = append(attrs, slog.Int("waits", rep.Status.Waits), slog.Int("failures", rep.Status.Failures))
+	if st := rep.Status; st.State == StateWaiting || st.State == StateFailed {
+		attrs = append(attrs, slog.String("state_since", st.Since))
+		if st.WaitingSince != "" {
+			attrs = append(attrs, slog.String("waiting_since", st.WaitingSince))
+		}
+	}
+	if len(rep.Corrections) > 0 {
+		attrs = append(attrs, slog.Any("status_corrected", rep.Corrections))
+		if level < slog.LevelWarn {
+			level = slog.LevelWarn
+		}
 	}
 	logger.LogAttrs(ctx, level, msg, attrs...)
 }

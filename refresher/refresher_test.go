@@ -44,7 +44,9 @@ const (
 var (
 	deploymentsGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 	clock          = time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
-	stale          = digestOf('0')
+	// readNow reads status annotations in tests: later than every tick, so no time is clamped.
+	readNow = clock.Add(365 * 24 * time.Hour)
+	stale   = digestOf('0')
 )
 
 // fixture is the example config (testdata/config/refresh.yaml), a registry serving its three

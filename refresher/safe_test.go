@@ -25,7 +25,7 @@ func (f *fixture) safeTick(t *testing.T, now time.Time) (Report, []string) {
 
 func (f *fixture) status(t *testing.T, image string) Status {
 	t.Helper()
-	return parseStatus(f.deployment(t).Annotations[statusKey(image)])
+	return parseStatus(f.deployment(t).Annotations[statusKey(image)], readNow)
 }
 
 func (f *fixture) image(name string) *config.Image {
@@ -496,7 +496,7 @@ func TestStatusGenerationFollowsOnlyItsOwnRollout(t *testing.T) {
 			dep := deployment(map[string]string{jobsManagerKey: digestOf('a'), podsMonitorKey: digestOf('b'), statusKey("jobs-manager"): tc.jmStatus, statusKey("pods-monitor"): inFlight(digestOf('b'))})
 			dep.Generation, dep.Status = 5, appsv1.DeploymentStatus{ObservedGeneration: 5, Replicas: 2, UpdatedReplicas: 1, ReadyReplicas: 1}
 			jmRep, pmRep := &ImageReport{Digest: tc.jmDigest}, &ImageReport{Digest: digestOf('b')}
-			patch, err := planTarget(dep, []targetImage{{report: jmRep, image: jm}, {report: pmRep, image: pm}}, tickSettings{now: clock.Add(time.Minute), waitLimit: config.DefaultWaitLimit, rolloutTimeout: time.Hour})
+			patch, err := planTarget(dep, []targetImage{{report: jmRep, image: jm}, {report: pmRep, image: pm}}, tickSettings{now: clock.Add(time.Minute), waitTimeout: config.DefaultWaitTimeout, rolloutTimeout: time.Hour})
 			if err != nil || patch == nil {
 				t.Fatalf("patch %s, error %v", patch, err)
 			}

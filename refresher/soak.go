@@ -40,7 +40,6 @@ func soakOutcome(img config.Image, digest string, change Change, prev Status, no
 		return imageOutcome{}, false
 	}
 	next := statusAfter(prev, StateSoaking, "", now)
-	next.Waits, next.Failures = 0, 0
 	next.Pending, next.PendingSince = digest, first.Format(time.RFC3339)
 	reason := fmt.Sprintf("%s first seen at %s, soaking %s: %s applies at %s if the tag does not move", digest, next.PendingSince, soak, change.Decision, ready.Format(time.RFC3339))
 	return imageOutcome{

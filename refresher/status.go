@@ -2,11 +2,14 @@ package refresher
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/contract"
 	"github.com/tracebloc/image-refresh/refresher/signature"
 )
 
@@ -17,7 +20,7 @@ const (
 	// StateOK: the last change was written (or nothing had to change).
 	StateOK State = "ok"
 	// StateWaiting: a change (or the rollout of the last one) waits for the target's rollout
-	// to settle; see Options and spec.waitLimit.
+	// to settle, at most spec.waitTimeout.
 	StateWaiting State = "waiting"
 	// StateFailed: the image failed this tick.
 	StateFailed State = "failed"
@@ -32,8 +35,9 @@ const (
 const maxStatusError = 256
 
 // Status is the value of an image's status annotation (config.StatusAnnotationPrefix + name)
-// on its target, compact JSON of a bounded size. It changes only on transitions and while an
-// image waits or fails (the counts move): a steady state writes nothing.
+// on its target, compact JSON of a bounded size. It changes only on transitions: it records
+// since when a state holds, never a count of ticks, so a steady state — a steady wait or
+// failure included — writes nothing, however long it lasts.
 type Status struct {
 	State State `json:"state"`
 	// Since is when the image entered State (RFC 3339).
@@ -43,11 +47,11 @@ type Status struct {
 	// Generation is the Deployment generation the last change's rollout was written as; while
 	// the Deployment still has it and has not settled, that rollout is in flight.
 	Generation int64 `json:"generation,omitempty"`
-	// Waits counts consecutive ticks a change waited for the rollout to settle; Failures
-	// consecutive failed ticks. An ok tick resets both.
-	Waits    int `json:"waits,omitempty"`
-	Failures int `json:"failures,omitempty"`
-	// Error is why the image waits or failed, cut to maxStatusError bytes.
+	// WaitingSince is when the image began to wait for its target's rollout (RFC 3339); it stays
+	// while the wait goes on past spec.waitTimeout (failed), and goes with the wait.
+	WaitingSince string `json:"waitingSince,omitempty"`
+	// Error is why the image waits or failed, as of the tick the state began (the log and the
+	// Events carry each tick's own), cut to maxStatusError bytes.
 	Error string `json:"error,omitempty"`
 	// Applied is when the last change was written (RFC 3339); its rollout has until
 	// Applied + spec.rolloutTimeout to settle. Previous is the digest that change replaced,
@@ -77,35 +81,81 @@ type Refusal struct {
 	At string `json:"at"`
 }
 
-// valid reports whether a refusal read from an annotation can stand for a verdict. Anyone who
-// may edit the Deployment can write it, but a forged one can only hold a digest back.
-func (r Refusal) valid() bool {
+// valid reports whether a refusal read from an annotation can stand for a verdict: one reached
+// no later than limit. Anyone who may edit the Deployment can write it, but a forged one can
+// only hold a digest back until recheckAfter.
+func (r Refusal) valid(limit time.Time) bool {
 	if r.Reason != signature.ReasonMissing && r.Reason != signature.ReasonInvalid {
 		return false
 	}
-	_, err := time.Parse(time.RFC3339, r.At)
-	return config.ValidDigest(r.Digest) && r.Keys != "" && err == nil
+	at, err := time.Parse(time.RFC3339, r.At)
+	return config.ValidDigest(r.Digest) && r.Keys != "" && err == nil && !at.After(limit)
 }
 
-// parseStatus reads a status annotation; anything unreadable (or absent) is the zero Status,
-// which a tick treats like ok without a rollout in flight.
-func parseStatus(value string) Status {
-	var s Status
-	if value == "" || json.Unmarshal([]byte(value), &s) != nil {
-		return Status{}
+// clockSkew is how far past this tick's clock a time read from a status annotation may lie:
+// another node's clock, or a hand edit. A later time is clamped to now.
+const clockSkew = time.Minute
+
+// parseStatus is readStatus without its corrections.
+func parseStatus(value string, now time.Time) Status {
+	s, _ := readStatus(value, now)
+	return s
+}
+
+// readStatus reads a status annotation as input, not truth: anyone who may edit the Deployment
+// can write it. Anything unreadable, oversized or of an unknown state is the zero Status (ok
+// without a rollout in flight); a field that is not digest-shaped or not a time is dropped, a
+// time later than now + clockSkew is clamped to now. corrections says what was changed, so the
+// caller logs it and writes the corrected status once.
+func readStatus(value string, now time.Time) (s Status, corrections []string) {
+	if value == "" {
+		return Status{}, nil
+	}
+	if len(value) > contract.GuardStatusMaxBytes {
+		return Status{}, []string{fmt.Sprintf("a status of %d bytes (more than %d) is ignored", len(value), contract.GuardStatusMaxBytes)}
+	}
+	if err := json.Unmarshal([]byte(value), &s); err != nil {
+		return Status{}, []string{"an unreadable status is ignored: " + err.Error()}
 	}
 	switch s.State {
 	case StateOK, StateWaiting, StateFailed, StateSoaking, StateQuarantined:
 	default:
-		return Status{}
+		return Status{}, []string{fmt.Sprintf("a status of unknown state %q is ignored", s.State)}
 	}
-	if s.Waits < 0 || s.Failures < 0 {
-		return Status{}
+	for name, d := range map[string]*string{"digest": &s.Digest, "previous": &s.Previous, "quarantined": &s.Quarantined, "pending": &s.Pending} {
+		if *d != "" && !config.ValidDigest(*d) {
+			corrections = append(corrections, fmt.Sprintf("%s %q is not a sha256 digest: dropped", name, truncate(*d, 80)))
+			*d = ""
+		}
 	}
-	if !s.Refused.valid() {
+	limit := now.Add(clockSkew)
+	for name, ts := range map[string]*string{"since": &s.Since, "applied": &s.Applied, "pendingSince": &s.PendingSince, "waitingSince": &s.WaitingSince} {
+		if *ts == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, *ts)
+		switch {
+		case err != nil:
+			corrections = append(corrections, fmt.Sprintf("%s %q is not an RFC 3339 time: dropped", name, truncate(*ts, 80)))
+			*ts = ""
+		case t.After(limit):
+			corrections = append(corrections, fmt.Sprintf("%s %s is later than now (%s): clamped to now", name, *ts, now.UTC().Format(time.RFC3339)))
+			*ts = now.UTC().Format(time.RFC3339)
+		}
+	}
+	if s.Pending == "" || s.PendingSince == "" {
+		s.Pending, s.PendingSince = "", ""
+	}
+	if s.Generation < 0 {
+		corrections = append(corrections, fmt.Sprintf("generation %d dropped", s.Generation))
+		s.Generation = 0
+	}
+	if s.Refused != (Refusal{}) && !s.Refused.valid(limit) {
+		corrections = append(corrections, "an invalid signature refusal is dropped")
 		s.Refused = Refusal{}
 	}
-	return s
+	slices.Sort(corrections) // the maps above range in random order
+	return s, corrections
 }
 
 // encode is the annotation value.
@@ -119,23 +169,18 @@ func (s Status) encode() string {
 }
 
 // statusAfter is the status an image moves to from prev when this tick ends in state (reason
-// for waiting and failed). since starts anew only when the state changes.
+// for waiting and failed). A tick that ends in the state prev records is steady: prev itself,
+// so nothing is written; since, the error and the wait's start change only with the state.
 func statusAfter(prev Status, state State, reason string, now time.Time) Status {
-	next := Status{State: state, Since: prev.Since, Digest: prev.Digest, Generation: prev.Generation,
-		Applied: prev.Applied, Previous: prev.Previous, Quarantined: prev.Quarantined, Pending: prev.Pending, PendingSince: prev.PendingSince,
-		Refused: prev.Refused}
-	if prev.State != state || next.Since == "" {
-		next.Since = now.UTC().Format(time.RFC3339)
+	if prev.State == state && prev.Since != "" {
+		return prev
 	}
-	switch state {
-	case StateWaiting:
-		next.Waits = prev.Waits + 1
-	case StateFailed:
-		next.Waits, next.Failures = prev.Waits, prev.Failures+1
-	case StateOK:
+	next := Status{State: state, Since: now.UTC().Format(time.RFC3339), Digest: prev.Digest, Generation: prev.Generation,
+		Applied: prev.Applied, Previous: prev.Previous, Quarantined: prev.Quarantined, Pending: prev.Pending, PendingSince: prev.PendingSince,
+		Refused: prev.Refused, Error: truncate(reason, maxStatusError)}
+	if state == StateOK {
 		next.Generation = 0
 	}
-	next.Error = truncate(reason, maxStatusError)
 	return next
 }
 

@@ -167,7 +167,7 @@ func View(ctx context.Context, cfg *config.RefreshConfig, opts ViewOptions) ([]S
 		if row.State == ViewFailed {
 			continue
 		}
-		st := parseStatus(tv.dep.Annotations[img.StatusAnnotation()])
+		st := parseStatus(tv.dep.Annotations[img.StatusAnnotation()], time.Now())
 		row.State, row.Since = viewState(row, st)
 		if st.Error != "" && row.Detail == "" {
 			row.Detail = st.Error

@@ -78,8 +78,11 @@ type Spec struct {
 	// Schedule is a standard five-field cron expression.
 	Schedule string  `yaml:"schedule,omitempty" json:"schedule,omitempty"`
 	Images   []Image `yaml:"images" json:"images"`
-	// WaitLimit is how many consecutive ticks an image may wait for its target's rollout to
-	// settle before it fails (default DefaultWaitLimit).
+	// WaitTimeout is how long an image may wait for its target's rollout to settle before it
+	// fails (default DefaultWaitTimeout; see EffectiveWaitTimeout).
+	WaitTimeout Duration `yaml:"waitTimeout,omitempty" json:"waitTimeout,omitempty"`
+	// WaitLimit is deprecated: the number of ticks of Schedule WaitTimeout used to be counted
+	// in. Accepted for one release and converted (see EffectiveWaitTimeout, Deprecations).
 	WaitLimit int `yaml:"waitLimit,omitempty" json:"waitLimit,omitempty"`
 	// Platforms, when set, gate every new digest: an image index must list each of them, a
 	// single-platform image must be the only one listed (see ParsePlatform).

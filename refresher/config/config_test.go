@@ -270,7 +270,8 @@ func TestParseDefaults(t *testing.T) {
 	img := cfg.Spec.Images[0]
 	for _, c := range []struct{ field, got, want string }{
 		{"spec.schedule", cfg.Spec.Schedule, DefaultSchedule},
-		{"spec.waitLimit", fmt.Sprint(cfg.Spec.WaitLimit), fmt.Sprint(DefaultWaitLimit)},
+		{"spec.waitLimit", fmt.Sprint(cfg.Spec.WaitLimit), "0"},
+		{"spec.waitTimeout (effective)", cfg.Spec.EffectiveWaitTimeout().String(), DefaultWaitTimeout.String()},
 		{"tag", img.Tag, DefaultTag},
 		{"target.kind", img.Target.Kind, KindDeployment},
 		{"target.namespace", img.Target.Namespace, "tracebloc"},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 )
 
@@ -78,6 +79,54 @@ func (s Spec) EffectiveRolloutTimeout() time.Duration {
 	return s.RolloutTimeout.D()
 }
 
+// DefaultWaitTimeout is spec.waitTimeout when neither it nor the deprecated spec.waitLimit is
+// set: four ticks of the default schedule.
+const DefaultWaitTimeout = time.Hour
+
+// maxWaitTimeout bounds spec.waitTimeout (and a converted waitLimit): a week, as the soak.
+const maxWaitTimeout = 168 * time.Hour
+
+// EffectiveWaitTimeout is how long an image may wait for its target's rollout: spec.waitTimeout;
+// else the deprecated spec.waitLimit ticks of the schedule (its longest gap between two runs,
+// so a converted limit never fails an image sooner than the ticks did); else DefaultWaitTimeout.
+func (s Spec) EffectiveWaitTimeout() time.Duration {
+	switch {
+	case s.WaitTimeout != 0:
+		return s.WaitTimeout.D()
+	case s.WaitLimit > 0:
+		return min(time.Duration(s.WaitLimit)*SchedulePeriod(s.Schedule), maxWaitTimeout)
+	}
+	return DefaultWaitTimeout
+}
+
+// SchedulePeriod is the longest gap between two consecutive runs of a cron schedule over five
+// weeks from a Monday (weekly and most monthly patterns repeat within them), at least a minute;
+// an unparsable schedule gives DefaultWaitTimeout / 4 (the default schedule's period).
+func SchedulePeriod(schedule string) time.Duration {
+	sched, err := cron.ParseStandard(schedule)
+	if err != nil {
+		return DefaultWaitTimeout / 4
+	}
+	start := time.Date(2026, time.January, 5, 0, 0, 0, 0, time.UTC)
+	end := start.Add(35 * 24 * time.Hour)
+	longest, prev := time.Duration(0), sched.Next(start)
+	for t := sched.Next(prev); !t.IsZero() && t.Before(end); t = sched.Next(t) {
+		longest, prev = max(longest, t.Sub(prev)), t
+	}
+	return max(longest, time.Minute)
+}
+
+// Deprecations lists what the config uses that a later release drops, each with its
+// replacement; the post-renderer and chartcheck warn about them.
+func (c *RefreshConfig) Deprecations() []string {
+	var out []string
+	if c.Spec.WaitLimit > 0 {
+		out = append(out, fmt.Sprintf("spec.waitLimit is deprecated and will be removed: it now reads as spec.waitTimeout %s (%d runs of schedule %q, whose longest gap is %s); set spec.waitTimeout instead",
+			c.Spec.EffectiveWaitTimeout(), c.Spec.WaitLimit, c.Spec.Schedule, SchedulePeriod(c.Spec.Schedule)))
+	}
+	return out
+}
+
 // ParsePlatform parses a spec.platforms entry, "os/arch" or "os/arch/variant" (as a Docker
 // platform string, e.g. linux/arm64/v8), and returns it in canonical text form.
 func ParsePlatform(s string) (v1.Platform, error) {
@@ -109,6 +158,12 @@ func (c *RefreshConfig) validateSafe() []error {
 		} else {
 			seen[s] = i
 		}
+	}
+	if c.Spec.WaitTimeout < 0 || (c.Spec.WaitTimeout != 0 && (c.Spec.WaitTimeout.D() < time.Minute || c.Spec.WaitTimeout.D() > maxWaitTimeout)) {
+		errs = append(errs, fmt.Errorf("spec.waitTimeout %s: must be between 1m and %s (unset: %s)", c.Spec.WaitTimeout, maxWaitTimeout, DefaultWaitTimeout))
+	}
+	if c.Spec.WaitTimeout != 0 && c.Spec.WaitLimit != 0 {
+		errs = append(errs, fmt.Errorf("spec.waitLimit %d and spec.waitTimeout %s: set one (waitLimit is deprecated: keep spec.waitTimeout)", c.Spec.WaitLimit, c.Spec.WaitTimeout))
 	}
 	if c.Spec.RolloutTimeout < 0 || (c.Spec.RolloutTimeout != 0 && c.Spec.RolloutTimeout.D() < time.Minute) {
 		errs = append(errs, fmt.Errorf("spec.rolloutTimeout %s: must be at least 1m (unset: %s)", c.Spec.RolloutTimeout, DefaultRolloutTimeout))

@@ -104,3 +104,46 @@ func TestDurationJSON(t *testing.T) {
 		t.Errorf("Marshal = %s, %v; want \"1m30s\"", out, err)
 	}
 }
+
+// spec.waitTimeout is a duration (default 1h); the deprecated spec.waitLimit converts to its
+// ticks of the schedule's longest gap and says so; both at once, or out of range, is an error.
+func TestWaitTimeout(t *testing.T) {
+	base := "apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: r, namespace: ns}\nspec:\n"
+	img := "  images:\n  - {name: web, repository: example.com/web, tag: prod, action: rollout-restart, annotation: example.com/web-digest, target: {name: web, container: api}}\n"
+	for _, tc := range []struct {
+		name, spec string
+		want       time.Duration
+		deprecated string
+		err        string
+	}{
+		{name: "default", want: time.Hour},
+		{name: "waitTimeout", spec: "  waitTimeout: 45m\n", want: 45 * time.Minute},
+		{name: "waitLimit on the default schedule", spec: "  waitLimit: 4\n", want: time.Hour, deprecated: "spec.waitLimit is deprecated and will be removed: it now reads as spec.waitTimeout 1h0m0s (4 runs of schedule \"7,22,37,52 * * * *\", whose longest gap is 15m0s)"},
+		{name: "waitLimit on an uneven schedule", spec: "  schedule: \"0 8,20 * * *\"\n  waitLimit: 2\n", want: 24 * time.Hour, deprecated: "longest gap is 12h0m0s"},
+		{name: "waitLimit capped at a week", spec: "  schedule: \"0 0 * * 1\"\n  waitLimit: 3\n", want: 168 * time.Hour, deprecated: "longest gap is 168h0m0s"},
+		{name: "both", spec: "  waitLimit: 4\n  waitTimeout: 1h\n", err: "spec.waitLimit 4 and spec.waitTimeout 1h0m0s: set one"},
+		{name: "too short", spec: "  waitTimeout: 30s\n", err: "spec.waitTimeout 30s: must be between 1m and 168h0m0s"},
+		{name: "too long", spec: "  waitTimeout: 200h\n", err: "must be between 1m and 168h0m0s"},
+		{name: "negative limit", spec: "  waitLimit: -1\n", err: "spec.waitLimit -1: must be at least 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(base + tc.spec + img))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Parse: %v, want an error containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Spec.EffectiveWaitTimeout(); got != tc.want {
+				t.Errorf("EffectiveWaitTimeout = %s, want %s", got, tc.want)
+			}
+			deps := strings.Join(cfg.Deprecations(), "\n")
+			if (tc.deprecated == "") != (deps == "") || !strings.Contains(deps, tc.deprecated) {
+				t.Errorf("Deprecations = %q, want %q", deps, tc.deprecated)
+			}
+		})
+	}
+}

@@ -19,12 +19,10 @@ import (
 
 // Defaults applied by Default.
 const (
-	DefaultSchedule   = "7,22,37,52 * * * *"
-	DefaultTag        = "latest"
-	DefaultRunAsUser  = int64(65532)
-	DefaultPullPolicy = "IfNotPresent"
-	// DefaultWaitLimit: four ticks of the default schedule, about an hour.
-	DefaultWaitLimit    = 4
+	DefaultSchedule     = "7,22,37,52 * * * *"
+	DefaultTag          = "latest"
+	DefaultRunAsUser    = int64(65532)
+	DefaultPullPolicy   = "IfNotPresent"
 	maxImageNameChars   = 63 - len("status-") // the name part of the status annotation key
 	maxCronJobNameChars = 52                  // the CronJob controller appends an 11-character suffix to Job names
 )
@@ -43,9 +41,6 @@ func ValidDigest(d string) bool { return digestPattern.MatchString(d) }
 func (c *RefreshConfig) Default() {
 	if c.Spec.Schedule == "" {
 		c.Spec.Schedule = DefaultSchedule
-	}
-	if c.Spec.WaitLimit == 0 {
-		c.Spec.WaitLimit = DefaultWaitLimit
 	}
 	// Empty lists count as unset, as empty maps do below: they marshal to nothing.
 	if len(c.Spec.Platforms) == 0 {
@@ -120,8 +115,8 @@ func (c *RefreshConfig) Validate() error {
 	if err := ValidateSchedule(c.Spec.Schedule); err != nil {
 		add("spec.schedule %q: %v", c.Spec.Schedule, err)
 	}
-	if c.Spec.WaitLimit < 1 {
-		add("spec.waitLimit %d: must be at least 1", c.Spec.WaitLimit)
+	if c.Spec.WaitLimit < 0 {
+		add("spec.waitLimit %d: must be at least 1 (deprecated: use spec.waitTimeout)", c.Spec.WaitLimit)
 	}
 	if len(c.Spec.Images) == 0 {
 		add("spec.images: at least one image is required")

@@ -85,7 +85,9 @@ the last entry is the latest failure, not necessarily the latest run. At 1 MiB t
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := postrender.Options{AllowExternalKeys: allowExternalKeys}
+			opts := postrender.Options{AllowExternalKeys: allowExternalKeys, Warn: func(message string) {
+				fmt.Fprintln(cmd.ErrOrStderr(), "postrender: warning:", message)
+			}}
 			if configFile != "" {
 				data, err := os.ReadFile(configFile)
 				if err != nil {

@@ -82,7 +82,7 @@ func newStatusCluster(t *testing.T) *statusCluster {
 		ObjectMeta: metav1.ObjectMeta{Name: "stg-workers", Namespace: "tracebloc", Annotations: map[string]string{
 			"tracebloc.io/consumer": d["old-consumer"], "tracebloc.io/cache": d["cache"],
 			"image-refresh.io/status-consumer": status(refresher.Status{State: refresher.StateQuarantined, Since: "2026-07-01T10:15:00Z", Digest: d["old-consumer"], Quarantined: d["consumer"]}),
-			"image-refresh.io/status-cache":    status(refresher.Status{State: refresher.StateWaiting, Since: "2026-07-01T11:52:00Z", Digest: d["cache"], Generation: 4, Waits: 1, Error: "Deployment tracebloc/stg-workers: its rollout is not complete"}),
+			"image-refresh.io/status-cache":    status(refresher.Status{State: refresher.StateWaiting, Since: "2026-07-01T11:52:00Z", Digest: d["cache"], Generation: 4, WaitingSince: "2026-07-01T11:52:00Z", Error: "Deployment tracebloc/stg-workers: its rollout is not complete"}),
 		}},
 		Spec: appsv1.DeploymentSpec{Selector: selector("workers"), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
 			{Name: "worker", Env: []corev1.EnvVar{{Name: "CONSUMER_DIGEST", Value: d["old-consumer"]}}},

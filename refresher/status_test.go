@@ -1,0 +1,94 @@
+package refresher
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/contract"
+)
+
+// TestReadStatus: a status annotation is input: what is not digest-shaped or not a time is
+// dropped, a time later than now (beyond the clock skew) is clamped to now, an oversized or
+// unknown one is ignored; each correction is said.
+func TestReadStatus(t *testing.T) {
+	now := clock
+	future := now.Add(24 * time.Hour).Format(time.RFC3339)
+	d := digestOf('a')
+	for _, tc := range []struct {
+		name  string
+		in    Status
+		raw   string
+		want  Status
+		notes []string
+	}{
+		{name: "valid, unchanged", in: Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Digest: d, Generation: 3, Applied: "2026-07-01T11:00:00Z"},
+			want: Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Digest: d, Generation: 3, Applied: "2026-07-01T11:00:00Z"}},
+		{name: "within the clock skew", in: Status{State: StateOK, Since: now.Add(30 * time.Second).Format(time.RFC3339)},
+			want: Status{State: StateOK, Since: now.Add(30 * time.Second).Format(time.RFC3339)}},
+		{name: "pendingSince in the future soaks from now", in: Status{State: StateSoaking, Since: "2026-07-01T11:00:00Z", Pending: d, PendingSince: "2036-01-01T00:00:00Z"},
+			want:  Status{State: StateSoaking, Since: "2026-07-01T11:00:00Z", Pending: d, PendingSince: "2026-07-01T12:00:00Z"},
+			notes: []string{"pendingSince 2036-01-01T00:00:00Z is later than now (2026-07-01T12:00:00Z): clamped to now"}},
+		{name: "applied and since written by a clock a day ahead", in: Status{State: StateOK, Since: future, Digest: d, Generation: 2, Applied: future},
+			want:  Status{State: StateOK, Since: "2026-07-01T12:00:00Z", Digest: d, Generation: 2, Applied: "2026-07-01T12:00:00Z"},
+			notes: []string{"applied " + future + " is later than now (2026-07-01T12:00:00Z): clamped to now", "since " + future + " is later than now (2026-07-01T12:00:00Z): clamped to now"}},
+		{name: "previous and quarantined not digests", in: Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Previous: "evil:latest", Quarantined: "sha256:short"},
+			want:  Status{State: StateOK, Since: "2026-07-01T11:00:00Z"},
+			notes: []string{`previous "evil:latest" is not a sha256 digest: dropped`, `quarantined "sha256:short" is not a sha256 digest: dropped`}},
+		{name: "a time that is not RFC 3339", in: Status{State: StateWaiting, Since: "yesterday", WaitingSince: "2026-07-01T11:00:00Z"},
+			want:  Status{State: StateWaiting, WaitingSince: "2026-07-01T11:00:00Z"},
+			notes: []string{`since "yesterday" is not an RFC 3339 time: dropped`}},
+		{name: "a refusal from the future", in: Status{State: StateFailed, Since: "2026-07-01T11:00:00Z", Refused: Refusal{Digest: d, Reason: "signature-missing", Keys: "k", At: future}},
+			want:  Status{State: StateFailed, Since: "2026-07-01T11:00:00Z"},
+			notes: []string{"an invalid signature refusal is dropped"}},
+		{name: "oversized", raw: `{"state":"ok","error":"` + strings.Repeat("x", contract.GuardStatusMaxBytes) + `"}`,
+			notes: []string{"a status of 4121 bytes (more than 4096) is ignored"}},
+		{name: "unknown state", raw: `{"state":"bogus"}`, notes: []string{`a status of unknown state "bogus" is ignored`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := tc.raw
+			if raw == "" {
+				raw = tc.in.encode()
+			}
+			got, notes := readStatus(raw, now)
+			if got != tc.want {
+				t.Errorf("status\n got %+v\nwant %+v", got, tc.want)
+			}
+			if strings.Join(notes, "|") != strings.Join(tc.notes, "|") {
+				t.Errorf("corrections\n got %q\nwant %q", notes, tc.notes)
+			}
+		})
+	}
+}
+
+// A pendingSince forged far into the future would soak forever: it is clamped to the tick that
+// reads it, written back once (logged), and the digest is applied a soak later.
+func TestRunForgedPendingSinceSoaksFromNow(t *testing.T) {
+	var f *fixture
+	f = newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+		annotations, _ := f.current()
+		annotations[ingestorKey] = stale
+		annotations[statusKey("ingestor")] = Status{State: StateSoaking, Since: "2026-07-01T11:00:00Z", Pending: f.digest["ingestor"], PendingSince: "2036-01-01T00:00:00Z"}.encode()
+		return deployment(annotations, env(stale))
+	})
+	f.image("ingestor").Soak = config.Duration(time.Hour)
+	report, patches := f.safeTick(t, clock)
+	if got := report.Images[2]; got.Decision != DecisionSoaking || len(got.Corrections) != 1 {
+		t.Fatalf("first tick: %s, corrections %q", got.Decision, got.Corrections)
+	}
+	if len(patches) != 1 || !strings.Contains(patches[0], `pendingSince\":\"2026-07-01T12:00:00Z`) {
+		t.Errorf("first tick: patches %q, want the corrected status written once", patches)
+	}
+	if !strings.Contains(f.logs.String(), `"status_corrected":["pendingSince 2036-01-01T00:00:00Z is later than now`) {
+		t.Errorf("the correction is not logged:\n%s", f.logs.String())
+	}
+	if _, patches := f.safeTick(t, clock.Add(30*time.Minute)); len(patches) != 0 {
+		t.Errorf("a steady soak after the correction wrote %q", patches)
+	}
+	if report, _ := f.safeTick(t, clock.Add(time.Hour)); report.Images[2].Decision != DecisionUpdateEnv {
+		t.Errorf("a soak after the correction: %s, want %s", report.Images[2].Decision, DecisionUpdateEnv)
+	}
+}
