@@ -67,8 +67,7 @@ func TestReadStatus(t *testing.T) {
 // A pendingSince forged far into the future would soak forever: it is clamped to the tick that
 // reads it, written back once (logged), and the digest is applied a soak later.
 func TestRunForgedPendingSinceSoaksFromNow(t *testing.T) {
-	var f *fixture
-	f = newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
 		annotations, _ := f.current()
 		annotations[ingestorKey] = stale
 		annotations[statusKey("ingestor")] = Status{State: StateSoaking, Since: "2026-07-01T11:00:00Z", Pending: f.digest["ingestor"], PendingSince: "2036-01-01T00:00:00Z"}.encode()
