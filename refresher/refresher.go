@@ -29,6 +29,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/client-go/util/retry"
@@ -49,6 +50,11 @@ type Kube interface {
 	PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error)
 	// CreateEvent creates an events.k8s.io/v1 Event. A failure is logged, never fails a tick.
 	CreateEvent(ctx context.Context, event *eventsv1.Event) error
+	// GetEvent reads an Event; PatchEvent applies a JSON merge patch to one (its series).
+	GetEvent(ctx context.Context, namespace, name string) (*eventsv1.Event, error)
+	PatchEvent(ctx context.Context, namespace, name string, patch []byte) error
+	// GetCronJob reads a CronJob; only the status view calls it (when the refresher last ran).
+	GetCronJob(ctx context.Context, namespace, name string) (*batchv1.CronJob, error)
 	// ListPods lists a namespace's Pods by label selector; only the status view calls it.
 	ListPods(ctx context.Context, namespace, selector string) (*corev1.PodList, error)
 }

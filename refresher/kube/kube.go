@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,10 +24,10 @@ import (
 // RequestTimeout bounds every API request of a Client.
 const RequestTimeout = 30 * time.Second
 
-// Client reads and patches Deployments (apps/v1), creates Events (events.k8s.io/v1) and lists
-// Pods (core/v1, for the status view).
+// Client reads and patches Deployments (apps/v1), creates and updates Events (events.k8s.io/v1),
+// and for the status view lists Pods (core/v1) and reads CronJobs (batch/v1).
 type Client struct {
-	apps, events, core rest.Interface
+	apps, events, batch, core rest.Interface
 }
 
 // NewForConfig returns a Client for c, fit for one tick: a timeout on every request and no
@@ -41,8 +42,8 @@ func NewForConfig(c *rest.Config, userAgent string) (*Client, error) {
 	c.APIPath = "/apis"
 	c.ContentType = runtime.ContentTypeJSON
 	c.NegotiatedSerializer = codecs.WithoutConversion()
-	clients := make([]rest.Interface, 2)
-	for i, gv := range []schema.GroupVersion{appsv1.SchemeGroupVersion, eventsv1.SchemeGroupVersion} {
+	clients := make([]rest.Interface, 3)
+	for i, gv := range []schema.GroupVersion{appsv1.SchemeGroupVersion, eventsv1.SchemeGroupVersion, batchv1.SchemeGroupVersion} {
 		gc := rest.CopyConfig(c)
 		gc.GroupVersion = &gv
 		client, err := rest.RESTClientFor(gc)
@@ -55,7 +56,7 @@ func NewForConfig(c *rest.Config, userAgent string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{apps: clients[0], events: clients[1], core: core}, nil
+	return &Client{apps: clients[0], events: clients[1], batch: clients[2], core: core}, nil
 }
 
 var codecs = func() serializer.CodecFactory {
@@ -63,6 +64,7 @@ var codecs = func() serializer.CodecFactory {
 	for gv, add := range map[schema.GroupVersion]func(*runtime.Scheme) error{
 		appsv1.SchemeGroupVersion:   appsv1.AddToScheme,
 		eventsv1.SchemeGroupVersion: eventsv1.AddToScheme,
+		batchv1.SchemeGroupVersion:  batchv1.AddToScheme,
 		corev1.SchemeGroupVersion:   corev1.AddToScheme,
 	} {
 		if err := add(scheme); err != nil {
@@ -99,4 +101,27 @@ func (c *Client) PatchDeployment(ctx context.Context, namespace, name string, pa
 // CreateEvent creates an Event (events.k8s.io/v1) in its namespace.
 func (c *Client) CreateEvent(ctx context.Context, event *eventsv1.Event) error {
 	return c.events.Post().Namespace(event.Namespace).Resource("events").Body(event).Do(ctx).Error()
+}
+
+// GetEvent reads the Event namespace/name.
+func (c *Client) GetEvent(ctx context.Context, namespace, name string) (*eventsv1.Event, error) {
+	event := &eventsv1.Event{}
+	if err := c.events.Get().Namespace(namespace).Resource("events").Name(name).Do(ctx).Into(event); err != nil {
+		return nil, err
+	}
+	return event, nil
+}
+
+// PatchEvent applies a JSON merge patch to the Event namespace/name.
+func (c *Client) PatchEvent(ctx context.Context, namespace, name string, patch []byte) error {
+	return c.events.Patch(types.MergePatchType).Namespace(namespace).Resource("events").Name(name).Body(patch).Do(ctx).Error()
+}
+
+// GetCronJob reads the CronJob namespace/name.
+func (c *Client) GetCronJob(ctx context.Context, namespace, name string) (*batchv1.CronJob, error) {
+	cj := &batchv1.CronJob{}
+	if err := c.batch.Get().Namespace(namespace).Resource("cronjobs").Name(name).Do(ctx).Into(cj); err != nil {
+		return nil, err
+	}
+	return cj, nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,6 +36,22 @@ func (c Client) PatchDeployment(ctx context.Context, namespace, name string, pat
 func (c Client) CreateEvent(ctx context.Context, event *eventsv1.Event) error {
 	_, err := c.EventsV1().Events(event.Namespace).Create(ctx, event, metav1.CreateOptions{})
 	return err
+}
+
+// GetEvent reads the Event namespace/name.
+func (c Client) GetEvent(ctx context.Context, namespace, name string) (*eventsv1.Event, error) {
+	return c.EventsV1().Events(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// PatchEvent applies a JSON merge patch to the Event namespace/name.
+func (c Client) PatchEvent(ctx context.Context, namespace, name string, patch []byte) error {
+	_, err := c.EventsV1().Events(namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
+}
+
+// GetCronJob reads the CronJob namespace/name.
+func (c Client) GetCronJob(ctx context.Context, namespace, name string) (*batchv1.CronJob, error) {
+	return c.BatchV1().CronJobs(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
 // ListPods lists the Pods of namespace that match selector.
