@@ -33,6 +33,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -238,6 +239,9 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	}
 
 	d.section("pushing a new ingestor image, UNSIGNED; the next scheduled run refuses it")
+	if err := d.betweenRuns(ctx, w); err != nil {
+		return err
+	}
 	newDigest, err := rel.Push(ctx, harness.Ingestor)
 	if err != nil {
 		return err
@@ -257,7 +261,7 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	if err != nil {
 		return err
 	}
-	if ingestorLine["decision"] != string(refresher.DecisionFailed) || !strings.Contains(fmt.Sprint(ingestorLine), signature.ReasonMissing) {
+	if ingestorLine["decision"] != string(refresher.DecisionFailed) || ingestorLine["signature_remembered"] == true || !strings.Contains(fmt.Sprint(ingestorLine), signature.ReasonMissing) {
 		return fmt.Errorf("the run after the unsigned push did not refuse it with %s: %v", signature.ReasonMissing, ingestorLine)
 	}
 	if err := d.printRefusal(ctx, w.Cluster, rel, before, newDigest); err != nil {
@@ -265,6 +269,9 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	}
 
 	d.section("signing it with cosign; the scheduled runs apply it (a refusal is remembered for recheckAfter=1m)")
+	if err := d.betweenRuns(ctx, w); err != nil {
+		return err
+	}
 	if err := sign(harness.Ingestor, newDigest); err != nil {
 		return err
 	}
@@ -316,7 +323,7 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 
 // scheduledRun waits for the first Job the CronJob created on its schedule after since to
 // finish, completed or failed (a refused digest fails the run: exit 1, and the Job retries its
-// pod once, backoffLimit 1), and prints when it fired and its pods' logs. It returns the Job
+// pod, backoffLimit 1 by default), and prints when it fired and its pods' logs. It returns the Job
 // and the ingestor's log record of its first pod.
 func (d *demo) scheduledRun(ctx context.Context, w *harness.NodeWorld, since time.Time) (*batchv1.Job, map[string]any, error) {
 	var job *batchv1.Job
@@ -368,7 +375,7 @@ func (d *demo) scheduledRun(ctx context.Context, w *harness.NodeWorld, since tim
 			d.Logf("CronJob fired Job %s at %s; pod %s ran image %s: %s", job.Name, job.CreationTimestamp.Format(time.TimeOnly), pod.Name, harness.ImageDigest(pod, pod.Spec.Containers[0].Name), exit)
 			d.Logf("$ kubectl logs %s -n %s", pod.Name, namespace)
 		} else {
-			d.Logf("the Job retried it (backoffLimit 1): pod %s, %s; its ingestor record:", pod.Name, exit)
+			d.Logf("the Job retried it (backoffLimit %d): pod %s, %s; its ingestor record:", ptrOr(job.Spec.BackoffLimit), pod.Name, exit)
 		}
 		for line := range strings.SplitSeq(strings.TrimSpace(logs), "\n") {
 			var rec map[string]any
@@ -390,6 +397,32 @@ func (d *demo) scheduledRun(ctx context.Context, w *harness.NodeWorld, since tim
 	return job, ingestor, nil
 }
 
+// betweenRuns waits until no scheduled run is in progress and the next one is at least 15 s
+// away (the demo's schedule fires every minute, on the minute), so that what the demo does next
+// in the registry lands between two runs: the next run is the first to see it.
+func (d *demo) betweenRuns(ctx context.Context, w *harness.NodeWorld) error {
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if s := time.Now().Second(); s < 5 || s > 45 {
+			return false, nil
+		}
+		jobs, err := w.Cluster.Client.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, j := range jobs.Items {
+			if owner := metav1.GetControllerOf(&j); owner != nil && owner.Kind == "CronJob" &&
+				!harness.JobCondition(&j, batchv1.JobComplete) && !harness.JobCondition(&j, batchv1.JobFailed) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for a moment between two scheduled runs: %w", err)
+	}
+	return nil
+}
+
 // printRefusal shows what the refused digest left behind: the target unchanged but for the
 // ingestor's status annotation (refused), the consumer pod on the previous digest, and the
 // VerificationFailed Event; an error when any of it does not hold.
@@ -400,11 +433,13 @@ func (d *demo) printRefusal(ctx context.Context, cluster *harness.Cluster, rel *
 	}
 	oldEnv, _ := before.Env(harness.DigestEnv)
 	env, _ := now.Env(harness.DigestEnv)
-	if env != oldEnv || now.Annotation(harness.Ingestor) != before.Annotation(harness.Ingestor) || len(now.ReplicaSets) != len(before.ReplicaSets) || now.Deployment.Generation != before.Deployment.Generation {
-		return fmt.Errorf("the refusal changed the Deployment: %s %s → %s, generation %d → %d, ReplicaSets %d → %d", harness.DigestEnv, oldEnv, env,
-			before.Deployment.Generation, now.Deployment.Generation, len(before.ReplicaSets), len(now.ReplicaSets))
+	// The Deployment's generation moves with its annotations too (the status is one): compare
+	// the spec.
+	if !apiequality.Semantic.DeepEqual(before.Deployment.Spec, now.Deployment.Spec) || now.Annotation(harness.Ingestor) != before.Annotation(harness.Ingestor) || len(now.ReplicaSets) != len(before.ReplicaSets) {
+		return fmt.Errorf("the refusal changed the Deployment: %s %s → %s, %s %s → %s, ReplicaSets %d → %d", harness.DigestEnv, oldEnv, env,
+			harness.Ingestor.Annotation(), before.Annotation(harness.Ingestor), now.Annotation(harness.Ingestor), len(before.ReplicaSets), len(now.ReplicaSets))
 	}
-	d.Logf("\nDeployment %s unchanged (generation %d, %d ReplicaSets): %s still %s, %s too", rel.Deployment(), now.Deployment.Generation, len(now.ReplicaSets), harness.DigestEnv, env, harness.Ingestor.Annotation())
+	d.Logf("\nDeployment %s: spec unchanged (%s still %s), %s unchanged, still %d ReplicaSets", rel.Deployment(), harness.DigestEnv, env, harness.Ingestor.Annotation(), len(now.ReplicaSets))
 	pod, err := harness.WaitRollout(ctx, cluster, namespace, rel.Deployment())
 	if err != nil {
 		return err
@@ -450,7 +485,11 @@ func (d *demo) printKeysMount(ctx context.Context, cluster *harness.Cluster, cj 
 			if err != nil {
 				return fmt.Errorf("reading the keys ConfigMap: %w", err)
 			}
-			d.Logf("trusted keys: ConfigMap %s (%s), mounted read-only (%v) at %s", cm.Name, strings.Join(slices.Sorted(maps.Keys(cm.Data)), ", "), m.ReadOnly, m.MountPath)
+			mode := "read-only"
+			if !m.ReadOnly {
+				mode = "writable"
+			}
+			d.Logf("trusted keys: ConfigMap %s (%s), mounted %s at %s", cm.Name, strings.Join(slices.Sorted(maps.Keys(cm.Data)), ", "), mode, m.MountPath)
 			return nil
 		}
 	}
@@ -617,6 +656,13 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+func ptrOr(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // lastLine is the last non-empty line of s.
