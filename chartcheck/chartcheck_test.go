@@ -471,7 +471,7 @@ func TestStreamEdits(t *testing.T) {
 			name: "Role grants Secrets",
 			old:  "  verbs:\n  - get\n  - patch\n",
 			new:  "  verbs:\n  - get\n  - patch\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [get]\n",
-			want: []string{`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create on events.events.k8s.io; found rules[1]: apiGroups [""] resources ["secrets"] verbs ["get"]`},
+			want: []string{`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create,get,patch on events.events.k8s.io; found rules[1]: apiGroups [""] resources ["secrets"] verbs ["get"]`},
 		},
 		{
 			name: "CronJob runs as another ServiceAccount",
@@ -575,21 +575,21 @@ func TestStreamEdits(t *testing.T) {
 			name: "Role allows creating core Events; the refresher creates events.k8s.io ones",
 			old:  "  verbs:\n  - get\n  - patch\n",
 			new:  "  verbs:\n  - get\n  - patch\n- apiGroups: [\"\"]\n  resources: [events]\n  verbs: [create]\n",
-			want: []string{`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create on events.events.k8s.io; found rules[1]: apiGroups [""] resources ["events"] verbs ["create"]`},
+			want: []string{`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create,get,patch on events.events.k8s.io; found rules[1]: apiGroups [""] resources ["events"] verbs ["create"]`},
 		},
 		{
-			name: "Role without create on events",
-			old:  "- apiGroups:\n  - events.k8s.io\n  resources:\n  - events\n  verbs:\n  - create\n",
+			name: "Role without the rule on events",
+			old:  "- apiGroups:\n  - events.k8s.io\n  resources:\n  - events\n  verbs:\n  - create\n  - get\n  - patch\n",
 			new:  "",
-			want: []string{`rbac: ` + role + `: expected get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create on events.events.k8s.io; found no create on events.events.k8s.io: the refresher's Events would be refused`},
+			want: []string{`rbac: ` + role + `: expected get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create,get,patch on events.events.k8s.io; found no rule of exactly create,get,patch on events.events.k8s.io: the refresher's Events (and their series) would be refused`},
 		},
 		{
 			name: "Role may also read, change or delete Events",
-			old:  "  - events\n  verbs:\n  - create\n",
-			new:  "  - events\n  verbs:\n  - create\n  - delete\n",
+			old:  "  - events\n  verbs:\n  - create\n  - get\n  - patch\n",
+			new:  "  - events\n  verbs:\n  - create\n  - get\n  - patch\n  - delete\n",
 			want: []string{
-				`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create on events.events.k8s.io; found rules[1]: apiGroups ["events.k8s.io"] resources ["events"] verbs ["create" "delete"]`,
-				`rbac: ` + role + `: expected get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create on events.events.k8s.io; found no create on events.events.k8s.io: the refresher's Events would be refused`,
+				`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create,get,patch on events.events.k8s.io; found rules[1]: apiGroups ["events.k8s.io"] resources ["events"] verbs ["create" "get" "patch" "delete"]`,
+				`rbac: ` + role + `: expected get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create,get,patch on events.events.k8s.io; found no rule of exactly create,get,patch on events.events.k8s.io: the refresher's Events (and their series) would be refused`,
 			},
 		},
 		{
@@ -597,15 +597,15 @@ func TestStreamEdits(t *testing.T) {
 			old:  "  - events.k8s.io\n  resources:\n  - events\n",
 			new:  "  - \"*\"\n  resources:\n  - events\n",
 			want: []string{
-				`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create on events.events.k8s.io; found rules[1]: apiGroups ["*"] resources ["events"] verbs ["create"]`,
-				`rbac: ` + role + `: expected get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create on events.events.k8s.io; found no create on events.events.k8s.io: the refresher's Events would be refused`,
+				`rbac: ` + role + `: expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create,get,patch on events.events.k8s.io; found rules[1]: apiGroups ["*"] resources ["events"] verbs ["create" "get" "patch"]`,
+				`rbac: ` + role + `: expected get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create,get,patch on events.events.k8s.io; found no rule of exactly create,get,patch on events.events.k8s.io: the refresher's Events (and their series) would be refused`,
 			},
 		},
 		{
 			name: "events rule twice",
-			old:  "  - events\n  verbs:\n  - create\n",
-			new:  "  - events\n  verbs:\n  - create\n- {apiGroups: [events.k8s.io], resources: [events], verbs: [create]}\n",
-			want: []string{`rbac: ` + role + `: expected one rule for events; found rules[2]: apiGroups ["events.k8s.io"] resources ["events"] verbs ["create"], again`},
+			old:  "  - events\n  verbs:\n  - create\n  - get\n  - patch\n",
+			new:  "  - events\n  verbs:\n  - create\n  - get\n  - patch\n- {apiGroups: [events.k8s.io], resources: [events], verbs: [create, get, patch]}\n",
+			want: []string{`rbac: ` + role + `: expected one rule for events; found rules[2]: apiGroups ["events.k8s.io"] resources ["events"] verbs ["create" "get" "patch"], again`},
 		},
 		{
 			name:     "Role rendered twice",
@@ -665,7 +665,7 @@ func TestStreamEdits(t *testing.T) {
 			want: []string{
 				`rbac: Role "stg-image-refresh" (document 6): expected resourceNames [stg-jobs-manager]; found rules[0]: resourceName "other", which is no floating image's target`,
 				`rbac: Role "stg-image-refresh" (document 6): expected resourceNames [stg-jobs-manager]; found rules[1]: resourceName "other", which is no floating image's target`,
-				`rbac: Role "stg-image-refresh" (document 6): expected get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create on events.events.k8s.io; found no patch on Deployment "stg-jobs-manager"`,
+				`rbac: Role "stg-image-refresh" (document 6): expected get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create,get,patch on events.events.k8s.io; found no patch on Deployment "stg-jobs-manager"`,
 			},
 		},
 		{
@@ -786,8 +786,8 @@ func TestStreamEdits(t *testing.T) {
 			old:  "  verbs:\n  - get\n  - patch\n",
 			new:  "  verbs:\n  - get\n  - patch\n  nonResourceURLs: [/metrics]\n",
 			want: []string{
-				`rbac: Role "stg-image-refresh" (document 6): expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create on events.events.k8s.io; found rules[0]: apiGroups ["apps"] resources ["deployments"] verbs ["get" "patch"] resourceNames ["stg-jobs-manager"] nonResourceURLs ["/metrics"]`,
-				`rbac: Role "stg-image-refresh" (document 6): expected get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create on events.events.k8s.io; found no get or patch on Deployment "stg-jobs-manager"`,
+				`rbac: Role "stg-image-refresh" (document 6): expected only get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create,get,patch on events.events.k8s.io; found rules[0]: apiGroups ["apps"] resources ["deployments"] verbs ["get" "patch"] resourceNames ["stg-jobs-manager"] nonResourceURLs ["/metrics"]`,
+				`rbac: Role "stg-image-refresh" (document 6): expected get and patch on deployments.apps with resourceNames [stg-jobs-manager], and create,get,patch on events.events.k8s.io; found no get or patch on Deployment "stg-jobs-manager"`,
 			},
 		},
 		{

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/apiserver/pkg/authentication/user"
+
+	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // checkRBAC: the CronJob runs as the ServiceAccount named after the config, bound by the
@@ -221,10 +223,10 @@ func describeSubjects(subjects []rbacv1.Subject, bindingNamespace string) string
 	return strings.Join(described, ", ")
 }
 
-// eventsRule is the refresher's one grant besides its targets: create Events (events.k8s.io/v1)
-// about them. Exactly this rule is accepted — no other verb, group (the core group's events),
-// resource or resourceNames.
-var eventsRule = rbacv1.PolicyRule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create"}}
+// eventsRule is the refresher's one grant besides its targets: rules.EventVerbs on Events
+// (events.k8s.io/v1). Exactly this rule is accepted — no other verb, group (the core group's
+// events), resource or resourceNames.
+var eventsRule = rbacv1.PolicyRule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: rules.EventVerbs}
 
 func isEventsRule(r rbacv1.PolicyRule) bool {
 	return slices.Equal(r.APIGroups, eventsRule.APIGroups) && slices.Equal(r.Resources, eventsRule.Resources) &&
@@ -235,7 +237,7 @@ func isEventsRule(r rbacv1.PolicyRule) bool {
 // each target, verbs counted per Deployment (get on A and B with patch on A leaves B unpatchable),
 // and exactly one rule to create events.k8s.io Events.
 func checkRules(doc string, rules []rbacv1.PolicyRule, targets []string) []Finding {
-	want := fmt.Sprintf("get and patch on deployments.apps with resourceNames %v, and create on events.events.k8s.io", targets)
+	want := fmt.Sprintf("get and patch on deployments.apps with resourceNames %v, and %s on events.events.k8s.io", targets, strings.Join(eventsRule.Verbs, ","))
 	var findings []Finding
 	events := 0
 	verbsOf := map[string]map[string]bool{}
@@ -290,7 +292,7 @@ func checkRules(doc string, rules []rbacv1.PolicyRule, targets []string) []Findi
 		}
 	}
 	if events == 0 {
-		findings = append(findings, Finding{Document: doc, Expected: want, Found: "no create on events.events.k8s.io: the refresher's Events would be refused"})
+		findings = append(findings, Finding{Document: doc, Expected: want, Found: "no rule of exactly " + strings.Join(eventsRule.Verbs, ",") + " on events.events.k8s.io: the refresher's Events (and their series) would be refused"})
 	}
 	return findings
 }

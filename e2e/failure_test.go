@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"log/slog"
 	"maps"
 	"strings"
@@ -67,6 +68,26 @@ func TestRegistryFailures(t *testing.T) {
 			t.Errorf("ticks 2–10 of the outage wrote the Deployment: generation %d → %d, annotations\n%v\n→ %v", b.Generation, a.Generation, b.Annotations, a.Annotations)
 		}
 		t.Logf("10 failing ticks: generation %d → %d (the first tick wrote the statuses)", s0.Deployment.Generation, after.Deployment.Generation)
+		// The repetition is carried by one Failed Event per image, its series counting the ticks.
+		list, err := r.Cluster.Client.EventsV1().Events(r.Namespace).List(t.Context(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		failedEvents := map[string][]int32{}
+		for _, e := range list.Items {
+			if e.Reason == refresher.ReasonFailed && e.ReportingController == refresher.EventController {
+				count := int32(1)
+				if e.Series != nil {
+					count = e.Series.Count
+				}
+				failedEvents[e.Note[:strings.Index(e.Note, " (")]] = append(failedEvents[e.Note[:strings.Index(e.Note, " (")]], count)
+			}
+		}
+		for _, img := range allImages {
+			if got := failedEvents["image "+img.Name]; len(got) != 1 || got[0] != 10 {
+				t.Errorf("Failed Events of %s over 10 failing ticks: series counts %v, want one Event counting 10", img.Name, got)
+			}
+		}
 	})
 }
 

@@ -149,11 +149,11 @@ func checkRBAC(t *testing.T, r *release, serviceAccount string) {
 		t.Fatal(err)
 	}
 	if len(role.Rules) != 2 {
-		t.Fatalf("Role %s has %d rules %+v; want exactly two: get,patch on deployments.apps/%s and create on events.events.k8s.io", role.Name, len(role.Rules), role.Rules, deployName)
+		t.Fatalf("Role %s has %d rules %+v; want exactly two: get,patch on deployments.apps/%s and %v on events.events.k8s.io", role.Name, len(role.Rules), role.Rules, deployName, contract.EventVerbs)
 	}
 	if events := role.Rules[1]; !slices.Equal(events.APIGroups, []string{"events.k8s.io"}) || !slices.Equal(events.Resources, []string{"events"}) ||
-		!slices.Equal(events.Verbs, []string{"create"}) || len(events.ResourceNames) != 0 || len(events.NonResourceURLs) != 0 {
-		t.Errorf("Role %s has rule %+v; want only create on events.events.k8s.io", role.Name, events)
+		!slices.Equal(events.Verbs, contract.EventVerbs) || len(events.ResourceNames) != 0 || len(events.NonResourceURLs) != 0 {
+		t.Errorf("Role %s has rule %+v; want only %v on events.events.k8s.io", role.Name, events, contract.EventVerbs)
 	}
 	rule := role.Rules[0]
 	if !slices.Equal(rule.APIGroups, []string{"apps"}) || !slices.Equal(rule.Resources, []string{"deployments"}) ||

@@ -189,8 +189,8 @@ func (inj *injection) serviceAccount() any {
 }
 
 // role grants exactly what the refresher does: get and patch the floating images' target
-// Deployments, by name, and create Events (events.k8s.io) about them. Create cannot be
-// limited by name (the name of a new object is not known to the authorizer).
+// Deployments, by name, and create Events (events.k8s.io) about them, reading and patching one
+// to count a repeating outcome (contract.EventVerbs). Events cannot be limited by name.
 func (inj *injection) role() any {
 	type rule struct {
 		APIGroups     []string `yaml:"apiGroups"`
@@ -213,7 +213,7 @@ func (inj *injection) role() any {
 		}, {
 			APIGroups: []string{"events.k8s.io"},
 			Resources: []string{"events"},
-			Verbs:     []string{"create"},
+			Verbs:     contract.EventVerbs,
 		}},
 	}
 }

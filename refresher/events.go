@@ -3,7 +3,9 @@ package refresher
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -86,8 +89,10 @@ func eventFor(rep *ImageReport, prev Status, waitTimeout time.Duration) (reason,
 	return "", "", ""
 }
 
-// emitEvents creates one Event per image outcome on the target. A failure is logged as a
-// warning and never fails the tick: the image's outcome stands, the log has it.
+// emitEvents makes one Event per image outcome on the target. A waiting or failing outcome
+// that repeats the recorded state (the status did not move) is the same Event again: its
+// series (count, lastObservedTime) grows instead of a new Event per tick. A failure is logged
+// as a warning and never fails the tick: the image's outcome stands, the log has it.
 func (t *target) emitEvents(ctx context.Context, opts Options, waitTimeout time.Duration) {
 	for _, ti := range t.images {
 		rep := ti.report
@@ -99,8 +104,13 @@ func (t *target) emitEvents(ctx context.Context, opts Options, waitTimeout time.
 		if reason == "" {
 			continue
 		}
+		name := eventName(t.key.Name)
+		if repeats(reason) {
+			// One name per image, reason and state: every tick of one wait or failure is it.
+			name = seriesName(t.key.Name, rep.Name, reason, rep.Status.Since)
+		}
 		event := &eventsv1.Event{
-			ObjectMeta:          metav1.ObjectMeta{Name: eventName(t.key.Name), Namespace: t.key.Namespace},
+			ObjectMeta:          metav1.ObjectMeta{Name: name, Namespace: t.key.Namespace},
 			EventTime:           metav1.NewMicroTime(opts.Now()),
 			ReportingController: EventController,
 			ReportingInstance:   truncate(opts.Instance, 128),
@@ -116,7 +126,7 @@ func (t *target) emitEvents(ctx context.Context, opts Options, waitTimeout time.
 			event.Regarding.UID, event.Regarding.ResourceVersion = t.dep.UID, t.dep.ResourceVersion
 		}
 		ectx, cancel := context.WithTimeout(ctx, eventTimeout)
-		err := opts.Kube.CreateEvent(ectx, event)
+		err := recordEvent(ectx, opts.Kube, event, repeats(reason), opts.Now())
 		cancel()
 		if err != nil {
 			opts.Logger.LogAttrs(ctx, slog.LevelWarn, "event not created",
@@ -125,14 +135,51 @@ func (t *target) emitEvents(ctx context.Context, opts Options, waitTimeout time.
 	}
 }
 
+// repeats reports whether an Event of reason recurs on every tick its state lasts, and so is
+// kept as one Event with a series.
+func repeats(reason string) bool { return reason == ReasonWaiting || reason == ReasonFailed }
+
+// recordEvent creates event; a repeating one that exists already (this state's earlier ticks)
+// gets its series counted up instead: read, then a merge patch of series only.
+func recordEvent(ctx context.Context, kube Kube, event *eventsv1.Event, repeating bool, now time.Time) error {
+	err := kube.CreateEvent(ctx, event)
+	if err == nil || !repeating || !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	existing, err := kube.GetEvent(ctx, event.Namespace, event.Name)
+	if err != nil {
+		return fmt.Errorf("reading Event %s for its series: %w", event.Name, err)
+	}
+	count := int32(1)
+	if existing.Series != nil {
+		count = existing.Series.Count
+	}
+	patch, err := json.Marshal(map[string]any{"series": eventsv1.EventSeries{Count: count + 1, LastObservedTime: metav1.NewMicroTime(now)}})
+	if err != nil {
+		return fmt.Errorf("encoding the series of Event %s: %w", event.Name, err)
+	}
+	return kube.PatchEvent(ctx, event.Namespace, event.Name, patch)
+}
+
 // eventName is unique per Event: the target's name (cut to leave room) and 16 random hex digits.
 func eventName(target string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return cutTarget(target) + "." + hex.EncodeToString(b[:])
+}
+
+// seriesName names the one Event of an image's wait or failure that began at since: the
+// target's name and 16 hex digits of a hash of image, reason and since.
+func seriesName(target, image, reason, since string) string {
+	sum := sha256.Sum256([]byte(image + "\x00" + reason + "\x00" + since))
+	return cutTarget(target) + "." + hex.EncodeToString(sum[:8])
+}
+
+func cutTarget(target string) string {
 	if len(target) > 200 {
-		target = strings.TrimRight(target[:200], ".-")
+		return strings.TrimRight(target[:200], ".-")
 	}
-	return target + "." + hex.EncodeToString(b[:])
+	return target
 }
 
 // hostname is the default reportingInstance: in a CronJob, the pod's name.

@@ -352,6 +352,11 @@ func TestRunStatusRecordsTransitionsOnly(t *testing.T) {
 	if writes != 1 {
 		t.Errorf("10 failing ticks wrote the Deployment %d times, want once", writes)
 	}
+	// The repetition is one Event's series, not ten Events.
+	if failed := f.events(t)[ReasonFailed]; len(failed) != 1 || failed[0].Series == nil || failed[0].Series.Count != 10 ||
+		!failed[0].Series.LastObservedTime.Time.Equal(clock.Add(9*15*time.Minute)) {
+		t.Errorf("Failed events of 10 failing ticks: %+v, want one with series count 10, last observed at the 10th tick", failed)
+	}
 	f.srv.SetManifestStatus("ghcr.io/tracebloc/ingestor", 0)
 	f.kube.ClearActions()
 	report := f.run(t, f.options())

@@ -81,6 +81,11 @@ func CheckSharedEnv(targets []Target) map[int]*Violation {
 	return out
 }
 
+// EventVerbs are what the refresher's Role grants on events.k8s.io Events (no resourceNames: a
+// new Event's name is not known to the authorizer): create an Event, and get and patch one to
+// count a repeating outcome in its series instead of a new Event per tick.
+var EventVerbs = []string{"create", "get", "patch"}
+
 // CheckRoleCovers is the RBAC coverage rule: the Role the CronJob runs with is namespaced, so
 // every target must lie in its namespace. roleNamespace and the target's are resolved ("" = the
 // release namespace); a target with an explicit namespace is covered only by a Role in that
