@@ -40,6 +40,10 @@ const (
 	ViewFailed ViewState = "failed"
 	// ViewPinned: the config pins the digest; never polled.
 	ViewPinned ViewState = "pinned"
+	// ViewStale: the refresher stopped — its CronJob is suspended or gone, or no tick succeeded
+	// for staleAfterRuns scheduled runs (decideRun) — so the recorded state is not acted on;
+	// since is the last successful tick. Alerts like behind. A failed row stays failed.
+	ViewStale ViewState = "stale"
 )
 
 // StatusRow is one image in the status view.
@@ -59,10 +63,15 @@ type StatusRow struct {
 	Registry    string    `json:"registry,omitempty"`
 	State       ViewState `json:"state"`
 	// Since is when the image entered its state (status annotation), or, soaking, when the
-	// pending digest was first seen.
+	// pending digest was first seen, or, stale, the refresher's last successful tick.
 	Since string `json:"since,omitempty"`
-	// Detail is the status annotation's error, a failure, or a note (pods not listed).
+	// Detail is the status annotation's error, a failure, or a note (pods not listed; stale:
+	// the state the row would show otherwise).
 	Detail string `json:"detail,omitempty"`
+	// Refresher is, for a floating image, what the refresher's CronJob says when the view cannot
+	// vouch for its runs: why the row is stale, or why the last tick is unknown (the CronJob
+	// could not be read). The same for every floating row; empty while the refresher runs.
+	Refresher string `json:"refresher,omitempty"`
 	// Signature is the signature gate's verdict on Registry (verified, unsigned, invalid,
 	// unknown), for an image that needs one; SignatureLayout where the verifying signature was
 	// found, SignatureKey the key that verified it.
@@ -83,12 +92,15 @@ type ViewOptions struct {
 	// Keys are the trusted public keys; required when an image needs a signature, whose
 	// registry digest the view then verifies (a few GETs per distinct digest).
 	Keys []signature.PublicKey
+	// Now is the view's clock (status times, the refresher's staleness); default time.Now.
+	Now func() time.Time
 }
 
 // View is the status view: one row per image, in config order. It is read-only: one HEAD per
-// distinct floating tag, one GET of each target Deployment and one LIST of its pods; it never
-// writes. A failure to read is the row's state (failed), not an error; the error is for a view
-// that could not start (invalid config or options).
+// distinct floating tag, one GET of each target Deployment and one LIST of its pods, and one GET
+// of the refresher's CronJob (when it last ran, see decideRun); it never writes. A failure to
+// read is the row's state (failed), not an error — the CronJob's only a note (Refresher); the
+// error is for a view that could not start (invalid config or options).
 func View(ctx context.Context, cfg *config.RefreshConfig, opts ViewOptions) ([]StatusRow, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -99,6 +111,10 @@ func View(ctx context.Context, cfg *config.RefreshConfig, opts ViewOptions) ([]S
 	}
 	if len(floating) > 0 && opts.Kube == nil {
 		return nil, errors.New("status options: a Kubernetes client is required")
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
 	}
 	rows := make([]StatusRow, len(cfg.Spec.Images))
 	for i, rep := range report.Images {
@@ -144,7 +160,7 @@ func View(ctx context.Context, cfg *config.RefreshConfig, opts ViewOptions) ([]S
 		res := results[j]
 		row.Registry = res.Digest
 		if signatures != nil && res.Err == nil && cfg.VerificationRequired(img) {
-			check := signatures.check(ctx, img, res.Digest, Refusal{}, time.Now())
+			check := signatures.check(ctx, img, res.Digest, Refusal{}, now())
 			row.Signature, row.SignatureLayout, row.SignatureKey = check.State, check.Layout, check.Key
 			if check.err != nil && row.Detail == "" {
 				row.Detail = check.err.Error()
@@ -167,13 +183,51 @@ func View(ctx context.Context, cfg *config.RefreshConfig, opts ViewOptions) ([]S
 		if row.State == ViewFailed {
 			continue
 		}
-		st := parseStatus(tv.dep.Annotations[img.StatusAnnotation()], time.Now())
+		st := parseStatus(tv.dep.Annotations[img.StatusAnnotation()], now())
 		row.State, row.Since = viewState(row, st)
 		if st.Error != "" && row.Detail == "" {
 			row.Detail = st.Error
 		}
 	}
+	if len(floating) > 0 {
+		verdict := decideRun(readRun(ctx, cfg, opts.Kube, opts.Namespace, now()))
+		for _, fi := range floating {
+			applyRun(&rows[fi.index], verdict)
+		}
+	}
 	return rows, nil
+}
+
+// readRun reads the refresher's CronJob: named after the config, where the post-renderer
+// injects it (contract.RoleNamespace).
+func readRun(ctx context.Context, cfg *config.RefreshConfig, kube Kube, namespace string, now time.Time) runCheck {
+	ns := contract.RoleNamespace(cfg, "", namespace)
+	c := runCheck{Name: ns + "/" + cfg.Metadata.Name, Schedule: cfg.Spec.Schedule, Job: cfg.Spec.Job, Now: now}
+	if ns == "" {
+		c.Err = errors.New("no namespace: the config has no metadata.namespace and none was given")
+		return c
+	}
+	c.CronJob, c.Err = kube.GetCronJob(ctx, ns, cfg.Metadata.Name)
+	return c
+}
+
+// applyRun puts the verdict on the refresher's runs on a floating image's row: its note, and,
+// stale, the state stale since the last successful tick — but a failed row stays failed (it
+// already says why, and exits 1, which outranks stale's 3).
+func applyRun(row *StatusRow, v runVerdict) {
+	row.Refresher = v.Note
+	if !v.Stale || row.State == ViewFailed {
+		return
+	}
+	otherwise := "otherwise " + string(row.State)
+	if row.Since != "" {
+		otherwise += " since " + row.Since
+	}
+	row.Detail = strings.TrimSuffix(otherwise+"; "+row.Detail, "; ")
+	row.State, row.Since = ViewStale, ""
+	if !v.LastTick.IsZero() {
+		row.Since = v.LastTick.UTC().Format(time.RFC3339)
+	}
 }
 
 // viewState is the state of a row whose registry digest and target were read.
@@ -302,7 +356,20 @@ func PrintView(w io.Writer, rows []StatusRow, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", r.Image, r.Target+"/"+r.Container, r.Action,
 			dash(ShortDigest(r.Recorded)), runText, dash(ShortDigest(r.Registry)), r.State, dash(age(r.Since)), sig)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// The refresher's note (stale, or its last tick unknown) is every floating row's: once.
+	var notes []string
+	for _, r := range rows {
+		if r.Refresher != "" && !slices.Contains(notes, r.Refresher) {
+			notes = append(notes, r.Refresher)
+			if _, err := fmt.Fprintf(w, "refresher: %s\n", r.Refresher); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ShortDigest is a digest cut to its algorithm and 12 hex digits; anything else unchanged.
@@ -322,15 +389,18 @@ func age(since string) string {
 }
 
 // ViewExit summarizes the rows for an exit code: failed when any row failed, behind when any
-// registry digest is ahead of what runs without a refresh on its way (behind, quarantined).
-func ViewExit(rows []StatusRow) (failed, behind bool) {
+// registry digest is ahead of what runs without a refresh on its way (behind, quarantined),
+// stale when the refresher stopped (a row is stale).
+func ViewExit(rows []StatusRow) (failed, behind, stale bool) {
 	for _, r := range rows {
 		switch r.State {
 		case ViewFailed:
 			failed = true
 		case ViewBehind, ViewQuarantined:
 			behind = true
+		case ViewStale:
+			stale = true
 		}
 	}
-	return failed, behind
+	return failed, behind, stale
 }

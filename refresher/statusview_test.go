@@ -1,8 +1,10 @@
 package refresher
 
 import (
+	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -80,5 +82,61 @@ func TestRunning(t *testing.T) {
 				t.Errorf("running = %v from %q, want %v from %q", got, from, tc.want, tc.wantFrom)
 			}
 		})
+	}
+}
+
+func TestApplyRun(t *testing.T) {
+	tick := time.Date(2026, time.July, 1, 11, 53, 0, 0, time.UTC)
+	stale := runVerdict{Stale: true, LastTick: tick, Note: "suspended"}
+	for _, tc := range []struct {
+		name string
+		row  StatusRow
+		v    runVerdict
+		want StatusRow
+	}{
+		{"fresh: unchanged", StatusRow{State: ViewSoaking, Since: "s"}, runVerdict{LastTick: tick}, StatusRow{State: ViewSoaking, Since: "s"}},
+		{"unknown: a note, the state kept", StatusRow{State: ViewBehind, Detail: "d"}, runVerdict{Note: "last tick unknown"},
+			StatusRow{State: ViewBehind, Detail: "d", Refresher: "last tick unknown"}},
+		{"stale: since the last tick, the state otherwise in detail", StatusRow{State: ViewSoaking, Since: "s"}, stale,
+			StatusRow{State: ViewStale, Since: "2026-07-01T11:53:00Z", Detail: "otherwise soaking since s", Refresher: "suspended"}},
+		{"stale: the detail kept after", StatusRow{State: ViewWaiting, Since: "w", Detail: "rollout"}, stale,
+			StatusRow{State: ViewStale, Since: "2026-07-01T11:53:00Z", Detail: "otherwise waiting since w; rollout", Refresher: "suspended"}},
+		{"stale without a tick: no since", StatusRow{State: ViewBehind}, runVerdict{Stale: true, Note: "not found"},
+			StatusRow{State: ViewStale, Detail: "otherwise behind", Refresher: "not found"}},
+		{"a failed row stays failed", StatusRow{State: ViewFailed, Since: "f", Detail: "403"}, stale,
+			StatusRow{State: ViewFailed, Since: "f", Detail: "403", Refresher: "suspended"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			row := tc.row
+			applyRun(&row, tc.v)
+			if !reflect.DeepEqual(row, tc.want) {
+				t.Errorf("applyRun = %+v, want %+v", row, tc.want)
+			}
+		})
+	}
+}
+
+func TestViewExit(t *testing.T) {
+	rows := func(states ...ViewState) []StatusRow {
+		out := make([]StatusRow, len(states))
+		for i, s := range states {
+			out[i].State = s
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		rows                  []StatusRow
+		failed, behind, stale bool
+	}{
+		{rows(ViewCurrent, ViewSoaking, ViewWaiting, ViewPinned), false, false, false},
+		{rows(ViewCurrent, ViewBehind), false, true, false},
+		{rows(ViewQuarantined), false, true, false},
+		{rows(ViewStale, ViewPinned), false, false, true},
+		{rows(ViewStale, ViewFailed), true, false, true},
+	} {
+		failed, behind, stale := ViewExit(tc.rows)
+		if failed != tc.failed || behind != tc.behind || stale != tc.stale {
+			t.Errorf("ViewExit(%v) = %v %v %v, want %v %v %v", tc.rows, failed, behind, stale, tc.failed, tc.behind, tc.stale)
+		}
 	}
 }

@@ -39,22 +39,25 @@ type environment struct {
 	// returns the namespace targets default to (the pod's, or the kubeconfig context's).
 	kube     func(kubeconfig string) (refresher.Kube, string, error)
 	registry registry.Options
+	// now is status's clock; nil: time.Now.
+	now func() time.Time
 }
 
 // New is the refresher binary: logs are JSON on stderr, a failure is logged there too.
 // Exit codes: 0 every floating image was checked; 1 an image or target failed (after the
 // others were processed) or the cluster was unreachable; 2 bad flags or a bad config; 3
-// (status) an image is behind its registry digest or holds a quarantined one.
+// (status) an image is behind its registry digest or holds a quarantined one, or the refresher
+// stopped (stale).
 func New() cli.Program { return newProgram(environment{kube: connect}) }
 
 func newProgram(env environment) cli.Program {
 	return cli.Program{Root: newRefresherCommand(env), Report: report}
 }
 
-// report logs the failure; an image behind (status) is a warning.
+// report logs the failure; an image behind or a stale refresher (status) is a warning.
 func report(stderr io.Writer, _ []string, err error) {
 	logger := newLogger(stderr)
-	if errors.Is(err, errBehind) {
+	if errors.Is(err, errBehind) || errors.Is(err, errStale) {
 		logger.Warn("status", "result", err.Error())
 		return
 	}

@@ -11,11 +11,15 @@ import (
 	"github.com/tracebloc/image-refresh/refresher"
 )
 
-// exitBehind: the status view found an image whose registry digest is ahead of what runs.
+// exitBehind: the status view found an image whose registry digest is ahead of what runs, or
+// a refresher that stopped (stale).
 const exitBehind = 3
 
-// errBehind exits exitBehind after the view was printed.
-var errBehind = cli.Exit(exitBehind, errors.New("an image is behind its registry digest (or holds a quarantined one)"))
+// errBehind and errStale exit exitBehind after the view was printed.
+var (
+	errBehind = cli.Exit(exitBehind, errors.New("an image is behind its registry digest (or holds a quarantined one)"))
+	errStale  = cli.Exit(exitBehind, errors.New("the refresher stopped (stale): its CronJob is suspended or missing, or its ticks stopped succeeding; see the table"))
+)
 
 func newStatusCommand(env environment) *cobra.Command {
 	var (
@@ -27,14 +31,21 @@ func newStatusCommand(env environment) *cobra.Command {
 		Short: "Show, per image, the recorded, running and registry digests and the refresh state",
 		Long: `status prints one row per image: its target, action, recorded digest (audit annotation),
 running digest (the target pods' imageID for rollout-restart, the env for set-env), registry
-digest (one HEAD) and state — current, behind, soaking, waiting, quarantined, failed or pinned —
-with the time it entered that state; with spec.verification, the signature verdict on the registry
-digest (verified and where the signature was found, unsigned or invalid). It only reads: get
-deployments, list pods, registry HEADs (and the signature GETs).
+digest (one HEAD) and state — current, behind, soaking, waiting, quarantined, failed, pinned or
+stale — with the time it entered that state; with spec.verification, the signature verdict on the
+registry digest (verified and where the signature was found, unsigned or invalid). It only reads:
+get deployments, list pods, get the refresher's CronJob, registry HEADs (and the signature GETs).
 
-Exit codes: 0 no image behind or failed; 1 an image (or the cluster) could not be read, or its
-last tick failed; 2 bad flags or config; 3 an image is behind (the registry is ahead of what
-runs) or its registry digest is quarantined.`,
+Every floating image is stale, since the last successful tick, when the refresher stopped: its
+CronJob (named after the config, in its namespace) is suspended or missing, or 3 of its scheduled
+runs passed, each past its starting and active deadlines, since the last successful tick
+(status.lastSuccessfulTime; the CronJob's creation when none succeeded). A failed image stays
+failed. A CronJob that cannot be read (no get on cronjobs) leaves the states as they are and
+says the last tick is unknown.
+
+Exit codes: 0 no image behind, stale or failed; 1 an image (or the cluster) could not be read,
+or its last tick failed; 2 bad flags or config; 3 an image is behind (the registry is ahead of
+what runs), its registry digest is quarantined, or the refresher stopped (stale).`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
@@ -46,18 +57,20 @@ runs) or its registry digest is quarantined.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			rows, err := refresher.View(ctx, s.cfg, refresher.ViewOptions{Kube: s.kube, Namespace: s.namespace, Registry: s.registry, Keys: s.keys})
+			rows, err := refresher.View(ctx, s.cfg, refresher.ViewOptions{Kube: s.kube, Namespace: s.namespace, Registry: s.registry, Keys: s.keys, Now: env.now})
 			if err != nil {
 				return err
 			}
 			if err := refresher.PrintView(cmd.OutOrStdout(), rows, output == "json"); err != nil {
 				return err
 			}
-			switch failed, behind := refresher.ViewExit(rows); {
+			switch failed, behind, stale := refresher.ViewExit(rows); {
 			case failed:
 				return errors.New("an image could not be read or its last tick failed; see the table")
 			case behind:
 				return errBehind
+			case stale:
+				return errStale
 			}
 			return nil
 		},

@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,6 +40,26 @@ spec:
   - {name: gone, repository: docker.io/tracebloc/gone, tag: prod, action: rollout-restart, target: {name: stg-gone, container: c}, annotation: tracebloc.io/gone}
   - {name: pinned, repository: docker.io/tracebloc/pinned, digest: "sha256:abababababababababababababababababababababababababababababababab", action: rollout-restart, target: {name: stg-workers, container: cache}, annotation: tracebloc.io/pinned}
 `
+
+// statusNow is the status view's clock in these tests: the refresher's CronJob last succeeded
+// at 11:53 (statusCronJob), a run of its default schedule ago.
+var statusNow = time.Date(2026, time.July, 1, 12, 0, 0, 0, time.UTC)
+
+// statusCronJob is the refresher's CronJob as the post-renderer injects it for statusConfig,
+// created on 1 June, whose last run (11:52) succeeded at 11:53.
+func statusCronJob() *batchv1.CronJob {
+	at := func(s string) *metav1.Time {
+		t, _ := time.Parse(time.RFC3339, s)
+		return &metav1.Time{Time: t}
+	}
+	startIn, runFor := int64(300), int64(600)
+	return &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "stg-image-refresh", Namespace: "tracebloc", CreationTimestamp: *at("2026-06-01T00:00:00Z")},
+		Spec: batchv1.CronJobSpec{Schedule: "7,22,37,52 * * * *", StartingDeadlineSeconds: &startIn,
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{ActiveDeadlineSeconds: &runFor}}},
+		Status: batchv1.CronJobStatus{LastScheduleTime: at("2026-07-01T11:52:00Z"), LastSuccessfulTime: at("2026-07-01T11:53:00Z")},
+	}
+}
 
 // statusCluster is a registry and a cluster in which every state of the view shows, and a
 // masker that names each digest.
@@ -96,7 +118,7 @@ func newStatusCluster(t *testing.T) *statusCluster {
 	imageID := func(container, repo, digest string) corev1.ContainerStatus {
 		return corev1.ContainerStatus{Name: container, ImageID: repo + "@" + digest}
 	}
-	c.kube = fake.NewClientset(jobsManager, workers,
+	c.kube = fake.NewClientset(jobsManager, workers, statusCronJob(),
 		pod("jm-1", "jobs-manager", jobsManager.Spec.Template.Spec.Containers,
 			imageID("api", "docker.io/tracebloc/jobs-manager", d["jobs-manager"]), imageID("pods-monitor", "docker.io/tracebloc/pods-monitor", d["old-pods-monitor"])),
 		pod("w-1", "workers", workers.Spec.Template.Spec.Containers,
@@ -114,6 +136,7 @@ func (c *statusCluster) run(t *testing.T, stdout, stderr *strings.Builder, args 
 	return run(args, environment{
 		kube:     func(string) (refresher.Kube, string, error) { return clientset.New(c.kube), "tracebloc", nil },
 		registry: registry.Options{Transport: c.srv.Transport(), Keychain: authn.NewMultiKeychain()},
+		now:      func() time.Time { return statusNow },
 	}, stdout, stderr)
 }
 
@@ -230,5 +253,151 @@ func TestStatusWithoutPodList(t *testing.T) {
 	}
 	if r := rows[2]; r.RunningFrom != "env" || len(r.Running) != 1 || r.Running[0] != c.digest["old-ingestor"] || r.State != refresher.ViewSoaking {
 		t.Errorf("ingestor %+v: want the Deployment's env, soaking", r)
+	}
+}
+
+// A refresher that stopped turns every floating row stale (exit 3), since its last successful
+// tick, the state it would show otherwise in detail and why in refresher (the table's last
+// line); a failed row stays failed (exit 1) and a pinned one pinned.
+func TestStatusStale(t *testing.T) {
+	lines := strings.Split(statusConfig, "\n")
+	// jobs-manager (current), pods-monitor (behind), ingestor (soaking), cache (waiting), pinned.
+	healthy := strings.Join(append(lines[:8:8], lines[9], lines[11]), "\n") + "\n"
+	withGone := strings.Join(append(lines[:6:6], lines[10]), "\n") + "\n" // jobs-manager, gone
+	suspend := func(cj *batchv1.CronJob) { yes := true; cj.Spec.Suspend = &yes }
+	monthOld := func(cj *batchv1.CronJob) {
+		cj.Status.LastSuccessfulTime.Time = cj.Status.LastSuccessfulTime.AddDate(0, 0, -30)
+		cj.Status.LastScheduleTime.Time = cj.Status.LastScheduleTime.AddDate(0, 0, -30)
+	}
+	failing := func(cj *batchv1.CronJob) { cj.Status.LastSuccessfulTime.Time = statusNow.Add(-time.Hour) }
+	for _, tc := range []struct {
+		name     string
+		cfg      string
+		edit     func(*batchv1.CronJob) // nil: the CronJob is deleted
+		want     int
+		golden   string
+		lastTick string
+		note     string
+	}{
+		{name: "suspended", cfg: healthy, edit: suspend, want: exitBehind, golden: "status-stale.txt", lastTick: "2026-07-01T11:53:00Z",
+			note: "CronJob tracebloc/stg-image-refresh is suspended (spec.suspend): the refresher does not run; last successful tick 2026-07-01T11:53:00Z"},
+		{name: "missing", cfg: healthy, want: exitBehind,
+			note: "CronJob tracebloc/stg-image-refresh not found: nothing runs the refresher"},
+		{name: "a soak that ended 30 days ago", cfg: healthy, edit: monthOld, want: exitBehind, lastTick: "2026-06-01T11:53:00Z",
+			note: `CronJob tracebloc/stg-image-refresh: no successful tick since 2026-06-01T11:53:00Z, 3 or more scheduled runs ("7,22,37,52 * * * *") ago; last scheduled 2026-06-01T11:52:00Z`},
+		{name: "scheduled but failing for an hour", cfg: healthy, edit: failing, want: exitBehind, lastTick: "2026-07-01T11:00:00Z",
+			note: "no successful tick since 2026-07-01T11:00:00Z, 3 or more scheduled runs"},
+		{name: "a failed row stays failed", cfg: withGone, edit: suspend, want: cli.ExitFailed, lastTick: "2026-07-01T11:53:00Z", note: "is suspended"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newStatusCluster(t)
+			if tc.edit == nil {
+				if err := c.kube.BatchV1().CronJobs("tracebloc").Delete(t.Context(), "stg-image-refresh", metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				cj := statusCronJob()
+				tc.edit(cj)
+				if _, err := c.kube.BatchV1().CronJobs("tracebloc").Update(t.Context(), cj, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := writeConfig(t, tc.cfg)
+			var stdout, stderr strings.Builder
+			if code := c.run(t, &stdout, &stderr, "status", "--config", cfg); code != tc.want {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.want, c.mask(stdout.String()), stderr.String())
+			}
+			table := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+			if last := table[len(table)-1]; !strings.HasPrefix(last, "refresher: ") || !strings.Contains(last, tc.note) {
+				t.Errorf("the table's last line %q, want the note %q", last, tc.note)
+			}
+			if tc.golden != "" {
+				golden.Assert(t, filepath.Join("testdata", tc.golden), []byte(c.mask(stdout.String())))
+			}
+			stdout.Reset()
+			c.run(t, &stdout, &stderr, "status", "--config", cfg, "-o", "json")
+			var rows []refresher.StatusRow
+			if err := json.Unmarshal([]byte(stdout.String()), &rows); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rows {
+				want, since, detail := refresher.ViewStale, tc.lastTick, "otherwise "
+				switch r.Image {
+				case "pinned":
+					if r.State != refresher.ViewPinned || r.Refresher != "" {
+						t.Errorf("pinned: %s, refresher %q; want pinned, no note", r.State, r.Refresher)
+					}
+					continue
+				case "gone":
+					want, since, detail = refresher.ViewFailed, "", "reading Deployment"
+				}
+				if r.State != want || r.Since != since || !strings.HasPrefix(r.Detail, detail) || !strings.Contains(r.Refresher, tc.note) {
+					t.Errorf("%s: %s since %q, detail %q, refresher %q; want %s since %q, detail %q…, refresher …%q…",
+						r.Image, r.State, r.Since, r.Detail, r.Refresher, want, since, detail, tc.note)
+				}
+			}
+		})
+	}
+}
+
+// The state the row would show otherwise stays in its detail, with the status error.
+func TestStatusStaleDetail(t *testing.T) {
+	c := newStatusCluster(t)
+	cj := statusCronJob()
+	yes := true
+	cj.Spec.Suspend = &yes
+	if _, err := c.kube.BatchV1().CronJobs("tracebloc").Update(t.Context(), cj, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	c.run(t, &stdout, &stderr, "status", "--config", writeConfig(t, statusConfig), "-o", "json")
+	var rows []refresher.StatusRow
+	if err := json.Unmarshal([]byte(stdout.String()), &rows); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"jobs-manager": "otherwise current since 2026-07-01T09:00:00Z",
+		"pods-monitor": "otherwise behind",
+		"ingestor":     "otherwise soaking since 2026-07-01T11:40:00Z",
+		"consumer":     "otherwise quarantined since 2026-07-01T10:15:00Z",
+		"cache":        "otherwise waiting since 2026-07-01T11:52:00Z; Deployment tracebloc/stg-workers: its rollout is not complete",
+	}
+	for _, r := range rows {
+		if w, ok := want[r.Image]; ok && r.Detail != w {
+			t.Errorf("%s: detail %q, want %q", r.Image, r.Detail, w)
+		}
+	}
+}
+
+// Without get on CronJobs the view is what it was, and says the last tick is unknown: only
+// positive evidence makes a row stale.
+func TestStatusWithoutCronJobGet(t *testing.T) {
+	c := newStatusCluster(t)
+	cj := statusCronJob()
+	yes := true
+	cj.Spec.Suspend = &yes // would be stale, could the view see it
+	if _, err := c.kube.BatchV1().CronJobs("tracebloc").Update(t.Context(), cj, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.kube.PrependReactor("get", "cronjobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(batchv1.Resource("cronjobs"), "stg-image-refresh", errors.New("no get"))
+	})
+	lines := strings.Split(statusConfig, "\n")
+	cfg := writeConfig(t, strings.Join(append(lines[:6:6], lines[7]), "\n")+"\n") // jobs-manager, ingestor
+	var stdout, stderr strings.Builder
+	if code := c.run(t, &stdout, &stderr, "status", "--config", cfg); code != cli.ExitOK {
+		t.Fatalf("exit %d, want 0 (current and soaking)\nstdout:\n%s\nstderr:\n%s", code, c.mask(stdout.String()), stderr.String())
+	}
+	golden.Assert(t, filepath.Join("testdata", "status-cronjob-forbidden.txt"), []byte(c.mask(stdout.String())))
+	stdout.Reset()
+	c.run(t, &stdout, &stderr, "status", "--config", cfg, "-o", "json")
+	var rows []refresher.StatusRow
+	if err := json.Unmarshal([]byte(stdout.String()), &rows); err != nil || len(rows) != 2 {
+		t.Fatalf("rows %v: %v", rows, err)
+	}
+	for i, want := range []refresher.ViewState{refresher.ViewCurrent, refresher.ViewSoaking} {
+		if r := rows[i]; r.State != want || !strings.HasPrefix(r.Refresher, "last tick unknown (grant get on cronjobs.batch to see it)") {
+			t.Errorf("%s: %s, refresher %q; want %s, last tick unknown", r.Image, r.State, r.Refresher, want)
+		}
 	}
 }
