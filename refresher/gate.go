@@ -2,6 +2,7 @@ package refresher
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/registry"
@@ -27,6 +28,12 @@ func (t *target) gate(ctx context.Context, g gates, p tickSettings) bool {
 	refused := false
 	for i := range t.images {
 		ti := &t.images[i]
+		if ti.report.Decision == DecisionRolledBack && ti.noRollback == "" && g.resolver != nil {
+			if reason := t.checkRollback(ctx, g, ti, p); reason != "" {
+				ti.noRollback, refused = reason, true
+			}
+			continue
+		}
 		if ti.gated || ti.lookupErr != nil || !appliesDigest(ti.report.Decision) {
 			continue // checked, failed, or not applying a digest this tick (waiting, soaking)
 		}
@@ -52,4 +59,16 @@ func (t *target) checkDigest(ctx context.Context, g gates, ti *targetImage, p ti
 		return nil
 	}
 	return g.resolver.CheckPlatforms(ctx, ti.image.Reference(), rep.Digest, g.cfg.Spec.Platforms)
+}
+
+// checkRollback is the rollback target's check: the previous digest comes from the status
+// annotation, which anyone who may edit the Deployment can write, so it is rolled back to only
+// when the registry serves it in the image's own repository (one HEAD, only when a rollback is
+// due). It returns why not, "" when it may.
+func (t *target) checkRollback(ctx context.Context, g gates, ti *targetImage, p tickSettings) string {
+	prev := parseStatus(t.dep.Annotations[ti.image.StatusAnnotation()], p.now)
+	if err := g.resolver.Serves(ctx, ti.image.Repository, prev.Previous); err != nil {
+		return fmt.Sprintf("the registry does not serve it (%v)", err)
+	}
+	return ""
 }

@@ -23,6 +23,9 @@ type targetImage struct {
 	// refused is the decision a refused digest would have carried out.
 	gated   bool
 	refused Decision
+	// noRollback is why the rollback target (the status's previous digest) may not be applied:
+	// the registry does not serve it in the image's repository (see gates.checkRollback).
+	noRollback string
 }
 
 // tickSettings are what every target of one tick is planned with: the tick's time and the
@@ -209,7 +212,7 @@ func decideImage(dep *appsv1.Deployment, ti targetImage, where string, state *co
 	if err != nil {
 		return imageOutcome{err: err}
 	}
-	if o, ok := quarantineOutcome(dep, img, rep, live, change, prev, pending, p); ok {
+	if o, ok := quarantineOutcome(dep, img, rep, live, change, prev, pending, ti.noRollback, p); ok {
 		return o
 	}
 	if o, ok := soakOutcome(img, rep.Digest, change, prev, p.now); ok {

@@ -66,7 +66,9 @@ func failedRollout(dep *appsv1.Deployment, annotation string, prev Status, pendi
 // quarantineOutcome is the safety decision taken before a change: a failed rollout of the
 // last applied digest is quarantined (and, for set-env with a previous digest, rolled back);
 // a registry digest already quarantined is held. ok is false when neither applies.
-func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageReport, live Live, change Change, prev Status, pending string, p tickSettings) (imageOutcome, bool) {
+// noRollback, when set, says why the previous digest may not be rolled back to: the failed
+// digest is quarantined without a rollback.
+func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageReport, live Live, change Change, prev Status, pending, noRollback string, p tickSettings) (imageOutcome, bool) {
 	now := p.now.UTC().Format(time.RFC3339)
 	timeout := p.rolloutTimeout
 	if timeout <= 0 {
@@ -74,7 +76,7 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageRepor
 	}
 	if why := failedRollout(dep, rep.Previous, prev, pending, p.now, timeout); why != "" {
 		bad := prev.Digest
-		if img.Action == config.ActionSetEnv && live.Env == bad && config.ValidDigest(prev.Previous) && prev.Previous != bad {
+		if img.Action == config.ActionSetEnv && live.Env == bad && config.ValidDigest(prev.Previous) && prev.Previous != bad && noRollback == "" {
 			next := Status{State: StateQuarantined, Since: now, Digest: prev.Previous, Applied: now, Quarantined: bad}
 			return imageOutcome{
 				Change: Change{Decision: DecisionRolledBack, Annotation: prev.Previous, Env: prev.Previous},
@@ -85,8 +87,11 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageRepor
 		next := prev
 		next.State, next.Since, next.Quarantined, next.WaitingSince, next.Error = StateQuarantined, now, bad, "", ""
 		help := "no previous digest to roll back to"
-		if img.Action == config.ActionRolloutRestart {
+		switch {
+		case img.Action == config.ActionRolloutRestart:
 			help = "its pods pull the tag, so a restart cannot roll back"
+		case noRollback != "":
+			help = "not rolled back to " + prev.Previous + ": " + noRollback
 		}
 		return imageOutcome{
 			Change: Change{Decision: DecisionQuarantined},

@@ -268,10 +268,16 @@ func TestRunQuarantineRollsSetEnvBack(t *testing.T) {
 		{name: "progress deadline exceeded", exceeded: true, detect: 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// The digest before the bad one, served by the registry: a rollback target must be.
+			var previous string
 			f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+				var err error
+				if previous, err = f.srv.PushImage("ghcr.io/tracebloc/ingestor:previous"); err != nil {
+					t.Fatal(err)
+				}
 				annotations, _ := f.current()
-				annotations[ingestorKey] = stale
-				return deployment(annotations, env(stale))
+				annotations[ingestorKey] = previous
+				return deployment(annotations, env(previous))
 			})
 			bad := f.digest["ingestor"]
 			at := func(m int) time.Time { return clock.Add(time.Duration(m) * time.Minute) }
@@ -295,10 +301,10 @@ func TestRunQuarantineRollsSetEnvBack(t *testing.T) {
 				t.Fatalf("rollback patches %q, want one carrying the env", patches)
 			}
 			dep := f.deployment(t)
-			if apiEnv(dep)[ingestorEnv] != stale || dep.Annotations[ingestorKey] != stale {
-				t.Errorf("after the rollback env %s, annotation %s; want both %s", apiEnv(dep)[ingestorEnv], dep.Annotations[ingestorKey], stale)
+			if apiEnv(dep)[ingestorEnv] != previous || dep.Annotations[ingestorKey] != previous {
+				t.Errorf("after the rollback env %s, annotation %s; want both %s", apiEnv(dep)[ingestorEnv], dep.Annotations[ingestorKey], previous)
 			}
-			if s := f.status(t, "ingestor"); s.State != StateQuarantined || s.Quarantined != bad || s.Digest != stale {
+			if s := f.status(t, "ingestor"); s.State != StateQuarantined || s.Quarantined != bad || s.Digest != previous {
 				t.Errorf("status %+v", s)
 			}
 			if n := len(f.events(t)[ReasonRolledBack]); n != 1 {
@@ -325,7 +331,7 @@ func TestRunQuarantineRollsSetEnvBack(t *testing.T) {
 			if got := report.Images[2].Decision; got != DecisionUpdateEnv || apiEnv(f.deployment(t))[ingestorEnv] != good {
 				t.Errorf("after a new push: %s, env %s", got, apiEnv(f.deployment(t))[ingestorEnv])
 			}
-			if s := f.status(t, "ingestor"); s.State != StateOK || s.Quarantined != bad || s.Previous != stale {
+			if s := f.status(t, "ingestor"); s.State != StateOK || s.Quarantined != bad || s.Previous != previous {
 				t.Errorf("status after the new push %+v", s)
 			}
 		})
@@ -443,7 +449,7 @@ func TestQuarantineOutcomeDefaultTimeout(t *testing.T) {
 		want    bool
 	}{{1, false}, {14, false}, {15, true}} {
 		rep := &ImageReport{Previous: bad, Digest: bad}
-		_, got := quarantineOutcome(dep, img, rep, Live{Annotation: bad}, Change{Decision: DecisionUnchanged}, prev, "its rollout is not complete", tickSettings{now: clock.Add(time.Duration(tc.minutes) * time.Minute)})
+		_, got := quarantineOutcome(dep, img, rep, Live{Annotation: bad}, Change{Decision: DecisionUnchanged}, prev, "its rollout is not complete", "", tickSettings{now: clock.Add(time.Duration(tc.minutes) * time.Minute)})
 		if got != tc.want {
 			t.Errorf("after %d minutes: quarantined %v, want %v", tc.minutes, got, tc.want)
 		}
@@ -553,4 +559,39 @@ func ingestorUpdated(t *testing.T) (*fixture, func(minute int) time.Time) {
 		t.Fatalf("first tick: %s", report.Images[2].Decision)
 	}
 	return f, at
+}
+
+// A rollback target comes from the status annotation, which anyone who may edit the Deployment
+// can write: a previous digest the registry does not serve in the image's repository (a hand
+// edit, another repository's image) is never rolled back to — the failed digest is quarantined
+// and the env left alone for a human.
+func TestRunRollbackTargetMustBeServed(t *testing.T) {
+	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+		annotations, _ := f.current()
+		annotations[ingestorKey] = stale // no registry serves it
+		return deployment(annotations, env(stale))
+	})
+	bad := f.digest["ingestor"]
+	report, _ := f.safeTick(t, clock)
+	if got := report.Images[2].Decision; got != DecisionUpdateEnv {
+		t.Fatalf("first tick: %s", got)
+	}
+	stuck(t, f, 2, true)
+	report, patches := f.safeTick(t, clock.Add(5*time.Minute))
+	ing := report.Images[2]
+	if ing.Decision != DecisionQuarantined || !strings.Contains(ing.Reason, "not rolled back to "+stale+": the registry does not serve it") {
+		t.Fatalf("detecting tick: %s, reason %q", ing.Decision, ing.Reason)
+	}
+	dep := f.deployment(t)
+	if apiEnv(dep)[ingestorEnv] != bad || dep.Annotations[ingestorKey] != bad {
+		t.Errorf("env %s, annotation %s after refusing the rollback; want both left at %s", apiEnv(dep)[ingestorEnv], dep.Annotations[ingestorKey], bad)
+	}
+	for _, p := range patches {
+		if strings.Contains(p, ingestorEnv) {
+			t.Errorf("a patch touched the env: %s", p)
+		}
+	}
+	if s := f.status(t, "ingestor"); s.State != StateQuarantined || s.Quarantined != bad {
+		t.Errorf("status %+v, want quarantined %s", s, bad)
+	}
 }

@@ -162,6 +162,29 @@ func (r *Resolver) ResolveEach(ctx context.Context, refs []string, done func(ind
 	wg.Wait()
 }
 
+// Serves checks that repository serves digest: a HEAD of repository@digest answered with that
+// digest. A digest read from a cluster annotation is only applied once the registry serves it
+// in the image's own repository.
+func (r *Resolver) Serves(ctx context.Context, repository, digest string) error {
+	ref, err := name.NewDigest(repository+"@"+digest, name.WeakValidation)
+	if err != nil {
+		return fmt.Errorf("%s@%s: %w", repository, digest, err)
+	}
+	if err := r.run.skip(ref.RegistryStr()); err != nil {
+		return fmt.Errorf("checking %s: %w", ref, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	desc, err := r.puller.Head(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", ref, err)
+	}
+	if got := desc.Digest.String(); got != digest {
+		return fmt.Errorf("checking %s: the registry answered digest %s", ref, got)
+	}
+	return nil
+}
+
 func (r *Resolver) resolve(ctx context.Context, tag name.Tag) Result {
 	// A registry that failed earlier gets no version check or token request either.
 	if err := r.run.skip(tag.RegistryStr()); err != nil {

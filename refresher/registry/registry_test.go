@@ -452,3 +452,32 @@ func TestNewResolverRejectsNegativeOptions(t *testing.T) {
 		t.Error("negative timeout accepted")
 	}
 }
+
+// Serves: one HEAD of repository@digest; another repository's digest or an unknown one is not
+// served, whatever the repository's other tags.
+func TestServes(t *testing.T) {
+	srv := newServer(t)
+	served := push(t, srv, "ghcr.io/tracebloc/ingestor:old", false)
+	elsewhere := push(t, srv, "ghcr.io/evil/ingestor:x", false)
+	r := newResolver(t, srv, Options{})
+	for _, tc := range []struct {
+		name, repository, digest string
+		ok                       bool
+	}{
+		{"served", "ghcr.io/tracebloc/ingestor", served, true},
+		{"served by another repository only", "ghcr.io/tracebloc/ingestor", elsewhere, false},
+		{"unknown", "ghcr.io/tracebloc/ingestor", "sha256:" + strings.Repeat("0", 64), false},
+		{"not a digest", "ghcr.io/tracebloc/ingestor", "latest", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := manifestRequests(srv, http.MethodHead, "ghcr.io", "/v2/tracebloc/ingestor/manifests/"+tc.digest)
+			err := r.Serves(t.Context(), tc.repository, tc.digest)
+			if (err == nil) != tc.ok {
+				t.Fatalf("Serves(%s@%s) = %v, want ok %v", tc.repository, tc.digest, err, tc.ok)
+			}
+			if n := manifestRequests(srv, http.MethodHead, "ghcr.io", "/v2/tracebloc/ingestor/manifests/"+tc.digest) - before; tc.digest != "latest" && n != 1 {
+				t.Errorf("%d HEADs, want 1", n)
+			}
+		})
+	}
+}
