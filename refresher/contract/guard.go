@@ -38,9 +38,9 @@ import (
 // server sets it on every update before admission, and it runs nothing.
 
 const (
-	// GuardSuffix names the guard's policy and binding: "<config name>-guard", followed by
+	// guardSuffix names the guard's policy and binding: "<config name>-guard", followed by
 	// ".<namespace>" when the namespace is known, so two releases never collide.
-	GuardSuffix = "-guard"
+	guardSuffix = "-guard"
 	// GuardMessagePrefix opens every denial the guard reports.
 	GuardMessagePrefix = "image-refresh guard: "
 	// GuardStatusMaxBytes bounds a status annotation the refresher's identity may write.
@@ -50,20 +50,20 @@ const (
 	rfc3339Pattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`
 )
 
-// GuardServerManaged are the ObjectMeta fields of the Deployment the guard does not compare:
+// guardServerManaged are the ObjectMeta fields of the Deployment the guard does not compare:
 // the API server writes them on every update, before admission.
-var GuardServerManaged = []string{"resourceVersion", "generation", "managedFields"}
+var guardServerManaged = []string{"resourceVersion", "generation", "managedFields"}
 
 // GuardName is the name of the guard's policy and of its binding.
 func GuardName(configName, namespace string) string {
 	if namespace == "" {
-		return configName + GuardSuffix
+		return configName + guardSuffix
 	}
-	return configName + GuardSuffix + "." + namespace
+	return configName + guardSuffix + "." + namespace
 }
 
-// ServiceAccountUsername is the username the API server gives a ServiceAccount's token.
-func ServiceAccountUsername(namespace, name string) string {
+// serviceAccountUsername is the username the API server gives a ServiceAccount's token.
+func serviceAccountUsername(namespace, name string) string {
 	return "system:serviceaccount:" + namespace + ":" + name
 }
 
@@ -122,7 +122,7 @@ func Guard(cfg *config.RefreshConfig, namespace, serviceAccount string) (*admiss
 	name := GuardName(cfg.Metadata.Name, namespace)
 	// Without a known namespace the ServiceAccount is matched in the request's namespace: the
 	// Role (hence every write the token can make) lives there.
-	user := quote(ServiceAccountUsername(namespace, serviceAccount))
+	user := quote(serviceAccountUsername(namespace, serviceAccount))
 	if namespace == "" {
 		user = "'system:serviceaccount:' + request.namespace + ':' + " + quote(serviceAccount)
 	}
@@ -232,18 +232,18 @@ func changedKeys(newMap, oldMap, allowed string) string {
 	return fmt.Sprintf("%[1]s.filter(k, !(k in %[3]s) && !(k in %[2]s && %[2]s[k] == %[1]s[k])) + %[2]s.filter(k, !(k in %[3]s) && !(k in %[1]s))", n, o, a)
 }
 
-// GuardLevel is one object level on the way to an allowed field: its path, its Go type, and
+// guardLevel is one object level on the way to an allowed field: its path, its Go type, and
 // the fields the guard does not compare whole there (the way on, or server-written metadata).
-type GuardLevel struct {
+type guardLevel struct {
 	Path      string
 	Type      reflect.Type
 	NotWhole  []string
 	PerTarget bool // a set-env container: compared per target and container
 }
 
-// GuardLevels are the levels the guard walks, in order.
-var GuardLevels = []GuardLevel{
-	{Path: "metadata", Type: reflect.TypeFor[metav1.ObjectMeta](), NotWhole: append([]string{"annotations"}, GuardServerManaged...)},
+// guardLevels are the levels the guard walks, in order.
+var guardLevels = []guardLevel{
+	{Path: "metadata", Type: reflect.TypeFor[metav1.ObjectMeta](), NotWhole: append([]string{"annotations"}, guardServerManaged...)},
 	{Path: "spec", Type: reflect.TypeFor[appsv1.DeploymentSpec](), NotWhole: []string{"template"}},
 	{Path: "spec.template", Type: reflect.TypeFor[corev1.PodTemplateSpec](), NotWhole: []string{"metadata", "spec"}},
 	{Path: "spec.template.metadata", Type: reflect.TypeFor[metav1.ObjectMeta](), NotWhole: []string{"annotations"}},
@@ -251,15 +251,15 @@ var GuardLevels = []GuardLevel{
 	{Path: "container", Type: reflect.TypeFor[corev1.Container](), NotWhole: []string{"env"}, PerTarget: true},
 }
 
-// GuardFields lists the JSON field names of a Kubernetes API struct, embedded structs inlined.
-func GuardFields(t reflect.Type) []string {
+// guardFields lists the JSON field names of a Kubernetes API struct, embedded structs inlined.
+func guardFields(t reflect.Type) []string {
 	var out []string
 	for f := range t.Fields() {
 		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		switch {
 		case tag == "-" || !f.IsExported():
 		case f.Anonymous && tag == "":
-			out = append(out, GuardFields(f.Type)...)
+			out = append(out, guardFields(f.Type)...)
 		default:
 			if tag == "" {
 				tag = f.Name
@@ -271,8 +271,8 @@ func GuardFields(t reflect.Type) []string {
 }
 
 // compared are the fields of a level compared whole.
-func (l GuardLevel) compared() []string {
-	return slices.DeleteFunc(GuardFields(l.Type), func(f string) bool { return slices.Contains(l.NotWhole, f) })
+func (l guardLevel) compared() []string {
+	return slices.DeleteFunc(guardFields(l.Type), func(f string) bool { return slices.Contains(l.NotWhole, f) })
 }
 
 func guardValidations(configName string, targets []*guardTarget) []admissionv1.Validation {
@@ -296,7 +296,7 @@ func guardValidations(configName string, targets []*guardTarget) []admissionv1.V
 	addDynamic("object.metadata.name in "+quoteList(names),
 		"Deployment ", "object.metadata.name", " is not a target of refresh config "+configName)
 
-	for _, level := range GuardLevels {
+	for _, level := range guardLevels {
 		if level.PerTarget || level.Path == "spec.template" {
 			continue // spec.template has no field but the two walked into
 		}
@@ -329,7 +329,7 @@ func guardValidations(configName string, targets []*guardTarget) []admissionv1.V
 			v := "variables." + containerVar(i, j)
 			// The container's presence is the names validation's; here both have it.
 			both := only + v + "New.size() != 1 || " + v + "Old.size() != 1 || "
-			level := GuardLevels[len(GuardLevels)-1]
+			level := guardLevels[len(guardLevels)-1]
 			for _, f := range level.compared() {
 				add(fmt.Sprintf("%s%sNew[0].?%s == %sOld[0].?%s", both, v, celField(f), v, celField(f)), "container "+c+" "+f+" may not change")
 			}

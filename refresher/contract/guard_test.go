@@ -40,7 +40,7 @@ spec:
 }
 
 // jsonFields lists a struct's JSON field names, embedded structs inlined; written apart from
-// GuardFields so that a mistake there does not hide here.
+// guardFields so that a mistake there does not hide here.
 func jsonFields(t reflect.Type) []string {
 	var out []string
 	for i := range t.NumField() {
