@@ -14,6 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/e2e/tools"
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"
@@ -86,7 +89,8 @@ func maskTable(t *testing.T, table, namespace string, digests map[string]string)
 
 // `refresher status` against the live cluster: after the first tick every image is current;
 // after a push of jobs-manager it is behind (exit 3) and the others stay current; after the
-// tick that applies it, current again.
+// tick that applies it, current again; with the CronJob suspended, every image stale (exit 3),
+// the table's last line saying why.
 func TestStatusOnTheLiveCluster(t *testing.T) {
 	w := setup(t)
 	r := newRelease(t, w, tools.Helm3, w.registry)
@@ -119,5 +123,16 @@ func TestStatusOnTheLiveCluster(t *testing.T) {
 	}
 	if out, code = r.status(); code != 0 || !strings.Contains(out, "current") || strings.Contains(out, "behind") {
 		t.Fatalf("after the restart: exit %d\n%s", code, out)
+	}
+
+	cj := r.cronJobPod().CronJob
+	if _, err := r.w.cluster.Client.BatchV1().CronJobs(r.Namespace).Patch(t.Context(), cj.Name, types.MergePatchType,
+		[]byte(`{"spec":{"suspend":true}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out, code = r.status()
+	if code != 3 || strings.Count(out, " stale ") != len(harness.AllImages) ||
+		!strings.Contains(out, "\nrefresher: CronJob "+r.Namespace+"/"+cj.Name+" is suspended (spec.suspend)") {
+		t.Fatalf("suspended: exit %d, want 3, every image stale and why:\n%s", code, out)
 	}
 }
