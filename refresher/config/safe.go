@@ -101,17 +101,21 @@ func (s Spec) EffectiveWaitTimeout() time.Duration {
 
 // SchedulePeriod is the longest gap between two consecutive runs of a cron schedule over five
 // weeks from a Monday (weekly and most monthly patterns repeat within them), at least a minute;
-// an unparsable schedule gives DefaultWaitTimeout / 4 (the default schedule's period).
+// five weeks for a schedule that runs less than twice in them; an unparsable schedule gives
+// DefaultWaitTimeout / 4 (the default schedule's period).
 func SchedulePeriod(schedule string) time.Duration {
 	sched, err := cron.ParseStandard(schedule)
 	if err != nil {
 		return DefaultWaitTimeout / 4
 	}
+	const window = 35 * 24 * time.Hour
 	start := time.Date(2026, time.January, 5, 0, 0, 0, 0, time.UTC)
-	end := start.Add(35 * 24 * time.Hour)
 	longest, prev := time.Duration(0), sched.Next(start)
-	for t := sched.Next(prev); !t.IsZero() && t.Before(end); t = sched.Next(t) {
+	for t := sched.Next(prev); !t.IsZero() && t.Before(start.Add(window)); t = sched.Next(t) {
 		longest, prev = max(longest, t.Sub(prev)), t
+	}
+	if longest == 0 {
+		return window // fewer than two runs in the window: its gaps are longer still
 	}
 	return max(longest, time.Minute)
 }

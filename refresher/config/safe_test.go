@@ -121,6 +121,7 @@ func TestWaitTimeout(t *testing.T) {
 		{name: "waitLimit on the default schedule", spec: "  waitLimit: 4\n", want: time.Hour, deprecated: "spec.waitLimit is deprecated and will be removed: it now reads as spec.waitTimeout 1h0m0s (4 runs of schedule \"7,22,37,52 * * * *\", whose longest gap is 15m0s)"},
 		{name: "waitLimit on an uneven schedule", spec: "  schedule: \"0 8,20 * * *\"\n  waitLimit: 2\n", want: 24 * time.Hour, deprecated: "longest gap is 12h0m0s"},
 		{name: "waitLimit capped at a week", spec: "  schedule: \"0 0 * * 1\"\n  waitLimit: 3\n", want: 168 * time.Hour, deprecated: "longest gap is 168h0m0s"},
+		{name: "waitLimit on a yearly schedule", spec: "  schedule: \"0 0 29 2 *\"\n  waitLimit: 3\n", want: 168 * time.Hour, deprecated: "longest gap is 840h0m0s"},
 		{name: "both", spec: "  waitLimit: 4\n  waitTimeout: 1h\n", err: "spec.waitLimit 4 and spec.waitTimeout 1h0m0s: set one"},
 		{name: "too short", spec: "  waitTimeout: 30s\n", err: "spec.waitTimeout 30s: must be between 1m and 168h0m0s"},
 		{name: "too long", spec: "  waitTimeout: 200h\n", err: "must be between 1m and 168h0m0s"},
