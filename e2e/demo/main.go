@@ -179,8 +179,12 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 		if err := cosign.SignOffline(ctx, key, ref); err != nil {
 			return err
 		}
-		if res, err := cosign.VerifyOffline(ctx, key, ref); err != nil || res.ExitCode != 0 {
-			return fmt.Errorf("cosign verify %s after signing: %v\n%v", ref, err, res)
+		res, err := cosign.VerifyOffline(ctx, key, ref)
+		if err != nil {
+			return fmt.Errorf("cosign verify %s after signing: %w", ref, err)
+		}
+		if res.ExitCode != 0 {
+			return fmt.Errorf("cosign verify %s after signing: exit %d\n%v", ref, res.ExitCode, res)
 		}
 		d.Logf("$ cosign sign --yes --key %s --tlog-upload=false --allow-http-registry --use-signing-config=false %s\n  cosign verify --key %s --insecure-ignore-tlog: verified", filepath.Base(key.Private), ref, filepath.Base(key.Public))
 		return nil
