@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tracebloc/image-refresh/postrender"
-	rules "github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/refresher/contract/guard"
 )
 
 const (
@@ -51,7 +51,7 @@ func (c *contract) addGuardCheck(cs *checkSet) {
 func (c *contract) checkNoGuard(expected string) []Finding {
 	var names []string
 	if c.cfg != nil {
-		names = []string{rules.GuardName(c.cfg.Metadata.Name, c.guardNamespace), rules.GuardName(c.cfg.Metadata.Name, "")}
+		names = []string{guard.Name(c.cfg.Metadata.Name, c.guardNamespace), guard.Name(c.cfg.Metadata.Name, "")}
 	}
 	var findings []Finding
 	for _, d := range c.stream.Docs {
@@ -73,7 +73,7 @@ func (c *contract) checkNoGuard(expected string) []Finding {
 // lets the stolen token through, or denies the refresher's own writes.
 func (c *contract) checkGuard() []Finding {
 	cfgName := c.cfg.Metadata.Name
-	want, wantBinding := rules.Guard(c.cfg, c.guardNamespace, cfgName)
+	want, wantBinding := guard.For(c.cfg, c.guardNamespace, cfgName)
 	if want == nil {
 		return nil // nothing floats: nothing to guard
 	}

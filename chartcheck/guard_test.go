@@ -13,7 +13,7 @@ import (
 
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 	"github.com/tracebloc/image-refresh/postrender"
-	rules "github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/refresher/contract/guard"
 )
 
 // editStream applies edits (old text → new, each old text once in the stream) and returns the
@@ -276,7 +276,7 @@ func TestGuardWithoutANamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := rules.GuardName("stg-image-refresh", "")
+	name := guard.Name("stg-image-refresh", "")
 	if !bytes.Contains(stream, []byte("kind: ValidatingAdmissionPolicy\nmetadata:\n  name: "+name+"\n")) {
 		t.Fatalf("the post-renderer wrote no guard %s:\n%s", name, stream)
 	}
@@ -332,7 +332,7 @@ func TestGuardWhenNothingFloats(t *testing.T) {
 const guardStart = "---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\n"
 
 // TestFixtureStreamsArePostRendered: the fixture streams the post-renderer accepts are its own
-// output (running it again changes nothing), so they carry the guard contract.Guard generates;
+// output (running it again changes nothing), so they carry the guard guard.For generates;
 // those broken on purpose after post-rendering end with the guard of their config. A change of
 // the guard (a field a Kubernetes upgrade adds) is one `go test ./chartcheck -update` away.
 func TestFixtureStreamsArePostRendered(t *testing.T) {
@@ -354,7 +354,7 @@ func TestFixtureStreamsArePostRendered(t *testing.T) {
 	}
 	// Broken after post-rendering: the Role (role-namespace-wide), the Deployment's env
 	// (env-chart-owned), a config the post-renderer refuses (ingestor-rollout-restart: its
-	// guard is contract.Guard's, as YAML).
+	// guard is guard.For's, as YAML).
 	for _, name := range []string{"role-namespace-wide", "env-chart-owned", "ingestor-rollout-restart"} {
 		path, data := stream(name)
 		i := bytes.Index(data, []byte(guardStart))
@@ -374,7 +374,7 @@ func TestFixtureStreamsArePostRendered(t *testing.T) {
 }
 
 // guardYAML is the guard of a stream's config as the post-renderer writes it: valid's guard
-// when the config is valid's, else contract.Guard's objects as YAML (another key order, the
+// when the config is valid's, else guard.For's objects as YAML (another key order, the
 // same objects).
 func guardYAML(t *testing.T, c *contract) []byte {
 	t.Helper()
@@ -391,7 +391,7 @@ func guardYAML(t *testing.T, c *contract) []byte {
 	if reflect.DeepEqual(vc.cfg, c.cfg) {
 		return valid[bytes.Index(valid, []byte(guardStart)):]
 	}
-	policy, binding := rules.Guard(c.cfg, c.guardNamespace, c.cfg.Metadata.Name)
+	policy, binding := guard.For(c.cfg, c.guardNamespace, c.cfg.Metadata.Name)
 	labels := map[string]string{"app.kubernetes.io/instance": c.cfg.Metadata.Name, postrender.ManagedByLabel: postrender.ManagedByValue, "app.kubernetes.io/name": "image-refresh"}
 	var out []byte
 	for _, obj := range []map[string]any{

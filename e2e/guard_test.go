@@ -18,6 +18,7 @@ import (
 	"github.com/tracebloc/image-refresh/e2e/tools"
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/refresher/contract/guard"
 )
 
 // hostilePatch is one change a stolen refresher token might try.
@@ -37,7 +38,7 @@ const apiValidation = "validation: "
 
 // hostilePatches are the changes the guard must deny, each with the message it must give.
 func hostilePatches(deployment string) []hostilePatch {
-	const guard = contract.GuardMessagePrefix
+	const guard = guard.MessagePrefix
 	container := func(body string) string {
 		return strategic(`{"spec":{"template":{"spec":{"containers":[{"name":%q,%s}]}}}}`, harness.APIContainer, body)
 	}
@@ -76,7 +77,7 @@ func hostilePatches(deployment string) []hostilePatch {
 			guard + "pod template annotation evil.example/key may not change"},
 		{"the audit annotation to a non-digest", types.StrategicMergePatchType, strategic(`{"metadata":{"annotations":{%q:"latest"}}}`, harness.Ingestor.Annotation()),
 			guard + "annotation " + harness.Ingestor.Annotation() + " may only be set to a sha256 digest"},
-		{"the status annotation oversized", types.StrategicMergePatchType, strategic(`{"metadata":{"annotations":{%q:%q}}}`, config.StatusAnnotationPrefix+harness.Ingestor.Name, strings.Repeat("x", contract.GuardStatusMaxBytes+1)),
+		{"the status annotation oversized", types.StrategicMergePatchType, strategic(`{"metadata":{"annotations":{%q:%q}}}`, config.StatusAnnotationPrefix+harness.Ingestor.Name, strings.Repeat("x", contract.StatusMaxBytes+1)),
 			guard + "annotation " + config.StatusAnnotationPrefix + harness.Ingestor.Name + " may only be set"},
 		{"restartedAt to a non-time", types.StrategicMergePatchType, strategic(`{"spec":{"template":{"metadata":{"annotations":{%q:"evil"}}}}}`, config.RestartedAtAnnotation),
 			guard + "pod template annotation " + config.RestartedAtAnnotation + " may only be set to a time"},
@@ -99,7 +100,7 @@ func TestAdmissionGuard(t *testing.T) {
 	r := newRelease(t, w, tools.Helm3, w.registry)
 	r.install()
 	ctx := t.Context()
-	guardName := contract.GuardName(releaseName+"-image-refresh", r.Namespace)
+	guardName := guard.Name(releaseName+"-image-refresh", r.Namespace)
 	policy, err := w.cluster.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, guardName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the guard policy %s: %v", guardName, err)
@@ -214,7 +215,7 @@ func waitGuardEnforced(t *testing.T, patch func(hostilePatch, bool) error) time.
 	probe := hostilePatch{name: "probe", patchType: types.StrategicMergePatchType, patch: `{"metadata":{"labels":{"probe":"x"}}}`}
 	for {
 		err := patch(probe, true)
-		if err != nil && strings.Contains(err.Error(), contract.GuardMessagePrefix) {
+		if err != nil && strings.Contains(err.Error(), guard.MessagePrefix) {
 			return time.Since(began).Round(10 * time.Millisecond)
 		}
 		if time.Since(began) > 60*time.Second {
@@ -314,7 +315,7 @@ func testGuardNeedsClusterRights(t *testing.T, tool string) {
 	if _, err := client.BatchV1().CronJobs(r.Namespace).Get(ctx, releaseName+"-image-refresh", metav1.GetOptions{}); err != nil {
 		t.Errorf("the install with the guard off has no CronJob: %v", err)
 	}
-	guard := contract.GuardName(releaseName+"-image-refresh", r.Namespace)
+	guard := guard.Name(releaseName+"-image-refresh", r.Namespace)
 	if _, err := client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, guard, metav1.GetOptions{}); err == nil {
 		t.Errorf("the install with the guard off has the guard %s", guard)
 	}

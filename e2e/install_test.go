@@ -18,6 +18,7 @@ import (
 	"github.com/tracebloc/image-refresh/e2e/tools"
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/refresher/contract/guard"
 )
 
 // Scenario 1: helm3 install --post-renderer bin/postrender into a namespace enforcing Pod
@@ -49,7 +50,7 @@ func TestHelm4InstallWithPlugin(t *testing.T) {
 
 	// helm uninstall removes the cluster-scoped admission guard with the rest of the release.
 	r.helmRun("uninstall", releaseName, "--namespace", r.Namespace, "--wait")
-	guard := contract.GuardName(releaseName+"-image-refresh", r.Namespace)
+	guard := guard.Name(releaseName+"-image-refresh", r.Namespace)
 	api := r.Cluster.Client.AdmissionregistrationV1()
 	if _, err := api.ValidatingAdmissionPolicies().Get(t.Context(), guard, metav1.GetOptions{}); err == nil {
 		t.Errorf("helm uninstall left the guard policy %s", guard)
@@ -195,11 +196,11 @@ func waitForPod(t *testing.T, r *release, owner types.UID, what string) {
 }
 
 // checkGuard verifies the admission guard was installed as the post-renderer renders it: the
-// policy (as contract.Guard generates it, matching the CronJob's ServiceAccount) and its binding.
+// policy (as guard.For generates it, matching the CronJob's ServiceAccount) and its binding.
 func checkGuard(t *testing.T, r *release, cfg *config.RefreshConfig, serviceAccount string) {
 	t.Helper()
 	ctx, api := t.Context(), r.Cluster.Client.AdmissionregistrationV1()
-	want, wantBinding := contract.Guard(cfg, r.Namespace, serviceAccount)
+	want, wantBinding := guard.For(cfg, r.Namespace, serviceAccount)
 	policy, err := api.ValidatingAdmissionPolicies().Get(ctx, want.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the admission guard policy: %v", err)

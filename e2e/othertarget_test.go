@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/refresher/contract/guard"
 )
 
 // otherTarget is a second Deployment of the release's namespace with an image of its own
@@ -94,7 +94,7 @@ func addOtherTarget(t *testing.T, r *release) *otherTarget {
 func updateGuard(t *testing.T, r *release, cfg *config.RefreshConfig, target, annotation string) {
 	t.Helper()
 	ctx, client := t.Context(), r.Cluster.Client
-	want, _ := contract.Guard(cfg, r.Namespace, cfg.Metadata.Name)
+	want, _ := guard.For(cfg, r.Namespace, cfg.Metadata.Name)
 	policies := client.AdmissionregistrationV1().ValidatingAdmissionPolicies()
 	policy, err := policies.Get(ctx, want.Name, metav1.GetOptions{})
 	if err != nil {

@@ -9,11 +9,11 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/refresher/contract/guard"
 )
 
 // TestGuardInjected: the guard's policy and binding follow the CronJob, cluster-scoped and
-// labelled, with the spec contract.Guard generates; running on the output changes nothing; with
+// labelled, with the spec guard.For generates; running on the output changes nothing; with
 // admissionGuard: false an earlier run's guard is dropped and none is added.
 func TestGuardInjected(t *testing.T) {
 	in := refreshConfigMap(strings.Replace(refreshBody("", ""), "name: app-refresh}", "name: app-refresh, namespace: prod}", 1)) + webDeployment(floatingContainer)
@@ -29,7 +29,7 @@ func TestGuardInjected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantPolicy, wantBinding := contract.Guard(cfg, "prod", "app-refresh")
+	wantPolicy, wantBinding := guard.For(cfg, "prod", "app-refresh")
 	var policies, bindings int
 	for _, obj := range s.objects {
 		switch {
@@ -43,7 +43,7 @@ func TestGuardInjected(t *testing.T) {
 				t.Errorf("policy metadata %+v", got.ObjectMeta)
 			}
 			if !equalJSON(t, got.Spec, wantPolicy.Spec) {
-				t.Errorf("the rendered policy's spec is not contract.Guard's")
+				t.Errorf("the rendered policy's spec is not guard.For's")
 			}
 		case obj.isKind("ValidatingAdmissionPolicyBinding"):
 			bindings++

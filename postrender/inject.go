@@ -9,6 +9,7 @@ import (
 
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/refresher/contract/guard"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
@@ -76,7 +77,7 @@ func configMapKindName(name string) kindName {
 
 // guardKindNames are the admission guard's policy and binding (cluster-scoped).
 func (inj *injection) guardKindNames() []kindName {
-	name := contract.GuardName(inj.cfg.Metadata.Name, inj.namespace)
+	name := guard.Name(inj.cfg.Metadata.Name, inj.namespace)
 	return []kindName{
 		{kind: "ValidatingAdmissionPolicy", name: name, cluster: true},
 		{kind: "ValidatingAdmissionPolicyBinding", name: name, cluster: true},
@@ -240,10 +241,10 @@ func (inj *injection) roleBinding() any {
 	}
 }
 
-// guard is the admission guard (contract.Guard): the API server lets the refresher's
+// guard is the admission guard (guard.For): the API server lets the refresher's
 // ServiceAccount change only the digests, restart stamps and annotations the refresher writes.
 func (inj *injection) guard() ([]any, error) {
-	policy, binding := contract.Guard(inj.cfg, inj.namespace, inj.cfg.Metadata.Name)
+	policy, binding := guard.For(inj.cfg, inj.namespace, inj.cfg.Metadata.Name)
 	if policy == nil {
 		return nil, nil
 	}

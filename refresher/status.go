@@ -111,8 +111,8 @@ func readStatus(value string, now time.Time) (s Status, corrections []string) {
 	if value == "" {
 		return Status{}, nil
 	}
-	if len(value) > contract.GuardStatusMaxBytes {
-		return Status{}, []string{fmt.Sprintf("a status of %d bytes (more than %d) is ignored", len(value), contract.GuardStatusMaxBytes)}
+	if len(value) > contract.StatusMaxBytes {
+		return Status{}, []string{fmt.Sprintf("a status of %d bytes (more than %d) is ignored", len(value), contract.StatusMaxBytes)}
 	}
 	if err := json.Unmarshal([]byte(value), &s); err != nil {
 		return Status{}, []string{"an unreadable status is ignored: " + err.Error()}

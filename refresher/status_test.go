@@ -44,7 +44,7 @@ func TestReadStatus(t *testing.T) {
 		{name: "a refusal from the future", in: Status{State: StateFailed, Since: "2026-07-01T11:00:00Z", Refused: Refusal{Digest: d, Reason: "signature-missing", Keys: "k", At: future}},
 			want:  Status{State: StateFailed, Since: "2026-07-01T11:00:00Z"},
 			notes: []string{"an invalid signature refusal is dropped"}},
-		{name: "oversized", raw: `{"state":"ok","error":"` + strings.Repeat("x", contract.GuardStatusMaxBytes) + `"}`,
+		{name: "oversized", raw: `{"state":"ok","error":"` + strings.Repeat("x", contract.StatusMaxBytes) + `"}`,
 			notes: []string{"a status of 4121 bytes (more than 4096) is ignored"}},
 		{name: "unknown state", raw: `{"state":"bogus"}`, notes: []string{`a status of unknown state "bogus" is ignored`}},
 	} {

@@ -2,9 +2,9 @@
 // once and called by the refresher (on live Deployments), the post-renderer and chartcheck (on
 // rendered ones): where a target is (namespace precedence), whether a rollout restart pulls the
 // polled tag, who owns a set-env variable, whether the injected Role covers the targets,
-// whether a target can roll out at all, how a rendered object is decoded — as Kubernetes
-// decodes it, so that what is checked is what the cluster runs — and the admission guard (Guard):
-// the ValidatingAdmissionPolicy that lets the refresher's identity write only what it writes.
+// whether a target can roll out at all, and how a rendered object is decoded — as Kubernetes
+// decodes it, so that what is checked is what the cluster runs. The admission guard is its
+// subpackage guard.
 //
 // A broken rule is a *Violation: the rule's name (the post-renderer reports it as its refusal
 // reason) and a message that says what was found and the fix. Callers add where (the image,

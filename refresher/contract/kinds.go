@@ -20,6 +20,10 @@ var kindGroups = map[string]string{
 	"ValidatingAdmissionPolicyBinding": "admissionregistration.k8s.io",
 }
 
+// StatusMaxBytes bounds an image's status annotation (image-refresh.io/status-<image>): the
+// refresher ignores a larger one, and the admission guard lets it write no larger one.
+const StatusMaxBytes = 4096
+
 // Group is the API group of an apiVersion, "" for the core group ("v1").
 func Group(apiVersion string) string {
 	if g, _, found := strings.Cut(apiVersion, "/"); found {

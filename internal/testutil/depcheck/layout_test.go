@@ -19,6 +19,8 @@ const (
 	helm               = "helm.sh/helm/..."
 	kustomize          = "sigs.k8s.io/kustomize/..." // kyaml
 	ggcrRemote         = "github.com/google/go-containerregistry/pkg/v1/remote/..."
+	// admissionAPI is the ValidatingAdmissionPolicy types: the guard's, never the refresher's.
+	admissionAPI = "k8s.io/api/admissionregistration/v1"
 )
 
 // rule is one paragraph of CONTRIBUTING.md's Layout: what its packages may link of this module
@@ -48,11 +50,14 @@ var layout = []rule{
 	{pkgs: []string{"refresher/contract"}, mayLink: []string{"refresher/config", "internal/version"},
 		mustNotLink: []string{clientGo, helm, kustomize},
 		why:         "the contract's rules are read by the refresher, postrender and chartcheck, and import none of them"},
+	{pkgs: []string{"refresher/contract/guard"}, mayLink: []string{"refresher/config", "refresher/contract", "internal/version"},
+		mustNotLink: []string{clientGo, helm, kustomize}, links: admissionAPI,
+		why: "the admission guard's policy, generated from the k8s.io/api types, for postrender and chartcheck"},
 	{pkgs: []string{"refresher/signature"}, mayLink: []string{},
 		mustNotLink: []string{clientGo, ggcrRemote, helm, kustomize}, links: "github.com/google/go-containerregistry/pkg/name",
 		why: "the signature gate's keys and checks over fetched bytes: standard library and go-containerregistry's name, no registry client"},
 	{pkgs: []string{"refresher"}, mayLink: []string{"refresher/config", "refresher/contract", "refresher/registry", "refresher/signature", "internal/version"},
-		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic, helm, kustomize},
+		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic, helm, kustomize, admissionAPI},
 		why:         "one tick reaches the cluster only through the refresher.Kube interface"},
 	{pkgs: []string{"refresher/registry"}, mayLink: []string{"refresher/config", "refresher/signature", "internal/version"},
 		mustNotLink: []string{clientGo, helm, kustomize},
@@ -62,21 +67,21 @@ var layout = []rule{
 		why: "the refresher's REST client never links a clientset or typed client (every API group: 29 MB instead of 16 MB)"},
 	{pkgs: []string{"refresher/kube/clientset", "refresher/registry/registrytest"}, mayLink: []string{},
 		why: "test support: a clientset adapter and a fake registry"},
-	{pkgs: []string{"postrender"}, mayLink: []string{"refresher/config", "refresher/contract", "refresher/signature", "internal/version"},
+	{pkgs: []string{"postrender"}, mayLink: []string{"refresher/config", "refresher/contract", "refresher/contract/guard", "refresher/signature", "internal/version"},
 		mustNotLink: []string{clientGo, ggcrRemote, helm}, links: "sigs.k8s.io/kustomize/kyaml/yaml",
 		why: "the streaming post-renderer on kyaml links no Kubernetes client, registry client or Helm"},
-	{pkgs: []string{"chartcheck"}, mayLink: []string{"postrender", "refresher/config", "refresher/contract", "refresher/signature", "internal/version"},
+	{pkgs: []string{"chartcheck"}, mayLink: []string{"postrender", "refresher/config", "refresher/contract", "refresher/contract/guard", "refresher/signature", "internal/version"},
 		why: "render + post-render + the contract's checks; never the refresher's tick or clients"},
 	{pkgs: []string{"cmd/refresher", "cmd/refresher/cmd"},
 		mayLink:     []string{"cmd/refresher/cmd", "internal/cli", "internal/version", "refresher", "refresher/config", "refresher/contract", "refresher/kube", "refresher/registry", "refresher/signature"},
-		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic, helm, kustomize}, links: "k8s.io/client-go/rest",
+		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic, helm, kustomize, admissionAPI}, links: "k8s.io/client-go/rest",
 		why: "the refresher binary and image stay small (≤ 7 MiB compressed per platform): REST with a scheme of its own, no Helm, no kyaml"},
 	{pkgs: []string{"cmd/postrender", "cmd/postrender/cmd"},
-		mayLink:     []string{"cmd/postrender/cmd", "internal/cli", "internal/version", "postrender", "refresher/config", "refresher/contract", "refresher/signature"},
+		mayLink:     []string{"cmd/postrender/cmd", "internal/cli", "internal/version", "postrender", "refresher/config", "refresher/contract", "refresher/contract/guard", "refresher/signature"},
 		mustNotLink: []string{clientGo, ggcrRemote, helm}, links: "sigs.k8s.io/kustomize/kyaml/yaml",
 		why: "the post-renderer binary reads and writes YAML, nothing more"},
 	{pkgs: []string{"cmd/chartcheck", "cmd/chartcheck/cmd"},
-		mayLink: []string{"cmd/chartcheck/cmd", "internal/cli", "internal/version", "chartcheck", "postrender", "refresher/config", "refresher/contract", "refresher/signature"},
+		mayLink: []string{"cmd/chartcheck/cmd", "internal/cli", "internal/version", "chartcheck", "postrender", "refresher/config", "refresher/contract", "refresher/contract/guard", "refresher/signature"},
 		why:     "chartcheck's commands over the chartcheck library"},
 	{pkgs: []string{"cmd/internal/imagebuild"}, mayLink: []string{"internal/cli", "internal/ociimage", "internal/version"},
 		why: "builds the refresher image"},

@@ -1,4 +1,8 @@
-package contract
+// Package guard is the admission guard of the refresh contract: the ValidatingAdmissionPolicy
+// and binding that let the refresher's ServiceAccount change only what the refresher writes.
+// The post-renderer injects it and chartcheck compares a rendered one with it; the refresher
+// never links it (the admissionregistration types would grow its image).
+package guard
 
 import (
 	"fmt"
@@ -12,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // The admission guard is a ValidatingAdmissionPolicy bound to the refresher's ServiceAccount:
@@ -27,7 +32,7 @@ import (
 // Optional-field access (`a.?f == b.?f`) makes an absent field equal to an absent one and
 // unequal to a set one. The allowed paths themselves:
 //   - metadata.annotations: the targets' audit annotations (only to a sha256 digest) and
-//     status annotations (at most GuardStatusMaxBytes); every other key unchanged;
+//     status annotations (at most contract.StatusMaxBytes); every other key unchanged;
 //   - spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt] on a target of a
 //     rollout-restart image (only to an RFC 3339 time);
 //   - on a set-env image's container, the value of its variable: exactly one entry, a plain
@@ -41,10 +46,8 @@ const (
 	// guardSuffix names the guard's policy and binding: "<config name>-guard", followed by
 	// ".<namespace>" when the namespace is known, so two releases never collide.
 	guardSuffix = "-guard"
-	// GuardMessagePrefix opens every denial the guard reports.
-	GuardMessagePrefix = "image-refresh guard: "
-	// GuardStatusMaxBytes bounds a status annotation the refresher's identity may write.
-	GuardStatusMaxBytes = 4096
+	// MessagePrefix opens every denial the guard reports.
+	MessagePrefix = "image-refresh guard: "
 
 	digestPattern  = `^sha256:[0-9a-f]{64}$`
 	rfc3339Pattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`
@@ -54,8 +57,8 @@ const (
 // the API server writes them on every update, before admission.
 var guardServerManaged = []string{"resourceVersion", "generation", "managedFields"}
 
-// GuardName is the name of the guard's policy and of its binding.
-func GuardName(configName, namespace string) string {
+// Name is the name of the guard's policy and of its binding.
+func Name(configName, namespace string) string {
 	if namespace == "" {
 		return configName + guardSuffix
 	}
@@ -111,15 +114,15 @@ func appendNew(list []string, s string) []string {
 	return append(list, s)
 }
 
-// Guard returns the admission guard of a config whose injected objects live in namespace ("" =
+// For returns the admission guard of a config whose injected objects live in namespace ("" =
 // the release namespace, unknown to a post-renderer) and run as ServiceAccount serviceAccount.
 // The objects carry only their names; the caller adds labels. Nil when nothing floats.
-func Guard(cfg *config.RefreshConfig, namespace, serviceAccount string) (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAdmissionPolicyBinding) {
+func For(cfg *config.RefreshConfig, namespace, serviceAccount string) (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAdmissionPolicyBinding) {
 	targets := guardTargets(cfg)
 	if len(targets) == 0 {
 		return nil, nil
 	}
-	name := GuardName(cfg.Metadata.Name, namespace)
+	name := Name(cfg.Metadata.Name, namespace)
 	// Without a known namespace the ServiceAccount is matched in the request's namespace: the
 	// Role (hence every write the token can make) lives there.
 	user := quote(serviceAccountUsername(namespace, serviceAccount))
@@ -283,11 +286,11 @@ func guardValidations(configName string, targets []*guardTarget) []admissionv1.V
 	forbidden := metav1.StatusReasonForbidden
 	var vs []admissionv1.Validation
 	add := func(expr, message string) {
-		vs = append(vs, admissionv1.Validation{Expression: expr, Message: GuardMessagePrefix + message, Reason: &forbidden})
+		vs = append(vs, admissionv1.Validation{Expression: expr, Message: MessagePrefix + message, Reason: &forbidden})
 	}
 	// addDynamic's message is text + messageExpr + tail.
 	addDynamic := func(expr, text, messageExpr, tail string) {
-		m := quote(GuardMessagePrefix+text) + " + " + messageExpr
+		m := quote(MessagePrefix+text) + " + " + messageExpr
 		if tail != "" {
 			m += " + " + quote(tail)
 		}
@@ -318,8 +321,8 @@ func guardValidations(configName string, targets []*guardTarget) []admissionv1.V
 				"annotation "+key+" may only be set to a sha256 digest")
 		}
 		for _, key := range t.status {
-			add(only+changedTo("newAnnotations", "oldAnnotations", key, fmt.Sprintf("size() <= %d", GuardStatusMaxBytes)),
-				fmt.Sprintf("annotation %s may only be set, to at most %d bytes", key, GuardStatusMaxBytes))
+			add(only+changedTo("newAnnotations", "oldAnnotations", key, fmt.Sprintf("size() <= %d", contract.StatusMaxBytes)),
+				fmt.Sprintf("annotation %s may only be set, to at most %d bytes", key, contract.StatusMaxBytes))
 		}
 		if t.restart {
 			add(only+changedTo("newTemplateAnnotations", "oldTemplateAnnotations", config.RestartedAtAnnotation, "matches('"+rfc3339Pattern+"')"),

@@ -1,4 +1,4 @@
-package contract
+package guard
 
 import (
 	"fmt"
@@ -61,7 +61,7 @@ func jsonFields(t reflect.Type) []string {
 // paths is neither compared with oldObject nor one of the paths the refresher writes: a
 // Kubernetes upgrade that adds a field cannot open a hole silently.
 func TestGuardComparesEveryField(t *testing.T) {
-	policy, _ := Guard(guardConfig(t, "apps"), "apps", "refresh")
+	policy, _ := For(guardConfig(t, "apps"), "apps", "refresh")
 	var exprs []string
 	for _, v := range policy.Spec.Validations {
 		exprs = append(exprs, v.Expression)
@@ -139,7 +139,7 @@ func TestGuardShape(t *testing.T) {
 			"request.userInfo.username == 'system:serviceaccount:' + request.namespace + ':' + 'refresh'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			policy, binding := Guard(guardConfig(t, tc.namespace), tc.namespace, "refresh")
+			policy, binding := For(guardConfig(t, tc.namespace), tc.namespace, "refresh")
 			if policy.Name != tc.wantName || binding.Name != tc.wantName || binding.Spec.PolicyName != tc.wantName {
 				t.Errorf("names %q %q → %q, want %q", policy.Name, binding.Name, binding.Spec.PolicyName, tc.wantName)
 			}
@@ -168,7 +168,7 @@ func TestGuardShape(t *testing.T) {
 			}
 			for _, v := range spec.Validations {
 				msg := v.Message + v.MessageExpression
-				if !strings.Contains(msg, GuardMessagePrefix) || v.Reason == nil || *v.Reason != metav1.StatusReasonForbidden {
+				if !strings.Contains(msg, MessagePrefix) || v.Reason == nil || *v.Reason != metav1.StatusReasonForbidden {
 					t.Errorf("validation %q: message %q, reason %v", v.Expression, msg, v.Reason)
 				}
 			}
@@ -179,7 +179,7 @@ func TestGuardShape(t *testing.T) {
 // TestGuardAllowsWhatTheConfigWrites: exactly the config's targets, containers, variables and
 // annotations are named; pinned images are not.
 func TestGuardAllowsWhatTheConfigWrites(t *testing.T) {
-	policy, _ := Guard(guardConfig(t, "apps"), "apps", "refresh")
+	policy, _ := For(guardConfig(t, "apps"), "apps", "refresh")
 	vars := map[string]string{}
 	for _, v := range policy.Spec.Variables {
 		vars[v.Name] = v.Expression
@@ -212,7 +212,7 @@ func TestGuardAllowsWhatTheConfigWrites(t *testing.T) {
 func TestGuardNilWhenAllPinned(t *testing.T) {
 	cfg := guardConfig(t, "apps")
 	cfg.Spec.Images = cfg.Spec.Images[4:]
-	if p, b := Guard(cfg, "apps", "refresh"); p != nil || b != nil {
+	if p, b := For(cfg, "apps", "refresh"); p != nil || b != nil {
 		t.Errorf("Guard of an all-pinned config = %v, %v; want nothing", p, b)
 	}
 }
