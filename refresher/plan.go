@@ -26,6 +26,10 @@ type targetImage struct {
 	// noRollback is why the rollback target (the status's previous digest) may not be applied:
 	// the registry does not serve it in the image's repository (see gates.checkRollback).
 	noRollback string
+	// intended is the digest this tick's first plan rolled out for the image, before a conflict
+	// made it re-read the target: a rollout to it found in flight then is a concurrent tick's
+	// doing this very moment, not one to wait for.
+	intended string
 }
 
 // tickSettings are what every target of one tick is planned with: the tick's time and the
@@ -229,7 +233,7 @@ func decideImage(dep *appsv1.Deployment, ti targetImage, where string, state *co
 		wait = fmt.Sprintf("%s: %s; %s waits for it (at most one rollout in flight)", where, pending, change.Decision)
 	case rollout && len(unresolved) > 0:
 		wait = fmt.Sprintf("%s: a rollout now would also pull the unresolved tag of %s, and nothing would record that digest; %s waits until it resolves", where, strings.Join(unresolved, ", "), change.Decision)
-	case change.Decision == DecisionUnchanged && inFlight(dep, prev, pending):
+	case change.Decision == DecisionUnchanged && inFlight(dep, prev, pending) && (ti.intended == "" || ti.intended != prev.Digest):
 		// The rollout this image's last change started has not completed.
 		wait = fmt.Sprintf("%s: the rollout to %s has not completed: %s", where, prev.Digest, pending)
 	}

@@ -340,6 +340,12 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 		if err != nil || patch == nil || opts.DryRun {
 			return err
 		}
+		for i := range t.images {
+			// The digest the rollout brings (a rollback brings the previous one: not recorded).
+			if ti := &t.images[i]; ti.intended == "" && (appliesDigest(ti.report.Decision) || ti.report.Decision == DecisionDrift) {
+				ti.intended = ti.report.Digest
+			}
+		}
 		_, err = opts.Kube.PatchDeployment(ctx, namespace, name, patch, config.FieldManager)
 		if err != nil {
 			return fmt.Errorf("patching Deployment %s/%s: %w", namespace, name, err)

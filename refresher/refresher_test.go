@@ -727,3 +727,38 @@ func TestRunRejectsInvalidConfigAndOptions(t *testing.T) {
 		t.Error("a rejected run sent requests")
 	}
 }
+
+// Two ticks at once (the scheduled Job and a kubectl create job --from): both plan the same
+// restart; the other writes first. This tick's patch conflicts, and the re-read shows the
+// restart it meant, in flight: that rollout is the other tick's doing this very moment, not one
+// to wait for — unchanged, nothing written for the image, no Waiting Event. The target rolls
+// out once.
+func TestRunConcurrentTickDoesNotWaitForItsTwin(t *testing.T) {
+	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+		annotations, ingestor := f.current()
+		annotations[jobsManagerKey] = stale
+		return deployment(annotations, ingestor)
+	})
+	enforceResourceVersion(t, f.kube, func(dep *appsv1.Deployment) {
+		// What the twin tick wrote: the digest, the restart and its status, as this refresher writes them.
+		dep.ResourceVersion = "2"
+		dep.Generation++
+		dep.Annotations[jobsManagerKey] = f.digest["jobs-manager"]
+		dep.Annotations[statusKey("jobs-manager")] = Status{State: StateOK, Since: clock.Format(time.RFC3339), Digest: f.digest["jobs-manager"],
+			Generation: dep.Generation, Applied: clock.Format(time.RFC3339), Previous: stale}.encode()
+		dep.Spec.Template.Annotations = map[string]string{config.RestartedAtAnnotation: clock.Format(time.RFC3339)}
+	})
+	report := f.run(t, f.options())
+	if report.Failed() {
+		t.Fatal(report.Err())
+	}
+	if got := decisions(report); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=unchanged" {
+		t.Errorf("decisions: %s", got)
+	}
+	if got := f.patches(t); len(got) != 1 {
+		t.Fatalf("patches: the conflicting one only, then nothing:\n%s", strings.Join(got, "\n"))
+	}
+	if waiting := f.events(t)[ReasonWaiting]; len(waiting) != 0 {
+		t.Errorf("Waiting Events %v, want none", waiting)
+	}
+}
