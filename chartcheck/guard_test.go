@@ -406,3 +406,21 @@ func guardYAML(t *testing.T, c *contract) []byte {
 	}
 	return out
 }
+
+// TestDeprecationWarning: a config using the deprecated spec.waitLimit passes refresh-config
+// with a warning that names the replacement; nothing else changes.
+func TestDeprecationWarning(t *testing.T) {
+	valid, err := os.ReadFile(validStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const schedule = "      schedule: \"7,22,37,52 * * * *\"\n"
+	got, results := editStream(t, valid, map[string]string{schedule: schedule + "      waitLimit: 4\n"}, "")
+	if len(got) != 0 {
+		t.Errorf("findings %q, want none", got)
+	}
+	r := resultOf(results, refreshConfigCheck)
+	if r.Status != StatusWarn || !strings.Contains(r.Warning, "spec.waitLimit is deprecated") || !strings.Contains(r.Warning, "set spec.waitTimeout instead") {
+		t.Errorf("refresh-config: %q, warning %q; want a deprecation warning", r.Status, r.Warning)
+	}
+}

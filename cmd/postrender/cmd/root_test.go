@@ -264,3 +264,22 @@ func TestErrorFilePathDefault(t *testing.T) {
 		t.Errorf("errorFilePath() = %q, want %q", got, want)
 	}
 }
+
+// A deprecated field (spec.waitLimit) renders all the same, with a warning on stderr naming the
+// replacement and what the field now reads as.
+func TestDeprecationWarning(t *testing.T) {
+	t.Setenv(errorFileEnv, filepath.Join(t.TempDir(), "error.txt"))
+	config := strings.Replace(string(readFile(t, filepath.Join(goldenDir, "config-from-file", "config.yaml"))), "spec:\n", "spec:\n  waitLimit: 4\n", 1)
+	path := filepath.Join(t.TempDir(), "refresh.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--config", path}, bytes.NewReader(readFile(t, filepath.Join(goldenDir, "no-config", "input.yaml"))), &stdout, &stderr); code != cli.ExitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	want := `postrender: warning: refresh config "stg-image-refresh": spec.waitLimit is deprecated and will be removed: it now reads as spec.waitTimeout 1h0m0s`
+	if !strings.Contains(stderr.String(), want) || !strings.Contains(stdout.String(), "kind: CronJob") {
+		t.Errorf("stderr %q, want %q; a CronJob in stdout: %v", stderr.String(), want, strings.Contains(stdout.String(), "kind: CronJob"))
+	}
+}
