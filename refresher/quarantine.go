@@ -68,13 +68,13 @@ func failedRollout(dep *appsv1.Deployment, annotation string, prev Status, pendi
 // a registry digest already quarantined is held. ok is false when neither applies.
 // noRollback, when set, says why the previous digest may not be rolled back to: the failed
 // digest is quarantined without a rollback.
-func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageReport, live Live, change Change, prev Status, pending, noRollback string, p tickSettings) (imageOutcome, bool) {
+func quarantineOutcome(dep *appsv1.Deployment, img config.Image, digest string, live Live, change Change, prev Status, pending, noRollback string, p tickSettings) (imageOutcome, bool) {
 	now := p.now.UTC().Format(time.RFC3339)
 	timeout := p.rolloutTimeout
 	if timeout <= 0 {
 		timeout = config.DefaultRolloutTimeout
 	}
-	if why := failedRollout(dep, rep.Previous, prev, pending, p.now, timeout); why != "" {
+	if why := failedRollout(dep, live.Annotation, prev, pending, p.now, timeout); why != "" {
 		bad := prev.Digest
 		if img.Action == config.ActionSetEnv && live.Env == bad && config.ValidDigest(prev.Previous) && prev.Previous != bad && noRollback == "" {
 			next := Status{State: StateQuarantined, Since: now, Digest: prev.Previous, Applied: now, Quarantined: bad}
@@ -99,7 +99,7 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageRepor
 			status: &next,
 		}, true
 	}
-	if prev.Quarantined == "" || rep.Digest != prev.Quarantined {
+	if prev.Quarantined == "" || digest != prev.Quarantined {
 		return imageOutcome{}, false
 	}
 	next := prev
@@ -110,7 +110,7 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageRepor
 	return imageOutcome{
 		Change:   Change{Decision: DecisionQuarantined},
 		intended: change.Decision,
-		note:     fmt.Sprintf("%s is quarantined (its rollout failed); waiting for the tag to move", rep.Digest),
+		note:     fmt.Sprintf("%s is quarantined (its rollout failed); waiting for the tag to move", digest),
 		status:   &next,
 	}, true
 }
@@ -118,9 +118,9 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, rep *ImageRepor
 // appliedStatus is the status after a change that rolls the pods out: ok since now, at the
 // generation the patch makes, remembering the digest it replaced (the rollback target) and any
 // quarantined digest. A drift repair re-applies the recorded digest: its previous one stays.
-func appliedStatus(prev Status, rep *ImageReport, live Live, change Change, dep *appsv1.Deployment, now time.Time) Status {
+func appliedStatus(prev Status, digest string, live Live, change Change, dep *appsv1.Deployment, now time.Time) Status {
 	ts := now.UTC().Format(time.RFC3339)
-	s := Status{State: StateOK, Since: ts, Digest: rep.Digest, Generation: dep.Generation + 1, Applied: ts, Quarantined: prev.Quarantined, Previous: prev.Previous}
+	s := Status{State: StateOK, Since: ts, Digest: digest, Generation: dep.Generation + 1, Applied: ts, Quarantined: prev.Quarantined, Previous: prev.Previous}
 	if change.Annotation != "" && change.Annotation != live.Annotation {
 		s.Previous = ""
 		switch {

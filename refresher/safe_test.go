@@ -449,7 +449,7 @@ func TestQuarantineOutcomeDefaultTimeout(t *testing.T) {
 		want    bool
 	}{{1, false}, {14, false}, {15, true}} {
 		rep := &ImageReport{Previous: bad, Digest: bad}
-		_, got := quarantineOutcome(dep, img, rep, Live{Annotation: bad}, Change{Decision: DecisionUnchanged}, prev, "its rollout is not complete", "", tickSettings{now: clock.Add(time.Duration(tc.minutes) * time.Minute)})
+		_, got := quarantineOutcome(dep, img, rep.Digest, Live{Annotation: bad}, Change{Decision: DecisionUnchanged}, prev, "its rollout is not complete", "", tickSettings{now: clock.Add(time.Duration(tc.minutes) * time.Minute)})
 		if got != tc.want {
 			t.Errorf("after %d minutes: quarantined %v, want %v", tc.minutes, got, tc.want)
 		}
