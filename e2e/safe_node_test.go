@@ -85,7 +85,7 @@ func (k *nodeTick) want(t *testing.T, code int32, want decisions) {
 }
 
 // events are the refresher's Events on the target, oldest first, as "Reason: note" of the
-// image's Events.
+// image's Events, an Event with a series once per tick it counts.
 func events(t *testing.T, r *release, img harness.Image) []string {
 	t.Helper()
 	list, err := r.Cluster.Client.EventsV1().Events(r.Namespace).List(t.Context(), metav1.ListOptions{})
@@ -96,7 +96,14 @@ func events(t *testing.T, r *release, img harness.Image) []string {
 	var out []string
 	for _, e := range list.Items {
 		if e.ReportingController == refresher.EventController && e.Regarding.Name == deployName && strings.HasPrefix(e.Note, "image "+img.Name+" (") {
-			out = append(out, e.Reason+": "+e.Note)
+			// A repeating outcome is one Event whose series counts its ticks: one entry per tick.
+			n := 1
+			if e.Series != nil {
+				n = int(e.Series.Count)
+			}
+			for range n {
+				out = append(out, e.Reason+": "+e.Note)
+			}
 		}
 	}
 	return out
