@@ -98,6 +98,11 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([
 	}
 	for i, ti := range images {
 		next := nexts[i]
+		if next == (Status{}) && len(ti.report.Corrections) > 0 {
+			// An ignored status is replaced by a valid one, not by an empty one that the next
+			// tick would ignore (and rewrite) again.
+			next = Status{State: StateOK, Since: p.now.UTC().Format(time.RFC3339)}
+		}
 		// The API server makes any change of a Deployment's annotations (or spec) its next
 		// generation. A patch that writes only annotations leaves a rollout in flight the same
 		// rollout: the status follows it to that generation, or the next tick would no longer
