@@ -34,6 +34,8 @@ type targetImage struct {
 // config's limits.
 type tickSettings struct {
 	now time.Time
+	// began is when the tick began; zero when unknown (a plan outside Run).
+	began time.Time
 	// waitTimeout is spec.waitTimeout: how long an image may wait before it fails.
 	waitTimeout time.Duration
 	// rolloutTimeout is spec.rolloutTimeout: how long a rollout the refresher started may

@@ -82,6 +82,10 @@ type Options struct {
 	// Keys are the trusted public keys (signature.ReadKeysDir of the mounted keys ConfigMap);
 	// required when spec.verification is set and an image needs a signature.
 	Keys []signature.PublicKey
+
+	// began is when Run began (Now), set by Run: a change another tick applied since is a
+	// twin tick's, running at the same time (see transitionInput.twin).
+	began time.Time
 }
 
 // Report is the outcome of a Run, one entry per configured image in config order.
@@ -170,6 +174,7 @@ func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, 
 	if opts.Instance == "" {
 		opts.Instance = hostname()
 	}
+	opts.began = opts.Now()
 
 	report, floating, err := newReport(cfg, opts.Namespace)
 	if err != nil {
@@ -332,7 +337,7 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 			return fmt.Errorf("reading Deployment %s/%s: %w", namespace, name, err)
 		}
 		t.dep = dep
-		p := tickSettings{now: opts.Now(), waitTimeout: cfg.Spec.EffectiveWaitTimeout(), rolloutTimeout: cfg.Spec.EffectiveRolloutTimeout()}
+		p := tickSettings{now: opts.Now(), began: opts.began, waitTimeout: cfg.Spec.EffectiveWaitTimeout(), rolloutTimeout: cfg.Spec.EffectiveRolloutTimeout()}
 		patch, err = planTarget(dep, t.images, p)
 		if err == nil && t.gate(ctx, g, p) {
 			patch, err = planTarget(dep, t.images, p) // a refused digest fails its image

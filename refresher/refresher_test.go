@@ -762,3 +762,41 @@ func TestRunConcurrentTickDoesNotWaitForItsTwin(t *testing.T) {
 		t.Errorf("Waiting Events %v, want none", waiting)
 	}
 }
+
+// The other race of two ticks at once: the twin's patch lands before this tick even reads the
+// target (no conflict). The change to the digest this tick would apply was written after it
+// began: the twin's rollout, not one to wait for — unchanged, nothing written, no Waiting Event.
+// A tick that began after the change waits for that rollout as usual.
+func TestRunTwinTickThatReadsAfterTheTwinsWrite(t *testing.T) {
+	at := clock.Add(30 * time.Second)
+	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+		annotations, ingestor := f.current()
+		// What the twin wrote at 12:00:30 — the digest, the restart and its status — its rollout in flight.
+		annotations[statusKey("jobs-manager")] = Status{State: StateOK, Since: at.Format(time.RFC3339), Digest: f.digest["jobs-manager"],
+			Generation: 2, Applied: at.Format(time.RFC3339), Previous: stale}.encode()
+		dep := deployment(annotations, ingestor)
+		dep.Spec.Template.Annotations = map[string]string{config.RestartedAtAnnotation: at.Format(time.RFC3339)}
+		return pending(dep)
+	})
+	tick := func(began time.Time) Report {
+		t.Helper()
+		f.kube.ClearActions()
+		opts := f.options()
+		opts.Now = func() time.Time { return began }
+		return f.run(t, opts)
+	}
+	// This tick began at 12:00:30 too (the same second as the twin's write).
+	if got := decisions(tick(at.Add(400 * time.Millisecond))); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=unchanged" {
+		t.Errorf("the twin: decisions %s", got)
+	}
+	if p := f.patches(t); len(p) != 0 {
+		t.Errorf("the twin wrote %q", p)
+	}
+	if w := f.events(t)[ReasonWaiting]; len(w) != 0 {
+		t.Errorf("the twin made Waiting Events %v", w)
+	}
+	// A tick a minute later waits for the rollout.
+	if got := decisions(tick(at.Add(time.Minute))); got != "jobs-manager=waiting pods-monitor=unchanged ingestor=unchanged" {
+		t.Errorf("a later tick: decisions %s", got)
+	}
+}

@@ -174,6 +174,24 @@ func decide(in transitionInput) imageOutcome {
 	return o
 }
 
+// twin reports whether the rollout in flight is a twin tick's doing — another run of this
+// refresher at the same time (the scheduled Job and a kubectl create job --from): the change
+// to the digest this tick would apply was written after this tick began (its status's applied
+// time, to the second), or this tick's own first plan meant it before a conflict showed it
+// done. Such a rollout is not one to wait for: the twin waits for it.
+func twin(in transitionInput) bool {
+	prev := in.prev
+	if prev.Digest == "" || prev.Digest != in.digest {
+		return false
+	}
+	if in.intended == prev.Digest {
+		return true
+	}
+	applied, err := time.Parse(time.RFC3339, prev.Applied)
+	began := in.settings.began
+	return err == nil && !began.IsZero() && !applied.Before(began.Truncate(time.Second))
+}
+
 // settle is the settled check and the wait limit: a change that would roll out waits while the
 // target's last rollout is pending (at most one in flight), and fails once it waited longer
 // than spec.waitTimeout.
@@ -191,7 +209,7 @@ func settle(in transitionInput, change Change) imageOutcome {
 		wait = fmt.Sprintf("%s: %s; %s waits for it (at most one rollout in flight)", where, pending, change.Decision)
 	case rollout && len(unresolved) > 0:
 		wait = fmt.Sprintf("%s: a rollout now would also pull the unresolved tag of %s, and nothing would record that digest; %s waits until it resolves", where, strings.Join(unresolved, ", "), change.Decision)
-	case change.Decision == DecisionUnchanged && inFlight(dep, prev, pending) && (in.intended == "" || in.intended != prev.Digest):
+	case change.Decision == DecisionUnchanged && inFlight(dep, prev, pending) && !twin(in):
 		// The rollout this image's last change started has not completed.
 		wait = fmt.Sprintf("%s: the rollout to %s has not completed: %s", where, prev.Digest, pending)
 	}
