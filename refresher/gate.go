@@ -63,12 +63,18 @@ func (t *target) checkDigest(ctx context.Context, g gates, ti *targetImage, p ti
 
 // checkRollback is the rollback target's check: the previous digest comes from the status
 // annotation, which anyone who may edit the Deployment can write, so it is rolled back to only
-// when the registry serves it in the image's own repository (one HEAD, only when a rollback is
-// due). It returns why not, "" when it may.
+// when the registry serves it in the image's own repository (one HEAD) and, when the image
+// needs a signature (spec.verification), a trusted key signed it — checked again, not taken
+// from the annotation's word. Only when a rollback is due. It returns why not, "" when it may.
 func (t *target) checkRollback(ctx context.Context, g gates, ti *targetImage, p tickSettings) string {
 	prev := parseStatus(t.dep.Annotations[ti.image.StatusAnnotation()], p.now)
 	if err := g.resolver.Serves(ctx, ti.image.Repository, prev.Previous); err != nil {
 		return fmt.Sprintf("the registry does not serve it (%v)", err)
+	}
+	if g.signatures != nil && g.cfg.VerificationRequired(ti.image) {
+		if check := g.signatures.check(ctx, ti.image, prev.Previous, Refusal{}, p.now); check.err != nil {
+			return fmt.Sprintf("no trusted signature (%v)", check.err)
+		}
 	}
 	return ""
 }

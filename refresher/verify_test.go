@@ -195,3 +195,54 @@ func TestRunSignatureExemptionAndKeys(t *testing.T) {
 		}
 	}
 }
+
+// With spec.verification, a rollback target (the status's previous digest, which anyone who
+// may edit the Deployment can write) must be signed by a trusted key, checked again: an
+// unsigned one the registry serves is not rolled back to — the failed digest is quarantined,
+// the env left alone; a signed one is.
+func TestRunRollbackTargetMustBeSigned(t *testing.T) {
+	const ingestorRepo = "ghcr.io/tracebloc/ingestor"
+	for _, signed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unsigned previous", true: "signed previous"}[signed], func(t *testing.T) {
+			trusted := newTestKey(t, "release.pub")
+			var previous string
+			f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+				var err error
+				if previous, err = f.srv.PushImage(ingestorRepo + ":previous"); err != nil {
+					t.Fatal(err)
+				}
+				annotations, _ := f.current()
+				annotations[ingestorKey] = previous
+				return deployment(annotations, env(previous))
+			})
+			if signed {
+				f.sign(t, trusted, ingestorRepo, previous)
+			}
+			bad := f.digest["ingestor"]
+			f.sign(t, trusted, ingestorRepo, bad)
+			f.cfg.Spec.Verification = &config.Verification{KeysConfigMap: "keys"}
+			tick := func(now time.Time) Report {
+				t.Helper()
+				f.kube.ClearActions()
+				opts := f.options()
+				opts.Now, opts.Keys = func() time.Time { return now }, []signature.PublicKey{trusted.pub}
+				return f.run(t, opts)
+			}
+			if got := tick(clock).Images[2].Decision; got != DecisionUpdateEnv {
+				t.Fatalf("first tick: %s", got)
+			}
+			stuck(t, f, 2, true)
+			ing := tick(clock.Add(5 * time.Minute)).Images[2]
+			dep := f.deployment(t)
+			if signed {
+				if ing.Decision != DecisionRolledBack || apiEnv(dep)[ingestorEnv] != previous {
+					t.Errorf("signed previous: %s (%q), env %s; want rolled back to %s", ing.Decision, ing.Reason, apiEnv(dep)[ingestorEnv], previous)
+				}
+				return
+			}
+			if ing.Decision != DecisionQuarantined || !strings.Contains(ing.Reason, "not rolled back to "+previous+": no trusted signature") || apiEnv(dep)[ingestorEnv] != bad {
+				t.Errorf("unsigned previous: %s (%q), env %s; want quarantined without a rollback, env left at %s", ing.Decision, ing.Reason, apiEnv(dep)[ingestorEnv], bad)
+			}
+		})
+	}
+}
