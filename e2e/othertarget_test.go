@@ -112,11 +112,19 @@ func updateGuard(t *testing.T, r *release, cfg *config.RefreshConfig, target, an
 	if err != nil {
 		t.Fatal(err)
 	}
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"sha256:%s"}}}`, annotation, strings.Repeat("0", 64))
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := refresher.AppsV1().Deployments(r.Namespace).Patch(ctx, target, types.StrategicMergePatchType, []byte(patch),
+	// Enforced is: the refresher may write the target's audit annotation, and still may not
+	// relabel it — so neither a stale policy nor none at all (the install's create may not be
+	// enforced yet either) passes for the updated one.
+	patch := func(body string) error {
+		_, err := refresher.AppsV1().Deployments(r.Namespace).Patch(ctx, target, types.StrategicMergePatchType, []byte(body),
 			metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
-		return err == nil, nil
+		return err
+	}
+	legit := fmt.Sprintf(`{"metadata":{"annotations":{%q:"sha256:%s"}}}`, annotation, strings.Repeat("0", 64))
+	hostile := `{"metadata":{"labels":{"probe":"x"}}}`
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		denied := patch(hostile)
+		return patch(legit) == nil && denied != nil && strings.Contains(denied.Error(), guard.MessagePrefix), nil
 	})
 	if err != nil {
 		t.Fatalf("the updated guard does not let the refresher write %s on %s: %v", annotation, target, err)
