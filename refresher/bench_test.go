@@ -306,19 +306,26 @@ func connectProxy(addr string) http.Handler {
 	})
 }
 
-// TestRequestsPerImage counts what a tick costs: exactly one HEAD and at most one token
-// request per image, plus one version check per registry; with spec.verification (subtest
-// verification) a signed new digest adds exactly 3 GETs, nothing else does.
-func TestRequestsPerImage(t *testing.T) {
-	const n = 20
+// requestsFixture is a registry with n images at :prod, an API server and the config and
+// Deployments of those n images (not yet served: the caller resets the API server with them).
+func requestsFixture(t *testing.T, n int) (*registrytest.Server, *apiServer, *config.RefreshConfig, []*appsv1.Deployment) {
+	t.Helper()
 	srv := registrytest.New(t)
 	for i := range n {
 		if _, err := srv.PushImage(benchRepository(i) + ":prod"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	api := startAPIServer(t)
 	cfg, deployments := benchFixture(n)
+	return srv, startAPIServer(t), cfg, deployments
+}
+
+// TestRequestsPerImage counts what a tick costs: exactly one HEAD and at most one token
+// request per image, plus one version check per registry; with spec.verification (subtest
+// verification) a signed new digest adds exactly 3 GETs, nothing else does.
+func TestRequestsPerImage(t *testing.T) {
+	const n = 20
+	srv, api, cfg, deployments := requestsFixture(t, n)
 	api.reset(t, deployments)
 	opts, err := benchOptions(api.srv.URL, srv.Transport(), registry.DefaultConcurrency)
 	if err != nil {
@@ -408,14 +415,7 @@ func countTickRequests(t *testing.T, srv *registrytest.Server) tickRequests {
 func testRequestsWithVerification(t *testing.T) {
 	const n = 20
 	const signed, unsigned = 5, 5 // images 0–4 get a new signed digest, 5–9 an unsigned one
-	srv := registrytest.New(t)
-	for i := range n {
-		if _, err := srv.PushImage(benchRepository(i) + ":prod"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	api := startAPIServer(t)
-	cfg, deployments := benchFixture(n)
+	srv, api, cfg, deployments := requestsFixture(t, n)
 	cfg.Spec.Verification = &config.Verification{KeysConfigMap: "keys", RecheckAfter: config.Duration(time.Hour)}
 	for _, d := range deployments { // rolled out, so a change does not wait
 		d.Status = appsv1.DeploymentStatus{Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1}
