@@ -203,9 +203,15 @@ func decisionRows() []decisionRow {
 			plan: one(stalled(deployment(annotated(jobsManagerKey, tableR,
 				statusKey("jobs-manager"), status(Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Digest: tableR, Generation: 2, Applied: "2026-07-01T11:00:00Z"})))), restartImage(), nil),
 			check: statusOnly},
-		{action: "any", state: "R is the quarantined digest", decision: DecisionQuarantined, writes: "nothing (the tag must move)",
+		{action: "any", state: "R is the quarantined digest, recorded at the Deployment's generation (nobody else wrote it since)",
+			decision: DecisionQuarantined, writes: "nothing (the tag must move)",
 			plan: one(deployment(annotated(jobsManagerKey, tableA,
-				statusKey("jobs-manager"), status(Status{State: StateQuarantined, Since: "2026-07-01T11:00:00Z", Digest: tableA, Quarantined: tableR}))), restartImage(), nil)},
+				statusKey("jobs-manager"), status(Status{State: StateQuarantined, Since: "2026-07-01T11:00:00Z", Digest: tableA, Generation: 1, Quarantined: tableR}))), restartImage(), nil)},
+		{action: "any", state: "R is quarantined at another generation (a hand-written quarantine, or another writer changed the Deployment since)",
+			decision: DecisionRestart, writes: "as if not quarantined: a rollout whose failure quarantines R again",
+			plan: one(deployment(annotated(jobsManagerKey, tableA,
+				statusKey("jobs-manager"), status(Status{State: StateQuarantined, Since: "2026-07-01T11:00:00Z", Digest: tableA, Generation: 7, Quarantined: tableR}))), restartImage(), nil),
+			check: contains(`"`+jobsManagerKey+`":"`+tableR+`"`)},
 	}
 }
 

@@ -110,7 +110,12 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([
 		// rollout: the status follows it to that generation, or the next tick would no longer
 		// see it as this refresher's (and would neither wait for it nor quarantine it). A patch
 		// that changes the pod template starts another rollout, which is not this image's.
-		if writes && !restart && containers == nil && inFlight(dep, next, obs.pending) {
+		switch {
+		case writes && next.State == StateQuarantined:
+			// A quarantine holds only on the Deployment as this refresher last wrote it (holds):
+			// it follows every write of this refresher, the one that records it included.
+			next.Generation = dep.Generation + 1
+		case writes && !restart && containers == nil && inFlight(dep, next, obs.pending):
 			next.Generation++
 		}
 		ti.report.Status = next

@@ -99,13 +99,10 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, digest string, 
 			status: &next,
 		}, true
 	}
-	if prev.Quarantined == "" || digest != prev.Quarantined {
+	if !holds(prev, dep, digest) {
 		return imageOutcome{}, false
 	}
 	next := prev
-	if prev.State != StateQuarantined {
-		next = statusAfter(prev, StateQuarantined, "", p.now)
-	}
 	next.Pending, next.PendingSince = "", ""
 	return imageOutcome{
 		Change:   Change{Decision: DecisionQuarantined},
@@ -115,12 +112,23 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, digest string, 
 	}, true
 }
 
+// holds reports whether prev holds the registry digest back: a quarantine this refresher
+// recorded for it, on the Deployment as this refresher last wrote it. The status annotation is
+// input, not truth — anyone who may edit the Deployment can write a quarantine — but the API
+// server makes every write of a Deployment (an annotation too) its next generation, and a
+// quarantine records the generation of this refresher's own write (planTarget). A quarantine
+// written by hand, or one that outlived another writer's change (helm upgrade, kubectl edit),
+// holds nothing: the digest is applied again and, if its rollout fails again, quarantined again.
+func holds(prev Status, dep *appsv1.Deployment, digest string) bool {
+	return prev.State == StateQuarantined && prev.Quarantined == digest && prev.Generation != 0 && prev.Generation == dep.Generation
+}
+
 // appliedStatus is the status after a change that rolls the pods out: ok since now, at the
-// generation the patch makes, remembering the digest it replaced (the rollback target) and any
-// quarantined digest. A drift repair re-applies the recorded digest: its previous one stays.
+// generation the patch makes, remembering the digest it replaced (the rollback target); a
+// quarantine ends with it. A drift repair re-applies the recorded digest: its previous one stays.
 func appliedStatus(prev Status, digest string, live Live, change Change, dep *appsv1.Deployment, now time.Time) Status {
 	ts := now.UTC().Format(time.RFC3339)
-	s := Status{State: StateOK, Since: ts, Digest: digest, Generation: dep.Generation + 1, Applied: ts, Quarantined: prev.Quarantined, Previous: prev.Previous}
+	s := Status{State: StateOK, Since: ts, Digest: digest, Generation: dep.Generation + 1, Applied: ts, Previous: prev.Previous}
 	if change.Annotation != "" && change.Annotation != live.Annotation {
 		s.Previous = ""
 		switch {

@@ -91,3 +91,39 @@ func TestRunForgedPendingSinceSoaksFromNow(t *testing.T) {
 		t.Errorf("a soak after the correction: %s, want %s", report.Images[2].Decision, DecisionUpdateEnv)
 	}
 }
+
+// A quarantine of the registry digest written by hand holds nothing: the API server made the
+// hand edit the Deployment's next generation, which is not the one a quarantine of this
+// refresher records (holds). The digest is applied, and the forged quarantine ends with it.
+func TestRunForgedQuarantineHoldsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		generation int64
+	}{
+		{name: "no generation", generation: 0},
+		{name: "the generation before the hand edit", generation: 2},
+		{name: "a later generation", generation: 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+				annotations, _ := f.current()
+				annotations[ingestorKey] = stale
+				annotations[statusKey("ingestor")] = Status{State: StateQuarantined, Since: "2026-07-01T11:00:00Z", Digest: stale,
+					Generation: tc.generation, Quarantined: f.digest["ingestor"]}.encode()
+				dep := deployment(annotations, env(stale))
+				dep.Generation, dep.Status.ObservedGeneration = 3, 3
+				return dep
+			})
+			report, patches := f.safeTick(t, clock)
+			if got := report.Images[2].Decision; got != DecisionUpdateEnv || len(patches) != 1 {
+				t.Fatalf("%s, patches %q; want %s in one patch", got, patches, DecisionUpdateEnv)
+			}
+			if got := apiEnv(f.deployment(t))[ingestorEnv]; got != f.digest["ingestor"] {
+				t.Errorf("env %s, want the registry digest %s", got, f.digest["ingestor"])
+			}
+			if s := f.status(t, "ingestor"); s.State != StateOK || s.Quarantined != "" || s.Previous != stale {
+				t.Errorf("status %+v", s)
+			}
+		})
+	}
+}

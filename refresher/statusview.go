@@ -235,7 +235,7 @@ func viewState(row *StatusRow, st Status) (ViewState, string) {
 	switch {
 	case st.State == StateFailed:
 		return ViewFailed, st.Since
-	case st.Quarantined != "" && row.Registry == st.Quarantined:
+	case st.State == StateQuarantined && row.Registry == st.Quarantined:
 		return ViewQuarantined, st.Since
 	case st.State == StateSoaking && st.Pending == row.Registry:
 		return ViewSoaking, st.PendingSince
