@@ -53,7 +53,7 @@ func (r *Resolver) CheckPlatforms(ctx context.Context, ref, digest string, requi
 	if err := r.run.skip(tag.RegistryStr()); err != nil {
 		return fmt.Errorf("checking the platforms of %s: %w", tag, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := context.WithTimeout(forRegistry(ctx, tag.RegistryStr()), r.timeout)
 	defer cancel()
 	byDigest := tag.Context().Digest(digest)
 	desc, err := r.puller.Get(ctx, byDigest)

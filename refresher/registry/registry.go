@@ -173,7 +173,7 @@ func (r *Resolver) Serves(ctx context.Context, repository, digest string) error 
 	if err := r.run.skip(ref.RegistryStr()); err != nil {
 		return fmt.Errorf("checking %s: %w", ref, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := context.WithTimeout(forRegistry(ctx, ref.RegistryStr()), r.timeout)
 	defer cancel()
 	desc, err := r.puller.Head(ctx, ref)
 	if err != nil {
@@ -190,7 +190,7 @@ func (r *Resolver) resolve(ctx context.Context, tag name.Tag) Result {
 	if err := r.run.skip(tag.RegistryStr()); err != nil {
 		return Result{Err: fmt.Errorf("resolving %s: %w", tag, err)}
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := context.WithTimeout(forRegistry(ctx, tag.RegistryStr()), r.timeout)
 	defer cancel()
 	var head headObservation
 	ctx = withHeadObservation(ctx, &head)

@@ -78,7 +78,7 @@ func (r *Resolver) VerifySignature(ctx context.Context, ref, digest string, keys
 	if err := r.run.skip(tag.RegistryStr()); err != nil {
 		return signature.Verdict{}, fmt.Errorf("verifying the signature of %s: %w", tag, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := context.WithTimeout(forRegistry(ctx, tag.RegistryStr()), r.timeout)
 	defer cancel()
 	v := &sigSearch{r: r, repo: tag.Context(), digest: digest, hex: strings.TrimPrefix(digest, "sha256:"), keys: keys}
 	for _, step := range []func(context.Context) (signature.Verdict, bool, error){v.referrersTag, v.sigTag, v.referrersAPI} {
