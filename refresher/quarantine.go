@@ -141,12 +141,12 @@ func appliedStatus(prev Status, digest string, live Live, change Change, dep *ap
 	return s
 }
 
-// failReason is the reason a failed image reports: registry.ReasonPlatformMissing for a digest
-// the platform gate refused, signature.ReasonMissing or ReasonInvalid for one the signature gate
-// refused, "" otherwise (the error says it all).
+// failReason is the reason a failed image reports: the registry's (registry.Reason:
+// platform-missing, not-a-manifest, too-large) or the signature gate's (signature-…), "" when the
+// error says it all.
 func failReason(err error) string {
-	if registry.IsPlatformMissing(err) {
-		return registry.ReasonPlatformMissing
+	if r := registry.Reason(err); r != "" {
+		return r
 	}
 	return signature.Reason(err)
 }

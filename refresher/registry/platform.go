@@ -55,15 +55,13 @@ func (r *Resolver) CheckPlatforms(ctx context.Context, ref, digest string, requi
 	}
 	ctx, cancel := context.WithTimeout(forRegistry(ctx, tag.RegistryStr()), r.timeout)
 	defer cancel()
-	byDigest := tag.Context().Digest(digest)
-	desc, err := r.puller.Get(ctx, byDigest)
+	m, err := r.getManifest(ctx, tag.Context().Digest(digest))
 	if err != nil {
 		return fmt.Errorf("checking the platforms of %s: reading manifest %s: %w", tag, digest, err)
 	}
 	var have []v1.Platform
-	switch {
-	case desc.MediaType.IsIndex():
-		index, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
+	if m.mediaType.IsIndex() {
+		index, err := v1.ParseIndexManifest(bytes.NewReader(m.body))
 		if err != nil {
 			return fmt.Errorf("checking the platforms of %s: parsing index %s: %w", tag, digest, err)
 		}
@@ -72,22 +70,15 @@ func (r *Resolver) CheckPlatforms(ctx context.Context, ref, digest string, requi
 				have = append(have, *m.Platform)
 			}
 		}
-	case desc.MediaType.IsImage():
-		img, err := desc.Image()
+	} else {
+		p, err := r.imagePlatform(ctx, tag.Context(), m.body)
 		if err != nil {
-			return fmt.Errorf("checking the platforms of %s: reading image %s: %w", tag, digest, err)
+			return fmt.Errorf("checking the platforms of %s: image %s: %w", tag, digest, err)
 		}
-		cf, err := img.ConfigFile() // the one extra GET: the config blob
-		if err != nil {
-			return fmt.Errorf("checking the platforms of %s: reading the config of image %s: %w", tag, digest, err)
-		}
-		p := cf.Platform()
 		if p == nil || p.OS == "" || p.Architecture == "" {
 			return &PlatformError{Reference: ref, Digest: digest, Missing: slices.Clone(required)}
 		}
 		have = []v1.Platform{*p}
-	default:
-		return fmt.Errorf("checking the platforms of %s: %s is a %s, neither an image index nor an image", tag, digest, desc.MediaType)
 	}
 	var missing []string
 	for _, want := range required {
@@ -107,6 +98,24 @@ func (r *Resolver) CheckPlatforms(ctx context.Context, ref, digest string, requi
 		names[i] = platformString(p)
 	}
 	return &PlatformError{Reference: ref, Digest: digest, Missing: missing, Have: names}
+}
+
+// imagePlatform is the platform an image manifest's config blob names (the one extra GET), read
+// only when its declared size is at most MaxConfigBytes.
+func (r *Resolver) imagePlatform(ctx context.Context, repo name.Repository, manifest []byte) (*v1.Platform, error) {
+	m, err := v1.ParseManifest(bytes.NewReader(manifest))
+	if err != nil {
+		return nil, fmt.Errorf("parsing the manifest: %w", err)
+	}
+	b, err := r.readBlob(ctx, repo, "config blob", m.Config, MaxConfigBytes)
+	if err != nil {
+		return nil, fmt.Errorf("reading the config: %w", err)
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("parsing the config: %w", err)
+	}
+	return cf.Platform(), nil
 }
 
 // platformMatches: OS and architecture equal; the variant too when the requirement names one.

@@ -45,6 +45,9 @@ type Options struct {
 	Timeout time.Duration
 	// UserAgent is prepended to go-containerregistry's User-Agent.
 	UserAgent string
+	// InsecureRegistries (host[:port]) may get their credentials over plain HTTP
+	// (spec.insecureRegistries); loopback hosts always may.
+	InsecureRegistries []string
 }
 
 // Result is the outcome of one reference's lookup.
@@ -82,9 +85,10 @@ func NewResolver(opts Options) (*Resolver, error) {
 	if opts.Transport == nil {
 		t := remote.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = opts.Concurrency
+		t.MaxResponseHeaderBytes = maxHeaderBytes
 		opts.Transport = t
 	}
-	run := newRunTransport(opts.Transport)
+	run := newRunTransport(boundedTransport{opts.Transport}, opts.InsecureRegistries...)
 	ropts := []remote.Option{
 		remote.WithTransport(run),
 		remote.WithAuthFromKeychain(opts.Keychain),
@@ -206,11 +210,11 @@ func (r *Resolver) resolve(ctx context.Context, tag name.Tag) Result {
 		// Content-Length; the digest is all a lookup needs (and is checked below).
 		res.Digest = headDigest
 	case headOK:
-		got, getErr := r.puller.Get(ctx, tag)
+		got, getErr := r.getManifest(ctx, tag)
 		if getErr != nil {
 			return Result{Err: fmt.Errorf("resolving %s: HEAD had no Docker-Content-Digest, GET failed: %w", tag, getErr)}
 		}
-		res.Digest, res.ViaGet = got.Digest.String(), true
+		res.Digest, res.ViaGet = got.digest, true
 	default:
 		var skipped *SkippedError
 		if errors.As(err, &skipped) {

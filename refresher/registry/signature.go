@@ -3,8 +3,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -355,42 +353,26 @@ func (v *sigSearch) sigTag(ctx context.Context) (signature.Verdict, bool, error)
 // blob reads the blob l describes, at most maxSignatureObject bytes, and checks its sha256. ok
 // is false (and the failure recorded) for a blob that is too large, absent or not what l says.
 func (v *sigSearch) blob(ctx context.Context, where string, l v1.Descriptor) ([]byte, bool, error) {
-	if l.Size <= 0 || l.Size > maxSignatureObject {
-		v.fail(where, "blob of %d bytes, want 1 to %d", l.Size, maxSignatureObject)
-		return nil, false, nil
-	}
 	if l.Digest.Algorithm != "sha256" {
 		v.fail(where, "blob digest %s is not sha256", l.Digest)
 		return nil, false, nil
 	}
-	layer, err := v.r.puller.Layer(ctx, v.repo.Digest(l.Digest.String()))
-	if err != nil {
-		return nil, false, fmt.Errorf("reading %s blob: %w", where, err)
-	}
-	rc, err := layer.Compressed()
-	if notFound(err) {
+	b, err := v.r.readBlob(ctx, v.repo, "blob", l, maxSignatureObject)
+	var tooLarge *TooLargeError
+	var mismatch *blobMismatchError
+	switch {
+	case err == nil:
+		return b, true, nil
+	case errors.As(err, &tooLarge):
+		v.fail(where, "blob of %d bytes, want 1 to %d", l.Size, maxSignatureObject)
+	case errors.As(err, &mismatch):
+		v.fail(where, "%v", mismatch)
+	case notFound(err):
 		v.fail(where, "blob %s absent", l.Digest)
-		return nil, false, nil
-	}
-	if err != nil {
+	default:
 		return nil, false, fmt.Errorf("reading %s blob: %w", where, err)
 	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, l.Size+1))
-	if err != nil {
-		// go-containerregistry checks the digest as the body ends
-		if strings.Contains(err.Error(), "checksum") {
-			v.fail(where, "blob does not match its digest %s", l.Digest)
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("reading %s blob: %w", where, err)
-	}
-	sum := sha256.Sum256(b)
-	if int64(len(b)) != l.Size || hex.EncodeToString(sum[:]) != l.Digest.Hex {
-		v.fail(where, "blob of %d bytes does not match its descriptor (%d bytes, %s)", len(b), l.Size, l.Digest)
-		return nil, false, nil
-	}
-	return b, true, nil
+	return nil, false, nil
 }
 
 // detail is a verification failure without the repetition of digest and keys.

@@ -96,6 +96,7 @@ type Server struct {
 	requests    []Request
 	statuses    map[string]int         // "host/repo" → status for its manifest requests
 	headHeaders map[string]http.Header // "host/repo" → headers of HEAD manifest responses replaced ("" = dropped)
+	answers     map[string]Answer      // "host/repo" → answers in place of the registry (SetAnswer)
 	credentials map[string]string      // "host/repo" → required "user:password"
 	noAccess    map[string]bool        // "host/repo" → tokens are granted without its scope
 	tokenStatus map[string]int         // token host → status for every token request
@@ -123,6 +124,7 @@ func Start() (*Server, error) {
 		tokenHosts:  map[string]*service{"auth.docker.io": hub, "ghcr.io": ghcr},
 		statuses:    map[string]int{},
 		headHeaders: map[string]http.Header{},
+		answers:     map[string]Answer{},
 		credentials: map[string]string{},
 		noAccess:    map[string]bool{},
 		tokenStatus: map[string]int{},
@@ -440,7 +442,11 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request, svc *serv
 	s.mu.Lock()
 	status, fail := s.statuses[key]
 	headHeaders := s.headHeaders[key].Clone()
+	answer := s.answers[key]
 	s.mu.Unlock()
+	if answer != nil && answer(w, r) {
+		return
+	}
 	if fail && strings.Contains(r.URL.Path, "/manifests/") {
 		writeStatusError(w, status)
 		return

@@ -1,0 +1,116 @@
+package registry
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"unicode/utf8"
+)
+
+// What the refresher reads from a registry is bounded, so that one broken or hostile registry
+// fails its own images and never the tick (the CronJob's memory limit is 64Mi):
+const (
+	// MaxManifestBytes bounds every successful answer body: manifests, indexes, the referrers
+	// index, signature objects and blobs. 4 MiB is what the OCI distribution spec asks a
+	// registry to accept for a manifest at least, and what distribution's registry accepts at
+	// most; real ones are far smaller (an index of 20 platforms with their attestations is
+	// ≈ 20 KiB, an image of 127 layers ≈ 30 KiB).
+	MaxManifestBytes = 4 << 20
+	// MaxConfigBytes bounds an image config blob, read by the platform gate only for its
+	// os/architecture/variant: checked against the size the manifest declares before the GET.
+	// Real configs are a few KiB (tens with a long history); 1 MiB leaves room for big labels.
+	MaxConfigBytes = 1 << 20
+	// maxErrorBody bounds what is read of an error answer (4xx, 5xx): a registry error
+	// envelope is a few hundred bytes; the rest is cut, not failed.
+	maxErrorBody = 64 << 10
+	// maxHeaderBytes bounds a response's headers (net/http's default is 10 MiB).
+	maxHeaderBytes = 64 << 10
+)
+
+// TooLargeError is an answer larger than the refresher reads.
+type TooLargeError struct {
+	// What was read (a URL path, "config blob").
+	What string
+	// Size is the size the answer or its descriptor declared, -1 if unknown (read past Limit).
+	Size, Limit int64
+}
+
+func (e *TooLargeError) Error() string {
+	if e.Size < 0 {
+		return fmt.Sprintf("%s: %s is larger than %d bytes, the most the refresher reads", ReasonTooLarge, e.What, e.Limit)
+	}
+	return fmt.Sprintf("%s: %s is %d bytes, more than the %d the refresher reads", ReasonTooLarge, e.What, e.Size, e.Limit)
+}
+
+// boundedTransport bounds every response body below the run's transport: a successful GET's to
+// MaxManifestBytes (declared larger: failed before any byte is read; read past it: failed
+// there), an error answer's to maxErrorBody (cut silently: only its envelope matters).
+type boundedTransport struct {
+	inner http.RoundTripper
+}
+
+func (b boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := b.inner.RoundTrip(req)
+	if err != nil || resp.Body == nil || req.Method == http.MethodHead {
+		return resp, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		resp.Body = readCloser{io.LimitReader(resp.Body, maxErrorBody), resp.Body}
+		return resp, nil
+	}
+	what := truncateText(req.URL.Path, 200)
+	if resp.ContentLength > MaxManifestBytes {
+		resp.Body.Close()
+		resp.Body = errReader{&TooLargeError{What: what, Size: resp.ContentLength, Limit: MaxManifestBytes}}
+		return resp, nil
+	}
+	resp.Body = &limitedBody{ReadCloser: resp.Body, left: MaxManifestBytes, what: what}
+	return resp, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+func (e errReader) Close() error             { return nil }
+
+// limitedBody fails a read that goes past left bytes with a *TooLargeError.
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+	what string
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// One byte more tells "exactly the limit" from "larger".
+		var one [1]byte
+		n, err := l.ReadCloser.Read(one[:])
+		if n > 0 {
+			return 0, &TooLargeError{What: l.what, Size: -1, Limit: MaxManifestBytes}
+		}
+		return 0, err
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.ReadCloser.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+// truncateText cuts s to at most n bytes without splitting a rune (text from a registry, before
+// it is quoted into an error).
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
