@@ -117,7 +117,7 @@ func (t *target) emitEvents(ctx context.Context, opts Options, waitTimeout time.
 			Action:              eventAction,
 			Reason:              reason,
 			Type:                typ,
-			Note:                truncate(note, maxNoteBytes),
+			Note:                truncate(printable(note), maxNoteBytes), // its errors, reasons and env are outside text
 			Regarding: corev1.ObjectReference{
 				APIVersion: "apps/v1", Kind: "Deployment", Namespace: t.key.Namespace, Name: t.key.Name,
 			},

@@ -3,46 +3,66 @@ package refresher
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 )
 
 // printPlan writes the dry-run plan: one row per image (digest seen, decision), then the patch
-// each changed Deployment would receive.
+// each changed Deployment would receive. Every line goes through writeLine.
 func printPlan(w io.Writer, report Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	// The SIGNATURE column is there when the signature gate is on (spec.verification).
-	signatureColumn := ""
+	header := []string{"IMAGE", "REFERENCE", "TARGET", "DIGEST", "DECISION", "ERROR"}
 	if report.Verification {
-		signatureColumn = "SIGNATURE\t"
+		header = []string{"IMAGE", "REFERENCE", "TARGET", "DIGEST", "DECISION", "SIGNATURE", "ERROR"}
 	}
-	fmt.Fprintf(tw, "IMAGE\tREFERENCE\tTARGET\tDIGEST\tDECISION\t%sERROR\n", signatureColumn)
+	if err := writeLine(tw, header...); err != nil {
+		return err
+	}
 	for _, img := range report.Images {
-		digest, errText := dash(img.Digest), "-"
+		errText := "-"
 		switch {
 		case img.Err != nil:
 			errText = img.Err.Error()
 		case img.Reason != "":
 			errText = img.Reason // why it waits
 		}
-		sig := ""
+		cells := []string{img.Name, img.Reference, img.Target, dash(img.Digest), string(img.Decision)}
 		if report.Verification {
-			sig = img.Signature.String() + "\t"
+			cells = append(cells, img.Signature.String())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%s\n", img.Name, img.Reference, img.Target, digest, img.Decision, sig, errText)
+		if err := writeLine(tw, append(cells, errText)...); err != nil {
+			return err
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if len(report.Patches) == 0 {
-		_, err := fmt.Fprintln(w, "no patches")
-		return err
+		return writeLine(w, "no patches")
 	}
 	for _, p := range report.Patches {
-		if _, err := fmt.Fprintf(w, "patch Deployment %s: %s\n", p.Target, p.Patch); err != nil {
+		if err := writeLine(w, fmt.Sprintf("patch Deployment %s: %s", p.Target, p.Patch)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeLine writes one line of text output (the plan, the status view): its cells made printable
+// (an error or annotation from outside can neither break the line nor the tabwriter's columns),
+// tab-separated.
+func writeLine(w io.Writer, cells ...string) error {
+	var b strings.Builder
+	for i, c := range cells {
+		if i > 0 {
+			b.WriteByte('\t')
+		}
+		b.WriteString(printable(c))
+	}
+	b.WriteByte('\n')
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 func dash(s string) string {

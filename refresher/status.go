@@ -89,7 +89,12 @@ func (r Refusal) valid(limit time.Time) bool {
 		return false
 	}
 	at, err := time.Parse(time.RFC3339, r.At)
-	return config.ValidDigest(r.Digest) && r.Keys != "" && err == nil && !at.After(limit)
+	return config.ValidDigest(r.Digest) && keySetID(r.Keys) && err == nil && !at.After(limit)
+}
+
+// keySetID reports whether s can be a signature.KeySetID: hex, at most 64 digits.
+func keySetID(s string) bool {
+	return s != "" && len(s) <= 64 && strings.Trim(s, "0123456789abcdef") == ""
 }
 
 // clockSkew is how far past this tick's clock a time read from a status annotation may lie:
@@ -158,14 +163,73 @@ func readStatus(value string, now time.Time) (s Status, corrections []string) {
 	return s, corrections
 }
 
-// encode is the annotation value.
+// encode is the annotation value: compact JSON of at most contract.StatusMaxBytes bytes (what the
+// admission guard admits), whatever its strings hold. The error is made printable and, when the
+// value would be larger, cut to the room left after JSON escaping (a `"` or `\` takes two bytes);
+// no HTML escaping, so `<>&` take one.
 func (s Status) encode() string {
-	data, err := json.Marshal(s)
-	if err != nil {
-		// A struct of strings and integers always encodes.
+	s.Error = printable(s.Error)
+	data := marshalStatus(s)
+	if len(data) <= contract.StatusMaxBytes {
+		return data
+	}
+	errorless := s
+	errorless.Error = ""
+	base := marshalStatus(errorless)
+	room := contract.StatusMaxBytes - len(base) - len(`,"error":""`)
+	s.Error = cutEscaped(s.Error, room)
+	if data = marshalStatus(s); len(data) <= contract.StatusMaxBytes {
+		return data
+	}
+	// Without the error only a forged status read back is this large (a time with thousands of
+	// fractional digits): its times are written as RFC 3339 in seconds.
+	for _, ts := range []*string{&errorless.Since, &errorless.Applied, &errorless.PendingSince, &errorless.WaitingSince, &errorless.Refused.At} {
+		if t, err := time.Parse(time.RFC3339, *ts); err == nil {
+			*ts = t.UTC().Format(time.RFC3339)
+		}
+	}
+	return marshalStatus(errorless)
+}
+
+// marshalStatus is s as compact JSON without HTML escaping.
+func marshalStatus(s Status) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return "" // a struct of strings and integers always encodes
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// cutEscaped cuts printable text s so that its JSON string content is at most n bytes, marking
+// a cut with "…"; "" when not even that fits.
+func cutEscaped(s string, n int) string {
+	size := func(r rune) int {
+		if r == '"' || r == '\\' {
+			return 2
+		}
+		return utf8.RuneLen(r)
+	}
+	total := 0
+	for _, r := range s {
+		total += size(r)
+	}
+	if total <= n {
+		return s
+	}
+	room := n - len("…")
+	if room < 0 {
 		return ""
 	}
-	return string(data)
+	used := 0
+	for i, r := range s {
+		if used+size(r) > room {
+			return s[:i] + "…"
+		}
+		used += size(r)
+	}
+	return s
 }
 
 // statusAfter is the status an image moves to from prev when this tick ends in state (reason
@@ -177,7 +241,7 @@ func statusAfter(prev Status, state State, reason string, now time.Time) Status 
 	}
 	next := Status{State: state, Since: now.UTC().Format(time.RFC3339), Digest: prev.Digest, Generation: prev.Generation,
 		Applied: prev.Applied, Previous: prev.Previous, Quarantined: prev.Quarantined, Pending: prev.Pending, PendingSince: prev.PendingSince,
-		Refused: prev.Refused, Error: truncate(reason, maxStatusError)}
+		Refused: prev.Refused, Error: truncate(printable(reason), maxStatusError)}
 	if state == StateOK {
 		next.Generation = 0
 	}

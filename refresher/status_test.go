@@ -1,6 +1,7 @@
 package refresher
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,14 @@ func TestReadStatus(t *testing.T) {
 		{name: "a refusal from the future", in: Status{State: StateFailed, Since: "2026-07-01T11:00:00Z", Refused: Refusal{Digest: d, Reason: "signature-missing", Keys: "k", At: future}},
 			want:  Status{State: StateFailed, Since: "2026-07-01T11:00:00Z"},
 			notes: []string{"an invalid signature refusal is dropped"}},
+		{name: "a refusal judged with keys that are no key set id", in: Status{State: StateFailed, Since: "2026-07-01T11:00:00Z",
+			Refused: Refusal{Digest: d, Reason: "signature-missing", Keys: strings.Repeat("\u2028", 200), At: "2026-07-01T11:00:00Z"}},
+			want:  Status{State: StateFailed, Since: "2026-07-01T11:00:00Z"},
+			notes: []string{"an invalid signature refusal is dropped"}},
+		{name: "a refusal kept", in: Status{State: StateFailed, Since: "2026-07-01T11:00:00Z",
+			Refused: Refusal{Digest: d, Reason: "signature-missing", Keys: "0123456789ab", At: "2026-07-01T11:00:00Z"}},
+			want: Status{State: StateFailed, Since: "2026-07-01T11:00:00Z",
+				Refused: Refusal{Digest: d, Reason: "signature-missing", Keys: "0123456789ab", At: "2026-07-01T11:00:00Z"}}},
 		{name: "oversized", raw: `{"state":"ok","error":"` + strings.Repeat("x", contract.StatusMaxBytes) + `"}`,
 			notes: []string{"a status of 4121 bytes (more than 4096) is ignored"}},
 		{name: "unknown state", raw: `{"state":"bogus"}`, notes: []string{`a status of unknown state "bogus" is ignored`}},
@@ -125,5 +134,86 @@ func TestRunForgedQuarantineHoldsNothing(t *testing.T) {
 				t.Errorf("status %+v", s)
 			}
 		})
+	}
+}
+
+// TestStatusEncodeIsBounded: whatever the error holds — characters JSON escapes (`"`, `\`,
+// controls), `<>&`, separators, bidi overrides, invalid UTF-8 — and however large what was read
+// back, the encoded annotation is at most contract.StatusMaxBytes (the admission guard's bound),
+// decodes, and its error is one printable line.
+func TestStatusEncodeIsBounded(t *testing.T) {
+	d := digestOf('a')
+	full := Status{State: StateFailed, Since: "2026-07-01T12:00:00Z", Digest: d, Generation: 1 << 62, WaitingSince: "2026-07-01T12:00:00Z",
+		Applied: "2026-07-01T12:00:00Z", Previous: d, Quarantined: d, Pending: d, PendingSince: "2026-07-01T12:00:00Z",
+		Refused: Refusal{Digest: d, Reason: "signature-invalid", Keys: strings.Repeat("f", 64), At: "2026-07-01T12:00:00Z"}}
+	longTime := "2026-07-01T12:00:00." + strings.Repeat("0", 3900) + "Z" // RFC 3339 to time.Parse
+	for _, tc := range []struct {
+		name string
+		prev Status // read back from an annotation
+		err  string
+	}{
+		{name: "quotes", err: strings.Repeat(`"`, 5000)},
+		{name: "backslashes", err: strings.Repeat(`\`, 5000)},
+		{name: "HTML characters", err: strings.Repeat("<>&", 2000)},
+		{name: "control characters", err: strings.Repeat("\x00\x1b\n", 2000)},
+		{name: "separators and bidi overrides", err: strings.Repeat("\u2028\u202e", 2000)},
+		{name: "invalid UTF-8", err: strings.Repeat("\xff", 5000)},
+		{name: "a forged plan line", err: "500 Internal Server Error\npatch Deployment default/evil: {}"},
+		{name: "every field full", prev: full, err: strings.Repeat(`"\`, 3000)},
+		{name: "an error read back", prev: Status{State: StateWaiting, Since: "2026-07-01T11:00:00Z", Error: strings.Repeat("<\u2028", 1300)}},
+		{name: "a forged time of 3900 digits read back", prev: Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Applied: longTime, Digest: d}, err: "boom"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.prev
+			if tc.err != "" {
+				s = statusAfter(tc.prev, StateFailed, tc.err, clock)
+				s.WaitingSince = "2026-07-01T12:00:00Z"
+				if len(s.Error) > maxStatusError || printable(s.Error) != s.Error {
+					t.Errorf("error kept as %d bytes, printable %v: %q", len(s.Error), printable(s.Error) == s.Error, s.Error)
+				}
+			}
+			encoded := s.encode()
+			if len(encoded) > contract.StatusMaxBytes {
+				t.Errorf("encoded status of %d bytes, more than %d", len(encoded), contract.StatusMaxBytes)
+			}
+			var back Status
+			if err := json.Unmarshal([]byte(encoded), &back); err != nil || back.State != s.State {
+				t.Fatalf("the encoded status does not decode (%v): %.200s", err, encoded)
+			}
+			if strings.ContainsAny(back.Error, "\n\r\x1b\u2028\u202e") || strings.Contains(encoded, `\u003c`) {
+				t.Errorf("error %.100q, encoded %.100s", back.Error, encoded)
+			}
+			if got, _ := readStatus(encoded, readNow); got.State != s.State {
+				t.Errorf("read back as %+v", got)
+			}
+		})
+	}
+	// A status that fits is encoded whole: it reads back as it was.
+	s := statusAfter(full, StateWaiting, `rollout "x" <not complete> & \ waiting`, clock)
+	if got := parseStatus(s.encode(), readNow); got != s {
+		t.Errorf("round trip\n got %+v\nwant %+v", got, s)
+	}
+}
+
+func TestCutEscaped(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"abc", 3, "abc"},
+		{"abcd", 3, "…"},
+		{"abcd", 2, ""}, // not even "…" fits
+		{"abcdef", 5, "ab…"},
+		{`a"b`, 4, `a"b`},
+		{`a"b`, 3, "…"},
+		{`""""`, 7, `""…`},
+		{"ééé", 6, "ééé"},
+		{"éééé", 7, "éé…"},
+		{"x", -1, ""},
+	} {
+		if got := cutEscaped(tc.in, tc.n); got != tc.want {
+			t.Errorf("cutEscaped(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
 	}
 }

@@ -322,24 +322,36 @@ func running(dep *appsv1.Deployment, pods []corev1.Pod, img config.Image) (diges
 }
 
 // PrintView writes the rows as a table (digests shortened to 12 hex digits) or, with asJSON,
-// as a JSON array.
+// as a JSON array. Either way every line is printable (see printable): a table line is
+// writeLine's, and the JSON's escapes of format characters (bidi overrides) decode to the same
+// values.
 func PrintView(w io.Writer, rows []StatusRow, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
 		if rows == nil {
 			rows = []StatusRow{}
 		}
-		return enc.Encode(rows)
+		data, err := json.MarshalIndent(rows, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encoding the status rows: %w", err)
+		}
+		// Its strings hold no newline (JSON escapes it): each line is one line of the encoding.
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if err := writeLine(w, line); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	// The SIGNATURE column is there when an image needs a signature (spec.verification).
 	signed := slices.ContainsFunc(rows, func(r StatusRow) bool { return r.Signature != "" })
-	signatureColumn := ""
+	header := []string{"IMAGE", "TARGET", "ACTION", "RECORDED", "RUNNING", "REGISTRY", "STATE", "SINCE"}
 	if signed {
-		signatureColumn = "\tSIGNATURE"
+		header = append(header, "SIGNATURE")
 	}
-	fmt.Fprintf(tw, "IMAGE\tTARGET\tACTION\tRECORDED\tRUNNING\tREGISTRY\tSTATE\tSINCE%s\n", signatureColumn)
+	if err := writeLine(tw, header...); err != nil {
+		return err
+	}
 	for _, r := range rows {
 		run := make([]string, len(r.Running))
 		for i, d := range r.Running {
@@ -349,12 +361,14 @@ func PrintView(w io.Writer, rows []StatusRow, asJSON bool) error {
 		if r.RunningFrom == "env" {
 			runText += " (env)"
 		}
-		sig := ""
+		cells := []string{r.Image, r.Target + "/" + r.Container, string(r.Action),
+			dash(ShortDigest(r.Recorded)), runText, dash(ShortDigest(r.Registry)), string(r.State), dash(age(r.Since))}
 		if signed {
-			sig = "\t" + SignatureCheck{State: r.Signature, Layout: r.SignatureLayout, Key: r.SignatureKey}.String()
+			cells = append(cells, SignatureCheck{State: r.Signature, Layout: r.SignatureLayout, Key: r.SignatureKey}.String())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", r.Image, r.Target+"/"+r.Container, r.Action,
-			dash(ShortDigest(r.Recorded)), runText, dash(ShortDigest(r.Registry)), r.State, dash(age(r.Since)), sig)
+		if err := writeLine(tw, cells...); err != nil {
+			return err
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -364,7 +378,7 @@ func PrintView(w io.Writer, rows []StatusRow, asJSON bool) error {
 	for _, r := range rows {
 		if r.Refresher != "" && !slices.Contains(notes, r.Refresher) {
 			notes = append(notes, r.Refresher)
-			if _, err := fmt.Fprintf(w, "refresher: %s\n", r.Refresher); err != nil {
+			if err := writeLine(w, "refresher: "+r.Refresher); err != nil {
 				return err
 			}
 		}
