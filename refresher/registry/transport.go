@@ -23,11 +23,14 @@ const maxRecordedBody = 64 << 10
 // request budget, whatever the client would repeat:
 //   - a registry's version check (GET /v2/) is sent once and its response replayed, because
 //     the client checks once per repository and the challenge does not change within a run;
-//   - a token is asked once per token endpoint and scope, and its answer replayed: after a 401
-//     the client asks again for the same scope, and a lookup of another tag in a refused
-//     repository would too;
+//   - a token is asked once per registry, identity, token endpoint and scope, and its answer
+//     replayed: after a 401 the client asks again for the same scope, and a lookup of another
+//     tag in a refused repository would too (see tokenKey: another registry or identity never
+//     gets the answer);
 //   - a registry request answered 401 is not sent again: the repeat the client sends with its
-//     new token gets the recorded 401;
+//     new token gets the recorded 401 (by registry, identity, method and URL);
+//   - credentials never go over plain HTTP, except to a loopback host or for a registry listed
+//     insecure (see InsecureCredentialsError);
 //   - once a host answered 429 or 5xx, no further request is sent to it (see SkippedError);
 //   - HEAD manifest responses are reported to the lookup that sent them (see headObservation).
 type runTransport struct {
@@ -36,12 +39,18 @@ type runTransport struct {
 	mu sync.Mutex
 	// exchanges are the version checks and token requests, by key (see once).
 	exchanges map[string]*exchange
-	// refusals are the registry requests answered 401, by method and URL.
+	// refusals are the registry requests answered 401, by registry, identity, method and URL.
 	refusals map[string]*exchange
 	// realms are the token endpoints (scheme://host/path) named by bearer challenges.
 	realms map[string]bool
 	// failedHosts maps a host to the 429 or 5xx status it answered.
 	failedHosts map[string]int
+	// insecure are the registries (lower-case host[:port]) whose credentials may travel over
+	// plain HTTP.
+	insecure map[string]bool
+	// anonymousTokens are the fingerprints of bearer tokens granted to anonymous token
+	// requests: the only bearer tokens that may travel over plain HTTP to any registry.
+	anonymousTokens map[string]bool
 }
 
 // exchange is one request's recorded response, shared once done is closed.
@@ -63,30 +72,67 @@ func (e *SkippedError) Error() string {
 	return fmt.Sprintf("skipped: %s answered %d earlier in this run", e.Host, e.Status)
 }
 
-func newRunTransport(inner http.RoundTripper) *runTransport {
-	return &runTransport{inner: inner, exchanges: map[string]*exchange{}, refusals: map[string]*exchange{}, realms: map[string]bool{}, failedHosts: map[string]int{}}
+// newRunTransport wraps inner for one run; insecure lists the registries (host[:port]) whose
+// credentials may travel over plain HTTP (config spec.insecureRegistries).
+func newRunTransport(inner http.RoundTripper, insecure ...string) *runTransport {
+	t := &runTransport{inner: inner, exchanges: map[string]*exchange{}, refusals: map[string]*exchange{}, realms: map[string]bool{},
+		failedHosts: map[string]int{}, insecure: map[string]bool{}, anonymousTokens: map[string]bool{}}
+	for _, r := range insecure {
+		t.insecure[strings.ToLower(r)] = true
+	}
+	return t
 }
 
 func (t *runTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method == http.MethodGet && req.URL.Path == "/v2/" {
+	if req.Method == http.MethodGet && req.URL.Path == "/v2/" && req.Header.Get("Authorization") == "" {
 		return t.once(req, "version check "+req.URL.Scheme+"://"+req.URL.Host)
 	}
+	registry := registryOf(req.Context())
 	if t.isTokenRequest(req) {
-		key, req, err := tokenKey(req)
+		key, identity, req, err := tokenKey(req)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := t.once(req, key)
+		if identity != anonymous {
+			if err := t.plainHTTP(req, registry); err != nil {
+				return nil, err
+			}
+		}
+		var resp *http.Response
+		if registry == "" {
+			// Whose challenge this answers is unknown: its answer is nobody else's.
+			resp, err = t.send(req)
+		} else {
+			resp, err = t.once(req, key)
+		}
 		if err != nil {
 			return nil, err
 		}
-		return withheldToken(resp), nil
+		resp, token := withheldToken(resp)
+		if token != "" && identity == anonymous {
+			t.mu.Lock()
+			t.anonymousTokens[fingerprint("token", token)] = true
+			t.mu.Unlock()
+		}
+		return resp, nil
 	}
 
-	key := req.Method + " " + req.URL.String()
-	t.mu.Lock()
-	refused := t.refusals[key]
-	t.mu.Unlock()
+	identity := anonymous
+	if h := req.Header.Get("Authorization"); h != "" {
+		identity = fingerprint("authorization", h)
+		if !t.isAnonymousBearer(h) {
+			if err := t.plainHTTP(req, registry); err != nil {
+				return nil, err
+			}
+		}
+	}
+	key := fmt.Sprintf("%s %s registry=%s identity=%s", req.Method, req.URL.String(), registry, identity)
+	var refused *exchange
+	if registry != "" {
+		t.mu.Lock()
+		refused = t.refusals[key]
+		t.mu.Unlock()
+	}
 	var resp *http.Response
 	if refused != nil {
 		resp = refused.replay(req)
@@ -95,7 +141,7 @@ func (t *runTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp, err = t.send(req); err != nil {
 			return nil, err
 		}
-		if resp.StatusCode == http.StatusUnauthorized {
+		if resp.StatusCode == http.StatusUnauthorized && registry != "" {
 			refused = &exchange{}
 			if resp, err = refused.record(req, resp); err != nil {
 				return nil, err
@@ -211,12 +257,12 @@ func (x *exchange) replay(req *http.Request) *http.Response {
 // maxTokenReason bounds the reason kept from a refused token request.
 const maxTokenReason = 120
 
-// withheldToken returns resp unless it is a token response that grants no token — a refusal,
-// or a 200 without "token" or "access_token" — whose body go-containerregistry would copy
-// into its error, and so into the refresher's logs: such a body may hold a refresh_token or
-// other secrets. Its replacement keeps the status and a short reason (the registry's error
-// code and message, or the OAuth error), nothing else.
-func withheldToken(resp *http.Response) *http.Response {
+// withheldToken returns resp and the token it grants, unless it is a token response that
+// grants no token — a refusal, or a 200 without "token" or "access_token" — whose body
+// go-containerregistry would copy into its error, and so into the refresher's logs: such a
+// body may hold a refresh_token or other secrets. Its replacement keeps the status and a short
+// reason (the registry's error code and message, or the OAuth error), nothing else.
+func withheldToken(resp *http.Response) (*http.Response, string) {
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
@@ -228,7 +274,11 @@ func withheldToken(resp *http.Response) *http.Response {
 	}
 	if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &granted) == nil && (granted.Token != "" || granted.AccessToken != "") {
 		resp.Body = io.NopCloser(bytes.NewReader(body))
-		return resp
+		// go-containerregistry uses access_token when token is empty.
+		if granted.Token != "" {
+			return resp, granted.Token
+		}
+		return resp, granted.AccessToken
 	}
 	reason := tokenRefusalReason(body)
 	if resp.StatusCode == http.StatusOK {
@@ -250,7 +300,7 @@ func withheldToken(resp *http.Response) *http.Response {
 	resp.Header.Set("Content-Type", "application/json")
 	resp.Header.Del("Content-Length")
 	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	return resp
+	return resp, ""
 }
 
 // tokenRefusalReason is the registry's error code and message (distribution's error
@@ -316,20 +366,23 @@ func (t *runTransport) isTokenRequest(req *http.Request) bool {
 	return t.realms[req.URL.Scheme+"://"+req.URL.Host+req.URL.Path]
 }
 
-// tokenKey names a token request by endpoint, method, service and scopes, whether they travel
-// in the query (GET) or in a form body (POST, the OAuth flow). It returns the request to send:
-// a POST's body, once read, is given to a copy.
-func tokenKey(req *http.Request) (string, *http.Request, error) {
+// tokenKey names a token request by the registry whose challenge it answers (from the
+// context), the identity it asks as, endpoint, method, service and scopes, whether they travel
+// in the query (GET) or in a form body (POST, the OAuth flow): a token bought with one
+// registry's credentials is never handed to another registry, nor a refusal of one identity
+// to another. It returns the identity (see credentialIdentity) and the request to send: a
+// POST's body, once read, is given to a copy.
+func tokenKey(req *http.Request) (key, identity string, sent *http.Request, err error) {
 	params := req.URL.Query()
 	if req.Body != nil && req.Body != http.NoBody {
 		body, err := io.ReadAll(io.LimitReader(req.Body, maxRecordedBody))
 		req.Body.Close()
 		if err != nil {
-			return "", nil, fmt.Errorf("reading the token request to %s: %w", req.URL.Redacted(), err)
+			return "", "", nil, fmt.Errorf("reading the token request to %s: %w", req.URL.Redacted(), err)
 		}
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
-			return "", nil, fmt.Errorf("token request to %s: form body: %w", req.URL.Redacted(), err)
+			return "", "", nil, fmt.Errorf("token request to %s: form body: %w", req.URL.Redacted(), err)
 		}
 		for k, v := range form {
 			params[k] = append(params[k], v...)
@@ -343,9 +396,10 @@ func tokenKey(req *http.Request) (string, *http.Request, error) {
 		scopes = append(scopes, strings.Fields(s)...)
 	}
 	slices.Sort(scopes)
-	key := fmt.Sprintf("token %s %s://%s%s service=%s scope=%s", req.Method, req.URL.Scheme, req.URL.Host, req.URL.Path,
-		params.Get("service"), strings.Join(slices.Compact(scopes), " "))
-	return key, req, nil
+	identity = credentialIdentity(req.Header.Get("Authorization"), params)
+	key = fmt.Sprintf("token registry=%s identity=%s %s %s://%s%s service=%s scope=%s", registryOf(req.Context()), identity,
+		req.Method, req.URL.Scheme, req.URL.Host, req.URL.Path, params.Get("service"), strings.Join(slices.Compact(scopes), " "))
+	return key, identity, req, nil
 }
 
 // headObservation records what the registry answered to a lookup's HEAD, so the lookup can

@@ -13,29 +13,37 @@ import (
 
 func TestTokenKey(t *testing.T) {
 	const realm = "https://auth.example.com/token"
-	get := func(query string) *http.Request {
-		req, err := http.NewRequest(http.MethodGet, realm+"?"+query, nil)
+	// req builds a token request for registry reg ("" unknown) with an optional Authorization.
+	req := func(method, reg, authorization, query string, form url.Values) *http.Request {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		r, err := http.NewRequestWithContext(forRegistry(context.Background(), reg), method, realm+"?"+query, body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return req
-	}
-	post := func(form url.Values) *http.Request {
-		req, err := http.NewRequest(http.MethodPost, realm, strings.NewReader(form.Encode()))
-		if err != nil {
-			t.Fatal(err)
+		if authorization != "" {
+			r.Header.Set("Authorization", authorization)
 		}
-		return req
+		return r
 	}
+	get := func(query string) *http.Request { return req(http.MethodGet, "registry.example.com", "", query, nil) }
+	post := func(form url.Values) *http.Request { return req(http.MethodPost, "registry.example.com", "", "", form) }
 	key := func(req *http.Request) string {
-		k, sent, err := tokenKey(req)
+		k, identity, sent, err := tokenKey(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if req.Method == http.MethodPost {
 			body, err := io.ReadAll(sent.Body)
-			if err != nil || !strings.Contains(string(body), "grant_type=refresh_token") {
+			if err != nil || !strings.Contains(string(body), "grant_type=") {
 				t.Errorf("the POST sent has body %q (%v), want the original form", body, err)
+			}
+		}
+		for _, secret := range []string{"secret", "hunter2", "dXNlcjpodW50ZXIy"} {
+			if strings.Contains(k, secret) || strings.Contains(identity, secret) {
+				t.Errorf("key %q (identity %q) holds a credential", k, identity)
 			}
 		}
 		return k
@@ -43,6 +51,12 @@ func TestTokenKey(t *testing.T) {
 	oauth := func(scope string) url.Values {
 		return url.Values{"service": {"registry"}, "scope": {scope}, "grant_type": {"refresh_token"}, "refresh_token": {"secret"}}
 	}
+	password := func(user string) url.Values {
+		return url.Values{"service": {"registry"}, "scope": {"repository:a:pull"}, "grant_type": {"password"}, "username": {user},
+			"password": {"hunter2"}}
+	}
+	const basic = "Basic dXNlcjpodW50ZXIy" // user:hunter2
+	const query = "service=registry&scope=repository:a:pull"
 
 	for _, tc := range []struct {
 		name string
@@ -50,11 +64,18 @@ func TestTokenKey(t *testing.T) {
 		same bool
 	}{
 		{"GET: scopes in any order", get("service=registry&scope=repository:a:pull&scope=repository:b:pull"), get("scope=repository:b:pull&scope=repository:a:pull&service=registry"), true},
-		{"GET: another scope", get("service=registry&scope=repository:a:pull"), get("service=registry&scope=repository:b:pull"), false},
-		{"GET: another service", get("service=registry&scope=repository:a:pull"), get("service=other&scope=repository:a:pull"), false},
+		{"GET: another scope", get(query), get("service=registry&scope=repository:b:pull"), false},
+		{"GET: another service", get(query), get("service=other&scope=repository:a:pull"), false},
 		{"POST: scopes in the form, in any order", post(oauth("repository:a:pull repository:b:pull")), post(oauth("repository:b:pull repository:a:pull")), true},
 		{"POST: another scope", post(oauth("repository:a:pull")), post(oauth("repository:b:pull")), false},
-		{"POST and GET are different flows", post(oauth("repository:a:pull")), get("service=registry&scope=repository:a:pull"), false},
+		{"POST and GET are different flows", post(oauth("repository:a:pull")), get(query), false},
+		{"GET: another registry's challenge", get(query), req(http.MethodGet, "evil.example.com", "", query, nil), false},
+		{"GET: credentials and anonymous", req(http.MethodGet, "registry.example.com", basic, query, nil), get(query), false},
+		{"GET: the same credentials", req(http.MethodGet, "registry.example.com", basic, query, nil), req(http.MethodGet, "registry.example.com", basic, query, nil), true},
+		{"GET: other credentials", req(http.MethodGet, "registry.example.com", basic, query, nil), req(http.MethodGet, "registry.example.com", "Basic b3RoZXI6eA==", query, nil), false},
+		{"POST: another refresh token", post(oauth("repository:a:pull")), post(url.Values{"service": {"registry"}, "scope": {"repository:a:pull"}, "grant_type": {"refresh_token"}, "refresh_token": {"other"}}), false},
+		{"POST: another user", post(password("alice")), post(password("bob")), false},
+		{"POST: another registry's challenge", post(oauth("repository:a:pull")), req(http.MethodPost, "evil.example.com", "", "", oauth("repository:a:pull")), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := key(tc.a), key(tc.b)
