@@ -242,3 +242,17 @@ func TestCheckPlatformsBoundsTheConfig(t *testing.T) {
 	}
 }
 
+
+// A GET by the digest the HEAD gave must answer that digest's bytes: a registry whose GET
+// disagrees with its HEAD fails the image.
+func TestCheckPlatformsRefusesAManifestOfAnotherDigest(t *testing.T) {
+	srv := newServer(t)
+	digest := push(t, srv, "ghcr.io/tracebloc/ingestor:prod", true)
+	srv.SetAnswer("ghcr.io/tracebloc/ingestor", func(w http.ResponseWriter, r *http.Request) bool {
+		return serveManifest(string(types.OCIImageIndex), digest, text(ociIndex))(w, r)
+	})
+	err := newResolver(t, srv, Options{}).CheckPlatforms(context.Background(), "ghcr.io/tracebloc/ingestor:prod", digest, []string{"linux/amd64"})
+	if err == nil || !strings.Contains(err.Error(), "does not match") && !strings.Contains(err.Error(), "has digest") {
+		t.Fatalf("error %v, want the manifest of another digest refused", err)
+	}
+}
