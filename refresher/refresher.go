@@ -183,7 +183,9 @@ func Run(ctx context.Context, cfg *config.RefreshConfig, opts Options) (Report, 
 	if len(floating) > 0 && opts.Kube == nil {
 		return Report{}, errors.New("refresher options: a Kubernetes client is required")
 	}
-	resolver, err := registry.NewResolver(opts.Registry)
+	regOpts := opts.Registry
+	regOpts.InsecureRegistries = slices.Concat(opts.Registry.InsecureRegistries, cfg.Spec.InsecureRegistries)
+	resolver, err := registry.NewResolver(regOpts)
 	if err != nil {
 		return Report{}, err
 	}

@@ -94,6 +94,9 @@ type Spec struct {
 	// Verification, when set, gates every change that moves what runs on a signature of the
 	// new digest by one of the trusted keys (see Verification).
 	Verification *Verification `yaml:"verification,omitempty" json:"verification,omitempty"`
+	// InsecureRegistries are the registries (host[:port]) whose credentials may be sent over
+	// plain HTTP; any other registry's are never sent over it, except to a loopback host.
+	InsecureRegistries []string `yaml:"insecureRegistries,omitempty" json:"insecureRegistries,omitempty"`
 	// Job shapes the CronJob the post-renderer injects; the refresher ignores it.
 	Job Job `yaml:"job,omitempty" json:"job,omitempty"`
 }

@@ -46,6 +46,9 @@ func (c *RefreshConfig) Default() {
 	if len(c.Spec.Platforms) == 0 {
 		c.Spec.Platforms = nil
 	}
+	if len(c.Spec.InsecureRegistries) == 0 {
+		c.Spec.InsecureRegistries = nil
+	}
 	if len(c.Spec.Job.ImagePullSecrets) == 0 {
 		c.Spec.Job.ImagePullSecrets = nil
 	}
@@ -160,6 +163,7 @@ func (c *RefreshConfig) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateSafe()...)
+	errs = append(errs, c.validateInsecureRegistries()...)
 	errs = append(errs, c.Spec.Job.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid refresh config %q: %w", c.Metadata.Name, errors.Join(errs...))
