@@ -1,16 +1,24 @@
 package refresher
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/kube/clientset"
 )
 
 func TestViewState(t *testing.T) {
@@ -138,5 +146,53 @@ func TestViewExit(t *testing.T) {
 		if failed != tc.failed || behind != tc.behind || stale != tc.stale {
 			t.Errorf("ViewExit(%v) = %v %v %v, want %v %v %v", tc.rows, failed, behind, stale, tc.failed, tc.behind, tc.stale)
 		}
+	}
+}
+
+// The status view shows outside text — an annotation anyone who may edit the Deployment writes,
+// a registry's error body, an API server's message — escaped: one line per row in the table,
+// and JSON that decodes to the rows with no control character on any line.
+func TestPrintViewIsOneLinePerRow(t *testing.T) {
+	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+		annotations, ingestor := f.current()
+		annotations[jobsManagerKey] = hostile // not a digest: shown as it is
+		raw, err := json.Marshal(hostile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		annotations[statusKey("ingestor")] = `{"state":"waiting","since":"2026-07-01T11:00:00Z","error":` + string(raw) + `}`
+		return deployment(annotations, ingestor)
+	})
+	opts := f.options()
+	f.failManifests(&opts, "docker.io/tracebloc/pods-monitor")
+	f.kube.PrependReactor("get", "cronjobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewInternalError(fmt.Errorf("%s", hostile))
+	})
+	rows, err := View(context.Background(), f.cfg, ViewOptions{Kube: clientset.New(f.kube), Registry: opts.Registry, Now: opts.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows[0].Recorded != hostile || !strings.Contains(rows[1].Detail, "boom\npatch") || rows[2].Detail != hostile || !strings.Contains(rows[0].Refresher, hostile) {
+		t.Fatalf("rows do not hold the outside text: %+v", rows)
+	}
+
+	var table strings.Builder
+	if err := PrintView(&table, rows, false); err != nil {
+		t.Fatal(err)
+	}
+	oneLinePerRecord(t, table.String(), "IMAGE ", "jobs-manager ", "pods-monitor ", "ingestor ", "refresher: ")
+
+	var out strings.Builder
+	if err := PrintView(&out, rows, true); err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if strings.ContainsFunc(line, escaped) || strings.HasPrefix(strings.TrimSpace(line), "patch") {
+			t.Errorf("JSON line %d %q", i+1, line)
+		}
+	}
+	var back []StatusRow
+	if err := json.Unmarshal([]byte(out.String()), &back); err != nil || !reflect.DeepEqual(back, rows) {
+		t.Errorf("the JSON decodes to %+v (%v), want the rows %+v", back, err, rows)
 	}
 }

@@ -2,6 +2,8 @@ package refresher
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"unicode"
@@ -54,5 +56,54 @@ func TestPrintableKeepsJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(printable(string(data))), &got); err != nil || got["error"] != in {
 			t.Errorf("printable(%s) decodes to %q (%v), want %q", data, got["error"], err, in)
 		}
+	}
+}
+
+// hostile is outside text as a hostile registry or API server writes it: a newline that forges a
+// plan line, a terminal escape (clear screen), a bidi override.
+const hostile = "boom\npatch Deployment default/evil: {\"spec\":{}}\r\x1b[2J\u202eok"
+
+// hostileEscaped is hostile as printable writes it.
+const hostileEscaped = `boom\npatch Deployment default/evil: {"spec":{}}\r\u001b[2J\u202eok`
+
+// failManifests makes repo's HEAD answer without a digest and its GET (the fallback) answer
+// 500 with body hostile: the text reaches the image's error as the registry wrote it.
+func (f *fixture) failManifests(opts *Options, repo string) {
+	f.srv.SetHeadDigest(repo, "")
+	path := "/v2/" + strings.SplitN(repo, "/", 2)[1] + "/manifests/"
+	opts.Registry.Transport = hostileManifests{opts.Registry.Transport, path}
+}
+
+type hostileManifests struct {
+	base http.RoundTripper
+	path string
+}
+
+func (h hostileManifests) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet || !strings.HasPrefix(req.URL.Path, h.path) {
+		return h.base.RoundTrip(req)
+	}
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+	return &http.Response{StatusCode: http.StatusInternalServerError, Status: "500 Internal Server Error", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"text/plain"}}, Body: io.NopCloser(strings.NewReader(hostile)), ContentLength: int64(len(hostile)), Request: req}, nil
+}
+
+// oneLinePerRecord checks that out has exactly the lines want says start so, in order, none
+// of them forged: every line starts with its record's first cell.
+func oneLinePerRecord(t *testing.T, out string, starts ...string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != len(starts) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(starts), out)
+	}
+	for i, line := range lines {
+		if !strings.HasPrefix(line, starts[i]) || strings.ContainsFunc(line, escaped) {
+			t.Errorf("line %d %q, want it to start with %q and hold no control character", i+1, line, starts[i])
+		}
+	}
+	if !strings.Contains(out, hostileEscaped) {
+		t.Errorf("the outside text is not shown escaped (%s):\n%s", hostileEscaped, out)
 	}
 }
