@@ -51,7 +51,7 @@ type Status struct {
 	// while the wait goes on past spec.waitTimeout (failed), and goes with the wait.
 	WaitingSince string `json:"waitingSince,omitempty"`
 	// Error is why the image waits or failed, as of the tick the state began (the log and the
-	// Events carry each tick's own), cut to maxStatusError bytes.
+	// Events carry each tick's own): one printable line (printable), cut to maxStatusError bytes.
 	Error string `json:"error,omitempty"`
 	// Applied is when the last change was written (RFC 3339); its rollout has until
 	// Applied + spec.rolloutTimeout to settle. Previous is the digest that change replaced,
