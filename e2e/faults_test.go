@@ -3,9 +3,11 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +36,47 @@ type faultRow struct {
 	check func(t *testing.T, p *harness.FaultProxy)
 	// otherFails: the fault also hits the other Deployment (the API server is unreachable).
 	otherFails bool
+	// viaGet: the lookup falls back to a GET of the manifest (a second manifest request).
+	viaGet bool
+}
+
+// maxRSSMiB is the refresher's peak resident set allowed on every row: a registry answer is
+// read bounded (4 MiB), however large it is (the CronJob's memory limit is 64Mi).
+const maxRSSMiB = 32
+
+// getFallback makes the ingestor's HEAD answer 200 without Docker-Content-Digest and answers
+// the GET that follows with contentType, headers (on the GET only) and body (written by write).
+func getFallback(contentType string, headers map[string]string, write func(io.Writer)) func(*harness.FaultProxy, *release) {
+	return func(p *harness.FaultProxy, _ *release) {
+		p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+			if !harness.IsManifest(r, "") {
+				return false
+			}
+			w.Header().Set("Content-Type", contentType)
+			if r.Method != http.MethodGet {
+				w.WriteHeader(http.StatusOK)
+				return true
+			}
+			for k, v := range headers {
+				w.Header().Set(k, v)
+			}
+			w.WriteHeader(http.StatusOK)
+			write(w)
+			return true
+		})
+	}
+}
+
+// writeZeros writes n zero bytes, or until the client hangs up.
+func writeZeros(n int64) func(io.Writer) {
+	return func(w io.Writer) {
+		chunk := make([]byte, 64<<10)
+		for ; n > 0; n -= int64(len(chunk)) {
+			if _, err := w.Write(chunk[:min(n, int64(len(chunk)))]); err != nil {
+				return
+			}
+		}
+	}
 }
 
 func registryStatus(status int, headers map[string]string, body string) func(*harness.FaultProxy, *release) {
@@ -121,6 +164,32 @@ func faultMatrix() []faultRow {
 				return false
 			})
 		}, want: survived, cause: `"via_get":true`},
+		{fault: "registry: captive portal (HEAD 200 without digest, GET 200 with an HTML login page)", viaGet: true,
+			set: getFallback("text/html; charset=utf-8", nil, func(w io.Writer) {
+				_, _ = io.WriteString(w, "<html><body>Log in to the guest network: token "+time.Now().Format(time.RFC3339Nano)+"</body></html>")
+			}), want: failedIngestor, cause: `not-a-manifest: the registry answered content type \"text/html; charset=utf-8\"`},
+		{fault: "registry: GET answers a schema-1 signed manifest with a Docker-Content-Digest", viaGet: true,
+			set: getFallback("application/vnd.docker.distribution.manifest.v1+prettyjws", map[string]string{"Docker-Content-Digest": "sha256:" + strings.Repeat("ab", 32)}, func(w io.Writer) {
+				_, _ = io.WriteString(w, `{"schemaVersion":1,"name":"x","tag":"prod","fsLayers":[],"history":[],"signatures":[]}`)
+			}), want: failedIngestor, cause: "not-a-manifest"},
+		{fault: "registry: 80 MiB manifest on the GET fallback (streamed, no length)", viaGet: true,
+			set: getFallback("application/vnd.oci.image.index.v1+json", nil, writeZeros(80<<20)), want: failedIngestor, cause: "too-large"},
+		{fault: "registry: 80 MiB manifest on the GET fallback (Content-Length declared)", viaGet: true,
+			set: getFallback("application/vnd.oci.image.index.v1+json", map[string]string{"Content-Length": strconv.Itoa(80 << 20)}, writeZeros(80<<20)), want: failedIngestor, cause: "too-large"},
+		{fault: "registry: 80 MiB error body (HEAD 200 without digest, GET 404)", viaGet: true, set: func(p *harness.FaultProxy, _ *release) {
+			p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+				if !harness.IsManifest(r, "") {
+					return false
+				}
+				if r.Method == http.MethodHead {
+					w.WriteHeader(http.StatusOK)
+					return true
+				}
+				w.WriteHeader(http.StatusNotFound)
+				writeZeros(80 << 20)(w)
+				return true
+			})
+		}, want: failedIngestor, cause: "404"},
 		{fault: "registry: malformed Docker-Content-Digest", set: registryStatus(http.StatusOK, map[string]string{"Docker-Content-Digest": "sha256:not-hex", "Content-Type": "application/vnd.oci.image.index.v1+json"}, ""), want: failedIngestor, cause: "sha256:not-hex"},
 		{fault: "registry: sha512 digest", set: registryStatus(http.StatusOK, map[string]string{"Docker-Content-Digest": "sha512:" + strings.Repeat("ab", 64), "Content-Type": "application/vnd.oci.image.index.v1+json"}, ""), want: failedIngestor, cause: "sha512"},
 		{fault: "registry: HEAD redirected to another host", set: func(p *harness.FaultProxy, r *release) {
@@ -243,7 +312,7 @@ func TestFaultMatrix(t *testing.T) {
 	}
 
 	var table strings.Builder
-	table.WriteString("| fault | faulted | ingestor (set-env) | jobs-manager (rollout-restart) | pods-monitor | other (another Deployment) | exit | written for the faulted and held images | log names | manifest requests to the faulted registry |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	table.WriteString("| fault | faulted | ingestor (set-env) | jobs-manager (rollout-restart) | pods-monitor | other (another Deployment) | exit | written for the faulted and held images | log names | manifest requests to the faulted registry | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	rows, ran := faultMatrix(), 0
 	requests := map[string]int{} // manifest requests the faulted registry got, by registry row
 	for _, row := range rows {
@@ -288,7 +357,7 @@ func TestFaultMatrix(t *testing.T) {
 			if !row.api {
 				// One HEAD per tag and no retries: a GET only when a 2xx HEAD lacks the digest.
 				limit := 1
-				if strings.Contains(row.cause, "via_get") {
+				if row.viaGet || strings.Contains(row.cause, "via_get") {
 					limit = 2
 				}
 				if manifests > limit {
@@ -298,6 +367,10 @@ func TestFaultMatrix(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			t.Logf("peak RSS %.1f MiB", float64(res.MaxRSSKiB)/1024)
+			if res.MaxRSSKiB > maxRSSMiB<<10 {
+				t.Errorf("peak RSS %.1f MiB, more than %d MiB", float64(res.MaxRSSKiB)/1024, maxRSSMiB)
 			}
 			checkDecisions(t, res, row.want)
 			after := r.state()
@@ -363,7 +436,7 @@ func TestFaultMatrix(t *testing.T) {
 		if !row.api {
 			sent = fmt.Sprint(requests[row.fault])
 		}
-		fmt.Fprintf(&table, "| %s | %s | `%s` | `%s` | `%s` | `%s` | %d | %s | `%s` | %s |\n", row.fault, faultedName, row.want[ingestor], row.want[jobsManager], row.want[podsMonitor], otherDecision, exitOf(row.want), written, row.cause, sent)
+		fmt.Fprintf(&table, "| %s | %s | `%s` | `%s` | `%s` | `%s` | %d | %s | `%s` | %s | ≤ %d MiB |\n", row.fault, faultedName, row.want[ingestor], row.want[jobsManager], row.want[podsMonitor], otherDecision, exitOf(row.want), written, row.cause, sent, maxRSSMiB)
 	}
 	r.t = t
 	if !t.Failed() && ran == len(rows) { // -run may have picked some rows only

@@ -216,7 +216,7 @@ func decisionRows() []decisionRow {
 			decision: DecisionRestart, writes: "as if not quarantined: a rollout whose failure quarantines R again",
 			plan: one(deployment(annotated(jobsManagerKey, tableA,
 				statusKey("jobs-manager"), status(Status{State: StateQuarantined, Since: "2026-07-01T11:00:00Z", Digest: tableA, Generation: 7, Quarantined: tableR}))), restartImage(), nil),
-			check: contains(`"`+jobsManagerKey+`":"`+tableR+`"`)},
+			check: contains(`"` + jobsManagerKey + `":"` + tableR + `"`)},
 	}
 }
 

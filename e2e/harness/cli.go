@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,11 @@ type Result struct {
 	ExitCode int
 	Stdout   string
 	Stderr   string
+	// MaxRSSKiB is the process's peak resident set (KiB), 0 if unknown: VmHWM of
+	// /proc/<pid>/status, sampled every millisecond while it runs. (ru_maxrss of a child forked
+	// from the test process counts the test's own pages: Linux carries the pre-exec high-water
+	// mark over exec.)
+	MaxRSSKiB int64
 }
 
 func (r *Result) String() string {
@@ -41,8 +47,14 @@ func run(ctx context.Context, env []string, dir string, bin string, args ...stri
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := &Result{Args: append([]string{filepath.Base(bin)}, args...), Stdout: stdout.String(), Stderr: stderr.String()}
+	var hwm int64
+	err := cmd.Start()
+	if err == nil {
+		stop := watchHWM(cmd.Process.Pid, &hwm)
+		err = cmd.Wait()
+		stop()
+	}
+	res := &Result{Args: append([]string{filepath.Base(bin)}, args...), Stdout: stdout.String(), Stderr: stderr.String(), MaxRSSKiB: hwm}
 	var exit *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
@@ -137,4 +149,33 @@ func baseEnv() []string {
 		env = append(env, kv)
 	}
 	return env
+}
+
+// watchHWM samples pid's peak resident set (VmHWM, KiB) into *hwm every millisecond until stop
+// is called; stop waits for the sampler to end.
+func watchHWM(pid int, hwm *int64) (stop func()) {
+	done, ended := make(chan struct{}), make(chan struct{})
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	go func() {
+		defer close(ended)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			if b, err := os.ReadFile(path); err == nil {
+				for line := range strings.Lines(string(b)) {
+					if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+						if kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil && kib > *hwm {
+							*hwm = kib
+						}
+					}
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { close(done); <-ended }
 }

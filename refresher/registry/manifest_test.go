@@ -211,10 +211,10 @@ func TestCheckPlatformsBoundsTheConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newServer(t)
-			digest := push(t, srv, "ghcr.io/tracebloc/ingestor:prod", false)
+			push(t, srv, "ghcr.io/tracebloc/ingestor:prod", false)
 			manifest := strings.Replace(ociImage, `"size":100`, fmt.Sprintf(`"size":%d`, tc.size), 1)
 			manifestDigest := sha256.Sum256([]byte(manifest))
-			digest = "sha256:" + hex.EncodeToString(manifestDigest[:])
+			digest := "sha256:" + hex.EncodeToString(manifestDigest[:])
 			var written, blobRequests atomic.Int64
 			srv.SetAnswer("ghcr.io/tracebloc/ingestor", func(w http.ResponseWriter, r *http.Request) bool {
 				switch {
@@ -241,7 +241,6 @@ func TestCheckPlatformsBoundsTheConfig(t *testing.T) {
 		})
 	}
 }
-
 
 // A GET by the digest the HEAD gave must answer that digest's bytes: a registry whose GET
 // disagrees with its HEAD fails the image.
