@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -64,8 +66,46 @@ func (b boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = errReader{&TooLargeError{What: what, Size: resp.ContentLength, Limit: MaxManifestBytes}}
 		return resp, nil
 	}
-	resp.Body = &limitedBody{ReadCloser: resp.Body, left: MaxManifestBytes, what: what}
+	if resp.ContentLength >= 0 {
+		resp.Body = &limitedBody{ReadCloser: resp.Body, left: MaxManifestBytes, what: what}
+		return resp, nil
+	}
+	// A stream of unknown length is read here, in chunks, so an oversized one costs the limit
+	// once (not the reader's doubling buffer) and is failed before the client sees a byte.
+	body, err := readChunks(resp.Body, MaxManifestBytes)
+	resp.Body.Close()
+	switch {
+	case errors.Is(err, errTooLarge):
+		resp.Body = errReader{&TooLargeError{What: what, Size: -1, Limit: MaxManifestBytes}}
+	case err != nil:
+		resp.Body = errReader{err}
+	default:
+		resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
 	return resp, nil
+}
+
+var errTooLarge = errors.New("too large")
+
+// readChunks reads r to its end in 256 KiB chunks, failing with errTooLarge past limit bytes.
+func readChunks(r io.Reader, limit int64) ([]byte, error) {
+	var chunks [][]byte
+	var total int64
+	for {
+		chunk := make([]byte, 256<<10)
+		n, err := io.ReadFull(r, chunk)
+		total += int64(n)
+		if total > limit {
+			return nil, errTooLarge
+		}
+		chunks = append(chunks, chunk[:n])
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return bytes.Join(chunks, nil), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 type readCloser struct {

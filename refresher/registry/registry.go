@@ -66,6 +66,7 @@ type Resolver struct {
 	puller      *remote.Puller
 	concurrency int
 	timeout     time.Duration
+	keychain    authn.Keychain
 }
 
 // NewResolver prepares a Resolver.
@@ -105,7 +106,7 @@ func NewResolver(opts Options) (*Resolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuring registry client: %w", err)
 	}
-	return &Resolver{run: run, puller: puller, concurrency: opts.Concurrency, timeout: opts.Timeout}, nil
+	return &Resolver{run: run, puller: puller, concurrency: opts.Concurrency, timeout: opts.Timeout, keychain: opts.Keychain}, nil
 }
 
 // Resolve looks up every reference ("repository:tag") and returns the results in the same

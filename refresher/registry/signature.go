@@ -56,12 +56,11 @@ const (
 //     maxCandidates per layout.
 //
 // Step 3's one GET needs the repository's token without go-containerregistry's automatic tag
-// fallback: it goes through the run transport with an anonymous authenticator, which gets the
-// lookup's recorded version check and token replayed (no request). A registry challenging for
-// Basic credentials cannot be served that way; it is asked through the Resolver's puller, which
-// may repeat the fallback tag GET (one request more) when it has no referrers API. A private
-// repository whose token was obtained with an identity or registry token (POST OAuth flow) gets
-// a 401 there: a registry error, never a verdict.
+// fallback: it goes through the run transport with the lookup's own credentials (the keychain's),
+// so the lookup's recorded version check and token — kept per registry and identity — are
+// replayed (no request). A registry challenging for Basic credentials cannot be served that way;
+// it is asked through the Resolver's puller, which may repeat the fallback tag GET (one request
+// more) when it has no referrers API.
 func (r *Resolver) VerifySignature(ctx context.Context, ref, digest string, keys []signature.PublicKey) (signature.Verdict, error) {
 	tag, err := name.NewTag(ref)
 	if err != nil {
@@ -167,7 +166,12 @@ func (v *sigSearch) fetchReferrers(ctx context.Context) (*v1.IndexManifest, erro
 		}
 		return m, nil
 	}
-	tr, err := transport.NewWithContext(ctx, reg, authn.Anonymous, v.r.run, []string{v.repo.Scope(transport.PullScope)})
+	// The lookup's own credentials: its token (kept per registry and identity) is replayed.
+	auth, err := authn.Resolve(ctx, v.r.keychain, v.repo)
+	if err != nil {
+		return nil, fmt.Errorf("%s: credentials: %w", where, err)
+	}
+	tr, err := transport.NewWithContext(ctx, reg, auth, v.r.run, []string{v.repo.Scope(transport.PullScope)})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
