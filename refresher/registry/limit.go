@@ -45,8 +45,9 @@ func (e *TooLargeError) Error() string {
 }
 
 // boundedTransport bounds every response body below the run's transport: a successful GET's to
-// MaxManifestBytes (declared larger: failed before any byte is read; read past it: failed
-// there), an error answer's to maxErrorBody (cut silently: only its envelope matters).
+// MaxManifestBytes (declared larger: failed before any byte is read; a stream of unknown length:
+// read here and failed past it), an error answer's to maxErrorBody (cut silently: only its
+// envelope matters).
 type boundedTransport struct {
 	inner http.RoundTripper
 }
@@ -67,8 +68,7 @@ func (b boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	if resp.ContentLength >= 0 {
-		resp.Body = &limitedBody{ReadCloser: resp.Body, left: MaxManifestBytes, what: what}
-		return resp, nil
+		return resp, nil // net/http reads no more than the declared length
 	}
 	// A stream of unknown length is read here, in chunks, so an oversized one costs the limit
 	// once (not the reader's doubling buffer) and is failed before the client sees a byte.
@@ -117,31 +117,6 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 func (e errReader) Close() error             { return nil }
-
-// limitedBody fails a read that goes past left bytes with a *TooLargeError.
-type limitedBody struct {
-	io.ReadCloser
-	left int64
-	what string
-}
-
-func (l *limitedBody) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		// One byte more tells "exactly the limit" from "larger".
-		var one [1]byte
-		n, err := l.ReadCloser.Read(one[:])
-		if n > 0 {
-			return 0, &TooLargeError{What: l.what, Size: -1, Limit: MaxManifestBytes}
-		}
-		return 0, err
-	}
-	if int64(len(p)) > l.left {
-		p = p[:l.left]
-	}
-	n, err := l.ReadCloser.Read(p)
-	l.left -= int64(n)
-	return n, err
-}
 
 // truncateText cuts s to at most n bytes without splitting a rune (text from a registry, before
 // it is quoted into an error).
