@@ -54,7 +54,20 @@ const (
 	ActionRolloutRestart Action = "rollout-restart"
 	// ActionSetEnv writes the new digest into an env var of the target container.
 	ActionSetEnv Action = "set-env"
+	// ActionSetImage sets the target container's image to <repository>@<digest> (kubectl set
+	// image): the pods run exactly that digest, whatever their pull policy.
+	ActionSetImage Action = "set-image"
 )
+
+// Actions are the actions a config may name, in the order messages list them.
+var Actions = []Action{ActionRolloutRestart, ActionSetEnv, ActionSetImage}
+
+// Pins reports whether the action writes the digest itself into the pod template (set-env,
+// set-image), so the pods run exactly it and a rollback can write the previous one back.
+func (a Action) Pins() bool { return a == ActionSetEnv || a == ActionSetImage }
+
+// PinnedImage is the image reference set-image gives the container for digest.
+func (i Image) PinnedImage(digest string) string { return i.Repository + "@" + digest }
 
 // KindDeployment is the only target kind supported in v1alpha1.
 const KindDeployment = "Deployment"

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -186,7 +187,7 @@ func (i Image) validate(at, namespace string) []error {
 		add("digest %q: must be sha256: followed by 64 lowercase hex characters", i.Digest)
 	}
 	switch i.Action {
-	case ActionRolloutRestart:
+	case ActionRolloutRestart, ActionSetImage:
 		if i.Env != "" {
 			add("env %q: only valid with action %q", i.Env, ActionSetEnv)
 		}
@@ -197,9 +198,9 @@ func (i Image) validate(at, namespace string) []error {
 			add("env %q: %s", i.Env, strings.Join(msgs, "; "))
 		}
 	case "":
-		add("action: required (%q or %q)", ActionRolloutRestart, ActionSetEnv)
+		add("action: required (%s)", actionList())
 	default:
-		add("action %q: unsupported (use %q or %q)", i.Action, ActionRolloutRestart, ActionSetEnv)
+		add("action %q: unsupported (use %s)", i.Action, actionList())
 	}
 	if i.Target.Kind != KindDeployment {
 		add("target.kind %q: unsupported (only %q)", i.Target.Kind, KindDeployment)
@@ -306,4 +307,13 @@ func ValidateSchedule(schedule string) error {
 		return err
 	}
 	return nil
+}
+
+// actionList names the actions for a message: "rollout-restart", "set-env" or "set-image".
+func actionList() string {
+	quoted := make([]string, len(Actions))
+	for i, a := range Actions {
+		quoted[i] = strconv.Quote(string(a))
+	}
+	return strings.Join(quoted[:len(quoted)-1], ", ") + " or " + quoted[len(quoted)-1]
 }

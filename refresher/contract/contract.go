@@ -34,6 +34,10 @@ const (
 	RuleEnvValueFrom Rule = "env-value-from"
 	// RuleEnvShared: two set-env images write one variable of one container.
 	RuleEnvShared Rule = "env-shared"
+	// RuleImageShared: two set-image images set the image of one container.
+	RuleImageShared Rule = "image-shared"
+	// RuleImageReference: a set-image container runs another repository than the polled one.
+	RuleImageReference Rule = "image-reference"
 	// RuleRestartPinned: a rollout-restart container runs a digest.
 	RuleRestartPinned Rule = "restart-target-pinned"
 	// RuleRestartReference: a rollout-restart container runs another repository:tag.

@@ -192,6 +192,56 @@ func TestCheckSharedEnv(t *testing.T) {
 	}
 }
 
+func TestCheckSharedImage(t *testing.T) {
+	img := func(name, container string, action config.Action) config.Image {
+		return config.Image{Name: name, Action: action, Target: config.Target{Kind: "Deployment", Name: "web", Namespace: "x", Container: container}}
+	}
+	for _, tc := range []struct {
+		name   string
+		images []config.Image
+		want   []int
+	}{
+		{"two containers", []config.Image{img("a", "api", config.ActionSetImage), img("b", "pods-monitor", config.ActionSetImage)}, nil},
+		{"one container", []config.Image{img("a", "api", config.ActionSetImage), img("b", "api", config.ActionSetImage)}, []int{1}},
+		{"set-image beside rollout-restart", []config.Image{img("a", "api", config.ActionRolloutRestart), img("b", "api", config.ActionSetImage)}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &config.RefreshConfig{Spec: config.Spec{Images: tc.images}}
+			got := CheckSharedEnv(Targets(cfg, "", ""))
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v; want violations for %v", got, tc.want)
+			}
+			for _, i := range tc.want {
+				wantRule(t, got[i], RuleImageShared, "already sets the image of container \"api\"")
+			}
+		})
+	}
+}
+
+func TestLiveImage(t *testing.T) {
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	img := config.Image{Name: "jobs-manager", Repository: "docker.io/tracebloc/jobs-manager", Tag: "prod", Action: config.ActionSetImage}
+	for _, tc := range []struct {
+		name, image, want string
+		rule              Rule
+	}{
+		{"by tag", "tracebloc/jobs-manager:prod", "", ""},
+		{"another tag", "docker.io/tracebloc/jobs-manager:1.2", "", ""},
+		{"pinned, spelled otherwise", "index.docker.io/tracebloc/jobs-manager@" + digest, digest, ""},
+		{"tag and digest", "tracebloc/jobs-manager:prod@" + digest, digest, ""},
+		{"another repository", "ghcr.io/tracebloc/jobs-manager@" + digest, "", RuleImageReference},
+		{"not a reference", "Not An Image", "", RuleImageReference},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, v := LiveImage(img, &corev1.Container{Name: "api", Image: tc.image})
+			wantRule(t, v, tc.rule, "runs")
+			if got != tc.want {
+				t.Errorf("LiveImage = %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestCheckTargetState(t *testing.T) {
 	for _, tc := range []struct {
 		name, meta, spec string

@@ -60,17 +60,26 @@ func Targets(cfg *config.RefreshConfig, configMapNamespace, fallback string) []T
 // namespace still unresolved ("", the release namespace a post-renderer cannot see) may be
 // any, so it collides with every namespace. It returns one violation per image that repeats an
 // earlier one, keyed by that image's index.
+//
+// Two floating set-image images may not set the image of one container either (rule
+// image-shared), for the same reason.
 func CheckSharedEnv(targets []Target) map[int]*Violation {
 	out := map[int]*Violation{}
 	for j, t := range targets {
-		if t.Image.Action != config.ActionSetEnv {
+		if !t.Image.Action.Pins() {
 			continue
 		}
 		for _, first := range targets[:j] {
-			if first.Image.Action != config.ActionSetEnv || first.Image.Env != t.Image.Env || first.Image.Target.Container != t.Image.Target.Container ||
+			if first.Image.Action != t.Image.Action || first.Image.Env != t.Image.Env || first.Image.Target.Container != t.Image.Target.Container ||
 				first.Key.Kind != t.Key.Kind || first.Key.Name != t.Key.Name ||
 				(first.Key.Namespace != t.Key.Namespace && first.Key.Namespace != "" && t.Key.Namespace != "") {
 				continue
+			}
+			if t.Image.Action == config.ActionSetImage {
+				out[t.Index] = violation(RuleImageShared,
+					"spec.images[%d] (%s): spec.images[%d] (%s) already sets the image of container %q of %s; one patch would carry two images and every run would flip it: give one of them another target",
+					t.Index, t.Image.Name, first.Index, first.Image.Name, t.Image.Target.Container, KeyString(t.Key))
+				break
 			}
 			out[t.Index] = violation(RuleEnvShared,
 				"spec.images[%d] (%s).env %q: spec.images[%d] (%s) already sets it on container %q of %s; one patch would carry two values and every run would flip it: give one of them another variable or target",

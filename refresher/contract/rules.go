@@ -76,6 +76,30 @@ func CheckRestart(img config.Image, c *corev1.Container) *Violation {
 	return nil
 }
 
+// LiveImage is the set-image rule on a container: it must run the polled repository (compared
+// normalised), by tag or by digest — set-image replaces only the tag or digest, never the image.
+// L is the digest it is pinned to ("" when it runs a tag: the first change heals it to a digest).
+func LiveImage(img config.Image, c *corev1.Container) (string, *Violation) {
+	polled, err := name.NewRepository(img.Repository)
+	if err != nil {
+		// config.Validate admits only repositories that parse.
+		return "", violation(RuleImageReference, "the polled repository %q does not parse: %v", img.Repository, err)
+	}
+	running, err := name.ParseReference(c.Image)
+	if err != nil {
+		return "", violation(RuleImageReference, "runs %q, which is not an image reference (%v): run %s there while %s floats",
+			c.Image, err, polled, img.Name)
+	}
+	if running.Context().Name() != polled.Name() {
+		return "", violation(RuleImageReference, "runs %s, not the repository %s: set-image would replace one image with another; run %s there, or set the image's repository in the config to what the container runs",
+			c.Image, polled, polled)
+	}
+	if d, ok := running.(name.Digest); ok {
+		return d.DigestStr(), nil
+	}
+	return "", nil
+}
+
 // EffectivePullPolicy is the policy the API server stores for the container (config's rule:
 // unset means Always only for :latest or no tag, without a digest).
 func EffectivePullPolicy(c *corev1.Container) corev1.PullPolicy {
