@@ -7,6 +7,7 @@ package guard
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -25,8 +26,8 @@ import (
 //
 // How the CEL is built. CEL compares whole sub-objects (a == b is deep equality) but has no
 // "equal except these paths". So every field on the way to an allowed field is walked: at each
-// level (metadata, spec, spec.template, spec.template.metadata, spec.template.spec, a set-env
-// container) every sibling of the allowed path is compared whole with oldObject, one
+// level (metadata, spec, spec.template, spec.template.metadata, spec.template.spec, a container
+// a set-env or set-image image writes) every sibling of the allowed path is compared whole with oldObject, one
 // validation per field so the denial names it. The siblings are read from the k8s.io/api Go
 // types (guardFields), so a field added by a Kubernetes upgrade is compared, never skipped.
 // Optional-field access (`a.?f == b.?f`) makes an absent field equal to an absent one and
@@ -36,8 +37,11 @@ import (
 //   - spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt] on a target of a
 //     rollout-restart image (only to an RFC 3339 time);
 //   - on a set-env image's container, the value of its variable: exactly one entry, a plain
-//     value shaped like a digest (never valueFrom, never removed); every other entry unchanged.
-// Containers keep their names and order; a container no set-env image writes is compared whole.
+//     value shaped like a digest (never valueFrom, never removed); every other entry unchanged;
+//   - on a set-image image's container, its image: only to '<repository>@sha256:' + 64 lowercase
+//     hex, the repository exactly as configured (what the refresher writes).
+// Containers keep their names and order; a container no set-env or set-image image writes is
+// compared whole.
 // A validation that concerns one target starts with "object.metadata.name != '<target>' ||".
 // Server-written metadata (resourceVersion, generation, managedFields) is not compared: the API
 // server sets it on every update before admission, and it runs nothing.
@@ -76,9 +80,12 @@ type guardTarget struct {
 	// annotations are the audit (digest) and status annotation keys of its images.
 	audit, status []string
 	restart       bool
-	// setEnv maps a container to the variables set-env images write in it, in config order.
+	// containers are those set-env and set-image images write, in config order; setEnv maps one
+	// to the variables set-env images write in it, setImage to the repositories set-image
+	// images give it.
 	containers []string
 	setEnv     map[string][]string
+	setImage   map[string][]string
 }
 
 func guardTargets(cfg *config.RefreshConfig) []*guardTarget {
@@ -87,7 +94,7 @@ func guardTargets(cfg *config.RefreshConfig) []*guardTarget {
 	for _, img := range cfg.Floating() {
 		t := byName[img.Target.Name]
 		if t == nil {
-			t = &guardTarget{name: img.Target.Name, setEnv: map[string][]string{}}
+			t = &guardTarget{name: img.Target.Name, setEnv: map[string][]string{}, setImage: map[string][]string{}}
 			byName[t.name] = t
 			out = append(out, t)
 		}
@@ -97,11 +104,11 @@ func guardTargets(cfg *config.RefreshConfig) []*guardTarget {
 		case config.ActionRolloutRestart:
 			t.restart = true
 		case config.ActionSetEnv:
-			c := img.Target.Container
-			if _, ok := t.setEnv[c]; !ok {
-				t.containers = append(t.containers, c)
-			}
-			t.setEnv[c] = appendNew(t.setEnv[c], img.Env)
+			t.containers = appendNew(t.containers, img.Target.Container)
+			t.setEnv[img.Target.Container] = appendNew(t.setEnv[img.Target.Container], img.Env)
+		case config.ActionSetImage:
+			t.containers = appendNew(t.containers, img.Target.Container)
+			t.setImage[img.Target.Container] = appendNew(t.setImage[img.Target.Container], img.Repository)
 		}
 	}
 	return out
@@ -169,7 +176,7 @@ func For(cfg *config.RefreshConfig, namespace, serviceAccount string) (*admissio
 }
 
 // guardVariables are the shared sub-expressions: annotations and containers old and new, what
-// each target allows, and each set-env container of a target, old and new.
+// each target allows, and each container a target's set-env or set-image images write, old and new.
 func guardVariables(targets []*guardTarget) []admissionv1.Variable {
 	vars := []admissionv1.Variable{
 		{Name: "oldAnnotations", Expression: "oldObject.metadata.?annotations.orValue({})"},
@@ -191,7 +198,7 @@ func guardVariables(targets []*guardTarget) []admissionv1.Variable {
 		// Keys of other annotations that changed: added, removed or given another value.
 		{Name: "changedAnnotations", Expression: changedKeys("newAnnotations", "oldAnnotations", "allowedAnnotations")},
 		{Name: "changedTemplateAnnotations", Expression: changedKeys("newTemplateAnnotations", "oldTemplateAnnotations", "allowedTemplateAnnotations")},
-		// Containers (same names, same order: another validation) no set-env image writes.
+		// Containers (same names, same order: another validation) no set-env or set-image image writes.
 		{Name: "changedContainers", Expression: "variables.newContainers.filter(c, !(c.name in variables.writtenContainers) && !(c in variables.oldContainers)).map(c, c.name)"},
 	}
 	for i, t := range targets {
@@ -241,7 +248,7 @@ type guardLevel struct {
 	Path      string
 	Type      reflect.Type
 	NotWhole  []string
-	PerTarget bool // a set-env container: compared per target and container
+	PerTarget bool // a written container: compared per target and container, NotWhole per container
 }
 
 // guardLevels are the levels the guard walks, in order.
@@ -251,7 +258,7 @@ var guardLevels = []guardLevel{
 	{Path: "spec.template", Type: reflect.TypeFor[corev1.PodTemplateSpec](), NotWhole: []string{"metadata", "spec"}},
 	{Path: "spec.template.metadata", Type: reflect.TypeFor[metav1.ObjectMeta](), NotWhole: []string{"annotations"}},
 	{Path: "spec.template.spec", Type: reflect.TypeFor[corev1.PodSpec](), NotWhole: []string{"containers"}},
-	{Path: "container", Type: reflect.TypeFor[corev1.Container](), NotWhole: []string{"env"}, PerTarget: true},
+	{Path: "container", Type: reflect.TypeFor[corev1.Container](), PerTarget: true},
 }
 
 // guardFields lists the JSON field names of a Kubernetes API struct, embedded structs inlined.
@@ -333,10 +340,22 @@ func guardValidations(configName string, targets []*guardTarget) []admissionv1.V
 			// The container's presence is the names validation's; here both have it.
 			both := only + v + "New.size() != 1 || " + v + "Old.size() != 1 || "
 			level := guardLevels[len(guardLevels)-1]
-			for _, f := range level.compared() {
+			for _, f := range slices.DeleteFunc(level.compared(), t.writes(c)) {
 				add(fmt.Sprintf("%s%sNew[0].?%s == %sOld[0].?%s", both, v, celField(f), v, celField(f)), "container "+c+" "+f+" may not change")
 			}
+			if repos := t.setImage[c]; len(repos) > 0 {
+				pinned, shown := make([]string, len(repos)), make([]string, len(repos))
+				for k, repo := range repos {
+					pinned[k] = fmt.Sprintf("%sNew[0].?image.orValue('').matches(%s)", v, quote(pinnedPattern(repo)))
+					shown[k] = repo + "@sha256:<64 hex>"
+				}
+				add(fmt.Sprintf("%s%sNew[0].?image == %sOld[0].?image || %s", both, v, v, strings.Join(pinned, " || ")),
+					"container "+c+" image may only be set to "+strings.Join(shown, " or "))
+			}
 			envs := t.setEnv[c]
+			if len(envs) == 0 {
+				continue
+			}
 			newEnv, oldEnv := v+"New[0].?env.orValue([])", v+"Old[0].?env.orValue([])"
 			add(fmt.Sprintf("%s%s.filter(e, !(e.name in %s)) == %s.filter(e, !(e.name in %s))", both, newEnv, quoteList(envs), oldEnv, quoteList(envs)),
 				"container "+c+" env may change only in "+strings.Join(envs, ", "))
@@ -349,6 +368,18 @@ func guardValidations(configName string, targets []*guardTarget) []admissionv1.V
 		}
 	}
 	return vs
+}
+
+// writes reports whether a field of container c is one the target's images write (env, image).
+func (t *guardTarget) writes(c string) func(string) bool {
+	return func(f string) bool {
+		return (f == "env" && len(t.setEnv[c]) > 0) || (f == "image" && len(t.setImage[c]) > 0)
+	}
+}
+
+// pinnedPattern matches exactly what set-image writes for repository: repository@sha256:<64 hex>.
+func pinnedPattern(repository string) string {
+	return "^" + regexp.QuoteMeta(repository) + "@" + digestPattern[1:]
 }
 
 // changedTo is true when a map key is unchanged, or set (never removed) to a value for which

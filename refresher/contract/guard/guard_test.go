@@ -3,6 +3,7 @@ package guard
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -28,8 +29,12 @@ spec:
      annotation: example.com/worker-digest, target: {name: web, container: app}}
   - {name: sidecar, repository: example.com/sidecar, tag: prod, action: set-env, env: SIDECAR_DIGEST,
      annotation: example.com/sidecar-digest, target: {name: web, container: proxy}}
+  - {name: proxy, repository: example.com:5000/proxy, tag: prod, action: set-image, annotation: example.com/proxy-digest,
+     target: {name: web, container: proxy}}
   - {name: other, repository: example.com/other, tag: prod, action: rollout-restart, annotation: example.com/other-digest,
      target: {name: other, container: main}}
+  - {name: jobs, repository: docker.io/tracebloc/jobs-manager, tag: prod, action: set-image, annotation: example.com/jobs-digest,
+     target: {name: jobs, container: api}}
   - {name: pinned, repository: example.com/pinned, digest: "sha256:` + strings.Repeat("a", 64) + `", action: set-env,
      env: PINNED_DIGEST, annotation: example.com/pinned-digest, target: {name: pinned, container: main}}
 `))
@@ -75,7 +80,13 @@ func TestGuardComparesEveryField(t *testing.T) {
 		"spec.template":          {"metadata", "spec"},
 		"spec.template.metadata": {"annotations"},
 		"spec.template.spec":     {"containers"},
-		"container":              {"env"},
+	}
+	// Every container a set-env or set-image image writes, of every target, and what is written
+	// there: web's app (set-env), web's proxy (set-env and set-image), jobs' api (set-image).
+	containers := map[string][]string{
+		"target0Container0": {"env"},
+		"target0Container1": {"env", "image"},
+		"target2Container0": {"image"},
 	}
 	levels := []struct {
 		path string
@@ -103,9 +114,10 @@ func TestGuardComparesEveryField(t *testing.T) {
 			}
 			var want []string
 			if level.path == "container" {
-				// Every container a set-env image writes, of every target.
-				for _, c := range []string{"target0Container0", "target0Container1"} {
-					want = append(want, fmt.Sprintf("variables.%[1]sNew[0].?%[2]s == variables.%[1]sOld[0].?%[2]s", c, field))
+				for c, written := range containers {
+					if !slices.Contains(written, f) {
+						want = append(want, fmt.Sprintf("variables.%[1]sNew[0].?%[2]s == variables.%[1]sOld[0].?%[2]s", c, field))
+					}
 				}
 			} else {
 				want = []string{fmt.Sprintf("object.%[1]s.?%[2]s == oldObject.%[1]s.?%[2]s", level.path, field)}
@@ -114,6 +126,18 @@ func TestGuardComparesEveryField(t *testing.T) {
 				if !strings.Contains(all, w) {
 					t.Errorf("%s.%s (%s) is neither compared with oldObject nor an allowed path: no validation %q", level.path, f, level.typ, w)
 				}
+			}
+		}
+	}
+	// The written fields are checked: env entries and the image.
+	for c, written := range containers {
+		for _, f := range written {
+			w := map[string]string{
+				"env":   fmt.Sprintf("variables.%[1]sNew[0].?env.orValue([]).filter(e, !(e.name in ", c),
+				"image": fmt.Sprintf("variables.%[1]sNew[0].?image == variables.%[1]sOld[0].?image || variables.%[1]sNew[0].?image.orValue('').matches(", c),
+			}[f]
+			if !strings.Contains(all, w) {
+				t.Errorf("container %s: %s is written but not checked: no validation %q", c, f, w)
 			}
 		}
 	}
@@ -186,11 +210,15 @@ func TestGuardAllowsWhatTheConfigWrites(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"allowedAnnotations": "object.metadata.name == 'web' ? ['example.com/web-digest', 'example.com/worker-digest', 'example.com/sidecar-digest', " +
-			"'image-refresh.io/status-web', 'image-refresh.io/status-worker', 'image-refresh.io/status-sidecar'] : " +
-			"object.metadata.name == 'other' ? ['example.com/other-digest', 'image-refresh.io/status-other'] : []",
+			"'example.com/proxy-digest', 'image-refresh.io/status-web', 'image-refresh.io/status-worker', 'image-refresh.io/status-sidecar', " +
+			"'image-refresh.io/status-proxy'] : " +
+			"object.metadata.name == 'other' ? ['example.com/other-digest', 'image-refresh.io/status-other'] : " +
+			"object.metadata.name == 'jobs' ? ['example.com/jobs-digest', 'image-refresh.io/status-jobs'] : []",
 		"allowedTemplateAnnotations": "object.metadata.name == 'web' ? ['kubectl.kubernetes.io/restartedAt'] : " +
-			"object.metadata.name == 'other' ? ['kubectl.kubernetes.io/restartedAt'] : []",
-		"writtenContainers":        "object.metadata.name == 'web' ? ['app', 'proxy'] : object.metadata.name == 'other' ? [] : []",
+			"object.metadata.name == 'other' ? ['kubectl.kubernetes.io/restartedAt'] : object.metadata.name == 'jobs' ? [] : []",
+		"writtenContainers": "object.metadata.name == 'web' ? ['app', 'proxy'] : object.metadata.name == 'other' ? [] : " +
+			"object.metadata.name == 'jobs' ? ['api'] : []",
+		"target2Container0New":     "variables.newContainers.filter(c, c.name == 'api')",
 		"target0Container0Env0New": "(variables.target0Container0New.size() == 1 ? variables.target0Container0New[0].?env.orValue([]) : []).filter(e, e.name == 'WORKER_DIGEST')",
 		"target0Container1Env0Old": "(variables.target0Container1Old.size() == 1 ? variables.target0Container1Old[0].?env.orValue([]) : []).filter(e, e.name == 'SIDECAR_DIGEST')",
 	} {
@@ -204,15 +232,79 @@ func TestGuardAllowsWhatTheConfigWrites(t *testing.T) {
 			t.Errorf("the guard names %q", absent)
 		}
 	}
-	if !strings.Contains(all, "object.metadata.name in ['web', 'other']") {
+	if !strings.Contains(all, "object.metadata.name in ['web', 'other', 'jobs']") {
 		t.Errorf("the guard does not limit the refresher to its targets")
 	}
 }
 
 func TestGuardNilWhenAllPinned(t *testing.T) {
 	cfg := guardConfig(t, "apps")
-	cfg.Spec.Images = cfg.Spec.Images[4:]
+	cfg.Spec.Images = cfg.Spec.Images[len(cfg.Spec.Images)-1:]
 	if p, b := For(cfg, "apps", "refresh"); p != nil || b != nil {
 		t.Errorf("Guard of an all-pinned config = %v, %v; want nothing", p, b)
+	}
+}
+
+// TestGuardSetImage: a set-image container's image may move only to what the refresher writes,
+// '<repository as configured>@sha256:<64 hex>'; its other fields, env included unless a set-env
+// image writes it too, are compared whole.
+func TestGuardSetImage(t *testing.T) {
+	policy, _ := For(guardConfig(t, "apps"), "apps", "refresh")
+	messages := map[string]string{}
+	for _, v := range policy.Spec.Validations {
+		messages[v.Message] = v.Expression
+	}
+	for _, tc := range []struct {
+		container, repository string
+	}{
+		{"target0Container1", "example.com:5000/proxy"},
+		{"target2Container0", "docker.io/tracebloc/jobs-manager"},
+	} {
+		name := map[string]string{"target0Container1": "proxy", "target2Container0": "api"}[tc.container]
+		expr, ok := messages[MessagePrefix+"container "+name+" image may only be set to "+tc.repository+"@sha256:<64 hex>"]
+		if !ok {
+			t.Errorf("%s: no validation of its image", name)
+			continue
+		}
+		want := fmt.Sprintf("variables.%[1]sNew[0].?image == variables.%[1]sOld[0].?image || variables.%[1]sNew[0].?image.orValue('').matches(%[2]s)",
+			tc.container, quote(pinnedPattern(tc.repository)))
+		if !strings.HasSuffix(expr, want) {
+			t.Errorf("%s image:\n got %s\nwant …%s", name, expr, want)
+		}
+		if _, ok := messages[MessagePrefix+"container "+name+" image may not change"]; ok {
+			t.Errorf("%s: its image is also compared whole", name)
+		}
+	}
+	if _, ok := messages[MessagePrefix+"container api env may not change"]; !ok {
+		t.Errorf("the set-image-only container api: env is not compared whole")
+	}
+	if _, ok := messages[MessagePrefix+"container proxy env may change only in SIDECAR_DIGEST"]; !ok {
+		t.Errorf("container proxy (set-env and set-image): its env is not checked")
+	}
+
+	digest := "sha256:" + strings.Repeat("0123456789abcdef", 4)
+	for _, tc := range []struct {
+		name, repository, image string
+		want                    bool
+	}{
+		{"what the refresher writes", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@" + digest, true},
+		{"with a port", "example.com:5000/proxy", "example.com:5000/proxy@" + digest, true},
+		{"the repository spelled otherwise", "docker.io/tracebloc/jobs-manager", "tracebloc/jobs-manager@" + digest, false},
+		{"another repository", "docker.io/tracebloc/jobs-manager", "docker.io/evil/jobs-manager@" + digest, false},
+		{"a longer repository", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager-evil@" + digest, false},
+		{"a dot is not any character", "example.com:5000/proxy", "exampleXcom:5000/proxy@" + digest, false},
+		{"a tag", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager:evil", false},
+		{"a tag and the digest", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager:evil@" + digest, false},
+		{"uppercase hex", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@" + strings.ToUpper(digest), false},
+		{"a short digest", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@" + digest[:70], false},
+		{"another algorithm", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@sha512:" + digest[7:], false},
+		{"a trailing newline", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@" + digest + "\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// CEL's matches is RE2, as Go's regexp.
+			if got := regexp.MustCompile(pinnedPattern(tc.repository)).MatchString(tc.image); got != tc.want {
+				t.Errorf("%s matches %q = %v, want %v", pinnedPattern(tc.repository), tc.image, got, tc.want)
+			}
+		})
 	}
 }
