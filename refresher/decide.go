@@ -36,8 +36,12 @@ const (
 	// no restart annotation) and record.
 	DecisionUpdateEnv Decision = "update-env"
 	// DecisionDrift (set-env, annotation current, env differs — a helm upgrade, rollout undo
-	// or manual edit): set the env back to the recorded digest.
+	// or manual edit): set the env back to the recorded digest. For set-image, the container's
+	// image is not repository@A (a helm upgrade renders the tag again): set it back.
 	DecisionDrift Decision = "drift"
+	// DecisionUpdateImage (set-image, annotation differs): set the container's image to
+	// repository@R (that is the rollout) and record.
+	DecisionUpdateImage Decision = "update-image"
 )
 
 // Live is the state of the target a decision starts from.
@@ -48,15 +52,34 @@ type Live struct {
 	// Env is the value of the env var on the target container (L, set-env only); "" when
 	// absent. A value that is not a sha256 digest counts as absent, so it is overwritten.
 	Env string
+	// Image is the digest the target container's image is pinned to (L, set-image only); ""
+	// when it runs the repository by tag.
+	Image string
 }
 
-// Change is what a decision writes; empty fields are left alone.
+// pinned is L, the digest the pod template pins for an action that pins one ("" otherwise).
+func (l Live) pinned(action config.Action) string {
+	switch action {
+	case config.ActionSetEnv:
+		return l.Env
+	case config.ActionSetImage:
+		return l.Image
+	}
+	return ""
+}
+
+// Change is what a decision writes; empty fields are left alone. Env and Image are the digest
+// the env var, or the container's image (as repository@digest), is set to.
 type Change struct {
 	Decision   Decision
 	Annotation string
 	Env        string
+	Image      string
 	Restart    bool
 }
+
+// rollsOut reports whether the change writes the pod template: a new rollout.
+func (c Change) rollsOut() bool { return c.Env != "" || c.Image != "" || c.Restart }
 
 // Decide applies the decision table to one floating image whose tag currently points at
 // digest (R). It is pure: the same inputs always give the same change. An action outside the
@@ -97,7 +120,23 @@ func Decide(action config.Action, digest string, live Live) (Change, error) {
 		default:
 			return Change{Decision: DecisionUnchanged}, nil
 		}
+	case config.ActionSetImage:
+		// The first observation records only; a container not at repository@A is drift, healed.
+		switch {
+		case recorded == "":
+			return Change{Decision: DecisionRecord, Annotation: digest}, nil
+		case recorded != digest:
+			c := Change{Decision: DecisionUpdateImage, Annotation: digest}
+			if live.Image != digest {
+				c.Image = digest
+			}
+			return c, nil
+		case live.Image != digest:
+			return Change{Decision: DecisionDrift, Image: digest}, nil
+		default:
+			return Change{Decision: DecisionUnchanged}, nil
+		}
 	}
-	// Validation admits only the two actions above; a caller that skipped it learns why.
-	return Change{Decision: DecisionFailed}, fmt.Errorf("unknown action %q: want %s or %s", action, config.ActionRolloutRestart, config.ActionSetEnv)
+	// Validation admits only the actions above; a caller that skipped it learns why.
+	return Change{Decision: DecisionFailed}, fmt.Errorf("unknown action %q: want one of %v", action, config.Actions)
 }

@@ -39,6 +39,18 @@ func TestDecide(t *testing.T) {
 		{"set-env: placeholder annotation, env digest: adopt", config.ActionSetEnv, Live{Annotation: "none", Env: old}, Change{Decision: DecisionAdopt, Annotation: old}},
 		{"set-env: placeholder annotation, no env: fill", config.ActionSetEnv, Live{Annotation: "none"}, Change{Decision: DecisionFill, Annotation: r, Env: r}},
 		{"set-env: everything current", config.ActionSetEnv, Live{Annotation: r, Env: r}, Change{Decision: DecisionUnchanged}},
+
+		// set-image
+		{"set-image: first observation records only", config.ActionSetImage, Live{}, Change{Decision: DecisionRecord, Annotation: r}},
+		{"set-image: first observation records R, not the pinned digest", config.ActionSetImage, Live{Image: old}, Change{Decision: DecisionRecord, Annotation: r}},
+		{"set-image: tag moved pins the image and records", config.ActionSetImage, Live{Annotation: old, Image: old}, Change{Decision: DecisionUpdateImage, Annotation: r, Image: r}},
+		{"set-image: tag moved, container by tag", config.ActionSetImage, Live{Annotation: old}, Change{Decision: DecisionUpdateImage, Annotation: r, Image: r}},
+		{"set-image: tag moved, image already pinned to it records only", config.ActionSetImage, Live{Annotation: old, Image: r}, Change{Decision: DecisionUpdateImage, Annotation: r}},
+		{"set-image: a helm upgrade rendered the tag again: drift", config.ActionSetImage, Live{Annotation: r}, Change{Decision: DecisionDrift, Image: r}},
+		{"set-image: pinned to another digest: drift", config.ActionSetImage, Live{Annotation: r, Image: other}, Change{Decision: DecisionDrift, Image: r}},
+		{"set-image: placeholder annotation records", config.ActionSetImage, Live{Annotation: "none", Image: old}, Change{Decision: DecisionRecord, Annotation: r}},
+		{"set-image: env is irrelevant", config.ActionSetImage, Live{Annotation: r, Image: r, Env: old}, Change{Decision: DecisionUnchanged}},
+		{"set-image: everything current", config.ActionSetImage, Live{Annotation: r, Image: r}, Change{Decision: DecisionUnchanged}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got, err := Decide(tc.action, r, tc.live); got != tc.want || err != nil {

@@ -46,6 +46,20 @@ func restartImage() config.Image {
 		Target: config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"}, Annotation: jobsManagerKey}
 }
 
+// pinImage is jobs-manager refreshed by set-image.
+func pinImage() config.Image {
+	img := restartImage()
+	img.Action = config.ActionSetImage
+	return img
+}
+
+// pinned is the Deployment with container api pinned to jobs-manager's digest d.
+func pinned(dep *appsv1.Deployment, d string) *appsv1.Deployment {
+	dep.Spec.Template.Spec.Containers[0].Image = "docker.io/tracebloc/jobs-manager@" + d
+	dep.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+	return dep
+}
+
 func envImage() config.Image {
 	return config.Image{Name: "ingestor", Repository: "ghcr.io/tracebloc/ingestor", Tag: "prod", Action: config.ActionSetEnv, Env: ingestorEnv,
 		Target: config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"}, Annotation: ingestorKey}
@@ -128,6 +142,24 @@ func decisionRows() []decisionRow {
 			plan: one(deployment(annotated(ingestorKey, tableR), env(tableL)), envImage(), nil), check: contains(envWrite)},
 		{action: "set-env", state: "A = R, L = R", decision: DecisionUnchanged, writes: "nothing",
 			plan: one(deployment(annotated(ingestorKey, tableR), env(tableR)), envImage(), nil)},
+		{action: "set-image", state: "A absent (L, the container image's digest, whatever it is)", decision: DecisionRecord, writes: "A=R, the image untouched",
+			plan: one(pinned(deployment(nil), tableL), pinImage(), nil), check: both(contains(`"`+jobsManagerKey+`":"`+tableR+`"`), lacks(`"spec"`))},
+		{action: "set-image", state: "A ≠ R", decision: DecisionUpdateImage, writes: "the container's `image` = repository@R (that is the rollout; any pull policy), A=R",
+			plan: one(pinned(deployment(annotated(jobsManagerKey, tableA)), tableA), pinImage(), nil),
+			check: both(contains(`"image":"docker.io/tracebloc/jobs-manager@`+tableR+`"`, `"`+jobsManagerKey+`":"`+tableR+`"`), lacks(restartedAt, `"env"`))},
+		{action: "set-image", state: "A = R, the image not repository@R (a `helm upgrade` rendered the tag again, a manual edit)", decision: DecisionDrift,
+			writes: "the container's `image` = repository@R (one rollout)",
+			plan:  one(deployment(annotated(jobsManagerKey, tableR)), pinImage(), nil),
+			check: both(contains(`"image":"docker.io/tracebloc/jobs-manager@`+tableR+`"`), lacks(`"env"`))},
+		{action: "set-image", state: "A = R, the image repository@R", decision: DecisionUnchanged, writes: "nothing",
+			plan: one(pinned(deployment(annotated(jobsManagerKey, tableR)), tableR), pinImage(), nil)},
+		{action: "set-image", state: "the container runs another repository", decision: DecisionFailed,
+			writes: "nothing about that image but its status annotation; the error names what the container runs (rule `image-reference`)",
+			plan: func() (*appsv1.Deployment, []targetImage, tickSettings) {
+				dep := deployment(annotated(jobsManagerKey, tableA))
+				dep.Spec.Template.Spec.Containers[0].Image = "ghcr.io/someone/else:prod"
+				return one(dep, pinImage(), nil)()
+			}, check: statusOnly},
 		{action: "any", state: "digest pinned", decision: DecisionPinned, writes: "nothing, no request",
 			run: func(t *testing.T) ImageReport {
 				f := newFixture(t, deployment(nil))
@@ -203,7 +235,12 @@ func decisionRows() []decisionRow {
 			plan: one(stalled(deployment(annotated(ingestorKey, tableR,
 				statusKey("ingestor"), status(Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Digest: tableR, Generation: 2, Applied: "2026-07-01T11:00:00Z", Previous: tableA})), env(tableR))), envImage(), nil),
 			check: contains(`"name":"`+ingestorEnv+`","value":"`+tableA+`"`, `"`+ingestorKey+`":"`+tableA+`"`)},
-		{action: "rollout-restart (or set-env without such a previous digest)", state: "the rollout of the digest last applied failed", decision: DecisionQuarantined,
+		{action: "set-image", state: "as above: the rollout of the digest last applied failed, a previous digest recorded, served (and signed)",
+			decision: DecisionRolledBack, writes: "the container's `image` = repository@previous, A=previous in one patch, digest quarantined",
+			plan: one(stalled(pinned(deployment(annotated(jobsManagerKey, tableR,
+				statusKey("jobs-manager"), status(Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Digest: tableR, Generation: 2, Applied: "2026-07-01T11:00:00Z", Previous: tableA}))), tableR)), pinImage(), nil),
+			check: contains(`"image":"docker.io/tracebloc/jobs-manager@`+tableA+`"`, `"`+jobsManagerKey+`":"`+tableA+`"`)},
+		{action: "rollout-restart (or set-env, set-image without such a previous digest)", state: "the rollout of the digest last applied failed", decision: DecisionQuarantined,
 			writes: "the status only; Event: the workload needs a human",
 			plan: one(stalled(deployment(annotated(jobsManagerKey, tableR,
 				statusKey("jobs-manager"), status(Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Digest: tableR, Generation: 2, Applied: "2026-07-01T11:00:00Z"})))), restartImage(), nil),

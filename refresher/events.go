@@ -16,6 +16,8 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // Event reasons, one per outcome a person should see on the target (kubectl describe, kubectl
@@ -24,9 +26,11 @@ const (
 	ReasonRecorded   = "Recorded"   // record, adopt
 	ReasonRestarted  = "Restarted"  // restart
 	ReasonEnvUpdated = "EnvUpdated" // fill, update-env
-	ReasonHealed     = "Healed"     // drift repaired, or a waiting/failed image back to ok
-	ReasonWaiting    = "Waiting"
-	ReasonFailed     = "Failed"
+	// ReasonImageUpdated: update-image, the container's image set to repository@digest.
+	ReasonImageUpdated = "ImageUpdated"
+	ReasonHealed       = "Healed" // drift repaired, or a waiting/failed image back to ok
+	ReasonWaiting      = "Waiting"
+	ReasonFailed       = "Failed"
 	// ReasonVerificationFailed: the signature gate refused the digest (unsigned or invalid); its
 	// note names the digest and the keys tried. A remembered refusal makes no new Event.
 	ReasonVerificationFailed = "VerificationFailed"
@@ -55,7 +59,12 @@ func eventFor(rep *ImageReport, prev Status, waitTimeout time.Duration) (reason,
 		return ReasonRestarted, corev1.EventTypeNormal, fmt.Sprintf("%s: %s → %s, rollout restarted", subject, from, to)
 	case DecisionFill, DecisionUpdateEnv:
 		return ReasonEnvUpdated, corev1.EventTypeNormal, fmt.Sprintf("%s: %s → %s, env %s set", subject, from, to, rep.EnvVar)
+	case DecisionUpdateImage:
+		return ReasonImageUpdated, corev1.EventTypeNormal, fmt.Sprintf("%s: %s → %s, image of container %s set to %s", subject, from, to, rep.Container, rep.Repository+"@"+to)
 	case DecisionDrift:
+		if rep.Action == config.ActionSetImage {
+			return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf("%s: the image of container %s was not pinned to %s (%s), set back to %s", subject, rep.Container, to, dash(rep.ImageDigest), rep.Repository+"@"+to)
+		}
 		return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf("%s: env %s drifted to %s, set back to %s", subject, rep.EnvVar, dash(rep.Env), to)
 	case DecisionWaiting:
 		return ReasonWaiting, corev1.EventTypeWarning, fmt.Sprintf("%s: %s → %s waits (since %s, at most spec.waitTimeout %s): %s", subject, from, to, rep.Status.WaitingSince, waitTimeout, rep.Reason)

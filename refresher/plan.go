@@ -76,19 +76,24 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([
 			image: img, digest: rep.Digest, lookupErr: ti.lookupErr, refused: ti.refused, refusal: rep.Signature.refusal,
 			dep: dep, target: obs, recorded: rep.Previous, prev: prev, noRollback: ti.noRollback, intended: ti.intended, settings: p,
 		})
-		rep.Decision, rep.Intended, rep.Reason, rep.Err, rep.Env = out.decision, out.intended, out.reason, out.err, out.env
+		rep.Decision, rep.Intended, rep.Reason, rep.Err, rep.Env, rep.ImageDigest = out.decision, out.intended, out.reason, out.err, out.env, out.image
 		nexts[i] = out.next
 		if out.change.Annotation != "" {
 			annotate(img.Annotation, out.change.Annotation)
 		}
-		if out.change.Env != "" {
+		if out.change.Env != "" || out.change.Image != "" {
 			i, ok := containerIndex[img.Target.Container]
 			if !ok {
 				i = len(containers)
 				containerIndex[img.Target.Container] = i
 				containers = append(containers, containerPatch{Name: img.Target.Container})
 			}
-			containers[i].Env = append(containers[i].Env, envPatch{Name: img.Env, Value: out.change.Env})
+			if out.change.Env != "" {
+				containers[i].Env = append(containers[i].Env, envPatch{Name: img.Env, Value: out.change.Env})
+			}
+			if out.change.Image != "" {
+				containers[i].Image = img.PinnedImage(out.change.Image)
+			}
 		}
 		restart = restart || out.change.Restart
 	}
@@ -164,8 +169,11 @@ type (
 		Containers []containerPatch `json:"containers"`
 	}
 	containerPatch struct {
-		Name string     `json:"name"`
-		Env  []envPatch `json:"env"`
+		Name string `json:"name"`
+		// Image is set-image's repository@digest; Env set-env's variables. Neither may be
+		// null: a strategic-merge null deletes the field.
+		Image string     `json:"image,omitempty"`
+		Env   []envPatch `json:"env,omitempty"`
 	}
 	envPatch struct {
 		Name  string `json:"name"`

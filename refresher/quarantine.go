@@ -76,11 +76,17 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, digest string, 
 	}
 	if why := failedRollout(dep, live.Annotation, prev, pending, p.now, timeout); why != "" {
 		bad := prev.Digest
-		if img.Action == config.ActionSetEnv && live.Env == bad && config.ValidDigest(prev.Previous) && prev.Previous != bad && noRollback == "" {
+		if img.Action.Pins() && live.pinned(img.Action) == bad && config.ValidDigest(prev.Previous) && prev.Previous != bad && noRollback == "" {
 			next := Status{State: StateQuarantined, Since: now, Digest: prev.Previous, Applied: now, Quarantined: bad}
+			back := Change{Decision: DecisionRolledBack, Annotation: prev.Previous, Env: prev.Previous}
+			what := "env " + img.Env
+			if img.Action == config.ActionSetImage {
+				back.Env, back.Image = "", prev.Previous
+				what = "the image of container " + img.Target.Container
+			}
 			return imageOutcome{
-				Change: Change{Decision: DecisionRolledBack, Annotation: prev.Previous, Env: prev.Previous},
-				note:   fmt.Sprintf("%s; env %s set back to %s, %s quarantined until the tag moves", why, img.Env, prev.Previous, bad),
+				Change: back,
+				note:   fmt.Sprintf("%s; %s set back to %s, %s quarantined until the tag moves", why, what, prev.Previous, bad),
 				status: &next,
 			}, true
 		}
@@ -134,6 +140,8 @@ func appliedStatus(prev Status, digest string, live Live, change Change, dep *ap
 		switch {
 		case config.ValidDigest(live.Env):
 			s.Previous = live.Env
+		case config.ValidDigest(live.Image):
+			s.Previous = live.Image
 		case config.ValidDigest(live.Annotation):
 			s.Previous = live.Annotation
 		}

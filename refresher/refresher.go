@@ -101,18 +101,21 @@ type Report struct {
 type ImageReport struct {
 	Name      string
 	Reference string // repository:tag as configured
-	Action    config.Action
-	Target    string // namespace/name of the Deployment
-	Container string
+	// Repository is the repository as configured (set-image pins the container to it @digest).
+	Repository string
+	Action     config.Action
+	Target     string // namespace/name of the Deployment
+	Container  string
 	// EnvVar is the variable a set-env image writes.
 	EnvVar string
 	// Digest is the registry digest seen (R); for a pinned image, the pinned digest.
 	Digest string
 	// ViaGet reports that the HEAD lacked Docker-Content-Digest and the manifest was fetched.
 	ViaGet bool
-	// Previous is the audit annotation before the run (A); Env the env value (L, set-env).
-	Previous, Env string
-	Decision      Decision
+	// Previous is the audit annotation before the run (A); Env the env value (L, set-env),
+	// ImageDigest the digest the container's image is pinned to (L, set-image).
+	Previous, Env, ImageDigest string
+	Decision                   Decision
 	// Intended is, for a failed, waiting, soaking or quarantined image, the decision that was
 	// not carried out ("" when none was reached, e.g. the registry lookup failed).
 	Intended Decision
@@ -226,7 +229,7 @@ func newReport(cfg *config.RefreshConfig, namespace string) (Report, []floatingI
 		key := img.Target.Key()
 		key.Namespace = contract.Namespace(cfg, img, "", namespace)
 		report.Images[i] = ImageReport{
-			Name: img.Name, Reference: img.Reference(), Action: img.Action,
+			Name: img.Name, Reference: img.Reference(), Repository: img.Repository, Action: img.Action,
 			Target: targetName(key), Container: img.Target.Container, EnvVar: img.Env,
 		}
 		if img.Pinned() {
@@ -378,10 +381,12 @@ func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryR
 	// already current) the env's value. new_digest is what the decision writes: the registry
 	// digest, but for an adopt the env's digest it records (registry_digest is R then).
 	old, recorded := rep.Previous, rep.Digest
-	switch rep.Decision {
-	case DecisionDrift:
+	switch {
+	case rep.Decision == DecisionDrift && rep.Action == config.ActionSetImage:
+		old = rep.ImageDigest
+	case rep.Decision == DecisionDrift:
 		old = rep.Env
-	case DecisionAdopt:
+	case rep.Decision == DecisionAdopt:
 		recorded = rep.Env
 	}
 	attrs := []slog.Attr{
@@ -397,8 +402,11 @@ func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryR
 	if rep.Decision == DecisionAdopt {
 		attrs = append(attrs, slog.String("registry_digest", rep.Digest))
 	}
-	if rep.Action == config.ActionSetEnv {
+	switch rep.Action {
+	case config.ActionSetEnv:
 		attrs = append(attrs, slog.String("env_digest", rep.Env))
+	case config.ActionSetImage:
+		attrs = append(attrs, slog.String("image_digest", rep.ImageDigest))
 	}
 	if rep.Intended != "" {
 		attrs = append(attrs, slog.String("intended", string(rep.Intended)))

@@ -54,8 +54,9 @@ type StatusRow struct {
 	Container string        `json:"container"`
 	Action    config.Action `json:"action"`
 	// Recorded is the audit annotation; Running the digests the target runs, from its pods'
-	// imageID (rollout-restart) or env (set-env) — the Deployment's env when no pod tells —
-	// RunningFrom where they came from ("pods", "env", "" when unknown); Registry the tag's
+	// imageID (rollout-restart, set-image) or env (set-env) — the Deployment's env or image
+	// digest when no pod tells — RunningFrom where they came from ("pods", "env", "image", ""
+	// when unknown); Registry the tag's
 	// digest now (one HEAD).
 	Recorded    string    `json:"recorded,omitempty"`
 	Running     []string  `json:"running,omitempty"`
@@ -276,10 +277,11 @@ func listPods(ctx context.Context, kube Kube, dep *appsv1.Deployment) ([]corev1.
 	return pods, nil
 }
 
-// running is what the target runs for img, distinct, in pod name order: for rollout-restart the digest
-// of each pod's container imageID ("repo@sha256:…"; a runtime that reports no repo digest
-// tells nothing), for set-env the env value of each pod's container; from the Deployment's
-// template env when no pod tells (set-env). from says which.
+// running is what the target runs for img, distinct, in pod name order: for rollout-restart and
+// set-image the digest of each pod's container imageID ("repo@sha256:…"; a runtime that reports
+// no repo digest tells nothing), for set-env the env value of each pod's container; when no pod
+// tells, the Deployment's template: its env (set-env) or its image's digest (set-image). from
+// says which.
 func running(dep *appsv1.Deployment, pods []corev1.Pod, img config.Image) (digests []string, from string) {
 	add := func(d string) {
 		if config.ValidDigest(d) && !slices.Contains(digests, d) {
@@ -288,7 +290,7 @@ func running(dep *appsv1.Deployment, pods []corev1.Pod, img config.Image) (diges
 	}
 	for _, p := range pods {
 		switch img.Action {
-		case config.ActionRolloutRestart:
+		case config.ActionRolloutRestart, config.ActionSetImage:
 			for _, cs := range p.Status.ContainerStatuses {
 				if cs.Name == img.Target.Container {
 					if _, d, ok := strings.Cut(cs.ImageID, "@"); ok {
@@ -311,11 +313,18 @@ func running(dep *appsv1.Deployment, pods []corev1.Pod, img config.Image) (diges
 	if len(digests) > 0 {
 		return digests, "pods"
 	}
-	if img.Action == config.ActionSetEnv {
-		if c, v := contract.Container(dep, img); v == nil {
-			if env, v := contract.LiveEnv(c, img.Env); v == nil && config.ValidDigest(env) {
-				return []string{env}, "env"
-			}
+	c, v := contract.Container(dep, img)
+	if v != nil {
+		return nil, ""
+	}
+	switch img.Action {
+	case config.ActionSetEnv:
+		if env, v := contract.LiveEnv(c, img.Env); v == nil && config.ValidDigest(env) {
+			return []string{env}, "env"
+		}
+	case config.ActionSetImage:
+		if d, v := contract.LiveImage(img, c); v == nil && d != "" {
+			return []string{d}, "image"
 		}
 	}
 	return nil, ""
@@ -358,8 +367,8 @@ func PrintView(w io.Writer, rows []StatusRow, asJSON bool) error {
 			run[i] = ShortDigest(d)
 		}
 		runText := dash(strings.Join(run, ","))
-		if r.RunningFrom == "env" {
-			runText += " (env)"
+		if r.RunningFrom == "env" || r.RunningFrom == "image" {
+			runText += " (" + r.RunningFrom + ")"
 		}
 		cells := []string{r.Image, r.Target + "/" + r.Container, string(r.Action),
 			dash(ShortDigest(r.Recorded)), runText, dash(ShortDigest(r.Registry)), string(r.State), dash(age(r.Since))}

@@ -62,7 +62,7 @@ type transitionOutput struct {
 	err                error
 	change             Change
 	next               Status
-	env                string
+	env, image         string
 }
 
 // transition is the tick as one pure function per image: the decision table (Decide), then as
@@ -72,7 +72,7 @@ type transitionOutput struct {
 // for every row of docs/refresher.md's decision table; FuzzDecide drives it over ticks.
 func transition(in transitionInput) transitionOutput {
 	o := decide(in)
-	out := transitionOutput{env: o.env}
+	out := transitionOutput{env: o.env, image: o.image}
 	out.decision, out.intended, out.reason, out.err = o.report()
 	prev, now := in.prev, in.settings.now
 	switch {
@@ -94,9 +94,9 @@ func transition(in transitionInput) transitionOutput {
 	switch {
 	case o.status != nil:
 		out.next = *o.status // soaking, quarantined, rolled back
-	case o.Env != "" || o.Restart:
+	case o.rollsOut():
 		// The patch changes the pod template: the API server makes it the next generation.
-		out.next = appliedStatus(prev, in.digest, Live{Annotation: in.recorded, Env: o.env}, o.Change, in.dep, now)
+		out.next = appliedStatus(prev, in.digest, Live{Annotation: in.recorded, Env: o.env, Image: o.image}, o.Change, in.dep, now)
 	default:
 		s := prev // steady: nothing to record
 		if prev.State != "" && prev.State != StateOK {
@@ -122,8 +122,9 @@ type imageOutcome struct {
 	// after the tick when the decision sets it (soaking, quarantined, rolled-back).
 	note   string
 	status *Status
-	// env is the env var's value on the target container (L, set-env), as observed.
-	env string
+	// env is the env var's value on the target container (L, set-env), image the digest its
+	// image is pinned to (L, set-image), as observed.
+	env, image string
 }
 
 func (o imageOutcome) report() (decision, intended Decision, reason string, err error) {
@@ -153,13 +154,15 @@ func decide(in transitionInput) imageOutcome {
 		v = contract.CheckRestart(img, container)
 	case config.ActionSetEnv:
 		live.Env, v = contract.LiveEnv(container, img.Env)
+	case config.ActionSetImage:
+		live.Image, v = contract.LiveImage(img, container)
 	}
 	if v != nil {
-		return imageOutcome{err: fmt.Errorf("container %q of %s %w", container.Name, where, v), env: live.Env}
+		return imageOutcome{err: fmt.Errorf("container %q of %s %w", container.Name, where, v), env: live.Env, image: live.Image}
 	}
 	change, err := Decide(img.Action, in.digest, live)
 	if err != nil {
-		return imageOutcome{err: err, env: live.Env}
+		return imageOutcome{err: err, env: live.Env, image: live.Image}
 	}
 	o := func() imageOutcome {
 		if o, ok := quarantineOutcome(dep, img, in.digest, live, change, prev, pending, in.noRollback, p); ok {
@@ -170,7 +173,7 @@ func decide(in transitionInput) imageOutcome {
 		}
 		return settle(in, change)
 	}()
-	o.env = live.Env
+	o.env, o.image = live.Env, live.Image
 	return o
 }
 
@@ -198,7 +201,7 @@ func twin(in transitionInput) bool {
 func settle(in transitionInput, change Change) imageOutcome {
 	dep, prev, p := in.dep, in.prev, in.settings
 	where, state, pending, unresolved := in.target.where, in.target.state, in.target.pending, in.target.unresolved
-	rollout := change.Env != "" || change.Restart
+	rollout := change.rollsOut()
 	// The rollout a quarantine left failing never settles: a new digest replaces it.
 	supersedes := prev.State == StateQuarantined && prev.Generation != 0 && prev.Generation == dep.Generation
 	var wait string
