@@ -193,7 +193,7 @@ func decisionRows() []decisionRow {
 				dep.Spec.Paused = true
 				return one(dep, restartImage(), nil)()
 			}, check: statusOnly},
-		{action: "restart, fill, update-env, drift (they roll the pods out)", state: "the target's last rollout is not complete, or a rollout-restart image of the same target could not be resolved this tick",
+		{action: "restart, fill, update-env, update-image, drift (they roll the pods out)", state: "the target's last rollout is not complete, or a rollout-restart image of the same target could not be resolved this tick",
 			decision: DecisionWaiting, writes: "nothing but the status annotation (on the transition; a steady wait writes nothing)",
 			plan: one(pending(deployment(annotated(jobsManagerKey, tableA))), restartImage(), nil), check: statusOnly},
 		{action: "unchanged", state: "the rollout this image's last change started (recorded in its status) has not completed", decision: DecisionWaiting,
@@ -205,13 +205,13 @@ func decisionRows() []decisionRow {
 			plan: one(pending(deployment(annotated(jobsManagerKey, tableA,
 				statusKey("jobs-manager"), status(Status{State: StateWaiting, Since: "2026-07-01T10:00:00Z", WaitingSince: "2026-07-01T10:00:00Z", Error: "its rollout is not complete"})))), restartImage(), nil),
 			check: statusOnly},
-		{action: "restart, fill, update-env", state: "R first seen less than `images[].soak` ago", decision: DecisionSoaking, writes: "the status only (pending digest, first seen); nothing while it soaks on",
+		{action: "restart, fill, update-env, update-image", state: "R first seen less than `images[].soak` ago", decision: DecisionSoaking, writes: "the status only (pending digest, first seen); nothing while it soaks on",
 			plan: func() (*appsv1.Deployment, []targetImage, tickSettings) {
 				img := restartImage()
 				img.Soak = config.Duration(time.Hour)
 				return one(deployment(annotated(jobsManagerKey, tableA)), img, nil)()
 			}, check: statusOnly},
-		{action: "restart, fill, update-env", state: "`spec.platforms` set and R lacks one", decision: DecisionFailed, reason: registry.ReasonPlatformMissing, writes: "the status only; reason `platform-missing`, the error names the missing platforms",
+		{action: "restart, fill, update-env, update-image", state: "`spec.platforms` set and R lacks one", decision: DecisionFailed, reason: registry.ReasonPlatformMissing, writes: "the status only; reason `platform-missing`, the error names the missing platforms",
 			plan: one(deployment(annotated(jobsManagerKey, tableA)), restartImage(),
 				fmt.Errorf("gate: %w", &registry.PlatformError{Reference: "docker.io/tracebloc/jobs-manager:prod", Digest: tableR, Missing: []string{"linux/arm64"}, Have: []string{"linux/amd64"}})),
 			check: statusOnly},
@@ -220,12 +220,12 @@ func decisionRows() []decisionRow {
 			plan: one(deployment(annotated(jobsManagerKey, tableA)), restartImage(),
 				fmt.Errorf("resolving: GET failed: %w", &registry.NotManifestError{ContentType: "text/html", Detail: "not one of the manifest types asked for"})),
 			check: statusOnly},
-		{action: "restart, fill, update-env", state: "`spec.verification` set, the image not `verify: false`, and no signature of R by a trusted key is found",
+		{action: "restart, fill, update-env, update-image", state: "`spec.verification` set, the image not `verify: false`, and no signature of R by a trusted key is found",
 			decision: DecisionFailed, reason: signature.ReasonMissing, writes: "the status only (`refused`), reason `signature-missing`; Event `VerificationFailed` naming R and the keys tried",
 			plan: one(deployment(annotated(jobsManagerKey, tableA)), restartImage(),
 				&signature.Error{Reason: signature.ReasonMissing, Digest: tableR, Repository: "docker.io/tracebloc/jobs-manager", Keys: []string{"release.pub"}}),
 			check: statusOnly},
-		{action: "restart, fill, update-env", state: "`spec.verification` set and signatures of R exist but none verifies (wrong key, tampered payload or signature, signed for another digest, a `.sig` payload naming another repository)",
+		{action: "restart, fill, update-env, update-image", state: "`spec.verification` set and signatures of R exist but none verifies (wrong key, tampered payload or signature, signed for another digest, a `.sig` payload naming another repository)",
 			decision: DecisionFailed, reason: signature.ReasonInvalid, writes: "the status only (`refused`), reason `signature-invalid`; Event `VerificationFailed`",
 			plan: one(deployment(annotated(jobsManagerKey, tableA)), restartImage(),
 				&signature.Error{Reason: signature.ReasonInvalid, Digest: tableR, Repository: "docker.io/tracebloc/jobs-manager", Keys: []string{"release.pub"}}),

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/refresher/signature"
 )
 
 const jobsManagerRepo = "docker.io/tracebloc/jobs-manager"
@@ -121,5 +122,46 @@ func TestRunSetImageRollsBack(t *testing.T) {
 	}
 	if s := f.status(t, "jobs-manager"); s.State != StateQuarantined || s.Quarantined != bad {
 		t.Errorf("status %+v", s)
+	}
+}
+
+// set-image goes through the gates like every change that moves what runs: an unsigned push is
+// refused (nothing but the status written), a signed one pins exactly the verified digest.
+func TestRunSetImageSignatureGate(t *testing.T) {
+	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+		annotations, e := f.current()
+		dep := deployment(annotations, e)
+		containerNamed(dep, "api").Image = jobsManagerRepo + "@" + f.digest["jobs-manager"]
+		return dep
+	})
+	f.image("jobs-manager").Action = config.ActionSetImage
+	f.cfg.Spec.Verification = &config.Verification{KeysConfigMap: "keys", RecheckAfter: config.Duration(time.Hour)}
+	trusted := newTestKey(t, "release.pub")
+	tick := func(now time.Time) (Report, []string) {
+		t.Helper()
+		f.kube.ClearActions()
+		opts := f.options()
+		opts.Now, opts.Keys = func() time.Time { return now }, []signature.PublicKey{trusted.pub}
+		report := f.run(t, opts)
+		return report, f.patches(t)
+	}
+	unsigned, err := f.srv.PushImage(jobsManagerRepo + ":prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, patches := tick(clock)
+	if jm := report.Images[0]; jm.Decision != DecisionFailed || jm.Reason != signature.ReasonMissing || jm.Intended != DecisionUpdateImage {
+		t.Fatalf("unsigned push: %s (%s, intended %s)", jm.Decision, jm.Reason, jm.Intended)
+	}
+	if len(patches) != 1 || strings.Contains(patches[0], `"spec"`) || strings.Contains(patches[0], `"`+jobsManagerKey+`"`) {
+		t.Errorf("patches %q: want the failed status only", patches)
+	}
+	f.sign(t, trusted, jobsManagerRepo, unsigned)
+	report, _ = tick(clock.Add(2 * time.Hour))
+	if jm := report.Images[0]; jm.Decision != DecisionUpdateImage || jm.Signature.State != SignatureVerified {
+		t.Fatalf("signed: %s (signature %s, %v)", jm.Decision, jm.Signature, jm.Err)
+	}
+	if got := containerNamed(f.deployment(t), "api").Image; got != jobsManagerRepo+"@"+unsigned {
+		t.Errorf("image %s, want the verified %s@%s", got, jobsManagerRepo, unsigned)
 	}
 }

@@ -16,10 +16,10 @@ const DecisionSoaking Decision = "soaking"
 const ReasonSoaking = "Soaking"
 
 // appliesDigest reports whether a decision puts a new registry digest into the workload: the
-// changes a soak delays and the platform gate checks. record and adopt change no pods, drift
-// restores the recorded digest.
+// changes a soak delays and the platform and signature gates check. record and adopt change no
+// pods, drift restores the recorded digest.
 func appliesDigest(d Decision) bool {
-	return d == DecisionRestart || d == DecisionUpdateEnv || d == DecisionFill
+	return d == DecisionRestart || d == DecisionUpdateEnv || d == DecisionFill || d == DecisionUpdateImage
 }
 
 // soakOutcome delays a change that applies a new registry digest until the digest has been
