@@ -28,6 +28,9 @@ func configIn(ns string, edits ...string) string {
 	return strings.Replace(cm, "  name: app-refresh\n", "  name: app-refresh\n  namespace: "+ns+"\n", 1)
 }
 
+// setImageWeb are configIn edits turning the web image into a set-image image.
+var setImageWeb = []string{"    action: rollout-restart\n", "    action: set-image\n"}
+
 func TestContractRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -96,6 +99,28 @@ func TestContractRefusals(t *testing.T) {
 		reason: ReasonTargetMissing,
 		want:   "it renders no Deployment",
 	}, {
+		name:   "set-image container runs another repository",
+		in:     configIn("", setImageWeb...) + webDeployment("        image: example.com/other:prod\n        imagePullPolicy: IfNotPresent\n"),
+		reason: ReasonImageReference,
+		want:   "runs example.com/other:prod, not the repository example.com/web",
+	}, {
+		name:   "set-image container runs another repository by digest",
+		in:     configIn("", setImageWeb...) + webDeployment("        image: ghcr.io/example/web@" + pinnedDigest + "\n"),
+		reason: ReasonImageReference,
+		want:   "not the repository example.com/web",
+	}, {
+		name:   "set-image container runs no image reference",
+		in:     configIn("", setImageWeb...) + webDeployment("        image: \"Not An Image\"\n"),
+		reason: ReasonImageReference,
+		want:   `runs "Not An Image", which is not an image reference`,
+	}, {
+		name: "two set-image images set one container's image",
+		in: configIn("", append(setImageWeb, "    annotation: example.com/worker-digest\n", "    annotation: example.com/worker-digest\n"+
+			"  - {name: web-b, repository: example.com/web, tag: canary, action: set-image, target: {name: web, container: api}, annotation: example.com/b}\n")...) +
+			webDeployment(floatingContainer),
+		reason: ReasonImageShared,
+		want:   `spec.images[2] (web-b): spec.images[0] (web) already sets the image of container "api"`,
+	}, {
 		name:   "paused target",
 		in:     configIn("") + strings.Replace(webDeployment(floatingContainer), "spec:\n  template:", "spec:\n  paused: true\n  template:", 1),
 		reason: ReasonTargetState,
@@ -126,6 +151,13 @@ func TestContractAccepted(t *testing.T) {
 		{"containers through an alias", configIn("") + "---\nx: &cs [{name: api, image: \"example.com/web:prod\", imagePullPolicy: Always}]\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers: *cs\n"},
 		{"set-env variable with an empty value", configIn("") + webDeployment(floatingContainer+"        env:\n        - name: WORKER_DIGEST\n          value: \"\"\n")},
 		{"a/web and b/web, the config in a", configIn("a") + withNamespace(webDeployment(floatingContainer), "a") + withNamespace(webDeployment(floatingContainer), "b")},
+		// set-image writes repository@digest itself: what a node has cached never runs.
+		{"set-image by tag with IfNotPresent", configIn("", setImageWeb...) + webDeployment("        image: example.com/web:prod\n        imagePullPolicy: IfNotPresent\n")},
+		{"set-image by tag, pull policy absent", configIn("", setImageWeb...) + webDeployment("        image: example.com/web:prod\n")},
+		{"set-image by another tag with Never", configIn("", setImageWeb...) + webDeployment("        image: example.com/web:1.2\n        imagePullPolicy: Never\n")},
+		{"set-image by digest", configIn("", setImageWeb...) + webDeployment("        image: example.com/web@" + pinnedDigest + "\n        imagePullPolicy: IfNotPresent\n")},
+		{"set-image by the repository spelled otherwise", configIn("", append([]string{"repository: example.com/web\n", "repository: docker.io/library/web\n"}, setImageWeb...)...) +
+			webDeployment("        image: index.docker.io/library/web@" + pinnedDigest + "\n")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := Render([]byte(tc.in), Options{})

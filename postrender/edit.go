@@ -207,6 +207,9 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 		v = contract.CheckRenderedEnv(container, img.Env, envSource(objects, doc.namespace, load))
 	case config.ActionRolloutRestart:
 		v = contract.CheckRestart(img, container)
+	case config.ActionSetImage:
+		// Any pull policy: set-image writes the digest itself, so what is cached never runs.
+		_, v = contract.LiveImage(img, container)
 	}
 	if v != nil {
 		return refuse(Reason(v.Rule), "%s floats, but container %q of %s %s", image, container.Name, doc.describe(), v.Message)

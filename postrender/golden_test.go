@@ -42,6 +42,8 @@ func TestGolden(t *testing.T) {
 		{"verification", true, false},
 		// spec.verification from --config, the keys ConfigMap declared external.
 		{"verification-external", true, true},
+		// jobs-manager and pods-monitor set-image with IfNotPresent, pods-monitor run by digest.
+		{"set-image", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(goldenDir, tc.name)

@@ -49,6 +49,11 @@ const (
 	ReasonEnvDuplicate = Reason(contract.RuleEnvDuplicate)
 	// ReasonEnvShared: two floating set-env images write one variable of one container.
 	ReasonEnvShared = Reason(contract.RuleEnvShared)
+	// ReasonImageShared: two floating set-image images set the image of one container.
+	ReasonImageShared = Reason(contract.RuleImageShared)
+	// ReasonImageReference: a floating set-image image whose target container runs another
+	// repository than the polled one (by tag or digest), or no image reference at all.
+	ReasonImageReference = Reason(contract.RuleImageReference)
 	// ReasonTargetState: the target Deployment is paused (or being deleted).
 	ReasonTargetState = Reason(contract.RuleTargetState)
 	// ReasonRBACNamespace: a target lies outside the namespace the Role is injected into.
