@@ -58,14 +58,14 @@ app.kubernetes.io/component: jobs-manager
 Defaults of images.*, for values that predate them; values.yaml carries the same defaults.
 */}}
 {{- define "client.imageDefaults" -}}
-jobsManager: {repository: docker.io/tracebloc/jobs-manager, tag: prod}
-podsMonitor: {repository: docker.io/tracebloc/pods-monitor, tag: prod}
-ingestor: {repository: ghcr.io/tracebloc/ingestor, tag: prod}
+jobsManager: {repository: docker.io/tracebloc/jobs-manager, tag: prod, action: rollout-restart}
+podsMonitor: {repository: docker.io/tracebloc/pods-monitor, tag: prod, action: rollout-restart}
+ingestor: {repository: ghcr.io/tracebloc/ingestor, tag: prod, action: set-env}
 {{- end }}
 
 {{/*
-One image's values as JSON {repository, tag, digest, verify}: (list $ "ingestor") | include | fromJson.
-verify is null unless set (true or false).
+One image's values as JSON {repository, tag, digest, verify, action}: (list $ "ingestor") | include |
+fromJson. verify is null unless set (true or false). The ingestor's action is always set-env.
 */}}
 {{- define "client.imageValues" -}}
 {{- $root := index . 0 }}
@@ -77,6 +77,7 @@ verify is null unless set (true or false).
     "tag" (get $values "tag" | default $defaults.tag | toString)
     "digest" (get $values "digest" | default "")
     "verify" (get $values "verify")
+    "action" (ternary $defaults.action (get $values "action" | default $defaults.action) (eq $key "ingestor"))
   | toJson }}
 {{- end }}
 
@@ -93,12 +94,13 @@ The image reference: repository@digest when pinned, else repository:tag.
 {{- end }}
 
 {{/*
-A pinned image never changes, so IfNotPresent; a floating one must be pulled on every restart,
-or image-refresh's rollout restart would start the old digest again.
+A pinned image never changes, so IfNotPresent; neither does one image-refresh sets to
+repository@digest (set-image). A floating rollout-restart one must be pulled on every restart, or
+image-refresh's rollout restart would start the old digest again.
 */}}
 {{- define "client.imagePullPolicy" -}}
 {{- $img := include "client.imageValues" . | fromJson }}
-{{- if $img.digest }}IfNotPresent{{ else }}Always{{ end }}
+{{- if or $img.digest (eq $img.action "set-image") }}IfNotPresent{{ else }}Always{{ end }}
 {{- end }}
 
 {{/*
