@@ -90,11 +90,33 @@ func hostilePatches(deployment string) []hostilePatch {
 	}
 }
 
+// setImagePatches are the changes the guard must deny a release whose jobs-manager is set-image
+// (container api, repository repo): its image may move only to repo@sha256:<64 hex>.
+func setImagePatches(repo, podsMonitorRepo string) []hostilePatch {
+	const guard = guard.MessagePrefix
+	image := func(container, image string) string {
+		return strategic(`{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q}]}}}}`, container, image)
+	}
+	digest := "sha256:" + strings.Repeat("e", 64)
+	only := guard + "container api image may only be set to " + repo + "@sha256:<64 hex>"
+	return []hostilePatch{
+		{"set-image: the image to another repository's digest", types.StrategicMergePatchType, image(harness.APIContainer, "registry.example/evil@"+digest), only},
+		{"set-image: the image to a tag", types.StrategicMergePatchType, image(harness.APIContainer, repo+":evil"), only},
+		{"set-image: the image to a tag and digest", types.StrategicMergePatchType, image(harness.APIContainer, repo+":evil@"+digest), only},
+		{"set-image: another container's image to its digest", types.StrategicMergePatchType, image(harness.PodsMonitor.Name, podsMonitorRepo+"@"+digest),
+			guard + "container " + harness.PodsMonitor.Name + " may not change"},
+		{"set-image: the image to a digest with a command", types.StrategicMergePatchType,
+			strategic(`{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q,"command":["/evil"]}]}}}}`, harness.APIContainer, repo+"@"+digest),
+			guard + "container api command may not change"},
+	}
+}
+
 // TestAdmissionGuard: with the refresher's own token, every hostile patch is denied by the
 // API server with the guard's message; the same patches as cluster admin pass (dry run: the
 // guard binds only the refresher); the refresher's own writes (record, fill, update-env,
-// restart, status) pass; helm uninstall removes the guard. docs/refresher.md's table of the
-// patches and answers is generated from it (-update).
+// restart, status) pass; helm uninstall removes the guard. A second release, its jobs-manager
+// set-image, gets the set-image patches: only the image to <repository>@sha256:… passes.
+// docs/refresher.md's table of the patches and answers is generated from it (-update).
 func TestAdmissionGuard(t *testing.T) {
 	w := setup(t)
 	r := newRelease(t, w, tools.Helm3, w.registry)
@@ -112,17 +134,22 @@ func TestAdmissionGuard(t *testing.T) {
 		t.Logf("type checking warnings of %s: %+v", guardName, tc.ExpressionWarnings)
 	}
 
-	pod := r.cronJobPod()
-	tr, err := w.cluster.Client.CoreV1().ServiceAccounts(r.Namespace).CreateToken(ctx, pod.ServiceAccount,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// stolenToken is a client with the token of a release's refresher ServiceAccount.
+	stolenToken := func(r *release) kubernetes.Interface {
+		pod := r.cronJobPod()
+		tr, err := w.cluster.Client.CoreV1().ServiceAccounts(r.Namespace).CreateToken(ctx, pod.ServiceAccount,
+			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := kubernetes.NewForConfig(w.cluster.RESTConfig(tr.Status.Token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	stolen, err := kubernetes.NewForConfig(w.cluster.RESTConfig(tr.Status.Token))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deployments := func(c kubernetes.Interface) func(p hostilePatch, dryRun bool) error {
+	stolen := stolenToken(r)
+	deployments := func(c kubernetes.Interface, r *release) func(p hostilePatch, dryRun bool) error {
 		return func(p hostilePatch, dryRun bool) error {
 			opts := metav1.PatchOptions{FieldManager: "evil"}
 			if p.patchType == types.ApplyPatchType {
@@ -137,7 +164,7 @@ func TestAdmissionGuard(t *testing.T) {
 	}
 	// The API server enforces a new policy once its admission plugin has compiled it, a moment
 	// after the create: wait for that before anything counts (see waitGuardEnforced).
-	asRefresher, asAdmin := deployments(stolen), deployments(w.cluster.Client)
+	asRefresher, asAdmin := deployments(stolen, r), deployments(w.cluster.Client, r)
 	t.Logf("guard enforced %s after the install returned", waitGuardEnforced(t, asRefresher))
 
 	// The refresher's own writes pass: record and fill, then update-env, then restart.
@@ -153,34 +180,13 @@ func TestAdmissionGuard(t *testing.T) {
 		t.Errorf("with the guard, %s = %q, want %s", digestEnv, got, r.Digest[ingestor])
 	}
 
-	before := r.state()
 	var table strings.Builder
 	table.WriteString("| hostile patch (refresher's token) | type | API server's answer | as cluster admin (dry run) |\n|---|---|---|---|\n")
+	before := r.state()
 	for _, p := range hostilePatches(deployName) {
-		err := asRefresher(p, false)
-		answer := "allowed"
-		if err != nil {
-			answer = err.Error()
-		}
-		want, byValidation := strings.CutPrefix(p.want, apiValidation)
-		if err == nil || !strings.Contains(answer, want) {
-			t.Errorf("%s as the refresher: %s; want denied with %q", p.name, answer, want)
-		}
-		admin := "allowed"
-		if err := asAdmin(p, true); err != nil {
-			admin = err.Error()
-			if byValidation && strings.Contains(admin, want) {
-				admin = "refused by the API server's own validation, as above (before admission)"
-			} else {
-				t.Errorf("%s as cluster admin (dry run): %v; want allowed", p.name, err)
-			}
-		} else if byValidation {
-			t.Errorf("%s as cluster admin (dry run): allowed; want the API server's own refusal %q", p.name, want)
-		}
-		fmt.Fprintf(&table, "| %s | %s | %s | %s |\n", p.name, patchTypeName(p.patchType), tableCell(answer, deployName, r.Namespace), admin)
+		denyOne(t, p, asRefresher, asAdmin, r.Namespace, w.registry.Host, &table)
 	}
 	checkUnchanged(t, "the hostile patches", before, r.state())
-	checkDocSection(t, "guard-patches", "TestAdmissionGuard", table.String())
 
 	// What the refresher may do, with its token, passes (dry run).
 	for _, p := range []hostilePatch{
@@ -193,9 +199,36 @@ func TestAdmissionGuard(t *testing.T) {
 		}
 	}
 
-	res := r.helmRun("uninstall", releaseName, "--namespace", r.Namespace, "--wait")
-	if res.ExitCode != 0 {
-		t.Fatalf("helm uninstall: %s", res)
+	// A second release, its jobs-manager set-image: container api's image may move only to
+	// <repository>@sha256:…, which the refresher writes with the audit annotation in one patch.
+	si := newRelease(t, w, tools.Helm3, w.registry)
+	si.install("--set", "images.jobsManager.action=set-image")
+	siRefresher, siAdmin := deployments(stolenToken(si), si), deployments(w.cluster.Client, si)
+	t.Logf("set-image release: guard enforced %s after the install returned", waitGuardEnforced(t, siRefresher))
+	repo := si.Registry.Repository(si.Repo(jobsManager))
+	siBefore := si.state()
+	for _, p := range setImagePatches(repo, si.Registry.Repository(si.Repo(podsMonitor))) {
+		denyOne(t, p, siRefresher, siAdmin, si.Namespace, w.registry.Host, &table)
+	}
+	checkUnchanged(t, "the set-image hostile patches", siBefore, si.state())
+	checkDocSection(t, "guard-patches", "TestAdmissionGuard", table.String())
+	pinned := repo + "@sha256:" + strings.Repeat("c", 64)
+	for _, p := range []hostilePatch{
+		{name: "the image to repository@digest and the audit annotation to its digest", patchType: types.StrategicMergePatchType,
+			patch: strategic(`{"metadata":{"annotations":{%q:%q}},"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q}]}}}}`,
+				jobsManager.Annotation(), "sha256:"+strings.Repeat("c", 64), harness.APIContainer, pinned)},
+		{name: "the image to repository@digest by JSON patch", patchType: types.JSONPatchType,
+			patch: strategic(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":%q}]`, pinned)},
+	} {
+		if err := siRefresher(p, true); err != nil {
+			t.Errorf("set-image release: %s as the refresher (dry run): %v; want allowed", p.name, err)
+		}
+	}
+
+	for _, r := range []*release{r, si} {
+		if res := r.helmRun("uninstall", releaseName, "--namespace", r.Namespace, "--wait"); res.ExitCode != 0 {
+			t.Fatalf("helm uninstall: %s", res)
+		}
 	}
 	if _, err := w.cluster.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, guardName, metav1.GetOptions{}); err == nil {
 		t.Errorf("helm uninstall left the guard policy %s", guardName)
@@ -203,6 +236,33 @@ func TestAdmissionGuard(t *testing.T) {
 	if _, err := w.cluster.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, guardName, metav1.GetOptions{}); err == nil {
 		t.Errorf("helm uninstall left the guard binding %s", guardName)
 	}
+}
+
+// denyOne applies a hostile patch with the refresher's token, which must be denied with its
+// message, and as cluster admin (dry run), which must pass; it adds the patch's row to table.
+func denyOne(t *testing.T, p hostilePatch, asRefresher, asAdmin func(hostilePatch, bool) error, namespace, registry string, table *strings.Builder) {
+	t.Helper()
+	err := asRefresher(p, false)
+	answer := "allowed"
+	if err != nil {
+		answer = err.Error()
+	}
+	want, byValidation := strings.CutPrefix(p.want, apiValidation)
+	if err == nil || !strings.Contains(answer, want) {
+		t.Errorf("%s as the refresher: %s; want denied with %q", p.name, answer, want)
+	}
+	admin := "allowed"
+	if err := asAdmin(p, true); err != nil {
+		admin = err.Error()
+		if byValidation && strings.Contains(admin, want) {
+			admin = "refused by the API server's own validation, as above (before admission)"
+		} else {
+			t.Errorf("%s as cluster admin (dry run): %v; want allowed", p.name, err)
+		}
+	} else if byValidation {
+		t.Errorf("%s as cluster admin (dry run): allowed; want the API server's own refusal %q", p.name, want)
+	}
+	fmt.Fprintf(table, "| %s | %s | %s | %s |\n", p.name, patchTypeName(p.patchType), tableCell(answer, namespace, registry), admin)
 }
 
 // waitGuardEnforced waits until the API server denies a change of labels made with the
@@ -236,8 +296,10 @@ func patchTypeName(t types.PatchType) string {
 	}
 }
 
-// tableCell is an answer without the parts that change per run, fit for a Markdown cell.
-func tableCell(answer, deployment, namespace string) string {
+// tableCell is an answer without the parts that change per run (namespace, registry host), fit
+// for a Markdown cell.
+func tableCell(answer, namespace, registry string) string {
+	answer = strings.ReplaceAll(answer, registry, "<registry>")
 	answer = strings.ReplaceAll(answer, namespace, "<namespace>")
 	return strings.ReplaceAll(answer, "|", `\|`)
 }
