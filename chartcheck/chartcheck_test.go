@@ -82,7 +82,7 @@ func TestClientSuite(t *testing.T) {
 		"jobs-manager-and-pods-monitor-pinned", "all-pinned", "image-refresh-disabled",
 		"reuse-values-from-chart-without-image-refresh", "image-refresh-values-nulled",
 		"custom-schedule", "custom-release", "malformed-digest-rejected", "malformed-tag-rejected",
-		"admission-guard-off",
+		"admission-guard-off", "set-image",
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("suite has no scenario %q", want)
@@ -91,8 +91,8 @@ func TestClientSuite(t *testing.T) {
 	// The contract itself ran where it matters, not only the expectations.
 	for _, s := range report.Scenarios {
 		switch s.Name {
-		case "defaults", "jobs-manager-and-pods-monitor-pinned", "reuse-values-from-chart-without-image-refresh":
-			for _, c := range []string{postRenderCheck, refreshConfigCheck, cronJobConfigCheck, podSecurityCheck, rbacCheck, guardCheck, setEnvCheck, rolloutRestartCheck} {
+		case "defaults", "jobs-manager-and-pods-monitor-pinned", "reuse-values-from-chart-without-image-refresh", "set-image":
+			for _, c := range []string{postRenderCheck, refreshConfigCheck, cronJobConfigCheck, podSecurityCheck, rbacCheck, guardCheck, setEnvCheck, rolloutRestartCheck, setImageCheck} {
 				if got := checkStatus(&s, c); got != StatusPass {
 					t.Errorf("%s: check %s is %q, want pass", s.Name, c, got)
 				}
@@ -1119,7 +1119,7 @@ func TestSuiteValidation(t *testing.T) {
 		{"no scenarios", "chart: .", "scenarios: at least one is required"},
 		{"duplicate name", "scenarios: [{name: a}, {name: a}]", "scenarios[1] (a).name: duplicate"},
 		{"bad presence", "scenarios: [{name: a, expect: {cronJob: maybe}}]", `scenarios[0] (a).expect.cronJob "maybe": must be "present" or "absent"`},
-		{"bad action", "scenarios: [{name: a, expect: {images: {x: {action: restart}}}}]", `scenarios[0] (a).expect.images.x.action "restart"`},
+		{"bad action", "scenarios: [{name: a, expect: {images: {x: {action: restart}}}}]", `scenarios[0] (a).expect.images.x.action "restart": must be "rollout-restart", "set-env" or "set-image"`},
 		{"manifests with values", "scenarios: [{name: a, manifests: m.yaml, set: {x: 1}}]", "manifests excludes values"},
 		{"env without value", "scenarios: [{name: a, expect: {env: [{deployment: d, container: c, name: N}]}}]", `scenarios[0] (a).expect.env[0]: deployment, container, name and value (or "absent") are required`},
 		{"bad verification", "scenarios: [{name: a, expect: {verification: optional}}]", `scenarios[0] (a).expect.verification "optional": only "required" is supported`},

@@ -29,6 +29,7 @@ const (
 	targetsCheck        = "targets"
 	setEnvCheck         = "set-env"
 	rolloutRestartCheck = "rollout-restart"
+	setImageCheck       = "set-image"
 	annotationsCheck    = "annotations"
 )
 
@@ -70,7 +71,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 		cs.add(refreshConfigCheck, findings)
 	}
 	if !ok {
-		for _, name := range []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck, targetsCheck, setEnvCheck, rolloutRestartCheck, annotationsCheck} {
+		for _, name := range []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck, targetsCheck, setEnvCheck, rolloutRestartCheck, setImageCheck, annotationsCheck} {
 			cs.skip(name, "the refresh config is invalid")
 		}
 		return
@@ -105,7 +106,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 	}
 
 	if c.cfg == nil || !c.cfg.AnyFloating() {
-		for _, name := range []string{targetsCheck, setEnvCheck, rolloutRestartCheck, annotationsCheck} {
+		for _, name := range []string{targetsCheck, setEnvCheck, rolloutRestartCheck, setImageCheck, annotationsCheck} {
 			cs.skip(name, nothingFloats(c.cfg))
 		}
 		return
@@ -114,6 +115,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 	cs.add(targetsCheck, targets.findings)
 	cs.add(setEnvCheck, c.checkSetEnv(targets))
 	cs.add(rolloutRestartCheck, c.checkRolloutRestart(targets))
+	cs.add(setImageCheck, c.checkSetImage(targets))
 	cs.add(annotationsCheck, c.checkAnnotations(targets))
 }
 
@@ -233,7 +235,7 @@ type resolvedTargets struct {
 }
 
 // resolveTargets finds each floating image's Deployment and container in the stream and applies
-// the contract's rules about targets: one writer per set-env variable, the Role's namespace
+// the contract's rules about targets: one writer per set-env variable and per set-image container, the Role's namespace
 // covers the target, the Deployment can roll out.
 func (c *contract) resolveTargets() resolvedTargets {
 	var out resolvedTargets
@@ -241,7 +243,11 @@ func (c *contract) resolveTargets() resolvedTargets {
 	for _, rt := range c.targets {
 		img := rt.Image
 		if v := shared[rt.Index]; v != nil {
-			out.findings = append(out.findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: "one set-env image per variable of a container", Found: v.Message})
+			expected := "one set-env image per variable of a container"
+			if v.Rule == rules.RuleImageShared {
+				expected = "one set-image image per container"
+			}
+			out.findings = append(out.findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: expected, Found: v.Message})
 			continue
 		}
 		if v := rules.CheckRoleCovers(c.cfg.Metadata.Namespace, rt); v != nil {
@@ -326,6 +332,23 @@ func (c *contract) checkRolloutRestart(resolved resolvedTargets) []Finding {
 		if v := rules.CheckRestart(t.image, t.container); v != nil {
 			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name,
 				Expected: fmt.Sprintf("container %q to run %s with imagePullPolicy Always, so a restart pulls the moved tag", t.container.Name, t.image.Reference()),
+				Found:    fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
+		}
+	}
+	return findings
+}
+
+// checkSetImage: set-image replaces only the tag or digest of the container's image, so the
+// container must run the polled repository, by tag or digest, with any pull policy (rules.LiveImage).
+func (c *contract) checkSetImage(resolved resolvedTargets) []Finding {
+	var findings []Finding
+	for _, t := range resolved.targets {
+		if t.image.Action != config.ActionSetImage {
+			continue
+		}
+		if _, v := rules.LiveImage(t.image, t.container); v != nil {
+			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name,
+				Expected: fmt.Sprintf("container %q to run the repository %s, by tag or digest, which set-image pins to %s", t.container.Name, t.image.Repository, t.image.PinnedImage("<digest>")),
 				Found:    fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
 		}
 	}

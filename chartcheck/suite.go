@@ -179,8 +179,8 @@ func (s *suite) validate() error {
 		}
 		for _, name := range slices.Sorted(maps.Keys(sc.Expect.Images)) {
 			img := sc.Expect.Images[name]
-			if a := config.Action(img.Action); a != "" && a != config.ActionRolloutRestart && a != config.ActionSetEnv {
-				errs = append(errs, fmt.Errorf("%s.expect.images.%s.action %q: must be %q or %q", at, name, a, config.ActionRolloutRestart, config.ActionSetEnv))
+			if a := config.Action(img.Action); a != "" && !slices.Contains(config.Actions, a) {
+				errs = append(errs, fmt.Errorf("%s.expect.images.%s.action %q: must be %s", at, name, a, actionList()))
 			}
 		}
 	}
@@ -275,4 +275,13 @@ func firstNonEmpty(values ...string) string {
 		}
 	}
 	return ""
+}
+
+// actionList names the config's actions for a message: "rollout-restart", "set-env" or "set-image".
+func actionList() string {
+	quoted := make([]string, len(config.Actions))
+	for i, a := range config.Actions {
+		quoted[i] = fmt.Sprintf("%q", a)
+	}
+	return strings.Join(quoted[:len(quoted)-1], ", ") + " or " + quoted[len(quoted)-1]
 }
