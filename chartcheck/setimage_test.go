@@ -14,8 +14,8 @@ import (
 var setImageEdits = map[string]string{
 	"        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n":          "        action: set-image\n        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n",
 	"        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, container: pods-monitor}\n": "        action: set-image\n        target: {kind: Deployment, name: stg-jobs-manager, container: pods-monitor}\n",
-	"        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n":                           "        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: IfNotPresent\n",
-	"        image: \"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: Always\n":                           "        image: \"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: IfNotPresent\n",
+	"        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n":                            "        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: IfNotPresent\n",
+	"        image: \"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: Always\n":                            "        image: \"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: IfNotPresent\n",
 }
 
 // setImageStream is the valid stream with setImageEdits and extra edits, post-rendered (its guard

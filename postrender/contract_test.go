@@ -105,7 +105,7 @@ func TestContractRefusals(t *testing.T) {
 		want:   "runs example.com/other:prod, not the repository example.com/web",
 	}, {
 		name:   "set-image container runs another repository by digest",
-		in:     configIn("", setImageWeb...) + webDeployment("        image: ghcr.io/example/web@" + pinnedDigest + "\n"),
+		in:     configIn("", setImageWeb...) + webDeployment("        image: ghcr.io/example/web@"+pinnedDigest+"\n"),
 		reason: ReasonImageReference,
 		want:   "not the repository example.com/web",
 	}, {
@@ -155,9 +155,9 @@ func TestContractAccepted(t *testing.T) {
 		{"set-image by tag with IfNotPresent", configIn("", setImageWeb...) + webDeployment("        image: example.com/web:prod\n        imagePullPolicy: IfNotPresent\n")},
 		{"set-image by tag, pull policy absent", configIn("", setImageWeb...) + webDeployment("        image: example.com/web:prod\n")},
 		{"set-image by another tag with Never", configIn("", setImageWeb...) + webDeployment("        image: example.com/web:1.2\n        imagePullPolicy: Never\n")},
-		{"set-image by digest", configIn("", setImageWeb...) + webDeployment("        image: example.com/web@" + pinnedDigest + "\n        imagePullPolicy: IfNotPresent\n")},
+		{"set-image by digest", configIn("", setImageWeb...) + webDeployment("        image: example.com/web@"+pinnedDigest+"\n        imagePullPolicy: IfNotPresent\n")},
 		{"set-image by the repository spelled otherwise", configIn("", append([]string{"repository: example.com/web\n", "repository: docker.io/library/web\n"}, setImageWeb...)...) +
-			webDeployment("        image: index.docker.io/library/web@" + pinnedDigest + "\n")},
+			webDeployment("        image: index.docker.io/library/web@"+pinnedDigest+"\n")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := Render([]byte(tc.in), Options{})
