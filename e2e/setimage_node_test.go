@@ -44,6 +44,7 @@ func TestNodeSetImage(t *testing.T) {
 	}
 
 	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRecord})
+	waitRollout(t, r) // the ingestor's fill rolls out first: a change waits for it
 	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionDrift})
 	if got := apiOf(r.state().Deployment).Image; got != repo+"@"+r.Digest[jobsManager] {
 		t.Fatalf("image %s, want %s@%s", got, repo, r.Digest[jobsManager])

@@ -66,7 +66,6 @@ func TestSetImage(t *testing.T) {
 			decision(r.refreshOK(), refresher.DecisionUnchanged)
 			checkUnchanged(t, "a steady tick", s2, r.state())
 
-			previous := r.Digest[jobsManager]
 			pushed := r.push(jobsManager)
 			decision(r.refreshOK(), refresher.DecisionUpdateImage)
 			s3 := r.state()
@@ -94,7 +93,7 @@ func TestSetImage(t *testing.T) {
 			}
 
 			// A digest whose rollout fails is rolled back to repository@previous.
-			previous = pushed
+			previous := pushed
 			bad := r.push(jobsManager)
 			decision(r.refreshOK(), refresher.DecisionUpdateImage) // refreshOK settles the drift first, not this
 			waitProgressDeadline(t, r)
