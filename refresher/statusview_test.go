@@ -62,6 +62,12 @@ func TestRunning(t *testing.T) {
 			{Name: "api", Env: []corev1.EnvVar{{Name: "D", Value: env}}},
 		}}}}}
 	}
+	setImage := config.Image{Action: config.ActionSetImage, Repository: "docker.io/x/api", Target: config.Target{Container: "api"}}
+	pinnedDep := func(d string) *appsv1.Deployment {
+		dp := dep("")
+		dp.Spec.Template.Spec.Containers[0].Image = "docker.io/x/api@" + d
+		return dp
+	}
 	pod := func(imageID, env string) corev1.Pod {
 		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"},
 			Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Env: []corev1.EnvVar{{Name: "D", Value: env}}}, {Name: "other"}}},
@@ -83,6 +89,9 @@ func TestRunning(t *testing.T) {
 		{"set-env: the pods' env", setEnv, dep(b), []corev1.Pod{pod("x@"+b, a)}, []string{a}, "pods"},
 		{"set-env: no pods, the Deployment's env", setEnv, dep(b), nil, []string{b}, "env"},
 		{"set-env: no digest anywhere", setEnv, dep("latest"), nil, nil, ""},
+		{"set-image: the pods' imageID", setImage, pinnedDep(b), []corev1.Pod{pod("docker.io/x/api@"+a, "")}, []string{a}, "pods"},
+		{"set-image: no pods, the template's digest", setImage, pinnedDep(b), nil, []string{b}, "image"},
+		{"set-image: no pods, the template runs the tag", setImage, dep(""), nil, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, from := running(tc.dep, tc.pods, tc.img)
