@@ -362,6 +362,9 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 		}
 		return nil
 	})
+	if t.dep != nil {
+		t.warnOtherWriters(ctx, opts.Logger)
+	}
 	if err != nil {
 		for _, ti := range t.images {
 			if rep := ti.report; rep.Err == nil {
@@ -374,6 +377,20 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 		return nil
 	}
 	return patch
+}
+
+// warnOtherWriters logs, once per tick, every other field manager that owns one of the target's
+// refresher annotations (otherWriters): a second refresher or a hand edit, which ends this one's
+// rollout tracking. It writes nothing.
+func (t *target) warnOtherWriters(ctx context.Context, logger *slog.Logger) {
+	var keys []string
+	for _, ti := range t.images {
+		keys = append(keys, ti.image.Annotation, ti.image.StatusAnnotation())
+	}
+	if writers := otherWriters(t.dep, keys); len(writers) > 0 {
+		logger.LogAttrs(ctx, slog.LevelWarn, "another writer changed the refresher's annotations: one refresher per target",
+			slog.String("target", targetName(t.key)), slog.Any("writers", writers))
+	}
 }
 
 func logDecision(ctx context.Context, logger *slog.Logger, rep ImageReport, dryRun bool) {

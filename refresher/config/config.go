@@ -190,6 +190,9 @@ type Job struct {
 	// AdmissionGuard false leaves out the ValidatingAdmissionPolicy that lets the refresher's
 	// ServiceAccount change only what the refresher writes (see GuardEnabled); unset means on.
 	AdmissionGuard *bool `yaml:"admissionGuard,omitempty" json:"admissionGuard,omitempty"`
+	// Env is set on the refresher container after the variables the post-renderer sets, in
+	// order: only the proxy variables (ProxyEnvNames).
+	Env []EnvVar `yaml:"env,omitempty" json:"env,omitempty"`
 }
 
 // GuardEnabled reports whether the admission guard is injected: on unless admissionGuard is

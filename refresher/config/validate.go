@@ -53,6 +53,9 @@ func (c *RefreshConfig) Default() {
 	if len(c.Spec.Job.ImagePullSecrets) == 0 {
 		c.Spec.Job.ImagePullSecrets = nil
 	}
+	if len(c.Spec.Job.Env) == 0 {
+		c.Spec.Job.Env = nil
+	}
 	for i := range c.Spec.Images {
 		img := &c.Spec.Images[i]
 		if img.Tag == "" {
@@ -270,7 +273,7 @@ func (j Job) validate() []error {
 			}
 		}
 	}
-	return errs
+	return append(errs, j.validateEnv()...)
 }
 
 // reservedAnnotationDomains own annotations the refresher must never write: Kubernetes and its
