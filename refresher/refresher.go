@@ -363,7 +363,7 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 		return nil
 	})
 	if t.dep != nil {
-		t.warnOtherWriters(ctx, opts.Logger)
+		t.warnOtherWriters(ctx, opts.Logger, opts.Now())
 	}
 	if err != nil {
 		for _, ti := range t.images {
@@ -379,15 +379,19 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 	return patch
 }
 
+// otherWriterWindow is how recent another writer's write must be to be warned about (besides
+// later than the refresher's own): a live second refresher writes far more often.
+const otherWriterWindow = time.Hour
+
 // warnOtherWriters logs, once per tick, every other field manager that owns one of the target's
 // refresher annotations (otherWriters): a second refresher or a hand edit, which ends this one's
 // rollout tracking. It writes nothing.
-func (t *target) warnOtherWriters(ctx context.Context, logger *slog.Logger) {
+func (t *target) warnOtherWriters(ctx context.Context, logger *slog.Logger, now time.Time) {
 	var keys []string
 	for _, ti := range t.images {
 		keys = append(keys, ti.image.Annotation, ti.image.StatusAnnotation())
 	}
-	if writers := otherWriters(t.dep, keys); len(writers) > 0 {
+	if writers := otherWriters(t.dep, keys, now.Add(-otherWriterWindow)); len(writers) > 0 {
 		logger.LogAttrs(ctx, slog.LevelWarn, "another writer changed the refresher's annotations: one refresher per target",
 			slog.String("target", targetName(t.key)), slog.Any("writers", writers))
 	}

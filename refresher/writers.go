@@ -15,11 +15,12 @@ import (
 // refresher's that owns one of keys (the images' audit and status annotations) and wrote after
 // the refresher last did — another refresher, a hand edit (kubectl annotate), a chart that
 // renders them — as "manager (operation at time): [keys]", in managedFields order. One
-// refresher per target: another writer's change ends this one's rollout tracking. (An update
-// that leaves a value as it was does not take the field over, so an older owner — the script a
-// migration replaced — keeps it until the refresher changes it: only a later write counts.)
-func otherWriters(dep *appsv1.Deployment, keys []string) []string {
-	var ours time.Time
+// refresher per target: another writer's change ends this one's rollout tracking. Only a write
+// after since counts too: an update that leaves a value as it was does not take the field
+// over, so the script a migration replaced keeps owning the annotations it wrote, until the
+// refresher changes them — a steady target would be warned about forever.
+func otherWriters(dep *appsv1.Deployment, keys []string, since time.Time) []string {
+	ours := since
 	for _, e := range dep.ManagedFields {
 		if e.Manager == config.FieldManager && e.Time != nil && e.Time.After(ours) {
 			ours = e.Time.Time

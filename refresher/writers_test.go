@@ -34,10 +34,11 @@ func TestOtherWriters(t *testing.T) {
 			[]string{"old-refresh-script (Update at 2026-07-01T12:00:00Z): [" + ingestorKey + " " + statusKey("ingestor") + "]"}},
 		{"the migrated script's old ownership, before the refresher wrote", []metav1.ManagedFieldsEntry{before(entry("old-script", audit)), entry("image-refresh", audit)}, nil},
 		{"written in the same second as the refresher: not later", []metav1.ManagedFieldsEntry{entry("image-refresh", audit), entry("kubectl-annotate", audit)}, nil},
+		{"the migrated script's old ownership, the refresher never wrote: older than the window", []metav1.ManagedFieldsEntry{before(entry("old-script", audit))}, nil},
 		{"unreadable fields are skipped", []metav1.ManagedFieldsEntry{entry("x", `{`)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := otherWriters(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{ManagedFields: tc.entries}}, keys)
+			got := otherWriters(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{ManagedFields: tc.entries}}, keys, at.Add(-30*time.Minute))
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("otherWriters = %q, want %q", got, tc.want)
 			}
