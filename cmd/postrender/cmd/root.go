@@ -3,9 +3,9 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,8 +49,7 @@ func report(stderr io.Writer, args []string, err error) {
 }
 
 func newCommand() *cobra.Command {
-	var configFile string
-	var allowExternalKeys bool
+	var flags postrender.Args
 	cmd := &cobra.Command{
 		Use:   "postrender [--config FILE] [--allow-external-keys]",
 		Short: "Helm post-renderer that injects the image-refresh CronJob into a release",
@@ -85,19 +84,15 @@ the last entry is the latest failure, not necessarily the latest run. At 1 MiB t
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := postrender.Options{AllowExternalKeys: allowExternalKeys, Warn: func(message string) {
+			opts, err := flags.Options()
+			if err != nil {
+				if _, refused := errors.AsType[*postrender.RefusalError](err); refused {
+					return err // exit 1, as a refused release
+				}
+				return cli.Usage(err)
+			}
+			opts.Warn = func(message string) {
 				fmt.Fprintln(cmd.ErrOrStderr(), "postrender: warning:", message)
-			}}
-			if configFile != "" {
-				data, err := os.ReadFile(configFile)
-				if err != nil {
-					return cli.Usagef("reading --config: %w", err)
-				}
-				cfg, err := config.Parse(data)
-				if err != nil {
-					return &postrender.RefusalError{Reason: postrender.ReasonInvalidConfig, Message: fmt.Sprintf("--config %s: %v", configFile, err)}
-				}
-				opts.Config = cfg
 			}
 			in, err := io.ReadAll(cmd.InOrStdin())
 			if err != nil {
@@ -113,7 +108,6 @@ the last entry is the latest failure, not necessarily the latest run. At 1 MiB t
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&configFile, "config", "", "refresh config file (image-refresh.io/v1alpha1 RefreshConfig); also appended as a ConfigMap")
-	cmd.Flags().BoolVar(&allowExternalKeys, "allow-external-keys", false, "spec.verification.keysConfigMap exists in the cluster already: do not refuse a release that does not render it")
+	flags.AddFlags(cmd.Flags())
 	return cmd
 }
