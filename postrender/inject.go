@@ -310,6 +310,10 @@ func (inj *injection) cronJob() any {
 		}})
 		env = append(env, envVar{Name: dockerConfigEnvVar, Value: config.DockerConfigMountPath})
 	}
+	// spec.job.env (the proxy variables) after the post-renderer's own, in config order.
+	for _, e := range job.Env {
+		env = append(env, envVar{Name: e.Name, Value: e.Value})
+	}
 	if v := inj.cfg.Spec.Verification; v != nil {
 		// The whole ConfigMap: the refresher trusts every *.pub file, including keys added later.
 		mounts = append(mounts, volumeMount{Name: keysVolume, MountPath: config.KeysMountPath, ReadOnly: true})
