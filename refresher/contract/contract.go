@@ -44,6 +44,10 @@ const (
 	RuleRestartReference Rule = "restart-reference"
 	// RuleRestartPullPolicy: a rollout-restart container's effective pull policy is not Always.
 	RuleRestartPullPolicy Rule = "restart-pull-policy"
+	// RuleSecondWriter: a workload other than the refresher may write a target (one refresher per target).
+	RuleSecondWriter Rule = "second-writer"
+	// RuleInClusterUpgrade: a workload runs helm upgrade without the post-renderer, which deletes the injection.
+	RuleInClusterUpgrade Rule = "in-cluster-upgrade"
 )
 
 // Violation is one broken rule. Its message says what the object does and the fix; for a
