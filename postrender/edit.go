@@ -69,6 +69,7 @@ func newEdit(objects []object, opts Options, load loader) (*edit, error) {
 	}
 	refusals = append(refusals, checkKeys(inj, objects, opts.AllowExternalKeys, load)...)
 	refusals = append(refusals, checkNamesFree(inj, objects, e.drop)...)
+	refusals = append(refusals, checkWriters(cfg.Metadata.Name, objects, e.drop, targets, opts.Warn, load)...)
 	if len(refusals) > 0 {
 		return nil, joinRefusals(refusals)
 	}

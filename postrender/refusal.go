@@ -58,6 +58,9 @@ const (
 	ReasonTargetState = Reason(contract.RuleTargetState)
 	// ReasonRBACNamespace: a target lies outside the namespace the Role is injected into.
 	ReasonRBACNamespace = Reason(contract.RuleRBACNamespace)
+	// ReasonSecondWriter: another CronJob or Job of the release may write a target (one
+	// refresher per target).
+	ReasonSecondWriter = Reason(contract.RuleSecondWriter)
 )
 
 // RefusalError is one reason the post-renderer refused a release.

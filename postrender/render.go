@@ -31,7 +31,8 @@ type Options struct {
 	// already: a release that does not render it is not refused (--allow-external-keys).
 	AllowExternalKeys bool
 	// Warn, when set, receives each warning about a release that is rendered all the same: the
-	// config's deprecated fields (config.Deprecations).
+	// config's deprecated fields (config.Deprecations), and a CronJob or Job of the release
+	// that runs helm upgrade without the post-renderer (contract.RuleInClusterUpgrade).
 	Warn func(message string)
 }
 
