@@ -620,7 +620,7 @@ func TestStreamEdits(t *testing.T) {
 			new:  "            - /etc/image-refresh/refresh.yaml\n            - --dry-run\n            env: [{name: HTTPS_PROXY, value: \"http://proxy:3128\"}]\n            envFrom: [{configMapRef: {name: proxy}}]\n",
 			want: []string{
 				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected container "refresher" args ["--config" "/etc/image-refresh/refresh.yaml"], as the post-renderer renders it; found container "refresher" args ["--config" "/etc/image-refresh/refresh.yaml" "--dry-run"]`,
-				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected container "refresher" env [], as the post-renderer renders it; found container "refresher" env ["HTTPS_PROXY=http://proxy:3128"]`,
+				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected container "refresher" without HTTPS_PROXY: set proxy variables in the config's spec.job.env, which the post-renderer renders; found env HTTPS_PROXY=http://proxy:3128, not in spec.job.env`,
 				`cronjob-config: CronJob "stg-image-refresh" (document 8): expected container "refresher" envFrom sources 0, as the post-renderer renders it; found container "refresher" envFrom sources 1`,
 			},
 		},

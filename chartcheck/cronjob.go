@@ -229,9 +229,9 @@ func (c *contract) checkJobSpec(ctr *corev1.Container) []Finding {
 }
 
 // checkAllowList: the fields that change how or where the refresher runs hold exactly what the
-// post-renderer renders. A flag (--dry-run, --kubeconfig), a variable (KUBERNETES_SERVICE_HOST,
-// HTTPS_PROXY), a Job that never starts a pod or a pod killed at once all pass every other check
-// and never refresh anything.
+// post-renderer renders. A flag (--dry-run, --kubeconfig), a variable (KUBERNETES_SERVICE_HOST, a
+// proxy not in spec.job.env), a Job that never starts a pod or a pod killed at once all pass every
+// other check and never refresh anything.
 func (c *contract) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Container) []Finding {
 	doc, jobSpec := c.cronJobDoc.String(), &c.cronJob.Spec.JobTemplate.Spec
 	var findings []Finding
@@ -242,19 +242,7 @@ func (c *contract) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Container) []
 	}
 	container := fmt.Sprintf("container %q ", ctr.Name)
 	compare(container+"args", fmt.Sprintf("%q", []string{"--config", path.Join(config.MountPath, config.ConfigMapKey)}), fmt.Sprintf("%q", ctr.Args))
-	var wantEnv []string
-	if c.cfg.Spec.Job.RegistryCredentialsSecret != "" {
-		wantEnv = []string{"DOCKER_CONFIG=" + config.DockerConfigMountPath}
-	}
-	var env []string
-	for _, e := range ctr.Env {
-		if e.ValueFrom != nil {
-			env = append(env, e.Name+" from valueFrom")
-			continue
-		}
-		env = append(env, e.Name+"="+e.Value)
-	}
-	compare(container+"env", fmt.Sprintf("%q", wantEnv), fmt.Sprintf("%q", env))
+	findings = append(findings, c.checkEnv(ctr)...)
 	compare(container+"envFrom sources", "0", strconv.Itoa(len(ctr.EnvFrom)))
 	compare("jobTemplate suspend", "false", strconv.FormatBool(jobSpec.Suspend != nil && *jobSpec.Suspend))
 	for _, f := range []struct {
@@ -274,6 +262,83 @@ func (c *contract) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Container) []
 		findings = append(findings, Finding{Document: doc, Expected: "pod restartPolicy Never or OnFailure: a Job's pod must end", Found: fmt.Sprintf("restartPolicy %q", pod.RestartPolicy)})
 	}
 	return findings
+}
+
+// checkEnv: the container's env is the post-renderer's own (DOCKER_CONFIG with registry
+// credentials), then the config's spec.job.env, in order. A proxy variable missing, changed or
+// not in spec.job.env is named (checkProxyEnv); any other difference shows both lists.
+func (c *contract) checkEnv(ctr *corev1.Container) []Finding {
+	want := []string{}
+	if c.cfg.Spec.Job.RegistryCredentialsSecret != "" {
+		want = append(want, "DOCKER_CONFIG="+config.DockerConfigMountPath)
+	}
+	for _, e := range c.cfg.Spec.Job.Env {
+		want = append(want, e.Name+"="+e.Value)
+	}
+	got := []string{}
+	for _, e := range ctr.Env {
+		got = append(got, describeEnvVar(e))
+	}
+	if slices.Equal(want, got) {
+		return nil
+	}
+	findings := c.checkProxyEnv(ctr)
+	isProxy := func(e string) bool { return slices.Contains(config.ProxyEnvNames, envName(e)) }
+	if len(findings) == 0 || !slices.Equal(slices.DeleteFunc(slices.Clone(want), isProxy), slices.DeleteFunc(slices.Clone(got), isProxy)) {
+		findings = append(findings, Finding{
+			Document: c.cronJobDoc.String(),
+			Expected: fmt.Sprintf("container %q env %q, as the post-renderer renders it", ctr.Name, want),
+			Found:    fmt.Sprintf("container %q env %q", ctr.Name, got),
+		})
+	}
+	return findings
+}
+
+// checkProxyEnv names each proxy variable (config.ProxyEnvNames) of the container that is not
+// exactly one entry with the value of the config's spec.job.env, or that spec.job.env lacks.
+func (c *contract) checkProxyEnv(ctr *corev1.Container) []Finding {
+	doc := c.cronJobDoc.String()
+	var findings []Finding
+	for _, name := range config.ProxyEnvNames {
+		var entries []string
+		for _, e := range ctr.Env {
+			if e.Name == name {
+				entries = append(entries, describeEnvVar(e))
+			}
+		}
+		i := slices.IndexFunc(c.cfg.Spec.Job.Env, func(e config.EnvVar) bool { return e.Name == name })
+		switch {
+		case i < 0 && len(entries) > 0:
+			findings = append(findings, Finding{Document: doc,
+				Expected: fmt.Sprintf("container %q without %s: set proxy variables in the config's spec.job.env, which the post-renderer renders", ctr.Name, name),
+				Found:    fmt.Sprintf("env %s, not in spec.job.env", strings.Join(entries, ", "))})
+		case i < 0:
+		case len(entries) == 0:
+			findings = append(findings, Finding{Document: doc,
+				Expected: fmt.Sprintf("container %q env %s=%s (the config's spec.job.env[%d])", ctr.Name, name, c.cfg.Spec.Job.Env[i].Value, i),
+				Found:    "no " + name})
+		case len(entries) > 1 || entries[0] != name+"="+c.cfg.Spec.Job.Env[i].Value:
+			findings = append(findings, Finding{Document: doc,
+				Expected: fmt.Sprintf("container %q env %s=%s (the config's spec.job.env[%d])", ctr.Name, name, c.cfg.Spec.Job.Env[i].Value, i),
+				Found:    "env " + strings.Join(entries, ", ")})
+		}
+	}
+	return findings
+}
+
+// describeEnvVar formats an env entry as name=value, or "name from valueFrom".
+func describeEnvVar(e corev1.EnvVar) string {
+	if e.ValueFrom != nil {
+		return e.Name + " from valueFrom"
+	}
+	return e.Name + "=" + e.Value
+}
+
+// envName is the name of an entry describeEnvVar formatted.
+func envName(described string) string {
+	name, _, _ := strings.Cut(described, "=")
+	name, _, _ = strings.Cut(name, " from valueFrom")
+	return name
 }
 
 // automountsToken is whether the pod gets its ServiceAccount's token: the pod's setting, else
