@@ -18,6 +18,7 @@ import (
 
 	"github.com/tracebloc/image-refresh/e2e/tools"
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"
+	"github.com/tracebloc/image-refresh/postrender"
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
@@ -1315,7 +1316,7 @@ func benchmarkSuite(b *testing.B, loadPerScenario bool) {
 		return ch
 	}
 	run := func(ch *loadedChart, sc *scenario) {
-		if r := check.runScenario(ctx, suite, ch, sc); r.RenderError != "" || r.failed() {
+		if r := check.runScenario(ctx, suite, ch, sc, postrender.Args{}); r.RenderError != "" || r.failed() {
 			b.Fatalf("scenario %s failed: %v", sc.Name, (&Report{Scenarios: []ScenarioResult{r}}).findings())
 		}
 	}

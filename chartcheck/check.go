@@ -10,6 +10,9 @@ import (
 
 	"helm.sh/helm/v3/pkg/cli/values"
 	helmpostrender "helm.sh/helm/v3/pkg/postrender"
+
+	"github.com/tracebloc/image-refresh/postrender"
+	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // Release names the release a chart is rendered as; empty fields take the suite's or Helm's
@@ -36,6 +39,13 @@ type Check struct {
 	// AllowExternalKeys is the post-renderer's --allow-external-keys, for every scenario: the
 	// keys ConfigMap of spec.verification exists in the cluster, so the stream need not render it.
 	AllowExternalKeys bool
+	// ConfigPath is the post-renderer's --config for every scenario that renders the chart (a
+	// suite scenario's config: overrides it): the RefreshConfig given at install time, which the
+	// post-renderer appends as a ConfigMap. Not allowed with ManifestsPath.
+	ConfigPath string
+	// PostRendererArgs are the post-renderer's arguments as `helm install --post-renderer-args`
+	// passes them, one per element (--config=FILE, --allow-external-keys), parsed with its flags.
+	PostRendererArgs []string
 }
 
 // usageError is a mistake in how chartcheck was called (exit status 2).
@@ -65,18 +75,25 @@ func (c *Check) Run(ctx context.Context) (*Report, error) {
 	case c.ManifestsPath == "" && c.SuitePath == "" && c.ChartPath == "":
 		return nil, usagef("nothing to check: give CHART, --suite FILE or --manifests FILE")
 	}
+	args, err := c.postRendererArgs()
+	if err != nil {
+		return nil, err
+	}
 	switch {
+	case c.ManifestsPath != "" && args.ConfigFile != "":
+		return nil, usagef("--config is the post-renderer's, and --manifests checks a stream without running it: " +
+			"check the stream as post-rendered with --config (it carries the config's ConfigMap), or give CHART with --config")
 	case c.ManifestsPath != "":
-		return c.runManifests()
+		return c.runManifests(args.AllowExternalKeys)
 	case c.SuitePath != "":
-		return c.runSuite(ctx)
+		return c.runSuite(ctx, args)
 	default:
-		return c.runChart(ctx)
+		return c.runChart(ctx, args)
 	}
 }
 
-func (c *Check) runManifests() (*Report, error) {
-	result, err := c.checkManifests(c.ManifestsPath, c.ManifestsPath, nil, c.AllowExternalKeys)
+func (c *Check) runManifests(allowExternalKeys bool) (*Report, error) {
+	result, err := c.checkManifests(c.ManifestsPath, c.ManifestsPath, nil, allowExternalKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -93,15 +110,20 @@ func (c *Check) checkManifests(path, display string, expect *expectations, allow
 	if c.Release.Namespace != "" {
 		stream.DefaultNamespace(c.Release.Namespace)
 	}
-	return ScenarioResult{Name: display, Checks: checkScenario(stream, false, nil, expect, allowExternalKeys)}, nil
+	in := scenarioInput{expect: expect, allowExternalKeys: allowExternalKeys}
+	return ScenarioResult{Name: display, Checks: checkStream(stream, in)}, nil
 }
 
-func (c *Check) runChart(ctx context.Context) (*Report, error) {
-	rendered, opts, err := renderChart(ctx, c.ChartPath, c.Release, c.Values, imageRefreshPostRenderer(c.AllowExternalKeys))
+func (c *Check) runChart(ctx context.Context, args postrender.Args) (*Report, error) {
+	setup, err := newPostRenderSetup(args)
 	if err != nil {
 		return nil, err
 	}
-	result := c.checkRendered(rendered, opts.Namespace, nil, c.AllowExternalKeys)
+	rendered, opts, err := renderChart(ctx, c.ChartPath, c.Release, c.Values, setup.postRenderer())
+	if err != nil {
+		return nil, err
+	}
+	result := c.checkRendered(rendered, opts.Namespace, nil, setup)
 	result.Name = c.ChartPath
 	result.Release, result.Namespace = opts.ReleaseName, opts.Namespace
 	return &Report{Scenarios: []ScenarioResult{result}}, nil
@@ -128,7 +150,7 @@ func renderChart(ctx context.Context, chartPath string, release Release, vals va
 	return rendered, opts, err
 }
 
-func (c *Check) runSuite(ctx context.Context) (*Report, error) {
+func (c *Check) runSuite(ctx context.Context, args postrender.Args) (*Report, error) {
 	suite, err := loadSuite(c.SuitePath)
 	if err != nil {
 		return nil, err
@@ -149,17 +171,18 @@ func (c *Check) runSuite(ctx context.Context) (*Report, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("suite %s: %w", c.SuitePath, err)
 		}
-		report.Scenarios = append(report.Scenarios, c.runScenario(ctx, suite, ch, &suite.Scenarios[i]))
+		report.Scenarios = append(report.Scenarios, c.runScenario(ctx, suite, ch, &suite.Scenarios[i], args))
 	}
 	return report, nil
 }
 
-// runScenario renders (or reads) one scenario and checks it.
-func (c *Check) runScenario(ctx context.Context, suite *suite, ch *loadedChart, sc *scenario) ScenarioResult {
+// runScenario renders (or reads) one scenario and checks it; args are the command line's
+// post-renderer arguments.
+func (c *Check) runScenario(ctx context.Context, suite *suite, ch *loadedChart, sc *scenario, args postrender.Args) ScenarioResult {
 	result := ScenarioResult{Name: sc.Name}
-	allowExternalKeys := c.AllowExternalKeys || sc.AllowExternalKeys
+	args = suite.postRendererArgs(sc, args)
 	if sc.Manifests != "" {
-		checked, err := c.checkManifests(suite.resolve(sc.Manifests), sc.Manifests, &sc.Expect, allowExternalKeys)
+		checked, err := c.checkManifests(suite.resolve(sc.Manifests), sc.Manifests, &sc.Expect, args.AllowExternalKeys)
 		if err != nil {
 			result.RenderError = err.Error()
 			return result
@@ -174,7 +197,12 @@ func (c *Check) runScenario(ctx context.Context, suite *suite, ch *loadedChart, 
 	}
 	result.Release = defaultString(opts.ReleaseName, DefaultReleaseName)
 	result.Namespace = defaultString(opts.Namespace, DefaultNamespace)
-	rendered, err := ch.Render(ctx, opts, imageRefreshPostRenderer(allowExternalKeys))
+	setup, err := newPostRenderSetup(args)
+	if err != nil {
+		result.RenderError = err.Error()
+		return result
+	}
+	rendered, err := ch.Render(ctx, opts, setup.postRenderer())
 	if sc.ExpectError != "" {
 		cs := &checkSet{}
 		cs.add(expectErrorCheck, expectRenderError(sc.ExpectError, err))
@@ -185,7 +213,7 @@ func (c *Check) runScenario(ctx context.Context, suite *suite, ch *loadedChart, 
 		result.RenderError = err.Error()
 		return result
 	}
-	r := c.checkRendered(rendered, result.Namespace, &sc.Expect, allowExternalKeys)
+	r := c.checkRendered(rendered, result.Namespace, &sc.Expect, setup)
 	r.Name, r.Release, r.Namespace = result.Name, result.Release, result.Namespace
 	return r
 }
@@ -201,25 +229,66 @@ func expectRenderError(want string, err error) []Finding {
 	return nil
 }
 
-// checkRendered checks a rendered release; objects without a namespace are the release
-// namespace's.
-func (c *Check) checkRendered(rendered *renderOutput, namespace string, expect *expectations, allowExternalKeys bool) ScenarioResult {
-	stream, err := parseStream(rendered.Output)
+// checkRendered checks a release rendered with setup's post-renderer; objects without a
+// namespace are the release namespace's.
+func (c *Check) checkRendered(rendered *renderOutput, namespace string, expect *expectations, setup postRenderSetup) ScenarioResult {
+	given, err := setup.givenConfig()
+	if err != nil {
+		return ScenarioResult{RenderError: err.Error()}
+	}
+	output, err := withGivenConfig(rendered, given, setup.configFile)
+	if err != nil {
+		return ScenarioResult{RenderError: err.Error()}
+	}
+	stream, err := parseStream(output)
 	if err != nil {
 		return ScenarioResult{RenderError: fmt.Sprintf("post-rendered stream: %v", err)}
 	}
 	stream.DefaultNamespace(namespace)
-	return ScenarioResult{Checks: checkScenario(stream, true, rendered.PostRenderErr, expect, allowExternalKeys)}
+	in := scenarioInput{
+		postRendered: true, postRenderErr: rendered.PostRenderErr, expect: expect,
+		allowExternalKeys: setup.opts.AllowExternalKeys, configGiven: setup.configFile != "", namespace: namespace,
+	}
+	if rendered.PostRenderErr == nil {
+		in.given = given
+	}
+	return ScenarioResult{Checks: checkStream(stream, in)}
 }
 
-// checkScenario runs the built-in contract, then the expectations, over one stream;
-// allowExternalKeys accepts a keys ConfigMap the stream does not render.
+// scenarioInput is what the checks of one stream read besides it.
+type scenarioInput struct {
+	// postRendered: chartcheck ran the post-renderer, which refused the release if postRenderErr.
+	postRendered  bool
+	postRenderErr error
+	expect        *expectations
+	// allowExternalKeys accepts a keys ConfigMap the stream does not render.
+	allowExternalKeys bool
+	// configGiven: the post-renderer got --config; given is that config when it parsed and the
+	// post-renderer accepted the release.
+	configGiven bool
+	given       *config.RefreshConfig
+	// namespace is the release namespace ("" for a --manifests stream).
+	namespace string
+}
+
+// checkScenario runs the built-in contract, then the expectations, over one stream without a
+// --config; allowExternalKeys accepts a keys ConfigMap the stream does not render.
 func checkScenario(s *stream, postRendered bool, postRenderErr error, expect *expectations, allowExternalKeys bool) []CheckResult {
+	return checkStream(s, scenarioInput{postRendered: postRendered, postRenderErr: postRenderErr, expect: expect, allowExternalKeys: allowExternalKeys})
+}
+
+// checkStream runs the built-in contract, then the expectations, over one stream. A stream
+// without a config, none given and none expected absent fails: nothing would be checked.
+func checkStream(s *stream, in scenarioInput) []CheckResult {
 	cs := &checkSet{}
-	c := &contract{stream: s, allowExternalKeys: allowExternalKeys}
-	c.check(cs, postRendered, postRenderErr)
-	if expect != nil {
-		expect.check(c, cs)
+	c := &contract{stream: s, allowExternalKeys: in.allowExternalKeys}
+	c.presetGivenConfig(in.given, in.namespace)
+	c.check(cs, in.postRendered, in.postRenderErr)
+	if c.cfg == nil && c.configDoc == nil && !in.configGiven && (in.expect == nil || in.expect.Config != absent) {
+		failNothingChecked(cs, in.postRendered)
+	}
+	if in.expect != nil {
+		in.expect.check(c, cs)
 	}
 	return cs.results
 }

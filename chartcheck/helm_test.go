@@ -12,6 +12,7 @@ import (
 	"helm.sh/helm/v3/pkg/cli/values"
 
 	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/postrender"
 )
 
 // TestRenderMatchesHelmTemplate: chartcheck's in-process render plus post-render is what the real
@@ -58,7 +59,7 @@ func TestRenderMatchesHelmTemplate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := ch.Render(context.Background(), renderOptions{ReleaseName: tt.release, Namespace: tt.namespace, Values: vals}, imageRefreshPostRenderer(false))
+			got, err := ch.Render(context.Background(), renderOptions{ReleaseName: tt.release, Namespace: tt.namespace, Values: vals}, postrender.New(postrender.Options{}))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,12 +8,6 @@ import (
 
 var _ helmpostrender.PostRenderer = (*postrender.PostRenderer)(nil)
 
-// imageRefreshPostRenderer is the image-refresh post-renderer as `helm install --post-renderer`
-// runs it on a chart that renders its own refresh config (with --allow-external-keys if asked).
-func imageRefreshPostRenderer(allowExternalKeys bool) helmpostrender.PostRenderer {
-	return postrender.New(postrender.Options{AllowExternalKeys: allowExternalKeys})
-}
-
 // postRenderFindings turns a post-renderer failure into findings, one per refusal.
 func postRenderFindings(err error) []Finding {
 	expected := "the post-renderer to accept the release"

@@ -16,6 +16,7 @@ import (
 	"helm.sh/helm/v3/pkg/cli/values"
 	"helm.sh/helm/v3/pkg/getter"
 
+	"github.com/tracebloc/image-refresh/postrender"
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
@@ -25,10 +26,13 @@ type suite struct {
 	// Chart is the chart directory or archive; the CHART argument overrides it.
 	Chart string `yaml:"chart"`
 	// Release, Namespace and KubeVersion are the defaults of every scenario.
-	Release     string     `yaml:"release"`
-	Namespace   string     `yaml:"namespace"`
-	KubeVersion string     `yaml:"kubeVersion"`
-	Scenarios   []scenario `yaml:"scenarios"`
+	Release     string `yaml:"release"`
+	Namespace   string `yaml:"namespace"`
+	KubeVersion string `yaml:"kubeVersion"`
+	// Config is the post-renderer's --config for every scenario that renders the chart, unless
+	// --config, --post-renderer-args or the scenario's config gives one.
+	Config    string     `yaml:"config"`
+	Scenarios []scenario `yaml:"scenarios"`
 	// Definitions is not read: it holds YAML anchors that scenarios share (expect: *name).
 	Definitions yaml.Node `yaml:"definitions"`
 
@@ -56,8 +60,11 @@ type scenario struct {
 	ExpectError string `yaml:"expectError"`
 	// AllowExternalKeys is the post-renderer's --allow-external-keys: the keys ConfigMap of
 	// spec.verification exists in the cluster, so the stream need not render it.
-	AllowExternalKeys bool         `yaml:"allowExternalKeys"`
-	Expect            expectations `yaml:"expect"`
+	AllowExternalKeys bool `yaml:"allowExternalKeys"`
+	// Config is the post-renderer's --config for this scenario: the RefreshConfig given at
+	// install time. It overrides --config and the suite's config.
+	Config string       `yaml:"config"`
+	Expect expectations `yaml:"expect"`
 }
 
 // presence is "present" or "absent".
@@ -149,8 +156,9 @@ func (s *suite) validate() error {
 		}
 		seen[sc.Name] = true
 		renders := len(sc.Values) > 0 || len(sc.Set) > 0 || len(sc.SetString) > 0 || sc.ReuseValues != "" || sc.ExpectError != ""
-		if sc.Manifests != "" && renders {
-			errs = append(errs, fmt.Errorf("%s: manifests excludes values, set, setString, reuseValues and expectError", at))
+		if sc.Manifests != "" && (renders || sc.Config != "") {
+			errs = append(errs, fmt.Errorf("%s: manifests excludes values, set, setString, reuseValues, expectError and config "+
+				"(a stream is checked as rendered: post-render it with its config)", at))
 		}
 		if sc.Manifests == "-" {
 			if readsStdin != "" {
@@ -203,6 +211,19 @@ func (s *suite) resolve(p string) string {
 		return p
 	}
 	return filepath.Join(s.dir, p)
+}
+
+// postRendererArgs are the post-renderer's arguments for a scenario: the scenario's config, else
+// the command line's, else the suite's; --allow-external-keys from either.
+func (s *suite) postRendererArgs(sc *scenario, args postrender.Args) postrender.Args {
+	switch {
+	case sc.Config != "":
+		args.ConfigFile = s.resolve(sc.Config)
+	case args.ConfigFile == "" && s.Config != "":
+		args.ConfigFile = s.resolve(s.Config)
+	}
+	args.AllowExternalKeys = args.AllowExternalKeys || sc.AllowExternalKeys
+	return args
 }
 
 // rendersChart reports whether any scenario renders the chart (rather than reading manifests).

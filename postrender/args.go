@@ -33,10 +33,10 @@ func ParseArgs(args []string) (Args, error) {
 	fs.SetOutput(io.Discard)
 	a.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return Args{}, fmt.Errorf("post-renderer arguments %q: %w", args, err)
+		return Args{}, err
 	}
 	if fs.NArg() > 0 {
-		return Args{}, fmt.Errorf("post-renderer arguments %q: unexpected argument %q: the release is read from stdin", args, fs.Arg(0))
+		return Args{}, fmt.Errorf("unexpected argument %q: the release is read from stdin", fs.Arg(0))
 	}
 	return a, nil
 }

@@ -84,8 +84,9 @@ func newRootCommand() *cobra.Command {
 
 func newRunCommand(use string) *cobra.Command {
 	var flags renderFlags
-	var suite string
+	var suite, configFile string
 	var allowExternalKeys bool
+	var postRendererArgs []string
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: "Check that a chart's rendered release keeps the image-refresh contract",
@@ -111,8 +112,17 @@ is loaded once) and its expectations are checked too; a scenario with "manifests
 rendered stream instead, and "manifests: -" reads it from stdin. With --manifests, a rendered
 stream is checked against the built-in contract only; an empty stream is an error.
 
-Exit status: 0 every check passed (warnings included), 1 a check failed, 2 usage or render error.`,
+A chart that does not render its refresh config gets it at install time: give the same config
+with --config FILE, or the release's --post-renderer-args as they are (--post-renderer-args
+--config=FILE, repeatable), so the post-renderer appends it and every check runs against it. A
+stream with no config, none given, and no suite expectation "config: absent" fails: nothing
+would be checked. --config does not go with --manifests (the stream is post-rendered already).
+
+Exit status: 0 every check passed (warnings included), 1 a check failed (or nothing was checked),
+2 usage or render error.`,
 		Example: `  chartcheck ./charts/client --set images.ingestor.digest=sha256:...
+  chartcheck ./chart --config refresh.yaml      # the config given at install time
+  chartcheck ./chart --post-renderer-args --config=refresh.yaml --post-renderer-args --allow-external-keys
   chartcheck --suite charts/client/chartcheck.yaml -o junit > chartcheck.xml
   helm template rel ./chart --post-renderer ./bin/postrender | chartcheck --manifests -
   # the same stream with chart-specific expectations; expect.yaml:
@@ -134,6 +144,8 @@ Exit status: 0 every check passed (warnings included), 1 a check failed, 2 usage
 				Stdin:         cmd.InOrStdin(),
 
 				AllowExternalKeys: allowExternalKeys,
+				ConfigPath:        configFile,
+				PostRendererArgs:  postRendererArgs,
 			}
 			report, err := check.Run(cmd.Context())
 			if err != nil {
@@ -153,6 +165,8 @@ Exit status: 0 every check passed (warnings included), 1 a check failed, 2 usage
 	}
 	flags.add(cmd.Flags(), "text, json or junit")
 	cmd.Flags().BoolVar(&allowExternalKeys, "allow-external-keys", false, "the post-renderer's --allow-external-keys, for every scenario: spec.verification.keysConfigMap exists in the cluster, so the stream need not render it")
+	cmd.Flags().StringVar(&configFile, "config", "", "the post-renderer's --config for every rendered scenario: the RefreshConfig given at install time, appended as a ConfigMap (a suite scenario's config: overrides it; not with --manifests)")
+	cmd.Flags().StringArrayVar(&postRendererArgs, "post-renderer-args", nil, "an argument to the post-renderer, as helm install --post-renderer-args (repeatable; the postrender flags: --config=FILE, --allow-external-keys)")
 	cmd.Flags().StringVar(&suite, "suite", "", "suite file of scenarios and expectations (e.g. charts/client/chartcheck.yaml); --release, -n and --kube-version override its defaults, not its scenarios'")
 	return cmd
 }

@@ -42,7 +42,8 @@ func TestExitCodes(t *testing.T) {
 		wantStderr string
 	}{
 		{name: "chart passes", args: []string{clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: cli.ExitOK, wantStdout: "PASS ../../../charts/client (release stg, namespace tracebloc)"},
-		{name: "run spelled out", args: []string{"run", clientChart, "--set", "imageRefresh.enabled=false"}, wantCode: cli.ExitOK, wantStdout: "1 scenarios, 1 passed, 0 failed"},
+		{name: "run spelled out", args: []string{"run", clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: cli.ExitOK, wantStdout: "1 scenarios, 1 passed, 0 failed"},
+		{name: "nothing checked: no config rendered, none given", args: []string{"run", clientChart, "--set", "imageRefresh.enabled=false"}, wantCode: cli.ExitFailed, wantStdout: "5 passed, 1 failed, 10 skipped\n    refresh-config: stream: expected a RefreshConfig to check the release against; found no RefreshConfig in the rendered stream and none given: pass --config FILE (the config given at install time) or render the chart with its config\n"},
 		{name: "suite passes", args: []string{"--suite", clientSuite}, wantCode: cli.ExitOK, wantStdout: " passed, 0 failed\n"},
 		{name: "valid stream from stdin", args: []string{"--manifests", "-"}, stdin: string(valid), wantCode: cli.ExitOK, wantStdout: "PASS -:"},
 		{name: "broken stream fails", args: []string{"--manifests", streams + "role-namespace-wide.yaml"}, wantCode: cli.ExitFailed, wantStdout: "rbac: Role \"stg-image-refresh\" (document 6): expected resourceNames [stg-jobs-manager]; found rules[0]: no resourceNames, a namespace-wide grant on every Deployment"},
