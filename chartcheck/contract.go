@@ -31,6 +31,7 @@ const (
 	rolloutRestartCheck = "rollout-restart"
 	setImageCheck       = "set-image"
 	annotationsCheck    = "annotations"
+	writersCheck        = "writers"
 )
 
 // contract is what the built-in checks look at: the stream and the refresh config found in it.
@@ -71,7 +72,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 		cs.add(refreshConfigCheck, findings)
 	}
 	if !ok {
-		for _, name := range []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck, targetsCheck, setEnvCheck, rolloutRestartCheck, setImageCheck, annotationsCheck} {
+		for _, name := range []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck, targetsCheck, setEnvCheck, rolloutRestartCheck, setImageCheck, annotationsCheck, writersCheck} {
 			cs.skip(name, "the refresh config is invalid")
 		}
 		return
@@ -106,7 +107,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 	}
 
 	if c.cfg == nil || !c.cfg.AnyFloating() {
-		for _, name := range []string{targetsCheck, setEnvCheck, rolloutRestartCheck, setImageCheck, annotationsCheck} {
+		for _, name := range []string{targetsCheck, setEnvCheck, rolloutRestartCheck, setImageCheck, annotationsCheck, writersCheck} {
 			cs.skip(name, nothingFloats(c.cfg))
 		}
 		return
@@ -117,6 +118,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 	cs.add(rolloutRestartCheck, c.checkRolloutRestart(targets))
 	cs.add(setImageCheck, c.checkSetImage(targets))
 	cs.add(annotationsCheck, c.checkAnnotations(targets))
+	c.addWritersCheck(cs)
 }
 
 // checkUniqueObjects: one object per kind, namespace and name. The cluster holds one object for

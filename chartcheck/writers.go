@@ -1,0 +1,62 @@
+package chartcheck
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tracebloc/image-refresh/postrender"
+	"github.com/tracebloc/image-refresh/refresher/config"
+	rules "github.com/tracebloc/image-refresh/refresher/contract"
+)
+
+// addWritersCheck applies the contract's "one refresher per target" (rules.CheckWriters) to
+// the stream without the CronJobs that run the refresher (cronjob-presence judges those):
+// another CronJob or Job that may write a floating image's target fails (second-writer). One that runs helm upgrade in the cluster without the
+// post-renderer passes with a warning (in-cluster-upgrade) when the refresher's objects come
+// from the post-renderer alone: its upgrade would delete them.
+func (c *contract) addWritersCheck(cs *checkSet) {
+	refreshers, _ := c.refresherCronJobs()
+	var docs []*document
+	var objects []rules.Rendered
+	for _, d := range c.stream.Docs {
+		if slices.ContainsFunc(refreshers, func(r refresherCronJob) bool { return r.doc == d }) {
+			continue
+		}
+		docs = append(docs, d)
+		objects = append(objects, rules.Rendered{APIVersion: d.APIVersion, Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Source: d.Source, Decode: d.Decode})
+	}
+	keys := make([]config.TargetKey, len(c.targets))
+	for i, t := range c.targets {
+		keys[i] = t.Key
+	}
+	var findings []Finding
+	var warnings []string
+	for _, v := range rules.CheckWriters(objects, keys) {
+		d := docs[v.Index]
+		if v.Rule == rules.RuleInClusterUpgrade {
+			if c.injectedOnly() {
+				warnings = append(warnings, fmt.Sprintf("%s: %s", d, v.Message))
+			}
+			continue
+		}
+		findings = append(findings, Finding{Document: d.String(),
+			Expected: fmt.Sprintf("no writer of the targets but the refresher's CronJob %q (one refresher per target)", c.cfg.Metadata.Name),
+			Found:    v.Message})
+	}
+	if len(findings) == 0 && len(warnings) > 0 {
+		cs.warn(writersCheck, strings.Join(warnings, "; "))
+		return
+	}
+	cs.add(writersCheck, findings)
+}
+
+// injectedOnly reports whether the refresher's CronJob is the post-renderer's (its managed-by
+// label) and no template of the chart renders it (Helm names a template <chart>/templates/...;
+// the post-renderer writes no "# Source:", and image-refresh/injected.yaml under Helm 4). An
+// upgrade without the post-renderer then deletes it with its RBAC, whether or not the chart
+// renders the config.
+func (c *contract) injectedOnly() bool {
+	d := c.cronJobDoc
+	return d != nil && d.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue && !strings.Contains(d.Source, "/templates/")
+}
