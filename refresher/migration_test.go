@@ -27,7 +27,7 @@ func seedLeftover(f *fixture, jm, pm string) *appsv1.Deployment {
 	monitor.Image, monitor.ImagePullPolicy = "docker.io/tracebloc/pods-monitor@"+pm, corev1.PullIfNotPresent
 	old := metav1.NewTime(clock.Add(-2 * time.Hour))
 	dep.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl-annotate", Operation: metav1.ManagedFieldsOperationUpdate, Time: &old,
-		FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:` + jobsManagerKey + `":{}}}}`)}}}
+		FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:` + jobsManagerKey + `":{}}}}`)}}
 	return dep
 }
 
@@ -41,7 +41,9 @@ func TestRunMigrationFromTheSeedScript(t *testing.T) {
 		f.image("pods-monitor").Action = config.ActionSetImage
 	}
 	t.Run("tags where the script left them", func(t *testing.T) {
-		f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment { return seedLeftover(f, f.digest["jobs-manager"], f.digest["pods-monitor"]) })
+		f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
+			return seedLeftover(f, f.digest["jobs-manager"], f.digest["pods-monitor"])
+		})
 		setImage(f)
 		before := f.deployment(t)
 		report, patches := f.safeTick(t, clock)

@@ -36,7 +36,7 @@ func otherWriters(dep *appsv1.Deployment, keys []string, since time.Time) []stri
 				Annotations map[string]json.RawMessage `json:"f:annotations"`
 			} `json:"f:metadata"`
 		}
-		if json.Unmarshal(e.FieldsV1.Raw, &fields) != nil {
+		if json.Unmarshal(e.FieldsV1.GetRawBytes(), &fields) != nil {
 			continue // not ours to judge: the API server wrote it
 		}
 		var owned []string

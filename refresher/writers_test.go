@@ -15,7 +15,7 @@ func TestOtherWriters(t *testing.T) {
 	earlier := metav1.NewTime(at.Add(-time.Hour))
 	entry := func(manager, fields string) metav1.ManagedFieldsEntry {
 		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, Time: &at,
-			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}
+			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(fields)}
 	}
 	before := func(e metav1.ManagedFieldsEntry) metav1.ManagedFieldsEntry { e.Time = &earlier; return e }
 	audit := `{"f:metadata":{"f:annotations":{"f:` + ingestorKey + `":{}}}}`
@@ -54,7 +54,7 @@ func TestRunWarnsOfOtherWriters(t *testing.T) {
 		annotations, e := f.current()
 		dep := deployment(annotations, e)
 		dep.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl-annotate", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at,
-			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:` + ingestorKey + `":{}}}}`)}}}
+			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:` + ingestorKey + `":{}}}}`)}}
 		return dep
 	})
 	if _, patches := f.safeTick(t, clock); len(patches) != 0 {
