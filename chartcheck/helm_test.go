@@ -12,7 +12,6 @@ import (
 	"helm.sh/helm/v3/pkg/cli/values"
 
 	"github.com/tracebloc/image-refresh/e2e/tools"
-	"github.com/tracebloc/image-refresh/postrender"
 )
 
 // TestRenderMatchesHelmTemplate: chartcheck's in-process render plus post-render is what the real
@@ -32,11 +31,17 @@ func TestRenderMatchesHelmTemplate(t *testing.T) {
 	tests := []struct {
 		name, release, namespace string
 		set, values              []string
+		// postRendererArgs are helm's --post-renderer-args, and chartcheck's.
+		postRendererArgs []string
 	}{
 		{name: "defaults", release: "stg", namespace: "tracebloc"},
 		{name: "ingestor pinned", release: "stg", namespace: "tracebloc", set: []string{"images.ingestor.digest=" + ingestorPin}},
 		{name: "custom release and schedule", release: "acme", namespace: "tenant-a", set: []string{"imageRefresh.schedule=*/5 * * * *"}},
 		{name: "signature keys", release: "stg", namespace: "tracebloc", values: []string{clientChart + "/ci/verification.yaml"}, set: []string{"images.ingestor.verify=false"}},
+		{name: "config given at install time", release: "stg", namespace: "tracebloc", set: []string{"imageRefresh.enabled=false"},
+			postRendererArgs: []string{"--config=" + testdataDir + "/configs/stg.yaml"}},
+		{name: "config given, every image pinned", release: "stg", namespace: "tracebloc", set: []string{"imageRefresh.enabled=false"},
+			postRendererArgs: []string{"--config", testdataDir + "/configs/stg-pinned.yaml", "--allow-external-keys"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,6 +51,9 @@ func TestRenderMatchesHelmTemplate(t *testing.T) {
 			}
 			for _, f := range tt.values {
 				args = append(args, "--values", f)
+			}
+			for _, a := range tt.postRendererArgs {
+				args = append(args, "--post-renderer-args", a)
 			}
 			cmd := exec.CommandContext(t.Context(), helm, args...)
 			cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+dir, "HELM_CONFIG_HOME="+dir, "HELM_DATA_HOME="+dir)
@@ -59,7 +67,15 @@ func TestRenderMatchesHelmTemplate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := ch.Render(context.Background(), renderOptions{ReleaseName: tt.release, Namespace: tt.namespace, Values: vals}, postrender.New(postrender.Options{}))
+			prArgs, err := (&Check{PostRendererArgs: tt.postRendererArgs}).postRendererArgs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			setup, err := newPostRenderSetup(prArgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ch.Render(context.Background(), renderOptions{ReleaseName: tt.release, Namespace: tt.namespace, Values: vals}, setup.postRenderer())
 			if err != nil {
 				t.Fatal(err)
 			}

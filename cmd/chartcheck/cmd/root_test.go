@@ -17,6 +17,7 @@ const (
 	clientChart = "../../../charts/client"
 	clientSuite = "../../../charts/client/chartcheck.yaml"
 	streams     = "../../../testdata/chartcheck/streams/"
+	configs     = "../../../testdata/chartcheck/configs/"
 )
 
 // run runs the chartcheck binary with args and stdio.
@@ -43,7 +44,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{name: "chart passes", args: []string{clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: cli.ExitOK, wantStdout: "PASS ../../../charts/client (release stg, namespace tracebloc)"},
 		{name: "run spelled out", args: []string{"run", clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: cli.ExitOK, wantStdout: "1 scenarios, 1 passed, 0 failed"},
-		{name: "nothing checked: no config rendered, none given", args: []string{"run", clientChart, "--set", "imageRefresh.enabled=false"}, wantCode: cli.ExitFailed, wantStdout: "5 passed, 1 failed, 10 skipped\n    refresh-config: stream: expected a RefreshConfig to check the release against; found no RefreshConfig in the rendered stream and none given: pass --config FILE (the config given at install time) or render the chart with its config\n"},
+		{name: "nothing checked: no config rendered, none given", args: []string{"run", clientChart, "--set", "imageRefresh.enabled=false"}, wantCode: cli.ExitFailed, wantStdout: " skipped\n    refresh-config: stream: expected a RefreshConfig to check the release against; found no RefreshConfig in the rendered stream and none given: pass --config FILE (the config given at install time) or render the chart with its config\n"},
 		{name: "suite passes", args: []string{"--suite", clientSuite}, wantCode: cli.ExitOK, wantStdout: " passed, 0 failed\n"},
 		{name: "valid stream from stdin", args: []string{"--manifests", "-"}, stdin: string(valid), wantCode: cli.ExitOK, wantStdout: "PASS -:"},
 		{name: "broken stream fails", args: []string{"--manifests", streams + "role-namespace-wide.yaml"}, wantCode: cli.ExitFailed, wantStdout: "rbac: Role \"stg-image-refresh\" (document 6): expected resourceNames [stg-jobs-manager]; found rules[0]: no resourceNames, a namespace-wide grant on every Deployment"},
@@ -56,6 +57,14 @@ func TestExitCodes(t *testing.T) {
 		{name: "admission guard off: a warning, exit 0", args: []string{clientChart, "--set", "imageRefresh.admissionGuard=false"}, wantCode: cli.ExitOK, wantStdout: "(1 with a warning), 0 failed, 1 skipped\n    admission-guard: warning: spec.job.admissionGuard is false: no admission guard, so the refresher's token may patch anything in its targets' pod templates"},
 		{name: "admission guard off in junit: a passing testcase", args: []string{"--manifests", streams + "guard-off.yaml", "-o", "junit"}, wantCode: cli.ExitOK, wantStdout: "<testcase name=\"admission-guard\" classname=\"chartcheck.../../../testdata/chartcheck/streams/guard-off.yaml\">\n      <system-out>warning: spec.job.admissionGuard is false"},
 		{name: "admission guard weakened", args: []string{"--manifests", "-"}, stdin: strings.Replace(string(valid), "  failurePolicy: Fail\n", "  failurePolicy: Ignore\n", 1), wantCode: cli.ExitFailed, wantStdout: `admission-guard: ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 9): expected failurePolicy Fail; found failurePolicy Ignore`},
+		{name: "--config: the config given at install time", args: []string{clientChart, "--release", "stg", "-n", "tracebloc", "--set", "imageRefresh.enabled=false", "--config", configs + "stg.yaml"}, wantCode: cli.ExitOK, wantStdout: " passed, 0 failed, 1 skipped\n"},
+		{name: "--post-renderer-args as helm's", args: []string{clientChart, "--release", "stg", "-n", "tracebloc", "--set", "imageRefresh.enabled=false", "--post-renderer-args", "--config", "--post-renderer-args", configs + "stg.yaml"}, wantCode: cli.ExitOK, wantStdout: " passed, 0 failed, 1 skipped\n"},
+		{name: "--config, every image pinned", args: []string{clientChart, "--release", "stg", "-n", "tracebloc", "--set", "imageRefresh.enabled=false", "--post-renderer-args=--config=" + configs + "stg-pinned.yaml"}, wantCode: cli.ExitOK, wantStdout: "PASS ../../../charts/client (release stg, namespace tracebloc): "},
+		{name: "--config besides the chart's own", args: []string{clientChart, "--config", configs + "stg.yaml"}, wantCode: cli.ExitFailed, wantStdout: "found refused (config-conflict): --config was given, but the chart renders its own refresh config"},
+		{name: "--config unreadable", args: []string{clientChart, "--config", configs + "missing.yaml"}, wantCode: cli.ExitUsage, wantStderr: "Error: reading --config: open " + configs + "missing.yaml: no such file or directory\n"},
+		{name: "--config with --manifests", args: []string{"--manifests", "-", "--config", configs + "stg.yaml"}, stdin: string(valid), wantCode: cli.ExitUsage, wantStderr: "--config is the post-renderer's, and --manifests checks a stream without running it"},
+		{name: "unknown post-renderer argument", args: []string{clientChart, "--post-renderer-args", "--nope"}, wantCode: cli.ExitUsage, wantStderr: `Error: --post-renderer-args ["--nope"]: unknown flag: --nope`},
+		{name: "a stream without a config", args: []string{"--manifests", "-"}, stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", wantCode: cli.ExitFailed, wantStdout: "refresh-config: stream: expected a RefreshConfig to check the release against; found no RefreshConfig in the stream: check the stream as post-rendered with its config"},
 		{name: "unknown flag", args: []string{"--nope"}, wantCode: cli.ExitUsage, wantStderr: "unknown flag: --nope"},
 		{name: "nothing to check", args: nil, wantCode: cli.ExitUsage, wantStderr: "nothing to check"},
 		{name: "missing chart", args: []string{"./no-such-chart"}, wantCode: cli.ExitUsage, wantStderr: "loading chart ./no-such-chart"},
