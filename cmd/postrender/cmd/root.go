@@ -109,5 +109,7 @@ the last entry is the latest failure, not necessarily the latest run. At 1 MiB t
 		},
 	}
 	flags.AddFlags(cmd.Flags())
+	cmd.CompletionOptions.DisableDefaultCmd = true
+	cmd.AddCommand(newObjectsCommand())
 	return cmd
 }
