@@ -3,6 +3,7 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,6 +21,17 @@ func TestWarnsOfOtherWriters(t *testing.T) {
 	const warning = "another writer changed the refresher's annotations"
 	if res := r.refreshOK(); strings.Contains(res.Stderr, warning) {
 		t.Fatalf("a target only the refresher writes: warned\n%s", res.Stderr)
+	}
+	// managedFields times have one-second resolution: the other write must land in a later
+	// second than the refresher's last one to be told from it.
+	dep, err := r.Cluster.Client.AppsV1().Deployments(r.Namespace).Get(t.Context(), deployName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range dep.ManagedFields {
+		if e.Manager == "image-refresh" && e.Time != nil {
+			time.Sleep(time.Until(e.Time.Add(time.Second)))
+		}
 	}
 	patch := `{"metadata":{"annotations":{"` + ingestor.Annotation() + `":"sha256:` + strings.Repeat("0", 64) + `"}}}`
 	if _, err := r.Cluster.Client.AppsV1().Deployments(r.Namespace).Patch(t.Context(), deployName, types.MergePatchType, []byte(patch),
