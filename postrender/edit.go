@@ -286,7 +286,7 @@ func checkNamesFree(inj *injection, objects []object, drop []bool) []*RefusalErr
 				continue
 			}
 			refusals = append(refusals, refuse(ReasonNameTaken,
-				"the release already renders %s, and image-refresh would inject a %s of that name for refresh config %q; rename the config (metadata.name) or the chart's object",
+				"the release already renders %s, and image-refresh would inject a %s of that name for refresh config %q; rename the config (metadata.name) or the chart's object — but if it is the chart's own refresher, turn that off instead: two refreshers of one target are refused (second-writer)",
 				obj.describe(), want.kind, inj.cfg.Metadata.Name))
 		}
 	}
