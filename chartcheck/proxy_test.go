@@ -1,15 +1,11 @@
 package chartcheck
 
 import (
-	"context"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
-
-	"helm.sh/helm/v3/pkg/cli/values"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tracebloc/image-refresh/postrender"
 	"github.com/tracebloc/image-refresh/refresher/config"
@@ -125,42 +121,15 @@ func TestProxyEnv(t *testing.T) {
 // TestChartProxyValues: charts/client's imageRefresh.proxy renders spec.job.env (only the values
 // set, HTTP_PROXY, HTTPS_PROXY, NO_PROXY in that order), and the post-rendered release passes.
 func TestChartProxyValues(t *testing.T) {
-	ch, err := loadChart(clientChart)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vals, err := mergeValues(values.Options{Values: []string{
+	manifest, cfg := renderClientConfig(t,
 		"imageRefresh.proxy.httpsProxy=http://proxy.corp:3128",
 		`imageRefresh.proxy.noProxy=kubernetes.default.svc\,.svc\,10.96.0.0/12`,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := ch.Render(context.Background(), renderOptions{ReleaseName: "stg", Namespace: "tracebloc", Values: vals}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg *config.RefreshConfig
-	for doc := range strings.SplitSeq(string(got.Manifest), "\n---") {
-		var cm struct {
-			Kind string            `json:"kind"`
-			Data map[string]string `json:"data"`
-		}
-		if err := yaml.Unmarshal([]byte(doc), &cm); err != nil || cm.Kind != "ConfigMap" || cm.Data[config.ConfigMapKey] == "" {
-			continue
-		}
-		if cfg, err = config.Parse([]byte(cm.Data[config.ConfigMapKey])); err != nil {
-			t.Fatalf("the rendered config is refused: %v", err)
-		}
-	}
-	if cfg == nil {
-		t.Fatalf("no refresh config rendered:\n%s", got.Manifest)
-	}
+	)
 	want := []config.EnvVar{{Name: "HTTPS_PROXY", Value: "http://proxy.corp:3128"}, {Name: "NO_PROXY", Value: "kubernetes.default.svc,.svc,10.96.0.0/12"}}
 	if !reflect.DeepEqual(cfg.Spec.Job.Env, want) {
 		t.Errorf("spec.job.env = %q, want %q", cfg.Spec.Job.Env, want)
 	}
-	out, err := postrender.Render([]byte(got.Manifest), postrender.Options{})
+	out, err := postrender.Render([]byte(manifest), postrender.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
