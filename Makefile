@@ -82,7 +82,7 @@ test: tools plugin image
 # Fuzz targets, FUZZTIME each (go test -fuzz takes one package and one target at a time).
 # Their committed corpora (<package>/testdata/fuzz/<target>/) also run in every go test.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := ./refresher/config:FuzzParse ./refresher:FuzzDecide ./refresher/registry:FuzzBearerRealm
+FUZZ_TARGETS := ./refresher/config:FuzzParse ./refresher:FuzzDecide ./refresher/registry:FuzzBearerRealm ./postrender:FuzzRender
 fuzz:
 	set -euo pipefail; for target in $(FUZZ_TARGETS); do \
 	  $(GO) test -run '^$$' -fuzz "^$${target#*:}$$" -fuzztime $(FUZZTIME) "$${target%%:*}"; \

@@ -377,8 +377,8 @@ func (inj *injection) cronJob() any {
 }
 
 // The injected objects' shapes: the few fields of the Kubernetes types the post-renderer sets,
-// in kubectl's field order. The Kubernetes API types are not imported, to keep the binary free
-// of client libraries.
+// in kubectl's field order: the emitter writes these, not the Kubernetes API types (which
+// edit.go decodes the rendered objects into), so the injected YAML keeps kubectl's order.
 type typeMeta struct {
 	APIVersion string `yaml:"apiVersion"`
 	Kind       string `yaml:"kind"`

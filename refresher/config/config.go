@@ -25,7 +25,8 @@ const (
 	// ConfigLabel marks the ConfigMap that carries the document; its value is "true".
 	ConfigLabel = "image-refresh.io/config"
 
-	// FieldManager is the server-side field manager of every patch the refresher sends.
+	// FieldManager is the field manager (managedFields) of every strategic-merge patch the
+	// refresher sends.
 	FieldManager = "image-refresh"
 	// RestartedAtAnnotation is the pod-template annotation kubectl rollout restart sets.
 	RestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"

@@ -15,7 +15,7 @@ const MaxExpansion = 10
 // Decode reads one rendered object (a YAML or JSON document) into a Kubernetes API type the way
 // Helm's kube client and the API server read it: sigs.k8s.io/yaml converts YAML to JSON
 // (goyaml.v2: anchors, aliases and "<<" merge keys resolved; of duplicate mapping keys the last
-// wins, and a merge key does not override keys set explicitly before it), then the JSON is
+// wins, and a merge key after an explicit key overrides it, as goyaml.v2 does), then the JSON is
 // decoded case-sensitively, as the API server does (sigs.k8s.io/json). An object whose expanded
 // form exceeds MaxExpansion times its size is refused (alias amplification).
 func Decode(raw []byte, into any) error {

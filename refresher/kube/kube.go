@@ -1,5 +1,6 @@
 // Package kube is the refresher's Kubernetes client: the few API calls a tick makes, over
-// client-go's REST machinery with a scheme of only the API group it reads. client-go's typed
+// client-go's REST machinery with a scheme of only the API groups it reads (apps, events, batch,
+// core: Deployments, Events, CronJobs and Pods for refresher status). client-go's typed
 // clientset (even one typed client) links the scheme of every Kubernetes API group, which
 // would double the refresher binary and its image.
 package kube
