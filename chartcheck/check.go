@@ -248,6 +248,7 @@ func (c *Check) checkRendered(rendered *renderOutput, namespace string, expect *
 	in := scenarioInput{
 		postRendered: true, postRenderErr: rendered.PostRenderErr, expect: expect,
 		allowExternalKeys: setup.opts.AllowExternalKeys, configGiven: setup.configFile != "", namespace: namespace,
+		chartCarriesRefresher: chartCarriesRefresher(rendered.Manifest),
 	}
 	if rendered.PostRenderErr == nil {
 		in.given = given
@@ -269,6 +270,9 @@ type scenarioInput struct {
 	given       *config.RefreshConfig
 	// namespace is the release namespace ("" for a --manifests stream).
 	namespace string
+	// chartCarriesRefresher: the chart's own output, before post-rendering, holds the refresher's
+	// CronJob (charts/image-refresh carries the post-renderer's objects; see chartCarriesRefresher).
+	chartCarriesRefresher bool
 }
 
 // checkScenario runs the built-in contract, then the expectations, over one stream without a
@@ -281,7 +285,7 @@ func checkScenario(s *stream, postRendered bool, postRenderErr error, expect *ex
 // without a config, none given and none expected absent fails: nothing would be checked.
 func checkStream(s *stream, in scenarioInput) []CheckResult {
 	cs := &checkSet{}
-	c := &contract{stream: s, allowExternalKeys: in.allowExternalKeys}
+	c := &contract{stream: s, allowExternalKeys: in.allowExternalKeys, chartCarriesRefresher: in.chartCarriesRefresher}
 	c.presetGivenConfig(in.given, in.namespace)
 	c.check(cs, in.postRendered, in.postRenderErr)
 	if c.cfg == nil && c.configDoc == nil && !in.configGiven && (in.expect == nil || in.expect.Config != absent) {

@@ -49,6 +49,9 @@ type contract struct {
 	cronJob    *batchv1.CronJob
 	// allowExternalKeys: the keys ConfigMap of spec.verification may be outside the stream.
 	allowExternalKeys bool
+	// chartCarriesRefresher: the chart itself renders the refresher's CronJob, which the
+	// post-renderer then replaced with its identical own (scenarioInput).
+	chartCarriesRefresher bool
 	// guardNamespace is the namespace the post-renderer names the admission guard after: the
 	// config's, else its ConfigMap's as the stream says it ("" when neither says one: the
 	// post-renderer cannot see the release namespace, and matches the request's instead).

@@ -53,10 +53,24 @@ func (c *contract) addWritersCheck(cs *checkSet) {
 
 // injectedOnly reports whether the refresher's CronJob is the post-renderer's (its managed-by
 // label) and no template of the chart renders it (Helm names a template <chart>/templates/...;
-// the post-renderer writes no "# Source:", and image-refresh/injected.yaml under Helm 4). An
-// upgrade without the post-renderer then deletes it with its RBAC, whether or not the chart
-// renders the config.
+// the post-renderer writes no "# Source:", and image-refresh/injected.yaml under Helm 4), nor
+// did the chart's own output before post-rendering (the post-renderer replaces the copy a chart
+// carries through charts/image-refresh with its own). An upgrade without the post-renderer then
+// deletes it with its RBAC, whether or not the chart renders the config.
 func (c *contract) injectedOnly() bool {
 	d := c.cronJobDoc
-	return d != nil && d.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue && !strings.Contains(d.Source, "/templates/")
+	return !c.chartCarriesRefresher && d != nil && d.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue &&
+		!strings.Contains(d.Source, "/templates/")
+}
+
+// chartCarriesRefresher reports whether a chart's own output (before post-rendering) holds a
+// CronJob labelled as the post-renderer's: the chart carries the refresh objects itself.
+func chartCarriesRefresher(manifest []byte) bool {
+	s, err := parseStream(manifest)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(s.OfKind("CronJob"), func(d *document) bool {
+		return d.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue
+	})
 }

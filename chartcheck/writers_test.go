@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chart"
+
 	"github.com/tracebloc/image-refresh/postrender"
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
@@ -131,17 +133,32 @@ func TestWritersOnTheTraceblocLikeChart(t *testing.T) {
 	for _, tc := range []struct {
 		name                 string
 		refresh, autoUpgrade bool
-		refusal              string
-		status               Status
-		warning              string
+		// carries: the chart renders the refresh objects itself (charts/image-refresh: what
+		// postrender objects writes), which survive its in-cluster upgrade.
+		carries bool
+		refusal string
+		status  Status
+		warning string
 	}{
 		{name: "defaults", refresh: true, autoUpgrade: true,
 			refusal: `refused (second-writer): refresh config "rel-refresher": document 10, tracebloc-like/templates/image-refresh-cronjob.yaml: CronJob tb/rel-image-refresh runs as ServiceAccount tb/rel-image-refresh, which may write Deployment tb/rel-jobs-manager (patch through Role tb/rel-image-refresh bound by RoleBinding tb/rel-image-refresh)`},
 		{name: "the chart's refresh CronJob off", autoUpgrade: true, status: StatusWarn,
 			warning: `CronJob "rel-auto-upgrade" (document 6, tracebloc-like/templates/auto-upgrade-cronjob.yaml): CronJob tb/rel-auto-upgrade runs helm upgrade in the cluster without --post-renderer`},
 		{name: "both off", status: StatusPass},
+		{name: "auto-upgrade on, the chart carries the refresh objects", autoUpgrade: true, carries: true, status: StatusPass},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			ch := ch
+			if tc.carries {
+				objects, err := postrender.Objects(postrender.Options{Config: cfg})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ch, err = loadChart("../testdata/charts/tracebloc-like"); err != nil {
+					t.Fatal(err)
+				}
+				ch.chart.Templates = append(ch.chart.Templates, &chart.File{Name: "templates/image-refresh.yaml", Data: objects})
+			}
 			values := map[string]any{"imageRefresh": map[string]any{"enabled": tc.refresh}, "autoUpgrade": map[string]any{"enabled": tc.autoUpgrade}}
 			out, err := ch.Render(context.Background(), renderOptions{ReleaseName: "rel", Namespace: "tb", Values: values}, postrender.New(postrender.Options{Config: cfg}))
 			if err != nil {
@@ -162,7 +179,7 @@ func TestWritersOnTheTraceblocLikeChart(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.DefaultNamespace("tb")
-			r := resultOf(checkScenario(s, true, nil, nil, false), writersCheck)
+			r := resultOf(checkStream(s, scenarioInput{postRendered: true, chartCarriesRefresher: chartCarriesRefresher(out.Manifest)}), writersCheck)
 			if r.Status != tc.status || !strings.HasPrefix(r.Warning, tc.warning) {
 				t.Errorf("%s: status %s, warning %q, findings %v; want %s, %q", writersCheck, r.Status, r.Warning, r.Findings, tc.status, tc.warning)
 			}
