@@ -30,16 +30,6 @@ const (
 	ReasonRolledBack  = "RolledBack"
 )
 
-// progressDeadlineExceeded reports whether the Deployment controller gave up on the rollout.
-func progressDeadlineExceeded(dep *appsv1.Deployment) bool {
-	for _, c := range dep.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
-			return true
-		}
-	}
-	return false
-}
-
 // failedRollout says why the rollout of the last change this refresher wrote for the image
 // failed, "" when it did not (or there is none): that rollout is still in flight (inFlight),
 // the audit annotation still records the digest, and the rollout exceeded its progress
@@ -49,7 +39,7 @@ func failedRollout(dep *appsv1.Deployment, annotation string, prev Status, pendi
 		!config.ValidDigest(prev.Digest) || prev.Digest != annotation || prev.Digest == prev.Quarantined {
 		return ""
 	}
-	if progressDeadlineExceeded(dep) {
+	if _, exceeded := progressDeadlineExceeded(dep); exceeded {
 		return fmt.Sprintf("the rollout of %s (generation %d) %s", prev.Digest, prev.Generation, pending)
 	}
 	applied := prev.Applied

@@ -6,6 +6,17 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 )
 
+// progressDeadlineExceeded reports whether the Deployment controller gave up on the rollout
+// (condition Progressing with reason ProgressDeadlineExceeded), and the condition's message.
+func progressDeadlineExceeded(dep *appsv1.Deployment) (message string, exceeded bool) {
+	for _, c := range dep.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+			return c.Message, true
+		}
+	}
+	return "", false
+}
+
 // RolloutPending says why the Deployment's last rollout is not complete, "" when it is:
 // the controller has observed the current generation, every desired replica is updated and
 // ready and no old one remains, and the rollout did not exceed its progress deadline. A
@@ -13,10 +24,8 @@ import (
 // is restarted at most once.
 func RolloutPending(dep *appsv1.Deployment) string {
 	st := dep.Status
-	for _, c := range st.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
-			return fmt.Sprintf("its rollout exceeded its progress deadline (%s)", c.Message)
-		}
+	if message, exceeded := progressDeadlineExceeded(dep); exceeded {
+		return fmt.Sprintf("its rollout exceeded its progress deadline (%s)", message)
 	}
 	if st.ObservedGeneration < dep.Generation {
 		return fmt.Sprintf("the Deployment controller has not observed generation %d yet (observed %d)", dep.Generation, st.ObservedGeneration)
