@@ -3,7 +3,6 @@ package chartcheck
 import (
 	"os"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 
@@ -104,16 +103,7 @@ func TestProxyEnv(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, results := editStream(t, tc.stream, tc.edits, "")
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
-			}
-			want := StatusPass
-			if len(tc.want) > 0 {
-				want = StatusFail
-			}
-			if r := resultOf(results, cronJobConfigCheck); r.Status != want {
-				t.Errorf("check %s is %q, want %q", cronJobConfigCheck, r.Status, want)
-			}
+			wantCheck(t, got, results, cronJobConfigCheck, tc.want)
 		})
 	}
 }

@@ -71,16 +71,7 @@ func TestSetImage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, results := editStream(t, stream, tc.edits, "")
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
-			}
-			want := StatusPass
-			if len(tc.want) > 0 {
-				want = StatusFail
-			}
-			if r := resultOf(results, setImageCheck); r.Status != want {
-				t.Errorf("check %s is %q, want %q", setImageCheck, r.Status, want)
-			}
+			wantCheck(t, got, results, setImageCheck, tc.want)
 			if r := resultOf(results, rolloutRestartCheck); r.Status != StatusPass {
 				t.Errorf("check %s is %q, want pass: no image is rollout-restart", rolloutRestartCheck, r.Status)
 			}
@@ -114,4 +105,20 @@ func TestSetImage(t *testing.T) {
 			}
 		}
 	})
+}
+
+// wantCheck requires the findings of an edited stream to be want, and check to have failed
+// exactly when want is not empty.
+func wantCheck(t *testing.T, got []string, results []CheckResult, check string, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	status := StatusPass
+	if len(want) > 0 {
+		status = StatusFail
+	}
+	if r := resultOf(results, check); r.Status != status {
+		t.Errorf("check %s is %q, want %q", check, r.Status, status)
+	}
 }

@@ -422,21 +422,28 @@ func TestVerificationRequired(t *testing.T) {
 }
 
 func TestMarshalRoundTrip(t *testing.T) {
-	cfg, err := Parse([]byte(withImages(restartImage, strings.Replace(setEnvImage, "action:", "verify: false, action:", 1)) +
-		"  verification: {keysConfigMap: release-keys, recheckAfter: 10m}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := cfg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := Parse(data)
-	if err != nil {
-		t.Fatalf("re-parsing marshalled config: %v\n%s", err, data)
-	}
-	if !reflect.DeepEqual(cfg, again) {
-		t.Errorf("round trip changed the config:\n%s", data)
+	for name, doc := range map[string]string{
+		"verification": withImages(restartImage, strings.Replace(setEnvImage, "action:", "verify: false, action:", 1)) +
+			"  verification: {keysConfigMap: release-keys, recheckAfter: 10m}\n",
+		"job env, in its order": withJob(`{env: [{name: NO_PROXY, value: '.svc'}, {name: HTTPS_PROXY, value: 'http://p:3128'}]}`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := Parse([]byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := cfg.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := Parse(data)
+			if err != nil {
+				t.Fatalf("re-parsing marshalled config: %v\n%s", err, data)
+			}
+			if !reflect.DeepEqual(cfg, again) {
+				t.Errorf("round trip changed the config:\n%s", data)
+			}
+		})
 	}
 }
 

@@ -92,20 +92,3 @@ func TestJobEnv(t *testing.T) {
 }
 
 // TestJobEnvRoundTrip: the env survives the ConfigMap the post-renderer writes, in order.
-func TestJobEnvRoundTrip(t *testing.T) {
-	cfg, err := Parse([]byte(withJob(`{env: [{name: NO_PROXY, value: '.svc'}, {name: HTTPS_PROXY, value: 'http://p:3128'}]}`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := cfg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := Parse(data)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, data)
-	}
-	if !reflect.DeepEqual(again.Spec.Job.Env, cfg.Spec.Job.Env) {
-		t.Errorf("after a round trip env = %q, want %q", again.Spec.Job.Env, cfg.Spec.Job.Env)
-	}
-}
