@@ -16,8 +16,8 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/cli/values"
 
-	"github.com/tracebloc/image-refresh/e2e/tools"
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/postrender"
 	"github.com/tracebloc/image-refresh/refresher/config"
 )

@@ -11,7 +11,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/cli/values"
 
-	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 )
 
 // TestRenderMatchesHelmTemplate: chartcheck's in-process render plus post-render is what the real

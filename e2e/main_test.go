@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
-	"github.com/tracebloc/image-refresh/e2e/tools"
 	"github.com/tracebloc/image-refresh/internal/ociimage"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
 

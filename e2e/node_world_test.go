@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
-	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 )
 
 // The node world (harness.NodeWorld) is separate from the loopback world, whose scenarios

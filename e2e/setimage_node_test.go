@@ -7,7 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
-	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/refresher"
 )
 

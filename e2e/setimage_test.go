@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
-	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/refresher"
 )
 

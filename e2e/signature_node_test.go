@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
-	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/refresher"
 	"github.com/tracebloc/image-refresh/refresher/signature"
 )

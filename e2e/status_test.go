@@ -18,8 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
-	"github.com/tracebloc/image-refresh/e2e/tools"
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/refresher"
 )
 

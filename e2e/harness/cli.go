@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 )
 
 // cliTimeout bounds every helm and kubectl invocation.

@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/tracebloc/image-refresh/e2e/tools"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 )
 
 // Registry is Debian's docker-registry (distribution) on loopback with token authentication

@@ -13,8 +13,8 @@ import (
 	"helm.sh/helm/v3/pkg/cli/values"
 
 	"github.com/tracebloc/image-refresh/chartcheck"
-	"github.com/tracebloc/image-refresh/e2e/tools"
 	"github.com/tracebloc/image-refresh/internal/cli"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/internal/version"
 )
 

@@ -1,6 +1,8 @@
-// Package tools locates the real components built by build.sh (helm v3 and v4, kube-apiserver,
-// kube-controller-manager, kubectl, etcd, docker-registry; for the node kubelet, kube-proxy,
-// kube-scheduler, containerd, runc, the CNI plugins and iptables; cosign v3 and v2) for tests.
+// Package tools locates the real components e2e/tools/build.sh builds (helm v3 and v4,
+// kube-apiserver, kube-controller-manager, kubectl, etcd, docker-registry; for the node kubelet,
+// kube-proxy, kube-scheduler, containerd, runc, the CNI plugins and iptables; cosign v3 and v2)
+// at the versions of e2e/tools/versions.env, for the tests of any package: test support lives
+// here, so nothing outside e2e/ links e2e/.
 package tools
 
 import (
@@ -61,13 +63,16 @@ func Dir() string {
 	return filepath.Join(home, ".cache", "image-refresh-tools")
 }
 
-// Versions reads versions.env, the one place the tool versions are recorded.
+// versionsFile is e2e/tools/versions.env from this package's directory: build.sh reads it too.
+const versionsFile = "../../../e2e/tools/versions.env"
+
+// Versions reads e2e/tools/versions.env, the one place the tool versions are recorded.
 func Versions() (map[string]string, error) {
 	_, self, _, ok := runtime.Caller(0)
 	if !ok {
 		return nil, fmt.Errorf("locating versions.env: no caller information")
 	}
-	f, err := os.Open(filepath.Join(filepath.Dir(self), "versions.env"))
+	f, err := os.Open(filepath.Join(filepath.Dir(self), filepath.FromSlash(versionsFile)))
 	if err != nil {
 		return nil, fmt.Errorf("reading tool versions: %w", err)
 	}
