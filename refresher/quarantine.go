@@ -60,10 +60,9 @@ func failedRollout(dep *appsv1.Deployment, annotation string, prev Status, pendi
 // digest is quarantined without a rollback.
 func quarantineOutcome(dep *appsv1.Deployment, img config.Image, digest string, live Live, change Change, prev Status, pending, noRollback string, p tickSettings) (imageOutcome, bool) {
 	now := p.now.UTC().Format(time.RFC3339)
-	timeout := p.rolloutTimeout
-	if timeout <= 0 {
-		timeout = config.DefaultRolloutTimeout
-	}
+	// Zero (a plan outside Run) is an unset spec.rolloutTimeout: the config's default, never
+	// "at once". The config says what unset means, once.
+	timeout := config.Spec{RolloutTimeout: config.Duration(p.rolloutTimeout)}.EffectiveRolloutTimeout()
 	if why := failedRollout(dep, live.Annotation, prev, pending, p.now, timeout); why != "" {
 		bad := prev.Digest
 		if img.Action.Pins() && live.pinned(img.Action) == bad && config.ValidDigest(prev.Previous) && prev.Previous != bad && noRollback == "" {
