@@ -2,6 +2,8 @@ package refresher
 
 import (
 	"encoding/json"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,14 +140,19 @@ func TestRunForgedQuarantineHoldsNothing(t *testing.T) {
 }
 
 // TestStatusEncodeIsBounded: whatever the error holds — characters JSON escapes (`"`, `\`,
-// controls), `<>&`, separators, bidi overrides, invalid UTF-8 — and however large what was read
-// back, the encoded annotation is at most contract.StatusMaxBytes (the admission guard's bound),
+// controls), `<>&`, separators, bidi overrides, invalid UTF-8, non-ASCII — beside every other
+// field set, and however large what was read back, the encoded annotation is at most contract.StatusMaxBytes (the admission guard's bound),
 // decodes, and its error is one printable line.
 func TestStatusEncodeIsBounded(t *testing.T) {
 	d := digestOf('a')
 	full := Status{State: StateFailed, Since: "2026-07-01T12:00:00Z", Digest: d, Generation: 1 << 62, WaitingSince: "2026-07-01T12:00:00Z",
 		Applied: "2026-07-01T12:00:00Z", Previous: d, Quarantined: d, Pending: d, PendingSince: "2026-07-01T12:00:00Z",
 		Refused: Refusal{Digest: d, Reason: "signature-invalid", Keys: strings.Repeat("f", 64), At: "2026-07-01T12:00:00Z"}}
+	// full must set every field but the error (which each case sets), or the bound is not
+	// tested against the largest status.
+	assertEveryField(t, reflect.ValueOf(full), "Status", "Error")
+	fullError := full
+	fullError.Error = strings.Repeat(`<"é€`+"\u2028\u202e", 1000)
 	longTime := "2026-07-01T12:00:00." + strings.Repeat("0", 3900) + "Z" // RFC 3339 to time.Parse
 	for _, tc := range []struct {
 		name string
@@ -160,6 +167,8 @@ func TestStatusEncodeIsBounded(t *testing.T) {
 		{name: "invalid UTF-8", err: strings.Repeat("\xff", 5000)},
 		{name: "a forged plan line", err: "500 Internal Server Error\npatch Deployment default/evil: {}"},
 		{name: "every field full", prev: full, err: strings.Repeat(`"\`, 3000)},
+		{name: "every field full, an error of <, \" and non-ASCII", prev: full, err: strings.Repeat(`<"é€`+"\u2028", 1500)},
+		{name: "every field full and such an error read back", prev: fullError},
 		{name: "an error read back", prev: Status{State: StateWaiting, Since: "2026-07-01T11:00:00Z", Error: strings.Repeat("<\u2028", 1300)}},
 		{name: "a forged time of 3900 digits read back", prev: Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Applied: longTime, Digest: d}, err: "boom"},
 	} {
@@ -192,6 +201,21 @@ func TestStatusEncodeIsBounded(t *testing.T) {
 	s := statusAfter(full, StateWaiting, `rollout "x" <not complete> & \ waiting`, clock)
 	if got := parseStatus(s.encode(), readNow); got != s {
 		t.Errorf("round trip\n got %+v\nwant %+v", got, s)
+	}
+}
+
+// assertEveryField fails unless every field of v (a struct, recursively) but skip is set.
+func assertEveryField(t *testing.T, v reflect.Value, path string, skip ...string) {
+	t.Helper()
+	for i := range v.NumField() {
+		f, name := v.Field(i), v.Type().Field(i).Name
+		switch {
+		case slices.Contains(skip, name):
+		case f.Kind() == reflect.Struct:
+			assertEveryField(t, f, path+"."+name)
+		case f.IsZero():
+			t.Errorf("%s.%s is not set", path, name)
+		}
 	}
 }
 
