@@ -79,10 +79,11 @@ test: tools plugin image
 	$(GO) test -count=1 -timeout 30m -parallel 4 ./...
 	$(MAKE) fuzz
 
-# Fuzz targets, FUZZTIME each (go test -fuzz takes one package and one target at a time).
+# Every fuzz target of the module, FUZZTIME each (go test -fuzz takes one package and one target
+# at a time), found in the sources so a new one cannot be left out: <package dir>:<FuzzX>.
 # Their committed corpora (<package>/testdata/fuzz/<target>/) also run in every go test.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := ./refresher/config:FuzzParse ./refresher:FuzzDecide ./refresher/registry:FuzzBearerRealm ./postrender:FuzzRender
+FUZZ_TARGETS := $(shell grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | sed -E 's|^(.*)/[^/]*:func |\1:|' | sort)
 fuzz:
 	set -euo pipefail; for target in $(FUZZ_TARGETS); do \
 	  $(GO) test -run '^$$' -fuzz "^$${target#*:}$$" -fuzztime $(FUZZTIME) "$${target%%:*}"; \
