@@ -161,7 +161,7 @@ func waitCrashLoop(t *testing.T, r *release) {
 	})
 }
 
-// Issue 12, on the node: a jobs-manager digest that crash-loops is restarted exactly once. Each
+// No restart storm, on the node: a jobs-manager digest that crash-loops is restarted exactly once. Each
 // next tick waits for that rollout (exit 0, a Waiting Event each, the Deployment written only
 // when the wait begins) until spec.waitTimeout (1m), then fails (exit 1, written once) — never
 // a second restart while the rollout is stuck. Once a human undoes the rollout, the next tick restarts once to the new
@@ -260,7 +260,7 @@ func TestNodeNoRestartStorm(t *testing.T) {
 	t.Logf("jobs-manager Events:\n%s", strings.Join(events(t, r, jobsManager), "\n"))
 }
 
-// Issue 13, soak on the node: with imageRefresh.soak, a tag pushed twice within the soak is
+// Soak on the node: with imageRefresh.soak, a tag pushed twice within the soak is
 // applied once — the last digest — and only after it stayed unchanged for the soak.
 func TestNodeSoak(t *testing.T) {
 	t.Parallel()
@@ -337,7 +337,7 @@ func envOrEmpty(s *harness.State) string {
 	return v
 }
 
-// Issue 13, platform gate on the node: with imageRefresh.platforms [linux/amd64, linux/arm64],
+// Platform gate on the node: with imageRefresh.platforms [linux/amd64, linux/arm64],
 // an ingestor index pushed without arm64 is refused (failed, platform-missing, exit 1, nothing
 // written), the next full index is applied and its ingestion Job runs on the node. `refresher
 // status` then shows what the pods run.
@@ -406,7 +406,7 @@ func TestNodePlatformGate(t *testing.T) {
 	}
 }
 
-// Issue 13, quarantine and rollback on the node: an ingestor digest whose consumer never becomes
+// Quarantine and rollback on the node: an ingestor digest whose consumer never becomes
 // Ready (its ingestion Job fails, jobs-manager crash-loops) exceeds the progress deadline; the
 // next tick sets the env back to the previous digest in one patch and quarantines the bad one;
 // later ticks do not try it again; a new push is applied.

@@ -18,7 +18,7 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/registry"
 )
 
-// Issue 21, on real parts: two docker-registry instances, each with its token server. The
+// Credentials never cross registries, on real parts: two docker-registry instances, each with its token server. The
 // pull secret holds credentials for "good" only, whose repository is private; "evil" sits
 // behind a front that rewrites its challenge to name good's realm and service, for a
 // repository of the same path. Within one run (one resolver), in either order, evil never

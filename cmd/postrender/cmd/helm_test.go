@@ -72,8 +72,8 @@ func TestHelm3PostRenderer(t *testing.T) {
 		assertCronJobs(t, out, 0)
 	})
 	t.Run("a merge key carrying the set-env variable is refused", func(t *testing.T) {
-		// Issue 10: kyaml lookups did not follow "<<", so this chart was accepted and every
-		// helm upgrade reset the refreshed digest.
+		// kyaml lookups once did not follow "<<", so this chart was accepted and every helm
+		// upgrade reset the refreshed digest.
 		chart := t.TempDir()
 		writeChart(t, chart, map[string]string{
 			"Chart.yaml": "apiVersion: v2\nname: merge-key\nversion: 0.1.0\n",
