@@ -38,10 +38,10 @@ func TestContractRefusals(t *testing.T) {
 		reason Reason
 		want   string
 	}{{
-		name:   "target outside the Role's namespace",
-		in:     configIn("tracebloc", "target: {name: web, container: api}", "target: {name: web, namespace: other, container: api}") + withNamespace(webDeployment(floatingContainer), "other"),
+		name:   "target in another namespace than the release's, which the RoleBinding there cannot name",
+		in:     configIn("", "target: {name: web, container: api}", "target: {name: web, namespace: other, container: api}") + withNamespace(webDeployment(floatingContainer), "other"),
 		reason: ReasonRBACNamespace,
-		want:   `target Deployment other/web is outside namespace "tracebloc", where the refresher's Role`,
+		want:   `target Deployment other/web is in namespace "other", where the refresher's RoleBinding must name the namespace of the refresher's ServiceAccount`,
 	}, {
 		name:   "merge key carries the set-env variable with a value",
 		in:     configIn("") + anchoredDeployment(`{image: "example.com/web:prod", imagePullPolicy: Always, env: [{name: WORKER_DIGEST, value: "sha256:old"}]}`, "        <<: *defaults\n"),

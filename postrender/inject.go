@@ -34,9 +34,11 @@ const (
 type injection struct {
 	cfg    *config.RefreshConfig
 	source *configSource
-	// namespace of every injected object: the config's metadata.namespace, else the
-	// namespace of the chart's config ConfigMap, else none (the release namespace).
+	// namespace of every injected object but the Roles of other namespaces: the config's metadata.namespace, else
+	// the namespace of the chart's config ConfigMap, else none (the release namespace).
 	namespace string
+	// grants are the Roles to inject, the first in namespace (contract.Grants).
+	grants []contract.Grant
 	// configMapName is the ConfigMap the CronJob mounts.
 	configMapName string
 	// filename is set when the input came from Helm 4.
@@ -45,6 +47,7 @@ type injection struct {
 
 func newInjection(src *configSource, objects []object) *injection {
 	inj := &injection{cfg: src.cfg, source: src, namespace: contract.RoleNamespace(src.cfg, src.configMapNamespace(), "")}
+	inj.grants = contract.Grants(contract.Targets(src.cfg, src.configMapNamespace(), ""), inj.namespace)
 	if src.configMap != nil {
 		inj.configMapName = src.configMap.name
 	} else {
@@ -63,10 +66,15 @@ type kindName struct {
 	kind, name string
 	// cluster marks a cluster-scoped kind: its name is taken whatever namespace a document says.
 	cluster bool
+	// namespace is set for the Role and RoleBinding of a target namespace other than the injection's.
+	namespace string
 }
 
 // inNamespace reports whether obj lies where an object k of the injection in namespace would.
 func (k kindName) inNamespace(obj object, namespace string) bool {
+	if k.namespace != "" {
+		namespace = k.namespace
+	}
 	return k.cluster || sameNamespace(obj.namespace, namespace)
 }
 
@@ -114,6 +122,9 @@ func (inj *injection) names() []kindName {
 		kindName{kind: "Role", name: name},
 		kindName{kind: "RoleBinding", name: name},
 		kindName{kind: "CronJob", name: name})
+	for _, g := range inj.grants[1:] {
+		out = append(out, kindName{kind: "Role", name: name, namespace: g.Namespace}, kindName{kind: "RoleBinding", name: name, namespace: g.Namespace})
+	}
 	if inj.cfg.Spec.Job.GuardEnabled() {
 		out = append(out, inj.guardKindNames()...)
 	}
@@ -130,7 +141,10 @@ func (inj *injection) render() ([]byte, error) {
 		}
 		objects = append(objects, cm)
 	}
-	objects = append(objects, inj.serviceAccount(), inj.role(), inj.roleBinding(), inj.cronJob())
+	objects = append(objects, inj.serviceAccount(), inj.role(inj.grants[0]), inj.roleBinding(inj.grants[0]), inj.cronJob())
+	for _, g := range inj.grants[1:] {
+		objects = append(objects, inj.role(g), inj.roleBinding(g))
+	}
 	if inj.cfg.Spec.Job.GuardEnabled() {
 		guard, err := inj.guard()
 		if err != nil {
@@ -189,37 +203,32 @@ func (inj *injection) serviceAccount() any {
 	}{typeMeta{"v1", "ServiceAccount"}, inj.meta(inj.cfg.Metadata.Name, nil)}
 }
 
-// role grants exactly what the refresher does: get and patch the floating images' target
-// Deployments, by name, and create Events (events.k8s.io) about them, reading and patching one
-// to count a repeating outcome (contract.EventVerbs). Events cannot be limited by name.
-func (inj *injection) role() any {
+// role grants exactly what the refresher does in one namespace (contract.Grants): get and patch the floating
+// images' targets there, by resource and name, and create Events (events.k8s.io) about them, reading and patching
+// one to count a repeating outcome (contract.EventVerbs). Events cannot be limited by name.
+func (inj *injection) role(g contract.Grant) any {
 	type rule struct {
 		APIGroups     []string `yaml:"apiGroups"`
 		Resources     []string `yaml:"resources"`
 		ResourceNames []string `yaml:"resourceNames,omitempty"`
 		Verbs         []string `yaml:"verbs"`
 	}
+	var rules []rule
+	for _, t := range g.Targets {
+		rules = append(rules, rule{APIGroups: []string{"apps"}, Resources: []string{t.Resource}, ResourceNames: t.Names, Verbs: contract.TargetVerbs})
+	}
+	rules = append(rules, rule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: contract.EventVerbs})
+	meta := inj.meta(inj.cfg.Metadata.Name, nil)
+	meta.Namespace = g.Namespace
 	return struct {
 		typeMeta `yaml:",inline"`
 		Metadata objectMeta `yaml:"metadata"`
 		Rules    []rule     `yaml:"rules"`
-	}{
-		typeMeta{"rbac.authorization.k8s.io/v1", "Role"},
-		inj.meta(inj.cfg.Metadata.Name, nil),
-		[]rule{{
-			APIGroups:     []string{"apps"},
-			Resources:     []string{"deployments"},
-			ResourceNames: inj.cfg.FloatingTargetNames(),
-			Verbs:         []string{"get", "patch"},
-		}, {
-			APIGroups: []string{"events.k8s.io"},
-			Resources: []string{"events"},
-			Verbs:     contract.EventVerbs,
-		}},
-	}
+	}{typeMeta{"rbac.authorization.k8s.io/v1", "Role"}, meta, rules}
 }
 
-func (inj *injection) roleBinding() any {
+// roleBinding binds the Role of one namespace to the refresher's ServiceAccount, which lives in the injection's.
+func (inj *injection) roleBinding(g contract.Grant) any {
 	type ref struct {
 		APIGroup  string `yaml:"apiGroup,omitempty"`
 		Kind      string `yaml:"kind"`
@@ -227,6 +236,8 @@ func (inj *injection) roleBinding() any {
 		Namespace string `yaml:"namespace,omitempty"`
 	}
 	name := inj.cfg.Metadata.Name
+	meta := inj.meta(name, nil)
+	meta.Namespace = g.Namespace
 	return struct {
 		typeMeta `yaml:",inline"`
 		Metadata objectMeta `yaml:"metadata"`
@@ -234,7 +245,7 @@ func (inj *injection) roleBinding() any {
 		Subjects []ref      `yaml:"subjects"`
 	}{
 		typeMeta{"rbac.authorization.k8s.io/v1", "RoleBinding"},
-		inj.meta(name, nil),
+		meta,
 		ref{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
 		// Without a namespace the subject is the ServiceAccount in the binding's namespace.
 		[]ref{{Kind: "ServiceAccount", Name: name, Namespace: inj.namespace}},

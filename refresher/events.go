@@ -128,7 +128,7 @@ func (t *target) emitEvents(ctx context.Context, opts Options, waitTimeout time.
 			Type:                typ,
 			Note:                truncate(printable(note), maxNoteBytes), // its errors, reasons and env are outside text
 			Regarding: corev1.ObjectReference{
-				APIVersion: "apps/v1", Kind: "Deployment", Namespace: t.key.Namespace, Name: t.key.Name,
+				APIVersion: "apps/v1", Kind: t.key.Kind, Namespace: t.key.Namespace, Name: t.key.Name,
 			},
 		}
 		if t.dep != nil {

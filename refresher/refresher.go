@@ -48,6 +48,8 @@ const targetConcurrency = 8
 type Kube interface {
 	GetDeployment(ctx context.Context, namespace, name string) (*appsv1.Deployment, error)
 	PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error)
+	GetDaemonSet(ctx context.Context, namespace, name string) (*appsv1.DaemonSet, error)
+	PatchDaemonSet(ctx context.Context, namespace, name string, patch []byte, fieldManager string) error
 	// CreateEvent creates an events.k8s.io/v1 Event. A failure is logged, never fails a tick.
 	CreateEvent(ctx context.Context, event *eventsv1.Event) error
 	// GetEvent reads an Event; PatchEvent applies a JSON merge patch to one (its series).
@@ -252,8 +254,13 @@ func newReport(cfg *config.RefreshConfig, namespace string) (Report, []floatingI
 	return report, floating, nil
 }
 
-// targetName is how reports and logs name a target: namespace/name.
-func targetName(key config.TargetKey) string { return key.Namespace + "/" + key.Name }
+// targetName is how reports and logs name a target: namespace/name for a Deployment, the kind first for another.
+func targetName(key config.TargetKey) string {
+	if key.Kind != config.KindDeployment {
+		return key.Kind + " " + key.Namespace + "/" + key.Name
+	}
+	return key.Namespace + "/" + key.Name
+}
 
 // refreshTargets resolves the floating images and applies each target as soon as the last of
 // its images is resolved, so the API work overlaps the remaining registry lookups. It fills in
@@ -334,12 +341,11 @@ type target struct {
 func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Options, g gates) []byte {
 	// Lookups finish in any order; plan in config order so the patch is deterministic.
 	slices.SortFunc(t.images, func(a, b targetImage) int { return a.index - b.index })
-	namespace, name := t.key.Namespace, t.key.Name
 	var patch []byte
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		dep, err := opts.Kube.GetDeployment(ctx, namespace, name)
+		dep, err := getTarget(ctx, opts.Kube, t.key)
 		if err != nil {
-			return fmt.Errorf("reading Deployment %s/%s: %w", namespace, name, err)
+			return err
 		}
 		t.dep = dep
 		p := tickSettings{now: opts.Now(), began: opts.began, waitTimeout: cfg.Spec.EffectiveWaitTimeout(), rolloutTimeout: cfg.Spec.EffectiveRolloutTimeout()}
@@ -356,11 +362,7 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 				ti.intended = ti.report.Digest
 			}
 		}
-		_, err = opts.Kube.PatchDeployment(ctx, namespace, name, patch, config.FieldManager)
-		if err != nil {
-			return fmt.Errorf("patching Deployment %s/%s: %w", namespace, name, err)
-		}
-		return nil
+		return patchTarget(ctx, opts.Kube, t.key, patch)
 	})
 	if t.dep != nil {
 		t.warnOtherWriters(ctx, opts.Logger, opts.Now())

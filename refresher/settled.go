@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // progressDeadlineExceeded reports whether the Deployment controller gave up on the rollout
@@ -17,7 +19,8 @@ func progressDeadlineExceeded(dep *appsv1.Deployment) (message string, exceeded 
 	return "", false
 }
 
-// RolloutPending says why the Deployment's last rollout is not complete, "" when it is:
+// RolloutPending says why the target's last rollout is not complete, "" when it is (a DaemonSet read through
+// contract.DaemonSetView):
 // the controller has observed the current generation, every desired replica is updated and
 // ready and no old one remains, and the rollout did not exceed its progress deadline. A
 // change waits while it is pending, so a rollout that never completes (a crash-looping digest)
@@ -28,7 +31,7 @@ func RolloutPending(dep *appsv1.Deployment) string {
 		return fmt.Sprintf("its rollout exceeded its progress deadline (%s)", message)
 	}
 	if st.ObservedGeneration < dep.Generation {
-		return fmt.Sprintf("the Deployment controller has not observed generation %d yet (observed %d)", dep.Generation, st.ObservedGeneration)
+		return fmt.Sprintf("the %s controller has not observed generation %d yet (observed %d)", contract.ViewKind(dep), dep.Generation, st.ObservedGeneration)
 	}
 	want := int32(1)
 	if dep.Spec.Replicas != nil {

@@ -153,7 +153,7 @@ func View(ctx context.Context, cfg *config.RefreshConfig, opts ViewOptions) ([]S
 		if !ok {
 			tv = &targetView{}
 			targets[fi.target] = tv
-			tv.dep, tv.err = opts.Kube.GetDeployment(ctx, fi.target.Namespace, fi.target.Name)
+			tv.dep, tv.err = getTarget(ctx, opts.Kube, fi.target)
 			if tv.err == nil {
 				tv.pods, tv.podsErr = listPods(ctx, opts.Kube, tv.dep)
 			}
@@ -171,7 +171,7 @@ func View(ctx context.Context, cfg *config.RefreshConfig, opts ViewOptions) ([]S
 		case res.Err != nil:
 			row.State, row.Detail = ViewFailed, res.Err.Error()
 		case tv.err != nil:
-			row.State, row.Detail = ViewFailed, fmt.Sprintf("reading Deployment %s: %v", row.Target, tv.err)
+			row.State, row.Detail = ViewFailed, tv.err.Error()
 		}
 		if tv.err != nil {
 			continue
@@ -179,7 +179,7 @@ func View(ctx context.Context, cfg *config.RefreshConfig, opts ViewOptions) ([]S
 		row.Recorded = tv.dep.Annotations[img.Annotation]
 		row.Running, row.RunningFrom = running(tv.dep, tv.pods, img)
 		if tv.podsErr != nil && row.Detail == "" {
-			row.Detail = fmt.Sprintf("pods not listed (%v); running digests from the Deployment", tv.podsErr)
+			row.Detail = fmt.Sprintf("pods not listed (%v); running digests from the %s", tv.podsErr, fi.target.Kind)
 		}
 		if row.State == ViewFailed {
 			continue

@@ -45,7 +45,7 @@ type targetObservation struct {
 }
 
 func observe(dep *appsv1.Deployment, images []targetImage) targetObservation {
-	obs := targetObservation{where: fmt.Sprintf("Deployment %s/%s", dep.Namespace, dep.Name), state: contract.CheckTargetState(dep), pending: RolloutPending(dep)}
+	obs := targetObservation{where: contract.KeyString(config.TargetKey{Kind: contract.ViewKind(dep), Namespace: dep.Namespace, Name: dep.Name}), state: contract.CheckTargetState(dep), pending: RolloutPending(dep)}
 	for _, ti := range images {
 		if ti.lookupErr != nil && ti.image.Action == config.ActionRolloutRestart {
 			obs.unresolved = append(obs.unresolved, ti.image.Name)

@@ -70,8 +70,14 @@ func (a Action) Pins() bool { return a == ActionSetEnv || a == ActionSetImage }
 // PinnedImage is the image reference set-image gives the container for digest.
 func (i Image) PinnedImage(digest string) string { return i.Repository + "@" + digest }
 
-// KindDeployment is the only target kind supported in v1alpha1.
-const KindDeployment = "Deployment"
+// The target kinds: both roll a changed pod template out the same way, and the refresher writes the same fields.
+const (
+	KindDeployment = "Deployment"
+	KindDaemonSet  = "DaemonSet"
+)
+
+// TargetKinds are the kinds a target may be, in the order messages list them.
+var TargetKinds = []string{KindDeployment, KindDaemonSet}
 
 // RefreshConfig is the whole document.
 type RefreshConfig struct {

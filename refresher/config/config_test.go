@@ -183,9 +183,9 @@ func TestParseRejects(t *testing.T) {
 			want: []string{`spec.images[0] (a).target.container ""`},
 		},
 		{
-			name: "target namespace differs from the config's",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, namespace: other, container: c}, annotation: x.io/a}`),
-			want: []string{`spec.images[0] (a).target.namespace "other": must be the config's namespace "tracebloc"`},
+			name: "target namespace not a namespace name",
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, namespace: Other.ns, container: c}, annotation: x.io/a}`),
+			want: []string{`spec.images[0] (a).target.namespace "Other.ns"`},
 		},
 		{
 			name: "annotation missing",
@@ -312,6 +312,24 @@ func TestParseKeepsExplicitValues(t *testing.T) {
 	}
 	if job.Resources.Limits != nil || job.Resources.Requests["cpu"] != "5m" {
 		t.Errorf("explicit resources replaced: %+v", job.Resources)
+	}
+}
+
+// A DaemonSet target and a target in another namespace than the config's are kept as written: each namespace gets
+// a Role of its own (contract.Grants).
+func TestParseKeepsKindAndNamespace(t *testing.T) {
+	cfg, err := Parse([]byte(withImages(
+		`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {kind: DaemonSet, name: agent, namespace: node-agents, container: c}, annotation: x.io/a}`,
+		`{name: b, repository: ghcr.io/x/b, action: set-image, target: {name: d, container: c}, annotation: x.io/b}`,
+	)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []TargetKey{{KindDaemonSet, "node-agents", "agent"}, {KindDeployment, "tracebloc", "d"}}
+	for i, img := range cfg.Spec.Images {
+		if got := img.Target.Key(); got != want[i] {
+			t.Errorf("spec.images[%d].target = %+v, want %+v", i, got, want[i])
+		}
 	}
 }
 

@@ -144,7 +144,7 @@ func (c *RefreshConfig) Validate() error {
 		} else {
 			names[img.Name] = i
 		}
-		errs = append(errs, img.validate(at, c.Metadata.Namespace)...)
+		errs = append(errs, img.validate(at)...)
 		if img.Verify != nil && *img.Verify && c.Spec.Verification == nil {
 			add("%s.verify: true needs spec.verification (the keys to verify with)", at)
 		}
@@ -175,7 +175,7 @@ func (c *RefreshConfig) Validate() error {
 	return nil
 }
 
-func (i Image) validate(at, namespace string) []error {
+func (i Image) validate(at string) []error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(at+"."+format, args...)) }
 
@@ -205,8 +205,8 @@ func (i Image) validate(at, namespace string) []error {
 	default:
 		add("action %q: unsupported (use %s)", i.Action, actionList())
 	}
-	if i.Target.Kind != KindDeployment {
-		add("target.kind %q: unsupported (only %q)", i.Target.Kind, KindDeployment)
+	if !slices.Contains(TargetKinds, i.Target.Kind) {
+		add("target.kind %q: unsupported (use %s)", i.Target.Kind, strings.Join(TargetKinds, " or "))
 	}
 	if msgs := content.IsDNS1123Subdomain(i.Target.Name); len(msgs) > 0 {
 		add("target.name %q: %s", i.Target.Name, strings.Join(msgs, "; "))
@@ -214,8 +214,10 @@ func (i Image) validate(at, namespace string) []error {
 	if msgs := content.IsDNS1123Label(i.Target.Container); len(msgs) > 0 {
 		add("target.container %q: %s", i.Target.Container, strings.Join(msgs, "; "))
 	}
-	if namespace != "" && i.Target.Namespace != namespace {
-		add("target.namespace %q: must be the config's namespace %q (the CronJob's Role is namespaced)", i.Target.Namespace, namespace)
+	if i.Target.Namespace != "" {
+		if msgs := content.IsDNS1123Label(i.Target.Namespace); len(msgs) > 0 {
+			add("target.namespace %q: %s", i.Target.Namespace, strings.Join(msgs, "; "))
+		}
 	}
 	if i.Annotation == "" {
 		add("annotation: required")

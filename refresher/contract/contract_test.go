@@ -122,6 +122,7 @@ func TestNamespacePrecedence(t *testing.T) {
 		want                             string
 	}{
 		{"config namespace first", "a", "a", "b", "c", "a"},
+		{"a target's own namespace before the config's", "a", "t", "b", "c", "t"},
 		{"target namespace", "", "t", "b", "c", "t"},
 		{"then the ConfigMap's", "", "", "b", "c", "b"},
 		{"then the fallback", "", "", "", "c", "c"},
@@ -136,7 +137,7 @@ func TestNamespacePrecedence(t *testing.T) {
 			// The Role goes where the config lives: its namespace, else the ConfigMap's, else
 			// the fallback — never a target's own namespace.
 			wantRole := tc.want
-			if tc.metaNS == "" && tc.targetNS != "" {
+			if tc.targetNS != tc.metaNS {
 				wantRole = Namespace(cfg, config.Image{}, tc.cmNS, tc.fallback)
 			}
 			if got := RoleNamespace(cfg, tc.cmNS, tc.fallback); got != wantRole {
@@ -153,12 +154,12 @@ func TestCheckRoleCovers(t *testing.T) {
 	}{
 		{"same namespace", "tracebloc", "tracebloc", ""},
 		{"both the release namespace", "", "", ""},
-		{"target elsewhere", "tracebloc", "other", RuleRBACNamespace},
+		{"target elsewhere: a Role of its own there", "tracebloc", "other", ""},
 		{"explicit target, Role in the release namespace", "", "other", RuleRBACNamespace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := CheckRoleCovers(tc.roleNS, Target{Key: config.TargetKey{Kind: "Deployment", Namespace: tc.targetNS, Name: "web"}})
-			wantRule(t, v, tc.want, "outside")
+			wantRule(t, v, tc.want, "set metadata.namespace of the config")
 		})
 	}
 }

@@ -10,6 +10,7 @@ var kindGroups = map[string]string{
 	"Secret":             "",
 	"ServiceAccount":     "",
 	"Deployment":         "apps",
+	"DaemonSet":          "apps",
 	"CronJob":            "batch",
 	"Role":               "rbac.authorization.k8s.io",
 	"RoleBinding":        "rbac.authorization.k8s.io",

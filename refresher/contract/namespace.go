@@ -6,13 +6,12 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
-// Namespace resolves a namespace by the contract's precedence: the config's metadata.namespace,
-// then the image's target.namespace (config.Default copies the former into the latter), then the
-// namespace of the ConfigMap that carries the config, then the fallback (the release namespace,
-// or at run time --namespace / the pod's namespace). "" means "the release namespace", which a
-// post-renderer cannot see.
+// Namespace resolves a target's namespace by the contract's precedence: the image's target.namespace (config.Default
+// copies metadata.namespace into one left empty), then the config's metadata.namespace, then the namespace of the
+// ConfigMap that carries the config, then the fallback (the release namespace, or at run time --namespace / the
+// pod's namespace). "" means "the release namespace", which a post-renderer cannot see.
 func Namespace(cfg *config.RefreshConfig, img config.Image, configMapNamespace, fallback string) string {
-	for _, ns := range []string{cfg.Metadata.Namespace, img.Target.Namespace, configMapNamespace, fallback} {
+	for _, ns := range []string{img.Target.Namespace, cfg.Metadata.Namespace, configMapNamespace, fallback} {
 		if ns != "" {
 			return ns
 		}
@@ -90,26 +89,17 @@ func CheckSharedEnv(targets []Target) map[int]*Violation {
 	return out
 }
 
-// EventVerbs are what the refresher's Role grants on events.k8s.io Events (no resourceNames: a
-// new Event's name is not known to the authorizer): create an Event, and get and patch one to
-// count a repeating outcome in its series instead of a new Event per tick.
-var EventVerbs = []string{"create", "get", "patch"}
-
-// CheckRoleCovers is the RBAC coverage rule: the Role the CronJob runs with is namespaced, so
-// every target must lie in its namespace. roleNamespace and the target's are resolved ("" = the
-// release namespace); a target with an explicit namespace is covered only by a Role in that
-// same namespace.
+// CheckRoleCovers is the RBAC coverage rule: every namespace with a target gets a Role and a RoleBinding of its own
+// (Grants), and a RoleBinding outside the refresher's namespace must name that namespace in its subject. So a
+// target with an explicit namespace needs the refresher's namespace known (roleNamespace, resolved; "" = the
+// release namespace, which a post-renderer cannot see).
 func CheckRoleCovers(roleNamespace string, t Target) *Violation {
-	if t.Key.Namespace == roleNamespace {
+	if roleNamespace != "" || t.Key.Namespace == "" {
 		return nil
 	}
-	role := fmt.Sprintf("namespace %q", roleNamespace)
-	if roleNamespace == "" {
-		role = "the release namespace"
-	}
 	return violation(RuleRBACNamespace,
-		"its target %s is outside %s, where the refresher's Role (get/patch on the targets) is injected, so every run would be refused (403); set metadata.namespace of the config to %q, or render the target in %s",
-		KeyString(t.Key), role, t.Key.Namespace, role)
+		"its target %s is in namespace %q, where the refresher's RoleBinding must name the namespace of the refresher's ServiceAccount, and that is the release namespace, which a post-renderer cannot see, so every run would be refused (403); set metadata.namespace of the config",
+		KeyString(t.Key), t.Key.Namespace)
 }
 
 // KeyString names a target: "Deployment ns/name", or "Deployment name" without a namespace.

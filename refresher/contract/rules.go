@@ -30,14 +30,17 @@ func Container(dep *appsv1.Deployment, img config.Image) (*corev1.Container, *Vi
 	return nil, violation(RuleTargetMissing, "container %q not found (it has %s)", img.Target.Container, has)
 }
 
-// CheckTargetState refuses a paused Deployment, which does not roll out a changed pod template, and one being
-// deleted is gone soon; the refresh would record a digest no pod runs.
+// CheckTargetState refuses a target that does not roll out a changed pod template — a paused Deployment, a
+// DaemonSet updated OnDelete — and one being deleted, gone soon; the refresh would record a digest no pod runs.
 func CheckTargetState(dep *appsv1.Deployment) *Violation {
+	kind := ViewKind(dep)
 	switch {
 	case dep.DeletionTimestamp != nil:
-		return violation(RuleTargetState, "the Deployment is being deleted (metadata.deletionTimestamp is set): nothing would roll out")
+		return violation(RuleTargetState, "the %s is being deleted (metadata.deletionTimestamp is set): nothing would roll out", kind)
 	case dep.Spec.Paused:
-		return violation(RuleTargetState, "the Deployment is paused (spec.paused: true): nothing would roll out; resume it (kubectl rollout resume) or pin the image")
+		return violation(RuleTargetState, "the %s is paused (spec.paused: true): nothing would roll out; resume it (kubectl rollout resume) or pin the image", kind)
+	case dep.Spec.Strategy.Type == onDeleteStrategy:
+		return violation(RuleTargetState, "the %s is updated OnDelete (spec.updateStrategy.type: OnDelete): nothing would roll out until its pods are deleted; use RollingUpdate or pin the image", kind)
 	}
 	return nil
 }

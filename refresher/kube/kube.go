@@ -1,6 +1,6 @@
 // Package kube is the refresher's Kubernetes client: the few API calls a tick makes, over
 // client-go's REST machinery with a scheme of only the API groups it reads (apps, events, batch,
-// core: Deployments, Events, CronJobs and Pods for refresher status). client-go's typed
+// core: Deployments and DaemonSets, Events, CronJobs and Pods for refresher status). client-go's typed
 // clientset (even one typed client) links the scheme of every Kubernetes API group, which
 // would double the refresher binary and its image.
 package kube
@@ -25,7 +25,7 @@ import (
 // RequestTimeout bounds every API request of a Client.
 const RequestTimeout = 30 * time.Second
 
-// Client reads and patches Deployments (apps/v1), creates and updates Events (events.k8s.io/v1),
+// Client reads and patches Deployments and DaemonSets (apps/v1), creates and updates Events (events.k8s.io/v1),
 // and for the status view lists Pods (core/v1) and reads CronJobs (batch/v1).
 type Client struct {
 	apps, events, batch, core rest.Interface
@@ -97,6 +97,22 @@ func (c *Client) PatchDeployment(ctx context.Context, namespace, name string, pa
 		return nil, err
 	}
 	return dep, nil
+}
+
+// GetDaemonSet reads namespace/name.
+func (c *Client) GetDaemonSet(ctx context.Context, namespace, name string) (*appsv1.DaemonSet, error) {
+	ds := &appsv1.DaemonSet{}
+	if err := c.apps.Get().Namespace(namespace).Resource("daemonsets").Name(name).Do(ctx).Into(ds); err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+// PatchDaemonSet applies a strategic-merge patch to namespace/name as fieldManager.
+func (c *Client) PatchDaemonSet(ctx context.Context, namespace, name string, patch []byte, fieldManager string) error {
+	return c.apps.Patch(types.StrategicMergePatchType).Namespace(namespace).Resource("daemonsets").Name(name).
+		VersionedParams(&metav1.PatchOptions{FieldManager: fieldManager}, metav1.ParameterCodec).
+		Body(patch).Do(ctx).Error()
 }
 
 // CreateEvent creates an Event (events.k8s.io/v1) in its namespace.

@@ -74,9 +74,12 @@ func serviceAccountUsername(namespace, name string) string {
 	return "system:serviceaccount:" + namespace + ":" + name
 }
 
-// guardTarget is what the refresher may write on one target Deployment.
+// guardTarget is what the refresher may write on one target.
 type guardTarget struct {
-	name string
+	// key is the target, its namespace resolved ("" = the release namespace).
+	key config.TargetKey
+	// match is the CEL condition that an admitted object is this target (targetMatch).
+	match string
 	// annotations are the audit (digest) and status annotation keys of its images.
 	audit, status []string
 	restart       bool
@@ -88,14 +91,15 @@ type guardTarget struct {
 	setImage   map[string][]string
 }
 
-func guardTargets(cfg *config.RefreshConfig) []*guardTarget {
+func guardTargets(cfg *config.RefreshConfig, namespace string) []*guardTarget {
 	var out []*guardTarget
-	byName := map[string]*guardTarget{}
-	for _, img := range cfg.Floating() {
-		t := byName[img.Target.Name]
+	byKey := map[config.TargetKey]*guardTarget{}
+	for _, rt := range contract.Targets(cfg, "", namespace) {
+		img := rt.Image
+		t := byKey[rt.Key]
 		if t == nil {
-			t = &guardTarget{name: img.Target.Name, setEnv: map[string][]string{}, setImage: map[string][]string{}}
-			byName[t.name] = t
+			t = &guardTarget{key: rt.Key, setEnv: map[string][]string{}, setImage: map[string][]string{}}
+			byKey[t.key] = t
 			out = append(out, t)
 		}
 		t.audit = appendNew(t.audit, img.Annotation)
@@ -111,6 +115,39 @@ func guardTargets(cfg *config.RefreshConfig) []*guardTarget {
 			t.setImage[img.Target.Container] = appendNew(t.setImage[img.Target.Container], img.Repository)
 		}
 	}
+	kinds, namespaces := guardKinds(out), guardNamespaces(out)
+	for _, t := range out {
+		t.match = targetMatch(t.key, len(kinds) > 1, len(namespaces) > 1)
+	}
+	return out
+}
+
+// targetMatch is the CEL condition that the admitted object is the target: its name, and its resource and
+// namespace where the guard covers more than one (the Role already limits each namespace to its own targets).
+func targetMatch(key config.TargetKey, byResource, byNamespace bool) string {
+	match := "object.metadata.name == " + quote(key.Name)
+	if byNamespace {
+		match += " && request.namespace == " + quote(key.Namespace)
+	}
+	if byResource {
+		match += " && request.resource.resource == " + quote(contract.Resource(key.Kind))
+	}
+	return match
+}
+
+// guardKinds are the kinds of the targets, in config.TargetKinds order.
+func guardKinds(targets []*guardTarget) []string {
+	return slices.DeleteFunc(slices.Clone(config.TargetKinds), func(kind string) bool {
+		return !slices.ContainsFunc(targets, func(t *guardTarget) bool { return t.key.Kind == kind })
+	})
+}
+
+// guardNamespaces are the namespaces of the targets, in config order.
+func guardNamespaces(targets []*guardTarget) []string {
+	var out []string
+	for _, t := range targets {
+		out = appendNew(out, t.key.Namespace)
+	}
 	return out
 }
 
@@ -125,9 +162,14 @@ func appendNew(list []string, s string) []string {
 // the release namespace, unknown to a post-renderer) and run as ServiceAccount serviceAccount.
 // The objects carry only their names; the caller adds labels. Nil when nothing floats.
 func For(cfg *config.RefreshConfig, namespace, serviceAccount string) (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAdmissionPolicyBinding) {
-	targets := guardTargets(cfg)
+	targets := guardTargets(cfg, namespace)
 	if len(targets) == 0 {
 		return nil, nil
+	}
+	kinds := guardKinds(targets)
+	resources := make([]string, len(kinds))
+	for i, kind := range kinds {
+		resources[i] = contract.Resource(kind)
 	}
 	name := Name(cfg.Metadata.Name, namespace)
 	// Without a known namespace the ServiceAccount is matched in the request's namespace: the
@@ -147,14 +189,14 @@ func For(cfg *config.RefreshConfig, namespace, serviceAccount string) (*admissio
 					RuleWithOperations: admissionv1.RuleWithOperations{
 						Operations: []admissionv1.OperationType{admissionv1.Update},
 						Rule: admissionv1.Rule{
-							APIGroups: []string{appsv1.GroupName}, APIVersions: []string{"v1"}, Resources: []string{"deployments"},
+							APIGroups: []string{appsv1.GroupName}, APIVersions: []string{"v1"}, Resources: resources,
 						},
 					},
 				}},
 			},
 			MatchConditions: []admissionv1.MatchCondition{{Name: "refresher-service-account", Expression: "request.userInfo.username == " + user}},
 			Variables:       guardVariables(targets),
-			Validations:     guardValidations(cfg.Metadata.Name, targets),
+			Validations:     guardValidations(cfg.Metadata.Name, targets, kinds),
 		},
 	}
 	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
@@ -166,9 +208,14 @@ func For(cfg *config.RefreshConfig, namespace, serviceAccount string) (*admissio
 		},
 	}
 	if namespace != "" {
+		// The refresher's namespace, then every other namespace with a target (each has a Role of its own).
+		namespaces := appendNew(nil, namespace)
+		for _, ns := range guardNamespaces(targets) {
+			namespaces = appendNew(namespaces, ns)
+		}
 		binding.Spec.MatchResources = &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
 			MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{namespace},
+				Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: namespaces,
 			}},
 		}}
 	}
@@ -227,11 +274,11 @@ func envVar(target, container, env int) string {
 	return fmt.Sprintf("%sEnv%d", containerVar(target, container), env)
 }
 
-// byTarget is a CEL expression choosing per target Deployment name; [] for any other.
+// byTarget is a CEL expression choosing per target; [] for any other object.
 func byTarget(targets []*guardTarget, value func(*guardTarget) string) string {
 	var b strings.Builder
 	for _, t := range targets {
-		fmt.Fprintf(&b, "object.metadata.name == %s ? %s : ", quote(t.name), value(t))
+		fmt.Fprintf(&b, "%s ? %s : ", t.match, value(t))
 	}
 	b.WriteString("[]")
 	return b.String()
@@ -251,14 +298,21 @@ type guardLevel struct {
 	PerTarget bool // a written container: compared per target and container, NotWhole per container
 }
 
-// guardLevels are the levels the guard walks, in order.
+// guardLevels are the levels the guard walks, in order. The spec level is the target kind's (specTypes).
 var guardLevels = []guardLevel{
 	{Path: "metadata", Type: reflect.TypeFor[metav1.ObjectMeta](), NotWhole: append([]string{"annotations"}, guardServerManaged...)},
-	{Path: "spec", Type: reflect.TypeFor[appsv1.DeploymentSpec](), NotWhole: []string{"template"}},
+	{Path: "spec", NotWhole: []string{"template"}},
 	{Path: "spec.template", Type: reflect.TypeFor[corev1.PodTemplateSpec](), NotWhole: []string{"metadata", "spec"}},
 	{Path: "spec.template.metadata", Type: reflect.TypeFor[metav1.ObjectMeta](), NotWhole: []string{"annotations"}},
 	{Path: "spec.template.spec", Type: reflect.TypeFor[corev1.PodSpec](), NotWhole: []string{"containers"}},
 	{Path: "container", Type: reflect.TypeFor[corev1.Container](), PerTarget: true},
+}
+
+// specTypes are the spec types of the target kinds. A policy over both kinds compares the fields of both: a field
+// absent from an object's kind is absent in its old object too, and `.?` makes the two equal.
+var specTypes = map[string]reflect.Type{
+	config.KindDeployment: reflect.TypeFor[appsv1.DeploymentSpec](),
+	config.KindDaemonSet:  reflect.TypeFor[appsv1.DaemonSetSpec](),
 }
 
 // guardFields lists the JSON field names of a Kubernetes API struct, embedded structs inlined.
@@ -280,16 +334,23 @@ func guardFields(t reflect.Type) []string {
 	return out
 }
 
-// compared are the fields of a level compared whole.
-func (l guardLevel) compared() []string {
-	return slices.DeleteFunc(guardFields(l.Type), func(f string) bool { return slices.Contains(l.NotWhole, f) })
+// compared are the fields of a level compared whole, for targets of kinds.
+func (l guardLevel) compared(kinds []string) []string {
+	var fields []string
+	if l.Type != nil {
+		fields = guardFields(l.Type)
+	}
+	for _, kind := range kinds {
+		if l.Type == nil {
+			for _, f := range guardFields(specTypes[kind]) {
+				fields = appendNew(fields, f)
+			}
+		}
+	}
+	return slices.DeleteFunc(fields, func(f string) bool { return slices.Contains(l.NotWhole, f) })
 }
 
-func guardValidations(configName string, targets []*guardTarget) []admissionv1.Validation {
-	names := make([]string, len(targets))
-	for i, t := range targets {
-		names[i] = t.name
-	}
+func guardValidations(configName string, targets []*guardTarget, kinds []string) []admissionv1.Validation {
 	forbidden := metav1.StatusReasonForbidden
 	var vs []admissionv1.Validation
 	add := func(expr, message string) {
@@ -303,14 +364,30 @@ func guardValidations(configName string, targets []*guardTarget) []admissionv1.V
 		}
 		vs = append(vs, admissionv1.Validation{Expression: expr, MessageExpression: m, Reason: &forbidden})
 	}
-	addDynamic("object.metadata.name in "+quoteList(names),
-		"Deployment ", "object.metadata.name", " is not a target of refresh config "+configName)
+	isTarget, kind := make([]string, len(targets)), quote(kinds[0]+" ")
+	for i, t := range targets {
+		isTarget[i] = t.match
+	}
+	if len(kinds) > 1 {
+		kind = "request.kind.kind + ' '"
+	}
+	if slices.ContainsFunc(targets, func(t *guardTarget) bool { return t.match != targetMatch(t.key, false, false) }) {
+		vs = append(vs, admissionv1.Validation{Expression: strings.Join(isTarget, " || "),
+			MessageExpression: quote(MessagePrefix) + " + " + kind + " + request.namespace + '/' + object.metadata.name + " +
+				quote(" is not a target of refresh config "+configName), Reason: &forbidden})
+	} else {
+		names := make([]string, len(targets))
+		for i, t := range targets {
+			names[i] = t.key.Name
+		}
+		addDynamic("object.metadata.name in "+quoteList(names), kinds[0]+" ", "object.metadata.name", " is not a target of refresh config "+configName)
+	}
 
 	for _, level := range guardLevels {
 		if level.PerTarget || level.Path == "spec.template" {
 			continue // spec.template has no field but the two walked into
 		}
-		for _, f := range level.compared() {
+		for _, f := range level.compared(kinds) {
 			add(fmt.Sprintf("object.%[1]s.?%[2]s == oldObject.%[1]s.?%[2]s", level.Path, celField(f)), level.Path+"."+f+" may not change")
 		}
 	}
@@ -322,7 +399,10 @@ func guardValidations(configName string, targets []*guardTarget) []admissionv1.V
 	addDynamic("variables.changedContainers.size() == 0", "container ", "variables.changedContainers[0]", " may not change")
 
 	for i, t := range targets {
-		only := "object.metadata.name != " + quote(t.name) + " || "
+		only := "!(" + t.match + ") || "
+		if t.match == targetMatch(t.key, false, false) {
+			only = "object.metadata.name != " + quote(t.key.Name) + " || "
+		}
 		for _, key := range t.audit {
 			add(only+changedTo("newAnnotations", "oldAnnotations", key, "matches('"+digestPattern+"')"),
 				"annotation "+key+" may only be set to a sha256 digest")
@@ -340,7 +420,7 @@ func guardValidations(configName string, targets []*guardTarget) []admissionv1.V
 			// The container's presence is the names validation's; here both have it.
 			both := only + v + "New.size() != 1 || " + v + "Old.size() != 1 || "
 			level := guardLevels[len(guardLevels)-1]
-			for _, f := range slices.DeleteFunc(level.compared(), t.writes(c)) {
+			for _, f := range slices.DeleteFunc(level.compared(kinds), t.writes(c)) {
 				add(fmt.Sprintf("%s%sNew[0].?%s == %sOld[0].?%s", both, v, celField(f), v, celField(f)), "container "+c+" "+f+" may not change")
 			}
 			if repos := t.setImage[c]; len(repos) > 0 {

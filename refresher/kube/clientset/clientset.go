@@ -32,6 +32,17 @@ func (c Client) PatchDeployment(ctx context.Context, namespace, name string, pat
 	return c.AppsV1().Deployments(namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
 }
 
+// GetDaemonSet reads namespace/name.
+func (c Client) GetDaemonSet(ctx context.Context, namespace, name string) (*appsv1.DaemonSet, error) {
+	return c.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// PatchDaemonSet applies a strategic-merge patch to namespace/name as fieldManager.
+func (c Client) PatchDaemonSet(ctx context.Context, namespace, name string, patch []byte, fieldManager string) error {
+	_, err := c.AppsV1().DaemonSets(namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+	return err
+}
+
 // CreateEvent creates an Event (events.k8s.io/v1) in its namespace.
 func (c Client) CreateEvent(ctx context.Context, event *eventsv1.Event) error {
 	_, err := c.EventsV1().Events(event.Namespace).Create(ctx, event, metav1.CreateOptions{})
