@@ -8,8 +8,7 @@
 //	helm template ... | chartcheck --suite FILE    a stream with expectations (scenario manifests: "-")
 //	chartcheck plan CHART [-f FILE] [--set K=V] | plan --manifests FILE     the refresher's calls
 //
-// Exit codes: 0 every check passed; 1 a check failed; 2 usage or render error. The commands
-// are in package cmd.
+// The commands and their exit codes (cmd.ExitCodes) are in package cmd.
 package main
 
 import (

@@ -5,9 +5,7 @@
 //	helm install REL CHART --post-renderer ./bin/postrender [--post-renderer-args --config=FILE]
 //	helm install REL CHART --post-renderer image-refresh [--post-renderer-args --config=FILE]   # Helm 4 plugin
 //
-// Exit codes: 0 output written; 1 refused (the release or the refresh config cannot work);
-// 2 usage (bad flags or arguments, unreadable --config); 3 stdin or stdout failed. The
-// command is in package cmd.
+// The command and its exit codes (cmd.ExitCodes) are in package cmd.
 package main
 
 import (

@@ -1,7 +1,8 @@
 // Package cli is what the binaries share around their cobra commands: one run (arguments,
 // stdio, a context cancelled on SIGINT or SIGTERM, cobra's own error and usage printing off),
-// usage errors, and the mapping of a failure to the binary's documented exit code. Each binary
-// keeps its own commands (cmd/<name>/cmd), its own failure report and its own codes above 2.
+// usage errors, the mapping of a failure to its exit code, and the form of a binary's table of
+// exit codes (ExitCodes). Each binary keeps its own commands (cmd/<name>/cmd), its own failure
+// report and its own table, which says what every code means for it, above 2 too.
 package cli
 
 import (
@@ -16,7 +17,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// The exit codes every binary shares; a binary documents its own above ExitUsage.
+// The exit codes every binary has (Run exits with them); what each means for a binary, and its
+// codes above ExitUsage, are in its ExitCodes.
 const (
 	ExitOK     = 0
 	ExitFailed = 1

@@ -1,5 +1,5 @@
 // Package cmd holds chartcheck's commands: run (the root's explicit spelling) and plan. New is
-// the binary; the exit codes are cmd/chartcheck's.
+// the binary; ExitCodes are its exit codes.
 package cmd
 
 import (
@@ -17,15 +17,16 @@ import (
 	"github.com/tracebloc/image-refresh/internal/version"
 )
 
-// errChecksFailed means the report was written and a check failed: exit 1. Every other
-// failure (usage, render) exits 2.
-var errChecksFailed = cli.Exit(cli.ExitFailed, errors.New("checks failed"))
+// errChecksFailed means the report was written and a check failed. Every other failure (usage,
+// render) exits exitError.
+var errChecksFailed = cli.Exit(exitChecksFailed, errors.New("checks failed"))
 
 // New is the chartcheck binary: a failed check is in the report on stdout; any other failure
-// is written to stderr. Exit codes: 0 every check passed (a warning is a pass); 1 a check
-// failed; 2 usage or render error.
+// is written to stderr. It exits with ExitCodes.
 func New() cli.Program {
-	return cli.Program{Root: newRootCommand(), Report: report, DefaultCode: cli.ExitUsage}
+	root := newRootCommand()
+	ExitCodes.Document(root)
+	return cli.Program{Root: root, Report: report, DefaultCode: exitError}
 }
 
 func report(stderr io.Writer, _ []string, err error) {
@@ -116,10 +117,7 @@ A chart that does not render its refresh config gets it at install time: give th
 with --config FILE, or the release's --post-renderer-args as they are (--post-renderer-args
 --config=FILE, repeatable), so the post-renderer appends it and every check runs against it. A
 stream with no config, none given, and no suite expectation "config: absent" fails: nothing
-would be checked. --config does not go with --manifests (the stream is post-rendered already).
-
-Exit status: 0 every check passed (warnings included), 1 a check failed (or nothing was checked),
-2 usage or render error.`,
+would be checked. --config does not go with --manifests (the stream is post-rendered already).`,
 		Example: `  chartcheck ./charts/client --set images.ingestor.digest=sha256:...
   chartcheck ./chart --config refresh.yaml      # the config given at install time
   chartcheck ./chart --post-renderer-args --config=refresh.yaml --post-renderer-args --allow-external-keys

@@ -1,5 +1,4 @@
-// Package cmd holds the postrender command. New is the binary; the exit codes are
-// cmd/postrender's.
+// Package cmd holds the postrender command. New is the binary; ExitCodes are its exit codes.
 package cmd
 
 import (
@@ -16,22 +15,16 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
-// The exit codes above cli's: 2 is usage (bad flags or arguments, unreadable --config).
-const (
-	// exitRefused: the release or the refresh config cannot work.
-	exitRefused = cli.ExitFailed
-	// exitIO: stdin or stdout failed.
-	exitIO = 3
-)
-
 // errorFileEnv names the log every failure is also appended to, because Helm 4 drops a
 // post-renderer plugin's stderr. Set it empty to write none.
 const errorFileEnv = "IMAGE_REFRESH_ERROR_FILE"
 
-// New is the postrender binary: a failure is written to stderr and appended to the error log.
-// Exit codes: 0 output written; 1 refused; 2 usage; 3 stdin or stdout failed.
+// New is the postrender binary: a failure is written to stderr and appended to the error log;
+// it exits with ExitCodes.
 func New() cli.Program {
-	return cli.Program{Root: newCommand(), Report: report, DefaultCode: exitRefused}
+	root := newCommand()
+	ExitCodes.Document(root)
+	return cli.Program{Root: root, Report: report, DefaultCode: exitRefused}
 }
 
 // report writes the failure on stderr and appends it to the error file. A success leaves the
@@ -66,8 +59,8 @@ With spec.verification the CronJob mounts the keys ConfigMap read-only at ` + co
 release must render that ConfigMap (its *` + config.KeyFileSuffix + ` entries are checked to be public keys the
 refresher can verify with), or --allow-external-keys declares that it exists in the cluster already.
 
-A config that cannot work against the release is refused (exit 1) with the image, the
-document and the fix. Helm 4 hides a plugin's stderr, so every failure also appends an entry
+A config that cannot work against the release is refused with the image, the document and
+the fix. Helm 4 hides a plugin's stderr, so every failure also appends an entry
 to the log $` + errorFileEnv + ` (default ` + defaultErrorFileDoc + `;
 empty: no log): a header line with the time, process id, working directory, HELM_NAMESPACE and
 arguments, then the message. Concurrent runs each keep their entry; a success writes nothing, so

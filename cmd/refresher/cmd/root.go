@@ -1,5 +1,5 @@
 // Package cmd holds the refresher's commands: the tick (the root command) and status. New is
-// the binary; the exit codes are cmd/refresher's.
+// the binary; ExitCodes are its exit codes.
 package cmd
 
 import (
@@ -43,15 +43,14 @@ type environment struct {
 	now func() time.Time
 }
 
-// New is the refresher binary: logs are JSON on stderr, a failure is logged there too.
-// Exit codes: 0 every floating image was checked; 1 an image or target failed (after the
-// others were processed) or the cluster was unreachable; 2 bad flags or a bad config; 3
-// (status) an image is behind its registry digest or holds a quarantined one, or the refresher
-// stopped (stale).
+// New is the refresher binary: logs are JSON on stderr, a failure is logged there too; it exits
+// with ExitCodes.
 func New() cli.Program { return newProgram(environment{kube: connect}) }
 
 func newProgram(env environment) cli.Program {
-	return cli.Program{Root: newRefresherCommand(env), Report: report}
+	root := newRefresherCommand(env)
+	ExitCodes.Document(root)
+	return cli.Program{Root: root, Report: report}
 }
 
 // report logs the failure; an image behind or a stale refresher (status) is a warning.
@@ -78,10 +77,7 @@ func newRefresherCommand(env environment) *cobra.Command {
 		Long: `refresher looks up the digest of every floating image tag in the refresh config with one
 registry HEAD, compares it with the audit annotation on the image's target Deployment and, per
 the decision table, restarts the rollout or sets the digest env var — one strategic-merge patch
-per Deployment. Pinned images are never polled.
-
-Exit codes: 0 every floating image was checked; 1 an image or target failed, after the others
-were processed; 2 bad flags or config.`,
+per Deployment. Pinned images are never polled.`,
 		Version: version.Version,
 		Args:    cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

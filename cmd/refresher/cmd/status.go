@@ -11,10 +11,6 @@ import (
 	"github.com/tracebloc/image-refresh/refresher"
 )
 
-// exitBehind: the status view found an image whose registry digest is ahead of what runs, or
-// a refresher that stopped (stale).
-const exitBehind = 3
-
 // errBehind and errStale exit exitBehind after the view was printed.
 var (
 	errBehind = cli.Exit(exitBehind, errors.New("an image is behind its registry digest (or holds a quarantined one)"))
@@ -41,11 +37,7 @@ CronJob (named after the config, in its namespace) is suspended or missing, or 3
 runs passed, each past its starting and active deadlines, since the last successful tick
 (status.lastSuccessfulTime; the CronJob's creation when none succeeded). A failed image stays
 failed. A CronJob that cannot be read (no get on cronjobs) leaves the states as they are and
-says the last tick is unknown.
-
-Exit codes: 0 no image behind, stale or failed; 1 an image (or the cluster) could not be read,
-or its last tick failed; 2 bad flags or config; 3 an image is behind (the registry is ahead of
-what runs), its registry digest is quarantined, or the refresher stopped (stale).`,
+says the last tick is unknown.`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
