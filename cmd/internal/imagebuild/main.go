@@ -6,7 +6,7 @@
 //	           [--created UNIX] [--platform linux/amd64]... [--ca-file FILE]...
 //
 // It prints the index digest, then each platform's manifest digest and compressed layer
-// size. Exit codes: 0 built (and pushed); 1 the build or the push failed; 2 bad flags.
+// size. Its exit codes are exitCodes.
 package main
 
 import (
@@ -39,9 +39,18 @@ const (
 
 func main() { os.Exit(cli.Main(newProgram())) }
 
-// newProgram is imagebuild: a failure is logged on stderr; 2 is a bad flag, 1 any other failure.
+// exitCodes is imagebuild's table of exit codes: its --help and docs/release.md render it.
+var exitCodes = cli.ExitCodes{
+	{Code: cli.ExitOK, Name: "built", Meaning: "The image was built (and pushed)."},
+	{Code: cli.ExitFailed, Name: "failed", Meaning: "The build or the push failed."},
+	{Code: cli.ExitUsage, Name: "usage", Meaning: "Bad flags."},
+}
+
+// newProgram is imagebuild: a failure is logged on stderr; it exits with exitCodes.
 func newProgram() cli.Program {
-	return cli.Program{Root: newCommand(), Report: func(stderr io.Writer, _ []string, err error) {
+	root := newCommand()
+	exitCodes.Document(root)
+	return cli.Program{Root: root, Report: func(stderr io.Writer, _ []string, err error) {
 		newLogger(stderr).Error("imagebuild failed", "error", err.Error())
 	}}
 }
@@ -63,9 +72,7 @@ func newCommand() *cobra.Command {
 single-layer OCI image per platform — /usr/local/bin/refresher as entrypoint, a CA bundle at
 /etc/ssl/certs/ca-certificates.crt, user 65532:65532 — under one OCI image index. The same source,
 Go toolchain and flags give the same index digest. The index is written as an OCI image layout
-(--out) and, with --push, pushed with the credentials of the Docker config.
-
-Exit codes: 0 built (and pushed); 1 the build or the push failed; 2 bad flags.`,
+(--out) and, with --push, pushed with the credentials of the Docker config.`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return build(cmd.Context(), f, cmd.OutOrStdout(), newLogger(cmd.ErrOrStderr()))
