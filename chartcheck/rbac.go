@@ -27,25 +27,38 @@ func (c *contract) checkRBAC() []Finding {
 		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("ServiceAccount %q", cfgName), Found: "no such ServiceAccount in the stream"})
 	}
 
-	roles := c.stream.Find("Role", ns, cfgName)
-	if len(roles) == 0 {
-		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("Role %q", cfgName), Found: "no such Role in the stream"})
-	} else {
+	grants := rules.Grants(c.targets, ns)
+	for _, g := range grants {
+		roles := c.stream.Find("Role", g.Namespace, cfgName)
+		if len(roles) == 0 {
+			findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("Role %q%s", cfgName, inNamespace(g.Namespace, ns)), Found: "no such Role in the stream"})
+			continue
+		}
 		var role rbacv1.Role
 		if err := roles[0].Decode(&role); err != nil {
 			findings = append(findings, Finding{Document: roles[0].String(), Expected: "a Role", Found: err.Error()})
-		} else {
-			findings = append(findings, checkRules(roles[0].String(), role.Rules, c.cfg.FloatingTargetNames())...)
+			continue
 		}
+		findings = append(findings, checkRules(roles[0].String(), role.Rules, g.Targets)...)
 	}
 
 	findings = append(findings, c.checkServiceAccountUsers()...)
-	bindingFindings, found := c.checkBindings()
+	bindingFindings, found := c.checkBindings(grants)
 	findings = append(findings, bindingFindings...)
-	if !found {
-		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("RoleBinding %q binding Role %q to %s", cfgName, cfgName, c.refresherSubject()), Found: "no such RoleBinding in the stream"})
+	for _, g := range grants {
+		if !found[g.Namespace] {
+			findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("RoleBinding %q%s binding Role %q to %s", cfgName, inNamespace(g.Namespace, ns), cfgName, c.refresherSubject()), Found: "no such RoleBinding in the stream"})
+		}
 	}
 	return findings
+}
+
+// inNamespace names a namespace other than the refresher's, where a Role of a target namespace lies.
+func inNamespace(namespace, refresherNamespace string) string {
+	if namespace == refresherNamespace {
+		return ""
+	}
+	return fmt.Sprintf(" in namespace %q", namespace)
 }
 
 // podSpecPaths are where each workload kind holds its pod spec.
@@ -100,11 +113,12 @@ func (c *contract) refresherSubject() string {
 	return fmt.Sprintf("ServiceAccount %s/%s", c.cfg.Metadata.Namespace, c.cfg.Metadata.Name)
 }
 
-// checkBindings: the refresher's RoleBinding binds its Role to its ServiceAccount alone; no other
-// binding grants that Role, and no other binding grants anything to the ServiceAccount, by
-// name, by its user name or by a group it belongs to. found reports whether the refresher's
-// RoleBinding exists.
-func (c *contract) checkBindings() (findings []Finding, found bool) {
+// checkBindings: the refresher's RoleBinding in each namespace of its grants binds its Role there to its
+// ServiceAccount alone; no other binding grants that Role, and no other binding grants anything to the
+// ServiceAccount, by name, by its user name or by a group it belongs to. found reports, per namespace, whether the
+// refresher's RoleBinding exists.
+func (c *contract) checkBindings(grants []rules.Grant) (findings []Finding, found map[string]bool) {
+	found = map[string]bool{}
 	cfgName, ns := c.cfg.Metadata.Name, c.cfg.Metadata.Namespace
 	wantSubject := c.refresherSubject()
 	for _, kind := range []string{"RoleBinding", "ClusterRoleBinding"} {
@@ -114,10 +128,10 @@ func (c *contract) checkBindings() (findings []Finding, found bool) {
 				findings = append(findings, Finding{Document: d.String(), Expected: "a " + kind, Found: err.Error()})
 				continue
 			}
-			inNamespace := kind == "RoleBinding" && d.Namespace == ns
+			inNamespace := kind == "RoleBinding" && slices.ContainsFunc(grants, func(g rules.Grant) bool { return g.Namespace == d.Namespace })
 			switch {
 			case inNamespace && d.Name == cfgName:
-				found = true
+				found[d.Namespace] = true
 				if b.RoleRef.Kind != "Role" || b.RoleRef.Name != cfgName || b.RoleRef.APIGroup != rbacv1.GroupName {
 					findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("roleRef Role %q", cfgName), Found: fmt.Sprintf("roleRef %s %q (apiGroup %q)", b.RoleRef.Kind, b.RoleRef.Name, b.RoleRef.APIGroup)})
 				}
@@ -233,23 +247,31 @@ func isEventsRule(r rbacv1.PolicyRule) bool {
 		slices.Equal(r.Verbs, eventsRule.Verbs) && len(r.ResourceNames) == 0 && len(r.NonResourceURLs) == 0
 }
 
-// checkRules compares a Role's rules with the grants the refresher needs: get and patch on
-// each target, verbs counted per Deployment (get on A and B with patch on A leaves B unpatchable),
-// and exactly one rule to create events.k8s.io Events.
-func checkRules(doc string, rules []rbacv1.PolicyRule, targets []string) []Finding {
-	want := fmt.Sprintf("get and patch on deployments.apps with resourceNames %v, and %s on events.events.k8s.io", targets, strings.Join(eventsRule.Verbs, ","))
+// checkRules compares a Role's rules with the grants the refresher needs in its namespace: get and patch on each
+// target there, verbs counted per target (get on A and B with patch on A leaves B unpatchable), and exactly one
+// rule to create events.k8s.io Events.
+func checkRules(doc string, policy []rbacv1.PolicyRule, targets []rules.ResourceNames) []Finding {
+	var wantTargets []string
+	for _, t := range targets {
+		wantTargets = append(wantTargets, fmt.Sprintf("%s.apps with resourceNames %v", t.Resource, t.Names))
+	}
+	want := fmt.Sprintf("%s on events.events.k8s.io", strings.Join(eventsRule.Verbs, ","))
+	if len(wantTargets) > 0 {
+		want = "get and patch on " + strings.Join(wantTargets, " and ") + ", and " + want
+	}
 	var findings []Finding
 	events := 0
-	verbsOf := map[string]map[string]bool{}
-	grant := func(name string, verbs []string) {
-		if verbsOf[name] == nil {
-			verbsOf[name] = map[string]bool{}
+	type resourceName struct{ resource, name string }
+	verbsOf := map[resourceName]map[string]bool{}
+	grant := func(n resourceName, verbs []string) {
+		if verbsOf[n] == nil {
+			verbsOf[n] = map[string]bool{}
 		}
 		for _, v := range verbs {
-			verbsOf[name][v] = true
+			verbsOf[n][v] = true
 		}
 	}
-	for i, r := range rules {
+	for i, r := range policy {
 		at := fmt.Sprintf("rules[%d]", i)
 		if isEventsRule(r) {
 			if events++; events > 1 {
@@ -257,38 +279,42 @@ func checkRules(doc string, rules []rbacv1.PolicyRule, targets []string) []Findi
 			}
 			continue
 		}
-		if !slices.Equal(r.APIGroups, []string{"apps"}) || !slices.Equal(r.Resources, []string{"deployments"}) || len(r.NonResourceURLs) > 0 {
+		j := slices.IndexFunc(targets, func(t rules.ResourceNames) bool { return slices.Equal(r.Resources, []string{t.Resource}) })
+		if !slices.Equal(r.APIGroups, []string{"apps"}) || j < 0 || len(r.NonResourceURLs) > 0 {
 			findings = append(findings, Finding{Document: doc, Expected: "only " + want, Found: fmt.Sprintf("%s: %s", at, describeRule(r))})
 			continue
 		}
+		t := targets[j]
 		for _, v := range r.Verbs {
 			if v != "get" && v != "patch" {
 				findings = append(findings, Finding{Document: doc, Expected: "verbs get and patch only", Found: fmt.Sprintf("%s: verb %q", at, v)})
 			}
 		}
 		if len(r.ResourceNames) == 0 {
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", targets), Found: fmt.Sprintf("%s: no resourceNames, a namespace-wide grant on every Deployment", at)})
-			for _, t := range targets {
-				grant(t, r.Verbs)
+			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", t.Names), Found: fmt.Sprintf("%s: no resourceNames, a namespace-wide grant on every %s", at, t.Kind)})
+			for _, n := range t.Names {
+				grant(resourceName{t.Resource, n}, r.Verbs)
 			}
 			continue
 		}
 		for _, n := range r.ResourceNames {
-			if !slices.Contains(targets, n) {
-				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", targets), Found: fmt.Sprintf("%s: resourceName %q, which is no floating image's target", at, n)})
+			if !slices.Contains(t.Names, n) {
+				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", t.Names), Found: fmt.Sprintf("%s: resourceName %q, which is no floating image's target", at, n)})
 			}
-			grant(n, r.Verbs)
+			grant(resourceName{t.Resource, n}, r.Verbs)
 		}
 	}
 	for _, t := range targets {
-		var missing []string
-		for _, v := range []string{"get", "patch"} {
-			if !verbsOf[t][v] {
-				missing = append(missing, v)
+		for _, n := range t.Names {
+			var missing []string
+			for _, v := range rules.TargetVerbs {
+				if !verbsOf[resourceName{t.Resource, n}][v] {
+					missing = append(missing, v)
+				}
 			}
-		}
-		if len(missing) > 0 {
-			findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("no %s on Deployment %q", strings.Join(missing, " or "), t)})
+			if len(missing) > 0 {
+				findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("no %s on %s %q", strings.Join(missing, " or "), t.Kind, n)})
+			}
 		}
 	}
 	if events == 0 {

@@ -313,16 +313,3 @@ type TargetKey struct {
 // Key is the workload the image acts on.
 func (t Target) Key() TargetKey { return TargetKey{Kind: t.Kind, Namespace: t.Namespace, Name: t.Name} }
 
-// FloatingTargetNames returns the distinct names of the targets of floating images, in config
-// order: exactly what the CronJob's Role must be allowed to get and patch.
-func (c *RefreshConfig) FloatingTargetNames() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, img := range c.Floating() {
-		if !seen[img.Target.Name] {
-			seen[img.Target.Name] = true
-			out = append(out, img.Target.Name)
-		}
-	}
-	return out
-}

@@ -370,9 +370,6 @@ func TestLoadExample(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("images = %q, want %q", got, want)
 	}
-	if names := cfg.FloatingTargetNames(); !reflect.DeepEqual(names, []string{"stg-jobs-manager"}) {
-		t.Errorf("FloatingTargetNames = %q", names)
-	}
 }
 
 func TestLoadErrorsNameTheFile(t *testing.T) {
@@ -406,8 +403,8 @@ func TestFloatingAndPinned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if allPinned.AnyFloating() || len(allPinned.FloatingTargetNames()) != 0 {
-		t.Errorf("all pinned: AnyFloating=%v targets=%q", allPinned.AnyFloating(), allPinned.FloatingTargetNames())
+	if allPinned.AnyFloating() || len(allPinned.Floating()) != 0 {
+		t.Errorf("all pinned: AnyFloating=%v floating=%v", allPinned.AnyFloating(), allPinned.Floating())
 	}
 }
 

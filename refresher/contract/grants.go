@@ -24,8 +24,8 @@ type Grant struct {
 
 // ResourceNames are the names of one resource of the apps group a Role grants TargetVerbs on.
 type ResourceNames struct {
-	Resource string
-	Names    []string
+	Kind, Resource string
+	Names          []string
 }
 
 // Resource is the API resource of a target kind: deployments, daemonsets.
@@ -46,7 +46,7 @@ func Grants(targets []Target, roleNamespace string) []Grant {
 		resource := Resource(t.Key.Kind)
 		j := slices.IndexFunc(g.Targets, func(r ResourceNames) bool { return r.Resource == resource })
 		if j < 0 {
-			g.Targets = append(g.Targets, ResourceNames{Resource: resource})
+			g.Targets = append(g.Targets, ResourceNames{Kind: t.Key.Kind, Resource: resource})
 			j = len(g.Targets) - 1
 		}
 		if r := &g.Targets[j]; !slices.Contains(r.Names, t.Key.Name) {

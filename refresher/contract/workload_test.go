@@ -89,12 +89,12 @@ func TestGrants(t *testing.T) {
 		want    []Grant
 	}{
 		{"one namespace", []Target{target("Deployment", "tb", "a"), target("Deployment", "tb", "b"), target("Deployment", "tb", "a")},
-			[]Grant{{"tb", []ResourceNames{{"deployments", []string{"a", "b"}}}}}},
+			[]Grant{{"tb", []ResourceNames{{"Deployment", "deployments", []string{"a", "b"}}}}}},
 		{"nothing floats: the Role for Events alone", nil, []Grant{{Namespace: "tb"}}},
 		{"a DaemonSet in another namespace", []Target{target("DaemonSet", "agents", "mon"), target("Deployment", "tb", "a"), target("DaemonSet", "tb", "log")},
 			[]Grant{
-				{"tb", []ResourceNames{{"deployments", []string{"a"}}, {"daemonsets", []string{"log"}}}},
-				{"agents", []ResourceNames{{"daemonsets", []string{"mon"}}}},
+				{"tb", []ResourceNames{{"Deployment", "deployments", []string{"a"}}, {"DaemonSet", "daemonsets", []string{"log"}}}},
+				{"agents", []ResourceNames{{"DaemonSet", "daemonsets", []string{"mon"}}}},
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

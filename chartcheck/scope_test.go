@@ -1,0 +1,82 @@
+package chartcheck
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/tracebloc/image-refresh/postrender"
+	"github.com/tracebloc/image-refresh/refresher/config"
+)
+
+// TestTargetInAnotherNamespace renders the tracebloc-like chart through the post-renderer with its adoption config,
+// whose resource-monitor image targets the chart's DaemonSet in namespace tracebloc-node-agents: every check
+// passes, and the checks catch a stream whose Role there is missing or grants the wrong resource.
+func TestTargetInAnotherNamespace(t *testing.T) {
+	ch, err := loadChart("../testdata/charts/tracebloc-like")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("../testdata/config/tracebloc-like.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]any{"imageRefresh": map[string]any{"enabled": false}, "autoUpgrade": map[string]any{"enabled": false}}
+	out, err := ch.Render(context.Background(), renderOptions{ReleaseName: "rel", Namespace: "tb", Values: values}, postrender.New(postrender.Options{Config: cfg}))
+	if err != nil || out.PostRenderErr != nil {
+		t.Fatalf("render: %v, %v", err, out.PostRenderErr)
+	}
+	const role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: rel-refresher\n  namespace: tracebloc-node-agents\n"
+	if !strings.Contains(string(out.Output), role) {
+		t.Fatalf("no Role in tracebloc-node-agents:\n%s", out.Output)
+	}
+	for _, tc := range []struct {
+		name     string
+		old, new string
+		// want are the findings of the rbac check, as they begin.
+		want []string
+	}{
+		{name: "as rendered"},
+		{name: "the Role there dropped", old: role, new: strings.Replace(role, "kind: Role", "kind: ConfigMap", 1),
+			want: []string{`CronJob "rel-refresher" (document 8): expected Role "rel-refresher" in namespace "tracebloc-node-agents"; found no such Role in the stream`}},
+		{name: "the Role there grants Deployments", old: "  resources:\n  - daemonsets\n", new: "  resources:\n  - deployments\n",
+			want: []string{`Role "rel-refresher" (document 9): expected only get and patch on daemonsets.apps with resourceNames [rel-resource-monitor]`,
+				`Role "rel-refresher" (document 9): expected get and patch on daemonsets.apps with resourceNames [rel-resource-monitor], and create,get,patch on events.events.k8s.io; found no get or patch on DaemonSet "rel-resource-monitor"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := string(out.Output)
+			if tc.old != "" {
+				if strings.Count(stream, tc.old) != 1 {
+					t.Fatalf("%q is not in the stream once", tc.old)
+				}
+				stream = strings.Replace(stream, tc.old, tc.new, 1)
+			}
+			s, err := parseStream([]byte(stream))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.DefaultNamespace("tb")
+			for _, r := range checkStream(s, scenarioInput{postRendered: true}) {
+				if r.Name != rbacCheck {
+					if len(r.Findings) > 0 {
+						t.Errorf("%s: %v", r.Name, r.Findings)
+					}
+					continue
+				}
+				if len(r.Findings) != len(tc.want) {
+					t.Fatalf("rbac findings %v; want %d", r.Findings, len(tc.want))
+				}
+				for i, f := range r.Findings {
+					if !strings.HasPrefix(f.String(), tc.want[i]) {
+						t.Errorf("rbac finding %q; want it to begin %q", f, tc.want[i])
+					}
+				}
+			}
+		})
+	}
+}
