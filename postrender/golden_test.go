@@ -44,6 +44,8 @@ func TestGolden(t *testing.T) {
 		{"verification-external", true, true},
 		// jobs-manager and pods-monitor set-image with IfNotPresent, pods-monitor run by digest.
 		{"set-image", true, false},
+		// A set-image DaemonSet in another namespace: a Role and RoleBinding there, the guard over both.
+		{"daemonset-other-namespace", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(goldenDir, tc.name)
