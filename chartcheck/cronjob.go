@@ -270,7 +270,7 @@ func (c *contract) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Container) []
 func (c *contract) checkEnv(ctr *corev1.Container) []Finding {
 	want := []string{}
 	if c.cfg.Spec.Job.RegistryCredentialsSecret != "" {
-		want = append(want, "DOCKER_CONFIG="+config.DockerConfigMountPath)
+		want = append(want, postrender.DockerConfigEnv+"="+config.DockerConfigMountPath)
 	}
 	for _, e := range c.cfg.Spec.Job.Env {
 		want = append(want, e.Name+"="+e.Value)
@@ -540,10 +540,10 @@ func (c *contract) checkNothingInjected() []Finding {
 		// Only what the post-renderer injects counts (it keeps any other object with its label):
 		// the kinds it injects, named after the config when there is one.
 		labelled := d.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue &&
-			slices.Contains([]string{"ServiceAccount", "Role", "RoleBinding", "ConfigMap"}, d.Kind) &&
+			(slices.Contains(postrender.IdentityKinds, d.Kind) || d.Kind == "ConfigMap") &&
 			(c.cfg == nil || d.Name == c.cfg.Metadata.Name || d.Name == c.cfg.Metadata.Name+postrender.ConfigMapSuffix)
 		named := c.cfg != nil && d.Name == c.cfg.Metadata.Name && d.Namespace == c.cfg.Metadata.Namespace &&
-			slices.Contains([]string{"ServiceAccount", "Role", "RoleBinding"}, d.Kind)
+			slices.Contains(postrender.IdentityKinds, d.Kind)
 		if labelled || named {
 			findings = append(findings, Finding{Document: d.String(), Expected: "nothing injected: " + nothingFloats(c.cfg), Found: "an image-refresh " + d.Kind})
 		}

@@ -13,22 +13,29 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
+// The injected shape's names that other tools read (chartcheck asserts against them); the mount paths are the
+// config contract's (config.MountPath, config.DockerConfigMountPath, config.KeysMountPath).
 const (
 	// ConfigMapSuffix names the ConfigMap injected with --config: "<config name>-config".
 	ConfigMapSuffix = "-config"
+	// DockerConfigEnv points the refresher at the registry credentials mounted at config.DockerConfigMountPath.
+	DockerConfigEnv = "DOCKER_CONFIG"
 	// injectedFilename is the Helm 4 postrender-filename given to the injected documents when
 	// the input carries such annotations, so Helm 4 files them under one name.
 	injectedFilename = "image-refresh/injected.yaml"
 	// ContainerName is the name of the refresher container in the CronJob.
 	ContainerName = "refresher"
 
-	configVolume       = "config"
-	credentialsVolume  = "registry-credentials"
-	keysVolume         = "verification-keys"
-	dockerConfigJSON   = ".dockerconfigjson"
-	dockerConfigFile   = "config.json"
-	dockerConfigEnvVar = "DOCKER_CONFIG"
+	configVolume      = "config"
+	credentialsVolume = "registry-credentials"
+	keysVolume        = "verification-keys"
+	dockerConfigJSON  = ".dockerconfigjson"
+	dockerConfigFile  = "config.json"
 )
+
+// IdentityKinds are the kinds injected under the config's name, in the config's namespace and the Role and
+// RoleBinding in every other namespace with a target: who the refresher is and what it may do.
+var IdentityKinds = []string{"ServiceAccount", "Role", "RoleBinding"}
 
 // injection is the set of objects appended for one refresh config.
 type injection struct {
@@ -117,11 +124,10 @@ func (inj *injection) names() []kindName {
 	if inj.source.configMap == nil {
 		out = append(out, configMapKindName(name))
 	}
-	out = append(out,
-		kindName{kind: "ServiceAccount", name: name},
-		kindName{kind: "Role", name: name},
-		kindName{kind: "RoleBinding", name: name},
-		kindName{kind: "CronJob", name: name})
+	for _, kind := range IdentityKinds {
+		out = append(out, kindName{kind: kind, name: name})
+	}
+	out = append(out, kindName{kind: "CronJob", name: name})
 	for _, g := range inj.grants[1:] {
 		out = append(out, kindName{kind: "Role", name: name, namespace: g.Namespace}, kindName{kind: "RoleBinding", name: name, namespace: g.Namespace})
 	}
@@ -319,7 +325,7 @@ func (inj *injection) cronJob() any {
 			SecretName: job.RegistryCredentialsSecret,
 			Items:      []keyToPath{{Key: dockerConfigJSON, Path: dockerConfigFile}},
 		}})
-		env = append(env, envVar{Name: dockerConfigEnvVar, Value: config.DockerConfigMountPath})
+		env = append(env, envVar{Name: DockerConfigEnv, Value: config.DockerConfigMountPath})
 	}
 	// spec.job.env (the proxy variables) after the post-renderer's own, in config order.
 	for _, e := range job.Env {
