@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/tracebloc/image-refresh/internal/manifest"
 	"github.com/tracebloc/image-refresh/refresher/config"
 	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
@@ -159,7 +160,7 @@ func quoted(s string) string { return fmt.Sprintf("%q", s) }
 // refresh.yaml with the contract's own parser. ok is false when a config is present but unusable.
 func (c *contract) loadConfig() (findings []Finding, ok bool) {
 	var docs []*document
-	var configMaps []*corev1.ConfigMap
+	var candidates []manifest.Candidate
 	for _, d := range c.stream.OfKind("ConfigMap") {
 		var cm corev1.ConfigMap
 		if err := d.Decode(&cm); err != nil {
@@ -167,15 +168,22 @@ func (c *contract) loadConfig() (findings []Finding, ok bool) {
 		}
 		if cm.Labels[config.ConfigLabel] == "true" {
 			docs = append(docs, d)
-			configMaps = append(configMaps, &cm)
+			load := func() (*corev1.ConfigMap, error) { return &cm, nil }
+			candidates = append(candidates, manifest.Candidate{Hook: d.Hook, Namespace: d.Namespace, Load: load})
 		}
 	}
-	switch len(docs) {
-	case 0:
-		return nil, true
-	case 1:
-	default:
+	// Namespaces are read as DefaultNamespace left them: "" is not taken to be the config's.
+	found := manifest.FindConfig(candidates, false)
+	if len(docs) > 0 {
 		c.configDoc = docs[0]
+	}
+	doc, cm, cfg := c.configDoc, found.ConfigMap, found.Config
+	switch found.Rule {
+	case manifest.ConfigFound:
+		if cfg == nil {
+			return nil, true
+		}
+	case manifest.ConfigSeveral:
 		var names []string
 		for _, d := range docs {
 			names = append(names, d.String())
@@ -185,25 +193,20 @@ func (c *contract) loadConfig() (findings []Finding, ok bool) {
 			Expected: fmt.Sprintf("at most one ConfigMap labelled %s=true", config.ConfigLabel),
 			Found:    fmt.Sprintf("%d: %s", len(docs), strings.Join(names, ", ")),
 		}}, false
-	}
-	doc, cm := docs[0], configMaps[0]
-	c.configDoc = doc
-	if v := rules.CheckConfigNotHook(doc.Hook); v != nil {
-		return []Finding{{Document: doc.String(), Expected: "the refresh config ConfigMap as a resource of the release", Found: v.Message}}, false
-	}
-	data, present := cm.Data[config.ConfigMapKey]
-	if !present {
+	case manifest.ConfigHook:
+		return []Finding{{Document: doc.String(), Expected: "the refresh config ConfigMap as a resource of the release",
+			Found: found.Violation.Message}}, false
+	case manifest.ConfigUnreadable: // decoded above
+		return []Finding{{Document: doc.String(), Expected: "a ConfigMap", Found: found.Err.Error()}}, false
+	case manifest.ConfigNoKey:
 		return []Finding{{
 			Document: doc.String(),
 			Expected: fmt.Sprintf("data key %q", config.ConfigMapKey),
 			Found:    fmt.Sprintf("keys %v", slices.Sorted(maps.Keys(cm.Data))),
 		}}, false
-	}
-	cfg, err := config.Parse([]byte(data))
-	if err != nil {
-		return []Finding{{Document: doc.String(), Expected: "a valid RefreshConfig", Found: err.Error()}}, false
-	}
-	if cfg.Metadata.Namespace != "" && doc.Namespace != cfg.Metadata.Namespace {
+	case manifest.ConfigInvalid:
+		return []Finding{{Document: doc.String(), Expected: "a valid RefreshConfig", Found: found.Err.Error()}}, false
+	case manifest.ConfigNamespace:
 		return []Finding{{
 			Document: doc.String(),
 			Expected: fmt.Sprintf("the ConfigMap in the config's namespace %q (the CronJob mounts it from there)", cfg.Metadata.Namespace),

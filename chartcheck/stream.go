@@ -16,11 +16,9 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tracebloc/image-refresh/internal/manifest"
 	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
-
-// helm4FilenameAnnotation is how Helm 4 tells a post-renderer which template a document came from.
-const helm4FilenameAnnotation = "postrenderer.helm.sh/postrender-filename"
 
 // document is one object of a rendered stream.
 type document struct {
@@ -38,8 +36,6 @@ type document struct {
 	// Helm reads hook annotations from whole documents.
 	Hook string
 	Raw  []byte
-	// listKind and listAPIVersion are the list's, for an item.
-	listKind, listAPIVersion string
 }
 
 // String names the document the way every finding does:
@@ -83,8 +79,8 @@ type objectHeader struct {
 
 // parseStream splits a rendered stream into objects. Documents holding only comments or
 // whitespace are dropped; anything else must be a Kubernetes object with a kind. A List (any
-// object with a top-level items array) stands for its items, nested Lists included: Helm's kube
-// client flattens them so before applying, and a check that saw only the List would miss them.
+// object with a top-level items array) stands for its items (manifest.Objects). Helm refuses a
+// List nested in a List; its items are checked all the same, so that none goes unseen.
 func parseStream(data []byte) (*stream, error) {
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	s := &stream{}
@@ -99,59 +95,52 @@ func parseStream(data []byte) (*stream, error) {
 		if isBlank(chunk) {
 			continue
 		}
-		if err := s.add(&document{Index: index, Source: helmSource(chunk), Raw: chunk}); err != nil {
+		if err := s.add(&document{Index: index, Source: manifest.Source(chunk), Raw: chunk}, nil); err != nil {
 			return nil, err
 		}
 		index++
 	}
 }
 
-// add reads an object's header and appends it, or, for a List, its items.
-func (s *stream) add(d *document) error {
+// add reads an object's header and appends it, or, for a List, its items; list is the List d
+// is an item of.
+func (s *stream) add(d *document, list *manifest.Object) error {
 	var header objectHeader
 	if err := yaml.Unmarshal(d.Raw, &header); err != nil {
 		return fmt.Errorf("%s: not a Kubernetes object: %w", d.position(), err)
 	}
-	if header.Kind == "" && header.APIVersion == "" && d.listKind != "" {
-		// cli-runtime gives an item without kind and apiVersion the list's kind, less "List",
-		// and the list's apiVersion.
-		header.Kind, header.APIVersion = strings.TrimSuffix(d.listKind, "List"), d.listAPIVersion
+	obj := manifest.Object{APIVersion: header.APIVersion, Kind: header.Kind,
+		Hook: header.Metadata.Annotations[rules.HelmHookAnnotation]}
+	if list != nil {
+		obj = manifest.ItemOf(*list, obj)
 	}
-	if header.Kind == "" {
+	if obj.Kind == "" {
 		return fmt.Errorf("%s: no kind", d.position())
 	}
-	var list struct {
+	var items struct {
 		Items json.RawMessage `json:"items"`
 	}
-	if err := yaml.Unmarshal(d.Raw, &list); err != nil {
+	if err := yaml.Unmarshal(d.Raw, &items); err != nil {
 		return fmt.Errorf("%s: %w", d.position(), err)
 	}
-	var items []json.RawMessage
-	if json.Unmarshal(list.Items, &items) == nil && items != nil {
-		for i, item := range items {
-			itemPath := fmt.Sprintf("items[%d]", i)
+	var raws []json.RawMessage
+	if json.Unmarshal(items.Items, &raws) == nil && raws != nil {
+		for i, raw := range raws {
+			itemPath := manifest.ItemPath(i)
 			if d.Item != "" {
 				itemPath = d.Item + "." + itemPath
 			}
-			hook := header.Metadata.Annotations[rules.HelmHookAnnotation]
-			if hook == "" {
-				hook = d.Hook
-			}
-			item := &document{Index: d.Index, Item: itemPath, Source: d.Source, Hook: hook, Raw: item, listKind: header.Kind, listAPIVersion: header.APIVersion}
-			if err := s.add(item); err != nil {
+			if err := s.add(&document{Index: d.Index, Item: itemPath, Source: d.Source, Raw: raw}, &obj); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	if d.Source == "" {
-		d.Source = header.Metadata.Annotations[helm4FilenameAnnotation]
+		d.Source = header.Metadata.Annotations[manifest.FilenameAnnotation]
 	}
-	d.APIVersion, d.Kind = header.APIVersion, header.Kind
+	d.APIVersion, d.Kind, d.Hook = obj.APIVersion, obj.Kind, obj.Hook
 	d.Name, d.Namespace, d.Labels = header.Metadata.Name, header.Metadata.Namespace, header.Metadata.Labels
-	if hook := header.Metadata.Annotations[rules.HelmHookAnnotation]; hook != "" {
-		d.Hook = hook
-	}
 	s.Docs = append(s.Docs, d)
 	return nil
 }
@@ -172,20 +161,6 @@ func sourceSuffix(source string) string {
 		return ""
 	}
 	return " (" + source + ")"
-}
-
-// helmSource returns the template path of Helm's "# Source: chart/templates/x.yaml" comment.
-func helmSource(chunk []byte) string {
-	for line := range strings.Lines(string(chunk)) {
-		trimmed := strings.TrimSpace(line)
-		if rest, ok := strings.CutPrefix(trimmed, "# Source:"); ok {
-			return strings.TrimSpace(rest)
-		}
-		if trimmed != "" && trimmed != "---" && !strings.HasPrefix(trimmed, "#") {
-			return ""
-		}
-	}
-	return ""
 }
 
 func isBlank(chunk []byte) bool {

@@ -2,12 +2,12 @@ package postrender
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/tracebloc/image-refresh/internal/manifest"
 	"github.com/tracebloc/image-refresh/refresher/config"
 	"github.com/tracebloc/image-refresh/refresher/contract"
 )
@@ -127,11 +127,19 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 		}
 		return &configSource{cfg: cfg}, nil
 	}
-	switch len(labelled) {
-	case 0:
+	candidates := make([]manifest.Candidate, len(labelled))
+	for j, i := range labelled {
+		load := func() (*corev1.ConfigMap, error) {
+			var cm corev1.ConfigMap
+			return &cm, load(objects[i], &cm)
+		}
+		candidates[j] = manifest.Candidate{Hook: objects[i].hook, Namespace: objects[i].namespace, Load: load}
+	}
+	found := manifest.FindConfig(candidates, true)
+	if found.Rule == manifest.ConfigFound && found.Config == nil {
 		return nil, nil
-	case 1:
-	default:
+	}
+	if found.Rule == manifest.ConfigSeveral {
 		names := make([]string, len(labelled))
 		for j, i := range labelled {
 			names[j] = objects[i].describe()
@@ -141,25 +149,19 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 			len(labelled), config.ConfigLabel, strings.Join(names, ", "))
 	}
 	i := labelled[0]
-	cm := objects[i]
-	if v := contract.CheckConfigNotHook(cm.hook); v != nil {
-		return nil, refuse(ReasonInvalidConfig, "%s holds the refresh config, but %s", cm.describe(), v.Message)
-	}
-	var configMap corev1.ConfigMap
-	if err := load(cm, &configMap); err != nil {
-		return nil, refuse(ReasonMalformedStream, "reading %s: %v", cm.describe(), err)
-	}
-	data, ok := configMap.Data[config.ConfigMapKey]
-	if !ok {
+	cm, cfg := objects[i], found.Config
+	switch found.Rule {
+	case manifest.ConfigHook:
+		return nil, refuse(ReasonInvalidConfig, "%s holds the refresh config, but %s", cm.describe(), found.Violation.Message)
+	case manifest.ConfigUnreadable:
+		return nil, refuse(ReasonMalformedStream, "reading %s: %v", cm.describe(), found.Err)
+	case manifest.ConfigNoKey:
 		return nil, refuse(ReasonInvalidConfig,
 			"%s is labelled %s: \"true\" but has no string data.%s; render the refresh config under that key, or drop the label",
 			cm.describe(), config.ConfigLabel, config.ConfigMapKey)
-	}
-	cfg, err := config.Parse([]byte(data))
-	if err != nil {
-		return nil, refuse(ReasonInvalidConfig, "refresh config in %s: %v; fix the chart values it is rendered from", cm.describe(), err)
-	}
-	if cm.namespace != "" && cfg.Metadata.Namespace != "" && cm.namespace != cfg.Metadata.Namespace {
+	case manifest.ConfigInvalid:
+		return nil, refuse(ReasonInvalidConfig, "refresh config in %s: %v; fix the chart values it is rendered from", cm.describe(), found.Err)
+	case manifest.ConfigNamespace:
 		return nil, refuse(ReasonInvalidConfig,
 			"refresh config in %s names metadata.namespace %q, but the ConfigMap is in namespace %q, where the CronJob could not mount it; render both in the same namespace",
 			cm.describe(), cfg.Metadata.Namespace, cm.namespace)
@@ -219,20 +221,9 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 }
 
 // findObjects returns the objects of a kind (in the contract's API group) a resolved key names:
-// a target Deployment, the keys ConfigMap. An object without a namespace is installed into the
-// release namespace, which the post-renderer cannot see, so it matches any namespace; an exact
-// namespace match wins over it.
+// a target Deployment, the keys ConfigMap (manifest.Find).
 func findObjects(objects []object, key config.TargetKey) []object {
-	var found []object
-	for _, obj := range objects {
-		if obj.isKind(key.Kind) && obj.name == key.Name && sameNamespace(obj.namespace, key.Namespace) {
-			found = append(found, obj)
-		}
-	}
-	if exact := slices.DeleteFunc(slices.Clone(found), func(o object) bool { return o.namespace != key.Namespace }); len(found) > 1 && len(exact) > 0 {
-		found = exact
-	}
-	return found
+	return manifest.Find(objects, object.model, key.Kind, key.Name, key.Namespace)
 }
 
 // envSource finds, for an envFrom entry of a target in namespace, the rendered ConfigMap or
@@ -241,7 +232,7 @@ func envSource(objects []object, namespace string, load loader) contract.EnvSour
 	return func(kind, name, key string) string {
 		for _, obj := range objects {
 			var data contract.EnvData
-			if obj.isKind(kind) && obj.name == name && sameNamespace(obj.namespace, namespace) && load(obj, &data) == nil && data.Defines(key) {
+			if obj.model().Matches(kind, name, namespace) && load(obj, &data) == nil && data.Defines(key) {
 				return obj.describe()
 			}
 		}

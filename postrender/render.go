@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tracebloc/image-refresh/internal/manifest"
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
@@ -97,7 +98,7 @@ func scan(in []byte) (*scanned, error) {
 		}
 		source := ""
 		if len(docs) > 0 {
-			source = sourceComment(data)
+			source = manifest.Source(data)
 		}
 		for j, doc := range docs {
 			objs, err := documentObjects(doc)
@@ -117,7 +118,7 @@ func scan(in []byte) (*scanned, error) {
 	for i, seg := range segs {
 		if errs[i] != nil {
 			where := ""
-			if src := sourceComment(in[seg.start:seg.end]); src != "" {
+			if src := manifest.Source(in[seg.start:seg.end]); src != "" {
 				where = ", " + src
 			}
 			return nil, refuse(ReasonMalformedStream,

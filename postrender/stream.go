@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/tracebloc/image-refresh/internal/manifest"
 )
 
 // segment is a byte range of the input that the YAML parser can decode on its own: it starts at
@@ -26,7 +28,7 @@ func splitSegments(in []byte) []segment {
 	start := 0
 	directive := false
 	for line := 0; line < len(in); {
-		if line > start && isDocumentMarker(in[line:]) {
+		if line > start && manifest.IsDocumentMarker(in[line:]) {
 			if directive {
 				directive = false
 			} else {
@@ -47,20 +49,6 @@ func splitSegments(in []byte) []segment {
 		segs = append(segs, segment{start, len(in)})
 	}
 	return segs
-}
-
-func isDocumentMarker(line []byte) bool {
-	if len(line) < 3 || line[0] != '-' || line[1] != '-' || line[2] != '-' {
-		return false
-	}
-	if len(line) == 3 {
-		return true
-	}
-	switch line[3] {
-	case ' ', '\t', '\r', '\n':
-		return true
-	}
-	return false
 }
 
 // decodeDocuments parses every document of data with the YAML parser kyaml is built on.
