@@ -268,7 +268,7 @@ func (c *contract) resolveTargets() resolvedTargets {
 			continue
 		}
 		if v := rules.CheckTargetState(t.deployment); v != nil {
-			out.findings = append(out.findings, Finding{Document: t.doc.String(), Image: img.Name, Expected: "a Deployment that rolls out", Found: v.Message})
+			out.findings = append(out.findings, Finding{Document: t.doc.String(), Image: img.Name, Expected: "a " + rt.Key.Kind + " that rolls out", Found: v.Message})
 		}
 		out.targets = append(out.targets, t)
 	}
@@ -282,15 +282,15 @@ func (c *contract) findTarget(rt rules.Target) (target, *Finding) {
 	if len(docs) == 0 {
 		return target{}, &Finding{Document: c.configDoc.String(), Image: img.Name, Expected: fmt.Sprintf("target %s in the stream", rules.KeyString(rt.Key)), Found: "no such object"}
 	}
-	var dep appsv1.Deployment
-	if err := docs[0].Decode(&dep); err != nil {
-		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: "a Deployment", Found: err.Error()}
+	dep, err := rules.TargetView(rt.Key.Kind, docs[0].Decode)
+	if err != nil {
+		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: "a " + rt.Key.Kind, Found: err.Error()}
 	}
-	ctr, v := rules.Container(&dep, img)
+	ctr, v := rules.Container(dep, img)
 	if v != nil {
 		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: fmt.Sprintf("container %q", img.Target.Container), Found: v.Message}
 	}
-	return target{image: img, doc: docs[0], deployment: &dep, container: ctr}, nil
+	return target{image: img, doc: docs[0], deployment: dep, container: ctr}, nil
 }
 
 // checkSetEnv: while a set-env image floats the chart must not render its variable, or every

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tracebloc/image-refresh/internal/manifest"
@@ -181,8 +180,8 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 	switch len(found) {
 	case 0:
 		return refuse(ReasonTargetMissing,
-			"%s targets %s, which the release does not render (it renders %s); set spec.images[%d].target.name (and namespace) to a Deployment of this release",
-			image, contract.KeyString(t.Key), deploymentList(objects), index)
+			"%s targets %s, which the release does not render (it renders %s); set spec.images[%d].target.name (and namespace) to a %s of this release",
+			image, contract.KeyString(t.Key), workloadList(objects, t.Key.Kind), index, t.Key.Kind)
 	case 1:
 	default:
 		names := make([]string, len(found))
@@ -194,14 +193,14 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 			image, contract.KeyString(t.Key), len(found), strings.Join(names, ", "), index)
 	}
 	doc := found[0]
-	var dep appsv1.Deployment
-	if err := load(doc, &dep); err != nil {
+	dep, err := contract.TargetView(t.Key.Kind, func(into any) error { return load(doc, into) })
+	if err != nil {
 		return refuse(ReasonMalformedStream, "reading %s: %v", doc.describe(), err)
 	}
-	if v := contract.CheckTargetState(&dep); v != nil {
+	if v := contract.CheckTargetState(dep); v != nil {
 		return refuse(Reason(v.Rule), "%s floats, but its target %s: %s", image, doc.describe(), v.Message)
 	}
-	container, v := contract.Container(&dep, img)
+	container, v := contract.Container(dep, img)
 	if v != nil {
 		return refuse(Reason(v.Rule), "%s targets %s, but %s; set spec.images[%d].target.container to one of them", image, doc.describe(), v.Message, index)
 	}
@@ -243,14 +242,14 @@ func envSource(objects []object, namespace string, load loader) contract.EnvSour
 // maxListed bounds the names a message lists.
 const maxListed = 8
 
-func deploymentList(objects []object) string {
+func workloadList(objects []object, kind string) string {
 	var names []string
 	for _, obj := range objects {
-		if obj.isKind(config.KindDeployment) {
+		if obj.isKind(kind) {
 			names = append(names, obj.ref())
 		}
 	}
-	return listOrNone(names, "no "+config.KindDeployment)
+	return listOrNone(names, "no "+kind)
 }
 
 func listOrNone(names []string, none string) string {
