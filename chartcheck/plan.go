@@ -23,6 +23,9 @@ var tokenServices = map[string]struct{ realm, service string }{
 type Plan struct {
 	ChartPath     string
 	ManifestsPath string
+	// ConfigPath is the RefreshConfig given at install time (the post-renderer's --config): it is planned
+	// instead of a config the chart renders.
+	ConfigPath string
 	Release       Release
 	Values        values.Options
 	Stdin         io.Reader
@@ -80,6 +83,8 @@ func (p *Plan) Run(ctx context.Context) (*PlanReport, error) {
 		return nil, usagef("--manifests plans a rendered stream: it excludes CHART")
 	case p.ManifestsPath != "" && hasValues(p.Values):
 		return nil, usagef("--manifests plans a rendered stream: values flags do not apply")
+	case p.ManifestsPath != "" && p.ConfigPath != "":
+		return nil, usagef("--manifests plans a post-rendered stream: its config is in it, --config does not apply")
 	case p.ManifestsPath != "":
 		var err error
 		if stream, err = readStream(p.ManifestsPath, p.ManifestsPath, p.Stdin); err != nil {
@@ -95,6 +100,13 @@ func (p *Plan) Run(ctx context.Context) (*PlanReport, error) {
 		}
 	default:
 		return nil, usagef("nothing to plan: give CHART or --manifests FILE")
+	}
+	if p.ConfigPath != "" {
+		cfg, err := config.Load(p.ConfigPath)
+		if err != nil {
+			return nil, usagef("--config: %v", err)
+		}
+		return newPlanReport(cfg)
 	}
 	c := &contract{stream: stream}
 	if findings, ok := c.loadConfig(); !ok {

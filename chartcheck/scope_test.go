@@ -80,3 +80,25 @@ func TestTargetInAnotherNamespace(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanGivenConfig: plan --config plans the config given at install time — the tracebloc-like chart renders
+// none — with its DaemonSet target in another namespace; with --manifests it is a usage error.
+func TestPlanGivenConfig(t *testing.T) {
+	report, err := (&Plan{ChartPath: "../testdata/charts/tracebloc-like", ConfigPath: "../testdata/config/tracebloc-like.yaml",
+		Release: Release{Name: "rel", Namespace: "tb"}}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.Config == nil || report.Config.Name != "rel-refresher" || len(report.Images) != 4 {
+		t.Fatalf("plan %+v; want the given config's 4 images", report)
+	}
+	last := report.Images[3]
+	if want := (config.Target{Kind: config.KindDaemonSet, Name: "rel-resource-monitor", Namespace: "tracebloc-node-agents",
+		Container: "tracebloc-resource-monitor"}); last.Target != want || last.Head == nil {
+		t.Errorf("resource-monitor planned as %+v", last)
+	}
+	_, err = (&Plan{ManifestsPath: "-", ConfigPath: "../testdata/config/tracebloc-like.yaml"}).Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "--config does not apply") {
+		t.Errorf("plan --manifests --config: %v", err)
+	}
+}

@@ -170,7 +170,10 @@ would be checked. --config does not go with --manifests (the stream is post-rend
 }
 
 func newPlanCommand() *cobra.Command {
-	var flags renderFlags
+	var (
+		flags      renderFlags
+		configFile string
+	)
 	cmd := &cobra.Command{
 		Use:   "plan [CHART]",
 		Short: "Print, per image, the registry calls the refresher will make and what it changes",
@@ -178,7 +181,8 @@ func newPlanCommand() *cobra.Command {
 reference, whether it is pinned, the HEAD URL of the manifest poll, the token realm, service and
 scope, the action, the target and the audit annotation. Pinned images are never polled.`,
 		Example: `  chartcheck plan ./charts/client
-  chartcheck plan ./charts/client --set images.ingestor.digest=sha256:... -o json`,
+  chartcheck plan ./charts/client --set images.ingestor.digest=sha256:... -o json
+  chartcheck plan ./chart --config refresh.yaml      # the config given at install time`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			flags.setUpLogging(cmd.ErrOrStderr())
@@ -192,6 +196,7 @@ scope, the action, the target and the audit annotation. Pinned images are never 
 			plan := &chartcheck.Plan{
 				ChartPath:     chartArg(args),
 				ManifestsPath: flags.manifests,
+				ConfigPath:    configFile,
 				Release:       flags.release,
 				Values:        flags.values,
 				Stdin:         cmd.InOrStdin(),
@@ -204,5 +209,6 @@ scope, the action, the target and the audit annotation. Pinned images are never 
 		},
 	}
 	flags.add(cmd.Flags(), "text or json")
+	cmd.Flags().StringVar(&configFile, "config", "", "plan this RefreshConfig, the post-renderer's --config at install time, instead of one the chart renders (not with --manifests)")
 	return cmd
 }
