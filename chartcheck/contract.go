@@ -172,8 +172,7 @@ func (c *contract) loadConfig() (findings []Finding, ok bool) {
 			candidates = append(candidates, manifest.Candidate{Hook: d.Hook, Namespace: d.Namespace, Load: load})
 		}
 	}
-	// Namespaces are read as DefaultNamespace left them: "" is not taken to be the config's.
-	found := manifest.FindConfig(candidates, false)
+	found := manifest.FindConfig(candidates, manifest.Defaulted)
 	if len(docs) > 0 {
 		c.configDoc = docs[0]
 	}

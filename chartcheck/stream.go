@@ -188,7 +188,12 @@ func (d *document) Group() string {
 }
 
 // isKind reports whether the document is of a kind, in the group the checks know it by.
-func (d *document) isKind(kind string) bool { return rules.IsKind(d.APIVersion, d.Kind, kind) }
+func (d *document) isKind(kind string) bool { return d.model().IsKind(kind) }
+
+// model is the document as the stream model knows it, for its lookups.
+func (d *document) model() manifest.Object {
+	return manifest.Object{APIVersion: d.APIVersion, Kind: d.Kind, Name: d.Name, Namespace: d.Namespace}
+}
 
 // DefaultNamespace puts every namespaced object without a namespace into namespace, as Helm's
 // kube client does with the release namespace when it applies the stream.
@@ -200,15 +205,10 @@ func (s *stream) DefaultNamespace(namespace string) {
 	}
 }
 
-// Find returns the documents of a kind, namespace and name.
+// Find returns the documents of a kind, namespace and name; namespaces are the stream's after
+// DefaultNamespace (manifest.Defaulted).
 func (s *stream) Find(kind, namespace, name string) []*document {
-	var out []*document
-	for _, d := range s.Docs {
-		if d.isKind(kind) && d.Name == name && d.Namespace == namespace {
-			out = append(out, d)
-		}
-	}
-	return out
+	return manifest.Find(s.Docs, (*document).model, kind, name, namespace, manifest.Defaulted)
 }
 
 // OfKind returns the documents of one kind, in stream order.

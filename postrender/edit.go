@@ -134,7 +134,7 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 		}
 		candidates[j] = manifest.Candidate{Hook: objects[i].hook, Namespace: objects[i].namespace, Load: load}
 	}
-	found := manifest.FindConfig(candidates, true)
+	found := manifest.FindConfig(candidates, manifest.Unseen)
 	if found.Rule == manifest.ConfigFound && found.Config == nil {
 		return nil, nil
 	}
@@ -222,7 +222,7 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 // findObjects returns the objects of a kind (in the contract's API group) a resolved key names:
 // a target Deployment, the keys ConfigMap (manifest.Find).
 func findObjects(objects []object, key config.TargetKey) []object {
-	return manifest.Find(objects, object.model, key.Kind, key.Name, key.Namespace)
+	return manifest.Find(objects, object.model, key.Kind, key.Name, key.Namespace, manifest.Unseen)
 }
 
 // envSource finds, for an envFrom entry of a target in namespace, the rendered ConfigMap or
@@ -231,7 +231,7 @@ func envSource(objects []object, namespace string, load loader) contract.EnvSour
 	return func(kind, name, key string) string {
 		for _, obj := range objects {
 			var data contract.EnvData
-			if obj.model().Matches(kind, name, namespace) && load(obj, &data) == nil && data.Defines(key) {
+			if obj.model().Matches(kind, name, namespace, manifest.Unseen) && load(obj, &data) == nil && data.Defines(key) {
 				return obj.describe()
 			}
 		}

@@ -120,5 +120,5 @@ func (o object) isKind(kind string) bool { return o.model().IsKind(kind) }
 // one the post-renderer injected also depends on its kind and name: see injection.own.
 func (o object) ownLabelled() bool { return o.managedBy == ManagedByValue && o.listItem == 0 }
 
-// sameNamespace is manifest.SameNamespace: the post-renderer cannot see the release namespace.
-func sameNamespace(a, b string) bool { return manifest.SameNamespace(a, b) }
+// sameNamespace matches namespaces as the post-renderer sees them (manifest.Unseen).
+func sameNamespace(a, b string) bool { return manifest.Unseen.Same(a, b) }

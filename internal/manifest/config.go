@@ -34,8 +34,7 @@ const (
 type Candidate struct {
 	// Hook is its helm.sh/hook annotation, or its list's.
 	Hook string
-	// Namespace is its namespace; for a reader that cannot see the release namespace, ""
-	// means that one.
+	// Namespace is its namespace.
 	Namespace string
 	// Load decodes it.
 	Load func() (*corev1.ConfigMap, error)
@@ -53,9 +52,8 @@ type Discovery struct {
 	Err       error
 }
 
-// FindConfig finds the refresh config among the labelled ConfigMaps of a stream. A candidate
-// without a namespace matches any config namespace when releaseNamespaceUnseen (SameNamespace).
-func FindConfig(candidates []Candidate, releaseNamespaceUnseen bool) Discovery {
+// FindConfig finds the refresh config among the labelled ConfigMaps of a stream.
+func FindConfig(candidates []Candidate, r ReleaseNamespace) Discovery {
 	switch len(candidates) {
 	case 0:
 		return Discovery{}
@@ -82,7 +80,7 @@ func FindConfig(candidates []Candidate, releaseNamespaceUnseen bool) Discovery {
 		return d
 	}
 	ns := d.Config.Metadata.Namespace
-	if ns != "" && c.Namespace != ns && !(releaseNamespaceUnseen && c.Namespace == "") {
+	if ns != "" && !r.Same(c.Namespace, ns) {
 		d.Rule = ConfigNamespace
 	}
 	return d

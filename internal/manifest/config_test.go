@@ -25,7 +25,7 @@ func TestFindConfig(t *testing.T) {
 	tests := []struct {
 		name       string
 		candidates []Candidate
-		unseen     bool
+		r          ReleaseNamespace
 		want       ConfigRule
 		wantConfig bool
 	}{
@@ -36,16 +36,16 @@ func TestFindConfig(t *testing.T) {
 		{name: "unreadable", candidates: []Candidate{unreadable}, want: ConfigUnreadable},
 		{name: "no key", candidates: []Candidate{configMap("", map[string]string{"other": ""})}, want: ConfigNoKey},
 		{name: "invalid", candidates: []Candidate{configMap("", map[string]string{"refresh.yaml": "kind: x\n"})}, want: ConfigInvalid},
-		{name: "another namespace", candidates: []Candidate{configMap("m", map[string]string{"refresh.yaml": inN})},
+		{name: "another namespace", r: Unseen, candidates: []Candidate{configMap("m", map[string]string{"refresh.yaml": inN})},
 			want: ConfigNamespace, wantConfig: true},
-		{name: "no namespace, release namespace unseen", unseen: true,
+		{name: "no namespace, release namespace unseen", r: Unseen,
 			candidates: []Candidate{configMap("", map[string]string{"refresh.yaml": inN})}, want: ConfigFound, wantConfig: true},
-		{name: "no namespace, release namespace known",
+		{name: "no namespace, release namespace defaulted", r: Defaulted,
 			candidates: []Candidate{configMap("", map[string]string{"refresh.yaml": inN})}, want: ConfigNamespace, wantConfig: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := FindConfig(tt.candidates, tt.unseen)
+			got := FindConfig(tt.candidates, tt.r)
 			if got.Rule != tt.want || (got.Config != nil) != tt.wantConfig {
 				t.Errorf("rule %d, config %v (err %v); want rule %d, config %v", got.Rule, got.Config != nil, got.Err, tt.want, tt.wantConfig)
 			}
@@ -63,23 +63,27 @@ func TestFind(t *testing.T) {
 	id := func(o Object) Object { return o }
 	tests := []struct {
 		kind, name, namespace string
+		r                     ReleaseNamespace
 		want                  []int
 	}{
-		{"Deployment", "web", "prod", []int{1}}, // exact wins
-		{"Deployment", "web", "stage", []int{0}},
-		{"Deployment", "web", "", []int{0}},
-		{"Deployment", "api", "stage", nil},
-		{"Deployment", "api", "", []int{2}}, // another API group is another kind
-		{"ConfigMap", "web", "", nil},
+		{"Deployment", "web", "prod", Unseen, []int{1}}, // an exact match wins
+		{"Deployment", "web", "stage", Unseen, []int{0}},
+		{"Deployment", "web", "", Unseen, []int{0}},
+		{"Deployment", "api", "", Unseen, []int{2}}, // another API group is another kind
+		{"Deployment", "api", "stage", Unseen, nil},
+		{"ConfigMap", "web", "", Unseen, nil},
+		{"Deployment", "web", "stage", Defaulted, nil},
+		{"Deployment", "api", "", Defaulted, nil},
+		{"Deployment", "api", "prod", Defaulted, []int{2}},
 	}
 	for _, tt := range tests {
-		got := Find(objects, id, tt.kind, tt.name, tt.namespace)
+		got := Find(objects, id, tt.kind, tt.name, tt.namespace, tt.r)
 		var want []Object
 		for _, i := range tt.want {
 			want = append(want, objects[i])
 		}
 		if !slices.Equal(got, want) {
-			t.Errorf("Find(%s %s/%s) = %v; want %v", tt.kind, tt.namespace, tt.name, got, want)
+			t.Errorf("Find(%s %s/%s, %d) = %v; want %v", tt.kind, tt.namespace, tt.name, tt.r, got, want)
 		}
 	}
 }

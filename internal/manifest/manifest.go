@@ -62,23 +62,36 @@ func ItemPath(index int) string { return fmt.Sprintf("items[%d]", index) }
 // IsKind reports whether the object is of a kind, in the API group the contract knows it by.
 func (o Object) IsKind(kind string) bool { return contract.IsKind(o.APIVersion, o.Kind, kind) }
 
-// SameNamespace matches the namespaces of two objects for a reader that cannot see the release
-// namespace (the post-renderer): an object without one is installed there, so "" matches any.
-func SameNamespace(a, b string) bool { return a == "" || b == "" || a == b }
+// ReleaseNamespace is what a reader knows of the namespace Helm installs the release into.
+type ReleaseNamespace int
+
+const (
+	// Unseen: the post-renderer's view. An object without a namespace is installed into the
+	// release namespace, which it cannot see, so "" matches any namespace.
+	Unseen ReleaseNamespace = iota
+	// Defaulted: chartcheck's view, every namespaced object put into the release namespace
+	// (or left without one where it knows none): namespaces match exactly.
+	Defaulted
+)
+
+// Same reports whether two namespaces may be one.
+func (r ReleaseNamespace) Same(a, b string) bool {
+	return a == b || r == Unseen && (a == "" || b == "")
+}
 
 // Matches reports whether the object is of a kind (in the contract's API group) and name, in a
-// namespace as SameNamespace matches it.
-func (o Object) Matches(kind, name, namespace string) bool {
-	return o.IsKind(kind) && o.Name == name && SameNamespace(o.Namespace, namespace)
+// namespace.
+func (o Object) Matches(kind, name, namespace string, r ReleaseNamespace) bool {
+	return o.IsKind(kind) && o.Name == name && r.Same(o.Namespace, namespace)
 }
 
 // Find returns the objects that match a kind, name and namespace (Matches); of several, an
 // exact namespace match wins.
-func Find[T any](objects []T, object func(T) Object, kind, name, namespace string) []T {
+func Find[T any](objects []T, object func(T) Object, kind, name, namespace string, r ReleaseNamespace) []T {
 	var found, exact []T
 	for _, t := range objects {
 		o := object(t)
-		if o.Matches(kind, name, namespace) {
+		if o.Matches(kind, name, namespace, r) {
 			found = append(found, t)
 			if o.Namespace == namespace {
 				exact = append(exact, t)
