@@ -2,7 +2,6 @@ package chartcheck
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 
@@ -10,22 +9,25 @@ import (
 	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
-// TestTargetInAnotherNamespace renders the tracebloc-like chart through the post-renderer with its adoption config,
-// whose resource-monitor image targets the chart's DaemonSet in namespace tracebloc-node-agents: every check
-// passes, and the checks catch a stream whose Role there is missing or grants the wrong resource.
-func TestTargetInAnotherNamespace(t *testing.T) {
+// traceblocLike loads testdata/charts/tracebloc-like and its adoption config.
+func traceblocLike(t *testing.T) (*loadedChart, *config.RefreshConfig) {
+	t.Helper()
 	ch, err := loadChart("../testdata/charts/tracebloc-like")
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile("../testdata/config/tracebloc-like.yaml")
+	cfg, err := config.Load("../testdata/config/tracebloc-like.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return ch, cfg
+}
+
+// TestTargetInAnotherNamespace renders the tracebloc-like chart through the post-renderer with its adoption config,
+// whose resource-monitor image targets the chart's DaemonSet in namespace tracebloc-node-agents: every check
+// passes, and the checks catch a stream whose Role there is missing or grants the wrong resource.
+func TestTargetInAnotherNamespace(t *testing.T) {
+	ch, cfg := traceblocLike(t)
 	values := map[string]any{"imageRefresh": map[string]any{"enabled": false}, "autoUpgrade": map[string]any{"enabled": false}}
 	out, err := ch.Render(context.Background(), renderOptions{ReleaseName: "rel", Namespace: "tb", Values: values}, postrender.New(postrender.Options{Config: cfg}))
 	if err != nil || out.PostRenderErr != nil {

@@ -10,7 +10,6 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // legacyRefresh is a chart's own refresh CronJob with RBAC that patches the target, as the
@@ -118,18 +117,7 @@ func TestWritersCheck(t *testing.T) {
 // its config given as --config: with the chart's refresh CronJob on, the post-renderer refuses
 // and names the template; off, the self-upgrade warns; both off, nothing is said.
 func TestWritersOnTheTraceblocLikeChart(t *testing.T) {
-	ch, err := loadChart("../testdata/charts/tracebloc-like")
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile("../testdata/config/tracebloc-like.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch, cfg := traceblocLike(t)
 	for _, tc := range []struct {
 		name                 string
 		refresh, autoUpgrade bool
