@@ -159,7 +159,8 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 			"%s is labelled %s: \"true\" but has no string data.%s; render the refresh config under that key, or drop the label",
 			cm.describe(), config.ConfigLabel, config.ConfigMapKey)
 	case manifest.ConfigInvalid:
-		return nil, refuse(ReasonInvalidConfig, "refresh config in %s: %v; fix the chart values it is rendered from", cm.describe(), found.Err)
+		return nil, refuse(ReasonInvalidConfig, "refresh config in %s: %v; fix the chart values it is rendered from",
+			cm.describe(), found.Err)
 	case manifest.ConfigNamespace:
 		return nil, refuse(ReasonInvalidConfig,
 			"refresh config in %s names metadata.namespace %q, but the ConfigMap is in namespace %q, where the CronJob could not mount it; render both in the same namespace",

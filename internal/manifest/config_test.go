@@ -7,20 +7,23 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestFindConfig(t *testing.T) {
-	const valid = "apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: r}\n" +
-		"spec:\n  images: [{name: a, repository: docker.io/x/a, action: rollout-restart, target: {name: a, container: a}, annotation: x.io/a}]\n"
+	const valid = `apiVersion: image-refresh.io/v1alpha1
+kind: RefreshConfig
+metadata: {name: r}
+spec:
+  images:
+  - {name: a, repository: docker.io/x/a, action: rollout-restart, target: {name: a, container: a}, annotation: x.io/a}
+`
 	inN := strings.Replace(valid, "{name: r}", "{name: r, namespace: n}", 1)
-	configMap := func(namespace string, data map[string]string) Candidate {
-		return Candidate{Namespace: namespace, Load: func() (*corev1.ConfigMap, error) {
-			return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace}, Data: data}, nil
+	candidate := func(namespace, hook string, data map[string]string) Candidate {
+		return Candidate{Hook: hook, Namespace: namespace, Load: func() (*corev1.ConfigMap, error) {
+			return &corev1.ConfigMap{Data: data}, nil
 		}}
 	}
-	hook := configMap("", map[string]string{"refresh.yaml": valid})
-	hook.Hook = "pre-install"
+	config := func(cfg string) map[string]string { return map[string]string{"refresh.yaml": cfg} }
 	unreadable := Candidate{Load: func() (*corev1.ConfigMap, error) { return nil, errors.New("bad") }}
 	tests := []struct {
 		name       string
@@ -30,24 +33,25 @@ func TestFindConfig(t *testing.T) {
 		wantConfig bool
 	}{
 		{name: "none", want: ConfigFound},
-		{name: "one", candidates: []Candidate{configMap("", map[string]string{"refresh.yaml": valid})}, want: ConfigFound, wantConfig: true},
-		{name: "several", candidates: []Candidate{configMap("", nil), configMap("", nil)}, want: ConfigSeveral},
-		{name: "a hook", candidates: []Candidate{hook}, want: ConfigHook},
+		{name: "one", candidates: []Candidate{candidate("", "", config(valid))}, want: ConfigFound, wantConfig: true},
+		{name: "several", candidates: []Candidate{candidate("", "", nil), candidate("", "", nil)}, want: ConfigSeveral},
+		{name: "a hook", candidates: []Candidate{candidate("", "pre-install", config(valid))}, want: ConfigHook},
 		{name: "unreadable", candidates: []Candidate{unreadable}, want: ConfigUnreadable},
-		{name: "no key", candidates: []Candidate{configMap("", map[string]string{"other": ""})}, want: ConfigNoKey},
-		{name: "invalid", candidates: []Candidate{configMap("", map[string]string{"refresh.yaml": "kind: x\n"})}, want: ConfigInvalid},
-		{name: "another namespace", r: Unseen, candidates: []Candidate{configMap("m", map[string]string{"refresh.yaml": inN})},
+		{name: "no key", candidates: []Candidate{candidate("", "", map[string]string{"x": ""})}, want: ConfigNoKey},
+		{name: "invalid", candidates: []Candidate{candidate("", "", config("kind: x\n"))}, want: ConfigInvalid},
+		{name: "another namespace", candidates: []Candidate{candidate("m", "", config(inN))},
 			want: ConfigNamespace, wantConfig: true},
-		{name: "no namespace, release namespace unseen", r: Unseen,
-			candidates: []Candidate{configMap("", map[string]string{"refresh.yaml": inN})}, want: ConfigFound, wantConfig: true},
-		{name: "no namespace, release namespace defaulted", r: Defaulted,
-			candidates: []Candidate{configMap("", map[string]string{"refresh.yaml": inN})}, want: ConfigNamespace, wantConfig: true},
+		{name: "no namespace, release namespace unseen", r: Unseen, candidates: []Candidate{candidate("", "", config(inN))},
+			want: ConfigFound, wantConfig: true},
+		{name: "no namespace, namespaces defaulted", r: Defaulted, candidates: []Candidate{candidate("", "", config(inN))},
+			want: ConfigNamespace, wantConfig: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := FindConfig(tt.candidates, tt.r)
 			if got.Rule != tt.want || (got.Config != nil) != tt.wantConfig {
-				t.Errorf("rule %d, config %v (err %v); want rule %d, config %v", got.Rule, got.Config != nil, got.Err, tt.want, tt.wantConfig)
+				t.Errorf("rule %d, config %v (%v); want rule %d, config %v",
+					got.Rule, got.Config != nil, got.Err, tt.want, tt.wantConfig)
 			}
 		})
 	}

@@ -1,10 +1,10 @@
 // Package manifest is the model of a rendered release stream, Helm's "manifest": what `helm
 // template` prints and a post-renderer reads. It holds the stream's rules that do not depend on
 // who reads it: the chart file a document came from ("# Source:", Helm 4's filename
-// annotation), the objects Helm applies from a document (a list stands for its items), the
-// hook an item inherits, lookup by kind, name and namespace, and where the refresh config is.
-// The post-renderer reads objects from yaml.Node trees with Read and Objects; chartcheck
-// decodes them as the API server does and applies ItemOf itself.
+// annotation), the objects Helm applies from a document (a list stands for its items), what an
+// item inherits from its list, lookup by kind, name and namespace, and where the refresh config
+// is. The post-renderer reads objects from the yaml.Node trees it parses (Objects); chartcheck
+// decodes documents as the API server does and applies ItemOf to the items it finds.
 package manifest
 
 import (
@@ -44,8 +44,8 @@ type Object struct {
 
 // ItemOf is the object Helm applies for an item of a list. cli-runtime's unstructured decoder
 // gives an item without kind and apiVersion the list's kind, less "List", and the list's
-// apiVersion. Helm sorts hooks by whole documents, so an item without a hook annotation of
-// its own is its list's hook.
+// apiVersion. Helm sorts hooks by whole documents, so a hook list makes every item a hook; an
+// item's own hook annotation, which Helm does not read, is kept as what the template meant.
 func ItemOf(list, item Object) Object {
 	if item.Kind == "" && item.APIVersion == "" {
 		item.Kind, item.APIVersion = strings.TrimSuffix(list.Kind, "List"), list.APIVersion

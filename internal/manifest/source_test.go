@@ -5,7 +5,7 @@ import "testing"
 func TestSource(t *testing.T) {
 	tests := []struct{ name, doc, want string }{
 		{"helm 3", "---\n# Source: c/templates/a.yaml\napiVersion: v1\n", "c/templates/a.yaml"},
-		{"after other comments and blank lines", "\n# generated\n\n# Source: c/templates/a.yaml \nkind: x\n", "c/templates/a.yaml"},
+		{"after other comments and blank lines", "\n# generated\n\n# Source: c/a.yaml \nkind: x\n", "c/a.yaml"},
 		{"marker with a comment", "--- # doc\n# Source: c/a.yaml\n", "c/a.yaml"},
 		{"below the first content line", "kind: x\n# Source: c/a.yaml\n", ""},
 		{"none", "# only a comment\n", ""},
