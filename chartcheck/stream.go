@@ -79,8 +79,9 @@ type objectHeader struct {
 
 // parseStream splits a rendered stream into objects. Documents holding only comments or
 // whitespace are dropped; anything else must be a Kubernetes object with a kind. A List (any
-// object with a top-level items array) stands for its items (manifest.Objects). Helm refuses a
-// List nested in a List; its items are checked all the same, so that none goes unseen.
+// object with a top-level items array) stands for its items (manifest.ItemOf). Helm refuses a
+// List nested in a List (manifest.Objects); its items are checked all the same, so that none
+// goes unseen.
 func parseStream(data []byte) (*stream, error) {
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	s := &stream{}

@@ -29,7 +29,7 @@ type object struct {
 	// segmentDocs is the number of documents in the segment.
 	segmentDocs int
 	// listItem is 1 + the object's index in its document's items when the document is a list
-	// (see listItems); 0 for the document itself.
+	// (manifest.Object.Item); 0 for the document itself.
 	listItem int
 
 	apiVersion, kind, name, namespace string
@@ -39,8 +39,8 @@ type object struct {
 	managedBy string
 	// filename is Helm 4's postrender-filename annotation.
 	filename string
-	// hook is the helm.sh/hook annotation of the object or, for a list item, of its document:
-	// Helm reads hook annotations from whole documents.
+	// hook is the helm.sh/hook annotation of the object or, for a list item, of its document
+	// (manifest.ItemOf).
 	hook string
 	// source is Helm 3's "# Source:" comment above the document, if any.
 	source string
