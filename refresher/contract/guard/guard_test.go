@@ -308,3 +308,44 @@ func TestGuardSetImage(t *testing.T) {
 		})
 	}
 }
+
+// TestGuardOverKindsAndNamespaces: with a DaemonSet in another namespace the guard matches both resources in both
+// namespaces, tells its targets apart by name, namespace and resource, and compares the fields of both spec
+// types; a config of Deployments in one namespace keeps the name-only match.
+func TestGuardOverKindsAndNamespaces(t *testing.T) {
+	cfg := guardConfig(t, "apps")
+	cfg.Spec.Images = append(cfg.Spec.Images, config.Image{Name: "agent", Repository: "example.com/agent", Tag: "prod",
+		Action: config.ActionRolloutRestart, Annotation: "example.com/agent-digest",
+		Target: config.Target{Kind: config.KindDaemonSet, Name: "agent", Namespace: "agents", Container: "agent"}})
+	policy, binding := For(cfg, "apps", "refresh")
+	if got := policy.Spec.MatchConstraints.ResourceRules[0].Resources; !slices.Equal(got, []string{"deployments", "daemonsets"}) {
+		t.Errorf("resources %v", got)
+	}
+	if got := binding.Spec.MatchResources.NamespaceSelector.MatchExpressions[0].Values; !slices.Equal(got, []string{"apps", "agents"}) {
+		t.Errorf("namespaces %v", got)
+	}
+	messages := map[string]string{}
+	for _, v := range policy.Spec.Validations {
+		messages[v.Message] = v.Expression
+	}
+	for _, field := range []string{"strategy", "paused", "updateStrategy", "minReadySeconds"} {
+		if _, ok := messages[MessagePrefix+"spec."+field+" may not change"]; !ok {
+			t.Errorf("spec.%s is not compared", field)
+		}
+	}
+	agent := "object.metadata.name == 'agent' && request.namespace == 'agents' && request.resource.resource == 'daemonsets'"
+	if got := messages[MessagePrefix+"annotation example.com/agent-digest may only be set to a sha256 digest"]; !strings.HasPrefix(got, "!("+agent+") || ") {
+		t.Errorf("the agent's annotation is checked by %s", got)
+	}
+	if first := policy.Spec.Validations[0]; !strings.Contains(first.Expression, agent) || !strings.Contains(first.MessageExpression, "request.kind.kind") {
+		t.Errorf("first validation %+v: want the targets by name, namespace and resource", first)
+	}
+
+	single, _ := For(guardConfig(t, "apps"), "apps", "refresh")
+	for _, v := range single.Spec.Validations {
+		if strings.Contains(v.Expression, "request.namespace") || strings.Contains(v.Expression, "request.resource") ||
+			v.Message == MessagePrefix+"spec.updateStrategy may not change" {
+			t.Errorf("a Deployment-only config in one namespace: %s %s", v.Message, v.Expression)
+		}
+	}
+}
