@@ -16,10 +16,10 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/cli/values"
 
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 const (
@@ -984,7 +984,7 @@ func TestRefresherEvidence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := &contract{stream: stream, cfg: cfg, configDoc: &document{Kind: "ConfigMap", Name: "r-config"}}
+			c := &checkedRelease{stream: stream, cfg: cfg, configDoc: &document{Kind: "ConfigMap", Name: "r-config"}}
 			found, findings := c.refresherCronJobs()
 			if len(findings) > 0 {
 				t.Fatal(findings)
@@ -1341,7 +1341,7 @@ func TestDefaultNamespace(t *testing.T) {
 	if want := []string{"Role/team-b", "Role/team-a", "ClusterRole/"}; !slices.Equal(got, want) {
 		t.Errorf("namespaces %q; want %q", got, want)
 	}
-	if findings := (&contract{stream: stream}).checkUniqueObjects(); len(findings) > 0 {
+	if findings := (&checkedRelease{stream: stream}).checkUniqueObjects(); len(findings) > 0 {
 		t.Errorf("Role x in team-a and in team-b reported as duplicates: %v", findings)
 	}
 }

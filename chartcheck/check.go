@@ -11,8 +11,8 @@ import (
 	"helm.sh/helm/v3/pkg/cli/values"
 	helmpostrender "helm.sh/helm/v3/pkg/postrender"
 
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // Release names the release a chart is rendered as; empty fields take the suite's or Helm's
@@ -285,7 +285,7 @@ func checkScenario(s *stream, postRendered bool, postRenderErr error, expect *ex
 // without a config, none given and none expected absent fails: nothing would be checked.
 func checkStream(s *stream, in scenarioInput) []CheckResult {
 	cs := &checkSet{}
-	c := &contract{stream: s, allowExternalKeys: in.allowExternalKeys, chartCarriesRefresher: in.chartCarriesRefresher}
+	c := &checkedRelease{stream: s, allowExternalKeys: in.allowExternalKeys, chartCarriesRefresher: in.chartCarriesRefresher}
 	c.presetGivenConfig(in.given, in.namespace)
 	c.check(cs, in.postRendered, in.postRenderErr)
 	if c.cfg == nil && c.configDoc == nil && !in.configGiven && (in.expect == nil || in.expect.Config != absent) {

@@ -8,9 +8,9 @@ import (
 	helmpostrender "helm.sh/helm/v3/pkg/postrender"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
+	"github.com/tracebloc/image-refresh/internal/config"
+	contract "github.com/tracebloc/image-refresh/internal/contract"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
-	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // postRendererArgs merges --post-renderer-args (parsed with the post-renderer's own flags), --config
@@ -110,7 +110,7 @@ func configMapDocument(cfg *config.RefreshConfig, file string) ([]byte, error) {
 		Kind:       "ConfigMap",
 		Metadata: objectMeta{
 			Name:      cfg.Metadata.Name + postrender.ConfigMapSuffix,
-			Namespace: rules.RoleNamespace(cfg, "", ""),
+			Namespace: contract.RoleNamespace(cfg, "", ""),
 			Labels: map[string]string{
 				"app.kubernetes.io/name":     "image-refresh",
 				"app.kubernetes.io/instance": cfg.Metadata.Name,
@@ -148,15 +148,15 @@ func withGivenConfig(rendered *renderOutput, cfg *config.RefreshConfig, file str
 // post-renderer then appends nothing, so the stream holds no config, yet the checks must read
 // "every image is pinned" (nothing injected under the config's names), not "no config". The
 // contract keeps a preset config when the stream has none. namespace is the release's.
-func (c *contract) presetGivenConfig(cfg *config.RefreshConfig, namespace string) {
+func (c *checkedRelease) presetGivenConfig(cfg *config.RefreshConfig, namespace string) {
 	if cfg == nil || cfg.AnyFloating() {
 		return
 	}
 	preset := *cfg
 	// As loadConfig reads the ConfigMap the post-renderer would have appended: the guard is
 	// named after its namespace as rendered, the objects live in the release namespace without one.
-	c.guardNamespace = rules.RoleNamespace(cfg, "", "")
-	preset.Metadata.Namespace = rules.RoleNamespace(cfg, namespace, "")
+	c.guardNamespace = contract.RoleNamespace(cfg, "", "")
+	preset.Metadata.Namespace = contract.RoleNamespace(cfg, namespace, "")
 	c.cfg = &preset
 }
 

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // A chart that does not render its refresh config: it is given at install time.

@@ -15,8 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // refresherCronJob is a CronJob of the stream that is image-refresh's.
@@ -32,7 +32,7 @@ type refresherCronJob struct {
 // refresherCronJobs are the CronJobs named after the config or carrying any trace of the
 // refresher (refresherEvidence): renaming a CronJob must not hide it. The findings are CronJobs
 // that do not decode.
-func (c *contract) refresherCronJobs() ([]refresherCronJob, []Finding) {
+func (c *checkedRelease) refresherCronJobs() ([]refresherCronJob, []Finding) {
 	var out []refresherCronJob
 	var findings []Finding
 	for _, d := range c.stream.OfKind("CronJob") {
@@ -58,7 +58,7 @@ func (c *contract) refresherCronJobs() ([]refresherCronJob, []Finding) {
 // spec.job.image or the default), or a mount of the labelled config ConfigMap or at or under the
 // config directory. A --config flag or a binary's name is no evidence: any chart's CronJob may
 // have them.
-func (c *contract) refresherEvidence(cj *batchv1.CronJob) string {
+func (c *checkedRelease) refresherEvidence(cj *batchv1.CronJob) string {
 	if cj.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue {
 		return fmt.Sprintf("label %s=%s", postrender.ManagedByLabel, postrender.ManagedByValue)
 	}
@@ -100,7 +100,7 @@ func inConfigDir(p string) bool {
 
 // checkCronJobPresence: the CronJob named after the config exists iff some image floats, and no
 // other CronJob runs the refresher.
-func (c *contract) checkCronJobPresence() []Finding {
+func (c *checkedRelease) checkCronJobPresence() []Finding {
 	cronJobs, findings := c.refresherCronJobs()
 	wantName := ""
 	if c.cfg != nil {
@@ -142,7 +142,7 @@ func floatingNames(cfg *config.RefreshConfig) []string {
 // checkCronJobConfig: the CronJob is the one the post-renderer renders from the config: it runs
 // (not suspended, one run at a time), with the config's spec.job (defaults applied), one
 // container, the refresher, reading the config ConfigMap mounted read-only at config.MountPath.
-func (c *contract) checkCronJobConfig() []Finding {
+func (c *checkedRelease) checkCronJobConfig() []Finding {
 	pod := &c.cronJob.Spec.JobTemplate.Spec.Template.Spec
 	var findings []Finding
 	if len(pod.Containers) != 1 || len(pod.InitContainers) > 0 {
@@ -157,7 +157,7 @@ func (c *contract) checkCronJobConfig() []Finding {
 
 // refresherContainer is the CronJob's refresher: the post-renderer's container, or the only one
 // (nil if neither: checkCronJobConfig reports it).
-func (c *contract) refresherContainer() *corev1.Container {
+func (c *checkedRelease) refresherContainer() *corev1.Container {
 	pod := &c.cronJob.Spec.JobTemplate.Spec.Template.Spec
 	i := slices.IndexFunc(pod.Containers, func(ctr corev1.Container) bool { return ctr.Name == postrender.ContainerName })
 	if i < 0 && len(pod.Containers) == 1 {
@@ -184,7 +184,7 @@ func containerNames(containers []corev1.Container) []string {
 }
 
 // checkJobSpec compares the CronJob with what the contract fixes and the config's spec.job says.
-func (c *contract) checkJobSpec(ctr *corev1.Container) []Finding {
+func (c *checkedRelease) checkJobSpec(ctr *corev1.Container) []Finding {
 	doc, cj, job := c.cronJobDoc.String(), c.cronJob, c.cfg.Spec.Job
 	jobSpec := &cj.Spec.JobTemplate.Spec
 	pod := &jobSpec.Template.Spec
@@ -232,7 +232,7 @@ func (c *contract) checkJobSpec(ctr *corev1.Container) []Finding {
 // post-renderer renders. A flag (--dry-run, --kubeconfig), a variable (KUBERNETES_SERVICE_HOST, a
 // proxy not in spec.job.env), a Job that never starts a pod or a pod killed at once all pass every
 // other check and never refresh anything.
-func (c *contract) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Container) []Finding {
+func (c *checkedRelease) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Container) []Finding {
 	doc, jobSpec := c.cronJobDoc.String(), &c.cronJob.Spec.JobTemplate.Spec
 	var findings []Finding
 	compare := func(field, want, got string) {
@@ -267,7 +267,7 @@ func (c *contract) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Container) []
 // checkEnv: the container's env is the post-renderer's own (DOCKER_CONFIG with registry
 // credentials), then the config's spec.job.env, in order. A proxy variable missing, changed or
 // not in spec.job.env is named (checkProxyEnv); any other difference shows both lists.
-func (c *contract) checkEnv(ctr *corev1.Container) []Finding {
+func (c *checkedRelease) checkEnv(ctr *corev1.Container) []Finding {
 	want := []string{}
 	if c.cfg.Spec.Job.RegistryCredentialsSecret != "" {
 		want = append(want, postrender.DockerConfigEnv+"="+config.DockerConfigMountPath)
@@ -296,7 +296,7 @@ func (c *contract) checkEnv(ctr *corev1.Container) []Finding {
 
 // checkProxyEnv names each proxy variable (config.ProxyEnvNames) of the container that is not
 // exactly one entry with the value of the config's spec.job.env, or that spec.job.env lacks.
-func (c *contract) checkProxyEnv(ctr *corev1.Container) []Finding {
+func (c *checkedRelease) checkProxyEnv(ctr *corev1.Container) []Finding {
 	doc := c.cronJobDoc.String()
 	var findings []Finding
 	for _, name := range config.ProxyEnvNames {
@@ -343,7 +343,7 @@ func envName(described string) string {
 
 // automountsToken is whether the pod gets its ServiceAccount's token: the pod's setting, else
 // the ServiceAccount's, else true.
-func (c *contract) automountsToken(pod *corev1.PodSpec) string {
+func (c *checkedRelease) automountsToken(pod *corev1.PodSpec) string {
 	if pod.AutomountServiceAccountToken != nil {
 		return strconv.FormatBool(*pod.AutomountServiceAccountToken)
 	}
@@ -358,7 +358,7 @@ func (c *contract) automountsToken(pod *corev1.PodSpec) string {
 
 // checkRegistryCredentials: with spec.job.registryCredentialsSecret, the Secret is mounted at
 // config.DockerConfigMountPath (checkAllowList checks that DOCKER_CONFIG points there).
-func (c *contract) checkRegistryCredentials(pod *corev1.PodSpec, ctr *corev1.Container) []Finding {
+func (c *checkedRelease) checkRegistryCredentials(pod *corev1.PodSpec, ctr *corev1.Container) []Finding {
 	secret := c.cfg.Spec.Job.RegistryCredentialsSecret
 	if secret == "" {
 		return nil
@@ -384,7 +384,7 @@ func findVolume(pod *corev1.PodSpec, name string) *corev1.Volume {
 // checkConfigMount: the refresher reads the labelled ConfigMap's refresh.yaml: exactly one mount
 // touches the config directory (at, under or above it), the config volume, read-only at
 // config.MountPath (checkAllowList checks that --config names its refresh.yaml).
-func (c *contract) checkConfigMount(ctr *corev1.Container) []Finding {
+func (c *checkedRelease) checkConfigMount(ctr *corev1.Container) []Finding {
 	doc, pod := c.cronJobDoc.String(), &c.cronJob.Spec.JobTemplate.Spec.Template.Spec
 	var findings []Finding
 	mountedThere := false
@@ -428,7 +428,7 @@ func (c *contract) checkConfigMount(ctr *corev1.Container) []Finding {
 
 // readableByRefresher reports whether a ConfigMap file of mode (nil: Kubernetes' default 0644),
 // owned by root and, with a pod fsGroup, by that group, can be read by the non-root refresher.
-func (c *contract) readableByRefresher(mode *int32) bool {
+func (c *checkedRelease) readableByRefresher(mode *int32) bool {
 	if mode == nil {
 		return true
 	}
@@ -512,7 +512,7 @@ func describeResources(list corev1.ResourceList) string {
 	return strings.Join(out, " ")
 }
 
-func (c *contract) checkSchedule() []Finding {
+func (c *checkedRelease) checkSchedule() []Finding {
 	doc, schedule := c.cronJobDoc.String(), c.cronJob.Spec.Schedule
 	if err := config.ValidateSchedule(schedule); err != nil {
 		return []Finding{{Document: doc, Expected: "a cron schedule the API server accepts", Found: fmt.Sprintf("%q: %v", schedule, err)}}
@@ -531,7 +531,7 @@ func (c *contract) checkSchedule() []Finding {
 // checkNothingInjected: with no config or every image pinned, nothing of image-refresh's is in
 // the stream: no object labelled as the post-renderer's, and no ServiceAccount, Role or
 // RoleBinding named after the config. (CronJobs are cronjob-presence's.)
-func (c *contract) checkNothingInjected() []Finding {
+func (c *checkedRelease) checkNothingInjected() []Finding {
 	var findings []Finding
 	for _, d := range c.stream.Docs {
 		if d == c.configDoc || d.Kind == "CronJob" {

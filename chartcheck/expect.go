@@ -11,8 +11,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
-	rules "github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/internal/config"
+	contract "github.com/tracebloc/image-refresh/internal/contract"
 )
 
 // Names of the expectation checks; image checks are "expect.image/<name>".
@@ -28,7 +28,7 @@ const (
 	expectEnvCheckPrefix = "expect.env/"
 )
 
-func (e *expectations) check(c *contract, cs *checkSet) {
+func (e *expectations) check(c *checkedRelease, cs *checkSet) {
 	if e.Config != "" {
 		cs.add(expectConfigCheck, c.expectConfig(e.Config))
 	}
@@ -53,17 +53,17 @@ func (e *expectations) check(c *contract, cs *checkSet) {
 	}
 }
 
-func (c *contract) expectEnv(e envExpectation) []Finding {
+func (c *checkedRelease) expectEnv(e envExpectation) []Finding {
 	i := slices.IndexFunc(c.stream.OfKind(config.KindDeployment), func(d *document) bool { return d.Name == e.Deployment })
 	if i < 0 {
 		return []Finding{{Document: "stream", Expected: fmt.Sprintf("Deployment %q", e.Deployment), Found: "no such object"}}
 	}
 	namespace := c.stream.OfKind(config.KindDeployment)[i].Namespace
 	target := config.Target{Kind: config.KindDeployment, Namespace: namespace, Name: e.Deployment, Container: e.Container}
-	return c.expectRenderedEnv(rules.Target{Image: config.Image{Env: e.Name, Target: target}, Key: target.Key()}, *e.Value)
+	return c.expectRenderedEnv(contract.Target{Image: config.Image{Env: e.Name, Target: target}, Key: target.Key()}, *e.Value)
 }
 
-func (c *contract) expectConfig(want presence) []Finding {
+func (c *checkedRelease) expectConfig(want presence) []Finding {
 	label := fmt.Sprintf("ConfigMap labelled %s=true", config.ConfigLabel)
 	switch {
 	case want == present && c.configDoc == nil:
@@ -74,7 +74,7 @@ func (c *contract) expectConfig(want presence) []Finding {
 	return nil
 }
 
-func (c *contract) expectCronJob(want presence) []Finding {
+func (c *checkedRelease) expectCronJob(want presence) []Finding {
 	cronJobs, _ := c.refresherCronJobs() // a CronJob that does not decode is cronjob-presence's finding
 	if want == present && len(cronJobs) == 0 {
 		doc := "stream"
@@ -92,14 +92,14 @@ func (c *contract) expectCronJob(want presence) []Finding {
 	return findings
 }
 
-func (c *contract) noConfig() []Finding {
+func (c *checkedRelease) noConfig() []Finding {
 	if c.configDoc != nil {
 		return []Finding{{Document: c.configDoc.String(), Expected: "a valid refresh config", Found: "an invalid one (see " + refreshConfigCheck + ")"}}
 	}
 	return []Finding{{Document: "stream", Expected: fmt.Sprintf("a ConfigMap labelled %s=true", config.ConfigLabel), Found: "none"}}
 }
 
-func (c *contract) expectSchedule(want string) []Finding {
+func (c *checkedRelease) expectSchedule(want string) []Finding {
 	if c.cfg == nil {
 		return c.noConfig()
 	}
@@ -110,7 +110,7 @@ func (c *contract) expectSchedule(want string) []Finding {
 }
 
 // expectRestrictedPods evaluates every pod template of the stream against Pod Security restricted.
-func (c *contract) expectRestrictedPods() []Finding {
+func (c *checkedRelease) expectRestrictedPods() []Finding {
 	var findings []Finding
 	for _, d := range c.stream.Docs {
 		var tmpl *corev1.PodTemplateSpec
@@ -141,7 +141,7 @@ func (c *contract) expectRestrictedPods() []Finding {
 	return findings
 }
 
-func (c *contract) expectImage(imageName string, want *imageExpectation) []Finding {
+func (c *checkedRelease) expectImage(imageName string, want *imageExpectation) []Finding {
 	if c.cfg == nil {
 		return c.noConfig()
 	}
@@ -182,7 +182,7 @@ func (c *contract) expectImage(imageName string, want *imageExpectation) []Findi
 		}
 	}
 	if want.RenderedEnv != "" {
-		findings = append(findings, c.expectRenderedEnv(rules.Target{Index: i, Image: img, Key: c.keys[i]}, want.RenderedEnv)...)
+		findings = append(findings, c.expectRenderedEnv(contract.Target{Index: i, Image: img, Key: c.keys[i]}, want.RenderedEnv)...)
 	}
 	return findings
 }
@@ -203,7 +203,7 @@ func digestSuffix(d string) string {
 
 // expectRenderedEnv compares the value the chart renders for the image's env var on its target
 // container; want "absent" means the chart must not render it.
-func (c *contract) expectRenderedEnv(rt rules.Target, want string) []Finding {
+func (c *checkedRelease) expectRenderedEnv(rt contract.Target, want string) []Finding {
 	img := rt.Image
 	t, missing := c.findTarget(rt)
 	if missing != nil {

@@ -11,8 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tracebloc/image-refresh/internal/contract/guard"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/contract/guard"
 )
 
 const (
@@ -33,7 +33,7 @@ const (
 // guard on, the stream must hold it exactly as the contract generates it; with it off (explicitly,
 // spec.job.admissionGuard: false), the check passes with a warning, unless a guard of the
 // post-renderer's is still in the stream.
-func (c *contract) addGuardCheck(cs *checkSet) {
+func (c *checkedRelease) addGuardCheck(cs *checkSet) {
 	if !c.cfg.Spec.Job.GuardEnabled() {
 		if findings := c.checkNoGuard("no admission guard: spec.job.admissionGuard is false"); len(findings) > 0 {
 			cs.add(guardCheck, findings)
@@ -48,7 +48,7 @@ func (c *contract) addGuardCheck(cs *checkSet) {
 // checkNoGuard: no ValidatingAdmissionPolicy or binding the post-renderer injects (labelled
 // app.kubernetes.io/managed-by: image-refresh and named after the config's guard; any name
 // without a config) is in the stream. Others with the label are the chart's.
-func (c *contract) checkNoGuard(expected string) []Finding {
+func (c *checkedRelease) checkNoGuard(expected string) []Finding {
 	var names []string
 	if c.cfg != nil {
 		names = []string{guard.Name(c.cfg.Metadata.Name, c.guardNamespace), guard.Name(c.cfg.Metadata.Name, "")}
@@ -66,12 +66,12 @@ func (c *contract) checkNoGuard(expected string) []Finding {
 }
 
 // checkGuard: the stream holds one ValidatingAdmissionPolicy and one binding named
-// rules.GuardName, resources of the release (no Helm hook), whose specs are what rules.Guard
+// guard.Name, resources of the release (no Helm hook), whose specs are what guard.For
 // generates for the config, compared after the API server's defaults: failurePolicy, match
 // constraints and conditions (the refresher's ServiceAccount), every validation and variable,
 // the binding's policy, namespace selector and validationActions. A guard the chart changed
 // lets the stolen token through, or denies the refresher's own writes.
-func (c *contract) checkGuard() []Finding {
+func (c *checkedRelease) checkGuard() []Finding {
 	cfgName := c.cfg.Metadata.Name
 	want, wantBinding := guard.For(c.cfg, c.guardNamespace, cfgName)
 	if want == nil {
@@ -104,7 +104,7 @@ func (c *contract) checkGuard() []Finding {
 
 // findGuard returns the one document of a guard kind and name (cluster-scoped: whatever
 // namespace it says), or the findings that there is none, more than one, or a Helm hook.
-func (c *contract) findGuard(kind, name string) (*document, []Finding) {
+func (c *checkedRelease) findGuard(kind, name string) (*document, []Finding) {
 	var docs []*document
 	for _, d := range c.stream.OfKind(kind) {
 		if d.Name == name {

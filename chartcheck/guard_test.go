@@ -11,9 +11,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/tracebloc/image-refresh/internal/contract/guard"
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/contract/guard"
 )
 
 // editStream applies edits (old text → new, each old text once in the stream) and returns the
@@ -365,7 +365,7 @@ func TestFixtureStreamsArePostRendered(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &contract{stream: s}
+		c := &checkedRelease{stream: s}
 		if findings, ok := c.loadConfig(); !ok || len(findings) > 0 {
 			t.Fatalf("%s: %v", name, findings)
 		}
@@ -376,7 +376,7 @@ func TestFixtureStreamsArePostRendered(t *testing.T) {
 // guardYAML is the guard of a stream's config as the post-renderer writes it: valid's guard
 // when the config is valid's, else guard.For's objects as YAML (another key order, the
 // same objects).
-func guardYAML(t *testing.T, c *contract) []byte {
+func guardYAML(t *testing.T, c *checkedRelease) []byte {
 	t.Helper()
 	valid, err := os.ReadFile(validStream)
 	if err != nil {
@@ -386,7 +386,7 @@ func guardYAML(t *testing.T, c *contract) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vc := &contract{stream: vs}
+	vc := &checkedRelease{stream: vs}
 	vc.loadConfig()
 	if reflect.DeepEqual(vc.cfg, c.cfg) {
 		return valid[bytes.Index(valid, []byte(guardStart)):]

@@ -7,16 +7,16 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/signature"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/signature"
 )
 
 // verificationRequired is the one value of expect.verification.
 const verificationRequired = "required"
 
 // addKeysCheck runs verification-keys when the config has spec.verification.
-func (c *contract) addKeysCheck(cs *checkSet) {
+func (c *checkedRelease) addKeysCheck(cs *checkSet) {
 	if c.cfg.Spec.Verification == nil {
 		cs.skip(keysCheck, "the refresh config has no spec.verification")
 		return
@@ -27,7 +27,7 @@ func (c *contract) addKeysCheck(cs *checkSet) {
 // checkVerificationKeys: the refresher reads the keys of spec.verification.keysConfigMap, so the
 // CronJob mounts that ConfigMap, whole and read-only, at config.KeysMountPath, and it exists:
 // rendered in the stream with valid keys, or declared to be in the cluster (--allow-external-keys).
-func (c *contract) checkVerificationKeys() []Finding {
+func (c *checkedRelease) checkVerificationKeys() []Finding {
 	findings := c.checkKeysConfigMap()
 	if ctr := c.refresherContainer(); ctr != nil {
 		findings = append(c.checkKeysMount(ctr), findings...)
@@ -37,7 +37,7 @@ func (c *contract) checkVerificationKeys() []Finding {
 
 // checkKeysMount: exactly one mount touches the keys directory: the keys ConfigMap, read-only,
 // at config.KeysMountPath, every key projected (no items), not optional, readable by the refresher.
-func (c *contract) checkKeysMount(ctr *corev1.Container) []Finding {
+func (c *checkedRelease) checkKeysMount(ctr *corev1.Container) []Finding {
 	doc, pod := c.cronJobDoc.String(), &c.cronJob.Spec.JobTemplate.Spec.Template.Spec
 	keys := c.cfg.Spec.Verification.KeysConfigMap
 	want := fmt.Sprintf("container %q to mount ConfigMap %q (spec.verification.keysConfigMap) at %s", ctr.Name, keys, config.KeysMountPath)
@@ -66,7 +66,7 @@ func (c *contract) checkKeysMount(ctr *corev1.Container) []Finding {
 }
 
 // checkKeysVolume: the mount of the keys ConfigMap is read-only and gives the refresher every key.
-func (c *contract) checkKeysVolume(doc string, ctr *corev1.Container, m corev1.VolumeMount, v *corev1.ConfigMapVolumeSource) []Finding {
+func (c *checkedRelease) checkKeysVolume(doc string, ctr *corev1.Container, m corev1.VolumeMount, v *corev1.ConfigMapVolumeSource) []Finding {
 	var findings []Finding
 	if !m.ReadOnly {
 		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount volume %q readOnly", ctr.Name, m.Name), Found: "a writable mount"})
@@ -85,7 +85,7 @@ func (c *contract) checkKeysVolume(doc string, ctr *corev1.Container, m corev1.V
 
 // checkKeysConfigMap: the keys ConfigMap is in the stream (not as a Helm hook) with keys the
 // refresher can verify with (signature.ParseKeys), unless it is declared external.
-func (c *contract) checkKeysConfigMap() []Finding {
+func (c *checkedRelease) checkKeysConfigMap() []Finding {
 	keys, namespace := c.cfg.Spec.Verification.KeysConfigMap, c.cfg.Metadata.Namespace
 	var docs, hooks []string
 	var findings []Finding
@@ -126,7 +126,7 @@ func parseKeys(d *document) error {
 }
 
 // expectVerification: spec.verification is set and every floating image needs a signature.
-func (c *contract) expectVerification() []Finding {
+func (c *checkedRelease) expectVerification() []Finding {
 	if c.cfg == nil {
 		return c.noConfig()
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"helm.sh/helm/v3/pkg/cli/values"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // tokenServices are the token endpoints of the registries whose challenge is well known; any
@@ -26,9 +26,9 @@ type Plan struct {
 	// ConfigPath is the RefreshConfig given at install time (the post-renderer's --config): it is planned
 	// instead of a config the chart renders.
 	ConfigPath string
-	Release       Release
-	Values        values.Options
-	Stdin         io.Reader
+	Release    Release
+	Values     values.Options
+	Stdin      io.Reader
 }
 
 // PlanReport is the refresher's plan for one rendered release.
@@ -108,7 +108,7 @@ func (p *Plan) Run(ctx context.Context) (*PlanReport, error) {
 		}
 		return newPlanReport(cfg)
 	}
-	c := &contract{stream: stream}
+	c := &checkedRelease{stream: stream}
 	if findings, ok := c.loadConfig(); !ok {
 		return nil, fmt.Errorf("no plan: %s", findings[0])
 	}

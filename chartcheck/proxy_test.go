@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // proxyEnv is the spec.job.env proxyStream adds to the valid stream's config.

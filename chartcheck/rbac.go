@@ -11,13 +11,13 @@ import (
 	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/apiserver/pkg/authentication/user"
 
-	rules "github.com/tracebloc/image-refresh/refresher/contract"
+	contract "github.com/tracebloc/image-refresh/internal/contract"
 )
 
 // checkRBAC: the CronJob runs as the ServiceAccount named after the config, bound by the
 // RoleBinding named after the config, and by nothing else, to the Role named after the config,
 // which grants get and patch on exactly the Deployments of floating images and nothing else.
-func (c *contract) checkRBAC() []Finding {
+func (c *checkedRelease) checkRBAC() []Finding {
 	cfgName, ns := c.cfg.Metadata.Name, c.cfg.Metadata.Namespace
 	var findings []Finding
 	if sa := c.cronJob.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName; sa != cfgName {
@@ -27,7 +27,7 @@ func (c *contract) checkRBAC() []Finding {
 		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("ServiceAccount %q", cfgName), Found: "no such ServiceAccount in the stream"})
 	}
 
-	grants := rules.Grants(c.targets, ns)
+	grants := contract.Grants(c.targets, ns)
 	for _, g := range grants {
 		roles := c.stream.Find("Role", g.Namespace, cfgName)
 		if len(roles) == 0 {
@@ -74,7 +74,7 @@ var podSpecPaths = map[string][]string{
 
 // checkServiceAccountUsers: only the refresher's CronJob holds its ServiceAccount's token. Any
 // other workload running as it, or a token Secret issued for it, has get and patch on the targets.
-func (c *contract) checkServiceAccountUsers() []Finding {
+func (c *checkedRelease) checkServiceAccountUsers() []Finding {
 	cfgName, ns := c.cfg.Metadata.Name, c.cfg.Metadata.Namespace
 	expected := fmt.Sprintf("%s used by CronJob %q alone", c.refresherSubject(), cfgName)
 	var findings []Finding
@@ -109,7 +109,7 @@ func (c *contract) checkServiceAccountUsers() []Finding {
 }
 
 // refresherSubject names the refresher's ServiceAccount in findings.
-func (c *contract) refresherSubject() string {
+func (c *checkedRelease) refresherSubject() string {
 	return fmt.Sprintf("ServiceAccount %s/%s", c.cfg.Metadata.Namespace, c.cfg.Metadata.Name)
 }
 
@@ -117,7 +117,7 @@ func (c *contract) refresherSubject() string {
 // ServiceAccount alone; no other binding grants that Role, and no other binding grants anything to the
 // ServiceAccount, by name, by its user name or by a group it belongs to. found reports, per namespace, whether the
 // refresher's RoleBinding exists.
-func (c *contract) checkBindings(grants []rules.Grant) (findings []Finding, found map[string]bool) {
+func (c *checkedRelease) checkBindings(grants []contract.Grant) (findings []Finding, found map[string]bool) {
 	found = map[string]bool{}
 	cfgName, ns := c.cfg.Metadata.Name, c.cfg.Metadata.Namespace
 	wantSubject := c.refresherSubject()
@@ -128,7 +128,7 @@ func (c *contract) checkBindings(grants []rules.Grant) (findings []Finding, foun
 				findings = append(findings, Finding{Document: d.String(), Expected: "a " + kind, Found: err.Error()})
 				continue
 			}
-			inNamespace := kind == "RoleBinding" && slices.ContainsFunc(grants, func(g rules.Grant) bool { return g.Namespace == d.Namespace })
+			inNamespace := kind == "RoleBinding" && slices.ContainsFunc(grants, func(g contract.Grant) bool { return g.Namespace == d.Namespace })
 			switch {
 			case inNamespace && d.Name == cfgName:
 				found[d.Namespace] = true
@@ -197,7 +197,7 @@ var powerfulClusterRoles = []string{"cluster-admin", "admin", "edit"}
 // grantsMoreThanRead reports whether a binding's role may do more than get, list and watch: a
 // powerful default ClusterRole, or a role of the stream with any other verb. A role that is
 // neither (system:discovery, view) is taken as read-only.
-func (c *contract) grantsMoreThanRead(ref rbacv1.RoleRef, bindingNamespace string) bool {
+func (c *checkedRelease) grantsMoreThanRead(ref rbacv1.RoleRef, bindingNamespace string) bool {
 	if ref.Kind == "ClusterRole" && slices.Contains(powerfulClusterRoles, ref.Name) {
 		return true
 	}
@@ -237,10 +237,10 @@ func describeSubjects(subjects []rbacv1.Subject, bindingNamespace string) string
 	return strings.Join(described, ", ")
 }
 
-// eventsRule is the refresher's one grant besides its targets: rules.EventVerbs on Events
+// eventsRule is the refresher's one grant besides its targets: contract.EventVerbs on Events
 // (events.k8s.io/v1). Exactly this rule is accepted — no other verb, group (the core group's
 // events), resource or resourceNames.
-var eventsRule = rbacv1.PolicyRule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: rules.EventVerbs}
+var eventsRule = rbacv1.PolicyRule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: contract.EventVerbs}
 
 func isEventsRule(r rbacv1.PolicyRule) bool {
 	return slices.Equal(r.APIGroups, eventsRule.APIGroups) && slices.Equal(r.Resources, eventsRule.Resources) &&
@@ -250,7 +250,7 @@ func isEventsRule(r rbacv1.PolicyRule) bool {
 // checkRules compares a Role's rules with the grants the refresher needs in its namespace: get and patch on each
 // target there, verbs counted per target (get on A and B with patch on A leaves B unpatchable), and exactly one
 // rule to create events.k8s.io Events.
-func checkRules(doc string, policy []rbacv1.PolicyRule, targets []rules.ResourceNames) []Finding {
+func checkRules(doc string, policy []rbacv1.PolicyRule, targets []contract.ResourceNames) []Finding {
 	var wantTargets []string
 	for _, t := range targets {
 		wantTargets = append(wantTargets, fmt.Sprintf("%s.apps with resourceNames %v", t.Resource, t.Names))
@@ -279,7 +279,7 @@ func checkRules(doc string, policy []rbacv1.PolicyRule, targets []rules.Resource
 			}
 			continue
 		}
-		j := slices.IndexFunc(targets, func(t rules.ResourceNames) bool { return slices.Equal(r.Resources, []string{t.Resource}) })
+		j := slices.IndexFunc(targets, func(t contract.ResourceNames) bool { return slices.Equal(r.Resources, []string{t.Resource}) })
 		if !slices.Equal(r.APIGroups, []string{"apps"}) || j < 0 || len(r.NonResourceURLs) > 0 {
 			findings = append(findings, Finding{Document: doc, Expected: "only " + want, Found: fmt.Sprintf("%s: %s", at, describeRule(r))})
 			continue
@@ -307,7 +307,7 @@ func checkRules(doc string, policy []rbacv1.PolicyRule, targets []rules.Resource
 	for _, t := range targets {
 		for _, n := range t.Names {
 			var missing []string
-			for _, v := range rules.TargetVerbs {
+			for _, v := range contract.TargetVerbs {
 				if !verbsOf[resourceName{t.Resource, n}][v] {
 					missing = append(missing, v)
 				}

@@ -10,7 +10,7 @@ import (
 	"helm.sh/helm/v3/pkg/cli/values"
 	"sigs.k8s.io/yaml"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // The chart's imageRefresh.{waitLimit,rolloutTimeout,platforms,soak} reach the RefreshConfig
@@ -71,7 +71,7 @@ func TestChartVerificationValues(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := &contract{stream: stream}
+			c := &checkedRelease{stream: stream}
 			if findings, _ := c.loadConfig(); len(findings) > 0 || c.cfg == nil {
 				t.Fatalf("refresh config: %v", findings)
 			}

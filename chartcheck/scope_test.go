@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // traceblocLike loads testdata/charts/tracebloc-like and its adoption config.

@@ -16,8 +16,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	contract "github.com/tracebloc/image-refresh/internal/contract"
 	"github.com/tracebloc/image-refresh/internal/manifest"
-	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // document is one object of a rendered stream.
@@ -52,10 +52,10 @@ func (d *document) String() string {
 }
 
 // Decode unmarshals the document into a typed object (appsv1.Deployment, batchv1.CronJob, ...)
-// the way Kubernetes decodes it (rules.Decode: aliases and merge keys resolved, the last of
+// the way Kubernetes decodes it (contract.Decode: aliases and merge keys resolved, the last of
 // duplicate keys wins, field names case-sensitive).
 func (d *document) Decode(into any) error {
-	if err := rules.Decode(d.Raw, into); err != nil {
+	if err := contract.Decode(d.Raw, into); err != nil {
 		return fmt.Errorf("decoding %s: %w", d, err)
 	}
 	return nil
@@ -111,7 +111,7 @@ func (s *stream) add(d *document, list *manifest.Object) error {
 		return fmt.Errorf("%s: not a Kubernetes object: %w", d.position(), err)
 	}
 	obj := manifest.Object{APIVersion: header.APIVersion, Kind: header.Kind,
-		Hook: header.Metadata.Annotations[rules.HelmHookAnnotation]}
+		Hook: header.Metadata.Annotations[contract.HelmHookAnnotation]}
 	if list != nil {
 		obj = manifest.ItemOf(*list, obj)
 	}
@@ -185,7 +185,7 @@ var clusterScoped = map[string]bool{
 
 // Group is the document's API group, "" for the core group (apiVersion "v1").
 func (d *document) Group() string {
-	return rules.Group(d.APIVersion)
+	return contract.Group(d.APIVersion)
 }
 
 // isKind reports whether the document is of a kind, in the group the checks know it by.

@@ -16,8 +16,8 @@ import (
 	"helm.sh/helm/v3/pkg/cli/values"
 	"helm.sh/helm/v3/pkg/getter"
 
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
 )
 
 // suite is a chartcheck suite file: scenarios, each a render of the chart (or a rendered stream)

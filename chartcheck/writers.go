@@ -5,26 +5,26 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tracebloc/image-refresh/internal/config"
+	contract "github.com/tracebloc/image-refresh/internal/contract"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
-	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
 
-// addWritersCheck applies the contract's "one refresher per target" (rules.CheckWriters) to
+// addWritersCheck applies the contract's "one refresher per target" (contract.CheckWriters) to
 // the stream without the CronJobs that run the refresher (cronjob-presence judges those):
 // another CronJob or Job that may write a floating image's target fails (second-writer). One that runs helm upgrade in the cluster without the
 // post-renderer passes with a warning (in-cluster-upgrade) when the refresher's objects come
 // from the post-renderer alone: its upgrade would delete them.
-func (c *contract) addWritersCheck(cs *checkSet) {
+func (c *checkedRelease) addWritersCheck(cs *checkSet) {
 	refreshers, _ := c.refresherCronJobs()
 	var docs []*document
-	var objects []rules.Rendered
+	var objects []contract.Rendered
 	for _, d := range c.stream.Docs {
 		if slices.ContainsFunc(refreshers, func(r refresherCronJob) bool { return r.doc == d }) {
 			continue
 		}
 		docs = append(docs, d)
-		objects = append(objects, rules.Rendered{APIVersion: d.APIVersion, Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Source: d.Source, Decode: d.Decode})
+		objects = append(objects, contract.Rendered{APIVersion: d.APIVersion, Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Source: d.Source, Decode: d.Decode})
 	}
 	keys := make([]config.TargetKey, len(c.targets))
 	for i, t := range c.targets {
@@ -32,9 +32,9 @@ func (c *contract) addWritersCheck(cs *checkSet) {
 	}
 	var findings []Finding
 	var warnings []string
-	for _, v := range rules.CheckWriters(objects, keys) {
+	for _, v := range contract.CheckWriters(objects, keys) {
 		d := docs[v.Index]
-		if v.Rule == rules.RuleInClusterUpgrade {
+		if v.Rule == contract.RuleInClusterUpgrade {
 			if c.injectedOnly() {
 				warnings = append(warnings, fmt.Sprintf("%s: %s", d, v.Message))
 			}
@@ -57,7 +57,7 @@ func (c *contract) addWritersCheck(cs *checkSet) {
 // did the chart's own output before post-rendering (the post-renderer replaces the copy a chart
 // carries through charts/image-refresh with its own). An upgrade without the post-renderer then
 // deletes it with its RBAC, whether or not the chart renders the config.
-func (c *contract) injectedOnly() bool {
+func (c *checkedRelease) injectedOnly() bool {
 	d := c.cronJobDoc
 	return !c.chartCarriesRefresher && d != nil && d.Labels[postrender.ManagedByLabel] == postrender.ManagedByValue &&
 		!strings.Contains(d.Source, "/templates/")

@@ -16,9 +16,9 @@ import (
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
-	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/contract"
-	"github.com/tracebloc/image-refresh/refresher/contract/guard"
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/contract"
+	"github.com/tracebloc/image-refresh/internal/contract/guard"
 )
 
 // hostilePatch is one change a stolen refresher token might try.

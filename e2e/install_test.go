@@ -16,9 +16,9 @@ import (
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
-	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/contract"
-	"github.com/tracebloc/image-refresh/refresher/contract/guard"
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/contract"
+	"github.com/tracebloc/image-refresh/internal/contract/guard"
 )
 
 // Scenario 1: helm3 install --post-renderer bin/postrender into a namespace enforcing Pod

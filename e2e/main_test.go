@@ -16,7 +16,7 @@ import (
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/internal/ociimage"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // world is the control plane, registry and binaries every scenario shares; each scenario

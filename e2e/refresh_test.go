@@ -11,7 +11,7 @@ import (
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // installAndFirstRun installs the release with helm3 and runs the refresher once: the

@@ -19,7 +19,7 @@ import (
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/refresher"
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // The safety scenarios on the node (the settled check, soak, platform gate, quarantine and

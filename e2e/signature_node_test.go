@@ -12,7 +12,7 @@ import (
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/refresher"
-	"github.com/tracebloc/image-refresh/refresher/signature"
+	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 // The signature gate on the node: the release trusts one cosign key (ECDSA, generated and used

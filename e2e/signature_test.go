@@ -31,7 +31,7 @@ import (
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/refresher/registry"
-	"github.com/tracebloc/image-refresh/refresher/signature"
+	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 // sigRegistry is a registry cosign signs in: its host and the pusher's credentials.

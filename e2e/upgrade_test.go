@@ -12,7 +12,7 @@ import (
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // Scenario 5: helm upgrade after a refresh — same chart, --reset-values, a new chart

@@ -6,7 +6,7 @@ import (
 )
 
 // The cases of issue 10, each as a release stream: the post-renderer reaches the contract's
-// rule (refresher/contract) and agrees with chartcheck and the refresher.
+// rule (internal/contract) and agrees with chartcheck and the refresher.
 
 // anchoredDeployment is the target Deployment with its api container built from anchors: the
 // container body is whatever follows "- name: api" (8 spaces), and x-defaults holds an anchor

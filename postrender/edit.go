@@ -7,8 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tracebloc/image-refresh/internal/manifest"
-	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/contract"
 )
 
 // edit is what Render does to a stream: drop the objects an earlier run injected (they are
@@ -27,7 +27,7 @@ type loader func(obj object, into any) error
 
 // newEdit decides what to do with a stream from the identifying fields of its objects,
 // decoding only the candidates it must look into. Every rule about the targets is the
-// contract's (refresher/contract); this only finds the objects and words the refusals.
+// contract's (internal/contract); this only finds the objects and words the refusals.
 func newEdit(objects []object, opts Options, load loader) (*edit, error) {
 	e := &edit{drop: make([]bool, len(objects))}
 	src, err := findConfig(objects, opts, load)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"

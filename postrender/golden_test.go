@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 const goldenDir = "../testdata/postrender/golden"

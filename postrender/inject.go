@@ -7,9 +7,9 @@ import (
 	"path"
 	"slices"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/contract"
-	"github.com/tracebloc/image-refresh/refresher/contract/guard"
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/contract"
+	"github.com/tracebloc/image-refresh/internal/contract/guard"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 

@@ -8,8 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/signature"
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 // checkKeys refuses a config with spec.verification whose keys ConfigMap the CronJob could not

@@ -20,7 +20,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tracebloc/image-refresh/internal/manifest"
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // Options configure Render.

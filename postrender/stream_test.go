@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 
 	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 )

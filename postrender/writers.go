@@ -3,8 +3,8 @@ package postrender
 import (
 	"fmt"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/contract"
 )
 
 // checkWriters applies the contract's "one refresher per target" (contract.CheckWriters) to the

@@ -27,11 +27,11 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tracebloc/image-refresh/internal/testutil/procstat"
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/refresher/kube"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
-	"github.com/tracebloc/image-refresh/refresher/signature"
+	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 // benchLatency is the delay the loopback registry adds to every request (token, HEAD, /v2/).

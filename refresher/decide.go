@@ -3,7 +3,7 @@ package refresher
 import (
 	"fmt"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // Decision is what the refresher did (or, in a dry run, would do) about one image.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 )
 

@@ -34,10 +34,10 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/contract"
 	"github.com/tracebloc/image-refresh/refresher/registry"
-	"github.com/tracebloc/image-refresh/refresher/signature"
+	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 // targetConcurrency bounds the Deployments read and patched at once.

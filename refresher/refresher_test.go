@@ -25,7 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/refresher/kube/clientset"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"

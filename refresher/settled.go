@@ -5,7 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 
-	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/internal/contract"
 )
 
 // progressDeadlineExceeded reports whether the Deployment controller gave up on the rollout

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // DecisionSoaking means a new registry digest has not yet been seen unchanged for the image's soak

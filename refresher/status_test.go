@@ -10,8 +10,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/contract"
 )
 
 // TestReadStatus: a status annotation is input: what is not digest-shaped or not a time is

@@ -6,9 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/refresher/registry"
-	"github.com/tracebloc/image-refresh/refresher/signature"
+	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 // SignatureState is what the signature gate found for the digest an image would apply.

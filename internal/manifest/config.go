@@ -3,8 +3,8 @@ package manifest
 import (
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/contract"
 )
 
 // ConfigRule is a rule of where a stream carries its refresh config; FindConfig returns the

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tracebloc/image-refresh/refresher/contract"
+	"github.com/tracebloc/image-refresh/internal/contract"
 )
 
 const (

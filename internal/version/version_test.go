@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/tracebloc/image-refresh/internal/version"
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 const root = "../.."

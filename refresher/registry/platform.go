@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // ReasonPlatformMissing is the reason of a digest the platform gate refused.

@@ -18,8 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
-	"github.com/tracebloc/image-refresh/refresher/signature"
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 const (

@@ -12,7 +12,7 @@ import (
 	"github.com/tracebloc/image-refresh/internal/cli"
 	"github.com/tracebloc/image-refresh/internal/version"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // errorFileEnv names the log every failure is also appended to, because Helm 4 drops a

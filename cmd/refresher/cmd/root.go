@@ -21,10 +21,10 @@ import (
 	"github.com/tracebloc/image-refresh/internal/cli"
 	"github.com/tracebloc/image-refresh/internal/version"
 	"github.com/tracebloc/image-refresh/refresher"
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/refresher/kube"
 	"github.com/tracebloc/image-refresh/refresher/registry"
-	"github.com/tracebloc/image-refresh/refresher/signature"
+	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 const (

@@ -41,25 +41,37 @@ type rule struct {
 	why string
 }
 
+// The shared contract: the kernel the three binaries read, which links none of them.
+var kernel = []string{"internal/config", "internal/contract", "internal/contract/guard", "internal/signature", "internal/manifest"}
+
+// theBinariesLibraries are the libraries of the three binaries; the kernel never links them.
+var theBinariesLibraries = []string{"refresher/...", "postrender/...", "chartcheck/..."}
+
 // layout is CONTRIBUTING.md's Layout section. Every package of the module must fall under a
-// rule, so a new package needs its paragraph and its rule.
+// rule, so a new package needs its paragraph and its rule. It reads: three binaries on one contract.
 var layout = []rule{
-	{pkgs: []string{"refresher/config"}, mayLink: []string{"internal/version"},
+	// The contract, shared by the three.
+	{pkgs: []string{"internal/config"}, mayLink: []string{"internal/version"},
 		mustNotLink: []string{clientGo, helm, kustomize},
 		why:         "the config contract imports no Kubernetes client, no Helm, no kyaml"},
-	{pkgs: []string{"refresher/contract"}, mayLink: []string{"refresher/config", "internal/version"},
+	{pkgs: []string{"internal/contract"}, mayLink: []string{"internal/config", "internal/version"},
 		mustNotLink: []string{clientGo, helm, kustomize},
 		why:         "the contract's rules are read by the refresher, postrender and chartcheck, and import none of them"},
-	{pkgs: []string{"refresher/contract/guard"}, mayLink: []string{"refresher/config", "refresher/contract", "internal/version"},
+	{pkgs: []string{"internal/contract/guard"}, mayLink: []string{"internal/config", "internal/contract", "internal/version"},
 		mustNotLink: []string{clientGo, helm, kustomize}, links: admissionAPI,
 		why: "the admission guard's policy, generated from the k8s.io/api types, for postrender and chartcheck"},
-	{pkgs: []string{"refresher/signature"}, mayLink: []string{},
+	{pkgs: []string{"internal/signature"}, mayLink: []string{},
 		mustNotLink: []string{clientGo, ggcrRemote, helm, kustomize}, links: "github.com/google/go-containerregistry/pkg/name",
 		why: "the signature gate's keys and checks over fetched bytes: standard library and go-containerregistry's name, no registry client"},
-	{pkgs: []string{"refresher"}, mayLink: []string{"refresher/config", "refresher/contract", "refresher/registry", "refresher/signature", "internal/version"},
+	{pkgs: []string{"internal/manifest"}, mayLink: []string{"internal/config", "internal/contract", "internal/version"},
+		mustNotLink: []string{clientGo, ggcrRemote, helm}, links: "sigs.k8s.io/kustomize/kyaml/yaml",
+		why: "the model of a rendered release stream, shared by postrender and chartcheck, on kyaml"},
+
+	// The refresher: one tick.
+	{pkgs: []string{"refresher"}, mayLink: []string{"internal/config", "internal/contract", "internal/signature", "internal/version", "refresher/registry"},
 		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic, helm, kustomize, admissionAPI},
 		why:         "one tick reaches the cluster only through the refresher.Kube interface"},
-	{pkgs: []string{"refresher/registry"}, mayLink: []string{"refresher/config", "refresher/signature", "internal/version"},
+	{pkgs: []string{"refresher/registry"}, mayLink: []string{"internal/config", "internal/signature", "internal/version"},
 		mustNotLink: []string{clientGo, helm, kustomize},
 		why:         "digest lookups on go-containerregistry"},
 	{pkgs: []string{"refresher/kube"}, mayLink: []string{},
@@ -67,35 +79,38 @@ var layout = []rule{
 		why: "the refresher's REST client never links a clientset or typed client (every API group: 29 MB instead of 16 MB)"},
 	{pkgs: []string{"refresher/kube/clientset", "refresher/registry/registrytest"}, mayLink: []string{},
 		why: "test support: a clientset adapter and a fake registry"},
-	{pkgs: []string{"internal/manifest"}, mayLink: []string{"refresher/config", "refresher/contract", "internal/version"},
-		mustNotLink: []string{clientGo, ggcrRemote, helm}, links: "sigs.k8s.io/kustomize/kyaml/yaml",
-		why: "the model of a rendered release stream, shared by postrender and chartcheck, on kyaml"},
-	{pkgs: []string{"postrender"}, mayLink: []string{"internal/manifest", "refresher/config", "refresher/contract", "refresher/contract/guard", "refresher/signature", "internal/version"},
+
+	// The post-renderer and chartcheck.
+	{pkgs: []string{"postrender"}, mayLink: []string{"internal/config", "internal/contract", "internal/contract/guard", "internal/signature", "internal/manifest", "internal/version"},
 		mustNotLink: []string{clientGo, ggcrRemote, helm}, links: "sigs.k8s.io/kustomize/kyaml/yaml",
 		why: "the streaming post-renderer on kyaml links no Kubernetes client, registry client or Helm"},
-	{pkgs: []string{"chartcheck"}, mayLink: []string{"internal/manifest", "postrender", "refresher/config", "refresher/contract", "refresher/contract/guard", "refresher/signature", "internal/version"},
+	{pkgs: []string{"chartcheck"}, mayLink: []string{"internal/config", "internal/contract", "internal/contract/guard", "internal/signature", "internal/manifest", "internal/version", "postrender"},
 		why: "render + post-render + the contract's checks; never the refresher's tick or clients"},
+
+	// The three binaries.
 	{pkgs: []string{"cmd/refresher", "cmd/refresher/cmd"},
-		mayLink:     []string{"cmd/refresher/cmd", "internal/cli", "internal/version", "refresher", "refresher/config", "refresher/contract", "refresher/kube", "refresher/registry", "refresher/signature"},
+		mayLink:     []string{"cmd/refresher/cmd", "internal/cli", "internal/version", "internal/config", "internal/contract", "internal/signature", "refresher", "refresher/kube", "refresher/registry"},
 		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic, helm, kustomize, admissionAPI}, links: "k8s.io/client-go/rest",
 		why: "the refresher binary and image stay small (≤ 7 MiB compressed per platform): REST with a scheme of its own, no Helm, no kyaml"},
 	{pkgs: []string{"cmd/postrender", "cmd/postrender/cmd"},
-		mayLink:     []string{"cmd/postrender/cmd", "internal/cli", "internal/manifest", "internal/version", "postrender", "refresher/config", "refresher/contract", "refresher/contract/guard", "refresher/signature"},
+		mayLink:     []string{"cmd/postrender/cmd", "internal/cli", "internal/version", "internal/config", "internal/contract", "internal/contract/guard", "internal/signature", "internal/manifest", "postrender"},
 		mustNotLink: []string{clientGo, ggcrRemote, helm}, links: "sigs.k8s.io/kustomize/kyaml/yaml",
 		why: "the post-renderer binary reads and writes YAML, nothing more"},
 	{pkgs: []string{"cmd/chartcheck", "cmd/chartcheck/cmd"},
-		mayLink: []string{"cmd/chartcheck/cmd", "internal/cli", "internal/manifest", "internal/version", "chartcheck", "postrender", "refresher/config", "refresher/contract", "refresher/contract/guard", "refresher/signature"},
+		mayLink: []string{"cmd/chartcheck/cmd", "internal/cli", "internal/version", "internal/config", "internal/contract", "internal/contract/guard", "internal/signature", "internal/manifest", "chartcheck", "postrender"},
 		why:     "chartcheck's commands over the chartcheck library"},
 	{pkgs: []string{"cmd/internal/imagebuild"}, mayLink: []string{"internal/cli", "internal/ociimage", "internal/version"},
 		why: "builds the refresher image"},
 	{pkgs: []string{"cmd/internal/benchtable"}, mayLink: []string{},
 		why: "runs go test -bench"},
+
+	// Leaves, test support, scenarios.
 	{pkgs: []string{"internal/version", "internal/cli", "internal/ociimage"}, mayLink: []string{},
 		why: "shared leaves: the version, the binaries' CLI run and exit codes, OCI images of Go programs"},
 	{pkgs: []string{"internal/testutil/..."}, mayLink: []string{"internal/testutil/..."},
 		why: "test support in one home"},
 	{pkgs: []string{"e2e/..."}, anyOfModule: true,
-		why: "scenarios on real parts use any library"},
+		why: "scenarios on real parts use any library, test support included (the harness locates the real tools)"},
 }
 
 // Rules over every package of the module.
@@ -163,8 +178,11 @@ func TestLayout(t *testing.T) {
 			}
 		}
 
-		if !underAny(pkg, absAll(testSupport)) {
+		if !underAny(pkg, absAll(testSupport)) && !depcheck.Under(pkg, abs("e2e/...")) {
 			forbid(t, g, pkg, absAll(testSupport), "test support is for tests only")
+		}
+		if underAny(pkg, absAll(kernel)) {
+			forbid(t, g, pkg, absAll(theBinariesLibraries), "the shared contract links none of the three binaries' libraries")
 		}
 		if !underAny(pkg, absAll(binaries)) {
 			forbid(t, g, pkg, []string{abs("internal/cli"), abs("cmd/...")}, "internal/cli is the binaries' run and exit codes; nothing depends on a binary's commands")

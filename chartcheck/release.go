@@ -10,9 +10,9 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/tracebloc/image-refresh/internal/config"
+	contract "github.com/tracebloc/image-refresh/internal/contract"
 	"github.com/tracebloc/image-refresh/internal/manifest"
-	"github.com/tracebloc/image-refresh/refresher/config"
-	rules "github.com/tracebloc/image-refresh/refresher/contract"
 )
 
 // Names of the built-in checks, in the order they run and are reported.
@@ -35,14 +35,14 @@ const (
 	writersCheck        = "writers"
 )
 
-// contract is what the built-in checks look at: the stream and the refresh config found in it.
-type contract struct {
+// checkedRelease is what the built-in checks look at: the stream and the refresh config found in it.
+type checkedRelease struct {
 	stream    *stream
 	configDoc *document
 	cfg       *config.RefreshConfig
 	// targets are the floating images' targets, resolved by the contract's namespace
 	// precedence before cfg's namespace was defaulted to the ConfigMap's.
-	targets []rules.Target
+	targets []contract.Target
 	// keys are every image's target, namespace resolved the same way, by image index.
 	keys []config.TargetKey
 	// cronJob is the CronJob named after the config, if the stream has one.
@@ -59,7 +59,7 @@ type contract struct {
 	guardNamespace string
 }
 
-func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
+func (c *checkedRelease) check(cs *checkSet, postRendered bool, postRenderErr error) {
 	if postRendered {
 		var findings []Finding
 		if postRenderErr != nil {
@@ -127,7 +127,7 @@ func (c *contract) check(cs *checkSet, postRendered bool, postRenderErr error) {
 
 // checkUniqueObjects: one object per kind, namespace and name. The cluster holds one object for
 // both documents, so one overwrites the other, and the checks read only the first.
-func (c *contract) checkUniqueObjects() []Finding {
+func (c *checkedRelease) checkUniqueObjects() []Finding {
 	type groupKindName struct{ group, kind, name string }
 	seen := map[groupKindName][]*document{}
 	var findings []Finding
@@ -158,7 +158,7 @@ func quoted(s string) string { return fmt.Sprintf("%q", s) }
 
 // loadConfig finds the ConfigMap labelled image-refresh.io/config=true and parses its
 // refresh.yaml with the contract's own parser. ok is false when a config is present but unusable.
-func (c *contract) loadConfig() (findings []Finding, ok bool) {
+func (c *checkedRelease) loadConfig() (findings []Finding, ok bool) {
 	var docs []*document
 	var candidates []manifest.Candidate
 	for _, d := range c.stream.OfKind("ConfigMap") {
@@ -214,16 +214,16 @@ func (c *contract) loadConfig() (findings []Finding, ok bool) {
 	}
 	// The targets resolve by the contract's precedence; the CronJob and its RBAC go to the
 	// Role namespace, which the checks of injected objects read as the config's namespace.
-	c.targets = rules.Targets(cfg, doc.Namespace, "")
+	c.targets = contract.Targets(cfg, doc.Namespace, "")
 	for _, img := range cfg.Spec.Images {
 		key := img.Target.Key()
-		key.Namespace = rules.Namespace(cfg, img, doc.Namespace, "")
+		key.Namespace = contract.Namespace(cfg, img, doc.Namespace, "")
 		c.keys = append(c.keys, key)
 	}
 	// The post-renderer saw the ConfigMap's namespace as rendered (cm is decoded from the
 	// document, not defaulted to the release namespace).
-	c.guardNamespace = rules.RoleNamespace(cfg, cm.Namespace, "")
-	cfg.Metadata.Namespace = rules.RoleNamespace(cfg, doc.Namespace, "")
+	c.guardNamespace = contract.RoleNamespace(cfg, cm.Namespace, "")
+	cfg.Metadata.Namespace = contract.RoleNamespace(cfg, doc.Namespace, "")
 	c.cfg = cfg
 	return nil, true
 }
@@ -244,20 +244,20 @@ type resolvedTargets struct {
 // resolveTargets finds each floating image's Deployment and container in the stream and applies
 // the contract's rules about targets: one writer per set-env variable and per set-image container, the Role's namespace
 // covers the target, the Deployment can roll out.
-func (c *contract) resolveTargets() resolvedTargets {
+func (c *checkedRelease) resolveTargets() resolvedTargets {
 	var out resolvedTargets
-	shared := rules.CheckSharedEnv(c.targets)
+	shared := contract.CheckSharedEnv(c.targets)
 	for _, rt := range c.targets {
 		img := rt.Image
 		if v := shared[rt.Index]; v != nil {
 			expected := "one set-env image per variable of a container"
-			if v.Rule == rules.RuleImageShared {
+			if v.Rule == contract.RuleImageShared {
 				expected = "one set-image image per container"
 			}
 			out.findings = append(out.findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: expected, Found: v.Message})
 			continue
 		}
-		if v := rules.CheckRoleCovers(c.cfg.Metadata.Namespace, rt); v != nil {
+		if v := contract.CheckRoleCovers(c.cfg.Metadata.Namespace, rt); v != nil {
 			out.findings = append(out.findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: "the target in the namespace of the refresher's Role", Found: v.Message})
 			continue
 		}
@@ -266,7 +266,7 @@ func (c *contract) resolveTargets() resolvedTargets {
 			out.findings = append(out.findings, *finding)
 			continue
 		}
-		if v := rules.CheckTargetState(t.deployment); v != nil {
+		if v := contract.CheckTargetState(t.deployment); v != nil {
 			out.findings = append(out.findings, Finding{Document: t.doc.String(), Image: img.Name, Expected: "a " + rt.Key.Kind + " that rolls out", Found: v.Message})
 		}
 		out.targets = append(out.targets, t)
@@ -275,17 +275,17 @@ func (c *contract) resolveTargets() resolvedTargets {
 }
 
 // findTarget finds an image's resolved target Deployment and container, or says what is missing.
-func (c *contract) findTarget(rt rules.Target) (target, *Finding) {
+func (c *checkedRelease) findTarget(rt contract.Target) (target, *Finding) {
 	img := rt.Image
 	docs := c.stream.Find(rt.Key.Kind, rt.Key.Namespace, rt.Key.Name)
 	if len(docs) == 0 {
-		return target{}, &Finding{Document: c.configDoc.String(), Image: img.Name, Expected: fmt.Sprintf("target %s in the stream", rules.KeyString(rt.Key)), Found: "no such object"}
+		return target{}, &Finding{Document: c.configDoc.String(), Image: img.Name, Expected: fmt.Sprintf("target %s in the stream", contract.KeyString(rt.Key)), Found: "no such object"}
 	}
-	dep, err := rules.TargetView(rt.Key.Kind, docs[0].Decode)
+	dep, err := contract.TargetView(rt.Key.Kind, docs[0].Decode)
 	if err != nil {
 		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: "a " + rt.Key.Kind, Found: err.Error()}
 	}
-	ctr, v := rules.Container(dep, img)
+	ctr, v := contract.Container(dep, img)
 	if v != nil {
 		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: fmt.Sprintf("container %q", img.Target.Container), Found: v.Message}
 	}
@@ -293,8 +293,8 @@ func (c *contract) findTarget(rt rules.Target) (target, *Finding) {
 }
 
 // checkSetEnv: while a set-env image floats the chart must not render its variable, or every
-// helm upgrade would reset the refreshed digest (the contract's rule, rules.CheckRenderedEnv).
-func (c *contract) checkSetEnv(resolved resolvedTargets) []Finding {
+// helm upgrade would reset the refreshed digest (the contract's rule, contract.CheckRenderedEnv).
+func (c *checkedRelease) checkSetEnv(resolved resolvedTargets) []Finding {
 	var findings []Finding
 	for _, t := range resolved.targets {
 		if t.image.Action != config.ActionSetEnv {
@@ -307,7 +307,7 @@ func (c *contract) checkSetEnv(resolved resolvedTargets) []Finding {
 			}
 			return ""
 		}
-		if v := rules.CheckRenderedEnv(t.container, t.image.Env, envFrom); v != nil {
+		if v := contract.CheckRenderedEnv(t.container, t.image.Env, envFrom); v != nil {
 			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name,
 				Expected: fmt.Sprintf("env %s on container %q left to image-refresh while %s floats (absent, or named without a value)", t.image.Env, t.container.Name, t.image.Name),
 				Found:    fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
@@ -318,9 +318,9 @@ func (c *contract) checkSetEnv(resolved resolvedTargets) []Finding {
 
 // envSourceDefining returns the ConfigMap or Secret of the stream, of kind and name in
 // namespace, that defines key.
-func (c *contract) envSourceDefining(kind, name, key, namespace string) *document {
+func (c *checkedRelease) envSourceDefining(kind, name, key, namespace string) *document {
 	for _, d := range c.stream.Find(kind, namespace, name) {
-		var data rules.EnvData
+		var data contract.EnvData
 		if d.Decode(&data) == nil && data.Defines(key) {
 			return d
 		}
@@ -329,14 +329,14 @@ func (c *contract) envSourceDefining(kind, name, key, namespace string) *documen
 }
 
 // checkRolloutRestart: a restart only picks up a moved tag when the container runs the polled
-// repository:tag, not a digest, with imagePullPolicy Always (rules.CheckRestart).
-func (c *contract) checkRolloutRestart(resolved resolvedTargets) []Finding {
+// repository:tag, not a digest, with imagePullPolicy Always (contract.CheckRestart).
+func (c *checkedRelease) checkRolloutRestart(resolved resolvedTargets) []Finding {
 	var findings []Finding
 	for _, t := range resolved.targets {
 		if t.image.Action != config.ActionRolloutRestart {
 			continue
 		}
-		if v := rules.CheckRestart(t.image, t.container); v != nil {
+		if v := contract.CheckRestart(t.image, t.container); v != nil {
 			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name,
 				Expected: fmt.Sprintf("container %q to run %s with imagePullPolicy Always, so a restart pulls the moved tag", t.container.Name, t.image.Reference()),
 				Found:    fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
@@ -346,14 +346,14 @@ func (c *contract) checkRolloutRestart(resolved resolvedTargets) []Finding {
 }
 
 // checkSetImage: set-image replaces only the tag or digest of the container's image, so the
-// container must run the polled repository, by tag or digest, with any pull policy (rules.LiveImage).
-func (c *contract) checkSetImage(resolved resolvedTargets) []Finding {
+// container must run the polled repository, by tag or digest, with any pull policy (contract.LiveImage).
+func (c *checkedRelease) checkSetImage(resolved resolvedTargets) []Finding {
 	var findings []Finding
 	for _, t := range resolved.targets {
 		if t.image.Action != config.ActionSetImage {
 			continue
 		}
-		if _, v := rules.LiveImage(t.image, t.container); v != nil {
+		if _, v := contract.LiveImage(t.image, t.container); v != nil {
 			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name,
 				Expected: fmt.Sprintf("container %q to run the repository %s, by tag or digest, which set-image pins to %s", t.container.Name, t.image.Repository, t.image.PinnedImage("<digest>")),
 				Found:    fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
@@ -364,13 +364,13 @@ func (c *contract) checkSetImage(resolved resolvedTargets) []Finding {
 
 // effectivePullPolicy is the policy the API server will store for the container.
 func effectivePullPolicy(ctr *corev1.Container) corev1.PullPolicy {
-	return rules.EffectivePullPolicy(ctr)
+	return contract.EffectivePullPolicy(ctr)
 }
 
 // checkAnnotations: the chart does not render an audit annotation on its target (an upgrade would
 // reset the recorded digest and the next run would act on an unchanged image). That each key is
 // valid, unique and outside the domains Kubernetes and Helm own, config.Parse has checked.
-func (c *contract) checkAnnotations(resolved resolvedTargets) []Finding {
+func (c *checkedRelease) checkAnnotations(resolved resolvedTargets) []Finding {
 	var findings []Finding
 	for _, t := range resolved.targets {
 		if v, owned := t.deployment.Annotations[t.image.Annotation]; owned {
@@ -381,7 +381,7 @@ func (c *contract) checkAnnotations(resolved resolvedTargets) []Finding {
 }
 
 // deprecations are the config's deprecated fields (config.Deprecations), one line, "" for none.
-func (c *contract) deprecations() string {
+func (c *checkedRelease) deprecations() string {
 	if c.cfg == nil {
 		return ""
 	}

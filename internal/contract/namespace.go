@@ -3,7 +3,7 @@ package contract
 import (
 	"fmt"
 
-	"github.com/tracebloc/image-refresh/refresher/config"
+	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // Namespace resolves a target's namespace by the contract's precedence: the image's target.namespace (config.Default
