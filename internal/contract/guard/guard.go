@@ -57,9 +57,13 @@ const (
 	rfc3339Pattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`
 )
 
-// guardServerManaged are the ObjectMeta fields of the Deployment the guard does not compare:
+// guardServerManaged are the ObjectMeta fields of the target the guard does not compare:
 // the API server writes them on every update, before admission.
 var guardServerManaged = []string{"resourceVersion", "generation", "managedFields"}
+
+// serverAnnotations are the annotations the API server writes on an update of a target kind, before admission:
+// a DaemonSet's template generation, counted up when its template changes (whatever the request says).
+var serverAnnotations = map[string][]string{config.KindDaemonSet: {appsv1.DeprecatedTemplateGeneration}}
 
 // Name is the name of the guard's policy and of its binding.
 func Name(configName, namespace string) string {
@@ -233,7 +237,7 @@ func guardVariables(targets []*guardTarget) []admissionv1.Variable {
 		{Name: "oldContainers", Expression: "oldObject.spec.template.spec.containers"},
 		{Name: "newContainers", Expression: "object.spec.template.spec.containers"},
 		{Name: "allowedAnnotations", Expression: byTarget(targets, func(t *guardTarget) string {
-			return quoteList(append(slices.Clone(t.audit), t.status...))
+			return quoteList(append(append(slices.Clone(t.audit), t.status...), serverAnnotations[t.key.Kind]...))
 		})},
 		{Name: "allowedTemplateAnnotations", Expression: byTarget(targets, func(t *guardTarget) string {
 			if t.restart {

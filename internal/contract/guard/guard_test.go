@@ -337,6 +337,12 @@ func TestGuardOverKindsAndNamespaces(t *testing.T) {
 	if got := messages[MessagePrefix+"annotation example.com/agent-digest may only be set to a sha256 digest"]; !strings.HasPrefix(got, "!("+agent+") || ") {
 		t.Errorf("the agent's annotation is checked by %s", got)
 	}
+	// The API server counts a DaemonSet's template generation up in an annotation before admission.
+	for _, v := range policy.Spec.Variables {
+		if v.Name == "allowedAnnotations" && !strings.Contains(v.Expression, agent+" ? ['example.com/agent-digest', 'image-refresh.io/status-agent', '"+appsv1.DeprecatedTemplateGeneration+"']") {
+			t.Errorf("allowedAnnotations %s: want the agent's own and the server's template generation", v.Expression)
+		}
+	}
 	if first := policy.Spec.Validations[0]; !strings.Contains(first.Expression, agent) || !strings.Contains(first.MessageExpression, "request.kind.kind") {
 		t.Errorf("first validation %+v: want the targets by name, namespace and resource", first)
 	}
