@@ -12,7 +12,7 @@ import (
 // (condition Progressing with reason ProgressDeadlineExceeded), and the condition's message.
 func progressDeadlineExceeded(dep *appsv1.Deployment) (message string, exceeded bool) {
 	for _, c := range dep.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == contract.ReasonProgressDeadlineExceeded {
 			return c.Message, true
 		}
 	}
@@ -48,7 +48,7 @@ func RolloutPending(dep *appsv1.Deployment) string {
 // until a new rollout starts (a ReplicaSet other than the new one has replicas again).
 func rolloutCompleted(dep *appsv1.Deployment) bool {
 	for _, c := range dep.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == "NewReplicaSetAvailable" {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == contract.ReasonNewReplicaSetAvailable {
 			return dep.Status.Replicas == dep.Status.UpdatedReplicas
 		}
 	}

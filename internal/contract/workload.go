@@ -17,8 +17,13 @@ import (
 // replaces no pod until someone deletes it (CheckTargetState refuses it). No Deployment has this strategy type.
 const onDeleteStrategy appsv1.DeploymentStrategyType = "OnDelete"
 
-// newReplicaSetAvailable is the reason of a Deployment's Progressing condition once its latest rollout completed.
-const newReplicaSetAvailable = "NewReplicaSetAvailable"
+// The reasons of a Deployment's Progressing condition the refresher reads (the Deployment controller's words).
+const (
+	// ReasonNewReplicaSetAvailable: its latest rollout completed.
+	ReasonNewReplicaSetAvailable = "NewReplicaSetAvailable"
+	// ReasonProgressDeadlineExceeded: the controller gave up on its rollout.
+	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+)
 
 // DaemonSetView is a DaemonSet as the refresher reads a target. Metadata, selector, template and minReadySeconds
 // are the DaemonSet's; its desired number of scheduled pods stands for replicas, updated and available pods for
@@ -50,7 +55,7 @@ func DaemonSetView(ds *appsv1.DaemonSet) *appsv1.Deployment {
 	}
 	if st.ObservedGeneration >= ds.Generation && st.UpdatedNumberScheduled == desired && st.NumberAvailable == desired {
 		dep.Status.Conditions = []appsv1.DeploymentCondition{{
-			Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: newReplicaSetAvailable,
+			Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: ReasonNewReplicaSetAvailable,
 		}}
 	}
 	return dep

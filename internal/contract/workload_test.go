@@ -57,7 +57,7 @@ func TestDaemonSetView(t *testing.T) {
 			if got := [4]int32{*dep.Spec.Replicas, st.Replicas, st.UpdatedReplicas, st.ReadyReplicas}; got != tc.replicas {
 				t.Errorf("replicas (desired, total, updated, ready) = %v; want %v", got, tc.replicas)
 			}
-			if got := len(dep.Status.Conditions) == 1 && dep.Status.Conditions[0].Reason == newReplicaSetAvailable; got != tc.completed {
+			if got := len(dep.Status.Conditions) == 1 && dep.Status.Conditions[0].Reason == ReasonNewReplicaSetAvailable; got != tc.completed {
 				t.Errorf("completed = %v; want %v", got, tc.completed)
 			}
 			wantRule(t, CheckTargetState(dep), tc.state, "the DaemonSet is updated OnDelete")
