@@ -124,7 +124,13 @@ func TestGuardComparesEveryField(t *testing.T) {
 			}
 			for _, w := range want {
 				if !strings.Contains(all, w) {
-					t.Errorf("%s.%s (%s) is neither compared with oldObject nor an allowed path: no validation %q", level.path, f, level.typ, w)
+					t.Errorf(
+						"%s.%s (%s) is neither compared with oldObject nor an allowed path: no validation %q",
+						level.path,
+						f,
+						level.typ,
+						w,
+					)
 				}
 			}
 		}
@@ -173,7 +179,10 @@ func TestGuardShape(t *testing.T) {
 			}
 			rules := spec.MatchConstraints.ResourceRules
 			if len(rules) != 1 || !reflect.DeepEqual(rules[0].Operations, []admissionv1.OperationType{admissionv1.Update}) ||
-				!reflect.DeepEqual(rules[0].APIGroups, []string{"apps"}) || !reflect.DeepEqual(rules[0].Resources, []string{"deployments"}) {
+				!reflect.DeepEqual(
+					rules[0].APIGroups,
+					[]string{"apps"},
+				) || !reflect.DeepEqual(rules[0].Resources, []string{"deployments"}) {
 				t.Errorf("resource rules %+v, want UPDATE of apps deployments", rules)
 			}
 			if len(spec.MatchConditions) != 1 || spec.MatchConditions[0].Expression != tc.wantUser {
@@ -266,8 +275,11 @@ func TestGuardSetImage(t *testing.T) {
 			t.Errorf("%s: no validation of its image", name)
 			continue
 		}
-		want := fmt.Sprintf("variables.%[1]sNew[0].?image == variables.%[1]sOld[0].?image || variables.%[1]sNew[0].?image.orValue('').matches(%[2]s)",
-			tc.container, quote(pinnedPattern(tc.repository)))
+		want := fmt.Sprintf(
+			"variables.%[1]sNew[0].?image == variables.%[1]sOld[0].?image || variables.%[1]sNew[0].?image.orValue('').matches(%[2]s)",
+			tc.container,
+			quote(pinnedPattern(tc.repository)),
+		)
 		if !strings.HasSuffix(expr, want) {
 			t.Errorf("%s image:\n got %s\nwant …%s", name, expr, want)
 		}
@@ -318,32 +330,49 @@ func TestGuardOverKindsAndNamespaces(t *testing.T) {
 		Action: config.ActionRolloutRestart, Annotation: "example.com/agent-digest",
 		Target: config.Target{Kind: config.KindDaemonSet, Name: "agent", Namespace: "agents", Container: "agent"}})
 	policy, binding := For(cfg, "apps", "refresh")
-	if got := policy.Spec.MatchConstraints.ResourceRules[0].Resources; !slices.Equal(got, []string{"deployments", "daemonsets"}) {
+	if got := policy.Spec.MatchConstraints.ResourceRules[0].Resources; !slices.Equal(
+		got,
+		[]string{"deployments", "daemonsets"},
+	) {
 		t.Errorf("resources %v", got)
 	}
-	if got := binding.Spec.MatchResources.NamespaceSelector.MatchExpressions[0].Values; !slices.Equal(got, []string{"apps", "agents"}) {
+	if got := binding.Spec.MatchResources.NamespaceSelector.MatchExpressions[0].Values; !slices.Equal(
+		got,
+		[]string{"apps", "agents"},
+	) {
 		t.Errorf("namespaces %v", got)
 	}
 	messages := map[string]string{}
 	for _, v := range policy.Spec.Validations {
 		messages[v.Message] = v.Expression
 	}
-	for _, field := range []string{"strategy", "paused", "updateStrategy", "minReadySeconds"} {
-		if _, ok := messages[MessagePrefix+"spec."+field+" may not change"]; !ok {
-			t.Errorf("spec.%s is not compared", field)
+	// Every field of both spec types but the template, read apart from guardFields (jsonFields).
+	specFields := append(jsonFields(reflect.TypeFor[appsv1.DeploymentSpec]()), jsonFields(reflect.TypeFor[appsv1.DaemonSetSpec]())...)
+	for _, field := range slices.DeleteFunc(specFields, func(f string) bool { return f == "template" }) {
+		want := fmt.Sprintf("object.spec.?%[1]s == oldObject.spec.?%[1]s", field)
+		if got := messages[MessagePrefix+"spec."+field+" may not change"]; got != want {
+			t.Errorf("spec.%s is compared by %q; want %q", field, got, want)
 		}
 	}
 	agent := "object.metadata.name == 'agent' && request.namespace == 'agents' && request.resource.resource == 'daemonsets'"
-	if got := messages[MessagePrefix+"annotation example.com/agent-digest may only be set to a sha256 digest"]; !strings.HasPrefix(got, "!("+agent+") || ") {
+	if got := messages[MessagePrefix+"annotation example.com/agent-digest may only be set to a sha256 digest"]; !strings.HasPrefix(
+		got,
+		"!("+agent+") || ",
+	) {
 		t.Errorf("the agent's annotation is checked by %s", got)
 	}
 	// The API server counts a DaemonSet's template generation up in an annotation before admission.
 	for _, v := range policy.Spec.Variables {
-		if v.Name == "allowedAnnotations" && !strings.Contains(v.Expression, agent+" ? ['example.com/agent-digest', 'image-refresh.io/status-agent', '"+appsv1.DeprecatedTemplateGeneration+"']") {
+		if v.Name == "allowedAnnotations" &&
+			!strings.Contains(
+				v.Expression,
+				agent+" ? ['example.com/agent-digest', 'image-refresh.io/status-agent', '"+appsv1.DeprecatedTemplateGeneration+"']",
+			) {
 			t.Errorf("allowedAnnotations %s: want the agent's own and the server's template generation", v.Expression)
 		}
 	}
-	if first := policy.Spec.Validations[0]; !strings.Contains(first.Expression, agent) || !strings.Contains(first.MessageExpression, "request.kind.kind") {
+	if first := policy.Spec.Validations[0]; !strings.Contains(first.Expression, agent) ||
+		!strings.Contains(first.MessageExpression, "request.kind.kind") {
 		t.Errorf("first validation %+v: want the targets by name, namespace and resource", first)
 	}
 
