@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/refresher"
-	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // Scenario 7: the registry fails during a run — the tag is gone, or the registry is down —

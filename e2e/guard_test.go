@@ -15,10 +15,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
-	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/internal/contract"
 	"github.com/tracebloc/image-refresh/internal/contract/guard"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 )
 
 // hostilePatch is one change a stolen refresher token might try.

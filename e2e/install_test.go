@@ -15,10 +15,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
-	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/internal/contract"
 	"github.com/tracebloc/image-refresh/internal/contract/guard"
+	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 )
 
 // Scenario 1: helm3 install --post-renderer bin/postrender into a namespace enforcing Pod

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/internal/ociimage"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
-	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // world is the control plane, registry and binaries every scenario shares; each scenario

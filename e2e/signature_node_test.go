@@ -10,9 +10,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
+	"github.com/tracebloc/image-refresh/internal/signature"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/refresher"
-	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 // The signature gate on the node: the release trusts one cosign key (ECDSA, generated and used

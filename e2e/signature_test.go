@@ -29,9 +29,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/tracebloc/image-refresh/e2e/harness"
+	"github.com/tracebloc/image-refresh/internal/signature"
 	"github.com/tracebloc/image-refresh/internal/testutil/tools"
 	"github.com/tracebloc/image-refresh/refresher/registry"
-	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 // sigRegistry is a registry cosign signs in: its host and the pusher's credentials.
