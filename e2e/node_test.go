@@ -48,7 +48,12 @@ func TestNodeValueChainHelm3(t *testing.T) {
 	pod := waitRollout(t, r)
 	job := waitIngestion(t, r, newIngestor)
 	if job.Annotations["e2e.image-refresh.io/launched-by"] != pod.Name {
-		t.Errorf("ingestion Job %s was launched by %s, want the new jobs-manager pod %s", job.Name, job.Annotations["e2e.image-refresh.io/launched-by"], pod.Name)
+		t.Errorf(
+			"ingestion Job %s was launched by %s, want the new jobs-manager pod %s",
+			job.Name,
+			job.Annotations["e2e.image-refresh.io/launched-by"],
+			pod.Name,
+		)
 	}
 }
 
@@ -118,7 +123,15 @@ func TestNodeRefresherImagePullFails(t *testing.T) {
 	w := nodeSetup(t)
 	r := newNodeRelease(t, w, tools.Helm3, nil)
 	createPullSecret(t, w, r, "wrong-pull", true)
-	r.install(nodeValues(w, "wrong-pull", "--set", "imageRefresh.activeDeadlineSeconds=30", "--set", "imageRefresh.backoffLimit=0")...)
+	r.install(
+		nodeValues(
+			w,
+			"wrong-pull",
+			"--set",
+			"imageRefresh.activeDeadlineSeconds=30",
+			"--set",
+			"imageRefresh.backoffLimit=0",
+		)...)
 	before := r.state()
 	var failed *batchv1.Job
 	poll(t, tick+60*time.Second, "a failed refresher Job", func(ctx context.Context) (bool, error) {
@@ -149,7 +162,8 @@ func TestNodeRefresherImagePullFails(t *testing.T) {
 	}
 	var pullErrors []string
 	for _, e := range events.Items {
-		if e.InvolvedObject.Kind == "Pod" && strings.Contains(e.Message, refresherRepo) && (e.Reason == "Failed" || e.Reason == "BackOff") {
+		if e.InvolvedObject.Kind == "Pod" && strings.Contains(e.Message, refresherRepo) &&
+			(e.Reason == "Failed" || e.Reason == "BackOff") {
 			pullErrors = append(pullErrors, e.Message)
 		}
 	}
@@ -195,10 +209,14 @@ func checkRefresherPod(t *testing.T, w *harness.NodeWorld, r *release, pod *core
 	if spec.SecurityContext == nil || spec.SecurityContext.RunAsUser == nil || *spec.SecurityContext.RunAsUser != 65532 {
 		t.Errorf("refresher pod security context %+v, want runAsUser 65532", spec.SecurityContext)
 	}
-	if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
+	if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil ||
+		!*c.SecurityContext.ReadOnlyRootFilesystem {
 		t.Errorf("refresher container security context %+v, want a read-only root filesystem", c.SecurityContext)
 	}
-	if !slices.ContainsFunc(spec.ImagePullSecrets, func(s corev1.LocalObjectReference) bool { return s.Name == "refresher-pull" }) {
+	if !slices.ContainsFunc(
+		spec.ImagePullSecrets,
+		func(s corev1.LocalObjectReference) bool { return s.Name == "refresher-pull" },
+	) {
 		t.Errorf("refresher pod pull secrets %v, want refresher-pull", spec.ImagePullSecrets)
 	}
 	pulledWithSecret := false

@@ -32,27 +32,45 @@ const otherImage = "other"
 func addOtherTarget(t *testing.T, r *release) *otherTarget {
 	t.Helper()
 	ctx, client := t.Context(), r.Cluster.Client
-	o := &otherTarget{name: releaseName + "-other", repo: r.Namespace + "/" + otherImage, annotation: "tracebloc.io/last-refreshed-other-digest"}
+	o := &otherTarget{
+		name:       releaseName + "-other",
+		repo:       r.Namespace + "/" + otherImage,
+		annotation: "tracebloc.io/last-refreshed-other-digest",
+	}
 	o.push(t, r)
 	replicas := int32(0) // nothing to run: its rollouts complete as soon as they are observed
 	labels := map[string]string{"app": o.name}
 	nonRoot, noEscalation := true, false
 	_, err := client.AppsV1().Deployments(r.Namespace).Create(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: o.name},
-		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
-			ObjectMeta: metav1.ObjectMeta{Labels: labels},
-			Spec: corev1.PodSpec{
-				SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &nonRoot, SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-				Containers: []corev1.Container{{Name: "api", Image: r.Registry.Repository(o.repo) + ":prod", ImagePullPolicy: corev1.PullAlways,
-					SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &noEscalation, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   &nonRoot,
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{
+						{Name: "api", Image: r.Registry.Repository(o.repo) + ":prod", ImagePullPolicy: corev1.PullAlways,
+							SecurityContext: &corev1.SecurityContext{
+								AllowPrivilegeEscalation: &noEscalation,
+								Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+							}},
+					},
+				},
 			},
-		}},
+		},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("creating Deployment %s: %v", o.name, err)
 	}
 
-	cms, err := client.CoreV1().ConfigMaps(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: config.ConfigLabel + "=true"})
+	cms, err := client.CoreV1().
+		ConfigMaps(r.Namespace).
+		List(ctx, metav1.ListOptions{LabelSelector: config.ConfigLabel + "=true"})
 	if err != nil || len(cms.Items) != 1 {
 		t.Fatalf("the refresh ConfigMap: %v (%d found)", err, len(cms.Items))
 	}
@@ -63,7 +81,12 @@ func addOtherTarget(t *testing.T, r *release) *otherTarget {
 	}
 	cfg.Spec.Images = append(cfg.Spec.Images, config.Image{
 		Name: otherImage, Repository: r.Registry.Repository(o.repo), Tag: "prod", Action: config.ActionRolloutRestart,
-		Target: config.Target{Kind: config.KindDeployment, Name: o.name, Namespace: cfg.Metadata.Namespace, Container: "api"}, Annotation: o.annotation,
+		Target: config.Target{
+			Kind:      config.KindDeployment,
+			Name:      o.name,
+			Namespace: cfg.Metadata.Namespace,
+			Container: "api",
+		}, Annotation: o.annotation,
 	})
 	if cfg.Metadata.Namespace == "" {
 		cfg.Spec.Images[len(cfg.Spec.Images)-1].Target.Namespace = ""
@@ -104,7 +127,9 @@ func updateGuard(t *testing.T, r *release, cfg *config.RefreshConfig, target, an
 	if _, err := policies.Update(ctx, policy, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("updating the guard policy: %v", err)
 	}
-	tr, err := client.CoreV1().ServiceAccounts(r.Namespace).CreateToken(ctx, cfg.Metadata.Name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	tr, err := client.CoreV1().
+		ServiceAccounts(r.Namespace).
+		CreateToken(ctx, cfg.Metadata.Name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,10 +147,16 @@ func updateGuard(t *testing.T, r *release, cfg *config.RefreshConfig, target, an
 	}
 	legit := fmt.Sprintf(`{"metadata":{"annotations":{%q:"sha256:%s"}}}`, annotation, strings.Repeat("0", 64))
 	hostile := `{"metadata":{"labels":{"probe":"x"}}}`
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-		denied := patch(hostile)
-		return patch(legit) == nil && denied != nil && strings.Contains(denied.Error(), guard.MessagePrefix), nil
-	})
+	err = wait.PollUntilContextTimeout(
+		ctx,
+		100*time.Millisecond,
+		60*time.Second,
+		true,
+		func(context.Context) (bool, error) {
+			denied := patch(hostile)
+			return patch(legit) == nil && denied != nil && strings.Contains(denied.Error(), guard.MessagePrefix), nil
+		},
+	)
 	if err != nil {
 		t.Fatalf("the updated guard does not let the refresher write %s on %s: %v", annotation, target, err)
 	}
@@ -143,13 +174,19 @@ func (o *otherTarget) push(t *testing.T, r *release) {
 // settle waits for the deployment controller to observe the other target's last change
 // (replicas 0: that completes its rollout).
 func (o *otherTarget) settle(ctx context.Context, r *release) error {
-	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		dep, err := r.Cluster.Client.AppsV1().Deployments(r.Namespace).Get(ctx, o.name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		return dep.Status.ObservedGeneration >= dep.Generation, nil
-	})
+	return wait.PollUntilContextTimeout(
+		ctx,
+		50*time.Millisecond,
+		30*time.Second,
+		true,
+		func(ctx context.Context) (bool, error) {
+			dep, err := r.Cluster.Client.AppsV1().Deployments(r.Namespace).Get(ctx, o.name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			return dep.Status.ObservedGeneration >= dep.Generation, nil
+		},
+	)
 }
 
 // state is the other target's audit annotation and generation (a restart makes the next).

@@ -72,7 +72,14 @@ func TestRefresherRunsAsCronJob(t *testing.T) {
 			}
 			// can-i exits 0 for yes and 1 for no.
 			if got := res.ExitCode == 0 && strings.TrimSpace(res.Stdout) == "yes"; got != c.want || res.ExitCode > 1 {
-				t.Errorf("ServiceAccount %s: can-i %s = %v, want %v\n%s", pod.ServiceAccount, strings.Join(c.args, " "), got, c.want, res)
+				t.Errorf(
+					"ServiceAccount %s: can-i %s = %v, want %v\n%s",
+					pod.ServiceAccount,
+					strings.Join(c.args, " "),
+					got,
+					c.want,
+					res,
+				)
 			}
 		}
 	})
@@ -91,7 +98,11 @@ func TestRefresherRunsAsCronJob(t *testing.T) {
 		}
 	}
 	if after.RestartedAt() != "" {
-		t.Errorf("first run restarted the rollout (%s = %s); a first observation only records", restartedAt, after.RestartedAt())
+		t.Errorf(
+			"first run restarted the rollout (%s = %s); a first observation only records",
+			restartedAt,
+			after.RestartedAt(),
+		)
 	}
 	// The documented fill: the floating ingestor had no digest env, now it has the tag's.
 	if got, _ := after.Env(digestEnv); got != r.Digest[ingestor] {
@@ -199,8 +210,17 @@ func TestNewDigests(t *testing.T) {
 func checkUnchanged(t *testing.T, what string, before, after *harness.State, statusOf ...harness.Image) {
 	t.Helper()
 	b, a := before.Deployment, after.Deployment
-	if !apiequality.Semantic.DeepEqual(withoutStatus(b.Annotations, statusOf), withoutStatus(a.Annotations, statusOf)) || !apiequality.Semantic.DeepEqual(b.Labels, a.Labels) || !apiequality.Semantic.DeepEqual(b.Spec, a.Spec) {
-		t.Errorf("%s changed the Deployment:\nannotations %v\n         → %v\ntemplate %v\n      → %v", what, b.Annotations, a.Annotations, b.Spec.Template, a.Spec.Template)
+	if !apiequality.Semantic.DeepEqual(withoutStatus(b.Annotations, statusOf), withoutStatus(a.Annotations, statusOf)) ||
+		!apiequality.Semantic.DeepEqual(b.Labels, a.Labels) ||
+		!apiequality.Semantic.DeepEqual(b.Spec, a.Spec) {
+		t.Errorf(
+			"%s changed the Deployment:\nannotations %v\n         → %v\ntemplate %v\n      → %v",
+			what,
+			b.Annotations,
+			a.Annotations,
+			b.Spec.Template,
+			a.Spec.Template,
+		)
 	}
 	checkNewReplicaSets(t, what, before, after, 0)
 }

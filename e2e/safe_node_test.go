@@ -32,7 +32,8 @@ const neverScheduled = "0 0 29 2 *" // 29 February: years apart (a day of week t
 func installForTicks(t *testing.T, w *harness.NodeWorld, r *release, extra ...string) {
 	t.Helper()
 	createPullSecret(t, w, r, "refresher-pull", false)
-	r.install(nodeValues(w, "refresher-pull", append([]string{"--set", "imageRefresh.schedule=" + neverScheduled}, extra...)...)...)
+	r.install(
+		nodeValues(w, "refresher-pull", append([]string{"--set", "imageRefresh.schedule=" + neverScheduled}, extra...)...)...)
 	waitRollout(t, r)
 }
 
@@ -95,7 +96,8 @@ func events(t *testing.T, r *release, img harness.Image) []string {
 	slices.SortStableFunc(list.Items, func(a, b eventsv1.Event) int { return a.EventTime.Compare(b.EventTime.Time) })
 	var out []string
 	for _, e := range list.Items {
-		if e.ReportingController == refresher.EventController && e.Regarding.Name == deployName && strings.HasPrefix(e.Note, "image "+img.Name+" (") {
+		if e.ReportingController == refresher.EventController && e.Regarding.Name == deployName &&
+			strings.HasPrefix(e.Note, "image "+img.Name+" (") {
 			// A repeating outcome is one Event whose series counts its ticks: one entry per tick.
 			n := 1
 			if e.Series != nil {
@@ -138,14 +140,17 @@ func statusOf(t *testing.T, s *harness.State, img harness.Image) refresher.Statu
 func waitCrashLoop(t *testing.T, r *release) {
 	t.Helper()
 	poll(t, 2*time.Minute, "a crash-looping jobs-manager pod", func(ctx context.Context) (bool, error) {
-		pods, err := r.Cluster.Client.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=client"})
+		pods, err := r.Cluster.Client.CoreV1().
+			Pods(r.Namespace).
+			List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=client"})
 		if err != nil {
 			return false, err
 		}
 		crashing, ready := "", ""
 		for _, p := range pods.Items {
 			for _, s := range p.Status.ContainerStatuses {
-				if s.Name == harness.APIContainer && s.RestartCount > 0 && s.LastTerminationState.Terminated != nil && s.LastTerminationState.Terminated.ExitCode == 1 {
+				if s.Name == harness.APIContainer && s.RestartCount > 0 && s.LastTerminationState.Terminated != nil &&
+					s.LastTerminationState.Terminated.ExitCode == 1 {
 					crashing = p.Name
 				}
 			}
@@ -172,8 +177,21 @@ func TestNodeNoRestartStorm(t *testing.T) {
 	r := newNodeRelease(t, w, tools.Helm3, nil)
 	// The waits are the subject here, not quarantine: however slow a loaded machine makes the
 	// ticks, neither the progress deadline nor spec.rolloutTimeout may end the rollout first.
-	installForTicks(t, w, r, "--set", "progressDeadlineSeconds=3600", "--set", "imageRefresh.rolloutTimeout=2h", "--set", "imageRefresh.waitTimeout=1m")
-	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
+	installForTicks(
+		t,
+		w,
+		r,
+		"--set",
+		"progressDeadlineSeconds=3600",
+		"--set",
+		"imageRefresh.rolloutTimeout=2h",
+		"--set",
+		"imageRefresh.waitTimeout=1m",
+	)
+	tickNow(
+		t,
+		r,
+	).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
 	waitRollout(t, r)
 
 	bad, err := r.PushWith(t.Context(), jobsManager, w.PushVariant(harness.Variant{Crash: true}))
@@ -181,10 +199,18 @@ func TestNodeNoRestartStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("pushed a jobs-manager that crashes on start: %s", bad)
-	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(
+		t,
+		r,
+	).want(t, 0, decisions{jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
 	restarted := r.state()
 	if restarted.Annotation(jobsManager) != bad || restarted.RestartedAt() == "" {
-		t.Fatalf("after the restart: %s = %q, restartedAt %q", jobsManager.Annotation(), restarted.Annotation(jobsManager), restarted.RestartedAt())
+		t.Fatalf(
+			"after the restart: %s = %q, restartedAt %q",
+			jobsManager.Annotation(),
+			restarted.Annotation(jobsManager),
+			restarted.RestartedAt(),
+		)
 	}
 	waitCrashLoop(t, r)
 
@@ -197,12 +223,22 @@ func TestNodeNoRestartStorm(t *testing.T) {
 	// tag that moves while the rollout stays stuck.
 	steady := func(what string, before, after *harness.State) {
 		t.Helper()
-		if b, a := before.Deployment, after.Deployment; b.Generation != a.Generation || b.Annotations[config.StatusAnnotationPrefix+jobsManager.Name] != a.Annotations[config.StatusAnnotationPrefix+jobsManager.Name] {
-			t.Errorf("%s wrote the Deployment: generation %d → %d, status %s → %s", what, b.Generation, a.Generation,
-				b.Annotations[config.StatusAnnotationPrefix+jobsManager.Name], a.Annotations[config.StatusAnnotationPrefix+jobsManager.Name])
+		if b, a := before.Deployment, after.Deployment; b.Generation != a.Generation ||
+			b.Annotations[config.StatusAnnotationPrefix+jobsManager.Name] != a.Annotations[config.StatusAnnotationPrefix+jobsManager.Name] {
+			t.Errorf(
+				"%s wrote the Deployment: generation %d → %d, status %s → %s",
+				what,
+				b.Generation,
+				a.Generation,
+				b.Annotations[config.StatusAnnotationPrefix+jobsManager.Name],
+				a.Annotations[config.StatusAnnotationPrefix+jobsManager.Name],
+			)
 		}
 	}
-	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(
+		t,
+		r,
+	).want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
 	waiting := r.state()
 	checkUnchanged(t, "the first waiting tick", restarted, waiting, jobsManager)
 	st := statusOf(t, waiting, jobsManager)
@@ -210,7 +246,10 @@ func TestNodeNoRestartStorm(t *testing.T) {
 		t.Fatalf("waiting: status %+v, want waiting with waitingSince", st)
 	}
 	for i := range 2 {
-		tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+		tickNow(
+			t,
+			r,
+		).want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
 		steady(fmt.Sprintf("waiting tick %d", i+2), waiting, r.state())
 	}
 	began, err := time.Parse(time.RFC3339, st.WaitingSince)
@@ -225,20 +264,39 @@ func TestNodeNoRestartStorm(t *testing.T) {
 			t.Fatal(t.Context().Err())
 		}
 	}
-	tickNow(t, r).want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(
+		t,
+		r,
+	).want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
 	failed := r.state()
 	checkUnchanged(t, "the failing tick", restarted, failed, jobsManager)
-	if st := statusOf(t, failed, jobsManager); st.State != refresher.StateFailed || !strings.Contains(st.Error, "spec.waitTimeout") || st.WaitingSince != statusOf(t, waiting, jobsManager).WaitingSince {
+	if st := statusOf(t, failed, jobsManager); st.State != refresher.StateFailed ||
+		!strings.Contains(st.Error, "spec.waitTimeout") ||
+		st.WaitingSince != statusOf(t, waiting, jobsManager).WaitingSince {
 		t.Errorf("after the timeout: status %+v, want failed naming spec.waitTimeout, waiting since as before", st)
 	}
-	tickNow(t, r).want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(
+		t,
+		r,
+	).want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
 	steady("a second failing tick", failed, r.state())
-	if got, want := reasons(events(t, r, jobsManager)), []string{"Recorded", "Restarted", "Waiting", "Waiting", "Waiting", "Failed", "Failed"}; !slices.Equal(got, want) {
+	if got, want := reasons(events(t, r, jobsManager)), []string{"Recorded", "Restarted", "Waiting", "Waiting", "Waiting", "Failed", "Failed"}; !slices.Equal(
+		got,
+		want,
+	) {
 		t.Errorf("jobs-manager Events %q, want %q:\n%s", got, want, strings.Join(events(t, r, jobsManager), "\n"))
 	}
 
 	// A human undoes the rollout and a good build is pushed: the next tick restarts once.
-	res, err := harness.Kubectl(t.Context(), r.Cluster.AdminKubeconfig, "rollout", "undo", "deployment/"+deployName, "--namespace", r.Namespace)
+	res, err := harness.Kubectl(
+		t.Context(),
+		r.Cluster.AdminKubeconfig,
+		"rollout",
+		"undo",
+		"deployment/"+deployName,
+		"--namespace",
+		r.Namespace,
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,16 +304,27 @@ func TestNodeNoRestartStorm(t *testing.T) {
 	waitRollout(t, r)
 	good := r.push(jobsManager)
 	t.Logf("pushed a good jobs-manager: %s", good)
-	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(
+		t,
+		r,
+	).want(t, 0, decisions{jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
 	pod := waitRollout(t, r)
 	if got := harness.ImageDigest(pod, harness.APIContainer); got != good {
 		t.Errorf("pod %s runs jobs-manager %s after the restart, want %s", pod.Name, got, good)
 	}
 	if s := r.state(); s.Annotation(jobsManager) != good || statusOf(t, s, jobsManager).State != refresher.StateOK {
-		t.Errorf("after the restart: %s = %q, status %+v", jobsManager.Annotation(), s.Annotation(jobsManager), statusOf(t, s, jobsManager))
+		t.Errorf(
+			"after the restart: %s = %q, status %+v",
+			jobsManager.Annotation(),
+			s.Annotation(jobsManager),
+			statusOf(t, s, jobsManager),
+		)
 	}
 	settled := r.state()
-	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(
+		t,
+		r,
+	).want(t, 0, decisions{jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
 	checkUnchanged(t, "the steady tick after the restart", settled, r.state())
 	t.Logf("jobs-manager Events:\n%s", strings.Join(events(t, r, jobsManager), "\n"))
 }
@@ -269,7 +338,10 @@ func TestNodeSoak(t *testing.T) {
 	r := newNodeRelease(t, w, tools.Helm3, nil)
 	installForTicks(t, w, r, "--set", "imageRefresh.soak="+soak.String())
 	// The first observation records; the ingestor's fill applies a digest, so it soaks too.
-	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionSoaking})
+	tickNow(
+		t,
+		r,
+	).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionSoaking})
 	sleepPastSoak(t, r, soak)
 	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionFill})
 	waitRollout(t, r)
@@ -286,7 +358,8 @@ func TestNodeSoak(t *testing.T) {
 	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionSoaking})
 	sb := r.state()
 	checkUnchanged(t, "soaking "+b, before, sb, ingestor)
-	if st, old := statusOf(t, sb, ingestor), statusOf(t, sa, ingestor); st.Pending != b || st.PendingSince <= old.PendingSince {
+	if st, old := statusOf(t, sb, ingestor), statusOf(t, sa, ingestor); st.Pending != b ||
+		st.PendingSince <= old.PendingSince {
 		t.Errorf("the tag moved during the soak: status %+v (was %+v), want pending %s from a new first sighting", st, old, b)
 	}
 	sleepPastSoak(t, r, soak)
@@ -346,8 +419,19 @@ func TestNodePlatformGate(t *testing.T) {
 	w := nodeSetup(t)
 	all := map[harness.Image]bool{jobsManager: true, podsMonitor: true, ingestor: true}
 	r := newNodeRelease(t, w, tools.Helm3, all)
-	installForTicks(t, w, r, "--set", "imageRefresh.platforms[0]=linux/amd64", "--set", "imageRefresh.platforms[1]=linux/arm64")
-	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
+	installForTicks(
+		t,
+		w,
+		r,
+		"--set",
+		"imageRefresh.platforms[0]=linux/amd64",
+		"--set",
+		"imageRefresh.platforms[1]=linux/arm64",
+	)
+	tickNow(
+		t,
+		r,
+	).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
 	waitRollout(t, r)
 	before := r.state()
 
@@ -357,16 +441,26 @@ func TestNodePlatformGate(t *testing.T) {
 	}
 	t.Logf("pushed an ingestor index without arm64: %s", half)
 	k := tickNow(t, r)
-	k.want(t, 1, decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
+	k.want(
+		t,
+		1,
+		decisions{
+			ingestor:    refresher.DecisionFailed,
+			jobsManager: refresher.DecisionUnchanged,
+			podsMonitor: refresher.DecisionUnchanged,
+		},
+	)
 	if line := fmt.Sprint(k.lines[ingestor]); !strings.Contains(line, "linux/arm64") {
 		t.Errorf("the refusal does not name the missing platform: %s", line)
 	}
 	refused := r.state()
 	checkUnchanged(t, "the refused index", before, refused, ingestor)
-	if st := statusOf(t, refused, ingestor); st.State != refresher.StateFailed || !strings.Contains(st.Error, "linux/arm64") {
+	if st := statusOf(t, refused, ingestor); st.State != refresher.StateFailed ||
+		!strings.Contains(st.Error, "linux/arm64") {
 		t.Errorf("after the refusal: status %+v, want failed naming linux/arm64", st)
 	}
-	if evs := events(t, r, ingestor); len(evs) == 0 || !strings.HasPrefix(evs[len(evs)-1], refresher.ReasonFailed+":") || !strings.Contains(evs[len(evs)-1], "linux/arm64") {
+	if evs := events(t, r, ingestor); len(evs) == 0 || !strings.HasPrefix(evs[len(evs)-1], refresher.ReasonFailed+":") ||
+		!strings.Contains(evs[len(evs)-1], "linux/arm64") {
 		t.Errorf("the last ingestor Event is not a Failed naming linux/arm64: %q", evs)
 	}
 
@@ -400,7 +494,8 @@ func TestNodePlatformGate(t *testing.T) {
 			}
 		}
 		// From the pods: their imageID (jobs-manager, pods-monitor), their env (the ingestor).
-		if row.RunningFrom != "pods" || !slices.Equal(row.Running, []string{r.Digest[img]}) || row.State != refresher.ViewCurrent {
+		if row.RunningFrom != "pods" || !slices.Equal(row.Running, []string{r.Digest[img]}) ||
+			row.State != refresher.ViewCurrent {
 			t.Errorf("status row %+v: want %s current, running %s from its pods", row, row.Image, r.Digest[img])
 		}
 	}
@@ -415,7 +510,10 @@ func TestNodeQuarantineRollback(t *testing.T) {
 	w := nodeSetup(t)
 	r := newNodeRelease(t, w, tools.Helm3, nil)
 	installForTicks(t, w, r, "--set", "progressDeadlineSeconds=15")
-	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
+	tickNow(
+		t,
+		r,
+	).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
 	waitRollout(t, r)
 	goodDigest := r.Digest[ingestor]
 
@@ -428,7 +526,8 @@ func TestNodeQuarantineRollback(t *testing.T) {
 	waitCrashLoop(t, r)
 	waitDeployment(t, r, "ProgressDeadlineExceeded", func(d *appsv1.Deployment) bool {
 		for _, c := range d.Status.Conditions {
-			if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse &&
+				c.Reason == "ProgressDeadlineExceeded" {
 				return true
 			}
 		}
@@ -436,23 +535,42 @@ func TestNodeQuarantineRollback(t *testing.T) {
 	})
 
 	before := r.state()
-	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionRolledBack, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
+	tickNow(
+		t,
+		r,
+	).want(t, 0, decisions{ingestor: refresher.DecisionRolledBack, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
 	rolled := r.state()
 	if envOrEmpty(rolled) != goodDigest || rolled.Annotation(ingestor) != goodDigest {
-		t.Errorf("after the rollback: %s = %q, %s = %q, want both %s", digestEnv, envOrEmpty(rolled), ingestor.Annotation(), rolled.Annotation(ingestor), goodDigest)
+		t.Errorf(
+			"after the rollback: %s = %q, %s = %q, want both %s",
+			digestEnv,
+			envOrEmpty(rolled),
+			ingestor.Annotation(),
+			rolled.Annotation(ingestor),
+			goodDigest,
+		)
 	}
 	if st := statusOf(t, rolled, ingestor); st.State != refresher.StateQuarantined || st.Quarantined != bad {
 		t.Errorf("after the rollback: status %+v, want quarantined %s", st, bad)
 	}
 	if rolled.Deployment.Generation != before.Deployment.Generation+1 {
-		t.Errorf("the rollback took generation %d → %d, want one patch", before.Deployment.Generation, rolled.Deployment.Generation)
+		t.Errorf(
+			"the rollback took generation %d → %d, want one patch",
+			before.Deployment.Generation,
+			rolled.Deployment.Generation,
+		)
 	}
 	pod := waitRollout(t, r)
 	if got, _ := harness.APIEnv(pod.Spec, digestEnv); got != goodDigest {
 		t.Errorf("pod %s runs with %s=%s after the rollback, want %s", pod.Name, digestEnv, got, goodDigest)
 	}
 	if job := waitIngestion(t, r, goodDigest); job.Annotations["e2e.image-refresh.io/launched-by"] != pod.Name {
-		t.Errorf("ingestion Job %s was launched by %s, want the running pod %s", job.Name, job.Annotations["e2e.image-refresh.io/launched-by"], pod.Name)
+		t.Errorf(
+			"ingestion Job %s was launched by %s, want the running pod %s",
+			job.Name,
+			job.Annotations["e2e.image-refresh.io/launched-by"],
+			pod.Name,
+		)
 	}
 
 	// The tag still names the bad digest: held, nothing written, no Event.
@@ -473,7 +591,10 @@ func TestNodeQuarantineRollback(t *testing.T) {
 	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionUpdateEnv})
 	waitRollout(t, r)
 	waitIngestion(t, r, next)
-	if got, want := reasons(events(t, r, ingestor)), []string{"EnvUpdated", "EnvUpdated", "RolledBack", "EnvUpdated"}; !slices.Equal(got, want) {
+	if got, want := reasons(events(t, r, ingestor)), []string{"EnvUpdated", "EnvUpdated", "RolledBack", "EnvUpdated"}; !slices.Equal(
+		got,
+		want,
+	) {
 		t.Errorf("ingestor Events %q, want %q:\n%s", got, want, strings.Join(events(t, r, ingestor), "\n"))
 	}
 }

@@ -56,7 +56,13 @@ func TestNodeSetImage(t *testing.T) {
 	runs(pushed)
 	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionUnchanged})
 
-	upgradeOverPin(t, r, tools.Helm4, append(w.Values("refresher-pull"), append([]string{"--set", "imageRefresh.schedule=" + neverScheduled}, values...)...)...)
+	upgradeOverPin(
+		t,
+		r,
+		tools.Helm4,
+		append(
+			w.Values("refresher-pull"),
+			append([]string{"--set", "imageRefresh.schedule=" + neverScheduled}, values...)...)...)
 	want := refresher.DecisionUnchanged
 	if got := apiOf(r.state().Deployment).Image; got != repo+"@"+pushed {
 		t.Logf("helm upgrade rendered the image back to %s", got)

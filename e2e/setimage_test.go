@@ -120,12 +120,15 @@ func upgradeOverPin(t *testing.T, r *release, helm string, values ...string) {
 	t.Helper()
 	if helm == tools.Helm4 {
 		before := r.state()
-		args := append([]string{"upgrade", r.Name, r.Chart, "--namespace", r.Namespace, "--post-renderer", r.PostRenderer}, r.Values()...)
+		args := append(
+			[]string{"upgrade", r.Name, r.Chart, "--namespace", r.Namespace, "--post-renderer", r.PostRenderer},
+			r.Values()...)
 		res, err := r.Helm.Try(t.Context(), append(args, values...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.ExitCode == 0 || !strings.Contains(res.Stderr, `conflict with \"image-refresh\"`) || !strings.Contains(res.Stderr, ".image") {
+		if res.ExitCode == 0 || !strings.Contains(res.Stderr, `conflict with \"image-refresh\"`) ||
+			!strings.Contains(res.Stderr, ".image") {
 			t.Fatalf("helm 4 upgrade over a pinned image: want a conflict with image-refresh on .image:\n%s", res)
 		}
 		checkUnchanged(t, "a refused helm 4 upgrade", before, r.state())
@@ -136,20 +139,26 @@ func upgradeOverPin(t *testing.T, r *release, helm string, values ...string) {
 
 func setContainerImage(t *testing.T, r *release, image string) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-		deps := r.Cluster.Client.AppsV1().Deployments(r.Namespace)
-		dep, err := deps.Get(ctx, deployName, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for i := range dep.Spec.Template.Spec.Containers {
-			if dep.Spec.Template.Spec.Containers[i].Name == "api" {
-				dep.Spec.Template.Spec.Containers[i].Image = image
+	err := wait.PollUntilContextTimeout(
+		t.Context(),
+		100*time.Millisecond,
+		10*time.Second,
+		true,
+		func(ctx context.Context) (bool, error) {
+			deps := r.Cluster.Client.AppsV1().Deployments(r.Namespace)
+			dep, err := deps.Get(ctx, deployName, metav1.GetOptions{})
+			if err != nil {
+				return false, err
 			}
-		}
-		_, err = deps.Update(ctx, dep, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
-		return err == nil, nil // a conflict with the controller's status write: read again
-	})
+			for i := range dep.Spec.Template.Spec.Containers {
+				if dep.Spec.Template.Spec.Containers[i].Name == "api" {
+					dep.Spec.Template.Spec.Containers[i].Image = image
+				}
+			}
+			_, err = deps.Update(ctx, dep, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+			return err == nil, nil // a conflict with the controller's status write: read again
+		},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,18 +167,24 @@ func setContainerImage(t *testing.T, r *release, image string) {
 // waitProgressDeadline waits until the deployment controller gives up on the rollout.
 func waitProgressDeadline(t *testing.T, r *release) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		dep, err := r.Cluster.Client.AppsV1().Deployments(r.Namespace).Get(ctx, deployName, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range dep.Status.Conditions {
-			if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
-				return true, nil
+	err := wait.PollUntilContextTimeout(
+		t.Context(),
+		200*time.Millisecond,
+		time.Minute,
+		true,
+		func(ctx context.Context) (bool, error) {
+			dep, err := r.Cluster.Client.AppsV1().Deployments(r.Namespace).Get(ctx, deployName, metav1.GetOptions{})
+			if err != nil {
+				return false, err
 			}
-		}
-		return false, nil
-	})
+			for _, c := range dep.Status.Conditions {
+				if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+					return true, nil
+				}
+			}
+			return false, nil
+		},
+	)
 	if err != nil {
 		t.Fatalf("the rollout never exceeded its progress deadline: %v", err)
 	}

@@ -26,7 +26,11 @@ func TestNodeSignatureGate(t *testing.T) {
 	w := nodeSetup(t)
 	r := newNodeRelease(t, w, tools.Helm3, nil)
 
-	cosign, err := harness.NewCosign(tools.Cosign3, filepath.Join(t.TempDir(), "cosign3"), map[string]authn.Authenticator{w.Registry.Host: w.Registry.Pusher()})
+	cosign, err := harness.NewCosign(
+		tools.Cosign3,
+		filepath.Join(t.TempDir(), "cosign3"),
+		map[string]authn.Authenticator{w.Registry.Host: w.Registry.Pusher()},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +56,10 @@ func TestNodeSignatureGate(t *testing.T) {
 	installForTicks(t, w, r,
 		"--set-file", `imageRefresh.verification.publicKeys.release\.pub=`+key.Public,
 		"--set", "imageRefresh.verification.recheckAfter=1m")
-	tickNow(t, r).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
+	tickNow(
+		t,
+		r,
+	).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
 	waitRollout(t, r)
 	signed := r.Digest[ingestor]
 	waitIngestion(t, r, signed)
@@ -62,7 +69,15 @@ func TestNodeSignatureGate(t *testing.T) {
 	unsigned := r.push(ingestor)
 	t.Logf("pushed an unsigned ingestor: %s", unsigned)
 	k := tickNow(t, r)
-	k.want(t, 1, decisions{ingestor: refresher.DecisionFailed, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
+	k.want(
+		t,
+		1,
+		decisions{
+			ingestor:    refresher.DecisionFailed,
+			jobsManager: refresher.DecisionUnchanged,
+			podsMonitor: refresher.DecisionUnchanged,
+		},
+	)
 	if line := fmt.Sprint(k.lines[ingestor]); !strings.Contains(line, signature.ReasonMissing) {
 		t.Errorf("the refusal's log line does not say %s: %s", signature.ReasonMissing, line)
 	}
@@ -72,11 +87,14 @@ func TestNodeSignatureGate(t *testing.T) {
 		t.Errorf("after the refusal %s = %q, want the previous %s", digestEnv, got, signed)
 	}
 	st := statusOf(t, refused, ingestor)
-	if st.State != refresher.StateFailed || st.Refused.Digest != unsigned || st.Refused.Reason != signature.ReasonMissing || st.Refused.Keys == "" {
+	if st.State != refresher.StateFailed || st.Refused.Digest != unsigned ||
+		st.Refused.Reason != signature.ReasonMissing ||
+		st.Refused.Keys == "" {
 		t.Errorf("after the refusal: status %+v, want failed, refused %s (%s)", st, unsigned, signature.ReasonMissing)
 	}
 	evs := events(t, r, ingestor)
-	if len(evs) == 0 || !strings.HasPrefix(evs[len(evs)-1], refresher.ReasonVerificationFailed+":") || !strings.Contains(evs[len(evs)-1], unsigned) {
+	if len(evs) == 0 || !strings.HasPrefix(evs[len(evs)-1], refresher.ReasonVerificationFailed+":") ||
+		!strings.Contains(evs[len(evs)-1], unsigned) {
 		t.Errorf("the last ingestor Event is not a %s naming %s: %q", refresher.ReasonVerificationFailed, unsigned, evs)
 	} else {
 		t.Logf("Event %s", evs[len(evs)-1])
@@ -115,10 +133,20 @@ func TestNodeSignatureGate(t *testing.T) {
 			t.Fatal(t.Context().Err())
 		}
 	}
-	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionUpdateEnv, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
+	tickNow(
+		t,
+		r,
+	).want(t, 0, decisions{ingestor: refresher.DecisionUpdateEnv, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
 	applied := r.state()
 	if got := envOrEmpty(applied); got != unsigned || applied.Annotation(ingestor) != unsigned {
-		t.Errorf("after the recheck: %s = %q, %s = %q, want both %s", digestEnv, got, ingestor.Annotation(), applied.Annotation(ingestor), unsigned)
+		t.Errorf(
+			"after the recheck: %s = %q, %s = %q, want both %s",
+			digestEnv,
+			got,
+			ingestor.Annotation(),
+			applied.Annotation(ingestor),
+			unsigned,
+		)
 	}
 	if st := statusOf(t, applied, ingestor); st.State == refresher.StateFailed || st.Refused.Digest == unsigned {
 		t.Errorf("after the recheck: status %+v still refuses %s", st, unsigned)

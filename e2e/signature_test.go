@@ -150,8 +150,20 @@ func TestCosignAgreement(t *testing.T) {
 		{name: "sig-tag (cosign2, docker-registry)", reg: plainReg, signer: cosign2, layout: signature.LayoutSigTag},
 		{name: "sig-tag (cosign3 --new-bundle-format=false, referrers registry)", reg: refsReg, signer: cosign3,
 			flags: []string{"--new-bundle-format=false"}, layout: signature.LayoutSigTag},
-		{name: "referrers-tag (cosign3, docker-registry)", reg: plainReg, signer: cosign3, layout: signature.LayoutReferrersTag, bundle: true},
-		{name: "referrers-api (cosign3, referrers registry)", reg: refsReg, signer: cosign3, layout: signature.LayoutReferrers, bundle: true},
+		{
+			name:   "referrers-tag (cosign3, docker-registry)",
+			reg:    plainReg,
+			signer: cosign3,
+			layout: signature.LayoutReferrersTag,
+			bundle: true,
+		},
+		{
+			name:   "referrers-api (cosign3, referrers registry)",
+			reg:    refsReg,
+			signer: cosign3,
+			layout: signature.LayoutReferrers,
+			bundle: true,
+		},
 	}
 	var (
 		mu   sync.Mutex
@@ -278,7 +290,14 @@ func runSigRow(t *testing.T, c sigCase, v sigVariant, k sigKeys, cosign3, cosign
 	if refresherOK {
 		wantKey := k.key.Name + ".pub"
 		if verdict.Layout != v.layout || verdict.Key != wantKey {
-			t.Errorf("refresher verified %s in layout %s with key %s, want %s with %s", ref, verdict.Layout, verdict.Key, v.layout, wantKey)
+			t.Errorf(
+				"refresher verified %s in layout %s with key %s, want %s with %s",
+				ref,
+				verdict.Layout,
+				verdict.Key,
+				v.layout,
+				wantKey,
+			)
 		}
 	} else if reason != want.reason {
 		t.Errorf("refresher reason for %s: %q, want %q", ref, reason, want.reason)

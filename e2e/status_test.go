@@ -46,9 +46,14 @@ func (r *release) status(args ...string) (string, int) {
 	}
 	ctx, cancel := context.WithTimeout(r.t.Context(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, r.w.bins.Refresher, append([]string{"status", "--config", cfg, "--kubeconfig", r.w.cluster.AdminKubeconfig}, args...)...)
+	cmd := exec.CommandContext(
+		ctx,
+		r.w.bins.Refresher,
+		append([]string{"status", "--config", cfg, "--kubeconfig", r.w.cluster.AdminKubeconfig}, args...)...)
 	home := r.t.TempDir()
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, "no-docker-config")}, pod.Env...)
+	cmd.Env = append(
+		[]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, "no-docker-config")},
+		pod.Env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -120,14 +120,18 @@ func TestPinAllThenUnpinOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	configs, err := client.CoreV1().ConfigMaps(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: config.ConfigLabel + "=true"})
+	configs, err := client.CoreV1().
+		ConfigMaps(r.Namespace).
+		List(ctx, metav1.ListOptions{LabelSelector: config.ConfigLabel + "=true"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := [4]int{len(cronJobs.Items), len(roles.Items), len(bindings.Items), len(configs.Items)}; n != [4]int{} {
 		t.Errorf("all pinned: CronJobs, Roles, RoleBindings, refresh ConfigMaps = %v, want none", n)
 	}
-	if _, err := client.CoreV1().ServiceAccounts(r.Namespace).Get(ctx, pod.ServiceAccount, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := client.CoreV1().ServiceAccounts(r.Namespace).Get(ctx, pod.ServiceAccount, metav1.GetOptions{}); !apierrors.IsNotFound(
+		err,
+	) {
 		t.Errorf("all pinned: ServiceAccount %s still there (%v)", pod.ServiceAccount, err)
 	}
 	if got, _ := r.state().Env(digestEnv); got != r.Pinned[ingestor] {

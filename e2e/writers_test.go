@@ -39,7 +39,8 @@ func TestWarnsOfOtherWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := r.refreshOK()
-	if !strings.Contains(res.Stderr, warning) || !strings.Contains(res.Stderr, "old-refresh-script (Update at ") || !strings.Contains(res.Stderr, ingestor.Annotation()) {
+	if !strings.Contains(res.Stderr, warning) || !strings.Contains(res.Stderr, "old-refresh-script (Update at ") ||
+		!strings.Contains(res.Stderr, ingestor.Annotation()) {
 		t.Errorf("the tick after another manager's write does not name it:\n%s", res.Stderr)
 	}
 	if res := r.refreshOK(); strings.Contains(res.Stderr, warning) {

@@ -127,7 +127,9 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	if err != nil {
 		return err
 	}
-	d.section("tools: helm 3 and 4, etcd, Kubernetes control plane and node, containerd, runc, CNI plugins, docker-registry, cosign")
+	d.section(
+		"tools: helm 3 and 4, etcd, Kubernetes control plane and node, containerd, runc, CNI plugins, docker-registry, cosign",
+	)
 	if err := d.ensureTools(ctx, root); err != nil {
 		return err
 	}
@@ -135,7 +137,11 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 		return err
 	}
 
-	d.section("starting a single-node cluster on bridge %s (%s): control plane, registry with token auth, containerd, kubelet, kube-proxy", harness.NodeBridge, harness.NodeAddress)
+	d.section(
+		"starting a single-node cluster on bridge %s (%s): control plane, registry with token auth, containerd, kubelet, kube-proxy",
+		harness.NodeBridge,
+		harness.NodeAddress,
+	)
 	w, err := harness.StartNodeWorld(ctx, d)
 	if err != nil {
 		return err
@@ -165,7 +171,11 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	}
 
 	d.section("cosign 3, offline: a key pair, and the release's three images signed with it")
-	cosign, err := harness.NewCosign(tools.Cosign3, filepath.Join(harness.NodeRoot, "demo-cosign"), map[string]authn.Authenticator{w.Registry.Host: w.Registry.Pusher()})
+	cosign, err := harness.NewCosign(
+		tools.Cosign3,
+		filepath.Join(harness.NodeRoot, "demo-cosign"),
+		map[string]authn.Authenticator{w.Registry.Host: w.Registry.Pusher()},
+	)
 	if err != nil {
 		return err
 	}
@@ -186,7 +196,12 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 		if res.ExitCode != 0 {
 			return fmt.Errorf("cosign verify %s after signing: exit %d\n%v", ref, res.ExitCode, res)
 		}
-		d.Logf("$ cosign sign --yes --key %s --tlog-upload=false --allow-http-registry --use-signing-config=false %s\n  cosign verify --key %s --insecure-ignore-tlog: verified", filepath.Base(key.Private), ref, filepath.Base(key.Public))
+		d.Logf(
+			"$ cosign sign --yes --key %s --tlog-upload=false --allow-http-registry --use-signing-config=false %s\n  cosign verify --key %s --insecure-ignore-tlog: verified",
+			filepath.Base(key.Private),
+			ref,
+			filepath.Base(key.Public),
+		)
 		return nil
 	}
 	for _, img := range harness.AllImages {
@@ -198,7 +213,13 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	values := append(w.Values("refresher-pull"),
 		"--set-file", `imageRefresh.verification.publicKeys.release\.pub=`+key.Public,
 		"--set", "imageRefresh.verification.recheckAfter=1m")
-	d.section("helm install %s charts/client --namespace %s --post-renderer %s %s", releaseName, namespace, filepath.Base(rel.PostRenderer), strings.Join(values, " "))
+	d.section(
+		"helm install %s charts/client --namespace %s --post-renderer %s %s",
+		releaseName,
+		namespace,
+		filepath.Base(rel.PostRenderer),
+		strings.Join(values, " "),
+	)
 	d.Logf("namespace %s enforces Pod Security \"restricted\"", namespace)
 	res, err := rel.Install(ctx, values...)
 	if err != nil {
@@ -219,7 +240,11 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 		return err
 	}
 
-	d.section("waiting for the install's rollout, then for CronJob %s to fire on its schedule (%s)", pod.CronJob.Name, pod.CronJob.Spec.Schedule)
+	d.section(
+		"waiting for the install's rollout, then for CronJob %s to fire on its schedule (%s)",
+		pod.CronJob.Name,
+		pod.CronJob.Spec.Schedule,
+	)
 	// A change waits while a rollout is in flight, and jobs-manager is Ready only once its
 	// first ingestion Job succeeded: a run before that records the digests and its fill waits.
 	installed, err := harness.WaitRollout(ctx, w.Cluster, namespace, rel.Deployment())
@@ -236,7 +261,10 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(d.out, "\n    BEFORE — first run after the install: digests recorded, the floating ingestor digest (signed) filled in (a rollout), no restart")
+	fmt.Fprintln(
+		d.out,
+		"\n    BEFORE — first run after the install: digests recorded, the floating ingestor digest (signed) filled in (a rollout), no restart",
+	)
 	d.printState(before)
 	if err := d.rolloutAndIngestion(ctx, w, rel, rel.Digest[harness.Ingestor]); err != nil {
 		return err
@@ -257,7 +285,13 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	if err != nil {
 		return err
 	}
-	d.Logf("$ cosign verify --key %s --insecure-ignore-tlog %s: exit %d, %s", filepath.Base(key.Public), newRef, res.ExitCode, lastLine(res.Stderr))
+	d.Logf(
+		"$ cosign verify --key %s --insecure-ignore-tlog %s: exit %d, %s",
+		filepath.Base(key.Public),
+		newRef,
+		res.ExitCode,
+		lastLine(res.Stderr),
+	)
 	if res.ExitCode == 0 {
 		return fmt.Errorf("cosign verifies the unsigned push %s", newRef)
 	}
@@ -265,8 +299,13 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	if err != nil {
 		return err
 	}
-	if ingestorLine["decision"] != string(refresher.DecisionFailed) || ingestorLine["signature_remembered"] == true || !strings.Contains(fmt.Sprint(ingestorLine), signature.ReasonMissing) {
-		return fmt.Errorf("the run after the unsigned push did not refuse it with %s: %v", signature.ReasonMissing, ingestorLine)
+	if ingestorLine["decision"] != string(refresher.DecisionFailed) || ingestorLine["signature_remembered"] == true ||
+		!strings.Contains(fmt.Sprint(ingestorLine), signature.ReasonMissing) {
+		return fmt.Errorf(
+			"the run after the unsigned push did not refuse it with %s: %v",
+			signature.ReasonMissing,
+			ingestorLine,
+		)
 	}
 	if err := d.printRefusal(ctx, w.Cluster, rel, before, newDigest); err != nil {
 		return err
@@ -300,7 +339,9 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 		if run == maxRuns {
 			return fmt.Errorf("%d scheduled runs after the signing, and %s is still not applied", maxRuns, newDigest)
 		}
-		d.Logf("the refusal is still remembered (recheckAfter=1m has not passed since it): the env is unchanged; waiting for the next run")
+		d.Logf(
+			"the refusal is still remembered (recheckAfter=1m has not passed since it): the env is unchanged; waiting for the next run",
+		)
 	}
 	fmt.Fprintln(d.out, "\n    AFTER — signed, the env follows the tag (a rollout: new ReplicaSet), no restart annotation")
 	d.printState(after)
@@ -318,8 +359,13 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	fmt.Fprintf(d.out, "demo finished in %s\n", time.Since(d.began).Round(100*time.Millisecond))
 
 	if keep {
-		fmt.Fprintf(d.out, "\nkept running; try:\n  export KUBECONFIG=%s\n  %s get deploy,rs,cronjob,jobs,pods -n %s\npress Ctrl-C to stop\n",
-			w.Cluster.AdminKubeconfig, mustLookup(tools.Kubectl), namespace)
+		fmt.Fprintf(
+			d.out,
+			"\nkept running; try:\n  export KUBECONFIG=%s\n  %s get deploy,rs,cronjob,jobs,pods -n %s\npress Ctrl-C to stop\n",
+			w.Cluster.AdminKubeconfig,
+			mustLookup(tools.Kubectl),
+			namespace,
+		)
 		<-ctx.Done()
 	}
 	return nil
@@ -329,34 +375,46 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 // finish, completed or failed (a refused digest fails the run: exit 1, and the Job retries its
 // pod, backoffLimit 1 by default), and prints when it fired and its pods' logs. It returns the Job
 // and the ingestor's log record of its first pod.
-func (d *demo) scheduledRun(ctx context.Context, w *harness.NodeWorld, since time.Time) (*batchv1.Job, map[string]any, error) {
+func (d *demo) scheduledRun(
+	ctx context.Context,
+	w *harness.NodeWorld,
+	since time.Time,
+) (*batchv1.Job, map[string]any, error) {
 	var job *batchv1.Job
 	failed := false
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, harness.Tick+time.Minute, true, func(ctx context.Context) (bool, error) {
-		jobs, err := w.Cluster.Client.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		var next *batchv1.Job
-		for i, j := range jobs.Items {
-			owner := metav1.GetControllerOf(&j)
-			if owner == nil || owner.Kind != "CronJob" || !j.CreationTimestamp.After(since) {
-				continue
+	err := wait.PollUntilContextTimeout(
+		ctx,
+		500*time.Millisecond,
+		harness.Tick+time.Minute,
+		true,
+		func(ctx context.Context) (bool, error) {
+			jobs, err := w.Cluster.Client.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
 			}
-			if next == nil || j.CreationTimestamp.Before(&next.CreationTimestamp) {
-				next = &jobs.Items[i]
+			var next *batchv1.Job
+			for i, j := range jobs.Items {
+				owner := metav1.GetControllerOf(&j)
+				if owner == nil || owner.Kind != "CronJob" || !j.CreationTimestamp.After(since) {
+					continue
+				}
+				if next == nil || j.CreationTimestamp.Before(&next.CreationTimestamp) {
+					next = &jobs.Items[i]
+				}
 			}
-		}
-		if next == nil {
-			return false, nil
-		}
-		job, failed = next, harness.JobCondition(next, batchv1.JobFailed)
-		return failed || harness.JobCondition(next, batchv1.JobComplete), nil
-	})
+			if next == nil {
+				return false, nil
+			}
+			job, failed = next, harness.JobCondition(next, batchv1.JobFailed)
+			return failed || harness.JobCondition(next, batchv1.JobComplete), nil
+		},
+	)
 	if err != nil {
 		return nil, nil, fmt.Errorf("waiting for a scheduled refresher Job in %s to finish: %w", namespace, err)
 	}
-	pods, err := w.Cluster.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
+	pods, err := w.Cluster.Client.CoreV1().
+		Pods(namespace).
+		List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing the pods of Job %s: %w", job.Name, err)
 	}
@@ -376,7 +434,14 @@ func (d *demo) scheduledRun(ctx context.Context, w *harness.NodeWorld, since tim
 			return nil, nil, err
 		}
 		if i == 0 {
-			d.Logf("CronJob fired Job %s at %s; pod %s ran image %s: %s", job.Name, job.CreationTimestamp.Format(time.TimeOnly), pod.Name, harness.ImageDigest(pod, pod.Spec.Containers[0].Name), exit)
+			d.Logf(
+				"CronJob fired Job %s at %s; pod %s ran image %s: %s",
+				job.Name,
+				job.CreationTimestamp.Format(time.TimeOnly),
+				pod.Name,
+				harness.ImageDigest(pod, pod.Spec.Containers[0].Name),
+				exit,
+			)
 			d.Logf("$ kubectl logs %s -n %s", pod.Name, namespace)
 		} else {
 			d.Logf("the Job retried it (backoffLimit %d): pod %s, %s; its ingestor record:", ptrOr(job.Spec.BackoffLimit), pod.Name, exit)
@@ -405,22 +470,28 @@ func (d *demo) scheduledRun(ctx context.Context, w *harness.NodeWorld, since tim
 // away (the demo's schedule fires every minute, on the minute), so that what the demo does next
 // in the registry lands between two runs: the next run is the first to see it.
 func (d *demo) betweenRuns(ctx context.Context, w *harness.NodeWorld) error {
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
-		if s := time.Now().Second(); s < 5 || s > 45 {
-			return false, nil
-		}
-		jobs, err := w.Cluster.Client.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, j := range jobs.Items {
-			if owner := metav1.GetControllerOf(&j); owner != nil && owner.Kind == "CronJob" &&
-				!harness.JobCondition(&j, batchv1.JobComplete) && !harness.JobCondition(&j, batchv1.JobFailed) {
+	err := wait.PollUntilContextTimeout(
+		ctx,
+		500*time.Millisecond,
+		3*time.Minute,
+		true,
+		func(ctx context.Context) (bool, error) {
+			if s := time.Now().Second(); s < 5 || s > 45 {
 				return false, nil
 			}
-		}
-		return true, nil
-	})
+			jobs, err := w.Cluster.Client.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
+			}
+			for _, j := range jobs.Items {
+				if owner := metav1.GetControllerOf(&j); owner != nil && owner.Kind == "CronJob" &&
+					!harness.JobCondition(&j, batchv1.JobComplete) && !harness.JobCondition(&j, batchv1.JobFailed) {
+					return false, nil
+				}
+			}
+			return true, nil
+		},
+	)
 	if err != nil {
 		return fmt.Errorf("waiting for a moment between two scheduled runs: %w", err)
 	}
@@ -430,7 +501,13 @@ func (d *demo) betweenRuns(ctx context.Context, w *harness.NodeWorld) error {
 // printRefusal shows what the refused digest left behind: the target unchanged but for the
 // ingestor's status annotation (refused), the consumer pod on the previous digest, and the
 // VerificationFailed Event; an error when any of it does not hold.
-func (d *demo) printRefusal(ctx context.Context, cluster *harness.Cluster, rel *harness.Release, before *harness.State, refused string) error {
+func (d *demo) printRefusal(
+	ctx context.Context,
+	cluster *harness.Cluster,
+	rel *harness.Release,
+	before *harness.State,
+	refused string,
+) error {
 	now, err := rel.State(ctx)
 	if err != nil {
 		return err
@@ -439,11 +516,29 @@ func (d *demo) printRefusal(ctx context.Context, cluster *harness.Cluster, rel *
 	env, _ := now.Env(harness.DigestEnv)
 	// The Deployment's generation moves with its annotations too (the status is one): compare
 	// the spec.
-	if !apiequality.Semantic.DeepEqual(before.Deployment.Spec, now.Deployment.Spec) || now.Annotation(harness.Ingestor) != before.Annotation(harness.Ingestor) || len(now.ReplicaSets) != len(before.ReplicaSets) {
-		return fmt.Errorf("the refusal changed the Deployment: %s %s → %s, %s %s → %s, ReplicaSets %d → %d", harness.DigestEnv, oldEnv, env,
-			harness.Ingestor.Annotation(), before.Annotation(harness.Ingestor), now.Annotation(harness.Ingestor), len(before.ReplicaSets), len(now.ReplicaSets))
+	if !apiequality.Semantic.DeepEqual(before.Deployment.Spec, now.Deployment.Spec) ||
+		now.Annotation(harness.Ingestor) != before.Annotation(harness.Ingestor) ||
+		len(now.ReplicaSets) != len(before.ReplicaSets) {
+		return fmt.Errorf(
+			"the refusal changed the Deployment: %s %s → %s, %s %s → %s, ReplicaSets %d → %d",
+			harness.DigestEnv,
+			oldEnv,
+			env,
+			harness.Ingestor.Annotation(),
+			before.Annotation(harness.Ingestor),
+			now.Annotation(harness.Ingestor),
+			len(before.ReplicaSets),
+			len(now.ReplicaSets),
+		)
 	}
-	d.Logf("\nDeployment %s: spec unchanged (%s still %s), %s unchanged, still %d ReplicaSets", rel.Deployment(), harness.DigestEnv, env, harness.Ingestor.Annotation(), len(now.ReplicaSets))
+	d.Logf(
+		"\nDeployment %s: spec unchanged (%s still %s), %s unchanged, still %d ReplicaSets",
+		rel.Deployment(),
+		harness.DigestEnv,
+		env,
+		harness.Ingestor.Annotation(),
+		len(now.ReplicaSets),
+	)
 	pod, err := harness.WaitRollout(ctx, cluster, namespace, rel.Deployment())
 	if err != nil {
 		return err
@@ -463,7 +558,9 @@ func (d *demo) printRefusal(ctx context.Context, cluster *harness.Cluster, rel *
 	}
 	seen := false
 	for _, e := range events.Items {
-		if e.ReportingController == refresher.EventController && e.Reason == refresher.ReasonVerificationFailed && e.Regarding.Name == rel.Deployment() && strings.Contains(e.Note, refused) {
+		if e.ReportingController == refresher.EventController && e.Reason == refresher.ReasonVerificationFailed &&
+			e.Regarding.Name == rel.Deployment() &&
+			strings.Contains(e.Note, refused) {
 			d.Logf("Event %s %s on deployment/%s: %s", e.Type, e.Reason, e.Regarding.Name, e.Note)
 			seen = true
 		}
@@ -493,7 +590,13 @@ func (d *demo) printKeysMount(ctx context.Context, cluster *harness.Cluster, cj 
 			if !m.ReadOnly {
 				mode = "writable"
 			}
-			d.Logf("trusted keys: ConfigMap %s (%s), mounted %s at %s", cm.Name, strings.Join(slices.Sorted(maps.Keys(cm.Data)), ", "), mode, m.MountPath)
+			d.Logf(
+				"trusted keys: ConfigMap %s (%s), mounted %s at %s",
+				cm.Name,
+				strings.Join(slices.Sorted(maps.Keys(cm.Data)), ", "),
+				mode,
+				m.MountPath,
+			)
 			return nil
 		}
 	}
@@ -502,12 +605,21 @@ func (d *demo) printKeysMount(ctx context.Context, cluster *harness.Cluster, cj 
 
 // rolloutAndIngestion waits for the jobs-manager rollout and for the ingestion Job its new
 // pod launches with the ingestor at digest.
-func (d *demo) rolloutAndIngestion(ctx context.Context, w *harness.NodeWorld, rel *harness.Release, digest string) error {
+func (d *demo) rolloutAndIngestion(
+	ctx context.Context,
+	w *harness.NodeWorld,
+	rel *harness.Release,
+	digest string,
+) error {
 	pod, err := harness.WaitRollout(ctx, w.Cluster, namespace, rel.Deployment())
 	if err != nil {
 		return err
 	}
-	d.Logf("rollout complete: pod %s Ready (jobs-manager %s), no old pod left", pod.Name, harness.ImageDigest(pod, harness.APIContainer))
+	d.Logf(
+		"rollout complete: pod %s Ready (jobs-manager %s), no old pod left",
+		pod.Name,
+		harness.ImageDigest(pod, harness.APIContainer),
+	)
 	image := w.Registry.Repository(rel.Repo(harness.Ingestor)) + "@" + digest
 	job, jpod, err := harness.WaitIngestion(ctx, w.Cluster, namespace, image)
 	if err != nil {
@@ -517,8 +629,14 @@ func (d *demo) rolloutAndIngestion(ctx context.Context, w *harness.NodeWorld, re
 	if err != nil {
 		return err
 	}
-	d.Logf("ingestion Job %s (launched by %s) ran %s\n  imageID digest %s\n  log: %s", job.Name, job.Annotations["e2e.image-refresh.io/launched-by"],
-		image, harness.ImageDigest(jpod, "ingestor"), strings.TrimSpace(logs))
+	d.Logf(
+		"ingestion Job %s (launched by %s) ran %s\n  imageID digest %s\n  log: %s",
+		job.Name,
+		job.Annotations["e2e.image-refresh.io/launched-by"],
+		image,
+		harness.ImageDigest(jpod, "ingestor"),
+		strings.TrimSpace(logs),
+	)
 	return nil
 }
 
@@ -542,7 +660,10 @@ func (d *demo) ensureTools(ctx context.Context, root string) error {
 		d.Logf("all cached in %s", tools.Dir())
 		return nil
 	}
-	d.Logf("not built yet: %s; running e2e/tools/build.sh (10–15 minutes on 2 cores when nothing is cached, plus ~5 per cosign)", strings.Join(missing, ", "))
+	d.Logf(
+		"not built yet: %s; running e2e/tools/build.sh (10–15 minutes on 2 cores when nothing is cached, plus ~5 per cosign)",
+		strings.Join(missing, ", "),
+	)
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "e2e", "tools", "build.sh"))
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	if err := cmd.Run(); err != nil {
@@ -560,14 +681,35 @@ func (d *demo) printInjected(ctx context.Context, cluster *harness.Cluster, pod 
 	d.Logf("\ninjected by the post-renderer: CronJob/%s, ServiceAccount/%s, and:", pod.CronJob.Name, pod.ServiceAccount)
 	for _, role := range roles.Items {
 		for _, rule := range role.Rules {
-			d.Logf("  Role/%s: %s on %s %s", role.Name, strings.Join(rule.Verbs, ","), strings.Join(rule.Resources, ","), strings.Join(rule.ResourceNames, ","))
+			d.Logf(
+				"  Role/%s: %s on %s %s",
+				role.Name,
+				strings.Join(rule.Verbs, ","),
+				strings.Join(rule.Resources, ","),
+				strings.Join(rule.ResourceNames, ","),
+			)
 		}
 	}
-	res, err := harness.Kubectl(ctx, cluster.AdminKubeconfig, "get", "cronjob", pod.CronJob.Name, "--namespace", namespace, "--output", "yaml")
+	res, err := harness.Kubectl(
+		ctx,
+		cluster.AdminKubeconfig,
+		"get",
+		"cronjob",
+		pod.CronJob.Name,
+		"--namespace",
+		namespace,
+		"--output",
+		"yaml",
+	)
 	if err != nil {
 		return err
 	}
-	d.Logf("\n$ kubectl get cronjob %s -n %s -o yaml\n%s", pod.CronJob.Name, namespace, strings.TrimRight(res.Stdout, "\n"))
+	d.Logf(
+		"\n$ kubectl get cronjob %s -n %s -o yaml\n%s",
+		pod.CronJob.Name,
+		namespace,
+		strings.TrimRight(res.Stdout, "\n"),
+	)
 	return nil
 }
 
@@ -633,11 +775,24 @@ func (d *demo) printState(s *harness.State) {
 
 // printEvents shows the refresher's Events on the Deployment, as kubectl events does.
 func (d *demo) printEvents(ctx context.Context, cluster *harness.Cluster, rel *harness.Release) error {
-	res, err := harness.Kubectl(ctx, cluster.AdminKubeconfig, "events", "--namespace", rel.Namespace, "--for", "deployment/"+rel.Deployment())
+	res, err := harness.Kubectl(
+		ctx,
+		cluster.AdminKubeconfig,
+		"events",
+		"--namespace",
+		rel.Namespace,
+		"--for",
+		"deployment/"+rel.Deployment(),
+	)
 	if err != nil {
 		return err
 	}
-	d.Logf("$ kubectl events -n %s --for deployment/%s\n%s", rel.Namespace, rel.Deployment(), strings.TrimRight(res.Stdout, "\n"))
+	d.Logf(
+		"$ kubectl events -n %s --for deployment/%s\n%s",
+		rel.Namespace,
+		rel.Deployment(),
+		strings.TrimRight(res.Stdout, "\n"),
+	)
 	return nil
 }
 
@@ -645,9 +800,20 @@ func (d *demo) printEvents(ctx context.Context, cluster *harness.Cluster, rel *h
 func (d *demo) summary(before, after *harness.State) {
 	oldEnv, _ := before.Env(harness.DigestEnv)
 	newEnv, _ := after.Env(harness.DigestEnv)
-	d.Logf("\nchanged: %s %s → %s\n         %s follows it\n         ReplicaSets %d → %d, %s %s → %s",
-		harness.DigestEnv, oldEnv, newEnv, harness.Ingestor.Annotation(),
-		len(before.ReplicaSets), len(after.ReplicaSets), config.RestartedAtAnnotation, orNone(before.RestartedAt()), orNone(after.RestartedAt()))
+	d.Logf(
+		"\nchanged: %s %s → %s\n         %s follows it\n         ReplicaSets %d → %d, %s %s → %s",
+		harness.DigestEnv,
+		oldEnv,
+		newEnv,
+		harness.Ingestor.Annotation(),
+		len(
+			before.ReplicaSets,
+		),
+		len(after.ReplicaSets),
+		config.RestartedAtAnnotation,
+		orNone(before.RestartedAt()),
+		orNone(after.RestartedAt()),
+	)
 }
 
 func revision(rs appsv1.ReplicaSet) int {

@@ -55,7 +55,15 @@ func BuildBinaries(ctx context.Context, dir string) (*Binaries, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/refresher", "./cmd/postrender")
+	cmd := exec.CommandContext(
+		ctx,
+		"go",
+		"build",
+		"-o",
+		dir+string(filepath.Separator),
+		"./cmd/refresher",
+		"./cmd/postrender",
+	)
 	killGroupOnCancel(cmd) // the compiler and linker go build started stop with it
 	cmd.Dir = root
 	var out bytes.Buffer
@@ -106,9 +114,13 @@ func BuildRefresherImage(ctx context.Context) (*ociimage.Result, error) {
 		Package: "./cmd/refresher",
 		Dir:     root,
 		// Any fixed time: the e2e image need not match a commit.
-		Created:  time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		Metadata: ociimage.Metadata{Title: "image-refresh", Version: "e2e", Source: "https://github.com/tracebloc/image-refresh"},
-		Logger:   slog.New(slog.DiscardHandler),
+		Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Metadata: ociimage.Metadata{
+			Title:   "image-refresh",
+			Version: "e2e",
+			Source:  "https://github.com/tracebloc/image-refresh",
+		},
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the refresher image: %w", err)

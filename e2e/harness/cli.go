@@ -33,7 +33,13 @@ type Result struct {
 }
 
 func (r *Result) String() string {
-	return fmt.Sprintf("$ %s\nexit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(r.Args, " "), r.ExitCode, r.Stdout, r.Stderr)
+	return fmt.Sprintf(
+		"$ %s\nexit %d\n--- stdout\n%s--- stderr\n%s",
+		strings.Join(r.Args, " "),
+		r.ExitCode,
+		r.Stdout,
+		r.Stderr,
+	)
 }
 
 // run executes a command to completion; only a failure to run it at all (or a timeout) is
@@ -54,7 +60,12 @@ func run(ctx context.Context, env []string, dir string, bin string, args ...stri
 		err = cmd.Wait()
 		stop()
 	}
-	res := &Result{Args: append([]string{filepath.Base(bin)}, args...), Stdout: stdout.String(), Stderr: stderr.String(), MaxRSSKiB: hwm}
+	res := &Result{
+		Args:      append([]string{filepath.Base(bin)}, args...),
+		Stdout:    stdout.String(),
+		Stderr:    stderr.String(),
+		MaxRSSKiB: hwm,
+	}
 	var exit *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
@@ -164,7 +175,8 @@ func watchHWM(pid int, hwm *int64) (stop func()) {
 			if b, err := os.ReadFile(path); err == nil {
 				for line := range strings.Lines(string(b)) {
 					if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-						if kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil && kib > *hwm {
+						if kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil &&
+							kib > *hwm {
 							*hwm = kib
 						}
 					}

@@ -41,10 +41,16 @@ func TestRunTimeoutStopsGrandchildren(t *testing.T) {
 	// The killed child closes its pipes before it finishes exiting, so run may return while
 	// the child is still on its way out; give it a moment.
 	pid := strings.TrimSpace(string(data))
-	err = wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		state := processState(t, pid)
-		return state == "" || state == "Z", nil
-	})
+	err = wait.PollUntilContextTimeout(
+		t.Context(),
+		10*time.Millisecond,
+		10*time.Second,
+		true,
+		func(context.Context) (bool, error) {
+			state := processState(t, pid)
+			return state == "" || state == "Z", nil
+		},
+	)
 	if err != nil {
 		t.Errorf("the command's child (pid %s) is still running (state %s) 10s after the timeout", pid, processState(t, pid))
 	}

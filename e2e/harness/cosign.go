@@ -138,7 +138,9 @@ func (c *Cosign) SignOffline(ctx context.Context, key *CosignKey, ref string, ex
 // VerifyOffline runs `cosign verify --key` on ref without the transparency log; its verdict is
 // the exit code in the result.
 func (c *Cosign) VerifyOffline(ctx context.Context, key *CosignKey, ref string, extra ...string) (*Result, error) {
-	args := append([]string{"verify", "--key", key.Public, "--insecure-ignore-tlog=true", "--allow-http-registry"}, extra...)
+	args := append(
+		[]string{"verify", "--key", key.Public, "--insecure-ignore-tlog=true", "--allow-http-registry"},
+		extra...)
 	return c.Try(ctx, append(args, ref)...)
 }
 

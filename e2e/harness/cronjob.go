@@ -99,7 +99,13 @@ func (c *Cluster) PrepareCronJobPod(ctx context.Context, namespace, dir string) 
 
 // materializeVolume writes the ConfigMap behind a mount to local, as the kubelet would.
 // Secrets and other volume types are not reproduced; a mount of one is an error.
-func (c *Cluster) materializeVolume(ctx context.Context, namespace string, volumes []corev1.Volume, m corev1.VolumeMount, local string) error {
+func (c *Cluster) materializeVolume(
+	ctx context.Context,
+	namespace string,
+	volumes []corev1.Volume,
+	m corev1.VolumeMount,
+	local string,
+) error {
 	for _, v := range volumes {
 		if v.Name != m.Name {
 			continue

@@ -104,7 +104,10 @@ func IsManifest(r *http.Request, method string) bool {
 func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	fault, realm := p.fault, p.realm
-	p.seen = append(p.seen, SeenRequest{Method: r.Method, Path: r.URL.Path, Authorization: r.Header.Get("Authorization") != ""})
+	p.seen = append(
+		p.seen,
+		SeenRequest{Method: r.Method, Path: r.URL.Path, Authorization: r.Header.Get("Authorization") != ""},
+	)
 	p.mu.Unlock()
 	if fault != nil && fault(w, r) {
 		return
@@ -155,7 +158,12 @@ func (p *FaultProxy) rewriteChallenge(resp *http.Response) {
 // WriteKubeconfig writes a copy of kubeconfig whose clusters point at the proxy (trusting its
 // certificate) to path.
 func (p *FaultProxy) WriteKubeconfig(kubeconfig, path string) error {
-	return RedirectKubeconfig(kubeconfig, path, p.URL, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.srv.Certificate().Raw}))
+	return RedirectKubeconfig(
+		kubeconfig,
+		path,
+		p.URL,
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.srv.Certificate().Raw}),
+	)
 }
 
 // RedirectKubeconfig writes a copy of kubeconfig whose clusters point at server (with caPEM)

@@ -18,7 +18,11 @@ import (
 func TestPushIndexImage(t *testing.T) {
 	ctx := context.Background()
 	reg := startTestRegistry(t)
-	opts := ociimage.Options{Package: "./cmd/app", Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Metadata: ociimage.Metadata{Version: "v1"}}
+	opts := ociimage.Options{
+		Package:  "./cmd/app",
+		Created:  time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Metadata: ociimage.Metadata{Version: "v1"},
+	}
 	var bins []ociimage.Binary
 	for _, p := range ociimage.DefaultPlatforms {
 		bins = append(bins, ociimage.Binary{Platform: p, Data: []byte("not really a " + p.String() + " binary")})
@@ -54,7 +58,8 @@ func TestPushIndexImage(t *testing.T) {
 	for _, d := range m.Manifests {
 		platforms = append(platforms, d.Platform.String())
 	}
-	if m.MediaType != types.OCIImageIndex || !slices.Equal(platforms, []string{"linux/amd64", "linux/arm64"}) || m.Annotations[ociimage.AnnotationVersion] != "v1" {
+	if m.MediaType != types.OCIImageIndex || !slices.Equal(platforms, []string{"linux/amd64", "linux/arm64"}) ||
+		m.Annotations[ociimage.AnnotationVersion] != "v1" {
 		t.Errorf("served index %s %v annotations %v", m.MediaType, platforms, m.Annotations)
 	}
 	img, err := idx.Image(built.Images[1].Digest)

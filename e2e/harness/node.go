@@ -137,14 +137,25 @@ func PrepareNodeNetwork(log Logger) error {
 // with ClusterOptions{Address: NodeAddress, NodeName: NodeName, ServiceCIDR: ServiceCIDR})
 // and returns once the node is Ready. sandboxImage is the pause image (in a registry on
 // NodeAddress); registryHosts are the registries containerd pulls from over plain HTTP.
-func StartNode(ctx context.Context, c *Cluster, sandboxImage string, registryHosts []string, log Logger) (_ *Node, err error) {
+func StartNode(
+	ctx context.Context,
+	c *Cluster,
+	sandboxImage string,
+	registryHosts []string,
+	log Logger,
+) (_ *Node, err error) {
 	bins := map[string]string{}
 	for _, t := range tools.Node {
 		if bins[t], err = tools.Lookup(t); err != nil {
 			return nil, err
 		}
 	}
-	n := &Node{Dir: NodeRoot, LogDir: filepath.Join(NodeRoot, "logs"), sock: filepath.Join(NodeRoot, "containerd.sock"), sysctls: map[string]string{}}
+	n := &Node{
+		Dir:     NodeRoot,
+		LogDir:  filepath.Join(NodeRoot, "logs"),
+		sock:    filepath.Join(NodeRoot, "containerd.sock"),
+		sysctls: map[string]string{},
+	}
 	defer func() {
 		if err != nil {
 			n.Close(log)
@@ -271,7 +282,21 @@ func StartNode(ctx context.Context, c *Cluster, sandboxImage string, registryHos
 }
 
 func guardRule(op string) []string {
-	return []string{op, "FORWARD", "-s", PodSubnet, "!", "-d", PodSubnet, "-m", "comment", "--comment", cniNetwork, "-j", "DROP"}
+	return []string{
+		op,
+		"FORWARD",
+		"-s",
+		PodSubnet,
+		"!",
+		"-d",
+		PodSubnet,
+		"-m",
+		"comment",
+		"--comment",
+		cniNetwork,
+		"-j",
+		"DROP",
+	}
 }
 
 func (n *Node) writeRuntimeConfig(bins map[string]string, sandboxImage string, registryHosts []string) error {
@@ -320,7 +345,10 @@ state = %[2]q
 		return err
 	}
 	for _, host := range registryHosts {
-		hosts := fmt.Sprintf("server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", host)
+		hosts := fmt.Sprintf(
+			"server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+			host,
+		)
 		if err := writeFile(filepath.Join(NodeRoot, "certs.d", host, "hosts.toml"), hosts); err != nil {
 			return err
 		}
@@ -451,7 +479,8 @@ func CleanupNode(log Logger) {
 			break
 		}
 		for _, m := range mounts {
-			if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+			if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) &&
+				!errors.Is(err, syscall.ENOENT) {
 				report("unmounting %s: %v", m, err)
 			}
 		}

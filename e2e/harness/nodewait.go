@@ -20,7 +20,12 @@ const Tick = 150 * time.Second
 
 // WaitRefresherRun waits for a Job the CronJob created on its schedule (created after
 // since) to complete and returns it with its pod. A failed Job is an error.
-func WaitRefresherRun(ctx context.Context, c *Cluster, namespace string, since time.Time) (*batchv1.Job, *corev1.Pod, error) {
+func WaitRefresherRun(
+	ctx context.Context,
+	c *Cluster,
+	namespace string,
+	since time.Time,
+) (*batchv1.Job, *corev1.Pod, error) {
 	var done *batchv1.Job
 	err := poll(ctx, Tick, func(ctx context.Context) (bool, error) {
 		jobs, err := c.Client.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
@@ -77,11 +82,13 @@ func RunRefresherNow(ctx context.Context, c *Cluster, namespace string) (*Refres
 	spec.BackoffLimit = new(int32)
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            fmt.Sprintf("%s-now-%d", cj.Name, runs.Add(1)),
-			Namespace:       namespace,
-			Labels:          cj.Spec.JobTemplate.Labels,
-			Annotations:     map[string]string{"cronjob.kubernetes.io/instantiate": "manual"},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cj, batchv1.SchemeGroupVersion.WithKind("CronJob"))},
+			Name:        fmt.Sprintf("%s-now-%d", cj.Name, runs.Add(1)),
+			Namespace:   namespace,
+			Labels:      cj.Spec.JobTemplate.Labels,
+			Annotations: map[string]string{"cronjob.kubernetes.io/instantiate": "manual"},
+			OwnerReferences: []metav1.OwnerReference{
+				*metav1.NewControllerRef(cj, batchv1.SchemeGroupVersion.WithKind("CronJob")),
+			},
 		},
 		Spec: spec,
 	}
@@ -103,7 +110,13 @@ func RunRefresherNow(ctx context.Context, c *Cluster, namespace string) (*Refres
 		return false, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("waiting for refresher Job %s/%s to run: %w (%s)", namespace, job.Name, err, DescribeJob(ctx, c, job))
+		return nil, fmt.Errorf(
+			"waiting for refresher Job %s/%s to run: %w (%s)",
+			namespace,
+			job.Name,
+			err,
+			DescribeJob(ctx, c, job),
+		)
 	}
 	if run.Logs, err = PodLogs(ctx, c, run.Pod); err != nil {
 		return nil, err
@@ -149,7 +162,9 @@ func WaitRollout(ctx context.Context, c *Cluster, namespace, deployment string) 
 func WaitIngestion(ctx context.Context, c *Cluster, namespace, image string) (*batchv1.Job, *corev1.Pod, error) {
 	var job *batchv1.Job
 	err := poll(ctx, Tick, func(ctx context.Context) (bool, error) {
-		jobs, err := c.Client.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=ingestor"})
+		jobs, err := c.Client.BatchV1().
+			Jobs(namespace).
+			List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=ingestor"})
 		if err != nil {
 			return false, err
 		}
@@ -176,7 +191,9 @@ func WaitIngestion(ctx context.Context, c *Cluster, namespace, image string) (*b
 
 // JobPod is the one pod of a Job.
 func JobPod(ctx context.Context, c *Cluster, job *batchv1.Job) (*corev1.Pod, error) {
-	pods, err := c.Client.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
+	pods, err := c.Client.CoreV1().
+		Pods(job.Namespace).
+		List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +212,13 @@ func PodLogs(ctx context.Context, c *Cluster, pod *corev1.Pod) (string, error) {
 		return last == nil, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("reading the log of pod %s/%s: %w (last attempt: %v)", pod.Namespace, pod.Name, err, last) //nolint:errorlint // one cause is wrapped; the last attempt is context
+		return "", fmt.Errorf(
+			"reading the log of pod %s/%s: %w (last attempt: %v)",
+			pod.Namespace,
+			pod.Name,
+			err,
+			last,
+		) //nolint:errorlint // one cause is wrapped; the last attempt is context
 	}
 	return string(out), nil
 }
@@ -239,7 +262,9 @@ func ImageDigest(p *corev1.Pod, container string) string {
 
 // DescribeJob summarizes the states of a Job's pods' containers, for error messages.
 func DescribeJob(ctx context.Context, c *Cluster, j *batchv1.Job) string {
-	pods, err := c.Client.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + j.Name})
+	pods, err := c.Client.CoreV1().
+		Pods(j.Namespace).
+		List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + j.Name})
 	if err != nil {
 		return err.Error()
 	}

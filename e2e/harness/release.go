@@ -171,13 +171,17 @@ func (r *Release) Values() []string {
 
 // Install runs helm install of r.Chart with the post-renderer; extra flags go last.
 func (r *Release) Install(ctx context.Context, extra ...string) (*Result, error) {
-	args := append([]string{"install", r.Name, r.Chart, "--namespace", r.Namespace, "--post-renderer", r.PostRenderer}, r.Values()...)
+	args := append(
+		[]string{"install", r.Name, r.Chart, "--namespace", r.Namespace, "--post-renderer", r.PostRenderer},
+		r.Values()...)
 	return r.Helm.Run(ctx, append(args, extra...)...)
 }
 
 // Upgrade runs helm upgrade to chart with the post-renderer; extra flags go last.
 func (r *Release) Upgrade(ctx context.Context, chart string, extra ...string) (*Result, error) {
-	args := append([]string{"upgrade", r.Name, chart, "--namespace", r.Namespace, "--post-renderer", r.PostRenderer}, r.Values()...)
+	args := append(
+		[]string{"upgrade", r.Name, chart, "--namespace", r.Namespace, "--post-renderer", r.PostRenderer},
+		r.Values()...)
 	return r.Helm.Run(ctx, append(args, extra...)...)
 }
 
@@ -212,26 +216,32 @@ type State struct {
 func (r *Release) State(ctx context.Context) (*State, error) {
 	client := r.Cluster.Client
 	var s *State
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		dep, err := client.AppsV1().Deployments(r.Namespace).Get(ctx, r.Deployment(), metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		if dep.Status.ObservedGeneration < dep.Generation {
-			return false, nil
-		}
-		list, err := client.AppsV1().ReplicaSets(r.Namespace).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		s = &State{Deployment: dep}
-		for _, rs := range list.Items {
-			if metav1.IsControlledBy(&rs, dep) {
-				s.ReplicaSets = append(s.ReplicaSets, rs)
+	err := wait.PollUntilContextTimeout(
+		ctx,
+		50*time.Millisecond,
+		30*time.Second,
+		true,
+		func(ctx context.Context) (bool, error) {
+			dep, err := client.AppsV1().Deployments(r.Namespace).Get(ctx, r.Deployment(), metav1.GetOptions{})
+			if err != nil {
+				return false, err
 			}
-		}
-		return true, nil
-	})
+			if dep.Status.ObservedGeneration < dep.Generation {
+				return false, nil
+			}
+			list, err := client.AppsV1().ReplicaSets(r.Namespace).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
+			}
+			s = &State{Deployment: dep}
+			for _, rs := range list.Items {
+				if metav1.IsControlledBy(&rs, dep) {
+					s.ReplicaSets = append(s.ReplicaSets, rs)
+				}
+			}
+			return true, nil
+		},
+	)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the deployment controller to sync %s/%s: %w", r.Namespace, r.Deployment(), err)
 	}

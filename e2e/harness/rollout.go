@@ -20,35 +20,41 @@ import (
 // old one left). Pods a node has taken are left to their kubelet; Settle only waits for them.
 func (r *Release) Settle(ctx context.Context) error {
 	client := r.Cluster.Client
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		dep, err := client.AppsV1().Deployments(r.Namespace).Get(ctx, r.Deployment(), metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		if Settled(dep) {
-			return true, nil
-		}
-		pods, err := client.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		for i := range pods.Items {
-			pod := &pods.Items[i]
-			if pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || isReady(pod) || !ownedByReplicaSet(pod) {
-				continue
+	err := wait.PollUntilContextTimeout(
+		ctx,
+		100*time.Millisecond,
+		30*time.Second,
+		true,
+		func(ctx context.Context) (bool, error) {
+			dep, err := client.AppsV1().Deployments(r.Namespace).Get(ctx, r.Deployment(), metav1.GetOptions{})
+			if err != nil {
+				return false, err
 			}
-			now := metav1.Now()
-			pod.Status.Phase = corev1.PodRunning
-			pod.Status.Conditions = []corev1.PodCondition{
-				{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-				{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			if Settled(dep) {
+				return true, nil
 			}
-			if _, err := client.CoreV1().Pods(r.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
-				return false, fmt.Errorf("marking pod %s ready: %w", pod.Name, err)
+			pods, err := client.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
 			}
-		}
-		return false, nil
-	})
+			for i := range pods.Items {
+				pod := &pods.Items[i]
+				if pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || isReady(pod) || !ownedByReplicaSet(pod) {
+					continue
+				}
+				now := metav1.Now()
+				pod.Status.Phase = corev1.PodRunning
+				pod.Status.Conditions = []corev1.PodCondition{
+					{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+					{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+				}
+				if _, err := client.CoreV1().Pods(r.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+					return false, fmt.Errorf("marking pod %s ready: %w", pod.Name, err)
+				}
+			}
+			return false, nil
+		},
+	)
 	if err != nil {
 		return fmt.Errorf("settling the rollout of %s/%s: %w", r.Namespace, r.Deployment(), err)
 	}

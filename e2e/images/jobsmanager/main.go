@@ -56,7 +56,13 @@ func main() {
 // launch creates the ingestion Job, retrying until the API server accepts it (or it exists),
 // then follows it: ready once it succeeded, exit 1 when it failed.
 func launch(log *slog.Logger, ready chan struct{}) {
-	repo, tag, digest := os.Getenv("INGESTOR_IMAGE_REPOSITORY"), os.Getenv("INGESTOR_IMAGE_TAG"), os.Getenv("INGESTOR_IMAGE_DIGEST")
+	repo, tag, digest := os.Getenv(
+		"INGESTOR_IMAGE_REPOSITORY",
+	), os.Getenv(
+		"INGESTOR_IMAGE_TAG",
+	), os.Getenv(
+		"INGESTOR_IMAGE_DIGEST",
+	)
 	image := repo + ":" + tag
 	if digest != "" {
 		image = repo + "@" + digest
@@ -199,7 +205,10 @@ func call(method, path string, body []byte, want int) ([]byte, error) {
 	}
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
 	req.Header.Set("Content-Type", "application/json")
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
