@@ -26,12 +26,12 @@ import (
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/rest"
 
-	"github.com/tracebloc/image-refresh/internal/testutil/procstat"
 	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/signature"
+	"github.com/tracebloc/image-refresh/internal/testutil/procstat"
 	"github.com/tracebloc/image-refresh/refresher/kube"
 	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/refresher/registry/registrytest"
-	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 // benchLatency is the delay the loopback registry adds to every request (token, HEAD, /v2/).
@@ -56,7 +56,9 @@ func benchFixture(n int) (*config.RefreshConfig, []*appsv1.Deployment) {
 			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "bench", ResourceVersion: "1"},
 			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				Containers: []corev1.Container{{Name: "app", Image: benchRepository(i) + ":prod", ImagePullPolicy: corev1.PullAlways}},
+				Containers: []corev1.Container{
+					{Name: "app", Image: benchRepository(i) + ":prod", ImagePullPolicy: corev1.PullAlways},
+				},
 			}}},
 		})
 	}
@@ -120,7 +122,11 @@ func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(body)
 		return
 	}
-	if len(parts) != 7 || strings.Join([]string{parts[0], parts[1], parts[2], parts[3], parts[5]}, "/") != "apis/apps/v1/namespaces/deployments" {
+	if len(parts) != 7 ||
+		strings.Join(
+			[]string{parts[0], parts[1], parts[2], parts[3], parts[5]},
+			"/",
+		) != "apis/apps/v1/namespaces/deployments" {
 		http.NotFound(w, r)
 		return
 	}
@@ -216,8 +222,10 @@ func binaryPeakRSS(b *testing.B, srv *registrytest.Server, api *apiServer, cfg *
 	dir := b.TempDir()
 	files := map[string][]byte{
 		"ca.pem": srv.CertPEM(),
-		"kubeconfig": []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"" + api.srv.URL + "\"}}]\n" +
-			"users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"),
+		"kubeconfig": []byte(
+			"apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"" + api.srv.URL + "\"}}]\n" +
+				"users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n",
+		),
 	}
 	var err error
 	if files["refresh.yaml"], err = cfg.Marshal(); err != nil {
@@ -231,7 +239,13 @@ func binaryPeakRSS(b *testing.B, srv *registrytest.Server, api *apiServer, cfg *
 	proxy := httptest.NewServer(connectProxy(srv.Addr()))
 	defer proxy.Close()
 
-	cmd := exec.Command(bin, "--config", filepath.Join(dir, "refresh.yaml"), "--kubeconfig", filepath.Join(dir, "kubeconfig"))
+	cmd := exec.Command(
+		bin,
+		"--config",
+		filepath.Join(dir, "refresh.yaml"),
+		"--kubeconfig",
+		filepath.Join(dir, "kubeconfig"),
+	)
 	cmd.Env = []string{
 		"HOME=" + dir, "DOCKER_CONFIG=" + filepath.Join(dir, "docker"),
 		"HTTPS_PROXY=" + proxy.URL, "SSL_CERT_FILE=" + filepath.Join(dir, "ca.pem"),
@@ -269,7 +283,8 @@ func buildRefresher(b *testing.B) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "refresher")
-		out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, "github.com/tracebloc/image-refresh/cmd/refresher").CombinedOutput()
+		out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, "github.com/tracebloc/image-refresh/cmd/refresher").
+			CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
@@ -308,7 +323,10 @@ func connectProxy(addr string) http.Handler {
 
 // requestsFixture is a registry with n images at :prod, an API server and the config and
 // Deployments of those n images (not yet served: the caller resets the API server with them).
-func requestsFixture(t *testing.T, n int) (*registrytest.Server, *apiServer, *config.RefreshConfig, []*appsv1.Deployment) {
+func requestsFixture(
+	t *testing.T,
+	n int,
+) (*registrytest.Server, *apiServer, *config.RefreshConfig, []*appsv1.Deployment) {
 	t.Helper()
 	srv := registrytest.New(t)
 	for i := range n {
@@ -441,11 +459,27 @@ func testRequestsWithVerification(t *testing.T) {
 		c := countTickRequests(t, srv)
 		for i := range n {
 			if c.heads[repo(i)] != 1 || c.tokens[repo(i)] != 1 || c.gets[repo(i)] != gets[i] {
-				t.Errorf("%s: image %d: %d HEADs, %d tokens, %d GETs; want 1, 1, %d", what, i, c.heads[repo(i)], c.tokens[repo(i)], c.gets[repo(i)], gets[i])
+				t.Errorf(
+					"%s: image %d: %d HEADs, %d tokens, %d GETs; want 1, 1, %d",
+					what,
+					i,
+					c.heads[repo(i)],
+					c.tokens[repo(i)],
+					c.gets[repo(i)],
+					gets[i],
+				)
 			}
 		}
 		if len(c.heads) != n || len(c.tokens) != n || c.pings != 1 {
-			t.Errorf("%s: HEADs for %d repositories, tokens for %d, %d version checks; want %d, %d, 1", what, len(c.heads), len(c.tokens), c.pings, n, n)
+			t.Errorf(
+				"%s: HEADs for %d repositories, tokens for %d, %d version checks; want %d, %d, 1",
+				what,
+				len(c.heads),
+				len(c.tokens),
+				c.pings,
+				n,
+				n,
+			)
 		}
 		return report
 	}
@@ -453,7 +487,16 @@ func testRequestsWithVerification(t *testing.T) {
 		t.Helper()
 		img := report.Images[i]
 		if img.Decision != decision || img.Signature.State != state {
-			t.Errorf("%s: image %d: %s, signature %q; want %s, %q (%v)", what, i, img.Decision, img.Signature.State, decision, state, img.Err)
+			t.Errorf(
+				"%s: image %d: %s, signature %q; want %s, %q (%v)",
+				what,
+				i,
+				img.Decision,
+				img.Signature.State,
+				decision,
+				state,
+				img.Err,
+			)
 		}
 	}
 

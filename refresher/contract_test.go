@@ -32,11 +32,16 @@ func TestRunDuplicateEnvEntriesFailTheImage(t *testing.T) {
 			if got := decisions(report); got != "jobs-manager=record pods-monitor=record ingestor=failed" {
 				t.Errorf("decisions: %s", got)
 			}
-			if err := report.Images[2].Err; err == nil || !strings.Contains(err.Error(), `container "api" of Deployment tracebloc/stg-jobs-manager lists env INGESTOR_IMAGE_DIGEST 2 times`) {
+			if err := report.Images[2].Err; err == nil ||
+				!strings.Contains(
+					err.Error(),
+					`container "api" of Deployment tracebloc/stg-jobs-manager lists env INGESTOR_IMAGE_DIGEST 2 times`,
+				) {
 				t.Errorf("ingestor error: %v", err)
 			}
 			patches := f.patches(t)
-			if len(patches) != 1 || strings.Contains(patches[0], `"spec"`) || strings.Contains(patches[0], ingestorKey) || !strings.Contains(patches[0], statusKey("ingestor")) {
+			if len(patches) != 1 || strings.Contains(patches[0], `"spec"`) || strings.Contains(patches[0], ingestorKey) ||
+				!strings.Contains(patches[0], statusKey("ingestor")) {
 				t.Errorf("patches %q: want one, without the ingestor's env or annotation, with its failed status", patches)
 			}
 		})
@@ -69,7 +74,11 @@ func TestRunSharedEnvOnResolvedTargets(t *testing.T) {
 		if got := decisions(report); got != want {
 			t.Errorf("run %d decisions: %s; want %s", run, got, want)
 		}
-		if err := report.Images[3].Err; err == nil || !strings.Contains(err.Error(), `spec.images[3] (ingestor-b).env "INGESTOR_IMAGE_DIGEST": spec.images[2] (ingestor) already sets it on container "api" of Deployment tracebloc/stg-jobs-manager`) {
+		if err := report.Images[3].Err; err == nil ||
+			!strings.Contains(
+				err.Error(),
+				`spec.images[3] (ingestor-b).env "INGESTOR_IMAGE_DIGEST": spec.images[2] (ingestor) already sets it on container "api" of Deployment tracebloc/stg-jobs-manager`,
+			) {
 			t.Errorf("run %d ingestor-b error: %v", run, err)
 		}
 	}
@@ -126,8 +135,10 @@ func TestRunPausedOrDeletingTargetWaits(t *testing.T) {
 					if img.Err != nil {
 						why = img.Err.Error()
 					}
-					if !strings.Contains(why, "Deployment tracebloc/stg-jobs-manager: ") || !strings.Contains(why, tc.want) || img.Intended == "" ||
-						img.Status.State != state || img.Status.WaitingSince != clock.Format(time.RFC3339) {
+					if !strings.Contains(why, "Deployment tracebloc/stg-jobs-manager: ") || !strings.Contains(why, tc.want) ||
+						img.Intended == "" ||
+						img.Status.State != state ||
+						img.Status.WaitingSince != clock.Format(time.RFC3339) {
 						t.Errorf("tick %d %s: intended %q, %q, status %+v", tick, img.Name, img.Intended, why, img.Status)
 					}
 				}
@@ -137,7 +148,9 @@ func TestRunPausedOrDeletingTargetWaits(t *testing.T) {
 				patches := f.patches(t)
 				switch tick {
 				case 0, 3: // the transitions: to waiting, to failed
-					if len(patches) != 1 || strings.Contains(patches[0], jobsManagerKey) || strings.Contains(patches[0], ingestorKey) || strings.Contains(patches[0], `"spec"`) {
+					if len(patches) != 1 || strings.Contains(patches[0], jobsManagerKey) ||
+						strings.Contains(patches[0], ingestorKey) ||
+						strings.Contains(patches[0], `"spec"`) {
 						t.Errorf("tick %d: patches %q, want one carrying only statuses", tick, patches)
 					}
 				default: // a steady wait or failure

@@ -53,10 +53,13 @@ func agentDaemonSet() *appsv1.DaemonSet {
 		ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: agentsNamespace, Generation: 1},
 		Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "agent", Image: agentRepo + ":prod", ImagePullPolicy: corev1.PullAlways},
-				{Name: "exporter", Image: exporterRepo + ":prod", ImagePullPolicy: corev1.PullIfNotPresent},
-			}}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{
+					{Name: "agent", Image: agentRepo + ":prod", ImagePullPolicy: corev1.PullAlways},
+					{Name: "exporter", Image: exporterRepo + ":prod", ImagePullPolicy: corev1.PullIfNotPresent},
+				}},
+			},
 			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType},
 		},
 		Status: appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: 2, CurrentNumberScheduled: 2,

@@ -62,7 +62,8 @@ func TestDecide(t *testing.T) {
 
 func TestDecideUnknownAction(t *testing.T) {
 	got, err := Decide("restart-twice", digestOf('a'), Live{})
-	if got != (Change{Decision: DecisionFailed}) || err == nil || !strings.Contains(err.Error(), `unknown action "restart-twice"`) {
+	if got != (Change{Decision: DecisionFailed}) || err == nil ||
+		!strings.Contains(err.Error(), `unknown action "restart-twice"`) {
 		t.Errorf("Decide(restart-twice) = %+v, %v; want failed with the action named", got, err)
 	}
 }

@@ -52,34 +52,86 @@ func eventFor(rep *ImageReport, prev Status, waitTimeout time.Duration) (reason,
 	subject := fmt.Sprintf("image %s (%s)", rep.Name, rep.Reference)
 	switch rep.Decision {
 	case DecisionRecord:
-		return ReasonRecorded, corev1.EventTypeNormal, fmt.Sprintf("%s: recorded %s (first observation, no restart)", subject, to)
+		return ReasonRecorded, corev1.EventTypeNormal, fmt.Sprintf(
+			"%s: recorded %s (first observation, no restart)",
+			subject,
+			to,
+		)
 	case DecisionAdopt:
-		return ReasonRecorded, corev1.EventTypeNormal, fmt.Sprintf("%s: recorded %s, the digest env %s already holds (registry: %s)", subject, dash(rep.Env), dash(rep.Env), to)
+		return ReasonRecorded, corev1.EventTypeNormal, fmt.Sprintf(
+			"%s: recorded %s, the digest env %s already holds (registry: %s)",
+			subject,
+			dash(rep.Env),
+			dash(rep.Env),
+			to,
+		)
 	case DecisionRestart:
 		return ReasonRestarted, corev1.EventTypeNormal, fmt.Sprintf("%s: %s → %s, rollout restarted", subject, from, to)
 	case DecisionFill, DecisionUpdateEnv:
 		return ReasonEnvUpdated, corev1.EventTypeNormal, fmt.Sprintf("%s: %s → %s, env %s set", subject, from, to, rep.EnvVar)
 	case DecisionUpdateImage:
-		return ReasonImageUpdated, corev1.EventTypeNormal, fmt.Sprintf("%s: %s → %s, image of container %s set to %s", subject, from, to, rep.Container, rep.Repository+"@"+to)
+		return ReasonImageUpdated, corev1.EventTypeNormal, fmt.Sprintf(
+			"%s: %s → %s, image of container %s set to %s",
+			subject,
+			from,
+			to,
+			rep.Container,
+			rep.Repository+"@"+to,
+		)
 	case DecisionDrift:
 		if rep.Action == config.ActionSetImage {
-			return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf("%s: the image of container %s was not pinned to %s (%s), set back to %s", subject, rep.Container, to, dash(rep.ImageDigest), rep.Repository+"@"+to)
+			return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf(
+				"%s: the image of container %s was not pinned to %s (%s), set back to %s",
+				subject,
+				rep.Container,
+				to,
+				dash(rep.ImageDigest),
+				rep.Repository+"@"+to,
+			)
 		}
-		return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf("%s: env %s drifted to %s, set back to %s", subject, rep.EnvVar, dash(rep.Env), to)
+		return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf(
+			"%s: env %s drifted to %s, set back to %s",
+			subject,
+			rep.EnvVar,
+			dash(rep.Env),
+			to,
+		)
 	case DecisionWaiting:
-		return ReasonWaiting, corev1.EventTypeWarning, fmt.Sprintf("%s: %s → %s waits (since %s, at most spec.waitTimeout %s): %s", subject, from, to, rep.Status.WaitingSince, waitTimeout, rep.Reason)
+		return ReasonWaiting, corev1.EventTypeWarning, fmt.Sprintf(
+			"%s: %s → %s waits (since %s, at most spec.waitTimeout %s): %s",
+			subject,
+			from,
+			to,
+			rep.Status.WaitingSince,
+			waitTimeout,
+			rep.Reason,
+		)
 	case DecisionFailed:
 		if rep.Signature.refusal.Digest != "" {
 			if rep.Signature.Remembered {
 				return "", "", ""
 			}
-			return ReasonVerificationFailed, corev1.EventTypeWarning, fmt.Sprintf("%s: %s → %s refused, %s not done: %v", subject, from, to, dash(string(rep.Intended)), rep.Err)
+			return ReasonVerificationFailed, corev1.EventTypeWarning, fmt.Sprintf(
+				"%s: %s → %s refused, %s not done: %v",
+				subject,
+				from,
+				to,
+				dash(string(rep.Intended)),
+				rep.Err,
+			)
 		}
 		intended := ""
 		if rep.Intended != "" {
 			intended = fmt.Sprintf(" (%s not done)", rep.Intended)
 		}
-		return ReasonFailed, corev1.EventTypeWarning, fmt.Sprintf("%s: %s → %s failed%s: %v", subject, from, to, intended, rep.Err)
+		return ReasonFailed, corev1.EventTypeWarning, fmt.Sprintf(
+			"%s: %s → %s failed%s: %v",
+			subject,
+			from,
+			to,
+			intended,
+			rep.Err,
+		)
 	case DecisionSoaking:
 		if prev.Pending != rep.Digest { // the first sighting, or the tag moved during the soak
 			return ReasonSoaking, corev1.EventTypeNormal, fmt.Sprintf("%s: %s", subject, rep.Reason)
@@ -92,7 +144,13 @@ func eventFor(rep *ImageReport, prev Status, waitTimeout time.Duration) (reason,
 		}
 	case DecisionUnchanged:
 		if prev.State == StateWaiting || prev.State == StateFailed {
-			return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf("%s: %s since %s, now current at %s", subject, prev.State, prev.Since, to)
+			return ReasonHealed, corev1.EventTypeNormal, fmt.Sprintf(
+				"%s: %s since %s, now current at %s",
+				subject,
+				prev.State,
+				prev.Since,
+				to,
+			)
 		}
 	}
 	return "", "", ""
@@ -138,8 +196,18 @@ func (t *target) emitEvents(ctx context.Context, opts Options, waitTimeout time.
 		err := recordEvent(ectx, opts.Kube, event, repeats(reason), opts.Now())
 		cancel()
 		if err != nil {
-			opts.Logger.LogAttrs(ctx, slog.LevelWarn, "event not created",
-				slog.String("image", rep.Name), slog.String("target", rep.Target), slog.String("reason", reason), slog.String("error", err.Error()))
+			opts.Logger.LogAttrs(
+				ctx,
+				slog.LevelWarn,
+				"event not created",
+				slog.String(
+					"image",
+					rep.Name,
+				),
+				slog.String("target", rep.Target),
+				slog.String("reason", reason),
+				slog.String("error", err.Error()),
+			)
 		}
 	}
 }
@@ -163,7 +231,9 @@ func recordEvent(ctx context.Context, kube Kube, event *eventsv1.Event, repeatin
 	if existing.Series != nil {
 		count = existing.Series.Count
 	}
-	patch, err := json.Marshal(map[string]any{"series": eventsv1.EventSeries{Count: count + 1, LastObservedTime: metav1.NewMicroTime(now)}})
+	patch, err := json.Marshal(
+		map[string]any{"series": eventsv1.EventSeries{Count: count + 1, LastObservedTime: metav1.NewMicroTime(now)}},
+	)
 	if err != nil {
 		return fmt.Errorf("encoding the series of Event %s: %w", event.Name, err)
 	}

@@ -47,7 +47,8 @@ func TestRunEventNotesAreOnePrintableLine(t *testing.T) {
 				}
 			}
 			// The status error the refresher writes is printable too.
-			if s := f.status(t, "ingestor"); tc.status && (strings.ContainsFunc(s.Error, escaped) || !strings.Contains(s.Error, `boom\npatch`)) {
+			if s := f.status(t, "ingestor"); tc.status &&
+				(strings.ContainsFunc(s.Error, escaped) || !strings.Contains(s.Error, `boom\npatch`)) {
 				t.Errorf("status error %q, want one printable line", s.Error)
 			}
 		})

@@ -33,7 +33,11 @@ func TestRunRejectedPatchIsFailedWithTheIntendedDecision(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, deployment(map[string]string{jobsManagerKey: stale}))
-			f.kube.PrependReactor("patch", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.err })
+			f.kube.PrependReactor(
+				"patch",
+				"deployments",
+				func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.err },
+			)
 			report := f.run(t, f.options())
 			if got := decisions(report); got != "jobs-manager=failed pods-monitor=failed ingestor=failed" {
 				t.Errorf("decisions: %s", got)
@@ -41,7 +45,8 @@ func TestRunRejectedPatchIsFailedWithTheIntendedDecision(t *testing.T) {
 			records := f.logRecords(t)
 			for image, intended := range map[string]string{"jobs-manager": "restart", "pods-monitor": "record", "ingestor": "fill"} {
 				rec := records[image]
-				if rec["level"] != "ERROR" || rec["decision"] != "failed" || rec["intended"] != intended || !strings.Contains(fmt.Sprint(rec["error"]), "patching Deployment tracebloc/stg-jobs-manager") {
+				if rec["level"] != "ERROR" || rec["decision"] != "failed" || rec["intended"] != intended ||
+					!strings.Contains(fmt.Sprint(rec["error"]), "patching Deployment tracebloc/stg-jobs-manager") {
 					t.Errorf("%s logged %v; want ERROR, decision failed, intended %s", image, rec, intended)
 				}
 			}
@@ -105,7 +110,9 @@ func TestRunUnresolvedRestartImageHoldsTheRollout(t *testing.T) {
 		t.Fatalf("decisions: %s", got)
 	}
 	ing := report.Images[2]
-	if ing.Intended != DecisionUpdateEnv || !strings.Contains(ing.Reason, "unresolved tag of jobs-manager, pods-monitor") || report.Images[2].Err != nil {
+	if ing.Intended != DecisionUpdateEnv ||
+		!strings.Contains(ing.Reason, "unresolved tag of jobs-manager, pods-monitor") ||
+		report.Images[2].Err != nil {
 		t.Errorf("ingestor: intended %s, reason %q, err %v", ing.Intended, ing.Reason, ing.Err)
 	}
 	p := f.patches(t)
@@ -133,7 +140,13 @@ func setRollout(t *testing.T, f *fixture, generation int64, updated, ready, tota
 	t.Helper()
 	dep := f.deployment(t)
 	dep.Generation = generation
-	dep.Status = appsv1.DeploymentStatus{ObservedGeneration: generation, UpdatedReplicas: updated, ReadyReplicas: ready, AvailableReplicas: ready, Replicas: total}
+	dep.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: generation,
+		UpdatedReplicas:    updated,
+		ReadyReplicas:      ready,
+		AvailableReplicas:  ready,
+		Replicas:           total,
+	}
 	if err := f.kube.Tracker().Update(deploymentsGVR, dep, namespace); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +202,8 @@ func TestRunStormOneRestartThenWaitsThenFails(t *testing.T) {
 	for n := 1; n <= 5; n++ { // 15m … 75m: waits until 1h after the first wait (75m), then fails
 		report := tick("jobs-manager=waiting pods-monitor=unchanged ingestor=unchanged", false)
 		jm := report.Images[0]
-		if jm.Status.State != StateWaiting || jm.Status.WaitingSince != waitBegan || !strings.Contains(jm.Reason, "the rollout to "+f.digest["jobs-manager"]+" has not completed") {
+		if jm.Status.State != StateWaiting || jm.Status.WaitingSince != waitBegan ||
+			!strings.Contains(jm.Reason, "the rollout to "+f.digest["jobs-manager"]+" has not completed") {
 			t.Errorf("wait %d: status %+v, reason %q", n, jm.Status, jm.Reason)
 		}
 		if rec := f.logRecords(t)["jobs-manager"]; rec["level"] != "WARN" || rec["waiting_since"] != waitBegan {
@@ -200,7 +214,8 @@ func TestRunStormOneRestartThenWaitsThenFails(t *testing.T) {
 		t.Errorf("5 waiting ticks wrote the Deployment %d times, want once (the wait began)", writes)
 	}
 	report := tick("jobs-manager=failed pods-monitor=unchanged ingestor=unchanged", true)
-	if s := report.Images[0].Status; s.State != StateFailed || s.WaitingSince != waitBegan || !strings.Contains(s.Error, "longer than spec.waitTimeout 1h0m0s") {
+	if s := report.Images[0].Status; s.State != StateFailed || s.WaitingSince != waitBegan ||
+		!strings.Contains(s.Error, "longer than spec.waitTimeout 1h0m0s") {
 		t.Errorf("after the timeout: status %+v", s)
 	}
 	// The tag moves again while the rollout is stuck: still no second restart, nothing written.
@@ -263,7 +278,8 @@ func TestRunChangeWaitsForAnUnsettledRollout(t *testing.T) {
 				t.Errorf("waiting failed the run: %v", report.Err())
 			}
 			p := f.patches(t)
-			if len(p) != 1 || strings.Contains(p[0], `"spec"`) || strings.Contains(p[0], jobsManagerKey) || !strings.Contains(p[0], podsMonitorKey) {
+			if len(p) != 1 || strings.Contains(p[0], `"spec"`) || strings.Contains(p[0], jobsManagerKey) ||
+				!strings.Contains(p[0], podsMonitorKey) {
 				t.Errorf("patches %q: want the record and statuses only", p)
 			}
 		})
@@ -291,18 +307,26 @@ func TestRunEventsTellTheStory(t *testing.T) {
 	opts.Instance = "stg-image-refresh-29000000-abcde"
 	f.run(t, opts)
 	events := f.events(t)
-	if len(events[ReasonRestarted]) != 1 || len(events[ReasonRecorded]) != 1 || len(events[ReasonFailed]) != 1 || len(events) != 3 {
+	if len(events[ReasonRestarted]) != 1 || len(events[ReasonRecorded]) != 1 || len(events[ReasonFailed]) != 1 ||
+		len(events) != 3 {
 		t.Fatalf("events %v; want Restarted, Recorded, Failed", events)
 	}
 	restarted := events[ReasonRestarted][0]
-	want := fmt.Sprintf("image jobs-manager (docker.io/tracebloc/jobs-manager:prod): %s → %s, rollout restarted", stale, f.digest["jobs-manager"])
+	want := fmt.Sprintf(
+		"image jobs-manager (docker.io/tracebloc/jobs-manager:prod): %s → %s, rollout restarted",
+		stale,
+		f.digest["jobs-manager"],
+	)
 	if restarted.Note != want || restarted.Type != "Normal" || restarted.Action != "Refresh" || restarted.ReportingController != EventController ||
 		restarted.ReportingInstance != opts.Instance || restarted.EventTime.IsZero() ||
-		restarted.Regarding.Kind != "Deployment" || restarted.Regarding.APIVersion != "apps/v1" || restarted.Regarding.Name != deploymentName || restarted.Regarding.Namespace != namespace {
+		restarted.Regarding.Kind != "Deployment" || restarted.Regarding.APIVersion != "apps/v1" ||
+		restarted.Regarding.Name != deploymentName ||
+		restarted.Regarding.Namespace != namespace {
 		t.Errorf("Restarted event %+v\nwant note %q", restarted, want)
 	}
 	failed := events[ReasonFailed][0]
-	if failed.Type != "Warning" || !strings.Contains(failed.Note, "image ingestor (ghcr.io/tracebloc/ingestor:prod)") || !strings.Contains(failed.Note, "503") {
+	if failed.Type != "Warning" || !strings.Contains(failed.Note, "image ingestor (ghcr.io/tracebloc/ingestor:prod)") ||
+		!strings.Contains(failed.Note, "503") {
 		t.Errorf("Failed event %+v", failed)
 	}
 
@@ -355,7 +379,10 @@ func TestRunStatusRecordsTransitionsOnly(t *testing.T) {
 	// The repetition is one Event's series, not ten Events.
 	if failed := f.events(t)[ReasonFailed]; len(failed) != 1 || failed[0].Series == nil || failed[0].Series.Count != 10 ||
 		!failed[0].Series.LastObservedTime.Time.Equal(clock.Add(9*15*time.Minute)) {
-		t.Errorf("Failed events of 10 failing ticks: %+v, want one with series count 10, last observed at the 10th tick", failed)
+		t.Errorf(
+			"Failed events of 10 failing ticks: %+v, want one with series count 10, last observed at the 10th tick",
+			failed,
+		)
 	}
 	f.srv.SetManifestStatus("ghcr.io/tracebloc/ingestor", 0)
 	f.kube.ClearActions()
@@ -363,10 +390,12 @@ func TestRunStatusRecordsTransitionsOnly(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=unchanged" {
 		t.Errorf("decisions: %s", got)
 	}
-	if p := f.patches(t); len(p) != 1 || !strings.Contains(p[0], statusKey("ingestor")) || strings.Contains(p[0], "tracebloc.io/") {
+	if p := f.patches(t); len(p) != 1 || !strings.Contains(p[0], statusKey("ingestor")) ||
+		strings.Contains(p[0], "tracebloc.io/") {
 		t.Errorf("healing patches %q: want the ingestor's status only", p)
 	}
-	if healed := f.events(t)[ReasonHealed]; len(healed) != 1 || !strings.Contains(healed[0].Note, "failed since 2026-07-01T12:00:00Z") {
+	if healed := f.events(t)[ReasonHealed]; len(healed) != 1 ||
+		!strings.Contains(healed[0].Note, "failed since 2026-07-01T12:00:00Z") {
 		t.Errorf("Healed events %v", healed)
 	}
 	f.kube.ClearActions()
@@ -380,7 +409,11 @@ func TestRunStatusRecordsTransitionsOnly(t *testing.T) {
 func TestRunEventFailureNeverFailsTheTick(t *testing.T) {
 	f := newFixture(t, deployment(nil))
 	f.kube.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "events.k8s.io", Resource: "events"}, "", fmt.Errorf("RBAC"))
+		return true, nil, apierrors.NewForbidden(
+			schema.GroupResource{Group: "events.k8s.io", Resource: "events"},
+			"",
+			fmt.Errorf("RBAC"),
+		)
 	})
 	report := f.run(t, f.options())
 	if report.Failed() || decisions(report) != "jobs-manager=record pods-monitor=record ingestor=fill" {
@@ -421,7 +454,8 @@ func TestRunDryRunShowsWhyAnImageWaits(t *testing.T) {
 	opts := f.options()
 	opts.DryRun, opts.Out = true, &out
 	f.run(t, opts)
-	if !regexp.MustCompile(`(?m)^jobs-manager .* waiting +Deployment tracebloc/stg-jobs-manager: the Deployment is paused`).MatchString(out.String()) {
+	if !regexp.MustCompile(`(?m)^jobs-manager .* waiting +Deployment tracebloc/stg-jobs-manager: the Deployment is paused`).
+		MatchString(out.String()) {
 		t.Errorf("plan:\n%s", out.String())
 	}
 	for _, a := range f.kube.Actions() {

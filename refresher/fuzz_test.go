@@ -32,80 +32,109 @@ func FuzzDecide(f *testing.F) {
 	f.Add(false, digestOf('b'), digestOf('b'), `{"state":"waiting","waits":4}`, byte('c'), false, false, false, int64(1))
 	f.Add(true, "pending", "", `{"state":"ok","generation":7,"digest":"x"}`, byte('c'), true, true, false, int64(7))
 	f.Add(false, digestOf('b'), digestOf('b'), "", byte('a'), false, true, true, int64(1))
-	f.Fuzz(func(t *testing.T, restart bool, annotation, envValue, status string, digestChar byte, paused, settles, otherFails bool, generation int64) {
-		if generation < 0 || generation > 1<<40 {
-			return
-		}
-		cfgImage, env := config.Image{
-			Name: "ingestor", Repository: "ghcr.io/tracebloc/ingestor", Tag: "prod", Action: config.ActionSetEnv, Env: ingestorEnv,
-			Target: config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"}, Annotation: ingestorKey,
-		}, envValue
-		if restart {
-			cfgImage = config.Image{
-				Name: "jobs-manager", Repository: "docker.io/tracebloc/jobs-manager", Tag: "prod", Action: config.ActionRolloutRestart,
-				Target: config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"}, Annotation: jobsManagerKey,
+	f.Fuzz(
+		func(t *testing.T, restart bool, annotation, envValue, status string, digestChar byte, paused, settles, otherFails bool, generation int64) {
+			if generation < 0 || generation > 1<<40 {
+				return
 			}
-			env = ""
-		}
-		var dep *appsv1.Deployment
-		if env != "" {
-			dep = deployment(map[string]string{cfgImage.Annotation: annotation, cfgImage.StatusAnnotation(): status}, corev1.EnvVar{Name: ingestorEnv, Value: env})
-		} else {
-			dep = deployment(map[string]string{cfgImage.Annotation: annotation, cfgImage.StatusAnnotation(): status})
-		}
-		dep.Spec.Paused = paused
-		dep.Generation, dep.Status.ObservedGeneration = generation, generation
-		if !settles {
-			dep.Status.ReadyReplicas = 0
-		}
-		registry := "sha256:" + strings.Repeat(string("0123456789abcdef"[digestChar%16]), 64)
-		now := time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
+			cfgImage, env := config.Image{
+				Name: "ingestor", Repository: "ghcr.io/tracebloc/ingestor", Tag: "prod", Action: config.ActionSetEnv, Env: ingestorEnv,
+				Target: config.Target{
+					Kind:      config.KindDeployment,
+					Name:      deploymentName,
+					Namespace: namespace,
+					Container: "api",
+				}, Annotation: ingestorKey,
+			}, envValue
+			if restart {
+				cfgImage = config.Image{
+					Name: "jobs-manager", Repository: "docker.io/tracebloc/jobs-manager", Tag: "prod", Action: config.ActionRolloutRestart,
+					Target: config.Target{
+						Kind:      config.KindDeployment,
+						Name:      deploymentName,
+						Namespace: namespace,
+						Container: "api",
+					}, Annotation: jobsManagerKey,
+				}
+				env = ""
+			}
+			var dep *appsv1.Deployment
+			if env != "" {
+				dep = deployment(
+					map[string]string{cfgImage.Annotation: annotation, cfgImage.StatusAnnotation(): status},
+					corev1.EnvVar{Name: ingestorEnv, Value: env},
+				)
+			} else {
+				dep = deployment(map[string]string{cfgImage.Annotation: annotation, cfgImage.StatusAnnotation(): status})
+			}
+			dep.Spec.Paused = paused
+			dep.Generation, dep.Status.ObservedGeneration = generation, generation
+			if !settles {
+				dep.Status.ReadyReplicas = 0
+			}
+			registry := "sha256:" + strings.Repeat(string("0123456789abcdef"[digestChar%16]), 64)
+			now := time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
 
-		written := map[string][]string{} // audit annotation and env: the values written, in order
-		var patch []byte
-		for tick := 1; tick <= 3; tick++ {
-			rep := &ImageReport{Name: cfgImage.Name, Digest: registry}
-			images := []targetImage{{report: rep, image: cfgImage}}
-			if otherFails {
-				other := config.Image{Name: "pods-monitor", Repository: "docker.io/tracebloc/pods-monitor", Tag: "prod", Action: config.ActionRolloutRestart,
-					Target: config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "pods-monitor"}, Annotation: podsMonitorKey}
-				images = append(images, targetImage{index: 1, report: &ImageReport{Name: other.Name}, image: other, lookupErr: errLookup})
-			}
-			var err error
-			if patch, err = planTarget(dep, images, tickSettings{now: now.Add(time.Duration(tick) * 15 * time.Minute), waitTimeout: 30 * time.Minute}); err != nil {
-				t.Fatalf("tick %d: %v", tick, err)
-			}
-			if patch == nil {
-				continue
-			}
-			p := applyPatch(t, dep, patch, settles)
-			audit, wroteAudit := p.Metadata.Annotations[cfgImage.Annotation]
-			var envWrites []string
-			if p.Spec != nil && p.Spec.Template.Spec != nil {
-				for _, c := range p.Spec.Template.Spec.Containers {
-					for _, e := range c.Env {
-						envWrites = append(envWrites, e.Value)
+			written := map[string][]string{} // audit annotation and env: the values written, in order
+			var patch []byte
+			for tick := 1; tick <= 3; tick++ {
+				rep := &ImageReport{Name: cfgImage.Name, Digest: registry}
+				images := []targetImage{{report: rep, image: cfgImage}}
+				if otherFails {
+					other := config.Image{
+						Name:       "pods-monitor",
+						Repository: "docker.io/tracebloc/pods-monitor",
+						Tag:        "prod",
+						Action:     config.ActionRolloutRestart,
+						Target: config.Target{
+							Kind:      config.KindDeployment,
+							Name:      deploymentName,
+							Namespace: namespace,
+							Container: "pods-monitor",
+						},
+						Annotation: podsMonitorKey,
+					}
+					images = append(
+						images,
+						targetImage{index: 1, report: &ImageReport{Name: other.Name}, image: other, lookupErr: errLookup},
+					)
+				}
+				var err error
+				if patch, err = planTarget(dep, images, tickSettings{now: now.Add(time.Duration(tick) * 15 * time.Minute), waitTimeout: 30 * time.Minute}); err != nil {
+					t.Fatalf("tick %d: %v", tick, err)
+				}
+				if patch == nil {
+					continue
+				}
+				p := applyPatch(t, dep, patch, settles)
+				audit, wroteAudit := p.Metadata.Annotations[cfgImage.Annotation]
+				var envWrites []string
+				if p.Spec != nil && p.Spec.Template.Spec != nil {
+					for _, c := range p.Spec.Template.Spec.Containers {
+						for _, e := range c.Env {
+							envWrites = append(envWrites, e.Value)
+						}
+					}
+				}
+				if rep.Decision == DecisionWaiting || rep.Decision == DecisionFailed {
+					if wroteAudit || len(envWrites) > 0 || (p.Spec != nil && p.Spec.Template.Metadata != nil) {
+						t.Fatalf("tick %d: %s, yet the patch writes more than the status: %s", tick, rep.Decision, patch)
+					}
+				}
+				for key, values := range map[string][]string{"annotation": cond(wroteAudit, audit), "env": envWrites} {
+					for _, v := range values {
+						if slices.Contains(written[key], v) && written[key][len(written[key])-1] != v {
+							t.Fatalf("tick %d: %s flaps back to %s (written before: %v); registry %s", tick, key, v, written[key], registry)
+						}
+						written[key] = append(written[key], v)
 					}
 				}
 			}
-			if rep.Decision == DecisionWaiting || rep.Decision == DecisionFailed {
-				if wroteAudit || len(envWrites) > 0 || (p.Spec != nil && p.Spec.Template.Metadata != nil) {
-					t.Fatalf("tick %d: %s, yet the patch writes more than the status: %s", tick, rep.Decision, patch)
-				}
+			if !paused && settles && !otherFails && patch != nil {
+				t.Fatalf("the third tick on a target that can roll out still patched: %s", patch)
 			}
-			for key, values := range map[string][]string{"annotation": cond(wroteAudit, audit), "env": envWrites} {
-				for _, v := range values {
-					if slices.Contains(written[key], v) && written[key][len(written[key])-1] != v {
-						t.Fatalf("tick %d: %s flaps back to %s (written before: %v); registry %s", tick, key, v, written[key], registry)
-					}
-					written[key] = append(written[key], v)
-				}
-			}
-		}
-		if !paused && settles && !otherFails && patch != nil {
-			t.Fatalf("the third tick on a target that can roll out still patched: %s", patch)
-		}
-	})
+		},
+	)
 }
 
 var errLookup = &lookupError{}
@@ -163,7 +192,8 @@ func applyPatch(t *testing.T, dep *appsv1.Deployment, patch []byte, settles bool
 		}
 	}
 	// As the API server does: any change of the spec or the annotations is the next generation.
-	if !apiequality.Semantic.DeepEqual(before.Spec, dep.Spec) || !apiequality.Semantic.DeepEqual(before.Annotations, dep.Annotations) {
+	if !apiequality.Semantic.DeepEqual(before.Spec, dep.Spec) ||
+		!apiequality.Semantic.DeepEqual(before.Annotations, dep.Annotations) {
 		dep.Generation++
 	}
 	dep.Status.ObservedGeneration = dep.Generation

@@ -26,8 +26,10 @@ func seedLeftover(f *fixture, jm, pm string) *appsv1.Deployment {
 	api.Image, api.ImagePullPolicy = jobsManagerRepo+"@"+jm, corev1.PullIfNotPresent
 	monitor.Image, monitor.ImagePullPolicy = "docker.io/tracebloc/pods-monitor@"+pm, corev1.PullIfNotPresent
 	old := metav1.NewTime(clock.Add(-2 * time.Hour))
-	dep.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl-annotate", Operation: metav1.ManagedFieldsOperationUpdate, Time: &old,
-		FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:` + jobsManagerKey + `":{}}}}`)}}
+	dep.ManagedFields = []metav1.ManagedFieldsEntry{
+		{Manager: "kubectl-annotate", Operation: metav1.ManagedFieldsOperationUpdate, Time: &old,
+			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:` + jobsManagerKey + `":{}}}}`)},
+	}
 	return dep
 }
 
@@ -47,7 +49,9 @@ func TestRunMigrationFromTheSeedScript(t *testing.T) {
 		setImage(f)
 		before := f.deployment(t)
 		report, patches := f.safeTick(t, clock)
-		if report.Failed() || report.Images[0].Decision != DecisionUnchanged || report.Images[1].Decision != DecisionUnchanged || len(patches) != 0 {
+		if report.Failed() || report.Images[0].Decision != DecisionUnchanged ||
+			report.Images[1].Decision != DecisionUnchanged ||
+			len(patches) != 0 {
 			t.Fatalf("first tick: %s, patches %q; want unchanged and nothing written", decisions(report), patches)
 		}
 		if after := f.deployment(t); after.ResourceVersion != before.ResourceVersion {
@@ -68,7 +72,8 @@ func TestRunMigrationFromTheSeedScript(t *testing.T) {
 		})
 		setImage(f)
 		report, patches := f.safeTick(t, clock)
-		if report.Images[0].Decision != DecisionUpdateImage || report.Images[1].Decision != DecisionUnchanged || len(patches) != 1 {
+		if report.Images[0].Decision != DecisionUpdateImage || report.Images[1].Decision != DecisionUnchanged ||
+			len(patches) != 1 {
 			t.Fatalf("first tick: %s, patches %q; want one update-image", decisions(report), patches)
 		}
 		dep := f.deployment(t)

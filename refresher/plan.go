@@ -135,7 +135,9 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([
 		patch.Spec = &specPatch{}
 	}
 	if restart {
-		patch.Spec.Template.Metadata = &metadataPatch{Annotations: map[string]string{config.RestartedAtAnnotation: p.now.Format(time.RFC3339)}}
+		patch.Spec.Template.Metadata = &metadataPatch{
+			Annotations: map[string]string{config.RestartedAtAnnotation: p.now.Format(time.RFC3339)},
+		}
 	}
 	if containers != nil {
 		patch.Spec.Template.Spec = &podSpecPatch{Containers: containers}

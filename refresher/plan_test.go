@@ -96,7 +96,12 @@ func TestPlanTargetRestartNeedsThePolledTagPulledAlways(t *testing.T) {
 			dep.Spec.Template.Spec.Containers = []corev1.Container{container}
 			img := config.Image{
 				Name: "jobs-manager", Repository: "docker.io/tracebloc/jobs-manager", Tag: tc.tag, Action: tc.action,
-				Target:     config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"},
+				Target: config.Target{
+					Kind:      config.KindDeployment,
+					Name:      deploymentName,
+					Namespace: namespace,
+					Container: "api",
+				},
 				Annotation: jobsManagerKey,
 			}
 			if img.Tag == "" {
@@ -110,7 +115,11 @@ func TestPlanTargetRestartNeedsThePolledTagPulledAlways(t *testing.T) {
 			}
 			rep := &ImageReport{Digest: digestOf('a')}
 
-			patch, err := planTarget(dep, []targetImage{{report: rep, image: img}}, tickSettings{now: clock, waitTimeout: config.DefaultWaitTimeout})
+			patch, err := planTarget(
+				dep,
+				[]targetImage{{report: rep, image: img}},
+				tickSettings{now: clock, waitTimeout: config.DefaultWaitTimeout},
+			)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +159,11 @@ func TestPlanTargetUnknownActionFailsTheRun(t *testing.T) {
 		Annotation: jobsManagerKey,
 	}
 	rep := &ImageReport{Name: img.Name, Digest: digestOf('a')}
-	patch, err := planTarget(deployment(nil), []targetImage{{report: rep, image: img}}, tickSettings{now: clock, waitTimeout: config.DefaultWaitTimeout})
+	patch, err := planTarget(
+		deployment(nil),
+		[]targetImage{{report: rep, image: img}},
+		tickSettings{now: clock, waitTimeout: config.DefaultWaitTimeout},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +171,8 @@ func TestPlanTargetUnknownActionFailsTheRun(t *testing.T) {
 		t.Errorf("decision %s, patch %s; want failed and only its status written", rep.Decision, patch)
 	}
 	report := Report{Images: []ImageReport{*rep}}
-	if err := report.Err(); err == nil || !strings.Contains(err.Error(), `image jobs-manager: unknown action "rollout-restart-twice"`) {
+	if err := report.Err(); err == nil ||
+		!strings.Contains(err.Error(), `image jobs-manager: unknown action "rollout-restart-twice"`) {
 		t.Errorf("report error %v, want the unknown action named", err)
 	}
 }

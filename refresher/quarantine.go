@@ -7,8 +7,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/tracebloc/image-refresh/internal/config"
-	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/internal/signature"
+	"github.com/tracebloc/image-refresh/refresher/registry"
 )
 
 const (
@@ -34,7 +34,14 @@ const (
 // failed, "" when it did not (or there is none): that rollout is still in flight (inFlight),
 // the audit annotation still records the digest, and the rollout exceeded its progress
 // deadline or has not settled within rolloutTimeout of the change.
-func failedRollout(dep *appsv1.Deployment, annotation string, prev Status, pending string, now time.Time, rolloutTimeout time.Duration) string {
+func failedRollout(
+	dep *appsv1.Deployment,
+	annotation string,
+	prev Status,
+	pending string,
+	now time.Time,
+	rolloutTimeout time.Duration,
+) string {
 	if prev.State == StateQuarantined || !inFlight(dep, prev, pending) ||
 		!config.ValidDigest(prev.Digest) || prev.Digest != annotation || prev.Digest == prev.Quarantined {
 		return ""
@@ -50,7 +57,13 @@ func failedRollout(dep *appsv1.Deployment, annotation string, prev Status, pendi
 	if err != nil || now.Before(t.Add(rolloutTimeout)) {
 		return ""
 	}
-	return fmt.Sprintf("the rollout of %s (generation %d) has not settled %s after the change (spec.rolloutTimeout): %s", prev.Digest, prev.Generation, rolloutTimeout, pending)
+	return fmt.Sprintf(
+		"the rollout of %s (generation %d) has not settled %s after the change (spec.rolloutTimeout): %s",
+		prev.Digest,
+		prev.Generation,
+		rolloutTimeout,
+		pending,
+	)
 }
 
 // quarantineOutcome is the safety decision taken before a change: a failed rollout of the
@@ -58,14 +71,24 @@ func failedRollout(dep *appsv1.Deployment, annotation string, prev Status, pendi
 // a registry digest already quarantined is held. ok is false when neither applies.
 // noRollback, when set, says why the previous digest may not be rolled back to: the failed
 // digest is quarantined without a rollback.
-func quarantineOutcome(dep *appsv1.Deployment, img config.Image, digest string, live Live, change Change, prev Status, pending, noRollback string, p tickSettings) (imageOutcome, bool) {
+func quarantineOutcome(
+	dep *appsv1.Deployment,
+	img config.Image,
+	digest string,
+	live Live,
+	change Change,
+	prev Status,
+	pending, noRollback string,
+	p tickSettings,
+) (imageOutcome, bool) {
 	now := p.now.UTC().Format(time.RFC3339)
 	// Zero (a plan outside Run) is an unset spec.rolloutTimeout: the config's default, never
 	// "at once". The config says what unset means, once.
 	timeout := config.Spec{RolloutTimeout: config.Duration(p.rolloutTimeout)}.EffectiveRolloutTimeout()
 	if why := failedRollout(dep, live.Annotation, prev, pending, p.now, timeout); why != "" {
 		bad := prev.Digest
-		if img.Action.Pins() && live.pinned(img.Action) == bad && config.ValidDigest(prev.Previous) && prev.Previous != bad && noRollback == "" {
+		if img.Action.Pins() && live.pinned(img.Action) == bad && config.ValidDigest(prev.Previous) && prev.Previous != bad &&
+			noRollback == "" {
 			next := Status{State: StateQuarantined, Since: now, Digest: prev.Previous, Applied: now, Quarantined: bad}
 			back := Change{Decision: DecisionRolledBack, Annotation: prev.Previous, Env: prev.Previous}
 			what := "env " + img.Env
@@ -90,7 +113,12 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, digest string, 
 		}
 		return imageOutcome{
 			Change: Change{Decision: DecisionQuarantined},
-			note:   fmt.Sprintf("%s; %s quarantined (%s): the workload needs a human; the refresher acts again when the tag moves", why, bad, help),
+			note: fmt.Sprintf(
+				"%s; %s quarantined (%s): the workload needs a human; the refresher acts again when the tag moves",
+				why,
+				bad,
+				help,
+			),
 			status: &next,
 		}, true
 	}
@@ -115,7 +143,8 @@ func quarantineOutcome(dep *appsv1.Deployment, img config.Image, digest string, 
 // written by hand, or one that outlived another writer's change (helm upgrade, kubectl edit),
 // holds nothing: the digest is applied again and, if its rollout fails again, quarantined again.
 func holds(prev Status, dep *appsv1.Deployment, digest string) bool {
-	return prev.State == StateQuarantined && prev.Quarantined == digest && prev.Generation != 0 && prev.Generation == dep.Generation
+	return prev.State == StateQuarantined && prev.Quarantined == digest && prev.Generation != 0 &&
+		prev.Generation == dep.Generation
 }
 
 // appliedStatus is the status after a change that rolls the pods out: ok since now, at the
@@ -123,7 +152,14 @@ func holds(prev Status, dep *appsv1.Deployment, digest string) bool {
 // quarantine ends with it. A drift repair re-applies the recorded digest: its previous one stays.
 func appliedStatus(prev Status, digest string, live Live, change Change, dep *appsv1.Deployment, now time.Time) Status {
 	ts := now.UTC().Format(time.RFC3339)
-	s := Status{State: StateOK, Since: ts, Digest: digest, Generation: dep.Generation + 1, Applied: ts, Previous: prev.Previous}
+	s := Status{
+		State:      StateOK,
+		Since:      ts,
+		Digest:     digest,
+		Generation: dep.Generation + 1,
+		Applied:    ts,
+		Previous:   prev.Previous,
+	}
 	if change.Annotation != "" && change.Annotation != live.Annotation {
 		s.Previous = ""
 		switch {

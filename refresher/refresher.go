@@ -36,8 +36,8 @@ import (
 
 	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/internal/contract"
-	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/internal/signature"
+	"github.com/tracebloc/image-refresh/refresher/registry"
 )
 
 // targetConcurrency bounds the Deployments read and patched at once.
@@ -47,7 +47,12 @@ const targetConcurrency = 8
 // CronJob, clientset.New over a client-go clientset (the fake one in tests).
 type Kube interface {
 	GetDeployment(ctx context.Context, namespace, name string) (*appsv1.Deployment, error)
-	PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error)
+	PatchDeployment(
+		ctx context.Context,
+		namespace, name string,
+		patch []byte,
+		fieldManager string,
+	) (*appsv1.Deployment, error)
 	GetDaemonSet(ctx context.Context, namespace, name string) (*appsv1.DaemonSet, error)
 	PatchDaemonSet(ctx context.Context, namespace, name string, patch []byte, fieldManager string) error
 	// CreateEvent creates an events.k8s.io/v1 Event. A failure is logged, never fails a tick.
@@ -243,7 +248,11 @@ func newReport(cfg *config.RefreshConfig, namespace string) (Report, []floatingI
 	var floating []floatingImage
 	for _, t := range targets {
 		if t.Key.Namespace == "" {
-			return Report{}, nil, fmt.Errorf("image %s: target %s has no namespace: set metadata.namespace in the config or pass a namespace", t.Image.Name, t.Image.Target.Name)
+			return Report{}, nil, fmt.Errorf(
+				"image %s: target %s has no namespace: set metadata.namespace in the config or pass a namespace",
+				t.Image.Name,
+				t.Image.Target.Name,
+			)
 		}
 		if v := shared[t.Index]; v != nil {
 			report.Images[t.Index].fail(v)
@@ -265,7 +274,14 @@ func targetName(key config.TargetKey) string {
 // refreshTargets resolves the floating images and applies each target as soon as the last of
 // its images is resolved, so the API work overlaps the remaining registry lookups. It fills in
 // reports and returns the patches, in config order of the targets.
-func refreshTargets(ctx context.Context, cfg *config.RefreshConfig, opts Options, g gates, reports []ImageReport, floating []floatingImage) []TargetPatch {
+func refreshTargets(
+	ctx context.Context,
+	cfg *config.RefreshConfig,
+	opts Options,
+	g gates,
+	reports []ImageReport,
+	floating []floatingImage,
+) []TargetPatch {
 	refs := make([]string, len(floating))
 	targetOf := make([]*target, len(floating))
 	var targets []*target // in config order
@@ -348,7 +364,12 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 			return err
 		}
 		t.dep = dep
-		p := tickSettings{now: opts.Now(), began: opts.began, waitTimeout: cfg.Spec.EffectiveWaitTimeout(), rolloutTimeout: cfg.Spec.EffectiveRolloutTimeout()}
+		p := tickSettings{
+			now:            opts.Now(),
+			began:          opts.began,
+			waitTimeout:    cfg.Spec.EffectiveWaitTimeout(),
+			rolloutTimeout: cfg.Spec.EffectiveRolloutTimeout(),
+		}
 		patch, err = planTarget(dep, t.images, p)
 		if err == nil && t.gate(ctx, g, p) {
 			patch, err = planTarget(dep, t.images, p) // a refused digest fails its image
@@ -358,7 +379,8 @@ func (t *target) apply(ctx context.Context, cfg *config.RefreshConfig, opts Opti
 		}
 		for i := range t.images {
 			// The digest the rollout brings (a rollback brings the previous one: not recorded).
-			if ti := &t.images[i]; ti.intended == "" && (appliesDigest(ti.report.Decision) || ti.report.Decision == DecisionDrift) {
+			if ti := &t.images[i]; ti.intended == "" &&
+				(appliesDigest(ti.report.Decision) || ti.report.Decision == DecisionDrift) {
 				ti.intended = ti.report.Digest
 			}
 		}

@@ -98,7 +98,12 @@ type generations struct {
 	fake *fake.Clientset
 }
 
-func (g generations) PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error) {
+func (g generations) PatchDeployment(
+	ctx context.Context,
+	namespace, name string,
+	patch []byte,
+	fieldManager string,
+) (*appsv1.Deployment, error) {
 	before, err := g.tracked(namespace, name) // not through the clientset: no action recorded
 	if err != nil {
 		return nil, err
@@ -107,7 +112,8 @@ func (g generations) PatchDeployment(ctx context.Context, namespace, name string
 	if err != nil {
 		return nil, err
 	}
-	if apiequality.Semantic.DeepEqual(before.Spec, after.Spec) && apiequality.Semantic.DeepEqual(before.Annotations, after.Annotations) {
+	if apiequality.Semantic.DeepEqual(before.Spec, after.Spec) &&
+		apiequality.Semantic.DeepEqual(before.Annotations, after.Annotations) {
 		return after, nil
 	}
 	after.Generation = before.Generation + 1
@@ -146,8 +152,16 @@ func (f *fixture) patches(t *testing.T) []string {
 		if !ok || a.GetResource().Resource == "events" { // an Event's series is not a write of the target
 			continue
 		}
-		if p.GetPatchType() != types.StrategicMergePatchType || p.GetName() != deploymentName || p.GetNamespace() != namespace {
-			t.Errorf("patch %s of %s/%s, want a strategic-merge patch of %s/%s", p.GetPatchType(), p.GetNamespace(), p.GetName(), namespace, deploymentName)
+		if p.GetPatchType() != types.StrategicMergePatchType || p.GetName() != deploymentName ||
+			p.GetNamespace() != namespace {
+			t.Errorf(
+				"patch %s of %s/%s, want a strategic-merge patch of %s/%s",
+				p.GetPatchType(),
+				p.GetNamespace(),
+				p.GetName(),
+				namespace,
+				deploymentName,
+			)
 		}
 		if fm := a.(k8stesting.PatchActionImpl).PatchOptions.FieldManager; fm != config.FieldManager {
 			t.Errorf("patch field manager %q, want %q", fm, config.FieldManager)
@@ -170,12 +184,29 @@ func (f *fixture) deployment(t *testing.T) *appsv1.Deployment {
 // rollout complete (generation 1 observed, one replica updated and ready).
 func deployment(annotations map[string]string, apiEnv ...corev1.EnvVar) *appsv1.Deployment {
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: deploymentName, Namespace: namespace, ResourceVersion: "1", Generation: 1, Annotations: annotations},
-		Status:     appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            deploymentName,
+			Namespace:       namespace,
+			ResourceVersion: "1",
+			Generation:      1,
+			Annotations:     annotations,
+		},
+		Status: appsv1.DeploymentStatus{
+			ObservedGeneration: 1,
+			Replicas:           1,
+			UpdatedReplicas:    1,
+			ReadyReplicas:      1,
+			AvailableReplicas:  1,
+		},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(1)), Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "jobs-manager"}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{
-				{Name: "api", Image: "docker.io/tracebloc/jobs-manager:prod", ImagePullPolicy: corev1.PullAlways, Env: append([]corev1.EnvVar{{Name: "LOG_LEVEL", Value: "info"}}, apiEnv...)},
+				{
+					Name:            "api",
+					Image:           "docker.io/tracebloc/jobs-manager:prod",
+					ImagePullPolicy: corev1.PullAlways,
+					Env:             append([]corev1.EnvVar{{Name: "LOG_LEVEL", Value: "info"}}, apiEnv...),
+				},
 				{Name: "pods-monitor", Image: "docker.io/tracebloc/pods-monitor:prod", ImagePullPolicy: corev1.PullAlways},
 			}},
 		}},
@@ -191,7 +222,13 @@ func statusKey(image string) string { return config.StatusAnnotationPrefix + ima
 // okStatus is the status of a change applied at clock; previous, if given, is the digest it
 // replaced (the rollback target).
 func okStatus(digest string, previous ...string) string {
-	s := Status{State: StateOK, Since: "2026-07-01T12:00:00Z", Digest: digest, Generation: 2, Applied: "2026-07-01T12:00:00Z"}
+	s := Status{
+		State:      StateOK,
+		Since:      "2026-07-01T12:00:00Z",
+		Digest:     digest,
+		Generation: 2,
+		Applied:    "2026-07-01T12:00:00Z",
+	}
 	if len(previous) > 0 {
 		s.Previous = previous[0]
 	}
@@ -299,9 +336,18 @@ func TestRunIngestorChangeSetsEnvAndNeverRestarts(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=update-env" {
 		t.Errorf("decisions: %s", got)
 	}
-	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q}},`+
-		`"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
-		statusKey("ingestor"), okStatus(f.digest["ingestor"], stale), ingestorKey, f.digest["ingestor"], ingestorEnv, f.digest["ingestor"])
+	want := fmt.Sprintf(
+		`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q}},`+
+			`"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
+		statusKey(
+			"ingestor",
+		),
+		okStatus(f.digest["ingestor"], stale),
+		ingestorKey,
+		f.digest["ingestor"],
+		ingestorEnv,
+		f.digest["ingestor"],
+	)
 	got := f.patches(t)
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("patches:\n%q\nwant:\n%s", got, want)
@@ -328,9 +374,17 @@ func TestRunJobsManagerChangeRestartsAndNeverSetsEnv(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=restart pods-monitor=unchanged ingestor=unchanged" {
 		t.Errorf("decisions: %s", got)
 	}
-	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q}},`+
-		`"spec":{"template":{"metadata":{"annotations":{%q:"2026-07-01T12:00:00Z"}}}}}`,
-		statusKey("jobs-manager"), okStatus(f.digest["jobs-manager"], stale), jobsManagerKey, f.digest["jobs-manager"], config.RestartedAtAnnotation)
+	want := fmt.Sprintf(
+		`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q}},`+
+			`"spec":{"template":{"metadata":{"annotations":{%q:"2026-07-01T12:00:00Z"}}}}}`,
+		statusKey(
+			"jobs-manager",
+		),
+		okStatus(f.digest["jobs-manager"], stale),
+		jobsManagerKey,
+		f.digest["jobs-manager"],
+		config.RestartedAtAnnotation,
+	)
 	got := f.patches(t)
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("patches:\n%q\nwant:\n%s", got, want)
@@ -339,7 +393,8 @@ func TestRunJobsManagerChangeRestartsAndNeverSetsEnv(t *testing.T) {
 		t.Error("the jobs-manager change touches env")
 	}
 	dep := f.deployment(t)
-	if dep.Spec.Template.Annotations[config.RestartedAtAnnotation] != "2026-07-01T12:00:00Z" || dep.Annotations[jobsManagerKey] != f.digest["jobs-manager"] {
+	if dep.Spec.Template.Annotations[config.RestartedAtAnnotation] != "2026-07-01T12:00:00Z" ||
+		dep.Annotations[jobsManagerKey] != f.digest["jobs-manager"] {
 		t.Errorf("after the patch: template annotations %v, annotations %v", dep.Spec.Template.Annotations, dep.Annotations)
 	}
 	if dep.Spec.Template.Labels["app"] != "jobs-manager" {
@@ -348,18 +403,36 @@ func TestRunJobsManagerChangeRestartsAndNeverSetsEnv(t *testing.T) {
 }
 
 func TestRunSeveralChangesOnOneDeploymentGoInOnePatch(t *testing.T) {
-	f := newFixture(t, deployment(map[string]string{jobsManagerKey: stale, podsMonitorKey: stale, ingestorKey: stale}, env(stale)))
+	f := newFixture(
+		t,
+		deployment(map[string]string{jobsManagerKey: stale, podsMonitorKey: stale, ingestorKey: stale}, env(stale)),
+	)
 	report := f.run(t, f.options())
 	if got := decisions(report); got != "jobs-manager=restart pods-monitor=restart ingestor=update-env" {
 		t.Errorf("decisions: %s", got)
 	}
-	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q,%q:%q,%q:%q,%q:%q,%q:%q}},`+
-		`"spec":{"template":{"metadata":{"annotations":{%q:"2026-07-01T12:00:00Z"}},`+
-		`"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
-		statusKey("ingestor"), okStatus(f.digest["ingestor"], stale), statusKey("jobs-manager"), okStatus(f.digest["jobs-manager"], stale),
-		statusKey("pods-monitor"), okStatus(f.digest["pods-monitor"], stale),
-		ingestorKey, f.digest["ingestor"], jobsManagerKey, f.digest["jobs-manager"], podsMonitorKey, f.digest["pods-monitor"],
-		config.RestartedAtAnnotation, ingestorEnv, f.digest["ingestor"])
+	want := fmt.Sprintf(
+		`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q,%q:%q,%q:%q,%q:%q,%q:%q}},`+
+			`"spec":{"template":{"metadata":{"annotations":{%q:"2026-07-01T12:00:00Z"}},`+
+			`"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
+		statusKey(
+			"ingestor",
+		),
+		okStatus(f.digest["ingestor"], stale),
+		statusKey("jobs-manager"),
+		okStatus(f.digest["jobs-manager"], stale),
+		statusKey("pods-monitor"),
+		okStatus(f.digest["pods-monitor"], stale),
+		ingestorKey,
+		f.digest["ingestor"],
+		jobsManagerKey,
+		f.digest["jobs-manager"],
+		podsMonitorKey,
+		f.digest["pods-monitor"],
+		config.RestartedAtAnnotation,
+		ingestorEnv,
+		f.digest["ingestor"],
+	)
 	if got := f.patches(t); len(got) != 1 || got[0] != want {
 		t.Fatalf("patches:\n%q\nwant one:\n%s", got, want)
 	}
@@ -374,8 +447,13 @@ func TestRunDriftRestoresEnvOnly(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=drift" {
 		t.Errorf("decisions: %s", got)
 	}
-	want := fmt.Sprintf(`{"metadata":{"resourceVersion":"1","annotations":{%q:%q}},"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
-		statusKey("ingestor"), okStatus(f.digest["ingestor"]), ingestorEnv, f.digest["ingestor"])
+	want := fmt.Sprintf(
+		`{"metadata":{"resourceVersion":"1","annotations":{%q:%q}},"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
+		statusKey("ingestor"),
+		okStatus(f.digest["ingestor"]),
+		ingestorEnv,
+		f.digest["ingestor"],
+	)
 	if got := f.patches(t); len(got) != 1 || got[0] != want {
 		t.Fatalf("patches:\n%q\nwant:\n%s", got, want)
 	}
@@ -403,14 +481,18 @@ func TestRunAdoptsTheEnvDigest(t *testing.T) {
 }
 
 func TestRunRegistryFailureChangesNothingForThatImage(t *testing.T) {
-	f := newFixture(t, deployment(map[string]string{jobsManagerKey: stale, podsMonitorKey: stale, ingestorKey: stale}, env(stale)))
+	f := newFixture(
+		t,
+		deployment(map[string]string{jobsManagerKey: stale, podsMonitorKey: stale, ingestorKey: stale}, env(stale)),
+	)
 	f.srv.SetManifestStatus("ghcr.io/tracebloc/ingestor", http.StatusTooManyRequests)
 
 	report := f.run(t, f.options())
 	if got := decisions(report); got != "jobs-manager=restart pods-monitor=restart ingestor=failed" {
 		t.Errorf("decisions: %s", got)
 	}
-	if !report.Failed() || !strings.Contains(report.Err().Error(), "image ingestor: resolving ghcr.io/tracebloc/ingestor:prod") {
+	if !report.Failed() ||
+		!strings.Contains(report.Err().Error(), "image ingestor: resolving ghcr.io/tracebloc/ingestor:prod") {
 		t.Errorf("report error: %v", report.Err())
 	}
 	got := f.patches(t)
@@ -436,7 +518,11 @@ func TestRunMissingContainerFailsOnlyThatImage(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=record pods-monitor=failed ingestor=fill" {
 		t.Errorf("decisions: %s", got)
 	}
-	if err := report.Images[1].Err; err == nil || !strings.Contains(err.Error(), `container "pods-monitor" not found (it has "api") in Deployment tracebloc/stg-jobs-manager`) {
+	if err := report.Images[1].Err; err == nil ||
+		!strings.Contains(
+			err.Error(),
+			`container "pods-monitor" not found (it has "api") in Deployment tracebloc/stg-jobs-manager`,
+		) {
 		t.Errorf("pods-monitor error: %v", err)
 	}
 	if got := f.patches(t); len(got) != 1 || strings.Contains(got[0], podsMonitorKey) {
@@ -446,13 +532,25 @@ func TestRunMissingContainerFailsOnlyThatImage(t *testing.T) {
 
 func TestRunRestartThatWouldNotPullTheTagFailsOnlyThatImage(t *testing.T) {
 	pinned := "docker.io/tracebloc/jobs-manager@" + stale
-	f := newFixture(t, deploymentWithImage(deployment(map[string]string{jobsManagerKey: stale, podsMonitorKey: stale, ingestorKey: stale}, env(stale)), "api", pinned, corev1.PullIfNotPresent))
+	f := newFixture(
+		t,
+		deploymentWithImage(
+			deployment(map[string]string{jobsManagerKey: stale, podsMonitorKey: stale, ingestorKey: stale}, env(stale)),
+			"api",
+			pinned,
+			corev1.PullIfNotPresent,
+		),
+	)
 
 	report := f.run(t, f.options())
 	if got := decisions(report); got != "jobs-manager=failed pods-monitor=restart ingestor=update-env" {
 		t.Errorf("decisions: %s", got)
 	}
-	if err := report.Err(); err == nil || !strings.Contains(err.Error(), `image jobs-manager: container "api" of Deployment tracebloc/stg-jobs-manager runs the digest-pinned image `+pinned) {
+	if err := report.Err(); err == nil ||
+		!strings.Contains(
+			err.Error(),
+			`image jobs-manager: container "api" of Deployment tracebloc/stg-jobs-manager runs the digest-pinned image `+pinned,
+		) {
 		t.Errorf("report error: %v", err)
 	}
 	if got := f.patches(t); len(got) != 1 || strings.Contains(got[0], jobsManagerKey) {
@@ -465,10 +563,14 @@ func TestRunRestartThatWouldNotPullTheTagFailsOnlyThatImage(t *testing.T) {
 
 func TestRunRefusesEnvFromValueFrom(t *testing.T) {
 	f := newFixture(t, deployment(nil, corev1.EnvVar{Name: ingestorEnv, ValueFrom: &corev1.EnvVarSource{
-		ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "digests"}, Key: "ingestor"},
+		ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "digests"},
+			Key:                  "ingestor",
+		},
 	}}))
 	report := f.run(t, f.options())
-	if err := report.Images[2].Err; report.Images[2].Decision != DecisionFailed || err == nil || !strings.Contains(err.Error(), "valueFrom") {
+	if err := report.Images[2].Err; report.Images[2].Decision != DecisionFailed || err == nil ||
+		!strings.Contains(err.Error(), "valueFrom") {
 		t.Errorf("ingestor: %s %v", report.Images[2].Decision, err)
 	}
 }
@@ -478,7 +580,9 @@ func TestRunMissingDeploymentFailsItsImages(t *testing.T) {
 	f.kube = fake.NewClientset()
 	report := f.run(t, f.options())
 	for _, img := range report.Images {
-		if img.Decision != DecisionFailed || img.Err == nil || !strings.Contains(img.Err.Error(), "reading Deployment tracebloc/stg-jobs-manager") || !apierrors.IsNotFound(img.Err) {
+		if img.Decision != DecisionFailed || img.Err == nil ||
+			!strings.Contains(img.Err.Error(), "reading Deployment tracebloc/stg-jobs-manager") ||
+			!apierrors.IsNotFound(img.Err) {
 			t.Errorf("%s: %s %v", img.Name, img.Decision, img.Err)
 		}
 	}
@@ -487,7 +591,11 @@ func TestRunMissingDeploymentFailsItsImages(t *testing.T) {
 func TestRunPatchFailureIsNotRetried(t *testing.T) {
 	f := newFixture(t, deployment(nil))
 	f.kube.PrependReactor("patch", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, deploymentName, fmt.Errorf("RBAC"))
+		return true, nil, apierrors.NewForbidden(
+			schema.GroupResource{Group: "apps", Resource: "deployments"},
+			deploymentName,
+			fmt.Errorf("RBAC"),
+		)
 	})
 	report := f.run(t, f.options())
 	for _, img := range report.Images {
@@ -528,7 +636,11 @@ func enforceResourceVersion(t *testing.T, kube *fake.Clientset, concurrently fun
 			return true, nil, apierrors.NewBadRequest(err.Error())
 		}
 		if patch.Metadata.ResourceVersion != dep.ResourceVersion {
-			return true, nil, apierrors.NewConflict(deploymentsGVR.GroupResource(), p.GetName(), fmt.Errorf("resourceVersion %s is stale", patch.Metadata.ResourceVersion))
+			return true, nil, apierrors.NewConflict(
+				deploymentsGVR.GroupResource(),
+				p.GetName(),
+				fmt.Errorf("resourceVersion %s is stale", patch.Metadata.ResourceVersion),
+			)
 		}
 		return false, nil, nil
 	})
@@ -551,7 +663,9 @@ func TestRunConflictReplansOnAFreshRead(t *testing.T) {
 		t.Errorf("decisions: %s", got)
 	}
 	got := f.patches(t)
-	if len(got) != 2 || !strings.Contains(got[0], `"resourceVersion":"1"`) || !strings.Contains(got[1], `"resourceVersion":"2"`) || strings.Contains(got[1], config.RestartedAtAnnotation) {
+	if len(got) != 2 || !strings.Contains(got[0], `"resourceVersion":"1"`) ||
+		!strings.Contains(got[1], `"resourceVersion":"2"`) ||
+		strings.Contains(got[1], config.RestartedAtAnnotation) {
 		t.Fatalf("patches:\n%s", strings.Join(got, "\n"))
 	}
 	gets := 0
@@ -673,7 +787,8 @@ func TestRunPinnedImagesAreNeverPolled(t *testing.T) {
 			t.Errorf("request for a pinned image: %s %s%s", r.Method, r.Host, r.Path)
 		}
 	}
-	if got := f.patches(t); len(got) != 1 || strings.Contains(got[0], jobsManagerKey) || strings.Contains(got[0], ingestorKey) {
+	if got := f.patches(t); len(got) != 1 || strings.Contains(got[0], jobsManagerKey) ||
+		strings.Contains(got[0], ingestorKey) {
 		t.Errorf("patches touch pinned images: %q", got)
 	}
 
@@ -697,7 +812,8 @@ func TestRunNamespace(t *testing.T) {
 	for i := range f.cfg.Spec.Images {
 		f.cfg.Spec.Images[i].Target.Namespace = ""
 	}
-	if _, err := Run(context.Background(), f.cfg, f.options()); err == nil || !strings.Contains(err.Error(), "has no namespace") {
+	if _, err := Run(context.Background(), f.cfg, f.options()); err == nil ||
+		!strings.Contains(err.Error(), "has no namespace") {
 		t.Errorf("no namespace anywhere: %v", err)
 	}
 	if len(f.srv.Requests()) != 0 || len(f.kube.Actions()) != 0 {
@@ -716,11 +832,13 @@ func TestRunRejectsInvalidConfigAndOptions(t *testing.T) {
 	f := newFixture(t, deployment(nil))
 	opts := f.options()
 	opts.Kube = nil
-	if _, err := Run(context.Background(), f.cfg, opts); err == nil || !strings.Contains(err.Error(), "Kubernetes client is required") {
+	if _, err := Run(context.Background(), f.cfg, opts); err == nil ||
+		!strings.Contains(err.Error(), "Kubernetes client is required") {
 		t.Errorf("no client: %v", err)
 	}
 	f.cfg.Spec.Images[0].Annotation = "not a key"
-	if _, err := Run(context.Background(), f.cfg, f.options()); err == nil || !strings.Contains(err.Error(), "spec.images[0] (jobs-manager).annotation") {
+	if _, err := Run(context.Background(), f.cfg, f.options()); err == nil ||
+		!strings.Contains(err.Error(), "spec.images[0] (jobs-manager).annotation") {
 		t.Errorf("invalid config: %v", err)
 	}
 	if len(f.srv.Requests()) != 0 || len(f.kube.Actions()) != 0 {
@@ -744,8 +862,14 @@ func TestRunConcurrentTickDoesNotWaitForItsTwin(t *testing.T) {
 		dep.ResourceVersion = "2"
 		dep.Generation++
 		dep.Annotations[jobsManagerKey] = f.digest["jobs-manager"]
-		dep.Annotations[statusKey("jobs-manager")] = Status{State: StateOK, Since: clock.Format(time.RFC3339), Digest: f.digest["jobs-manager"],
-			Generation: dep.Generation, Applied: clock.Format(time.RFC3339), Previous: stale}.encode()
+		dep.Annotations[statusKey("jobs-manager")] = Status{
+			State:      StateOK,
+			Since:      clock.Format(time.RFC3339),
+			Digest:     f.digest["jobs-manager"],
+			Generation: dep.Generation,
+			Applied:    clock.Format(time.RFC3339),
+			Previous:   stale,
+		}.encode()
 		dep.Spec.Template.Annotations = map[string]string{config.RestartedAtAnnotation: clock.Format(time.RFC3339)}
 	})
 	report := f.run(t, f.options())
@@ -772,8 +896,14 @@ func TestRunTwinTickThatReadsAfterTheTwinsWrite(t *testing.T) {
 	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
 		annotations, ingestor := f.current()
 		// What the twin wrote at 12:00:30 — the digest, the restart and its status — its rollout in flight.
-		annotations[statusKey("jobs-manager")] = Status{State: StateOK, Since: at.Format(time.RFC3339), Digest: f.digest["jobs-manager"],
-			Generation: 2, Applied: at.Format(time.RFC3339), Previous: stale}.encode()
+		annotations[statusKey("jobs-manager")] = Status{
+			State:      StateOK,
+			Since:      at.Format(time.RFC3339),
+			Digest:     f.digest["jobs-manager"],
+			Generation: 2,
+			Applied:    at.Format(time.RFC3339),
+			Previous:   stale,
+		}.encode()
 		dep := deployment(annotations, ingestor)
 		dep.Spec.Template.Annotations = map[string]string{config.RestartedAtAnnotation: at.Format(time.RFC3339)}
 		return pending(dep)

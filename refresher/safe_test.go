@@ -73,7 +73,9 @@ func TestSoakOutcome(t *testing.T) {
 			if !soaking {
 				return
 			}
-			if o.Decision != DecisionSoaking || o.intended != tc.change || o.status == nil || o.Env != "" || o.Annotation != "" || o.Restart {
+			if o.Decision != DecisionSoaking || o.intended != tc.change || o.status == nil || o.Env != "" ||
+				o.Annotation != "" ||
+				o.Restart {
 				t.Fatalf("outcome %+v", o)
 			}
 			if o.status.State != StateSoaking || o.status.Pending != tc.wantPending || o.status.PendingSince != tc.wantSince {
@@ -115,7 +117,8 @@ func TestRunSoakRefreshesTheLastDigestOnce(t *testing.T) {
 		return report
 	}
 	tick(0, DecisionSoaking, true) // first sighting: the status records it
-	if s := f.status(t, "ingestor"); s.State != StateSoaking || s.Pending != first || s.PendingSince != "2026-07-01T12:00:00Z" {
+	if s := f.status(t, "ingestor"); s.State != StateSoaking || s.Pending != first ||
+		s.PendingSince != "2026-07-01T12:00:00Z" {
 		t.Fatalf("status %+v", s)
 	}
 	if n := len(f.events(t)[ReasonSoaking]); n != 1 {
@@ -149,7 +152,12 @@ func TestRunSoakRefreshesTheLastDigestOnce(t *testing.T) {
 func TestRunSoakEndsWhenTheTagMovesBack(t *testing.T) {
 	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
 		annotations, ingestor := f.current()
-		annotations[statusKey("jobs-manager")] = Status{State: StateSoaking, Since: "2026-07-01T11:00:00Z", Pending: stale, PendingSince: "2026-07-01T11:00:00Z"}.encode()
+		annotations[statusKey("jobs-manager")] = Status{
+			State:        StateSoaking,
+			Since:        "2026-07-01T11:00:00Z",
+			Pending:      stale,
+			PendingSince: "2026-07-01T11:00:00Z",
+		}.encode()
 		return deployment(annotations, ingestor)
 	})
 	f.image("jobs-manager").Soak = config.Duration(time.Hour)
@@ -157,7 +165,8 @@ func TestRunSoakEndsWhenTheTagMovesBack(t *testing.T) {
 	if got := decisions(report); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=unchanged" {
 		t.Errorf("decisions %s", got)
 	}
-	if s := f.status(t, "jobs-manager"); len(patches) != 1 || s.State != StateOK || s.Pending != "" || s.PendingSince != "" {
+	if s := f.status(t, "jobs-manager"); len(patches) != 1 || s.State != StateOK || s.Pending != "" ||
+		s.PendingSince != "" {
 		t.Errorf("patches %q, status %+v", patches, s)
 	}
 }
@@ -196,13 +205,15 @@ func TestRunPlatformGate(t *testing.T) {
 	f.srv.ResetRequests()
 	report, patches := f.safeTick(t, clock)
 	ing := report.Images[2]
-	if ing.Decision != DecisionFailed || ing.Reason != "platform-missing" || ing.Intended != DecisionUpdateEnv || !strings.Contains(ing.Err.Error(), "lacks platform linux/arm64") {
+	if ing.Decision != DecisionFailed || ing.Reason != "platform-missing" || ing.Intended != DecisionUpdateEnv ||
+		!strings.Contains(ing.Err.Error(), "lacks platform linux/arm64") {
 		t.Fatalf("half-pushed index: %s (%s, intended %s): %v", ing.Decision, ing.Reason, ing.Intended, ing.Err)
 	}
 	if gets() != 1 {
 		t.Errorf("%d GETs, want the index's one", gets())
 	}
-	if len(patches) != 1 || strings.Contains(patches[0], ingestorEnv) || strings.Contains(patches[0], half) && !strings.Contains(patches[0], "platform-missing") {
+	if len(patches) != 1 || strings.Contains(patches[0], ingestorEnv) ||
+		strings.Contains(patches[0], half) && !strings.Contains(patches[0], "platform-missing") {
 		t.Errorf("patches %q: want the failed status only", patches)
 	}
 	if dep := f.deployment(t); apiEnv(dep)[ingestorEnv] == half || dep.Annotations[ingestorKey] == half {
@@ -218,8 +229,15 @@ func TestRunPlatformGate(t *testing.T) {
 	}
 	f.srv.ResetRequests()
 	report, _ = f.safeTick(t, clock)
-	if got := report.Images[2].Decision; got != DecisionUpdateEnv || apiEnv(f.deployment(t))[ingestorEnv] != full || gets() != 1 {
-		t.Errorf("full index: %s (%v), env %s, %d GETs", got, report.Images[2].Err, apiEnv(f.deployment(t))[ingestorEnv], gets())
+	if got := report.Images[2].Decision; got != DecisionUpdateEnv || apiEnv(f.deployment(t))[ingestorEnv] != full ||
+		gets() != 1 {
+		t.Errorf(
+			"full index: %s (%v), env %s, %d GETs",
+			got,
+			report.Images[2].Err,
+			apiEnv(f.deployment(t))[ingestorEnv],
+			gets(),
+		)
 	}
 
 	// A single-platform restart image: manifest and config, two GETs; refused for the
@@ -231,7 +249,12 @@ func TestRunPlatformGate(t *testing.T) {
 	report, patches = f.safeTick(t, clock)
 	jm := report.Images[0]
 	if jm.Decision != DecisionFailed || jm.Reason != "platform-missing" || gets() != 2 {
-		t.Errorf("single-platform image: %s (%s), %d GETs, want failed platform-missing after 2 GETs", jm.Decision, jm.Reason, gets())
+		t.Errorf(
+			"single-platform image: %s (%s), %d GETs, want failed platform-missing after 2 GETs",
+			jm.Decision,
+			jm.Reason,
+			gets(),
+		)
 	}
 	for _, p := range patches {
 		if strings.Contains(p, config.RestartedAtAnnotation) {
@@ -249,7 +272,14 @@ func stuck(t *testing.T, f *fixture, generation int64, exceeded bool) {
 		return
 	}
 	dep := f.deployment(t)
-	dep.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "x" has timed out progressing.`}}
+	dep.Status.Conditions = []appsv1.DeploymentCondition{
+		{
+			Type:    appsv1.DeploymentProgressing,
+			Status:  corev1.ConditionFalse,
+			Reason:  "ProgressDeadlineExceeded",
+			Message: `ReplicaSet "x" has timed out progressing.`,
+		},
+	}
 	if err := f.kube.Tracker().Update(deploymentsGVR, dep, namespace); err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +332,12 @@ func TestRunQuarantineRollsSetEnvBack(t *testing.T) {
 			}
 			dep := f.deployment(t)
 			if apiEnv(dep)[ingestorEnv] != previous || dep.Annotations[ingestorKey] != previous {
-				t.Errorf("after the rollback env %s, annotation %s; want both %s", apiEnv(dep)[ingestorEnv], dep.Annotations[ingestorKey], previous)
+				t.Errorf(
+					"after the rollback env %s, annotation %s; want both %s",
+					apiEnv(dep)[ingestorEnv],
+					dep.Annotations[ingestorKey],
+					previous,
+				)
 			}
 			if s := f.status(t, "ingestor"); s.State != StateQuarantined || s.Quarantined != bad || s.Digest != previous {
 				t.Errorf("status %+v", s)
@@ -328,7 +363,8 @@ func TestRunQuarantineRollsSetEnvBack(t *testing.T) {
 				t.Fatal(err)
 			}
 			report, _ = f.safeTick(t, at(50))
-			if jm, ing := report.Images[0].Decision, report.Images[2].Decision; jm != DecisionRestart || ing != DecisionQuarantined {
+			if jm, ing := report.Images[0].Decision, report.Images[2].Decision; jm != DecisionRestart ||
+				ing != DecisionQuarantined {
 				t.Fatalf("a restart beside the quarantine: jobs-manager %s, ingestor %s", jm, ing)
 			}
 			if s := f.status(t, "ingestor"); s.Generation != f.deployment(t).Generation {
@@ -387,7 +423,8 @@ func TestRunQuarantineHoldsRolloutRestart(t *testing.T) {
 		t.Errorf("quarantine patches %q: want the status only", patches)
 	}
 	q := f.events(t)[ReasonQuarantined]
-	if len(q) != 1 || q[0].Type != corev1.EventTypeWarning || !strings.Contains(q[0].Note, "needs a human") || !strings.Contains(q[0].Note, bad) {
+	if len(q) != 1 || q[0].Type != corev1.EventTypeWarning || !strings.Contains(q[0].Note, "needs a human") ||
+		!strings.Contains(q[0].Note, bad) {
 		t.Fatalf("Quarantined events %+v", q)
 	}
 	if s := f.status(t, "jobs-manager"); s.State != StateQuarantined || s.Quarantined != bad {
@@ -414,12 +451,20 @@ func TestRunQuarantineHoldsRolloutRestart(t *testing.T) {
 func TestFailedRollout(t *testing.T) {
 	bad := digestOf('b')
 	at := func(m int) time.Time { return clock.Add(time.Duration(m) * time.Minute) }
-	inFlight := Status{State: StateOK, Since: clock.Format(time.RFC3339), Applied: clock.Format(time.RFC3339), Digest: bad, Generation: 2}
+	inFlight := Status{
+		State:      StateOK,
+		Since:      clock.Format(time.RFC3339),
+		Applied:    clock.Format(time.RFC3339),
+		Digest:     bad,
+		Generation: 2,
+	}
 	with := func(mod func(*Status)) Status { s := inFlight; mod(&s); return s }
 	dep := func(generation int64, exceeded bool) *appsv1.Deployment {
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Generation: generation}}
 		if exceeded {
-			d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Reason: "ProgressDeadlineExceeded"}}
+			d.Status.Conditions = []appsv1.DeploymentCondition{
+				{Type: appsv1.DeploymentProgressing, Reason: "ProgressDeadlineExceeded"},
+			}
 		}
 		return d
 	}
@@ -465,7 +510,17 @@ func TestQuarantineOutcomeDefaultTimeout(t *testing.T) {
 		want    bool
 	}{{1, false}, {14, false}, {15, true}} {
 		rep := &ImageReport{Previous: bad, Digest: bad}
-		_, got := quarantineOutcome(dep, img, rep.Digest, Live{Annotation: bad}, Change{Decision: DecisionUnchanged}, prev, "its rollout is not complete", "", tickSettings{now: clock.Add(time.Duration(tc.minutes) * time.Minute)})
+		_, got := quarantineOutcome(
+			dep,
+			img,
+			rep.Digest,
+			Live{Annotation: bad},
+			Change{Decision: DecisionUnchanged},
+			prev,
+			"its rollout is not complete",
+			"",
+			tickSettings{now: clock.Add(time.Duration(tc.minutes) * time.Minute)},
+		)
 		if got != tc.want {
 			t.Errorf("after %d minutes: quarantined %v, want %v", tc.minutes, got, tc.want)
 		}
@@ -479,14 +534,27 @@ func TestCompletedRolloutIsNotBlamedForLaterUnreadiness(t *testing.T) {
 	f, at := ingestorUpdated(t)
 	// The rollout completes; three days later its pod is unready, the condition stays.
 	dep := f.deployment(t)
-	dep.Status = appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 0, AvailableReplicas: 0,
-		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable"}}}
+	dep.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: dep.Generation,
+		Replicas:           1,
+		UpdatedReplicas:    1,
+		ReadyReplicas:      0,
+		AvailableReplicas:  0,
+		Conditions: []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable"},
+		},
+	}
 	if err := f.kube.Tracker().Update(deploymentsGVR, dep, namespace); err != nil {
 		t.Fatal(err)
 	}
 	report, patches := f.safeTick(t, at(3*24*60))
 	if got := report.Images[2].Decision; got != DecisionUnchanged || len(patches) != 0 {
-		t.Fatalf("later unreadiness: ingestor %s (%s), patches %q; want unchanged and nothing written", got, report.Images[2].Reason, patches)
+		t.Fatalf(
+			"later unreadiness: ingestor %s (%s), patches %q; want unchanged and nothing written",
+			got,
+			report.Images[2].Reason,
+			patches,
+		)
 	}
 	if env := apiEnv(f.deployment(t))[ingestorEnv]; env != f.digest["ingestor"] {
 		t.Errorf("env %s, want the applied %s kept", env, f.digest["ingestor"])
@@ -496,12 +564,40 @@ func TestCompletedRolloutIsNotBlamedForLaterUnreadiness(t *testing.T) {
 // A status follows its rollout across the refresher's own annotation-only writes, never onto a
 // rollout another image's change starts in the same patch.
 func TestStatusGenerationFollowsOnlyItsOwnRollout(t *testing.T) {
-	jm := config.Image{Name: "jobs-manager", Repository: "docker.io/tracebloc/jobs-manager", Tag: "prod", Action: config.ActionRolloutRestart,
-		Target: config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"}, Annotation: jobsManagerKey}
-	pm := config.Image{Name: "pods-monitor", Repository: "docker.io/tracebloc/pods-monitor", Tag: "prod", Action: config.ActionRolloutRestart,
-		Target: config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "pods-monitor"}, Annotation: podsMonitorKey}
+	jm := config.Image{
+		Name:       "jobs-manager",
+		Repository: "docker.io/tracebloc/jobs-manager",
+		Tag:        "prod",
+		Action:     config.ActionRolloutRestart,
+		Target: config.Target{
+			Kind:      config.KindDeployment,
+			Name:      deploymentName,
+			Namespace: namespace,
+			Container: "api",
+		},
+		Annotation: jobsManagerKey,
+	}
+	pm := config.Image{
+		Name:       "pods-monitor",
+		Repository: "docker.io/tracebloc/pods-monitor",
+		Tag:        "prod",
+		Action:     config.ActionRolloutRestart,
+		Target: config.Target{
+			Kind:      config.KindDeployment,
+			Name:      deploymentName,
+			Namespace: namespace,
+			Container: "pods-monitor",
+		},
+		Annotation: podsMonitorKey,
+	}
 	inFlight := func(digest string) string {
-		return Status{State: StateOK, Since: "2026-07-01T12:00:00Z", Digest: digest, Generation: 5, Applied: "2026-07-01T12:00:00Z"}.encode()
+		return Status{
+			State:      StateOK,
+			Since:      "2026-07-01T12:00:00Z",
+			Digest:     digest,
+			Generation: 5,
+			Applied:    "2026-07-01T12:00:00Z",
+		}.encode()
 	}
 	for _, tc := range []struct {
 		name string
@@ -515,15 +611,38 @@ func TestStatusGenerationFollowsOnlyItsOwnRollout(t *testing.T) {
 			jmStatus: Status{State: StateQuarantined, Since: "2026-07-01T12:00:00Z", Digest: digestOf('a'), Generation: 5, Quarantined: digestOf('a')}.encode(), wantGeneration: 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dep := deployment(map[string]string{jobsManagerKey: digestOf('a'), podsMonitorKey: digestOf('b'), statusKey("jobs-manager"): tc.jmStatus, statusKey("pods-monitor"): inFlight(digestOf('b'))})
-			dep.Generation, dep.Status = 5, appsv1.DeploymentStatus{ObservedGeneration: 5, Replicas: 2, UpdatedReplicas: 1, ReadyReplicas: 1}
+			dep := deployment(
+				map[string]string{
+					jobsManagerKey:            digestOf('a'),
+					podsMonitorKey:            digestOf('b'),
+					statusKey("jobs-manager"): tc.jmStatus,
+					statusKey("pods-monitor"): inFlight(digestOf('b')),
+				},
+			)
+			dep.Generation, dep.Status = 5, appsv1.DeploymentStatus{
+				ObservedGeneration: 5,
+				Replicas:           2,
+				UpdatedReplicas:    1,
+				ReadyReplicas:      1,
+			}
 			jmRep, pmRep := &ImageReport{Digest: tc.jmDigest}, &ImageReport{Digest: digestOf('b')}
-			patch, err := planTarget(dep, []targetImage{{report: jmRep, image: jm}, {report: pmRep, image: pm}}, tickSettings{now: clock.Add(time.Minute), waitTimeout: config.DefaultWaitTimeout, rolloutTimeout: time.Hour})
+			patch, err := planTarget(
+				dep,
+				[]targetImage{{report: jmRep, image: jm}, {report: pmRep, image: pm}},
+				tickSettings{now: clock.Add(time.Minute), waitTimeout: config.DefaultWaitTimeout, rolloutTimeout: time.Hour},
+			)
 			if err != nil || patch == nil {
 				t.Fatalf("patch %s, error %v", patch, err)
 			}
 			if got := pmRep.Status.Generation; got != tc.wantGeneration || pmRep.Decision != DecisionWaiting {
-				t.Errorf("pods-monitor %s, status generation %d, want waiting at %d (jobs-manager %s); patch %s", pmRep.Decision, got, tc.wantGeneration, jmRep.Decision, patch)
+				t.Errorf(
+					"pods-monitor %s, status generation %d, want waiting at %d (jobs-manager %s); patch %s",
+					pmRep.Decision,
+					got,
+					tc.wantGeneration,
+					jmRep.Decision,
+					patch,
+				)
 			}
 		})
 	}
@@ -556,7 +675,8 @@ func TestForeignWriteEndsTheTracking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if report, _ := f.safeTick(t, at(45)); report.Images[2].Decision != DecisionWaiting || apiEnv(f.deployment(t))[ingestorEnv] == next {
+	if report, _ := f.safeTick(t, at(45)); report.Images[2].Decision != DecisionWaiting ||
+		apiEnv(f.deployment(t))[ingestorEnv] == next {
 		t.Errorf("a new digest while a rollout is pending: %s, want waiting", report.Images[2].Decision)
 	}
 }
@@ -595,12 +715,18 @@ func TestRunRollbackTargetMustBeServed(t *testing.T) {
 	stuck(t, f, 2, true)
 	report, patches := f.safeTick(t, clock.Add(5*time.Minute))
 	ing := report.Images[2]
-	if ing.Decision != DecisionQuarantined || !strings.Contains(ing.Reason, "not rolled back to "+stale+": the registry does not serve it") {
+	if ing.Decision != DecisionQuarantined ||
+		!strings.Contains(ing.Reason, "not rolled back to "+stale+": the registry does not serve it") {
 		t.Fatalf("detecting tick: %s, reason %q", ing.Decision, ing.Reason)
 	}
 	dep := f.deployment(t)
 	if apiEnv(dep)[ingestorEnv] != bad || dep.Annotations[ingestorKey] != bad {
-		t.Errorf("env %s, annotation %s after refusing the rollback; want both left at %s", apiEnv(dep)[ingestorEnv], dep.Annotations[ingestorKey], bad)
+		t.Errorf(
+			"env %s, annotation %s after refusing the rollback; want both left at %s",
+			apiEnv(dep)[ingestorEnv],
+			dep.Annotations[ingestorKey],
+			bad,
+		)
 	}
 	for _, p := range patches {
 		if strings.Contains(p, ingestorEnv) {

@@ -46,10 +46,17 @@ func TestRunSetImage(t *testing.T) {
 	}
 	patches := tick(15, DecisionDrift)
 	want := jobsManagerRepo + "@" + f.digest["jobs-manager"]
-	if got := api().Image; got != want || len(patches) != 1 || strings.Contains(patches[0], `"env"`) || strings.Contains(patches[0], "restartedAt") {
-		t.Fatalf("drift healed to %s with patches %q; want the image %s in one patch without env or restartedAt", got, patches, want)
+	if got := api().Image; got != want || len(patches) != 1 || strings.Contains(patches[0], `"env"`) ||
+		strings.Contains(patches[0], "restartedAt") {
+		t.Fatalf(
+			"drift healed to %s with patches %q; want the image %s in one patch without env or restartedAt",
+			got,
+			patches,
+			want,
+		)
 	}
-	if e := apiEnv(f.deployment(t)); e["LOG_LEVEL"] != "info" || e[ingestorEnv] != f.digest["ingestor"] || api().ImagePullPolicy != corev1.PullIfNotPresent {
+	if e := apiEnv(f.deployment(t)); e["LOG_LEVEL"] != "info" || e[ingestorEnv] != f.digest["ingestor"] ||
+		api().ImagePullPolicy != corev1.PullIfNotPresent {
 		t.Errorf("the env %v or the pull policy %s changed", e, api().ImagePullPolicy)
 	}
 	setRollout(t, f, f.deployment(t).Generation, 1, 1, 1)
@@ -110,15 +117,22 @@ func TestRunSetImageRollsBack(t *testing.T) {
 	}
 	stuck(t, f, f.deployment(t).Generation, true)
 	report, patches := f.safeTick(t, clock.Add(5*time.Minute))
-	if got := report.Images[0]; got.Decision != DecisionRolledBack || !strings.Contains(got.Reason, "image of container api set back to "+previous) {
+	if got := report.Images[0]; got.Decision != DecisionRolledBack ||
+		!strings.Contains(got.Reason, "image of container api set back to "+previous) {
 		t.Fatalf("detecting tick: %s (%s)", got.Decision, got.Reason)
 	}
 	if len(patches) != 1 || !strings.Contains(patches[0], jobsManagerRepo+"@"+previous) {
 		t.Errorf("rollback patches %q", patches)
 	}
 	dep := f.deployment(t)
-	if got := containerNamed(dep, "api").Image; got != jobsManagerRepo+"@"+previous || dep.Annotations[jobsManagerKey] != previous {
-		t.Errorf("after the rollback image %s, annotation %s; want both at %s", got, dep.Annotations[jobsManagerKey], previous)
+	if got := containerNamed(dep, "api").Image; got != jobsManagerRepo+"@"+previous ||
+		dep.Annotations[jobsManagerKey] != previous {
+		t.Errorf(
+			"after the rollback image %s, annotation %s; want both at %s",
+			got,
+			dep.Annotations[jobsManagerKey],
+			previous,
+		)
 	}
 	if s := f.status(t, "jobs-manager"); s.State != StateQuarantined || s.Quarantined != bad {
 		t.Errorf("status %+v", s)
@@ -150,10 +164,12 @@ func TestRunSetImageSignatureGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	report, patches := tick(clock)
-	if jm := report.Images[0]; jm.Decision != DecisionFailed || jm.Reason != signature.ReasonMissing || jm.Intended != DecisionUpdateImage {
+	if jm := report.Images[0]; jm.Decision != DecisionFailed || jm.Reason != signature.ReasonMissing ||
+		jm.Intended != DecisionUpdateImage {
 		t.Fatalf("unsigned push: %s (%s, intended %s)", jm.Decision, jm.Reason, jm.Intended)
 	}
-	if len(patches) != 1 || strings.Contains(patches[0], `"spec"`) || strings.Contains(patches[0], `"`+jobsManagerKey+`"`) {
+	if len(patches) != 1 || strings.Contains(patches[0], `"spec"`) ||
+		strings.Contains(patches[0], `"`+jobsManagerKey+`"`) {
 		t.Errorf("patches %q: want the failed status only", patches)
 	}
 	f.sign(t, trusted, jobsManagerRepo, unsigned)

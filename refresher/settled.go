@@ -31,14 +31,25 @@ func RolloutPending(dep *appsv1.Deployment) string {
 		return fmt.Sprintf("its rollout exceeded its progress deadline (%s)", message)
 	}
 	if st.ObservedGeneration < dep.Generation {
-		return fmt.Sprintf("the %s controller has not observed generation %d yet (observed %d)", contract.ViewKind(dep), dep.Generation, st.ObservedGeneration)
+		return fmt.Sprintf(
+			"the %s controller has not observed generation %d yet (observed %d)",
+			contract.ViewKind(dep),
+			dep.Generation,
+			st.ObservedGeneration,
+		)
 	}
 	want := int32(1)
 	if dep.Spec.Replicas != nil {
 		want = *dep.Spec.Replicas
 	}
 	if st.UpdatedReplicas != want || st.ReadyReplicas != want || st.Replicas != want {
-		return fmt.Sprintf("its rollout is not complete (%d desired replicas: %d updated, %d ready, %d in total)", want, st.UpdatedReplicas, st.ReadyReplicas, st.Replicas)
+		return fmt.Sprintf(
+			"its rollout is not complete (%d desired replicas: %d updated, %d ready, %d in total)",
+			want,
+			st.UpdatedReplicas,
+			st.ReadyReplicas,
+			st.Replicas,
+		)
 	}
 	return ""
 }

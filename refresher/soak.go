@@ -41,7 +41,14 @@ func soakOutcome(img config.Image, digest string, change Change, prev Status, no
 	}
 	next := statusAfter(prev, StateSoaking, "", now)
 	next.Pending, next.PendingSince = digest, first.Format(time.RFC3339)
-	reason := fmt.Sprintf("%s first seen at %s, soaking %s: %s applies at %s if the tag does not move", digest, next.PendingSince, soak, change.Decision, ready.Format(time.RFC3339))
+	reason := fmt.Sprintf(
+		"%s first seen at %s, soaking %s: %s applies at %s if the tag does not move",
+		digest,
+		next.PendingSince,
+		soak,
+		change.Decision,
+		ready.Format(time.RFC3339),
+	)
 	return imageOutcome{
 		Change:   Change{Decision: DecisionSoaking},
 		intended: change.Decision,

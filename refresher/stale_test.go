@@ -31,7 +31,11 @@ func TestDecideRun(t *testing.T) {
 	type edit func(*batchv1.CronJob)
 	cronJob := func(edits ...edit) *batchv1.CronJob {
 		cj := &batchv1.CronJob{
-			ObjectMeta: metav1.ObjectMeta{Name: "stg-image-refresh", Namespace: "tracebloc", CreationTimestamp: *at("2026-06-01T00:00:00Z")},
+			ObjectMeta: metav1.ObjectMeta{
+				Name:              "stg-image-refresh",
+				Namespace:         "tracebloc",
+				CreationTimestamp: *at("2026-06-01T00:00:00Z"),
+			},
 			Spec: batchv1.CronJobSpec{Schedule: config.DefaultSchedule, StartingDeadlineSeconds: i64(300),
 				JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{ActiveDeadlineSeconds: i64(600)}}},
 		}
@@ -109,7 +113,9 @@ func TestDecideRun(t *testing.T) {
 			if sched == "" {
 				sched = config.DefaultSchedule
 			}
-			v := decideRun(runCheck{Name: "tracebloc/stg-image-refresh", CronJob: tc.cj, Err: tc.err, Schedule: sched, Job: tc.job, Now: now})
+			v := decideRun(
+				runCheck{Name: "tracebloc/stg-image-refresh", CronJob: tc.cj, Err: tc.err, Schedule: sched, Job: tc.job, Now: now},
+			)
 			lastTick := ""
 			if !v.LastTick.IsZero() {
 				lastTick = v.LastTick.Format(time.RFC3339)
@@ -133,7 +139,10 @@ func TestDecideRunTimeZone(t *testing.T) {
 	now := time.Date(2026, time.July, 4, 12, 30, 0, 0, time.UTC)
 	run := func(success, tz string) bool {
 		s, _ := time.Parse(time.RFC3339, success)
-		cj := &batchv1.CronJob{Spec: batchv1.CronJobSpec{Schedule: "0 9 * * *"}, Status: batchv1.CronJobStatus{LastSuccessfulTime: &metav1.Time{Time: s}}}
+		cj := &batchv1.CronJob{
+			Spec:   batchv1.CronJobSpec{Schedule: "0 9 * * *"},
+			Status: batchv1.CronJobStatus{LastSuccessfulTime: &metav1.Time{Time: s}},
+		}
 		if tz != "" {
 			cj.Spec.TimeZone = &tz
 		}

@@ -117,7 +117,9 @@ func readStatus(value string, now time.Time) (s Status, corrections []string) {
 		return Status{}, nil
 	}
 	if len(value) > contract.StatusMaxBytes {
-		return Status{}, []string{fmt.Sprintf("a status of %d bytes (more than %d) is ignored", len(value), contract.StatusMaxBytes)}
+		return Status{}, []string{
+			fmt.Sprintf("a status of %d bytes (more than %d) is ignored", len(value), contract.StatusMaxBytes),
+		}
 	}
 	if err := json.Unmarshal([]byte(value), &s); err != nil {
 		return Status{}, []string{"an unreadable status is ignored: " + err.Error()}
@@ -144,7 +146,10 @@ func readStatus(value string, now time.Time) (s Status, corrections []string) {
 			corrections = append(corrections, fmt.Sprintf("%s %q is not an RFC 3339 time: dropped", name, truncate(*ts, 80)))
 			*ts = ""
 		case t.After(limit):
-			corrections = append(corrections, fmt.Sprintf("%s %s is later than now (%s): clamped to now", name, *ts, now.UTC().Format(time.RFC3339)))
+			corrections = append(
+				corrections,
+				fmt.Sprintf("%s %s is later than now (%s): clamped to now", name, *ts, now.UTC().Format(time.RFC3339)),
+			)
 			*ts = now.UTC().Format(time.RFC3339)
 		}
 	}

@@ -81,7 +81,12 @@ func TestRunForgedPendingSinceSoaksFromNow(t *testing.T) {
 	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
 		annotations, _ := f.current()
 		annotations[ingestorKey] = stale
-		annotations[statusKey("ingestor")] = Status{State: StateSoaking, Since: "2026-07-01T11:00:00Z", Pending: f.digest["ingestor"], PendingSince: "2036-01-01T00:00:00Z"}.encode()
+		annotations[statusKey("ingestor")] = Status{
+			State:        StateSoaking,
+			Since:        "2026-07-01T11:00:00Z",
+			Pending:      f.digest["ingestor"],
+			PendingSince: "2036-01-01T00:00:00Z",
+		}.encode()
 		return deployment(annotations, env(stale))
 	})
 	f.image("ingestor").Soak = config.Duration(time.Hour)
@@ -145,9 +150,24 @@ func TestRunForgedQuarantineHoldsNothing(t *testing.T) {
 // decodes, and its error is one printable line.
 func TestStatusEncodeIsBounded(t *testing.T) {
 	d := digestOf('a')
-	full := Status{State: StateFailed, Since: "2026-07-01T12:00:00Z", Digest: d, Generation: 1 << 62, WaitingSince: "2026-07-01T12:00:00Z",
-		Applied: "2026-07-01T12:00:00Z", Previous: d, Quarantined: d, Pending: d, PendingSince: "2026-07-01T12:00:00Z",
-		Refused: Refusal{Digest: d, Reason: "signature-invalid", Keys: strings.Repeat("f", 64), At: "2026-07-01T12:00:00Z"}}
+	full := Status{
+		State:        StateFailed,
+		Since:        "2026-07-01T12:00:00Z",
+		Digest:       d,
+		Generation:   1 << 62,
+		WaitingSince: "2026-07-01T12:00:00Z",
+		Applied:      "2026-07-01T12:00:00Z",
+		Previous:     d,
+		Quarantined:  d,
+		Pending:      d,
+		PendingSince: "2026-07-01T12:00:00Z",
+		Refused: Refusal{
+			Digest: d,
+			Reason: "signature-invalid",
+			Keys:   strings.Repeat("f", 64),
+			At:     "2026-07-01T12:00:00Z",
+		},
+	}
 	// full must set every field but the error (which each case sets), or the bound is not
 	// tested against the largest status.
 	assertEveryField(t, reflect.ValueOf(full), "Status", "Error")

@@ -17,8 +17,8 @@ import (
 
 	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/internal/contract"
-	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/internal/signature"
+	"github.com/tracebloc/image-refresh/refresher/registry"
 )
 
 // ViewState is an image's state in the status view.
@@ -119,7 +119,13 @@ func View(ctx context.Context, cfg *config.RefreshConfig, opts ViewOptions) ([]S
 	}
 	rows := make([]StatusRow, len(cfg.Spec.Images))
 	for i, rep := range report.Images {
-		rows[i] = StatusRow{Image: rep.Name, Reference: rep.Reference, Target: rep.Target, Container: rep.Container, Action: rep.Action}
+		rows[i] = StatusRow{
+			Image:     rep.Name,
+			Reference: rep.Reference,
+			Target:    rep.Target,
+			Container: rep.Container,
+			Action:    rep.Action,
+		}
 		if rep.Decision == DecisionPinned {
 			rows[i].State, rows[i].Detail = ViewPinned, "pinned to "+rep.Digest+", never polled"
 		} else if rep.Err != nil {

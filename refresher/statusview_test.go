@@ -58,11 +58,17 @@ func TestRunning(t *testing.T) {
 	restart := config.Image{Action: config.ActionRolloutRestart, Target: config.Target{Container: "api"}}
 	setEnv := config.Image{Action: config.ActionSetEnv, Env: "D", Target: config.Target{Container: "api"}}
 	dep := func(env string) *appsv1.Deployment {
-		return &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
-			{Name: "api", Env: []corev1.EnvVar{{Name: "D", Value: env}}},
-		}}}}}
+		return &appsv1.Deployment{
+			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+				{Name: "api", Env: []corev1.EnvVar{{Name: "D", Value: env}}},
+			}}}},
+		}
 	}
-	setImage := config.Image{Action: config.ActionSetImage, Repository: "docker.io/x/api", Target: config.Target{Container: "api"}}
+	setImage := config.Image{
+		Action:     config.ActionSetImage,
+		Repository: "docker.io/x/api",
+		Target:     config.Target{Container: "api"},
+	}
 	pinnedDep := func(d string) *appsv1.Deployment {
 		dp := dep("")
 		dp.Spec.Template.Spec.Containers[0].Image = "docker.io/x/api@" + d
@@ -70,8 +76,12 @@ func TestRunning(t *testing.T) {
 	}
 	pod := func(imageID, env string) corev1.Pod {
 		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"},
-			Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Env: []corev1.EnvVar{{Name: "D", Value: env}}}, {Name: "other"}}},
-			Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "api", ImageID: imageID}, {Name: "other", ImageID: "x@" + b}}}}
+			Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "api", Env: []corev1.EnvVar{{Name: "D", Value: env}}}, {Name: "other"}},
+			},
+			Status: corev1.PodStatus{
+				ContainerStatuses: []corev1.ContainerStatus{{Name: "api", ImageID: imageID}, {Name: "other", ImageID: "x@" + b}},
+			}}
 	}
 	for _, tc := range []struct {
 		name     string
@@ -177,11 +187,16 @@ func TestPrintViewIsOneLinePerRow(t *testing.T) {
 	f.kube.PrependReactor("get", "cronjobs", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewInternalError(fmt.Errorf("%s", hostile))
 	})
-	rows, err := View(context.Background(), f.cfg, ViewOptions{Kube: clientset.New(f.kube), Registry: opts.Registry, Now: opts.Now})
+	rows, err := View(
+		context.Background(),
+		f.cfg,
+		ViewOptions{Kube: clientset.New(f.kube), Registry: opts.Registry, Now: opts.Now},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows[0].Recorded != hostile || !strings.Contains(rows[1].Detail, "boom\npatch") || rows[2].Detail != hostile || !strings.Contains(rows[0].Refresher, hostile) {
+	if rows[0].Recorded != hostile || !strings.Contains(rows[1].Detail, "boom\npatch") || rows[2].Detail != hostile ||
+		!strings.Contains(rows[0].Refresher, hostile) {
 		t.Fatalf("rows do not hold the outside text: %+v", rows)
 	}
 

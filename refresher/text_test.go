@@ -86,8 +86,19 @@ func (h hostileManifests) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil {
 		_ = req.Body.Close()
 	}
-	return &http.Response{StatusCode: http.StatusInternalServerError, Status: "500 Internal Server Error", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{"Content-Type": {"text/plain"}}, Body: io.NopCloser(strings.NewReader(hostile)), ContentLength: int64(len(hostile)), Request: req}, nil
+	return &http.Response{
+		StatusCode: http.StatusInternalServerError,
+		Status:     "500 Internal Server Error",
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header: http.Header{
+			"Content-Type": {"text/plain"},
+		},
+		Body:          io.NopCloser(strings.NewReader(hostile)),
+		ContentLength: int64(len(hostile)),
+		Request:       req,
+	}, nil
 }
 
 // oneLinePerRecord checks that out has exactly the lines want says start so, in order, none

@@ -45,7 +45,11 @@ type targetObservation struct {
 }
 
 func observe(dep *appsv1.Deployment, images []targetImage) targetObservation {
-	obs := targetObservation{where: contract.KeyString(config.TargetKey{Kind: contract.ViewKind(dep), Namespace: dep.Namespace, Name: dep.Name}), state: contract.CheckTargetState(dep), pending: RolloutPending(dep)}
+	obs := targetObservation{
+		where:   contract.KeyString(config.TargetKey{Kind: contract.ViewKind(dep), Namespace: dep.Namespace, Name: dep.Name}),
+		state:   contract.CheckTargetState(dep),
+		pending: RolloutPending(dep),
+	}
 	for _, ti := range images {
 		if ti.lookupErr != nil && ti.image.Action == config.ActionRolloutRestart {
 			obs.unresolved = append(obs.unresolved, ti.image.Name)
@@ -96,7 +100,14 @@ func transition(in transitionInput) transitionOutput {
 		out.next = *o.status // soaking, quarantined, rolled back
 	case o.rollsOut():
 		// The patch changes the pod template: the API server makes it the next generation.
-		out.next = appliedStatus(prev, in.digest, Live{Annotation: in.recorded, Env: o.env, Image: o.image}, o.Change, in.dep, now)
+		out.next = appliedStatus(
+			prev,
+			in.digest,
+			Live{Annotation: in.recorded, Env: o.env, Image: o.image},
+			o.Change,
+			in.dep,
+			now,
+		)
 	default:
 		s := prev // steady: nothing to record
 		if prev.State != "" && prev.State != StateOK {
@@ -158,7 +169,11 @@ func decide(in transitionInput) imageOutcome {
 		live.Image, v = contract.LiveImage(img, container)
 	}
 	if v != nil {
-		return imageOutcome{err: fmt.Errorf("container %q of %s %w", container.Name, where, v), env: live.Env, image: live.Image}
+		return imageOutcome{
+			err:   fmt.Errorf("container %q of %s %w", container.Name, where, v),
+			env:   live.Env,
+			image: live.Image,
+		}
 	}
 	change, err := Decide(img.Action, in.digest, live)
 	if err != nil {
@@ -211,7 +226,12 @@ func settle(in transitionInput, change Change) imageOutcome {
 	case rollout && pending != "" && !supersedes:
 		wait = fmt.Sprintf("%s: %s; %s waits for it (at most one rollout in flight)", where, pending, change.Decision)
 	case rollout && len(unresolved) > 0:
-		wait = fmt.Sprintf("%s: a rollout now would also pull the unresolved tag of %s, and nothing would record that digest; %s waits until it resolves", where, strings.Join(unresolved, ", "), change.Decision)
+		wait = fmt.Sprintf(
+			"%s: a rollout now would also pull the unresolved tag of %s, and nothing would record that digest; %s waits until it resolves",
+			where,
+			strings.Join(unresolved, ", "),
+			change.Decision,
+		)
 	case change.Decision == DecisionUnchanged && inFlight(dep, prev, pending) && !twin(in):
 		// The rollout this image's last change started has not completed.
 		wait = fmt.Sprintf("%s: the rollout to %s has not completed: %s", where, prev.Digest, pending)

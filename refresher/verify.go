@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/tracebloc/image-refresh/internal/config"
-	"github.com/tracebloc/image-refresh/refresher/registry"
 	"github.com/tracebloc/image-refresh/internal/signature"
+	"github.com/tracebloc/image-refresh/refresher/registry"
 )
 
 // SignatureState is what the signature gate found for the digest an image would apply.
@@ -54,7 +54,11 @@ type signatureGate struct {
 	verdicts map[string]func() (signature.Verdict, error)
 }
 
-func newSignatureGate(cfg *config.RefreshConfig, resolver *registry.Resolver, keys []signature.PublicKey) (*signatureGate, error) {
+func newSignatureGate(
+	cfg *config.RefreshConfig,
+	resolver *registry.Resolver,
+	keys []signature.PublicKey,
+) (*signatureGate, error) {
 	needed := false
 	for _, img := range cfg.Floating() {
 		needed = needed || cfg.VerificationRequired(img)
@@ -63,8 +67,11 @@ func newSignatureGate(cfg *config.RefreshConfig, resolver *registry.Resolver, ke
 		return nil, nil
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("spec.verification is set but no public keys were given (the CronJob mounts ConfigMap %s at %s)",
-			cfg.Spec.Verification.KeysConfigMap, config.KeysMountPath)
+		return nil, fmt.Errorf(
+			"spec.verification is set but no public keys were given (the CronJob mounts ConfigMap %s at %s)",
+			cfg.Spec.Verification.KeysConfigMap,
+			config.KeysMountPath,
+		)
 	}
 	names := make([]string, len(keys))
 	for i, k := range keys {
@@ -77,10 +84,20 @@ func newSignatureGate(cfg *config.RefreshConfig, resolver *registry.Resolver, ke
 }
 
 // check verifies digest, which img's tag resolved to; refused is the image's remembered refusal.
-func (g *signatureGate) check(ctx context.Context, img config.Image, digest string, refused Refusal, now time.Time) SignatureCheck {
+func (g *signatureGate) check(
+	ctx context.Context,
+	img config.Image,
+	digest string,
+	refused Refusal,
+	now time.Time,
+) SignatureCheck {
 	if until, ok := g.remembered(refused, digest, now); ok {
 		err := &signature.Error{Reason: refused.Reason, Digest: digest, Repository: img.Repository, Keys: g.names,
-			Detail: fmt.Sprintf("verdict of %s remembered, checked again after %s or when the tag moves or the keys change", refused.At, until.Format(time.RFC3339))}
+			Detail: fmt.Sprintf(
+				"verdict of %s remembered, checked again after %s or when the tag moves or the keys change",
+				refused.At,
+				until.Format(time.RFC3339),
+			)}
 		return SignatureCheck{State: stateOf(err), Remembered: true, err: err, refusal: refused}
 	}
 	key := img.Repository + "@" + digest

@@ -107,20 +107,30 @@ func TestRunSignatureGate(t *testing.T) {
 	f.srv.ResetRequests()
 	report, patches := tick(clock)
 	ing := report.Images[2]
-	if ing.Decision != DecisionFailed || ing.Reason != signature.ReasonMissing || ing.Intended != DecisionUpdateEnv || ing.Signature.State != SignatureUnsigned {
-		t.Fatalf("unsigned push: %s (%s, intended %s, signature %s): %v", ing.Decision, ing.Reason, ing.Intended, ing.Signature, ing.Err)
+	if ing.Decision != DecisionFailed || ing.Reason != signature.ReasonMissing || ing.Intended != DecisionUpdateEnv ||
+		ing.Signature.State != SignatureUnsigned {
+		t.Fatalf(
+			"unsigned push: %s (%s, intended %s, signature %s): %v",
+			ing.Decision,
+			ing.Reason,
+			ing.Intended,
+			ing.Signature,
+			ing.Err,
+		)
 	}
 	if n := f.registryGets(); n > 3 {
 		t.Errorf("%d GETs to find no signature, want at most 3", n)
 	}
-	if len(patches) != 1 || strings.Contains(patches[0], ingestorEnv) || strings.Contains(patches[0], `"`+ingestorKey+`"`) {
+	if len(patches) != 1 || strings.Contains(patches[0], ingestorEnv) ||
+		strings.Contains(patches[0], `"`+ingestorKey+`"`) {
 		t.Errorf("patches %q: want the failed status only", patches)
 	}
 	if dep := f.deployment(t); apiEnv(dep)[ingestorEnv] == unsigned || dep.Annotations[ingestorKey] == unsigned {
 		t.Fatal("the unsigned digest was applied")
 	}
 	st := f.status(t, "ingestor")
-	if st.State != StateFailed || st.Refused.Digest != unsigned || st.Refused.Reason != signature.ReasonMissing || st.Refused.Keys != signature.KeySetID([]signature.PublicKey{trusted.pub}) {
+	if st.State != StateFailed || st.Refused.Digest != unsigned || st.Refused.Reason != signature.ReasonMissing ||
+		st.Refused.Keys != signature.KeySetID([]signature.PublicKey{trusted.pub}) {
 		t.Errorf("status after the refusal: %+v", st)
 	}
 	evs := f.events(t)[ReasonVerificationFailed]
@@ -154,7 +164,9 @@ func TestRunSignatureGate(t *testing.T) {
 		t.Errorf("%d GETs to verify a .sig signature, want 3", n)
 	}
 	ing = report.Images[2]
-	if ing.Decision != DecisionUpdateEnv || ing.Signature.State != SignatureVerified || ing.Signature.Layout != signature.LayoutSigTag || ing.Signature.Key != "release.pub" {
+	if ing.Decision != DecisionUpdateEnv || ing.Signature.State != SignatureVerified ||
+		ing.Signature.Layout != signature.LayoutSigTag ||
+		ing.Signature.Key != "release.pub" {
 		t.Fatalf("signed push: %s, signature %s: %v", ing.Decision, ing.Signature, ing.Err)
 	}
 	if dep := f.deployment(t); apiEnv(dep)[ingestorEnv] != unsigned || dep.Annotations[ingestorKey] != unsigned {
@@ -186,7 +198,8 @@ func TestRunSignatureExemptionAndKeys(t *testing.T) {
 	}
 	// First observation: the restart images only record (no signature needed); the ingestor's
 	// fill moves what runs and its digest is unsigned.
-	if got := decisions(report); got != "jobs-manager=record pods-monitor=record ingestor=failed" || report.Images[2].Reason != signature.ReasonMissing {
+	if got := decisions(report); got != "jobs-manager=record pods-monitor=record ingestor=failed" ||
+		report.Images[2].Reason != signature.ReasonMissing {
 		t.Errorf("decisions %s (%s)", got, report.Images[2].Reason)
 	}
 	for _, img := range report.Images[:2] {
@@ -236,12 +249,26 @@ func TestRunRollbackTargetMustBeSigned(t *testing.T) {
 			dep := f.deployment(t)
 			if signed {
 				if ing.Decision != DecisionRolledBack || apiEnv(dep)[ingestorEnv] != previous {
-					t.Errorf("signed previous: %s (%q), env %s; want rolled back to %s", ing.Decision, ing.Reason, apiEnv(dep)[ingestorEnv], previous)
+					t.Errorf(
+						"signed previous: %s (%q), env %s; want rolled back to %s",
+						ing.Decision,
+						ing.Reason,
+						apiEnv(dep)[ingestorEnv],
+						previous,
+					)
 				}
 				return
 			}
-			if ing.Decision != DecisionQuarantined || !strings.Contains(ing.Reason, "not rolled back to "+previous+": no trusted signature") || apiEnv(dep)[ingestorEnv] != bad {
-				t.Errorf("unsigned previous: %s (%q), env %s; want quarantined without a rollback, env left at %s", ing.Decision, ing.Reason, apiEnv(dep)[ingestorEnv], bad)
+			if ing.Decision != DecisionQuarantined ||
+				!strings.Contains(ing.Reason, "not rolled back to "+previous+": no trusted signature") ||
+				apiEnv(dep)[ingestorEnv] != bad {
+				t.Errorf(
+					"unsigned previous: %s (%q), env %s; want quarantined without a rollback, env left at %s",
+					ing.Decision,
+					ing.Reason,
+					apiEnv(dep)[ingestorEnv],
+					bad,
+				)
 			}
 		})
 	}

@@ -38,7 +38,11 @@ func TestOtherWriters(t *testing.T) {
 		{"unreadable fields are skipped", []metav1.ManagedFieldsEntry{entry("x", `{`)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := otherWriters(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{ManagedFields: tc.entries}}, keys, at.Add(-30*time.Minute))
+			got := otherWriters(
+				&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{ManagedFields: tc.entries}},
+				keys,
+				at.Add(-30*time.Minute),
+			)
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("otherWriters = %q, want %q", got, tc.want)
 			}
@@ -53,8 +57,10 @@ func TestRunWarnsOfOtherWriters(t *testing.T) {
 	f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
 		annotations, e := f.current()
 		dep := deployment(annotations, e)
-		dep.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl-annotate", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at,
-			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:` + ingestorKey + `":{}}}}`)}}
+		dep.ManagedFields = []metav1.ManagedFieldsEntry{
+			{Manager: "kubectl-annotate", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at,
+				FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:` + ingestorKey + `":{}}}}`)},
+		}
 		return dep
 	})
 	if _, patches := f.safeTick(t, clock); len(patches) != 0 {
@@ -62,8 +68,9 @@ func TestRunWarnsOfOtherWriters(t *testing.T) {
 	}
 	var warned bool
 	for line := range strings.Lines(f.logs.String()) {
-		warned = warned || strings.Contains(line, `"level":"WARN","msg":"another writer changed the refresher's annotations`) &&
-			strings.Contains(line, "kubectl-annotate (Update at 2026-07-01T12:00:00Z)")
+		warned = warned ||
+			strings.Contains(line, `"level":"WARN","msg":"another writer changed the refresher's annotations`) &&
+				strings.Contains(line, "kubectl-annotate (Update at 2026-07-01T12:00:00Z)")
 	}
 	if !warned {
 		t.Errorf("no warning naming kubectl-annotate; log:\n%s", f.logs.String())

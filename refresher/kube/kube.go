@@ -88,7 +88,12 @@ func (c *Client) GetDeployment(ctx context.Context, namespace, name string) (*ap
 }
 
 // PatchDeployment applies a strategic-merge patch to namespace/name as fieldManager.
-func (c *Client) PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error) {
+func (c *Client) PatchDeployment(
+	ctx context.Context,
+	namespace, name string,
+	patch []byte,
+	fieldManager string,
+) (*appsv1.Deployment, error) {
 	dep := &appsv1.Deployment{}
 	err := c.apps.Patch(types.StrategicMergePatchType).Namespace(namespace).Resource("deployments").Name(name).
 		VersionedParams(&metav1.PatchOptions{FieldManager: fieldManager}, metav1.ParameterCodec).
@@ -131,7 +136,13 @@ func (c *Client) GetEvent(ctx context.Context, namespace, name string) (*eventsv
 
 // PatchEvent applies a JSON merge patch to the Event namespace/name.
 func (c *Client) PatchEvent(ctx context.Context, namespace, name string, patch []byte) error {
-	return c.events.Patch(types.MergePatchType).Namespace(namespace).Resource("events").Name(name).Body(patch).Do(ctx).Error()
+	return c.events.Patch(types.MergePatchType).
+		Namespace(namespace).
+		Resource("events").
+		Name(name).
+		Body(patch).
+		Do(ctx).
+		Error()
 }
 
 // GetCronJob reads the CronJob namespace/name.

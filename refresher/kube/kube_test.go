@@ -28,7 +28,17 @@ func serve(t *testing.T, status int, body any) (*Client, *[]request) {
 	var seen []request
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		data, _ := io.ReadAll(r.Body)
-		seen = append(seen, request{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Content-Type"), r.Header.Get("User-Agent"), string(data)})
+		seen = append(
+			seen,
+			request{
+				r.Method,
+				r.URL.Path,
+				r.URL.RawQuery,
+				r.Header.Get("Content-Type"),
+				r.Header.Get("User-Agent"),
+				string(data),
+			},
+		)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(body)
@@ -43,8 +53,13 @@ func serve(t *testing.T, status int, body any) (*Client, *[]request) {
 
 func deployment() *appsv1.Deployment {
 	return &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", ResourceVersion: "7", Annotations: map[string]string{"a": "b"}},
+		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            "web",
+			Namespace:       "ns",
+			ResourceVersion: "7",
+			Annotations:     map[string]string{"a": "b"},
+		},
 	}
 }
 
@@ -58,7 +73,12 @@ func TestGetDeployment(t *testing.T) {
 		t.Errorf("decoded %+v", dep.ObjectMeta)
 	}
 	// timeout=30s: client-go sends the client's request timeout to the server as well.
-	want := request{method: "GET", path: "/apis/apps/v1/namespaces/ns/deployments/web", query: "timeout=30s", userAgent: "image-refresh/test"}
+	want := request{
+		method:    "GET",
+		path:      "/apis/apps/v1/namespaces/ns/deployments/web",
+		query:     "timeout=30s",
+		userAgent: "image-refresh/test",
+	}
 	if len(*seen) != 1 || (*seen)[0] != want {
 		t.Errorf("requests %+v, want [%+v]", *seen, want)
 	}
@@ -70,8 +90,14 @@ func TestPatchDeployment(t *testing.T) {
 	if _, err := c.PatchDeployment(context.Background(), "ns", "web", []byte(patch), "image-refresh"); err != nil {
 		t.Fatal(err)
 	}
-	want := request{method: "PATCH", path: "/apis/apps/v1/namespaces/ns/deployments/web", query: "fieldManager=image-refresh&timeout=30s",
-		contentType: "application/strategic-merge-patch+json", userAgent: "image-refresh/test", body: patch}
+	want := request{
+		method:      "PATCH",
+		path:        "/apis/apps/v1/namespaces/ns/deployments/web",
+		query:       "fieldManager=image-refresh&timeout=30s",
+		contentType: "application/strategic-merge-patch+json",
+		userAgent:   "image-refresh/test",
+		body:        patch,
+	}
 	if len(*seen) != 1 || (*seen)[0] != want {
 		t.Errorf("requests %+v, want [%+v]", *seen, want)
 	}
@@ -79,7 +105,11 @@ func TestPatchDeployment(t *testing.T) {
 
 func TestCreateEvent(t *testing.T) {
 	c, seen := serve(t, http.StatusCreated, map[string]any{"apiVersion": "events.k8s.io/v1", "kind": "Event"})
-	event := &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Name: "web.1", Namespace: "ns"}, Reason: "Restarted", Action: "Refresh"}
+	event := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: "web.1", Namespace: "ns"},
+		Reason:     "Restarted",
+		Action:     "Refresh",
+	}
 	if err := c.CreateEvent(context.Background(), event); err != nil {
 		t.Fatal(err)
 	}
@@ -87,11 +117,14 @@ func TestCreateEvent(t *testing.T) {
 		t.Fatalf("requests %+v, want one", *seen)
 	}
 	got := (*seen)[0]
-	if got.method != "POST" || got.path != "/apis/events.k8s.io/v1/namespaces/ns/events" || got.contentType != "application/json" {
+	if got.method != "POST" || got.path != "/apis/events.k8s.io/v1/namespaces/ns/events" ||
+		got.contentType != "application/json" {
 		t.Errorf("request %+v, want a JSON POST to /apis/events.k8s.io/v1/namespaces/ns/events", got)
 	}
 	var sent map[string]any
-	if err := json.Unmarshal([]byte(got.body), &sent); err != nil || sent["apiVersion"] != "events.k8s.io/v1" || sent["kind"] != "Event" || sent["reason"] != "Restarted" {
+	if err := json.Unmarshal([]byte(got.body), &sent); err != nil || sent["apiVersion"] != "events.k8s.io/v1" ||
+		sent["kind"] != "Event" ||
+		sent["reason"] != "Restarted" {
 		t.Errorf("body %s (%v): want an events.k8s.io/v1 Event", got.body, err)
 	}
 }
@@ -138,24 +171,36 @@ func TestNewForConfigLeavesTheCallersConfig(t *testing.T) {
 func TestListPods(t *testing.T) {
 	list := &corev1.PodList{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodList"},
-		Items: []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}, Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{
-			{Name: "api", ImageID: "docker.io/x/api@sha256:" + strings.Repeat("a", 64)},
-		}}}},
+		Items: []corev1.Pod{
+			{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}, Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{
+				{Name: "api", ImageID: "docker.io/x/api@sha256:" + strings.Repeat("a", 64)},
+			}}},
+		},
 	}
 	c, seen := serve(t, http.StatusOK, list)
 	pods, err := c.ListPods(context.Background(), "ns", "app=web,tier in (api)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pods.Items) != 1 || pods.Items[0].Status.ContainerStatuses[0].ImageID != list.Items[0].Status.ContainerStatuses[0].ImageID {
+	if len(pods.Items) != 1 ||
+		pods.Items[0].Status.ContainerStatuses[0].ImageID != list.Items[0].Status.ContainerStatuses[0].ImageID {
 		t.Errorf("decoded %+v", pods.Items)
 	}
-	want := request{method: "GET", path: "/api/v1/namespaces/ns/pods", query: "labelSelector=app%3Dweb%2Ctier+in+%28api%29&timeout=30s", userAgent: "image-refresh/test"}
+	want := request{
+		method:    "GET",
+		path:      "/api/v1/namespaces/ns/pods",
+		query:     "labelSelector=app%3Dweb%2Ctier+in+%28api%29&timeout=30s",
+		userAgent: "image-refresh/test",
+	}
 	if len(*seen) != 1 || (*seen)[0] != want {
 		t.Errorf("requests %+v, want %+v", *seen, want)
 	}
 
-	c, _ = serve(t, http.StatusForbidden, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no list")).Status())
+	c, _ = serve(
+		t,
+		http.StatusForbidden,
+		apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no list")).Status(),
+	)
 	if _, err := c.ListPods(context.Background(), "ns", "app=web"); !apierrors.IsForbidden(err) {
 		t.Errorf("403: %v, want a Forbidden error", err)
 	}

@@ -26,7 +26,13 @@ func (e *blobMismatchError) Error() string {
 // *TooLargeError otherwise, before any request), and what is read must be exactly that size
 // with that sha256 (a *blobMismatchError otherwise). A blob the registry does not have is
 // go-containerregistry's error (see notFound).
-func (r *Resolver) readBlob(ctx context.Context, repo name.Repository, what string, d v1.Descriptor, limit int64) ([]byte, error) {
+func (r *Resolver) readBlob(
+	ctx context.Context,
+	repo name.Repository,
+	what string,
+	d v1.Descriptor,
+	limit int64,
+) ([]byte, error) {
 	if d.Size <= 0 || d.Size > limit {
 		return nil, &TooLargeError{What: what, Size: d.Size, Limit: limit}
 	}

@@ -32,8 +32,13 @@ func (e *InsecureCredentialsError) Error() string {
 	if e.Registry == "" {
 		return fmt.Sprintf("credentials not sent over plain HTTP to %s: the registry they are for is unknown", e.Host)
 	}
-	return fmt.Sprintf("credentials for %s not sent over plain HTTP to %s: list %q in %s to allow it", e.Registry, e.Host, e.Registry,
-		InsecureRegistriesField)
+	return fmt.Sprintf(
+		"credentials for %s not sent over plain HTTP to %s: list %q in %s to allow it",
+		e.Registry,
+		e.Host,
+		e.Registry,
+		InsecureRegistriesField,
+	)
 }
 
 // plainHTTP returns an InsecureCredentialsError if req, which carries credentials for

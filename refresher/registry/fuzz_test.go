@@ -13,7 +13,13 @@ import (
 // the token request go-containerregistry then sends to the realm is recognised as one (the
 // same scheme://host/path key).
 func FuzzBearerRealm(f *testing.F) {
-	f.Add(`Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/x:pull"`, "https", "ghcr.io", "/token", `service="ghcr.io"`)
+	f.Add(
+		`Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/x:pull"`,
+		"https",
+		"ghcr.io",
+		"/token",
+		`service="ghcr.io"`,
+	)
 	f.Add(`Basic realm="x"`, "http", "127.0.0.1:5000", "/auth", "")
 	f.Add(`bearer REALM="http://a/b?c=d#e"`, "https", "auth.example.com", "/v2/token", `error="invalid_token"`)
 	f.Add(`Bearer realm=unquoted`, "https", "h", "", `scope="a,b"`)
@@ -30,7 +36,8 @@ func FuzzBearerRealm(f *testing.F) {
 
 		// A challenge as registries send it: the realm, then other quoted parameters.
 		realm := (&url.URL{Scheme: scheme, Host: host, Path: path}).String()
-		if scheme != "http" && scheme != "https" || host == "" || strings.ContainsAny(realm, `" `) || strings.ContainsAny(params, `"`) && !wellQuoted(params) {
+		if scheme != "http" && scheme != "https" || host == "" || strings.ContainsAny(realm, `" `) ||
+			strings.ContainsAny(params, `"`) && !wellQuoted(params) {
 			return
 		}
 		u, err := url.Parse(realm)
@@ -65,7 +72,8 @@ func wellQuoted(params string) bool {
 	for _, p := range strings.Split(params, ",") {
 		key, value, ok := strings.Cut(p, "=")
 		if !ok || len(value) < 2 || value[0] != '"' || value[len(value)-1] != '"' || strings.Contains(value[1:len(value)-1], `"`) ||
-			strings.EqualFold(strings.TrimSpace(key), "realm") || strings.ContainsAny(key, `" `) {
+			strings.EqualFold(strings.TrimSpace(key), "realm") ||
+			strings.ContainsAny(key, `" `) {
 			return false
 		}
 	}

@@ -28,7 +28,12 @@ const (
 // manifestTypes are the media types the refresher asks for and accepts as a manifest: an image
 // or an index, OCI or Docker (schema 2). Schema 1 is not among them: its digest is not the
 // sha256 of the body.
-var manifestTypes = []types.MediaType{types.OCIImageIndex, types.OCIManifestSchema1, types.DockerManifestList, types.DockerManifestSchema2}
+var manifestTypes = []types.MediaType{
+	types.OCIImageIndex,
+	types.OCIManifestSchema1,
+	types.DockerManifestList,
+	types.DockerManifestSchema2,
+}
 
 // NotManifestError is a GET answered with a body that is not a manifest of manifestTypes.
 type NotManifestError struct {

@@ -71,7 +71,10 @@ func TestCheckManifest(t *testing.T) {
 // serveManifest answers a GET of a manifest of the ingestor with contentType and body (and
 // header "Docker-Content-Digest" when digest is set); the HEAD carries no digest, so the lookup
 // falls back to that GET.
-func serveManifest(contentType, digest string, body func(w io.Writer)) func(w http.ResponseWriter, r *http.Request) bool {
+func serveManifest(
+	contentType, digest string,
+	body func(w io.Writer),
+) func(w http.ResponseWriter, r *http.Request) bool {
 	return func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.Contains(r.URL.Path, "/manifests/") {
 			return false
@@ -116,7 +119,8 @@ func TestResolveOnlyAManifestIsADigest(t *testing.T) {
 			})
 			res := newResolver(t, srv, Options{}).Resolve(context.Background(), []string{"ghcr.io/tracebloc/ingestor:prod"})[0]
 			if tc.wantReason != "" {
-				if res.Err == nil || Reason(res.Err) != tc.wantReason || !strings.Contains(res.Err.Error(), strconv.Quote(tc.contentType)) {
+				if res.Err == nil || Reason(res.Err) != tc.wantReason ||
+					!strings.Contains(res.Err.Error(), strconv.Quote(tc.contentType)) {
 					t.Fatalf("result %+v, want reason %s naming %q", res, tc.wantReason, tc.contentType)
 				}
 				return
@@ -183,7 +187,11 @@ func TestResolveBoundsTheAnswers(t *testing.T) {
 			srv.SetAnswer("ghcr.io/tracebloc/ingestor", func(w http.ResponseWriter, r *http.Request) bool {
 				return r.Method == http.MethodGet && answer(w, r)
 			})
-			res := newResolver(t, srv, Options{}).Resolve(context.Background(), []string{"ghcr.io/tracebloc/ingestor:prod", "ghcr.io/tracebloc/other:prod"})
+			res := newResolver(
+				t,
+				srv,
+				Options{},
+			).Resolve(context.Background(), []string{"ghcr.io/tracebloc/ingestor:prod", "ghcr.io/tracebloc/other:prod"})
 			if res[0].Err == nil || Reason(res[0].Err) != tc.reason {
 				t.Errorf("oversized answer: %+v, want a failure with reason %q", res[0], tc.reason)
 			}
@@ -228,7 +236,11 @@ func TestCheckPlatformsBoundsTheConfig(t *testing.T) {
 				}
 				return false
 			})
-			err := newResolver(t, srv, Options{}).CheckPlatforms(context.Background(), "ghcr.io/tracebloc/ingestor:prod", digest, []string{"linux/amd64"})
+			err := newResolver(
+				t,
+				srv,
+				Options{},
+			).CheckPlatforms(context.Background(), "ghcr.io/tracebloc/ingestor:prod", digest, []string{"linux/amd64"})
 			if err == nil || (tc.reason != "" && Reason(err) != tc.reason) {
 				t.Fatalf("error %v, want a failure (reason %q)", err, tc.reason)
 			}
@@ -250,7 +262,11 @@ func TestCheckPlatformsRefusesAManifestOfAnotherDigest(t *testing.T) {
 	srv.SetAnswer("ghcr.io/tracebloc/ingestor", func(w http.ResponseWriter, r *http.Request) bool {
 		return serveManifest(string(types.OCIImageIndex), digest, text(ociIndex))(w, r)
 	})
-	err := newResolver(t, srv, Options{}).CheckPlatforms(context.Background(), "ghcr.io/tracebloc/ingestor:prod", digest, []string{"linux/amd64"})
+	err := newResolver(
+		t,
+		srv,
+		Options{},
+	).CheckPlatforms(context.Background(), "ghcr.io/tracebloc/ingestor:prod", digest, []string{"linux/amd64"})
 	if err == nil || !strings.Contains(err.Error(), "does not match") && !strings.Contains(err.Error(), "has digest") {
 		t.Fatalf("error %v, want the manifest of another digest refused", err)
 	}

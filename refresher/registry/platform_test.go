@@ -70,7 +70,8 @@ func TestCheckPlatforms(t *testing.T) {
 				if !slices.Equal(pe.Missing, tc.missing) || pe.Digest != digest {
 					t.Errorf("missing %v of %s, want %v of %s", pe.Missing, pe.Digest, tc.missing, digest)
 				}
-				if !strings.HasPrefix(err.Error(), ReasonPlatformMissing+": ") || !strings.Contains(err.Error(), strings.Join(tc.missing, ", ")) {
+				if !strings.HasPrefix(err.Error(), ReasonPlatformMissing+": ") ||
+					!strings.Contains(err.Error(), strings.Join(tc.missing, ", ")) {
 					t.Errorf("error %q does not start with the reason and name the missing platforms", err)
 				}
 				if !IsPlatformMissing(err) {
@@ -87,7 +88,13 @@ func TestCheckPlatforms(t *testing.T) {
 				return q.Method == http.MethodGet && !q.IsPing() && !q.IsToken()
 			})
 			if manifestGets != 1 || manifestGets+blobGets != tc.gets || allGets != tc.gets {
-				t.Errorf("%d manifest GETs by digest, %d blob GETs, %d GETs in all; want 1 manifest GET and %d in all", manifestGets, blobGets, allGets, tc.gets)
+				t.Errorf(
+					"%d manifest GETs by digest, %d blob GETs, %d GETs in all; want 1 manifest GET and %d in all",
+					manifestGets,
+					blobGets,
+					allGets,
+					tc.gets,
+				)
 			}
 			if n := srv.Count(registrytest.Request.IsToken); n != 1 {
 				t.Errorf("%d token requests, want the lookup's one", n)

@@ -72,7 +72,11 @@ type Resolver struct {
 // NewResolver prepares a Resolver.
 func NewResolver(opts Options) (*Resolver, error) {
 	if opts.Concurrency < 0 || opts.Timeout < 0 {
-		return nil, fmt.Errorf("registry options: concurrency %d and timeout %s must not be negative", opts.Concurrency, opts.Timeout)
+		return nil, fmt.Errorf(
+			"registry options: concurrency %d and timeout %s must not be negative",
+			opts.Concurrency,
+			opts.Timeout,
+		)
 	}
 	if opts.Concurrency == 0 {
 		opts.Concurrency = DefaultConcurrency
@@ -106,7 +110,13 @@ func NewResolver(opts Options) (*Resolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuring registry client: %w", err)
 	}
-	return &Resolver{run: run, puller: puller, concurrency: opts.Concurrency, timeout: opts.Timeout, keychain: opts.Keychain}, nil
+	return &Resolver{
+		run:         run,
+		puller:      puller,
+		concurrency: opts.Concurrency,
+		timeout:     opts.Timeout,
+		keychain:    opts.Keychain,
+	}, nil
 }
 
 // Resolve looks up every reference ("repository:tag") and returns the results in the same
@@ -223,7 +233,14 @@ func (r *Resolver) resolve(ctx context.Context, tag name.Tag) Result {
 		}
 		var terr *transport.Error
 		if errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden) {
-			return Result{Err: fmt.Errorf("resolving %s: unauthorized: the registry refused access to %s; check that the repository exists and that the registry credentials (DOCKER_CONFIG) may read it: %w", tag, tag.Context(), err)}
+			return Result{
+				Err: fmt.Errorf(
+					"resolving %s: unauthorized: the registry refused access to %s; check that the repository exists and that the registry credentials (DOCKER_CONFIG) may read it: %w",
+					tag,
+					tag.Context(),
+					err,
+				),
+			}
 		}
 		return Result{Err: fmt.Errorf("resolving %s: %w", tag, err)}
 	}

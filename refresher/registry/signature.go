@@ -61,7 +61,11 @@ const (
 // replayed (no request). A registry challenging for Basic credentials cannot be served that way;
 // it is asked through the Resolver's puller, which may repeat the fallback tag GET (one request
 // more) when it has no referrers API.
-func (r *Resolver) VerifySignature(ctx context.Context, ref, digest string, keys []signature.PublicKey) (signature.Verdict, error) {
+func (r *Resolver) VerifySignature(
+	ctx context.Context,
+	ref, digest string,
+	keys []signature.PublicKey,
+) (signature.Verdict, error) {
 	tag, err := name.NewTag(ref)
 	if err != nil {
 		return signature.Verdict{}, fmt.Errorf("parsing reference %q: %w", ref, err)
@@ -225,7 +229,11 @@ type referrerManifest struct {
 }
 
 // bundles examines the sigstore bundle referrers among descs, newest (last) first.
-func (v *sigSearch) bundles(ctx context.Context, layout signature.Layout, descs []v1.Descriptor) (signature.Verdict, bool, error) {
+func (v *sigSearch) bundles(
+	ctx context.Context,
+	layout signature.Layout,
+	descs []v1.Descriptor,
+) (signature.Verdict, bool, error) {
 	examined := 0
 	for _, d := range slices.Backward(descs) {
 		if !maybeBundle(d) {

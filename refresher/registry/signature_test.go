@@ -53,7 +53,10 @@ const testToken = "t0ken"
 func newSigRegistry(t *testing.T, referrers bool) *sigRegistry {
 	t.Helper()
 	s := &sigRegistry{}
-	backend := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(referrers))
+	backend := ggcrregistry.New(
+		ggcrregistry.Logger(log.New(io.Discard, "", 0)),
+		ggcrregistry.WithReferrersSupport(referrers),
+	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.reqs = append(s.reqs, r.Method+" "+r.URL.Path)
@@ -204,7 +207,13 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 // pushReferrer writes a referrer of digest as cosign 3 does (pkg/oci/remote.WriteReferrer):
 // empty config, one layer of layerType, subject, artifactType. go-containerregistry's Put
 // updates the fallback tag where the registry has no referrers API, as for cosign.
-func pushReferrer(t *testing.T, repo name.Repository, digest, artifactType, layerType string, blob []byte, annotations map[string]string) {
+func pushReferrer(
+	t *testing.T,
+	repo name.Repository,
+	digest, artifactType, layerType string,
+	blob []byte,
+	annotations map[string]string,
+) {
 	t.Helper()
 	subject, err := remote.Head(repo.Digest(digest))
 	if err != nil {
@@ -228,7 +237,11 @@ func pushReferrer(t *testing.T, repo name.Repository, digest, artifactType, laye
 	raw, _ := json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": types.OCIManifestSchema1, "artifactType": artifactType,
 		"config": config, "layers": []any{desc(layer)},
-		"subject":     map[string]any{"mediaType": subject.MediaType, "digest": subject.Digest.String(), "size": subject.Size},
+		"subject": map[string]any{
+			"mediaType": subject.MediaType,
+			"digest":    subject.Digest.String(),
+			"size":      subject.Size,
+		},
 		"annotations": annotations,
 	})
 	h, _, _ := v1.SHA256(bytes.NewReader(raw))
@@ -239,8 +252,18 @@ func pushReferrer(t *testing.T, repo name.Repository, digest, artifactType, laye
 
 func pushBundle(t *testing.T, repo name.Repository, digest string, bundle []byte) {
 	t.Helper()
-	pushReferrer(t, repo, digest, signature.BundleMediaType, signature.BundleMediaType, bundle,
-		map[string]string{"dev.sigstore.bundle.content": "dsse-envelope", signature.BundlePredicateTypeAnnotation: signature.CosignSignPredicateType})
+	pushReferrer(
+		t,
+		repo,
+		digest,
+		signature.BundleMediaType,
+		signature.BundleMediaType,
+		bundle,
+		map[string]string{
+			"dev.sigstore.bundle.content":           "dsse-envelope",
+			signature.BundlePredicateTypeAnnotation: signature.CosignSignPredicateType,
+		},
+	)
 }
 
 // TestVerifySignature: each layout cosign writes, found and verified within the request budget
@@ -383,7 +406,9 @@ const otherDigest = "sha256:2222222222222222222222222222222222222222222222222222
 
 func newSigResolver(t *testing.T) *Resolver {
 	t.Helper()
-	r, err := NewResolver(Options{Transport: http.DefaultTransport.(*http.Transport).Clone(), Keychain: authn.NewMultiKeychain()})
+	r, err := NewResolver(
+		Options{Transport: http.DefaultTransport.(*http.Transport).Clone(), Keychain: authn.NewMultiKeychain()},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +451,8 @@ func TestVerifySignatureRegistryErrors(t *testing.T) {
 				t.Fatalf("VerifySignature = %v, want a registry error, no verdict", err)
 			}
 			reg.reset()
-			if _, err := r.VerifySignature(context.Background(), ref, res.Digest, []signature.PublicKey{release.key}); err == nil || len(reg.requests()) != 0 {
+			if _, err := r.VerifySignature(context.Background(), ref, res.Digest, []signature.PublicKey{release.key}); err == nil ||
+				len(reg.requests()) != 0 {
 				t.Errorf("second verification: %v after %d requests, want skipped", err, len(reg.requests()))
 			}
 		})
@@ -459,7 +485,8 @@ func TestVerifySignatureBounds(t *testing.T) {
 		}
 	}
 	for _, bad := range []struct{ ref, digest string }{{"nota:ref:", res.Digest}, {ref, "sha256:abc"}} {
-		if _, err := r.VerifySignature(context.Background(), bad.ref, bad.digest, []signature.PublicKey{release.key}); err == nil || signature.Reason(err) != "" {
+		if _, err := r.VerifySignature(context.Background(), bad.ref, bad.digest, []signature.PublicKey{release.key}); err == nil ||
+			signature.Reason(err) != "" {
 			t.Errorf("VerifySignature(%q, %q) = %v, want an input error", bad.ref, bad.digest, err)
 		}
 	}
@@ -485,11 +512,20 @@ func TestVerifySignatureBearer(t *testing.T) {
 				t.Fatal(res.Err)
 			}
 			reg.reset()
-			_, err := r.VerifySignature(context.Background(), ref, res.Digest, []signature.PublicKey{newTestSigner(t, "release.pub", false).key})
+			_, err := r.VerifySignature(
+				context.Background(),
+				ref,
+				res.Digest,
+				[]signature.PublicKey{newTestSigner(t, "release.pub", false).key},
+			)
 			if signature.Reason(err) != signature.ReasonMissing {
 				t.Fatalf("VerifySignature = %v, want %s", err, signature.ReasonMissing)
 			}
-			if got := reg.requests(); len(got) != 3 || slices.ContainsFunc(got, func(q string) bool { return strings.Contains(q, "/token") || strings.HasSuffix(q, "/v2/") }) {
+			if got := reg.requests(); len(got) != 3 ||
+				slices.ContainsFunc(
+					got,
+					func(q string) bool { return strings.Contains(q, "/token") || strings.HasSuffix(q, "/v2/") },
+				) {
 				t.Errorf("requests, want 3 with the lookup's token:\n  %s", strings.Join(got, "\n  "))
 			}
 		})

@@ -258,7 +258,9 @@ func TestNoCredentialsOverPlainHTTP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			backend, digest := newBackend(t)
 			w := &tokenWorld{hosts: tc.world(backend)}
-			r, err := NewResolver(Options{Transport: w, Keychain: staticKeychain{tc.host: tc.auth}, InsecureRegistries: tc.insecure})
+			r, err := NewResolver(
+				Options{Transport: w, Keychain: staticKeychain{tc.host: tc.auth}, InsecureRegistries: tc.insecure},
+			)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -279,7 +281,8 @@ func TestNoCredentialsOverPlainHTTP(t *testing.T) {
 				}
 			}
 			for _, s := range w.sent("http://") {
-				if strings.HasPrefix(s.authorization, "Basic ") || (strings.HasPrefix(s.authorization, "Bearer ") && strings.Contains(s.authorization, credToken)) ||
+				if strings.HasPrefix(s.authorization, "Basic ") ||
+					(strings.HasPrefix(s.authorization, "Bearer ") && strings.Contains(s.authorization, credToken)) ||
 					strings.Contains(s.form, password) {
 					t.Errorf("credentials sent over plain HTTP: %s %q %q", s.url, s.authorization, s.form)
 				}

@@ -75,8 +75,15 @@ func (e *SkippedError) Error() string {
 // newRunTransport wraps inner for one run; insecure lists the registries (host[:port]) whose
 // credentials may travel over plain HTTP (config spec.insecureRegistries).
 func newRunTransport(inner http.RoundTripper, insecure ...string) *runTransport {
-	t := &runTransport{inner: inner, exchanges: map[string]*exchange{}, refusals: map[string]*exchange{}, realms: map[string]bool{},
-		failedHosts: map[string]int{}, insecure: map[string]bool{}, anonymousTokens: map[string]bool{}}
+	t := &runTransport{
+		inner:           inner,
+		exchanges:       map[string]*exchange{},
+		refusals:        map[string]*exchange{},
+		realms:          map[string]bool{},
+		failedHosts:     map[string]int{},
+		insecure:        map[string]bool{},
+		anonymousTokens: map[string]bool{},
+	}
 	for _, r := range insecure {
 		t.insecure[strings.ToLower(r)] = true
 	}
@@ -173,7 +180,8 @@ func (t *runTransport) send(req *http.Request) (*http.Response, error) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, failed := t.failedHosts[req.URL.Host]; !failed && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= http.StatusInternalServerError) {
+	if _, failed := t.failedHosts[req.URL.Host]; !failed &&
+		(resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= http.StatusInternalServerError) {
 		t.failedHosts[req.URL.Host] = resp.StatusCode
 	}
 	if realm := bearerRealm(resp.Header); realm != "" {
@@ -272,7 +280,8 @@ func withheldToken(resp *http.Response) (*http.Response, string) {
 		Token       string `json:"token"`
 		AccessToken string `json:"access_token"`
 	}
-	if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &granted) == nil && (granted.Token != "" || granted.AccessToken != "") {
+	if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &granted) == nil &&
+		(granted.Token != "" || granted.AccessToken != "") {
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		// go-containerregistry uses access_token when token is empty.
 		if granted.Token != "" {
@@ -397,8 +406,17 @@ func tokenKey(req *http.Request) (key, identity string, sent *http.Request, err 
 	}
 	slices.Sort(scopes)
 	identity = credentialIdentity(req.Header.Get("Authorization"), params)
-	key = fmt.Sprintf("token registry=%s identity=%s %s %s://%s%s service=%s scope=%s", registryOf(req.Context()), identity,
-		req.Method, req.URL.Scheme, req.URL.Host, req.URL.Path, params.Get("service"), strings.Join(slices.Compact(scopes), " "))
+	key = fmt.Sprintf(
+		"token registry=%s identity=%s %s %s://%s%s service=%s scope=%s",
+		registryOf(req.Context()),
+		identity,
+		req.Method,
+		req.URL.Scheme,
+		req.URL.Host,
+		req.URL.Path,
+		params.Get("service"),
+		strings.Join(slices.Compact(scopes), " "),
+	)
 	return key, identity, req, nil
 }
 

@@ -49,11 +49,21 @@ func TestTokenKey(t *testing.T) {
 		return k
 	}
 	oauth := func(scope string) url.Values {
-		return url.Values{"service": {"registry"}, "scope": {scope}, "grant_type": {"refresh_token"}, "refresh_token": {"secret"}}
+		return url.Values{
+			"service":       {"registry"},
+			"scope":         {scope},
+			"grant_type":    {"refresh_token"},
+			"refresh_token": {"secret"},
+		}
 	}
 	password := func(user string) url.Values {
-		return url.Values{"service": {"registry"}, "scope": {"repository:a:pull"}, "grant_type": {"password"}, "username": {user},
-			"password": {"hunter2"}}
+		return url.Values{
+			"service":    {"registry"},
+			"scope":      {"repository:a:pull"},
+			"grant_type": {"password"},
+			"username":   {user},
+			"password":   {"hunter2"},
+		}
 	}
 	const basic = "Basic dXNlcjpodW50ZXIy" // user:hunter2
 	const query = "service=registry&scope=repository:a:pull"
@@ -209,7 +219,11 @@ func TestRedirectedHeadWithoutDigestFallsBackToGet(t *testing.T) {
 		case req.URL.Host == "cdn.example.com" && req.Method == http.MethodHead:
 			return answer(http.StatusOK, http.Header{}, "") // no digest, no Content-Length
 		case req.URL.Host == "cdn.example.com":
-			return answer(http.StatusOK, http.Header{"Content-Type": {"application/vnd.oci.image.manifest.v1+json"}}, fakeManifest)
+			return answer(
+				http.StatusOK,
+				http.Header{"Content-Type": {"application/vnd.oci.image.manifest.v1+json"}},
+				fakeManifest,
+			)
 		}
 		return answer(http.StatusNotFound, http.Header{}, "")
 	})

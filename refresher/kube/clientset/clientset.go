@@ -28,8 +28,15 @@ func (c Client) GetDeployment(ctx context.Context, namespace, name string) (*app
 }
 
 // PatchDeployment applies a strategic-merge patch to namespace/name as fieldManager.
-func (c Client) PatchDeployment(ctx context.Context, namespace, name string, patch []byte, fieldManager string) (*appsv1.Deployment, error) {
-	return c.AppsV1().Deployments(namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+func (c Client) PatchDeployment(
+	ctx context.Context,
+	namespace, name string,
+	patch []byte,
+	fieldManager string,
+) (*appsv1.Deployment, error) {
+	return c.AppsV1().
+		Deployments(namespace).
+		Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
 }
 
 // GetDaemonSet reads namespace/name.
@@ -39,7 +46,9 @@ func (c Client) GetDaemonSet(ctx context.Context, namespace, name string) (*apps
 
 // PatchDaemonSet applies a strategic-merge patch to namespace/name as fieldManager.
 func (c Client) PatchDaemonSet(ctx context.Context, namespace, name string, patch []byte, fieldManager string) error {
-	_, err := c.AppsV1().DaemonSets(namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+	_, err := c.AppsV1().
+		DaemonSets(namespace).
+		Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
 	return err
 }
 
