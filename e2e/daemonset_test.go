@@ -34,7 +34,9 @@ func TestDaemonSetInAnotherNamespace(t *testing.T) {
 	suffix := fmt.Sprint(releases.Add(1))
 	home, agents := "ds-home-"+suffix, "ds-agents-"+suffix
 	for _, ns := range []string{home, agents} {
-		if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		if _, err := client.CoreV1().Namespaces().Create(
+			ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{},
+		); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
@@ -191,7 +193,8 @@ spec:
 	tick(map[string]string{"agent": "restart", "exporter": "update-image"})
 	ds2 := daemonSet()
 	containers := ds2.Spec.Template.Spec.Containers
-	if ds2.Generation != ds1.Generation+1 || ds2.Annotations["x.io/agent"] != agent || ds2.Annotations["x.io/exporter"] != exporter ||
+	if ds2.Generation != ds1.Generation+1 || ds2.Annotations["x.io/agent"] != agent ||
+		ds2.Annotations["x.io/exporter"] != exporter ||
 		ds2.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" ||
 		containers[0].Image != w.registry.Repository(agentRepo)+":prod" ||
 		containers[1].Image != w.registry.Repository(exporterRepo)+"@"+exporter {
@@ -205,13 +208,16 @@ spec:
 
 	// What the token may not do: another DaemonSet of the namespace (RBAC), another field or another image of its
 	// target (the guard).
-	if err := patchAs("other", `{"metadata":{"annotations":{"x.io/agent":"sha256:`+strings.Repeat("0", 64)+`"}}}`); err == nil ||
+	if err := patchAs(
+		"other", `{"metadata":{"annotations":{"x.io/agent":"sha256:`+strings.Repeat("0", 64)+`"}}}`,
+	); err == nil ||
 		!strings.Contains(err.Error(), "forbidden") {
 		t.Errorf("patching DaemonSet %s/other as the refresher: %v; want forbidden by RBAC", agents, err)
 	}
 	for body, denial := range map[string]string{
 		relabel: "metadata.labels may not change",
-		`{"spec":{"template":{"spec":{"containers":[{"name":"exporter","image":"evil.example/x@sha256:` + strings.Repeat("1", 64) + `"}]}}}}`: "container exporter image may only be set to",
+		`{"spec":{"template":{"spec":{"containers":[{"name":"exporter","image":"evil.example/x@sha256:` +
+			strings.Repeat("1", 64) + `"}]}}}}`: "container exporter image may only be set to",
 		`{"spec":{"updateStrategy":{"type":"OnDelete"}}}`: "spec.updateStrategy may not change",
 	} {
 		if err := patchAs("agent", body); err == nil || !strings.Contains(err.Error(), denial) {

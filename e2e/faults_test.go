@@ -442,7 +442,8 @@ func (rt *redirectTarget) Close() { _ = rt.srv.Close() }
 // through a registry proxy of its own (so a fault there is one host's), jobs-manager moves on
 // every tick (another image still processed), and for API faults the proxy fronts the API
 // server and faults the release's Deployment only; image "other" on a second Deployment moves
-// on every tick and must be refreshed beside every fault. Per row: each image's decision, the exit code, nothing written for the faulted
+// on every tick and must be refreshed beside every fault. Per row: each image's decision, the exit code,
+// nothing written for the faulted
 // image(s) but their status annotation, and one log record naming the cause. The table in
 // docs/refresher.md (between the fault-matrix markers) is generated from the rows; -update rewrites it.
 func TestFaultMatrix(t *testing.T) {
@@ -479,7 +480,9 @@ func TestFaultMatrix(t *testing.T) {
 
 	var table strings.Builder
 	table.WriteString(
-		"| fault | faulted | ingestor (set-env) | jobs-manager (rollout-restart) | pods-monitor | other (another Deployment) | exit | written for the faulted and held images | log names | manifest requests to the faulted registry | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+		"| fault | faulted | ingestor (set-env) | jobs-manager (rollout-restart) | pods-monitor | " +
+			"other (another Deployment) | exit | written for the faulted and held images | log names | " +
+			"manifest requests to the faulted registry | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
 	)
 	rows, ran := faultMatrix(), 0
 	requests := map[string]int{} // manifest requests the faulted registry got, by registry row

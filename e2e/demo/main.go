@@ -128,7 +128,8 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 		return err
 	}
 	d.section(
-		"tools: helm 3 and 4, etcd, Kubernetes control plane and node, containerd, runc, CNI plugins, docker-registry, cosign",
+		"tools: helm 3 and 4, etcd, Kubernetes control plane and node, containerd, runc, CNI plugins, " +
+			"docker-registry, cosign",
 	)
 	if err := d.ensureTools(ctx, root); err != nil {
 		return err
@@ -138,7 +139,8 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	}
 
 	d.section(
-		"starting a single-node cluster on bridge %s (%s): control plane, registry with token auth, containerd, kubelet, kube-proxy",
+		"starting a single-node cluster on bridge %s (%s): control plane, registry with token auth, "+
+			"containerd, kubelet, kube-proxy",
 		harness.NodeBridge,
 		harness.NodeAddress,
 	)
@@ -197,7 +199,8 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 			return fmt.Errorf("cosign verify %s after signing: exit %d\n%v", ref, res.ExitCode, res)
 		}
 		d.Logf(
-			"$ cosign sign --yes --key %s --tlog-upload=false --allow-http-registry --use-signing-config=false %s\n  cosign verify --key %s --insecure-ignore-tlog: verified",
+			"$ cosign sign --yes --key %s --tlog-upload=false --allow-http-registry --use-signing-config=false %s\n"+
+				"  cosign verify --key %s --insecure-ignore-tlog: verified",
 			filepath.Base(key.Private),
 			ref,
 			filepath.Base(key.Public),
@@ -263,7 +266,8 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 	}
 	fmt.Fprintln(
 		d.out,
-		"\n    BEFORE — first run after the install: digests recorded, the floating ingestor digest (signed) filled in (a rollout), no restart",
+		"\n    BEFORE — first run after the install: digests recorded, the floating ingestor digest (signed) "+
+			"filled in (a rollout), no restart",
 	)
 	d.printState(before)
 	if err := d.rolloutAndIngestion(ctx, w, rel, rel.Digest[harness.Ingestor]); err != nil {
@@ -340,10 +344,14 @@ func (d *demo) run(ctx context.Context, keep bool) (err error) {
 			return fmt.Errorf("%d scheduled runs after the signing, and %s is still not applied", maxRuns, newDigest)
 		}
 		d.Logf(
-			"the refusal is still remembered (recheckAfter=1m has not passed since it): the env is unchanged; waiting for the next run",
+			"the refusal is still remembered (recheckAfter=1m has not passed since it): the env is unchanged; " +
+				"waiting for the next run",
 		)
 	}
-	fmt.Fprintln(d.out, "\n    AFTER — signed, the env follows the tag (a rollout: new ReplicaSet), no restart annotation")
+	fmt.Fprintln(
+		d.out,
+		"\n    AFTER — signed, the env follows the tag (a rollout: new ReplicaSet), no restart annotation",
+	)
 	d.printState(after)
 	d.summary(before, after)
 	if err := d.rolloutAndIngestion(ctx, w, rel, newDigest); err != nil {
@@ -444,7 +452,8 @@ func (d *demo) scheduledRun(
 			)
 			d.Logf("$ kubectl logs %s -n %s", pod.Name, namespace)
 		} else {
-			d.Logf("the Job retried it (backoffLimit %d): pod %s, %s; its ingestor record:", ptrOr(job.Spec.BackoffLimit), pod.Name, exit)
+			d.Logf("the Job retried it (backoffLimit %d): pod %s, %s; its ingestor record:",
+				ptrOr(job.Spec.BackoffLimit), pod.Name, exit)
 		}
 		for line := range strings.SplitSeq(strings.TrimSpace(logs), "\n") {
 			var rec map[string]any
@@ -661,7 +670,8 @@ func (d *demo) ensureTools(ctx context.Context, root string) error {
 		return nil
 	}
 	d.Logf(
-		"not built yet: %s; running e2e/tools/build.sh (10–15 minutes on 2 cores when nothing is cached, plus ~5 per cosign)",
+		"not built yet: %s; running e2e/tools/build.sh (10–15 minutes on 2 cores when nothing is cached, "+
+			"plus ~5 per cosign)",
 		strings.Join(missing, ", "),
 	)
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "e2e", "tools", "build.sh"))
