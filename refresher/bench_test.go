@@ -283,7 +283,16 @@ func buildRefresher(b *testing.B) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "refresher")
-		out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, "github.com/tracebloc/image-refresh/cmd/refresher").
+		out, err := exec.Command(
+			"go",
+			"build",
+			"-trimpath",
+			"-ldflags",
+			"-s -w",
+			"-o",
+			binPath,
+			"github.com/tracebloc/image-refresh/cmd/refresher",
+		).
 			CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %w\n%s", err, out)

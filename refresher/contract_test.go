@@ -21,7 +21,10 @@ func TestRunDuplicateEnvEntriesFailTheImage(t *testing.T) {
 		name  string
 		entry func(f *fixture) []corev1.EnvVar
 	}{
-		{"[X=R, X=stale]", func(f *fixture) []corev1.EnvVar { return []corev1.EnvVar{env(f.digest["ingestor"]), env(stale)} }},
+		{
+			"[X=R, X=stale]",
+			func(f *fixture) []corev1.EnvVar { return []corev1.EnvVar{env(f.digest["ingestor"]), env(stale)} },
+		},
 		{"[X=stale, X=old]", func(f *fixture) []corev1.EnvVar { return []corev1.EnvVar{env(stale), env(digestOf('1'))} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -157,9 +157,40 @@ func TestRolloutPendingOfADaemonSet(t *testing.T) {
 		status appsv1.DaemonSetStatus
 		want   string
 	}{
-		{"complete", appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: 2, CurrentNumberScheduled: 2, UpdatedNumberScheduled: 2, NumberAvailable: 2}, ""},
-		{"not observed", appsv1.DaemonSetStatus{ObservedGeneration: 0, DesiredNumberScheduled: 2, CurrentNumberScheduled: 2, UpdatedNumberScheduled: 2, NumberAvailable: 2}, "has not observed generation 1"},
-		{"rolling", appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: 2, CurrentNumberScheduled: 2, UpdatedNumberScheduled: 1, NumberReady: 2, NumberAvailable: 1}, "2 desired replicas: 1 updated, 1 ready"},
+		{
+			"complete",
+			appsv1.DaemonSetStatus{
+				ObservedGeneration:     1,
+				DesiredNumberScheduled: 2,
+				CurrentNumberScheduled: 2,
+				UpdatedNumberScheduled: 2,
+				NumberAvailable:        2,
+			},
+			"",
+		},
+		{
+			"not observed",
+			appsv1.DaemonSetStatus{
+				ObservedGeneration:     0,
+				DesiredNumberScheduled: 2,
+				CurrentNumberScheduled: 2,
+				UpdatedNumberScheduled: 2,
+				NumberAvailable:        2,
+			},
+			"has not observed generation 1",
+		},
+		{
+			"rolling",
+			appsv1.DaemonSetStatus{
+				ObservedGeneration:     1,
+				DesiredNumberScheduled: 2,
+				CurrentNumberScheduled: 2,
+				UpdatedNumberScheduled: 1,
+				NumberReady:            2,
+				NumberAvailable:        1,
+			},
+			"2 desired replicas: 1 updated, 1 ready",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ds := agentDaemonSet()

@@ -68,7 +68,13 @@ func eventFor(rep *ImageReport, prev Status, waitTimeout time.Duration) (reason,
 	case DecisionRestart:
 		return ReasonRestarted, corev1.EventTypeNormal, fmt.Sprintf("%s: %s → %s, rollout restarted", subject, from, to)
 	case DecisionFill, DecisionUpdateEnv:
-		return ReasonEnvUpdated, corev1.EventTypeNormal, fmt.Sprintf("%s: %s → %s, env %s set", subject, from, to, rep.EnvVar)
+		return ReasonEnvUpdated, corev1.EventTypeNormal, fmt.Sprintf(
+			"%s: %s → %s, env %s set",
+			subject,
+			from,
+			to,
+			rep.EnvVar,
+		)
 	case DecisionUpdateImage:
 		return ReasonImageUpdated, corev1.EventTypeNormal, fmt.Sprintf(
 			"%s: %s → %s, image of container %s set to %s",

@@ -19,7 +19,11 @@ func TestRunEventNotesAreOnePrintableLine(t *testing.T) {
 		hostile func(*fixture, *Options)
 		status  bool // the refresher writes the status (the API server refused no patch)
 	}{
-		{name: "a registry error body", status: true, hostile: func(f *fixture, opts *Options) { f.failManifests(opts, "ghcr.io/tracebloc/ingestor") }},
+		{
+			name:    "a registry error body",
+			status:  true,
+			hostile: func(f *fixture, opts *Options) { f.failManifests(opts, "ghcr.io/tracebloc/ingestor") },
+		},
 		{name: "a patch the API server refuses", hostile: func(f *fixture, _ *Options) {
 			f.kube.PrependReactor("patch", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
 				return true, nil, apierrors.NewBadRequest(fmt.Sprintf("admission webhook denied the request: %s", hostile))

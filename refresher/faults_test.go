@@ -28,8 +28,24 @@ func TestRunRejectedPatchIsFailedWithTheIntendedDecision(t *testing.T) {
 		err      error
 		attempts int
 	}{
-		{"403", apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, deploymentName, fmt.Errorf("RBAC")), 1},
-		{"conflicts exhausted", apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, deploymentName, fmt.Errorf("stale")), 5},
+		{
+			"403",
+			apierrors.NewForbidden(
+				schema.GroupResource{Group: "apps", Resource: "deployments"},
+				deploymentName,
+				fmt.Errorf("RBAC"),
+			),
+			1,
+		},
+		{
+			"conflicts exhausted",
+			apierrors.NewConflict(
+				schema.GroupResource{Group: "apps", Resource: "deployments"},
+				deploymentName,
+				fmt.Errorf("stale"),
+			),
+			5,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, deployment(map[string]string{jobsManagerKey: stale}))
@@ -43,7 +59,11 @@ func TestRunRejectedPatchIsFailedWithTheIntendedDecision(t *testing.T) {
 				t.Errorf("decisions: %s", got)
 			}
 			records := f.logRecords(t)
-			for image, intended := range map[string]string{"jobs-manager": "restart", "pods-monitor": "record", "ingestor": "fill"} {
+			for image, intended := range map[string]string{
+				"jobs-manager": "restart",
+				"pods-monitor": "record",
+				"ingestor":     "fill",
+			} {
 				rec := records[image]
 				if rec["level"] != "ERROR" || rec["decision"] != "failed" || rec["intended"] != intended ||
 					!strings.Contains(fmt.Sprint(rec["error"]), "patching Deployment tracebloc/stg-jobs-manager") {
@@ -84,7 +104,13 @@ func TestRunAdoptLogsTheDigestItRecords(t *testing.T) {
 	})
 	f.run(t, f.options())
 	rec := f.logRecords(t)["ingestor"]
-	for k, v := range map[string]any{"decision": "adopt", "old_digest": "", "new_digest": stale, "registry_digest": f.digest["ingestor"], "env_digest": stale} {
+	for k, v := range map[string]any{
+		"decision":        "adopt",
+		"old_digest":      "",
+		"new_digest":      stale,
+		"registry_digest": f.digest["ingestor"],
+		"env_digest":      stale,
+	} {
 		if rec[k] != v {
 			t.Errorf("ingestor: %s = %v, want %v", k, rec[k], v)
 		}
@@ -127,7 +153,11 @@ func TestRunUnresolvedRestartImageHoldsTheRollout(t *testing.T) {
 		t.Fatalf("recovered decisions: %s", got)
 	}
 	dep := f.deployment(t)
-	for key, image := range map[string]string{jobsManagerKey: "jobs-manager", podsMonitorKey: "pods-monitor", ingestorKey: "ingestor"} {
+	for key, image := range map[string]string{
+		jobsManagerKey: "jobs-manager",
+		podsMonitorKey: "pods-monitor",
+		ingestorKey:    "ingestor",
+	} {
 		if dep.Annotations[key] != f.digest[image] {
 			t.Errorf("%s = %s, want %s", key, dep.Annotations[key], f.digest[image])
 		}
@@ -254,12 +284,39 @@ func TestRunChangeWaitsForAnUnsettledRollout(t *testing.T) {
 		status appsv1.DeploymentStatus
 		reason string
 	}{
-		{"generation not observed", appsv1.DeploymentStatus{ObservedGeneration: 0, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1}, "has not observed generation 1"},
-		{"not ready", appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 0}, "0 ready"},
-		{"old replicas left", appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 1, ReadyReplicas: 1}, "2 in total"},
-		{"progress deadline exceeded", appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, Conditions: []appsv1.DeploymentCondition{
-			{Type: appsv1.DeploymentProgressing, Status: "False", Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "x" has timed out progressing.`},
-		}}, "exceeded its progress deadline"},
+		{
+			"generation not observed",
+			appsv1.DeploymentStatus{ObservedGeneration: 0, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1},
+			"has not observed generation 1",
+		},
+		{
+			"not ready",
+			appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 0},
+			"0 ready",
+		},
+		{
+			"old replicas left",
+			appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 1, ReadyReplicas: 1},
+			"2 in total",
+		},
+		{
+			"progress deadline exceeded",
+			appsv1.DeploymentStatus{
+				ObservedGeneration: 1,
+				Replicas:           1,
+				UpdatedReplicas:    1,
+				ReadyReplicas:      1,
+				Conditions: []appsv1.DeploymentCondition{
+					{
+						Type:    appsv1.DeploymentProgressing,
+						Status:  "False",
+						Reason:  "ProgressDeadlineExceeded",
+						Message: `ReplicaSet "x" has timed out progressing.`,
+					},
+				},
+			},
+			"exceeded its progress deadline",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixtureWith(t, func(f *fixture) *appsv1.Deployment {
@@ -454,7 +511,9 @@ func TestRunDryRunShowsWhyAnImageWaits(t *testing.T) {
 	opts := f.options()
 	opts.DryRun, opts.Out = true, &out
 	f.run(t, opts)
-	if !regexp.MustCompile(`(?m)^jobs-manager .* waiting +Deployment tracebloc/stg-jobs-manager: the Deployment is paused`).
+	if !regexp.MustCompile(
+		`(?m)^jobs-manager .* waiting +Deployment tracebloc/stg-jobs-manager: the Deployment is paused`,
+	).
 		MatchString(out.String()) {
 		t.Errorf("plan:\n%s", out.String())
 	}

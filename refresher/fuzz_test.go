@@ -33,7 +33,14 @@ func FuzzDecide(f *testing.F) {
 	f.Add(true, "pending", "", `{"state":"ok","generation":7,"digest":"x"}`, byte('c'), true, true, false, int64(7))
 	f.Add(false, digestOf('b'), digestOf('b'), "", byte('a'), false, true, true, int64(1))
 	f.Fuzz(
-		func(t *testing.T, restart bool, annotation, envValue, status string, digestChar byte, paused, settles, otherFails bool, generation int64) {
+		func(
+			t *testing.T,
+			restart bool,
+			annotation, envValue, status string,
+			digestChar byte,
+			paused, settles, otherFails bool,
+			generation int64,
+		) {
 			if generation < 0 || generation > 1<<40 {
 				return
 			}
@@ -100,7 +107,11 @@ func FuzzDecide(f *testing.F) {
 					)
 				}
 				var err error
-				if patch, err = planTarget(dep, images, tickSettings{now: now.Add(time.Duration(tick) * 15 * time.Minute), waitTimeout: 30 * time.Minute}); err != nil {
+				if patch, err = planTarget(
+					dep,
+					images,
+					tickSettings{now: now.Add(time.Duration(tick) * 15 * time.Minute), waitTimeout: 30 * time.Minute},
+				); err != nil {
 					t.Fatalf("tick %d: %v", tick, err)
 				}
 				if patch == nil {

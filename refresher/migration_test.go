@@ -28,7 +28,9 @@ func seedLeftover(f *fixture, jm, pm string) *appsv1.Deployment {
 	old := metav1.NewTime(clock.Add(-2 * time.Hour))
 	dep.ManagedFields = []metav1.ManagedFieldsEntry{
 		{Manager: "kubectl-annotate", Operation: metav1.ManagedFieldsOperationUpdate, Time: &old,
-			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:` + jobsManagerKey + `":{}}}}`)},
+			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(
+				`{"f:metadata":{"f:annotations":{"f:` + jobsManagerKey + `":{}}}}`,
+			)},
 	}
 	return dep
 }
@@ -83,7 +85,11 @@ func TestRunMigrationFromTheSeedScript(t *testing.T) {
 		if s := f.status(t, "jobs-manager"); s.Previous != old {
 			t.Errorf("status %+v: want the script's digest %s as the rollback target", s, old)
 		}
-		for _, k := range []string{"tracebloc.io/refresh-attempt", "tracebloc.io/refresh-flap-detected", "tracebloc.io/stale-pin-jobs-manager"} {
+		for _, k := range []string{
+			"tracebloc.io/refresh-attempt",
+			"tracebloc.io/refresh-flap-detected",
+			"tracebloc.io/stale-pin-jobs-manager",
+		} {
 			if _, ok := dep.Annotations[k]; !ok {
 				t.Errorf("the script's annotation %s was removed", k)
 			}

@@ -19,8 +19,17 @@ func TestRunDryRunPlanIsOneLinePerRecord(t *testing.T) {
 		hostile func(*fixture, *Options)
 		starts  []string
 	}{
-		{name: "a registry error body", hostile: func(f *fixture, opts *Options) { f.failManifests(opts, "ghcr.io/tracebloc/ingestor") },
-			starts: []string{"IMAGE ", "jobs-manager ", "pods-monitor ", "ingestor ", "patch Deployment tracebloc/stg-jobs-manager: {"}},
+		{
+			name:    "a registry error body",
+			hostile: func(f *fixture, opts *Options) { f.failManifests(opts, "ghcr.io/tracebloc/ingestor") },
+			starts: []string{
+				"IMAGE ",
+				"jobs-manager ",
+				"pods-monitor ",
+				"ingestor ",
+				"patch Deployment tracebloc/stg-jobs-manager: {",
+			},
+		},
 		{name: "an API server message", hostile: func(f *fixture, _ *Options) {
 			f.kube.PrependReactor("get", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
 				return true, nil, apierrors.NewInternalError(fmt.Errorf("%s", hostile))

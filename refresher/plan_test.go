@@ -44,17 +44,27 @@ func TestPlanTargetRestartNeedsThePolledTagPulledAlways(t *testing.T) {
 		{
 			name:      "digest-pinned",
 			container: "{name: api, image: '" + pinned + "', imagePullPolicy: Always}",
-			wantErr:   []string{`container "api" of Deployment tracebloc/stg-jobs-manager`, "digest-pinned image " + pinned, "docker.io/tracebloc/jobs-manager:prod", "pin the digest in the config"},
+			wantErr: []string{
+				`container "api" of Deployment tracebloc/stg-jobs-manager`,
+				"digest-pinned image " + pinned,
+				"docker.io/tracebloc/jobs-manager:prod",
+				"pin the digest in the config",
+			},
 		},
 		{
-			name:      "tag and digest",
-			container: "{name: api, image: 'docker.io/tracebloc/jobs-manager:prod@" + digestOf('e') + "', imagePullPolicy: Always}",
-			wantErr:   []string{"digest-pinned image docker.io/tracebloc/jobs-manager:prod@" + digestOf('e')},
+			name: "tag and digest",
+			container: "{name: api, image: 'docker.io/tracebloc/jobs-manager:prod@" + digestOf(
+				'e',
+			) + "', imagePullPolicy: Always}",
+			wantErr: []string{"digest-pinned image docker.io/tracebloc/jobs-manager:prod@" + digestOf('e')},
 		},
 		{
 			name:      "another tag",
 			container: "{name: api, image: docker.io/tracebloc/jobs-manager:stg, imagePullPolicy: Always}",
-			wantErr:   []string{`container "api" of Deployment tracebloc/stg-jobs-manager runs docker.io/tracebloc/jobs-manager:stg, not docker.io/tracebloc/jobs-manager:prod`, "set the image's repository and tag"},
+			wantErr: []string{
+				`container "api" of Deployment tracebloc/stg-jobs-manager runs docker.io/tracebloc/jobs-manager:stg, not docker.io/tracebloc/jobs-manager:prod`,
+				"set the image's repository and tag",
+			},
 		},
 		{
 			name:      "another repository",
@@ -69,7 +79,10 @@ func TestPlanTargetRestartNeedsThePolledTagPulledAlways(t *testing.T) {
 		{
 			name:      "IfNotPresent",
 			container: "{name: api, image: docker.io/tracebloc/jobs-manager:prod, imagePullPolicy: IfNotPresent}",
-			wantErr:   []string{`container "api" of Deployment tracebloc/stg-jobs-manager runs docker.io/tracebloc/jobs-manager:prod with imagePullPolicy IfNotPresent`, "set imagePullPolicy: Always"},
+			wantErr: []string{
+				`container "api" of Deployment tracebloc/stg-jobs-manager runs docker.io/tracebloc/jobs-manager:prod with imagePullPolicy IfNotPresent`,
+				"set imagePullPolicy: Always",
+			},
 		},
 		{
 			name:      "Never",
@@ -79,7 +92,10 @@ func TestPlanTargetRestartNeedsThePolledTagPulledAlways(t *testing.T) {
 		{
 			name:      "no policy on a tag other than latest defaults to IfNotPresent",
 			container: "{name: api, image: docker.io/tracebloc/jobs-manager:prod}",
-			wantErr:   []string{"with no imagePullPolicy, which Kubernetes defaults to IfNotPresent", "set imagePullPolicy: Always"},
+			wantErr: []string{
+				"with no imagePullPolicy, which Kubernetes defaults to IfNotPresent",
+				"set imagePullPolicy: Always",
+			},
 		},
 		{
 			name:      "set-env does not care what the container runs",

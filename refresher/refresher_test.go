@@ -291,7 +291,11 @@ func TestRunFirstObservation(t *testing.T) {
 	if _, ok := dep.Spec.Template.Annotations[config.RestartedAtAnnotation]; ok {
 		t.Error("first observation restarted the rollout")
 	}
-	for key, name := range map[string]string{jobsManagerKey: "jobs-manager", podsMonitorKey: "pods-monitor", ingestorKey: "ingestor"} {
+	for key, name := range map[string]string{
+		jobsManagerKey: "jobs-manager",
+		podsMonitorKey: "pods-monitor",
+		ingestorKey:    "ingestor",
+	} {
 		if dep.Annotations[key] != f.digest[name] {
 			t.Errorf("annotation %s = %q, want %s", key, dep.Annotations[key], f.digest[name])
 		}
@@ -475,7 +479,9 @@ func TestRunAdoptsTheEnvDigest(t *testing.T) {
 	}
 	// The next run sees the recorded digest differ from the registry and sets the env.
 	f.kube.ClearActions()
-	if got := decisions(f.run(t, f.options())); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=update-env" {
+	if got := decisions(
+		f.run(t, f.options()),
+	); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=update-env" {
 		t.Errorf("second run decisions: %s", got)
 	}
 }
@@ -722,9 +728,20 @@ func TestRunLogsEveryDecision(t *testing.T) {
 
 	records := f.logRecords(t)
 	for image, want := range map[string]map[string]any{
-		"jobs-manager": {"level": "INFO", "decision": "restart", "old_digest": stale, "new_digest": f.digest["jobs-manager"], "target": "tracebloc/stg-jobs-manager"},
-		"pods-monitor": {"level": "INFO", "decision": "record", "old_digest": "placeholder", "new_digest": f.digest["pods-monitor"]},
-		"ingestor":     {"level": "ERROR", "decision": "failed", "old_digest": "", "new_digest": "", "env_digest": ""},
+		"jobs-manager": {
+			"level":      "INFO",
+			"decision":   "restart",
+			"old_digest": stale,
+			"new_digest": f.digest["jobs-manager"],
+			"target":     "tracebloc/stg-jobs-manager",
+		},
+		"pods-monitor": {
+			"level":      "INFO",
+			"decision":   "record",
+			"old_digest": "placeholder",
+			"new_digest": f.digest["pods-monitor"],
+		},
+		"ingestor": {"level": "ERROR", "decision": "failed", "old_digest": "", "new_digest": "", "env_digest": ""},
 	} {
 		rec, ok := records[image]
 		if !ok {
@@ -765,7 +782,12 @@ func TestRunLogsTheDriftedEnvAsTheOldDigest(t *testing.T) {
 	})
 	f.run(t, f.options())
 	rec := f.logRecords(t)["ingestor"]
-	for k, v := range map[string]any{"decision": "drift", "old_digest": stale, "new_digest": f.digest["ingestor"], "env_digest": stale} {
+	for k, v := range map[string]any{
+		"decision":   "drift",
+		"old_digest": stale,
+		"new_digest": f.digest["ingestor"],
+		"env_digest": stale,
+	} {
 		if rec[k] != v {
 			t.Errorf("ingestor: %s = %v, want %v", k, rec[k], v)
 		}
@@ -916,7 +938,9 @@ func TestRunTwinTickThatReadsAfterTheTwinsWrite(t *testing.T) {
 		return f.run(t, opts)
 	}
 	// This tick began at 12:00:30 too (the same second as the twin's write).
-	if got := decisions(tick(at.Add(400 * time.Millisecond))); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=unchanged" {
+	if got := decisions(
+		tick(at.Add(400 * time.Millisecond)),
+	); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=unchanged" {
 		t.Errorf("the twin: decisions %s", got)
 	}
 	if p := f.patches(t); len(p) != 0 {
@@ -926,7 +950,9 @@ func TestRunTwinTickThatReadsAfterTheTwinsWrite(t *testing.T) {
 		t.Errorf("the twin made Waiting Events %v", w)
 	}
 	// A tick a minute later waits for the rollout.
-	if got := decisions(tick(at.Add(time.Minute))); got != "jobs-manager=waiting pods-monitor=unchanged ingestor=unchanged" {
+	if got := decisions(
+		tick(at.Add(time.Minute)),
+	); got != "jobs-manager=waiting pods-monitor=unchanged ingestor=unchanged" {
 		t.Errorf("a later tick: decisions %s", got)
 	}
 }

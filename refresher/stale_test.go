@@ -65,48 +65,156 @@ func TestDecideRun(t *testing.T) {
 		note     string // a substring of the note; "" wants none unless stale
 	}{
 		// Reading the CronJob.
-		{name: "not found: nothing runs the refresher", err: notFound, stale: true, note: "CronJob tracebloc/stg-image-refresh not found"},
+		{
+			name:  "not found: nothing runs the refresher",
+			err:   notFound,
+			stale: true,
+			note:  "CronJob tracebloc/stg-image-refresh not found",
+		},
 		{name: "forbidden is no evidence", err: forbidden, note: "last tick unknown (grant get on cronjobs.batch to see it)"},
-		{name: "any other error is no evidence", err: context.DeadlineExceeded, note: "last tick unknown: reading CronJob tracebloc/stg-image-refresh: context deadline exceeded"},
+		{
+			name: "any other error is no evidence",
+			err:  context.DeadlineExceeded,
+			note: "last tick unknown: reading CronJob tracebloc/stg-image-refresh: context deadline exceeded",
+		},
 
 		// Suspended, whatever its times.
-		{name: "suspended", cj: cronJob(succeeded("2026-07-01T11:40:00Z"), func(cj *batchv1.CronJob) { cj.Spec.Suspend = &yes }),
-			stale: true, lastTick: "2026-07-01T11:40:00Z", note: "is suspended (spec.suspend): the refresher does not run; last successful tick 2026-07-01T11:40:00Z"},
-		{name: "suspended, never succeeded", cj: cronJob(func(cj *batchv1.CronJob) { cj.Spec.Suspend = &yes }), stale: true, note: "no successful tick recorded"},
-		{name: "suspend false", cj: cronJob(succeeded("2026-07-01T11:40:00Z"), func(cj *batchv1.CronJob) { f := false; cj.Spec.Suspend = &f }), lastTick: "2026-07-01T11:40:00Z"},
+		{
+			name:     "suspended",
+			cj:       cronJob(succeeded("2026-07-01T11:40:00Z"), func(cj *batchv1.CronJob) { cj.Spec.Suspend = &yes }),
+			stale:    true,
+			lastTick: "2026-07-01T11:40:00Z",
+			note:     "is suspended (spec.suspend): the refresher does not run; last successful tick 2026-07-01T11:40:00Z",
+		},
+		{
+			name:  "suspended, never succeeded",
+			cj:    cronJob(func(cj *batchv1.CronJob) { cj.Spec.Suspend = &yes }),
+			stale: true,
+			note:  "no successful tick recorded",
+		},
+		{
+			name:     "suspend false",
+			cj:       cronJob(succeeded("2026-07-01T11:40:00Z"), func(cj *batchv1.CronJob) { f := false; cj.Spec.Suspend = &f }),
+			lastTick: "2026-07-01T11:40:00Z",
+		},
 
 		// Runs due after the last success (07, 22, 37, 52; until 11:45 counts at 12:00).
-		{name: "the last run succeeded", cj: cronJob(succeeded("2026-07-01T11:40:00Z"), scheduled("2026-07-01T11:37:00Z")), lastTick: "2026-07-01T11:40:00Z"},
-		{name: "two runs missed: still a blip", cj: cronJob(succeeded("2026-07-01T11:07:00Z")), lastTick: "2026-07-01T11:07:00Z"},
-		{name: "three runs missed", cj: cronJob(succeeded("2026-07-01T11:06:59Z"), scheduled("2026-07-01T11:37:00Z")), stale: true, lastTick: "2026-07-01T11:06:59Z",
-			note: `CronJob tracebloc/stg-image-refresh: no successful tick since 2026-07-01T11:06:59Z, 3 or more scheduled runs ("7,22,37,52 * * * *") ago; last scheduled 2026-07-01T11:37:00Z`},
-		{name: "a soak that ended 30 days ago", cj: cronJob(succeeded("2026-06-01T09:00:00Z"), scheduled("2026-06-01T08:52:00Z")), stale: true, lastTick: "2026-06-01T09:00:00Z", note: "last scheduled 2026-06-01T08:52:00Z"},
-		{name: "a run still within its deadlines does not count", cj: cronJob(succeeded("2026-07-01T11:21:00Z")), lastTick: "2026-07-01T11:21:00Z"},
-		{name: "without deadlines the run counts when due", cj: cronJob(succeeded("2026-07-01T11:21:00Z"), noDeadlines), stale: true, lastTick: "2026-07-01T11:21:00Z"},
+		{
+			name:     "the last run succeeded",
+			cj:       cronJob(succeeded("2026-07-01T11:40:00Z"), scheduled("2026-07-01T11:37:00Z")),
+			lastTick: "2026-07-01T11:40:00Z",
+		},
+		{
+			name:     "two runs missed: still a blip",
+			cj:       cronJob(succeeded("2026-07-01T11:07:00Z")),
+			lastTick: "2026-07-01T11:07:00Z",
+		},
+		{
+			name:     "three runs missed",
+			cj:       cronJob(succeeded("2026-07-01T11:06:59Z"), scheduled("2026-07-01T11:37:00Z")),
+			stale:    true,
+			lastTick: "2026-07-01T11:06:59Z",
+			note:     `CronJob tracebloc/stg-image-refresh: no successful tick since 2026-07-01T11:06:59Z, 3 or more scheduled runs ("7,22,37,52 * * * *") ago; last scheduled 2026-07-01T11:37:00Z`,
+		},
+		{
+			name:     "a soak that ended 30 days ago",
+			cj:       cronJob(succeeded("2026-06-01T09:00:00Z"), scheduled("2026-06-01T08:52:00Z")),
+			stale:    true,
+			lastTick: "2026-06-01T09:00:00Z",
+			note:     "last scheduled 2026-06-01T08:52:00Z",
+		},
+		{
+			name:     "a run still within its deadlines does not count",
+			cj:       cronJob(succeeded("2026-07-01T11:21:00Z")),
+			lastTick: "2026-07-01T11:21:00Z",
+		},
+		{
+			name:     "without deadlines the run counts when due",
+			cj:       cronJob(succeeded("2026-07-01T11:21:00Z"), noDeadlines),
+			stale:    true,
+			lastTick: "2026-07-01T11:21:00Z",
+		},
 		{name: "the config's deadlines stand in for unset ones", cj: cronJob(succeeded("2026-07-01T11:21:00Z"), noDeadlines),
-			job: config.Job{StartingDeadlineSeconds: i64(300), ActiveDeadlineSeconds: i64(600)}, lastTick: "2026-07-01T11:21:00Z"},
-		{name: "a success in the future (clock skew) is recent", cj: cronJob(succeeded("2026-07-01T13:00:00Z")), lastTick: "2026-07-01T13:00:00Z"},
+			job: config.Job{
+				StartingDeadlineSeconds: i64(300),
+				ActiveDeadlineSeconds:   i64(600),
+			}, lastTick: "2026-07-01T11:21:00Z"},
+		{
+			name:     "a success in the future (clock skew) is recent",
+			cj:       cronJob(succeeded("2026-07-01T13:00:00Z")),
+			lastTick: "2026-07-01T13:00:00Z",
+		},
 
 		// Never succeeded: from the creation.
 		{name: "new install, no tick yet", cj: cronJob(created("2026-07-01T11:30:00Z"))},
-		{name: "never succeeded while scheduled: the image cannot be pulled", cj: cronJob(scheduled("2026-07-01T11:52:00Z")), stale: true,
-			note: "no successful tick since it was created 2026-06-01T00:00:00Z, 3 or more scheduled runs"},
-		{name: "last schedule time is not a tick", cj: cronJob(created("2026-07-01T10:00:00Z"), scheduled("2026-07-01T11:52:00Z")), stale: true, note: "last scheduled 2026-07-01T11:52:00Z"},
+		{
+			name:  "never succeeded while scheduled: the image cannot be pulled",
+			cj:    cronJob(scheduled("2026-07-01T11:52:00Z")),
+			stale: true,
+			note:  "no successful tick since it was created 2026-06-01T00:00:00Z, 3 or more scheduled runs",
+		},
+		{
+			name:  "last schedule time is not a tick",
+			cj:    cronJob(created("2026-07-01T10:00:00Z"), scheduled("2026-07-01T11:52:00Z")),
+			stale: true,
+			note:  "last scheduled 2026-07-01T11:52:00Z",
+		},
 		{name: "never scheduled", cj: cronJob(), stale: true, note: "; never scheduled"},
-		{name: "no creation time, no success: nothing to count from", cj: cronJob(func(cj *batchv1.CronJob) { cj.CreationTimestamp = metav1.Time{} })},
+		{
+			name: "no creation time, no success: nothing to count from",
+			cj:   cronJob(func(cj *batchv1.CronJob) { cj.CreationTimestamp = metav1.Time{} }),
+		},
 
 		// Schedules.
-		{name: "a schedule years apart is not stale after a day", cj: cronJob(schedule("0 0 29 2 *"), succeeded("2026-06-30T12:00:00Z")), lastTick: "2026-06-30T12:00:00Z"},
-		{name: "a schedule years apart, three leap days missed", cj: cronJob(schedule("0 0 29 2 *"), succeeded("2015-01-01T00:00:00Z")), stale: true, lastTick: "2015-01-01T00:00:00Z"},
-		{name: "a schedule no date matches never turns stale", cj: cronJob(schedule("0 0 30 2 *"), succeeded("2020-01-01T00:00:00Z")), lastTick: "2020-01-01T00:00:00Z"},
-		{name: "every minute", cj: cronJob(schedule("* * * * *"), noDeadlines, succeeded("2026-07-01T11:57:00Z")), stale: true, lastTick: "2026-07-01T11:57:00Z"},
-		{name: "every minute, two missed", cj: cronJob(schedule("* * * * *"), noDeadlines, succeeded("2026-07-01T11:58:00Z")), lastTick: "2026-07-01T11:58:00Z"},
-		{name: "an unparsable CronJob schedule: the config's", cj: cronJob(schedule("61 * * * *"), succeeded("2026-07-01T11:21:00Z"), noDeadlines),
-			schedule: "0 * * * *", lastTick: "2026-07-01T11:21:00Z"},
-		{name: "neither schedule parses", cj: cronJob(schedule("nonsense"), succeeded("2026-07-01T11:21:00Z")), schedule: "nonsense",
-			lastTick: "2026-07-01T11:21:00Z", note: `last tick unknown: CronJob tracebloc/stg-image-refresh: schedule "nonsense"`},
-		{name: "an unknown time zone counts in UTC", cj: cronJob(succeeded("2026-07-01T11:06:59Z"), func(cj *batchv1.CronJob) { cj.Spec.TimeZone = str("Nowhere/Atlantis") }),
-			stale: true, lastTick: "2026-07-01T11:06:59Z"},
+		{
+			name:     "a schedule years apart is not stale after a day",
+			cj:       cronJob(schedule("0 0 29 2 *"), succeeded("2026-06-30T12:00:00Z")),
+			lastTick: "2026-06-30T12:00:00Z",
+		},
+		{
+			name:     "a schedule years apart, three leap days missed",
+			cj:       cronJob(schedule("0 0 29 2 *"), succeeded("2015-01-01T00:00:00Z")),
+			stale:    true,
+			lastTick: "2015-01-01T00:00:00Z",
+		},
+		{
+			name:     "a schedule no date matches never turns stale",
+			cj:       cronJob(schedule("0 0 30 2 *"), succeeded("2020-01-01T00:00:00Z")),
+			lastTick: "2020-01-01T00:00:00Z",
+		},
+		{
+			name:     "every minute",
+			cj:       cronJob(schedule("* * * * *"), noDeadlines, succeeded("2026-07-01T11:57:00Z")),
+			stale:    true,
+			lastTick: "2026-07-01T11:57:00Z",
+		},
+		{
+			name:     "every minute, two missed",
+			cj:       cronJob(schedule("* * * * *"), noDeadlines, succeeded("2026-07-01T11:58:00Z")),
+			lastTick: "2026-07-01T11:58:00Z",
+		},
+		{
+			name:     "an unparsable CronJob schedule: the config's",
+			cj:       cronJob(schedule("61 * * * *"), succeeded("2026-07-01T11:21:00Z"), noDeadlines),
+			schedule: "0 * * * *",
+			lastTick: "2026-07-01T11:21:00Z",
+		},
+		{
+			name:     "neither schedule parses",
+			cj:       cronJob(schedule("nonsense"), succeeded("2026-07-01T11:21:00Z")),
+			schedule: "nonsense",
+			lastTick: "2026-07-01T11:21:00Z",
+			note:     `last tick unknown: CronJob tracebloc/stg-image-refresh: schedule "nonsense"`,
+		},
+		{
+			name: "an unknown time zone counts in UTC",
+			cj: cronJob(
+				succeeded("2026-07-01T11:06:59Z"),
+				func(cj *batchv1.CronJob) { cj.Spec.TimeZone = str("Nowhere/Atlantis") },
+			),
+			stale:    true,
+			lastTick: "2026-07-01T11:06:59Z",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sched := tc.schedule

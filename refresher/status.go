@@ -129,14 +129,24 @@ func readStatus(value string, now time.Time) (s Status, corrections []string) {
 	default:
 		return Status{}, []string{fmt.Sprintf("a status of unknown state %q is ignored", s.State)}
 	}
-	for name, d := range map[string]*string{"digest": &s.Digest, "previous": &s.Previous, "quarantined": &s.Quarantined, "pending": &s.Pending} {
+	for name, d := range map[string]*string{
+		"digest":      &s.Digest,
+		"previous":    &s.Previous,
+		"quarantined": &s.Quarantined,
+		"pending":     &s.Pending,
+	} {
 		if *d != "" && !config.ValidDigest(*d) {
 			corrections = append(corrections, fmt.Sprintf("%s %q is not a sha256 digest: dropped", name, truncate(*d, 80)))
 			*d = ""
 		}
 	}
 	limit := now.Add(clockSkew)
-	for name, ts := range map[string]*string{"since": &s.Since, "applied": &s.Applied, "pendingSince": &s.PendingSince, "waitingSince": &s.WaitingSince} {
+	for name, ts := range map[string]*string{
+		"since":        &s.Since,
+		"applied":      &s.Applied,
+		"pendingSince": &s.PendingSince,
+		"waitingSince": &s.WaitingSince,
+	} {
 		if *ts == "" {
 			continue
 		}
@@ -188,7 +198,13 @@ func (s Status) encode() string {
 	}
 	// Without the error only a forged status read back is this large (a time with thousands of
 	// fractional digits): its times are written as RFC 3339 in seconds.
-	for _, ts := range []*string{&errorless.Since, &errorless.Applied, &errorless.PendingSince, &errorless.WaitingSince, &errorless.Refused.At} {
+	for _, ts := range []*string{
+		&errorless.Since,
+		&errorless.Applied,
+		&errorless.PendingSince,
+		&errorless.WaitingSince,
+		&errorless.Refused.At,
+	} {
 		if t, err := time.Parse(time.RFC3339, *ts); err == nil {
 			*ts = t.UTC().Format(time.RFC3339)
 		}

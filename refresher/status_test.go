@@ -28,29 +28,83 @@ func TestReadStatus(t *testing.T) {
 		want  Status
 		notes []string
 	}{
-		{name: "valid, unchanged", in: Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Digest: d, Generation: 3, Applied: "2026-07-01T11:00:00Z"},
-			want: Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Digest: d, Generation: 3, Applied: "2026-07-01T11:00:00Z"}},
+		{
+			name: "valid, unchanged",
+			in: Status{
+				State:      StateOK,
+				Since:      "2026-07-01T11:00:00Z",
+				Digest:     d,
+				Generation: 3,
+				Applied:    "2026-07-01T11:00:00Z",
+			},
+			want: Status{
+				State:      StateOK,
+				Since:      "2026-07-01T11:00:00Z",
+				Digest:     d,
+				Generation: 3,
+				Applied:    "2026-07-01T11:00:00Z",
+			},
+		},
 		{name: "within the clock skew", in: Status{State: StateOK, Since: now.Add(30 * time.Second).Format(time.RFC3339)},
 			want: Status{State: StateOK, Since: now.Add(30 * time.Second).Format(time.RFC3339)}},
-		{name: "pendingSince in the future soaks from now", in: Status{State: StateSoaking, Since: "2026-07-01T11:00:00Z", Pending: d, PendingSince: "2036-01-01T00:00:00Z"},
+		{
+			name:  "pendingSince in the future soaks from now",
+			in:    Status{State: StateSoaking, Since: "2026-07-01T11:00:00Z", Pending: d, PendingSince: "2036-01-01T00:00:00Z"},
 			want:  Status{State: StateSoaking, Since: "2026-07-01T11:00:00Z", Pending: d, PendingSince: "2026-07-01T12:00:00Z"},
-			notes: []string{"pendingSince 2036-01-01T00:00:00Z is later than now (2026-07-01T12:00:00Z): clamped to now"}},
-		{name: "applied and since written by a clock a day ahead", in: Status{State: StateOK, Since: future, Digest: d, Generation: 2, Applied: future},
-			want:  Status{State: StateOK, Since: "2026-07-01T12:00:00Z", Digest: d, Generation: 2, Applied: "2026-07-01T12:00:00Z"},
-			notes: []string{"applied " + future + " is later than now (2026-07-01T12:00:00Z): clamped to now", "since " + future + " is later than now (2026-07-01T12:00:00Z): clamped to now"}},
-		{name: "previous and quarantined not digests", in: Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Previous: "evil:latest", Quarantined: "sha256:short"},
-			want:  Status{State: StateOK, Since: "2026-07-01T11:00:00Z"},
-			notes: []string{`previous "evil:latest" is not a sha256 digest: dropped`, `quarantined "sha256:short" is not a sha256 digest: dropped`}},
-		{name: "a time that is not RFC 3339", in: Status{State: StateWaiting, Since: "yesterday", WaitingSince: "2026-07-01T11:00:00Z"},
+			notes: []string{"pendingSince 2036-01-01T00:00:00Z is later than now (2026-07-01T12:00:00Z): clamped to now"},
+		},
+		{
+			name: "applied and since written by a clock a day ahead",
+			in:   Status{State: StateOK, Since: future, Digest: d, Generation: 2, Applied: future},
+			want: Status{
+				State:      StateOK,
+				Since:      "2026-07-01T12:00:00Z",
+				Digest:     d,
+				Generation: 2,
+				Applied:    "2026-07-01T12:00:00Z",
+			},
+			notes: []string{
+				"applied " + future + " is later than now (2026-07-01T12:00:00Z): clamped to now",
+				"since " + future + " is later than now (2026-07-01T12:00:00Z): clamped to now",
+			},
+		},
+		{
+			name: "previous and quarantined not digests",
+			in:   Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Previous: "evil:latest", Quarantined: "sha256:short"},
+			want: Status{State: StateOK, Since: "2026-07-01T11:00:00Z"},
+			notes: []string{
+				`previous "evil:latest" is not a sha256 digest: dropped`,
+				`quarantined "sha256:short" is not a sha256 digest: dropped`,
+			},
+		},
+		{
+			name:  "a time that is not RFC 3339",
+			in:    Status{State: StateWaiting, Since: "yesterday", WaitingSince: "2026-07-01T11:00:00Z"},
 			want:  Status{State: StateWaiting, WaitingSince: "2026-07-01T11:00:00Z"},
-			notes: []string{`since "yesterday" is not an RFC 3339 time: dropped`}},
-		{name: "a refusal from the future", in: Status{State: StateFailed, Since: "2026-07-01T11:00:00Z", Refused: Refusal{Digest: d, Reason: "signature-missing", Keys: "k", At: future}},
+			notes: []string{`since "yesterday" is not an RFC 3339 time: dropped`},
+		},
+		{
+			name: "a refusal from the future",
+			in: Status{
+				State:   StateFailed,
+				Since:   "2026-07-01T11:00:00Z",
+				Refused: Refusal{Digest: d, Reason: "signature-missing", Keys: "k", At: future},
+			},
 			want:  Status{State: StateFailed, Since: "2026-07-01T11:00:00Z"},
-			notes: []string{"an invalid signature refusal is dropped"}},
-		{name: "a refusal judged with keys that are no key set id", in: Status{State: StateFailed, Since: "2026-07-01T11:00:00Z",
-			Refused: Refusal{Digest: d, Reason: "signature-missing", Keys: strings.Repeat("\u2028", 200), At: "2026-07-01T11:00:00Z"}},
+			notes: []string{"an invalid signature refusal is dropped"},
+		},
+		{
+			name: "a refusal judged with keys that are no key set id",
+			in: Status{State: StateFailed, Since: "2026-07-01T11:00:00Z",
+				Refused: Refusal{
+					Digest: d,
+					Reason: "signature-missing",
+					Keys:   strings.Repeat("\u2028", 200),
+					At:     "2026-07-01T11:00:00Z",
+				}},
 			want:  Status{State: StateFailed, Since: "2026-07-01T11:00:00Z"},
-			notes: []string{"an invalid signature refusal is dropped"}},
+			notes: []string{"an invalid signature refusal is dropped"},
+		},
 		{name: "a refusal kept", in: Status{State: StateFailed, Since: "2026-07-01T11:00:00Z",
 			Refused: Refusal{Digest: d, Reason: "signature-missing", Keys: "0123456789ab", At: "2026-07-01T11:00:00Z"}},
 			want: Status{State: StateFailed, Since: "2026-07-01T11:00:00Z",
@@ -187,10 +241,21 @@ func TestStatusEncodeIsBounded(t *testing.T) {
 		{name: "invalid UTF-8", err: strings.Repeat("\xff", 5000)},
 		{name: "a forged plan line", err: "500 Internal Server Error\npatch Deployment default/evil: {}"},
 		{name: "every field full", prev: full, err: strings.Repeat(`"\`, 3000)},
-		{name: "every field full, an error of <, \" and non-ASCII", prev: full, err: strings.Repeat(`<"é€`+"\u2028", 1500)},
+		{
+			name: "every field full, an error of <, \" and non-ASCII",
+			prev: full,
+			err:  strings.Repeat(`<"é€`+"\u2028", 1500),
+		},
 		{name: "every field full and such an error read back", prev: fullError},
-		{name: "an error read back", prev: Status{State: StateWaiting, Since: "2026-07-01T11:00:00Z", Error: strings.Repeat("<\u2028", 1300)}},
-		{name: "a forged time of 3900 digits read back", prev: Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Applied: longTime, Digest: d}, err: "boom"},
+		{
+			name: "an error read back",
+			prev: Status{State: StateWaiting, Since: "2026-07-01T11:00:00Z", Error: strings.Repeat("<\u2028", 1300)},
+		},
+		{
+			name: "a forged time of 3900 digits read back",
+			prev: Status{State: StateOK, Since: "2026-07-01T11:00:00Z", Applied: longTime, Digest: d},
+			err:  "boom",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.prev

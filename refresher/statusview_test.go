@@ -31,17 +31,58 @@ func TestViewState(t *testing.T) {
 		want      ViewState
 		wantSince string
 	}{
-		{name: "current", running: []string{r}, recorded: r, st: Status{State: StateOK, Since: "s"}, want: ViewCurrent, wantSince: "s"},
+		{
+			name:      "current",
+			running:   []string{r},
+			recorded:  r,
+			st:        Status{State: StateOK, Since: "s"},
+			want:      ViewCurrent,
+			wantSince: "s",
+		},
 		{name: "behind: pods run the old digest", running: []string{old}, recorded: r, want: ViewBehind},
 		{name: "behind: a rollout half done", running: []string{r, old}, recorded: r, want: ViewBehind},
 		{name: "nothing tells what runs: the record does", recorded: old, want: ViewBehind},
 		{name: "nothing tells, record current", recorded: r, want: ViewCurrent},
-		{name: "soaking the registry digest", running: []string{old}, st: Status{State: StateSoaking, Pending: r, PendingSince: "p", Since: "s"}, want: ViewSoaking, wantSince: "p"},
-		{name: "soaking another digest: the registry moved on", running: []string{old}, st: Status{State: StateSoaking, Pending: old, PendingSince: "p"}, want: ViewBehind},
-		{name: "waiting", running: []string{old}, st: Status{State: StateWaiting, Since: "w"}, want: ViewWaiting, wantSince: "w"},
-		{name: "quarantined registry digest", running: []string{old}, st: Status{State: StateQuarantined, Quarantined: r, Since: "q"}, want: ViewQuarantined, wantSince: "q"},
-		{name: "quarantine of an older digest", running: []string{r}, st: Status{State: StateOK, Quarantined: old}, want: ViewCurrent},
-		{name: "failed last tick", running: []string{r}, st: Status{State: StateFailed, Since: "f"}, want: ViewFailed, wantSince: "f"},
+		{
+			name:      "soaking the registry digest",
+			running:   []string{old},
+			st:        Status{State: StateSoaking, Pending: r, PendingSince: "p", Since: "s"},
+			want:      ViewSoaking,
+			wantSince: "p",
+		},
+		{
+			name:    "soaking another digest: the registry moved on",
+			running: []string{old},
+			st:      Status{State: StateSoaking, Pending: old, PendingSince: "p"},
+			want:    ViewBehind,
+		},
+		{
+			name:      "waiting",
+			running:   []string{old},
+			st:        Status{State: StateWaiting, Since: "w"},
+			want:      ViewWaiting,
+			wantSince: "w",
+		},
+		{
+			name:      "quarantined registry digest",
+			running:   []string{old},
+			st:        Status{State: StateQuarantined, Quarantined: r, Since: "q"},
+			want:      ViewQuarantined,
+			wantSince: "q",
+		},
+		{
+			name:    "quarantine of an older digest",
+			running: []string{r},
+			st:      Status{State: StateOK, Quarantined: old},
+			want:    ViewCurrent,
+		},
+		{
+			name:      "failed last tick",
+			running:   []string{r},
+			st:        Status{State: StateFailed, Since: "f"},
+			want:      ViewFailed,
+			wantSince: "f",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			row := &StatusRow{Registry: r, Running: tc.running, Recorded: tc.recorded}
@@ -92,14 +133,42 @@ func TestRunning(t *testing.T) {
 		wantFrom string
 	}{
 		{"restart: imageID repo digest", restart, dep(""), []corev1.Pod{pod("docker.io/x/api@"+a, "")}, []string{a}, "pods"},
-		{"restart: docker-pullable prefix", restart, dep(""), []corev1.Pod{pod("docker-pullable://x/api@"+a, "")}, []string{a}, "pods"},
-		{"restart: two pods, two digests, pod order", restart, dep(""), []corev1.Pod{pod("x@"+b, ""), pod("x@"+a, ""), pod("x@"+b, "")}, []string{b, a}, "pods"},
-		{"restart: an image ID without repo digest tells nothing", restart, dep(""), []corev1.Pod{pod("sha256:"+a[7:], "")}, nil, ""},
+		{
+			"restart: docker-pullable prefix",
+			restart,
+			dep(""),
+			[]corev1.Pod{pod("docker-pullable://x/api@"+a, "")},
+			[]string{a},
+			"pods",
+		},
+		{
+			"restart: two pods, two digests, pod order",
+			restart,
+			dep(""),
+			[]corev1.Pod{pod("x@"+b, ""), pod("x@"+a, ""), pod("x@"+b, "")},
+			[]string{b, a},
+			"pods",
+		},
+		{
+			"restart: an image ID without repo digest tells nothing",
+			restart,
+			dep(""),
+			[]corev1.Pod{pod("sha256:"+a[7:], "")},
+			nil,
+			"",
+		},
 		{"restart: no pods", restart, dep(""), nil, nil, ""},
 		{"set-env: the pods' env", setEnv, dep(b), []corev1.Pod{pod("x@"+b, a)}, []string{a}, "pods"},
 		{"set-env: no pods, the Deployment's env", setEnv, dep(b), nil, []string{b}, "env"},
 		{"set-env: no digest anywhere", setEnv, dep("latest"), nil, nil, ""},
-		{"set-image: the pods' imageID", setImage, pinnedDep(b), []corev1.Pod{pod("docker.io/x/api@"+a, "")}, []string{a}, "pods"},
+		{
+			"set-image: the pods' imageID",
+			setImage,
+			pinnedDep(b),
+			[]corev1.Pod{pod("docker.io/x/api@"+a, "")},
+			[]string{a},
+			"pods",
+		},
 		{"set-image: no pods, the template's digest", setImage, pinnedDep(b), nil, []string{b}, "image"},
 		{"set-image: no pods, the template runs the tag", setImage, dep(""), nil, nil, ""},
 	} {
@@ -121,13 +190,28 @@ func TestApplyRun(t *testing.T) {
 		v    runVerdict
 		want StatusRow
 	}{
-		{"fresh: unchanged", StatusRow{State: ViewSoaking, Since: "s"}, runVerdict{LastTick: tick}, StatusRow{State: ViewSoaking, Since: "s"}},
+		{
+			"fresh: unchanged",
+			StatusRow{State: ViewSoaking, Since: "s"},
+			runVerdict{LastTick: tick},
+			StatusRow{State: ViewSoaking, Since: "s"},
+		},
 		{"unknown: a note, the state kept", StatusRow{State: ViewBehind, Detail: "d"}, runVerdict{Note: "last tick unknown"},
 			StatusRow{State: ViewBehind, Detail: "d", Refresher: "last tick unknown"}},
 		{"stale: since the last tick, the state otherwise in detail", StatusRow{State: ViewSoaking, Since: "s"}, stale,
-			StatusRow{State: ViewStale, Since: "2026-07-01T11:53:00Z", Detail: "otherwise soaking since s", Refresher: "suspended"}},
+			StatusRow{
+				State:     ViewStale,
+				Since:     "2026-07-01T11:53:00Z",
+				Detail:    "otherwise soaking since s",
+				Refresher: "suspended",
+			}},
 		{"stale: the detail kept after", StatusRow{State: ViewWaiting, Since: "w", Detail: "rollout"}, stale,
-			StatusRow{State: ViewStale, Since: "2026-07-01T11:53:00Z", Detail: "otherwise waiting since w; rollout", Refresher: "suspended"}},
+			StatusRow{
+				State:     ViewStale,
+				Since:     "2026-07-01T11:53:00Z",
+				Detail:    "otherwise waiting since w; rollout",
+				Refresher: "suspended",
+			}},
 		{"stale without a tick: no since", StatusRow{State: ViewBehind}, runVerdict{Stale: true, Note: "not found"},
 			StatusRow{State: ViewStale, Detail: "otherwise behind", Refresher: "not found"}},
 		{"a failed row stays failed", StatusRow{State: ViewFailed, Since: "f", Detail: "403"}, stale,

@@ -13,7 +13,11 @@ func TestPrintable(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, want string
 	}{
-		{"plain text unchanged", "HEAD ghcr.io/x/y:prod: 500 Internal Server Error", "HEAD ghcr.io/x/y:prod: 500 Internal Server Error"},
+		{
+			"plain text unchanged",
+			"HEAD ghcr.io/x/y:prod: 500 Internal Server Error",
+			"HEAD ghcr.io/x/y:prod: 500 Internal Server Error",
+		},
 		{"non-ASCII letters unchanged", "é → 日本 ✓", "é → 日本 ✓"},
 		{"a backslash kept", `C:\path "q"`, `C:\path "q"`},
 		{"newline: no forged line", "boom\npatch Deployment default/evil: {}", `boom\npatch Deployment default/evil: {}`},

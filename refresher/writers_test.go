@@ -26,15 +26,36 @@ func TestOtherWriters(t *testing.T) {
 		want    []string
 	}{
 		{"only the refresher", []metav1.ManagedFieldsEntry{entry("image-refresh", audit)}, nil},
-		{"helm owns the template, not the annotations", []metav1.ManagedFieldsEntry{entry("helm", `{"f:spec":{"f:replicas":{}}}`)}, nil},
-		{"a hand edit after the refresher's last write", []metav1.ManagedFieldsEntry{before(entry("image-refresh", audit)), entry("kubectl-annotate", audit)},
-			[]string{"kubectl-annotate (Update at 2026-07-01T12:00:00Z): [" + ingestorKey + "]"}},
+		{
+			"helm owns the template, not the annotations",
+			[]metav1.ManagedFieldsEntry{entry("helm", `{"f:spec":{"f:replicas":{}}}`)},
+			nil,
+		},
+		{
+			"a hand edit after the refresher's last write",
+			[]metav1.ManagedFieldsEntry{before(entry("image-refresh", audit)), entry("kubectl-annotate", audit)},
+			[]string{"kubectl-annotate (Update at 2026-07-01T12:00:00Z): [" + ingestorKey + "]"},
+		},
 		{"another refresher writes the status too", []metav1.ManagedFieldsEntry{entry("old-refresh-script",
 			`{"f:metadata":{"f:annotations":{"f:`+ingestorKey+`":{},"f:`+statusKey("ingestor")+`":{},"f:other":{}}}}`)},
-			[]string{"old-refresh-script (Update at 2026-07-01T12:00:00Z): [" + ingestorKey + " " + statusKey("ingestor") + "]"}},
-		{"the migrated script's old ownership, before the refresher wrote", []metav1.ManagedFieldsEntry{before(entry("old-script", audit)), entry("image-refresh", audit)}, nil},
-		{"written in the same second as the refresher: not later", []metav1.ManagedFieldsEntry{entry("image-refresh", audit), entry("kubectl-annotate", audit)}, nil},
-		{"the migrated script's old ownership, the refresher never wrote: older than the window", []metav1.ManagedFieldsEntry{before(entry("old-script", audit))}, nil},
+			[]string{
+				"old-refresh-script (Update at 2026-07-01T12:00:00Z): [" + ingestorKey + " " + statusKey("ingestor") + "]",
+			}},
+		{
+			"the migrated script's old ownership, before the refresher wrote",
+			[]metav1.ManagedFieldsEntry{before(entry("old-script", audit)), entry("image-refresh", audit)},
+			nil,
+		},
+		{
+			"written in the same second as the refresher: not later",
+			[]metav1.ManagedFieldsEntry{entry("image-refresh", audit), entry("kubectl-annotate", audit)},
+			nil,
+		},
+		{
+			"the migrated script's old ownership, the refresher never wrote: older than the window",
+			[]metav1.ManagedFieldsEntry{before(entry("old-script", audit))},
+			nil,
+		},
 		{"unreadable fields are skipped", []metav1.ManagedFieldsEntry{entry("x", `{`)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,7 +80,9 @@ func TestRunWarnsOfOtherWriters(t *testing.T) {
 		dep := deployment(annotations, e)
 		dep.ManagedFields = []metav1.ManagedFieldsEntry{
 			{Manager: "kubectl-annotate", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at,
-				FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:` + ingestorKey + `":{}}}}`)},
+				FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(
+					`{"f:metadata":{"f:annotations":{"f:` + ingestorKey + `":{}}}}`,
+				)},
 		}
 		return dep
 	})

@@ -44,7 +44,11 @@ func NewForConfig(c *rest.Config, userAgent string) (*Client, error) {
 	c.ContentType = runtime.ContentTypeJSON
 	c.NegotiatedSerializer = codecs.WithoutConversion()
 	clients := make([]rest.Interface, 3)
-	for i, gv := range []schema.GroupVersion{appsv1.SchemeGroupVersion, eventsv1.SchemeGroupVersion, batchv1.SchemeGroupVersion} {
+	for i, gv := range []schema.GroupVersion{
+		appsv1.SchemeGroupVersion,
+		eventsv1.SchemeGroupVersion,
+		batchv1.SchemeGroupVersion,
+	} {
 		gc := rest.CopyConfig(c)
 		gc.GroupVersion = &gv
 		client, err := rest.RESTClientFor(gc)

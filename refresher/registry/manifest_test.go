@@ -41,7 +41,12 @@ func TestCheckManifest(t *testing.T) {
 		{"schema 1 signed", string(types.DockerManifestSchema1Signed), schema1Image, ""},
 		{"schema 1", string(types.DockerManifestSchema1), schema1Image, ""},
 		{"HTML under a manifest type", string(types.OCIImageIndex), loginPage, ""},
-		{"schemaVersion 1 under a manifest type", string(types.OCIImageIndex), strings.Replace(ociIndex, `"schemaVersion":2`, `"schemaVersion":1`, 1), ""},
+		{
+			"schemaVersion 1 under a manifest type",
+			string(types.OCIImageIndex),
+			strings.Replace(ociIndex, `"schemaVersion":2`, `"schemaVersion":1`, 1),
+			"",
+		},
 		{"no schemaVersion", string(types.OCIImageIndex), strings.Replace(ociIndex, `"schemaVersion":2,`, ``, 1), ""},
 		{"header and body disagree", string(types.OCIManifestSchema1), ociIndex, ""},
 		{"Docker without its mediaType field", string(types.DockerManifestList), `{"schemaVersion":2,"manifests":[]}`, ""},
@@ -49,7 +54,12 @@ func TestCheckManifest(t *testing.T) {
 		{"index with layers", string(types.OCIImageIndex), `{"schemaVersion":2,"manifests":[],"layers":[]}`, ""},
 		{"image without config", string(types.OCIManifestSchema1), `{"schemaVersion":2,"layers":[]}`, ""},
 		{"image without layers", string(types.OCIManifestSchema1), strings.Replace(ociImage, `,"layers":[]`, ``, 1), ""},
-		{"descriptor digest not a digest", string(types.OCIImageIndex), strings.Replace(ociIndex, "sha256:"+hex64, "sha256:nothex", 1), ""},
+		{
+			"descriptor digest not a digest",
+			string(types.OCIImageIndex),
+			strings.Replace(ociIndex, "sha256:"+hex64, "sha256:nothex", 1),
+			"",
+		},
 		{"descriptor without size", string(types.OCIImageIndex), strings.Replace(ociIndex, `,"size":500`, ``, 1), ""},
 		{"JSON null", string(types.OCIImageIndex), `null`, ""},
 	} {
@@ -61,7 +71,9 @@ func TestCheckManifest(t *testing.T) {
 				t.Errorf("got %q, %v; want %q", got, err, tc.want)
 			case tc.want == "" && !errors.As(err, &notManifest):
 				t.Errorf("got %q, %v; want a *NotManifestError", got, err)
-			case tc.want == "" && (Reason(err) != ReasonNotAManifest || !strings.Contains(err.Error(), strconv.Quote(tc.contentType))):
+			case tc.want == "" && (Reason(
+				err,
+			) != ReasonNotAManifest || !strings.Contains(err.Error(), strconv.Quote(tc.contentType))):
 				t.Errorf("error %q: want reason %s naming the content type %q", err, ReasonNotAManifest, tc.contentType)
 			}
 		})
@@ -101,11 +113,21 @@ func TestResolveOnlyAManifestIsADigest(t *testing.T) {
 		wantDigest, wantReason                string
 	}{
 		{name: "captive portal login page", contentType: "text/html", body: loginPage, wantReason: ReasonNotAManifest},
-		{name: "schema 1 signed with a header digest", contentType: string(types.DockerManifestSchema1Signed), headerDigest: "sha256:" + hex64,
-			body: schema1Image, wantReason: ReasonNotAManifest},
+		{
+			name:         "schema 1 signed with a header digest",
+			contentType:  string(types.DockerManifestSchema1Signed),
+			headerDigest: "sha256:" + hex64,
+			body:         schema1Image,
+			wantReason:   ReasonNotAManifest,
+		},
 		{name: "index whose header digest lies", contentType: string(types.OCIImageIndex), headerDigest: "sha256:" + hex64,
 			body: ociIndex, wantDigest: sum(ociIndex)},
-		{name: "Docker image", contentType: string(types.DockerManifestSchema2), body: dockerImage, wantDigest: sum(dockerImage)},
+		{
+			name:        "Docker image",
+			contentType: string(types.DockerManifestSchema2),
+			body:        dockerImage,
+			wantDigest:  sum(dockerImage),
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newServer(t)
@@ -155,15 +177,23 @@ func TestResolveBoundsTheAnswers(t *testing.T) {
 		answer func(written *atomic.Int64) func(w http.ResponseWriter, r *http.Request) bool
 		reason string
 	}{
-		{name: "80 MiB manifest, length declared", reason: ReasonTooLarge, answer: func(written *atomic.Int64) func(http.ResponseWriter, *http.Request) bool {
-			return func(w http.ResponseWriter, r *http.Request) bool {
-				w.Header().Set("Content-Length", strconv.Itoa(huge))
-				return serveManifest(string(types.OCIImageIndex), "", zeros(huge, written))(w, r)
-			}
-		}},
-		{name: "80 MiB manifest, chunked", reason: ReasonTooLarge, answer: func(written *atomic.Int64) func(http.ResponseWriter, *http.Request) bool {
-			return serveManifest(string(types.OCIImageIndex), "", zeros(huge, written))
-		}},
+		{
+			name:   "80 MiB manifest, length declared",
+			reason: ReasonTooLarge,
+			answer: func(written *atomic.Int64) func(http.ResponseWriter, *http.Request) bool {
+				return func(w http.ResponseWriter, r *http.Request) bool {
+					w.Header().Set("Content-Length", strconv.Itoa(huge))
+					return serveManifest(string(types.OCIImageIndex), "", zeros(huge, written))(w, r)
+				}
+			},
+		},
+		{
+			name:   "80 MiB manifest, chunked",
+			reason: ReasonTooLarge,
+			answer: func(written *atomic.Int64) func(http.ResponseWriter, *http.Request) bool {
+				return serveManifest(string(types.OCIImageIndex), "", zeros(huge, written))
+			},
+		},
 		{name: "80 MiB error body", answer: func(written *atomic.Int64) func(http.ResponseWriter, *http.Request) bool {
 			return func(w http.ResponseWriter, r *http.Request) bool {
 				if !strings.Contains(r.URL.Path, "/manifests/") {

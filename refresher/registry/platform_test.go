@@ -31,15 +31,65 @@ func TestCheckPlatforms(t *testing.T) {
 		missing  []string // nil: passes
 		gets     int      // manifest GETs + blob GETs the check sends
 	}{
-		{name: "full index", index: true, pushed: []v1.Platform{amd64, arm64}, required: []string{"linux/amd64", "linux/arm64"}, gets: 1},
-		{name: "index missing arm64", index: true, pushed: []v1.Platform{amd64}, required: []string{"linux/amd64", "linux/arm64"}, missing: []string{"linux/arm64"}, gets: 1},
-		{name: "index of other platforms", index: true, pushed: []v1.Platform{windows}, required: []string{"linux/amd64", "linux/arm64"}, missing: []string{"linux/amd64", "linux/arm64"}, gets: 1},
-		{name: "index, variant required and present", index: true, pushed: []v1.Platform{amd64, arm64}, required: []string{"linux/arm64/v8"}, gets: 1},
-		{name: "index, variant required, another one present", index: true, pushed: []v1.Platform{armv6}, required: []string{"linux/arm/v7"}, missing: []string{"linux/arm/v7"}, gets: 1},
+		{
+			name:     "full index",
+			index:    true,
+			pushed:   []v1.Platform{amd64, arm64},
+			required: []string{"linux/amd64", "linux/arm64"},
+			gets:     1,
+		},
+		{
+			name:     "index missing arm64",
+			index:    true,
+			pushed:   []v1.Platform{amd64},
+			required: []string{"linux/amd64", "linux/arm64"},
+			missing:  []string{"linux/arm64"},
+			gets:     1,
+		},
+		{
+			name:     "index of other platforms",
+			index:    true,
+			pushed:   []v1.Platform{windows},
+			required: []string{"linux/amd64", "linux/arm64"},
+			missing:  []string{"linux/amd64", "linux/arm64"},
+			gets:     1,
+		},
+		{
+			name:     "index, variant required and present",
+			index:    true,
+			pushed:   []v1.Platform{amd64, arm64},
+			required: []string{"linux/arm64/v8"},
+			gets:     1,
+		},
+		{
+			name:     "index, variant required, another one present",
+			index:    true,
+			pushed:   []v1.Platform{armv6},
+			required: []string{"linux/arm/v7"},
+			missing:  []string{"linux/arm/v7"},
+			gets:     1,
+		},
 		{name: "single image of the only platform", pushed: []v1.Platform{amd64}, required: []string{"linux/amd64"}, gets: 2},
-		{name: "single image, variant not required", pushed: []v1.Platform{arm64}, required: []string{"linux/arm64"}, gets: 2},
-		{name: "single image of another platform", pushed: []v1.Platform{amd64}, required: []string{"linux/arm64"}, missing: []string{"linux/arm64"}, gets: 2},
-		{name: "single image, two platforms required", pushed: []v1.Platform{amd64}, required: []string{"linux/amd64", "linux/arm64"}, missing: []string{"linux/arm64"}, gets: 2},
+		{
+			name:     "single image, variant not required",
+			pushed:   []v1.Platform{arm64},
+			required: []string{"linux/arm64"},
+			gets:     2,
+		},
+		{
+			name:     "single image of another platform",
+			pushed:   []v1.Platform{amd64},
+			required: []string{"linux/arm64"},
+			missing:  []string{"linux/arm64"},
+			gets:     2,
+		},
+		{
+			name:     "single image, two platforms required",
+			pushed:   []v1.Platform{amd64},
+			required: []string{"linux/amd64", "linux/arm64"},
+			missing:  []string{"linux/arm64"},
+			gets:     2,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newServer(t)
@@ -109,7 +159,12 @@ func TestCheckPlatforms(t *testing.T) {
 func TestCheckPlatformsNoGate(t *testing.T) {
 	srv := newServer(t)
 	r := newResolver(t, srv, Options{})
-	if err := r.CheckPlatforms(context.Background(), "ghcr.io/tracebloc/ingestor:prod", "sha256:"+strings.Repeat("a", 64), nil); err != nil {
+	if err := r.CheckPlatforms(
+		context.Background(),
+		"ghcr.io/tracebloc/ingestor:prod",
+		"sha256:"+strings.Repeat("a", 64),
+		nil,
+	); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(srv.Requests()); n != 0 {

@@ -136,14 +136,22 @@ func TestResolveDockerHubAndGHCR(t *testing.T) {
 func TestResolveAcceptsEveryManifestType(t *testing.T) {
 	srv := newServer(t)
 	push(t, srv, "ghcr.io/tracebloc/ingestor:prod", true)
-	if res := newResolver(t, srv, Options{}).Resolve(context.Background(), []string{"ghcr.io/tracebloc/ingestor:prod"}); res[0].Err != nil {
+	if res := newResolver(t, srv, Options{}).Resolve(
+		context.Background(),
+		[]string{"ghcr.io/tracebloc/ingestor:prod"},
+	); res[0].Err != nil {
 		t.Fatal(res[0].Err)
 	}
 	for _, r := range srv.Requests() {
 		if !r.IsManifest(http.MethodHead) {
 			continue
 		}
-		for _, mt := range []types.MediaType{types.OCIImageIndex, types.DockerManifestList, types.OCIManifestSchema1, types.DockerManifestSchema2} {
+		for _, mt := range []types.MediaType{
+			types.OCIImageIndex,
+			types.DockerManifestList,
+			types.OCIManifestSchema1,
+			types.DockerManifestSchema2,
+		} {
 			if !strings.Contains(r.Accept, string(mt)) {
 				t.Errorf("HEAD Accept %q lacks %s", r.Accept, mt)
 			}
@@ -197,7 +205,13 @@ func TestResolveOneTokenPerRepository(t *testing.T) {
 }
 
 func TestResolveNeverRetriesRateLimitsOrServerErrors(t *testing.T) {
-	for _, status := range []int{http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout} {
+	for _, status := range []int{
+		http.StatusTooManyRequests,
+		http.StatusInternalServerError,
+		http.StatusBadGateway,
+		http.StatusServiceUnavailable,
+		http.StatusGatewayTimeout,
+	} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			srv := newServer(t)
 			push(t, srv, "ghcr.io/tracebloc/ingestor:prod", false)
@@ -286,7 +300,12 @@ func TestResolveFallsBackToGetWhenHeadHasNoDigest(t *testing.T) {
 		t.Fatalf("result %+v, want %s via GET", res[0], want)
 	}
 	path := "/v2/tracebloc/ingestor/manifests/prod"
-	if h, g := manifestRequests(srv, http.MethodHead, "ghcr.io", path), manifestRequests(srv, http.MethodGet, "ghcr.io", path); h != 1 ||
+	if h, g := manifestRequests(
+		srv,
+		http.MethodHead,
+		"ghcr.io",
+		path,
+	), manifestRequests(srv, http.MethodGet, "ghcr.io", path); h != 1 ||
 		g != 1 {
 		t.Errorf("HEAD ×%d, GET ×%d; want one of each", h, g)
 	}
@@ -307,7 +326,12 @@ func TestResolveTakesTheHeadDigestWithoutContentHeaders(t *testing.T) {
 				t.Fatalf("result %+v, want %s by HEAD", res[0], want)
 			}
 			path := "/v2/tracebloc/ingestor/manifests/prod"
-			if h, g := manifestRequests(srv, http.MethodHead, "ghcr.io", path), manifestRequests(srv, http.MethodGet, "ghcr.io", path); h != 1 ||
+			if h, g := manifestRequests(
+				srv,
+				http.MethodHead,
+				"ghcr.io",
+				path,
+			), manifestRequests(srv, http.MethodGet, "ghcr.io", path); h != 1 ||
 				g != 0 {
 				t.Errorf("HEAD ×%d, GET ×%d; want one HEAD and no GET", h, g)
 			}
@@ -364,7 +388,11 @@ func TestResolvePrivateRepositoryWithDockerConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	auth := base64.StdEncoding.EncodeToString([]byte("bot:s3cret"))
-	if err := os.WriteFile(filepath.Join(dockerConfig, "config.json"), []byte(`{"auths":{"ghcr.io":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+	if err := os.WriteFile(
+		filepath.Join(dockerConfig, "config.json"),
+		[]byte(`{"auths":{"ghcr.io":{"auth":"`+auth+`"}}}`),
+		0o600,
+	); err != nil {
 		t.Fatal(err)
 	}
 	srv.ResetRequests()
@@ -514,7 +542,12 @@ func TestServes(t *testing.T) {
 			if (err == nil) != tc.ok {
 				t.Fatalf("Serves(%s@%s) = %v, want ok %v", tc.repository, tc.digest, err, tc.ok)
 			}
-			if n := manifestRequests(srv, http.MethodHead, "ghcr.io", "/v2/tracebloc/ingestor/manifests/"+tc.digest) - before; tc.digest != "latest" &&
+			if n := manifestRequests(
+				srv,
+				http.MethodHead,
+				"ghcr.io",
+				"/v2/tracebloc/ingestor/manifests/"+tc.digest,
+			) - before; tc.digest != "latest" &&
 				n != 1 {
 				t.Errorf("%d HEADs, want 1", n)
 			}

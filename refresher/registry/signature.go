@@ -82,7 +82,11 @@ func (r *Resolver) VerifySignature(
 	ctx, cancel := context.WithTimeout(forRegistry(ctx, tag.RegistryStr()), r.timeout)
 	defer cancel()
 	v := &sigSearch{r: r, repo: tag.Context(), digest: digest, hex: strings.TrimPrefix(digest, "sha256:"), keys: keys}
-	for _, step := range []func(context.Context) (signature.Verdict, bool, error){v.referrersTag, v.sigTag, v.referrersAPI} {
+	for _, step := range []func(context.Context) (signature.Verdict, bool, error){
+		v.referrersTag,
+		v.sigTag,
+		v.referrersAPI,
+	} {
 		verdict, ok, err := step(ctx)
 		if err != nil {
 			return signature.Verdict{}, fmt.Errorf("verifying the signature of %s@%s: %w", tag.Context(), digest, err)
@@ -194,7 +198,13 @@ func (v *sigSearch) fetchReferrers(ctx context.Context) (*v1.IndexManifest, erro
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	defer resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusOK, http.StatusNotFound, http.StatusBadRequest, http.StatusNotAcceptable); err != nil {
+	if err := transport.CheckError(
+		resp,
+		http.StatusOK,
+		http.StatusNotFound,
+		http.StatusBadRequest,
+		http.StatusNotAcceptable,
+	); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	mt, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")

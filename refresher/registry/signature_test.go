@@ -318,8 +318,15 @@ func TestVerifySignature(t *testing.T) {
 			reason: signature.ReasonInvalid, detail: "no subject", requests: 5},
 		{name: "attestation and SBOM skipped by their index entries, sig tag verifies", keys: []testSigner{release},
 			sign: func(t *testing.T, repo name.Repository, d string) {
-				pushReferrer(t, repo, d, signature.BundleMediaType, signature.BundleMediaType, cosignBundle(t, release, d, "https://slsa.dev/provenance/v1"),
-					map[string]string{signature.BundlePredicateTypeAnnotation: "https://slsa.dev/provenance/v1"})
+				pushReferrer(
+					t,
+					repo,
+					d,
+					signature.BundleMediaType,
+					signature.BundleMediaType,
+					cosignBundle(t, release, d, "https://slsa.dev/provenance/v1"),
+					map[string]string{signature.BundlePredicateTypeAnnotation: "https://slsa.dev/provenance/v1"},
+				)
 				pushReferrer(t, repo, d, "application/spdx+json", "application/spdx+json", []byte("{}"), nil)
 				pushSig(t, repo, d, simpleSigningLayer(t, release, d, repo.Name()))
 			},
@@ -344,8 +351,14 @@ func TestVerifySignature(t *testing.T) {
 				pushSig(t, repo, d, simpleSigningLayer(t, release, d, repo.Name()))
 			},
 			want: signature.Verdict{Layout: signature.LayoutSigTag, Key: "release.pub"}, requests: 3},
-		{name: "referrers API: unsigned", referrers: true, keys: []testSigner{release}, sign: func(*testing.T, name.Repository, string) {},
-			reason: signature.ReasonMissing, requests: 3},
+		{
+			name:      "referrers API: unsigned",
+			referrers: true,
+			keys:      []testSigner{release},
+			sign:      func(*testing.T, name.Repository, string) {},
+			reason:    signature.ReasonMissing,
+			requests:  3,
+		},
 		{name: "referrers API: bundle by another key", referrers: true, keys: []testSigner{release},
 			sign: func(t *testing.T, repo name.Repository, d string) {
 				pushBundle(t, repo, d, cosignBundle(t, other, d, signature.CosignSignPredicateType))
@@ -451,7 +464,12 @@ func TestVerifySignatureRegistryErrors(t *testing.T) {
 				t.Fatalf("VerifySignature = %v, want a registry error, no verdict", err)
 			}
 			reg.reset()
-			if _, err := r.VerifySignature(context.Background(), ref, res.Digest, []signature.PublicKey{release.key}); err == nil ||
+			if _, err := r.VerifySignature(
+				context.Background(),
+				ref,
+				res.Digest,
+				[]signature.PublicKey{release.key},
+			); err == nil ||
 				len(reg.requests()) != 0 {
 				t.Errorf("second verification: %v after %d requests, want skipped", err, len(reg.requests()))
 			}
@@ -485,7 +503,12 @@ func TestVerifySignatureBounds(t *testing.T) {
 		}
 	}
 	for _, bad := range []struct{ ref, digest string }{{"nota:ref:", res.Digest}, {ref, "sha256:abc"}} {
-		if _, err := r.VerifySignature(context.Background(), bad.ref, bad.digest, []signature.PublicKey{release.key}); err == nil ||
+		if _, err := r.VerifySignature(
+			context.Background(),
+			bad.ref,
+			bad.digest,
+			[]signature.PublicKey{release.key},
+		); err == nil ||
 			signature.Reason(err) != "" {
 			t.Errorf("VerifySignature(%q, %q) = %v, want an input error", bad.ref, bad.digest, err)
 		}

@@ -79,7 +79,11 @@ func newBackend(t *testing.T) (http.Handler, string) {
 		t.Fatal(err)
 	}
 	push := &tokenWorld{hosts: map[string]http.Handler{"https://push.example.com": backend}}
-	if err := remote.Write(name.MustParseReference("push.example.com/team/app:prod"), img, remote.WithTransport(push)); err != nil {
+	if err := remote.Write(
+		name.MustParseReference("push.example.com/team/app:prod"),
+		img,
+		remote.WithTransport(push),
+	); err != nil {
 		t.Fatal(err)
 	}
 	digest, err := img.Digest()
@@ -166,8 +170,14 @@ func TestTokenCacheDoesNotCrossRegistries(t *testing.T) {
 		name  string
 		order []string // registries looked up, one Resolve each, in this order
 	}{
-		{"credentialed lookup first: the other registry gets no token bought with its credentials", []string{"good.example.com", "evil.example.com"}},
-		{"anonymous lookup first: its refusal is not replayed to the credentialed one", []string{"evil.example.com", "good.example.com"}},
+		{
+			"credentialed lookup first: the other registry gets no token bought with its credentials",
+			[]string{"good.example.com", "evil.example.com"},
+		},
+		{
+			"anonymous lookup first: its refusal is not replayed to the credentialed one",
+			[]string{"evil.example.com", "good.example.com"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			backend, digest := newBackend(t)
@@ -243,17 +253,94 @@ func TestNoCredentialsOverPlainHTTP(t *testing.T) {
 		refused  bool
 	}{
 		{"Basic challenge", private, func(b http.Handler) world { return basicRegistry(private, b) }, creds, nil, true},
-		{"Basic challenge, registry listed insecure", private, func(b http.Handler) world { return basicRegistry(private, b) }, creds, []string{private}, false},
-		{"Basic challenge, another registry listed insecure", private, func(b http.Handler) world { return basicRegistry(private, b) }, creds, []string{"10.1.2.4:5000"}, true},
-		{"token endpoint on the registry", private, func(b http.Handler) world { return bearerRegistry(private, "http://"+private+"/token", b) }, creds, nil, true},
-		{"token endpoint on the registry, refresh_token by POST", private, func(b http.Handler) world { return bearerRegistry(private, "http://"+private+"/token", b) }, refresh, nil, true},
-		{"token endpoint on the registry, listed insecure", private, func(b http.Handler) world { return bearerRegistry(private, "http://"+private+"/token", b) }, creds, []string{private}, false},
-		{"token endpoint on the registry, refresh_token by POST, listed insecure", private, func(b http.Handler) world { return bearerRegistry(private, "http://"+private+"/token", b) }, refresh, []string{private}, false},
-		{"HTTPS token endpoint: the token bought with credentials", private, func(b http.Handler) world { return bearerRegistry(private, "https://auth.example.com/token", b) }, creds, nil, true},
-		{"HTTPS token endpoint, listed insecure", private, func(b http.Handler) world { return bearerRegistry(private, "https://auth.example.com/token", b) }, creds, []string{private}, false},
-		{"anonymous", private, func(b http.Handler) world { return bearerRegistry(private, "http://"+private+"/token", b) }, authn.Anonymous, nil, false},
-		{"loopback address", "127.0.0.1:5000", func(b http.Handler) world { return basicRegistry("127.0.0.1:5000", b) }, creds, nil, false},
-		{"localhost", "localhost:5000", func(b http.Handler) world { return bearerRegistry("localhost:5000", "http://localhost:5000/token", b) }, creds, nil, false},
+		{
+			"Basic challenge, registry listed insecure",
+			private,
+			func(b http.Handler) world { return basicRegistry(private, b) },
+			creds,
+			[]string{private},
+			false,
+		},
+		{
+			"Basic challenge, another registry listed insecure",
+			private,
+			func(b http.Handler) world { return basicRegistry(private, b) },
+			creds,
+			[]string{"10.1.2.4:5000"},
+			true,
+		},
+		{
+			"token endpoint on the registry",
+			private,
+			func(b http.Handler) world { return bearerRegistry(private, "http://"+private+"/token", b) },
+			creds,
+			nil,
+			true,
+		},
+		{
+			"token endpoint on the registry, refresh_token by POST",
+			private,
+			func(b http.Handler) world { return bearerRegistry(private, "http://"+private+"/token", b) },
+			refresh,
+			nil,
+			true,
+		},
+		{
+			"token endpoint on the registry, listed insecure",
+			private,
+			func(b http.Handler) world { return bearerRegistry(private, "http://"+private+"/token", b) },
+			creds,
+			[]string{private},
+			false,
+		},
+		{
+			"token endpoint on the registry, refresh_token by POST, listed insecure",
+			private,
+			func(b http.Handler) world { return bearerRegistry(private, "http://"+private+"/token", b) },
+			refresh,
+			[]string{private},
+			false,
+		},
+		{
+			"HTTPS token endpoint: the token bought with credentials",
+			private,
+			func(b http.Handler) world { return bearerRegistry(private, "https://auth.example.com/token", b) },
+			creds,
+			nil,
+			true,
+		},
+		{
+			"HTTPS token endpoint, listed insecure",
+			private,
+			func(b http.Handler) world { return bearerRegistry(private, "https://auth.example.com/token", b) },
+			creds,
+			[]string{private},
+			false,
+		},
+		{
+			"anonymous",
+			private,
+			func(b http.Handler) world { return bearerRegistry(private, "http://"+private+"/token", b) },
+			authn.Anonymous,
+			nil,
+			false,
+		},
+		{
+			"loopback address",
+			"127.0.0.1:5000",
+			func(b http.Handler) world { return basicRegistry("127.0.0.1:5000", b) },
+			creds,
+			nil,
+			false,
+		},
+		{
+			"localhost",
+			"localhost:5000",
+			func(b http.Handler) world { return bearerRegistry("localhost:5000", "http://localhost:5000/token", b) },
+			creds,
+			nil,
+			false,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			backend, digest := newBackend(t)

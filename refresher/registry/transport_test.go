@@ -73,19 +73,56 @@ func TestTokenKey(t *testing.T) {
 		a, b *http.Request
 		same bool
 	}{
-		{"GET: scopes in any order", get("service=registry&scope=repository:a:pull&scope=repository:b:pull"), get("scope=repository:b:pull&scope=repository:a:pull&service=registry"), true},
+		{
+			"GET: scopes in any order",
+			get("service=registry&scope=repository:a:pull&scope=repository:b:pull"),
+			get("scope=repository:b:pull&scope=repository:a:pull&service=registry"),
+			true,
+		},
 		{"GET: another scope", get(query), get("service=registry&scope=repository:b:pull"), false},
 		{"GET: another service", get(query), get("service=other&scope=repository:a:pull"), false},
-		{"POST: scopes in the form, in any order", post(oauth("repository:a:pull repository:b:pull")), post(oauth("repository:b:pull repository:a:pull")), true},
+		{
+			"POST: scopes in the form, in any order",
+			post(oauth("repository:a:pull repository:b:pull")),
+			post(oauth("repository:b:pull repository:a:pull")),
+			true,
+		},
 		{"POST: another scope", post(oauth("repository:a:pull")), post(oauth("repository:b:pull")), false},
 		{"POST and GET are different flows", post(oauth("repository:a:pull")), get(query), false},
 		{"GET: another registry's challenge", get(query), req(http.MethodGet, "evil.example.com", "", query, nil), false},
 		{"GET: credentials and anonymous", req(http.MethodGet, "registry.example.com", basic, query, nil), get(query), false},
-		{"GET: the same credentials", req(http.MethodGet, "registry.example.com", basic, query, nil), req(http.MethodGet, "registry.example.com", basic, query, nil), true},
-		{"GET: other credentials", req(http.MethodGet, "registry.example.com", basic, query, nil), req(http.MethodGet, "registry.example.com", "Basic b3RoZXI6eA==", query, nil), false},
-		{"POST: another refresh token", post(oauth("repository:a:pull")), post(url.Values{"service": {"registry"}, "scope": {"repository:a:pull"}, "grant_type": {"refresh_token"}, "refresh_token": {"other"}}), false},
+		{
+			"GET: the same credentials",
+			req(http.MethodGet, "registry.example.com", basic, query, nil),
+			req(http.MethodGet, "registry.example.com", basic, query, nil),
+			true,
+		},
+		{
+			"GET: other credentials",
+			req(http.MethodGet, "registry.example.com", basic, query, nil),
+			req(http.MethodGet, "registry.example.com", "Basic b3RoZXI6eA==", query, nil),
+			false,
+		},
+		{
+			"POST: another refresh token",
+			post(oauth("repository:a:pull")),
+			post(
+				url.Values{
+					"service":       {"registry"},
+					"scope":         {"repository:a:pull"},
+					"grant_type":    {"refresh_token"},
+					"refresh_token": {"other"},
+				},
+			),
+			false,
+		},
 		{"POST: another user", post(password("alice")), post(password("bob")), false},
-		{"POST: another registry's challenge", post(oauth("repository:a:pull")), req(http.MethodPost, "evil.example.com", "", "", oauth("repository:a:pull")), false},
+		{
+			"POST: another registry's challenge",
+			post(oauth("repository:a:pull")),
+			req(http.MethodPost, "evil.example.com", "", "", oauth("repository:a:pull")),
+			false,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := key(tc.a), key(tc.b)
@@ -157,10 +194,18 @@ func TestTokenRefusalsAreWithheld(t *testing.T) {
 	}{
 		{"200 without a token", http.StatusOK, `{"refresh_token":"` + secret + `","expires_in":300}`,
 			[]string{"token request answered 200 OK: the token endpoint answered 200 without a token", "withheld"}},
-		{"401 with a registry error", http.StatusUnauthorized, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}],"refresh_token":"` + secret + `"}`,
-			[]string{"token request answered 401 Unauthorized: UNAUTHORIZED bad credentials"}},
-		{"400 with an OAuth error", http.StatusBadRequest, `{"error":"invalid_grant","error_description":"refresh token expired","refresh_token":"` + secret + `"}`,
-			[]string{"token request answered 400 Bad Request: invalid_grant refresh token"}},
+		{
+			"401 with a registry error",
+			http.StatusUnauthorized,
+			`{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}],"refresh_token":"` + secret + `"}`,
+			[]string{"token request answered 401 Unauthorized: UNAUTHORIZED bad credentials"},
+		},
+		{
+			"400 with an OAuth error",
+			http.StatusBadRequest,
+			`{"error":"invalid_grant","error_description":"refresh token expired","refresh_token":"` + secret + `"}`,
+			[]string{"token request answered 400 Bad Request: invalid_grant refresh token"},
+		},
 		{"403 with an HTML page", http.StatusForbidden, `<html>` + secret + `</html>`,
 			[]string{"token request answered 403 Forbidden (", "-byte body withheld)"}},
 	} {
