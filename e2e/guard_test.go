@@ -223,7 +223,8 @@ func hostilePatches(deployment string) []hostilePatch {
 			"the env var and the image in one JSON patch",
 			types.JSONPatchType,
 			strategic(
-				`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"registry.example/evil:latest"},{"op":"add","path":"/metadata/annotations/%s","value":%q}]`,
+				`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"registry.example/evil:latest"},`+
+					`{"op":"add","path":"/metadata/annotations/%s","value":%q}]`,
 				strings.ReplaceAll(harness.Ingestor.Annotation(), "/", "~1"),
 				digest,
 			),
@@ -233,7 +234,8 @@ func hostilePatches(deployment string) []hostilePatch {
 			"image via server-side apply",
 			types.ApplyPatchType,
 			strategic(
-				`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":%q},"spec":{"template":{"spec":{"containers":[{"name":%q,"image":"registry.example/evil:latest"}]}}}}`,
+				`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":%q},`+
+					`"spec":{"template":{"spec":{"containers":[{"name":%q,"image":"registry.example/evil:latest"}]}}}}`,
 				deployment,
 				harness.APIContainer,
 			),
@@ -299,7 +301,9 @@ func TestAdmissionGuard(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the guard policy %s: %v", guardName, err)
 	}
-	if _, err := w.cluster.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, guardName, metav1.GetOptions{}); err != nil {
+	if _, err := w.cluster.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(
+		ctx, guardName, metav1.GetOptions{},
+	); err != nil {
 		t.Fatalf("the guard binding %s: %v", guardName, err)
 	}
 	if tc := policy.Status.TypeChecking; tc != nil && len(tc.ExpressionWarnings) > 0 {
@@ -354,7 +358,8 @@ func TestAdmissionGuard(t *testing.T) {
 
 	var table strings.Builder
 	table.WriteString(
-		"| hostile patch (refresher's token) | type | API server's answer | as cluster admin (dry run) |\n|---|---|---|---|\n",
+		"| hostile patch (refresher's token) | type | API server's answer | as cluster admin (dry run) |\n" +
+			"|---|---|---|---|\n",
 	)
 	before := r.state()
 	for _, p := range hostilePatches(deployName) {
@@ -364,9 +369,16 @@ func TestAdmissionGuard(t *testing.T) {
 
 	// What the refresher may do, with its token, passes (dry run).
 	for _, p := range []hostilePatch{
-		{name: "the env var to a digest", patchType: types.StrategicMergePatchType, patch: strategic(`{"spec":{"template":{"spec":{"containers":[{"name":%q,"env":[{"name":%q,"value":"sha256:%s"}]}]}}}}`, harness.APIContainer, harness.DigestEnv, strings.Repeat("a", 64))},
-		{name: "the audit annotation to a digest", patchType: types.StrategicMergePatchType, patch: strategic(`{"metadata":{"annotations":{%q:"sha256:%s"}}}`, harness.Ingestor.Annotation(), strings.Repeat("b", 64))},
-		{name: "restartedAt to a time", patchType: types.StrategicMergePatchType, patch: strategic(`{"spec":{"template":{"metadata":{"annotations":{%q:"2026-12-07T12:00:00Z"}}}}}`, config.RestartedAtAnnotation)},
+		{name: "the env var to a digest", patchType: types.StrategicMergePatchType,
+			patch: strategic(`{"spec":{"template":{"spec":{"containers":`+
+				`[{"name":%q,"env":[{"name":%q,"value":"sha256:%s"}]}]}}}}`,
+				harness.APIContainer, harness.DigestEnv, strings.Repeat("a", 64))},
+		{name: "the audit annotation to a digest", patchType: types.StrategicMergePatchType,
+			patch: strategic(`{"metadata":{"annotations":{%q:"sha256:%s"}}}`,
+				harness.Ingestor.Annotation(), strings.Repeat("b", 64))},
+		{name: "restartedAt to a time", patchType: types.StrategicMergePatchType,
+			patch: strategic(`{"spec":{"template":{"metadata":{"annotations":{%q:"2026-12-07T12:00:00Z"}}}}}`,
+				config.RestartedAtAnnotation)},
 	} {
 		if err := asRefresher(p, true); err != nil {
 			t.Errorf("%s as the refresher (dry run): %v; want allowed", p.name, err)
@@ -388,8 +400,10 @@ func TestAdmissionGuard(t *testing.T) {
 	checkDocSection(t, "guard-patches", "TestAdmissionGuard", table.String())
 	pinned := repo + "@sha256:" + strings.Repeat("c", 64)
 	for _, p := range []hostilePatch{
-		{name: "the image to repository@digest and the audit annotation to its digest", patchType: types.StrategicMergePatchType,
-			patch: strategic(`{"metadata":{"annotations":{%q:%q}},"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q}]}}}}`,
+		{name: "the image to repository@digest and the audit annotation to its digest",
+			patchType: types.StrategicMergePatchType,
+			patch: strategic(`{"metadata":{"annotations":{%q:%q}},`+
+				`"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q}]}}}}`,
 				jobsManager.Annotation(), "sha256:"+strings.Repeat("c", 64), harness.APIContainer, pinned)},
 		{name: "the image to repository@digest by JSON patch", patchType: types.JSONPatchType,
 			patch: strategic(`[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":%q}]`, pinned)},
@@ -404,10 +418,14 @@ func TestAdmissionGuard(t *testing.T) {
 			t.Fatalf("helm uninstall: %s", res)
 		}
 	}
-	if _, err := w.cluster.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, guardName, metav1.GetOptions{}); err == nil {
+	if _, err := w.cluster.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(
+		ctx, guardName, metav1.GetOptions{},
+	); err == nil {
 		t.Errorf("helm uninstall left the guard policy %s", guardName)
 	}
-	if _, err := w.cluster.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, guardName, metav1.GetOptions{}); err == nil {
+	if _, err := w.cluster.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(
+		ctx, guardName, metav1.GetOptions{},
+	); err == nil {
 		t.Errorf("helm uninstall left the guard binding %s", guardName)
 	}
 }
@@ -511,7 +529,9 @@ func testGuardNeedsClusterRights(t *testing.T, tool string) {
 	ctx := t.Context()
 	client := w.cluster.Client
 	const installer = "installer"
-	if _, err := client.CoreV1().ServiceAccounts(r.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: installer}}, metav1.CreateOptions{}); err != nil {
+	if _, err := client.CoreV1().ServiceAccounts(r.Namespace).Create(
+		ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: installer}}, metav1.CreateOptions{},
+	); err != nil {
 		t.Fatal(err)
 	}
 	// cluster-admin bound by a RoleBinding: everything in the namespace, nothing beyond it.
@@ -550,7 +570,8 @@ func testGuardNeedsClusterRights(t *testing.T, tool string) {
 	if res.ExitCode == 0 || !strings.Contains(res.Stderr, "validatingadmissionpolicies") ||
 		!strings.Contains(res.Stderr, "forbidden") {
 		t.Fatalf(
-			"a namespace-limited install with the guard: exit %d, want a failure naming validatingadmissionpolicies as forbidden:\n%s",
+			"a namespace-limited install with the guard: exit %d, want a failure naming validatingadmissionpolicies "+
+				"as forbidden:\n%s",
 			res.ExitCode,
 			res,
 		)
@@ -579,11 +600,15 @@ func testGuardNeedsClusterRights(t *testing.T, tool string) {
 	if res := install("--set", "imageRefresh.admissionGuard=false"); res.ExitCode != 0 {
 		t.Fatalf("a namespace-limited install with the guard off: %s", res)
 	}
-	if _, err := client.BatchV1().CronJobs(r.Namespace).Get(ctx, releaseName+"-image-refresh", metav1.GetOptions{}); err != nil {
+	if _, err := client.BatchV1().CronJobs(r.Namespace).Get(
+		ctx, releaseName+"-image-refresh", metav1.GetOptions{},
+	); err != nil {
 		t.Errorf("the install with the guard off has no CronJob: %v", err)
 	}
 	guard := guard.Name(releaseName+"-image-refresh", r.Namespace)
-	if _, err := client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, guard, metav1.GetOptions{}); err == nil {
+	if _, err := client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(
+		ctx, guard, metav1.GetOptions{},
+	); err == nil {
 		t.Errorf("the install with the guard off has the guard %s", guard)
 	}
 }
