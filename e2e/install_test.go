@@ -110,7 +110,9 @@ func checkInjected(t *testing.T, r *release, install *harness.Result) {
 			cj.Spec.ConcurrencyPolicy,
 		)
 	}
-	if _, err := client.CoreV1().ServiceAccounts(r.Namespace).Get(ctx, pod.ServiceAccount, metav1.GetOptions{}); err != nil {
+	if _, err := client.CoreV1().ServiceAccounts(r.Namespace).Get(
+		ctx, pod.ServiceAccount, metav1.GetOptions{},
+	); err != nil {
 		t.Errorf("the CronJob's ServiceAccount: %v", err)
 	}
 	checkRBAC(t, r, pod.ServiceAccount)
@@ -169,7 +171,8 @@ func checkRBAC(t *testing.T, r *release, serviceAccount string) {
 			contract.EventVerbs,
 		)
 	}
-	if events := role.Rules[1]; !slices.Equal(events.APIGroups, []string{"events.k8s.io"}) || !slices.Equal(events.Resources, []string{"events"}) ||
+	if events := role.Rules[1]; !slices.Equal(events.APIGroups, []string{"events.k8s.io"}) ||
+		!slices.Equal(events.Resources, []string{"events"}) ||
 		!slices.Equal(events.Verbs, contract.EventVerbs) ||
 		len(events.ResourceNames) != 0 ||
 		len(events.NonResourceURLs) != 0 {

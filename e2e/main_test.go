@@ -125,7 +125,9 @@ func start(log harness.Logger) (_ *world, err error) {
 	if err := waitBuilt(); err != nil {
 		return nil, err
 	}
-	if _, err := w.registry.PushIndexImage(ctx, harness.RefresherImageRepo, harness.RefresherImageTag, w.refresherImage.Index); err != nil {
+	if _, err := w.registry.PushIndexImage(
+		ctx, harness.RefresherImageRepo, harness.RefresherImageTag, w.refresherImage.Index,
+	); err != nil {
 		return nil, fmt.Errorf("pushing the refresher image: %w", err)
 	}
 	w.refresherImageRef = w.registry.Repository(harness.RefresherImageRepo) + ":" + harness.RefresherImageTag

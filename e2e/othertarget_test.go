@@ -21,7 +21,8 @@ import (
 
 // otherTarget is a second Deployment of the release's namespace with an image of its own
 // (repository <ns>/other, rollout-restart), added to the refresh config, the Role and the
-// admission guard as the chart and the post-renderer would render them: the fault matrix shows an image on another target still processed.
+// admission guard as the chart and the post-renderer would render them: the fault matrix
+// shows an image on another target still processed.
 type otherTarget struct {
 	name, repo, annotation string
 	digest                 string

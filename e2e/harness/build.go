@@ -74,7 +74,9 @@ func BuildBinaries(ctx context.Context, dir string) (*Binaries, error) {
 	if err := os.MkdirAll(b.PluginDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating plugin dir: %w", err)
 	}
-	if err := copyFile(filepath.Join(root, "postrender", "plugin", "plugin.yaml"), filepath.Join(b.PluginDir, "plugin.yaml"), 0o644); err != nil {
+	if err := copyFile(
+		filepath.Join(root, "postrender", "plugin", "plugin.yaml"), filepath.Join(b.PluginDir, "plugin.yaml"), 0o644,
+	); err != nil {
 		return nil, err
 	}
 	if err := copyFile(b.Postrender, filepath.Join(b.PluginDir, "postrender"), 0o755); err != nil {

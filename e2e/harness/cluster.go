@@ -229,7 +229,9 @@ func (c *Cluster) startAPIServer(ctx context.Context, bin string, etcdPort, port
 }
 
 func (c *Cluster) startControllerManager(ctx context.Context, bin string) error {
-	controllers := "deployment-controller,replicaset-controller,daemonset-controller,job-controller,cronjob-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,namespace-controller,root-ca-certificate-publisher-controller"
+	controllers := "deployment-controller,replicaset-controller,daemonset-controller,job-controller," +
+		"cronjob-controller,serviceaccount-controller,serviceaccount-token-controller," +
+		"garbage-collector-controller,namespace-controller,root-ca-certificate-publisher-controller"
 	if c.opts.NodeName != "" {
 		// A node needs the rest too (endpoints and endpoint slices for the kubernetes and
 		// other Services, node lifecycle, pod GC); nodeipam would allocate pod CIDRs.

@@ -91,7 +91,9 @@ func (c *Cluster) PrepareCronJobPod(ctx context.Context, namespace, dir string) 
 		return nil, fmt.Errorf("requesting a token for ServiceAccount %s/%s: %w", namespace, pod.ServiceAccount, err)
 	}
 	pod.Kubeconfig = filepath.Join(dir, "serviceaccount.kubeconfig")
-	if err := c.WriteKubeconfig(pod.Kubeconfig, "system:serviceaccount:"+namespace+":"+pod.ServiceAccount, tr.Status.Token, namespace); err != nil {
+	if err := c.WriteKubeconfig(
+		pod.Kubeconfig, "system:serviceaccount:"+namespace+":"+pod.ServiceAccount, tr.Status.Token, namespace,
+	); err != nil {
 		return nil, err
 	}
 	return pod, nil

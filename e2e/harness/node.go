@@ -161,7 +161,10 @@ func StartNode(
 			n.Close(log)
 		}
 	}()
-	for _, d := range []string{n.LogDir, filepath.Join(NodeRoot, "cni", "net.d"), filepath.Join(NodeRoot, "certs.d"), filepath.Join(NodeRoot, "kubelet")} {
+	for _, d := range []string{
+		n.LogDir, filepath.Join(NodeRoot, "cni", "net.d"), filepath.Join(NodeRoot, "certs.d"),
+		filepath.Join(NodeRoot, "kubelet"),
+	} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -205,7 +208,9 @@ func StartNode(
 		return nil, err
 	}
 	start := time.Now()
-	if n.containerd, err = startProcess(n.LogDir, "containerd", bins[tools.Containerd], "--config", filepath.Join(NodeRoot, "containerd.toml")); err != nil {
+	if n.containerd, err = startProcess(
+		n.LogDir, "containerd", bins[tools.Containerd], "--config", filepath.Join(NodeRoot, "containerd.toml"),
+	); err != nil {
 		return nil, err
 	}
 	if err := n.containerd.waitReady(ctx, 60*time.Second, func(context.Context) error {

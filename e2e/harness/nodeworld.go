@@ -111,7 +111,9 @@ func StartNodeWorld(ctx context.Context, log Logger) (_ *NodeWorld, err error) {
 		return nil, err
 	}
 	w.RefresherImage = w.Registry.Repository(RefresherRepo) + ":v1"
-	if w.Node, err = StartNode(ctx, w.Cluster, w.Registry.Repository("e2e/pause")+"@"+pause, []string{w.Registry.Host}, log); err != nil {
+	if w.Node, err = StartNode(
+		ctx, w.Cluster, w.Registry.Repository("e2e/pause")+"@"+pause, []string{w.Registry.Host}, log,
+	); err != nil {
 		return nil, err
 	}
 	log.Logf("node world ready in %s (state %s)", since(began), NodeRoot)
