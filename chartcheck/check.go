@@ -102,7 +102,11 @@ func (c *Check) runManifests(allowExternalKeys bool) (*Report, error) {
 
 // checkManifests checks a rendered stream file, named display in errors. Objects without a
 // namespace are in -n's namespace when it is given, else only in the same (empty) one as each other.
-func (c *Check) checkManifests(path, display string, expect *expectations, allowExternalKeys bool) (ScenarioResult, error) {
+func (c *Check) checkManifests(
+	path, display string,
+	expect *expectations,
+	allowExternalKeys bool,
+) (ScenarioResult, error) {
 	stream, err := readStream(path, display, c.Stdin)
 	if err != nil {
 		return ScenarioResult{}, err
@@ -131,7 +135,9 @@ func (c *Check) runChart(ctx context.Context, args postrender.Args) (*Report, er
 
 // renderChart loads and renders a chart once with command-line values; the options returned
 // carry the defaulted release name and namespace.
-func renderChart(ctx context.Context, chartPath string, release Release, vals values.Options, pr helmpostrender.PostRenderer) (*renderOutput, renderOptions, error) {
+func renderChart(
+	ctx context.Context, chartPath string, release Release, vals values.Options, pr helmpostrender.PostRenderer,
+) (*renderOutput, renderOptions, error) {
 	ch, err := loadChart(chartPath)
 	if err != nil {
 		return nil, renderOptions{}, err
@@ -178,7 +184,9 @@ func (c *Check) runSuite(ctx context.Context, args postrender.Args) (*Report, er
 
 // runScenario renders (or reads) one scenario and checks it; args are the command line's
 // post-renderer arguments.
-func (c *Check) runScenario(ctx context.Context, suite *suite, ch *loadedChart, sc *scenario, args postrender.Args) ScenarioResult {
+func (c *Check) runScenario(
+	ctx context.Context, suite *suite, ch *loadedChart, sc *scenario, args postrender.Args,
+) ScenarioResult {
 	result := ScenarioResult{Name: sc.Name}
 	args = suite.postRendererArgs(sc, args)
 	if sc.Manifests != "" {
@@ -190,7 +198,11 @@ func (c *Check) runScenario(ctx context.Context, suite *suite, ch *loadedChart, 
 		result.Checks = checked.Checks
 		return result
 	}
-	opts, err := suite.renderOptions(sc, renderOptions{ReleaseName: c.Release.Name, Namespace: c.Release.Namespace, KubeVersion: c.Release.KubeVersion})
+	opts, err := suite.renderOptions(sc, renderOptions{
+		ReleaseName: c.Release.Name,
+		Namespace:   c.Release.Namespace,
+		KubeVersion: c.Release.KubeVersion,
+	})
 	if err != nil {
 		result.RenderError = err.Error()
 		return result
@@ -231,7 +243,9 @@ func expectRenderError(want string, err error) []Finding {
 
 // checkRendered checks a release rendered with setup's post-renderer; objects without a
 // namespace are the release namespace's.
-func (c *Check) checkRendered(rendered *renderOutput, namespace string, expect *expectations, setup postRenderSetup) ScenarioResult {
+func (c *Check) checkRendered(
+	rendered *renderOutput, namespace string, expect *expectations, setup postRenderSetup,
+) ScenarioResult {
 	given, err := setup.givenConfig()
 	if err != nil {
 		return ScenarioResult{RenderError: err.Error()}
@@ -277,15 +291,26 @@ type scenarioInput struct {
 
 // checkScenario runs the built-in contract, then the expectations, over one stream without a
 // --config; allowExternalKeys accepts a keys ConfigMap the stream does not render.
-func checkScenario(s *stream, postRendered bool, postRenderErr error, expect *expectations, allowExternalKeys bool) []CheckResult {
-	return checkStream(s, scenarioInput{postRendered: postRendered, postRenderErr: postRenderErr, expect: expect, allowExternalKeys: allowExternalKeys})
+func checkScenario(
+	s *stream, postRendered bool, postRenderErr error, expect *expectations, allowExternalKeys bool,
+) []CheckResult {
+	return checkStream(s, scenarioInput{
+		postRendered:      postRendered,
+		postRenderErr:     postRenderErr,
+		expect:            expect,
+		allowExternalKeys: allowExternalKeys,
+	})
 }
 
 // checkStream runs the built-in contract, then the expectations, over one stream. A stream
 // without a config, none given and none expected absent fails: nothing would be checked.
 func checkStream(s *stream, in scenarioInput) []CheckResult {
 	cs := &checkSet{}
-	c := &checkedRelease{stream: s, allowExternalKeys: in.allowExternalKeys, chartCarriesRefresher: in.chartCarriesRefresher}
+	c := &checkedRelease{
+		stream:                s,
+		allowExternalKeys:     in.allowExternalKeys,
+		chartCarriesRefresher: in.chartCarriesRefresher,
+	}
 	c.presetGivenConfig(in.given, in.namespace)
 	c.check(cs, in.postRendered, in.postRenderErr)
 	if c.cfg == nil && c.configDoc == nil && !in.configGiven && (in.expect == nil || in.expect.Config != absent) {
@@ -310,7 +335,10 @@ func readStream(path, display string, stdin io.Reader) (*stream, error) {
 		return nil, fmt.Errorf("%s: %w", display, err)
 	}
 	if len(stream.Docs) == 0 {
-		return nil, usagef("%s: empty stream: no Kubernetes object to check (did the command that rendered it fail?)", display)
+		return nil, usagef(
+			"%s: empty stream: no Kubernetes object to check (did the command that rendered it fail?)",
+			display,
+		)
 	}
 	return stream, nil
 }

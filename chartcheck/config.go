@@ -22,7 +22,11 @@ func (c *Check) postRendererArgs() (postrender.Args, error) {
 	}
 	if c.ConfigPath != "" {
 		if args.ConfigFile != "" && args.ConfigFile != c.ConfigPath {
-			return postrender.Args{}, usagef("--config %s and --post-renderer-args --config=%s: give the config once", c.ConfigPath, args.ConfigFile)
+			return postrender.Args{}, usagef(
+				"--config %s and --post-renderer-args --config=%s: give the config once",
+				c.ConfigPath,
+				args.ConfigFile,
+			)
 		}
 		args.ConfigFile = c.ConfigPath
 	}
@@ -44,7 +48,10 @@ type postRenderSetup struct {
 // newPostRenderSetup reads --config. An unreadable file is a usage error; an invalid config is
 // the post-renderer's refusal, reported by the post-render check.
 func newPostRenderSetup(args postrender.Args) (postRenderSetup, error) {
-	setup := postRenderSetup{configFile: args.ConfigFile, opts: postrender.Options{AllowExternalKeys: args.AllowExternalKeys}}
+	setup := postRenderSetup{
+		configFile: args.ConfigFile,
+		opts:       postrender.Options{AllowExternalKeys: args.AllowExternalKeys},
+	}
 	opts, err := args.Options()
 	if _, refused := errors.AsType[*postrender.RefusalError](err); refused {
 		setup.refusal = err

@@ -45,7 +45,8 @@ data:
     metadata: {name: own-refresh}
     spec:
       images:
-      - {name: app, repository: docker.io/acme/app, tag: prod, action: rollout-restart, target: {kind: Deployment, name: rel-app, container: api}, annotation: acme.io/last-refreshed-app-digest}
+      - {name: app, repository: docker.io/acme/app, tag: prod, action: rollout-restart, target: {kind: Deployment, ` +
+		`name: rel-app, container: api}, annotation: acme.io/last-refreshed-app-digest}
 `
 	// bareSquatter is a Role of the chart named after the config: with every image pinned,
 	// nothing may be there under the config's names.
@@ -60,11 +61,13 @@ rules: []
 
 // refreshConfig is a RefreshConfig for the bare chart's Deployment released as "rel".
 func refreshConfig(digest, target string) string {
-	image := "  - {name: app, repository: docker.io/acme/app, tag: prod, action: rollout-restart, target: {kind: Deployment, name: " + target + ", container: api}, annotation: acme.io/last-refreshed-app-digest"
+	image := "  - {name: app, repository: docker.io/acme/app, tag: prod, action: rollout-restart, target: {kind: " +
+		"Deployment, name: " + target + ", container: api}, annotation: acme.io/last-refreshed-app-digest"
 	if digest != "" {
 		image += ", digest: " + digest
 	}
-	return "apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: app-refresh}\nspec:\n  images:\n" + image + "}\n"
+	return "apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: app-refresh}\nspec:\n" +
+		"  images:\n" + image + "}\n"
 }
 
 // writeFiles writes files (path: content) under a new temporary directory and returns it.
@@ -94,8 +97,10 @@ func findingsOf(s *ScenarioResult) []string {
 	return out
 }
 
-const nothingCheckedFinding = "refresh-config: stream: expected a RefreshConfig to check the release against; found no RefreshConfig " +
-	"in the rendered stream and none given: pass --config FILE (the config given at install time) or render the chart with its config"
+const nothingCheckedFinding = "refresh-config: stream: expected a RefreshConfig to check the release against; found " +
+	"no RefreshConfig " +
+	"in the rendered stream and none given: pass --config FILE (the config given at install time) or render the chart " +
+	"with its config"
 
 // TestGivenConfig: a chart whose config is given at install time is checked against it with
 // --config or --post-renderer-args; without one, nothing is checked and the run fails.
@@ -113,7 +118,8 @@ func TestGivenConfig(t *testing.T) {
 		"floating.yaml":                 refreshConfig("", "rel-app"),
 		"pinned.yaml":                   refreshConfig(pin, "rel-app"),
 		"elsewhere.yaml":                refreshConfig("", "other-app"),
-		"invalid.yaml":                  "apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: app-refresh}\nspec: {images: []}\n",
+		"invalid.yaml": "apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\n" +
+			"metadata: {name: app-refresh}\nspec: {images: []}\n",
 	})
 	chart, own, squat := filepath.Join(dir, "chart"), filepath.Join(dir, "own"), filepath.Join(dir, "squat")
 	floating, pinned := filepath.Join(dir, "floating.yaml"), filepath.Join(dir, "pinned.yaml")
@@ -133,9 +139,12 @@ func TestGivenConfig(t *testing.T) {
 			wantSkip:     map[string]string{cronJobConfigCheck: "no refresh config in the stream"},
 		},
 		{
-			name:    "--config: every check runs against it",
-			check:   Check{ChartPath: chart, ConfigPath: floating},
-			wantRun: []string{postRenderCheck, refreshConfigCheck, cronJobCheck, cronJobConfigCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck, targetsCheck, rolloutRestartCheck, annotationsCheck},
+			name:  "--config: every check runs against it",
+			check: Check{ChartPath: chart, ConfigPath: floating},
+			wantRun: []string{
+				postRenderCheck, refreshConfigCheck, cronJobCheck, cronJobConfigCheck, scheduleCheck, podSecurityCheck, rbacCheck,
+				guardCheck, targetsCheck, rolloutRestartCheck, annotationsCheck,
+			},
 		},
 		{
 			name:    "--post-renderer-args --config=FILE",
@@ -161,14 +170,19 @@ func TestGivenConfig(t *testing.T) {
 		{
 			name:  "every image pinned: a Role under the config's name is still caught",
 			check: Check{ChartPath: squat, ConfigPath: pinned},
-			wantFindings: []string{`rbac: Role "app-refresh" (document 1, bare/templates/squatter.yaml): expected nothing injected: every image is pinned; ` +
-				`found an image-refresh Role`},
+			wantFindings: []string{
+				`rbac: Role "app-refresh" (document 1, bare/templates/squatter.yaml): expected nothing injected: every image is ` +
+					`pinned; ` +
+					`found an image-refresh Role`,
+			},
 		},
 		{
 			name:  "an invalid --config is the post-renderer's refusal",
 			check: Check{ChartPath: chart, ConfigPath: filepath.Join(dir, "invalid.yaml")},
-			wantFindings: []string{"post-render: stream: expected the post-renderer to accept the release; found refused (invalid-config): --config " +
-				filepath.Join(dir, "invalid.yaml") + `: invalid refresh config "app-refresh"`},
+			wantFindings: []string{
+				"post-render: stream: expected the post-renderer to accept the release; found refused (invalid-config): --config " +
+					filepath.Join(dir, "invalid.yaml") + `: invalid refresh config "app-refresh"`,
+			},
 			wantSkip: map[string]string{cronJobCheck: "the post-renderer refused the release"},
 		},
 		{
@@ -176,7 +190,10 @@ func TestGivenConfig(t *testing.T) {
 			check: Check{ChartPath: chart, ConfigPath: filepath.Join(dir, "elsewhere.yaml")},
 			wantFindings: []string{
 				"post-render: stream: expected the post-renderer to accept the release; found refused (target-missing): ",
-				`targets: ConfigMap "app-refresh-config" (document 2, --config ` + filepath.Join(dir, "elsewhere.yaml") + `): image app: expected target Deployment prod/other-app in the stream; found no such object`,
+				`targets: ConfigMap "app-refresh-config" (document 2, --config ` + filepath.Join(
+					dir,
+					"elsewhere.yaml",
+				) + `): image app: expected target Deployment prod/other-app in the stream; found no such object`,
 			},
 			wantRun: []string{refreshConfigCheck, targetsCheck},
 		},
@@ -184,8 +201,10 @@ func TestGivenConfig(t *testing.T) {
 			name:  "the chart renders its own config too",
 			check: Check{ChartPath: own, ConfigPath: floating},
 			wantFindings: []string{
-				"post-render: stream: expected the post-renderer to accept the release; found refused (config-conflict): --config was given, but the chart renders its own refresh config",
-				`refresh-config: ConfigMap "app-refresh-config" (document 3, --config ` + floating + `): expected at most one ConfigMap labelled image-refresh.io/config=true; found 2`,
+				"post-render: stream: expected the post-renderer to accept the release; found refused (config-conflict): " +
+					"--config was given, but the chart renders its own refresh config",
+				`refresh-config: ConfigMap "app-refresh-config" (document 3, --config ` + floating + `): expected at most one ` +
+					`ConfigMap labelled image-refresh.io/config=true; found 2`,
 			},
 		},
 		{
@@ -204,7 +223,12 @@ func TestGivenConfig(t *testing.T) {
 			s := &report.Scenarios[0]
 			got := findingsOf(s)
 			if len(got) != len(tt.wantFindings) || report.Failed() != (len(tt.wantFindings) > 0) {
-				t.Fatalf("failed %t, findings:\n  %s\nwant:\n  %s", report.Failed(), strings.Join(got, "\n  "), strings.Join(tt.wantFindings, "\n  "))
+				t.Fatalf(
+					"failed %t, findings:\n  %s\nwant:\n  %s",
+					report.Failed(),
+					strings.Join(got, "\n  "),
+					strings.Join(tt.wantFindings, "\n  "),
+				)
 			}
 			for i, want := range tt.wantFindings {
 				if !strings.HasPrefix(got[i], want) {
@@ -234,7 +258,12 @@ func TestNothingChecked(t *testing.T) {
 		"chart/Chart.yaml":         bareChartYAML,
 		"chart/templates/app.yaml": bareApp,
 		"floating.yaml":            refreshConfig("", "rel-app"),
-		"stream.yaml":              strings.NewReplacer("{{ .Release.Name }}", "rel", "{{ .Release.Namespace }}", "prod").Replace(bareApp),
+		"stream.yaml": strings.NewReplacer(
+			"{{ .Release.Name }}",
+			"rel",
+			"{{ .Release.Namespace }}",
+			"prod",
+		).Replace(bareApp),
 		"suite.yaml": `chart: chart
 release: rel
 scenarios:
@@ -245,10 +274,13 @@ scenarios:
 - {name: stream, manifests: stream.yaml}
 - {name: stream-absent-on-purpose, manifests: stream.yaml, expect: {config: absent}}
 `,
-		"suite-config.yaml": "chart: chart\nrelease: rel\nconfig: floating.yaml\nscenarios:\n- {name: from-the-suite}\n- {name: stream, manifests: stream.yaml}\n",
+		"suite-config.yaml": "chart: chart\nrelease: rel\nconfig: floating.yaml\nscenarios:\n- {name: from-the-suite}\n" +
+			"- {name: stream, manifests: stream.yaml}\n",
 	})
-	const streamFinding = "refresh-config: stream: expected a RefreshConfig to check the release against; found no RefreshConfig in the stream: " +
-		"check the stream as post-rendered with its config (postrender --config FILE appends it), or check the chart with --config FILE"
+	const streamFinding = "refresh-config: stream: expected a RefreshConfig to check the release against; found no " +
+		"RefreshConfig in the stream: " +
+		"check the stream as post-rendered with its config (postrender --config FILE appends it), or check the chart with " +
+		"--config FILE"
 	tests := []struct {
 		name  string
 		check Check
@@ -262,19 +294,27 @@ scenarios:
 			"stream":                       {streamFinding},
 			"stream-absent-on-purpose":     nil,
 		}},
-		{"suite config: applies to rendered scenarios only", Check{SuitePath: filepath.Join(dir, "suite-config.yaml")}, map[string][]string{
-			"from-the-suite": nil,
-			"stream":         {streamFinding},
-		}},
-		{"--config with a suite", Check{SuitePath: filepath.Join(dir, "suite.yaml"), ConfigPath: filepath.Join(dir, "floating.yaml")}, map[string][]string{
-			// A scenario that expects no config finds the given one.
-			"absent-on-purpose":            {`expect.config: ConfigMap "app-refresh-config"`},
-			"unchecked":                    nil,
-			"given":                        nil,
-			"cronjob-absent-is-not-enough": {`expect.cronJob: CronJob "app-refresh"`},
-			"stream":                       {streamFinding},
-			"stream-absent-on-purpose":     nil,
-		}},
+		{
+			"suite config: applies to rendered scenarios only",
+			Check{SuitePath: filepath.Join(dir, "suite-config.yaml")},
+			map[string][]string{
+				"from-the-suite": nil,
+				"stream":         {streamFinding},
+			},
+		},
+		{
+			"--config with a suite",
+			Check{SuitePath: filepath.Join(dir, "suite.yaml"), ConfigPath: filepath.Join(dir, "floating.yaml")},
+			map[string][]string{
+				// A scenario that expects no config finds the given one.
+				"absent-on-purpose":            {`expect.config: ConfigMap "app-refresh-config"`},
+				"unchecked":                    nil,
+				"given":                        nil,
+				"cronjob-absent-is-not-enough": {`expect.cronJob: CronJob "app-refresh"`},
+				"stream":                       {streamFinding},
+				"stream-absent-on-purpose":     nil,
+			},
+		},
 		{"--manifests", Check{ManifestsPath: filepath.Join(dir, "stream.yaml")}, map[string][]string{
 			filepath.Join(dir, "stream.yaml"): {streamFinding},
 		}},
@@ -293,7 +333,13 @@ scenarios:
 				want, ok := tt.want[s.Name]
 				got := findingsOf(s)
 				if !ok || s.RenderError != "" || len(got) != len(want) {
-					t.Errorf("%s: render error %q, findings:\n  %s\nwant:\n  %s", s.Name, s.RenderError, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+					t.Errorf(
+						"%s: render error %q, findings:\n  %s\nwant:\n  %s",
+						s.Name,
+						s.RenderError,
+						strings.Join(got, "\n  "),
+						strings.Join(want, "\n  "),
+					)
 					continue
 				}
 				for j := range want {
@@ -315,12 +361,36 @@ func TestGivenConfigUsageErrors(t *testing.T) {
 		check   Check
 		wantErr string
 	}{
-		{"--config with --manifests", Check{ManifestsPath: validStream, ConfigPath: a}, "--config is the post-renderer's, and --manifests checks a stream without running it"},
-		{"--post-renderer-args --config with --manifests", Check{ManifestsPath: validStream, PostRendererArgs: []string{"--config=" + a}}, "--manifests checks a stream without running it"},
-		{"unknown post-renderer flag", Check{ChartPath: clientChart, PostRendererArgs: []string{"--nope"}}, `--post-renderer-args ["--nope"]: unknown flag: --nope`},
-		{"positional post-renderer argument", Check{ChartPath: clientChart, PostRendererArgs: []string{"refresh.yaml"}}, `unexpected argument "refresh.yaml": the release is read from stdin`},
-		{"two configs", Check{ChartPath: clientChart, ConfigPath: a, PostRendererArgs: []string{"--config=" + b}}, "give the config once"},
-		{"unreadable --config", Check{ChartPath: clientChart, ConfigPath: filepath.Join(dir, "missing.yaml")}, "reading --config: open "},
+		{
+			"--config with --manifests",
+			Check{ManifestsPath: validStream, ConfigPath: a},
+			"--config is the post-renderer's, and --manifests checks a stream without running it",
+		},
+		{
+			"--post-renderer-args --config with --manifests",
+			Check{ManifestsPath: validStream, PostRendererArgs: []string{"--config=" + a}},
+			"--manifests checks a stream without running it",
+		},
+		{
+			"unknown post-renderer flag",
+			Check{ChartPath: clientChart, PostRendererArgs: []string{"--nope"}},
+			`--post-renderer-args ["--nope"]: unknown flag: --nope`,
+		},
+		{
+			"positional post-renderer argument",
+			Check{ChartPath: clientChart, PostRendererArgs: []string{"refresh.yaml"}},
+			`unexpected argument "refresh.yaml": the release is read from stdin`,
+		},
+		{
+			"two configs",
+			Check{ChartPath: clientChart, ConfigPath: a, PostRendererArgs: []string{"--config=" + b}},
+			"give the config once",
+		},
+		{
+			"unreadable --config",
+			Check{ChartPath: clientChart, ConfigPath: filepath.Join(dir, "missing.yaml")},
+			"reading --config: open ",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,15 +402,24 @@ func TestGivenConfigUsageErrors(t *testing.T) {
 		})
 	}
 	// --allow-external-keys alone is no post-rendering, so it goes with --manifests.
-	if _, err := (&Check{ManifestsPath: validStream, PostRendererArgs: []string{"--allow-external-keys"}}).Run(context.Background()); err != nil {
+	if _, err := (&Check{
+		ManifestsPath:    validStream,
+		PostRendererArgs: []string{"--allow-external-keys"},
+	}).Run(context.Background()); err != nil {
 		t.Errorf("--manifests --post-renderer-args --allow-external-keys: %v", err)
 	}
 }
 
 // TestSuiteConfigValidation: a manifests scenario is checked as rendered, so it takes no config.
 func TestSuiteConfigValidation(t *testing.T) {
-	path := filepath.Join(writeFiles(t, map[string]string{"suite.yaml": "scenarios:\n- {name: s, manifests: x.yaml, config: c.yaml}\n"}), "suite.yaml")
-	if _, err := loadSuite(path); err == nil || !strings.Contains(err.Error(), "manifests excludes values, set, setString, reuseValues, expectError and config") {
+	path := filepath.Join(
+		writeFiles(t, map[string]string{"suite.yaml": "scenarios:\n- {name: s, manifests: x.yaml, config: c.yaml}\n"}),
+		"suite.yaml",
+	)
+	if _, err := loadSuite(path); err == nil || !strings.Contains(
+		err.Error(),
+		"manifests excludes values, set, setString, reuseValues, expectError and config",
+	) {
 		t.Errorf("error %v", err)
 	}
 }
@@ -350,7 +429,15 @@ func TestSuiteConfigValidation(t *testing.T) {
 func TestConfigMapDocument(t *testing.T) {
 	for _, tt := range []struct{ name, config string }{
 		{"no namespace", refreshConfig("", "rel-app")},
-		{"a namespace", strings.Replace(refreshConfig("", "rel-app"), "metadata: {name: app-refresh}", "metadata: {name: app-refresh, namespace: prod}", 1)},
+		{
+			"a namespace",
+			strings.Replace(
+				refreshConfig("", "rel-app"),
+				"metadata: {name: app-refresh}",
+				"metadata: {name: app-refresh, namespace: prod}",
+				1,
+			),
+		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := config.Parse([]byte(tt.config))

@@ -75,7 +75,10 @@ func (c *checkedRelease) refresherEvidence(cj *batchv1.CronJob) string {
 			if inConfigDir(m.MountPath) {
 				return fmt.Sprintf("container %q mounts %s", ctr.Name, m.MountPath)
 			}
-			if v := findVolume(pod, m.Name); c.configDoc != nil && v != nil && v.ConfigMap != nil && v.ConfigMap.Name == c.configDoc.Name {
+			if v := findVolume(
+				pod,
+				m.Name,
+			); c.configDoc != nil && v != nil && v.ConfigMap != nil && v.ConfigMap.Name == c.configDoc.Name {
 				return fmt.Sprintf("container %q mounts the config ConfigMap %q", ctr.Name, c.configDoc.Name)
 			}
 		}
@@ -110,13 +113,29 @@ func (c *checkedRelease) checkCronJobPresence() []Finding {
 		found := "a CronJob running the refresher (" + r.evidence + ")"
 		switch {
 		case c.cfg == nil:
-			findings = append(findings, Finding{Document: r.doc.String(), Expected: fmt.Sprintf("no image-refresh CronJob: the stream has no ConfigMap labelled %s=true", config.ConfigLabel), Found: found})
+			findings = append(findings, Finding{
+				Document: r.doc.String(),
+				Expected: fmt.Sprintf("no image-refresh CronJob: the stream has no ConfigMap labelled %s=true", config.ConfigLabel),
+				Found:    found,
+			})
 		case !c.cfg.AnyFloating():
-			findings = append(findings, Finding{Document: r.doc.String(), Expected: fmt.Sprintf("no image-refresh CronJob: every image of %s is pinned", c.configDoc), Found: found})
+			findings = append(findings, Finding{
+				Document: r.doc.String(),
+				Expected: fmt.Sprintf("no image-refresh CronJob: every image of %s is pinned", c.configDoc),
+				Found:    found,
+			})
 		case !r.named:
-			findings = append(findings, Finding{Document: r.doc.String(), Expected: fmt.Sprintf("one image-refresh CronJob, named %q after the config", wantName), Found: "another " + strings.TrimPrefix(found, "a ")})
+			findings = append(findings, Finding{
+				Document: r.doc.String(),
+				Expected: fmt.Sprintf("one image-refresh CronJob, named %q after the config", wantName),
+				Found:    "another " + strings.TrimPrefix(found, "a "),
+			})
 		case c.cronJob != nil:
-			findings = append(findings, Finding{Document: r.doc.String(), Expected: "one CronJob " + quoted(wantName), Found: "a duplicate"})
+			findings = append(findings, Finding{
+				Document: r.doc.String(),
+				Expected: "one CronJob " + quoted(wantName),
+				Found:    "a duplicate",
+			})
 		default:
 			c.cronJobDoc, c.cronJob = r.doc, r.cronJob
 		}
@@ -146,13 +165,26 @@ func (c *checkedRelease) checkCronJobConfig() []Finding {
 	pod := &c.cronJob.Spec.JobTemplate.Spec.Template.Spec
 	var findings []Finding
 	if len(pod.Containers) != 1 || len(pod.InitContainers) > 0 {
-		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: "one container, the refresher, and no init containers: any container could use the refresher's token", Found: fmt.Sprintf("containers %q, init containers %q", containerNames(pod.Containers), containerNames(pod.InitContainers))})
+		findings = append(findings, Finding{
+			Document: c.cronJobDoc.String(),
+			Expected: "one container, the refresher, and no init containers: any container could use the refresher's token",
+			Found: fmt.Sprintf(
+				"containers %q, init containers %q",
+				containerNames(pod.Containers),
+				containerNames(pod.InitContainers),
+			),
+		})
 	}
 	ctr := c.refresherContainer()
 	if ctr == nil {
 		return findings
 	}
-	return slices.Concat(findings, c.checkJobSpec(ctr), c.checkConfigMount(ctr), checkTokenPath(c.cronJobDoc.String(), ctr))
+	return slices.Concat(
+		findings,
+		c.checkJobSpec(ctr),
+		c.checkConfigMount(ctr),
+		checkTokenPath(c.cronJobDoc.String(), ctr),
+	)
 }
 
 // refresherContainer is the CronJob's refresher: the post-renderer's container, or the only one
@@ -191,23 +223,67 @@ func (c *checkedRelease) checkJobSpec(ctr *corev1.Container) []Finding {
 	var findings []Finding
 	compare := func(field, want, got, why string) {
 		if want != got {
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%s %s%s", field, want, why), Found: fmt.Sprintf("%s %s", field, got)})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: fmt.Sprintf("%s %s%s", field, want, why),
+				Found:    fmt.Sprintf("%s %s", field, got),
+			})
 		}
 	}
 	const fromConfig = " (the config's spec.job)"
-	compare("suspend", "false", strconv.FormatBool(cj.Spec.Suspend != nil && *cj.Spec.Suspend), ": a suspended CronJob never refreshes")
-	compare("concurrencyPolicy", string(batchv1.ForbidConcurrent), defaultString(string(cj.Spec.ConcurrencyPolicy), string(batchv1.AllowConcurrent)), ": two runs would patch the same Deployments")
-	compare("startingDeadlineSeconds", optional(job.StartingDeadlineSeconds), optional(cj.Spec.StartingDeadlineSeconds), fromConfig)
-	compare("successfulJobsHistoryLimit", optional(job.SuccessfulJobsHistoryLimit), optional(cj.Spec.SuccessfulJobsHistoryLimit), fromConfig)
-	compare("failedJobsHistoryLimit", optional(job.FailedJobsHistoryLimit), optional(cj.Spec.FailedJobsHistoryLimit), fromConfig)
-	compare("activeDeadlineSeconds", optional(job.ActiveDeadlineSeconds), optional(jobSpec.ActiveDeadlineSeconds), fromConfig)
+	compare(
+		"suspend",
+		"false",
+		strconv.FormatBool(cj.Spec.Suspend != nil && *cj.Spec.Suspend),
+		": a suspended CronJob never refreshes",
+	)
+	compare(
+		"concurrencyPolicy",
+		string(batchv1.ForbidConcurrent),
+		defaultString(string(cj.Spec.ConcurrencyPolicy), string(batchv1.AllowConcurrent)),
+		": two runs would patch the same Deployments",
+	)
+	compare(
+		"startingDeadlineSeconds",
+		optional(job.StartingDeadlineSeconds),
+		optional(cj.Spec.StartingDeadlineSeconds),
+		fromConfig,
+	)
+	compare(
+		"successfulJobsHistoryLimit",
+		optional(job.SuccessfulJobsHistoryLimit),
+		optional(cj.Spec.SuccessfulJobsHistoryLimit),
+		fromConfig,
+	)
+	compare(
+		"failedJobsHistoryLimit",
+		optional(job.FailedJobsHistoryLimit),
+		optional(cj.Spec.FailedJobsHistoryLimit),
+		fromConfig,
+	)
+	compare(
+		"activeDeadlineSeconds",
+		optional(job.ActiveDeadlineSeconds),
+		optional(jobSpec.ActiveDeadlineSeconds),
+		fromConfig,
+	)
 	compare("backoffLimit", optional(job.BackoffLimit), optional(jobSpec.BackoffLimit), fromConfig)
-	compare("automountServiceAccountToken", "true", c.automountsToken(pod), ": the refresher authenticates with its ServiceAccount's token")
+	compare(
+		"automountServiceAccountToken",
+		"true",
+		c.automountsToken(pod),
+		": the refresher authenticates with its ServiceAccount's token",
+	)
 	var pullSecrets []string
 	for _, s := range pod.ImagePullSecrets {
 		pullSecrets = append(pullSecrets, s.Name)
 	}
-	compare("imagePullSecrets", fmt.Sprintf("%q", slices.Sorted(slices.Values(job.ImagePullSecrets))), fmt.Sprintf("%q", slices.Sorted(slices.Values(pullSecrets))), fromConfig)
+	compare(
+		"imagePullSecrets",
+		fmt.Sprintf("%q", slices.Sorted(slices.Values(job.ImagePullSecrets))),
+		fmt.Sprintf("%q", slices.Sorted(slices.Values(pullSecrets))),
+		fromConfig,
+	)
 	container := fmt.Sprintf("container %q ", ctr.Name)
 	compare(container+"image", job.Image, ctr.Image, fromConfig)
 	compare(container+"imagePullPolicy", job.ImagePullPolicy, string(effectivePullPolicy(ctr)), fromConfig)
@@ -219,10 +295,24 @@ func (c *checkedRelease) checkJobSpec(ctr *corev1.Container) []Finding {
 		runAsUser = ctr.SecurityContext.RunAsUser
 	}
 	compare(container+"runAsUser", optional(job.RunAsUser), optional(runAsUser), fromConfig)
-	compare(container+"requests", describeQuantities(job.Resources.Requests), describeResources(ctr.Resources.Requests), fromConfig)
-	compare(container+"limits", describeQuantities(job.Resources.Limits), describeResources(ctr.Resources.Limits), fromConfig)
+	compare(
+		container+"requests",
+		describeQuantities(job.Resources.Requests),
+		describeResources(ctr.Resources.Requests),
+		fromConfig,
+	)
+	compare(
+		container+"limits",
+		describeQuantities(job.Resources.Limits),
+		describeResources(ctr.Resources.Limits),
+		fromConfig,
+	)
 	if len(ctr.Command) > 0 {
-		findings = append(findings, Finding{Document: doc, Expected: container + "to run the image's entrypoint, the refresher", Found: fmt.Sprintf("command %q", ctr.Command)})
+		findings = append(findings, Finding{
+			Document: doc,
+			Expected: container + "to run the image's entrypoint, the refresher",
+			Found:    fmt.Sprintf("command %q", ctr.Command),
+		})
 	}
 	findings = append(findings, c.checkAllowList(pod, ctr)...)
 	return append(findings, c.checkRegistryCredentials(pod, ctr)...)
@@ -237,11 +327,19 @@ func (c *checkedRelease) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Contain
 	var findings []Finding
 	compare := func(field, want, got string) {
 		if want != got {
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%s %s, as the post-renderer renders it", field, want), Found: fmt.Sprintf("%s %s", field, got)})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: fmt.Sprintf("%s %s, as the post-renderer renders it", field, want),
+				Found:    fmt.Sprintf("%s %s", field, got),
+			})
 		}
 	}
 	container := fmt.Sprintf("container %q ", ctr.Name)
-	compare(container+"args", fmt.Sprintf("%q", []string{"--config", path.Join(config.MountPath, config.ConfigMapKey)}), fmt.Sprintf("%q", ctr.Args))
+	compare(
+		container+"args",
+		fmt.Sprintf("%q", []string{"--config", path.Join(config.MountPath, config.ConfigMapKey)}),
+		fmt.Sprintf("%q", ctr.Args),
+	)
 	findings = append(findings, c.checkEnv(ctr)...)
 	compare(container+"envFrom sources", "0", strconv.Itoa(len(ctr.EnvFrom)))
 	compare("jobTemplate suspend", "false", strconv.FormatBool(jobSpec.Suspend != nil && *jobSpec.Suspend))
@@ -250,16 +348,28 @@ func (c *checkedRelease) checkAllowList(pod *corev1.PodSpec, ctr *corev1.Contain
 		count *int32
 	}{{"parallelism", jobSpec.Parallelism}, {"completions", jobSpec.Completions}} {
 		if got := optional(f.count); got != "unset" && got != "1" {
-			findings = append(findings, Finding{Document: doc, Expected: "jobTemplate " + f.field + " unset or 1: one pod runs the refresher once", Found: fmt.Sprintf("%s %s", f.field, got)})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: "jobTemplate " + f.field + " unset or 1: one pod runs the refresher once",
+				Found:    fmt.Sprintf("%s %s", f.field, got),
+			})
 		}
 	}
 	compare("pod activeDeadlineSeconds", "unset", optional(pod.ActiveDeadlineSeconds))
 	compare("pod hostAliases", "0", strconv.Itoa(len(pod.HostAliases)))
 	compare("pod dnsConfig set", "false", strconv.FormatBool(pod.DNSConfig != nil))
 	compare("pod hostNetwork", "false", strconv.FormatBool(pod.HostNetwork))
-	compare("pod dnsPolicy", string(corev1.DNSClusterFirst), defaultString(string(pod.DNSPolicy), string(corev1.DNSClusterFirst)))
+	compare(
+		"pod dnsPolicy",
+		string(corev1.DNSClusterFirst),
+		defaultString(string(pod.DNSPolicy), string(corev1.DNSClusterFirst)),
+	)
 	if pod.RestartPolicy != corev1.RestartPolicyNever && pod.RestartPolicy != corev1.RestartPolicyOnFailure {
-		findings = append(findings, Finding{Document: doc, Expected: "pod restartPolicy Never or OnFailure: a Job's pod must end", Found: fmt.Sprintf("restartPolicy %q", pod.RestartPolicy)})
+		findings = append(findings, Finding{
+			Document: doc,
+			Expected: "pod restartPolicy Never or OnFailure: a Job's pod must end",
+			Found:    fmt.Sprintf("restartPolicy %q", pod.RestartPolicy),
+		})
 	}
 	return findings
 }
@@ -284,7 +394,10 @@ func (c *checkedRelease) checkEnv(ctr *corev1.Container) []Finding {
 	}
 	findings := c.checkProxyEnv(ctr)
 	isProxy := func(e string) bool { return slices.Contains(config.ProxyEnvNames, envName(e)) }
-	if len(findings) == 0 || !slices.Equal(slices.DeleteFunc(slices.Clone(want), isProxy), slices.DeleteFunc(slices.Clone(got), isProxy)) {
+	if len(findings) == 0 || !slices.Equal(
+		slices.DeleteFunc(slices.Clone(want), isProxy),
+		slices.DeleteFunc(slices.Clone(got), isProxy),
+	) {
 		findings = append(findings, Finding{
 			Document: c.cronJobDoc.String(),
 			Expected: fmt.Sprintf("container %q env %q, as the post-renderer renders it", ctr.Name, want),
@@ -310,17 +423,33 @@ func (c *checkedRelease) checkProxyEnv(ctr *corev1.Container) []Finding {
 		switch {
 		case i < 0 && len(entries) > 0:
 			findings = append(findings, Finding{Document: doc,
-				Expected: fmt.Sprintf("container %q without %s: set proxy variables in the config's spec.job.env, which the post-renderer renders", ctr.Name, name),
-				Found:    fmt.Sprintf("env %s, not in spec.job.env", strings.Join(entries, ", "))})
+				Expected: fmt.Sprintf(
+					"container %q without %s: set proxy variables in the config's spec.job.env, which the post-renderer renders",
+					ctr.Name,
+					name,
+				),
+				Found: fmt.Sprintf("env %s, not in spec.job.env", strings.Join(entries, ", "))})
 		case i < 0:
 		case len(entries) == 0:
 			findings = append(findings, Finding{Document: doc,
-				Expected: fmt.Sprintf("container %q env %s=%s (the config's spec.job.env[%d])", ctr.Name, name, c.cfg.Spec.Job.Env[i].Value, i),
-				Found:    "no " + name})
+				Expected: fmt.Sprintf(
+					"container %q env %s=%s (the config's spec.job.env[%d])",
+					ctr.Name,
+					name,
+					c.cfg.Spec.Job.Env[i].Value,
+					i,
+				),
+				Found: "no " + name})
 		case len(entries) > 1 || entries[0] != name+"="+c.cfg.Spec.Job.Env[i].Value:
 			findings = append(findings, Finding{Document: doc,
-				Expected: fmt.Sprintf("container %q env %s=%s (the config's spec.job.env[%d])", ctr.Name, name, c.cfg.Spec.Job.Env[i].Value, i),
-				Found:    "env " + strings.Join(entries, ", ")})
+				Expected: fmt.Sprintf(
+					"container %q env %s=%s (the config's spec.job.env[%d])",
+					ctr.Name,
+					name,
+					c.cfg.Spec.Job.Env[i].Value,
+					i,
+				),
+				Found: "env " + strings.Join(entries, ", ")})
 		}
 	}
 	return findings
@@ -365,12 +494,25 @@ func (c *checkedRelease) checkRegistryCredentials(pod *corev1.PodSpec, ctr *core
 	}
 	mounted := slices.ContainsFunc(ctr.VolumeMounts, func(m corev1.VolumeMount) bool {
 		v := findVolume(pod, m.Name)
-		return path.Clean(m.MountPath) == config.DockerConfigMountPath && m.SubPath == "" && v != nil && v.Secret != nil && v.Secret.SecretName == secret
+		return path.Clean(
+			m.MountPath,
+		) == config.DockerConfigMountPath && m.SubPath == "" && v != nil && v.Secret != nil && v.Secret.SecretName == secret
 	})
 	if mounted {
 		return nil
 	}
-	return []Finding{{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("container %q to mount Secret %q at %s (the config's spec.job.registryCredentialsSecret)", ctr.Name, secret, config.DockerConfigMountPath), Found: "no such mount"}}
+	return []Finding{
+		{
+			Document: c.cronJobDoc.String(),
+			Expected: fmt.Sprintf(
+				"container %q to mount Secret %q at %s (the config's spec.job.registryCredentialsSecret)",
+				ctr.Name,
+				secret,
+				config.DockerConfigMountPath,
+			),
+			Found: "no such mount",
+		},
+	}
 }
 
 func findVolume(pod *corev1.PodSpec, name string) *corev1.Volume {
@@ -397,31 +539,65 @@ func (c *checkedRelease) checkConfigMount(ctr *corev1.Container) []Finding {
 		v := findVolume(pod, m.Name)
 		switch {
 		case clean != config.MountPath || m.SubPath != "":
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount the config volume at %s, and nothing under or above it", ctr.Name, config.MountPath), Found: fmt.Sprintf("volume %q at mountPath %q subPath %q", m.Name, m.MountPath, m.SubPath)})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: fmt.Sprintf(
+					"container %q to mount the config volume at %s, and nothing under or above it",
+					ctr.Name,
+					config.MountPath,
+				),
+				Found: fmt.Sprintf("volume %q at mountPath %q subPath %q", m.Name, m.MountPath, m.SubPath),
+			})
 		case v == nil || v.ConfigMap == nil || v.ConfigMap.Name != c.configDoc.Name:
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount ConfigMap %q at %s", ctr.Name, c.configDoc.Name, config.MountPath), Found: fmt.Sprintf("volume %q: %s", m.Name, describeVolume(v))})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: fmt.Sprintf("container %q to mount ConfigMap %q at %s", ctr.Name, c.configDoc.Name, config.MountPath),
+				Found:    fmt.Sprintf("volume %q: %s", m.Name, describeVolume(v)),
+			})
 		default:
 			if !m.ReadOnly {
-				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount volume %q readOnly", ctr.Name, m.Name), Found: "a writable mount"})
+				findings = append(findings, Finding{
+					Document: doc,
+					Expected: fmt.Sprintf("container %q to mount volume %q readOnly", ctr.Name, m.Name),
+					Found:    "a writable mount",
+				})
 			}
 			items := v.ConfigMap.Items
 			i := slices.IndexFunc(items, func(it corev1.KeyToPath) bool {
 				return it.Key == config.ConfigMapKey && it.Path == config.ConfigMapKey
 			})
 			if len(items) > 0 && i < 0 {
-				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("volume %q to project key %q as %q", m.Name, config.ConfigMapKey, config.ConfigMapKey), Found: "items " + describeItems(items)})
+				findings = append(findings, Finding{
+					Document: doc,
+					Expected: fmt.Sprintf("volume %q to project key %q as %q", m.Name, config.ConfigMapKey, config.ConfigMapKey),
+					Found:    "items " + describeItems(items),
+				})
 			}
 			mode := v.ConfigMap.DefaultMode
 			if i >= 0 && items[i].Mode != nil {
 				mode = items[i].Mode
 			}
 			if !c.readableByRefresher(mode) {
-				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("volume %q's %s readable by the refresher's UID %s (file mode with read for others, or for the group with a pod fsGroup)", m.Name, config.ConfigMapKey, optional(c.cfg.Spec.Job.RunAsUser)), Found: fmt.Sprintf("mode %#o", *mode)})
+				findings = append(findings, Finding{
+					Document: doc,
+					Expected: fmt.Sprintf(
+						"volume %q's %s readable by the refresher's UID %s (file mode with read for others, or for the group with a "+
+							"pod fsGroup)",
+						m.Name,
+						config.ConfigMapKey,
+						optional(c.cfg.Spec.Job.RunAsUser),
+					),
+					Found: fmt.Sprintf("mode %#o", *mode),
+				})
 			}
 		}
 	}
 	if !mountedThere {
-		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount ConfigMap %q at %s", ctr.Name, c.configDoc.Name, config.MountPath), Found: "no mount there"})
+		findings = append(findings, Finding{
+			Document: doc,
+			Expected: fmt.Sprintf("container %q to mount ConfigMap %q at %s", ctr.Name, c.configDoc.Name, config.MountPath),
+			Found:    "no mount there",
+		})
 	}
 	return findings
 }
@@ -459,7 +635,15 @@ func checkTokenPath(doc string, ctr *corev1.Container) []Finding {
 	var findings []Finding
 	for _, m := range ctr.VolumeMounts {
 		if touches(path.Clean(m.MountPath), serviceAccountTokenDir) {
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to leave %s to the kubelet's ServiceAccount token", ctr.Name, serviceAccountTokenDir), Found: fmt.Sprintf("volume %q mounted at %q, which shadows the token", m.Name, m.MountPath)})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: fmt.Sprintf(
+					"container %q to leave %s to the kubelet's ServiceAccount token",
+					ctr.Name,
+					serviceAccountTokenDir,
+				),
+				Found: fmt.Sprintf("volume %q mounted at %q, which shadows the token", m.Name, m.MountPath),
+			})
 		}
 	}
 	return findings
@@ -515,15 +699,25 @@ func describeResources(list corev1.ResourceList) string {
 func (c *checkedRelease) checkSchedule() []Finding {
 	doc, schedule := c.cronJobDoc.String(), c.cronJob.Spec.Schedule
 	if err := config.ValidateSchedule(schedule); err != nil {
-		return []Finding{{Document: doc, Expected: "a cron schedule the API server accepts", Found: fmt.Sprintf("%q: %v", schedule, err)}}
+		return []Finding{
+			{Document: doc, Expected: "a cron schedule the API server accepts", Found: fmt.Sprintf("%q: %v", schedule, err)},
+		}
 	}
 	if schedule != c.cfg.Spec.Schedule {
-		return []Finding{{Document: doc, Expected: fmt.Sprintf("the config's schedule %q", c.cfg.Spec.Schedule), Found: fmt.Sprintf("%q", schedule)}}
+		return []Finding{
+			{
+				Document: doc,
+				Expected: fmt.Sprintf("the config's schedule %q", c.cfg.Spec.Schedule),
+				Found:    fmt.Sprintf("%q", schedule),
+			},
+		}
 	}
 	// ValidateSchedule has parsed it. A schedule no date matches (February 30th) parses but
 	// never fires: robfig/cron gives up after five years and returns the zero time.
 	if parsed, err := cron.ParseStandard(schedule); err == nil && parsed.Next(time.Now()).IsZero() {
-		return []Finding{{Document: doc, Expected: "a schedule that fires", Found: fmt.Sprintf("%q, which matches no date", schedule)}}
+		return []Finding{
+			{Document: doc, Expected: "a schedule that fires", Found: fmt.Sprintf("%q, which matches no date", schedule)},
+		}
 	}
 	return nil
 }
@@ -545,7 +739,11 @@ func (c *checkedRelease) checkNothingInjected() []Finding {
 		named := c.cfg != nil && d.Name == c.cfg.Metadata.Name && d.Namespace == c.cfg.Metadata.Namespace &&
 			slices.Contains(postrender.IdentityKinds, d.Kind)
 		if labelled || named {
-			findings = append(findings, Finding{Document: d.String(), Expected: "nothing injected: " + nothingFloats(c.cfg), Found: "an image-refresh " + d.Kind})
+			findings = append(findings, Finding{
+				Document: d.String(),
+				Expected: "nothing injected: " + nothingFloats(c.cfg),
+				Found:    "an image-refresh " + d.Kind,
+			})
 		}
 	}
 	return findings

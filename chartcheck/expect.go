@@ -60,7 +60,10 @@ func (c *checkedRelease) expectEnv(e envExpectation) []Finding {
 	}
 	namespace := c.stream.OfKind(config.KindDeployment)[i].Namespace
 	target := config.Target{Kind: config.KindDeployment, Namespace: namespace, Name: e.Deployment, Container: e.Container}
-	return c.expectRenderedEnv(contract.Target{Image: config.Image{Env: e.Name, Target: target}, Key: target.Key()}, *e.Value)
+	return c.expectRenderedEnv(
+		contract.Target{Image: config.Image{Env: e.Name, Target: target}, Key: target.Key()},
+		*e.Value,
+	)
 }
 
 func (c *checkedRelease) expectConfig(want presence) []Finding {
@@ -86,7 +89,11 @@ func (c *checkedRelease) expectCronJob(want presence) []Finding {
 	var findings []Finding
 	if want == absent {
 		for _, r := range cronJobs {
-			findings = append(findings, Finding{Document: r.doc.String(), Expected: "no image-refresh CronJob", Found: "one (" + r.evidence + ")"})
+			findings = append(findings, Finding{
+				Document: r.doc.String(),
+				Expected: "no image-refresh CronJob",
+				Found:    "one (" + r.evidence + ")",
+			})
 		}
 	}
 	return findings
@@ -94,9 +101,17 @@ func (c *checkedRelease) expectCronJob(want presence) []Finding {
 
 func (c *checkedRelease) noConfig() []Finding {
 	if c.configDoc != nil {
-		return []Finding{{Document: c.configDoc.String(), Expected: "a valid refresh config", Found: "an invalid one (see " + refreshConfigCheck + ")"}}
+		return []Finding{
+			{
+				Document: c.configDoc.String(),
+				Expected: "a valid refresh config",
+				Found:    "an invalid one (see " + refreshConfigCheck + ")",
+			},
+		}
 	}
-	return []Finding{{Document: "stream", Expected: fmt.Sprintf("a ConfigMap labelled %s=true", config.ConfigLabel), Found: "none"}}
+	return []Finding{
+		{Document: "stream", Expected: fmt.Sprintf("a ConfigMap labelled %s=true", config.ConfigLabel), Found: "none"},
+	}
 }
 
 func (c *checkedRelease) expectSchedule(want string) []Finding {
@@ -104,7 +119,13 @@ func (c *checkedRelease) expectSchedule(want string) []Finding {
 		return c.noConfig()
 	}
 	if c.cfg.Spec.Schedule != want {
-		return []Finding{{Document: c.configDoc.String(), Expected: fmt.Sprintf("schedule %q", want), Found: fmt.Sprintf("%q", c.cfg.Spec.Schedule)}}
+		return []Finding{
+			{
+				Document: c.configDoc.String(),
+				Expected: fmt.Sprintf("schedule %q", want),
+				Found:    fmt.Sprintf("%q", c.cfg.Spec.Schedule),
+			},
+		}
 	}
 	return nil
 }
@@ -151,17 +172,34 @@ func (c *checkedRelease) expectImage(imageName string, want *imageExpectation) [
 		for _, img := range c.cfg.Spec.Images {
 			names = append(names, img.Name)
 		}
-		return []Finding{{Document: c.configDoc.String(), Image: imageName, Expected: "the image in the refresh config", Found: fmt.Sprintf("images %q", names)}}
+		return []Finding{
+			{
+				Document: c.configDoc.String(),
+				Image:    imageName,
+				Expected: "the image in the refresh config",
+				Found:    fmt.Sprintf("images %q", names),
+			},
+		}
 	}
 	img := c.cfg.Spec.Images[i]
 	var findings []Finding
 	compare := func(field, want, got string) {
 		if want != "" && want != got {
-			findings = append(findings, Finding{Document: c.configDoc.String(), Image: imageName, Expected: fmt.Sprintf("%s %q", field, want), Found: fmt.Sprintf("%s %q", field, got)})
+			findings = append(findings, Finding{
+				Document: c.configDoc.String(),
+				Image:    imageName,
+				Expected: fmt.Sprintf("%s %q", field, want),
+				Found:    fmt.Sprintf("%s %q", field, got),
+			})
 		}
 	}
 	if want.Pinned != nil && *want.Pinned != img.Pinned() {
-		findings = append(findings, Finding{Document: c.configDoc.String(), Image: imageName, Expected: pinnedWord(*want.Pinned), Found: pinnedWord(img.Pinned()) + digestSuffix(img.Digest)})
+		findings = append(findings, Finding{
+			Document: c.configDoc.String(),
+			Image:    imageName,
+			Expected: pinnedWord(*want.Pinned),
+			Found:    pinnedWord(img.Pinned()) + digestSuffix(img.Digest),
+		})
 	}
 	compare("action", want.Action, string(img.Action))
 	compare("env", want.Env, img.Env)
@@ -174,15 +212,33 @@ func (c *checkedRelease) expectImage(imageName string, want *imageExpectation) [
 	if want.Registry != "" {
 		wantRegistry, err := name.NewRegistry(want.Registry)
 		if err != nil {
-			findings = append(findings, Finding{Document: "suite", Image: imageName, Expected: "a registry host", Found: fmt.Sprintf("%q: %v", want.Registry, err)})
+			findings = append(findings, Finding{
+				Document: "suite",
+				Image:    imageName,
+				Expected: "a registry host",
+				Found:    fmt.Sprintf("%q: %v", want.Registry, err),
+			})
 		} else if repo, err := name.NewRepository(img.Repository); err != nil {
-			findings = append(findings, Finding{Document: c.configDoc.String(), Image: imageName, Expected: "a valid repository", Found: err.Error()})
+			findings = append(findings, Finding{
+				Document: c.configDoc.String(),
+				Image:    imageName,
+				Expected: "a valid repository",
+				Found:    err.Error(),
+			})
 		} else if repo.RegistryStr() != wantRegistry.RegistryStr() {
-			findings = append(findings, Finding{Document: c.configDoc.String(), Image: imageName, Expected: fmt.Sprintf("registry %s", wantRegistry.RegistryStr()), Found: fmt.Sprintf("registry %s (repository %q)", repo.RegistryStr(), img.Repository)})
+			findings = append(findings, Finding{
+				Document: c.configDoc.String(),
+				Image:    imageName,
+				Expected: fmt.Sprintf("registry %s", wantRegistry.RegistryStr()),
+				Found:    fmt.Sprintf("registry %s (repository %q)", repo.RegistryStr(), img.Repository),
+			})
 		}
 	}
 	if want.RenderedEnv != "" {
-		findings = append(findings, c.expectRenderedEnv(contract.Target{Index: i, Image: img, Key: c.keys[i]}, want.RenderedEnv)...)
+		findings = append(
+			findings,
+			c.expectRenderedEnv(contract.Target{Index: i, Image: img, Key: c.keys[i]}, want.RenderedEnv)...,
+		)
 	}
 	return findings
 }

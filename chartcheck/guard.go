@@ -20,7 +20,9 @@ const (
 	bindingKind = "ValidatingAdmissionPolicyBinding"
 
 	// guardOffWarning is the admission-guard check's warning when spec.job.admissionGuard is false.
-	guardOffWarning = "spec.job.admissionGuard is false: no admission guard, so the refresher's token may patch anything in its targets' pod templates (image, command, ServiceAccount, volumes, privileges), not only digests and restart stamps"
+	guardOffWarning = "spec.job.admissionGuard is false: no admission guard, so the refresher's token may patch " +
+		"anything in its targets' pod templates (image, command, ServiceAccount, volumes, privileges), not only digests " +
+		"and restart stamps"
 
 	// maxShown bounds a value or expression quoted in a finding.
 	maxShown = 120
@@ -55,7 +57,9 @@ func (c *checkedRelease) checkNoGuard(expected string) []Finding {
 	}
 	var findings []Finding
 	for _, d := range c.stream.Docs {
-		if !d.isKind(policyKind) && !d.isKind(bindingKind) || d.Labels[postrender.ManagedByLabel] != postrender.ManagedByValue {
+		if !d.isKind(policyKind) && !d.isKind(
+			bindingKind,
+		) || d.Labels[postrender.ManagedByLabel] != postrender.ManagedByValue {
 			continue
 		}
 		if c.cfg == nil || slices.Contains(names, d.Name) {
@@ -113,15 +117,36 @@ func (c *checkedRelease) findGuard(kind, name string) (*document, []Finding) {
 	}
 	switch {
 	case len(docs) == 0:
-		return nil, []Finding{{Document: c.configDoc.String(), Expected: fmt.Sprintf("%s %q (the admission guard, spec.job.admissionGuard)", kind, name), Found: "no such object in the stream"}}
+		return nil, []Finding{
+			{
+				Document: c.configDoc.String(),
+				Expected: fmt.Sprintf("%s %q (the admission guard, spec.job.admissionGuard)", kind, name),
+				Found:    "no such object in the stream",
+			},
+		}
 	case len(docs) > 1:
 		described := make([]string, len(docs))
 		for i, d := range docs {
 			described[i] = d.String()
 		}
-		return nil, []Finding{{Document: docs[1].String(), Expected: fmt.Sprintf("one %s %q", kind, name), Found: fmt.Sprintf("%d: %s", len(docs), strings.Join(described, ", "))}}
+		return nil, []Finding{
+			{
+				Document: docs[1].String(),
+				Expected: fmt.Sprintf("one %s %q", kind, name),
+				Found:    fmt.Sprintf("%d: %s", len(docs), strings.Join(described, ", ")),
+			},
+		}
 	case docs[0].Hook != "":
-		return nil, []Finding{{Document: docs[0].String(), Expected: "the admission guard as a resource of the release", Found: fmt.Sprintf("a Helm hook (helm.sh/hook: %s), which Helm neither upgrades nor deletes with the release", docs[0].Hook)}}
+		return nil, []Finding{
+			{
+				Document: docs[0].String(),
+				Expected: "the admission guard as a resource of the release",
+				Found: fmt.Sprintf(
+					"a Helm hook (helm.sh/hook: %s), which Helm neither upgrades nor deletes with the release",
+					docs[0].Hook,
+				),
+			},
+		}
 	}
 	return docs[0], nil
 }
@@ -137,10 +162,22 @@ func comparePolicy(doc string, got, want *admissionv1.ValidatingAdmissionPolicyS
 			return diffStruct(doc, path+".", got.Elem(), want.Elem(), nil)
 		},
 		"matchConditions": func(doc, _ string, got, want reflect.Value) []Finding {
-			return diffNamed(doc, "matchCondition", false, namedConditions(got.Interface().([]admissionv1.MatchCondition)), namedConditions(want.Interface().([]admissionv1.MatchCondition)))
+			return diffNamed(
+				doc,
+				"matchCondition",
+				false,
+				namedConditions(got.Interface().([]admissionv1.MatchCondition)),
+				namedConditions(want.Interface().([]admissionv1.MatchCondition)),
+			)
 		},
 		"variables": func(doc, _ string, got, want reflect.Value) []Finding {
-			return diffNamed(doc, "variable", true, namedVariables(got.Interface().([]admissionv1.Variable)), namedVariables(want.Interface().([]admissionv1.Variable)))
+			return diffNamed(
+				doc,
+				"variable",
+				true,
+				namedVariables(got.Interface().([]admissionv1.Variable)),
+				namedVariables(want.Interface().([]admissionv1.Variable)),
+			)
 		},
 		"validations": func(doc, _ string, got, want reflect.Value) []Finding {
 			return diffValidations(doc, got.Interface().([]admissionv1.Validation), want.Interface().([]admissionv1.Validation))
@@ -302,19 +339,40 @@ func diffNamed(doc, what string, ordered bool, got, want []named) []Finding {
 			missing = append(missing, w.name)
 		case expr != w.expression:
 			wantShown, gotShown := exprDiff(w.expression, expr)
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%s '%s' with expression %s", what, w.name, wantShown), Found: "expression " + gotShown})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: fmt.Sprintf("%s '%s' with expression %s", what, w.name, wantShown),
+				Found:    "expression " + gotShown,
+			})
 		}
 	}
 	for i, name := range missing {
 		if i == maxMissing && len(missing) > maxMissing+1 {
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%d more %ss of the guard (%s)", len(missing)-i, what, shorten(strings.Join(missing[i:], ", "))), Found: "none of them"})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: fmt.Sprintf(
+					"%d more %ss of the guard (%s)",
+					len(missing)-i,
+					what,
+					shorten(strings.Join(missing[i:], ", ")),
+				),
+				Found: "none of them",
+			})
 			break
 		}
-		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%s '%s'", what, name), Found: "no such " + what})
+		findings = append(findings, Finding{
+			Document: doc,
+			Expected: fmt.Sprintf("%s '%s'", what, name),
+			Found:    "no such " + what,
+		})
 	}
 	for _, name := range gotOrder {
 		if !wanted[name] {
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("no %s but the guard's", what), Found: fmt.Sprintf("an added %s '%s': %s", what, name, shorten(gotByName[name]))})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: fmt.Sprintf("no %s but the guard's", what),
+				Found:    fmt.Sprintf("an added %s '%s': %s", what, name, shorten(gotByName[name])),
+			})
 		}
 	}
 	if ordered && len(findings) == 0 && !slices.Equal(gotOrder, wantOrder) {
@@ -323,8 +381,14 @@ func diffNamed(doc, what string, ordered bool, got, want []named) []Finding {
 			i++
 		}
 		findings = append(findings, Finding{Document: doc,
-			Expected: fmt.Sprintf("%ss in the guard's order (one may use only those before it): %ss[%d] '%s'", what, what, i, wantOrder[i]),
-			Found:    fmt.Sprintf("%ss[%d] '%s'", what, i, gotOrder[i])})
+			Expected: fmt.Sprintf(
+				"%ss in the guard's order (one may use only those before it): %ss[%d] '%s'",
+				what,
+				what,
+				i,
+				wantOrder[i],
+			),
+			Found: fmt.Sprintf("%ss[%d] '%s'", what, i, gotOrder[i])})
 	}
 	return findings
 }
@@ -336,7 +400,10 @@ func diffValidations(doc string, got, want []admissionv1.Validation) []Finding {
 	unmatched := slices.Clone(want)
 	var extra []admissionv1.Validation
 	for _, g := range got {
-		if i := slices.IndexFunc(unmatched, func(w admissionv1.Validation) bool { return equality.Semantic.DeepEqual(g, w) }); i >= 0 {
+		if i := slices.IndexFunc(
+			unmatched,
+			func(w admissionv1.Validation) bool { return equality.Semantic.DeepEqual(g, w) },
+		); i >= 0 {
 			unmatched = slices.Delete(unmatched, i, i+1)
 			continue
 		}
@@ -355,7 +422,11 @@ func diffValidations(doc string, got, want []admissionv1.Validation) []Finding {
 		label := "validation " + describeValidation(w)
 		if g.Expression != w.Expression {
 			wantShown, gotShown := exprDiff(w.Expression, g.Expression)
-			findings = append(findings, Finding{Document: doc, Expected: label + " with expression " + wantShown, Found: "expression " + gotShown})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: label + " with expression " + wantShown,
+				Found:    "expression " + gotShown,
+			})
 			continue
 		}
 		for _, f := range diffStruct(doc, "", reflect.ValueOf(g), reflect.ValueOf(w), nil) {
@@ -365,13 +436,25 @@ func diffValidations(doc string, got, want []admissionv1.Validation) []Finding {
 	}
 	for i, w := range unmatched {
 		if i == maxMissing && len(unmatched) > maxMissing+1 {
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("%d more validations of the guard", len(unmatched)-i), Found: "none of them"})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: fmt.Sprintf("%d more validations of the guard", len(unmatched)-i),
+				Found:    "none of them",
+			})
 			break
 		}
-		findings = append(findings, Finding{Document: doc, Expected: "validation " + describeValidation(w), Found: "no such validation"})
+		findings = append(findings, Finding{
+			Document: doc,
+			Expected: "validation " + describeValidation(w),
+			Found:    "no such validation",
+		})
 	}
 	for _, g := range added {
-		findings = append(findings, Finding{Document: doc, Expected: "no validation but the guard's", Found: fmt.Sprintf("an added validation %s: %s", describeValidation(g), shorten(g.Expression))})
+		findings = append(findings, Finding{
+			Document: doc,
+			Expected: "no validation but the guard's",
+			Found:    fmt.Sprintf("an added validation %s: %s", describeValidation(g), shorten(g.Expression)),
+		})
 	}
 	return findings
 }

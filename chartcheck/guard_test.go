@@ -66,7 +66,9 @@ func TestGuardEdits(t *testing.T) {
 		binding = `admission-guard: ValidatingAdmissionPolicyBinding "stg-image-refresh-guard.tracebloc" (document 10): `
 		config  = `admission-guard: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): `
 
-		imageValidation = "  - expression: object.metadata.name != 'stg-jobs-manager' || variables.target0Container0New.size() != 1 || variables.target0Container0Old.size() != 1 || variables.target0Container0New[0].?image == variables.target0Container0Old[0].?image\n" +
+		imageValidation = "  - expression: object.metadata.name != 'stg-jobs-manager' || " +
+			"variables.target0Container0New.size() != 1 || variables.target0Container0Old.size() != 1 || " +
+			"variables.target0Container0New[0].?image == variables.target0Container0Old[0].?image\n" +
 			"    message: 'image-refresh guard: container api image may not change'\n    reason: Forbidden\n"
 		refresher    = "request.userInfo.username == 'system:serviceaccount:tracebloc:stg-image-refresh'"
 		bindingStart = "---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\n"
@@ -91,43 +93,71 @@ func TestGuardEdits(t *testing.T) {
 		{
 			name:  "a validation removed",
 			edits: map[string]string{imageValidation: ""},
-			want:  []string{policy + "expected validation 'image-refresh guard: container api image may not change'; found no such validation"},
-		},
-		{
-			name:  "a validation's expression altered",
-			edits: map[string]string{"[0].?value.orValue('').matches('^sha256:[0-9a-f]{64}$')": "[0].?value.orValue('').matches('^sha256:.*$')"},
-			want: []string{policy + "expected validation 'image-refresh guard: container api env INGESTOR_IMAGE_DIGEST may only be set to a sha256 digest, as one plain value' with expression " +
-				"…[0].?value.orValue('').matches('^sha256:[0-9a-f]{64}$')); found expression …[0].?value.orValue('').matches('^sha256:.*$'))"},
-		},
-		{
-			name:  "a validation's reason altered",
-			edits: map[string]string{imageValidation: strings.Replace(imageValidation, "reason: Forbidden", "reason: Invalid", 1)},
-			want:  []string{policy + "expected validation 'image-refresh guard: container api image may not change' with reason Forbidden; found reason Invalid"},
-		},
-		{
-			name:  "a validation's message altered",
-			edits: map[string]string{imageValidation: strings.Replace(imageValidation, "container api image", "container api", 1)},
 			want: []string{
 				policy + "expected validation 'image-refresh guard: container api image may not change'; found no such validation",
-				policy + "expected no validation but the guard's; found an added validation 'image-refresh guard: container api may not change': object.metadata.name != 'stg-jobs-manager' || variables.target0Container0New.size() != 1 || variables.target0Container0O…",
 			},
 		},
 		{
-			name:  "a validation added",
-			edits: map[string]string{"  validations:\n": "  validations:\n  - expression: object.metadata.name != 'stg-jobs-manager'\n    message: nope\n"},
-			want:  []string{policy + "expected no validation but the guard's; found an added validation 'nope': object.metadata.name != 'stg-jobs-manager'"},
+			name: "a validation's expression altered",
+			edits: map[string]string{
+				"[0].?value.orValue('').matches('^sha256:[0-9a-f]{64}$')": "[0].?value.orValue('').matches('^sha256:.*$')",
+			},
+			want: []string{
+				policy + "expected validation 'image-refresh guard: container api env INGESTOR_IMAGE_DIGEST may only be set to a " +
+					"sha256 digest, as one plain value' with expression " +
+					"…[0].?value.orValue('').matches('^sha256:[0-9a-f]{64}$')); found expression " +
+					"…[0].?value.orValue('').matches('^sha256:.*$'))",
+			},
+		},
+		{
+			name: "a validation's reason altered",
+			edits: map[string]string{
+				imageValidation: strings.Replace(imageValidation, "reason: Forbidden", "reason: Invalid", 1),
+			},
+			want: []string{
+				policy + "expected validation 'image-refresh guard: container api image may not change' with reason Forbidden; " +
+					"found reason Invalid",
+			},
+		},
+		{
+			name: "a validation's message altered",
+			edits: map[string]string{
+				imageValidation: strings.Replace(imageValidation, "container api image", "container api", 1),
+			},
+			want: []string{
+				policy + "expected validation 'image-refresh guard: container api image may not change'; found no such validation",
+				policy + "expected no validation but the guard's; found an added validation 'image-refresh guard: container api " +
+					"may not change': object.metadata.name != 'stg-jobs-manager' || variables.target0Container0New.size() != 1 || " +
+					"variables.target0Container0O…",
+			},
+		},
+		{
+			name: "a validation added",
+			edits: map[string]string{
+				"  validations:\n": "  validations:\n  - expression: object.metadata.name != 'stg-jobs-manager'\n" +
+					"    message: nope\n",
+			},
+			want: []string{
+				policy + "expected no validation but the guard's; found an added validation 'nope': object.metadata.name != " +
+					"'stg-jobs-manager'",
+			},
 		},
 		{
 			// A misspelt field is dropped, as by the API server: no validation at all.
 			name:  "every validation gone",
 			edits: map[string]string{"  validations:\n": "  validationz:\n"},
 			want: []string{
-				policy + `expected validation with messageExpression 'image-refresh guard: Deployment ' + object.metadata.name + ' is not a target of refresh config stg-image-refresh'; found no such validation`,
+				policy + `expected validation with messageExpression 'image-refresh guard: Deployment ' + object.metadata.name + ` +
+					`' is not a target of refresh config stg-image-refresh'; found no such validation`,
 				policy + `expected validation 'image-refresh guard: metadata.name may not change'; found no such validation`,
-				policy + `expected validation 'image-refresh guard: metadata.generateName may not change'; found no such validation`,
+				policy + `expected validation 'image-refresh guard: metadata.generateName may not change'; found no such ` +
+					`validation`,
 				policy + `expected validation 'image-refresh guard: metadata.namespace may not change'; found no such validation`,
 				policy + `expected validation 'image-refresh guard: metadata.selfLink may not change'; found no such validation`,
-				policy + fmt.Sprintf("expected %d more validations of the guard; found none of them", bytes.Count(valid, []byte("\n  - expression: "))-maxMissing),
+				policy + fmt.Sprintf(
+					"expected %d more validations of the guard; found none of them",
+					bytes.Count(valid, []byte("\n  - expression: "))-maxMissing,
+				),
 			},
 		},
 		{
@@ -137,7 +167,10 @@ func TestGuardEdits(t *testing.T) {
 		{
 			name:  "a matchCondition for another user",
 			edits: map[string]string{refresher: "request.userInfo.username == 'system:serviceaccount:tracebloc:default'"},
-			want:  []string{policy + "expected matchCondition 'refresher-service-account' with expression " + refresher + "; found expression request.userInfo.username == 'system:serviceaccount:tracebloc:default'"},
+			want: []string{
+				policy + "expected matchCondition 'refresher-service-account' with expression " + refresher +
+					"; found expression request.userInfo.username == 'system:serviceaccount:tracebloc:default'",
+			},
 		},
 		{
 			name:  "a matchCondition added: the guard binds fewer requests",
@@ -147,32 +180,51 @@ func TestGuardEdits(t *testing.T) {
 		{
 			name:  "the guard matches CREATE instead of UPDATE",
 			edits: map[string]string{"    - operations:\n      - UPDATE\n": "    - operations:\n      - CREATE\n"},
-			want:  []string{policy + `expected matchConstraints.resourceRules [{"operations":["UPDATE"],"apiGroups":["apps"],"apiVersions":["v1"],"resources":["deployments"],"scope":"*"}]; found matchConstraints.resourceRules [{"operations":["CREATE"],"apiGroups":["apps"],"apiVersions":["v1"],"resources":["deployments"],"scope":"*"}]`},
+			want: []string{
+				policy + `expected matchConstraints.resourceRules ` +
+					`[{"operations":["UPDATE"],"apiGroups":["apps"],"apiVersions":["v1"],"resources":["deployments"],"scope":"*"}]; ` +
+					`found matchConstraints.resourceRules ` +
+					`[{"operations":["CREATE"],"apiGroups":["apps"],"apiVersions":["v1"],"resources":["deployments"],"scope":"*"}]`,
+			},
 		},
 		{
-			name:  "the guard matches nothing by its object selector",
-			edits: map[string]string{"  matchConstraints:\n": "  matchConstraints:\n    objectSelector: {matchLabels: {never: \"true\"}}\n"},
-			want:  []string{policy + `expected matchConstraints.objectSelector {}; found matchConstraints.objectSelector {"matchLabels":{"never":"true"}}`},
+			name: "the guard matches nothing by its object selector",
+			edits: map[string]string{
+				"  matchConstraints:\n": "  matchConstraints:\n    objectSelector: {matchLabels: {never: \"true\"}}\n",
+			},
+			want: []string{
+				policy + `expected matchConstraints.objectSelector {}; found matchConstraints.objectSelector ` +
+					`{"matchLabels":{"never":"true"}}`,
+			},
 		},
 		{
 			name:  "a variable altered",
 			edits: map[string]string{"[''api''] : []'": "[''api'', ''pods-monitor''] : []'"},
-			want:  []string{policy + "expected variable 'writtenContainers' with expression object.metadata.name == 'stg-jobs-manager' ? ['api'] : []; found expression object.metadata.name == 'stg-jobs-manager' ? ['api', 'pods-monitor'] : []"},
+			want: []string{
+				policy + "expected variable 'writtenContainers' with expression object.metadata.name == 'stg-jobs-manager' ? " +
+					"['api'] : []; found expression object.metadata.name == 'stg-jobs-manager' ? ['api', 'pods-monitor'] : []",
+			},
 		},
 		{
 			name:  "a variable removed and another added",
 			edits: map[string]string{"  - name: changedContainers\n": "  - name: changedContainerz\n"},
 			want: []string{
 				policy + "expected variable 'changedContainers'; found no such variable",
-				policy + "expected no variable but the guard's; found an added variable 'changedContainerz': variables.newContainers.filter(c, !(c.name in variables.writtenContainers) && !(c in variables.oldContainers)).map(c, c.…",
+				policy + "expected no variable but the guard's; found an added variable 'changedContainerz': " +
+					"variables.newContainers.filter(c, !(c.name in variables.writtenContainers) && !(c in " +
+					"variables.oldContainers)).map(c, c.…",
 			},
 		},
 		{
 			name: "variables reordered",
 			edits: map[string]string{
-				"  - name: oldAnnotations\n    expression: oldObject.metadata.?annotations.orValue({})\n  - name: newAnnotations\n    expression: object.metadata.?annotations.orValue({})\n": "  - name: newAnnotations\n    expression: object.metadata.?annotations.orValue({})\n  - name: oldAnnotations\n    expression: oldObject.metadata.?annotations.orValue({})\n",
+				"  - name: oldAnnotations\n    expression: oldObject.metadata.?annotations.orValue({})\n" +
+					"  - name: newAnnotations\n    expression: object.metadata.?annotations.orValue({})\n": "  - name: newAnnotations\n    expression: object.metadata.?annotations.orValue({})\n  - name: oldAnnotations\n    expression: oldObject.metadata.?annotations.orValue({})\n",
 			},
-			want: []string{policy + "expected variables in the guard's order (one may use only those before it): variables[0] 'oldAnnotations'; found variables[0] 'newAnnotations'"},
+			want: []string{
+				policy + "expected variables in the guard's order (one may use only those before it): variables[0] " +
+					"'oldAnnotations'; found variables[0] 'newAnnotations'",
+			},
 		},
 		{
 			name:  "the binding's policyName changed",
@@ -182,12 +234,20 @@ func TestGuardEdits(t *testing.T) {
 		{
 			name:  "the binding removed",
 			edits: map[string]string{bindingDoc: ""},
-			want:  []string{config + `expected ValidatingAdmissionPolicyBinding "stg-image-refresh-guard.tracebloc" (the admission guard, spec.job.admissionGuard); found no such object in the stream`},
+			want: []string{
+				config + `expected ValidatingAdmissionPolicyBinding "stg-image-refresh-guard.tracebloc" (the admission guard, ` +
+					`spec.job.admissionGuard); found no such object in the stream`,
+			},
 		},
 		{
-			name:  "the policy renamed",
-			edits: map[string]string{"kind: ValidatingAdmissionPolicy\nmetadata:\n  name: stg-image-refresh-guard.tracebloc\n": "kind: ValidatingAdmissionPolicy\nmetadata:\n  name: stg-image-refresh-guard\n"},
-			want:  []string{config + `expected ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (the admission guard, spec.job.admissionGuard); found no such object in the stream`},
+			name: "the policy renamed",
+			edits: map[string]string{
+				"kind: ValidatingAdmissionPolicy\nmetadata:\n  name: stg-image-refresh-guard.tracebloc\n": "kind: ValidatingAdmissionPolicy\nmetadata:\n  name: stg-image-refresh-guard\n",
+			},
+			want: []string{
+				config + `expected ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (the admission guard, ` +
+					`spec.job.admissionGuard); found no such object in the stream`,
+			},
 		},
 		{
 			name:  "validationActions Warn",
@@ -200,37 +260,65 @@ func TestGuardEdits(t *testing.T) {
 			want:  []string{binding + "expected validationActions [\"Deny\"]; found validationActions [\"Deny\",\"Audit\"]"},
 		},
 		{
-			name:  "the binding's namespace selector dropped: every namespace",
-			edits: map[string]string{"  matchResources:\n    namespaceSelector:\n      matchExpressions:\n      - key: kubernetes.io/metadata.name\n        operator: In\n        values:\n        - tracebloc\n": ""},
-			want:  []string{binding + `expected matchResources.namespaceSelector {"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"In","values":["tracebloc"]}]}; found matchResources.namespaceSelector {}`},
-		},
-		{
-			name:  "the binding as a Helm hook",
-			edits: map[string]string{bindingStart + "metadata:\n": bindingStart + "metadata:\n  annotations: {helm.sh/hook: post-install}\n"},
-			want:  []string{binding + "expected the admission guard as a resource of the release; found a Helm hook (helm.sh/hook: post-install), which Helm neither upgrades nor deletes with the release"},
-		},
-		{
-			name:  "the policy twice",
-			edits: map[string]string{bindingStart: "---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: stg-image-refresh-guard.tracebloc, namespace: other}\nspec: {}\n" + bindingStart},
-			want:  []string{`admission-guard: ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 10): expected one ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc"; found 2: ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 9), ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 10)`},
-		},
-		{
-			name:  "a paramKind added",
-			edits: map[string]string{"  failurePolicy: Fail\n": "  failurePolicy: Fail\n  paramKind: {apiVersion: v1, kind: ConfigMap}\n"},
-			want:  []string{policy + `expected paramKind unset; found paramKind {"apiVersion":"v1","kind":"ConfigMap"}`},
-		},
-		{
-			name:  "the guard turned off but still in the stream",
-			edits: map[string]string{guardOff: "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n      job: {admissionGuard: false}\n---"},
+			name: "the binding's namespace selector dropped: every namespace",
+			edits: map[string]string{
+				"  matchResources:\n    namespaceSelector:\n      matchExpressions:\n      - key: kubernetes.io/metadata.name\n" +
+					"        operator: In\n        values:\n        - tracebloc\n": "",
+			},
 			want: []string{
-				`admission-guard: ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 9): expected no admission guard: spec.job.admissionGuard is false; found an image-refresh ValidatingAdmissionPolicy`,
-				`admission-guard: ValidatingAdmissionPolicyBinding "stg-image-refresh-guard.tracebloc" (document 10): expected no admission guard: spec.job.admissionGuard is false; found an image-refresh ValidatingAdmissionPolicyBinding`,
+				binding + `expected matchResources.namespaceSelector ` +
+					`{"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"In","values":["tracebloc"]}]}; found ` +
+					`matchResources.namespaceSelector {}`,
+			},
+		},
+		{
+			name: "the binding as a Helm hook",
+			edits: map[string]string{
+				bindingStart + "metadata:\n": bindingStart + "metadata:\n  annotations: {helm.sh/hook: post-install}\n",
+			},
+			want: []string{
+				binding + "expected the admission guard as a resource of the release; found a Helm hook (helm.sh/hook: " +
+					"post-install), which Helm neither upgrades nor deletes with the release",
+			},
+		},
+		{
+			name: "the policy twice",
+			edits: map[string]string{
+				bindingStart: "---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\n" +
+					"metadata: {name: stg-image-refresh-guard.tracebloc, namespace: other}\nspec: {}\n" + bindingStart,
+			},
+			want: []string{
+				`admission-guard: ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 10): expected one ` +
+					`ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc"; found 2: ValidatingAdmissionPolicy ` +
+					`"stg-image-refresh-guard.tracebloc" (document 9), ValidatingAdmissionPolicy ` +
+					`"stg-image-refresh-guard.tracebloc" (document 10)`,
+			},
+		},
+		{
+			name: "a paramKind added",
+			edits: map[string]string{
+				"  failurePolicy: Fail\n": "  failurePolicy: Fail\n  paramKind: {apiVersion: v1, kind: ConfigMap}\n",
+			},
+			want: []string{policy + `expected paramKind unset; found paramKind {"apiVersion":"v1","kind":"ConfigMap"}`},
+		},
+		{
+			name: "the guard turned off but still in the stream",
+			edits: map[string]string{
+				guardOff: "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n      job: {admissionGuard: false}\n" +
+					"---",
+			},
+			want: []string{
+				`admission-guard: ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 9): expected no ` +
+					`admission guard: spec.job.admissionGuard is false; found an image-refresh ValidatingAdmissionPolicy`,
+				`admission-guard: ValidatingAdmissionPolicyBinding "stg-image-refresh-guard.tracebloc" (document 10): expected ` +
+					`no admission guard: spec.job.admissionGuard is false; found an image-refresh ValidatingAdmissionPolicyBinding`,
 			},
 		},
 		{
 			name: "the guard turned off and left out: a warning",
 			edits: map[string]string{
-				guardOff: "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n      job: {admissionGuard: false}\n---",
+				guardOff: "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n      job: {admissionGuard: false}\n" +
+					"---",
 				string(valid[bytes.Index(valid, []byte(guardStart)):]): "",
 			},
 		},
@@ -269,7 +357,10 @@ func TestGuardWithoutANamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The chart's part of the stream, without namespaces, post-rendered again.
-	chart := valid[:bytes.Index(valid, []byte("---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: stg-image-refresh\n"))]
+	chart := valid[:bytes.Index(
+		valid,
+		[]byte("---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: stg-image-refresh\n"),
+	)]
 	chart = bytes.ReplaceAll(chart, []byte("      namespace: tracebloc\n"), nil)
 	chart = bytes.ReplaceAll(chart, []byte("  namespace: tracebloc\n"), nil)
 	stream, err := postrender.Render(chart, postrender.Options{})
@@ -283,14 +374,24 @@ func TestGuardWithoutANamespace(t *testing.T) {
 	for _, namespace := range []string{"", "tracebloc"} {
 		got, results := editStream(t, stream, nil, namespace)
 		if len(got) > 0 || resultOf(results, guardCheck).Status != StatusPass {
-			t.Errorf("-n %q: %s %s; findings:\n  %s", namespace, guardCheck, resultOf(results, guardCheck).Status, strings.Join(got, "\n  "))
+			t.Errorf(
+				"-n %q: %s %s; findings:\n  %s",
+				namespace,
+				guardCheck,
+				resultOf(results, guardCheck).Status,
+				strings.Join(got, "\n  "),
+			)
 		}
 	}
 	renamed := bytes.ReplaceAll(stream, []byte("  name: "+name+"\n"), []byte("  name: "+name+".tracebloc\n"))
 	got, _ := editStream(t, renamed, nil, "tracebloc")
 	want := []string{
-		`admission-guard: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): expected ValidatingAdmissionPolicy "stg-image-refresh-guard" (the admission guard, spec.job.admissionGuard); found no such object in the stream`,
-		`admission-guard: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): expected ValidatingAdmissionPolicyBinding "stg-image-refresh-guard" (the admission guard, spec.job.admissionGuard); found no such object in the stream`,
+		`admission-guard: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): expected ` +
+			`ValidatingAdmissionPolicy "stg-image-refresh-guard" (the admission guard, spec.job.admissionGuard); found no ` +
+			`such object in the stream`,
+		`admission-guard: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): expected ` +
+			`ValidatingAdmissionPolicyBinding "stg-image-refresh-guard" (the admission guard, spec.job.admissionGuard); found ` +
+			`no such object in the stream`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
@@ -320,8 +421,10 @@ func TestGuardWhenNothingFloats(t *testing.T) {
 		}
 	}
 	want := []string{
-		`admission-guard: ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 9): expected nothing injected: every image is pinned; found an image-refresh ValidatingAdmissionPolicy`,
-		`admission-guard: ValidatingAdmissionPolicyBinding "stg-image-refresh-guard.tracebloc" (document 10): expected nothing injected: every image is pinned; found an image-refresh ValidatingAdmissionPolicyBinding`,
+		`admission-guard: ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 9): expected nothing ` +
+			`injected: every image is pinned; found an image-refresh ValidatingAdmissionPolicy`,
+		`admission-guard: ValidatingAdmissionPolicyBinding "stg-image-refresh-guard.tracebloc" (document 10): expected ` +
+			`nothing injected: every image is pinned; found an image-refresh ValidatingAdmissionPolicyBinding`,
 	}
 	if !slices.Equal(guardFindings, want) {
 		t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(guardFindings, "\n  "), strings.Join(want, "\n  "))
@@ -344,7 +447,9 @@ func TestFixtureStreamsArePostRendered(t *testing.T) {
 		}
 		return path, data
 	}
-	for _, name := range []string{"valid", "annotation-key-wrong", "deployment-privileged", "ingestor-docker-io", "verification", "guard-off"} {
+	for _, name := range []string{
+		"valid", "annotation-key-wrong", "deployment-privileged", "ingestor-docker-io", "verification", "guard-off",
+	} {
 		path, data := stream(name)
 		out, err := postrender.Render(data, postrender.Options{})
 		if err != nil {
@@ -392,11 +497,25 @@ func guardYAML(t *testing.T, c *checkedRelease) []byte {
 		return valid[bytes.Index(valid, []byte(guardStart)):]
 	}
 	policy, binding := guard.For(c.cfg, c.guardNamespace, c.cfg.Metadata.Name)
-	labels := map[string]string{"app.kubernetes.io/instance": c.cfg.Metadata.Name, postrender.ManagedByLabel: postrender.ManagedByValue, "app.kubernetes.io/name": "image-refresh"}
+	labels := map[string]string{
+		"app.kubernetes.io/instance": c.cfg.Metadata.Name,
+		postrender.ManagedByLabel:    postrender.ManagedByValue,
+		"app.kubernetes.io/name":     "image-refresh",
+	}
 	var out []byte
 	for _, obj := range []map[string]any{
-		{"apiVersion": policy.APIVersion, "kind": policy.Kind, "metadata": map[string]any{"name": policy.Name, "labels": labels}, "spec": policy.Spec},
-		{"apiVersion": binding.APIVersion, "kind": binding.Kind, "metadata": map[string]any{"name": binding.Name, "labels": labels}, "spec": binding.Spec},
+		{
+			"apiVersion": policy.APIVersion,
+			"kind":       policy.Kind,
+			"metadata":   map[string]any{"name": policy.Name, "labels": labels},
+			"spec":       policy.Spec,
+		},
+		{
+			"apiVersion": binding.APIVersion,
+			"kind":       binding.Kind,
+			"metadata":   map[string]any{"name": binding.Name, "labels": labels},
+			"spec":       binding.Spec,
+		},
 	} {
 		data, err := yaml.Marshal(obj)
 		if err != nil {
@@ -420,7 +539,10 @@ func TestDeprecationWarning(t *testing.T) {
 		t.Errorf("findings %q, want none", got)
 	}
 	r := resultOf(results, refreshConfigCheck)
-	if r.Status != StatusWarn || !strings.Contains(r.Warning, "spec.waitLimit is deprecated") || !strings.Contains(r.Warning, "set spec.waitTimeout instead") {
+	if r.Status != StatusWarn || !strings.Contains(
+		r.Warning,
+		"spec.waitLimit is deprecated",
+	) || !strings.Contains(r.Warning, "set spec.waitTimeout instead") {
 		t.Errorf("refresh-config: %q, warning %q; want a deprecation warning", r.Status, r.Warning)
 	}
 }

@@ -35,17 +35,46 @@ func TestRenderMatchesHelmTemplate(t *testing.T) {
 		postRendererArgs []string
 	}{
 		{name: "defaults", release: "stg", namespace: "tracebloc"},
-		{name: "ingestor pinned", release: "stg", namespace: "tracebloc", set: []string{"images.ingestor.digest=" + ingestorPin}},
-		{name: "custom release and schedule", release: "acme", namespace: "tenant-a", set: []string{"imageRefresh.schedule=*/5 * * * *"}},
-		{name: "signature keys", release: "stg", namespace: "tracebloc", values: []string{clientChart + "/ci/verification.yaml"}, set: []string{"images.ingestor.verify=false"}},
-		{name: "config given at install time", release: "stg", namespace: "tracebloc", set: []string{"imageRefresh.enabled=false"},
-			postRendererArgs: []string{"--config=" + testdataDir + "/configs/stg.yaml"}},
-		{name: "config given, every image pinned", release: "stg", namespace: "tracebloc", set: []string{"imageRefresh.enabled=false"},
-			postRendererArgs: []string{"--config", testdataDir + "/configs/stg-pinned.yaml", "--allow-external-keys"}},
+		{
+			name:      "ingestor pinned",
+			release:   "stg",
+			namespace: "tracebloc",
+			set:       []string{"images.ingestor.digest=" + ingestorPin},
+		},
+		{
+			name:      "custom release and schedule",
+			release:   "acme",
+			namespace: "tenant-a",
+			set:       []string{"imageRefresh.schedule=*/5 * * * *"},
+		},
+		{
+			name:      "signature keys",
+			release:   "stg",
+			namespace: "tracebloc",
+			values:    []string{clientChart + "/ci/verification.yaml"},
+			set:       []string{"images.ingestor.verify=false"},
+		},
+		{
+			name:             "config given at install time",
+			release:          "stg",
+			namespace:        "tracebloc",
+			set:              []string{"imageRefresh.enabled=false"},
+			postRendererArgs: []string{"--config=" + testdataDir + "/configs/stg.yaml"},
+		},
+		{
+			name:             "config given, every image pinned",
+			release:          "stg",
+			namespace:        "tracebloc",
+			set:              []string{"imageRefresh.enabled=false"},
+			postRendererArgs: []string{"--config", testdataDir + "/configs/stg-pinned.yaml", "--allow-external-keys"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := []string{"template", tt.release, clientChart, "--namespace", tt.namespace, "--kube-version", DefaultKubeVersion, "--post-renderer", postrenderBin}
+			args := []string{
+				"template", tt.release, clientChart, "--namespace", tt.namespace, "--kube-version", DefaultKubeVersion,
+				"--post-renderer", postrenderBin,
+			}
 			for _, s := range tt.set {
 				args = append(args, "--set", s)
 			}
@@ -75,7 +104,11 @@ func TestRenderMatchesHelmTemplate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := ch.Render(context.Background(), renderOptions{ReleaseName: tt.release, Namespace: tt.namespace, Values: vals}, setup.postRenderer())
+			got, err := ch.Render(
+				context.Background(),
+				renderOptions{ReleaseName: tt.release, Namespace: tt.namespace, Values: vals},
+				setup.postRenderer(),
+			)
 			if err != nil {
 				t.Fatal(err)
 			}

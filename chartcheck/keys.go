@@ -40,7 +40,12 @@ func (c *checkedRelease) checkVerificationKeys() []Finding {
 func (c *checkedRelease) checkKeysMount(ctr *corev1.Container) []Finding {
 	doc, pod := c.cronJobDoc.String(), &c.cronJob.Spec.JobTemplate.Spec.Template.Spec
 	keys := c.cfg.Spec.Verification.KeysConfigMap
-	want := fmt.Sprintf("container %q to mount ConfigMap %q (spec.verification.keysConfigMap) at %s", ctr.Name, keys, config.KeysMountPath)
+	want := fmt.Sprintf(
+		"container %q to mount ConfigMap %q (spec.verification.keysConfigMap) at %s",
+		ctr.Name,
+		keys,
+		config.KeysMountPath,
+	)
 	var findings []Finding
 	mountedThere := false
 	for _, m := range ctr.VolumeMounts {
@@ -52,9 +57,17 @@ func (c *checkedRelease) checkKeysMount(ctr *corev1.Container) []Finding {
 		v := findVolume(pod, m.Name)
 		switch {
 		case clean != config.KeysMountPath || m.SubPath != "":
-			findings = append(findings, Finding{Document: doc, Expected: want + ", and nothing under or above it", Found: fmt.Sprintf("volume %q at mountPath %q subPath %q", m.Name, m.MountPath, m.SubPath)})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: want + ", and nothing under or above it",
+				Found:    fmt.Sprintf("volume %q at mountPath %q subPath %q", m.Name, m.MountPath, m.SubPath),
+			})
 		case v == nil || v.ConfigMap == nil || v.ConfigMap.Name != keys:
-			findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("volume %q: %s", m.Name, describeVolume(v))})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: want,
+				Found:    fmt.Sprintf("volume %q: %s", m.Name, describeVolume(v)),
+			})
 		default:
 			findings = append(findings, c.checkKeysVolume(doc, ctr, m, v.ConfigMap)...)
 		}
@@ -66,19 +79,46 @@ func (c *checkedRelease) checkKeysMount(ctr *corev1.Container) []Finding {
 }
 
 // checkKeysVolume: the mount of the keys ConfigMap is read-only and gives the refresher every key.
-func (c *checkedRelease) checkKeysVolume(doc string, ctr *corev1.Container, m corev1.VolumeMount, v *corev1.ConfigMapVolumeSource) []Finding {
+func (c *checkedRelease) checkKeysVolume(
+	doc string, ctr *corev1.Container, m corev1.VolumeMount, v *corev1.ConfigMapVolumeSource,
+) []Finding {
 	var findings []Finding
 	if !m.ReadOnly {
-		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("container %q to mount volume %q readOnly", ctr.Name, m.Name), Found: "a writable mount"})
+		findings = append(findings, Finding{
+			Document: doc,
+			Expected: fmt.Sprintf("container %q to mount volume %q readOnly", ctr.Name, m.Name),
+			Found:    "a writable mount",
+		})
 	}
 	if len(v.Items) > 0 {
-		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("volume %q to project every key of ConfigMap %q (no items): a key added later must reach the refresher", m.Name, v.Name), Found: "items " + describeItems(v.Items)})
+		findings = append(findings, Finding{
+			Document: doc,
+			Expected: fmt.Sprintf(
+				"volume %q to project every key of ConfigMap %q (no items): a key added later must reach the refresher",
+				m.Name,
+				v.Name,
+			),
+			Found: "items " + describeItems(v.Items),
+		})
 	}
 	if v.Optional != nil && *v.Optional {
-		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("volume %q not optional: without its keys the refresher cannot verify a signature", m.Name), Found: "optional: true"})
+		findings = append(findings, Finding{
+			Document: doc,
+			Expected: fmt.Sprintf("volume %q not optional: without its keys the refresher cannot verify a signature", m.Name),
+			Found:    "optional: true",
+		})
 	}
 	if !c.readableByRefresher(v.DefaultMode) {
-		findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("volume %q's keys readable by the refresher's UID %s (file mode with read for others, or for the group with a pod fsGroup)", m.Name, optional(c.cfg.Spec.Job.RunAsUser)), Found: fmt.Sprintf("defaultMode %#o", *v.DefaultMode)})
+		findings = append(findings, Finding{
+			Document: doc,
+			Expected: fmt.Sprintf(
+				"volume %q's keys readable by the refresher's UID %s (file mode with read for others, or for the group with a "+
+					"pod fsGroup)",
+				m.Name,
+				optional(c.cfg.Spec.Job.RunAsUser),
+			),
+			Found: fmt.Sprintf("defaultMode %#o", *v.DefaultMode),
+		})
 	}
 	return findings
 }
@@ -96,7 +136,14 @@ func (c *checkedRelease) checkKeysConfigMap() []Finding {
 		}
 		docs = append(docs, d.String())
 		if err := parseKeys(d); err != nil {
-			findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("*%s entries that are PEM public keys (cosign.pub: ECDSA P-256/P-384, Ed25519, RSA ≥ 2048)", config.KeyFileSuffix), Found: err.Error()})
+			findings = append(findings, Finding{
+				Document: d.String(),
+				Expected: fmt.Sprintf(
+					"*%s entries that are PEM public keys (cosign.pub: ECDSA P-256/P-384, Ed25519, RSA ≥ 2048)",
+					config.KeyFileSuffix,
+				),
+				Found: err.Error(),
+			})
 		}
 	}
 	if len(docs) > 0 || c.allowExternalKeys {
@@ -106,7 +153,18 @@ func (c *checkedRelease) checkKeysConfigMap() []Finding {
 	if len(hooks) > 0 {
 		found = strings.Join(hooks, "; ") + ", not a resource of the release"
 	}
-	return []Finding{{Document: c.configDoc.String(), Expected: fmt.Sprintf("ConfigMap %q (spec.verification.keysConfigMap) in namespace %q, rendered by the chart or declared external (--allow-external-keys)", keys, namespace), Found: found}}
+	return []Finding{
+		{
+			Document: c.configDoc.String(),
+			Expected: fmt.Sprintf(
+				"ConfigMap %q (spec.verification.keysConfigMap) in namespace %q, rendered by the chart or declared external "+
+					"(--allow-external-keys)",
+				keys,
+				namespace,
+			),
+			Found: found,
+		},
+	}
 }
 
 // parseKeys reads a keys ConfigMap's files as its mount holds them and parses their keys.
@@ -131,12 +189,23 @@ func (c *checkedRelease) expectVerification() []Finding {
 		return c.noConfig()
 	}
 	if c.cfg.Spec.Verification == nil {
-		return []Finding{{Document: c.configDoc.String(), Expected: "spec.verification: a new digest of every floating image needs a trusted signature", Found: "no spec.verification"}}
+		return []Finding{
+			{
+				Document: c.configDoc.String(),
+				Expected: "spec.verification: a new digest of every floating image needs a trusted signature",
+				Found:    "no spec.verification",
+			},
+		}
 	}
 	var findings []Finding
 	for _, img := range c.cfg.Floating() {
 		if !c.cfg.VerificationRequired(img) {
-			findings = append(findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: "the image's new digests verified (spec.verification)", Found: "verify: false: exempt from the signature gate"})
+			findings = append(findings, Finding{
+				Document: c.configDoc.String(),
+				Image:    img.Name,
+				Expected: "the image's new digests verified (spec.verification)",
+				Found:    "verify: false: exempt from the signature gate",
+			})
 		}
 	}
 	return findings

@@ -156,11 +156,17 @@ func writeJUnit(w io.Writer, r *Report) error {
 	for _, s := range r.Scenarios {
 		suite := junitSuite{Name: s.Name}
 		if s.Release != "" {
-			suite.Properties = &junitProperties{Property: []junitProperty{{Name: "release", Value: s.Release}, {Name: "namespace", Value: s.Namespace}}}
+			suite.Properties = &junitProperties{
+				Property: []junitProperty{{Name: "release", Value: s.Release}, {Name: "namespace", Value: s.Namespace}},
+			}
 		}
 		class := "chartcheck." + s.Name
 		if s.RenderError != "" {
-			suite.Cases = append(suite.Cases, junitCase{Name: "render", ClassName: class, Error: &junitMessage{Message: s.RenderError, Type: "render"}})
+			suite.Cases = append(suite.Cases, junitCase{
+				Name:      "render",
+				ClassName: class,
+				Error:     &junitMessage{Message: s.RenderError, Type: "render"},
+			})
 			suite.Errors++
 		}
 		for _, c := range s.Checks {
@@ -254,7 +260,13 @@ func writePlanText(w io.Writer, p *PlanReport) error {
 		fmt.Fprintf(tw, "  action:\t%s\n", action)
 		target := fmt.Sprintf("%s %s, container %s", img.Target.Kind, img.Target.Name, img.Target.Container)
 		if img.Target.Namespace != "" {
-			target = fmt.Sprintf("%s %s/%s, container %s", img.Target.Kind, img.Target.Namespace, img.Target.Name, img.Target.Container)
+			target = fmt.Sprintf(
+				"%s %s/%s, container %s",
+				img.Target.Kind,
+				img.Target.Namespace,
+				img.Target.Name,
+				img.Target.Container,
+			)
 		}
 		fmt.Fprintf(tw, "  target:\t%s\n", target)
 		fmt.Fprintf(tw, "  annotation:\t%s\n", img.Annotation)

@@ -120,7 +120,9 @@ func (p *Plan) Run(ctx context.Context) (*PlanReport, error) {
 
 // newPlanReport plans every image of a refresh config.
 func newPlanReport(cfg *config.RefreshConfig) (*PlanReport, error) {
-	report := &PlanReport{Config: &PlanConfig{Name: cfg.Metadata.Name, Namespace: cfg.Metadata.Namespace, Schedule: cfg.Spec.Schedule}}
+	report := &PlanReport{
+		Config: &PlanConfig{Name: cfg.Metadata.Name, Namespace: cfg.Metadata.Namespace, Schedule: cfg.Spec.Schedule},
+	}
 	for _, img := range cfg.Spec.Images {
 		tag, err := name.NewTag(img.Reference())
 		if err != nil {
@@ -148,7 +150,15 @@ func newPlanReport(cfg *config.RefreshConfig) (*PlanReport, error) {
 // package builds them.
 func registryCalls(tag name.Tag) (*HeadRequest, *TokenRequest) {
 	registry := tag.Context().Registry
-	head := &HeadRequest{URL: fmt.Sprintf("%s://%s/v2/%s/manifests/%s", registry.Scheme(), registry.RegistryStr(), tag.RepositoryStr(), tag.TagStr())}
+	head := &HeadRequest{
+		URL: fmt.Sprintf(
+			"%s://%s/v2/%s/manifests/%s",
+			registry.Scheme(),
+			registry.RegistryStr(),
+			tag.RepositoryStr(),
+			tag.TagStr(),
+		),
+	}
 	token := &TokenRequest{Scope: tag.Scope("pull")}
 	if known, ok := tokenServices[registry.RegistryStr()]; ok {
 		token.Realm, token.Service = known.realm, known.service

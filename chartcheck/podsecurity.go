@@ -34,7 +34,11 @@ func checkRestrictedPod(doc *document, tmpl *corev1.PodTemplateSpec, readOnlyRoo
 		if r.ForbiddenDetail != "" {
 			found += " (" + r.ForbiddenDetail + ")"
 		}
-		findings = append(findings, Finding{Document: doc.String(), Expected: "a pod template allowed by Pod Security \"restricted\"", Found: found})
+		findings = append(findings, Finding{
+			Document: doc.String(),
+			Expected: "a pod template allowed by Pod Security \"restricted\"",
+			Found:    found,
+		})
 	}
 	if readOnlyRoot {
 		var writable []string
@@ -44,7 +48,11 @@ func checkRestrictedPod(doc *document, tmpl *corev1.PodTemplateSpec, readOnlyRoo
 			}
 		}
 		if len(writable) > 0 {
-			findings = append(findings, Finding{Document: doc.String(), Expected: "readOnlyRootFilesystem: true on every container", Found: "a writable root filesystem in containers " + strings.Join(writable, ", ")})
+			findings = append(findings, Finding{
+				Document: doc.String(),
+				Expected: "readOnlyRootFilesystem: true on every container",
+				Found:    "a writable root filesystem in containers " + strings.Join(writable, ", "),
+			})
 		}
 	}
 	return findings

@@ -17,7 +17,11 @@ func postRenderFindings(err error) []Finding {
 	}
 	findings := make([]Finding, len(refusals))
 	for i, r := range refusals {
-		findings[i] = Finding{Document: "stream", Expected: expected, Found: "refused (" + string(r.Reason) + "): " + r.Message}
+		findings[i] = Finding{
+			Document: "stream",
+			Expected: expected,
+			Found:    "refused (" + string(r.Reason) + "): " + r.Message,
+		}
 	}
 	return findings
 }

@@ -37,10 +37,11 @@ func proxyStream(t *testing.T) []byte {
 func TestProxyEnv(t *testing.T) {
 	const (
 		cronJob  = `cronjob-config: CronJob "stg-image-refresh" (document 8): `
-		rendered = "            env:\n            - name: HTTPS_PROXY\n              value: http://proxy.corp:3128\n            - name: NO_PROXY\n              value: kubernetes.default.svc,10.96.0.0/12\n"
-		noProxy  = "            - name: NO_PROXY\n              value: kubernetes.default.svc,10.96.0.0/12\n"
-		https    = "            - name: HTTPS_PROXY\n              value: http://proxy.corp:3128\n"
-		args     = "            - /etc/image-refresh/refresh.yaml\n"
+		rendered = "            env:\n            - name: HTTPS_PROXY\n              value: http://proxy.corp:3128\n" +
+			"            - name: NO_PROXY\n              value: kubernetes.default.svc,10.96.0.0/12\n"
+		noProxy = "            - name: NO_PROXY\n              value: kubernetes.default.svc,10.96.0.0/12\n"
+		https   = "            - name: HTTPS_PROXY\n              value: http://proxy.corp:3128\n"
+		args    = "            - /etc/image-refresh/refresh.yaml\n"
 	)
 	stream := proxyStream(t)
 	valid, err := os.ReadFile(validStream)
@@ -56,48 +57,87 @@ func TestProxyEnv(t *testing.T) {
 		{name: "as the post-renderer renders it", stream: stream},
 		{
 			name: "a configured proxy missing", stream: stream, edits: map[string]string{https: ""},
-			want: []string{cronJob + `expected container "refresher" env HTTPS_PROXY=http://proxy.corp:3128 (the config's spec.job.env[0]); found no HTTPS_PROXY`},
+			want: []string{
+				cronJob + `expected container "refresher" env HTTPS_PROXY=http://proxy.corp:3128 (the config's spec.job.env[0]); ` +
+					`found no HTTPS_PROXY`,
+			},
 		},
 		{
 			name: "a configured proxy changed", stream: stream,
 			edits: map[string]string{noProxy: "            - name: NO_PROXY\n              value: .svc\n"},
-			want:  []string{cronJob + `expected container "refresher" env NO_PROXY=kubernetes.default.svc,10.96.0.0/12 (the config's spec.job.env[1]); found env NO_PROXY=.svc`},
+			want: []string{
+				cronJob + `expected container "refresher" env NO_PROXY=kubernetes.default.svc,10.96.0.0/12 (the config's ` +
+					`spec.job.env[1]); found env NO_PROXY=.svc`,
+			},
 		},
 		{
 			name: "a configured proxy from valueFrom", stream: stream,
-			edits: map[string]string{https: "            - name: HTTPS_PROXY\n              valueFrom: {configMapKeyRef: {name: proxy, key: url}}\n"},
-			want:  []string{cronJob + `expected container "refresher" env HTTPS_PROXY=http://proxy.corp:3128 (the config's spec.job.env[0]); found env HTTPS_PROXY from valueFrom`},
+			edits: map[string]string{
+				https: "            - name: HTTPS_PROXY\n              valueFrom: {configMapKeyRef: {name: proxy, key: url}}\n",
+			},
+			want: []string{
+				cronJob + `expected container "refresher" env HTTPS_PROXY=http://proxy.corp:3128 (the config's spec.job.env[0]); ` +
+					`found env HTTPS_PROXY from valueFrom`,
+			},
 		},
 		{
 			name: "a configured proxy twice", stream: stream, edits: map[string]string{https: https + https},
-			want: []string{cronJob + `expected container "refresher" env HTTPS_PROXY=http://proxy.corp:3128 (the config's spec.job.env[0]); found env HTTPS_PROXY=http://proxy.corp:3128, HTTPS_PROXY=http://proxy.corp:3128`},
+			want: []string{
+				cronJob + `expected container "refresher" env HTTPS_PROXY=http://proxy.corp:3128 (the config's spec.job.env[0]); ` +
+					`found env HTTPS_PROXY=http://proxy.corp:3128, HTTPS_PROXY=http://proxy.corp:3128`,
+			},
 		},
 		{
 			name: "a proxy added by hand beside the configured ones", stream: stream,
 			edits: map[string]string{noProxy: noProxy + "            - {name: http_proxy, value: 'http://other:3128'}\n"},
-			want:  []string{cronJob + `expected container "refresher" without http_proxy: set proxy variables in the config's spec.job.env, which the post-renderer renders; found env http_proxy=http://other:3128, not in spec.job.env`},
-		},
-		{
-			name: "a proxy added by hand without spec.job.env", stream: valid,
-			edits: map[string]string{args: args + "            env: [{name: NO_PROXY, value: '*'}, {name: HTTP_PROXY, value: 'http://p:1'}]\n"},
 			want: []string{
-				cronJob + `expected container "refresher" without HTTP_PROXY: set proxy variables in the config's spec.job.env, which the post-renderer renders; found env HTTP_PROXY=http://p:1, not in spec.job.env`,
-				cronJob + `expected container "refresher" without NO_PROXY: set proxy variables in the config's spec.job.env, which the post-renderer renders; found env NO_PROXY=*, not in spec.job.env`,
+				cronJob + `expected container "refresher" without http_proxy: set proxy variables in the config's spec.job.env, ` +
+					`which the post-renderer renders; found env http_proxy=http://other:3128, not in spec.job.env`,
 			},
 		},
 		{
-			name: "the configured proxies in another order", stream: stream, edits: map[string]string{rendered: "            env:\n" + noProxy + https},
-			want: []string{cronJob + `expected container "refresher" env ["HTTPS_PROXY=http://proxy.corp:3128" "NO_PROXY=kubernetes.default.svc,10.96.0.0/12"], as the post-renderer renders it; found container "refresher" env ["NO_PROXY=kubernetes.default.svc,10.96.0.0/12" "HTTPS_PROXY=http://proxy.corp:3128"]`},
-		},
-		{
-			name: "another variable beside the configured proxies", stream: stream, edits: map[string]string{noProxy: noProxy + "            - {name: KUBERNETES_SERVICE_HOST, value: 192.0.2.1}\n"},
-			want: []string{cronJob + `expected container "refresher" env ["HTTPS_PROXY=http://proxy.corp:3128" "NO_PROXY=kubernetes.default.svc,10.96.0.0/12"], as the post-renderer renders it; found container "refresher" env ["HTTPS_PROXY=http://proxy.corp:3128" "NO_PROXY=kubernetes.default.svc,10.96.0.0/12" "KUBERNETES_SERVICE_HOST=192.0.2.1"]`},
-		},
-		{
-			name: "a missing proxy and another variable", stream: stream, edits: map[string]string{https: "            - {name: KUBERNETES_SERVICE_HOST, value: 192.0.2.1}\n"},
+			name: "a proxy added by hand without spec.job.env", stream: valid,
+			edits: map[string]string{
+				args: args + "            env: [{name: NO_PROXY, value: '*'}, {name: HTTP_PROXY, value: 'http://p:1'}]\n",
+			},
 			want: []string{
-				cronJob + `expected container "refresher" env HTTPS_PROXY=http://proxy.corp:3128 (the config's spec.job.env[0]); found no HTTPS_PROXY`,
-				cronJob + `expected container "refresher" env ["HTTPS_PROXY=http://proxy.corp:3128" "NO_PROXY=kubernetes.default.svc,10.96.0.0/12"], as the post-renderer renders it; found container "refresher" env ["KUBERNETES_SERVICE_HOST=192.0.2.1" "NO_PROXY=kubernetes.default.svc,10.96.0.0/12"]`,
+				cronJob + `expected container "refresher" without HTTP_PROXY: set proxy variables in the config's spec.job.env, ` +
+					`which the post-renderer renders; found env HTTP_PROXY=http://p:1, not in spec.job.env`,
+				cronJob + `expected container "refresher" without NO_PROXY: set proxy variables in the config's spec.job.env, ` +
+					`which the post-renderer renders; found env NO_PROXY=*, not in spec.job.env`,
+			},
+		},
+		{
+			name: "the configured proxies in another order", stream: stream, edits: map[string]string{
+				rendered: "            env:\n" + noProxy + https,
+			},
+			want: []string{
+				cronJob + `expected container "refresher" env ["HTTPS_PROXY=http://proxy.corp:3128" ` +
+					`"NO_PROXY=kubernetes.default.svc,10.96.0.0/12"], as the post-renderer renders it; found container "refresher" ` +
+					`env ["NO_PROXY=kubernetes.default.svc,10.96.0.0/12" "HTTPS_PROXY=http://proxy.corp:3128"]`,
+			},
+		},
+		{
+			name: "another variable beside the configured proxies", stream: stream, edits: map[string]string{
+				noProxy: noProxy + "            - {name: KUBERNETES_SERVICE_HOST, value: 192.0.2.1}\n",
+			},
+			want: []string{
+				cronJob + `expected container "refresher" env ["HTTPS_PROXY=http://proxy.corp:3128" ` +
+					`"NO_PROXY=kubernetes.default.svc,10.96.0.0/12"], as the post-renderer renders it; found container "refresher" ` +
+					`env ["HTTPS_PROXY=http://proxy.corp:3128" "NO_PROXY=kubernetes.default.svc,10.96.0.0/12" ` +
+					`"KUBERNETES_SERVICE_HOST=192.0.2.1"]`,
+			},
+		},
+		{
+			name: "a missing proxy and another variable", stream: stream, edits: map[string]string{
+				https: "            - {name: KUBERNETES_SERVICE_HOST, value: 192.0.2.1}\n",
+			},
+			want: []string{
+				cronJob + `expected container "refresher" env HTTPS_PROXY=http://proxy.corp:3128 (the config's spec.job.env[0]); ` +
+					`found no HTTPS_PROXY`,
+				cronJob + `expected container "refresher" env ["HTTPS_PROXY=http://proxy.corp:3128" ` +
+					`"NO_PROXY=kubernetes.default.svc,10.96.0.0/12"], as the post-renderer renders it; found container "refresher" ` +
+					`env ["KUBERNETES_SERVICE_HOST=192.0.2.1" "NO_PROXY=kubernetes.default.svc,10.96.0.0/12"]`,
 			},
 		},
 	} {
@@ -115,7 +155,10 @@ func TestChartProxyValues(t *testing.T) {
 		"imageRefresh.proxy.httpsProxy=http://proxy.corp:3128",
 		`imageRefresh.proxy.noProxy=kubernetes.default.svc\,.svc\,10.96.0.0/12`,
 	)
-	want := []config.EnvVar{{Name: "HTTPS_PROXY", Value: "http://proxy.corp:3128"}, {Name: "NO_PROXY", Value: "kubernetes.default.svc,.svc,10.96.0.0/12"}}
+	want := []config.EnvVar{
+		{Name: "HTTPS_PROXY", Value: "http://proxy.corp:3128"},
+		{Name: "NO_PROXY", Value: "kubernetes.default.svc,.svc,10.96.0.0/12"},
+	}
 	if !reflect.DeepEqual(cfg.Spec.Job.Env, want) {
 		t.Errorf("spec.job.env = %q, want %q", cfg.Spec.Job.Env, want)
 	}

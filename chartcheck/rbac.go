@@ -21,17 +21,29 @@ func (c *checkedRelease) checkRBAC() []Finding {
 	cfgName, ns := c.cfg.Metadata.Name, c.cfg.Metadata.Namespace
 	var findings []Finding
 	if sa := c.cronJob.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName; sa != cfgName {
-		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("serviceAccountName %q", cfgName), Found: fmt.Sprintf("%q", sa)})
+		findings = append(findings, Finding{
+			Document: c.cronJobDoc.String(),
+			Expected: fmt.Sprintf("serviceAccountName %q", cfgName),
+			Found:    fmt.Sprintf("%q", sa),
+		})
 	}
 	if len(c.stream.Find("ServiceAccount", ns, cfgName)) == 0 {
-		findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("ServiceAccount %q", cfgName), Found: "no such ServiceAccount in the stream"})
+		findings = append(findings, Finding{
+			Document: c.cronJobDoc.String(),
+			Expected: fmt.Sprintf("ServiceAccount %q", cfgName),
+			Found:    "no such ServiceAccount in the stream",
+		})
 	}
 
 	grants := contract.Grants(c.targets, ns)
 	for _, g := range grants {
 		roles := c.stream.Find("Role", g.Namespace, cfgName)
 		if len(roles) == 0 {
-			findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("Role %q%s", cfgName, inNamespace(g.Namespace, ns)), Found: "no such Role in the stream"})
+			findings = append(findings, Finding{
+				Document: c.cronJobDoc.String(),
+				Expected: fmt.Sprintf("Role %q%s", cfgName, inNamespace(g.Namespace, ns)),
+				Found:    "no such Role in the stream",
+			})
 			continue
 		}
 		var role rbacv1.Role
@@ -47,7 +59,17 @@ func (c *checkedRelease) checkRBAC() []Finding {
 	findings = append(findings, bindingFindings...)
 	for _, g := range grants {
 		if !found[g.Namespace] {
-			findings = append(findings, Finding{Document: c.cronJobDoc.String(), Expected: fmt.Sprintf("RoleBinding %q%s binding Role %q to %s", cfgName, inNamespace(g.Namespace, ns), cfgName, c.refresherSubject()), Found: "no such RoleBinding in the stream"})
+			findings = append(findings, Finding{
+				Document: c.cronJobDoc.String(),
+				Expected: fmt.Sprintf(
+					"RoleBinding %q%s binding Role %q to %s",
+					cfgName,
+					inNamespace(g.Namespace, ns),
+					cfgName,
+					c.refresherSubject(),
+				),
+				Found: "no such RoleBinding in the stream",
+			})
 		}
 	}
 	return findings
@@ -84,7 +106,10 @@ func (c *checkedRelease) checkServiceAccountUsers() []Finding {
 		}
 		if d.isKind("Secret") {
 			var secret corev1.Secret
-			if err := d.Decode(&secret); err == nil && secret.Type == corev1.SecretTypeServiceAccountToken && secret.Annotations[corev1.ServiceAccountNameKey] == cfgName {
+			if err := d.Decode(
+				&secret,
+			); err == nil && secret.Type == corev1.SecretTypeServiceAccountToken &&
+				secret.Annotations[corev1.ServiceAccountNameKey] == cfgName {
 				findings = append(findings, Finding{Document: d.String(), Expected: expected, Found: "a token Secret for it"})
 			}
 			continue
@@ -100,7 +125,11 @@ func (c *checkedRelease) checkServiceAccountUsers() []Finding {
 		pod, _, _ := unstructured.NestedMap(obj, specPath...)
 		for _, field := range []string{"serviceAccountName", "serviceAccount"} {
 			if pod[field] == cfgName {
-				findings = append(findings, Finding{Document: d.String(), Expected: expected, Found: fmt.Sprintf("%s %s runs as it", d.Kind, field)})
+				findings = append(findings, Finding{
+					Document: d.String(),
+					Expected: expected,
+					Found:    fmt.Sprintf("%s %s runs as it", d.Kind, field),
+				})
 				break
 			}
 		}
@@ -128,31 +157,64 @@ func (c *checkedRelease) checkBindings(grants []contract.Grant) (findings []Find
 				findings = append(findings, Finding{Document: d.String(), Expected: "a " + kind, Found: err.Error()})
 				continue
 			}
-			inNamespace := kind == "RoleBinding" && slices.ContainsFunc(grants, func(g contract.Grant) bool { return g.Namespace == d.Namespace })
+			inNamespace := kind == "RoleBinding" && slices.ContainsFunc(
+				grants,
+				func(g contract.Grant) bool { return g.Namespace == d.Namespace },
+			)
 			switch {
 			case inNamespace && d.Name == cfgName:
 				found[d.Namespace] = true
 				if b.RoleRef.Kind != "Role" || b.RoleRef.Name != cfgName || b.RoleRef.APIGroup != rbacv1.GroupName {
-					findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("roleRef Role %q", cfgName), Found: fmt.Sprintf("roleRef %s %q (apiGroup %q)", b.RoleRef.Kind, b.RoleRef.Name, b.RoleRef.APIGroup)})
+					findings = append(findings, Finding{
+						Document: d.String(),
+						Expected: fmt.Sprintf("roleRef Role %q", cfgName),
+						Found:    fmt.Sprintf("roleRef %s %q (apiGroup %q)", b.RoleRef.Kind, b.RoleRef.Name, b.RoleRef.APIGroup),
+					})
 				}
 				if len(b.Subjects) == 0 {
-					findings = append(findings, Finding{Document: d.String(), Expected: "one subject, " + wantSubject, Found: "no subjects"})
+					findings = append(findings, Finding{
+						Document: d.String(),
+						Expected: "one subject, " + wantSubject,
+						Found:    "no subjects",
+					})
 				}
 				for i, s := range b.Subjects {
 					if !isServiceAccount(s, cfgName, ns, d.Namespace) {
-						findings = append(findings, Finding{Document: d.String(), Expected: "one subject, " + wantSubject, Found: fmt.Sprintf("subjects[%d]: %s", i, describeSubject(s, d.Namespace))})
+						findings = append(findings, Finding{
+							Document: d.String(),
+							Expected: "one subject, " + wantSubject,
+							Found:    fmt.Sprintf("subjects[%d]: %s", i, describeSubject(s, d.Namespace)),
+						})
 					}
 				}
 			case inNamespace && b.RoleRef.Kind == "Role" && b.RoleRef.Name == cfgName:
-				findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("Role %q bound only by RoleBinding %q, to %s", cfgName, cfgName, wantSubject), Found: "another binding of it, to " + describeSubjects(b.Subjects, d.Namespace)})
+				findings = append(findings, Finding{
+					Document: d.String(),
+					Expected: fmt.Sprintf("Role %q bound only by RoleBinding %q, to %s", cfgName, cfgName, wantSubject),
+					Found:    "another binding of it, to " + describeSubjects(b.Subjects, d.Namespace),
+				})
 			default:
 				for _, s := range b.Subjects {
 					// A group binds every token of the cluster or namespace: a read-only grant
 					// (system:discovery, view) is the cluster's business, not a leak of the refresher's.
-					if !coversServiceAccount(s, cfgName, ns, d.Namespace) || (s.Kind == rbacv1.GroupKind && !c.grantsMoreThanRead(b.RoleRef, d.Namespace)) {
+					if !coversServiceAccount(
+						s,
+						cfgName,
+						ns,
+						d.Namespace,
+					) || (s.Kind == rbacv1.GroupKind && !c.grantsMoreThanRead(b.RoleRef, d.Namespace)) {
 						continue
 					}
-					findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("%s to be bound only by RoleBinding %q", wantSubject, cfgName), Found: fmt.Sprintf("an extra grant of %s %q through subject %s", b.RoleRef.Kind, b.RoleRef.Name, describeSubject(s, d.Namespace))})
+					findings = append(findings, Finding{
+						Document: d.String(),
+						Expected: fmt.Sprintf("%s to be bound only by RoleBinding %q", wantSubject, cfgName),
+						Found: fmt.Sprintf(
+							"an extra grant of %s %q through subject %s",
+							b.RoleRef.Kind,
+							b.RoleRef.Name,
+							describeSubject(s, d.Namespace),
+						),
+					})
 					break
 				}
 			}
@@ -240,7 +302,11 @@ func describeSubjects(subjects []rbacv1.Subject, bindingNamespace string) string
 // eventsRule is the refresher's one grant besides its targets: contract.EventVerbs on Events
 // (events.k8s.io/v1). Exactly this rule is accepted — no other verb, group (the core group's
 // events), resource or resourceNames.
-var eventsRule = rbacv1.PolicyRule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: contract.EventVerbs}
+var eventsRule = rbacv1.PolicyRule{
+	APIGroups: []string{"events.k8s.io"},
+	Resources: []string{"events"},
+	Verbs:     contract.EventVerbs,
+}
 
 func isEventsRule(r rbacv1.PolicyRule) bool {
 	return slices.Equal(r.APIGroups, eventsRule.APIGroups) && slices.Equal(r.Resources, eventsRule.Resources) &&
@@ -275,23 +341,42 @@ func checkRules(doc string, policy []rbacv1.PolicyRule, targets []contract.Resou
 		at := fmt.Sprintf("rules[%d]", i)
 		if isEventsRule(r) {
 			if events++; events > 1 {
-				findings = append(findings, Finding{Document: doc, Expected: "one rule for events", Found: fmt.Sprintf("%s: %s, again", at, describeRule(r))})
+				findings = append(findings, Finding{
+					Document: doc,
+					Expected: "one rule for events",
+					Found:    fmt.Sprintf("%s: %s, again", at, describeRule(r)),
+				})
 			}
 			continue
 		}
-		j := slices.IndexFunc(targets, func(t contract.ResourceNames) bool { return slices.Equal(r.Resources, []string{t.Resource}) })
+		j := slices.IndexFunc(
+			targets,
+			func(t contract.ResourceNames) bool { return slices.Equal(r.Resources, []string{t.Resource}) },
+		)
 		if !slices.Equal(r.APIGroups, []string{"apps"}) || j < 0 || len(r.NonResourceURLs) > 0 {
-			findings = append(findings, Finding{Document: doc, Expected: "only " + want, Found: fmt.Sprintf("%s: %s", at, describeRule(r))})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: "only " + want,
+				Found:    fmt.Sprintf("%s: %s", at, describeRule(r)),
+			})
 			continue
 		}
 		t := targets[j]
 		for _, v := range r.Verbs {
 			if v != "get" && v != "patch" {
-				findings = append(findings, Finding{Document: doc, Expected: "verbs get and patch only", Found: fmt.Sprintf("%s: verb %q", at, v)})
+				findings = append(findings, Finding{
+					Document: doc,
+					Expected: "verbs get and patch only",
+					Found:    fmt.Sprintf("%s: verb %q", at, v),
+				})
 			}
 		}
 		if len(r.ResourceNames) == 0 {
-			findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", t.Names), Found: fmt.Sprintf("%s: no resourceNames, a namespace-wide grant on every %s", at, t.Kind)})
+			findings = append(findings, Finding{
+				Document: doc,
+				Expected: fmt.Sprintf("resourceNames %v", t.Names),
+				Found:    fmt.Sprintf("%s: no resourceNames, a namespace-wide grant on every %s", at, t.Kind),
+			})
 			for _, n := range t.Names {
 				grant(resourceName{t.Resource, n}, r.Verbs)
 			}
@@ -299,7 +384,11 @@ func checkRules(doc string, policy []rbacv1.PolicyRule, targets []contract.Resou
 		}
 		for _, n := range r.ResourceNames {
 			if !slices.Contains(t.Names, n) {
-				findings = append(findings, Finding{Document: doc, Expected: fmt.Sprintf("resourceNames %v", t.Names), Found: fmt.Sprintf("%s: resourceName %q, which is no floating image's target", at, n)})
+				findings = append(findings, Finding{
+					Document: doc,
+					Expected: fmt.Sprintf("resourceNames %v", t.Names),
+					Found:    fmt.Sprintf("%s: resourceName %q, which is no floating image's target", at, n),
+				})
 			}
 			grant(resourceName{t.Resource, n}, r.Verbs)
 		}
@@ -313,12 +402,23 @@ func checkRules(doc string, policy []rbacv1.PolicyRule, targets []contract.Resou
 				}
 			}
 			if len(missing) > 0 {
-				findings = append(findings, Finding{Document: doc, Expected: want, Found: fmt.Sprintf("no %s on %s %q", strings.Join(missing, " or "), t.Kind, n)})
+				findings = append(findings, Finding{
+					Document: doc,
+					Expected: want,
+					Found:    fmt.Sprintf("no %s on %s %q", strings.Join(missing, " or "), t.Kind, n),
+				})
 			}
 		}
 	}
 	if events == 0 {
-		findings = append(findings, Finding{Document: doc, Expected: want, Found: "no rule of exactly " + strings.Join(eventsRule.Verbs, ",") + " on events.events.k8s.io: the refresher's Events (and their series) would be refused"})
+		findings = append(findings, Finding{
+			Document: doc,
+			Expected: want,
+			Found: "no rule of exactly " + strings.Join(
+				eventsRule.Verbs,
+				",",
+			) + " on events.events.k8s.io: the refresher's Events (and their series) would be refused",
+		})
 	}
 	return findings
 }

@@ -76,13 +76,18 @@ func (c *checkedRelease) check(cs *checkSet, postRendered bool, postRenderErr er
 		cs.add(refreshConfigCheck, findings)
 	}
 	if !ok {
-		for _, name := range []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck, targetsCheck, setEnvCheck, rolloutRestartCheck, setImageCheck, annotationsCheck, writersCheck} {
+		for _, name := range []string{
+			cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck, targetsCheck,
+			setEnvCheck, rolloutRestartCheck, setImageCheck, annotationsCheck, writersCheck,
+		} {
 			cs.skip(name, "the refresh config is invalid")
 		}
 		return
 	}
 
-	injectedChecks := []string{cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck}
+	injectedChecks := []string{
+		cronJobCheck, cronJobConfigCheck, keysCheck, scheduleCheck, podSecurityCheck, rbacCheck, guardCheck,
+	}
 	if postRenderErr != nil {
 		for _, name := range injectedChecks {
 			cs.skip(name, "the post-renderer refused the release")
@@ -111,7 +116,9 @@ func (c *checkedRelease) check(cs *checkSet, postRendered bool, postRenderErr er
 	}
 
 	if c.cfg == nil || !c.cfg.AnyFloating() {
-		for _, name := range []string{targetsCheck, setEnvCheck, rolloutRestartCheck, setImageCheck, annotationsCheck, writersCheck} {
+		for _, name := range []string{
+			targetsCheck, setEnvCheck, rolloutRestartCheck, setImageCheck, annotationsCheck, writersCheck,
+		} {
 			cs.skip(name, nothingFloats(c.cfg))
 		}
 		return
@@ -138,7 +145,11 @@ func (c *checkedRelease) checkUniqueObjects() []Finding {
 		key := groupKindName{d.Group(), d.Kind, d.Name}
 		for _, earlier := range seen[key] {
 			if earlier.Namespace == d.Namespace {
-				findings = append(findings, Finding{Document: d.String(), Expected: fmt.Sprintf("one %s %q in the namespace", d.Kind, d.Name), Found: "a duplicate of " + earlier.String()})
+				findings = append(findings, Finding{
+					Document: d.String(),
+					Expected: fmt.Sprintf("one %s %q in the namespace", d.Kind, d.Name),
+					Found:    "a duplicate of " + earlier.String(),
+				})
 				break
 			}
 		}
@@ -208,8 +219,11 @@ func (c *checkedRelease) loadConfig() (findings []Finding, ok bool) {
 	case manifest.ConfigNamespace:
 		return []Finding{{
 			Document: doc.String(),
-			Expected: fmt.Sprintf("the ConfigMap in the config's namespace %q (the CronJob mounts it from there)", cfg.Metadata.Namespace),
-			Found:    fmt.Sprintf("namespace %q", doc.Namespace),
+			Expected: fmt.Sprintf(
+				"the ConfigMap in the config's namespace %q (the CronJob mounts it from there)",
+				cfg.Metadata.Namespace,
+			),
+			Found: fmt.Sprintf("namespace %q", doc.Namespace),
 		}}, false
 	}
 	// The targets resolve by the contract's precedence; the CronJob and its RBAC go to the
@@ -254,11 +268,21 @@ func (c *checkedRelease) resolveTargets() resolvedTargets {
 			if v.Rule == contract.RuleImageShared {
 				expected = "one set-image image per container"
 			}
-			out.findings = append(out.findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: expected, Found: v.Message})
+			out.findings = append(out.findings, Finding{
+				Document: c.configDoc.String(),
+				Image:    img.Name,
+				Expected: expected,
+				Found:    v.Message,
+			})
 			continue
 		}
 		if v := contract.CheckRoleCovers(c.cfg.Metadata.Namespace, rt); v != nil {
-			out.findings = append(out.findings, Finding{Document: c.configDoc.String(), Image: img.Name, Expected: "the target in the namespace of the refresher's Role", Found: v.Message})
+			out.findings = append(out.findings, Finding{
+				Document: c.configDoc.String(),
+				Image:    img.Name,
+				Expected: "the target in the namespace of the refresher's Role",
+				Found:    v.Message,
+			})
 			continue
 		}
 		t, finding := c.findTarget(rt)
@@ -267,7 +291,12 @@ func (c *checkedRelease) resolveTargets() resolvedTargets {
 			continue
 		}
 		if v := contract.CheckTargetState(t.deployment); v != nil {
-			out.findings = append(out.findings, Finding{Document: t.doc.String(), Image: img.Name, Expected: "a " + rt.Key.Kind + " that rolls out", Found: v.Message})
+			out.findings = append(out.findings, Finding{
+				Document: t.doc.String(),
+				Image:    img.Name,
+				Expected: "a " + rt.Key.Kind + " that rolls out",
+				Found:    v.Message,
+			})
 		}
 		out.targets = append(out.targets, t)
 	}
@@ -279,15 +308,30 @@ func (c *checkedRelease) findTarget(rt contract.Target) (target, *Finding) {
 	img := rt.Image
 	docs := c.stream.Find(rt.Key.Kind, rt.Key.Namespace, rt.Key.Name)
 	if len(docs) == 0 {
-		return target{}, &Finding{Document: c.configDoc.String(), Image: img.Name, Expected: fmt.Sprintf("target %s in the stream", contract.KeyString(rt.Key)), Found: "no such object"}
+		return target{}, &Finding{
+			Document: c.configDoc.String(),
+			Image:    img.Name,
+			Expected: fmt.Sprintf("target %s in the stream", contract.KeyString(rt.Key)),
+			Found:    "no such object",
+		}
 	}
 	dep, err := contract.TargetView(rt.Key.Kind, docs[0].Decode)
 	if err != nil {
-		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: "a " + rt.Key.Kind, Found: err.Error()}
+		return target{}, &Finding{
+			Document: docs[0].String(),
+			Image:    img.Name,
+			Expected: "a " + rt.Key.Kind,
+			Found:    err.Error(),
+		}
 	}
 	ctr, v := contract.Container(dep, img)
 	if v != nil {
-		return target{}, &Finding{Document: docs[0].String(), Image: img.Name, Expected: fmt.Sprintf("container %q", img.Target.Container), Found: v.Message}
+		return target{}, &Finding{
+			Document: docs[0].String(),
+			Image:    img.Name,
+			Expected: fmt.Sprintf("container %q", img.Target.Container),
+			Found:    v.Message,
+		}
 	}
 	return target{image: img, doc: docs[0], deployment: dep, container: ctr}, nil
 }
@@ -309,8 +353,13 @@ func (c *checkedRelease) checkSetEnv(resolved resolvedTargets) []Finding {
 		}
 		if v := contract.CheckRenderedEnv(t.container, t.image.Env, envFrom); v != nil {
 			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name,
-				Expected: fmt.Sprintf("env %s on container %q left to image-refresh while %s floats (absent, or named without a value)", t.image.Env, t.container.Name, t.image.Name),
-				Found:    fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
+				Expected: fmt.Sprintf(
+					"env %s on container %q left to image-refresh while %s floats (absent, or named without a value)",
+					t.image.Env,
+					t.container.Name,
+					t.image.Name,
+				),
+				Found: fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
 		}
 	}
 	return findings
@@ -338,8 +387,12 @@ func (c *checkedRelease) checkRolloutRestart(resolved resolvedTargets) []Finding
 		}
 		if v := contract.CheckRestart(t.image, t.container); v != nil {
 			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name,
-				Expected: fmt.Sprintf("container %q to run %s with imagePullPolicy Always, so a restart pulls the moved tag", t.container.Name, t.image.Reference()),
-				Found:    fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
+				Expected: fmt.Sprintf(
+					"container %q to run %s with imagePullPolicy Always, so a restart pulls the moved tag",
+					t.container.Name,
+					t.image.Reference(),
+				),
+				Found: fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
 		}
 	}
 	return findings
@@ -355,8 +408,13 @@ func (c *checkedRelease) checkSetImage(resolved resolvedTargets) []Finding {
 		}
 		if _, v := contract.LiveImage(t.image, t.container); v != nil {
 			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name,
-				Expected: fmt.Sprintf("container %q to run the repository %s, by tag or digest, which set-image pins to %s", t.container.Name, t.image.Repository, t.image.PinnedImage("<digest>")),
-				Found:    fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
+				Expected: fmt.Sprintf(
+					"container %q to run the repository %s, by tag or digest, which set-image pins to %s",
+					t.container.Name,
+					t.image.Repository,
+					t.image.PinnedImage("<digest>"),
+				),
+				Found: fmt.Sprintf("container %q %s", t.container.Name, v.Message)})
 		}
 	}
 	return findings
@@ -374,7 +432,12 @@ func (c *checkedRelease) checkAnnotations(resolved resolvedTargets) []Finding {
 	var findings []Finding
 	for _, t := range resolved.targets {
 		if v, owned := t.deployment.Annotations[t.image.Annotation]; owned {
-			findings = append(findings, Finding{Document: t.doc.String(), Image: t.image.Name, Expected: fmt.Sprintf("annotation %s left to image-refresh", t.image.Annotation), Found: fmt.Sprintf("the chart renders it with value %q", v)})
+			findings = append(findings, Finding{
+				Document: t.doc.String(),
+				Image:    t.image.Name,
+				Expected: fmt.Sprintf("annotation %s left to image-refresh", t.image.Annotation),
+				Found:    fmt.Sprintf("the chart renders it with value %q", v),
+			})
 		}
 	}
 	return findings

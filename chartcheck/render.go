@@ -68,7 +68,11 @@ type renderOutput struct {
 // Render renders the chart as `helm install --dry-run` would (client-only, with an explicit
 // Kubernetes version), then runs the post-renderer, if any, on the manifest. An error means the
 // chart itself could not be rendered; a post-renderer refusal is reported in renderOutput.
-func (c *loadedChart) Render(ctx context.Context, opts renderOptions, pr helmpostrender.PostRenderer) (*renderOutput, error) {
+func (c *loadedChart) Render(
+	ctx context.Context,
+	opts renderOptions,
+	pr helmpostrender.PostRenderer,
+) (*renderOutput, error) {
 	manifest, err := c.renderManifest(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -110,7 +114,13 @@ func (c *loadedChart) renderManifest(ctx context.Context, opts renderOptions) ([
 	}
 	rel, err := install.RunWithContext(ctx, ch, vals)
 	if err != nil {
-		return nil, fmt.Errorf("rendering chart %s as release %q in namespace %q: %w", c.Path, install.ReleaseName, install.Namespace, err)
+		return nil, fmt.Errorf(
+			"rendering chart %s as release %q in namespace %q: %w",
+			c.Path,
+			install.ReleaseName,
+			install.Namespace,
+			err,
+		)
 	}
 	return []byte(rel.Manifest), nil
 }

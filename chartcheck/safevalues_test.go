@@ -22,8 +22,16 @@ func TestChartSafeRefreshValues(t *testing.T) {
 		"imageRefresh.platforms={linux/amd64,linux/arm64}",
 		"images.ingestor.digest=sha256:"+strings.Repeat("a", 64),
 	)
-	if cfg.Spec.WaitLimit != 6 || cfg.Spec.RolloutTimeout.D() != 20*time.Minute || !slices.Equal(cfg.Spec.Platforms, []string{"linux/amd64", "linux/arm64"}) {
-		t.Errorf("spec waitLimit %d, rolloutTimeout %s, platforms %v", cfg.Spec.WaitLimit, cfg.Spec.RolloutTimeout.D(), cfg.Spec.Platforms)
+	if cfg.Spec.WaitLimit != 6 || cfg.Spec.RolloutTimeout.D() != 20*time.Minute || !slices.Equal(
+		cfg.Spec.Platforms,
+		[]string{"linux/amd64", "linux/arm64"},
+	) {
+		t.Errorf(
+			"spec waitLimit %d, rolloutTimeout %s, platforms %v",
+			cfg.Spec.WaitLimit,
+			cfg.Spec.RolloutTimeout.D(),
+			cfg.Spec.Platforms,
+		)
 	}
 	for _, img := range cfg.Spec.Images {
 		want := 30 * time.Minute
@@ -53,17 +61,30 @@ func TestChartVerificationValues(t *testing.T) {
 		exempt []string
 	}{
 		{name: "public keys", keys: "stg-image-refresh-keys", renderKeys: true, exempt: []string{"pods-monitor"},
-			opts: values.Options{ValueFiles: []string{clientChart + "/ci/verification.yaml"}, Values: []string{"images.podsMonitor.verify=false", "images.ingestor.verify=true", pinned, "images.jobsManager.verify=false"}}},
+			opts: values.Options{
+				ValueFiles: []string{clientChart + "/ci/verification.yaml"},
+				Values: []string{
+					"images.podsMonitor.verify=false", "images.ingestor.verify=true", pinned, "images.jobsManager.verify=false",
+				},
+			}},
 		{name: "an existing ConfigMap", keys: "signing-keys",
 			opts: values.Options{Values: []string{"imageRefresh.verification.keysConfigMap=signing-keys"}}},
-		{name: "no gate", opts: values.Options{Values: []string{"images.ingestor.verify=false"}}, exempt: []string{"ingestor"}},
+		{
+			name:   "no gate",
+			opts:   values.Options{Values: []string{"images.ingestor.verify=false"}},
+			exempt: []string{"ingestor"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vals, err := mergeValues(tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := ch.Render(context.Background(), renderOptions{ReleaseName: "stg", Namespace: "tracebloc", Values: vals}, nil)
+			got, err := ch.Render(
+				context.Background(),
+				renderOptions{ReleaseName: "stg", Namespace: "tracebloc", Values: vals},
+				nil,
+			)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +104,10 @@ func TestChartVerificationValues(t *testing.T) {
 				t.Errorf("spec.verification.keysConfigMap %q, want %q", keys, tc.keys)
 			}
 			if tc.renderKeys && c.cfg.Spec.Verification.RecheckAfter.D() != 30*time.Minute {
-				t.Errorf("spec.verification.recheckAfter %s, want 30m (ci/verification.yaml)", c.cfg.Spec.Verification.RecheckAfter.D())
+				t.Errorf(
+					"spec.verification.recheckAfter %s, want 30m (ci/verification.yaml)",
+					c.cfg.Spec.Verification.RecheckAfter.D(),
+				)
 			}
 			var exempt []string
 			for _, img := range c.cfg.Spec.Images {
@@ -122,7 +146,11 @@ func renderClientConfig(t *testing.T, set ...string) (string, *config.RefreshCon
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ch.Render(context.Background(), renderOptions{ReleaseName: "stg", Namespace: "tracebloc", Values: vals}, nil)
+	got, err := ch.Render(
+		context.Background(),
+		renderOptions{ReleaseName: "stg", Namespace: "tracebloc", Values: vals},
+		nil,
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +160,10 @@ func renderClientConfig(t *testing.T, set ...string) (string, *config.RefreshCon
 			Kind string            `json:"kind"`
 			Data map[string]string `json:"data"`
 		}
-		if err := yaml.Unmarshal([]byte(doc), &cm); err != nil || cm.Kind != "ConfigMap" || cm.Data[config.ConfigMapKey] == "" {
+		if err := yaml.Unmarshal(
+			[]byte(doc),
+			&cm,
+		); err != nil || cm.Kind != "ConfigMap" || cm.Data[config.ConfigMapKey] == "" {
 			continue
 		}
 		if cfg, err = config.Parse([]byte(cm.Data[config.ConfigMapKey])); err != nil {

@@ -28,12 +28,20 @@ func traceblocLike(t *testing.T) (*loadedChart, *config.RefreshConfig) {
 // passes, and the checks catch a stream whose Role there is missing or grants the wrong resource.
 func TestTargetInAnotherNamespace(t *testing.T) {
 	ch, cfg := traceblocLike(t)
-	values := map[string]any{"imageRefresh": map[string]any{"enabled": false}, "autoUpgrade": map[string]any{"enabled": false}}
-	out, err := ch.Render(context.Background(), renderOptions{ReleaseName: "rel", Namespace: "tb", Values: values}, postrender.New(postrender.Options{Config: cfg}))
+	values := map[string]any{
+		"imageRefresh": map[string]any{"enabled": false},
+		"autoUpgrade":  map[string]any{"enabled": false},
+	}
+	out, err := ch.Render(
+		context.Background(),
+		renderOptions{ReleaseName: "rel", Namespace: "tb", Values: values},
+		postrender.New(postrender.Options{Config: cfg}),
+	)
 	if err != nil || out.PostRenderErr != nil {
 		t.Fatalf("render: %v, %v", err, out.PostRenderErr)
 	}
-	const role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: rel-refresher\n  namespace: tracebloc-node-agents\n"
+	const role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: rel-refresher\n" +
+		"  namespace: tracebloc-node-agents\n"
 	if !strings.Contains(string(out.Output), role) {
 		t.Fatalf("no Role in tracebloc-node-agents:\n%s", out.Output)
 	}
@@ -45,10 +53,22 @@ func TestTargetInAnotherNamespace(t *testing.T) {
 	}{
 		{name: "as rendered"},
 		{name: "the Role there dropped", old: role, new: strings.Replace(role, "kind: Role", "kind: ConfigMap", 1),
-			want: []string{`CronJob "rel-refresher" (document 8): expected Role "rel-refresher" in namespace "tracebloc-node-agents"; found no such Role in the stream`}},
-		{name: "the Role there grants Deployments", old: "  resources:\n  - daemonsets\n", new: "  resources:\n  - deployments\n",
-			want: []string{`Role "rel-refresher" (document 9): expected only get and patch on daemonsets.apps with resourceNames [rel-resource-monitor]`,
-				`Role "rel-refresher" (document 9): expected get and patch on daemonsets.apps with resourceNames [rel-resource-monitor], and create,get,patch on events.events.k8s.io; found no get or patch on DaemonSet "rel-resource-monitor"`}},
+			want: []string{
+				`CronJob "rel-refresher" (document 8): expected Role "rel-refresher" in namespace "tracebloc-node-agents"; found ` +
+					`no such Role in the stream`,
+			}},
+		{
+			name: "the Role there grants Deployments",
+			old:  "  resources:\n  - daemonsets\n",
+			new:  "  resources:\n  - deployments\n",
+			want: []string{
+				`Role "rel-refresher" (document 9): expected only get and patch on daemonsets.apps with resourceNames ` +
+					`[rel-resource-monitor]`,
+				`Role "rel-refresher" (document 9): expected get and patch on daemonsets.apps with resourceNames ` +
+					`[rel-resource-monitor], and create,get,patch on events.events.k8s.io; found no get or patch on DaemonSet ` +
+					`"rel-resource-monitor"`,
+			},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stream := string(out.Output)
@@ -86,8 +106,11 @@ func TestTargetInAnotherNamespace(t *testing.T) {
 // TestPlanGivenConfig: plan --config plans the config given at install time — the tracebloc-like chart renders
 // none — with its DaemonSet target in another namespace; with --manifests it is a usage error.
 func TestPlanGivenConfig(t *testing.T) {
-	report, err := (&Plan{ChartPath: "../testdata/charts/tracebloc-like", ConfigPath: "../testdata/config/tracebloc-like.yaml",
-		Release: Release{Name: "rel", Namespace: "tb"}}).Run(context.Background())
+	report, err := (&Plan{
+		ChartPath:  "../testdata/charts/tracebloc-like",
+		ConfigPath: "../testdata/config/tracebloc-like.yaml",
+		Release:    Release{Name: "rel", Namespace: "tb"},
+	}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,10 +12,14 @@ import (
 // setImageEdits turn the valid stream's jobs-manager and pods-monitor into set-image images run
 // with imagePullPolicy IfNotPresent, as charts/client renders them with images.*.action=set-image.
 var setImageEdits = map[string]string{
-	"        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n":          "        action: set-image\n        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n",
-	"        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, container: pods-monitor}\n": "        action: set-image\n        target: {kind: Deployment, name: stg-jobs-manager, container: pods-monitor}\n",
-	"        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n":                            "        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: IfNotPresent\n",
-	"        image: \"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: Always\n":                            "        image: \"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: IfNotPresent\n",
+	"        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n": "        action: set-image\n        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n",
+	"        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, container: " +
+		"pods-monitor}\n": "        action: set-image\n        target: {kind: Deployment, name: stg-jobs-manager, " +
+		"container: pods-monitor}\n",
+	"        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n": "        image: " +
+		"\"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: IfNotPresent\n",
+	"        image: \"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: Always\n": "        image: " +
+		"\"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: IfNotPresent\n",
 }
 
 // setImageStream is the valid stream with setImageEdits and extra edits, post-rendered (its guard
@@ -62,12 +66,41 @@ func TestSetImage(t *testing.T) {
 		want  []string
 	}{
 		{name: "by tag, IfNotPresent"},
-		{name: "by digest", edits: map[string]string{api: "        image: \"docker.io/tracebloc/jobs-manager@" + digest + "\"\n        imagePullPolicy: IfNotPresent\n"}},
-		{name: "by another tag, the repository spelled otherwise, no pull policy", edits: map[string]string{api: "        image: \"tracebloc/jobs-manager:1.2\"\n"}},
-		{name: "another repository", edits: map[string]string{api: "        image: \"ghcr.io/tracebloc/jobs-manager@" + digest + "\"\n        imagePullPolicy: IfNotPresent\n"},
-			want: []string{`set-image: ` + deployment + `: image jobs-manager: expected container "api" to run the repository docker.io/tracebloc/jobs-manager, by tag or digest, which set-image pins to docker.io/tracebloc/jobs-manager@<digest>; found container "api" runs ghcr.io/tracebloc/jobs-manager@` + digest + `, not the repository index.docker.io/tracebloc/jobs-manager: set-image would replace one image with another; run index.docker.io/tracebloc/jobs-manager there, or set the image's repository in the config to what the container runs`}},
-		{name: "not an image reference", edits: map[string]string{api: "        image: \"Not An Image\"\n        imagePullPolicy: IfNotPresent\n"},
-			want: []string{`set-image: ` + deployment + `: image jobs-manager: expected container "api" to run the repository docker.io/tracebloc/jobs-manager, by tag or digest, which set-image pins to docker.io/tracebloc/jobs-manager@<digest>; found container "api" runs "Not An Image", which is not an image reference (could not parse reference: Not An Image): run index.docker.io/tracebloc/jobs-manager there while jobs-manager floats`}},
+		{
+			name: "by digest",
+			edits: map[string]string{
+				api: "        image: \"docker.io/tracebloc/jobs-manager@" + digest + "\"\n        imagePullPolicy: IfNotPresent\n",
+			},
+		},
+		{
+			name:  "by another tag, the repository spelled otherwise, no pull policy",
+			edits: map[string]string{api: "        image: \"tracebloc/jobs-manager:1.2\"\n"},
+		},
+		{
+			name: "another repository",
+			edits: map[string]string{
+				api: "        image: \"ghcr.io/tracebloc/jobs-manager@" + digest + "\"\n        imagePullPolicy: IfNotPresent\n",
+			},
+			want: []string{
+				`set-image: ` + deployment + `: image jobs-manager: expected container "api" to run the repository ` +
+					`docker.io/tracebloc/jobs-manager, by tag or digest, which set-image pins to ` +
+					`docker.io/tracebloc/jobs-manager@<digest>; found container "api" runs ghcr.io/tracebloc/jobs-manager@` + digest +
+					`, not the repository index.docker.io/tracebloc/jobs-manager: set-image would replace one image with another; ` +
+					`run index.docker.io/tracebloc/jobs-manager there, or set the image's repository in the config to what the ` +
+					`container runs`,
+			},
+		},
+		{
+			name:  "not an image reference",
+			edits: map[string]string{api: "        image: \"Not An Image\"\n        imagePullPolicy: IfNotPresent\n"},
+			want: []string{
+				`set-image: ` + deployment + `: image jobs-manager: expected container "api" to run the repository ` +
+					`docker.io/tracebloc/jobs-manager, by tag or digest, which set-image pins to ` +
+					`docker.io/tracebloc/jobs-manager@<digest>; found container "api" runs "Not An Image", which is not an image ` +
+					`reference (could not parse reference: Not An Image): run index.docker.io/tracebloc/jobs-manager there while ` +
+					`jobs-manager floats`,
+			},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, results := editStream(t, stream, tc.edits, "")
@@ -81,7 +114,8 @@ func TestSetImage(t *testing.T) {
 	t.Run("two set-image images on one container", func(t *testing.T) {
 		const annotation = "        annotation: tracebloc.io/last-refreshed-ingestor-digest\n"
 		data, err := setImageStream(t, map[string]string{annotation: annotation +
-			"      - {name: jobs-manager-b, repository: docker.io/tracebloc/jobs-manager, tag: canary, action: set-image, target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/b}\n"})
+			"      - {name: jobs-manager-b, repository: docker.io/tracebloc/jobs-manager, tag: canary, action: set-image, " +
+			"target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/b}\n"})
 		if err == nil {
 			t.Fatal("the post-renderer accepts two set-image images on one container")
 		}
@@ -95,10 +129,13 @@ func TestSetImage(t *testing.T) {
 				got = append(got, c.Name+": "+f.String())
 			}
 		}
-		const shared = `spec.images[3] (jobs-manager-b): spec.images[0] (jobs-manager) already sets the image of container "api" of Deployment tracebloc/stg-jobs-manager`
+		const shared = `spec.images[3] (jobs-manager-b): spec.images[0] (jobs-manager) already sets the image of container ` +
+			`"api" of Deployment tracebloc/stg-jobs-manager`
 		for _, want := range []string{
-			"post-render: stream: expected the post-renderer to accept the release; found refused (image-shared): refresh config \"stg-image-refresh\": " + shared,
-			`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image jobs-manager-b: expected one set-image image per container; found ` + shared,
+			"post-render: stream: expected the post-renderer to accept the release; found refused (image-shared): refresh " +
+				"config \"stg-image-refresh\": " + shared,
+			`targets: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image ` +
+				`jobs-manager-b: expected one set-image image per container; found ` + shared,
 		} {
 			if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, want) }) {
 				t.Errorf("findings:\n  %s\nwant one starting %s", strings.Join(got, "\n  "), want)

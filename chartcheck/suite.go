@@ -155,7 +155,9 @@ func (s *suite) validate() error {
 			errs = append(errs, fmt.Errorf("%s.name: duplicate", at))
 		}
 		seen[sc.Name] = true
-		renders := len(sc.Values) > 0 || len(sc.Set) > 0 || len(sc.SetString) > 0 || sc.ReuseValues != "" || sc.ExpectError != ""
+		renders := len(sc.Values) > 0 || len(sc.Set) > 0 || len(
+			sc.SetString,
+		) > 0 || sc.ReuseValues != "" || sc.ExpectError != ""
 		if sc.Manifests != "" && (renders || sc.Config != "") {
 			errs = append(errs, fmt.Errorf("%s: manifests excludes values, set, setString, reuseValues, expectError and config "+
 				"(a stream is checked as rendered: post-render it with its config)", at))
@@ -182,7 +184,10 @@ func (s *suite) validate() error {
 		}
 		for j, e := range sc.Expect.Env {
 			if e.Deployment == "" || e.Container == "" || e.Name == "" || e.Value == nil {
-				errs = append(errs, fmt.Errorf("%s.expect.env[%d]: deployment, container, name and value (or \"absent\") are required", at, j))
+				errs = append(
+					errs,
+					fmt.Errorf("%s.expect.env[%d]: deployment, container, name and value (or \"absent\") are required", at, j),
+				)
 			}
 		}
 		for _, name := range slices.Sorted(maps.Keys(sc.Expect.Images)) {

@@ -27,7 +27,9 @@ func TestChartValuesDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile("`([a-zA-Z][\\w.]*(?:\\{[\\w,]+\\}|\\*)?)`").FindAllStringSubmatch(string(readme), -1) {
+	for _, m := range regexp.MustCompile(
+		"`([a-zA-Z][\\w.]*(?:\\{[\\w,]+\\}|\\*)?)`",
+	).FindAllStringSubmatch(string(readme), -1) {
 		name := m[1]
 		if open := strings.Index(name, "{"); open >= 0 {
 			for _, leaf := range strings.Split(strings.Trim(name[open:], "{}"), ",") {

@@ -24,7 +24,14 @@ func (c *checkedRelease) addWritersCheck(cs *checkSet) {
 			continue
 		}
 		docs = append(docs, d)
-		objects = append(objects, contract.Rendered{APIVersion: d.APIVersion, Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Source: d.Source, Decode: d.Decode})
+		objects = append(objects, contract.Rendered{
+			APIVersion: d.APIVersion,
+			Kind:       d.Kind,
+			Namespace:  d.Namespace,
+			Name:       d.Name,
+			Source:     d.Source,
+			Decode:     d.Decode,
+		})
 	}
 	keys := make([]config.TargetKey, len(c.targets))
 	for i, t := range c.targets {
@@ -41,8 +48,11 @@ func (c *checkedRelease) addWritersCheck(cs *checkSet) {
 			continue
 		}
 		findings = append(findings, Finding{Document: d.String(),
-			Expected: fmt.Sprintf("no writer of the targets but the refresher's CronJob %q (one refresher per target)", c.cfg.Metadata.Name),
-			Found:    v.Message})
+			Expected: fmt.Sprintf(
+				"no writer of the targets but the refresher's CronJob %q (one refresher per target)",
+				c.cfg.Metadata.Name,
+			),
+			Found: v.Message})
 	}
 	if len(findings) == 0 && len(warnings) > 0 {
 		cs.warn(writersCheck, strings.Join(warnings, "; "))
