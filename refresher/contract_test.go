@@ -80,15 +80,21 @@ func TestRunSharedEnvOnResolvedTargets(t *testing.T) {
 		if err := report.Images[3].Err; err == nil ||
 			!strings.Contains(
 				err.Error(),
-				`spec.images[3] (ingestor-b).env "INGESTOR_IMAGE_DIGEST": spec.images[2] (ingestor) already sets it on container "api" of Deployment tracebloc/stg-jobs-manager`,
+				`spec.images[3] (ingestor-b).env "INGESTOR_IMAGE_DIGEST": spec.images[2] (ingestor) already sets it on container `+
+					`"api" of Deployment tracebloc/stg-jobs-manager`,
 			) {
 			t.Errorf("run %d ingestor-b error: %v", run, err)
 		}
 	}
 	// The fill starts a rollout: the ingestor's status records it (the generation it awaits).
-	status := `{\"state\":\"ok\",\"since\":\"2026-07-01T12:00:00Z\",\"digest\":\"` + f.digest["ingestor"] + `\",\"generation\":2,\"applied\":\"2026-07-01T12:00:00Z\"}`
-	want := `{"metadata":{"resourceVersion":"1","annotations":{"image-refresh.io/status-ingestor":"` + status + `","` + ingestorKey + `":"` + f.digest["ingestor"] + `","` + jobsManagerKey + `":"` + f.digest["jobs-manager"] + `","` + podsMonitorKey + `":"` + f.digest["pods-monitor"] + `"}},` +
-		`"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":"` + ingestorEnv + `","value":"` + f.digest["ingestor"] + `"}]}]}}}}`
+	status := `{\"state\":\"ok\",\"since\":\"2026-07-01T12:00:00Z\",\"digest\":\"` + f.digest["ingestor"] +
+		`\",\"generation\":2,\"applied\":\"2026-07-01T12:00:00Z\"}`
+	want := `{"metadata":{"resourceVersion":"1","annotations":{"image-refresh.io/status-ingestor":"` + status +
+		`","` + ingestorKey + `":"` + f.digest["ingestor"] +
+		`","` + jobsManagerKey + `":"` + f.digest["jobs-manager"] +
+		`","` + podsMonitorKey + `":"` + f.digest["pods-monitor"] + `"}},` +
+		`"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":"` + ingestorEnv +
+		`","value":"` + f.digest["ingestor"] + `"}]}]}}}}`
 	if patches := f.patches(t); len(patches) != 1 || patches[0] != want {
 		t.Errorf("patches %q\nwant one: %s", patches, want)
 	}

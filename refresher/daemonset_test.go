@@ -131,7 +131,8 @@ func TestRunDaemonSetInAnotherNamespace(t *testing.T) {
 	ds := daemonSet()
 	if ds.Annotations["x.io/agent"] != agent || ds.Annotations["x.io/exporter"] != exporter ||
 		ds.Spec.Template.Annotations[config.RestartedAtAnnotation] == "" ||
-		ds.Spec.Template.Spec.Containers[1].Image != exporterRepo+"@"+exporter || ds.Spec.Template.Spec.Containers[0].Image != agentRepo+":prod" {
+		ds.Spec.Template.Spec.Containers[1].Image != exporterRepo+"@"+exporter ||
+		ds.Spec.Template.Spec.Containers[0].Image != agentRepo+":prod" {
 		t.Errorf("after the push: annotations %v, template annotations %v, containers %+v",
 			ds.Annotations, ds.Spec.Template.Annotations, ds.Spec.Template.Spec.Containers)
 	}

@@ -249,7 +249,8 @@ func decisionRows() []decisionRow {
 		{action: "set-image", state: "A = R, the image repository@R", decision: DecisionUnchanged, writes: "nothing",
 			plan: one(pinned(deployment(annotated(jobsManagerKey, tableR)), tableR), pinImage(), nil)},
 		{action: "set-image", state: "the container runs another repository", decision: DecisionFailed,
-			writes: "nothing about that image but its status annotation; the error names what the container runs (rule `image-reference`)",
+			writes: "nothing about that image but its status annotation; the error names what the container runs (rule " +
+				"`image-reference`)",
 			plan: func() (*appsv1.Deployment, []targetImage, tickSettings) {
 				dep := deployment(annotated(jobsManagerKey, tableA))
 				dep.Spec.Template.Spec.Containers[0].Image = "ghcr.io/someone/else:prod"
@@ -262,8 +263,9 @@ func decisionRows() []decisionRow {
 				return f.run(t, f.options()).Images[2]
 			}},
 		{
-			action:   "set-env",
-			state:    "the container lists the variable more than once (the kubelet uses the last; a patch by name cannot say which it changes), or sets it from `valueFrom`",
+			action: "set-env",
+			state: "the container lists the variable more than once (the kubelet uses the last; a patch by name cannot say " +
+				"which it changes), or sets it from `valueFrom`",
 			decision: DecisionFailed,
 			writes:   "nothing about that image but its status annotation, on the transition; the error names the variable",
 			plan:     one(deployment(nil, env(tableA), env(tableL)), envImage(), nil),
@@ -283,10 +285,12 @@ func decisionRows() []decisionRow {
 			},
 		},
 		{
-			action:   "rollout-restart",
-			state:    "the target container runs a digest (`@sha256:`), another `repository:tag` than the polled one, or an effective `imagePullPolicy` other than `Always`",
+			action: "rollout-restart",
+			state: "the target container runs a digest (`@sha256:`), another `repository:tag` than the polled one, or an " +
+				"effective `imagePullPolicy` other than `Always`",
 			decision: DecisionFailed,
-			writes:   "nothing about that image but its status annotation, on the transition; the error names the container, what it runs, and the fix",
+			writes: "nothing about that image but its status annotation, on the transition; the error names the container, " +
+				"what it runs, and the fix",
 			plan: func() (*appsv1.Deployment, []targetImage, tickSettings) {
 				dep := deployment(annotated(jobsManagerKey, tableA))
 				dep.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
@@ -298,7 +302,8 @@ func decisionRows() []decisionRow {
 			action:   "any",
 			state:    "registry or target failure, a patch the API server rejects (403, conflicts exhausted)",
 			decision: DecisionFailed,
-			writes:   "nothing about that image but its status annotation (none when the API refused); `intended` names the decision not carried out",
+			writes: "nothing about that image but its status annotation (none when the API refused); `intended` names the " +
+				"decision not carried out",
 			plan: one(
 				deployment(annotated(ingestorKey, tableA), env(tableA)),
 				envImage(),
@@ -319,8 +324,9 @@ func decisionRows() []decisionRow {
 			check: statusOnly,
 		},
 		{
-			action:   "restart, fill, update-env, update-image, drift (they roll the pods out)",
-			state:    "the target's last rollout is not complete, or a rollout-restart image of the same target could not be resolved this tick",
+			action: "restart, fill, update-env, update-image, drift (they roll the pods out)",
+			state: "the target's last rollout is not complete, or a rollout-restart image of the same target could not be " +
+				"resolved this tick",
 			decision: DecisionWaiting,
 			writes:   "nothing but the status annotation (on the transition; a steady wait writes nothing)",
 			plan:     one(pending(deployment(annotated(jobsManagerKey, tableA))), restartImage(), nil),
@@ -405,11 +411,13 @@ func decisionRows() []decisionRow {
 			check: statusOnly,
 		},
 		{
-			action:   "any",
-			state:    "the registry's GET (no digest on the HEAD) answers no manifest — a captive portal's page, a schema-1 manifest — or anything larger than the refresher reads",
+			action: "any",
+			state: "the registry's GET (no digest on the HEAD) answers no manifest — a captive portal's page, a schema-1 " +
+				"manifest — or anything larger than the refresher reads",
 			decision: DecisionFailed,
 			reason:   registry.ReasonNotAManifest,
-			writes:   "the status only; reason `not-a-manifest` naming the content type (or `too-large`); no digest is taken from a header",
+			writes: "the status only; reason `not-a-manifest` naming the content type (or `too-large`); no digest is taken " +
+				"from a header",
 			plan: one(
 				deployment(annotated(jobsManagerKey, tableA)),
 				restartImage(),
@@ -425,7 +433,8 @@ func decisionRows() []decisionRow {
 			state:    "`spec.verification` set, the image not `verify: false`, and no signature of R by a trusted key is found",
 			decision: DecisionFailed,
 			reason:   signature.ReasonMissing,
-			writes:   "the status only (`refused`), reason `signature-missing`; Event `VerificationFailed` naming R and the keys tried",
+			writes: "the status only (`refused`), reason `signature-missing`; Event `VerificationFailed` naming R and the " +
+				"keys tried",
 			plan: one(
 				deployment(annotated(jobsManagerKey, tableA)),
 				restartImage(),
@@ -439,8 +448,9 @@ func decisionRows() []decisionRow {
 			check: statusOnly,
 		},
 		{
-			action:   "restart, fill, update-env, update-image",
-			state:    "`spec.verification` set and signatures of R exist but none verifies (wrong key, tampered payload or signature, signed for another digest, a `.sig` payload naming another repository)",
+			action: "restart, fill, update-env, update-image",
+			state: "`spec.verification` set and signatures of R exist but none verifies (wrong key, tampered payload or " +
+				"signature, signed for another digest, a `.sig` payload naming another repository)",
 			decision: DecisionFailed,
 			reason:   signature.ReasonInvalid,
 			writes:   "the status only (`refused`), reason `signature-invalid`; Event `VerificationFailed`",
@@ -457,8 +467,9 @@ func decisionRows() []decisionRow {
 			check: statusOnly,
 		},
 		{
-			action:   "set-env",
-			state:    "the rollout of the digest last applied failed, a previous digest is recorded, the registry serves it in the image's repository and, with `spec.verification`, a trusted key signed it",
+			action: "set-env",
+			state: "the rollout of the digest last applied failed, a previous digest is recorded, the registry serves it " +
+				"in the image's repository and, with `spec.verification`, a trusted key signed it",
 			decision: DecisionRolledBack,
 			writes:   "L=A=previous digest in one patch, digest quarantined",
 			plan: one(stalled(deployment(annotated(
@@ -544,8 +555,9 @@ func decisionRows() []decisionRow {
 			)), restartImage(), nil),
 		},
 		{
-			action:   "any",
-			state:    "R is quarantined at another generation (a hand-written quarantine, or another writer changed the Deployment since)",
+			action: "any",
+			state: "R is quarantined at another generation (a hand-written quarantine, or another writer changed the " +
+				"Deployment since)",
 			decision: DecisionRestart,
 			writes:   "as if not quarantined: a rollout whose failure quarantines R again",
 			plan: one(deployment(annotated(

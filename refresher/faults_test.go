@@ -374,7 +374,8 @@ func TestRunEventsTellTheStory(t *testing.T) {
 		stale,
 		f.digest["jobs-manager"],
 	)
-	if restarted.Note != want || restarted.Type != "Normal" || restarted.Action != "Refresh" || restarted.ReportingController != EventController ||
+	if restarted.Note != want || restarted.Type != "Normal" || restarted.Action != "Refresh" ||
+		restarted.ReportingController != EventController ||
 		restarted.ReportingInstance != opts.Instance || restarted.EventTime.IsZero() ||
 		restarted.Regarding.Kind != "Deployment" || restarted.Regarding.APIVersion != "apps/v1" ||
 		restarted.Regarding.Name != deploymentName ||

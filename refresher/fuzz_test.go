@@ -45,23 +45,32 @@ func FuzzDecide(f *testing.F) {
 				return
 			}
 			cfgImage, env := config.Image{
-				Name: "ingestor", Repository: "ghcr.io/tracebloc/ingestor", Tag: "prod", Action: config.ActionSetEnv, Env: ingestorEnv,
+				Name:       "ingestor",
+				Repository: "ghcr.io/tracebloc/ingestor",
+				Tag:        "prod",
+				Action:     config.ActionSetEnv,
+				Env:        ingestorEnv,
 				Target: config.Target{
 					Kind:      config.KindDeployment,
 					Name:      deploymentName,
 					Namespace: namespace,
 					Container: "api",
-				}, Annotation: ingestorKey,
+				},
+				Annotation: ingestorKey,
 			}, envValue
 			if restart {
 				cfgImage = config.Image{
-					Name: "jobs-manager", Repository: "docker.io/tracebloc/jobs-manager", Tag: "prod", Action: config.ActionRolloutRestart,
+					Name:       "jobs-manager",
+					Repository: "docker.io/tracebloc/jobs-manager",
+					Tag:        "prod",
+					Action:     config.ActionRolloutRestart,
 					Target: config.Target{
 						Kind:      config.KindDeployment,
 						Name:      deploymentName,
 						Namespace: namespace,
 						Container: "api",
-					}, Annotation: jobsManagerKey,
+					},
+					Annotation: jobsManagerKey,
 				}
 				env = ""
 			}

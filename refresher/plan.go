@@ -73,10 +73,21 @@ func planTarget(dep *appsv1.Deployment, images []targetImage, p tickSettings) ([
 		prev, corrections := readStatus(dep.Annotations[img.StatusAnnotation()], p.now)
 		prevs[i], rep.Corrections = prev, corrections
 		out := transition(transitionInput{
-			image: img, digest: rep.Digest, lookupErr: ti.lookupErr, refused: ti.refused, refusal: rep.Signature.refusal,
-			dep: dep, target: obs, recorded: rep.Previous, prev: prev, noRollback: ti.noRollback, intended: ti.intended, settings: p,
+			image:      img,
+			digest:     rep.Digest,
+			lookupErr:  ti.lookupErr,
+			refused:    ti.refused,
+			refusal:    rep.Signature.refusal,
+			dep:        dep,
+			target:     obs,
+			recorded:   rep.Previous,
+			prev:       prev,
+			noRollback: ti.noRollback,
+			intended:   ti.intended,
+			settings:   p,
 		})
-		rep.Decision, rep.Intended, rep.Reason, rep.Err, rep.Env, rep.ImageDigest = out.decision, out.intended, out.reason, out.err, out.env, out.image
+		rep.Decision, rep.Intended, rep.Reason, rep.Err, rep.Env, rep.ImageDigest =
+			out.decision, out.intended, out.reason, out.err, out.env, out.image
 		nexts[i] = out.next
 		if out.change.Annotation != "" {
 			annotate(img.Annotation, out.change.Annotation)

@@ -452,7 +452,8 @@ func TestRunDriftRestoresEnvOnly(t *testing.T) {
 		t.Errorf("decisions: %s", got)
 	}
 	want := fmt.Sprintf(
-		`{"metadata":{"resourceVersion":"1","annotations":{%q:%q}},"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
+		`{"metadata":{"resourceVersion":"1","annotations":{%q:%q}},"spec":{"template":{"spec":{"containers":[{"name":"api",`+
+			`"env":[{"name":%q,"value":%q}]}]}}}}`,
 		statusKey("ingestor"),
 		okStatus(f.digest["ingestor"]),
 		ingestorEnv,

@@ -260,9 +260,19 @@ func statusAfter(prev Status, state State, reason string, now time.Time) Status 
 	if prev.State == state && prev.Since != "" {
 		return prev
 	}
-	next := Status{State: state, Since: now.UTC().Format(time.RFC3339), Digest: prev.Digest, Generation: prev.Generation,
-		Applied: prev.Applied, Previous: prev.Previous, Quarantined: prev.Quarantined, Pending: prev.Pending, PendingSince: prev.PendingSince,
-		Refused: prev.Refused, Error: truncate(printable(reason), maxStatusError)}
+	next := Status{
+		State:        state,
+		Since:        now.UTC().Format(time.RFC3339),
+		Digest:       prev.Digest,
+		Generation:   prev.Generation,
+		Applied:      prev.Applied,
+		Previous:     prev.Previous,
+		Quarantined:  prev.Quarantined,
+		Pending:      prev.Pending,
+		PendingSince: prev.PendingSince,
+		Refused:      prev.Refused,
+		Error:        truncate(printable(reason), maxStatusError),
+	}
 	if state == StateOK {
 		next.Generation = 0
 	}

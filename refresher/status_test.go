@@ -200,8 +200,8 @@ func TestRunForgedQuarantineHoldsNothing(t *testing.T) {
 
 // TestStatusEncodeIsBounded: whatever the error holds — characters JSON escapes (`"`, `\`,
 // controls), `<>&`, separators, bidi overrides, invalid UTF-8, non-ASCII — beside every other
-// field set, and however large what was read back, the encoded annotation is at most contract.StatusMaxBytes (the admission guard's bound),
-// decodes, and its error is one printable line.
+// field set, and however large what was read back, the encoded annotation is at most
+// contract.StatusMaxBytes (the admission guard's bound), decodes, and its error is one printable line.
 func TestStatusEncodeIsBounded(t *testing.T) {
 	d := digestOf('a')
 	full := Status{

@@ -17,13 +17,20 @@ import (
 )
 
 const (
-	ociIndex     = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:` + hex64 + `","size":500}]}`
-	ociImage     = `{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:` + hex64 + `","size":100},"layers":[]}`
-	dockerImage  = `{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:` + hex64 + `","size":100},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"sha256:` + hex64 + `","size":7}]}`
-	dockerList   = `{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}`
+	ociIndex = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",` +
+		`"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:` + hex64 + `","size":500}]}`
+	ociImage = `{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json",` +
+		`"digest":"sha256:` + hex64 + `","size":100},"layers":[]}`
+	dockerImage = `{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",` +
+		`"config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:` + hex64 + `",` +
+		`"size":100},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip",` +
+		`"digest":"sha256:` + hex64 + `","size":7}]}`
+	dockerList = `{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json",` +
+		`"manifests":[]}`
 	hex64        = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	loginPage    = "<html><body>Please log in to the guest network</body></html>"
-	schema1Image = `{"schemaVersion":1,"name":"tracebloc/ingestor","tag":"prod","fsLayers":[],"history":[],"signatures":[]}`
+	schema1Image = `{"schemaVersion":1,"name":"tracebloc/ingestor","tag":"prod","fsLayers":[],"history":[],` +
+		`"signatures":[]}`
 )
 
 func TestCheckManifest(t *testing.T) {

@@ -235,7 +235,8 @@ func (r *Resolver) resolve(ctx context.Context, tag name.Tag) Result {
 		if errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden) {
 			return Result{
 				Err: fmt.Errorf(
-					"resolving %s: unauthorized: the registry refused access to %s; check that the repository exists and that the registry credentials (DOCKER_CONFIG) may read it: %w",
+					"resolving %s: unauthorized: the registry refused access to %s; check that the repository exists and that the "+
+						"registry credentials (DOCKER_CONFIG) may read it: %w",
 					tag,
 					tag.Context(),
 					err,
