@@ -188,10 +188,11 @@ func TestNodeNoRestartStorm(t *testing.T) {
 		"--set",
 		"imageRefresh.waitTimeout=1m",
 	)
-	tickNow(
-		t,
-		r,
-	).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
+	tickNow(t, r).want(t, 0, decisions{
+		jobsManager: refresher.DecisionRecord,
+		podsMonitor: refresher.DecisionRecord,
+		ingestor:    refresher.DecisionFill,
+	})
 	waitRollout(t, r)
 
 	bad, err := r.PushWith(t.Context(), jobsManager, w.PushVariant(harness.Variant{Crash: true}))
@@ -199,10 +200,11 @@ func TestNodeNoRestartStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("pushed a jobs-manager that crashes on start: %s", bad)
-	tickNow(
-		t,
-		r,
-	).want(t, 0, decisions{jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(t, r).want(t, 0, decisions{
+		jobsManager: refresher.DecisionRestart,
+		podsMonitor: refresher.DecisionUnchanged,
+		ingestor:    refresher.DecisionUnchanged,
+	})
 	restarted := r.state()
 	if restarted.Annotation(jobsManager) != bad || restarted.RestartedAt() == "" {
 		t.Fatalf(
@@ -224,7 +226,8 @@ func TestNodeNoRestartStorm(t *testing.T) {
 	steady := func(what string, before, after *harness.State) {
 		t.Helper()
 		if b, a := before.Deployment, after.Deployment; b.Generation != a.Generation ||
-			b.Annotations[config.StatusAnnotationPrefix+jobsManager.Name] != a.Annotations[config.StatusAnnotationPrefix+jobsManager.Name] {
+			b.Annotations[config.StatusAnnotationPrefix+jobsManager.Name] !=
+				a.Annotations[config.StatusAnnotationPrefix+jobsManager.Name] {
 			t.Errorf(
 				"%s wrote the Deployment: generation %d → %d, status %s → %s",
 				what,
@@ -235,10 +238,11 @@ func TestNodeNoRestartStorm(t *testing.T) {
 			)
 		}
 	}
-	tickNow(
-		t,
-		r,
-	).want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(t, r).want(t, 0, decisions{
+		jobsManager: refresher.DecisionWaiting,
+		podsMonitor: refresher.DecisionUnchanged,
+		ingestor:    refresher.DecisionUnchanged,
+	})
 	waiting := r.state()
 	checkUnchanged(t, "the first waiting tick", restarted, waiting, jobsManager)
 	st := statusOf(t, waiting, jobsManager)
@@ -246,10 +250,11 @@ func TestNodeNoRestartStorm(t *testing.T) {
 		t.Fatalf("waiting: status %+v, want waiting with waitingSince", st)
 	}
 	for i := range 2 {
-		tickNow(
-			t,
-			r,
-		).want(t, 0, decisions{jobsManager: refresher.DecisionWaiting, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+		tickNow(t, r).want(t, 0, decisions{
+			jobsManager: refresher.DecisionWaiting,
+			podsMonitor: refresher.DecisionUnchanged,
+			ingestor:    refresher.DecisionUnchanged,
+		})
 		steady(fmt.Sprintf("waiting tick %d", i+2), waiting, r.state())
 	}
 	began, err := time.Parse(time.RFC3339, st.WaitingSince)
@@ -264,10 +269,11 @@ func TestNodeNoRestartStorm(t *testing.T) {
 			t.Fatal(t.Context().Err())
 		}
 	}
-	tickNow(
-		t,
-		r,
-	).want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(t, r).want(t, 1, decisions{
+		jobsManager: refresher.DecisionFailed,
+		podsMonitor: refresher.DecisionUnchanged,
+		ingestor:    refresher.DecisionUnchanged,
+	})
 	failed := r.state()
 	checkUnchanged(t, "the failing tick", restarted, failed, jobsManager)
 	if st := statusOf(t, failed, jobsManager); st.State != refresher.StateFailed ||
@@ -275,15 +281,15 @@ func TestNodeNoRestartStorm(t *testing.T) {
 		st.WaitingSince != statusOf(t, waiting, jobsManager).WaitingSince {
 		t.Errorf("after the timeout: status %+v, want failed naming spec.waitTimeout, waiting since as before", st)
 	}
-	tickNow(
-		t,
-		r,
-	).want(t, 1, decisions{jobsManager: refresher.DecisionFailed, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(t, r).want(t, 1, decisions{
+		jobsManager: refresher.DecisionFailed,
+		podsMonitor: refresher.DecisionUnchanged,
+		ingestor:    refresher.DecisionUnchanged,
+	})
 	steady("a second failing tick", failed, r.state())
-	if got, want := reasons(events(t, r, jobsManager)), []string{"Recorded", "Restarted", "Waiting", "Waiting", "Waiting", "Failed", "Failed"}; !slices.Equal(
-		got,
-		want,
-	) {
+	if got, want := reasons(events(t, r, jobsManager)), []string{
+		"Recorded", "Restarted", "Waiting", "Waiting", "Waiting", "Failed", "Failed",
+	}; !slices.Equal(got, want) {
 		t.Errorf("jobs-manager Events %q, want %q:\n%s", got, want, strings.Join(events(t, r, jobsManager), "\n"))
 	}
 
@@ -304,10 +310,11 @@ func TestNodeNoRestartStorm(t *testing.T) {
 	waitRollout(t, r)
 	good := r.push(jobsManager)
 	t.Logf("pushed a good jobs-manager: %s", good)
-	tickNow(
-		t,
-		r,
-	).want(t, 0, decisions{jobsManager: refresher.DecisionRestart, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(t, r).want(t, 0, decisions{
+		jobsManager: refresher.DecisionRestart,
+		podsMonitor: refresher.DecisionUnchanged,
+		ingestor:    refresher.DecisionUnchanged,
+	})
 	pod := waitRollout(t, r)
 	if got := harness.ImageDigest(pod, harness.APIContainer); got != good {
 		t.Errorf("pod %s runs jobs-manager %s after the restart, want %s", pod.Name, got, good)
@@ -321,10 +328,11 @@ func TestNodeNoRestartStorm(t *testing.T) {
 		)
 	}
 	settled := r.state()
-	tickNow(
-		t,
-		r,
-	).want(t, 0, decisions{jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged, ingestor: refresher.DecisionUnchanged})
+	tickNow(t, r).want(t, 0, decisions{
+		jobsManager: refresher.DecisionUnchanged,
+		podsMonitor: refresher.DecisionUnchanged,
+		ingestor:    refresher.DecisionUnchanged,
+	})
 	checkUnchanged(t, "the steady tick after the restart", settled, r.state())
 	t.Logf("jobs-manager Events:\n%s", strings.Join(events(t, r, jobsManager), "\n"))
 }
@@ -338,10 +346,11 @@ func TestNodeSoak(t *testing.T) {
 	r := newNodeRelease(t, w, tools.Helm3, nil)
 	installForTicks(t, w, r, "--set", "imageRefresh.soak="+soak.String())
 	// The first observation records; the ingestor's fill applies a digest, so it soaks too.
-	tickNow(
-		t,
-		r,
-	).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionSoaking})
+	tickNow(t, r).want(t, 0, decisions{
+		jobsManager: refresher.DecisionRecord,
+		podsMonitor: refresher.DecisionRecord,
+		ingestor:    refresher.DecisionSoaking,
+	})
 	sleepPastSoak(t, r, soak)
 	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionFill})
 	waitRollout(t, r)
@@ -428,10 +437,11 @@ func TestNodePlatformGate(t *testing.T) {
 		"--set",
 		"imageRefresh.platforms[1]=linux/arm64",
 	)
-	tickNow(
-		t,
-		r,
-	).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
+	tickNow(t, r).want(t, 0, decisions{
+		jobsManager: refresher.DecisionRecord,
+		podsMonitor: refresher.DecisionRecord,
+		ingestor:    refresher.DecisionFill,
+	})
 	waitRollout(t, r)
 	before := r.state()
 
@@ -510,10 +520,11 @@ func TestNodeQuarantineRollback(t *testing.T) {
 	w := nodeSetup(t)
 	r := newNodeRelease(t, w, tools.Helm3, nil)
 	installForTicks(t, w, r, "--set", "progressDeadlineSeconds=15")
-	tickNow(
-		t,
-		r,
-	).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
+	tickNow(t, r).want(t, 0, decisions{
+		jobsManager: refresher.DecisionRecord,
+		podsMonitor: refresher.DecisionRecord,
+		ingestor:    refresher.DecisionFill,
+	})
 	waitRollout(t, r)
 	goodDigest := r.Digest[ingestor]
 
@@ -535,10 +546,11 @@ func TestNodeQuarantineRollback(t *testing.T) {
 	})
 
 	before := r.state()
-	tickNow(
-		t,
-		r,
-	).want(t, 0, decisions{ingestor: refresher.DecisionRolledBack, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
+	tickNow(t, r).want(t, 0, decisions{
+		ingestor:    refresher.DecisionRolledBack,
+		jobsManager: refresher.DecisionUnchanged,
+		podsMonitor: refresher.DecisionUnchanged,
+	})
 	rolled := r.state()
 	if envOrEmpty(rolled) != goodDigest || rolled.Annotation(ingestor) != goodDigest {
 		t.Errorf(
@@ -591,10 +603,9 @@ func TestNodeQuarantineRollback(t *testing.T) {
 	tickNow(t, r).want(t, 0, decisions{ingestor: refresher.DecisionUpdateEnv})
 	waitRollout(t, r)
 	waitIngestion(t, r, next)
-	if got, want := reasons(events(t, r, ingestor)), []string{"EnvUpdated", "EnvUpdated", "RolledBack", "EnvUpdated"}; !slices.Equal(
-		got,
-		want,
-	) {
+	if got, want := reasons(events(t, r, ingestor)), []string{
+		"EnvUpdated", "EnvUpdated", "RolledBack", "EnvUpdated",
+	}; !slices.Equal(got, want) {
 		t.Errorf("ingestor Events %q, want %q:\n%s", got, want, strings.Join(events(t, r, ingestor), "\n"))
 	}
 }

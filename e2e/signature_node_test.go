@@ -56,10 +56,11 @@ func TestNodeSignatureGate(t *testing.T) {
 	installForTicks(t, w, r,
 		"--set-file", `imageRefresh.verification.publicKeys.release\.pub=`+key.Public,
 		"--set", "imageRefresh.verification.recheckAfter=1m")
-	tickNow(
-		t,
-		r,
-	).want(t, 0, decisions{jobsManager: refresher.DecisionRecord, podsMonitor: refresher.DecisionRecord, ingestor: refresher.DecisionFill})
+	tickNow(t, r).want(t, 0, decisions{
+		jobsManager: refresher.DecisionRecord,
+		podsMonitor: refresher.DecisionRecord,
+		ingestor:    refresher.DecisionFill,
+	})
 	waitRollout(t, r)
 	signed := r.Digest[ingestor]
 	waitIngestion(t, r, signed)
@@ -133,10 +134,11 @@ func TestNodeSignatureGate(t *testing.T) {
 			t.Fatal(t.Context().Err())
 		}
 	}
-	tickNow(
-		t,
-		r,
-	).want(t, 0, decisions{ingestor: refresher.DecisionUpdateEnv, jobsManager: refresher.DecisionUnchanged, podsMonitor: refresher.DecisionUnchanged})
+	tickNow(t, r).want(t, 0, decisions{
+		ingestor:    refresher.DecisionUpdateEnv,
+		jobsManager: refresher.DecisionUnchanged,
+		podsMonitor: refresher.DecisionUnchanged,
+	})
 	applied := r.state()
 	if got := envOrEmpty(applied); got != unsigned || applied.Annotation(ingestor) != unsigned {
 		t.Errorf(

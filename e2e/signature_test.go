@@ -331,9 +331,11 @@ func lastLine(s string) string {
 
 // Notes of the table.
 const (
-	noteEd25519 = "cosign sign signs with an Ed25519 key as Ed25519ph; cosign verify --key and the refresher check pure Ed25519"
-	noteRepo    = "the refresher requires the .sig payload's docker-reference to name the verified repository; cosign does not check it"
-	noteBundle  = "a bundle names no repository: both accept it in another repository"
+	noteEd25519 = "cosign sign signs with an Ed25519 key as Ed25519ph; " +
+		"cosign verify --key and the refresher check pure Ed25519"
+	noteRepo = "the refresher requires the .sig payload's docker-reference to name the verified repository; " +
+		"cosign does not check it"
+	noteBundle = "a bundle names no repository: both accept it in another repository"
 )
 
 // signedExpect is the expectation of a row whose configured key signed the digest.

@@ -54,7 +54,9 @@ func TestUpgradeKeepsRefresh(t *testing.T) {
 			r.refreshOK()
 			checkUnchanged(t, "a run after the upgrades (nothing had moved)", beforeRun, r.state())
 
-			if _, err := harness.Kubectl(t.Context(), w.cluster.AdminKubeconfig, "rollout", "undo", "deployment/"+deployName, "--namespace", r.Namespace); err != nil {
+			if _, err := harness.Kubectl(
+				t.Context(), w.cluster.AdminKubeconfig, "rollout", "undo", "deployment/"+deployName, "--namespace", r.Namespace,
+			); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ := r.state().Env(digestEnv); got != filled {
@@ -129,9 +131,9 @@ func TestPinAllThenUnpinOne(t *testing.T) {
 	if n := [4]int{len(cronJobs.Items), len(roles.Items), len(bindings.Items), len(configs.Items)}; n != [4]int{} {
 		t.Errorf("all pinned: CronJobs, Roles, RoleBindings, refresh ConfigMaps = %v, want none", n)
 	}
-	if _, err := client.CoreV1().ServiceAccounts(r.Namespace).Get(ctx, pod.ServiceAccount, metav1.GetOptions{}); !apierrors.IsNotFound(
-		err,
-	) {
+	if _, err := client.CoreV1().ServiceAccounts(r.Namespace).Get(
+		ctx, pod.ServiceAccount, metav1.GetOptions{},
+	); !apierrors.IsNotFound(err) {
 		t.Errorf("all pinned: ServiceAccount %s still there (%v)", pod.ServiceAccount, err)
 	}
 	if got, _ := r.state().Env(digestEnv); got != r.Pinned[ingestor] {

@@ -34,8 +34,10 @@ func TestWarnsOfOtherWriters(t *testing.T) {
 		}
 	}
 	patch := `{"metadata":{"annotations":{"` + ingestor.Annotation() + `":"sha256:` + strings.Repeat("0", 64) + `"}}}`
-	if _, err := r.Cluster.Client.AppsV1().Deployments(r.Namespace).Patch(t.Context(), deployName, types.MergePatchType, []byte(patch),
-		metav1.PatchOptions{FieldManager: "old-refresh-script"}); err != nil {
+	if _, err := r.Cluster.Client.AppsV1().Deployments(r.Namespace).Patch(
+		t.Context(), deployName, types.MergePatchType, []byte(patch),
+		metav1.PatchOptions{FieldManager: "old-refresh-script"},
+	); err != nil {
 		t.Fatal(err)
 	}
 	res := r.refreshOK()
