@@ -1213,7 +1213,9 @@ func TestStreamEdits(t *testing.T) {
 				"              readOnly: true\n            - name: tokens\n" +
 				"              mountPath: /var/run/secrets/kubernetes.io\n            - name: config\n",
 			also: map[string]string{
-				"              mountPath: /etc/image-refresh\n              readOnly: true\n          volumes:\n": "              mountPath: /var/run/secrets/kubernetes.io/serviceaccount/token\n              subPath: x\n          volumes:\n",
+				"              mountPath: /etc/image-refresh\n              readOnly: true\n" +
+					"          volumes:\n": "              mountPath: /var/run/secrets/kubernetes.io/serviceaccount/token\n" +
+					"              subPath: x\n          volumes:\n",
 			},
 			want: []string{
 				`cronjob-config: ` + cronJob + `: expected container "refresher" to leave ` +
@@ -1388,7 +1390,8 @@ func TestRefresherEvidence(t *testing.T) {
 		{
 			name: "spec.job.image",
 			container: "{name: x, image: " +
-				"\"registry.example.com/mirror/image-refresh@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be\"}",
+				"\"registry.example.com/mirror/image-refresh@" +
+				"sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be\"}",
 			want: `container "x" runs the refresher image ` +
 				`registry.example.com/mirror/image-refresh@sha256:8a71aa1763956c8e65f60ee4bc7d89af97a532ce87d335817330395340cd40be`,
 		},

@@ -218,8 +218,11 @@ func TestGuardEdits(t *testing.T) {
 		{
 			name: "variables reordered",
 			edits: map[string]string{
-				"  - name: oldAnnotations\n    expression: oldObject.metadata.?annotations.orValue({})\n" +
-					"  - name: newAnnotations\n    expression: object.metadata.?annotations.orValue({})\n": "  - name: newAnnotations\n    expression: object.metadata.?annotations.orValue({})\n  - name: oldAnnotations\n    expression: oldObject.metadata.?annotations.orValue({})\n",
+				"  - name: oldAnnotations\n" +
+					"    expression: oldObject.metadata.?annotations.orValue({})\n  - name: newAnnotations\n" +
+					"    expression: object.metadata.?annotations.orValue({})\n": "  - name: newAnnotations\n" +
+					"    expression: object.metadata.?annotations.orValue({})\n" +
+					"  - name: oldAnnotations\n    expression: oldObject.metadata.?annotations.orValue({})\n",
 			},
 			want: []string{
 				policy + "expected variables in the guard's order (one may use only those before it): variables[0] " +
@@ -242,7 +245,9 @@ func TestGuardEdits(t *testing.T) {
 		{
 			name: "the policy renamed",
 			edits: map[string]string{
-				"kind: ValidatingAdmissionPolicy\nmetadata:\n  name: stg-image-refresh-guard.tracebloc\n": "kind: ValidatingAdmissionPolicy\nmetadata:\n  name: stg-image-refresh-guard\n",
+				"kind: ValidatingAdmissionPolicy\nmetadata:\n" +
+					"  name: stg-image-refresh-guard.tracebloc\n": "kind: ValidatingAdmissionPolicy\nmetadata:\n" +
+					"  name: stg-image-refresh-guard\n",
 			},
 			want: []string{
 				config + `expected ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (the admission guard, ` +

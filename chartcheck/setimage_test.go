@@ -12,10 +12,12 @@ import (
 // setImageEdits turn the valid stream's jobs-manager and pods-monitor into set-image images run
 // with imagePullPolicy IfNotPresent, as charts/client renders them with images.*.action=set-image.
 var setImageEdits = map[string]string{
-	"        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n": "        action: set-image\n        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n",
-	"        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, container: " +
-		"pods-monitor}\n": "        action: set-image\n        target: {kind: Deployment, name: stg-jobs-manager, " +
-		"container: pods-monitor}\n",
+	"        action: rollout-restart\n" +
+		"        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n": "        action: set-image\n" +
+		"        target: {kind: Deployment, name: stg-jobs-manager, container: api}\n",
+	"        action: rollout-restart\n        target: {kind: Deployment, name: stg-jobs-manager, " +
+		"container: pods-monitor}\n": "        action: set-image\n" +
+		"        target: {kind: Deployment, name: stg-jobs-manager, container: pods-monitor}\n",
 	"        image: \"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: Always\n": "        image: " +
 		"\"docker.io/tracebloc/jobs-manager:prod\"\n        imagePullPolicy: IfNotPresent\n",
 	"        image: \"docker.io/tracebloc/pods-monitor:prod\"\n        imagePullPolicy: Always\n": "        image: " +

@@ -12,9 +12,10 @@ import (
 
 // addWritersCheck applies the contract's "one refresher per target" (contract.CheckWriters) to
 // the stream without the CronJobs that run the refresher (cronjob-presence judges those):
-// another CronJob or Job that may write a floating image's target fails (second-writer). One that runs helm upgrade in the cluster without the
-// post-renderer passes with a warning (in-cluster-upgrade) when the refresher's objects come
-// from the post-renderer alone: its upgrade would delete them.
+// another CronJob or Job that may write a floating image's target fails (second-writer). One
+// that runs helm upgrade in the cluster without the post-renderer passes with a warning
+// (in-cluster-upgrade) when the refresher's objects come from the post-renderer alone: its
+// upgrade would delete them.
 func (c *checkedRelease) addWritersCheck(cs *checkSet) {
 	refreshers, _ := c.refresherCronJobs()
 	var docs []*document
