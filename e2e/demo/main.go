@@ -700,17 +700,8 @@ func (d *demo) printInjected(ctx context.Context, cluster *harness.Cluster, pod 
 			)
 		}
 	}
-	res, err := harness.Kubectl(
-		ctx,
-		cluster.AdminKubeconfig,
-		"get",
-		"cronjob",
-		pod.CronJob.Name,
-		"--namespace",
-		namespace,
-		"--output",
-		"yaml",
-	)
+	res, err := harness.Kubectl(ctx, cluster.AdminKubeconfig,
+		"get", "cronjob", pod.CronJob.Name, "--namespace", namespace, "--output", "yaml")
 	if err != nil {
 		return err
 	}
@@ -785,15 +776,8 @@ func (d *demo) printState(s *harness.State) {
 
 // printEvents shows the refresher's Events on the Deployment, as kubectl events does.
 func (d *demo) printEvents(ctx context.Context, cluster *harness.Cluster, rel *harness.Release) error {
-	res, err := harness.Kubectl(
-		ctx,
-		cluster.AdminKubeconfig,
-		"events",
-		"--namespace",
-		rel.Namespace,
-		"--for",
-		"deployment/"+rel.Deployment(),
-	)
+	res, err := harness.Kubectl(ctx, cluster.AdminKubeconfig,
+		"events", "--namespace", rel.Namespace, "--for", "deployment/"+rel.Deployment())
 	if err != nil {
 		return err
 	}
@@ -816,9 +800,7 @@ func (d *demo) summary(before, after *harness.State) {
 		oldEnv,
 		newEnv,
 		harness.Ingestor.Annotation(),
-		len(
-			before.ReplicaSets,
-		),
+		len(before.ReplicaSets),
 		len(after.ReplicaSets),
 		config.RestartedAtAnnotation,
 		orNone(before.RestartedAt()),

@@ -288,19 +288,7 @@ func StartNode(
 
 func guardRule(op string) []string {
 	return []string{
-		op,
-		"FORWARD",
-		"-s",
-		PodSubnet,
-		"!",
-		"-d",
-		PodSubnet,
-		"-m",
-		"comment",
-		"--comment",
-		cniNetwork,
-		"-j",
-		"DROP",
+		op, "FORWARD", "-s", PodSubnet, "!", "-d", PodSubnet, "-m", "comment", "--comment", cniNetwork, "-j", "DROP",
 	}
 }
 

@@ -56,13 +56,8 @@ func main() {
 // launch creates the ingestion Job, retrying until the API server accepts it (or it exists),
 // then follows it: ready once it succeeded, exit 1 when it failed.
 func launch(log *slog.Logger, ready chan struct{}) {
-	repo, tag, digest := os.Getenv(
-		"INGESTOR_IMAGE_REPOSITORY",
-	), os.Getenv(
-		"INGESTOR_IMAGE_TAG",
-	), os.Getenv(
-		"INGESTOR_IMAGE_DIGEST",
-	)
+	repo, tag, digest := os.Getenv("INGESTOR_IMAGE_REPOSITORY"), os.Getenv("INGESTOR_IMAGE_TAG"),
+		os.Getenv("INGESTOR_IMAGE_DIGEST")
 	image := repo + ":" + tag
 	if digest != "" {
 		image = repo + "@" + digest
