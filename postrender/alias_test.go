@@ -10,7 +10,8 @@ import (
 // aliasedList is one List document whose n items are all the alias *m of one ConfigMap.
 func aliasedList(n int) []byte {
 	var b bytes.Buffer
-	b.WriteString("apiVersion: v1\nkind: List\nx: &m {apiVersion: v1, kind: ConfigMap, metadata: {name: m, labels: {a: b}}, data: {k: v}}\nitems:\n")
+	b.WriteString("apiVersion: v1\nkind: List\nx: &m {apiVersion: v1, kind: ConfigMap, metadata: {name: m, labels: {a: " +
+		"b}}, data: {k: v}}\nitems:\n")
 	for range n {
 		b.WriteString("- *m\n")
 	}
@@ -39,7 +40,8 @@ func allocated(in []byte) (uint64, error) {
 func TestAliasedItemsAreRefusedCheaply(t *testing.T) {
 	const n = 200_000 // ~1 MB
 	aliased, err := allocated(aliasedList(n))
-	if rs := Refusals(err); len(rs) != 1 || rs[0].Reason != ReasonMalformedStream || !strings.Contains(rs[0].Message, "items[1] is an alias of the same object as items[0]") {
+	if rs := Refusals(err); len(rs) != 1 || rs[0].Reason != ReasonMalformedStream || !strings.Contains(rs[0].Message,
+		"items[1] is an alias of the same object as items[0]") {
 		t.Fatalf("Render: %v; want one malformed-stream refusal naming items[1]", err)
 	}
 	plain, err := allocated(plainList(n))
@@ -47,7 +49,8 @@ func TestAliasedItemsAreRefusedCheaply(t *testing.T) {
 		t.Fatalf("Render of plain items: %v", err)
 	}
 	size := len(aliasedList(n))
-	t.Logf("input %d bytes: aliased items allocate %d bytes (%.1f×), plain items %d (%.1f×)", size, aliased, float64(aliased)/float64(size), plain, float64(plain)/float64(size))
+	t.Logf("input %d bytes: aliased items allocate %d bytes (%.1f×), plain items %d (%.1f×)", size, aliased,
+		float64(aliased)/float64(size), plain, float64(plain)/float64(size))
 	if aliased > plain*5/4 {
 		t.Errorf("aliased items allocated %d bytes, more than 1.25× the %d of plain items", aliased, plain)
 	}

@@ -154,7 +154,8 @@ func benchStream(n int) []byte {
 	for i := range n {
 		switch {
 		case i == 1:
-			b.WriteString(refreshConfigMap(strings.ReplaceAll(refreshBody("", ""), "name: web, container", "name: app-0, container")))
+			b.WriteString(refreshConfigMap(strings.ReplaceAll(refreshBody("", ""), "name: web, container",
+				"name: app-0, container")))
 		case i%3 == 0:
 			fmt.Fprintf(&b, `---
 # Source: app/templates/deployment.yaml

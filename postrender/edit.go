@@ -6,9 +6,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/tracebloc/image-refresh/internal/manifest"
 	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/internal/contract"
+	"github.com/tracebloc/image-refresh/internal/manifest"
 )
 
 // edit is what Render does to a stream: drop the objects an earlier run injected (they are
@@ -107,7 +107,8 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 		for _, i := range labelled {
 			if obj := objects[i]; !obj.ownLabelled() || obj.kind != own.kind || obj.name != own.name {
 				refusals = append(refusals, refuse(ReasonConfigConflict,
-					"--config was given, but the chart renders its own refresh config in %s (labelled %s: \"true\"); use one of them: drop --config to use the chart's config, or turn off the chart's config ConfigMap in its values",
+					"--config was given, but the chart renders its own refresh config in %s (labelled %s: \"true\"); use one of "+
+						"them: drop --config to use the chart's config, or turn off the chart's config ConfigMap in its values",
 					objects[i].describe(), config.ConfigLabel))
 			}
 		}
@@ -144,7 +145,8 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 			names[j] = objects[i].describe()
 		}
 		return nil, refuse(ReasonConfigConflict,
-			"the release renders %d ConfigMaps labelled %s: \"true\" (%s); a release carries exactly one refresh config, so remove or unlabel all but one",
+			"the release renders %d ConfigMaps labelled %s: \"true\" (%s); a release carries exactly one refresh config, so "+
+				"remove or unlabel all but one",
 			len(labelled), config.ConfigLabel, strings.Join(names, ", "))
 	}
 	i := labelled[0]
@@ -163,7 +165,8 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 			cm.describe(), found.Err)
 	case manifest.ConfigNamespace:
 		return nil, refuse(ReasonInvalidConfig,
-			"refresh config in %s names metadata.namespace %q, but the ConfigMap is in namespace %q, where the CronJob could not mount it; render both in the same namespace",
+			"refresh config in %s names metadata.namespace %q, but the ConfigMap is in namespace %q, where the CronJob could "+
+				"not mount it; render both in the same namespace",
 			cm.describe(), cfg.Metadata.Namespace, cm.namespace)
 	}
 	return &configSource{cfg: cfg, configMap: &cm, index: i}, nil
@@ -181,7 +184,8 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 	switch len(found) {
 	case 0:
 		return refuse(ReasonTargetMissing,
-			"%s targets %s, which the release does not render (it renders %s); set spec.images[%d].target.name (and namespace) to a %s of this release",
+			"%s targets %s, which the release does not render (it renders %s); set spec.images[%d].target.name (and "+
+				"namespace) to a %s of this release",
 			image, contract.KeyString(t.Key), workloadList(objects, t.Key.Kind), index, t.Key.Kind)
 	case 1:
 	default:
@@ -203,7 +207,8 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 	}
 	container, v := contract.Container(dep, img)
 	if v != nil {
-		return refuse(Reason(v.Rule), "%s targets %s, but %s; set spec.images[%d].target.container to one of them", image, doc.describe(), v.Message, index)
+		return refuse(Reason(v.Rule), "%s targets %s, but %s; set spec.images[%d].target.container to one of them", image,
+			doc.describe(), v.Message, index)
 	}
 	switch img.Action {
 	case config.ActionSetEnv:
@@ -215,7 +220,8 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 		_, v = contract.LiveImage(img, container)
 	}
 	if v != nil {
-		return refuse(Reason(v.Rule), "%s floats, but container %q of %s %s", image, container.Name, doc.describe(), v.Message)
+		return refuse(Reason(v.Rule), "%s floats, but container %q of %s %s", image, container.Name, doc.describe(),
+			v.Message)
 	}
 	return nil
 }
@@ -277,7 +283,9 @@ func checkNamesFree(inj *injection, objects []object, drop []bool) []*RefusalErr
 				continue
 			}
 			refusals = append(refusals, refuse(ReasonNameTaken,
-				"the release already renders %s, and image-refresh would inject a %s of that name for refresh config %q; rename the config (metadata.name) or the chart's object — but if it is the chart's own refresher, turn that off instead: two refreshers of one target are refused (second-writer)",
+				"the release already renders %s, and image-refresh would inject a %s of that name for refresh config %q; rename "+
+					"the config (metadata.name) or the chart's object — but if it is the chart's own refresher, turn that off "+
+					"instead: two refreshers of one target are refused (second-writer)",
 				obj.describe(), want.kind, inj.cfg.Metadata.Name))
 		}
 	}

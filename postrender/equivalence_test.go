@@ -149,7 +149,8 @@ func assertEquivalent(t testing.TB, in []byte, opts Options) {
 			t.Fatalf("output with an error")
 		}
 		if g, w := reasonsOf(gotErr), reasonsOf(wantErr); g != w {
-			t.Fatalf("streaming refused for %s, reference for %s\nstreaming: %v\nreference: %v\ninput:\n%q", g, w, gotErr, wantErr, in)
+			t.Fatalf("streaming refused for %s, reference for %s\nstreaming: %v\nreference: %v\ninput:\n%q", g, w, gotErr,
+				wantErr, in)
 		}
 		return
 	}
@@ -224,8 +225,10 @@ func FuzzRender(f *testing.F) {
 		"%YAML 1.1\n---\na: 1\n", "a: 1\n...\n", "- x\n", "a: 'x\n---\ny'\n", "\ufeffa: 1\n", "a: |+\n  x",
 		floatingConfig + webDeployment(floatingContainer),
 		asList("v1", "List", floatingConfig, webDeployment(floatingContainer)),
-		floatingConfig + asList("apps/v1", "DeploymentList", strings.Replace(webDeployment(floatingContainer), "kind: Deployment\n", "", 1)),
-		"kind: List\nitems: [1, {kind: ConfigMap}, [a]]\n", "--- &x\nkind: List\nitems: [*x, *x]\n", "kind: ConfigMap\nitems: null\n",
+		floatingConfig + asList("apps/v1", "DeploymentList", strings.Replace(webDeployment(floatingContainer),
+			"kind: Deployment\n", "", 1)),
+		"kind: List\nitems: [1, {kind: ConfigMap}, [a]]\n", "--- &x\nkind: List\nitems: [*x, *x]\n",
+		"kind: ConfigMap\nitems: null\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -260,7 +263,8 @@ func generateRelease(r *rand.Rand) ([]byte, Options) {
 	var docs []string
 	add := func(file, body string) {
 		if helm4 {
-			body = strings.Replace(body, "metadata:\n", "metadata:\n  annotations:\n    postrenderer.helm.sh/postrender-filename: '"+file+"'\n", 1)
+			body = strings.Replace(body, "metadata:\n", "metadata:\n  annotations:\n    "+
+				"postrenderer.helm.sh/postrender-filename: '"+file+"'\n", 1)
 		} else {
 			body = "# Source: " + file + "\n" + body
 		}
@@ -307,19 +311,27 @@ func generateRelease(r *rand.Rand) ([]byte, Options) {
 			}
 			add("app/templates/list.yaml", listDocument("v1", "List",
 				fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata:\n  name: listed-%d\n", i),
-				fmt.Sprintf("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: %s\n  labels: {app.kubernetes.io/managed-by: %s}\n", account, ManagedByValue)))
+				fmt.Sprintf("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: %s\n  labels: "+
+					"{app.kubernetes.io/managed-by: %s}\n", account, ManagedByValue)))
 		case 0:
-			add("app/templates/scripts.yaml", fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: scripts-%d\ndata:\n  run.sh: |\n    ---\n    --- not a marker ---\n    echo %d\n  keep: |+\n    kept\n\n", i, i))
+			add("app/templates/scripts.yaml", fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: "+
+				"scripts-%d\ndata:\n  run.sh: |\n    ---\n    --- not a marker ---\n    echo %d\n  keep: |+\n    kept\n\n", i, i))
 		case 1:
-			add("app/templates/hook.yaml", fmt.Sprintf("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate-%d\n  annotations:\n    \"helm.sh/hook\": pre-install\nspec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: x}]}}}\n", i))
+			add("app/templates/hook.yaml", fmt.Sprintf("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate-%d\n  "+
+				"annotations:\n    \"helm.sh/hook\": pre-install\nspec: {template: {spec: {restartPolicy: Never, containers: "+
+				"[{name: m, image: x}]}}}\n", i))
 		case 2:
-			add("app/templates/svc.yaml", fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-%d # trailing comment\nspec:\n  ports: [{port: 80}]\n", i))
+			add("app/templates/svc.yaml", fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-%d # trailing "+
+				"comment\nspec:\n  ports: [{port: 80}]\n", i))
 		case 3:
-			add("app/templates/other.yaml", fmt.Sprintf("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: other-%d\nspec:\n  template:\n    spec:\n      containers:\n      - name: api\n        image: example.com/other:1\n", i))
+			add("app/templates/other.yaml", fmt.Sprintf("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: "+
+				"other-%d\nspec:\n  template:\n    spec:\n      containers:\n      - name: api\n        image: "+
+				"example.com/other:1\n", i))
 		case 4:
 			docs = append(docs, "# only a comment\n", "")
 		case 5:
-			add("app/templates/quoted.yaml", fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s-%d\nstringData:\n  a: \"line one\n    --- still the same string\"\n", i))
+			add("app/templates/quoted.yaml", fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: "+
+				"s-%d\nstringData:\n  a: \"line one\n    --- still the same string\"\n", i))
 		}
 	}
 	container := floatingContainer
@@ -340,7 +352,8 @@ func generateRelease(r *rand.Rand) ([]byte, Options) {
 		}
 		docs = append(docs[:pos], append([]string{""}, docs[pos:]...)...)
 		if helm4 {
-			docs[pos] = strings.Replace(web, "metadata:\n", "metadata:\n  annotations:\n    postrenderer.helm.sh/postrender-filename: 'app/templates/web.yaml'\n", 1)
+			docs[pos] = strings.Replace(web, "metadata:\n", "metadata:\n  annotations:\n    "+
+				"postrenderer.helm.sh/postrender-filename: 'app/templates/web.yaml'\n", 1)
 		} else {
 			docs[pos] = "# Source: app/templates/web.yaml\n" + web
 		}

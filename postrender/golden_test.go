@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/testutil/golden"
 )
 
 const goldenDir = "../testdata/postrender/golden"

@@ -16,7 +16,8 @@ import (
 // labelled, with the spec guard.For generates; running on the output changes nothing; with
 // admissionGuard: false an earlier run's guard is dropped and none is added.
 func TestGuardInjected(t *testing.T) {
-	in := refreshConfigMap(strings.Replace(refreshBody("", ""), "name: app-refresh}", "name: app-refresh, namespace: prod}", 1)) + webDeployment(floatingContainer)
+	in := refreshConfigMap(strings.Replace(refreshBody("", ""), "name: app-refresh}",
+		"name: app-refresh, namespace: prod}", 1)) + webDeployment(floatingContainer)
 	out, err := Render([]byte(in), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +26,8 @@ func TestGuardInjected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse([]byte(strings.Replace(refreshBody("", ""), "name: app-refresh}", "name: app-refresh, namespace: prod}", 1)))
+	cfg, err := config.Parse([]byte(strings.Replace(refreshBody("", ""), "name: app-refresh}",
+		"name: app-refresh, namespace: prod}", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}

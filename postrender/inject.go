@@ -129,7 +129,8 @@ func (inj *injection) names() []kindName {
 	}
 	out = append(out, kindName{kind: "CronJob", name: name})
 	for _, g := range inj.grants[1:] {
-		out = append(out, kindName{kind: "Role", name: name, namespace: g.Namespace}, kindName{kind: "RoleBinding", name: name, namespace: g.Namespace})
+		out = append(out, kindName{kind: "Role", name: name, namespace: g.Namespace}, kindName{kind: "RoleBinding",
+			name: name, namespace: g.Namespace})
 	}
 	if inj.cfg.Spec.Job.GuardEnabled() {
 		out = append(out, inj.guardKindNames()...)
@@ -221,9 +222,11 @@ func (inj *injection) role(g contract.Grant) any {
 	}
 	var rules []rule
 	for _, t := range g.Targets {
-		rules = append(rules, rule{APIGroups: []string{"apps"}, Resources: []string{t.Resource}, ResourceNames: t.Names, Verbs: contract.TargetVerbs})
+		rules = append(rules, rule{APIGroups: []string{"apps"}, Resources: []string{t.Resource}, ResourceNames: t.Names,
+			Verbs: contract.TargetVerbs})
 	}
-	rules = append(rules, rule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: contract.EventVerbs})
+	rules = append(rules, rule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"},
+		Verbs: contract.EventVerbs})
 	meta := inj.meta(inj.cfg.Metadata.Name, nil)
 	meta.Namespace = g.Namespace
 	return struct {

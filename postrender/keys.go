@@ -63,7 +63,10 @@ func keysMissing(inj *injection, objects []object, hooks []object) *RefusalError
 		hookNote += fmt.Sprintf("; %s is a Helm hook (helm.sh/hook: %s), not a resource of the release", h.describe(), h.hook)
 	}
 	return refuse(ReasonKeysMissing,
-		"refresh config %q verifies signatures with the keys of ConfigMap %q (spec.verification.keysConfigMap), which the release does not render %s (it renders %s%s), so the CronJob's pod could not start; render that ConfigMap in the chart (its *%s entries: PEM public keys), or, when it exists in the cluster already, pass --allow-external-keys (helm: --post-renderer-args --allow-external-keys)",
+		"refresh config %q verifies signatures with the keys of ConfigMap %q (spec.verification.keysConfigMap), which the "+
+			"release does not render %s (it renders %s%s), so the CronJob's pod could not start; render that ConfigMap in the "+
+			"chart (its *%s entries: PEM public keys), or, when it exists in the cluster already, pass --allow-external-keys "+
+			"(helm: --post-renderer-args --allow-external-keys)",
 		inj.cfg.Metadata.Name, v.KeysConfigMap, where, configMapList(objects), hookNote, config.KeyFileSuffix)
 }
 
@@ -74,14 +77,16 @@ func checkKeysConfigMap(inj *injection, obj object, load loader) *RefusalError {
 	if err := load(obj, &cm); err != nil {
 		return refuse(ReasonMalformedStream, "reading %s: %v", obj.describe(), err)
 	}
-	what := fmt.Sprintf("%s holds the keys of refresh config %q (spec.verification.keysConfigMap)", obj.describe(), inj.cfg.Metadata.Name)
+	what := fmt.Sprintf("%s holds the keys of refresh config %q (spec.verification.keysConfigMap)", obj.describe(),
+		inj.cfg.Metadata.Name)
 	files, err := KeyFiles(&cm)
 	if err != nil {
 		return refuse(ReasonKeysInvalid, "%s, but %v", what, err)
 	}
 	if _, err := signature.ParseKeys(files); err != nil {
 		return refuse(ReasonKeysInvalid,
-			"%s, but %s; every *%s entry must be a PEM public key in the cosign.pub format (PKIX PUBLIC KEY: ECDSA P-256 or P-384, Ed25519, RSA of at least 2048 bits): fix or remove it",
+			"%s, but %s; every *%s entry must be a PEM public key in the cosign.pub format (PKIX PUBLIC KEY: ECDSA P-256 or "+
+				"P-384, Ed25519, RSA of at least 2048 bits): fix or remove it",
 			what, strings.ReplaceAll(err.Error(), "\n", "; "), config.KeyFileSuffix)
 	}
 	return nil

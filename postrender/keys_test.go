@@ -52,33 +52,42 @@ func TestKeysRefusals(t *testing.T) {
 		name:   "keys ConfigMap not rendered",
 		in:     release,
 		reason: ReasonKeysMissing,
-		want: []string{`refresh config "app-refresh" verifies signatures with the keys of ConfigMap "app-keys" (spec.verification.keysConfigMap)`,
+		want: []string{`refresh config "app-refresh" verifies signatures with the keys of ConfigMap "app-keys" ` +
+			`(spec.verification.keysConfigMap)`,
 			"which the release does not render in the release namespace (it renders ConfigMap app-refresh)",
-			"render that ConfigMap in the chart", "pass --allow-external-keys (helm: --post-renderer-args --allow-external-keys)"},
+			"render that ConfigMap in the chart", "pass --allow-external-keys (helm: --post-renderer-args " +
+				"--allow-external-keys)"},
 	}, {
-		name:   "keys ConfigMap in another namespace than the config's",
-		in:     configIn("prod", "spec:\n", "spec:\n  verification: {keysConfigMap: app-keys}\n") + webDeployment(floatingContainer) + strings.Replace(keysConfigMap("data:\n"+dataEntry("a.pub", good)), "  name: app-keys\n", "  name: app-keys\n  namespace: staging\n", 1),
+		name: "keys ConfigMap in another namespace than the config's",
+		in: configIn("prod", "spec:\n", "spec:\n  verification: {keysConfigMap: app-keys}\n") +
+			webDeployment(floatingContainer) + strings.Replace(keysConfigMap("data:\n"+dataEntry("a.pub", good)),
+			"  name: app-keys\n", "  name: app-keys\n  namespace: staging\n", 1),
 		reason: ReasonKeysMissing,
 		want:   []string{"which the release does not render in namespace prod", "ConfigMap staging/app-keys"},
 	}, {
-		name:   "keys ConfigMap is a Helm hook",
-		in:     release + strings.Replace(keysConfigMap("data:\n"+dataEntry("a.pub", good)), "  name: app-keys\n", "  name: app-keys\n  annotations: {helm.sh/hook: pre-install}\n", 1),
+		name: "keys ConfigMap is a Helm hook",
+		in: release + strings.Replace(keysConfigMap("data:\n"+dataEntry("a.pub", good)), "  name: app-keys\n",
+			"  name: app-keys\n  annotations: {helm.sh/hook: pre-install}\n", 1),
 		reason: ReasonKeysMissing,
-		want:   []string{"ConfigMap app-keys (document 3, app/templates/keys.yaml) is a Helm hook (helm.sh/hook: pre-install), not a resource of the release"},
+		want: []string{"ConfigMap app-keys (document 3, app/templates/keys.yaml) is a Helm hook (helm.sh/hook: " +
+			"pre-install), not a resource of the release"},
 	}, {
-		name:   "a Secret of that name is not the keys ConfigMap",
-		in:     release + strings.Replace(keysConfigMap("stringData:\n"+dataEntry("a.pub", good)), "kind: ConfigMap", "kind: Secret", 1),
+		name: "a Secret of that name is not the keys ConfigMap",
+		in: release + strings.Replace(keysConfigMap("stringData:\n"+dataEntry("a.pub", good)), "kind: ConfigMap",
+			"kind: Secret", 1),
 		reason: ReasonKeysMissing,
 		want:   []string{`ConfigMap "app-keys"`},
 	}, {
 		name:   "RSA key below 2048 bits",
 		in:     release + keysConfigMap("data:\n"+dataEntry("release.pub", good)+dataEntry("weak.pub", weak)),
 		reason: ReasonKeysInvalid,
-		want: []string{`ConfigMap app-keys (document 3, app/templates/keys.yaml) holds the keys of refresh config "app-refresh" (spec.verification.keysConfigMap), but`,
+		want: []string{`ConfigMap app-keys (document 3, app/templates/keys.yaml) holds the keys of refresh config ` +
+			`"app-refresh" (spec.verification.keysConfigMap), but`,
 			"weak.pub", "PKIX PUBLIC KEY", "fix or remove it"},
 	}, {
-		name:   "every bad key is named",
-		in:     release + keysConfigMap("data:\n"+dataEntry("weak.pub", weak)+dataEntry("p224.pub", p224)+"  junk.pub: not a key\n"),
+		name: "every bad key is named",
+		in: release + keysConfigMap("data:\n"+dataEntry("weak.pub", weak)+dataEntry("p224.pub",
+			p224)+"  junk.pub: not a key\n"),
 		reason: ReasonKeysInvalid,
 		want:   []string{"weak.pub", "p224.pub", "junk.pub"},
 	}, {
@@ -93,13 +102,15 @@ func TestKeysRefusals(t *testing.T) {
 		reason: ReasonKeysInvalid,
 		want:   []string{"ConfigMap app-keys (document 3, app/templates/keys.yaml) holds the keys"},
 	}, {
-		name:   "a bad key in binaryData",
-		in:     release + keysConfigMap("data:\n"+dataEntry("release.pub", good)+"binaryData:\n  weak.pub: "+base64.StdEncoding.EncodeToString([]byte(weak))+"\n"),
+		name: "a bad key in binaryData",
+		in: release + keysConfigMap("data:\n"+dataEntry("release.pub",
+			good)+"binaryData:\n  weak.pub: "+base64.StdEncoding.EncodeToString([]byte(weak))+"\n"),
 		reason: ReasonKeysInvalid,
 		want:   []string{"weak.pub"},
 	}, {
-		name:   "one key in data and binaryData",
-		in:     release + keysConfigMap("data:\n"+dataEntry("release.pub", good)+"binaryData:\n  release.pub: "+base64.StdEncoding.EncodeToString([]byte(good))+"\n"),
+		name: "one key in data and binaryData",
+		in: release + keysConfigMap("data:\n"+dataEntry("release.pub",
+			good)+"binaryData:\n  release.pub: "+base64.StdEncoding.EncodeToString([]byte(good))+"\n"),
 		reason: ReasonKeysInvalid,
 		want:   []string{`lists "release.pub" in both data and binaryData, which the API server refuses`},
 	}, {
@@ -108,8 +119,9 @@ func TestKeysRefusals(t *testing.T) {
 		reason: ReasonKeysInvalid,
 		want:   []string{"release.pub"},
 	}, {
-		name:   "a merge key carries a bad key",
-		in:     release + keysConfigMap("x-keys: &keys\n"+dataEntry("weak.pub", weak)+"data:\n  <<: *keys\n"+dataEntry("release.pub", good)),
+		name: "a merge key carries a bad key",
+		in: release + keysConfigMap("x-keys: &keys\n"+dataEntry("weak.pub",
+			weak)+"data:\n  <<: *keys\n"+dataEntry("release.pub", good)),
 		reason: ReasonKeysInvalid,
 		want:   []string{"weak.pub"},
 	}, {
@@ -129,7 +141,8 @@ func TestKeysRefusals(t *testing.T) {
 }
 
 // keysMount is the injected mount of the keys ConfigMap app-keys.
-const keysMount = "            - name: verification-keys\n              mountPath: /etc/image-refresh-keys\n              readOnly: true\n"
+const keysMount = "            - name: verification-keys\n              mountPath: " +
+	"/etc/image-refresh-keys\n              readOnly: true\n"
 
 func TestKeysAccepted(t *testing.T) {
 	good, ed := pem(t, "ecdsa-p256.pub"), pem(t, "ed25519.pub")
@@ -142,23 +155,28 @@ func TestKeysAccepted(t *testing.T) {
 		mount bool
 	}{
 		{name: "keys in data and binaryData, other entries ignored", mount: true,
-			in: release + keysConfigMap("data:\n  README: not a key\n"+dataEntry("release.pub", good)+"binaryData:\n  ci.pub: "+base64.StdEncoding.EncodeToString([]byte(ed))+"\n")},
+			in: release + keysConfigMap("data:\n  README: not a key\n"+dataEntry("release.pub",
+				good)+"binaryData:\n  ci.pub: "+base64.StdEncoding.EncodeToString([]byte(ed))+"\n")},
 		{name: "duplicate key: the last, a good one, wins", mount: true,
 			in: release + keysConfigMap("data:\n  release.pub: junk\n"+dataEntry("release.pub", good))},
 		{name: "keys ConfigMap declared external", mount: true, in: release, opts: Options{AllowExternalKeys: true}},
 		{name: "keys ConfigMap without a namespace is in the release's", mount: true,
-			in: configIn("prod", "spec:\n", "spec:\n  verification: {keysConfigMap: app-keys}\n") + webDeployment(floatingContainer) + keysConfigMap("data:\n"+dataEntry("a.pub", good))},
+			in: configIn("prod", "spec:\n", "spec:\n  verification: {keysConfigMap: app-keys}\n") +
+				webDeployment(floatingContainer) + keysConfigMap("data:\n"+dataEntry("a.pub", good))},
 		{name: "keys ConfigMap as a kind-less item of a ConfigMapList", mount: true,
-			in: release + asList("v1", "ConfigMapList", strings.Replace(keysConfigMap("data:\n"+dataEntry("a.pub", good)), "apiVersion: v1\nkind: ConfigMap\n", "", 1))},
+			in: release + asList("v1", "ConfigMapList", strings.Replace(keysConfigMap("data:\n"+dataEntry("a.pub", good)),
+				"apiVersion: v1\nkind: ConfigMap\n", "", 1))},
 		{name: "every image pinned: nothing injected, no keys needed",
-			in: refreshConfigMap(strings.Replace(refreshBody(pinnedDigest, pinnedDigest), "spec:\n", "spec:\n  verification: {keysConfigMap: app-keys}\n", 1)) + webDeployment(floatingContainer)},
+			in: refreshConfigMap(strings.Replace(refreshBody(pinnedDigest, pinnedDigest), "spec:\n", "spec:\n  verification: "+
+				"{keysConfigMap: app-keys}\n", 1)) + webDeployment(floatingContainer)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := Render([]byte(tc.in), tc.opts)
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
-			if got := strings.Contains(string(out), keysMount) && strings.Contains(string(out), "          - name: verification-keys\n            configMap:\n              name: app-keys\n"); got != tc.mount {
+			if got := strings.Contains(string(out), keysMount) && strings.Contains(string(out), "          - name: "+
+				"verification-keys\n            configMap:\n              name: app-keys\n"); got != tc.mount {
 				t.Errorf("keys ConfigMap mounted = %v, want %v:\n%s", got, tc.mount, out)
 			}
 		})

@@ -6,8 +6,8 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
-	"github.com/tracebloc/image-refresh/internal/manifest"
 	"github.com/tracebloc/image-refresh/internal/contract"
+	"github.com/tracebloc/image-refresh/internal/manifest"
 )
 
 const (

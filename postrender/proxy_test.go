@@ -48,7 +48,8 @@ func TestProxyEnv(t *testing.T) {
 		},
 		{
 			name: "after DOCKER_CONFIG",
-			job:  "{registryCredentialsSecret: creds, env: [{name: HTTP_PROXY, value: 'socks5://proxy:1080'}, {name: NO_PROXY, value: '*'}]}",
+			job: "{registryCredentialsSecret: creds, env: [{name: HTTP_PROXY, value: 'socks5://proxy:1080'}, {name: " +
+				"NO_PROXY, value: '*'}]}",
 			want: []string{"DOCKER_CONFIG=/etc/image-refresh-docker", "HTTP_PROXY=socks5://proxy:1080", "NO_PROXY=*"},
 		},
 	} {

@@ -19,8 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/tracebloc/image-refresh/internal/manifest"
 	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/manifest"
 )
 
 // Options configure Render.
@@ -122,7 +122,8 @@ func scan(in []byte) (*scanned, error) {
 				where = ", " + src
 			}
 			return nil, refuse(ReasonMalformedStream,
-				"document %d (starting at line %d of the input%s; the parser counts lines from there): %v; fix the template that renders it (`helm template` without the post-renderer shows it)",
+				"document %d (starting at line %d of the input%s; the parser counts lines from there): %v; fix the template that "+
+					"renders it (`helm template` without the post-renderer shows it)",
 				documentsBefore+1, 1+bytes.Count(in[:seg.start], []byte("\n")), where, errs[i])
 		}
 		for _, obj := range perSegment[i] {
@@ -192,7 +193,8 @@ func (s *scanned) emit(e *edit) ([]byte, error) {
 		if dropped[i] > 0 && dropped[i] < total[i] {
 			obj := s.objects[firstObjectOf(s.objects, i)]
 			return nil, refuse(ReasonMalformedStream,
-				"%s shares its document section with other documents, so the post-renderer cannot replace the object it injected earlier; put each object after its own '---' line",
+				"%s shares its document section with other documents, so the post-renderer cannot replace the object it injected "+
+					"earlier; put each object after its own '---' line",
 				obj.describe())
 		}
 		if dropped[i] == 0 {
@@ -255,7 +257,8 @@ func (s *scanned) checkFinalLineBreak(lineBreak string) error {
 	after, err := decodeDocuments(append(bytes.Clone(data), lineBreak...))
 	if err != nil || !reflect.DeepEqual(before, after) {
 		return refuse(ReasonMalformedStream,
-			"the input ends without a final newline inside a value that keeps trailing newlines, so appending the image-refresh objects would change it; end the input with a newline")
+			"the input ends without a final newline inside a value that keeps trailing newlines, so appending the "+
+				"image-refresh objects would change it; end the input with a newline")
 	}
 	return nil
 }

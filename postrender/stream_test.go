@@ -27,7 +27,8 @@ func TestSplitSegments(t *testing.T) {
 		{"marker at the very end", "a: 1\n---", []string{"a: 1\n", "---"}},
 		{"indented marker in a literal", "a: |\n  ---\n  x\n", []string{"a: |\n  ---\n  x\n"}},
 		{"dashes that are not a marker", "---foo: 1\n----\n", []string{"---foo: 1\n----\n"}},
-		{"directive stays with its document", "a: 1\n...\n%YAML 1.2\n---\nb: 2\n---\nc: 3\n", []string{"a: 1\n...\n%YAML 1.2\n---\nb: 2\n", "---\nc: 3\n"}},
+		{"directive stays with its document", "a: 1\n...\n%YAML 1.2\n---\nb: 2\n---\nc: 3\n",
+			[]string{"a: 1\n...\n%YAML 1.2\n---\nb: 2\n", "---\nc: 3\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
@@ -53,11 +54,16 @@ func TestPassThrough(t *testing.T) {
 	for _, tc := range []struct{ name, in string }{
 		{"whitespace only", "\n  \n"},
 		{"comments only", "# nothing rendered\n---\n# HIDDEN: The Secret output has been suppressed\n"},
-		{"Helm 3 stream", "---\n# Source: a/templates/x.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  script: |\n    ---\n    echo\n---\n# Source: a/templates/y.yaml\napiVersion: v1\nkind: Service\nmetadata: {name: y}\n"},
-		{"CRLF, comments and empty documents", "--- # first\r\napiVersion: v1\r\nkind: ConfigMap   # trailing\r\nmetadata: {name: x}\r\n---\r\n---\r\n# only a comment\r\n"},
+		{"Helm 3 stream", "---\n# Source: a/templates/x.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " +
+			"x\ndata:\n  script: |\n    ---\n    echo\n---\n# Source: a/templates/y.yaml\napiVersion: v1\nkind: " +
+			"Service\nmetadata: {name: y}\n"},
+		{"CRLF, comments and empty documents", "--- # first\r\napiVersion: v1\r\nkind: ConfigMap   # trailing\r\nmetadata: " +
+			"{name: x}\r\n---\r\n---\r\n# only a comment\r\n"},
 		{"no final newline", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}"},
-		{"Helm 4 stream with a hook", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install\n    postrenderer.helm.sh/postrender-filename: 'a/templates/hook.yaml'\n"},
-		{"config label with another value", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels: {image-refresh.io/config: \"false\"}\n"},
+		{"Helm 4 stream with a hook", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    " +
+			"helm.sh/hook: pre-install\n    postrenderer.helm.sh/postrender-filename: 'a/templates/hook.yaml'\n"},
+		{"config label with another value", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels: " +
+			"{image-refresh.io/config: \"false\"}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := Render([]byte(tc.in), Options{})
@@ -110,7 +116,8 @@ func TestIdempotence(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(replaced, fresh) {
-			t.Errorf("re-rendering with a changed config differs from rendering the original:\n%s", golden.LineDiff(string(fresh), string(replaced)))
+			t.Errorf("re-rendering with a changed config differs from rendering the original:\n%s",
+				golden.LineDiff(string(fresh), string(replaced)))
 		}
 	})
 
@@ -143,7 +150,8 @@ func TestLineEndings(t *testing.T) {
 		{"CRLF", crlf, Options{}, true},
 		{"CRLF without a final line break", strings.TrimSuffix(crlf, "\r\n"), Options{}, true},
 		{"LF, injected ConfigMap with a literal block", webDeployment(floatingContainer), fileConfig, false},
-		{"CRLF, injected ConfigMap with a literal block", strings.ReplaceAll(webDeployment(floatingContainer), "\n", "\r\n"), fileConfig, true},
+		{"CRLF, injected ConfigMap with a literal block", strings.ReplaceAll(webDeployment(floatingContainer), "\n", "\r\n"),
+			fileConfig, true},
 		{"mixed: one LF line", strings.Replace(crlf, "\r\n", "\n", 1), Options{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,7 +12,8 @@ import (
 // CronJob or Job that may write a target is refused (second-writer). One that runs helm upgrade
 // without the post-renderer is only warned about: that is the chart's design, which a
 // post-renderer cannot change, and refusing would block every install of such a chart.
-func checkWriters(configName string, objects []object, drop []bool, targets []contract.Target, warn func(string), load loader) []*RefusalError {
+func checkWriters(configName string, objects []object, drop []bool, targets []contract.Target, warn func(string),
+	load loader) []*RefusalError {
 	var kept []object
 	var rendered []contract.Rendered
 	for i, obj := range objects {

@@ -88,15 +88,19 @@ func TestSecondWriterRefused(t *testing.T) {
 		name: "the chart's own refresh CronJob left on",
 		in:   floatingConfig + webDeployment(floatingContainer) + legacyRefresh,
 		contains: []string{
-			`refresh config "app-refresh": document 3, app/templates/image-refresh-cronjob.yaml: CronJob app-image-refresh runs as ServiceAccount app-image-refresh, which may write Deployment web (patch through Role app-image-refresh bound by RoleBinding app-image-refresh)`,
+			`refresh config "app-refresh": document 3, app/templates/image-refresh-cronjob.yaml: CronJob app-image-refresh ` +
+				`runs as ServiceAccount app-image-refresh, which may write Deployment web (patch through Role app-image-refresh ` +
+				`bound by RoleBinding app-image-refresh)`,
 			"likely the chart's own refresh CronJob",
 			"turn it off in the chart (the chart value that renders app/templates/image-refresh-cronjob.yaml)",
 		},
 	}, {
 		name: "Helm 4 names the template by its filename annotation",
-		in: floatingConfig + webDeployment(floatingContainer) + strings.Replace(legacyRefresh, "  labels: {app.kubernetes.io/component: image-refresh}\n",
+		in: floatingConfig + webDeployment(floatingContainer) + strings.Replace(legacyRefresh,
+			"  labels: {app.kubernetes.io/component: image-refresh}\n",
 			"  annotations: {postrenderer.helm.sh/postrender-filename: app/templates/legacy.yaml}\n", 1),
-		contains: []string{"document 3, app/templates/legacy.yaml: CronJob app-image-refresh", "the chart value that renders app/templates/legacy.yaml"},
+		contains: []string{"document 3, app/templates/legacy.yaml: CronJob app-image-refresh", "the chart value that " +
+			"renders app/templates/legacy.yaml"},
 	}, {
 		name: "a Job whose default ServiceAccount is bound to edit",
 		in: floatingConfig + webDeployment(floatingContainer) + `---
@@ -119,7 +123,8 @@ items:
   roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}
   subjects: [{kind: ServiceAccount, name: default}]
 `,
-		contains: []string{"Job app-migrate runs as ServiceAccount default, which may write Deployment web (patch, update through ClusterRole edit bound by RoleBinding app-migrate)"},
+		contains: []string{"Job app-migrate runs as ServiceAccount default, which may write Deployment web (patch, update " +
+			"through ClusterRole edit bound by RoleBinding app-migrate)"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := Render([]byte(tc.in), Options{})
@@ -142,13 +147,16 @@ items:
 func TestNotASecondWriter(t *testing.T) {
 	for _, tc := range []struct{ name, in string }{{
 		name: "its RBAC names another Deployment",
-		in:   floatingConfig + webDeployment(floatingContainer) + strings.Replace(legacyRefresh, "resourceNames: [web]", "resourceNames: [api]", 1),
+		in: floatingConfig + webDeployment(floatingContainer) + strings.Replace(legacyRefresh, "resourceNames: [web]",
+			"resourceNames: [api]", 1),
 	}, {
 		name: "its RBAC only reads",
-		in:   floatingConfig + webDeployment(floatingContainer) + strings.Replace(legacyRefresh, "verbs: [get, patch]", "verbs: [get, list, watch]", 1),
+		in: floatingConfig + webDeployment(floatingContainer) + strings.Replace(legacyRefresh, "verbs: [get, patch]",
+			"verbs: [get, list, watch]", 1),
 	}, {
 		name: "its RoleBinding binds another ServiceAccount",
-		in:   floatingConfig + webDeployment(floatingContainer) + strings.Replace(legacyRefresh, "- kind: ServiceAccount\n  name: app-image-refresh\n", "- kind: ServiceAccount\n  name: someone-else\n", 1),
+		in: floatingConfig + webDeployment(floatingContainer) + strings.Replace(legacyRefresh,
+			"- kind: ServiceAccount\n  name: app-image-refresh\n", "- kind: ServiceAccount\n  name: someone-else\n", 1),
 	}, {
 		name: "every image pinned: nothing is injected, nothing checked",
 		in:   refreshConfigMap(refreshBody(pinnedDigest, pinnedDigest)) + webDeployment(floatingContainer) + legacyRefresh,
@@ -187,15 +195,20 @@ func TestInClusterUpgradeWarns(t *testing.T) {
 	}{{
 		name: "without --post-renderer",
 		in:   floatingConfig + webDeployment(floatingContainer) + selfUpgrade,
-		want: `refresh config "app-refresh": document 3, app/templates/auto-upgrade.yaml: CronJob app-auto-upgrade runs helm upgrade in the cluster without --post-renderer (container "upgrade", image alpine/helm:3.18.4: upgrade app tracebloc/client --reset-then-reuse-values): when it upgrades this release, Helm deletes what the post-renderer injected`,
+		want: `refresh config "app-refresh": document 3, app/templates/auto-upgrade.yaml: CronJob app-auto-upgrade runs ` +
+			`helm upgrade in the cluster without --post-renderer (container "upgrade", image alpine/helm:3.18.4: upgrade app ` +
+			`tracebloc/client --reset-then-reuse-values): when it upgrades this release, Helm deletes what the ` +
+			`post-renderer injected`,
 	}, {
 		name: "as a shell command",
-		in: floatingConfig + webDeployment(floatingContainer) + strings.Replace(selfUpgrade, "args: [upgrade, app, tracebloc/client, --reset-then-reuse-values]",
+		in: floatingConfig + webDeployment(floatingContainer) + strings.Replace(selfUpgrade, "args: [upgrade, app, "+
+			"tracebloc/client, --reset-then-reuse-values]",
 			"command: [/bin/sh, -c, 'helm repo update && helm upgrade app tracebloc/client']", 1),
 		want: "CronJob app-auto-upgrade runs helm upgrade in the cluster without --post-renderer",
 	}, {
 		name: "with --post-renderer",
-		in:   floatingConfig + webDeployment(floatingContainer) + strings.Replace(selfUpgrade, "--reset-then-reuse-values]", "--reset-then-reuse-values, --post-renderer, image-refresh]", 1),
+		in: floatingConfig + webDeployment(floatingContainer) + strings.Replace(selfUpgrade, "--reset-then-reuse-values]",
+			"--reset-then-reuse-values, --post-renderer, image-refresh]", 1),
 	}, {
 		name: "every image pinned: nothing injected, nothing to lose",
 		in:   refreshConfigMap(refreshBody(pinnedDigest, pinnedDigest)) + webDeployment(floatingContainer) + selfUpgrade,

@@ -56,8 +56,10 @@ func TestRun(t *testing.T) {
 		{name: "success", code: ExitOK, stdout: "ok\n"},
 		{name: "failure, default report", stdin: "boom", code: ExitFailed, stderr: "Error: boom\n"},
 		{name: "argument", args: []string{"x"}, code: ExitUsage, stderr: "Error: unexpected arguments [\"x\"]\n"},
-		{name: "unknown flag, no usage printed", args: []string{"--nope"}, code: ExitUsage, stderr: "Error: unknown flag: --nope\n"},
-		{name: "unknown flag of a subcommand", args: []string{"sub", "--nope"}, code: ExitUsage, stderr: "Error: unknown flag: --nope\n"},
+		{name: "unknown flag, no usage printed", args: []string{"--nope"}, code: ExitUsage,
+			stderr: "Error: unknown flag: --nope\n"},
+		{name: "unknown flag of a subcommand", args: []string{"sub", "--nope"}, code: ExitUsage,
+			stderr: "Error: unknown flag: --nope\n"},
 		{name: "own report", stdin: "boom", code: ExitFailed, stderr: "prog [] failed: boom\n",
 			report: func(w io.Writer, args []string, err error) { fmt.Fprintf(w, "prog %q failed: %v\n", args, err) }},
 	} {
@@ -65,7 +67,8 @@ func TestRun(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := Run(context.Background(), newProgram(tc.report), tc.args, strings.NewReader(tc.stdin), &stdout, &stderr)
 			if code != tc.code || stdout.String() != tc.stdout || stderr.String() != tc.stderr {
-				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q, %q", code, stdout.String(), stderr.String(), tc.code, tc.stdout, tc.stderr)
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q, %q", code, stdout.String(), stderr.String(), tc.code,
+					tc.stdout, tc.stderr)
 			}
 		})
 	}

@@ -185,12 +185,12 @@ type Job struct {
 	ImagePullSecrets []string `yaml:"imagePullSecrets,omitempty" json:"imagePullSecrets,omitempty"`
 	// RegistryCredentialsSecret names a kubernetes.io/dockerconfigjson Secret mounted at
 	// DockerConfigMountPath for private registries (DOCKER_CONFIG points at it).
-	RegistryCredentialsSecret  string    `yaml:"registryCredentialsSecret,omitempty" json:"registryCredentialsSecret,omitempty"`
+	RegistryCredentialsSecret  string    `yaml:"registryCredentialsSecret,omitempty" json:"registryCredentialsSecret,omitempty"` //nolint:lll // a struct tag cannot be split
 	Resources                  Resources `yaml:"resources,omitempty" json:"resources,omitempty"`
-	StartingDeadlineSeconds    *int64    `yaml:"startingDeadlineSeconds,omitempty" json:"startingDeadlineSeconds,omitempty"`
+	StartingDeadlineSeconds    *int64    `yaml:"startingDeadlineSeconds,omitempty" json:"startingDeadlineSeconds,omitempty"` //nolint:lll // a struct tag cannot be split
 	ActiveDeadlineSeconds      *int64    `yaml:"activeDeadlineSeconds,omitempty" json:"activeDeadlineSeconds,omitempty"`
 	BackoffLimit               *int32    `yaml:"backoffLimit,omitempty" json:"backoffLimit,omitempty"`
-	SuccessfulJobsHistoryLimit *int32    `yaml:"successfulJobsHistoryLimit,omitempty" json:"successfulJobsHistoryLimit,omitempty"`
+	SuccessfulJobsHistoryLimit *int32    `yaml:"successfulJobsHistoryLimit,omitempty" json:"successfulJobsHistoryLimit,omitempty"` //nolint:lll // a struct tag cannot be split
 	FailedJobsHistoryLimit     *int32    `yaml:"failedJobsHistoryLimit,omitempty" json:"failedJobsHistoryLimit,omitempty"`
 	// RunAsUser is the non-root UID of the refresher container.
 	RunAsUser *int64 `yaml:"runAsUser,omitempty" json:"runAsUser,omitempty"`
@@ -312,4 +312,3 @@ type TargetKey struct {
 
 // Key is the workload the image acts on.
 func (t Target) Key() TargetKey { return TargetKey{Kind: t.Kind, Namespace: t.Namespace, Name: t.Name} }
-

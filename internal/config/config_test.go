@@ -28,9 +28,13 @@ func withImages(images ...string) string {
 func withJob(job string) string { return withImages(restartImage) + "  job: " + job + "\n" }
 
 const (
-	restartImage = `{name: jobs-manager, repository: docker.io/tracebloc/jobs-manager, tag: prod, action: rollout-restart, target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/last-refreshed-jobs-manager-digest}`
-	setEnvImage  = `{name: ingestor, repository: ghcr.io/tracebloc/ingestor, tag: prod, action: set-env, env: INGESTOR_IMAGE_DIGEST, target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/last-refreshed-ingestor-digest}`
-	digest       = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	restartImage = `{name: jobs-manager, repository: docker.io/tracebloc/jobs-manager, tag: prod, action: ` +
+		`rollout-restart, target: {name: stg-jobs-manager, container: api}, annotation: ` +
+		`tracebloc.io/last-refreshed-jobs-manager-digest}`
+	setEnvImage = `{name: ingestor, repository: ghcr.io/tracebloc/ingestor, tag: prod, action: set-env, env: ` +
+		`INGESTOR_IMAGE_DIGEST, target: {name: stg-jobs-manager, container: api}, annotation: ` +
+		`tracebloc.io/last-refreshed-ingestor-digest}`
+	digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 )
 
 func TestParseRejects(t *testing.T) {
@@ -41,19 +45,24 @@ func TestParseRejects(t *testing.T) {
 		want []string
 	}{
 		{name: "empty", yaml: "  \n", want: []string{"refresh config is empty"}},
-		{name: "unknown top-level field", yaml: header + "spec: {images: []}\nstatus: {}\n", want: []string{"field status not found"}},
+		{name: "unknown top-level field", yaml: header + "spec: {images: []}\nstatus: {}\n",
+			want: []string{"field status not found"}},
 		{
 			name: "unknown image field",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digests: [], action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digests: [], action: rollout-restart, target: {name: d, ` +
+				`container: c}, annotation: x.io/a}`),
 			want: []string{"field digests not found"},
 		},
-		{name: "unknown target field", yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c, image: x}, annotation: x.io/a}`), want: []string{"field image not found"}},
-		{name: "two documents", yaml: withImages(restartImage) + "---\n" + withImages(restartImage), want: []string{"single YAML document"}},
+		{name: "unknown target field", yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, ` +
+			`target: {name: d, container: c, image: x}, annotation: x.io/a}`), want: []string{"field image not found"}},
+		{name: "two documents", yaml: withImages(restartImage) + "---\n" + withImages(restartImage),
+			want: []string{"single YAML document"}},
 		{name: "not a mapping", yaml: "- a\n- b\n", want: []string{"decoding refresh config"}},
 		{
 			name: "apiVersion and kind",
 			yaml: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nspec:\n  images:\n  - " + restartImage + "\n",
-			want: []string{`apiVersion: got "v1", want "image-refresh.io/v1alpha1"`, `kind: got "ConfigMap", want "RefreshConfig"`},
+			want: []string{`apiVersion: got "v1", want "image-refresh.io/v1alpha1"`, `kind: got "ConfigMap", want ` +
+				`"RefreshConfig"`},
 		},
 		{
 			name: "metadata.name missing",
@@ -70,8 +79,10 @@ func TestParseRejects(t *testing.T) {
 			yaml: strings.Replace(withImages(restartImage), "namespace: tracebloc", "namespace: Trace_Bloc", 1),
 			want: []string{`metadata.namespace "Trace_Bloc"`},
 		},
-		{name: "schedule", yaml: header + "spec:\n  schedule: every minute\n  images:\n  - " + restartImage + "\n", want: []string{`spec.schedule "every minute"`}},
-		{name: "no images", yaml: header + "spec: {images: []}\n", want: []string{"spec.images: at least one image is required"}},
+		{name: "schedule", yaml: header + "spec:\n  schedule: every minute\n  images:\n  - " + restartImage + "\n",
+			want: []string{`spec.schedule "every minute"`}},
+		{name: "no images", yaml: header + "spec: {images: []}\n", want: []string{"spec.images: at least one image " +
+			"is required"}},
 		{
 			name: "verification without a keys ConfigMap",
 			yaml: withImages(restartImage) + "  verification: {}\n",
@@ -99,12 +110,14 @@ func TestParseRejects(t *testing.T) {
 		},
 		{
 			name: "image name missing",
-			yaml: withImages(`{repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, ` +
+				`annotation: x.io/a}`),
 			want: []string{"spec.images[0].name: required"},
 		},
 		{
 			name: "image name invalid",
-			yaml: withImages(`{name: Jobs_Manager, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: Jobs_Manager, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, ` +
+				`container: c}, annotation: x.io/a}`),
 			want: []string{"spec.images[0] (Jobs_Manager).name"},
 		},
 		{
@@ -119,27 +132,32 @@ func TestParseRejects(t *testing.T) {
 		},
 		{
 			name: "repository unparsable",
-			yaml: withImages(`{name: a, repository: "ghcr.io/Tracebloc/UPPER", action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: "ghcr.io/Tracebloc/UPPER", action: rollout-restart, target: {name: d, ` +
+				`container: c}, annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).repository "ghcr.io/Tracebloc/UPPER"`},
 		},
 		{
 			name: "tag unparsable",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, tag: "pr@d", action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, tag: "pr@d", action: rollout-restart, target: {name: d, ` +
+				`container: c}, annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).tag "pr@d"`},
 		},
 		{
 			name: "digest not sha256",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "sha512:abc", action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "sha512:abc", action: rollout-restart, target: ` +
+				`{name: d, container: c}, annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).digest "sha512:abc"`},
 		},
 		{
 			name: "digest uppercase hex",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "` + strings.ToUpper(digest) + `", action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "` + strings.ToUpper(digest) + `", action: ` +
+				`rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
 			want: []string{"spec.images[0] (a).digest", "64 lowercase hex"},
 		},
 		{
 			name: "digest too short",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "` + digest[:70] + `", action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "` + digest[:70] + `", action: rollout-restart, ` +
+				`target: {name: d, container: c}, annotation: x.io/a}`),
 			want: []string{"spec.images[0] (a).digest"},
 		},
 		{
@@ -149,42 +167,50 @@ func TestParseRejects(t *testing.T) {
 		},
 		{
 			name: "action unsupported",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: delete-pods, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: delete-pods, target: {name: d, container: c}, ` +
+				`annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).action "delete-pods": unsupported`},
 		},
 		{
 			name: "env with rollout-restart",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, env: A_DIGEST, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, env: A_DIGEST, target: {name: d, ` +
+				`container: c}, annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).env "A_DIGEST": only valid with action "set-env"`},
 		},
 		{
 			name: "set-env without env",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: set-env, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: set-env, target: {name: d, container: c}, ` +
+				`annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).env: required with action "set-env"`},
 		},
 		{
 			name: "set-env with invalid env name",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: set-env, env: "1=X", target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: set-env, env: "1=X", target: {name: d, container: ` +
+				`c}, annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).env "1=X"`},
 		},
 		{
 			name: "target kind unsupported",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {kind: StatefulSet, name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {kind: StatefulSet, name: ` +
+				`d, container: c}, annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).target.kind "StatefulSet": unsupported`},
 		},
 		{
 			name: "target name invalid",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: "My_Deploy", container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: "My_Deploy", ` +
+				`container: c}, annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).target.name "My_Deploy"`},
 		},
 		{
 			name: "target container missing",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d}, ` +
+				`annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).target.container ""`},
 		},
 		{
 			name: "target namespace not a namespace name",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, namespace: Other.ns, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, namespace: ` +
+				`Other.ns, container: c}, annotation: x.io/a}`),
 			want: []string{`spec.images[0] (a).target.namespace "Other.ns"`},
 		},
 		{
@@ -194,53 +220,76 @@ func TestParseRejects(t *testing.T) {
 		},
 		{
 			name: "annotation not a qualified name",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: "tracebloc.io/last refreshed"}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, ` +
+				`annotation: "tracebloc.io/last refreshed"}`),
 			want: []string{`spec.images[0] (a).annotation "tracebloc.io/last refreshed"`},
 		},
 		{
 			name: "annotation owned by Helm",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: meta.helm.sh/release-name}`),
-			want: []string{`spec.images[0] (a).annotation "meta.helm.sh/release-name": prefix "meta.helm.sh" is reserved for helm.sh`},
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, ` +
+				`annotation: meta.helm.sh/release-name}`),
+			want: []string{`spec.images[0] (a).annotation "meta.helm.sh/release-name": prefix "meta.helm.sh" is reserved ` +
+				`for helm.sh`},
 		},
 		{
 			name: "annotation owned by the Deployment controller",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: deployment.kubernetes.io/revision}`),
-			want: []string{`spec.images[0] (a).annotation "deployment.kubernetes.io/revision": prefix "deployment.kubernetes.io" is reserved for kubernetes.io`},
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, ` +
+				`annotation: deployment.kubernetes.io/revision}`),
+			want: []string{`spec.images[0] (a).annotation "deployment.kubernetes.io/revision": prefix ` +
+				`"deployment.kubernetes.io" is reserved for kubernetes.io`},
 		},
 		{
 			name: "annotation in k8s.io",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: k8s.io/last-digest}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, ` +
+				`annotation: k8s.io/last-digest}`),
 			want: []string{`prefix "k8s.io" is reserved for k8s.io`},
 		},
-		{name: "schedule with a time zone", yaml: header + "spec:\n  schedule: \"TZ=UTC 7 * * * *\"\n  images:\n  - " + restartImage + "\n", want: []string{`spec.schedule "TZ=UTC 7 * * * *": TZ= and CRON_TZ= are not allowed`}},
-		{name: "schedule with a cron time zone", yaml: header + "spec:\n  schedule: \"CRON_TZ=Europe/Berlin 7 * * * *\"\n  images:\n  - " + restartImage + "\n", want: []string{`TZ= and CRON_TZ= are not allowed`}},
+		{name: "schedule with a time zone", yaml: header + "spec:\n  schedule: \"TZ=UTC 7 * * * *\"\n  images:\n  - " +
+			restartImage + "\n", want: []string{`spec.schedule "TZ=UTC 7 * * * *": TZ= and CRON_TZ= are not allowed`}},
+		{name: "schedule with a cron time zone", yaml: header + "spec:\n  schedule: \"CRON_TZ=Europe/Berlin 7 * * * *\"\n  " +
+			"images:\n  - " + restartImage + "\n", want: []string{`TZ= and CRON_TZ= are not allowed`}},
 		{
 			name: "duplicate annotations",
 			yaml: withImages(restartImage, strings.Replace(restartImage, "name: jobs-manager,", "name: pods-monitor,", 1)),
-			want: []string{`spec.images[1] (pods-monitor).annotation "tracebloc.io/last-refreshed-jobs-manager-digest": duplicate of spec.images[0]`},
+			want: []string{`spec.images[1] (pods-monitor).annotation "tracebloc.io/last-refreshed-jobs-manager-digest": ` +
+				`duplicate of spec.images[0]`},
 		},
-		{name: "negative wait limit", yaml: header + "spec:\n  waitLimit: -1\n  images:\n  - " + restartImage + "\n", want: []string{"spec.waitLimit -1: must be at least 1"}},
+		{name: "negative wait limit", yaml: header + "spec:\n  waitLimit: -1\n  images:\n  - " + restartImage + "\n",
+			want: []string{"spec.waitLimit -1: must be at least 1"}},
 		{
 			name: "image name too long for its status annotation",
 			yaml: withImages(strings.Replace(restartImage, "name: jobs-manager,", "name: "+strings.Repeat("a", 57)+",", 1)),
-			want: []string{"name: must be at most 56 characters (it names the status annotation image-refresh.io/status-<name>)"},
+			want: []string{"name: must be at most 56 characters (it names the status annotation " +
+				"image-refresh.io/status-<name>)"},
 		},
 		{
 			name: "annotation where statuses are written",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: image-refresh.io/status-b}`),
-			want: []string{`spec.images[0] (a).annotation "image-refresh.io/status-b": image-refresh.io/status-* is where the refresher writes each image's status`},
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, ` +
+				`annotation: image-refresh.io/status-b}`),
+			want: []string{`spec.images[0] (a).annotation "image-refresh.io/status-b": image-refresh.io/status-* is where the ` +
+				`refresher writes each image's status`},
 		},
 		{name: "job image", yaml: withJob(`{image: "ghcr.io/x/Y:"}`), want: []string{`spec.job.image "ghcr.io/x/Y:"`}},
-		{name: "job pull policy", yaml: withJob(`{imagePullPolicy: Sometimes}`), want: []string{`spec.job.imagePullPolicy "Sometimes"`}},
-		{name: "job runs as root", yaml: withJob(`{runAsUser: 0}`), want: []string{"spec.job.runAsUser 0: must be a non-root UID"}},
-		{name: "job secret names", yaml: withJob(`{imagePullSecrets: [Bad_Secret], registryCredentialsSecret: "also bad"}`), want: []string{`spec.job.secret name "Bad_Secret"`, `spec.job.secret name "also bad"`}},
-		{name: "job deadlines", yaml: withJob(`{startingDeadlineSeconds: 0, activeDeadlineSeconds: -1}`), want: []string{"spec.job.startingDeadlineSeconds 0: must be positive", "spec.job.activeDeadlineSeconds -1: must be positive"}},
-		{name: "job history limits", yaml: withJob(`{backoffLimit: -1, successfulJobsHistoryLimit: -2, failedJobsHistoryLimit: -3}`), want: []string{"spec.job.backoffLimit -1", "spec.job.successfulJobsHistoryLimit -2", "spec.job.failedJobsHistoryLimit -3"}},
-		{name: "job resources", yaml: withJob(`{resources: {limits: {memory: lots}}}`), want: []string{`spec.job.resources.limits.memory "lots"`}},
+		{name: "job pull policy", yaml: withJob(`{imagePullPolicy: Sometimes}`),
+			want: []string{`spec.job.imagePullPolicy "Sometimes"`}},
+		{name: "job runs as root", yaml: withJob(`{runAsUser: 0}`), want: []string{"spec.job.runAsUser 0: must be a " +
+			"non-root UID"}},
+		{name: "job secret names", yaml: withJob(`{imagePullSecrets: [Bad_Secret], registryCredentialsSecret: "also bad"}`),
+			want: []string{`spec.job.secret name "Bad_Secret"`, `spec.job.secret name "also bad"`}},
+		{name: "job deadlines", yaml: withJob(`{startingDeadlineSeconds: 0, activeDeadlineSeconds: -1}`),
+			want: []string{"spec.job.startingDeadlineSeconds 0: must be positive", "spec.job.activeDeadlineSeconds -1: must " +
+				"be positive"}},
+		{name: "job history limits", yaml: withJob(`{backoffLimit: -1, successfulJobsHistoryLimit: -2, ` +
+			`failedJobsHistoryLimit: -3}`), want: []string{"spec.job.backoffLimit -1", "spec.job.successfulJobsHistoryLimit -2",
+			"spec.job.failedJobsHistoryLimit -3"}},
+		{name: "job resources", yaml: withJob(`{resources: {limits: {memory: lots}}}`),
+			want: []string{`spec.job.resources.limits.memory "lots"`}},
 		{
 			name: "every problem is reported at once",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "sha256:x", action: set-env, target: {kind: Job, name: d, container: c}, annotation: "bad key"}`),
-			want: []string{"spec.images[0] (a).digest", "spec.images[0] (a).env: required", "spec.images[0] (a).target.kind", "spec.images[0] (a).annotation"},
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "sha256:x", action: set-env, target: {kind: Job, ` +
+				`name: d, container: c}, annotation: "bad key"}`),
+			want: []string{"spec.images[0] (a).digest", "spec.images[0] (a).env: required", "spec.images[0] (a).target.kind",
+				"spec.images[0] (a).annotation"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,7 +311,8 @@ func TestParseRejects(t *testing.T) {
 
 func TestParseDefaults(t *testing.T) {
 	cfg, err := Parse([]byte(withImages(
-		`{name: jobs-manager, repository: docker.io/tracebloc/jobs-manager, action: rollout-restart, target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/a}`,
+		`{name: jobs-manager, repository: docker.io/tracebloc/jobs-manager, action: rollout-restart, target: {name: ` +
+			`stg-jobs-manager, container: api}, annotation: tracebloc.io/a}`,
 	)))
 	if err != nil {
 		t.Fatal(err)
@@ -294,7 +344,8 @@ func TestParseKeepsExplicitValues(t *testing.T) {
 	cfg, err := Parse([]byte(header + `spec:
   schedule: "*/5 * * * *"
   images:
-  - {name: a, repository: ghcr.io/x/a, tag: v1, action: rollout-restart, target: {kind: Deployment, name: d, namespace: tracebloc, container: c}, annotation: x.io/a}
+  - {name: a, repository: ghcr.io/x/a, tag: v1, action: rollout-restart, target: {kind: Deployment, name: d, ` +
+		`namespace: tracebloc, container: c}, annotation: x.io/a}
   job:
     runAsUser: 1000
     backoffLimit: 0
@@ -319,7 +370,8 @@ func TestParseKeepsExplicitValues(t *testing.T) {
 // a Role of its own (contract.Grants).
 func TestParseKeepsKindAndNamespace(t *testing.T) {
 	cfg, err := Parse([]byte(withImages(
-		`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {kind: DaemonSet, name: agent, namespace: node-agents, container: c}, annotation: x.io/a}`,
+		`{name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {kind: DaemonSet, name: agent, namespace: `+
+			`node-agents, container: c}, annotation: x.io/a}`,
 		`{name: b, repository: ghcr.io/x/b, action: set-image, target: {name: d, container: c}, annotation: x.io/b}`,
 	)))
 	if err != nil {
@@ -340,7 +392,8 @@ metadata: {name: r}
 spec:
   images:
   - {name: a, repository: ghcr.io/x/a, action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}
-  - {name: b, repository: ghcr.io/x/b, action: rollout-restart, target: {name: d, namespace: elsewhere, container: c}, annotation: x.io/b}
+  - {name: b, repository: ghcr.io/x/b, action: rollout-restart, target: {name: d, namespace: elsewhere, container: ` +
+		`c}, annotation: x.io/b}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -417,10 +470,13 @@ func TestVerificationRequired(t *testing.T) {
 		want []bool // per image
 	}{
 		{name: "no verification", yaml: withImages(restartImage, setEnvImage), want: []bool{false, false}},
-		{name: "every floating image", yaml: withImages(restartImage, setEnvImage) + "  verification: {keysConfigMap: keys}\n", want: []bool{true, true}},
-		{name: "verify false exempts one", yaml: withImages(exempt, setEnvImage) + "  verification: {keysConfigMap: keys}\n", want: []bool{false, true}},
+		{name: "every floating image", yaml: withImages(restartImage, setEnvImage) + "  verification: " +
+			"{keysConfigMap: keys}\n", want: []bool{true, true}},
+		{name: "verify false exempts one", yaml: withImages(exempt, setEnvImage) + "  verification: {keysConfigMap: keys}\n",
+			want: []bool{false, true}},
 		{name: "verify false without verification", yaml: withImages(exempt), want: []bool{false}},
-		{name: "a pinned image is never verified", yaml: withImages(restartImage, pinned) + "  verification: {keysConfigMap: keys}\n", want: []bool{true, false}},
+		{name: "a pinned image is never verified", yaml: withImages(restartImage, pinned) + "  verification: " +
+			"{keysConfigMap: keys}\n", want: []bool{true, false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Parse([]byte(tc.yaml))
@@ -440,7 +496,8 @@ func TestMarshalRoundTrip(t *testing.T) {
 	for name, doc := range map[string]string{
 		"verification": withImages(restartImage, strings.Replace(setEnvImage, "action:", "verify: false, action:", 1)) +
 			"  verification: {keysConfigMap: release-keys, recheckAfter: 10m}\n",
-		"job env, in its order": withJob(`{env: [{name: NO_PROXY, value: '.svc'}, {name: HTTPS_PROXY, value: 'http://p:3128'}]}`),
+		"job env, in its order": withJob(`{env: [{name: NO_PROXY, value: '.svc'}, {name: HTTPS_PROXY, value: ` +
+			`'http://p:3128'}]}`),
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg, err := Parse([]byte(doc))

@@ -125,7 +125,8 @@ func SchedulePeriod(schedule string) time.Duration {
 func (c *RefreshConfig) Deprecations() []string {
 	var out []string
 	if c.Spec.WaitLimit > 0 {
-		out = append(out, fmt.Sprintf("spec.waitLimit is deprecated and will be removed: it now reads as spec.waitTimeout %s (%d runs of schedule %q, whose longest gap is %s); set spec.waitTimeout instead",
+		out = append(out, fmt.Sprintf("spec.waitLimit is deprecated and will be removed: it now reads as spec.waitTimeout "+
+			"%s (%d runs of schedule %q, whose longest gap is %s); set spec.waitTimeout instead",
 			c.Spec.EffectiveWaitTimeout(), c.Spec.WaitLimit, c.Spec.Schedule, SchedulePeriod(c.Spec.Schedule)))
 	}
 	return out
@@ -163,21 +164,27 @@ func (c *RefreshConfig) validateSafe() []error {
 			seen[s] = i
 		}
 	}
-	if c.Spec.WaitTimeout < 0 || (c.Spec.WaitTimeout != 0 && (c.Spec.WaitTimeout.D() < time.Minute || c.Spec.WaitTimeout.D() > maxWaitTimeout)) {
-		errs = append(errs, fmt.Errorf("spec.waitTimeout %s: must be between 1m and %s (unset: %s)", c.Spec.WaitTimeout, maxWaitTimeout, DefaultWaitTimeout))
+	if c.Spec.WaitTimeout < 0 || (c.Spec.WaitTimeout != 0 && (c.Spec.WaitTimeout.D() < time.Minute ||
+		c.Spec.WaitTimeout.D() > maxWaitTimeout)) {
+		errs = append(errs, fmt.Errorf("spec.waitTimeout %s: must be between 1m and %s (unset: %s)", c.Spec.WaitTimeout,
+			maxWaitTimeout, DefaultWaitTimeout))
 	}
 	if c.Spec.WaitTimeout != 0 && c.Spec.WaitLimit != 0 {
-		errs = append(errs, fmt.Errorf("spec.waitLimit %d and spec.waitTimeout %s: set one (waitLimit is deprecated: keep spec.waitTimeout)", c.Spec.WaitLimit, c.Spec.WaitTimeout))
+		errs = append(errs, fmt.Errorf("spec.waitLimit %d and spec.waitTimeout %s: set one (waitLimit is deprecated: keep "+
+			"spec.waitTimeout)", c.Spec.WaitLimit, c.Spec.WaitTimeout))
 	}
 	if c.Spec.RolloutTimeout < 0 || (c.Spec.RolloutTimeout != 0 && c.Spec.RolloutTimeout.D() < time.Minute) {
-		errs = append(errs, fmt.Errorf("spec.rolloutTimeout %s: must be at least 1m (unset: %s)", c.Spec.RolloutTimeout, DefaultRolloutTimeout))
+		errs = append(errs, fmt.Errorf("spec.rolloutTimeout %s: must be at least 1m (unset: %s)", c.Spec.RolloutTimeout,
+			DefaultRolloutTimeout))
 	}
 	for i, img := range c.Spec.Images {
 		if img.Soak < 0 || img.Soak.D() > maxSoak {
-			errs = append(errs, fmt.Errorf("spec.images[%d] (%s).soak %s: must be between 0 and %s", i, img.Name, img.Soak, maxSoak))
+			errs = append(errs, fmt.Errorf("spec.images[%d] (%s).soak %s: must be between 0 and %s", i, img.Name, img.Soak,
+				maxSoak))
 		}
 		if img.Soak != 0 && img.Pinned() {
-			errs = append(errs, fmt.Errorf("spec.images[%d] (%s).soak %s: a pinned image is never polled, so it cannot soak", i, img.Name, img.Soak))
+			errs = append(errs, fmt.Errorf("spec.images[%d] (%s).soak %s: a pinned image is never polled, so it cannot soak", i,
+				img.Name, img.Soak))
 		}
 	}
 	return errs

@@ -138,7 +138,8 @@ func (c *RefreshConfig) Validate() error {
 		} else if msgs := content.IsDNS1123Label(img.Name); len(msgs) > 0 {
 			add("%s.name: %s", at, strings.Join(msgs, "; "))
 		} else if len(img.Name) > maxImageNameChars {
-			add("%s.name: must be at most %d characters (it names the status annotation %s<name>)", at, maxImageNameChars, StatusAnnotationPrefix)
+			add("%s.name: must be at most %d characters (it names the status annotation %s<name>)", at, maxImageNameChars,
+				StatusAnnotationPrefix)
 		} else if j, dup := names[img.Name]; dup {
 			add("%s.name: duplicate of spec.images[%d]", at, j)
 		} else {
@@ -260,7 +261,8 @@ func (j Job) validate() []error {
 	for _, f := range []struct {
 		field string
 		v     *int32
-	}{{"backoffLimit", j.BackoffLimit}, {"successfulJobsHistoryLimit", j.SuccessfulJobsHistoryLimit}, {"failedJobsHistoryLimit", j.FailedJobsHistoryLimit}} {
+	}{{"backoffLimit", j.BackoffLimit}, {"successfulJobsHistoryLimit", j.SuccessfulJobsHistoryLimit},
+		{"failedJobsHistoryLimit", j.FailedJobsHistoryLimit}} {
 		if f.v != nil && *f.v < 0 {
 			add("%s %d: must not be negative", f.field, *f.v)
 		}
@@ -295,7 +297,8 @@ func ValidateAnnotationKey(key string) error {
 	}
 	for _, domain := range reservedAnnotationDomains {
 		if prefix == domain || strings.HasSuffix(prefix, "."+domain) {
-			return fmt.Errorf("prefix %q is reserved for %s; use a domain of your own, e.g. tracebloc.io/last-refreshed-<image>-digest", prefix, domain)
+			return fmt.Errorf("prefix %q is reserved for %s; use a domain of your own, e.g. "+
+				"tracebloc.io/last-refreshed-<image>-digest", prefix, domain)
 		}
 	}
 	return nil

@@ -28,7 +28,8 @@ func container(t *testing.T, body string) *corev1.Container {
 	for line := range strings.Lines(body) {
 		b.WriteString("  " + line)
 	}
-	dep := deployment(t, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - name: api\n"+b.String())
+	dep := deployment(t, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    "+
+		"spec:\n      containers:\n      - name: api\n"+b.String())
 	return &dep.Spec.Template.Spec.Containers[0]
 }
 
@@ -77,7 +78,8 @@ func TestDecodeAsKubernetes(t *testing.T) {
 `, wantImage: "example.com/web:prod"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			y := `x-defaults: &defaults {image: "example.com/web:prod", imagePullPolicy: IfNotPresent, env: [{name: X, value: "sha256:r"}]}
+			y := `x-defaults: &defaults {image: "example.com/web:prod", imagePullPolicy: IfNotPresent, env: [{name: X, value: ` +
+				`"sha256:r"}]}
 x-envs: &envs [{name: X, value: "sha256:r"}]
 apiVersion: apps/v1
 kind: Deployment
@@ -104,7 +106,8 @@ spec:
 
 func TestDecodeCapsAliasExpansion(t *testing.T) {
 	var b strings.Builder
-	b.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nbig: &b [" + strings.Repeat(`"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",`, 50) + "z]\nitems:\n")
+	b.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nbig: &b [" +
+		strings.Repeat(`"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",`, 50) + "z]\nitems:\n")
 	for range 200 {
 		b.WriteString("- *b\n")
 	}
@@ -158,7 +161,8 @@ func TestCheckRoleCovers(t *testing.T) {
 		{"explicit target, Role in the release namespace", "", "other", RuleRBACNamespace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := CheckRoleCovers(tc.roleNS, Target{Key: config.TargetKey{Kind: "Deployment", Namespace: tc.targetNS, Name: "web"}})
+			v := CheckRoleCovers(tc.roleNS, Target{Key: config.TargetKey{Kind: "Deployment", Namespace: tc.targetNS,
+				Name: "web"}})
 			wantRule(t, v, tc.want, "set metadata.namespace of the config")
 		})
 	}
@@ -166,7 +170,8 @@ func TestCheckRoleCovers(t *testing.T) {
 
 func TestCheckSharedEnv(t *testing.T) {
 	img := func(name, ns string) config.Image {
-		return config.Image{Name: name, Action: config.ActionSetEnv, Env: "X", Target: config.Target{Kind: "Deployment", Name: "web", Namespace: ns, Container: "api"}}
+		return config.Image{Name: name, Action: config.ActionSetEnv, Env: "X", Target: config.Target{Kind: "Deployment",
+			Name: "web", Namespace: ns, Container: "api"}}
 	}
 	for _, tc := range []struct {
 		name     string
@@ -195,16 +200,20 @@ func TestCheckSharedEnv(t *testing.T) {
 
 func TestCheckSharedImage(t *testing.T) {
 	img := func(name, container string, action config.Action) config.Image {
-		return config.Image{Name: name, Action: action, Target: config.Target{Kind: "Deployment", Name: "web", Namespace: "x", Container: container}}
+		return config.Image{Name: name, Action: action, Target: config.Target{Kind: "Deployment", Name: "web", Namespace: "x",
+			Container: container}}
 	}
 	for _, tc := range []struct {
 		name   string
 		images []config.Image
 		want   []int
 	}{
-		{"two containers", []config.Image{img("a", "api", config.ActionSetImage), img("b", "pods-monitor", config.ActionSetImage)}, nil},
-		{"one container", []config.Image{img("a", "api", config.ActionSetImage), img("b", "api", config.ActionSetImage)}, []int{1}},
-		{"set-image beside rollout-restart", []config.Image{img("a", "api", config.ActionRolloutRestart), img("b", "api", config.ActionSetImage)}, nil},
+		{"two containers", []config.Image{img("a", "api", config.ActionSetImage), img("b", "pods-monitor",
+			config.ActionSetImage)}, nil},
+		{"one container", []config.Image{img("a", "api", config.ActionSetImage), img("b", "api", config.ActionSetImage)},
+			[]int{1}},
+		{"set-image beside rollout-restart", []config.Image{img("a", "api", config.ActionRolloutRestart), img("b", "api",
+			config.ActionSetImage)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := &config.RefreshConfig{Spec: config.Spec{Images: tc.images}}
@@ -221,7 +230,8 @@ func TestCheckSharedImage(t *testing.T) {
 
 func TestLiveImage(t *testing.T) {
 	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	img := config.Image{Name: "jobs-manager", Repository: "docker.io/tracebloc/jobs-manager", Tag: "prod", Action: config.ActionSetImage}
+	img := config.Image{Name: "jobs-manager", Repository: "docker.io/tracebloc/jobs-manager", Tag: "prod",
+		Action: config.ActionSetImage}
 	for _, tc := range []struct {
 		name, image, want string
 		rule              Rule
@@ -253,14 +263,16 @@ func TestCheckTargetState(t *testing.T) {
 		{"deleting", "  deletionTimestamp: \"2026-01-01T00:00:00Z\"\n", "", RuleTargetState},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dep := deployment(t, "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n"+tc.meta+"spec:\n  replicas: 1\n"+tc.spec)
+			dep := deployment(t, "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  "+
+				"name: web\n"+tc.meta+"spec:\n  replicas: 1\n"+tc.spec)
 			wantRule(t, CheckTargetState(dep), tc.want, "nothing would roll out")
 		})
 	}
 }
 
 func TestContainer(t *testing.T) {
-	dep := deployment(t, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: api, image: x}\n")
+	dep := deployment(t, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    "+
+		"spec:\n      containers:\n      - {name: api, image: x}\n")
 	if c, v := Container(dep, config.Image{Target: config.Target{Container: "api"}}); v != nil || c.Image != "x" {
 		t.Fatalf("Container(api) = %v, %v", c, v)
 	}
@@ -269,7 +281,8 @@ func TestContainer(t *testing.T) {
 }
 
 func TestCheckRestart(t *testing.T) {
-	img := config.Image{Name: "web", Repository: "docker.io/tracebloc/web", Tag: "prod", Action: config.ActionRolloutRestart}
+	img := config.Image{Name: "web", Repository: "docker.io/tracebloc/web", Tag: "prod",
+		Action: config.ActionRolloutRestart}
 	for _, tc := range []struct {
 		name, body string
 		want       Rule
@@ -277,14 +290,21 @@ func TestCheckRestart(t *testing.T) {
 	}{
 		{"tag, Always", "      image: tracebloc/web:prod\n      imagePullPolicy: Always\n", "", ""},
 		{"normalised reference", "      image: index.docker.io/tracebloc/web:prod\n      imagePullPolicy: Always\n", "", ""},
-		{"digest", "      image: tracebloc/web@sha256:" + strings.Repeat("a", 64) + "\n      imagePullPolicy: Always\n", RuleRestartPinned, "digest-pinned"},
-		{"tag and digest", "      image: tracebloc/web:prod@sha256:" + strings.Repeat("a", 64) + "\n      imagePullPolicy: Always\n", RuleRestartPinned, "digest-pinned"},
-		{"other repository", "      image: tracebloc/other:prod\n      imagePullPolicy: Always\n", RuleRestartReference, "not docker.io/tracebloc/web:prod"},
-		{"other tag", "      image: tracebloc/web:dev\n      imagePullPolicy: Always\n", RuleRestartReference, "runs tracebloc/web:dev"},
-		{"not a reference", "      image: \"UPPER/Case:x\"\n      imagePullPolicy: Always\n", RuleRestartReference, "not an image reference"},
-		{"IfNotPresent", "      image: tracebloc/web:prod\n      imagePullPolicy: IfNotPresent\n", RuleRestartPullPolicy, "imagePullPolicy IfNotPresent"},
+		{"digest", "      image: tracebloc/web@sha256:" + strings.Repeat("a", 64) + "\n      imagePullPolicy: Always\n",
+			RuleRestartPinned, "digest-pinned"},
+		{"tag and digest", "      image: tracebloc/web:prod@sha256:" + strings.Repeat("a", 64) +
+			"\n      imagePullPolicy: Always\n", RuleRestartPinned, "digest-pinned"},
+		{"other repository", "      image: tracebloc/other:prod\n      imagePullPolicy: Always\n", RuleRestartReference,
+			"not docker.io/tracebloc/web:prod"},
+		{"other tag", "      image: tracebloc/web:dev\n      imagePullPolicy: Always\n", RuleRestartReference,
+			"runs tracebloc/web:dev"},
+		{"not a reference", "      image: \"UPPER/Case:x\"\n      imagePullPolicy: Always\n", RuleRestartReference,
+			"not an image reference"},
+		{"IfNotPresent", "      image: tracebloc/web:prod\n      imagePullPolicy: IfNotPresent\n", RuleRestartPullPolicy,
+			"imagePullPolicy IfNotPresent"},
 		{"unset policy", "      image: tracebloc/web:prod\n", RuleRestartPullPolicy, "defaults to IfNotPresent"},
-		{"duplicate policy key: the last wins", "      image: tracebloc/web:prod\n      imagePullPolicy: Always\n      imagePullPolicy: IfNotPresent\n", RuleRestartPullPolicy, "IfNotPresent"},
+		{"duplicate policy key: the last wins", "      image: tracebloc/web:prod\n      imagePullPolicy: Always\n      " +
+			"imagePullPolicy: IfNotPresent\n", RuleRestartPullPolicy, "IfNotPresent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantRule(t, CheckRestart(img, container(t, tc.body)), tc.want, tc.contains)
@@ -303,7 +323,8 @@ func TestLiveEnv(t *testing.T) {
 		{"value", "      env: [{name: X, value: \"sha256:r\"}]\n", "sha256:r", ""},
 		{"bare", "      env: [{name: X}]\n", "", ""},
 		{"valueFrom", "      env: [{name: X, valueFrom: {configMapKeyRef: {name: c, key: k}}}]\n", "", RuleEnvValueFrom},
-		{"twice: refused, never the first patched while pods read the last", "      env: [{name: X, value: \"sha256:r\"}, {name: X, value: stale}]\n", "", RuleEnvDuplicate},
+		{"twice: refused, never the first patched while pods read the last", "      env: [{name: X, value: \"sha256:r\"}, " +
+			"{name: X, value: stale}]\n", "", RuleEnvDuplicate},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, v := LiveEnv(container(t, tc.body), "X")
@@ -334,13 +355,17 @@ func TestCheckRenderedEnv(t *testing.T) {
 		{"bare entry accepted", "      env: [{name: X}]\n", "", ""},
 		{"empty value is the same as bare", "      env: [{name: X, value: \"\"}]\n", "", ""},
 		{"value", "      env: [{name: X, value: \"sha256:old\"}]\n", RuleEnvRendered, `with value "sha256:old"`},
-		{"valueFrom", "      env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}]\n", RuleEnvRendered, "from valueFrom"},
+		{"valueFrom", "      env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}]\n", RuleEnvRendered,
+			"from valueFrom"},
 		{"twice", "      env: [{name: X}, {name: X}]\n", RuleEnvDuplicate, "2 times"},
-		{"envFrom of a rendered ConfigMap", "      envFrom: [{configMapRef: {name: has-x}}]\n", RuleEnvRendered, `from ConfigMap "has-x"`},
+		{"envFrom of a rendered ConfigMap", "      envFrom: [{configMapRef: {name: has-x}}]\n", RuleEnvRendered,
+			`from ConfigMap "has-x"`},
 		{"envFrom without the key", "      envFrom: [{configMapRef: {name: other}}]\n", "", ""},
 		{"envFrom with prefix", "      envFrom: [{prefix: P_, configMapRef: {name: has-x}}]\n", "", ""},
-		{"envFrom of a rendered Secret's stringData", "      envFrom: [{secretRef: {name: s}}]\n", RuleEnvRendered, `from Secret "s"`},
-		{"an explicit entry takes precedence over envFrom", "      env: [{name: X}]\n      envFrom: [{configMapRef: {name: has-x}}]\n", "", ""},
+		{"envFrom of a rendered Secret's stringData", "      envFrom: [{secretRef: {name: s}}]\n", RuleEnvRendered,
+			`from Secret "s"`},
+		{"an explicit entry takes precedence over envFrom", "      env: [{name: X}]\n      envFrom: [{configMapRef: " +
+			"{name: has-x}}]\n", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantRule(t, CheckRenderedEnv(container(t, tc.body), "X", fromStream), tc.want, tc.contains)

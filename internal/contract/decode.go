@@ -24,7 +24,8 @@ func Decode(raw []byte, into any) error {
 		return fmt.Errorf("converting YAML to JSON: %w", err)
 	}
 	if limit := MaxExpansion*len(raw) + 1024; len(j) > limit {
-		return fmt.Errorf("aliases expand the object from %d to %d bytes, more than %d times its size", len(raw), len(j), MaxExpansion)
+		return fmt.Errorf("aliases expand the object from %d to %d bytes, more than %d times its size", len(raw), len(j),
+			MaxExpansion)
 	}
 	if err := json.UnmarshalCaseSensitivePreserveInts(j, into); err != nil {
 		return fmt.Errorf("decoding: %w", err)

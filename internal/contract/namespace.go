@@ -69,19 +69,22 @@ func CheckSharedEnv(targets []Target) map[int]*Violation {
 			continue
 		}
 		for _, first := range targets[:j] {
-			if first.Image.Action != t.Image.Action || first.Image.Env != t.Image.Env || first.Image.Target.Container != t.Image.Target.Container ||
+			if first.Image.Action != t.Image.Action || first.Image.Env != t.Image.Env ||
+				first.Image.Target.Container != t.Image.Target.Container ||
 				first.Key.Kind != t.Key.Kind || first.Key.Name != t.Key.Name ||
 				(first.Key.Namespace != t.Key.Namespace && first.Key.Namespace != "" && t.Key.Namespace != "") {
 				continue
 			}
 			if t.Image.Action == config.ActionSetImage {
 				out[t.Index] = violation(RuleImageShared,
-					"spec.images[%d] (%s): spec.images[%d] (%s) already sets the image of container %q of %s; one patch would carry two images and every run would flip it: give one of them another target",
+					"spec.images[%d] (%s): spec.images[%d] (%s) already sets the image of container %q of %s; one patch would carry "+
+						"two images and every run would flip it: give one of them another target",
 					t.Index, t.Image.Name, first.Index, first.Image.Name, t.Image.Target.Container, KeyString(t.Key))
 				break
 			}
 			out[t.Index] = violation(RuleEnvShared,
-				"spec.images[%d] (%s).env %q: spec.images[%d] (%s) already sets it on container %q of %s; one patch would carry two values and every run would flip it: give one of them another variable or target",
+				"spec.images[%d] (%s).env %q: spec.images[%d] (%s) already sets it on container %q of %s; one patch would carry "+
+					"two values and every run would flip it: give one of them another variable or target",
 				t.Index, t.Image.Name, t.Image.Env, first.Index, first.Image.Name, t.Image.Target.Container, KeyString(t.Key))
 			break
 		}
@@ -98,7 +101,9 @@ func CheckRoleCovers(roleNamespace string, t Target) *Violation {
 		return nil
 	}
 	return violation(RuleRBACNamespace,
-		"its target %s is in namespace %q, where the refresher's RoleBinding must name the namespace of the refresher's ServiceAccount, and that is the release namespace, which a post-renderer cannot see, so every run would be refused (403); set metadata.namespace of the config",
+		"its target %s is in namespace %q, where the refresher's RoleBinding must name the namespace of the refresher's "+
+			"ServiceAccount, and that is the release namespace, which a post-renderer cannot see, so every run would be "+
+			"refused (403); set metadata.namespace of the config",
 		KeyString(t.Key), t.Key.Namespace)
 }
 
@@ -126,5 +131,7 @@ func CheckConfigNotHook(hook string) *Violation {
 		return nil
 	}
 	return violation(RuleConfigHook,
-		"it is a Helm hook (helm.sh/hook: %s), which is not a resource of the release and may be deleted after the hook runs, so the CronJob could not mount it; render the refresh config ConfigMap without the helm.sh/hook annotation", hook)
+		"it is a Helm hook (helm.sh/hook: %s), which is not a resource of the release and may be deleted after the hook "+
+			"runs, so the CronJob could not mount it; render the refresh config ConfigMap without the helm.sh/hook annotation",
+		hook)
 }

@@ -36,11 +36,14 @@ func CheckTargetState(dep *appsv1.Deployment) *Violation {
 	kind := ViewKind(dep)
 	switch {
 	case dep.DeletionTimestamp != nil:
-		return violation(RuleTargetState, "the %s is being deleted (metadata.deletionTimestamp is set): nothing would roll out", kind)
+		return violation(RuleTargetState, "the %s is being deleted (metadata.deletionTimestamp is set): nothing "+
+			"would roll out", kind)
 	case dep.Spec.Paused:
-		return violation(RuleTargetState, "the %s is paused (spec.paused: true): nothing would roll out; resume it (kubectl rollout resume) or pin the image", kind)
+		return violation(RuleTargetState, "the %s is paused (spec.paused: true): nothing would roll out; resume it "+
+			"(kubectl rollout resume) or pin the image", kind)
 	case dep.Spec.Strategy.Type == onDeleteStrategy:
-		return violation(RuleTargetState, "the %s is updated OnDelete (spec.updateStrategy.type: OnDelete): nothing would roll out until its pods are deleted; use RollingUpdate or pin the image", kind)
+		return violation(RuleTargetState, "the %s is updated OnDelete (spec.updateStrategy.type: OnDelete): nothing would "+
+			"roll out until its pods are deleted; use RollingUpdate or pin the image", kind)
 	}
 	return nil
 }
@@ -57,15 +60,19 @@ func CheckRestart(img config.Image, c *corev1.Container) *Violation {
 	}
 	running, err := name.ParseReference(c.Image)
 	if err != nil {
-		return violation(RuleRestartReference, "runs %q, which is not an image reference (%v): run %s there with imagePullPolicy: Always while %s floats",
+		return violation(RuleRestartReference, "runs %q, which is not an image reference (%v): run %s there with "+
+			"imagePullPolicy: Always while %s floats",
 			c.Image, err, polled, img.Name)
 	}
 	if _, pinned := running.(name.Digest); pinned {
-		return violation(RuleRestartPinned, "runs the digest-pinned image %s: a rollout restart would start that digest again, not the one %s points at; run the image by tag (%s) with imagePullPolicy: Always while %s floats, or pin the digest in the config too",
+		return violation(RuleRestartPinned, "runs the digest-pinned image %s: a rollout restart would start that digest "+
+			"again, not the one %s points at; run the image by tag (%s) with imagePullPolicy: Always while %s floats, or pin "+
+			"the digest in the config too",
 			c.Image, polled, polled, img.Name)
 	}
 	if running.Name() != polled.Name() {
-		return violation(RuleRestartReference, "runs %s, not %s: a rollout restart would not start the digest %s points at; run %s there, or set the image's repository and tag in the config to what the container runs",
+		return violation(RuleRestartReference, "runs %s, not %s: a rollout restart would not start the digest %s points "+
+			"at; run %s there, or set the image's repository and tag in the config to what the container runs",
 			c.Image, polled, polled, polled)
 	}
 	if policy := EffectivePullPolicy(c); policy != corev1.PullAlways {
@@ -73,7 +80,8 @@ func CheckRestart(img config.Image, c *corev1.Container) *Violation {
 		if c.ImagePullPolicy == "" {
 			found = fmt.Sprintf("no imagePullPolicy, which Kubernetes defaults to %s for %q", policy, c.Image)
 		}
-		return violation(RuleRestartPullPolicy, "runs %s with %s: a rollout restart would start the cached image instead of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while %s floats",
+		return violation(RuleRestartPullPolicy, "runs %s with %s: a rollout restart would start the cached image instead "+
+			"of pulling the digest the tag now points at; set imagePullPolicy: Always on that container while %s floats",
 			c.Image, found, img.Name)
 	}
 	return nil
@@ -90,11 +98,13 @@ func LiveImage(img config.Image, c *corev1.Container) (string, *Violation) {
 	}
 	running, err := name.ParseReference(c.Image)
 	if err != nil {
-		return "", violation(RuleImageReference, "runs %q, which is not an image reference (%v): run %s there while %s floats",
+		return "", violation(RuleImageReference, "runs %q, which is not an image reference (%v): run %s there "+
+			"while %s floats",
 			c.Image, err, polled, img.Name)
 	}
 	if running.Context().Name() != polled.Name() {
-		return "", violation(RuleImageReference, "runs %s, not the repository %s: set-image would replace one image with another; run %s there, or set the image's repository in the config to what the container runs",
+		return "", violation(RuleImageReference, "runs %s, not the repository %s: set-image would replace one image with "+
+			"another; run %s there, or set the image's repository in the config to what the container runs",
 			c.Image, polled, polled)
 	}
 	if d, ok := running.(name.Digest); ok {
@@ -124,7 +134,8 @@ func checkEnvDuplicate(c *corev1.Container, env string, entries []int) *Violatio
 	if len(entries) < 2 {
 		return nil
 	}
-	return violation(RuleEnvDuplicate, "lists env %s %d times (env[%d] and env[%d]): the kubelet uses the last, a patch by name cannot say which it changes; keep exactly one entry",
+	return violation(RuleEnvDuplicate, "lists env %s %d times (env[%d] and env[%d]): the kubelet uses the last, a patch "+
+		"by name cannot say which it changes; keep exactly one entry",
 		env, len(entries), entries[0], entries[len(entries)-1])
 }
 
@@ -179,9 +190,13 @@ func CheckRenderedEnv(c *corev1.Container, env string, envFrom EnvSource) *Viola
 		e := c.Env[i]
 		switch {
 		case e.ValueFrom != nil:
-			return violation(RuleEnvRendered, "renders env %s from valueFrom: every helm upgrade would reset the digest the refresher set (a silent downgrade); leave %s out of the chart while the image floats (render it only when its digest is pinned)", env, env)
+			return violation(RuleEnvRendered, "renders env %s from valueFrom: every helm upgrade would reset the digest the "+
+				"refresher set (a silent downgrade); leave %s out of the chart while the image floats (render it only when its "+
+				"digest is pinned)", env, env)
 		case e.Value != "":
-			return violation(RuleEnvRendered, "renders env %s with value %q: every helm upgrade would reset the digest the refresher set (a silent downgrade); leave %s out of the chart while the image floats (render it only when its digest is pinned)", env, e.Value, env)
+			return violation(RuleEnvRendered, "renders env %s with value %q: every helm upgrade would reset the digest the "+
+				"refresher set (a silent downgrade); leave %s out of the chart while the image floats (render it only when its "+
+				"digest is pinned)", env, e.Value, env)
 		}
 	}
 	if len(entries) > 0 || envFrom == nil {
@@ -202,7 +217,8 @@ func CheckRenderedEnv(c *corev1.Container, env string, envFrom EnvSource) *Viola
 			continue
 		}
 		if from := envFrom(kind, name, key); from != "" {
-			return violation(RuleEnvRendered, "takes env %s from %s (envFrom): every helm upgrade would reset the digest the refresher set (a silent downgrade); leave %s out of it while the image floats", env, from, key)
+			return violation(RuleEnvRendered, "takes env %s from %s (envFrom): every helm upgrade would reset the digest the "+
+				"refresher set (a silent downgrade); leave %s out of it while the image floats", env, from, key)
 		}
 	}
 	return nil

@@ -38,17 +38,26 @@ func TestDaemonSetView(t *testing.T) {
 		completed bool
 		state     Rule
 	}{
-		{name: "complete", status: "{observedGeneration: 4, desiredNumberScheduled: 3, currentNumberScheduled: 3, updatedNumberScheduled: 3, numberReady: 3, numberAvailable: 3}", replicas: [4]int32{3, 3, 3, 3}, completed: true},
+		{name: "complete", status: "{observedGeneration: 4, desiredNumberScheduled: 3, currentNumberScheduled: 3, " +
+			"updatedNumberScheduled: 3, numberReady: 3, numberAvailable: 3}", replicas: [4]int32{3, 3, 3, 3}, completed: true},
 		{name: "no node to run on", status: "{observedGeneration: 4}", completed: true},
-		{name: "generation not observed", status: "{observedGeneration: 3, desiredNumberScheduled: 3, currentNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 3}", replicas: [4]int32{3, 3, 3, 3}},
-		{name: "rolling", status: "{observedGeneration: 4, desiredNumberScheduled: 3, currentNumberScheduled: 3, updatedNumberScheduled: 1, numberReady: 3, numberAvailable: 2}", replicas: [4]int32{3, 3, 1, 2}},
-		{name: "ready is not yet available", status: "{observedGeneration: 4, desiredNumberScheduled: 3, currentNumberScheduled: 3, updatedNumberScheduled: 3, numberReady: 3, numberAvailable: 2}", replicas: [4]int32{3, 3, 3, 2}},
-		{name: "a misscheduled pod left", status: "{observedGeneration: 4, desiredNumberScheduled: 2, currentNumberScheduled: 2, numberMisscheduled: 1, updatedNumberScheduled: 2, numberAvailable: 2}", replicas: [4]int32{2, 3, 2, 2}, completed: true},
-		{name: "OnDelete", spec: "  updateStrategy: {type: OnDelete}\n", status: "{observedGeneration: 4}", completed: true, state: RuleTargetState},
+		{name: "generation not observed", status: "{observedGeneration: 3, desiredNumberScheduled: 3, " +
+			"currentNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 3}", replicas: [4]int32{3, 3, 3, 3}},
+		{name: "rolling", status: "{observedGeneration: 4, desiredNumberScheduled: 3, currentNumberScheduled: 3, " +
+			"updatedNumberScheduled: 1, numberReady: 3, numberAvailable: 2}", replicas: [4]int32{3, 3, 1, 2}},
+		{name: "ready is not yet available", status: "{observedGeneration: 4, desiredNumberScheduled: 3, " +
+			"currentNumberScheduled: 3, updatedNumberScheduled: 3, numberReady: 3, numberAvailable: 2}", replicas: [4]int32{3, 3,
+			3, 2}},
+		{name: "a misscheduled pod left", status: "{observedGeneration: 4, desiredNumberScheduled: 2, " +
+			"currentNumberScheduled: 2, numberMisscheduled: 1, updatedNumberScheduled: 2, numberAvailable: 2}",
+			replicas: [4]int32{2, 3, 2, 2}, completed: true},
+		{name: "OnDelete", spec: "  updateStrategy: {type: OnDelete}\n", status: "{observedGeneration: 4}", completed: true,
+			state: RuleTargetState},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dep := daemonSetView(t, daemonSet+tc.spec+"status: "+tc.status+"\n")
-			if dep.Name != "agent" || dep.Namespace != "node-agents" || dep.Generation != 4 || dep.Annotations["x.io/a"] != "sha256:1" ||
+			if dep.Name != "agent" || dep.Namespace != "node-agents" || dep.Generation != 4 ||
+				dep.Annotations["x.io/a"] != "sha256:1" ||
 				dep.Spec.Template.Spec.Containers[0].Name != "agent" || dep.Spec.MinReadySeconds != 5 ||
 				!reflect.DeepEqual(dep.Spec.Selector.MatchLabels, map[string]string{"app": "agent"}) {
 				t.Errorf("view lost the DaemonSet's metadata or template: %+v", dep)
@@ -57,7 +66,8 @@ func TestDaemonSetView(t *testing.T) {
 			if got := [4]int32{*dep.Spec.Replicas, st.Replicas, st.UpdatedReplicas, st.ReadyReplicas}; got != tc.replicas {
 				t.Errorf("replicas (desired, total, updated, ready) = %v; want %v", got, tc.replicas)
 			}
-			if got := len(dep.Status.Conditions) == 1 && dep.Status.Conditions[0].Reason == ReasonNewReplicaSetAvailable; got != tc.completed {
+			if got := len(dep.Status.Conditions) == 1 &&
+				dep.Status.Conditions[0].Reason == ReasonNewReplicaSetAvailable; got != tc.completed {
 				t.Errorf("completed = %v; want %v", got, tc.completed)
 			}
 			wantRule(t, CheckTargetState(dep), tc.state, "the DaemonSet is updated OnDelete")
@@ -67,7 +77,8 @@ func TestDaemonSetView(t *testing.T) {
 
 func TestTargetView(t *testing.T) {
 	decode := func(y string) func(any) error { return func(into any) error { return Decode([]byte(y), into) } }
-	dep, err := TargetView(config.KindDeployment, decode("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {paused: true}\n"))
+	dep, err := TargetView(config.KindDeployment, decode("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: "+
+		"web}\nspec: {paused: true}\n"))
 	if err != nil || dep.Name != "web" || !dep.Spec.Paused || ViewKind(dep) != config.KindDeployment {
 		t.Errorf("Deployment: %+v, %v", dep, err)
 	}
@@ -88,10 +99,12 @@ func TestGrants(t *testing.T) {
 		targets []Target
 		want    []Grant
 	}{
-		{"one namespace", []Target{target("Deployment", "tb", "a"), target("Deployment", "tb", "b"), target("Deployment", "tb", "a")},
+		{"one namespace", []Target{target("Deployment", "tb", "a"), target("Deployment", "tb", "b"), target("Deployment",
+			"tb", "a")},
 			[]Grant{{"tb", []ResourceNames{{"Deployment", "deployments", []string{"a", "b"}}}}}},
 		{"nothing floats: the Role for Events alone", nil, []Grant{{Namespace: "tb"}}},
-		{"a DaemonSet in another namespace", []Target{target("DaemonSet", "agents", "mon"), target("Deployment", "tb", "a"), target("DaemonSet", "tb", "log")},
+		{"a DaemonSet in another namespace", []Target{target("DaemonSet", "agents", "mon"), target("Deployment", "tb", "a"),
+			target("DaemonSet", "tb", "log")},
 			[]Grant{
 				{"tb", []ResourceNames{{"Deployment", "deployments", []string{"a"}}, {"DaemonSet", "daemonsets", []string{"log"}}}},
 				{"agents", []ResourceNames{{"DaemonSet", "daemonsets", []string{"mon"}}}},

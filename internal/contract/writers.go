@@ -55,8 +55,10 @@ const rbacGroup = "rbac.authorization.k8s.io"
 // binding of one of them needs no ClusterRole in the stream.
 var builtinClusterRoles = map[string][]policyRule{
 	"cluster-admin": {{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}},
-	"admin":         {{APIGroups: []string{"apps"}, Resources: []string{"daemonsets", "deployments"}, Verbs: []string{"patch", "update"}}},
-	"edit":          {{APIGroups: []string{"apps"}, Resources: []string{"daemonsets", "deployments"}, Verbs: []string{"patch", "update"}}},
+	"admin": {{APIGroups: []string{"apps"}, Resources: []string{"daemonsets", "deployments"},
+		Verbs: []string{"patch", "update"}}},
+	"edit": {{APIGroups: []string{"apps"}, Resources: []string{"daemonsets", "deployments"}, Verbs: []string{"patch",
+		"update"}}},
 }
 
 // writeVerbs are the verbs that can change a target's pod template or annotations.
@@ -166,7 +168,8 @@ func readRBAC(objects []Rendered) ([]role, []binding) {
 				Rules []policyRule `json:"rules"`
 			}
 			if obj.Decode(&r) == nil {
-				roles = append(roles, role{cluster: obj.Kind == "ClusterRole", namespace: obj.Namespace, name: obj.Name, rules: r.Rules})
+				roles = append(roles, role{cluster: obj.Kind == "ClusterRole", namespace: obj.Namespace, name: obj.Name,
+					rules: r.Rules})
 			}
 		case IsKind(obj.APIVersion, obj.Kind, "RoleBinding"), IsKind(obj.APIVersion, obj.Kind, "ClusterRoleBinding"):
 			var b struct { // a RoleBinding or ClusterRoleBinding
@@ -174,7 +177,8 @@ func readRBAC(objects []Rendered) ([]role, []binding) {
 				Subjects []subject `json:"subjects"`
 			}
 			if obj.Decode(&b) == nil {
-				bindings = append(bindings, binding{cluster: obj.Kind == "ClusterRoleBinding", namespace: obj.Namespace, name: obj.Name, roleRef: b.RoleRef, subjects: b.Subjects})
+				bindings = append(bindings, binding{cluster: obj.Kind == "ClusterRoleBinding", namespace: obj.Namespace,
+					name: obj.Name, roleRef: b.RoleRef, subjects: b.Subjects})
 			}
 		}
 	}
@@ -251,7 +255,8 @@ func (w workload) grantsOn(t config.TargetKey, roles []role, bindings []binding)
 				if r.cluster {
 					kind = "ClusterRole"
 				}
-				out = append(out, fmt.Sprintf("%s through %s bound by %s", strings.Join(verbs, ", "), objectRef(kind, r.namespace, r.name), b.ref()))
+				out = append(out, fmt.Sprintf("%s through %s bound by %s", strings.Join(verbs, ", "), objectRef(kind, r.namespace,
+					r.name), b.ref()))
 			}
 		}
 	}
@@ -347,7 +352,9 @@ func (w workload) secondWriter(targets []config.TargetKey, grants []string) *Vio
 		likely = " Its name or labels say refresh: it is likely the chart's own refresh CronJob."
 	}
 	return violation(RuleSecondWriter,
-		"%s runs as %s, which may write %s (%s): a second writer of the refresher's targets, whose writes end the refresher's rollout tracking (no quarantine, no rollback).%s Keep one refresher per target: turn it off in the chart (%s), or take its write access to the targets away",
+		"%s runs as %s, which may write %s (%s): a second writer of the refresher's targets, whose writes end the "+
+			"refresher's rollout tracking (no quarantine, no rollback).%s Keep one refresher per target: turn it off in the "+
+			"chart (%s), or take its write access to the targets away",
 		w.ref(), w.serviceAccountRef(), strings.Join(names, ", "), strings.Join(grants, "; "), likely, w.turnOff())
 }
 
@@ -372,7 +379,8 @@ func (w workload) helmUpgrade() (*Violation, bool) {
 	for _, c := range slices.Concat(w.pod.InitContainers, w.pod.Containers) {
 		line := strings.Join(slices.Concat(c.Command, c.Args), " ")
 		lower := strings.ToLower(line)
-		if !strings.Contains(lower, "upgrade") || (!strings.Contains(strings.ToLower(c.Image), "helm") && !strings.Contains(lower, "helm")) {
+		if !strings.Contains(lower, "upgrade") || (!strings.Contains(strings.ToLower(c.Image), "helm") &&
+			!strings.Contains(lower, "helm")) {
 			continue
 		}
 		if strings.Contains(line, "--post-renderer") {
@@ -383,7 +391,10 @@ func (w workload) helmUpgrade() (*Violation, bool) {
 			line = line[:maxShown] + "…"
 		}
 		return violation(RuleInClusterUpgrade,
-			"%s runs helm upgrade in the cluster without --post-renderer (container %q, image %s: %s): when it upgrades this release, Helm deletes what the post-renderer injected (the refresher's CronJob, ServiceAccount, Role, RoleBinding, admission guard, and a --config ConfigMap), without a signal. Pass the post-renderer to that helm upgrade, render the refresh objects from the chart itself, or turn it off (%s)",
+			"%s runs helm upgrade in the cluster without --post-renderer (container %q, image %s: %s): when it upgrades this "+
+				"release, Helm deletes what the post-renderer injected (the refresher's CronJob, ServiceAccount, Role, "+
+				"RoleBinding, admission guard, and a --config ConfigMap), without a signal. Pass the post-renderer to that helm "+
+				"upgrade, render the refresh objects from the chart itself, or turn it off (%s)",
 			w.ref(), c.Name, c.Image, line, w.turnOff()), true
 	}
 	return nil, false

@@ -78,7 +78,8 @@ func Assemble(bins []Binary, opts Options) (*Result, error) {
 	return res, nil
 }
 
-func platformImage(opts Options, p v1.Platform, binary, bundle []byte, created time.Time, annotations map[string]string) (v1.Image, int64, error) {
+func platformImage(opts Options, p v1.Platform, binary, bundle []byte, created time.Time,
+	annotations map[string]string) (v1.Image, int64, error) {
 	entrypoint := path.Join(BinDir, opts.binary())
 	files := []File{
 		{Path: entrypoint, Data: binary, Mode: 0o755},
@@ -167,14 +168,16 @@ func layerTarGz(files []File, directories map[string]bool, created time.Time) ([
 		if d == "/tmp" {
 			mode = 0o1777
 		}
-		entries = append(entries, entry{hdr: &tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(d, "/") + "/", Mode: mode}})
+		entries = append(entries, entry{hdr: &tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(d, "/") + "/",
+			Mode: mode}})
 	}
 	for _, f := range files {
 		mode := int64(f.Mode.Perm())
 		if mode == 0 {
 			mode = 0o644
 		}
-		entries = append(entries, entry{hdr: &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.Path, "/"), Mode: mode, Size: int64(len(f.Data))}, data: f.Data})
+		entries = append(entries, entry{hdr: &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.Path, "/"),
+			Mode: mode, Size: int64(len(f.Data))}, data: f.Data})
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.hdr.Name, b.hdr.Name) })
 

@@ -164,7 +164,8 @@ func Compile(ctx context.Context, opts Options) ([]Binary, error) {
 		if err := StaticELF(data, p.Architecture); err != nil {
 			return nil, fmt.Errorf("the %s binary of %s: %w", p, opts.Package, err)
 		}
-		logger.Info("compiled", "package", opts.Package, "platform", p.String(), "bytes", len(data), "duration", time.Since(began).Round(time.Millisecond).String())
+		logger.Info("compiled", "package", opts.Package, "platform", p.String(), "bytes", len(data), "duration",
+			time.Since(began).Round(time.Millisecond).String())
 		bins = append(bins, Binary{Platform: p, Data: data})
 	}
 	return bins, nil
@@ -172,7 +173,8 @@ func Compile(ctx context.Context, opts Options) ([]Binary, error) {
 
 func goBuild(ctx context.Context, opts Options, p v1.Platform, out string) error {
 	ldflags := strings.TrimSpace("-s -w -buildid= " + opts.LDFlags)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, opts.Package)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out,
+		opts.Package)
 	cmd.Dir = opts.Dir
 	cmd.Env = append(os.Environ(), goEnv(p)...)
 	// Let go build stop its compilers before it is killed.
@@ -239,7 +241,8 @@ func (o Options) validate() error {
 		}
 		seen[p.String()] = true
 	}
-	reserved := map[string]bool{path.Join(BinDir, o.binary()): true, CABundlePath: true, "/etc/passwd": true, "/etc/group": true}
+	reserved := map[string]bool{path.Join(BinDir, o.binary()): true, CABundlePath: true, "/etc/passwd": true,
+		"/etc/group": true}
 	for i, f := range o.Files {
 		switch {
 		case !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || f.Path == "/":

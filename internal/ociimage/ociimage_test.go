@@ -196,11 +196,13 @@ func TestAssembleImages(t *testing.T) {
 			if c.User != "65532:65532" || c.WorkingDir != "/" {
 				t.Errorf("user %q workdir %q", c.User, c.WorkingDir)
 			}
-			wantEnv := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt", "APP_MODE=test"}
+			wantEnv := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+				"APP_MODE=test"}
 			if !slices.Equal(c.Env, wantEnv) {
 				t.Errorf("env %q, want %q", c.Env, wantEnv)
 			}
-			if c.Labels[AnnotationSource] != "https://github.com/example/app" || c.Labels[AnnotationRevision] != "0123abc" || len(c.Labels) != 7 {
+			if c.Labels[AnnotationSource] != "https://github.com/example/app" || c.Labels[AnnotationRevision] != "0123abc" ||
+				len(c.Labels) != 7 {
 				t.Errorf("labels %v", c.Labels)
 			}
 			if len(cfg.RootFS.DiffIDs) != 1 || len(cfg.History) != 1 || !cfg.History[0].Created.Time.Equal(testCreated) {
@@ -336,13 +338,18 @@ func TestOptionsValidate(t *testing.T) {
 		{"no created", func(o *Options) { o.Created = time.Time{} }, "created time is required"},
 		{"created before 1970", func(o *Options) { o.Created = time.Unix(-1, 0) }, "before 1970"},
 		{"windows", func(o *Options) { o.Platforms = []v1.Platform{{OS: "windows", Architecture: "amd64"}} }, "only linux"},
-		{"duplicate platform", func(o *Options) { o.Platforms = []v1.Platform{DefaultPlatforms[0], DefaultPlatforms[0]} }, "given twice"},
-		{"arm64 variant", func(o *Options) { o.Platforms = []v1.Platform{{OS: "linux", Architecture: "arm64", Variant: "v9"}} }, "variant"},
+		{"duplicate platform", func(o *Options) { o.Platforms = []v1.Platform{DefaultPlatforms[0], DefaultPlatforms[0]} },
+			"given twice"},
+		{"arm64 variant", func(o *Options) {
+			o.Platforms = []v1.Platform{{OS: "linux", Architecture: "arm64",
+				Variant: "v9"}}
+		}, "variant"},
 		{"relative file", func(o *Options) { o.Files = []File{{Path: "etc/x"}} }, "not absolute"},
 		{"unclean file", func(o *Options) { o.Files = []File{{Path: "/etc/../x"}} }, "not absolute and clean"},
 		{"file over the bundle", func(o *Options) { o.Files = []File{{Path: CABundlePath}} }, "written by the build"},
 		{"file over a directory", func(o *Options) { o.Files = []File{{Path: "/etc/ssl"}} }, "is a directory"},
-		{"file mode with type bits", func(o *Options) { o.Files = []File{{Path: "/x", Mode: os.ModeDir | 0o755}} }, "not a permission mode"},
+		{"file mode with type bits", func(o *Options) { o.Files = []File{{Path: "/x", Mode: os.ModeDir | 0o755}} },
+			"not a permission mode"},
 		{"bad env", func(o *Options) { o.Env = []string{"NOEQUALS"} }, "not KEY=value"},
 	}
 	for _, tc := range tests {
@@ -545,7 +552,8 @@ func buildHello(t *testing.T) map[string][]byte {
 	}
 	host, ok := bins[runtime.GOARCH]
 	if !ok || runtime.GOOS != "linux" {
-		t.Fatalf("running the image's binary needs a linux/amd64 or linux/arm64 host, this is %s/%s", runtime.GOOS, runtime.GOARCH)
+		t.Fatalf("running the image's binary needs a linux/amd64 or linux/arm64 host, this is %s/%s", runtime.GOOS,
+			runtime.GOARCH)
 	}
 	path := filepath.Join(t.TempDir(), "hello")
 	if err := os.WriteFile(path, host, 0o755); err != nil {
@@ -563,7 +571,8 @@ func TestBuildRejectsBadOptions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "created time is required") {
 		t.Errorf("Build without Created = %v, want a validation error", err)
 	}
-	_, err = Build(t.Context(), Options{Package: "./does-not-exist", Created: testCreated, Platforms: DefaultPlatforms[:1]})
+	_, err = Build(t.Context(), Options{Package: "./does-not-exist", Created: testCreated,
+		Platforms: DefaultPlatforms[:1]})
 	if err == nil || !strings.Contains(err.Error(), "go build ./does-not-exist for linux/amd64") {
 		t.Errorf("Build of a missing package = %v, want the go build error", err)
 	}

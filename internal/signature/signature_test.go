@@ -129,7 +129,8 @@ func statementJSON(digest, predicateType string) []byte {
 }
 
 // bundleJSON is a bundle v0.3 with a DSSE envelope, as cosign 3 writes it with a key.
-func bundleJSON(t *testing.T, s signer, payloadType string, statement []byte, tamper func(payload, sig []byte) ([]byte, []byte)) []byte {
+func bundleJSON(t *testing.T, s signer, payloadType string, statement []byte, tamper func(payload, sig []byte) ([]byte,
+	[]byte)) []byte {
 	t.Helper()
 	sig := s.sign(t, PAE(payloadType, statement))
 	if tamper != nil {
@@ -167,8 +168,10 @@ func TestParsePublicKey(t *testing.T) {
 		{name: "ECDSA P-224", pem: ecdsaSigner(t, "k", elliptic.P224()).pem, err: "curve P-224 not supported"},
 		{name: "ECDSA P-521", pem: ecdsaSigner(t, "k", elliptic.P521()).pem, err: "curve P-521 not supported"},
 		{name: "RSA 1024", pem: newSigner(t, "k", rsaPriv).pem, err: "RSA key of 1024 bits"},
-		{name: "EC private key", pem: string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecDER})), err: `"EC PRIVATE KEY"`},
-		{name: "PKCS#8 private key", pem: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})), err: `"PRIVATE KEY"`},
+		{name: "EC private key", pem: string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecDER})),
+			err: `"EC PRIVATE KEY"`},
+		{name: "PKCS#8 private key", pem: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})),
+			err: `"PRIVATE KEY"`},
 		{name: "certificate", pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", err: `"CERTIFICATE"`},
 		{name: "garbage", pem: "not a key", err: "no PEM block"},
 		{name: "bad DER", pem: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", err: "parsing PKIX"},
@@ -183,7 +186,8 @@ func TestParsePublicKey(t *testing.T) {
 				t.Fatalf("ParsePublicKey = %v", err)
 			case tc.err == "" && (k.Name != "release.pub" || len(k.Fingerprint) != 64):
 				t.Errorf("key %+v", k)
-			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "release.pub")):
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(),
+				"release.pub")):
 				t.Errorf("ParsePublicKey = %v, want an error naming release.pub with %q", err, tc.err)
 			}
 		})
@@ -199,8 +203,10 @@ func TestParseKeys(t *testing.T) {
 	if _, err := ParseKeys(map[string]string{"README": a}); err == nil || !strings.Contains(err.Error(), ".pub") {
 		t.Errorf("no .pub entry: %v", err)
 	}
-	_, err = ParseKeys(map[string]string{"ok.pub": a, "bad1.pub": "x", "bad2.pub": "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"})
-	if err == nil || !strings.Contains(err.Error(), "bad1.pub") || !strings.Contains(err.Error(), "bad2.pub") || strings.Contains(err.Error(), "ok.pub") {
+	_, err = ParseKeys(map[string]string{"ok.pub": a, "bad1.pub": "x", "bad2.pub": "-----BEGIN PRIVATE " +
+		"KEY-----\nAA==\n-----END PRIVATE KEY-----\n"})
+	if err == nil || !strings.Contains(err.Error(), "bad1.pub") || !strings.Contains(err.Error(), "bad2.pub") ||
+		strings.Contains(err.Error(), "ok.pub") {
 		t.Errorf("bad keys: %v, want both named", err)
 	}
 	id := KeySetID(keys)
@@ -260,18 +266,27 @@ func TestVerifySimpleSigning(t *testing.T) {
 		{name: "ECDSA P-384 (SHA-384)", signer: p384, payload: good, keys: []signer{p384}, wantKey: "p384.pub"},
 		{name: "Ed25519", signer: ed, payload: good, keys: []signer{ed}, wantKey: "ed.pub"},
 		{name: "RSA", signer: rs, payload: good, keys: []signer{rs}, wantKey: "rsa.pub"},
-		{name: "two keys, the second matching", signer: p256, payload: good, keys: []signer{other, p256}, wantKey: "p256.pub"},
-		{name: "Docker Hub names normalized", signer: p256, payload: simplePayload(testDigest, "index.docker.io/library/busybox", SimpleSigningType),
+		{name: "two keys, the second matching", signer: p256, payload: good, keys: []signer{other, p256},
+			wantKey: "p256.pub"},
+		{name: "Docker Hub names normalized", signer: p256, payload: simplePayload(testDigest,
+			"index.docker.io/library/busybox", SimpleSigningType),
 			keys: []signer{p256}, repo: "docker.io/busybox", wantKey: "p256.pub"},
-		{name: "claimed identity with a tag", signer: p256, payload: simplePayload(testDigest, testRepo+":prod", SimpleSigningType), keys: []signer{p256}, wantKey: "p256.pub"},
+		{name: "claimed identity with a tag", signer: p256, payload: simplePayload(testDigest, testRepo+":prod",
+			SimpleSigningType), keys: []signer{p256}, wantKey: "p256.pub"},
 		{name: "wrong key", signer: other, payload: good, keys: []signer{p256}, errDetail: "does not verify"},
 		{name: "tampered signature", signer: p256, payload: good, keys: []signer{p256},
-			sig: func(s []byte) string { s[len(s)-1] ^= 1; return base64.StdEncoding.EncodeToString(s) }, errDetail: "does not verify"},
-		{name: "signature not base64", signer: p256, payload: good, keys: []signer{p256}, sig: func([]byte) string { return "!!" }, errDetail: "not base64"},
-		{name: "another digest", signer: p256, payload: simplePayload(otherDig, testRepo, SimpleSigningType), keys: []signer{p256}, errDetail: "not this digest"},
-		{name: "another repository", signer: p256, payload: simplePayload(testDigest, "ghcr.io/evil/ingestor", SimpleSigningType), keys: []signer{p256}, errDetail: "docker-reference"},
-		{name: "no docker-reference", signer: p256, payload: simplePayload(testDigest, "", SimpleSigningType), keys: []signer{p256}, errDetail: "docker-reference"},
-		{name: "wrong type", signer: p256, payload: simplePayload(testDigest, testRepo, "atomic container signature"), keys: []signer{p256}, errDetail: "critical.type"},
+			sig:       func(s []byte) string { s[len(s)-1] ^= 1; return base64.StdEncoding.EncodeToString(s) },
+			errDetail: "does not verify"},
+		{name: "signature not base64", signer: p256, payload: good, keys: []signer{p256},
+			sig: func([]byte) string { return "!!" }, errDetail: "not base64"},
+		{name: "another digest", signer: p256, payload: simplePayload(otherDig, testRepo, SimpleSigningType),
+			keys: []signer{p256}, errDetail: "not this digest"},
+		{name: "another repository", signer: p256, payload: simplePayload(testDigest, "ghcr.io/evil/ingestor",
+			SimpleSigningType), keys: []signer{p256}, errDetail: "docker-reference"},
+		{name: "no docker-reference", signer: p256, payload: simplePayload(testDigest, "", SimpleSigningType),
+			keys: []signer{p256}, errDetail: "docker-reference"},
+		{name: "wrong type", signer: p256, payload: simplePayload(testDigest, testRepo, "atomic container signature"),
+			keys: []signer{p256}, errDetail: "critical.type"},
 		{name: "payload not JSON", signer: p256, payload: []byte("{"), keys: []signer{p256}, errDetail: "parsing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,7 +319,8 @@ func TestVerifySimpleSigning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		key, err := VerifySimpleSigning(good, base64.StdEncoding.EncodeToString(raw), testDigest, testRepo, []PublicKey{p384.key(t)})
+		key, err := VerifySimpleSigning(good, base64.StdEncoding.EncodeToString(raw), testDigest, testRepo,
+			[]PublicKey{p384.key(t)})
 		checkVerify(t, key, err, "p384.pub", "")
 	})
 	t.Run("Ed25519ph is not pure Ed25519", func(t *testing.T) {
@@ -313,7 +329,8 @@ func TestVerifySimpleSigning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = VerifySimpleSigning(good, base64.StdEncoding.EncodeToString(raw), testDigest, testRepo, []PublicKey{ed.key(t)})
+		_, err = VerifySimpleSigning(good, base64.StdEncoding.EncodeToString(raw), testDigest, testRepo,
+			[]PublicKey{ed.key(t)})
 		checkVerify(t, "", err, "", "does not verify")
 	})
 }
@@ -344,17 +361,23 @@ func TestVerifyBundle(t *testing.T) {
 	}{
 		{name: "ECDSA P-256", signer: p256, statement: good, keys: []signer{p256}, wantKey: "p256.pub"},
 		{name: "Ed25519", signer: ed, statement: good, keys: []signer{ed}, wantKey: "ed.pub"},
-		{name: "two keys, the second matching", signer: p256, statement: good, keys: []signer{other, p256}, wantKey: "p256.pub"},
+		{name: "two keys, the second matching", signer: p256, statement: good, keys: []signer{other, p256},
+			wantKey: "p256.pub"},
 		{name: "wrong key", signer: other, statement: good, keys: []signer{p256}, errDetail: "does not verify"},
 		{name: "tampered payload", signer: p256, statement: good, keys: []signer{p256},
-			tamper: func(p, s []byte) ([]byte, []byte) { return statementJSON(otherDig, CosignSignPredicateType), s }, errDetail: "does not verify"},
+			tamper:    func(p, s []byte) ([]byte, []byte) { return statementJSON(otherDig, CosignSignPredicateType), s },
+			errDetail: "does not verify"},
 		{name: "tampered signature", signer: p256, statement: good, keys: []signer{p256},
 			tamper: func(p, s []byte) ([]byte, []byte) { s[len(s)-1] ^= 1; return p, s }, errDetail: "does not verify"},
-		{name: "another digest", signer: p256, statement: statementJSON(otherDig, CosignSignPredicateType), keys: []signer{p256}, errDetail: "no subject"},
-		{name: "wrong predicateType", signer: p256, statement: statementJSON(testDigest, "https://slsa.dev/provenance/v1"), keys: []signer{p256}, errDetail: "predicateType"},
-		{name: "wrong payloadType", signer: p256, payloadType: "application/json", statement: good, keys: []signer{p256}, errDetail: "payloadType"},
-		{name: "wrong statement _type", signer: p256, statement: edit(func(m map[string]any) { m["_type"] = "https://in-toto.io/Statement/v0.1" })(good),
-			keys: []signer{p256}, errDetail: "_type"},
+		{name: "another digest", signer: p256, statement: statementJSON(otherDig, CosignSignPredicateType),
+			keys: []signer{p256}, errDetail: "no subject"},
+		{name: "wrong predicateType", signer: p256, statement: statementJSON(testDigest, "https://slsa.dev/provenance/v1"),
+			keys: []signer{p256}, errDetail: "predicateType"},
+		{name: "wrong payloadType", signer: p256, payloadType: "application/json", statement: good, keys: []signer{p256},
+			errDetail: "payloadType"},
+		{name: "wrong statement _type", signer: p256,
+			statement: edit(func(m map[string]any) { m["_type"] = "https://in-toto.io/Statement/v0.1" })(good),
+			keys:      []signer{p256}, errDetail: "_type"},
 		{name: "subject digest not hex", signer: p256, keys: []signer{p256}, errDetail: "not hex",
 			statement: edit(func(m map[string]any) {
 				m["subject"] = append(m["subject"].([]any), map[string]any{"digest": map[string]string{"sha512": "zz"}})
@@ -412,7 +435,8 @@ func checkVerify(t *testing.T, key string, err error, wantKey, errDetail string)
 }
 
 func TestErrorMessage(t *testing.T) {
-	e := &Error{Reason: ReasonMissing, Digest: testDigest, Repository: testRepo, Keys: []string{"a.pub", "b.pub"}, Detail: "looked in: x"}
+	e := &Error{Reason: ReasonMissing, Digest: testDigest, Repository: testRepo, Keys: []string{"a.pub", "b.pub"},
+		Detail: "looked in: x"}
 	want := "signature-missing: no signature of " + testDigest + " in " + testRepo + " by key a.pub, b.pub (looked in: x)"
 	if e.Error() != want {
 		t.Errorf("Error() = %q, want %q", e.Error(), want)

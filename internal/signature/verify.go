@@ -65,7 +65,8 @@ type simpleSigning struct {
 // critical.type must be SimpleSigningType and critical.identity.docker-reference must name
 // repository (cosign verify checks neither; a signature copied from another repository's image
 // of the same digest passes cosign but not this gate).
-func VerifySimpleSigning(payload []byte, signatureB64 string, digest, repository string, keys []PublicKey) (string, error) {
+func VerifySimpleSigning(payload []byte, signatureB64 string, digest, repository string, keys []PublicKey) (string,
+	error) {
 	invalid := func(format string, args ...any) error {
 		return &Error{Reason: ReasonInvalid, Digest: digest, Repository: repository, Keys: keyNames(keys),
 			Detail: fmt.Sprintf(format, args...)}
@@ -176,7 +177,8 @@ func VerifyBundle(bundleJSON []byte, digest string, keys []PublicKey) (string, e
 	case vm == nil:
 		return "", invalid("the bundle has no verification material")
 	case vm.PublicKey == nil:
-		return "", invalid("the bundle's verification material is a certificate, not a public key (keyless signatures are not verified)")
+		return "", invalid("the bundle's verification material is a certificate, not a public key (keyless signatures are " +
+			"not verified)")
 	}
 	env := b.DsseEnvelope
 	if env == nil {
@@ -247,7 +249,8 @@ func PAE(payloadType string, payload []byte) []byte {
 
 // decodeBase64 decodes a protobuf JSON bytes field: standard or URL alphabet, padded or not.
 func decodeBase64(s string) ([]byte, error) {
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding,
+		base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
 			return b, nil
 		}

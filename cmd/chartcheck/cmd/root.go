@@ -46,10 +46,13 @@ type renderFlags struct {
 }
 
 func (f *renderFlags) add(fs *pflag.FlagSet, formats string) {
-	fs.StringVar(&f.manifests, "manifests", "", `read an already-rendered stream instead of rendering a chart ("-" for stdin)`)
+	fs.StringVar(&f.manifests, "manifests", "", `read an already-rendered stream instead of rendering a chart `+
+		`("-" for stdin)`)
 	fs.StringVar(&f.release.Name, "release", "", `release name (default "`+chartcheck.DefaultReleaseName+`")`)
-	fs.StringVarP(&f.release.Namespace, "namespace", "n", "", `release namespace (default "`+chartcheck.DefaultNamespace+`")`)
-	fs.StringVar(&f.release.KubeVersion, "kube-version", "", `Kubernetes version for .Capabilities (default "`+chartcheck.DefaultKubeVersion+`")`)
+	fs.StringVarP(&f.release.Namespace, "namespace", "n", "",
+		`release namespace (default "`+chartcheck.DefaultNamespace+`")`)
+	fs.StringVar(&f.release.KubeVersion, "kube-version", "", `Kubernetes version for `+
+		`.Capabilities (default "`+chartcheck.DefaultKubeVersion+`")`)
 	fs.StringSliceVarP(&f.values.ValueFiles, "values", "f", nil, "values file, as helm -f (repeatable)")
 	fs.StringArrayVar(&f.values.Values, "set", nil, "set values, as helm --set (repeatable)")
 	fs.StringArrayVar(&f.values.StringValues, "set-string", nil, "set STRING values, as helm --set-string (repeatable)")
@@ -162,10 +165,15 @@ would be checked. --config does not go with --manifests (the stream is post-rend
 		},
 	}
 	flags.add(cmd.Flags(), "text, json or junit")
-	cmd.Flags().BoolVar(&allowExternalKeys, "allow-external-keys", false, "the post-renderer's --allow-external-keys, for every scenario: spec.verification.keysConfigMap exists in the cluster, so the stream need not render it")
-	cmd.Flags().StringVar(&configFile, "config", "", "the post-renderer's --config for every rendered scenario: the RefreshConfig given at install time, appended as a ConfigMap (a suite scenario's config: overrides it; not with --manifests)")
-	cmd.Flags().StringArrayVar(&postRendererArgs, "post-renderer-args", nil, "an argument to the post-renderer, as helm install --post-renderer-args (repeatable; the postrender flags: --config=FILE, --allow-external-keys)")
-	cmd.Flags().StringVar(&suite, "suite", "", "suite file of scenarios and expectations (e.g. charts/client/chartcheck.yaml); --release, -n and --kube-version override its defaults, not its scenarios'")
+	cmd.Flags().BoolVar(&allowExternalKeys, "allow-external-keys", false, "the post-renderer's --allow-external-keys, "+
+		"for every scenario: spec.verification.keysConfigMap exists in the cluster, so the stream need not render it")
+	cmd.Flags().StringVar(&configFile, "config", "", "the post-renderer's --config for every rendered scenario: the "+
+		"RefreshConfig given at install time, appended as a ConfigMap (a suite scenario's config: overrides it; not with "+
+		"--manifests)")
+	cmd.Flags().StringArrayVar(&postRendererArgs, "post-renderer-args", nil, "an argument to the post-renderer, as helm "+
+		"install --post-renderer-args (repeatable; the postrender flags: --config=FILE, --allow-external-keys)")
+	cmd.Flags().StringVar(&suite, "suite", "", "suite file of scenarios and expectations (e.g. "+
+		"charts/client/chartcheck.yaml); --release, -n and --kube-version override its defaults, not its scenarios'")
 	return cmd
 }
 
@@ -209,6 +217,7 @@ scope, the action, the target and the audit annotation. Pinned images are never 
 		},
 	}
 	flags.add(cmd.Flags(), "text or json")
-	cmd.Flags().StringVar(&configFile, "config", "", "plan this RefreshConfig, the post-renderer's --config at install time, instead of one the chart renders (not with --manifests)")
+	cmd.Flags().StringVar(&configFile, "config", "", "plan this RefreshConfig, the post-renderer's --config at install "+
+		"time, instead of one the chart renders (not with --manifests)")
 	return cmd
 }

@@ -42,43 +42,105 @@ func TestExitCodes(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		{name: "chart passes", args: []string{clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: cli.ExitOK, wantStdout: "PASS ../../../charts/client (release stg, namespace tracebloc)"},
-		{name: "run spelled out", args: []string{"run", clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: cli.ExitOK, wantStdout: "1 scenarios, 1 passed, 0 failed"},
-		{name: "nothing checked: no config rendered, none given", args: []string{"run", clientChart, "--set", "imageRefresh.enabled=false"}, wantCode: cli.ExitFailed, wantStdout: " skipped\n    refresh-config: stream: expected a RefreshConfig to check the release against; found no RefreshConfig in the rendered stream and none given: pass --config FILE (the config given at install time) or render the chart with its config\n"},
-		{name: "suite passes", args: []string{"--suite", clientSuite}, wantCode: cli.ExitOK, wantStdout: " passed, 0 failed\n"},
-		{name: "valid stream from stdin", args: []string{"--manifests", "-"}, stdin: string(valid), wantCode: cli.ExitOK, wantStdout: "PASS -:"},
-		{name: "broken stream fails", args: []string{"--manifests", streams + "role-namespace-wide.yaml"}, wantCode: cli.ExitFailed, wantStdout: "rbac: Role \"stg-image-refresh\" (document 6): expected resourceNames [stg-jobs-manager]; found rules[0]: no resourceNames, a namespace-wide grant on every Deployment"},
-		{name: "junit on failure", args: []string{"--manifests", streams + "env-chart-owned.yaml", "-o", "junit"}, wantCode: cli.ExitFailed, wantStdout: `<testcase name="set-env" classname="chartcheck.../../../testdata/chartcheck/streams/env-chart-owned.yaml">`},
-		{name: "schema rejects a digest", args: []string{clientChart, "--set", "images.ingestor.digest=sha256:abc"}, wantCode: cli.ExitUsage, wantStderr: "at '/images/ingestor/digest': 'sha256:abc' does not match pattern"},
-		{name: "external keys refused by the post-renderer", args: []string{clientChart, "--set", "imageRefresh.verification.keysConfigMap=signing-keys"}, wantCode: cli.ExitFailed, wantStdout: "post-render: stream: expected the post-renderer to accept the release; found refused (keys-missing)"},
-		{name: "--allow-external-keys", args: []string{clientChart, "--set", "imageRefresh.verification.keysConfigMap=signing-keys", "--allow-external-keys"}, wantCode: cli.ExitOK, wantStdout: "0 failed"},
-		{name: "--allow-external-keys on a stream", args: []string{"--manifests", "-", "--allow-external-keys"}, stdin: strings.Replace(string(verification), "  name: stg-image-refresh-keys\n", "  name: unrelated\n", 1), wantCode: cli.ExitOK, wantStdout: "PASS -:"},
-		{name: "keys ConfigMap missing from a stream", args: []string{"--manifests", "-"}, stdin: strings.Replace(string(verification), "  name: stg-image-refresh-keys\n", "  name: unrelated\n", 1), wantCode: cli.ExitFailed, wantStdout: `verification-keys: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): expected ConfigMap "stg-image-refresh-keys"`},
-		{name: "admission guard off: a warning, exit 0", args: []string{clientChart, "--set", "imageRefresh.admissionGuard=false"}, wantCode: cli.ExitOK, wantStdout: "(1 with a warning), 0 failed, 1 skipped\n    admission-guard: warning: spec.job.admissionGuard is false: no admission guard, so the refresher's token may patch anything in its targets' pod templates"},
-		{name: "admission guard off in junit: a passing testcase", args: []string{"--manifests", streams + "guard-off.yaml", "-o", "junit"}, wantCode: cli.ExitOK, wantStdout: "<testcase name=\"admission-guard\" classname=\"chartcheck.../../../testdata/chartcheck/streams/guard-off.yaml\">\n      <system-out>warning: spec.job.admissionGuard is false"},
-		{name: "admission guard weakened", args: []string{"--manifests", "-"}, stdin: strings.Replace(string(valid), "  failurePolicy: Fail\n", "  failurePolicy: Ignore\n", 1), wantCode: cli.ExitFailed, wantStdout: `admission-guard: ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 9): expected failurePolicy Fail; found failurePolicy Ignore`},
-		{name: "--config: the config given at install time", args: []string{clientChart, "--release", "stg", "-n", "tracebloc", "--set", "imageRefresh.enabled=false", "--config", configs + "stg.yaml"}, wantCode: cli.ExitOK, wantStdout: " passed, 0 failed, 1 skipped\n"},
-		{name: "--post-renderer-args as helm's", args: []string{clientChart, "--release", "stg", "-n", "tracebloc", "--set", "imageRefresh.enabled=false", "--post-renderer-args", "--config", "--post-renderer-args", configs + "stg.yaml"}, wantCode: cli.ExitOK, wantStdout: " passed, 0 failed, 1 skipped\n"},
-		{name: "--config, every image pinned", args: []string{clientChart, "--release", "stg", "-n", "tracebloc", "--set", "imageRefresh.enabled=false", "--post-renderer-args=--config=" + configs + "stg-pinned.yaml"}, wantCode: cli.ExitOK, wantStdout: "PASS ../../../charts/client (release stg, namespace tracebloc): "},
-		{name: "--config besides the chart's own", args: []string{clientChart, "--config", configs + "stg.yaml"}, wantCode: cli.ExitFailed, wantStdout: "found refused (config-conflict): --config was given, but the chart renders its own refresh config"},
-		{name: "--config unreadable", args: []string{clientChart, "--config", configs + "missing.yaml"}, wantCode: cli.ExitUsage, wantStderr: "Error: reading --config: open " + configs + "missing.yaml: no such file or directory\n"},
-		{name: "--config with --manifests", args: []string{"--manifests", "-", "--config", configs + "stg.yaml"}, stdin: string(valid), wantCode: cli.ExitUsage, wantStderr: "--config is the post-renderer's, and --manifests checks a stream without running it"},
-		{name: "unknown post-renderer argument", args: []string{clientChart, "--post-renderer-args", "--nope"}, wantCode: cli.ExitUsage, wantStderr: `Error: --post-renderer-args ["--nope"]: unknown flag: --nope`},
-		{name: "a stream without a config", args: []string{"--manifests", "-"}, stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", wantCode: cli.ExitFailed, wantStdout: "refresh-config: stream: expected a RefreshConfig to check the release against; found no RefreshConfig in the stream: check the stream as post-rendered with its config"},
+		{name: "chart passes", args: []string{clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: cli.ExitOK,
+			wantStdout: "PASS ../../../charts/client (release stg, namespace tracebloc)"},
+		{name: "run spelled out", args: []string{"run", clientChart, "--release", "stg", "-n", "tracebloc"},
+			wantCode: cli.ExitOK, wantStdout: "1 scenarios, 1 passed, 0 failed"},
+		{name: "nothing checked: no config rendered, none given", args: []string{"run", clientChart, "--set",
+			"imageRefresh.enabled=false"}, wantCode: cli.ExitFailed, wantStdout: " skipped\n    refresh-config: stream: " +
+			"expected a RefreshConfig to check the release against; found no RefreshConfig in the rendered stream and none " +
+			"given: pass --config FILE (the config given at install time) or render the chart with its config\n"},
+		{name: "suite passes", args: []string{"--suite", clientSuite}, wantCode: cli.ExitOK,
+			wantStdout: " passed, 0 failed\n"},
+		{name: "valid stream from stdin", args: []string{"--manifests", "-"}, stdin: string(valid), wantCode: cli.ExitOK,
+			wantStdout: "PASS -:"},
+		{name: "broken stream fails", args: []string{"--manifests", streams + "role-namespace-wide.yaml"},
+			wantCode: cli.ExitFailed, wantStdout: "rbac: Role \"stg-image-refresh\" (document 6): expected resourceNames " +
+				"[stg-jobs-manager]; found rules[0]: no resourceNames, a namespace-wide grant on every Deployment"},
+		{name: "junit on failure", args: []string{"--manifests", streams + "env-chart-owned.yaml", "-o", "junit"},
+			wantCode: cli.ExitFailed, wantStdout: `<testcase name="set-env" ` +
+				`classname="chartcheck.../../../testdata/chartcheck/streams/env-chart-owned.yaml">`},
+		{name: "schema rejects a digest", args: []string{clientChart, "--set", "images.ingestor.digest=sha256:abc"},
+			wantCode: cli.ExitUsage, wantStderr: "at '/images/ingestor/digest': 'sha256:abc' does not match pattern"},
+		{name: "external keys refused by the post-renderer", args: []string{clientChart, "--set",
+			"imageRefresh.verification.keysConfigMap=signing-keys"}, wantCode: cli.ExitFailed, wantStdout: "post-render: " +
+			"stream: expected the post-renderer to accept the release; found refused (keys-missing)"},
+		{name: "--allow-external-keys", args: []string{clientChart, "--set",
+			"imageRefresh.verification.keysConfigMap=signing-keys", "--allow-external-keys"}, wantCode: cli.ExitOK,
+			wantStdout: "0 failed"},
+		{name: "--allow-external-keys on a stream", args: []string{"--manifests", "-", "--allow-external-keys"},
+			stdin:    strings.Replace(string(verification), "  name: stg-image-refresh-keys\n", "  name: unrelated\n", 1),
+			wantCode: cli.ExitOK, wantStdout: "PASS -:"},
+		{name: "keys ConfigMap missing from a stream", args: []string{"--manifests", "-"},
+			stdin:    strings.Replace(string(verification), "  name: stg-image-refresh-keys\n", "  name: unrelated\n", 1),
+			wantCode: cli.ExitFailed, wantStdout: `verification-keys: ConfigMap "stg-image-refresh" (document 2, ` +
+				`client/templates/image-refresh-config.yaml): expected ConfigMap "stg-image-refresh-keys"`},
+		{name: "admission guard off: a warning, exit 0", args: []string{clientChart, "--set",
+			"imageRefresh.admissionGuard=false"}, wantCode: cli.ExitOK, wantStdout: "(1 with a warning), 0 failed, 1 " +
+			"skipped\n    admission-guard: warning: spec.job.admissionGuard is false: no admission guard, so the refresher's " +
+			"token may patch anything in its targets' pod templates"},
+		{name: "admission guard off in junit: a passing testcase", args: []string{"--manifests", streams + "guard-off.yaml",
+			"-o", "junit"}, wantCode: cli.ExitOK, wantStdout: "<testcase name=\"admission-guard\" " +
+			"classname=\"chartcheck.../../../testdata/chartcheck/streams/guard-off.yaml\">\n      <system-out>warning: " +
+			"spec.job.admissionGuard is false"},
+		{name: "admission guard weakened", args: []string{"--manifests", "-"}, stdin: strings.Replace(string(valid),
+			"  failurePolicy: Fail\n", "  failurePolicy: Ignore\n", 1), wantCode: cli.ExitFailed,
+			wantStdout: `admission-guard: ValidatingAdmissionPolicy "stg-image-refresh-guard.tracebloc" (document 9): ` +
+				`expected failurePolicy Fail; found failurePolicy Ignore`},
+		{name: "--config: the config given at install time", args: []string{clientChart, "--release", "stg", "-n",
+			"tracebloc", "--set", "imageRefresh.enabled=false", "--config", configs + "stg.yaml"}, wantCode: cli.ExitOK,
+			wantStdout: " passed, 0 failed, 1 skipped\n"},
+		{name: "--post-renderer-args as helm's", args: []string{clientChart, "--release", "stg", "-n", "tracebloc", "--set",
+			"imageRefresh.enabled=false", "--post-renderer-args", "--config", "--post-renderer-args", configs + "stg.yaml"},
+			wantCode: cli.ExitOK, wantStdout: " passed, 0 failed, 1 skipped\n"},
+		{name: "--config, every image pinned", args: []string{clientChart, "--release", "stg", "-n", "tracebloc", "--set",
+			"imageRefresh.enabled=false", "--post-renderer-args=--config=" + configs + "stg-pinned.yaml"}, wantCode: cli.ExitOK,
+			wantStdout: "PASS ../../../charts/client (release stg, namespace tracebloc): "},
+		{name: "--config besides the chart's own", args: []string{clientChart, "--config", configs + "stg.yaml"},
+			wantCode: cli.ExitFailed, wantStdout: "found refused (config-conflict): --config was given, but the chart renders " +
+				"its own refresh config"},
+		{name: "--config unreadable", args: []string{clientChart, "--config", configs + "missing.yaml"},
+			wantCode: cli.ExitUsage, wantStderr: "Error: reading --config: open " + configs + "missing.yaml: no such file or " +
+				"directory\n"},
+		{name: "--config with --manifests", args: []string{"--manifests", "-", "--config", configs + "stg.yaml"},
+			stdin: string(valid), wantCode: cli.ExitUsage, wantStderr: "--config is the post-renderer's, and --manifests " +
+				"checks a stream without running it"},
+		{name: "unknown post-renderer argument", args: []string{clientChart, "--post-renderer-args", "--nope"},
+			wantCode: cli.ExitUsage, wantStderr: `Error: --post-renderer-args ["--nope"]: unknown flag: --nope`},
+		{name: "a stream without a config", args: []string{"--manifests", "-"}, stdin: "apiVersion: v1\nkind: " +
+			"ConfigMap\nmetadata: {name: x}\n", wantCode: cli.ExitFailed, wantStdout: "refresh-config: stream: expected a " +
+			"RefreshConfig to check the release against; found no RefreshConfig in the stream: check the stream as " +
+			"post-rendered with its config"},
 		{name: "unknown flag", args: []string{"--nope"}, wantCode: cli.ExitUsage, wantStderr: "unknown flag: --nope"},
 		{name: "nothing to check", args: nil, wantCode: cli.ExitUsage, wantStderr: "nothing to check"},
-		{name: "missing chart", args: []string{"./no-such-chart"}, wantCode: cli.ExitUsage, wantStderr: "loading chart ./no-such-chart"},
-		{name: "bad output format", args: []string{clientChart, "-o", "yaml"}, wantCode: cli.ExitUsage, wantStderr: `-o "yaml": must be text, json or junit`},
-		{name: "suite with --set", args: []string{"--suite", clientSuite, "--set", "a=b"}, wantCode: cli.ExitUsage, wantStderr: "--suite scenarios carry their own values"},
-		{name: "merge key carries the set-env variable", args: []string{"--manifests", "-"}, stdin: strings.Replace(string(valid), "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n", "        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n        - name: INGESTOR_IMAGE_REPOSITORY\n", 1), wantCode: cli.ExitFailed, wantStdout: `found container "api" renders env INGESTOR_IMAGE_DIGEST with value "sha256:old"`},
-		{name: "kind-less items of a ConfigMapList", args: []string{"--manifests", "-"}, stdin: string(valid) + "---\napiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata: {name: extra, namespace: tracebloc}\n", wantCode: cli.ExitOK, wantStdout: "PASS -:"},
-		{name: "malformed stream", args: []string{"--manifests", "-"}, stdin: "kind: [", wantCode: cli.ExitUsage, wantStderr: "document 1: not a Kubernetes object"},
-		{name: "empty stream", args: []string{"--manifests", "-"}, stdin: "", wantCode: cli.ExitUsage, wantStderr: "-: empty stream: no Kubernetes object to check"},
-		{name: "stream of comments only", args: []string{"--manifests", "-"}, stdin: "---\n# Source: c/templates/x.yaml\n---\n", wantCode: cli.ExitUsage, wantStderr: "-: empty stream"},
-		{name: "plan an empty stream", args: []string{"plan", "--manifests", "-"}, stdin: "", wantCode: cli.ExitUsage, wantStderr: "-: empty stream"},
-		{name: "plan", args: []string{"plan", clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: cli.ExitOK, wantStdout: "  HEAD:       https://ghcr.io/v2/tracebloc/ingestor/manifests/prod\n"},
-		{name: "plan junit", args: []string{"plan", clientChart, "-o", "junit"}, wantCode: cli.ExitUsage, wantStderr: "plan writes text or json"},
-		{name: "plan a stream", args: []string{"plan", "--manifests", streams + "valid.yaml"}, wantCode: cli.ExitOK, wantStdout: "refresh config stg-image-refresh (namespace tracebloc)"},
+		{name: "missing chart", args: []string{"./no-such-chart"}, wantCode: cli.ExitUsage,
+			wantStderr: "loading chart ./no-such-chart"},
+		{name: "bad output format", args: []string{clientChart, "-o", "yaml"}, wantCode: cli.ExitUsage,
+			wantStderr: `-o "yaml": must be text, json or junit`},
+		{name: "suite with --set", args: []string{"--suite", clientSuite, "--set", "a=b"}, wantCode: cli.ExitUsage,
+			wantStderr: "--suite scenarios carry their own values"},
+		{name: "merge key carries the set-env variable", args: []string{"--manifests", "-"},
+			stdin: strings.Replace(string(valid), "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
+				"        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n        - name: "+
+					"INGESTOR_IMAGE_REPOSITORY\n", 1), wantCode: cli.ExitFailed, wantStdout: `found container "api" renders env ` +
+				`INGESTOR_IMAGE_DIGEST with value "sha256:old"`},
+		{name: "kind-less items of a ConfigMapList", args: []string{"--manifests", "-"}, stdin: string(valid) +
+			"---\napiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata: {name: extra, namespace: tracebloc}\n",
+			wantCode: cli.ExitOK, wantStdout: "PASS -:"},
+		{name: "malformed stream", args: []string{"--manifests", "-"}, stdin: "kind: [", wantCode: cli.ExitUsage,
+			wantStderr: "document 1: not a Kubernetes object"},
+		{name: "empty stream", args: []string{"--manifests", "-"}, stdin: "", wantCode: cli.ExitUsage,
+			wantStderr: "-: empty stream: no Kubernetes object to check"},
+		{name: "stream of comments only", args: []string{"--manifests", "-"}, stdin: "---\n# Source: " +
+			"c/templates/x.yaml\n---\n", wantCode: cli.ExitUsage, wantStderr: "-: empty stream"},
+		{name: "plan an empty stream", args: []string{"plan", "--manifests", "-"}, stdin: "", wantCode: cli.ExitUsage,
+			wantStderr: "-: empty stream"},
+		{name: "plan", args: []string{"plan", clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: cli.ExitOK,
+			wantStdout: "  HEAD:       https://ghcr.io/v2/tracebloc/ingestor/manifests/prod\n"},
+		{name: "plan junit", args: []string{"plan", clientChart, "-o", "junit"}, wantCode: cli.ExitUsage,
+			wantStderr: "plan writes text or json"},
+		{name: "plan a stream", args: []string{"plan", "--manifests", streams + "valid.yaml"}, wantCode: cli.ExitOK,
+			wantStdout: "refresh config stg-image-refresh (namespace tracebloc)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +175,8 @@ func TestUnexpectedRenderErrorInASuite(t *testing.T) {
 	if code != cli.ExitUsage {
 		t.Errorf("exit %d; want %d", code, cli.ExitUsage)
 	}
-	for _, want := range []string{"PASS fine (release release-name, namespace default)", "ERROR bad-digest (release release-name, namespace default): rendering chart", "'nope' does not match pattern"} {
+	for _, want := range []string{"PASS fine (release release-name, namespace default)", "ERROR bad-digest (release " +
+		"release-name, namespace default): rendering chart", "'nope' does not match pattern"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
 		}
@@ -131,7 +194,8 @@ func TestSuiteOnAPipelineStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	suite := filepath.Join(t.TempDir(), "expect.yaml")
-	body := "scenarios:\n- name: pipeline\n  manifests: \"-\"\n  expect: {images: {ingestor: {registry: ghcr.io, annotation: tracebloc.io/last-refreshed-ingestor-digest}}}\n"
+	body := "scenarios:\n- name: pipeline\n  manifests: \"-\"\n  expect: {images: {ingestor: {registry: ghcr.io, " +
+		"annotation: tracebloc.io/last-refreshed-ingestor-digest}}}\n"
 	if err := os.WriteFile(suite, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +205,9 @@ func TestSuiteOnAPipelineStream(t *testing.T) {
 		want     string
 	}{
 		{[]string{"--manifests", "-"}, cli.ExitOK, "PASS -:"},
-		{[]string{"--suite", suite}, cli.ExitFailed, `expect.image/ingestor: ConfigMap "stg-image-refresh" (document 2, client/templates/image-refresh-config.yaml): image ingestor: expected registry ghcr.io; found registry index.docker.io`},
+		{[]string{"--suite", suite}, cli.ExitFailed, `expect.image/ingestor: ConfigMap "stg-image-refresh" (document 2, ` +
+			`client/templates/image-refresh-config.yaml): image ingestor: expected registry ghcr.io; found registry ` +
+			`index.docker.io`},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(tt.args, bytes.NewReader(stream), &stdout, &stderr); code != tt.wantCode {
@@ -179,7 +245,8 @@ func TestJSONReport(t *testing.T) {
 	}
 	for _, c := range report.Scenarios[0].Checks {
 		if c.Name == "cronjob-presence" {
-			if c.Status != "fail" || len(c.Findings) != 1 || c.Findings[0].Document != `CronJob "stg-image-refresh" (document 8)` {
+			if c.Status != "fail" || len(c.Findings) != 1 || c.Findings[0].Document != `CronJob "stg-image-refresh" `+
+				`(document 8)` {
 				t.Errorf("cronjob-presence: %+v", c)
 			}
 			return

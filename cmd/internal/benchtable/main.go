@@ -57,7 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, s := range suites {
 		fmt.Fprintf(stderr, "benchtable: go test %s -bench '%s' -benchtime %s\n", s.pkg, s.pattern, s.benchtime)
 		var out bytes.Buffer
-		cmd := exec.CommandContext(ctx, "go", "test", s.pkg, "-run", "^$", "-bench", s.pattern, "-benchtime", s.benchtime, "-count", "1")
+		cmd := exec.CommandContext(ctx, "go", "test", s.pkg, "-run", "^$", "-bench", s.pattern, "-benchtime", s.benchtime,
+			"-count", "1")
 		cmd.Stdout = io.MultiWriter(&out, stderr)
 		cmd.Stderr = stderr
 		if err := cmd.Run(); err != nil {
@@ -169,7 +170,8 @@ func table(res map[string]result) ([]row, error) {
 		if unit == "ns/op" {
 			outUnit = "ms"
 		}
-		rows = append(rows, row{label: label, unit: outUnit, project: p * scale, base: b * scale, hasBase: true, budget: budget})
+		rows = append(rows, row{label: label, unit: outUnit, project: p * scale, base: b * scale, hasBase: true,
+			budget: budget})
 		return nil
 	}
 	const nsToMs = 1e-6
@@ -178,14 +180,16 @@ func table(res map[string]result) ([]row, error) {
 		if n == "5000" {
 			budget = "≤ 0.5×"
 		}
-		if err := pair("postrender "+n+" objects: wall (vs kyaml round-trip)", "ns/op", "Render/objects="+n, "KyamlRoundTrip/objects="+n, budget, nsToMs); err != nil {
+		if err := pair("postrender "+n+" objects: wall (vs kyaml round-trip)", "ns/op", "Render/objects="+n,
+			"KyamlRoundTrip/objects="+n, budget, nsToMs); err != nil {
 			return nil, err
 		}
 		budget = ""
 		if n == "5000" {
 			budget = "≤ 64 MiB"
 		}
-		if err := pair("postrender "+n+" objects: process peak (vs kyaml round-trip)", "peak-MiB", "Render/objects="+n, "KyamlRoundTrip/objects="+n, budget, 1); err != nil {
+		if err := pair("postrender "+n+" objects: process peak (vs kyaml round-trip)", "peak-MiB", "Render/objects="+n,
+			"KyamlRoundTrip/objects="+n, budget, 1); err != nil {
 			return nil, err
 		}
 	}
@@ -213,17 +217,21 @@ func table(res map[string]result) ([]row, error) {
 		if t.images == 200 {
 			budget = "≤ 500 ms"
 		}
-		if err := pair(fmt.Sprintf("refresher %d images, 50 ms latency: tick wall (concurrency %d vs 1)", t.images, t.concurrency), "ns/op", name, base, budget, nsToMs); err != nil {
+		if err := pair(fmt.Sprintf("refresher %d images, 50 ms latency: tick wall (concurrency %d vs 1)", t.images,
+			t.concurrency), "ns/op", name, base, budget, nsToMs); err != nil {
 			return nil, err
 		}
-		if err := pair(fmt.Sprintf("refresher %d images: requests per image (vs sequential)", t.images), "requests/image", name, base, "1 HEAD + ≤ 1 token (+ 1 /v2/ per registry)", 1); err != nil {
+		if err := pair(fmt.Sprintf("refresher %d images: requests per image (vs sequential)", t.images), "requests/image",
+			name, base, "1 HEAD + ≤ 1 token (+ 1 /v2/ per registry)", 1); err != nil {
 			return nil, err
 		}
 		if peak, err := get(name, "peak-MiB"); err == nil {
-			rows = append(rows, row{label: fmt.Sprintf("refresher %d images: process peak", t.images), unit: "peak-MiB", project: peak, budget: "≤ 32 MiB"})
+			rows = append(rows, row{label: fmt.Sprintf("refresher %d images: process peak", t.images), unit: "peak-MiB",
+				project: peak, budget: "≤ 32 MiB"})
 		}
 	}
-	if err := pair("chartcheck charts/client suite: per scenario after the first (vs chart loaded per scenario)", "ms/scenario", "Suite", "SuiteChartPerScenario", "", 1); err != nil {
+	if err := pair("chartcheck charts/client suite: per scenario after the first (vs chart loaded per scenario)",
+		"ms/scenario", "Suite", "SuiteChartPerScenario", "", 1); err != nil {
 		return nil, err
 	}
 	return rows, nil

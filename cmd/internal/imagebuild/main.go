@@ -34,7 +34,8 @@ const (
 	refresherPackage = "./cmd/refresher"
 	defaultSource    = "https://github.com/tracebloc/image-refresh"
 	title            = "image-refresh"
-	description      = "One tick of the image-refresh CronJob: polls floating image tags and refreshes the Deployments whose digest moved."
+	description      = "One tick of the image-refresh CronJob: polls floating image tags and refreshes the Deployments " +
+		"whose digest moved."
 )
 
 func main() { os.Exit(cli.Main(newProgram())) }
@@ -84,9 +85,12 @@ Go toolchain and flags give the same index digest. The index is written as an OC
 	fl.StringVar(&f.revision, "revision", "", "source revision label; default: git rev-parse HEAD")
 	fl.StringVar(&f.source, "source", defaultSource, "source repository label")
 	fl.StringVar(&f.licenses, "licenses", "", "SPDX license expression label; empty: no label")
-	fl.StringVar(&f.created, "created", "", "creation time, unix seconds; default: $SOURCE_DATE_EPOCH, else the commit time (git log -1 --format=%ct)")
-	fl.StringArrayVar(&f.platforms, "platform", nil, "os/arch[/variant] to build, repeatable; default linux/amd64 and linux/arm64")
-	fl.StringArrayVar(&f.caFiles, "ca-file", nil, "PEM file of extra CA certificates for the bundle (a private registry's), repeatable")
+	fl.StringVar(&f.created, "created", "", "creation time, unix seconds; default: $SOURCE_DATE_EPOCH, else the commit "+
+		"time (git log -1 --format=%ct)")
+	fl.StringArrayVar(&f.platforms, "platform", nil, "os/arch[/variant] to build, repeatable; default linux/amd64 and "+
+		"linux/arm64")
+	fl.StringArrayVar(&f.caFiles, "ca-file", nil, "PEM file of extra CA certificates for the bundle (a private "+
+		"registry's), repeatable")
 	fl.StringVar(&f.dir, "dir", "", "module root to build in; default: the module of the current directory")
 	fl.DurationVar(&f.pushTimeout, "push-timeout", 10*time.Minute, "deadline of the push")
 	return cmd
@@ -207,7 +211,8 @@ func createdTime(ctx context.Context, flag, env, dir string) (time.Time, error) 
 	}
 	out, err := goOutput(ctx, dir, "git", "log", "-1", "--format=%ct")
 	if err != nil {
-		return time.Time{}, fmt.Errorf("default --created (pass --created or SOURCE_DATE_EPOCH outside a git checkout): %w", err)
+		return time.Time{}, fmt.Errorf("default --created (pass --created or SOURCE_DATE_EPOCH outside a git checkout): %w",
+			err)
 	}
 	return parse("commit time", out)
 }

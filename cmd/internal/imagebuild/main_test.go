@@ -119,7 +119,8 @@ func TestCreatedTime(t *testing.T) {
 			}
 		})
 	}
-	if _, err := createdTime(t.Context(), "", "", t.TempDir()); err == nil || !strings.Contains(err.Error(), "pass --created or SOURCE_DATE_EPOCH") {
+	if _, err := createdTime(t.Context(), "", "", t.TempDir()); err == nil || !strings.Contains(err.Error(),
+		"pass --created or SOURCE_DATE_EPOCH") {
 		t.Errorf("createdTime outside a checkout = %v, want a hint", err)
 	}
 }
@@ -184,7 +185,8 @@ func refresherImages(t *testing.T) [2]*built {
 				buildErr = fmt.Errorf("build %d: exit %d\n%s", i, code, stderr.String())
 				return
 			}
-			fmt.Fprintf(os.Stderr, "imagebuild test: build %d took %s\n%s", i, time.Since(began).Round(time.Millisecond), stdout.String())
+			fmt.Fprintf(os.Stderr, "imagebuild test: build %d took %s\n%s", i, time.Since(began).Round(time.Millisecond),
+				stdout.String())
 			b, err := readLayout(out)
 			if err != nil {
 				buildErr = err
@@ -291,7 +293,8 @@ func TestRefresherImageReproducible(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !regexp.MustCompile(regexp.QuoteMeta(p) + `\s+` + regexp.QuoteMeta(d.String()) + `\s+\d+ bytes`).MatchString(b[0].stdout) {
+		if !regexp.MustCompile(regexp.QuoteMeta(p) + `\s+` + regexp.QuoteMeta(d.String()) +
+			`\s+\d+ bytes`).MatchString(b[0].stdout) {
 			t.Errorf("stdout lacks %s %s and its size:\n%s", p, d, b[0].stdout)
 		}
 	}
@@ -316,7 +319,8 @@ func TestRefresherImage(t *testing.T) {
 	wantLabels := map[string]string{
 		ociimage.AnnotationVersion: version.Version, ociimage.AnnotationRevision: testRevision,
 		ociimage.AnnotationCreated: "2026-11-01T12:00:00Z", ociimage.AnnotationSource: defaultSource,
-		ociimage.AnnotationLicenses: "Apache-2.0", ociimage.AnnotationTitle: title, ociimage.AnnotationDescription: description,
+		ociimage.AnnotationLicenses: "Apache-2.0", ociimage.AnnotationTitle: title,
+		ociimage.AnnotationDescription: description,
 	}
 	for k, v := range wantLabels {
 		if m.Annotations[k] != v {
@@ -343,7 +347,8 @@ func TestRefresherImage(t *testing.T) {
 			if c.User != "65532:65532" || c.WorkingDir != "/" {
 				t.Errorf("user %q workdir %q", c.User, c.WorkingDir)
 			}
-			if !slices.Contains(c.Env, "PATH=/usr/local/bin:/usr/bin:/bin") || !slices.Contains(c.Env, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt") {
+			if !slices.Contains(c.Env, "PATH=/usr/local/bin:/usr/bin:/bin") || !slices.Contains(c.Env,
+				"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt") {
 				t.Errorf("env %q", c.Env)
 			}
 			for k, v := range wantLabels {
@@ -371,7 +376,8 @@ func TestRefresherImage(t *testing.T) {
 			if len(bundle) < 100 {
 				t.Errorf("CA bundle has %d certificates, want > 100", len(bundle))
 			}
-			for _, cn := range []string{"ISRG Root X1", "DigiCert Global Root G2", "Amazon Root CA 1", testRoot.root.Subject.CommonName} {
+			for _, cn := range []string{"ISRG Root X1", "DigiCert Global Root G2", "Amazon Root CA 1",
+				testRoot.root.Subject.CommonName} {
 				if !slices.ContainsFunc(bundle, func(c *x509.Certificate) bool { return c.Subject.CommonName == cn }) {
 					t.Errorf("CA bundle lacks %s", cn)
 				}
@@ -387,7 +393,8 @@ func TestRefresherImage(t *testing.T) {
 		})
 	}
 	if !slices.Contains([]string{"amd64", "arm64"}, runtime.GOARCH) || runtime.GOOS != "linux" {
-		t.Errorf("running the image's binary needs a linux/amd64 or linux/arm64 host, this is %s/%s", runtime.GOOS, runtime.GOARCH)
+		t.Errorf("running the image's binary needs a linux/amd64 or linux/arm64 host, this is %s/%s", runtime.GOOS,
+			runtime.GOARCH)
 	}
 }
 
@@ -466,7 +473,8 @@ spec:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.CommandContext(t.Context(), refresher, "--config", config, "--kubeconfig", kubeconfig, "--dry-run", "--timeout", "30s")
+			cmd := exec.CommandContext(t.Context(), refresher, "--config", config, "--kubeconfig", kubeconfig, "--dry-run",
+				"--timeout", "30s")
 			home := t.TempDir()
 			cmd.Env = []string{
 				"HOME=" + home, "DOCKER_CONFIG=" + home,
@@ -483,7 +491,8 @@ spec:
 				t.Fatal(err)
 			}
 			if code != tc.wantCode || !strings.Contains(stdout.String()+stderr.String(), tc.want) {
-				t.Fatalf("refresher exit %d, want %d with %q\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, tc.want, stdout.String(), stderr.String())
+				t.Fatalf("refresher exit %d, want %d with %q\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, tc.want,
+					stdout.String(), stderr.String())
 			}
 			for _, line := range strings.Split(stdout.String(), "\n") {
 				if strings.Contains(line, tc.want) {
@@ -528,11 +537,14 @@ func startTLSRegistry(t *testing.T, pki *testPKI) string {
 // running image) over plain http and returns a kubeconfig for it.
 func fakeAPIServer(t *testing.T, dir, image string) string {
 	t.Helper()
-	deployment := fmt.Sprintf(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"app","namespace":"tls","resourceVersion":"1"},
-"spec":{"selector":{"matchLabels":{"app":"app"}},"template":{"metadata":{"labels":{"app":"app"}},"spec":{"containers":[{"name":"app","image":%q}]}}}}`, image)
+	deployment := fmt.Sprintf(`{"apiVersion":"apps/v1","kind":"Deployment",`+
+		`"metadata":{"name":"app","namespace":"tls","resourceVersion":"1"},
+"spec":{"selector":{"matchLabels":{"app":"app"}},"template":{"metadata":{"labels":{"app":"app"}},`+
+		`"spec":{"containers":[{"name":"app","image":%q}]}}}}`, image)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || r.URL.Path != "/apis/apps/v1/namespaces/tls/deployments/app" {
-			http.Error(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`, http.StatusNotFound)
+			http.Error(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`,
+				http.StatusNotFound)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -27,8 +27,10 @@ func TestDistPluginArchive(t *testing.T) {
 	first, second := makeDist(t, platform), makeDist(t, platform)
 
 	suffix := fmt.Sprintf("-%s-%s-%s", version.Version, runtime.GOOS, runtime.GOARCH)
-	archive := fmt.Sprintf("image-refresh-%s-%s-%s.tgz", strings.TrimPrefix(version.Version, "v"), runtime.GOOS, runtime.GOARCH)
-	for _, name := range []string{archive, "refresher" + suffix, "postrender" + suffix, "chartcheck" + suffix, "SHA256SUMS"} {
+	archive := fmt.Sprintf("image-refresh-%s-%s-%s.tgz", strings.TrimPrefix(version.Version, "v"), runtime.GOOS,
+		runtime.GOARCH)
+	for _, name := range []string{archive, "refresher" + suffix, "postrender" + suffix, "chartcheck" + suffix,
+		"SHA256SUMS"} {
 		a, err := os.ReadFile(filepath.Join(first, name))
 		if err != nil {
 			t.Fatalf("make dist did not write %s: %v", name, err)

@@ -38,28 +38,32 @@ func TestHelm3PostRenderer(t *testing.T) {
 	t.Run("floating images inject the CronJob", func(t *testing.T) {
 		out := runHelm(t, env, helm, "template", releaseName, testChart, "--post-renderer", bin)
 		assertCronJobs(t, out, 1)
-		for _, want := range []string{"# Source: refresh-test/templates/deployment.yaml", "kind: Role\nmetadata:\n  name: stg-image-refresh", "resourceNames:\n  - stg-jobs-manager"} {
+		for _, want := range []string{"# Source: refresh-test/templates/deployment.yaml", "kind: Role\nmetadata:\n  name: " +
+			"stg-image-refresh", "resourceNames:\n  - stg-jobs-manager"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q", want)
 			}
 		}
 	})
 	t.Run("all pinned injects nothing", func(t *testing.T) {
-		out := runHelm(t, env, helm, append([]string{"template", releaseName, testChart, "--post-renderer", bin}, allPinned...)...)
+		out := runHelm(t, env, helm, append([]string{"template", releaseName, testChart, "--post-renderer", bin},
+			allPinned...)...)
 		assertCronJobs(t, out, 0)
 		if strings.Contains(out, "kind: ServiceAccount") {
 			t.Errorf("a ServiceAccount was injected although every image is pinned")
 		}
 	})
 	t.Run("--config through --post-renderer-args", func(t *testing.T) {
-		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "refresh.enabled=false", "--post-renderer", bin, "--post-renderer-args", "--config="+configFile)
+		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "refresh.enabled=false", "--post-renderer",
+			bin, "--post-renderer-args", "--config="+configFile)
 		assertCronJobs(t, out, 1)
 		if !strings.Contains(out, "name: stg-image-refresh-config") {
 			t.Errorf("the config ConfigMap was not injected")
 		}
 	})
 	t.Run("config and target as List items inject the CronJob", func(t *testing.T) {
-		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "asList.config=true,asList.deployment=true", "--post-renderer", bin)
+		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "asList.config=true,asList.deployment=true",
+			"--post-renderer", bin)
 		assertCronJobs(t, out, 1)
 		if got := strings.Count(out, "\nkind: List\n"); got != 2 {
 			t.Errorf("%d Lists in helm's output, want 2 (the chart's, unchanged)", got)
@@ -68,7 +72,8 @@ func TestHelm3PostRenderer(t *testing.T) {
 	t.Run("a config ConfigMap rendered as a hook never reaches the post-renderer", func(t *testing.T) {
 		// Helm 3 keeps hooks out of the post-renderer's input: nothing is injected, and the
 		// post-renderer cannot tell. (Helm 4 passes hooks, and the post-renderer refuses.)
-		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "refresh.hook=pre-install", "--post-renderer", bin)
+		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "refresh.hook=pre-install",
+			"--post-renderer", bin)
 		assertCronJobs(t, out, 0)
 	})
 	t.Run("a merge key carrying the set-env variable is refused", func(t *testing.T) {
@@ -77,9 +82,14 @@ func TestHelm3PostRenderer(t *testing.T) {
 		chart := t.TempDir()
 		writeChart(t, chart, map[string]string{
 			"Chart.yaml": "apiVersion: v2\nname: merge-key\nversion: 0.1.0\n",
-			"templates/refresh.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mk-refresh\n  labels: {image-refresh.io/config: \"true\"}\ndata:\n  refresh.yaml: |\n" +
-				"    {apiVersion: image-refresh.io/v1alpha1, kind: RefreshConfig, metadata: {name: mk-refresh}, spec: {images: [{name: ingestor, repository: ghcr.io/tracebloc/ingestor, tag: prod, action: set-env, env: INGESTOR_IMAGE_DIGEST, target: {name: web, container: api}, annotation: tracebloc.io/ingestor-digest}]}}\n",
-			"templates/web.yaml": "x-env: &digest {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: api\n        image: example.com/api:1\n        env:\n        - <<: *digest\n",
+			"templates/refresh.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mk-refresh\n  labels: " +
+				"{image-refresh.io/config: \"true\"}\ndata:\n  refresh.yaml: |\n" +
+				"    {apiVersion: image-refresh.io/v1alpha1, kind: RefreshConfig, metadata: {name: mk-refresh}, spec: {images: " +
+				"[{name: ingestor, repository: ghcr.io/tracebloc/ingestor, tag: prod, action: set-env, env: " +
+				"INGESTOR_IMAGE_DIGEST, target: {name: web, container: api}, annotation: tracebloc.io/ingestor-digest}]}}\n",
+			"templates/web.yaml": "x-env: &digest {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\napiVersion: " +
+				"apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - " +
+				"name: api\n        image: example.com/api:1\n        env:\n        - <<: *digest\n",
 		})
 		out, err := helmCommand(env, helm, "template", releaseName, chart, "--post-renderer", bin).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), `renders env INGESTOR_IMAGE_DIGEST with value "sha256:old"`) {
@@ -88,15 +98,18 @@ func TestHelm3PostRenderer(t *testing.T) {
 	})
 	t.Run("--allow-external-keys through --post-renderer-args", func(t *testing.T) {
 		keysConfig, _ := filepath.Abs(filepath.Join(goldenDir, "verification-external", "config.yaml"))
-		args := []string{"template", releaseName, testChart, "--set", "refresh.enabled=false", "--post-renderer", bin, "--post-renderer-args", "--config=" + keysConfig}
+		args := []string{"template", releaseName, testChart, "--set", "refresh.enabled=false", "--post-renderer", bin,
+			"--post-renderer-args", "--config=" + keysConfig}
 		out, err := helmCommand(env, helm, args...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), `keys of ConfigMap "cluster-signing-keys"`) {
 			t.Fatalf("helm: %v, want the keys-missing refusal:\n%s", err, out)
 		}
-		assertKeysMounted(t, runHelm(t, env, helm, append(args, "--post-renderer-args", "--allow-external-keys")...), "cluster-signing-keys")
+		assertKeysMounted(t, runHelm(t, env, helm, append(args, "--post-renderer-args", "--allow-external-keys")...),
+			"cluster-signing-keys")
 	})
 	t.Run("a refusal fails helm with the message", func(t *testing.T) {
-		out, err := helmCommand(env, helm, "template", releaseName, testChart, "--post-renderer", bin, "--post-renderer-args", "--config="+configFile).CombinedOutput()
+		out, err := helmCommand(env, helm, "template", releaseName, testChart, "--post-renderer", bin, "--post-renderer-args",
+			"--config="+configFile).CombinedOutput()
 		if err == nil {
 			t.Fatalf("helm succeeded, want the post-renderer to refuse:\n%s", out)
 		}
@@ -123,7 +136,8 @@ func TestHelm4Plugin(t *testing.T) {
 	t.Run("floating images inject the CronJob", func(t *testing.T) {
 		out := runHelm(t, env, helm, "template", releaseName, testChart, "--post-renderer", "image-refresh")
 		assertCronJobs(t, out, 1)
-		for _, want := range []string{"# Source: image-refresh/injected.yaml", "# Source: refresh-test/templates/hook.yaml", "name: stg-migrate"} {
+		for _, want := range []string{"# Source: image-refresh/injected.yaml", "# Source: refresh-test/templates/hook.yaml",
+			"name: stg-migrate"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q", want)
 			}
@@ -133,11 +147,13 @@ func TestHelm4Plugin(t *testing.T) {
 		}
 	})
 	t.Run("all pinned injects nothing", func(t *testing.T) {
-		out := runHelm(t, env, helm, append([]string{"template", releaseName, testChart, "--post-renderer", "image-refresh"}, allPinned...)...)
+		out := runHelm(t, env, helm, append([]string{"template", releaseName, testChart, "--post-renderer", "image-refresh"},
+			allPinned...)...)
 		assertCronJobs(t, out, 0)
 	})
 	t.Run("config and target as List items inject the CronJob", func(t *testing.T) {
-		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "asList.config=true,asList.deployment=true", "--post-renderer", "image-refresh")
+		out := runHelm(t, env, helm, "template", releaseName, testChart, "--set", "asList.config=true,asList.deployment=true",
+			"--post-renderer", "image-refresh")
 		assertCronJobs(t, out, 1)
 	})
 	t.Run("a config ConfigMap rendered as a hook is refused", func(t *testing.T) {
@@ -158,14 +174,17 @@ func TestHelm4Plugin(t *testing.T) {
 	t.Run("--allow-external-keys through --post-renderer-args", func(t *testing.T) {
 		keysConfig, _ := filepath.Abs(filepath.Join(goldenDir, "verification-external", "config.yaml"))
 		errorFile := filepath.Join(t.TempDir(), "errors.log")
-		args := []string{"template", releaseName, testChart, "--set", "refresh.enabled=false", "--post-renderer", "image-refresh", "--post-renderer-args", "--config=" + keysConfig}
+		args := []string{"template", releaseName, testChart, "--set", "refresh.enabled=false", "--post-renderer",
+			"image-refresh", "--post-renderer-args", "--config=" + keysConfig}
 		if out, err := helmCommand(append(env, errorFileEnv+"="+errorFile), helm, args...).CombinedOutput(); err == nil {
 			t.Fatalf("helm succeeded, want the keys-missing refusal:\n%s", out)
 		}
-		if written, _ := os.ReadFile(errorFile); !strings.Contains(string(written), `keys of ConfigMap "cluster-signing-keys"`) {
+		if written, _ := os.ReadFile(errorFile); !strings.Contains(string(written), `keys of ConfigMap `+
+			`"cluster-signing-keys"`) {
 			t.Errorf("error file lacks the keys-missing refusal:\n%s", written)
 		}
-		assertKeysMounted(t, runHelm(t, env, helm, append(args, "--post-renderer-args", "--allow-external-keys")...), "cluster-signing-keys")
+		assertKeysMounted(t, runHelm(t, env, helm, append(args, "--post-renderer-args", "--allow-external-keys")...),
+			"cluster-signing-keys")
 	})
 	t.Run("a refusal is in the error file", func(t *testing.T) {
 		errorFile := filepath.Join(t.TempDir(), "errors.log")
@@ -191,7 +210,9 @@ func TestHelm4Plugin(t *testing.T) {
 func assertKeysMounted(t *testing.T, out, keys string) {
 	t.Helper()
 	assertCronJobs(t, out, 1)
-	for _, want := range []string{"- name: verification-keys\n              mountPath: /etc/image-refresh-keys\n              readOnly: true", "- name: verification-keys\n            configMap:\n              name: " + keys + "\n"} {
+	for _, want := range []string{"- name: verification-keys\n              mountPath: " +
+		"/etc/image-refresh-keys\n              readOnly: true", "- name: verification-keys\n            " +
+		"configMap:\n              name: " + keys + "\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -202,7 +223,8 @@ func assertKeysMounted(t *testing.T, out, keys string) {
 func buildPostrender(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "postrender")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/tracebloc/image-refresh/cmd/postrender").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin,
+		"github.com/tracebloc/image-refresh/cmd/postrender").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin

@@ -45,11 +45,13 @@ func TestObjectsCommand(t *testing.T) {
 	})
 	pinned := filepath.Join(t.TempDir(), "pinned.yaml")
 	cfg := readFile(t, "../../../testdata/config/refresh.yaml")
-	if err := os.WriteFile(pinned, regexp.MustCompile(`(?m)^    tag: prod\n(    digest: ""\n)?`).ReplaceAll(cfg, []byte("    tag: prod\n    digest: sha256:"+strings.Repeat("a", 64)+"\n")), 0o644); err != nil {
+	if err := os.WriteFile(pinned, regexp.MustCompile(`(?m)^    tag: prod\n(    digest: ""\n)?`).ReplaceAll(cfg,
+		[]byte("    tag: prod\n    digest: sha256:"+strings.Repeat("a", 64)+"\n")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	invalid := filepath.Join(t.TempDir(), "invalid.yaml")
-	if err := os.WriteFile(invalid, []byte("apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: x}\nspec: {images: []}\n"), 0o644); err != nil {
+	if err := os.WriteFile(invalid, []byte("apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: "+
+		"{name: x}\nspec: {images: []}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -60,7 +62,8 @@ func TestObjectsCommand(t *testing.T) {
 	}{
 		{"every image pinned writes nothing", []string{"objects", "--config", pinned}, cli.ExitOK, "every image is pinned"},
 		{"--config is required", []string{"objects"}, cli.ExitUsage, "--config is required"},
-		{"unreadable --config", []string{"objects", "--config", filepath.Join(t.TempDir(), "none.yaml")}, cli.ExitUsage, "reading --config"},
+		{"unreadable --config", []string{"objects", "--config", filepath.Join(t.TempDir(), "none.yaml")}, cli.ExitUsage,
+			"reading --config"},
 		{"invalid config is refused", []string{"objects", "--config", invalid}, exitRefused, "invalid refresh config"},
 		{"no arguments", []string{"objects", "--config", pinned, "extra"}, cli.ExitUsage, "unexpected arguments"},
 	} {
@@ -85,10 +88,12 @@ func TestLibraryChartCurrent(t *testing.T) {
 	t.Setenv(errorFileEnv, "")
 	got := readFile(t, filepath.Join(withLibraryChart, "image-refresh", "objects.yaml"))
 	if want := objectsOf(t, filepath.Join(withLibraryChart, "image-refresh", "refresh.yaml")); !bytes.Equal(got, want) {
-		t.Errorf("testdata/charts/with-library/image-refresh/objects.yaml is stale; regenerate it with postrender objects --config testdata/charts/with-library/image-refresh/refresh.yaml")
+		t.Errorf("testdata/charts/with-library/image-refresh/objects.yaml is stale; regenerate it with postrender objects " +
+			"--config testdata/charts/with-library/image-refresh/refresh.yaml")
 	}
 	chart := string(readFile(t, filepath.Join(libraryChart, "Chart.yaml")))
-	for _, want := range []string{"\ntype: library\n", "\nversion: " + strings.TrimPrefix(version.Version, "v") + "\n", "\nappVersion: \"" + version.Version + "\"\n"} {
+	for _, want := range []string{"\ntype: library\n", "\nversion: " + strings.TrimPrefix(version.Version, "v") + "\n",
+		"\nappVersion: \"" + version.Version + "\"\n"} {
 		if !strings.Contains(chart, want) {
 			t.Errorf("charts/image-refresh/Chart.yaml lacks %q", strings.TrimSpace(want))
 		}
@@ -115,12 +120,18 @@ func TestLibraryChartHelm3(t *testing.T) {
 	const postrenderChart = "../../../testdata/postrender/chart"
 	tbLike := []string{"imageRefresh.enabled=false"} // the chart's own refresher off: one refresher per target
 	for _, tc := range []libraryCase{
-		{name: "with-library", chart: withLibraryChart, config: filepath.Join(withLibraryChart, "image-refresh", "refresh.yaml"), release: "stg", namespace: "tracebloc"},
-		{name: "refresh.yaml", chart: postrenderChart, config: "../../../testdata/config/refresh.yaml", release: "stg", namespace: "tracebloc", values: []string{"refresh.enabled=false"}},
-		{name: "proxy", chart: postrenderChart, config: filepath.Join(goldenDir, "proxy", "config.yaml"), release: "stg", namespace: "tracebloc", values: []string{"refresh.enabled=false"}},
-		{name: "verification", chart: postrenderChart, config: filepath.Join(goldenDir, "verification-external", "config.yaml"), release: "stg", namespace: "tracebloc", values: []string{"refresh.enabled=false"}, allowExternalKeys: true},
+		{name: "with-library", chart: withLibraryChart, config: filepath.Join(withLibraryChart, "image-refresh",
+			"refresh.yaml"), release: "stg", namespace: "tracebloc"},
+		{name: "refresh.yaml", chart: postrenderChart, config: "../../../testdata/config/refresh.yaml", release: "stg",
+			namespace: "tracebloc", values: []string{"refresh.enabled=false"}},
+		{name: "proxy", chart: postrenderChart, config: filepath.Join(goldenDir, "proxy", "config.yaml"), release: "stg",
+			namespace: "tracebloc", values: []string{"refresh.enabled=false"}},
+		{name: "verification", chart: postrenderChart, config: filepath.Join(goldenDir, "verification-external",
+			"config.yaml"), release: "stg", namespace: "tracebloc", values: []string{"refresh.enabled=false"},
+			allowExternalKeys: true},
 		// set-image with IfNotPresent, a chart that upgrades itself in the cluster (autoUpgrade).
-		{name: "tracebloc-like", chart: "../../../testdata/charts/tracebloc-like", config: "../../../testdata/config/tracebloc-like.yaml", release: "rel", namespace: "tb", values: tbLike},
+		{name: "tracebloc-like", chart: "../../../testdata/charts/tracebloc-like",
+			config: "../../../testdata/config/tracebloc-like.yaml", release: "rel", namespace: "tb", values: tbLike},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			chart := parentChart(t, tc)
@@ -152,13 +163,15 @@ func TestLibraryChartHelm3(t *testing.T) {
 			// What postrender appends to the chart without the objects is exactly `postrender objects`.
 			bare := template(withoutObjects)
 			// (Helm 3 prints the hooks, which it never post-renders, after the post-rendered stream.)
-			if got := template(withoutObjects, "--config="+tc.config); !strings.Contains(got, string(objects)) || strings.Replace(got, string(objects), "", 1) != bare {
+			if got := template(withoutObjects, "--config="+tc.config); !strings.Contains(got, string(objects)) ||
+				strings.Replace(got, string(objects), "", 1) != bare {
 				t.Fatalf("postrender --config appended something else than postrender objects wrote:\n%s", got)
 			}
 
 			// The library chart renders those documents, byte for byte.
 			carried := template(nil)
-			name := regexp.MustCompile(`(?m)^name: (\S+)$`).FindStringSubmatch(string(readFile(t, filepath.Join(chart, "Chart.yaml"))))[1]
+			name := regexp.MustCompile(`(?m)^name: (\S+)$`).FindStringSubmatch(string(readFile(t, filepath.Join(chart,
+				"Chart.yaml"))))[1]
 			source := "# Source: " + name + "/templates/image-refresh.yaml\n"
 			var fromLibrary []string
 			for _, doc := range documents(carried) {
@@ -167,9 +180,11 @@ func TestLibraryChartHelm3(t *testing.T) {
 				}
 			}
 			if want := documents(string(objects)); !equalSorted(fromLibrary, want) {
-				t.Errorf("the library chart rendered\n%s\nwant the documents of postrender objects:\n%s", strings.Join(fromLibrary, "---\n"), objects)
+				t.Errorf("the library chart rendered\n%s\nwant the documents of postrender objects:\n%s", strings.Join(fromLibrary,
+					"---\n"), objects)
 			}
-			if bareDocs := withoutSource(documents(bare)); !equalSorted(withoutSource(documents(carried)), append(bareDocs, documents(string(objects))...)) {
+			if bareDocs := withoutSource(documents(bare)); !equalSorted(withoutSource(documents(carried)), append(bareDocs,
+				documents(string(objects))...)) {
 				t.Errorf("the chart with the objects is not the chart without them plus the objects")
 			}
 
@@ -224,10 +239,11 @@ func parentChart(t *testing.T, tc libraryCase) string {
 		"dependencies:\n  - name: image-refresh\n    version: 0.1.0\n    repository: file://../image-refresh\n"
 	valuesYAML := string(readFile(t, filepath.Join(dir, "values.yaml"))) + "\nimageRefreshObjects:\n  enabled: true\n"
 	writeChart(t, dir, map[string]string{
-		"Chart.yaml":                   chartYAML,
-		"values.yaml":                  valuesYAML,
-		"templates/image-refresh.yaml": "{{- if .Values.imageRefreshObjects.enabled }}\n{{ include \"image-refresh.objects\" . }}\n{{- end }}\n",
-		"image-refresh/.keep":          "",
+		"Chart.yaml":  chartYAML,
+		"values.yaml": valuesYAML,
+		"templates/image-refresh.yaml": "{{- if .Values.imageRefreshObjects.enabled }}\n{{ include " +
+			"\"image-refresh.objects\" . }}\n{{- end }}\n",
+		"image-refresh/.keep": "",
 	})
 	return dir
 }
@@ -314,14 +330,16 @@ func TestLibraryChartFileMissingOrEmpty(t *testing.T) {
 
 	cmd := helmCommand(env, helm, "template", "stg", chart, "--kube-version", kubeVersion)
 	out, err := cmd.CombinedOutput()
-	if want := "image-refresh: chart with-library has no file image-refresh/objects.yaml; generate it with `postrender objects --config refresh.yaml > image-refresh/objects.yaml`"; err == nil || !strings.Contains(string(out), want) {
+	if want := "image-refresh: chart with-library has no file image-refresh/objects.yaml; generate it with `postrender " +
+		"objects --config refresh.yaml > image-refresh/objects.yaml`"; err == nil || !strings.Contains(string(out), want) {
 		t.Errorf("helm template without the objects file: %v\n%s\nwant a failure saying %q", err, out, want)
 	}
 
 	if err := os.WriteFile(objects, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := runHelm(t, env, helm, "template", "stg", chart, "--kube-version", kubeVersion); strings.Contains(got, "templates/image-refresh.yaml") || !strings.Contains(got, "kind: Deployment") {
+	if got := runHelm(t, env, helm, "template", "stg", chart, "--kube-version", kubeVersion); strings.Contains(got,
+		"templates/image-refresh.yaml") || !strings.Contains(got, "kind: Deployment") {
 		t.Errorf("an empty objects file rendered something, or the chart nothing:\n%s", got)
 	}
 }

@@ -10,9 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tracebloc/image-refresh/internal/cli"
+	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/internal/version"
 	"github.com/tracebloc/image-refresh/postrender"
-	"github.com/tracebloc/image-refresh/internal/config"
 )
 
 // errorFileEnv names the log every failure is also appended to, because Helm 4 drops a

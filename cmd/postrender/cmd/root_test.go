@@ -39,7 +39,8 @@ func TestRun(t *testing.T) {
 	configFile := filepath.Join(goldenDir, "config-from-file", "config.yaml")
 	keysConfig := filepath.Join(goldenDir, "verification-external", "config.yaml")
 	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
-	if err := os.WriteFile(badConfig, []byte("apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: x}\nspec: {images: []}\n"), 0o644); err != nil {
+	if err := os.WriteFile(badConfig, []byte("apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: "+
+		"{name: x}\nspec: {images: []}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -51,24 +52,41 @@ func TestRun(t *testing.T) {
 		wantOut    []byte
 		wantStderr []string
 	}{
-		{name: "stream config", stdin: floating, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "all-floating", "output.yaml"))},
-		{name: "--config", args: []string{"--config", configFile}, stdin: noConfig, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "config-from-file", "output.yaml"))},
-		{name: "--config=FILE as Helm passes it", args: []string{"--config=" + configFile}, stdin: noConfig, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "config-from-file", "output.yaml"))},
-		{name: "--allow-external-keys", args: []string{"--config", keysConfig, "--allow-external-keys"}, stdin: noConfig, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "verification-external", "output.yaml"))},
-		{name: "refused: keys ConfigMap neither rendered nor external", args: []string{"--config", keysConfig}, stdin: noConfig, wantCode: exitRefused,
-			wantStderr: []string{`keys of ConfigMap "cluster-signing-keys" (spec.verification.keysConfigMap), which the release does not render in namespace tracebloc`, "pass --allow-external-keys"}},
+		{name: "stream config", stdin: floating, wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir,
+			"all-floating", "output.yaml"))},
+		{name: "--config", args: []string{"--config", configFile}, stdin: noConfig, wantCode: cli.ExitOK, wantOut: readFile(t,
+			filepath.Join(goldenDir, "config-from-file", "output.yaml"))},
+		{name: "--config=FILE as Helm passes it", args: []string{"--config=" + configFile}, stdin: noConfig,
+			wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "config-from-file", "output.yaml"))},
+		{name: "--allow-external-keys", args: []string{"--config", keysConfig, "--allow-external-keys"}, stdin: noConfig,
+			wantCode: cli.ExitOK, wantOut: readFile(t, filepath.Join(goldenDir, "verification-external", "output.yaml"))},
+		{name: "refused: keys ConfigMap neither rendered nor external", args: []string{"--config", keysConfig},
+			stdin: noConfig, wantCode: exitRefused,
+			wantStderr: []string{`keys of ConfigMap "cluster-signing-keys" (spec.verification.keysConfigMap), which the ` +
+				`release does not render in namespace tracebloc`, "pass --allow-external-keys"}},
 		{name: "empty input", stdin: nil, wantCode: cli.ExitOK, wantOut: nil},
-		{name: "refused: both configs", args: []string{"--config", configFile}, stdin: floating, wantCode: exitRefused, wantStderr: []string{"image-refresh postrender: --config was given, but the chart renders its own refresh config in ConfigMap stg-image-refresh"}},
-		{name: "refused: a merge key carries the set-env variable", stdin: edit(t, floating, "        env:\n", "        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n"), wantCode: exitRefused,
+		{name: "refused: both configs", args: []string{"--config", configFile}, stdin: floating, wantCode: exitRefused,
+			wantStderr: []string{"image-refresh postrender: --config was given, but the chart renders its own refresh config " +
+				"in ConfigMap stg-image-refresh"}},
+		{name: "refused: a merge key carries the set-env variable", stdin: edit(t, floating, "        env:\n",
+			"        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n"), wantCode: exitRefused,
 			wantStderr: []string{`image "ingestor"`, `renders env INGESTOR_IMAGE_DIGEST with value "sha256:old"`}},
-		{name: "refused: duplicate imagePullPolicy, the last IfNotPresent", stdin: edit(t, floating, "        imagePullPolicy: Always\n        env:", "        imagePullPolicy: Always\n        imagePullPolicy: IfNotPresent\n        env:"), wantCode: exitRefused,
+		{name: "refused: duplicate imagePullPolicy, the last IfNotPresent", stdin: edit(t, floating,
+			"        imagePullPolicy: Always\n        env:", "        imagePullPolicy: Always\n        imagePullPolicy: "+
+				"IfNotPresent\n        env:"), wantCode: exitRefused,
 			wantStderr: []string{`image "jobs-manager"`, "with imagePullPolicy IfNotPresent"}},
-		{name: "refused: malformed stream", stdin: []byte("a: [\n"), wantCode: exitRefused, wantStderr: []string{"malformed YAML"}},
-		{name: "refused: invalid --config", args: []string{"--config", badConfig}, stdin: noConfig, wantCode: exitRefused, wantStderr: []string{"--config " + badConfig, "spec.images: at least one image is required"}},
-		{name: "usage: missing --config file", args: []string{"--config", "/nonexistent/refresh.yaml"}, stdin: noConfig, wantCode: cli.ExitUsage, wantStderr: []string{"reading --config"}},
-		{name: "usage: unknown flag", args: []string{"--bogus"}, wantCode: cli.ExitUsage, wantStderr: []string{"unknown flag: --bogus"}},
-		{name: "usage: argument", args: []string{"extra"}, wantCode: cli.ExitUsage, wantStderr: []string{`unexpected argument "extra": the release is read from stdin`}},
-		{name: "--version", args: []string{"--version"}, wantCode: cli.ExitOK, wantOut: []byte("postrender version " + version.Version + "\n")},
+		{name: "refused: malformed stream", stdin: []byte("a: [\n"), wantCode: exitRefused,
+			wantStderr: []string{"malformed YAML"}},
+		{name: "refused: invalid --config", args: []string{"--config", badConfig}, stdin: noConfig, wantCode: exitRefused,
+			wantStderr: []string{"--config " + badConfig, "spec.images: at least one image is required"}},
+		{name: "usage: missing --config file", args: []string{"--config", "/nonexistent/refresh.yaml"}, stdin: noConfig,
+			wantCode: cli.ExitUsage, wantStderr: []string{"reading --config"}},
+		{name: "usage: unknown flag", args: []string{"--bogus"}, wantCode: cli.ExitUsage,
+			wantStderr: []string{"unknown flag: --bogus"}},
+		{name: "usage: argument", args: []string{"extra"}, wantCode: cli.ExitUsage, wantStderr: []string{`unexpected ` +
+			`argument "extra": the release is read from stdin`}},
+		{name: "--version", args: []string{"--version"}, wantCode: cli.ExitOK, wantOut: []byte("postrender version " +
+			version.Version + "\n")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			errorFile := filepath.Join(t.TempDir(), "state", "error.txt")
@@ -86,7 +104,8 @@ func TestRun(t *testing.T) {
 				message, _, _ := strings.Cut(stderr.String(), "\n(this message is also appended to "+errorFile+")\n")
 				message = strings.TrimSuffix(message, "\n")
 				if len(entries) != 1 || entries[0].message != message {
-					t.Errorf("the error log does not hold stderr's message in one entry:\nstderr: %s\nlog: %+v", stderr.String(), entries)
+					t.Errorf("the error log does not hold stderr's message in one entry:\nstderr: %s\nlog: %+v", stderr.String(),
+						entries)
 				}
 			} else if !bytes.Equal(stdout.Bytes(), tc.wantOut) {
 				t.Errorf("stdout differs from the expected output (%d bytes, want %d)", stdout.Len(), len(tc.wantOut))
@@ -166,7 +185,8 @@ func TestErrorLog(t *testing.T) {
 		if _, err := time.Parse(time.RFC3339Nano, strings.Fields(e.header)[0]); err != nil {
 			t.Errorf("entry %d header does not start with its time: %q", i, e.header)
 		}
-		for _, want := range []string{fmt.Sprintf("pid %d,", os.Getpid()), "dir " + dir + ",", `HELM_NAMESPACE="prod"`, wantArgs} {
+		for _, want := range []string{fmt.Sprintf("pid %d,", os.Getpid()), "dir " + dir + ",", `HELM_NAMESPACE="prod"`,
+			wantArgs} {
 			if !strings.Contains(e.header, want) {
 				t.Errorf("entry %d header lacks %q: %q", i, want, e.header)
 			}
@@ -269,17 +289,21 @@ func TestErrorFilePathDefault(t *testing.T) {
 // replacement and what the field now reads as.
 func TestDeprecationWarning(t *testing.T) {
 	t.Setenv(errorFileEnv, filepath.Join(t.TempDir(), "error.txt"))
-	config := strings.Replace(string(readFile(t, filepath.Join(goldenDir, "config-from-file", "config.yaml"))), "spec:\n", "spec:\n  waitLimit: 4\n", 1)
+	config := strings.Replace(string(readFile(t, filepath.Join(goldenDir, "config-from-file", "config.yaml"))), "spec:\n",
+		"spec:\n  waitLimit: 4\n", 1)
 	path := filepath.Join(t.TempDir(), "refresh.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"--config", path}, bytes.NewReader(readFile(t, filepath.Join(goldenDir, "no-config", "input.yaml"))), &stdout, &stderr); code != cli.ExitOK {
+	if code := run([]string{"--config", path}, bytes.NewReader(readFile(t, filepath.Join(goldenDir, "no-config",
+		"input.yaml"))), &stdout, &stderr); code != cli.ExitOK {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
 	}
-	want := `postrender: warning: refresh config "stg-image-refresh": spec.waitLimit is deprecated and will be removed: it now reads as spec.waitTimeout 1h0m0s`
+	want := `postrender: warning: refresh config "stg-image-refresh": spec.waitLimit is deprecated and will be removed: ` +
+		`it now reads as spec.waitTimeout 1h0m0s`
 	if !strings.Contains(stderr.String(), want) || !strings.Contains(stdout.String(), "kind: CronJob") {
-		t.Errorf("stderr %q, want %q; a CronJob in stdout: %v", stderr.String(), want, strings.Contains(stdout.String(), "kind: CronJob"))
+		t.Errorf("stderr %q, want %q; a CronJob in stdout: %v", stderr.String(), want, strings.Contains(stdout.String(),
+			"kind: CronJob"))
 	}
 }

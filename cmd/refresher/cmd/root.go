@@ -19,12 +19,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tracebloc/image-refresh/internal/cli"
+	"github.com/tracebloc/image-refresh/internal/config"
+	"github.com/tracebloc/image-refresh/internal/signature"
 	"github.com/tracebloc/image-refresh/internal/version"
 	"github.com/tracebloc/image-refresh/refresher"
-	"github.com/tracebloc/image-refresh/internal/config"
 	"github.com/tracebloc/image-refresh/refresher/kube"
 	"github.com/tracebloc/image-refresh/refresher/registry"
-	"github.com/tracebloc/image-refresh/internal/signature"
 )
 
 const (
@@ -103,11 +103,14 @@ per Deployment. Pinned images are never polled.`,
 	// The image has no shell to complete in; chartcheck and postrender have no completion either.
 	cmd.CompletionOptions.DisableDefaultCmd = true
 	flags := cmd.Flags()
-	flags.StringVar(&configPath, "config", "", "refresh config file (in the CronJob: "+config.MountPath+"/"+config.ConfigMapKey+")")
+	flags.StringVar(&configPath, "config", "",
+		"refresh config file (in the CronJob: "+config.MountPath+"/"+config.ConfigMapKey+")")
 	flags.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account")
-	flags.StringVar(&namespace, "namespace", "", "namespace of targets the config gives none (no metadata.namespace); must equal metadata.namespace when that is set; default: the pod's namespace, or the kubeconfig context's")
+	flags.StringVar(&namespace, "namespace", "", "namespace of targets the config gives none (no metadata.namespace); "+
+		"must equal metadata.namespace when that is set; default: the pod's namespace, or the kubeconfig context's")
 	addKeysFlag(flags, &keysDir)
-	flags.BoolVar(&dryRun, "dry-run", false, "print the plan (image, digest seen, decision, patch) on stdout and write nothing")
+	flags.BoolVar(&dryRun, "dry-run", false, "print the plan (image, digest seen, decision, patch) on stdout and "+
+		"write nothing")
 	flags.DurationVar(&timeout, "timeout", defaultTimeout, "deadline for the whole run")
 	return cmd
 }
@@ -131,7 +134,8 @@ func addKeysFlag(flags *pflag.FlagSet, dir *string) {
 
 // setup checks the shared flags, loads the config and connects to the cluster only if
 // something floats (a config of pinned images needs no cluster).
-func (env environment) setup(configPath, kubeconfig, namespace, keysDir string, timeout time.Duration) (session, error) {
+func (env environment) setup(configPath, kubeconfig, namespace, keysDir string, timeout time.Duration) (session,
+	error) {
 	if configPath == "" {
 		return session{}, cli.Usagef("--config is required")
 	}
@@ -143,7 +147,8 @@ func (env environment) setup(configPath, kubeconfig, namespace, keysDir string, 
 		return session{}, cli.Usage(err)
 	}
 	if namespace != "" && cfg.Metadata.Namespace != "" && namespace != cfg.Metadata.Namespace {
-		return session{}, cli.Usagef("--namespace %q contradicts metadata.namespace %q of %s", namespace, cfg.Metadata.Namespace, configPath)
+		return session{}, cli.Usagef("--namespace %q contradicts metadata.namespace %q of %s", namespace,
+			cfg.Metadata.Namespace, configPath)
 	}
 	s := session{cfg: cfg, namespace: namespace, registry: env.registry}
 	if needsKeys(cfg) {

@@ -39,7 +39,8 @@ type harness struct {
 func newHarness(t *testing.T, namespace string) *harness {
 	t.Helper()
 	h := &harness{srv: registrytest.New(t)}
-	for _, ref := range []string{"docker.io/tracebloc/jobs-manager:prod", "docker.io/tracebloc/pods-monitor:prod", "ghcr.io/tracebloc/ingestor:prod"} {
+	for _, ref := range []string{"docker.io/tracebloc/jobs-manager:prod", "docker.io/tracebloc/pods-monitor:prod",
+		"ghcr.io/tracebloc/ingestor:prod"} {
 		if _, err := h.srv.PushImage(ref); err != nil {
 			t.Fatal(err)
 		}
@@ -47,10 +48,11 @@ func newHarness(t *testing.T, namespace string) *harness {
 	h.kube = fake.NewClientset(&appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "stg-jobs-manager", Namespace: namespace},
 		// Replicas 0: the last rollout is complete, so a fill is not held back.
-		Spec: appsv1.DeploymentSpec{Replicas: new(int32), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
-			{Name: "api", Image: "docker.io/tracebloc/jobs-manager:prod", ImagePullPolicy: corev1.PullAlways},
-			{Name: "pods-monitor", Image: "docker.io/tracebloc/pods-monitor:prod", ImagePullPolicy: corev1.PullAlways},
-		}}}},
+		Spec: appsv1.DeploymentSpec{Replicas: new(int32),
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+				{Name: "api", Image: "docker.io/tracebloc/jobs-manager:prod", ImagePullPolicy: corev1.PullAlways},
+				{Name: "pods-monitor", Image: "docker.io/tracebloc/pods-monitor:prod", ImagePullPolicy: corev1.PullAlways},
+			}}}},
 	})
 	return h
 }
@@ -97,7 +99,9 @@ func TestVersion(t *testing.T) {
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
-	invalid := writeConfig(t, "apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: r}\nspec:\n  images:\n  - {name: a, repository: ghcr.io/x/a, action: set-env, target: {name: d, container: c}, annotation: x.io/a}\n")
+	invalid := writeConfig(t, "apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: "+
+		"r}\nspec:\n  images:\n  - {name: a, repository: ghcr.io/x/a, action: set-env, target: {name: d, container: c}, "+
+		"annotation: x.io/a}\n")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -108,7 +112,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"argument", []string{"--config", exampleConfig, "extra"}, `unexpected arguments [\"extra\"]`},
 		{"missing file", []string{"--config", "/nonexistent/refresh.yaml"}, "reading refresh config"},
 		{"invalid config", []string{"--config", invalid}, "spec.images[0] (a).env: required"},
-		{"namespace contradicts the config", []string{"--config", exampleConfig, "--namespace", "other"}, `--namespace \"other\" contradicts metadata.namespace \"tracebloc\"`},
+		{"namespace contradicts the config", []string{"--config", exampleConfig, "--namespace", "other"}, `--namespace ` +
+			`\"other\" contradicts metadata.namespace \"tracebloc\"`},
 		{"timeout", []string{"--config", exampleConfig, "--timeout", "0s"}, "--timeout must be positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,7 +142,8 @@ func TestRunExit0(t *testing.T) {
 	if h.patches() != 1 {
 		t.Errorf("%d patches, want 1", h.patches())
 	}
-	for _, want := range []string{`"msg":"image checked"`, `"image":"ingestor"`, `"decision":"fill"`, `"msg":"run complete"`} {
+	for _, want := range []string{`"msg":"image checked"`, `"image":"ingestor"`, `"decision":"fill"`,
+		`"msg":"run complete"`} {
 		if !strings.Contains(h.stderr.String(), want) {
 			t.Errorf("stderr lacks %s:\n%s", want, h.stderr.String())
 		}
@@ -156,7 +162,8 @@ func TestRunExit1WhenAnImageFails(t *testing.T) {
 	if h.patches() != 1 {
 		t.Errorf("%d patches, want the other images applied in 1", h.patches())
 	}
-	if !strings.Contains(h.stderr.String(), `"msg":"refresher failed"`) || !strings.Contains(h.stderr.String(), "image ingestor") {
+	if !strings.Contains(h.stderr.String(), `"msg":"refresher failed"`) || !strings.Contains(h.stderr.String(),
+		"image ingestor") {
 		t.Errorf("stderr:\n%s", h.stderr.String())
 	}
 }
@@ -190,7 +197,8 @@ func TestDryRunPrintsThePlanAndWritesNothing(t *testing.T) {
 	if h.patches() != 0 {
 		t.Errorf("dry run sent %d patches", h.patches())
 	}
-	for _, want := range []string{"IMAGE", "jobs-manager", "record", "ingestor", "fill", "patch Deployment tracebloc/stg-jobs-manager: {"} {
+	for _, want := range []string{"IMAGE", "jobs-manager", "record", "ingestor", "fill", "patch Deployment " +
+		"tracebloc/stg-jobs-manager: {"} {
 		if !strings.Contains(h.stdout.String(), want) {
 			t.Errorf("plan lacks %q:\n%s", want, h.stdout.String())
 		}
@@ -203,7 +211,8 @@ kind: RefreshConfig
 metadata: {name: r}
 spec:
   images:
-  - {name: jobs-manager, repository: docker.io/tracebloc/jobs-manager, tag: prod, action: rollout-restart, target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/jm}
+  - {name: jobs-manager, repository: docker.io/tracebloc/jobs-manager, tag: prod, action: rollout-restart, target: `+
+		`{name: stg-jobs-manager, container: api}, annotation: tracebloc.io/jm}
 `)
 	t.Run("from --namespace", func(t *testing.T) {
 		h := newHarness(t, "flagged")
@@ -238,7 +247,8 @@ kind: RefreshConfig
 metadata: {name: r, namespace: tracebloc}
 spec:
   images:
-  - {name: a, repository: ghcr.io/x/a, digest: "`+digest+`", action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}
+  - {name: a, repository: ghcr.io/x/a, digest: "`+digest+`", action: rollout-restart, target: {name: d, container: `+
+		`c}, annotation: x.io/a}
 `)
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"--config", pinned}, environment{

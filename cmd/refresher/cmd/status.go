@@ -14,7 +14,8 @@ import (
 // errBehind and errStale exit exitBehind after the view was printed.
 var (
 	errBehind = cli.Exit(exitBehind, errors.New("an image is behind its registry digest (or holds a quarantined one)"))
-	errStale  = cli.Exit(exitBehind, errors.New("the refresher stopped (stale): its CronJob is suspended or missing, or its ticks stopped succeeding; see the table"))
+	errStale  = cli.Exit(exitBehind, errors.New("the refresher stopped (stale): its CronJob is suspended or missing, or "+
+		"its ticks stopped succeeding; see the table"))
 )
 
 func newStatusCommand(env environment) *cobra.Command {
@@ -49,7 +50,8 @@ says the last tick is unknown.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			rows, err := refresher.View(ctx, s.cfg, refresher.ViewOptions{Kube: s.kube, Namespace: s.namespace, Registry: s.registry, Keys: s.keys, Now: env.now})
+			rows, err := refresher.View(ctx, s.cfg, refresher.ViewOptions{Kube: s.kube, Namespace: s.namespace,
+				Registry: s.registry, Keys: s.keys, Now: env.now})
 			if err != nil {
 				return err
 			}
@@ -70,7 +72,8 @@ says the last tick is unknown.`,
 	flags := cmd.Flags()
 	flags.StringVar(&configPath, "config", "", "refresh config file")
 	flags.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account")
-	flags.StringVar(&namespace, "namespace", "", "namespace of targets the config gives none; must equal metadata.namespace when that is set")
+	flags.StringVar(&namespace, "namespace", "", "namespace of targets the config gives none; must equal "+
+		"metadata.namespace when that is set")
 	addKeysFlag(flags, &keysDir)
 	flags.DurationVar(&timeout, "timeout", time.Minute, "deadline for the whole view")
 	flags.StringVarP(&output, "output", "o", "table", "output format: table or json")

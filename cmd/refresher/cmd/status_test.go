@@ -32,13 +32,21 @@ kind: RefreshConfig
 metadata: {name: stg-image-refresh, namespace: tracebloc}
 spec:
   images:
-  - {name: jobs-manager, repository: docker.io/tracebloc/jobs-manager, tag: prod, action: rollout-restart, target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/jm}
-  - {name: pods-monitor, repository: docker.io/tracebloc/pods-monitor, tag: prod, action: rollout-restart, target: {name: stg-jobs-manager, container: pods-monitor}, annotation: tracebloc.io/pm}
-  - {name: ingestor, repository: ghcr.io/tracebloc/ingestor, tag: prod, soak: 1h, action: set-env, env: INGESTOR_IMAGE_DIGEST, target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/ing}
-  - {name: consumer, repository: ghcr.io/tracebloc/consumer, tag: prod, action: set-env, env: CONSUMER_DIGEST, target: {name: stg-workers, container: worker}, annotation: tracebloc.io/consumer}
-  - {name: cache, repository: docker.io/tracebloc/cache, tag: prod, action: rollout-restart, target: {name: stg-workers, container: cache}, annotation: tracebloc.io/cache}
-  - {name: gone, repository: docker.io/tracebloc/gone, tag: prod, action: rollout-restart, target: {name: stg-gone, container: c}, annotation: tracebloc.io/gone}
-  - {name: pinned, repository: docker.io/tracebloc/pinned, digest: "sha256:abababababababababababababababababababababababababababababababab", action: rollout-restart, target: {name: stg-workers, container: cache}, annotation: tracebloc.io/pinned}
+  - {name: jobs-manager, repository: docker.io/tracebloc/jobs-manager, tag: prod, action: rollout-restart, target: ` +
+	`{name: stg-jobs-manager, container: api}, annotation: tracebloc.io/jm}
+  - {name: pods-monitor, repository: docker.io/tracebloc/pods-monitor, tag: prod, action: rollout-restart, target: ` +
+	`{name: stg-jobs-manager, container: pods-monitor}, annotation: tracebloc.io/pm}
+  - {name: ingestor, repository: ghcr.io/tracebloc/ingestor, tag: prod, soak: 1h, action: set-env, env: ` +
+	`INGESTOR_IMAGE_DIGEST, target: {name: stg-jobs-manager, container: api}, annotation: tracebloc.io/ing}
+  - {name: consumer, repository: ghcr.io/tracebloc/consumer, tag: prod, action: set-env, env: CONSUMER_DIGEST, ` +
+	`target: {name: stg-workers, container: worker}, annotation: tracebloc.io/consumer}
+  - {name: cache, repository: docker.io/tracebloc/cache, tag: prod, action: rollout-restart, target: {name: ` +
+	`stg-workers, container: cache}, annotation: tracebloc.io/cache}
+  - {name: gone, repository: docker.io/tracebloc/gone, tag: prod, action: rollout-restart, target: {name: stg-gone, ` +
+	`container: c}, annotation: tracebloc.io/gone}
+  - {name: pinned, repository: docker.io/tracebloc/pinned, digest: ` +
+	`"sha256:abababababababababababababababababababababababababababababababab", action: rollout-restart, target: {name: ` +
+	`stg-workers, container: cache}, annotation: tracebloc.io/pinned}
 `
 
 // statusNow is the status view's clock in these tests: the refresher's CronJob last succeeded
@@ -54,10 +62,12 @@ func statusCronJob() *batchv1.CronJob {
 	}
 	startIn, runFor := int64(300), int64(600)
 	return &batchv1.CronJob{
-		ObjectMeta: metav1.ObjectMeta{Name: "stg-image-refresh", Namespace: "tracebloc", CreationTimestamp: *at("2026-06-01T00:00:00Z")},
+		ObjectMeta: metav1.ObjectMeta{Name: "stg-image-refresh", Namespace: "tracebloc",
+			CreationTimestamp: *at("2026-06-01T00:00:00Z")},
 		Spec: batchv1.CronJobSpec{Schedule: "7,22,37,52 * * * *", StartingDeadlineSeconds: &startIn,
 			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{ActiveDeadlineSeconds: &runFor}}},
-		Status: batchv1.CronJobStatus{LastScheduleTime: at("2026-07-01T11:52:00Z"), LastSuccessfulTime: at("2026-07-01T11:53:00Z")},
+		Status: batchv1.CronJobStatus{LastScheduleTime: at("2026-07-01T11:52:00Z"),
+			LastSuccessfulTime: at("2026-07-01T11:53:00Z")},
 	}
 }
 
@@ -72,7 +82,8 @@ type statusCluster struct {
 func newStatusCluster(t *testing.T) *statusCluster {
 	t.Helper()
 	c := &statusCluster{srv: registrytest.New(t), digest: map[string]string{}}
-	for _, ref := range []string{"docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/pods-monitor", "ghcr.io/tracebloc/ingestor", "ghcr.io/tracebloc/consumer", "docker.io/tracebloc/cache", "docker.io/tracebloc/gone"} {
+	for _, ref := range []string{"docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/pods-monitor",
+		"ghcr.io/tracebloc/ingestor", "ghcr.io/tracebloc/consumer", "docker.io/tracebloc/cache", "docker.io/tracebloc/gone"} {
 		name := ref[strings.LastIndex(ref, "/")+1:]
 		old, err := c.srv.PushImage(ref + ":prod")
 		if err != nil {
@@ -91,36 +102,47 @@ func newStatusCluster(t *testing.T) *statusCluster {
 	}
 	jobsManager := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "stg-jobs-manager", Namespace: "tracebloc", Annotations: map[string]string{
-			"tracebloc.io/jm": d["jobs-manager"], "tracebloc.io/pm": d["old-pods-monitor"], "tracebloc.io/ing": d["old-ingestor"],
-			"image-refresh.io/status-ingestor":     status(refresher.Status{State: refresher.StateSoaking, Since: "2026-07-01T11:40:00Z", Pending: d["ingestor"], PendingSince: "2026-07-01T11:40:00Z"}),
-			"image-refresh.io/status-jobs-manager": status(refresher.Status{State: refresher.StateOK, Since: "2026-07-01T09:00:00Z", Digest: d["jobs-manager"]}),
+			"tracebloc.io/jm": d["jobs-manager"], "tracebloc.io/pm": d["old-pods-monitor"],
+			"tracebloc.io/ing": d["old-ingestor"],
+			"image-refresh.io/status-ingestor": status(refresher.Status{State: refresher.StateSoaking,
+				Since: "2026-07-01T11:40:00Z", Pending: d["ingestor"], PendingSince: "2026-07-01T11:40:00Z"}),
+			"image-refresh.io/status-jobs-manager": status(refresher.Status{State: refresher.StateOK,
+				Since: "2026-07-01T09:00:00Z", Digest: d["jobs-manager"]}),
 		}},
-		Spec: appsv1.DeploymentSpec{Selector: selector("jobs-manager"), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
-			{Name: "api", Env: []corev1.EnvVar{{Name: "INGESTOR_IMAGE_DIGEST", Value: d["old-ingestor"]}}},
-			{Name: "pods-monitor"},
-		}}}},
+		Spec: appsv1.DeploymentSpec{Selector: selector("jobs-manager"),
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+				{Name: "api", Env: []corev1.EnvVar{{Name: "INGESTOR_IMAGE_DIGEST", Value: d["old-ingestor"]}}},
+				{Name: "pods-monitor"},
+			}}}},
 	}
 	workers := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "stg-workers", Namespace: "tracebloc", Annotations: map[string]string{
 			"tracebloc.io/consumer": d["old-consumer"], "tracebloc.io/cache": d["cache"],
-			"image-refresh.io/status-consumer": status(refresher.Status{State: refresher.StateQuarantined, Since: "2026-07-01T10:15:00Z", Digest: d["old-consumer"], Quarantined: d["consumer"]}),
-			"image-refresh.io/status-cache":    status(refresher.Status{State: refresher.StateWaiting, Since: "2026-07-01T11:52:00Z", Digest: d["cache"], Generation: 4, WaitingSince: "2026-07-01T11:52:00Z", Error: "Deployment tracebloc/stg-workers: its rollout is not complete"}),
+			"image-refresh.io/status-consumer": status(refresher.Status{State: refresher.StateQuarantined,
+				Since: "2026-07-01T10:15:00Z", Digest: d["old-consumer"], Quarantined: d["consumer"]}),
+			"image-refresh.io/status-cache": status(refresher.Status{State: refresher.StateWaiting,
+				Since: "2026-07-01T11:52:00Z", Digest: d["cache"], Generation: 4, WaitingSince: "2026-07-01T11:52:00Z",
+				Error: "Deployment tracebloc/stg-workers: its rollout is not complete"}),
 		}},
-		Spec: appsv1.DeploymentSpec{Selector: selector("workers"), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
-			{Name: "worker", Env: []corev1.EnvVar{{Name: "CONSUMER_DIGEST", Value: d["old-consumer"]}}},
-			{Name: "cache"},
-		}}}},
+		Spec: appsv1.DeploymentSpec{Selector: selector("workers"),
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+				{Name: "worker", Env: []corev1.EnvVar{{Name: "CONSUMER_DIGEST", Value: d["old-consumer"]}}},
+				{Name: "cache"},
+			}}}},
 	}
 	pod := func(name, app string, containers []corev1.Container, statuses ...corev1.ContainerStatus) *corev1.Pod {
-		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "tracebloc", Labels: map[string]string{"app": app}},
-			Spec: corev1.PodSpec{Containers: containers}, Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: statuses}}
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "tracebloc",
+			Labels: map[string]string{"app": app}},
+			Spec: corev1.PodSpec{Containers: containers}, Status: corev1.PodStatus{Phase: corev1.PodRunning,
+				ContainerStatuses: statuses}}
 	}
 	imageID := func(container, repo, digest string) corev1.ContainerStatus {
 		return corev1.ContainerStatus{Name: container, ImageID: repo + "@" + digest}
 	}
 	c.kube = fake.NewClientset(jobsManager, workers, statusCronJob(),
 		pod("jm-1", "jobs-manager", jobsManager.Spec.Template.Spec.Containers,
-			imageID("api", "docker.io/tracebloc/jobs-manager", d["jobs-manager"]), imageID("pods-monitor", "docker.io/tracebloc/pods-monitor", d["old-pods-monitor"])),
+			imageID("api", "docker.io/tracebloc/jobs-manager", d["jobs-manager"]), imageID("pods-monitor",
+				"docker.io/tracebloc/pods-monitor", d["old-pods-monitor"])),
 		pod("w-1", "workers", workers.Spec.Template.Spec.Containers,
 			imageID("cache", "docker.io/tracebloc/cache", d["old-cache"])),
 		pod("w-2", "workers", workers.Spec.Template.Spec.Containers,
@@ -232,7 +254,8 @@ func TestStatusWithoutPodList(t *testing.T) {
 		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no list"))
 	})
 	var stdout, stderr strings.Builder
-	cfg := writeConfig(t, strings.Join(strings.Split(statusConfig, "\n")[:8], "\n")+"\n") // jobs-manager, pods-monitor, ingestor
+	cfg := writeConfig(t, strings.Join(strings.Split(statusConfig, "\n")[:8],
+		"\n")+"\n") // jobs-manager, pods-monitor, ingestor
 	if code := c.run(t, &stdout, &stderr, "status", "--config", cfg, "-o", "json"); code != exitBehind {
 		t.Fatalf("exit %d, want %d (pods-monitor is behind by its record); stderr:\n%s", code, exitBehind, stderr.String())
 	}
@@ -251,7 +274,8 @@ func TestStatusWithoutPodList(t *testing.T) {
 	if r := rows[1]; r.State != refresher.ViewBehind {
 		t.Errorf("pods-monitor %+v: want behind by its record", r)
 	}
-	if r := rows[2]; r.RunningFrom != "env" || len(r.Running) != 1 || r.Running[0] != c.digest["old-ingestor"] || r.State != refresher.ViewSoaking {
+	if r := rows[2]; r.RunningFrom != "env" || len(r.Running) != 1 || r.Running[0] != c.digest["old-ingestor"] ||
+		r.State != refresher.ViewSoaking {
 		t.Errorf("ingestor %+v: want the Deployment's env, soaking", r)
 	}
 }
@@ -279,20 +303,27 @@ func TestStatusStale(t *testing.T) {
 		lastTick string
 		note     string
 	}{
-		{name: "suspended", cfg: healthy, edit: suspend, want: exitBehind, golden: "status-stale.txt", lastTick: "2026-07-01T11:53:00Z",
-			note: "CronJob tracebloc/stg-image-refresh is suspended (spec.suspend): the refresher does not run; last successful tick 2026-07-01T11:53:00Z"},
+		{name: "suspended", cfg: healthy, edit: suspend, want: exitBehind, golden: "status-stale.txt",
+			lastTick: "2026-07-01T11:53:00Z",
+			note: "CronJob tracebloc/stg-image-refresh is suspended (spec.suspend): the refresher does not run; last " +
+				"successful tick 2026-07-01T11:53:00Z"},
 		{name: "missing", cfg: healthy, want: exitBehind,
 			note: "CronJob tracebloc/stg-image-refresh not found: nothing runs the refresher"},
-		{name: "a soak that ended 30 days ago", cfg: healthy, edit: monthOld, want: exitBehind, lastTick: "2026-06-01T11:53:00Z",
-			note: `CronJob tracebloc/stg-image-refresh: no successful tick since 2026-06-01T11:53:00Z, 3 or more scheduled runs ("7,22,37,52 * * * *") ago; last scheduled 2026-06-01T11:52:00Z`},
-		{name: "scheduled but failing for an hour", cfg: healthy, edit: failing, want: exitBehind, lastTick: "2026-07-01T11:00:00Z",
-			note: "no successful tick since 2026-07-01T11:00:00Z, 3 or more scheduled runs"},
-		{name: "a failed row stays failed", cfg: withGone, edit: suspend, want: cli.ExitFailed, lastTick: "2026-07-01T11:53:00Z", note: "is suspended"},
+		{name: "a soak that ended 30 days ago", cfg: healthy, edit: monthOld, want: exitBehind,
+			lastTick: "2026-06-01T11:53:00Z",
+			note: `CronJob tracebloc/stg-image-refresh: no successful tick since 2026-06-01T11:53:00Z, 3 or more ` +
+				`scheduled runs ("7,22,37,52 * * * *") ago; last scheduled 2026-06-01T11:52:00Z`},
+		{name: "scheduled but failing for an hour", cfg: healthy, edit: failing, want: exitBehind,
+			lastTick: "2026-07-01T11:00:00Z",
+			note:     "no successful tick since 2026-07-01T11:00:00Z, 3 or more scheduled runs"},
+		{name: "a failed row stays failed", cfg: withGone, edit: suspend, want: cli.ExitFailed,
+			lastTick: "2026-07-01T11:53:00Z", note: "is suspended"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newStatusCluster(t)
 			if tc.edit == nil {
-				if err := c.kube.BatchV1().CronJobs("tracebloc").Delete(t.Context(), "stg-image-refresh", metav1.DeleteOptions{}); err != nil {
+				if err := c.kube.BatchV1().CronJobs("tracebloc").Delete(t.Context(), "stg-image-refresh",
+					metav1.DeleteOptions{}); err != nil {
 					t.Fatal(err)
 				}
 			} else {
@@ -331,7 +362,8 @@ func TestStatusStale(t *testing.T) {
 				case "gone":
 					want, since, detail = refresher.ViewFailed, "", "reading Deployment"
 				}
-				if r.State != want || r.Since != since || !strings.HasPrefix(r.Detail, detail) || !strings.Contains(r.Refresher, tc.note) {
+				if r.State != want || r.Since != since || !strings.HasPrefix(r.Detail, detail) || !strings.Contains(r.Refresher,
+					tc.note) {
 					t.Errorf("%s: %s since %q, detail %q, refresher %q; want %s since %q, detail %q…, refresher …%q…",
 						r.Image, r.State, r.Since, r.Detail, r.Refresher, want, since, detail, tc.note)
 				}
@@ -360,7 +392,8 @@ func TestStatusStaleDetail(t *testing.T) {
 		"pods-monitor": "otherwise behind",
 		"ingestor":     "otherwise soaking since 2026-07-01T11:40:00Z",
 		"consumer":     "otherwise quarantined since 2026-07-01T10:15:00Z",
-		"cache":        "otherwise waiting since 2026-07-01T11:52:00Z; Deployment tracebloc/stg-workers: its rollout is not complete",
+		"cache": "otherwise waiting since 2026-07-01T11:52:00Z; Deployment tracebloc/stg-workers: its rollout is " +
+			"not complete",
 	}
 	for _, r := range rows {
 		if w, ok := want[r.Image]; ok && r.Detail != w {
@@ -386,7 +419,8 @@ func TestStatusWithoutCronJobGet(t *testing.T) {
 	cfg := writeConfig(t, strings.Join(append(lines[:6:6], lines[7]), "\n")+"\n") // jobs-manager, ingestor
 	var stdout, stderr strings.Builder
 	if code := c.run(t, &stdout, &stderr, "status", "--config", cfg); code != cli.ExitOK {
-		t.Fatalf("exit %d, want 0 (current and soaking)\nstdout:\n%s\nstderr:\n%s", code, c.mask(stdout.String()), stderr.String())
+		t.Fatalf("exit %d, want 0 (current and soaking)\nstdout:\n%s\nstderr:\n%s", code, c.mask(stdout.String()),
+			stderr.String())
 	}
 	golden.Assert(t, filepath.Join("testdata", "status-cronjob-forbidden.txt"), []byte(c.mask(stdout.String())))
 	stdout.Reset()
@@ -396,7 +430,8 @@ func TestStatusWithoutCronJobGet(t *testing.T) {
 		t.Fatalf("rows %v: %v", rows, err)
 	}
 	for i, want := range []refresher.ViewState{refresher.ViewCurrent, refresher.ViewSoaking} {
-		if r := rows[i]; r.State != want || !strings.HasPrefix(r.Refresher, "last tick unknown (grant get on cronjobs.batch to see it)") {
+		if r := rows[i]; r.State != want || !strings.HasPrefix(r.Refresher, "last tick unknown (grant get on "+
+			"cronjobs.batch to see it)") {
 			t.Errorf("%s: %s, refresher %q; want %s, last tick unknown", r.Image, r.State, r.Refresher, want)
 		}
 	}

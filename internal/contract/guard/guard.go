@@ -165,7 +165,8 @@ func appendNew(list []string, s string) []string {
 // For returns the admission guard of a config whose injected objects live in namespace ("" =
 // the release namespace, unknown to a post-renderer) and run as ServiceAccount serviceAccount.
 // The objects carry only their names; the caller adds labels. Nil when nothing floats.
-func For(cfg *config.RefreshConfig, namespace, serviceAccount string) (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAdmissionPolicyBinding) {
+func For(cfg *config.RefreshConfig, namespace, serviceAccount string) (*admissionv1.ValidatingAdmissionPolicy,
+	*admissionv1.ValidatingAdmissionPolicyBinding) {
 	targets := guardTargets(cfg, namespace)
 	if len(targets) == 0 {
 		return nil, nil
@@ -198,13 +199,15 @@ func For(cfg *config.RefreshConfig, namespace, serviceAccount string) (*admissio
 					},
 				}},
 			},
-			MatchConditions: []admissionv1.MatchCondition{{Name: "refresher-service-account", Expression: "request.userInfo.username == " + user}},
-			Variables:       guardVariables(targets),
-			Validations:     guardValidations(cfg.Metadata.Name, targets, kinds),
+			MatchConditions: []admissionv1.MatchCondition{{Name: "refresher-service-account",
+				Expression: "request.userInfo.username == " + user}},
+			Variables:   guardVariables(targets),
+			Validations: guardValidations(cfg.Metadata.Name, targets, kinds),
 		},
 	}
 	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
-		TypeMeta:   metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicyBinding"},
+		TypeMeta: metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(),
+			Kind: "ValidatingAdmissionPolicyBinding"},
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
 			PolicyName:        name,
@@ -245,12 +248,15 @@ func guardVariables(targets []*guardTarget) []admissionv1.Variable {
 			}
 			return "[]"
 		})},
-		{Name: "writtenContainers", Expression: byTarget(targets, func(t *guardTarget) string { return quoteList(t.containers) })},
+		{Name: "writtenContainers", Expression: byTarget(targets,
+			func(t *guardTarget) string { return quoteList(t.containers) })},
 		// Keys of other annotations that changed: added, removed or given another value.
 		{Name: "changedAnnotations", Expression: changedKeys("newAnnotations", "oldAnnotations", "allowedAnnotations")},
-		{Name: "changedTemplateAnnotations", Expression: changedKeys("newTemplateAnnotations", "oldTemplateAnnotations", "allowedTemplateAnnotations")},
+		{Name: "changedTemplateAnnotations", Expression: changedKeys("newTemplateAnnotations", "oldTemplateAnnotations",
+			"allowedTemplateAnnotations")},
 		// Containers (same names, same order: another validation) no set-env or set-image image writes.
-		{Name: "changedContainers", Expression: "variables.newContainers.filter(c, !(c.name in variables.writtenContainers) && !(c in variables.oldContainers)).map(c, c.name)"},
+		{Name: "changedContainers", Expression: "variables.newContainers.filter(c, !(c.name in " +
+			"variables.writtenContainers) && !(c in variables.oldContainers)).map(c, c.name)"},
 	}
 	for i, t := range targets {
 		for j, c := range t.containers {
@@ -261,7 +267,8 @@ func guardVariables(targets []*guardTarget) []admissionv1.Variable {
 			for _, age := range []string{"New", "Old"} {
 				env := fmt.Sprintf("(variables.%[1]s%[2]s.size() == 1 ? variables.%[1]s%[2]s[0].?env.orValue([]) : [])", v, age)
 				for k, name := range t.setEnv[c] {
-					vars = append(vars, admissionv1.Variable{Name: envVar(i, j, k) + age, Expression: env + ".filter(e, e.name == " + quote(name) + ")"})
+					vars = append(vars, admissionv1.Variable{Name: envVar(i, j, k) + age, Expression: env + ".filter(e, e.name == " +
+						quote(name) + ")"})
 				}
 			}
 		}
@@ -290,7 +297,8 @@ func byTarget(targets []*guardTarget, value func(*guardTarget) string) string {
 
 func changedKeys(newMap, oldMap, allowed string) string {
 	n, o, a := "variables."+newMap, "variables."+oldMap, "variables."+allowed
-	return fmt.Sprintf("%[1]s.filter(k, !(k in %[3]s) && !(k in %[2]s && %[2]s[k] == %[1]s[k])) + %[2]s.filter(k, !(k in %[3]s) && !(k in %[1]s))", n, o, a)
+	return fmt.Sprintf("%[1]s.filter(k, !(k in %[3]s) && !(k in %[2]s && %[2]s[k] == %[1]s[k])) + %[2]s.filter(k, !(k "+
+		"in %[3]s) && !(k in %[1]s))", n, o, a)
 }
 
 // guardLevel is one object level on the way to an allowed field: its path, its Go type, and
@@ -304,7 +312,8 @@ type guardLevel struct {
 
 // guardLevels are the levels the guard walks, in order. The spec level is the target kind's (specTypes).
 var guardLevels = []guardLevel{
-	{Path: "metadata", Type: reflect.TypeFor[metav1.ObjectMeta](), NotWhole: append([]string{"annotations"}, guardServerManaged...)},
+	{Path: "metadata", Type: reflect.TypeFor[metav1.ObjectMeta](), NotWhole: append([]string{"annotations"},
+		guardServerManaged...)},
 	{Path: "spec", NotWhole: []string{"template"}},
 	{Path: "spec.template", Type: reflect.TypeFor[corev1.PodTemplateSpec](), NotWhole: []string{"metadata", "spec"}},
 	{Path: "spec.template.metadata", Type: reflect.TypeFor[metav1.ObjectMeta](), NotWhole: []string{"annotations"}},
@@ -384,7 +393,8 @@ func guardValidations(configName string, targets []*guardTarget, kinds []string)
 		for i, t := range targets {
 			names[i] = t.key.Name
 		}
-		addDynamic("object.metadata.name in "+quoteList(names), kinds[0]+" ", "object.metadata.name", " is not a target of refresh config "+configName)
+		addDynamic("object.metadata.name in "+quoteList(names), kinds[0]+" ", "object.metadata.name",
+			" is not a target of refresh config "+configName)
 	}
 
 	for _, level := range guardLevels {
@@ -392,15 +402,18 @@ func guardValidations(configName string, targets []*guardTarget, kinds []string)
 			continue // spec.template has no field but the two walked into
 		}
 		for _, f := range level.compared(kinds) {
-			add(fmt.Sprintf("object.%[1]s.?%[2]s == oldObject.%[1]s.?%[2]s", level.Path, celField(f)), level.Path+"."+f+" may not change")
+			add(fmt.Sprintf("object.%[1]s.?%[2]s == oldObject.%[1]s.?%[2]s", level.Path, celField(f)),
+				level.Path+"."+f+" may not change")
 		}
 	}
-	addDynamic("variables.changedAnnotations.size() == 0", "annotation ", "variables.changedAnnotations[0]", " may not change")
+	addDynamic("variables.changedAnnotations.size() == 0", "annotation ", "variables.changedAnnotations[0]",
+		" may not change")
 	addDynamic("variables.changedTemplateAnnotations.size() == 0",
 		"pod template annotation ", "variables.changedTemplateAnnotations[0]", " may not change")
 	add("variables.newContainers.map(c, c.name) == variables.oldContainers.map(c, c.name)",
 		"containers may not be added, removed, renamed or reordered")
-	addDynamic("variables.changedContainers.size() == 0", "container ", "variables.changedContainers[0]", " may not change")
+	addDynamic("variables.changedContainers.size() == 0", "container ", "variables.changedContainers[0]",
+		" may not change")
 
 	for i, t := range targets {
 		only := "!(" + t.match + ") || "
@@ -416,7 +429,8 @@ func guardValidations(configName string, targets []*guardTarget, kinds []string)
 				fmt.Sprintf("annotation %s may only be set, to at most %d bytes", key, contract.StatusMaxBytes))
 		}
 		if t.restart {
-			add(only+changedTo("newTemplateAnnotations", "oldTemplateAnnotations", config.RestartedAtAnnotation, "matches('"+rfc3339Pattern+"')"),
+			add(only+changedTo("newTemplateAnnotations", "oldTemplateAnnotations", config.RestartedAtAnnotation,
+				"matches('"+rfc3339Pattern+"')"),
 				"pod template annotation "+config.RestartedAtAnnotation+" may only be set to a time")
 		}
 		for j, c := range t.containers {
@@ -425,7 +439,8 @@ func guardValidations(configName string, targets []*guardTarget, kinds []string)
 			both := only + v + "New.size() != 1 || " + v + "Old.size() != 1 || "
 			level := guardLevels[len(guardLevels)-1]
 			for _, f := range slices.DeleteFunc(level.compared(kinds), t.writes(c)) {
-				add(fmt.Sprintf("%s%sNew[0].?%s == %sOld[0].?%s", both, v, celField(f), v, celField(f)), "container "+c+" "+f+" may not change")
+				add(fmt.Sprintf("%s%sNew[0].?%s == %sOld[0].?%s", both, v, celField(f), v, celField(f)),
+					"container "+c+" "+f+" may not change")
 			}
 			if repos := t.setImage[c]; len(repos) > 0 {
 				pinned, shown := make([]string, len(repos)), make([]string, len(repos))
@@ -441,11 +456,13 @@ func guardValidations(configName string, targets []*guardTarget, kinds []string)
 				continue
 			}
 			newEnv, oldEnv := v+"New[0].?env.orValue([])", v+"Old[0].?env.orValue([])"
-			add(fmt.Sprintf("%s%s.filter(e, !(e.name in %s)) == %s.filter(e, !(e.name in %s))", both, newEnv, quoteList(envs), oldEnv, quoteList(envs)),
+			add(fmt.Sprintf("%s%s.filter(e, !(e.name in %s)) == %s.filter(e, !(e.name in %s))", both, newEnv, quoteList(envs),
+				oldEnv, quoteList(envs)),
 				"container "+c+" env may change only in "+strings.Join(envs, ", "))
 			for k, env := range envs {
 				n, o := "variables."+envVar(i, j, k)+"New", "variables."+envVar(i, j, k)+"Old"
-				add(fmt.Sprintf("%[1]s%[2]s == %[3]s || (%[2]s.size() == 1 && !has(%[2]s[0].valueFrom) && %[2]s[0].?value.orValue('').matches('%[4]s'))",
+				add(fmt.Sprintf("%[1]s%[2]s == %[3]s || (%[2]s.size() == 1 && !has(%[2]s[0].valueFrom) && "+
+					"%[2]s[0].?value.orValue('').matches('%[4]s'))",
 					only, n, o, digestPattern),
 					"container "+c+" env "+env+" may only be set to a sha256 digest, as one plain value")
 			}
@@ -470,7 +487,8 @@ func pinnedPattern(repository string) string {
 // check holds.
 func changedTo(newMap, oldMap, key, check string) string {
 	n, o, k := "variables."+newMap, "variables."+oldMap, quote(key)
-	return fmt.Sprintf("(%[3]s in %[1]s ? ((%[3]s in %[2]s && %[2]s[%[3]s] == %[1]s[%[3]s]) || %[1]s[%[3]s].%[4]s) : !(%[3]s in %[2]s))", n, o, k, check)
+	return fmt.Sprintf("(%[3]s in %[1]s ? ((%[3]s in %[2]s && %[2]s[%[3]s] == %[1]s[%[3]s]) || %[1]s[%[3]s].%[4]s) : "+
+		"!(%[3]s in %[2]s))", n, o, k, check)
 }
 
 // celReserved are CEL's reserved words that name Kubernetes fields; Kubernetes escapes such a

@@ -29,11 +29,14 @@ spec:
      annotation: example.com/worker-digest, target: {name: web, container: app}}
   - {name: sidecar, repository: example.com/sidecar, tag: prod, action: set-env, env: SIDECAR_DIGEST,
      annotation: example.com/sidecar-digest, target: {name: web, container: proxy}}
-  - {name: proxy, repository: example.com:5000/proxy, tag: prod, action: set-image, annotation: example.com/proxy-digest,
+  - {name: proxy, repository: example.com:5000/proxy, tag: prod, action: set-image, annotation: ` +
+		`example.com/proxy-digest,
      target: {name: web, container: proxy}}
-  - {name: other, repository: example.com/other, tag: prod, action: rollout-restart, annotation: example.com/other-digest,
+  - {name: other, repository: example.com/other, tag: prod, action: rollout-restart, annotation: ` +
+		`example.com/other-digest,
      target: {name: other, container: main}}
-  - {name: jobs, repository: docker.io/tracebloc/jobs-manager, tag: prod, action: set-image, annotation: example.com/jobs-digest,
+  - {name: jobs, repository: docker.io/tracebloc/jobs-manager, tag: prod, action: set-image, annotation: ` +
+		`example.com/jobs-digest,
      target: {name: jobs, container: api}}
   - {name: pinned, repository: example.com/pinned, digest: "sha256:` + strings.Repeat("a", 64) + `", action: set-env,
      env: PINNED_DIGEST, annotation: example.com/pinned-digest, target: {name: pinned, container: main}}
@@ -139,8 +142,9 @@ func TestGuardComparesEveryField(t *testing.T) {
 	for c, written := range containers {
 		for _, f := range written {
 			w := map[string]string{
-				"env":   fmt.Sprintf("variables.%[1]sNew[0].?env.orValue([]).filter(e, !(e.name in ", c),
-				"image": fmt.Sprintf("variables.%[1]sNew[0].?image == variables.%[1]sOld[0].?image || variables.%[1]sNew[0].?image.orValue('').matches(", c),
+				"env": fmt.Sprintf("variables.%[1]sNew[0].?env.orValue([]).filter(e, !(e.name in ", c),
+				"image": fmt.Sprintf("variables.%[1]sNew[0].?image == variables.%[1]sOld[0].?image || "+
+					"variables.%[1]sNew[0].?image.orValue('').matches(", c),
 			}[f]
 			if !strings.Contains(all, w) {
 				t.Errorf("container %s: %s is written but not checked: no validation %q", c, f, w)
@@ -164,7 +168,8 @@ func TestGuardShape(t *testing.T) {
 	for _, tc := range []struct {
 		name, namespace, wantName, wantUser string
 	}{
-		{"namespace known", "apps", "refresh-guard.apps", "request.userInfo.username == 'system:serviceaccount:apps:refresh'"},
+		{"namespace known", "apps", "refresh-guard.apps", "request.userInfo.username == " +
+			"'system:serviceaccount:apps:refresh'"},
 		{"release namespace", "", "refresh-guard",
 			"request.userInfo.username == 'system:serviceaccount:' + request.namespace + ':' + 'refresh'"},
 	} {
@@ -218,8 +223,10 @@ func TestGuardAllowsWhatTheConfigWrites(t *testing.T) {
 		vars[v.Name] = v.Expression
 	}
 	for name, want := range map[string]string{
-		"allowedAnnotations": "object.metadata.name == 'web' ? ['example.com/web-digest', 'example.com/worker-digest', 'example.com/sidecar-digest', " +
-			"'example.com/proxy-digest', 'image-refresh.io/status-web', 'image-refresh.io/status-worker', 'image-refresh.io/status-sidecar', " +
+		"allowedAnnotations": "object.metadata.name == 'web' ? ['example.com/web-digest', 'example.com/worker-digest', " +
+			"'example.com/sidecar-digest', " +
+			"'example.com/proxy-digest', 'image-refresh.io/status-web', 'image-refresh.io/status-worker', " +
+			"'image-refresh.io/status-sidecar', " +
 			"'image-refresh.io/status-proxy'] : " +
 			"object.metadata.name == 'other' ? ['example.com/other-digest', 'image-refresh.io/status-other'] : " +
 			"object.metadata.name == 'jobs' ? ['example.com/jobs-digest', 'image-refresh.io/status-jobs'] : []",
@@ -227,9 +234,11 @@ func TestGuardAllowsWhatTheConfigWrites(t *testing.T) {
 			"object.metadata.name == 'other' ? ['kubectl.kubernetes.io/restartedAt'] : object.metadata.name == 'jobs' ? [] : []",
 		"writtenContainers": "object.metadata.name == 'web' ? ['app', 'proxy'] : object.metadata.name == 'other' ? [] : " +
 			"object.metadata.name == 'jobs' ? ['api'] : []",
-		"target2Container0New":     "variables.newContainers.filter(c, c.name == 'api')",
-		"target0Container0Env0New": "(variables.target0Container0New.size() == 1 ? variables.target0Container0New[0].?env.orValue([]) : []).filter(e, e.name == 'WORKER_DIGEST')",
-		"target0Container1Env0Old": "(variables.target0Container1Old.size() == 1 ? variables.target0Container1Old[0].?env.orValue([]) : []).filter(e, e.name == 'SIDECAR_DIGEST')",
+		"target2Container0New": "variables.newContainers.filter(c, c.name == 'api')",
+		"target0Container0Env0New": "(variables.target0Container0New.size() == 1 ? " +
+			"variables.target0Container0New[0].?env.orValue([]) : []).filter(e, e.name == 'WORKER_DIGEST')",
+		"target0Container1Env0Old": "(variables.target0Container1Old.size() == 1 ? " +
+			"variables.target0Container1Old[0].?env.orValue([]) : []).filter(e, e.name == 'SIDECAR_DIGEST')",
 	} {
 		if vars[name] != want {
 			t.Errorf("variable %s:\n got %s\nwant %s", name, vars[name], want)
@@ -276,7 +285,8 @@ func TestGuardSetImage(t *testing.T) {
 			continue
 		}
 		want := fmt.Sprintf(
-			"variables.%[1]sNew[0].?image == variables.%[1]sOld[0].?image || variables.%[1]sNew[0].?image.orValue('').matches(%[2]s)",
+			"variables.%[1]sNew[0].?image == variables.%[1]sOld[0].?image || "+
+				"variables.%[1]sNew[0].?image.orValue('').matches(%[2]s)",
 			tc.container,
 			quote(pinnedPattern(tc.repository)),
 		)
@@ -306,11 +316,15 @@ func TestGuardSetImage(t *testing.T) {
 		{"a longer repository", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager-evil@" + digest, false},
 		{"a dot is not any character", "example.com:5000/proxy", "exampleXcom:5000/proxy@" + digest, false},
 		{"a tag", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager:evil", false},
-		{"a tag and the digest", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager:evil@" + digest, false},
-		{"uppercase hex", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@" + strings.ToUpper(digest), false},
+		{"a tag and the digest", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager:evil@" + digest,
+			false},
+		{"uppercase hex", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@" + strings.ToUpper(digest),
+			false},
 		{"a short digest", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@" + digest[:70], false},
-		{"another algorithm", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@sha512:" + digest[7:], false},
-		{"a trailing newline", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@" + digest + "\n", false},
+		{"another algorithm", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@sha512:" + digest[7:],
+			false},
+		{"a trailing newline", "docker.io/tracebloc/jobs-manager", "docker.io/tracebloc/jobs-manager@" + digest + "\n",
+			false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// CEL's matches is RE2, as Go's regexp.
@@ -347,15 +361,18 @@ func TestGuardOverKindsAndNamespaces(t *testing.T) {
 		messages[v.Message] = v.Expression
 	}
 	// Every field of both spec types but the template, read apart from guardFields (jsonFields).
-	specFields := append(jsonFields(reflect.TypeFor[appsv1.DeploymentSpec]()), jsonFields(reflect.TypeFor[appsv1.DaemonSetSpec]())...)
+	specFields := append(jsonFields(reflect.TypeFor[appsv1.DeploymentSpec]()),
+		jsonFields(reflect.TypeFor[appsv1.DaemonSetSpec]())...)
 	for _, field := range slices.DeleteFunc(specFields, func(f string) bool { return f == "template" }) {
 		want := fmt.Sprintf("object.spec.?%[1]s == oldObject.spec.?%[1]s", field)
 		if got := messages[MessagePrefix+"spec."+field+" may not change"]; got != want {
 			t.Errorf("spec.%s is compared by %q; want %q", field, got, want)
 		}
 	}
-	agent := "object.metadata.name == 'agent' && request.namespace == 'agents' && request.resource.resource == 'daemonsets'"
-	if got := messages[MessagePrefix+"annotation example.com/agent-digest may only be set to a sha256 digest"]; !strings.HasPrefix(
+	agent := "object.metadata.name == 'agent' && request.namespace == 'agents' && request.resource.resource == " +
+		"'daemonsets'"
+	if got := messages[MessagePrefix+"annotation example.com/agent-digest may only be set to a "+
+		"sha256 digest"]; !strings.HasPrefix(
 		got,
 		"!("+agent+") || ",
 	) {

@@ -42,7 +42,8 @@ type rule struct {
 }
 
 // The shared contract: the kernel the three binaries read, which links none of them.
-var kernel = []string{"internal/config", "internal/contract", "internal/contract/guard", "internal/signature", "internal/manifest"}
+var kernel = []string{"internal/config", "internal/contract", "internal/contract/guard", "internal/signature",
+	"internal/manifest"}
 
 // theBinariesLibraries are the libraries of the three binaries; the kernel never links them.
 var theBinariesLibraries = []string{"refresher/...", "postrender/...", "chartcheck/..."}
@@ -57,18 +58,22 @@ var layout = []rule{
 	{pkgs: []string{"internal/contract"}, mayLink: []string{"internal/config", "internal/version"},
 		mustNotLink: []string{clientGo, helm, kustomize},
 		why:         "the contract's rules are read by the refresher, postrender and chartcheck, and import none of them"},
-	{pkgs: []string{"internal/contract/guard"}, mayLink: []string{"internal/config", "internal/contract", "internal/version"},
+	{pkgs: []string{"internal/contract/guard"}, mayLink: []string{"internal/config", "internal/contract",
+		"internal/version"},
 		mustNotLink: []string{clientGo, helm, kustomize}, links: admissionAPI,
 		why: "the admission guard's policy, generated from the k8s.io/api types, for postrender and chartcheck"},
 	{pkgs: []string{"internal/signature"}, mayLink: []string{},
-		mustNotLink: []string{clientGo, ggcrRemote, helm, kustomize}, links: "github.com/google/go-containerregistry/pkg/name",
-		why: "the signature gate's keys and checks over fetched bytes: standard library and go-containerregistry's name, no registry client"},
+		mustNotLink: []string{clientGo, ggcrRemote, helm, kustomize},
+		links:       "github.com/google/go-containerregistry/pkg/name",
+		why: "the signature gate's keys and checks over fetched bytes: standard library and go-containerregistry's " +
+			"name, no registry client"},
 	{pkgs: []string{"internal/manifest"}, mayLink: []string{"internal/config", "internal/contract", "internal/version"},
 		mustNotLink: []string{clientGo, ggcrRemote, helm}, links: "sigs.k8s.io/kustomize/kyaml/yaml",
 		why: "the model of a rendered release stream, shared by postrender and chartcheck, on kyaml"},
 
 	// The refresher: one tick.
-	{pkgs: []string{"refresher"}, mayLink: []string{"internal/config", "internal/contract", "internal/signature", "internal/version", "refresher/registry"},
+	{pkgs: []string{"refresher"}, mayLink: []string{"internal/config", "internal/contract", "internal/signature",
+		"internal/version", "refresher/registry"},
 		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic, helm, kustomize, admissionAPI},
 		why:         "one tick reaches the cluster only through the refresher.Kube interface"},
 	{pkgs: []string{"refresher/registry"}, mayLink: []string{"internal/config", "internal/signature", "internal/version"},
@@ -81,24 +86,31 @@ var layout = []rule{
 		why: "test support: a clientset adapter and a fake registry"},
 
 	// The post-renderer and chartcheck.
-	{pkgs: []string{"postrender"}, mayLink: []string{"internal/config", "internal/contract", "internal/contract/guard", "internal/signature", "internal/manifest", "internal/version"},
+	{pkgs: []string{"postrender"}, mayLink: []string{"internal/config", "internal/contract", "internal/contract/guard",
+		"internal/signature", "internal/manifest", "internal/version"},
 		mustNotLink: []string{clientGo, ggcrRemote, helm}, links: "sigs.k8s.io/kustomize/kyaml/yaml",
 		why: "the streaming post-renderer on kyaml links no Kubernetes client, registry client or Helm"},
-	{pkgs: []string{"chartcheck"}, mayLink: []string{"internal/config", "internal/contract", "internal/contract/guard", "internal/signature", "internal/manifest", "internal/version", "postrender"},
+	{pkgs: []string{"chartcheck"}, mayLink: []string{"internal/config", "internal/contract", "internal/contract/guard",
+		"internal/signature", "internal/manifest", "internal/version", "postrender"},
 		why: "render + post-render + the contract's checks; never the refresher's tick or clients"},
 
 	// The three binaries.
 	{pkgs: []string{"cmd/refresher", "cmd/refresher/cmd"},
-		mayLink:     []string{"cmd/refresher/cmd", "internal/cli", "internal/version", "internal/config", "internal/contract", "internal/signature", "refresher", "refresher/kube", "refresher/registry"},
-		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic, helm, kustomize, admissionAPI}, links: "k8s.io/client-go/rest",
-		why: "the refresher binary and image stay small (≤ 7 MiB compressed per platform): REST with a scheme of its own, no Helm, no kyaml"},
+		mayLink: []string{"cmd/refresher/cmd", "internal/cli", "internal/version", "internal/config", "internal/contract",
+			"internal/signature", "refresher", "refresher/kube", "refresher/registry"},
+		mustNotLink: []string{clientGoKubernetes, clientGoInformers, clientGoDynamic, helm, kustomize, admissionAPI},
+		links:       "k8s.io/client-go/rest",
+		why: "the refresher binary and image stay small (≤ 7 MiB compressed per platform): REST with a scheme of " +
+			"its own, no Helm, no kyaml"},
 	{pkgs: []string{"cmd/postrender", "cmd/postrender/cmd"},
-		mayLink:     []string{"cmd/postrender/cmd", "internal/cli", "internal/version", "internal/config", "internal/contract", "internal/contract/guard", "internal/signature", "internal/manifest", "postrender"},
+		mayLink: []string{"cmd/postrender/cmd", "internal/cli", "internal/version", "internal/config",
+			"internal/contract", "internal/contract/guard", "internal/signature", "internal/manifest", "postrender"},
 		mustNotLink: []string{clientGo, ggcrRemote, helm}, links: "sigs.k8s.io/kustomize/kyaml/yaml",
 		why: "the post-renderer binary reads and writes YAML, nothing more"},
 	{pkgs: []string{"cmd/chartcheck", "cmd/chartcheck/cmd"},
-		mayLink: []string{"cmd/chartcheck/cmd", "internal/cli", "internal/version", "internal/config", "internal/contract", "internal/contract/guard", "internal/signature", "internal/manifest", "chartcheck", "postrender"},
-		why:     "chartcheck's commands over the chartcheck library"},
+		mayLink: []string{"cmd/chartcheck/cmd", "internal/cli", "internal/version", "internal/config", "internal/contract",
+			"internal/contract/guard", "internal/signature", "internal/manifest", "chartcheck", "postrender"},
+		why: "chartcheck's commands over the chartcheck library"},
 	{pkgs: []string{"cmd/internal/imagebuild"}, mayLink: []string{"internal/cli", "internal/ociimage", "internal/version"},
 		why: "builds the refresher image"},
 	{pkgs: []string{"cmd/internal/benchtable"}, mayLink: []string{},
@@ -168,8 +180,12 @@ func TestLayout(t *testing.T) {
 		for _, r := range rules {
 			if !r.anyOfModule {
 				allowed := absAll(r.mayLink)
-				for _, chain := range g.Chains(pkg, func(p string) bool { return strings.HasPrefix(p, module+"/") && !underAny(p, allowed) }) {
-					t.Errorf("%s links %s of this module; it may link only %v (%s):\n  %s", pkg, chain[len(chain)-1], r.mayLink, r.why, strings.Join(chain, "\n  "))
+				for _, chain := range g.Chains(pkg, func(p string) bool {
+					return strings.HasPrefix(p, module+"/") && !underAny(p,
+						allowed)
+				}) {
+					t.Errorf("%s links %s of this module; it may link only %v (%s):\n  %s", pkg, chain[len(chain)-1], r.mayLink, r.why,
+						strings.Join(chain, "\n  "))
 				}
 			}
 			forbid(t, g, pkg, r.mustNotLink, r.why)
@@ -185,7 +201,8 @@ func TestLayout(t *testing.T) {
 			forbid(t, g, pkg, absAll(theBinariesLibraries), "the shared contract links none of the three binaries' libraries")
 		}
 		if !underAny(pkg, absAll(binaries)) {
-			forbid(t, g, pkg, []string{abs("internal/cli"), abs("cmd/...")}, "internal/cli is the binaries' run and exit codes; nothing depends on a binary's commands")
+			forbid(t, g, pkg, []string{abs("internal/cli"), abs("cmd/...")}, "internal/cli is the binaries' run and exit "+
+				"codes; nothing depends on a binary's commands")
 			if !depcheck.Under(pkg, abs("e2e/...")) {
 				forbid(t, g, pkg, []string{abs("e2e/...")}, "no library depends on the end-to-end tests")
 			}

@@ -34,7 +34,8 @@ func Assert(t testing.TB, path string, got []byte) {
 		t.Fatalf("%v (run `go test -update` to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (check the change, then `go test -update`):\n%s", path, LineDiff(string(want), string(got)))
+		t.Errorf("output differs from %s (check the change, then `go test -update`):\n%s", path, LineDiff(string(want),
+			string(got)))
 	}
 }
 
