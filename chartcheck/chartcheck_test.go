@@ -1430,11 +1430,9 @@ func TestRefresherEvidence(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			labels := defaultString(tt.labels, "{}")
 			doc := "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: renamed, labels: " + labels +
-				"}\nspec:\n  schedule: \"0 * * * *\"\n  jobTemplate: {spec: {template: {spec: {containers: [" + tt.container +
-				"], volumes: " + defaultString(
-				tt.volumes,
-				"[]",
-			) + "}}}}\n"
+				"}\nspec:\n  schedule: \"0 * * * *\"\n" +
+				"  jobTemplate: {spec: {template: {spec: {containers: [" + tt.container +
+				"], volumes: " + defaultString(tt.volumes, "[]") + "}}}}\n"
 			stream, err := parseStream([]byte(doc))
 			if err != nil {
 				t.Fatal(err)
@@ -1734,10 +1732,8 @@ func TestDefaultKubeVersionIsTheE2EVersion(t *testing.T) {
 
 func TestKubeVersionReachesTheChart(t *testing.T) {
 	_, err := (&Check{ChartPath: clientChart, Release: Release{KubeVersion: "v1.20.0"}}).Run(context.Background())
-	if err == nil || !strings.Contains(
-		err.Error(),
-		"chart requires kubeVersion: >=1.29.0-0 which is incompatible with Kubernetes v1.20.0",
-	) {
+	if err == nil || !strings.Contains(err.Error(),
+		"chart requires kubeVersion: >=1.29.0-0 which is incompatible with Kubernetes v1.20.0") {
 		t.Fatalf("error %v; want the chart's kubeVersion refusal", err)
 	}
 }

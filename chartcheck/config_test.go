@@ -97,10 +97,9 @@ func findingsOf(s *ScenarioResult) []string {
 	return out
 }
 
-const nothingCheckedFinding = "refresh-config: stream: expected a RefreshConfig to check the release against; found " +
-	"no RefreshConfig " +
-	"in the rendered stream and none given: pass --config FILE (the config given at install time) or render the chart " +
-	"with its config"
+const nothingCheckedFinding = "refresh-config: stream: expected a RefreshConfig to check the release against; " +
+	"found no RefreshConfig in the rendered stream and none given: pass --config FILE (the config given at install " +
+	"time) or render the chart with its config"
 
 // TestGivenConfig: a chart whose config is given at install time is checked against it with
 // --config or --post-renderer-args; without one, nothing is checked and the run fails.
@@ -190,10 +189,8 @@ func TestGivenConfig(t *testing.T) {
 			check: Check{ChartPath: chart, ConfigPath: filepath.Join(dir, "elsewhere.yaml")},
 			wantFindings: []string{
 				"post-render: stream: expected the post-renderer to accept the release; found refused (target-missing): ",
-				`targets: ConfigMap "app-refresh-config" (document 2, --config ` + filepath.Join(
-					dir,
-					"elsewhere.yaml",
-				) + `): image app: expected target Deployment prod/other-app in the stream; found no such object`,
+				`targets: ConfigMap "app-refresh-config" (document 2, --config ` + filepath.Join(dir, "elsewhere.yaml") +
+					`): image app: expected target Deployment prod/other-app in the stream; found no such object`,
 			},
 			wantRun: []string{refreshConfigCheck, targetsCheck},
 		},
@@ -259,10 +256,8 @@ func TestNothingChecked(t *testing.T) {
 		"chart/templates/app.yaml": bareApp,
 		"floating.yaml":            refreshConfig("", "rel-app"),
 		"stream.yaml": strings.NewReplacer(
-			"{{ .Release.Name }}",
-			"rel",
-			"{{ .Release.Namespace }}",
-			"prod",
+			"{{ .Release.Name }}", "rel",
+			"{{ .Release.Namespace }}", "prod",
 		).Replace(bareApp),
 		"suite.yaml": `chart: chart
 release: rel
@@ -416,10 +411,8 @@ func TestSuiteConfigValidation(t *testing.T) {
 		writeFiles(t, map[string]string{"suite.yaml": "scenarios:\n- {name: s, manifests: x.yaml, config: c.yaml}\n"}),
 		"suite.yaml",
 	)
-	if _, err := loadSuite(path); err == nil || !strings.Contains(
-		err.Error(),
-		"manifests excludes values, set, setString, reuseValues, expectError and config",
-	) {
+	if _, err := loadSuite(path); err == nil ||
+		!strings.Contains(err.Error(), "manifests excludes values, set, setString, reuseValues, expectError and config") {
 		t.Errorf("error %v", err)
 	}
 }

@@ -57,9 +57,8 @@ func (c *checkedRelease) checkNoGuard(expected string) []Finding {
 	}
 	var findings []Finding
 	for _, d := range c.stream.Docs {
-		if !d.isKind(policyKind) && !d.isKind(
-			bindingKind,
-		) || d.Labels[postrender.ManagedByLabel] != postrender.ManagedByValue {
+		if !d.isKind(policyKind) && !d.isKind(bindingKind) ||
+			d.Labels[postrender.ManagedByLabel] != postrender.ManagedByValue {
 			continue
 		}
 		if c.cfg == nil || slices.Contains(names, d.Name) {

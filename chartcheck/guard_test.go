@@ -544,10 +544,8 @@ func TestDeprecationWarning(t *testing.T) {
 		t.Errorf("findings %q, want none", got)
 	}
 	r := resultOf(results, refreshConfigCheck)
-	if r.Status != StatusWarn || !strings.Contains(
-		r.Warning,
-		"spec.waitLimit is deprecated",
-	) || !strings.Contains(r.Warning, "set spec.waitTimeout instead") {
+	if r.Status != StatusWarn || !strings.Contains(r.Warning, "spec.waitLimit is deprecated") ||
+		!strings.Contains(r.Warning, "set spec.waitTimeout instead") {
 		t.Errorf("refresh-config: %q, warning %q; want a deprecation warning", r.Status, r.Warning)
 	}
 }

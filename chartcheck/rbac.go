@@ -414,10 +414,8 @@ func checkRules(doc string, policy []rbacv1.PolicyRule, targets []contract.Resou
 		findings = append(findings, Finding{
 			Document: doc,
 			Expected: want,
-			Found: "no rule of exactly " + strings.Join(
-				eventsRule.Verbs,
-				",",
-			) + " on events.events.k8s.io: the refresher's Events (and their series) would be refused",
+			Found: "no rule of exactly " + strings.Join(eventsRule.Verbs, ",") +
+				" on events.events.k8s.io: the refresher's Events (and their series) would be refused",
 		})
 	}
 	return findings

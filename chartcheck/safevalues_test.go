@@ -22,10 +22,8 @@ func TestChartSafeRefreshValues(t *testing.T) {
 		"imageRefresh.platforms={linux/amd64,linux/arm64}",
 		"images.ingestor.digest=sha256:"+strings.Repeat("a", 64),
 	)
-	if cfg.Spec.WaitLimit != 6 || cfg.Spec.RolloutTimeout.D() != 20*time.Minute || !slices.Equal(
-		cfg.Spec.Platforms,
-		[]string{"linux/amd64", "linux/arm64"},
-	) {
+	if cfg.Spec.WaitLimit != 6 || cfg.Spec.RolloutTimeout.D() != 20*time.Minute ||
+		!slices.Equal(cfg.Spec.Platforms, []string{"linux/amd64", "linux/arm64"}) {
 		t.Errorf(
 			"spec waitLimit %d, rolloutTimeout %s, platforms %v",
 			cfg.Spec.WaitLimit,

@@ -155,9 +155,8 @@ func (s *suite) validate() error {
 			errs = append(errs, fmt.Errorf("%s.name: duplicate", at))
 		}
 		seen[sc.Name] = true
-		renders := len(sc.Values) > 0 || len(sc.Set) > 0 || len(
-			sc.SetString,
-		) > 0 || sc.ReuseValues != "" || sc.ExpectError != ""
+		renders := len(sc.Values) > 0 || len(sc.Set) > 0 || len(sc.SetString) > 0 ||
+			sc.ReuseValues != "" || sc.ExpectError != ""
 		if sc.Manifests != "" && (renders || sc.Config != "") {
 			errs = append(errs, fmt.Errorf("%s: manifests excludes values, set, setString, reuseValues, expectError and config "+
 				"(a stream is checked as rendered: post-render it with its config)", at))
