@@ -21,10 +21,10 @@ type Args struct {
 
 // AddFlags declares the post-renderer's flags on fs, bound to a.
 func (a *Args) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&a.ConfigFile, "config", "", "refresh config file (image-refresh.io/v1alpha1 RefreshConfig); also "+
-		"appended as a ConfigMap")
-	fs.BoolVar(&a.AllowExternalKeys, "allow-external-keys", false, "spec.verification.keysConfigMap exists in the "+
-		"cluster already: do not refuse a release that does not render it")
+	fs.StringVar(&a.ConfigFile, "config", "",
+		"refresh config file (image-refresh.io/v1alpha1 RefreshConfig); also appended as a ConfigMap")
+	fs.BoolVar(&a.AllowExternalKeys, "allow-external-keys", false,
+		"spec.verification.keysConfigMap exists in the cluster already: do not refuse a release that does not render it")
 }
 
 // ParseArgs parses the post-renderer's arguments, one per element as `helm --post-renderer-args`

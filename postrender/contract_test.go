@@ -12,8 +12,8 @@ import (
 // container body is whatever follows "- name: api" (8 spaces), and x-defaults holds an anchor
 // &defaults of image, pull policy and env.
 func anchoredDeployment(defaults, container string) string {
-	return "---\n# Source: app/templates/web.yaml\nx-defaults: &defaults " + defaults + "\napiVersion: apps/v1\nkind: " +
-		"Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: api\n" +
+	return "---\n# Source: app/templates/web.yaml\nx-defaults: &defaults " + defaults + "\napiVersion: apps/v1\n" +
+		"kind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: api\n" +
 		container
 }
 
@@ -54,8 +54,8 @@ func TestContractRefusals(t *testing.T) {
 		want:   `renders env WORKER_DIGEST with value "sha256:old"`,
 	}, {
 		name: "alias carries the set-env variable with a value",
-		in: configIn("") + anchoredDeployment(`[{name: WORKER_DIGEST, value: "sha256:old"}]`, "        image: "+
-			"example.com/web:prod\n        imagePullPolicy: Always\n        env: *defaults\n"),
+		in: configIn("") + anchoredDeployment(`[{name: WORKER_DIGEST, value: "sha256:old"}]`,
+			"        image: example.com/web:prod\n        imagePullPolicy: Always\n        env: *defaults\n"),
 		reason: ReasonEnvRendered,
 		want:   `renders env WORKER_DIGEST with value "sha256:old"`,
 	}, {
@@ -82,8 +82,8 @@ func TestContractRefusals(t *testing.T) {
 		want:   "runs example.com/other:prod, not example.com/web:prod",
 	}, {
 		name: "set-env variable listed twice",
-		in: configIn("") + webDeployment(floatingContainer+"        env:\n        - name: WORKER_DIGEST\n        - "+
-			"name: WORKER_DIGEST\n"),
+		in: configIn("") +
+			webDeployment(floatingContainer+"        env:\n        - name: WORKER_DIGEST\n        - name: WORKER_DIGEST\n"),
 		reason: ReasonEnvDuplicate,
 		want:   "lists env WORKER_DIGEST 2 times",
 	}, {
@@ -112,8 +112,8 @@ func TestContractRefusals(t *testing.T) {
 		want:   "it renders no Deployment",
 	}, {
 		name: "set-image container runs another repository",
-		in: configIn("", setImageWeb...) + webDeployment("        image: example.com/other:prod\n        "+
-			"imagePullPolicy: IfNotPresent\n"),
+		in: configIn("", setImageWeb...) +
+			webDeployment("        image: example.com/other:prod\n        imagePullPolicy: IfNotPresent\n"),
 		reason: ReasonImageReference,
 		want:   "runs example.com/other:prod, not the repository example.com/web",
 	}, {
@@ -128,10 +128,10 @@ func TestContractRefusals(t *testing.T) {
 		want:   `runs "Not An Image", which is not an image reference`,
 	}, {
 		name: "two set-image images set one container's image",
-		in: configIn("", append(setImageWeb, "    annotation: example.com/worker-digest\n", "    annotation: "+
-			"example.com/worker-digest\n"+
-			"  - {name: web-b, repository: example.com/web, tag: canary, action: set-image, target: {name: web, container: "+
-			"api}, annotation: example.com/b}\n")...) +
+		in: configIn("", append(setImageWeb, "    annotation: example.com/worker-digest\n",
+			"    annotation: example.com/worker-digest\n"+
+				"  - {name: web-b, repository: example.com/web, tag: canary, action: set-image, target: {name: web, container: "+
+				"api}, annotation: example.com/b}\n")...) +
 			webDeployment(floatingContainer),
 		reason: ReasonImageShared,
 		want:   `spec.images[2] (web-b): spec.images[0] (web) already sets the image of container "api"`,
@@ -162,24 +162,24 @@ func TestContractRefusals(t *testing.T) {
 
 func TestContractAccepted(t *testing.T) {
 	for _, tc := range []struct{ name, in string }{
-		{"well-formed anchored Deployment", configIn("") + anchoredDeployment(`{image: "example.com/web:prod", `+
-			`imagePullPolicy: Always}`, "        <<: *defaults\n")},
+		{"well-formed anchored Deployment", configIn("") +
+			anchoredDeployment(`{image: "example.com/web:prod", imagePullPolicy: Always}`, "        <<: *defaults\n")},
 		{"merge key overridden by an explicit key", configIn("") + anchoredDeployment(`{image: "example.com/web:prod", `+
 			`imagePullPolicy: IfNotPresent}`, "        <<: *defaults\n        imagePullPolicy: Always\n")},
 		{"containers through an alias", configIn("") + "---\nx: &cs [{name: api, image: \"example.com/web:prod\", " +
 			"imagePullPolicy: Always}]\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    " +
 			"spec:\n      containers: *cs\n"},
-		{"set-env variable with an empty value", configIn("") + webDeployment(floatingContainer+"        env:\n        - "+
-			"name: WORKER_DIGEST\n          value: \"\"\n")},
+		{"set-env variable with an empty value", configIn("") +
+			webDeployment(floatingContainer+"        env:\n        - name: WORKER_DIGEST\n          value: \"\"\n")},
 		{"a/web and b/web, the config in a", configIn("a") + withNamespace(webDeployment(floatingContainer), "a") +
 			withNamespace(webDeployment(floatingContainer), "b")},
 		// set-image writes repository@digest itself: what a node has cached never runs.
-		{"set-image by tag with IfNotPresent", configIn("", setImageWeb...) + webDeployment("        image: "+
-			"example.com/web:prod\n        imagePullPolicy: IfNotPresent\n")},
+		{"set-image by tag with IfNotPresent", configIn("", setImageWeb...) +
+			webDeployment("        image: example.com/web:prod\n        imagePullPolicy: IfNotPresent\n")},
 		{"set-image by tag, pull policy absent", configIn("", setImageWeb...) +
 			webDeployment("        image: example.com/web:prod\n")},
-		{"set-image by another tag with Never", configIn("", setImageWeb...) + webDeployment("        image: "+
-			"example.com/web:1.2\n        imagePullPolicy: Never\n")},
+		{"set-image by another tag with Never", configIn("", setImageWeb...) +
+			webDeployment("        image: example.com/web:1.2\n        imagePullPolicy: Never\n")},
 		{"set-image by digest", configIn("", setImageWeb...) +
 			webDeployment("        image: example.com/web@"+pinnedDigest+"\n        imagePullPolicy: IfNotPresent\n")},
 		{"set-image by the repository spelled otherwise", configIn("", append([]string{"repository: example.com/web\n",

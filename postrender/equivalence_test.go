@@ -263,8 +263,8 @@ func generateRelease(r *rand.Rand) ([]byte, Options) {
 	var docs []string
 	add := func(file, body string) {
 		if helm4 {
-			body = strings.Replace(body, "metadata:\n", "metadata:\n  annotations:\n    "+
-				"postrenderer.helm.sh/postrender-filename: '"+file+"'\n", 1)
+			body = strings.Replace(body, "metadata:\n",
+				"metadata:\n  annotations:\n    postrenderer.helm.sh/postrender-filename: '"+file+"'\n", 1)
 		} else {
 			body = "# Source: " + file + "\n" + body
 		}
@@ -314,8 +314,8 @@ func generateRelease(r *rand.Rand) ([]byte, Options) {
 				fmt.Sprintf("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: %s\n  labels: "+
 					"{app.kubernetes.io/managed-by: %s}\n", account, ManagedByValue)))
 		case 0:
-			add("app/templates/scripts.yaml", fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: "+
-				"scripts-%d\ndata:\n  run.sh: |\n    ---\n    --- not a marker ---\n    echo %d\n  keep: |+\n    kept\n\n", i, i))
+			add("app/templates/scripts.yaml", fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: scripts-%d\n"+
+				"data:\n  run.sh: |\n    ---\n    --- not a marker ---\n    echo %d\n  keep: |+\n    kept\n\n", i, i))
 		case 1:
 			add("app/templates/hook.yaml", fmt.Sprintf("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate-%d\n  "+
 				"annotations:\n    \"helm.sh/hook\": pre-install\nspec: {template: {spec: {restartPolicy: Never, containers: "+
@@ -324,14 +324,13 @@ func generateRelease(r *rand.Rand) ([]byte, Options) {
 			add("app/templates/svc.yaml", fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-%d # trailing "+
 				"comment\nspec:\n  ports: [{port: 80}]\n", i))
 		case 3:
-			add("app/templates/other.yaml", fmt.Sprintf("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: "+
-				"other-%d\nspec:\n  template:\n    spec:\n      containers:\n      - name: api\n        image: "+
-				"example.com/other:1\n", i))
+			add("app/templates/other.yaml", fmt.Sprintf("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: other-%d\n"+
+				"spec:\n  template:\n    spec:\n      containers:\n      - name: api\n        image: example.com/other:1\n", i))
 		case 4:
 			docs = append(docs, "# only a comment\n", "")
 		case 5:
-			add("app/templates/quoted.yaml", fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: "+
-				"s-%d\nstringData:\n  a: \"line one\n    --- still the same string\"\n", i))
+			add("app/templates/quoted.yaml", fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s-%d\n"+
+				"stringData:\n  a: \"line one\n    --- still the same string\"\n", i))
 		}
 	}
 	container := floatingContainer
@@ -352,8 +351,8 @@ func generateRelease(r *rand.Rand) ([]byte, Options) {
 		}
 		docs = append(docs[:pos], append([]string{""}, docs[pos:]...)...)
 		if helm4 {
-			docs[pos] = strings.Replace(web, "metadata:\n", "metadata:\n  annotations:\n    "+
-				"postrenderer.helm.sh/postrender-filename: 'app/templates/web.yaml'\n", 1)
+			docs[pos] = strings.Replace(web, "metadata:\n",
+				"metadata:\n  annotations:\n    postrenderer.helm.sh/postrender-filename: 'app/templates/web.yaml'\n", 1)
 		} else {
 			docs[pos] = "# Source: app/templates/web.yaml\n" + web
 		}

@@ -55,8 +55,8 @@ func TestKeysRefusals(t *testing.T) {
 		want: []string{`refresh config "app-refresh" verifies signatures with the keys of ConfigMap "app-keys" ` +
 			`(spec.verification.keysConfigMap)`,
 			"which the release does not render in the release namespace (it renders ConfigMap app-refresh)",
-			"render that ConfigMap in the chart", "pass --allow-external-keys (helm: --post-renderer-args " +
-				"--allow-external-keys)"},
+			"render that ConfigMap in the chart",
+			"pass --allow-external-keys (helm: --post-renderer-args --allow-external-keys)"},
 	}, {
 		name: "keys ConfigMap in another namespace than the config's",
 		in: configIn("prod", "spec:\n", "spec:\n  verification: {keysConfigMap: app-keys}\n") +
@@ -167,16 +167,16 @@ func TestKeysAccepted(t *testing.T) {
 			in: release + asList("v1", "ConfigMapList", strings.Replace(keysConfigMap("data:\n"+dataEntry("a.pub", good)),
 				"apiVersion: v1\nkind: ConfigMap\n", "", 1))},
 		{name: "every image pinned: nothing injected, no keys needed",
-			in: refreshConfigMap(strings.Replace(refreshBody(pinnedDigest, pinnedDigest), "spec:\n", "spec:\n  verification: "+
-				"{keysConfigMap: app-keys}\n", 1)) + webDeployment(floatingContainer)},
+			in: refreshConfigMap(strings.Replace(refreshBody(pinnedDigest, pinnedDigest), "spec:\n",
+				"spec:\n  verification: {keysConfigMap: app-keys}\n", 1)) + webDeployment(floatingContainer)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := Render([]byte(tc.in), tc.opts)
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
-			if got := strings.Contains(string(out), keysMount) && strings.Contains(string(out), "          - name: "+
-				"verification-keys\n            configMap:\n              name: app-keys\n"); got != tc.mount {
+			if got := strings.Contains(string(out), keysMount) && strings.Contains(string(out),
+				"          - name: verification-keys\n            configMap:\n              name: app-keys\n"); got != tc.mount {
 				t.Errorf("keys ConfigMap mounted = %v, want %v:\n%s", got, tc.mount, out)
 			}
 		})

@@ -79,13 +79,13 @@ func TestListsFlattenAsHelmApplies(t *testing.T) {
 		{"v1 List", asList("v1", "List", webDeployment(floatingContainer), floatingConfig)},
 		{"typed list with kind-less items", "apiVersion: apps/v1\nkind: DeploymentList\nitems:\n- metadata: {name: web, " +
 			"namespace: prod}\n- metadata: {name: api}\n"},
-		{"typed list whose items name their kind", "apiVersion: v1\nkind: ConfigMapList\nitems:\n- {apiVersion: v1, kind: " +
-			"Secret, metadata: {name: s}}\n"},
-		{"items: null makes an empty list, whatever the kind", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " +
-			"gone}\nitems: null\n---\napiVersion: v1\nkind: Service\nmetadata: {name: svc}\n"},
+		{"typed list whose items name their kind",
+			"apiVersion: v1\nkind: ConfigMapList\nitems:\n- {apiVersion: v1, kind: Secret, metadata: {name: s}}\n"},
+		{"items: null makes an empty list, whatever the kind", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: gone}\n" +
+			"items: null\n---\napiVersion: v1\nkind: Service\nmetadata: {name: svc}\n"},
 		{"empty list", "apiVersion: v1\nkind: List\nitems: []\n"},
-		{"items by alias", "apiVersion: v1\nkind: List\nx: &cm {apiVersion: v1, kind: ConfigMap, metadata: {name: " +
-			"shared}}\nitems: [*cm]\n"},
+		{"items by alias",
+			"apiVersion: v1\nkind: List\nx: &cm {apiVersion: v1, kind: ConfigMap, metadata: {name: shared}}\nitems: [*cm]\n"},
 		{"documents around a list", webDeployment(floatingContainer) + asList("v1", "List", floatingConfig) +
 			"---\napiVersion: v1\nkind: Service\nmetadata: {name: svc}\n"},
 	} {

@@ -93,8 +93,8 @@ func TestRefusals(t *testing.T) {
 			`"api" not found`, `it has "server"`, "set spec.images[0].target.container"},
 	}, {
 		name: "set-env var rendered with a literal value",
-		in: floatingConfig + webDeployment(floatingContainer+"        env:\n        - name: WORKER_DIGEST\n          "+
-			"value: sha256:abc\n"),
+		in: floatingConfig +
+			webDeployment(floatingContainer+"        env:\n        - name: WORKER_DIGEST\n          value: sha256:abc\n"),
 		reason: ReasonEnvRendered,
 		want: []string{`image "worker" (spec.images[1], example.com/worker:prod) floats`, "Deployment web (document 2, " +
 			"app/templates/web.yaml)", `renders env WORKER_DIGEST with value "sha256:abc"`, "silent downgrade",
@@ -111,12 +111,12 @@ func TestRefusals(t *testing.T) {
 			webDeployment("        image: example.com/web@"+pinnedDigest+"\n        imagePullPolicy: Always\n"),
 		reason: ReasonRestartPinned,
 		want: []string{`image "web" (spec.images[0], example.com/web:prod) floats`, "Deployment web (document 2, " +
-			"app/templates/web.yaml)", "digest-pinned image example.com/web@sha256:0123", "run the image by tag " +
-			"(example.com/web:prod)"},
+			"app/templates/web.yaml)", "digest-pinned image example.com/web@sha256:0123",
+			"run the image by tag (example.com/web:prod)"},
 	}, {
 		name: "rollout-restart imagePullPolicy IfNotPresent",
-		in: floatingConfig + webDeployment("        image: example.com/web:prod\n        imagePullPolicy: "+
-			"IfNotPresent\n"),
+		in: floatingConfig +
+			webDeployment("        image: example.com/web:prod\n        imagePullPolicy: IfNotPresent\n"),
 		reason: ReasonPullPolicy,
 		want: []string{`image "web"`, "runs example.com/web:prod with imagePullPolicy IfNotPresent",
 			"set imagePullPolicy: Always on that container while web floats"},
@@ -163,8 +163,8 @@ func TestRefusals(t *testing.T) {
 			"ConfigMap other-refresh (document 2", "remove or unlabel all but one"},
 	}, {
 		name: "malformed YAML",
-		in: floatingConfig + "---\n# Source: app/templates/broken.yaml\nkind: ConfigMap\nmetadata:\n  name: x\n   " +
-			"labels: {}\n",
+		in: floatingConfig +
+			"---\n# Source: app/templates/broken.yaml\nkind: ConfigMap\nmetadata:\n  name: x\n   labels: {}\n",
 		reason: ReasonMalformedStream,
 		want: []string{"document 2 (starting at line 31 of the input, app/templates/broken.yaml", "malformed YAML",
 			"fix the template"},
@@ -175,15 +175,15 @@ func TestRefusals(t *testing.T) {
 		want:   []string{"document 2", "is a YAML sequence, not a mapping"},
 	}, {
 		name: "injected ServiceAccount already rendered by the chart",
-		in: floatingConfig + webDeployment(floatingContainer) + "---\n# Source: app/templates/sa.yaml\napiVersion: " +
-			"v1\nkind: ServiceAccount\nmetadata:\n  name: app-refresh\n",
+		in: floatingConfig + webDeployment(floatingContainer) +
+			"---\n# Source: app/templates/sa.yaml\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app-refresh\n",
 		reason: ReasonNameTaken,
 		want: []string{"already renders ServiceAccount app-refresh (document 3, app/templates/sa.yaml)",
 			`inject a ServiceAccount of that name for refresh config "app-refresh"`, "rename the config (metadata.name)"},
 	}, {
 		name: "injected ConfigMap already rendered by the chart",
-		in: webDeployment(floatingContainer) + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " +
-			"app-refresh-config\n",
+		in: webDeployment(floatingContainer) +
+			"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-refresh-config\n",
 		opts:   Options{Config: fileConfig},
 		reason: ReasonNameTaken,
 		want:   []string{"already renders ConfigMap app-refresh-config (document 2)", "inject a ConfigMap of that name"},
@@ -204,8 +204,8 @@ func TestRefusals(t *testing.T) {
 			"without the helm.sh/hook annotation"},
 	}, {
 		name: "config ConfigMap in a List that is a Helm hook",
-		in: strings.Replace(asList("v1", "List", floatingConfig), "  name: list\n", "  name: list\n  annotations: "+
-			"{helm.sh/hook: post-install}\n", 1) + webDeployment(floatingContainer),
+		in: strings.Replace(asList("v1", "List", floatingConfig), "  name: list\n",
+			"  name: list\n  annotations: {helm.sh/hook: post-install}\n", 1) + webDeployment(floatingContainer),
 		reason: ReasonInvalidConfig,
 		want: []string{"ConfigMap app-refresh (document 1 at items[0], app/templates/list.yaml) holds the refresh " +
 			"config, but it is a Helm hook (helm.sh/hook: post-install)"},
@@ -221,8 +221,8 @@ func TestRefusals(t *testing.T) {
 		in: floatingConfig + asList("v1", "List", strings.Replace(floatingConfig, "name: app-refresh\n",
 			"name: other-refresh\n", 1)) + webDeployment(floatingContainer),
 		reason: ReasonConfigConflict,
-		want: []string{"renders 2 ConfigMaps labelled", "ConfigMap other-refresh (document 2 at items[0], " +
-			"app/templates/list.yaml)"},
+		want: []string{"renders 2 ConfigMaps labelled",
+			"ConfigMap other-refresh (document 2 at items[0], app/templates/list.yaml)"},
 	}, {
 		name: "target Deployment in a List pulls IfNotPresent",
 		in: floatingConfig + asList("v1", "List", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n",
@@ -237,15 +237,15 @@ func TestRefusals(t *testing.T) {
 		want:   []string{"targets Deployment web, which the release does not render (it renders no Deployment)"},
 	}, {
 		name: "injected ServiceAccount already rendered in a List, labelled as if injected",
-		in: floatingConfig + webDeployment(floatingContainer) + asList("v1", "List", "apiVersion: v1\nkind: "+
-			"ServiceAccount\nmetadata:\n  name: app-refresh\n  labels: {app.kubernetes.io/managed-by: image-refresh}\n"),
+		in: floatingConfig + webDeployment(floatingContainer) + asList("v1", "List", "apiVersion: v1\n"+
+			"kind: ServiceAccount\nmetadata:\n  name: app-refresh\n  labels: {app.kubernetes.io/managed-by: image-refresh}\n"),
 		reason: ReasonNameTaken,
 		want:   []string{"already renders ServiceAccount app-refresh (document 3 at items[0], app/templates/list.yaml)"},
 	}, {
 		name: "a ValidatingAdmissionPolicy of the guard's name rendered by the chart",
 		in: floatingConfig + webDeployment(floatingContainer) +
-			"---\n# Source: app/templates/vap.yaml\napiVersion: admissionregistration.k8s.io/v1\nkind: " +
-			"ValidatingAdmissionPolicy\nmetadata:\n  name: app-refresh-guard\n  namespace: ignored\n",
+			"---\n# Source: app/templates/vap.yaml\napiVersion: admissionregistration.k8s.io/v1\n" +
+			"kind: ValidatingAdmissionPolicy\nmetadata:\n  name: app-refresh-guard\n  namespace: ignored\n",
 		reason: ReasonNameTaken,
 		want: []string{"already renders ValidatingAdmissionPolicy ignored/app-refresh-guard (document 3, " +
 			"app/templates/vap.yaml)", "inject a ValidatingAdmissionPolicy of that name"},
@@ -258,8 +258,8 @@ func TestRefusals(t *testing.T) {
 		want:   []string{"already renders ValidatingAdmissionPolicyBinding app-refresh-guard (document 3 at items[0]"},
 	}, {
 		name: "keep-chomped value at the end without a final newline",
-		in: floatingConfig + webDeployment(floatingContainer) + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: " +
-			"{name: tail}\ndata:\n  x: |+\n    kept",
+		in: floatingConfig + webDeployment(floatingContainer) +
+			"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: tail}\ndata:\n  x: |+\n    kept",
 		reason: ReasonMalformedStream,
 		want:   []string{"ends without a final newline", "end the input with a newline"},
 	}} {

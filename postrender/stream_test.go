@@ -54,16 +54,16 @@ func TestPassThrough(t *testing.T) {
 	for _, tc := range []struct{ name, in string }{
 		{"whitespace only", "\n  \n"},
 		{"comments only", "# nothing rendered\n---\n# HIDDEN: The Secret output has been suppressed\n"},
-		{"Helm 3 stream", "---\n# Source: a/templates/x.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " +
-			"x\ndata:\n  script: |\n    ---\n    echo\n---\n# Source: a/templates/y.yaml\napiVersion: v1\nkind: " +
-			"Service\nmetadata: {name: y}\n"},
-		{"CRLF, comments and empty documents", "--- # first\r\napiVersion: v1\r\nkind: ConfigMap   # trailing\r\nmetadata: " +
-			"{name: x}\r\n---\r\n---\r\n# only a comment\r\n"},
+		{"Helm 3 stream", "---\n# Source: a/templates/x.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n" +
+			"data:\n  script: |\n    ---\n    echo\n---\n# Source: a/templates/y.yaml\napiVersion: v1\nkind: Service\n" +
+			"metadata: {name: y}\n"},
+		{"CRLF, comments and empty documents", "--- # first\r\napiVersion: v1\r\nkind: ConfigMap   # trailing\r\n" +
+			"metadata: {name: x}\r\n---\r\n---\r\n# only a comment\r\n"},
 		{"no final newline", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}"},
 		{"Helm 4 stream with a hook", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    " +
 			"helm.sh/hook: pre-install\n    postrenderer.helm.sh/postrender-filename: 'a/templates/hook.yaml'\n"},
-		{"config label with another value", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels: " +
-			"{image-refresh.io/config: \"false\"}\n"},
+		{"config label with another value",
+			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels: {image-refresh.io/config: \"false\"}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := Render([]byte(tc.in), Options{})

@@ -99,8 +99,8 @@ func TestSecondWriterRefused(t *testing.T) {
 		in: floatingConfig + webDeployment(floatingContainer) + strings.Replace(legacyRefresh,
 			"  labels: {app.kubernetes.io/component: image-refresh}\n",
 			"  annotations: {postrenderer.helm.sh/postrender-filename: app/templates/legacy.yaml}\n", 1),
-		contains: []string{"document 3, app/templates/legacy.yaml: CronJob app-image-refresh", "the chart value that " +
-			"renders app/templates/legacy.yaml"},
+		contains: []string{"document 3, app/templates/legacy.yaml: CronJob app-image-refresh",
+			"the chart value that renders app/templates/legacy.yaml"},
 	}, {
 		name: "a Job whose default ServiceAccount is bound to edit",
 		in: floatingConfig + webDeployment(floatingContainer) + `---
@@ -201,8 +201,8 @@ func TestInClusterUpgradeWarns(t *testing.T) {
 			`post-renderer injected`,
 	}, {
 		name: "as a shell command",
-		in: floatingConfig + webDeployment(floatingContainer) + strings.Replace(selfUpgrade, "args: [upgrade, app, "+
-			"tracebloc/client, --reset-then-reuse-values]",
+		in: floatingConfig + webDeployment(floatingContainer) + strings.Replace(selfUpgrade,
+			"args: [upgrade, app, tracebloc/client, --reset-then-reuse-values]",
 			"command: [/bin/sh, -c, 'helm repo update && helm upgrade app tracebloc/client']", 1),
 		want: "CronJob app-auto-upgrade runs helm upgrade in the cluster without --post-renderer",
 	}, {

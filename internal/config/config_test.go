@@ -61,8 +61,8 @@ func TestParseRejects(t *testing.T) {
 		{
 			name: "apiVersion and kind",
 			yaml: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nspec:\n  images:\n  - " + restartImage + "\n",
-			want: []string{`apiVersion: got "v1", want "image-refresh.io/v1alpha1"`, `kind: got "ConfigMap", want ` +
-				`"RefreshConfig"`},
+			want: []string{`apiVersion: got "v1", want "image-refresh.io/v1alpha1"`,
+				`kind: got "ConfigMap", want "RefreshConfig"`},
 		},
 		{
 			name: "metadata.name missing",
@@ -81,8 +81,8 @@ func TestParseRejects(t *testing.T) {
 		},
 		{name: "schedule", yaml: header + "spec:\n  schedule: every minute\n  images:\n  - " + restartImage + "\n",
 			want: []string{`spec.schedule "every minute"`}},
-		{name: "no images", yaml: header + "spec: {images: []}\n", want: []string{"spec.images: at least one image " +
-			"is required"}},
+		{name: "no images", yaml: header + "spec: {images: []}\n",
+			want: []string{"spec.images: at least one image is required"}},
 		{
 			name: "verification without a keys ConfigMap",
 			yaml: withImages(restartImage) + "  verification: {}\n",
@@ -150,14 +150,14 @@ func TestParseRejects(t *testing.T) {
 		},
 		{
 			name: "digest uppercase hex",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "` + strings.ToUpper(digest) + `", action: ` +
-				`rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "` + strings.ToUpper(digest) +
+				`", action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
 			want: []string{"spec.images[0] (a).digest", "64 lowercase hex"},
 		},
 		{
 			name: "digest too short",
-			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "` + digest[:70] + `", action: rollout-restart, ` +
-				`target: {name: d, container: c}, annotation: x.io/a}`),
+			yaml: withImages(`{name: a, repository: ghcr.io/x/a, digest: "` + digest[:70] +
+				`", action: rollout-restart, target: {name: d, container: c}, annotation: x.io/a}`),
 			want: []string{"spec.images[0] (a).digest"},
 		},
 		{
@@ -272,13 +272,13 @@ func TestParseRejects(t *testing.T) {
 		{name: "job image", yaml: withJob(`{image: "ghcr.io/x/Y:"}`), want: []string{`spec.job.image "ghcr.io/x/Y:"`}},
 		{name: "job pull policy", yaml: withJob(`{imagePullPolicy: Sometimes}`),
 			want: []string{`spec.job.imagePullPolicy "Sometimes"`}},
-		{name: "job runs as root", yaml: withJob(`{runAsUser: 0}`), want: []string{"spec.job.runAsUser 0: must be a " +
-			"non-root UID"}},
+		{name: "job runs as root", yaml: withJob(`{runAsUser: 0}`),
+			want: []string{"spec.job.runAsUser 0: must be a non-root UID"}},
 		{name: "job secret names", yaml: withJob(`{imagePullSecrets: [Bad_Secret], registryCredentialsSecret: "also bad"}`),
 			want: []string{`spec.job.secret name "Bad_Secret"`, `spec.job.secret name "also bad"`}},
 		{name: "job deadlines", yaml: withJob(`{startingDeadlineSeconds: 0, activeDeadlineSeconds: -1}`),
-			want: []string{"spec.job.startingDeadlineSeconds 0: must be positive", "spec.job.activeDeadlineSeconds -1: must " +
-				"be positive"}},
+			want: []string{"spec.job.startingDeadlineSeconds 0: must be positive",
+				"spec.job.activeDeadlineSeconds -1: must be positive"}},
 		{name: "job history limits", yaml: withJob(`{backoffLimit: -1, successfulJobsHistoryLimit: -2, ` +
 			`failedJobsHistoryLimit: -3}`), want: []string{"spec.job.backoffLimit -1", "spec.job.successfulJobsHistoryLimit -2",
 			"spec.job.failedJobsHistoryLimit -3"}},
@@ -470,13 +470,13 @@ func TestVerificationRequired(t *testing.T) {
 		want []bool // per image
 	}{
 		{name: "no verification", yaml: withImages(restartImage, setEnvImage), want: []bool{false, false}},
-		{name: "every floating image", yaml: withImages(restartImage, setEnvImage) + "  verification: " +
-			"{keysConfigMap: keys}\n", want: []bool{true, true}},
+		{name: "every floating image", yaml: withImages(restartImage, setEnvImage) +
+			"  verification: {keysConfigMap: keys}\n", want: []bool{true, true}},
 		{name: "verify false exempts one", yaml: withImages(exempt, setEnvImage) + "  verification: {keysConfigMap: keys}\n",
 			want: []bool{false, true}},
 		{name: "verify false without verification", yaml: withImages(exempt), want: []bool{false}},
-		{name: "a pinned image is never verified", yaml: withImages(restartImage, pinned) + "  verification: " +
-			"{keysConfigMap: keys}\n", want: []bool{true, false}},
+		{name: "a pinned image is never verified", yaml: withImages(restartImage, pinned) +
+			"  verification: {keysConfigMap: keys}\n", want: []bool{true, false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Parse([]byte(tc.yaml))

@@ -59,9 +59,9 @@ func (j Job) validateEnv() []error {
 			other = upper
 		}
 		if k, both := seen[other]; both && j.Env[k].Value != e.Value {
-			errs = append(errs, fmt.Errorf("%s.value %q: differs from spec.job.env[%d] (%s) %q; Go reads only %s when "+
-				"both are set",
-				at, e.Value, k, other, j.Env[k].Value, upper))
+			errs = append(errs,
+				fmt.Errorf("%s.value %q: differs from spec.job.env[%d] (%s) %q; Go reads only %s when both are set",
+					at, e.Value, k, other, j.Env[k].Value, upper))
 		}
 	}
 	return errs

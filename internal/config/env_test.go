@@ -38,10 +38,10 @@ func TestJobEnv(t *testing.T) {
 			want: []EnvVar{{"no_proxy", "kubernetes.default.svc,10.96.0.0/12"}, {"HTTPS_PROXY", "socks5h://proxy.corp:1080"},
 				{"HTTP_PROXY", "https://proxy.corp"}},
 		},
-		{name: "another variable", env: `[{name: DOCKER_CONFIG, value: /tmp}]`, err: []string{"spec.job.env[0] " +
-			"(DOCKER_CONFIG).name: only HTTP_PROXY"}},
-		{name: "mixed case", env: `[{name: Http_Proxy, value: 'http://p:1'}]`, err: []string{"spec.job.env[0] " +
-			"(Http_Proxy).name: only"}},
+		{name: "another variable", env: `[{name: DOCKER_CONFIG, value: /tmp}]`,
+			err: []string{"spec.job.env[0] (DOCKER_CONFIG).name: only HTTP_PROXY"}},
+		{name: "mixed case", env: `[{name: Http_Proxy, value: 'http://p:1'}]`,
+			err: []string{"spec.job.env[0] (Http_Proxy).name: only"}},
 		{name: "valueFrom", env: `[{name: HTTP_PROXY, valueFrom: {secretKeyRef: {name: s, key: k}}}]`,
 			err: []string{"field valueFrom not found"}},
 		{
@@ -60,25 +60,25 @@ func TestJobEnv(t *testing.T) {
 			env:  `[{name: no_proxy, value: '.svc'}, {name: NO_PROXY, value: '.svc'}]`,
 			want: []EnvVar{{"no_proxy", ".svc"}, {"NO_PROXY", ".svc"}},
 		},
-		{name: "no scheme", env: `[{name: HTTPS_PROXY, value: 'proxy.corp:3128'}]`, err: []string{`spec.job.env[0] ` +
-			`(HTTPS_PROXY).value "proxy.corp:3128": scheme must be http, https, socks5, socks5h`}},
-		{name: "unsupported scheme", env: `[{name: HTTP_PROXY, value: 'ftp://p:21'}]`, err: []string{`spec.job.env[0] ` +
-			`(HTTP_PROXY).value "ftp://p:21": scheme must be`}},
+		{name: "no scheme", env: `[{name: HTTPS_PROXY, value: 'proxy.corp:3128'}]`,
+			err: []string{`spec.job.env[0] (HTTPS_PROXY).value "proxy.corp:3128": scheme must be http, https, socks5, socks5h`}},
+		{name: "unsupported scheme", env: `[{name: HTTP_PROXY, value: 'ftp://p:21'}]`,
+			err: []string{`spec.job.env[0] (HTTP_PROXY).value "ftp://p:21": scheme must be`}},
 		{name: "no host", env: `[{name: HTTP_PROXY, value: 'http://:3128'}]`, err: []string{"must name a host"}},
-		{name: "empty proxy", env: `[{name: https_proxy, value: ''}]`, err: []string{`spec.job.env[0] (https_proxy).value ` +
-			`"": scheme must be`}},
-		{name: "path", env: `[{name: HTTP_PROXY, value: 'http://p:1/proxy.pac'}]`, err: []string{"must not have a path, " +
-			"query or fragment"}},
+		{name: "empty proxy", env: `[{name: https_proxy, value: ''}]`,
+			err: []string{`spec.job.env[0] (https_proxy).value "": scheme must be`}},
+		{name: "path", env: `[{name: HTTP_PROXY, value: 'http://p:1/proxy.pac'}]`,
+			err: []string{"must not have a path, query or fragment"}},
 		{name: "bad port", env: `[{name: HTTP_PROXY, value: 'http://p:99999'}]`,
 			err: []string{`port "99999" must be 1-65535`}},
 		{name: "not a URL", env: `[{name: HTTP_PROXY, value: 'http://p:1 2'}]`, err: []string{"must be a URL"}},
-		{name: "empty no_proxy", env: `[{name: NO_PROXY, value: ' , '}]`, err: []string{`spec.job.env[0] (NO_PROXY).value ` +
-			`" , ": must list at least one host`}},
-		{name: "no_proxy entry", env: `[{name: NO_PROXY, value: '.svc,bad_host'}]`, err: []string{`spec.job.env[0] ` +
-			`(NO_PROXY).value ".svc,bad_host": entry "bad_host": not a host, domain, IP or CIDR`}},
+		{name: "empty no_proxy", env: `[{name: NO_PROXY, value: ' , '}]`,
+			err: []string{`spec.job.env[0] (NO_PROXY).value " , ": must list at least one host`}},
+		{name: "no_proxy entry", env: `[{name: NO_PROXY, value: '.svc,bad_host'}]`,
+			err: []string{`spec.job.env[0] (NO_PROXY).value ".svc,bad_host": entry "bad_host": not a host, domain, IP or CIDR`}},
 		{name: "no_proxy port only", env: `[{name: NO_PROXY, value: ':443'}]`, err: []string{`entry ":443": not a host`}},
-		{name: "no_proxy bad port", env: `[{name: NO_PROXY, value: 'a.svc:0'}]`, err: []string{`entry "a.svc:0": port "0" ` +
-			`must be 1-65535`}},
+		{name: "no_proxy bad port", env: `[{name: NO_PROXY, value: 'a.svc:0'}]`,
+			err: []string{`entry "a.svc:0": port "0" must be 1-65535`}},
 		{name: "no_proxy URL", env: `[{name: NO_PROXY, value: 'http://a.svc'}]`, err: []string{`entry "http://a.svc"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,8 +13,8 @@ func FuzzParse(f *testing.F) {
 	for _, seed := range []string{
 		withImages(restartImage, setEnvImage),
 		withImages(restartImage) + "  waitLimit: 2\n",
-		withImages(strings.Replace(setEnvImage, "annotation:", "soak: 90m, annotation:", 1)) + "  platforms: [linux/amd64, " +
-			"linux/arm/v7]\n  rolloutTimeout: 20m\n",
+		withImages(strings.Replace(setEnvImage, "annotation:", "soak: 90m, annotation:", 1)) +
+			"  platforms: [linux/amd64, linux/arm/v7]\n  rolloutTimeout: 20m\n",
 		withJob(`{image: "ghcr.io/x/y:v1", resources: {limits: {memory: 64Mi}}}`),
 		header + "spec:\n  images: []\n",
 		"", "---\n", "apiVersion: [", "a: &a [*a]\n",

@@ -22,8 +22,8 @@ func TestInsecureRegistries(t *testing.T) {
 		{"port out of range", "[10.0.0.5:70000]", nil, `port must be 1-65535`},
 		{"empty entry", "['']", nil, `spec.insecureRegistries[0] "": must be host[:port]`},
 		{"Docker Hub alias", "[docker.io]", nil, `image references name this registry "index.docker.io"`},
-		{"duplicate, any case", "[Registry.internal:5000, registry.internal:5000]", nil, `spec.insecureRegistries[1] ` +
-			`"registry.internal:5000": duplicate of spec.insecureRegistries[0]`},
+		{"duplicate, any case", "[Registry.internal:5000, registry.internal:5000]", nil,
+			`spec.insecureRegistries[1] "registry.internal:5000": duplicate of spec.insecureRegistries[0]`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := withImages(restartImage)

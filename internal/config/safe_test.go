@@ -59,15 +59,15 @@ func TestParseSafeKeysRejects(t *testing.T) {
 		return withImages(strings.Replace(restartImage, "annotation:", "soak: "+soak+", annotation:", 1))
 	}
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"platform without arch", withImages(restartImage) + "  platforms: [linux]\n", `spec.platforms[0] "linux": must ` +
-			`be "os/arch"`},
+		{"platform without arch", withImages(restartImage) + "  platforms: [linux]\n",
+			`spec.platforms[0] "linux": must be "os/arch"`},
 		{"platform with four parts", withImages(restartImage) + "  platforms: [linux/arm/v7/x]\n",
 			`spec.platforms[0] "linux/arm/v7/x"`},
 		{"platform with an empty part", withImages(restartImage) + "  platforms: [linux//v7]\n", `without empty parts`},
-		{"duplicate platform", withImages(restartImage) + "  platforms: [linux/amd64, linux/amd64]\n", `spec.platforms[1] ` +
-			`"linux/amd64": duplicate of spec.platforms[0]`},
-		{"rolloutTimeout too short", withImages(restartImage) + "  rolloutTimeout: 30s\n", "spec.rolloutTimeout 30s: must " +
-			"be at least 1m"},
+		{"duplicate platform", withImages(restartImage) + "  platforms: [linux/amd64, linux/amd64]\n",
+			`spec.platforms[1] "linux/amd64": duplicate of spec.platforms[0]`},
+		{"rolloutTimeout too short", withImages(restartImage) + "  rolloutTimeout: 30s\n",
+			"spec.rolloutTimeout 30s: must be at least 1m"},
 		{"rolloutTimeout negative", withImages(restartImage) + "  rolloutTimeout: -5m\n", "spec.rolloutTimeout -5m0s"},
 		{"rolloutTimeout without unit", withImages(restartImage) + "  rolloutTimeout: 900\n", `duration "900"`},
 		{"soak negative", withSoak("-1m"), "(jobs-manager).soak -1m0s: must be between 0 and 168h0m0s"},
@@ -135,8 +135,8 @@ func TestWaitTimeout(t *testing.T) {
 			deprecated: "longest gap is 168h0m0s"},
 		{name: "waitLimit on a yearly schedule", spec: "  schedule: \"0 0 29 2 *\"\n  waitLimit: 3\n", want: 168 * time.Hour,
 			deprecated: "longest gap is 840h0m0s"},
-		{name: "both", spec: "  waitLimit: 4\n  waitTimeout: 1h\n", err: "spec.waitLimit 4 and spec.waitTimeout " +
-			"1h0m0s: set one"},
+		{name: "both", spec: "  waitLimit: 4\n  waitTimeout: 1h\n",
+			err: "spec.waitLimit 4 and spec.waitTimeout 1h0m0s: set one"},
 		{name: "too short", spec: "  waitTimeout: 30s\n", err: "spec.waitTimeout 30s: must be between 1m and 168h0m0s"},
 		{name: "too long", spec: "  waitTimeout: 200h\n", err: "must be between 1m and 168h0m0s"},
 		{name: "negative limit", spec: "  waitLimit: -1\n", err: "spec.waitLimit -1: must be at least 1"},

@@ -263,8 +263,8 @@ func TestCheckTargetState(t *testing.T) {
 		{"deleting", "  deletionTimestamp: \"2026-01-01T00:00:00Z\"\n", "", RuleTargetState},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dep := deployment(t, "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  "+
-				"name: web\n"+tc.meta+"spec:\n  replicas: 1\n"+tc.spec)
+			dep := deployment(t,
+				"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n"+tc.meta+"spec:\n  replicas: 1\n"+tc.spec)
 			wantRule(t, CheckTargetState(dep), tc.want, "nothing would roll out")
 		})
 	}
@@ -323,8 +323,8 @@ func TestLiveEnv(t *testing.T) {
 		{"value", "      env: [{name: X, value: \"sha256:r\"}]\n", "sha256:r", ""},
 		{"bare", "      env: [{name: X}]\n", "", ""},
 		{"valueFrom", "      env: [{name: X, valueFrom: {configMapKeyRef: {name: c, key: k}}}]\n", "", RuleEnvValueFrom},
-		{"twice: refused, never the first patched while pods read the last", "      env: [{name: X, value: \"sha256:r\"}, " +
-			"{name: X, value: stale}]\n", "", RuleEnvDuplicate},
+		{"twice: refused, never the first patched while pods read the last",
+			"      env: [{name: X, value: \"sha256:r\"}, {name: X, value: stale}]\n", "", RuleEnvDuplicate},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, v := LiveEnv(container(t, tc.body), "X")
@@ -364,8 +364,8 @@ func TestCheckRenderedEnv(t *testing.T) {
 		{"envFrom with prefix", "      envFrom: [{prefix: P_, configMapRef: {name: has-x}}]\n", "", ""},
 		{"envFrom of a rendered Secret's stringData", "      envFrom: [{secretRef: {name: s}}]\n", RuleEnvRendered,
 			`from Secret "s"`},
-		{"an explicit entry takes precedence over envFrom", "      env: [{name: X}]\n      envFrom: [{configMapRef: " +
-			"{name: has-x}}]\n", "", ""},
+		{"an explicit entry takes precedence over envFrom",
+			"      env: [{name: X}]\n      envFrom: [{configMapRef: {name: has-x}}]\n", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantRule(t, CheckRenderedEnv(container(t, tc.body), "X", fromStream), tc.want, tc.contains)

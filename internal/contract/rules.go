@@ -36,8 +36,8 @@ func CheckTargetState(dep *appsv1.Deployment) *Violation {
 	kind := ViewKind(dep)
 	switch {
 	case dep.DeletionTimestamp != nil:
-		return violation(RuleTargetState, "the %s is being deleted (metadata.deletionTimestamp is set): nothing "+
-			"would roll out", kind)
+		return violation(RuleTargetState,
+			"the %s is being deleted (metadata.deletionTimestamp is set): nothing would roll out", kind)
 	case dep.Spec.Paused:
 		return violation(RuleTargetState, "the %s is paused (spec.paused: true): nothing would roll out; resume it "+
 			"(kubectl rollout resume) or pin the image", kind)
@@ -60,8 +60,8 @@ func CheckRestart(img config.Image, c *corev1.Container) *Violation {
 	}
 	running, err := name.ParseReference(c.Image)
 	if err != nil {
-		return violation(RuleRestartReference, "runs %q, which is not an image reference (%v): run %s there with "+
-			"imagePullPolicy: Always while %s floats",
+		return violation(RuleRestartReference,
+			"runs %q, which is not an image reference (%v): run %s there with imagePullPolicy: Always while %s floats",
 			c.Image, err, polled, img.Name)
 	}
 	if _, pinned := running.(name.Digest); pinned {
@@ -98,8 +98,8 @@ func LiveImage(img config.Image, c *corev1.Container) (string, *Violation) {
 	}
 	running, err := name.ParseReference(c.Image)
 	if err != nil {
-		return "", violation(RuleImageReference, "runs %q, which is not an image reference (%v): run %s there "+
-			"while %s floats",
+		return "", violation(RuleImageReference,
+			"runs %q, which is not an image reference (%v): run %s there while %s floats",
 			c.Image, err, polled, img.Name)
 	}
 	if running.Context().Name() != polled.Name() {

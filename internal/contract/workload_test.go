@@ -77,8 +77,8 @@ func TestDaemonSetView(t *testing.T) {
 
 func TestTargetView(t *testing.T) {
 	decode := func(y string) func(any) error { return func(into any) error { return Decode([]byte(y), into) } }
-	dep, err := TargetView(config.KindDeployment, decode("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: "+
-		"web}\nspec: {paused: true}\n"))
+	dep, err := TargetView(config.KindDeployment,
+		decode("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {paused: true}\n"))
 	if err != nil || dep.Name != "web" || !dep.Spec.Paused || ViewKind(dep) != config.KindDeployment {
 		t.Errorf("Deployment: %+v, %v", dep, err)
 	}

@@ -80,8 +80,8 @@ spec:
 )
 
 func job(name, sa, image, args string) string {
-	return "apiVersion: batch/v1\nkind: Job\nmetadata: {name: " + name + ", namespace: tracebloc}\nspec:\n  " +
-		"template:\n    spec:\n" +
+	return "apiVersion: batch/v1\nkind: Job\nmetadata: {name: " + name +
+		", namespace: tracebloc}\nspec:\n  template:\n    spec:\n" +
 		"      serviceAccountName: " + sa + "\n      containers: [{name: c, image: " + image + ", args: " + args + "}]\n"
 }
 
@@ -123,8 +123,8 @@ func TestCheckWriters(t *testing.T) {
 			targets: []config.TargetKey{{Namespace: "tracebloc", Name: "stg-api"}}},
 		{name: "get only is no write", stream: backupJob + "\n---\n" + roleBinding("RoleBinding", "b", "Role", "r",
 			"[{kind: ServiceAccount, name: default}]") +
-			"---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r, namespace: tracebloc}\nrules: " +
-			"[{apiGroups: [apps], resources: [deployments], verbs: [get, list, watch]}]\n",
+			"---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r, namespace: tracebloc}\n" +
+			"rules: [{apiGroups: [apps], resources: [deployments], verbs: [get, list, watch]}]\n",
 			targets: []config.TargetKey{jobsManager}},
 		{name: "the default ServiceAccount bound to edit", stream: backupJob + "\n---\n" + roleBinding("RoleBinding", "b",
 			"ClusterRole", "edit", "[{kind: ServiceAccount, name: default, namespace: tracebloc}]"),
@@ -140,32 +140,32 @@ func TestCheckWriters(t *testing.T) {
 		{name: "a ClusterRoleBinding of a wildcard ClusterRole, by user name", stream: job("deployer", "ci",
 			"example.com/ci:1", "[deploy]") + "\n---\n" + clusterRole("{apiGroups: ['*'], resources: ['*'], verbs: ['*']}") +
 			"\n---\n" +
-			roleBinding("ClusterRoleBinding", "deployer", "ClusterRole", "deployer", "[{kind: User, name: "+
-				"'system:serviceaccount:tracebloc:ci'}]"),
+			roleBinding("ClusterRoleBinding", "deployer", "ClusterRole", "deployer",
+				"[{kind: User, name: 'system:serviceaccount:tracebloc:ci'}]"),
 			targets:  []config.TargetKey{jobsManager},
 			want:     []string{"second-writer 0"},
 			contains: []string{"(* through ClusterRole deployer bound by ClusterRoleBinding deployer)"}},
 		{name: "a group of every ServiceAccount", stream: job("deployer", "ci", "example.com/ci:1", "[deploy]") + "\n---\n" +
 			clusterRole("{apiGroups: [apps], resources: [deployments], verbs: [update]}") + "\n---\n" +
-			roleBinding("ClusterRoleBinding", "deployer", "ClusterRole", "deployer", "[{kind: Group, name: "+
-				"'system:serviceaccounts:tracebloc'}]"),
+			roleBinding("ClusterRoleBinding", "deployer", "ClusterRole", "deployer",
+				"[{kind: Group, name: 'system:serviceaccounts:tracebloc'}]"),
 			targets: []config.TargetKey{jobsManager},
 			want:    []string{"second-writer 0"}},
 		{name: "resourceNames of another Deployment", stream: job("deployer", "ci", "example.com/ci:1", "[deploy]") +
 			"\n---\n" + clusterRole("{apiGroups: [apps], resources: [deployments], resourceNames: [x], verbs: [patch]}") +
 			"\n---\n" +
-			roleBinding("ClusterRoleBinding", "deployer", "ClusterRole", "deployer", "[{kind: ServiceAccount, name: ci, "+
-				"namespace: tracebloc}]"),
+			roleBinding("ClusterRoleBinding", "deployer", "ClusterRole", "deployer",
+				"[{kind: ServiceAccount, name: ci, namespace: tracebloc}]"),
 			targets: []config.TargetKey{jobsManager}},
 		{name: "another API group", stream: job("deployer", "ci", "example.com/ci:1", "[deploy]") + "\n---\n" +
 			clusterRole("{apiGroups: [extensions], resources: [deployments], verbs: [patch]}") + "\n---\n" +
-			roleBinding("ClusterRoleBinding", "deployer", "ClusterRole", "deployer", "[{kind: ServiceAccount, name: ci, "+
-				"namespace: tracebloc}]"),
+			roleBinding("ClusterRoleBinding", "deployer", "ClusterRole", "deployer",
+				"[{kind: ServiceAccount, name: ci, namespace: tracebloc}]"),
 			targets: []config.TargetKey{jobsManager}},
 		{name: "a subject of another namespace", stream: job("deployer", "ci", "example.com/ci:1", "[deploy]") + "\n---\n" +
 			clusterRole("{apiGroups: [apps], resources: [deployments], verbs: [patch]}") + "\n---\n" +
-			roleBinding("ClusterRoleBinding", "deployer", "ClusterRole", "deployer", "[{kind: ServiceAccount, name: ci, "+
-				"namespace: other}]"),
+			roleBinding("ClusterRoleBinding", "deployer", "ClusterRole", "deployer",
+				"[{kind: ServiceAccount, name: ci, namespace: other}]"),
 			targets: []config.TargetKey{jobsManager}},
 		{name: "without namespaces everything is the release namespace",
 			stream:  strings.ReplaceAll(legacyRefresh+"---"+legacyRole+"---"+legacyBinding, ", namespace: tracebloc", ""),
@@ -179,8 +179,8 @@ func TestCheckWriters(t *testing.T) {
 			contains: []string{`Job tracebloc/auto-upgrade runs helm upgrade in the cluster without --post-renderer ` +
 				`(container "c", image alpine/helm:3.18: upgrade stg tracebloc/client --reset-then-reuse-values)`,
 				"the chart value that renders client/templates/job.yaml"}},
-		{name: "helm in a shell script", stream: job("auto-upgrade", "upgrader", "example.com/tools:1", "['/bin/sh', '-c', "+
-			"'helm repo update && helm upgrade stg tracebloc/client']"),
+		{name: "helm in a shell script", stream: job("auto-upgrade", "upgrader", "example.com/tools:1",
+			"['/bin/sh', '-c', 'helm repo update && helm upgrade stg tracebloc/client']"),
 			want: []string{"in-cluster-upgrade 0"}},
 		{name: "helm upgrade with the post-renderer", stream: job("auto-upgrade", "upgrader", "alpine/helm:3.18",
 			"[upgrade, stg, c, --post-renderer, image-refresh]") + "\n---\n" +

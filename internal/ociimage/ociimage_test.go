@@ -340,10 +340,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"windows", func(o *Options) { o.Platforms = []v1.Platform{{OS: "windows", Architecture: "amd64"}} }, "only linux"},
 		{"duplicate platform", func(o *Options) { o.Platforms = []v1.Platform{DefaultPlatforms[0], DefaultPlatforms[0]} },
 			"given twice"},
-		{"arm64 variant", func(o *Options) {
-			o.Platforms = []v1.Platform{{OS: "linux", Architecture: "arm64",
-				Variant: "v9"}}
-		}, "variant"},
+		{"arm64 variant",
+			func(o *Options) { o.Platforms = []v1.Platform{{OS: "linux", Architecture: "arm64", Variant: "v9"}} }, "variant"},
 		{"relative file", func(o *Options) { o.Files = []File{{Path: "etc/x"}} }, "not absolute"},
 		{"unclean file", func(o *Options) { o.Files = []File{{Path: "/etc/../x"}} }, "not absolute and clean"},
 		{"file over the bundle", func(o *Options) { o.Files = []File{{Path: CABundlePath}} }, "written by the build"},

@@ -203,8 +203,8 @@ func TestParseKeys(t *testing.T) {
 	if _, err := ParseKeys(map[string]string{"README": a}); err == nil || !strings.Contains(err.Error(), ".pub") {
 		t.Errorf("no .pub entry: %v", err)
 	}
-	_, err = ParseKeys(map[string]string{"ok.pub": a, "bad1.pub": "x", "bad2.pub": "-----BEGIN PRIVATE " +
-		"KEY-----\nAA==\n-----END PRIVATE KEY-----\n"})
+	_, err = ParseKeys(map[string]string{"ok.pub": a, "bad1.pub": "x",
+		"bad2.pub": "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"})
 	if err == nil || !strings.Contains(err.Error(), "bad1.pub") || !strings.Contains(err.Error(), "bad2.pub") ||
 		strings.Contains(err.Error(), "ok.pub") {
 		t.Errorf("bad keys: %v, want both named", err)

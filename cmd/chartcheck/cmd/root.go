@@ -46,13 +46,13 @@ type renderFlags struct {
 }
 
 func (f *renderFlags) add(fs *pflag.FlagSet, formats string) {
-	fs.StringVar(&f.manifests, "manifests", "", `read an already-rendered stream instead of rendering a chart `+
-		`("-" for stdin)`)
+	fs.StringVar(&f.manifests, "manifests", "",
+		`read an already-rendered stream instead of rendering a chart ("-" for stdin)`)
 	fs.StringVar(&f.release.Name, "release", "", `release name (default "`+chartcheck.DefaultReleaseName+`")`)
 	fs.StringVarP(&f.release.Namespace, "namespace", "n", "",
 		`release namespace (default "`+chartcheck.DefaultNamespace+`")`)
-	fs.StringVar(&f.release.KubeVersion, "kube-version", "", `Kubernetes version for `+
-		`.Capabilities (default "`+chartcheck.DefaultKubeVersion+`")`)
+	fs.StringVar(&f.release.KubeVersion, "kube-version", "",
+		`Kubernetes version for .Capabilities (default "`+chartcheck.DefaultKubeVersion+`")`)
 	fs.StringSliceVarP(&f.values.ValueFiles, "values", "f", nil, "values file, as helm -f (repeatable)")
 	fs.StringArrayVar(&f.values.Values, "set", nil, "set values, as helm --set (repeatable)")
 	fs.StringArrayVar(&f.values.StringValues, "set-string", nil, "set STRING values, as helm --set-string (repeatable)")

@@ -63,8 +63,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "schema rejects a digest", args: []string{clientChart, "--set", "images.ingestor.digest=sha256:abc"},
 			wantCode: cli.ExitUsage, wantStderr: "at '/images/ingestor/digest': 'sha256:abc' does not match pattern"},
 		{name: "external keys refused by the post-renderer", args: []string{clientChart, "--set",
-			"imageRefresh.verification.keysConfigMap=signing-keys"}, wantCode: cli.ExitFailed, wantStdout: "post-render: " +
-			"stream: expected the post-renderer to accept the release; found refused (keys-missing)"},
+			"imageRefresh.verification.keysConfigMap=signing-keys"}, wantCode: cli.ExitFailed,
+			wantStdout: "post-render: stream: expected the post-renderer to accept the release; found refused (keys-missing)"},
 		{name: "--allow-external-keys", args: []string{clientChart, "--set",
 			"imageRefresh.verification.keysConfigMap=signing-keys", "--allow-external-keys"}, wantCode: cli.ExitOK,
 			wantStdout: "0 failed"},
@@ -97,20 +97,20 @@ func TestExitCodes(t *testing.T) {
 			"imageRefresh.enabled=false", "--post-renderer-args=--config=" + configs + "stg-pinned.yaml"}, wantCode: cli.ExitOK,
 			wantStdout: "PASS ../../../charts/client (release stg, namespace tracebloc): "},
 		{name: "--config besides the chart's own", args: []string{clientChart, "--config", configs + "stg.yaml"},
-			wantCode: cli.ExitFailed, wantStdout: "found refused (config-conflict): --config was given, but the chart renders " +
-				"its own refresh config"},
+			wantCode:   cli.ExitFailed,
+			wantStdout: "found refused (config-conflict): --config was given, but the chart renders its own refresh config"},
 		{name: "--config unreadable", args: []string{clientChart, "--config", configs + "missing.yaml"},
-			wantCode: cli.ExitUsage, wantStderr: "Error: reading --config: open " + configs + "missing.yaml: no such file or " +
-				"directory\n"},
+			wantCode: cli.ExitUsage, wantStderr: "Error: reading --config: open " + configs +
+				"missing.yaml: no such file or directory\n"},
 		{name: "--config with --manifests", args: []string{"--manifests", "-", "--config", configs + "stg.yaml"},
-			stdin: string(valid), wantCode: cli.ExitUsage, wantStderr: "--config is the post-renderer's, and --manifests " +
-				"checks a stream without running it"},
+			stdin: string(valid), wantCode: cli.ExitUsage,
+			wantStderr: "--config is the post-renderer's, and --manifests checks a stream without running it"},
 		{name: "unknown post-renderer argument", args: []string{clientChart, "--post-renderer-args", "--nope"},
 			wantCode: cli.ExitUsage, wantStderr: `Error: --post-renderer-args ["--nope"]: unknown flag: --nope`},
-		{name: "a stream without a config", args: []string{"--manifests", "-"}, stdin: "apiVersion: v1\nkind: " +
-			"ConfigMap\nmetadata: {name: x}\n", wantCode: cli.ExitFailed, wantStdout: "refresh-config: stream: expected a " +
-			"RefreshConfig to check the release against; found no RefreshConfig in the stream: check the stream as " +
-			"post-rendered with its config"},
+		{name: "a stream without a config", args: []string{"--manifests", "-"}, stdin: "apiVersion: v1\nkind: ConfigMap\n" +
+			"metadata: {name: x}\n", wantCode: cli.ExitFailed, wantStdout: "refresh-config: stream: expected a RefreshConfig " +
+			"to check the release against; found no RefreshConfig in the stream: check the stream as post-rendered " +
+			"with its config"},
 		{name: "unknown flag", args: []string{"--nope"}, wantCode: cli.ExitUsage, wantStderr: "unknown flag: --nope"},
 		{name: "nothing to check", args: nil, wantCode: cli.ExitUsage, wantStderr: "nothing to check"},
 		{name: "missing chart", args: []string{"./no-such-chart"}, wantCode: cli.ExitUsage,
@@ -122,8 +122,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "merge key carries the set-env variable", args: []string{"--manifests", "-"},
 			stdin: strings.Replace(string(valid), "        env:\n        - name: INGESTOR_IMAGE_REPOSITORY\n",
 				"        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n        - name: "+
-					"INGESTOR_IMAGE_REPOSITORY\n", 1), wantCode: cli.ExitFailed, wantStdout: `found container "api" renders env ` +
-				`INGESTOR_IMAGE_DIGEST with value "sha256:old"`},
+					"INGESTOR_IMAGE_REPOSITORY\n", 1), wantCode: cli.ExitFailed,
+			wantStdout: `found container "api" renders env INGESTOR_IMAGE_DIGEST with value "sha256:old"`},
 		{name: "kind-less items of a ConfigMapList", args: []string{"--manifests", "-"}, stdin: string(valid) +
 			"---\napiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata: {name: extra, namespace: tracebloc}\n",
 			wantCode: cli.ExitOK, wantStdout: "PASS -:"},
@@ -131,8 +131,8 @@ func TestExitCodes(t *testing.T) {
 			wantStderr: "document 1: not a Kubernetes object"},
 		{name: "empty stream", args: []string{"--manifests", "-"}, stdin: "", wantCode: cli.ExitUsage,
 			wantStderr: "-: empty stream: no Kubernetes object to check"},
-		{name: "stream of comments only", args: []string{"--manifests", "-"}, stdin: "---\n# Source: " +
-			"c/templates/x.yaml\n---\n", wantCode: cli.ExitUsage, wantStderr: "-: empty stream"},
+		{name: "stream of comments only", args: []string{"--manifests", "-"},
+			stdin: "---\n# Source: c/templates/x.yaml\n---\n", wantCode: cli.ExitUsage, wantStderr: "-: empty stream"},
 		{name: "plan an empty stream", args: []string{"plan", "--manifests", "-"}, stdin: "", wantCode: cli.ExitUsage,
 			wantStderr: "-: empty stream"},
 		{name: "plan", args: []string{"plan", clientChart, "--release", "stg", "-n", "tracebloc"}, wantCode: cli.ExitOK,
@@ -175,8 +175,8 @@ func TestUnexpectedRenderErrorInASuite(t *testing.T) {
 	if code != cli.ExitUsage {
 		t.Errorf("exit %d; want %d", code, cli.ExitUsage)
 	}
-	for _, want := range []string{"PASS fine (release release-name, namespace default)", "ERROR bad-digest (release " +
-		"release-name, namespace default): rendering chart", "'nope' does not match pattern"} {
+	for _, want := range []string{"PASS fine (release release-name, namespace default)",
+		"ERROR bad-digest (release release-name, namespace default): rendering chart", "'nope' does not match pattern"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
 		}
@@ -245,8 +245,8 @@ func TestJSONReport(t *testing.T) {
 	}
 	for _, c := range report.Scenarios[0].Checks {
 		if c.Name == "cronjob-presence" {
-			if c.Status != "fail" || len(c.Findings) != 1 || c.Findings[0].Document != `CronJob "stg-image-refresh" `+
-				`(document 8)` {
+			if c.Status != "fail" || len(c.Findings) != 1 ||
+				c.Findings[0].Document != `CronJob "stg-image-refresh" (document 8)` {
 				t.Errorf("cronjob-presence: %+v", c)
 			}
 			return

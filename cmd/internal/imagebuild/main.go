@@ -85,12 +85,12 @@ Go toolchain and flags give the same index digest. The index is written as an OC
 	fl.StringVar(&f.revision, "revision", "", "source revision label; default: git rev-parse HEAD")
 	fl.StringVar(&f.source, "source", defaultSource, "source repository label")
 	fl.StringVar(&f.licenses, "licenses", "", "SPDX license expression label; empty: no label")
-	fl.StringVar(&f.created, "created", "", "creation time, unix seconds; default: $SOURCE_DATE_EPOCH, else the commit "+
-		"time (git log -1 --format=%ct)")
-	fl.StringArrayVar(&f.platforms, "platform", nil, "os/arch[/variant] to build, repeatable; default linux/amd64 and "+
-		"linux/arm64")
-	fl.StringArrayVar(&f.caFiles, "ca-file", nil, "PEM file of extra CA certificates for the bundle (a private "+
-		"registry's), repeatable")
+	fl.StringVar(&f.created, "created", "",
+		"creation time, unix seconds; default: $SOURCE_DATE_EPOCH, else the commit time (git log -1 --format=%ct)")
+	fl.StringArrayVar(&f.platforms, "platform", nil,
+		"os/arch[/variant] to build, repeatable; default linux/amd64 and linux/arm64")
+	fl.StringArrayVar(&f.caFiles, "ca-file", nil,
+		"PEM file of extra CA certificates for the bundle (a private registry's), repeatable")
 	fl.StringVar(&f.dir, "dir", "", "module root to build in; default: the module of the current directory")
 	fl.DurationVar(&f.pushTimeout, "push-timeout", 10*time.Minute, "deadline of the push")
 	return cmd

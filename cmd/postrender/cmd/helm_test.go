@@ -38,8 +38,8 @@ func TestHelm3PostRenderer(t *testing.T) {
 	t.Run("floating images inject the CronJob", func(t *testing.T) {
 		out := runHelm(t, env, helm, "template", releaseName, testChart, "--post-renderer", bin)
 		assertCronJobs(t, out, 1)
-		for _, want := range []string{"# Source: refresh-test/templates/deployment.yaml", "kind: Role\nmetadata:\n  name: " +
-			"stg-image-refresh", "resourceNames:\n  - stg-jobs-manager"} {
+		for _, want := range []string{"# Source: refresh-test/templates/deployment.yaml",
+			"kind: Role\nmetadata:\n  name: stg-image-refresh", "resourceNames:\n  - stg-jobs-manager"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q", want)
 			}
@@ -87,9 +87,9 @@ func TestHelm3PostRenderer(t *testing.T) {
 				"    {apiVersion: image-refresh.io/v1alpha1, kind: RefreshConfig, metadata: {name: mk-refresh}, spec: {images: " +
 				"[{name: ingestor, repository: ghcr.io/tracebloc/ingestor, tag: prod, action: set-env, env: " +
 				"INGESTOR_IMAGE_DIGEST, target: {name: web, container: api}, annotation: tracebloc.io/ingestor-digest}]}}\n",
-			"templates/web.yaml": "x-env: &digest {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\napiVersion: " +
-				"apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - " +
-				"name: api\n        image: example.com/api:1\n        env:\n        - <<: *digest\n",
+			"templates/web.yaml": "x-env: &digest {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\napiVersion: apps/v1\n" +
+				"kind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: " +
+				"api\n        image: example.com/api:1\n        env:\n        - <<: *digest\n",
 		})
 		out, err := helmCommand(env, helm, "template", releaseName, chart, "--post-renderer", bin).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), `renders env INGESTOR_IMAGE_DIGEST with value "sha256:old"`) {
@@ -179,8 +179,8 @@ func TestHelm4Plugin(t *testing.T) {
 		if out, err := helmCommand(append(env, errorFileEnv+"="+errorFile), helm, args...).CombinedOutput(); err == nil {
 			t.Fatalf("helm succeeded, want the keys-missing refusal:\n%s", out)
 		}
-		if written, _ := os.ReadFile(errorFile); !strings.Contains(string(written), `keys of ConfigMap `+
-			`"cluster-signing-keys"`) {
+		if written, _ := os.ReadFile(errorFile); !strings.Contains(string(written),
+			`keys of ConfigMap "cluster-signing-keys"`) {
 			t.Errorf("error file lacks the keys-missing refusal:\n%s", written)
 		}
 		assertKeysMounted(t, runHelm(t, env, helm, append(args, "--post-renderer-args", "--allow-external-keys")...),
@@ -211,8 +211,8 @@ func assertKeysMounted(t *testing.T, out, keys string) {
 	t.Helper()
 	assertCronJobs(t, out, 1)
 	for _, want := range []string{"- name: verification-keys\n              mountPath: " +
-		"/etc/image-refresh-keys\n              readOnly: true", "- name: verification-keys\n            " +
-		"configMap:\n              name: " + keys + "\n"} {
+		"/etc/image-refresh-keys\n              readOnly: true",
+		"- name: verification-keys\n            configMap:\n              name: " + keys + "\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

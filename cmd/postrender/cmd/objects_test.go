@@ -50,8 +50,8 @@ func TestObjectsCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	invalid := filepath.Join(t.TempDir(), "invalid.yaml")
-	if err := os.WriteFile(invalid, []byte("apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: "+
-		"{name: x}\nspec: {images: []}\n"), 0o644); err != nil {
+	if err := os.WriteFile(invalid, []byte("apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\n"+
+		"metadata: {name: x}\nspec: {images: []}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -241,8 +241,8 @@ func parentChart(t *testing.T, tc libraryCase) string {
 	writeChart(t, dir, map[string]string{
 		"Chart.yaml":  chartYAML,
 		"values.yaml": valuesYAML,
-		"templates/image-refresh.yaml": "{{- if .Values.imageRefreshObjects.enabled }}\n{{ include " +
-			"\"image-refresh.objects\" . }}\n{{- end }}\n",
+		"templates/image-refresh.yaml": "{{- if .Values.imageRefreshObjects.enabled }}\n" +
+			"{{ include \"image-refresh.objects\" . }}\n{{- end }}\n",
 		"image-refresh/.keep": "",
 	})
 	return dir

@@ -39,8 +39,8 @@ func TestRun(t *testing.T) {
 	configFile := filepath.Join(goldenDir, "config-from-file", "config.yaml")
 	keysConfig := filepath.Join(goldenDir, "verification-external", "config.yaml")
 	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
-	if err := os.WriteFile(badConfig, []byte("apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: "+
-		"{name: x}\nspec: {images: []}\n"), 0o644); err != nil {
+	if err := os.WriteFile(badConfig, []byte("apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\n"+
+		"metadata: {name: x}\nspec: {images: []}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -72,8 +72,8 @@ func TestRun(t *testing.T) {
 			"        env:\n        - <<: {name: INGESTOR_IMAGE_DIGEST, value: \"sha256:old\"}\n"), wantCode: exitRefused,
 			wantStderr: []string{`image "ingestor"`, `renders env INGESTOR_IMAGE_DIGEST with value "sha256:old"`}},
 		{name: "refused: duplicate imagePullPolicy, the last IfNotPresent", stdin: edit(t, floating,
-			"        imagePullPolicy: Always\n        env:", "        imagePullPolicy: Always\n        imagePullPolicy: "+
-				"IfNotPresent\n        env:"), wantCode: exitRefused,
+			"        imagePullPolicy: Always\n        env:",
+			"        imagePullPolicy: Always\n        imagePullPolicy: IfNotPresent\n        env:"), wantCode: exitRefused,
 			wantStderr: []string{`image "jobs-manager"`, "with imagePullPolicy IfNotPresent"}},
 		{name: "refused: malformed stream", stdin: []byte("a: [\n"), wantCode: exitRefused,
 			wantStderr: []string{"malformed YAML"}},
@@ -83,8 +83,8 @@ func TestRun(t *testing.T) {
 			wantCode: cli.ExitUsage, wantStderr: []string{"reading --config"}},
 		{name: "usage: unknown flag", args: []string{"--bogus"}, wantCode: cli.ExitUsage,
 			wantStderr: []string{"unknown flag: --bogus"}},
-		{name: "usage: argument", args: []string{"extra"}, wantCode: cli.ExitUsage, wantStderr: []string{`unexpected ` +
-			`argument "extra": the release is read from stdin`}},
+		{name: "usage: argument", args: []string{"extra"}, wantCode: cli.ExitUsage,
+			wantStderr: []string{`unexpected argument "extra": the release is read from stdin`}},
 		{name: "--version", args: []string{"--version"}, wantCode: cli.ExitOK, wantOut: []byte("postrender version " +
 			version.Version + "\n")},
 	} {

@@ -109,8 +109,8 @@ per Deployment. Pinned images are never polled.`,
 	flags.StringVar(&namespace, "namespace", "", "namespace of targets the config gives none (no metadata.namespace); "+
 		"must equal metadata.namespace when that is set; default: the pod's namespace, or the kubeconfig context's")
 	addKeysFlag(flags, &keysDir)
-	flags.BoolVar(&dryRun, "dry-run", false, "print the plan (image, digest seen, decision, patch) on stdout and "+
-		"write nothing")
+	flags.BoolVar(&dryRun, "dry-run", false,
+		"print the plan (image, digest seen, decision, patch) on stdout and write nothing")
 	flags.DurationVar(&timeout, "timeout", defaultTimeout, "deadline for the whole run")
 	return cmd
 }

@@ -99,8 +99,8 @@ func TestVersion(t *testing.T) {
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
-	invalid := writeConfig(t, "apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: "+
-		"r}\nspec:\n  images:\n  - {name: a, repository: ghcr.io/x/a, action: set-env, target: {name: d, container: c}, "+
+	invalid := writeConfig(t, "apiVersion: image-refresh.io/v1alpha1\nkind: RefreshConfig\nmetadata: {name: r}\n"+
+		"spec:\n  images:\n  - {name: a, repository: ghcr.io/x/a, action: set-env, target: {name: d, container: c}, "+
 		"annotation: x.io/a}\n")
 	for _, tc := range []struct {
 		name string
@@ -112,8 +112,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"argument", []string{"--config", exampleConfig, "extra"}, `unexpected arguments [\"extra\"]`},
 		{"missing file", []string{"--config", "/nonexistent/refresh.yaml"}, "reading refresh config"},
 		{"invalid config", []string{"--config", invalid}, "spec.images[0] (a).env: required"},
-		{"namespace contradicts the config", []string{"--config", exampleConfig, "--namespace", "other"}, `--namespace ` +
-			`\"other\" contradicts metadata.namespace \"tracebloc\"`},
+		{"namespace contradicts the config", []string{"--config", exampleConfig, "--namespace", "other"},
+			`--namespace \"other\" contradicts metadata.namespace \"tracebloc\"`},
 		{"timeout", []string{"--config", exampleConfig, "--timeout", "0s"}, "--timeout must be positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -197,8 +197,8 @@ func TestDryRunPrintsThePlanAndWritesNothing(t *testing.T) {
 	if h.patches() != 0 {
 		t.Errorf("dry run sent %d patches", h.patches())
 	}
-	for _, want := range []string{"IMAGE", "jobs-manager", "record", "ingestor", "fill", "patch Deployment " +
-		"tracebloc/stg-jobs-manager: {"} {
+	for _, want := range []string{"IMAGE", "jobs-manager", "record", "ingestor", "fill",
+		"patch Deployment tracebloc/stg-jobs-manager: {"} {
 		if !strings.Contains(h.stdout.String(), want) {
 			t.Errorf("plan lacks %q:\n%s", want, h.stdout.String())
 		}

@@ -72,8 +72,8 @@ says the last tick is unknown.`,
 	flags := cmd.Flags()
 	flags.StringVar(&configPath, "config", "", "refresh config file")
 	flags.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account")
-	flags.StringVar(&namespace, "namespace", "", "namespace of targets the config gives none; must equal "+
-		"metadata.namespace when that is set")
+	flags.StringVar(&namespace, "namespace", "",
+		"namespace of targets the config gives none; must equal metadata.namespace when that is set")
 	addKeysFlag(flags, &keysDir)
 	flags.DurationVar(&timeout, "timeout", time.Minute, "deadline for the whole view")
 	flags.StringVarP(&output, "output", "o", "table", "output format: table or json")

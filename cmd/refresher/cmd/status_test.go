@@ -430,8 +430,8 @@ func TestStatusWithoutCronJobGet(t *testing.T) {
 		t.Fatalf("rows %v: %v", rows, err)
 	}
 	for i, want := range []refresher.ViewState{refresher.ViewCurrent, refresher.ViewSoaking} {
-		if r := rows[i]; r.State != want || !strings.HasPrefix(r.Refresher, "last tick unknown (grant get on "+
-			"cronjobs.batch to see it)") {
+		if r := rows[i]; r.State != want || !strings.HasPrefix(r.Refresher,
+			"last tick unknown (grant get on cronjobs.batch to see it)") {
 			t.Errorf("%s: %s, refresher %q; want %s, last tick unknown", r.Image, r.State, r.Refresher, want)
 		}
 	}

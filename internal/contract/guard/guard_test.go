@@ -168,8 +168,8 @@ func TestGuardShape(t *testing.T) {
 	for _, tc := range []struct {
 		name, namespace, wantName, wantUser string
 	}{
-		{"namespace known", "apps", "refresh-guard.apps", "request.userInfo.username == " +
-			"'system:serviceaccount:apps:refresh'"},
+		{"namespace known", "apps", "refresh-guard.apps",
+			"request.userInfo.username == 'system:serviceaccount:apps:refresh'"},
 		{"release namespace", "", "refresh-guard",
 			"request.userInfo.username == 'system:serviceaccount:' + request.namespace + ':' + 'refresh'"},
 	} {

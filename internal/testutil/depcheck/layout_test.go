@@ -180,10 +180,8 @@ func TestLayout(t *testing.T) {
 		for _, r := range rules {
 			if !r.anyOfModule {
 				allowed := absAll(r.mayLink)
-				for _, chain := range g.Chains(pkg, func(p string) bool {
-					return strings.HasPrefix(p, module+"/") && !underAny(p,
-						allowed)
-				}) {
+				for _, chain := range g.Chains(pkg,
+					func(p string) bool { return strings.HasPrefix(p, module+"/") && !underAny(p, allowed) }) {
 					t.Errorf("%s links %s of this module; it may link only %v (%s):\n  %s", pkg, chain[len(chain)-1], r.mayLink, r.why,
 						strings.Join(chain, "\n  "))
 				}
@@ -201,8 +199,8 @@ func TestLayout(t *testing.T) {
 			forbid(t, g, pkg, absAll(theBinariesLibraries), "the shared contract links none of the three binaries' libraries")
 		}
 		if !underAny(pkg, absAll(binaries)) {
-			forbid(t, g, pkg, []string{abs("internal/cli"), abs("cmd/...")}, "internal/cli is the binaries' run and exit "+
-				"codes; nothing depends on a binary's commands")
+			forbid(t, g, pkg, []string{abs("internal/cli"), abs("cmd/...")},
+				"internal/cli is the binaries' run and exit codes; nothing depends on a binary's commands")
 			if !depcheck.Under(pkg, abs("e2e/...")) {
 				forbid(t, g, pkg, []string{abs("e2e/...")}, "no library depends on the end-to-end tests")
 			}
