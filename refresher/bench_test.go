@@ -56,9 +56,8 @@ func benchFixture(n int) (*config.RefreshConfig, []*appsv1.Deployment) {
 			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "bench", ResourceVersion: "1"},
 			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				Containers: []corev1.Container{
-					{Name: "app", Image: benchRepository(i) + ":prod", ImagePullPolicy: corev1.PullAlways},
-				},
+				Containers: []corev1.Container{{Name: "app", Image: benchRepository(i) +
+					":prod", ImagePullPolicy: corev1.PullAlways}},
 			}}},
 		})
 	}
@@ -123,10 +122,8 @@ func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(parts) != 7 ||
-		strings.Join(
-			[]string{parts[0], parts[1], parts[2], parts[3], parts[5]},
-			"/",
-		) != "apis/apps/v1/namespaces/deployments" {
+		strings.Join([]string{parts[0], parts[1], parts[2], parts[3], parts[5]}, "/") !=
+			"apis/apps/v1/namespaces/deployments" {
 		http.NotFound(w, r)
 		return
 	}
@@ -292,8 +289,7 @@ func buildRefresher(b *testing.B) string {
 			"-o",
 			binPath,
 			"github.com/tracebloc/image-refresh/cmd/refresher",
-		).
-			CombinedOutput()
+		).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}

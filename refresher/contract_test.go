@@ -146,8 +146,7 @@ func TestRunPausedOrDeletingTargetWaits(t *testing.T) {
 					}
 					if !strings.Contains(why, "Deployment tracebloc/stg-jobs-manager: ") || !strings.Contains(why, tc.want) ||
 						img.Intended == "" ||
-						img.Status.State != state ||
-						img.Status.WaitingSince != clock.Format(time.RFC3339) {
+						img.Status.State != state || img.Status.WaitingSince != clock.Format(time.RFC3339) {
 						t.Errorf("tick %d %s: intended %q, %q, status %+v", tick, img.Name, img.Intended, why, img.Status)
 					}
 				}
@@ -158,8 +157,7 @@ func TestRunPausedOrDeletingTargetWaits(t *testing.T) {
 				switch tick {
 				case 0, 3: // the transitions: to waiting, to failed
 					if len(patches) != 1 || strings.Contains(patches[0], jobsManagerKey) ||
-						strings.Contains(patches[0], ingestorKey) ||
-						strings.Contains(patches[0], `"spec"`) {
+						strings.Contains(patches[0], ingestorKey) || strings.Contains(patches[0], `"spec"`) {
 						t.Errorf("tick %d: patches %q, want one carrying only statuses", tick, patches)
 					}
 				default: // a steady wait or failure

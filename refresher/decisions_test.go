@@ -47,12 +47,7 @@ func restartImage() config.Image {
 		Repository: "docker.io/tracebloc/jobs-manager",
 		Tag:        "prod",
 		Action:     config.ActionRolloutRestart,
-		Target: config.Target{
-			Kind:      config.KindDeployment,
-			Name:      deploymentName,
-			Namespace: namespace,
-			Container: "api",
-		},
+		Target:     config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"},
 		Annotation: jobsManagerKey,
 	}
 }
@@ -78,12 +73,7 @@ func envImage() config.Image {
 		Tag:        "prod",
 		Action:     config.ActionSetEnv,
 		Env:        ingestorEnv,
-		Target: config.Target{
-			Kind:      config.KindDeployment,
-			Name:      deploymentName,
-			Namespace: namespace,
-			Container: "api",
-		},
+		Target:     config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"},
 		Annotation: ingestorKey,
 	}
 }
@@ -159,12 +149,14 @@ func decisionRows() []decisionRow {
 	envWrite := `"name":"` + ingestorEnv + `","value":"` + tableR + `"`
 	statusOnly := both(contains(`"image-refresh.io/status-`), lacks(`"spec"`, `"`+jobsManagerKey+`"`, `"`+ingestorKey+`"`))
 	return []decisionRow{
-		{action: "rollout-restart", state: "A absent", decision: DecisionRecord, writes: "A=R, no restart",
-			plan: one(
-				deployment(nil),
-				restartImage(),
-				nil,
-			), check: both(contains(`"`+jobsManagerKey+`":"`+tableR+`"`), lacks(restartedAt))},
+		{
+			action:   "rollout-restart",
+			state:    "A absent",
+			decision: DecisionRecord,
+			writes:   "A=R, no restart",
+			plan:     one(deployment(nil), restartImage(), nil),
+			check:    both(contains(`"`+jobsManagerKey+`":"`+tableR+`"`), lacks(restartedAt)),
+		},
 		{action: "rollout-restart", state: "A = R", decision: DecisionUnchanged, writes: "nothing",
 			plan: one(deployment(annotated(jobsManagerKey, tableR)), restartImage(), nil)},
 		{
@@ -172,24 +164,16 @@ func decisionRows() []decisionRow {
 			state:    "A ≠ R",
 			decision: DecisionRestart,
 			writes:   "pod-template `kubectl.kubernetes.io/restartedAt` (RFC 3339, as kubectl), A=R",
-			plan: one(
-				deployment(annotated(jobsManagerKey, tableA)),
-				restartImage(),
-				nil,
-			),
-			check: contains(restartedAt, `"`+jobsManagerKey+`":"`+tableR+`"`),
+			plan:     one(deployment(annotated(jobsManagerKey, tableA)), restartImage(), nil),
+			check:    contains(restartedAt, `"`+jobsManagerKey+`":"`+tableR+`"`),
 		},
 		{
 			action:   "set-env",
 			state:    "A absent, L present",
 			decision: DecisionAdopt,
 			writes:   "A=L, env untouched (a newer R is applied next tick)",
-			plan: one(
-				deployment(nil, env(tableL)),
-				envImage(),
-				nil,
-			),
-			check: both(contains(`"`+ingestorKey+`":"`+tableL+`"`), lacks(`"spec"`)),
+			plan:     one(deployment(nil, env(tableL)), envImage(), nil),
+			check:    both(contains(`"`+ingestorKey+`":"`+tableL+`"`), lacks(`"spec"`)),
 		},
 		{action: "set-env", state: "A absent, L absent", decision: DecisionFill, writes: "L=R, A=R",
 			plan: one(deployment(nil), envImage(), nil), check: contains(envWrite, `"`+ingestorKey+`":"`+tableR+`"`)},
@@ -198,12 +182,8 @@ func decisionRows() []decisionRow {
 			state:    "A ≠ R",
 			decision: DecisionUpdateEnv,
 			writes:   "L=R (that is the rollout — no restart annotation), A=R",
-			plan: one(
-				deployment(annotated(ingestorKey, tableA), env(tableA)),
-				envImage(),
-				nil,
-			),
-			check: both(contains(envWrite, `"`+ingestorKey+`":"`+tableR+`"`), lacks(restartedAt)),
+			plan:     one(deployment(annotated(ingestorKey, tableA), env(tableA)), envImage(), nil),
+			check:    both(contains(envWrite, `"`+ingestorKey+`":"`+tableR+`"`), lacks(restartedAt)),
 		},
 		{
 			action:   "set-env",
@@ -220,12 +200,8 @@ func decisionRows() []decisionRow {
 			state:    "A absent (L, the container image's digest, whatever it is)",
 			decision: DecisionRecord,
 			writes:   "A=R, the image untouched",
-			plan: one(
-				pinned(deployment(nil), tableL),
-				pinImage(),
-				nil,
-			),
-			check: both(contains(`"`+jobsManagerKey+`":"`+tableR+`"`), lacks(`"spec"`)),
+			plan:     one(pinned(deployment(nil), tableL), pinImage(), nil),
+			check:    both(contains(`"`+jobsManagerKey+`":"`+tableR+`"`), lacks(`"spec"`)),
 		},
 		{
 			action:   "set-image",
@@ -248,14 +224,19 @@ func decisionRows() []decisionRow {
 		},
 		{action: "set-image", state: "A = R, the image repository@R", decision: DecisionUnchanged, writes: "nothing",
 			plan: one(pinned(deployment(annotated(jobsManagerKey, tableR)), tableR), pinImage(), nil)},
-		{action: "set-image", state: "the container runs another repository", decision: DecisionFailed,
+		{
+			action:   "set-image",
+			state:    "the container runs another repository",
+			decision: DecisionFailed,
 			writes: "nothing about that image but its status annotation; the error names what the container runs (rule " +
 				"`image-reference`)",
 			plan: func() (*appsv1.Deployment, []targetImage, tickSettings) {
 				dep := deployment(annotated(jobsManagerKey, tableA))
 				dep.Spec.Template.Spec.Containers[0].Image = "ghcr.io/someone/else:prod"
 				return one(dep, pinImage(), nil)()
-			}, check: statusOnly},
+			},
+			check: statusOnly,
+		},
 		{action: "any", state: "digest pinned", decision: DecisionPinned, writes: "nothing, no request",
 			run: func(t *testing.T) ImageReport {
 				f := newFixture(t, deployment(nil))
@@ -337,13 +318,8 @@ func decisionRows() []decisionRow {
 			state:    "the rollout this image's last change started (recorded in its status) has not completed",
 			decision: DecisionWaiting,
 			writes:   "the status annotation, on the transition",
-			plan: one(pending(deployment(annotated(
-				jobsManagerKey,
-				tableR,
-				statusKey(
-					"jobs-manager",
-				),
-				status(
+			plan: one(pending(deployment(annotated(jobsManagerKey, tableR,
+				statusKey("jobs-manager"), status(
 					Status{
 						State:      StateOK,
 						Since:      "2026-07-01T11:55:00Z",
@@ -351,8 +327,7 @@ func decisionRows() []decisionRow {
 						Generation: 2,
 						Applied:    "2026-07-01T11:55:00Z",
 					},
-				),
-			))), restartImage(), nil),
+				)))), restartImage(), nil),
 			check: statusOnly,
 		},
 		{
@@ -360,21 +335,15 @@ func decisionRows() []decisionRow {
 			state:    "waiting longer than `spec.waitTimeout` (since the status's `waitingSince`)",
 			decision: DecisionFailed,
 			writes:   "the status annotation, once (the transition)",
-			plan: one(pending(deployment(annotated(
-				jobsManagerKey,
-				tableA,
-				statusKey(
-					"jobs-manager",
-				),
-				status(
+			plan: one(pending(deployment(annotated(jobsManagerKey, tableA,
+				statusKey("jobs-manager"), status(
 					Status{
 						State:        StateWaiting,
 						Since:        "2026-07-01T10:00:00Z",
 						WaitingSince: "2026-07-01T10:00:00Z",
 						Error:        "its rollout is not complete",
 					},
-				),
-			))), restartImage(), nil),
+				)))), restartImage(), nil),
 			check: statusOnly,
 		},
 		{
@@ -395,9 +364,7 @@ func decisionRows() []decisionRow {
 			decision: DecisionFailed,
 			reason:   registry.ReasonPlatformMissing,
 			writes:   "the status only; reason `platform-missing`, the error names the missing platforms",
-			plan: one(
-				deployment(annotated(jobsManagerKey, tableA)),
-				restartImage(),
+			plan: one(deployment(annotated(jobsManagerKey, tableA)), restartImage(),
 				fmt.Errorf(
 					"gate: %w",
 					&registry.PlatformError{
@@ -406,8 +373,7 @@ func decisionRows() []decisionRow {
 						Missing:   []string{"linux/arm64"},
 						Have:      []string{"linux/amd64"},
 					},
-				),
-			),
+				)),
 			check: statusOnly,
 		},
 		{
@@ -418,14 +384,11 @@ func decisionRows() []decisionRow {
 			reason:   registry.ReasonNotAManifest,
 			writes: "the status only; reason `not-a-manifest` naming the content type (or `too-large`); no digest is taken " +
 				"from a header",
-			plan: one(
-				deployment(annotated(jobsManagerKey, tableA)),
-				restartImage(),
+			plan: one(deployment(annotated(jobsManagerKey, tableA)), restartImage(),
 				fmt.Errorf(
 					"resolving: GET failed: %w",
 					&registry.NotManifestError{ContentType: "text/html", Detail: "not one of the manifest types asked for"},
-				),
-			),
+				)),
 			check: statusOnly,
 		},
 		{
@@ -435,16 +398,13 @@ func decisionRows() []decisionRow {
 			reason:   signature.ReasonMissing,
 			writes: "the status only (`refused`), reason `signature-missing`; Event `VerificationFailed` naming R and the " +
 				"keys tried",
-			plan: one(
-				deployment(annotated(jobsManagerKey, tableA)),
-				restartImage(),
+			plan: one(deployment(annotated(jobsManagerKey, tableA)), restartImage(),
 				&signature.Error{
 					Reason:     signature.ReasonMissing,
 					Digest:     tableR,
 					Repository: "docker.io/tracebloc/jobs-manager",
 					Keys:       []string{"release.pub"},
-				},
-			),
+				}),
 			check: statusOnly,
 		},
 		{
@@ -454,16 +414,13 @@ func decisionRows() []decisionRow {
 			decision: DecisionFailed,
 			reason:   signature.ReasonInvalid,
 			writes:   "the status only (`refused`), reason `signature-invalid`; Event `VerificationFailed`",
-			plan: one(
-				deployment(annotated(jobsManagerKey, tableA)),
-				restartImage(),
+			plan: one(deployment(annotated(jobsManagerKey, tableA)), restartImage(),
 				&signature.Error{
 					Reason:     signature.ReasonInvalid,
 					Digest:     tableR,
 					Repository: "docker.io/tracebloc/jobs-manager",
 					Keys:       []string{"release.pub"},
-				},
-			),
+				}),
 			check: statusOnly,
 		},
 		{
@@ -472,13 +429,8 @@ func decisionRows() []decisionRow {
 				"in the image's repository and, with `spec.verification`, a trusted key signed it",
 			decision: DecisionRolledBack,
 			writes:   "L=A=previous digest in one patch, digest quarantined",
-			plan: one(stalled(deployment(annotated(
-				ingestorKey,
-				tableR,
-				statusKey(
-					"ingestor",
-				),
-				status(
+			plan: one(stalled(deployment(annotated(ingestorKey, tableR,
+				statusKey("ingestor"), status(
 					Status{
 						State:      StateOK,
 						Since:      "2026-07-01T11:00:00Z",
@@ -487,8 +439,7 @@ func decisionRows() []decisionRow {
 						Applied:    "2026-07-01T11:00:00Z",
 						Previous:   tableA,
 					},
-				),
-			), env(tableR))), envImage(), nil),
+				)), env(tableR))), envImage(), nil),
 			check: contains(`"name":"`+ingestorEnv+`","value":"`+tableA+`"`, `"`+ingestorKey+`":"`+tableA+`"`),
 		},
 		{
@@ -496,13 +447,8 @@ func decisionRows() []decisionRow {
 			state:    "as above: the rollout of the digest last applied failed, a previous digest recorded, served (and signed)",
 			decision: DecisionRolledBack,
 			writes:   "the container's `image` = repository@previous, A=previous in one patch, digest quarantined",
-			plan: one(stalled(pinned(deployment(annotated(
-				jobsManagerKey,
-				tableR,
-				statusKey(
-					"jobs-manager",
-				),
-				status(
+			plan: one(stalled(pinned(deployment(annotated(jobsManagerKey, tableR,
+				statusKey("jobs-manager"), status(
 					Status{
 						State:      StateOK,
 						Since:      "2026-07-01T11:00:00Z",
@@ -511,8 +457,7 @@ func decisionRows() []decisionRow {
 						Applied:    "2026-07-01T11:00:00Z",
 						Previous:   tableA,
 					},
-				),
-			)), tableR)), pinImage(), nil),
+				))), tableR)), pinImage(), nil),
 			check: contains(`"image":"docker.io/tracebloc/jobs-manager@`+tableA+`"`, `"`+jobsManagerKey+`":"`+tableA+`"`),
 		},
 		{
@@ -520,13 +465,8 @@ func decisionRows() []decisionRow {
 			state:    "the rollout of the digest last applied failed",
 			decision: DecisionQuarantined,
 			writes:   "the status only; Event: the workload needs a human",
-			plan: one(stalled(deployment(annotated(
-				jobsManagerKey,
-				tableR,
-				statusKey(
-					"jobs-manager",
-				),
-				status(
+			plan: one(stalled(deployment(annotated(jobsManagerKey, tableR,
+				statusKey("jobs-manager"), status(
 					Status{
 						State:      StateOK,
 						Since:      "2026-07-01T11:00:00Z",
@@ -534,8 +474,7 @@ func decisionRows() []decisionRow {
 						Generation: 2,
 						Applied:    "2026-07-01T11:00:00Z",
 					},
-				),
-			))), restartImage(), nil),
+				)))), restartImage(), nil),
 			check: statusOnly,
 		},
 		{
@@ -543,16 +482,14 @@ func decisionRows() []decisionRow {
 			state:    "R is the quarantined digest, recorded at the Deployment's generation (nobody else wrote it since)",
 			decision: DecisionQuarantined,
 			writes:   "nothing (the tag must move)",
-			plan: one(deployment(annotated(
-				jobsManagerKey,
-				tableA,
-				statusKey(
-					"jobs-manager",
-				),
-				status(
-					Status{State: StateQuarantined, Since: "2026-07-01T11:00:00Z", Digest: tableA, Generation: 1, Quarantined: tableR},
-				),
-			)), restartImage(), nil),
+			plan: one(deployment(annotated(jobsManagerKey, tableA,
+				statusKey("jobs-manager"), status(Status{
+					State:       StateQuarantined,
+					Since:       "2026-07-01T11:00:00Z",
+					Digest:      tableA,
+					Generation:  1,
+					Quarantined: tableR,
+				}))), restartImage(), nil),
 		},
 		{
 			action: "any",
@@ -560,16 +497,14 @@ func decisionRows() []decisionRow {
 				"Deployment since)",
 			decision: DecisionRestart,
 			writes:   "as if not quarantined: a rollout whose failure quarantines R again",
-			plan: one(deployment(annotated(
-				jobsManagerKey,
-				tableA,
-				statusKey(
-					"jobs-manager",
-				),
-				status(
-					Status{State: StateQuarantined, Since: "2026-07-01T11:00:00Z", Digest: tableA, Generation: 7, Quarantined: tableR},
-				),
-			)), restartImage(), nil),
+			plan: one(deployment(annotated(jobsManagerKey, tableA,
+				statusKey("jobs-manager"), status(Status{
+					State:       StateQuarantined,
+					Since:       "2026-07-01T11:00:00Z",
+					Digest:      tableA,
+					Generation:  7,
+					Quarantined: tableR,
+				}))), restartImage(), nil),
 			check: contains(`"` + jobsManagerKey + `":"` + tableR + `"`),
 		},
 	}

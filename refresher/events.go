@@ -206,10 +206,7 @@ func (t *target) emitEvents(ctx context.Context, opts Options, waitTimeout time.
 				ctx,
 				slog.LevelWarn,
 				"event not created",
-				slog.String(
-					"image",
-					rep.Name,
-				),
+				slog.String("image", rep.Name),
 				slog.String("target", rep.Target),
 				slog.String("reason", reason),
 				slog.String("error", err.Error()),
@@ -237,9 +234,8 @@ func recordEvent(ctx context.Context, kube Kube, event *eventsv1.Event, repeatin
 	if existing.Series != nil {
 		count = existing.Series.Count
 	}
-	patch, err := json.Marshal(
-		map[string]any{"series": eventsv1.EventSeries{Count: count + 1, LastObservedTime: metav1.NewMicroTime(now)}},
-	)
+	patch, err := json.Marshal(map[string]any{"series": eventsv1.EventSeries{Count: count +
+		1, LastObservedTime: metav1.NewMicroTime(now)}})
 	if err != nil {
 		return fmt.Errorf("encoding the series of Event %s: %w", event.Name, err)
 	}

@@ -137,8 +137,7 @@ func TestRunUnresolvedRestartImageHoldsTheRollout(t *testing.T) {
 	}
 	ing := report.Images[2]
 	if ing.Intended != DecisionUpdateEnv ||
-		!strings.Contains(ing.Reason, "unresolved tag of jobs-manager, pods-monitor") ||
-		report.Images[2].Err != nil {
+		!strings.Contains(ing.Reason, "unresolved tag of jobs-manager, pods-monitor") || report.Images[2].Err != nil {
 		t.Errorf("ingestor: intended %s, reason %q, err %v", ing.Intended, ing.Reason, ing.Err)
 	}
 	p := f.patches(t)
@@ -378,8 +377,7 @@ func TestRunEventsTellTheStory(t *testing.T) {
 		restarted.ReportingController != EventController ||
 		restarted.ReportingInstance != opts.Instance || restarted.EventTime.IsZero() ||
 		restarted.Regarding.Kind != "Deployment" || restarted.Regarding.APIVersion != "apps/v1" ||
-		restarted.Regarding.Name != deploymentName ||
-		restarted.Regarding.Namespace != namespace {
+		restarted.Regarding.Name != deploymentName || restarted.Regarding.Namespace != namespace {
 		t.Errorf("Restarted event %+v\nwant note %q", restarted, want)
 	}
 	failed := events[ReasonFailed][0]
@@ -514,8 +512,7 @@ func TestRunDryRunShowsWhyAnImageWaits(t *testing.T) {
 	f.run(t, opts)
 	if !regexp.MustCompile(
 		`(?m)^jobs-manager .* waiting +Deployment tracebloc/stg-jobs-manager: the Deployment is paused`,
-	).
-		MatchString(out.String()) {
+	).MatchString(out.String()) {
 		t.Errorf("plan:\n%s", out.String())
 	}
 	for _, a := range f.kube.Actions() {

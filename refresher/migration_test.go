@@ -27,10 +27,13 @@ func seedLeftover(f *fixture, jm, pm string) *appsv1.Deployment {
 	monitor.Image, monitor.ImagePullPolicy = "docker.io/tracebloc/pods-monitor@"+pm, corev1.PullIfNotPresent
 	old := metav1.NewTime(clock.Add(-2 * time.Hour))
 	dep.ManagedFields = []metav1.ManagedFieldsEntry{
-		{Manager: "kubectl-annotate", Operation: metav1.ManagedFieldsOperationUpdate, Time: &old,
-			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(
-				`{"f:metadata":{"f:annotations":{"f:` + jobsManagerKey + `":{}}}}`,
-			)},
+		{
+			Manager:    "kubectl-annotate",
+			Operation:  metav1.ManagedFieldsOperationUpdate,
+			Time:       &old,
+			FieldsType: "FieldsV1",
+			FieldsV1:   metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:` + jobsManagerKey + `":{}}}}`),
+		},
 	}
 	return dep
 }
@@ -52,8 +55,7 @@ func TestRunMigrationFromTheSeedScript(t *testing.T) {
 		before := f.deployment(t)
 		report, patches := f.safeTick(t, clock)
 		if report.Failed() || report.Images[0].Decision != DecisionUnchanged ||
-			report.Images[1].Decision != DecisionUnchanged ||
-			len(patches) != 0 {
+			report.Images[1].Decision != DecisionUnchanged || len(patches) != 0 {
 			t.Fatalf("first tick: %s, patches %q; want unchanged and nothing written", decisions(report), patches)
 		}
 		if after := f.deployment(t); after.ResourceVersion != before.ResourceVersion {

@@ -44,18 +44,13 @@ func TestPlanTargetRestartNeedsThePolledTagPulledAlways(t *testing.T) {
 		{
 			name:      "digest-pinned",
 			container: "{name: api, image: '" + pinned + "', imagePullPolicy: Always}",
-			wantErr: []string{
-				`container "api" of Deployment tracebloc/stg-jobs-manager`,
-				"digest-pinned image " + pinned,
-				"docker.io/tracebloc/jobs-manager:prod",
-				"pin the digest in the config",
-			},
+			wantErr: []string{`container "api" of Deployment tracebloc/stg-jobs-manager`, "digest-pinned image " +
+				pinned, "docker.io/tracebloc/jobs-manager:prod", "pin the digest in the config"},
 		},
 		{
 			name: "tag and digest",
-			container: "{name: api, image: 'docker.io/tracebloc/jobs-manager:prod@" + digestOf(
-				'e',
-			) + "', imagePullPolicy: Always}",
+			container: "{name: api, image: 'docker.io/tracebloc/jobs-manager:prod@" + digestOf('e') +
+				"', imagePullPolicy: Always}",
 			wantErr: []string{"digest-pinned image docker.io/tracebloc/jobs-manager:prod@" + digestOf('e')},
 		},
 		{

@@ -152,14 +152,8 @@ func holds(prev Status, dep *appsv1.Deployment, digest string) bool {
 // quarantine ends with it. A drift repair re-applies the recorded digest: its previous one stays.
 func appliedStatus(prev Status, digest string, live Live, change Change, dep *appsv1.Deployment, now time.Time) Status {
 	ts := now.UTC().Format(time.RFC3339)
-	s := Status{
-		State:      StateOK,
-		Since:      ts,
-		Digest:     digest,
-		Generation: dep.Generation + 1,
-		Applied:    ts,
-		Previous:   prev.Previous,
-	}
+	s := Status{State: StateOK, Since: ts, Digest: digest, Generation: dep.Generation +
+		1, Applied: ts, Previous: prev.Previous}
 	if change.Annotation != "" && change.Annotation != live.Annotation {
 		s.Previous = ""
 		switch {

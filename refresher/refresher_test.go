@@ -343,9 +343,7 @@ func TestRunIngestorChangeSetsEnvAndNeverRestarts(t *testing.T) {
 	want := fmt.Sprintf(
 		`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q}},`+
 			`"spec":{"template":{"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
-		statusKey(
-			"ingestor",
-		),
+		statusKey("ingestor"),
 		okStatus(f.digest["ingestor"], stale),
 		ingestorKey,
 		f.digest["ingestor"],
@@ -381,9 +379,7 @@ func TestRunJobsManagerChangeRestartsAndNeverSetsEnv(t *testing.T) {
 	want := fmt.Sprintf(
 		`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q}},`+
 			`"spec":{"template":{"metadata":{"annotations":{%q:"2026-07-01T12:00:00Z"}}}}}`,
-		statusKey(
-			"jobs-manager",
-		),
+		statusKey("jobs-manager"),
 		okStatus(f.digest["jobs-manager"], stale),
 		jobsManagerKey,
 		f.digest["jobs-manager"],
@@ -419,9 +415,7 @@ func TestRunSeveralChangesOnOneDeploymentGoInOnePatch(t *testing.T) {
 		`{"metadata":{"resourceVersion":"1","annotations":{%q:%q,%q:%q,%q:%q,%q:%q,%q:%q,%q:%q}},`+
 			`"spec":{"template":{"metadata":{"annotations":{%q:"2026-07-01T12:00:00Z"}},`+
 			`"spec":{"containers":[{"name":"api","env":[{"name":%q,"value":%q}]}]}}}}`,
-		statusKey(
-			"ingestor",
-		),
+		statusKey("ingestor"),
 		okStatus(f.digest["ingestor"], stale),
 		statusKey("jobs-manager"),
 		okStatus(f.digest["jobs-manager"], stale),
@@ -480,9 +474,8 @@ func TestRunAdoptsTheEnvDigest(t *testing.T) {
 	}
 	// The next run sees the recorded digest differ from the registry and sets the env.
 	f.kube.ClearActions()
-	if got := decisions(
-		f.run(t, f.options()),
-	); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=update-env" {
+	if got := decisions(f.run(t, f.options())); got !=
+		"jobs-manager=unchanged pods-monitor=unchanged ingestor=update-env" {
 		t.Errorf("second run decisions: %s", got)
 	}
 }
@@ -671,8 +664,7 @@ func TestRunConflictReplansOnAFreshRead(t *testing.T) {
 	}
 	got := f.patches(t)
 	if len(got) != 2 || !strings.Contains(got[0], `"resourceVersion":"1"`) ||
-		!strings.Contains(got[1], `"resourceVersion":"2"`) ||
-		strings.Contains(got[1], config.RestartedAtAnnotation) {
+		!strings.Contains(got[1], `"resourceVersion":"2"`) || strings.Contains(got[1], config.RestartedAtAnnotation) {
 		t.Fatalf("patches:\n%s", strings.Join(got, "\n"))
 	}
 	gets := 0
@@ -939,9 +931,8 @@ func TestRunTwinTickThatReadsAfterTheTwinsWrite(t *testing.T) {
 		return f.run(t, opts)
 	}
 	// This tick began at 12:00:30 too (the same second as the twin's write).
-	if got := decisions(
-		tick(at.Add(400 * time.Millisecond)),
-	); got != "jobs-manager=unchanged pods-monitor=unchanged ingestor=unchanged" {
+	if got := decisions(tick(at.Add(400 * time.Millisecond))); got !=
+		"jobs-manager=unchanged pods-monitor=unchanged ingestor=unchanged" {
 		t.Errorf("the twin: decisions %s", got)
 	}
 	if p := f.patches(t); len(p) != 0 {
@@ -951,9 +942,8 @@ func TestRunTwinTickThatReadsAfterTheTwinsWrite(t *testing.T) {
 		t.Errorf("the twin made Waiting Events %v", w)
 	}
 	// A tick a minute later waits for the rollout.
-	if got := decisions(
-		tick(at.Add(time.Minute)),
-	); got != "jobs-manager=waiting pods-monitor=unchanged ingestor=unchanged" {
+	if got := decisions(tick(at.Add(time.Minute))); got !=
+		"jobs-manager=waiting pods-monitor=unchanged ingestor=unchanged" {
 		t.Errorf("a later tick: decisions %s", got)
 	}
 }

@@ -132,8 +132,7 @@ func TestSoakOutcome(t *testing.T) {
 				return
 			}
 			if o.Decision != DecisionSoaking || o.intended != tc.change || o.status == nil || o.Env != "" ||
-				o.Annotation != "" ||
-				o.Restart {
+				o.Annotation != "" || o.Restart {
 				t.Fatalf("outcome %+v", o)
 			}
 			if o.status.State != StateSoaking || o.status.Pending != tc.wantPending || o.status.PendingSince != tc.wantSince {
@@ -421,8 +420,8 @@ func TestRunQuarantineRollsSetEnvBack(t *testing.T) {
 				t.Fatal(err)
 			}
 			report, _ = f.safeTick(t, at(50))
-			if jm, ing := report.Images[0].Decision, report.Images[2].Decision; jm != DecisionRestart ||
-				ing != DecisionQuarantined {
+			if jm, ing := report.Images[0].Decision,
+				report.Images[2].Decision; jm != DecisionRestart || ing != DecisionQuarantined {
 				t.Fatalf("a restart beside the quarantine: jobs-manager %s, ingestor %s", jm, ing)
 			}
 			if s := f.status(t, "ingestor"); s.Generation != f.deployment(t).Generation {
@@ -538,28 +537,16 @@ func TestFailedRollout(t *testing.T) {
 	}{
 		{"within the timeout", dep(2, false), bad, inFlight, pending, at(14), ""},
 		{"timeout reached", dep(2, false), bad, inFlight, pending, at(15), "has not settled 15m0s after the change"},
-		{
-			"progress deadline exceeded before the timeout",
-			dep(2, true),
-			bad,
-			inFlight,
-			pending,
-			at(1),
-			"the rollout of " + bad + " (generation 2)",
-		},
+		{"progress deadline exceeded before the timeout", dep(2, true), bad, inFlight, pending, at(1), "the rollout of " +
+			bad + " (generation 2)"},
 		{"settled", dep(2, false), bad, inFlight, "", at(60), ""},
 		{"someone changed the Deployment since", dep(3, true), bad, inFlight, pending, at(60), ""},
 		{"the annotation records another digest", dep(2, true), stale, inFlight, pending, at(60), ""},
 		{"no change in flight", dep(2, true), bad, with(func(s *Status) { s.Generation = 0 }), pending, at(60), ""},
-		{
-			"already quarantined",
-			dep(2, true),
-			bad,
-			with(func(s *Status) { s.State, s.Quarantined = StateQuarantined, bad }),
-			pending,
-			at(60),
-			"",
-		},
+		{"already quarantined", dep(2, true), bad, with(func(s *Status) {
+			s.State, s.Quarantined = StateQuarantined,
+				bad
+		}), pending, at(60), ""},
 		{
 			"waiting counts",
 			dep(2, false),
@@ -569,24 +556,14 @@ func TestFailedRollout(t *testing.T) {
 			at(20),
 			"has not settled",
 		},
-		{
-			"no applied time: since",
-			dep(2, false),
-			bad,
-			with(func(s *Status) { s.Applied, s.Since = "", at(10).Format(time.RFC3339) }),
-			pending,
-			at(20),
-			"",
-		},
-		{
-			"unreadable applied time",
-			dep(2, false),
-			bad,
-			with(func(s *Status) { s.Applied, s.Since = "x", "x" }),
-			pending,
-			at(60),
-			"",
-		},
+		{"no applied time: since", dep(2, false), bad, with(func(s *Status) {
+			s.Applied, s.Since = "",
+				at(10).Format(time.RFC3339)
+		}), pending, at(20), ""},
+		{"unreadable applied time", dep(2, false), bad, with(func(s *Status) {
+			s.Applied, s.Since = "x",
+				"x"
+		}), pending, at(60), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := failedRollout(tc.dep, tc.annotation, tc.prev, tc.pending, tc.now, config.DefaultRolloutTimeout)
@@ -667,12 +644,7 @@ func TestStatusGenerationFollowsOnlyItsOwnRollout(t *testing.T) {
 		Repository: "docker.io/tracebloc/jobs-manager",
 		Tag:        "prod",
 		Action:     config.ActionRolloutRestart,
-		Target: config.Target{
-			Kind:      config.KindDeployment,
-			Name:      deploymentName,
-			Namespace: namespace,
-			Container: "api",
-		},
+		Target:     config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"},
 		Annotation: jobsManagerKey,
 	}
 	pm := config.Image{
@@ -723,12 +695,8 @@ func TestStatusGenerationFollowsOnlyItsOwnRollout(t *testing.T) {
 					statusKey("pods-monitor"): inFlight(digestOf('b')),
 				},
 			)
-			dep.Generation, dep.Status = 5, appsv1.DeploymentStatus{
-				ObservedGeneration: 5,
-				Replicas:           2,
-				UpdatedReplicas:    1,
-				ReadyReplicas:      1,
-			}
+			dep.Generation, dep.Status = 5,
+				appsv1.DeploymentStatus{ObservedGeneration: 5, Replicas: 2, UpdatedReplicas: 1, ReadyReplicas: 1}
 			jmRep, pmRep := &ImageReport{Digest: tc.jmDigest}, &ImageReport{Digest: digestOf('b')}
 			patch, err := planTarget(
 				dep,

@@ -86,11 +86,8 @@ func TestRunSetImage(t *testing.T) {
 	containerNamed(dep, "api").Image = jobsManagerRepo + ":prod"
 	dep.Generation++
 	dep.Status.ObservedGeneration = dep.Generation
-	if _, err := f.kube.AppsV1().Deployments(namespace).Update(
-		context.Background(),
-		dep,
-		metav1.UpdateOptions{},
-	); err != nil {
+	if _, err := f.kube.AppsV1().Deployments(namespace).Update(context.Background(), dep, metav1.UpdateOptions{}); err !=
+		nil {
 		t.Fatal(err)
 	}
 	tick(75, DecisionDrift)

@@ -92,11 +92,8 @@ func decideRun(c runCheck) runVerdict {
 		scheduled = "last scheduled " + t.UTC().Format(time.RFC3339)
 	}
 	if cj.Spec.Suspend != nil && *cj.Spec.Suspend {
-		v.Stale, v.Note = true, fmt.Sprintf(
-			"CronJob %s is suspended (spec.suspend): the refresher does not run; %s",
-			c.Name,
-			last,
-		)
+		v.Stale, v.Note = true,
+			fmt.Sprintf("CronJob %s is suspended (spec.suspend): the refresher does not run; %s", c.Name, last)
 		return v
 	}
 	from, since := v.LastTick, v.LastTick.Format(time.RFC3339)

@@ -135,11 +135,12 @@ func TestDecideRun(t *testing.T) {
 			stale:    true,
 			lastTick: "2026-07-01T11:21:00Z",
 		},
-		{name: "the config's deadlines stand in for unset ones", cj: cronJob(succeeded("2026-07-01T11:21:00Z"), noDeadlines),
-			job: config.Job{
-				StartingDeadlineSeconds: i64(300),
-				ActiveDeadlineSeconds:   i64(600),
-			}, lastTick: "2026-07-01T11:21:00Z"},
+		{
+			name:     "the config's deadlines stand in for unset ones",
+			cj:       cronJob(succeeded("2026-07-01T11:21:00Z"), noDeadlines),
+			job:      config.Job{StartingDeadlineSeconds: i64(300), ActiveDeadlineSeconds: i64(600)},
+			lastTick: "2026-07-01T11:21:00Z",
+		},
 		{
 			name:     "a success in the future (clock skew) is recent",
 			cj:       cronJob(succeeded("2026-07-01T13:00:00Z")),

@@ -63,10 +63,8 @@ func TestReadStatus(t *testing.T) {
 				Generation: 2,
 				Applied:    "2026-07-01T12:00:00Z",
 			},
-			notes: []string{
-				"applied " + future + " is later than now (2026-07-01T12:00:00Z): clamped to now",
-				"since " + future + " is later than now (2026-07-01T12:00:00Z): clamped to now",
-			},
+			notes: []string{"applied " + future + " is later than now (2026-07-01T12:00:00Z): clamped to now", "since " +
+				future + " is later than now (2026-07-01T12:00:00Z): clamped to now"},
 		},
 		{
 			name: "previous and quarantined not digests",

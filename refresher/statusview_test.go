@@ -198,13 +198,17 @@ func TestApplyRun(t *testing.T) {
 		},
 		{"unknown: a note, the state kept", StatusRow{State: ViewBehind, Detail: "d"}, runVerdict{Note: "last tick unknown"},
 			StatusRow{State: ViewBehind, Detail: "d", Refresher: "last tick unknown"}},
-		{"stale: since the last tick, the state otherwise in detail", StatusRow{State: ViewSoaking, Since: "s"}, stale,
+		{
+			"stale: since the last tick, the state otherwise in detail",
+			StatusRow{State: ViewSoaking, Since: "s"},
+			stale,
 			StatusRow{
 				State:     ViewStale,
 				Since:     "2026-07-01T11:53:00Z",
 				Detail:    "otherwise soaking since s",
 				Refresher: "suspended",
-			}},
+			},
+		},
 		{"stale: the detail kept after", StatusRow{State: ViewWaiting, Since: "w", Detail: "rollout"}, stale,
 			StatusRow{
 				State:     ViewStale,

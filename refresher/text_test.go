@@ -91,14 +91,12 @@ func (h hostileManifests) RoundTrip(req *http.Request) (*http.Response, error) {
 		_ = req.Body.Close()
 	}
 	return &http.Response{
-		StatusCode: http.StatusInternalServerError,
-		Status:     "500 Internal Server Error",
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header: http.Header{
-			"Content-Type": {"text/plain"},
-		},
+		StatusCode:    http.StatusInternalServerError,
+		Status:        "500 Internal Server Error",
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"text/plain"}},
 		Body:          io.NopCloser(strings.NewReader(hostile)),
 		ContentLength: int64(len(hostile)),
 		Request:       req,

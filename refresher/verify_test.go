@@ -165,8 +165,7 @@ func TestRunSignatureGate(t *testing.T) {
 	}
 	ing = report.Images[2]
 	if ing.Decision != DecisionUpdateEnv || ing.Signature.State != SignatureVerified ||
-		ing.Signature.Layout != signature.LayoutSigTag ||
-		ing.Signature.Key != "release.pub" {
+		ing.Signature.Layout != signature.LayoutSigTag || ing.Signature.Key != "release.pub" {
 		t.Fatalf("signed push: %s, signature %s: %v", ing.Decision, ing.Signature, ing.Err)
 	}
 	if dep := f.deployment(t); apiEnv(dep)[ingestorEnv] != unsigned || dep.Annotations[ingestorKey] != unsigned {

@@ -38,9 +38,8 @@ func TestOtherWriters(t *testing.T) {
 		},
 		{"another refresher writes the status too", []metav1.ManagedFieldsEntry{entry("old-refresh-script",
 			`{"f:metadata":{"f:annotations":{"f:`+ingestorKey+`":{},"f:`+statusKey("ingestor")+`":{},"f:other":{}}}}`)},
-			[]string{
-				"old-refresh-script (Update at 2026-07-01T12:00:00Z): [" + ingestorKey + " " + statusKey("ingestor") + "]",
-			}},
+			[]string{"old-refresh-script (Update at 2026-07-01T12:00:00Z): [" + ingestorKey + " " + statusKey("ingestor") +
+				"]"}},
 		{
 			"the migrated script's old ownership, before the refresher wrote",
 			[]metav1.ManagedFieldsEntry{before(entry("old-script", audit)), entry("image-refresh", audit)},
@@ -79,10 +78,13 @@ func TestRunWarnsOfOtherWriters(t *testing.T) {
 		annotations, e := f.current()
 		dep := deployment(annotations, e)
 		dep.ManagedFields = []metav1.ManagedFieldsEntry{
-			{Manager: "kubectl-annotate", Operation: metav1.ManagedFieldsOperationUpdate, Time: &at,
-				FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(
-					`{"f:metadata":{"f:annotations":{"f:` + ingestorKey + `":{}}}}`,
-				)},
+			{
+				Manager:    "kubectl-annotate",
+				Operation:  metav1.ManagedFieldsOperationUpdate,
+				Time:       &at,
+				FieldsType: "FieldsV1",
+				FieldsV1:   metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:` + ingestorKey + `":{}}}}`),
+			},
 		}
 		return dep
 	})

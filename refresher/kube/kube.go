@@ -140,13 +140,8 @@ func (c *Client) GetEvent(ctx context.Context, namespace, name string) (*eventsv
 
 // PatchEvent applies a JSON merge patch to the Event namespace/name.
 func (c *Client) PatchEvent(ctx context.Context, namespace, name string, patch []byte) error {
-	return c.events.Patch(types.MergePatchType).
-		Namespace(namespace).
-		Resource("events").
-		Name(name).
-		Body(patch).
-		Do(ctx).
-		Error()
+	return c.events.Patch(types.MergePatchType).Namespace(namespace).Resource("events").Name(name).
+		Body(patch).Do(ctx).Error()
 }
 
 // GetCronJob reads the CronJob namespace/name.

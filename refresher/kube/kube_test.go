@@ -123,8 +123,7 @@ func TestCreateEvent(t *testing.T) {
 	}
 	var sent map[string]any
 	if err := json.Unmarshal([]byte(got.body), &sent); err != nil || sent["apiVersion"] != "events.k8s.io/v1" ||
-		sent["kind"] != "Event" ||
-		sent["reason"] != "Restarted" {
+		sent["kind"] != "Event" || sent["reason"] != "Restarted" {
 		t.Errorf("body %s (%v): want an events.k8s.io/v1 Event", got.body, err)
 	}
 }

@@ -71,12 +71,9 @@ func FuzzBearerRealm(f *testing.F) {
 func wellQuoted(params string) bool {
 	for _, p := range strings.Split(params, ",") {
 		key, value, ok := strings.Cut(p, "=")
-		if !ok || len(value) < 2 || value[0] != '"' || value[len(value)-1] != '"' || strings.Contains(
-			value[1:len(value)-1],
-			`"`,
-		) ||
-			strings.EqualFold(strings.TrimSpace(key), "realm") ||
-			strings.ContainsAny(key, `" `) {
+		if !ok || len(value) < 2 || value[0] != '"' || value[len(value)-1] != '"' ||
+			strings.Contains(value[1:len(value)-1], `"`) ||
+			strings.EqualFold(strings.TrimSpace(key), "realm") || strings.ContainsAny(key, `" `) {
 			return false
 		}
 	}

@@ -78,9 +78,8 @@ func TestCheckManifest(t *testing.T) {
 				t.Errorf("got %q, %v; want %q", got, err, tc.want)
 			case tc.want == "" && !errors.As(err, &notManifest):
 				t.Errorf("got %q, %v; want a *NotManifestError", got, err)
-			case tc.want == "" && (Reason(
-				err,
-			) != ReasonNotAManifest || !strings.Contains(err.Error(), strconv.Quote(tc.contentType))):
+			case tc.want == "" &&
+				(Reason(err) != ReasonNotAManifest || !strings.Contains(err.Error(), strconv.Quote(tc.contentType))):
 				t.Errorf("error %q: want reason %s naming the content type %q", err, ReasonNotAManifest, tc.contentType)
 			}
 		})
@@ -224,11 +223,10 @@ func TestResolveBoundsTheAnswers(t *testing.T) {
 			srv.SetAnswer("ghcr.io/tracebloc/ingestor", func(w http.ResponseWriter, r *http.Request) bool {
 				return r.Method == http.MethodGet && answer(w, r)
 			})
-			res := newResolver(
-				t,
-				srv,
-				Options{},
-			).Resolve(context.Background(), []string{"ghcr.io/tracebloc/ingestor:prod", "ghcr.io/tracebloc/other:prod"})
+			res := newResolver(t, srv, Options{}).Resolve(
+				context.Background(),
+				[]string{"ghcr.io/tracebloc/ingestor:prod", "ghcr.io/tracebloc/other:prod"},
+			)
 			if res[0].Err == nil || Reason(res[0].Err) != tc.reason {
 				t.Errorf("oversized answer: %+v, want a failure with reason %q", res[0], tc.reason)
 			}
@@ -273,11 +271,12 @@ func TestCheckPlatformsBoundsTheConfig(t *testing.T) {
 				}
 				return false
 			})
-			err := newResolver(
-				t,
-				srv,
-				Options{},
-			).CheckPlatforms(context.Background(), "ghcr.io/tracebloc/ingestor:prod", digest, []string{"linux/amd64"})
+			err := newResolver(t, srv, Options{}).CheckPlatforms(
+				context.Background(),
+				"ghcr.io/tracebloc/ingestor:prod",
+				digest,
+				[]string{"linux/amd64"},
+			)
 			if err == nil || (tc.reason != "" && Reason(err) != tc.reason) {
 				t.Fatalf("error %v, want a failure (reason %q)", err, tc.reason)
 			}
@@ -299,11 +298,12 @@ func TestCheckPlatformsRefusesAManifestOfAnotherDigest(t *testing.T) {
 	srv.SetAnswer("ghcr.io/tracebloc/ingestor", func(w http.ResponseWriter, r *http.Request) bool {
 		return serveManifest(string(types.OCIImageIndex), digest, text(ociIndex))(w, r)
 	})
-	err := newResolver(
-		t,
-		srv,
-		Options{},
-	).CheckPlatforms(context.Background(), "ghcr.io/tracebloc/ingestor:prod", digest, []string{"linux/amd64"})
+	err := newResolver(t, srv, Options{}).CheckPlatforms(
+		context.Background(),
+		"ghcr.io/tracebloc/ingestor:prod",
+		digest,
+		[]string{"linux/amd64"},
+	)
 	if err == nil || !strings.Contains(err.Error(), "does not match") && !strings.Contains(err.Error(), "has digest") {
 		t.Fatalf("error %v, want the manifest of another digest refused", err)
 	}

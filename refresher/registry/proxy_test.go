@@ -124,10 +124,8 @@ func proxyChild(t *testing.T, want string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := r.Resolve(
-		ctx,
-		[]string{proxiedHost + "/team/app:prod", tlsHost + "/team/app:prod", bypassedHost + "/team/app:prod"},
-	)
+	res := r.Resolve(ctx, []string{proxiedHost + "/team/app:prod", tlsHost + "/team/app:prod", bypassedHost +
+		"/team/app:prod"})
 	if res[0].Err != nil || res[0].Digest != want {
 		t.Errorf("through the proxy: digest %q, error %v; want %s", res[0].Digest, res[0].Err, want)
 	}

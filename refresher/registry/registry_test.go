@@ -103,15 +103,8 @@ func TestResolveDockerHubAndGHCR(t *testing.T) {
 	var tokens []string
 	for _, r := range srv.Requests() {
 		if r.IsToken() {
-			tokens = append(
-				tokens,
-				r.Method+" https://"+r.Host+r.Path+"?service="+r.Query.Get(
-					"service",
-				)+"&scope="+strings.Join(
-					r.Query["scope"],
-					"&scope=",
-				),
-			)
+			tokens = append(tokens, r.Method+" https://"+r.Host+r.Path+
+				"?service="+r.Query.Get("service")+"&scope="+strings.Join(r.Query["scope"], "&scope="))
 		}
 	}
 	slices.Sort(tokens)
@@ -162,11 +155,10 @@ func TestResolveAcceptsEveryManifestType(t *testing.T) {
 func TestResolveOneSegmentDockerHubName(t *testing.T) {
 	srv := newServer(t)
 	want := push(t, srv, "docker.io/busybox:latest", false)
-	res := newResolver(
-		t,
-		srv,
-		Options{},
-	).Resolve(context.Background(), []string{"docker.io/busybox:latest", "busybox:latest"})
+	res := newResolver(t, srv, Options{}).Resolve(
+		context.Background(),
+		[]string{"docker.io/busybox:latest", "busybox:latest"},
+	)
 	for _, r := range res {
 		if r.Err != nil || r.Digest != want {
 			t.Errorf("busybox: %+v, want %s", r, want)
@@ -188,11 +180,10 @@ func TestResolveOneTokenPerRepository(t *testing.T) {
 	srv := newServer(t)
 	prod := push(t, srv, "ghcr.io/tracebloc/ingestor:prod", false)
 	stg := push(t, srv, "ghcr.io/tracebloc/ingestor:stg", false)
-	res := newResolver(
-		t,
-		srv,
-		Options{},
-	).Resolve(context.Background(), []string{"ghcr.io/tracebloc/ingestor:prod", "ghcr.io/tracebloc/ingestor:stg"})
+	res := newResolver(t, srv, Options{}).Resolve(
+		context.Background(),
+		[]string{"ghcr.io/tracebloc/ingestor:prod", "ghcr.io/tracebloc/ingestor:stg"},
+	)
 	if res[0].Digest != prod || res[1].Digest != stg {
 		t.Fatalf("results %+v, want %s and %s", res, prod, stg)
 	}
@@ -218,11 +209,10 @@ func TestResolveNeverRetriesRateLimitsOrServerErrors(t *testing.T) {
 			healthy := push(t, srv, "docker.io/tracebloc/jobs-manager:prod", false)
 			srv.SetManifestStatus("ghcr.io/tracebloc/ingestor", status)
 
-			res := newResolver(
-				t,
-				srv,
-				Options{},
-			).Resolve(context.Background(), []string{"ghcr.io/tracebloc/ingestor:prod", "docker.io/tracebloc/jobs-manager:prod"})
+			res := newResolver(t, srv, Options{}).Resolve(
+				context.Background(),
+				[]string{"ghcr.io/tracebloc/ingestor:prod", "docker.io/tracebloc/jobs-manager:prod"},
+			)
 			var terr *transport.Error
 			if !errors.As(res[0].Err, &terr) || terr.StatusCode != status {
 				t.Errorf("ingestor error = %v, want a transport error with status %d", res[0].Err, status)
@@ -300,13 +290,8 @@ func TestResolveFallsBackToGetWhenHeadHasNoDigest(t *testing.T) {
 		t.Fatalf("result %+v, want %s via GET", res[0], want)
 	}
 	path := "/v2/tracebloc/ingestor/manifests/prod"
-	if h, g := manifestRequests(
-		srv,
-		http.MethodHead,
-		"ghcr.io",
-		path,
-	), manifestRequests(srv, http.MethodGet, "ghcr.io", path); h != 1 ||
-		g != 1 {
+	if h, g := manifestRequests(srv, http.MethodHead, "ghcr.io", path),
+		manifestRequests(srv, http.MethodGet, "ghcr.io", path); h != 1 || g != 1 {
 		t.Errorf("HEAD ×%d, GET ×%d; want one of each", h, g)
 	}
 	if n := srv.Count(registrytest.Request.IsToken); n != 1 {
@@ -326,13 +311,8 @@ func TestResolveTakesTheHeadDigestWithoutContentHeaders(t *testing.T) {
 				t.Fatalf("result %+v, want %s by HEAD", res[0], want)
 			}
 			path := "/v2/tracebloc/ingestor/manifests/prod"
-			if h, g := manifestRequests(
-				srv,
-				http.MethodHead,
-				"ghcr.io",
-				path,
-			), manifestRequests(srv, http.MethodGet, "ghcr.io", path); h != 1 ||
-				g != 0 {
+			if h, g := manifestRequests(srv, http.MethodHead, "ghcr.io", path),
+				manifestRequests(srv, http.MethodGet, "ghcr.io", path); h != 1 || g != 0 {
 				t.Errorf("HEAD ×%d, GET ×%d; want one HEAD and no GET", h, g)
 			}
 		})
@@ -356,11 +336,10 @@ func TestResolveRejectsDigestsOutsideTheContract(t *testing.T) {
 func TestResolveUnknownTagAndBadReference(t *testing.T) {
 	srv := newServer(t)
 	push(t, srv, "ghcr.io/tracebloc/ingestor:prod", false)
-	res := newResolver(
-		t,
-		srv,
-		Options{},
-	).Resolve(context.Background(), []string{"ghcr.io/tracebloc/ingestor:missing", "ghcr.io/Bad Name:x"})
+	res := newResolver(t, srv, Options{}).Resolve(
+		context.Background(),
+		[]string{"ghcr.io/tracebloc/ingestor:missing", "ghcr.io/Bad Name:x"},
+	)
 	var terr *transport.Error
 	if !errors.As(res[0].Err, &terr) || terr.StatusCode != http.StatusNotFound {
 		t.Errorf("missing tag: %v, want 404", res[0].Err)
@@ -482,11 +461,10 @@ func TestResolveTimeout(t *testing.T) {
 	srv := newServer(t)
 	push(t, srv, "ghcr.io/tracebloc/ingestor:prod", false)
 	srv.SetLatency(2 * time.Second)
-	res := newResolver(
-		t,
-		srv,
-		Options{Timeout: 50 * time.Millisecond},
-	).Resolve(context.Background(), []string{"ghcr.io/tracebloc/ingestor:prod"})
+	res := newResolver(t, srv, Options{Timeout: 50 * time.Millisecond}).Resolve(
+		context.Background(),
+		[]string{"ghcr.io/tracebloc/ingestor:prod"},
+	)
 	if !errors.Is(res[0].Err, context.DeadlineExceeded) {
 		t.Errorf("error %v, want the lookup's deadline", res[0].Err)
 	}
@@ -496,11 +474,10 @@ func TestResolveCancelledRun(t *testing.T) {
 	srv := newServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res := newResolver(
-		t,
-		srv,
-		Options{},
-	).Resolve(ctx, []string{"ghcr.io/tracebloc/ingestor:prod", "ghcr.io/tracebloc/other:prod"})
+	res := newResolver(t, srv, Options{}).Resolve(
+		ctx,
+		[]string{"ghcr.io/tracebloc/ingestor:prod", "ghcr.io/tracebloc/other:prod"},
+	)
 	for _, r := range res {
 		if !errors.Is(r.Err, context.Canceled) {
 			t.Errorf("error %v, want context.Canceled", r.Err)
@@ -542,13 +519,8 @@ func TestServes(t *testing.T) {
 			if (err == nil) != tc.ok {
 				t.Fatalf("Serves(%s@%s) = %v, want ok %v", tc.repository, tc.digest, err, tc.ok)
 			}
-			if n := manifestRequests(
-				srv,
-				http.MethodHead,
-				"ghcr.io",
-				"/v2/tracebloc/ingestor/manifests/"+tc.digest,
-			) - before; tc.digest != "latest" &&
-				n != 1 {
+			if n := manifestRequests(srv, http.MethodHead, "ghcr.io", "/v2/tracebloc/ingestor/manifests/"+tc.digest) -
+				before; tc.digest != "latest" && n != 1 {
 				t.Errorf("%d HEADs, want 1", n)
 			}
 		})

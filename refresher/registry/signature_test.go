@@ -252,18 +252,11 @@ func pushReferrer(
 
 func pushBundle(t *testing.T, repo name.Repository, digest string, bundle []byte) {
 	t.Helper()
-	pushReferrer(
-		t,
-		repo,
-		digest,
-		signature.BundleMediaType,
-		signature.BundleMediaType,
-		bundle,
+	pushReferrer(t, repo, digest, signature.BundleMediaType, signature.BundleMediaType, bundle,
 		map[string]string{
 			"dev.sigstore.bundle.content":           "dsse-envelope",
 			signature.BundlePredicateTypeAnnotation: signature.CosignSignPredicateType,
-		},
-	)
+		})
 }
 
 // TestVerifySignature: each layout cosign writes, found and verified within the request budget
@@ -464,13 +457,8 @@ func TestVerifySignatureRegistryErrors(t *testing.T) {
 				t.Fatalf("VerifySignature = %v, want a registry error, no verdict", err)
 			}
 			reg.reset()
-			if _, err := r.VerifySignature(
-				context.Background(),
-				ref,
-				res.Digest,
-				[]signature.PublicKey{release.key},
-			); err == nil ||
-				len(reg.requests()) != 0 {
+			if _, err := r.VerifySignature(context.Background(), ref, res.Digest, []signature.PublicKey{release.key}); err ==
+				nil || len(reg.requests()) != 0 {
 				t.Errorf("second verification: %v after %d requests, want skipped", err, len(reg.requests()))
 			}
 		})
@@ -503,13 +491,8 @@ func TestVerifySignatureBounds(t *testing.T) {
 		}
 	}
 	for _, bad := range []struct{ ref, digest string }{{"nota:ref:", res.Digest}, {ref, "sha256:abc"}} {
-		if _, err := r.VerifySignature(
-			context.Background(),
-			bad.ref,
-			bad.digest,
-			[]signature.PublicKey{release.key},
-		); err == nil ||
-			signature.Reason(err) != "" {
+		if _, err := r.VerifySignature(context.Background(), bad.ref, bad.digest, []signature.PublicKey{release.key}); err ==
+			nil || signature.Reason(err) != "" {
 			t.Errorf("VerifySignature(%q, %q) = %v, want an input error", bad.ref, bad.digest, err)
 		}
 	}
@@ -545,10 +528,10 @@ func TestVerifySignatureBearer(t *testing.T) {
 				t.Fatalf("VerifySignature = %v, want %s", err, signature.ReasonMissing)
 			}
 			if got := reg.requests(); len(got) != 3 ||
-				slices.ContainsFunc(
-					got,
-					func(q string) bool { return strings.Contains(q, "/token") || strings.HasSuffix(q, "/v2/") },
-				) {
+				slices.ContainsFunc(got, func(q string) bool {
+					return strings.Contains(q, "/token") ||
+						strings.HasSuffix(q, "/v2/")
+				}) {
 				t.Errorf("requests, want 3 with the lookup's token:\n  %s", strings.Join(got, "\n  "))
 			}
 		})

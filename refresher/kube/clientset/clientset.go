@@ -34,9 +34,13 @@ func (c Client) PatchDeployment(
 	patch []byte,
 	fieldManager string,
 ) (*appsv1.Deployment, error) {
-	return c.AppsV1().
-		Deployments(namespace).
-		Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+	return c.AppsV1().Deployments(namespace).Patch(
+		ctx,
+		name,
+		types.StrategicMergePatchType,
+		patch,
+		metav1.PatchOptions{FieldManager: fieldManager},
+	)
 }
 
 // GetDaemonSet reads namespace/name.
@@ -46,9 +50,13 @@ func (c Client) GetDaemonSet(ctx context.Context, namespace, name string) (*apps
 
 // PatchDaemonSet applies a strategic-merge patch to namespace/name as fieldManager.
 func (c Client) PatchDaemonSet(ctx context.Context, namespace, name string, patch []byte, fieldManager string) error {
-	_, err := c.AppsV1().
-		DaemonSets(namespace).
-		Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+	_, err := c.AppsV1().DaemonSets(namespace).Patch(
+		ctx,
+		name,
+		types.StrategicMergePatchType,
+		patch,
+		metav1.PatchOptions{FieldManager: fieldManager},
+	)
 	return err
 }
 

@@ -410,15 +410,14 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, svc *service
 	}
 	token := base64.RawURLEncoding.EncodeToString([]byte(strings.Join(append([]string{tokenPrefix}, granted...), " ")))
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).
-		Encode(
-			map[string]any{
-				"token":        token,
-				"access_token": token,
-				"expires_in":   300,
-				"issued_at":    time.Now().UTC().Format(time.RFC3339),
-			},
-		)
+	_ = json.NewEncoder(w).Encode(
+		map[string]any{
+			"token":        token,
+			"access_token": token,
+			"expires_in":   300,
+			"issued_at":    time.Now().UTC().Format(time.RFC3339),
+		},
+	)
 }
 
 func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request, svc *service) {
