@@ -80,8 +80,8 @@ func TestRunSharedEnvOnResolvedTargets(t *testing.T) {
 		if err := report.Images[3].Err; err == nil ||
 			!strings.Contains(
 				err.Error(),
-				`spec.images[3] (ingestor-b).env "INGESTOR_IMAGE_DIGEST": spec.images[2] (ingestor) already sets it on container `+
-					`"api" of Deployment tracebloc/stg-jobs-manager`,
+				`spec.images[3] (ingestor-b).env "INGESTOR_IMAGE_DIGEST": spec.images[2] (ingestor) `+
+					`already sets it on container "api" of Deployment tracebloc/stg-jobs-manager`,
 			) {
 			t.Errorf("run %d ingestor-b error: %v", run, err)
 		}

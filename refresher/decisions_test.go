@@ -228,8 +228,8 @@ func decisionRows() []decisionRow {
 			action:   "set-image",
 			state:    "the container runs another repository",
 			decision: DecisionFailed,
-			writes: "nothing about that image but its status annotation; the error names what the container runs (rule " +
-				"`image-reference`)",
+			writes: "nothing about that image but its status annotation; the error names what the container runs " +
+				"(rule `image-reference`)",
 			plan: func() (*appsv1.Deployment, []targetImage, tickSettings) {
 				dep := deployment(annotated(jobsManagerKey, tableA))
 				dep.Spec.Template.Spec.Containers[0].Image = "ghcr.io/someone/else:prod"
@@ -245,8 +245,8 @@ func decisionRows() []decisionRow {
 			}},
 		{
 			action: "set-env",
-			state: "the container lists the variable more than once (the kubelet uses the last; a patch by name cannot say " +
-				"which it changes), or sets it from `valueFrom`",
+			state: "the container lists the variable more than once (the kubelet uses the last; " +
+				"a patch by name cannot say which it changes), or sets it from `valueFrom`",
 			decision: DecisionFailed,
 			writes:   "nothing about that image but its status annotation, on the transition; the error names the variable",
 			plan:     one(deployment(nil, env(tableA), env(tableL)), envImage(), nil),
@@ -267,8 +267,8 @@ func decisionRows() []decisionRow {
 		},
 		{
 			action: "rollout-restart",
-			state: "the target container runs a digest (`@sha256:`), another `repository:tag` than the polled one, or an " +
-				"effective `imagePullPolicy` other than `Always`",
+			state: "the target container runs a digest (`@sha256:`), another `repository:tag` than the polled one, " +
+				"or an effective `imagePullPolicy` other than `Always`",
 			decision: DecisionFailed,
 			writes: "nothing about that image but its status annotation, on the transition; the error names the container, " +
 				"what it runs, and the fix",
@@ -283,8 +283,8 @@ func decisionRows() []decisionRow {
 			action:   "any",
 			state:    "registry or target failure, a patch the API server rejects (403, conflicts exhausted)",
 			decision: DecisionFailed,
-			writes: "nothing about that image but its status annotation (none when the API refused); `intended` names the " +
-				"decision not carried out",
+			writes: "nothing about that image but its status annotation (none when the API refused); " +
+				"`intended` names the decision not carried out",
 			plan: one(
 				deployment(annotated(ingestorKey, tableA), env(tableA)),
 				envImage(),
@@ -378,12 +378,12 @@ func decisionRows() []decisionRow {
 		},
 		{
 			action: "any",
-			state: "the registry's GET (no digest on the HEAD) answers no manifest — a captive portal's page, a schema-1 " +
-				"manifest — or anything larger than the refresher reads",
+			state: "the registry's GET (no digest on the HEAD) answers no manifest — a captive portal's page, " +
+				"a schema-1 manifest — or anything larger than the refresher reads",
 			decision: DecisionFailed,
 			reason:   registry.ReasonNotAManifest,
-			writes: "the status only; reason `not-a-manifest` naming the content type (or `too-large`); no digest is taken " +
-				"from a header",
+			writes: "the status only; reason `not-a-manifest` naming the content type (or `too-large`); " +
+				"no digest is taken from a header",
 			plan: one(deployment(annotated(jobsManagerKey, tableA)), restartImage(),
 				fmt.Errorf(
 					"resolving: GET failed: %w",
@@ -409,8 +409,8 @@ func decisionRows() []decisionRow {
 		},
 		{
 			action: "restart, fill, update-env, update-image",
-			state: "`spec.verification` set and signatures of R exist but none verifies (wrong key, tampered payload or " +
-				"signature, signed for another digest, a `.sig` payload naming another repository)",
+			state: "`spec.verification` set and signatures of R exist but none verifies (wrong key, " +
+				"tampered payload or signature, signed for another digest, a `.sig` payload naming another repository)",
 			decision: DecisionFailed,
 			reason:   signature.ReasonInvalid,
 			writes:   "the status only (`refused`), reason `signature-invalid`; Event `VerificationFailed`",
@@ -425,8 +425,8 @@ func decisionRows() []decisionRow {
 		},
 		{
 			action: "set-env",
-			state: "the rollout of the digest last applied failed, a previous digest is recorded, the registry serves it " +
-				"in the image's repository and, with `spec.verification`, a trusted key signed it",
+			state: "the rollout of the digest last applied failed, a previous digest is recorded, " +
+				"the registry serves it in the image's repository and, with `spec.verification`, a trusted key signed it",
 			decision: DecisionRolledBack,
 			writes:   "L=A=previous digest in one patch, digest quarantined",
 			plan: one(stalled(deployment(annotated(ingestorKey, tableR,
@@ -493,8 +493,8 @@ func decisionRows() []decisionRow {
 		},
 		{
 			action: "any",
-			state: "R is quarantined at another generation (a hand-written quarantine, or another writer changed the " +
-				"Deployment since)",
+			state: "R is quarantined at another generation (a hand-written quarantine, " +
+				"or another writer changed the Deployment since)",
 			decision: DecisionRestart,
 			writes:   "as if not quarantined: a rollout whose failure quarantines R again",
 			plan: one(deployment(annotated(jobsManagerKey, tableA,

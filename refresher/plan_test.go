@@ -57,8 +57,8 @@ func TestPlanTargetRestartNeedsThePolledTagPulledAlways(t *testing.T) {
 			name:      "another tag",
 			container: "{name: api, image: docker.io/tracebloc/jobs-manager:stg, imagePullPolicy: Always}",
 			wantErr: []string{
-				`container "api" of Deployment tracebloc/stg-jobs-manager runs docker.io/tracebloc/jobs-manager:stg, not ` +
-					`docker.io/tracebloc/jobs-manager:prod`,
+				`container "api" of Deployment tracebloc/stg-jobs-manager runs docker.io/tracebloc/jobs-manager:stg, ` +
+					`not docker.io/tracebloc/jobs-manager:prod`,
 				"set the image's repository and tag",
 			},
 		},

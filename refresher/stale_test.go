@@ -114,8 +114,8 @@ func TestDecideRun(t *testing.T) {
 			cj:       cronJob(succeeded("2026-07-01T11:06:59Z"), scheduled("2026-07-01T11:37:00Z")),
 			stale:    true,
 			lastTick: "2026-07-01T11:06:59Z",
-			note: `CronJob tracebloc/stg-image-refresh: no successful tick since 2026-07-01T11:06:59Z, 3 or more ` +
-				`scheduled runs ("7,22,37,52 * * * *") ago; last scheduled 2026-07-01T11:37:00Z`,
+			note: `CronJob tracebloc/stg-image-refresh: no successful tick since 2026-07-01T11:06:59Z, ` +
+				`3 or more scheduled runs ("7,22,37,52 * * * *") ago; last scheduled 2026-07-01T11:37:00Z`,
 		},
 		{
 			name:     "a soak that ended 30 days ago",

@@ -227,8 +227,8 @@ func settle(in transitionInput, change Change) imageOutcome {
 		wait = fmt.Sprintf("%s: %s; %s waits for it (at most one rollout in flight)", where, pending, change.Decision)
 	case rollout && len(unresolved) > 0:
 		wait = fmt.Sprintf(
-			"%s: a rollout now would also pull the unresolved tag of %s, and nothing would record that digest; %s waits until "+
-				"it resolves",
+			"%s: a rollout now would also pull the unresolved tag of %s, and nothing would record that digest; "+
+				"%s waits until it resolves",
 			where,
 			strings.Join(unresolved, ", "),
 			change.Decision,
