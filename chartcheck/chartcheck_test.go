@@ -1193,7 +1193,7 @@ func TestStreamEdits(t *testing.T) {
 					`image-refresh.io/config=true; found 2: ` + config + `, ConfigMap "second" (document 8)`,
 			},
 		},
-		// Issue 10: the cases where chartcheck, postrender and the refresher disagreed.
+		// The cases where chartcheck, postrender and the refresher once disagreed.
 		{
 			name: "config ConfigMap rendered as a Helm hook",
 			old:  "    image-refresh.io/config: \"true\"\ndata:\n",

@@ -51,7 +51,7 @@ func runBenchChild(mode string, stdin io.Reader, stdout io.Writer) error {
 	}
 }
 
-// kyamlRoundTrip is the floor issue 6 measures against: read every document into an RNode and
+// kyamlRoundTrip is the floor the benchmark measures against: read every document into an RNode and
 // write them all back.
 func kyamlRoundTrip(in []byte, out io.Writer) error {
 	return kio.Pipeline{
@@ -125,7 +125,7 @@ func childRun(mode string, in []byte) (time.Duration, float64, error) {
 	return usage.Wall, usage.PeakMiB, nil
 }
 
-// TestBenchStreamShape keeps the benchmark input what issue 6 describes: ~300 bytes per object
+// TestBenchStreamShape keeps the benchmark input the shape of a large release: ~300 bytes per object
 // (1.5 MB at 5,000), Deployments, ConfigMaps and Services, a refresh config and its target.
 func TestBenchStreamShape(t *testing.T) {
 	in := benchStream(5000)

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// The cases of issue 10, each as a release stream: the post-renderer reaches the contract's
+// The cases where the binaries once disagreed, each as a release stream: the post-renderer reaches the contract's
 // rule (internal/contract) and agrees with chartcheck and the refresher.
 
 // anchoredDeployment is the target Deployment with its api container built from anchors: the
