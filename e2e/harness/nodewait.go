@@ -212,13 +212,8 @@ func PodLogs(ctx context.Context, c *Cluster, pod *corev1.Pod) (string, error) {
 		return last == nil, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf(
-			"reading the log of pod %s/%s: %w (last attempt: %v)",
-			pod.Namespace,
-			pod.Name,
-			err,
-			last,
-		) //nolint:errorlint // one cause is wrapped; the last attempt is context
+		//nolint:errorlint // one cause is wrapped; the last attempt is context
+		return "", fmt.Errorf("reading the log of pod %s/%s: %w (last attempt: %v)", pod.Namespace, pod.Name, err, last)
 	}
 	return string(out), nil
 }

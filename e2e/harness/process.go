@@ -98,13 +98,8 @@ func (p *process) stop(grace time.Duration) {
 func (p *process) running() error {
 	select {
 	case <-p.exited:
-		return fmt.Errorf(
-			"%s exited (%v); see %s:\n%s",
-			p.name,
-			p.waitErr,
-			p.logPath,
-			tail(p.logPath, 20),
-		) //nolint:errorlint // waitErr may be nil (a clean exit is a failure here too)
+		//nolint:errorlint // waitErr may be nil (a clean exit is a failure here too)
+		return fmt.Errorf("%s exited (%v); see %s:\n%s", p.name, p.waitErr, p.logPath, tail(p.logPath, 20))
 	default:
 		return nil
 	}
