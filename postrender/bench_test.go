@@ -138,7 +138,7 @@ func TestBenchStreamShape(t *testing.T) {
 	}
 	kinds := map[string]int{}
 	for _, obj := range s.objects {
-		kinds[obj.kind]++
+		kinds[obj.Kind]++
 	}
 	if len(s.objects) != 5000 || kinds["Deployment"] < 1600 || kinds["ConfigMap"] < 1600 || kinds["Service"] < 1600 {
 		t.Errorf("objects = %d by kind %v, want 5,000 split over Deployments, ConfigMaps and Services", len(s.objects), kinds)

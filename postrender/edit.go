@@ -90,14 +90,14 @@ func (s *configSource) configMapNamespace() string {
 	if s.configMap == nil {
 		return ""
 	}
-	return s.configMap.namespace
+	return s.configMap.Namespace
 }
 
 // findConfig returns the refresh config, or nil when the release carries none.
 func findConfig(objects []object, opts Options, load loader) (*configSource, error) {
 	var labelled []int
 	for i, obj := range objects {
-		if obj.isKind("ConfigMap") && obj.configLabel {
+		if obj.isKind("ConfigMap") && obj.ConfigLabel {
 			labelled = append(labelled, i)
 		}
 	}
@@ -105,7 +105,7 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 		var refusals []*RefusalError
 		own := configMapKindName(opts.Config.Metadata.Name)
 		for _, i := range labelled {
-			if obj := objects[i]; !obj.ownLabelled() || obj.kind != own.kind || obj.name != own.name {
+			if obj := objects[i]; !obj.ownLabelled() || obj.Kind != own.kind || obj.Name != own.name {
 				refusals = append(refusals, refuse(ReasonConfigConflict,
 					"--config was given, but the chart renders its own refresh config in %s (labelled %s: \"true\"); use one of "+
 						"them: drop --config to use the chart's config, or turn off the chart's config ConfigMap in its values",
@@ -133,7 +133,7 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 			var cm corev1.ConfigMap
 			return &cm, load(objects[i], &cm)
 		}
-		candidates[j] = manifest.Candidate{Hook: objects[i].hook, Namespace: objects[i].namespace, Load: load}
+		candidates[j] = manifest.Candidate{Hook: objects[i].Hook, Namespace: objects[i].Namespace, Load: load}
 	}
 	found := manifest.FindConfig(candidates, manifest.Unseen)
 	if found.Rule == manifest.ConfigFound && found.Config == nil {
@@ -167,7 +167,7 @@ func findConfig(objects []object, opts Options, load loader) (*configSource, err
 		return nil, refuse(ReasonInvalidConfig,
 			"refresh config in %s names metadata.namespace %q, but the ConfigMap is in namespace %q, where the CronJob could "+
 				"not mount it; render both in the same namespace",
-			cm.describe(), cfg.Metadata.Namespace, cm.namespace)
+			cm.describe(), cfg.Metadata.Namespace, cm.Namespace)
 	}
 	return &configSource{cfg: cfg, configMap: &cm, index: i}, nil
 }
@@ -212,7 +212,7 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 	}
 	switch img.Action {
 	case config.ActionSetEnv:
-		v = contract.CheckRenderedEnv(container, img.Env, envSource(objects, doc.namespace, load))
+		v = contract.CheckRenderedEnv(container, img.Env, envSource(objects, doc.Namespace, load))
 	case config.ActionRolloutRestart:
 		v = contract.CheckRestart(img, container)
 	case config.ActionSetImage:
@@ -229,7 +229,8 @@ func checkTarget(t contract.Target, inj *injection, objects []object, load loade
 // findObjects returns the objects of a kind (in the contract's API group) a resolved key names:
 // a target Deployment, the keys ConfigMap (manifest.Find).
 func findObjects(objects []object, key config.TargetKey) []object {
-	return manifest.Find(objects, object.model, key.Kind, key.Name, key.Namespace, manifest.Unseen)
+	model := func(o object) manifest.Object { return o.Object }
+	return manifest.Find(objects, model, key.Kind, key.Name, key.Namespace, manifest.Unseen)
 }
 
 // envSource finds, for an envFrom entry of a target in namespace, the rendered ConfigMap or
@@ -238,7 +239,7 @@ func envSource(objects []object, namespace string, load loader) contract.EnvSour
 	return func(kind, name, key string) string {
 		for _, obj := range objects {
 			var data contract.EnvData
-			if obj.model().Matches(kind, name, namespace, manifest.Unseen) && load(obj, &data) == nil && data.Defines(key) {
+			if obj.Matches(kind, name, namespace, manifest.Unseen) && load(obj, &data) == nil && data.Defines(key) {
 				return obj.describe()
 			}
 		}
@@ -276,7 +277,7 @@ func checkNamesFree(inj *injection, objects []object, drop []bool) []*RefusalErr
 	var refusals []*RefusalError
 	for _, want := range inj.names() {
 		for i, obj := range objects {
-			if drop[i] || !obj.isKind(want.kind) || obj.name != want.name || !want.inNamespace(obj, inj.namespace) {
+			if drop[i] || !obj.isKind(want.kind) || obj.Name != want.name || !want.inNamespace(obj, inj.namespace) {
 				continue
 			}
 			if inj.source.configMap != nil && i == inj.source.index {

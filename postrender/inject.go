@@ -56,12 +56,12 @@ func newInjection(src *configSource, objects []object) *injection {
 	inj := &injection{cfg: src.cfg, source: src, namespace: contract.RoleNamespace(src.cfg, src.configMapNamespace(), "")}
 	inj.grants = contract.Grants(contract.Targets(src.cfg, src.configMapNamespace(), ""), inj.namespace)
 	if src.configMap != nil {
-		inj.configMapName = src.configMap.name
+		inj.configMapName = src.configMap.Name
 	} else {
 		inj.configMapName = configMapKindName(src.cfg.Metadata.Name).name
 	}
 	for _, obj := range objects {
-		if obj.filename != "" {
+		if obj.Filename != "" {
 			inj.filename = injectedFilename
 			break
 		}
@@ -82,7 +82,7 @@ func (k kindName) inNamespace(obj object, namespace string) bool {
 	if k.namespace != "" {
 		namespace = k.namespace
 	}
-	return k.cluster || sameNamespace(obj.namespace, namespace)
+	return k.cluster || sameNamespace(obj.Namespace, namespace)
 }
 
 // configMapKindName is the ConfigMap injected with --config for a config named name.
@@ -113,7 +113,7 @@ func (inj *injection) own(obj object) bool {
 		all = append(all, inj.guardKindNames()...)
 	}
 	return slices.ContainsFunc(all, func(k kindName) bool {
-		return obj.isKind(k.kind) && obj.name == k.name && k.inNamespace(obj, inj.namespace)
+		return obj.isKind(k.kind) && obj.Name == k.name && k.inNamespace(obj, inj.namespace)
 	})
 }
 

@@ -43,7 +43,7 @@ func checkKeys(inj *injection, objects []object, allowExternal bool, load loader
 // ran, so the CronJob could not count on mounting it.
 func splitHooks(objs []object) (resources, hooks []object) {
 	for _, obj := range objs {
-		if obj.hook != "" {
+		if obj.Hook != "" {
 			hooks = append(hooks, obj)
 		} else {
 			resources = append(resources, obj)
@@ -60,7 +60,7 @@ func keysMissing(inj *injection, objects []object, hooks []object) *RefusalError
 	}
 	var hookNote string
 	for _, h := range hooks {
-		hookNote += fmt.Sprintf("; %s is a Helm hook (helm.sh/hook: %s), not a resource of the release", h.describe(), h.hook)
+		hookNote += fmt.Sprintf("; %s is a Helm hook (helm.sh/hook: %s), not a resource of the release", h.describe(), h.Hook)
 	}
 	return refuse(ReasonKeysMissing,
 		"refresh config %q verifies signatures with the keys of ConfigMap %q (spec.verification.keysConfigMap), which the "+

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/tracebloc/image-refresh/internal/manifest"
 )
 
 // asList wraps documents of the test helpers ("---", "# Source:" line, body) into one list
@@ -41,7 +43,8 @@ func helmAppliedObjects(t *testing.T, in string) []string {
 		if !ok {
 			t.Fatalf("decoded a %T", obj)
 		}
-		out = append(out, object{kind: u.GetKind(), name: u.GetName(), namespace: u.GetNamespace()}.ref())
+		o := manifest.Object{Kind: u.GetKind(), Name: u.GetName(), Namespace: u.GetNamespace()}
+		out = append(out, object{Object: o}.ref())
 	}
 	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(in), 4096)
 	for {

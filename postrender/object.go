@@ -19,8 +19,8 @@ const (
 	filenameAnnotation = manifest.FilenameAnnotation
 )
 
-// object is what the post-renderer needs to know about one object Helm applies: where it is
-// and the few identifying fields. The document itself is not kept: only the few candidates are
+// object is what the post-renderer needs to know about one object Helm applies: the stream model's object and
+// where it is in the stream. The document itself is not kept: only the few candidates are
 // parsed again, as kyaml RNodes, once the config is known.
 type object struct {
 	segment  int // index of the segment holding the document
@@ -28,20 +28,8 @@ type object struct {
 	document int // 1-based position of the document among the stream's documents, for messages
 	// segmentDocs is the number of documents in the segment.
 	segmentDocs int
-	// listItem is 1 + the object's index in its document's items when the document is a list
-	// (manifest.Object.Item); 0 for the document itself.
-	listItem int
-
-	apiVersion, kind, name, namespace string
-	// configLabel is true for an object labelled image-refresh.io/config: "true".
-	configLabel bool
-	// managedBy is the app.kubernetes.io/managed-by label.
-	managedBy string
-	// filename is Helm 4's postrender-filename annotation.
-	filename string
-	// hook is the helm.sh/hook annotation of the object or, for a list item, of its document
-	// (manifest.ItemOf).
-	hook string
+	// Object is what the stream model reads of it (manifest.Objects): identity, hook, labels, Helm 4's filename.
+	manifest.Object
 	// source is Helm 3's "# Source:" comment above the document, if any.
 	source string
 }
@@ -54,25 +42,17 @@ func documentObjects(doc *yaml.Node) ([]object, error) {
 	}
 	out := make([]object, len(objs))
 	for i, o := range objs {
-		out[i] = object{
-			listItem: o.Item, apiVersion: o.APIVersion, kind: o.Kind, name: o.Name, namespace: o.Namespace,
-			configLabel: o.ConfigLabel, managedBy: o.ManagedBy, filename: o.Filename, hook: o.Hook,
-		}
+		out[i] = object{Object: o}
 	}
 	return out, nil
 }
 
-// model is the object as the stream model knows it, for its lookups.
-func (o object) model() manifest.Object {
-	return manifest.Object{APIVersion: o.apiVersion, Kind: o.kind, Name: o.name, Namespace: o.namespace}
-}
-
 // decodeObject decodes an object (as documentObjects listed it) from the bytes of its document.
 func decodeObject(raw []byte, obj object, into any) error {
-	if obj.listItem == 0 {
+	if obj.Item == 0 {
 		return contract.Decode(raw, into)
 	}
-	return contract.DecodeListItem(raw, obj.listItem-1, into)
+	return contract.DecodeListItem(raw, obj.Item-1, into)
 }
 
 // encodeDocument encodes a parsed document again, anchors, merge keys and duplicate keys as
@@ -87,22 +67,22 @@ func encodeDocument(doc *yaml.Node) ([]byte, error) {
 
 // ref names an object the way kubectl does, with its namespace when it has one.
 func (o object) ref() string {
-	if o.namespace != "" {
-		return fmt.Sprintf("%s %s/%s", o.kind, o.namespace, o.name)
+	if o.Namespace != "" {
+		return fmt.Sprintf("%s %s/%s", o.Kind, o.Namespace, o.Name)
 	}
-	return fmt.Sprintf("%s %s", o.kind, o.name)
+	return fmt.Sprintf("%s %s", o.Kind, o.Name)
 }
 
 // where says which document of the stream the object is, with the chart file it came from.
 func (o object) where() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "document %d", o.document)
-	if o.listItem > 0 {
-		b.WriteString(" at " + manifest.ItemPath(o.listItem-1))
+	if o.Item > 0 {
+		b.WriteString(" at " + manifest.ItemPath(o.Item-1))
 	}
 	switch {
-	case o.filename != "":
-		fmt.Fprintf(&b, ", %s", o.filename)
+	case o.Filename != "":
+		fmt.Fprintf(&b, ", %s", o.Filename)
 	case o.source != "":
 		fmt.Fprintf(&b, ", %s", o.source)
 	}
@@ -113,12 +93,12 @@ func (o object) where() string {
 func (o object) describe() string { return fmt.Sprintf("%s (%s)", o.ref(), o.where()) }
 
 // isKind reports whether the object is of a kind, in the API group the contract knows it by.
-func (o object) isKind(kind string) bool { return o.model().IsKind(kind) }
+func (o object) isKind(kind string) bool { return o.IsKind(kind) }
 
 // ownLabelled reports whether the object carries the post-renderer's managed-by label and is a
 // document of its own (it never injects lists, so a list item is the chart's). Whether it is
 // one the post-renderer injected also depends on its kind and name: see injection.own.
-func (o object) ownLabelled() bool { return o.managedBy == ManagedByValue && o.listItem == 0 }
+func (o object) ownLabelled() bool { return o.ManagedBy == ManagedByValue && o.Item == 0 }
 
 // sameNamespace matches namespaces as the post-renderer sees them (manifest.Unseen).
 func sameNamespace(a, b string) bool { return manifest.Unseen.Same(a, b) }

@@ -21,12 +21,12 @@ func checkWriters(configName string, objects []object, drop []bool, targets []co
 			continue
 		}
 		kept = append(kept, obj)
-		source := obj.filename
+		source := obj.Filename
 		if source == "" {
 			source = obj.source
 		}
 		rendered = append(rendered, contract.Rendered{
-			APIVersion: obj.apiVersion, Kind: obj.kind, Namespace: obj.namespace, Name: obj.name, Source: source,
+			APIVersion: obj.APIVersion, Kind: obj.Kind, Namespace: obj.Namespace, Name: obj.Name, Source: source,
 			Decode: func(into any) error { return load(obj, into) },
 		})
 	}
