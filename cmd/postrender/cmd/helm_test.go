@@ -124,14 +124,7 @@ func TestHelm4Plugin(t *testing.T) {
 	bin := buildPostrender(t)
 	env := helmEnv(t)
 
-	// The plugin directory as `make plugin` lays it out.
-	pluginDir := filepath.Join(t.TempDir(), "image-refresh")
-	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	copyFile(t, "../../../postrender/plugin/plugin.yaml", filepath.Join(pluginDir, "plugin.yaml"), 0o644)
-	copyFile(t, bin, filepath.Join(pluginDir, "postrender"), 0o755)
-	runHelm(t, env, helm, "plugin", "install", pluginDir)
+	installPlugin(t, env, helm, bin)
 
 	t.Run("floating images inject the CronJob", func(t *testing.T) {
 		out := runHelm(t, env, helm, "template", releaseName, testChart, "--post-renderer", "image-refresh")
@@ -228,6 +221,18 @@ func buildPostrender(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// installPlugin installs the plugin into env's Helm 4, its directory laid out as `make plugin` lays it out.
+func installPlugin(t *testing.T, env []string, helm, bin string) {
+	t.Helper()
+	pluginDir := filepath.Join(t.TempDir(), "image-refresh")
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, "../../../postrender/plugin/plugin.yaml", filepath.Join(pluginDir, "plugin.yaml"), 0o644)
+	copyFile(t, bin, filepath.Join(pluginDir, "postrender"), 0o755)
+	runHelm(t, env, helm, "plugin", "install", pluginDir)
 }
 
 // helmEnv isolates Helm from the user's configuration, plugins and caches.

@@ -108,18 +108,11 @@ type libraryCase struct {
 	allowExternalKeys   bool
 }
 
-// TestLibraryChartHelm3: for each config, a parent chart that includes charts/image-refresh renders
-// byte for byte the documents postrender appends with --config; postrender over that chart's output
-// (config from the carried ConfigMap, or --config) accepts it and leaves every document as it was;
-// chartcheck passes on the chart.
-func TestLibraryChartHelm3(t *testing.T) {
-	helm := tools.Require(t, tools.Helm3)
-	bin := buildPostrender(t)
-	env := helmEnv(t)
-	t.Setenv(errorFileEnv, "")
+// libraryCases are the parent charts the library-chart tests render, each with the config its objects come from.
+var libraryCases = func() []libraryCase {
 	const postrenderChart = "../../../testdata/postrender/chart"
 	tbLike := []string{"imageRefresh.enabled=false"} // the chart's own refresher off: one refresher per target
-	for _, tc := range []libraryCase{
+	return []libraryCase{
 		{name: "with-library", chart: withLibraryChart, config: filepath.Join(withLibraryChart, "image-refresh",
 			"refresh.yaml"), release: "stg", namespace: "tracebloc"},
 		{name: "refresh.yaml", chart: postrenderChart, config: "../../../testdata/config/refresh.yaml", release: "stg",
@@ -132,7 +125,19 @@ func TestLibraryChartHelm3(t *testing.T) {
 		// set-image with IfNotPresent, a chart that upgrades itself in the cluster (autoUpgrade).
 		{name: "tracebloc-like", chart: "../../../testdata/charts/tracebloc-like",
 			config: "../../../testdata/config/tracebloc-like.yaml", release: "rel", namespace: "tb", values: tbLike},
-	} {
+	}
+}()
+
+// TestLibraryChartHelm3: for each config, a parent chart that includes charts/image-refresh renders
+// byte for byte the documents postrender appends with --config; postrender over that chart's output
+// (config from the carried ConfigMap, or --config) accepts it and leaves every document as it was;
+// chartcheck passes on the chart.
+func TestLibraryChartHelm3(t *testing.T) {
+	helm := tools.Require(t, tools.Helm3)
+	bin := buildPostrender(t)
+	env := helmEnv(t)
+	t.Setenv(errorFileEnv, "")
+	for _, tc := range libraryCases {
 		t.Run(tc.name, func(t *testing.T) {
 			chart := parentChart(t, tc)
 			objects := objectsOf(t, tc.config)
@@ -142,22 +147,7 @@ func TestLibraryChartHelm3(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(chart, "image-refresh", "objects.yaml"), objects, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			template := func(values []string, postrenderArgs ...string) string {
-				args := []string{"template", tc.release, chart, "-n", tc.namespace, "--kube-version", kubeVersion}
-				for _, v := range append(slices.Clone(tc.values), values...) {
-					args = append(args, "--set", v)
-				}
-				if postrenderArgs != nil {
-					args = append(args, "--post-renderer", bin)
-					if tc.allowExternalKeys {
-						postrenderArgs = append(postrenderArgs, "--allow-external-keys")
-					}
-					for _, a := range postrenderArgs {
-						args = append(args, "--post-renderer-args", a)
-					}
-				}
-				return runHelm(t, env, helm, args...)
-			}
+			template := templateFunc(t, env, helm, bin, tc, chart)
 			withoutObjects := []string{"imageRefreshObjects.enabled=false"}
 
 			// What postrender appends to the chart without the objects is exactly `postrender objects`.
@@ -222,6 +212,28 @@ func TestLibraryChartHelm3(t *testing.T) {
 				t.Errorf("chartcheck on the chart that carries the objects: %d checks passed\n%s", passed, text.String())
 			}
 		})
+	}
+}
+
+// templateFunc runs `helm template` of a parent chart with the case's values and more; with postrenderArgs (even
+// none) through postRenderer: the postrender binary (Helm 3) or the plugin's name (Helm 4).
+func templateFunc(t *testing.T, env []string, helm, postRenderer string, tc libraryCase, chart string,
+) func(values []string, postrenderArgs ...string) string {
+	return func(values []string, postrenderArgs ...string) string {
+		args := []string{"template", tc.release, chart, "-n", tc.namespace, "--kube-version", kubeVersion}
+		for _, v := range append(slices.Clone(tc.values), values...) {
+			args = append(args, "--set", v)
+		}
+		if postrenderArgs != nil {
+			args = append(args, "--post-renderer", postRenderer)
+			if tc.allowExternalKeys {
+				postrenderArgs = append(postrenderArgs, "--allow-external-keys")
+			}
+			for _, a := range postrenderArgs {
+				args = append(args, "--post-renderer-args", a)
+			}
+		}
+		return runHelm(t, env, helm, args...)
 	}
 }
 
