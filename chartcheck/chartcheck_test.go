@@ -1491,6 +1491,18 @@ func TestParseStream(t *testing.T) {
 			},
 		},
 		{
+			// cli-runtime decodes any document with an items field as a list: items: null applies nothing.
+			name: "items: null is an empty List",
+			in: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nitems: null\n---\napiVersion: v1\n" +
+				"kind: Service\nmetadata: {name: c}\n",
+			want: []string{`Service "c" (document 2)`},
+		},
+		{
+			name:    "items that are no list",
+			in:      "apiVersion: v1\nkind: List\nitems: {a: b}\n",
+			wantErr: "document 1: items is not a list, which Helm refuses",
+		},
+		{
 			name: "List item without kind",
 			in: "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n" +
 				"- {metadata: {name: b}}\n",

@@ -79,7 +79,7 @@ type objectHeader struct {
 
 // parseStream splits a rendered stream into objects. Documents holding only comments or
 // whitespace are dropped; anything else must be a Kubernetes object with a kind. A List (any
-// object with a top-level items array) stands for its items (manifest.ItemOf). Helm refuses a
+// object with a top-level items field) stands for its items (manifest.ItemOf). Helm refuses a
 // List nested in a List (manifest.Objects); its items are checked all the same, so that none
 // goes unseen.
 func parseStream(data []byte) (*stream, error) {
@@ -124,8 +124,13 @@ func (s *stream) add(d *document, list *manifest.Object) error {
 	if err := yaml.Unmarshal(d.Raw, &items); err != nil {
 		return fmt.Errorf("%s: %w", d.position(), err)
 	}
-	var raws []json.RawMessage
-	if json.Unmarshal(items.Items, &raws) == nil && raws != nil {
+	// Any items field makes a List, as cli-runtime's decoder reads it (manifest.Objects): items: null is an empty
+	// one, whose document applies nothing.
+	if items.Items != nil {
+		var raws []json.RawMessage
+		if err := json.Unmarshal(items.Items, &raws); err != nil {
+			return fmt.Errorf("%s: items is not a list, which Helm refuses: %w", d.position(), err)
+		}
 		for i, raw := range raws {
 			itemPath := manifest.ItemPath(i)
 			if d.Item != "" {
