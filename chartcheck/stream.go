@@ -142,9 +142,7 @@ func (s *stream) add(d *document, list *manifest.Object) error {
 		}
 		return nil
 	}
-	if d.Source == "" {
-		d.Source = header.Metadata.Annotations[manifest.FilenameAnnotation]
-	}
+	d.Source = manifest.ChartFile(d.Source, header.Metadata.Annotations[manifest.FilenameAnnotation])
 	d.APIVersion, d.Kind, d.Hook = obj.APIVersion, obj.Kind, obj.Hook
 	d.Name, d.Namespace, d.Labels = header.Metadata.Name, header.Metadata.Namespace, header.Metadata.Labels
 	s.Docs = append(s.Docs, d)

@@ -80,11 +80,8 @@ func (o object) where() string {
 	if o.Item > 0 {
 		b.WriteString(" at " + manifest.ItemPath(o.Item-1))
 	}
-	switch {
-	case o.Filename != "":
-		fmt.Fprintf(&b, ", %s", o.Filename)
-	case o.source != "":
-		fmt.Fprintf(&b, ", %s", o.source)
+	if file := manifest.ChartFile(o.source, o.Filename); file != "" {
+		fmt.Fprintf(&b, ", %s", file)
 	}
 	return b.String()
 }

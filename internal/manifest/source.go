@@ -35,3 +35,12 @@ func Source(doc []byte) string {
 	}
 	return ""
 }
+
+// ChartFile is the chart file a document came from, for messages: Helm 4's filename annotation, by which Helm files
+// it after post-rendering, else Helm 3's "# Source:" comment.
+func ChartFile(sourceComment, filenameAnnotation string) string {
+	if filenameAnnotation != "" {
+		return filenameAnnotation
+	}
+	return sourceComment
+}

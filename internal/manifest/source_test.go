@@ -30,3 +30,16 @@ func TestIsDocumentMarker(t *testing.T) {
 		}
 	}
 }
+
+func TestChartFile(t *testing.T) {
+	for _, tc := range []struct{ comment, annotation, want string }{
+		{"c/templates/a.yaml", "", "c/templates/a.yaml"},
+		{"", "c/templates/b.yaml", "c/templates/b.yaml"},
+		{"c/templates/a.yaml", "c/templates/b.yaml", "c/templates/b.yaml"}, // Helm 4 files it by the annotation
+		{"", "", ""},
+	} {
+		if got := ChartFile(tc.comment, tc.annotation); got != tc.want {
+			t.Errorf("ChartFile(%q, %q) = %q; want %q", tc.comment, tc.annotation, got, tc.want)
+		}
+	}
+}
