@@ -22,12 +22,14 @@ import (
 	"github.com/tracebloc/image-refresh/internal/contract/guard"
 )
 
-// TestDaemonSetInAnotherNamespace runs a config whose target is a DaemonSet in another namespace than the
-// refresher's on the real API server: the objects are what the real `postrender objects` renders (a Role and
+// TestDaemonSetInAnotherNamespace runs, on the real API server, a config whose targets are a DaemonSet in another
+// namespace than the refresher's and a Deployment of the same name in the refresher's, which the guard must tell
+// apart by namespace and resource. The objects are what the real `postrender objects` renders (a Role and
 // RoleBinding in each namespace, the guard over both), applied with kubectl; the refresher runs as its CronJob's
 // pod would. The first tick records, a push restarts the agent container and pins the exporter container in one
-// write of the DaemonSet, a steady tick writes nothing, and the refresher's token may write nothing else: RBAC
-// refuses other objects of that namespace, the guard other fields of the DaemonSet.
+// write of the DaemonSet (and restarts the Deployment), a steady tick writes nothing, and the refresher's token may
+// write nothing else: RBAC refuses other objects of that namespace, the guard other fields of the DaemonSet and the
+// DaemonSet's annotation on the Deployment.
 func TestDaemonSetInAnotherNamespace(t *testing.T) {
 	w := setup(t)
 	ctx, client := t.Context(), w.cluster.Client
@@ -43,7 +45,7 @@ func TestDaemonSetInAnotherNamespace(t *testing.T) {
 			_ = client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
 		})
 	}
-	agentRepo, exporterRepo := home+"/agent", home+"/exporter"
+	agentRepo, exporterRepo, webRepo := home+"/agent", home+"/exporter", home+"/web"
 	push := func(repo string) string {
 		t.Helper()
 		d, err := w.registry.PushImage(ctx, repo, "prod")
@@ -53,6 +55,7 @@ func TestDaemonSetInAnotherNamespace(t *testing.T) {
 		return d
 	}
 	push(agentRepo)
+	push(webRepo)
 	push(exporterRepo)
 
 	labels := map[string]string{"app": "agent"}
@@ -72,6 +75,24 @@ func TestDaemonSetInAnotherNamespace(t *testing.T) {
 		}
 	}
 
+	// A Deployment of the refresher's own namespace with the DaemonSet's name: the guard must tell them apart by
+	// namespace and resource.
+	replicas := int32(0)
+	webLabels := map[string]string{"app": "web"}
+	_, err := client.AppsV1().Deployments(home).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent"},
+		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: webLabels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: webLabels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{
+					{Name: "web", Image: w.registry.Repository(webRepo) + ":prod", ImagePullPolicy: corev1.PullAlways},
+				}},
+			}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "refresh.yaml")
 	cfg := fmt.Sprintf(`apiVersion: image-refresh.io/v1alpha1
@@ -83,8 +104,11 @@ spec:
      target: {kind: DaemonSet, name: agent, namespace: %[2]s, container: agent}}
   - {name: exporter, repository: %[4]s, tag: prod, action: set-image, annotation: x.io/exporter,
      target: {kind: DaemonSet, name: agent, namespace: %[2]s, container: exporter}}
+  - {name: web, repository: %[6]s, tag: prod, action: rollout-restart, annotation: x.io/web,
+     target: {kind: Deployment, name: agent, container: web}}
   job: {image: %[5]s}
-`, home, agents, w.registry.Repository(agentRepo), w.registry.Repository(exporterRepo), w.refresherImageRef)
+`, home, agents, w.registry.Repository(agentRepo), w.registry.Repository(exporterRepo), w.refresherImageRef,
+		w.registry.Repository(webRepo))
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -184,13 +208,26 @@ spec:
 		}
 	}
 
-	tick(map[string]string{"agent": "record", "exporter": "record"})
+	web := func() *appsv1.Deployment {
+		t.Helper()
+		dep, err := client.AppsV1().Deployments(home).Get(ctx, "agent", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dep
+	}
+	tick(map[string]string{"agent": "record", "exporter": "record", "web": "record"})
 	ds1 := daemonSet()
 	if ds1.Annotations["x.io/agent"] == "" || ds1.Spec.Template.Annotations != nil {
 		t.Fatalf("first observation: annotations %v, template annotations %v", ds1.Annotations, ds1.Spec.Template.Annotations)
 	}
-	agent, exporter := push(agentRepo), push(exporterRepo)
-	tick(map[string]string{"agent": "restart", "exporter": "update-image"})
+	agent, exporter, webDigest := push(agentRepo), push(exporterRepo), push(webRepo)
+	tick(map[string]string{"agent": "restart", "exporter": "update-image", "web": "restart"})
+	if dep := web(); dep.Annotations["x.io/web"] != webDigest || dep.Annotations["x.io/agent"] != "" ||
+		dep.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
+		t.Errorf("Deployment %s/agent after a push: annotations %v, template annotations %v", home, dep.Annotations,
+			dep.Spec.Template.Annotations)
+	}
 	ds2 := daemonSet()
 	containers := ds2.Spec.Template.Spec.Containers
 	if ds2.Generation != ds1.Generation+1 || ds2.Annotations["x.io/agent"] != agent ||
@@ -201,7 +238,7 @@ spec:
 		t.Fatalf("after a push (generation %d → %d): annotations %v, template annotations %v, containers %+v",
 			ds1.Generation, ds2.Generation, ds2.Annotations, ds2.Spec.Template.Annotations, containers)
 	}
-	tick(map[string]string{"agent": "unchanged", "exporter": "unchanged"})
+	tick(map[string]string{"agent": "unchanged", "exporter": "unchanged", "web": "unchanged"})
 	if ds3 := daemonSet(); ds3.ResourceVersion != ds2.ResourceVersion {
 		t.Errorf("a steady tick wrote the DaemonSet (resourceVersion %s → %s)", ds2.ResourceVersion, ds3.ResourceVersion)
 	}
@@ -223,5 +260,13 @@ spec:
 		if err := patchAs("agent", body); err == nil || !strings.Contains(err.Error(), denial) {
 			t.Errorf("patching %s as the refresher: %v; want the guard's %q", body, err, denial)
 		}
+	}
+	// The Deployment of the same name may take its own annotation only, not the DaemonSet's.
+	_, err = asRefresher.AppsV1().Deployments(home).Patch(ctx, "agent", types.StrategicMergePatchType,
+		[]byte(`{"metadata":{"annotations":{"x.io/agent":"sha256:`+strings.Repeat("0", 64)+`"}}}`),
+		metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+	if err == nil || !strings.Contains(err.Error(), "annotation x.io/agent may not change") {
+		t.Errorf("writing the DaemonSet's annotation on Deployment %s/agent as the refresher: %v; want the guard's denial",
+			home, err)
 	}
 }
