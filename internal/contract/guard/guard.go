@@ -21,7 +21,7 @@ import (
 )
 
 // The admission guard is a ValidatingAdmissionPolicy bound to the refresher's ServiceAccount:
-// RBAC lets that identity patch its target Deployments, and a patch can change anything in the
+// RBAC lets that identity patch its targets (Deployments, DaemonSets), and a patch can change anything in the
 // pod template, so the API server itself allows it only the changes the refresher makes.
 //
 // How the CEL is built. CEL compares whole sub-objects (a == b is deep equality) but has no
@@ -42,9 +42,10 @@ import (
 //     hex, the repository exactly as configured (what the refresher writes).
 // Containers keep their names and order; a container no set-env or set-image image writes is
 // compared whole.
-// A validation that concerns one target starts with "object.metadata.name != '<target>' ||".
-// Server-written metadata (resourceVersion, generation, managedFields) is not compared: the API
-// server sets it on every update before admission, and it runs nothing.
+// A validation that concerns one target starts with "object.metadata.name != '<target>' ||", or, where the guard
+// covers several namespaces or kinds, with the negation of the target's match (targetMatch).
+// Server-written metadata (resourceVersion, generation, managedFields, a DaemonSet's template generation) is not
+// compared: the API server sets it on every update before admission, and it runs nothing.
 
 const (
 	// guardSuffix names the guard's policy and binding: "<config name>-guard", followed by
