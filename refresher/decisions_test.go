@@ -52,6 +52,14 @@ func restartImage() config.Image {
 	}
 }
 
+// podsMonitorImage is pods-monitor as the example config refreshes it: rollout-restart, beside jobs-manager.
+func podsMonitorImage() config.Image {
+	img := restartImage()
+	img.Name, img.Repository, img.Annotation = "pods-monitor", "docker.io/tracebloc/pods-monitor", podsMonitorKey
+	img.Target.Container = "pods-monitor"
+	return img
+}
+
 // pinImage is jobs-manager refreshed by set-image.
 func pinImage() config.Image {
 	img := restartImage()

@@ -97,19 +97,7 @@ func FuzzDecide(f *testing.F) {
 				rep := &ImageReport{Name: cfgImage.Name, Digest: registry}
 				images := []targetImage{{report: rep, image: cfgImage}}
 				if otherFails {
-					other := config.Image{
-						Name:       "pods-monitor",
-						Repository: "docker.io/tracebloc/pods-monitor",
-						Tag:        "prod",
-						Action:     config.ActionRolloutRestart,
-						Target: config.Target{
-							Kind:      config.KindDeployment,
-							Name:      deploymentName,
-							Namespace: namespace,
-							Container: "pods-monitor",
-						},
-						Annotation: podsMonitorKey,
-					}
+					other := podsMonitorImage()
 					images = append(
 						images,
 						targetImage{index: 1, report: &ImageReport{Name: other.Name}, image: other, lookupErr: errLookup},

@@ -639,27 +639,7 @@ func TestCompletedRolloutIsNotBlamedForLaterUnreadiness(t *testing.T) {
 // A status follows its rollout across the refresher's own annotation-only writes, never onto a
 // rollout another image's change starts in the same patch.
 func TestStatusGenerationFollowsOnlyItsOwnRollout(t *testing.T) {
-	jm := config.Image{
-		Name:       "jobs-manager",
-		Repository: "docker.io/tracebloc/jobs-manager",
-		Tag:        "prod",
-		Action:     config.ActionRolloutRestart,
-		Target:     config.Target{Kind: config.KindDeployment, Name: deploymentName, Namespace: namespace, Container: "api"},
-		Annotation: jobsManagerKey,
-	}
-	pm := config.Image{
-		Name:       "pods-monitor",
-		Repository: "docker.io/tracebloc/pods-monitor",
-		Tag:        "prod",
-		Action:     config.ActionRolloutRestart,
-		Target: config.Target{
-			Kind:      config.KindDeployment,
-			Name:      deploymentName,
-			Namespace: namespace,
-			Container: "pods-monitor",
-		},
-		Annotation: podsMonitorKey,
-	}
+	jm, pm := restartImage(), podsMonitorImage()
 	inFlight := func(digest string) string {
 		return Status{
 			State:      StateOK,
