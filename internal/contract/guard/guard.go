@@ -353,9 +353,8 @@ func (l guardLevel) compared(kinds []string) []string {
 	var fields []string
 	if l.Type != nil {
 		fields = guardFields(l.Type)
-	}
-	for _, kind := range kinds {
-		if l.Type == nil {
+	} else { // the spec level: the fields of every target kind's spec, each once
+		for _, kind := range kinds {
 			for _, f := range guardFields(specTypes[kind]) {
 				fields = appendNew(fields, f)
 			}
